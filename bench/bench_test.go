@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// The benchmarks run the experiments themselves with b.N as the exact count, so
+// `benchstat -col /transport` sets TCP beside UDP for the same workload.
+
+var benchSizes = []int{64, 1024, 8192}
+
+func benchEnv(b *testing.B) *runEnv {
+	e := testEnv(b)
+	e.warmup = 0
+	e.timeout = 200 * time.Millisecond
+	return e
+}
+
+func BenchmarkStream(b *testing.B) {
+	for _, name := range []string{"tcp", "udp"} {
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("transport=%s/size=%d", name, size), func(b *testing.B) {
+				nw := mustNetwork(b, name, NetOptions{NoDelay: true})
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				m, _, err := runStream(context.Background(), benchEnv(b), nw, Params{Size: size, Streams: 1, Count: uint64(b.N)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(m.LostMsgs)/float64(max(m.SentMsgs, 1)), "lost/msg")
+				b.ReportMetric(float64(m.ReorderedMsgs)/float64(max(m.SentMsgs, 1)), "reordered/msg")
+				b.ReportMetric(m.GoodputBps/1e6, "goodput-Mbit/s")
+			})
+		}
+	}
+}
+
+func BenchmarkPingPong(b *testing.B) {
+	for _, name := range []string{"tcp", "udp"} {
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("transport=%s/size=%d", name, size), func(b *testing.B) {
+				nw := mustNetwork(b, name, NetOptions{NoDelay: true})
+				b.SetBytes(int64(2 * size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				m, _, err := runPingPong(context.Background(), benchEnv(b), nw, Params{Size: size, Count: uint64(b.N)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(m.LostMsgs)/float64(max(m.SentMsgs, 1)), "lost/msg")
+				if m.RTT != nil && m.RTT.P99 != nil {
+					b.ReportMetric(float64(*m.RTT.P99), "p99-rtt-ns")
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkConnect(b *testing.B) {
+	for _, name := range []string{"tcp", "udp"} {
+		b.Run(fmt.Sprintf("transport=%s/size=64", name), func(b *testing.B) {
+			nw := mustNetwork(b, name, NetOptions{NoDelay: true})
+			b.ReportAllocs()
+			b.ResetTimer()
+			m, _, err := runConnect(context.Background(), benchEnv(b), nw, Params{Size: 64, Count: uint64(b.N)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(m.LostMsgs)/float64(max(m.SentMsgs, 1)), "lost/op")
+			if m.RTT != nil && m.RTT.P99 != nil {
+				b.ReportMetric(float64(*m.RTT.P99), "p99-first-answer-ns")
+			}
+			b.ReportMetric(float64(m.ServerSockets)/float64(max(m.SentMsgs, 1)), "server-sockets/op")
+		})
+	}
+}

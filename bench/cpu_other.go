@@ -1,0 +1,15 @@
+//go:build !unix
+
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+// ReadUsage is not implemented off Unix: it returns an error wrapping
+// errors.ErrUnsupported.
+func ReadUsage() (Usage, error) {
+	return Usage{}, fmt.Errorf("bench: getrusage: %w on %s", errors.ErrUnsupported, runtime.GOOS)
+}

@@ -1,0 +1,251 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Experiment names, as --experiments and reports spell them.
+const (
+	ExpStream   = "stream"
+	ExpPingPong = "pingpong"
+	ExpConnect  = "connect"
+)
+
+// An experimentFunc runs one cell: one experiment, one transport, one set of params.
+// It returns the measured figures and warnings; an error means no figures.
+type experimentFunc func(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error)
+
+var experiments = map[string]experimentFunc{
+	ExpStream:   runStream,
+	ExpPingPong: runPingPong,
+	ExpConnect:  runConnect,
+}
+
+// Experiments lists the experiment names in the order the default suite runs them.
+func Experiments() []string { return []string{ExpStream, ExpPingPong, ExpConnect} }
+
+// runEnv is what every cell of one run shares.
+type runEnv struct {
+	epoch   time.Time // send times are ns since epoch, on the monotonic clock
+	run     uint64    // run id carried in every header
+	seed    int64     // payload seed
+	address string    // where the server end listens, host:port
+	warmup  time.Duration
+	drain   time.Duration
+	timeout time.Duration
+	batch   int // most messages per Send/Recv call
+}
+
+// cellLimit bounds one cell's run time, whatever happens: the duration with warm-up
+// and drain plus a grace period, or maxCountCell in count mode.
+func (e *runEnv) cellLimit(p Params) time.Duration {
+	if p.Count > 0 {
+		return maxCountCell
+	}
+	return e.warmup + time.Duration(p.DurationS*float64(time.Second)) + e.drain + 30*time.Second
+}
+
+// maxCountCell bounds a cell run with --count.
+const maxCountCell = 10 * time.Minute
+
+// now is the monotonic time since the run's epoch, in ns.
+func (e *runEnv) now() int64 { return int64(time.Since(e.epoch)) }
+
+// pollInterval bounds every blocking Recv, so loops notice cancellation.
+const pollInterval = 50 * time.Millisecond
+
+// isTimeout reports whether err is an expired deadline.
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isClosed reports whether err means the endpoint or its peer is gone.
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// isDatagramRefusal reports whether a send error refused one datagram but leaves the
+// socket usable: the kernel had no buffer, or ICMP said nobody listens. A stream
+// transport never returns these mid-stream.
+func isDatagramRefusal(err error) bool {
+	return errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EHOSTUNREACH)
+}
+
+// server accepts endpoints and runs serve on each, until stop. It owns every
+// goroutine it starts: stop returns only when all have returned.
+type server struct {
+	l       Listener
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex             // guards conns, errs, sockets
+	conns   map[Transport]struct{} // endpoints being served
+	errs    []error
+	sockets int // endpoints Accept returned
+}
+
+// startServer listens on e.address and serves every accepted endpoint with serve.
+// serve must return when its Transport is closed.
+func startServer(ctx context.Context, e *runEnv, nw Network, serve func(ctx context.Context, t Transport) error) (*server, error) {
+	l, err := nw.Listen(ctx, e.address)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), e.address, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &server{l: l, cancel: cancel, conns: make(map[Transport]struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			t, err := l.Accept(ctx)
+			if err != nil {
+				return // closed or cancelled: stop says why it stopped
+			}
+			s.mu.Lock()
+			s.conns[t] = struct{}{}
+			s.sockets++
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				err := serve(ctx, t)
+				t.Close() // a serve that gave up must not leave its peer blocked
+				s.mu.Lock()
+				delete(s.conns, t)
+				if err != nil && !isClosed(err) && ctx.Err() == nil {
+					s.errs = append(s.errs, err)
+				}
+				s.mu.Unlock()
+			}()
+		}
+	}()
+	return s, nil
+}
+
+// addr is the address clients dial.
+func (s *server) addr() string { return s.l.Addr().String() }
+
+// acceptedCount is how many endpoints Accept has returned.
+func (s *server) acceptedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sockets
+}
+
+// endpoints returns the endpoints accepted so far.
+func (s *server) endpoints() []Transport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := make([]Transport, 0, len(s.conns))
+	for t := range s.conns {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// stop closes the listener and every accepted endpoint, waits for every goroutine,
+// and returns the first error a serve returned.
+func (s *server) stop() error {
+	s.cancel()
+	s.l.Close()
+	for _, t := range s.endpoints() {
+		t.Close()
+	}
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) > 0 {
+		return s.errs[0]
+	}
+	return nil
+}
+
+// echo answers every message with itself until t is closed or ctx is done. It is
+// the server of pingpong and connect: for TCP one runs per connection, for UDP one
+// serves every client through the shared socket.
+func echo(ctx context.Context, t Transport, batch, size int) error {
+	batch = max(1, min(batch, (1<<20)/size))
+	bufs := makeBufs(batch, size)
+	sizes := make([]int, batch)
+	out := make([][]byte, batch)
+	for ctx.Err() == nil {
+		if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
+			return err
+		}
+		n, err := t.Recv(bufs, sizes)
+		for i := 0; i < n; i++ {
+			out[i] = bufs[i][:sizes[i]]
+		}
+		if n > 0 {
+			if _, serr := t.Send(out[:n]); serr != nil && !isDatagramRefusal(serr) {
+				return serr
+			}
+		}
+		if err != nil {
+			if isTimeout(err) {
+				continue
+			}
+			if isClosed(err) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// makeBufs returns n buffers of size bytes each, carved from one allocation.
+func makeBufs(n, size int) [][]byte {
+	backing := make([]byte, n*size)
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = backing[i*size : (i+1)*size : (i+1)*size]
+	}
+	return bufs
+}
+
+// retransmits sums TCP_INFO total_retrans over the transports that can report it;
+// ok is false when none can.
+func retransmits(ts []Transport) (total uint64, ok bool) {
+	for _, t := range ts {
+		if ti, is := t.(TCPInfoer); is {
+			if info, err := ti.TCPInfo(); err == nil {
+				total += uint64(info.TotalRetrans)
+				ok = true
+			}
+		}
+	}
+	return total, ok
+}
+
+// recvDrops sums the receive-buffer drop counters of the transports that can report
+// them; ok is false when none can.
+func recvDrops(ts []Transport) (total uint64, ok bool) {
+	for _, t := range ts {
+		if rd, is := t.(RecvDropper); is {
+			if d, err := rd.RecvDrops(); err == nil {
+				total += d
+				ok = true
+			}
+		}
+	}
+	return total, ok
+}
+
+func u64p(v uint64) *uint64    { return &v }
+func f64p(v float64) *float64  { return &v }
+func seconds(ns int64) float64 { return float64(ns) / 1e9 }

@@ -1,0 +1,266 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// testEnv is a run environment for one test, on an ephemeral loopback port.
+func testEnv(tb testing.TB) *runEnv {
+	tb.Helper()
+	return &runEnv{epoch: time.Now(), run: newRunID(), seed: 7, address: "127.0.0.1:0",
+		warmup: 20 * time.Millisecond, drain: 500 * time.Millisecond, timeout: 100 * time.Millisecond, batch: 64}
+}
+
+func mustNetwork(tb testing.TB, name string, o NetOptions) Network {
+	tb.Helper()
+	nw, err := NetworkByName(name, o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return nw
+}
+
+// impairedNetwork wraps a real Network: its clients' Sends drop, duplicate or hold
+// back the messages whose sequence numbers the plan names. The sockets stay real;
+// only the known answer is arranged.
+type impairedNetwork struct {
+	Network
+	drop, dup map[uint64]bool
+	holdBack  map[uint64]uint64 // seq → the seq after which it is sent
+}
+
+func (n impairedNetwork) Dial(ctx context.Context, addr string) (Transport, error) {
+	t, err := n.Network.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &impaired{Transport: t, n: n, held: map[uint64][]byte{}}, nil
+}
+
+type impaired struct {
+	Transport
+	n    impairedNetwork
+	held map[uint64][]byte
+}
+
+func (t *impaired) Send(msgs [][]byte) (int, error) {
+	var out [][]byte
+	for _, m := range msgs {
+		h, err := DecodeHeader(m)
+		if err != nil || (h.Kind != KindData && h.Kind != KindRequest) {
+			out = append(out, m)
+			continue
+		}
+		switch {
+		case t.n.drop[h.Seq]:
+			continue
+		case t.n.dup[h.Seq]:
+			out = append(out, m, m)
+		default:
+			if _, ok := t.n.holdBack[h.Seq]; ok {
+				t.held[h.Seq] = append([]byte(nil), m...)
+				continue
+			}
+			out = append(out, m)
+		}
+		for s, after := range t.n.holdBack {
+			if after == h.Seq && t.held[s] != nil {
+				out = append(out, t.held[s])
+				delete(t.held, s)
+			}
+		}
+	}
+	if len(out) > 0 {
+		if _, err := t.Transport.Send(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(msgs), nil
+}
+
+func TestStreamKnownAnswer(t *testing.T) {
+	// Sequence numbers from 0: of 0..9, 3 and 7 never leave, 5 leaves twice, and 8
+	// is held back until 9 has gone.
+	tests := []struct {
+		name                   string
+		transport              string
+		impair                 bool
+		count                  uint64
+		lost, dup, reord, recv uint64
+		socketLossOK           bool
+	}{
+		{name: "tcp clean", transport: "tcp", count: 5000, recv: 5000},
+		// A busy host may overflow the receive buffer: then every lost message must be
+		// a counted socket drop (checked below), and none is lost in the "network".
+		{name: "udp clean", transport: "udp", count: 2000, recv: 2000, socketLossOK: true},
+		{name: "udp drop 3 and 7, dup 5, 8 after 9", transport: "udp", impair: true, count: 10, lost: 2, dup: 1, reord: 1, recv: 9},
+		{name: "tcp drop 3 and 7, dup 5, 8 after 9", transport: "tcp", impair: true, count: 10, lost: 2, dup: 1, reord: 1, recv: 9},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var nw Network = mustNetwork(t, tc.transport, NetOptions{NoDelay: true})
+			if tc.impair {
+				nw = impairedNetwork{Network: nw, drop: map[uint64]bool{3: true, 7: true}, dup: map[uint64]bool{5: true}, holdBack: map[uint64]uint64{8: 9}}
+			}
+			e := testEnv(t)
+			p := Params{Size: 1024, Streams: 1, Count: tc.count, RateBps: 200e6}
+			m, w, err := runStream(context.Background(), e, nw, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("metrics %+v warnings %v", m, w)
+			if tc.socketLossOK && m.DropsSocket != nil && *m.DropsSocket > 0 {
+				if m.LostMsgs != *m.DropsSocket+m.DropsSender || *m.DropsNetwork != 0 {
+					t.Errorf("lost %d, socket drops %d, sender drops %d, network %d: want lost = socket + sender, network 0",
+						m.LostMsgs, *m.DropsSocket, m.DropsSender, *m.DropsNetwork)
+				}
+				t.Logf("host too busy for a clean run: %d socket drops, all accounted", *m.DropsSocket)
+				tc.lost, tc.recv = m.LostMsgs, tc.count-m.LostMsgs
+			}
+			if m.SentMsgs != tc.count || m.LostMsgs != tc.lost || m.DupMsgs != tc.dup || m.ReorderedMsgs != tc.reord || m.RecvMsgs != tc.recv {
+				t.Errorf("sent %d recv %d lost %d dup %d reordered %d; want sent %d recv %d lost %d dup %d reordered %d",
+					m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, tc.count, tc.recv, tc.lost, tc.dup, tc.reord)
+			}
+			if m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
+				t.Errorf("sent %d != recv %d − dup %d + lost %d", m.SentMsgs, m.RecvMsgs, m.DupMsgs, m.LostMsgs)
+			}
+			if want := (tc.count - tc.lost) * 1024; m.RecvBytes != want {
+				t.Errorf("recv bytes %d, want %d", m.RecvBytes, want)
+			}
+			if m.GoodputBps <= 0 || m.RecvIntervalS <= 0 {
+				t.Errorf("goodput %v over %v s, want both > 0", m.GoodputBps, m.RecvIntervalS)
+			}
+			if tc.transport == "tcp" && !tc.impair && m.Retransmits == nil {
+				t.Errorf("tcp: no retransmit count")
+			}
+			if tc.transport == "udp" && (m.DropsSocket == nil || m.DropsNetwork == nil) {
+				t.Errorf("udp: drops not attributed: socket %v network %v", m.DropsSocket, m.DropsNetwork)
+			}
+			if tc.impair && tc.transport == "udp" && *m.DropsNetwork != tc.lost {
+				t.Errorf("udp: drops_network %d, want %d (the two dropped before the socket)", *m.DropsNetwork, tc.lost)
+			}
+		})
+	}
+}
+
+// TestStreamSocketDrops floods a UDP receiver with a tiny receive buffer: every
+// message that never arrives is counted lost, one for one, and attributed.
+func TestStreamSocketDrops(t *testing.T) {
+	nw := mustNetwork(t, "udp", NetOptions{RecvBuffer: 4096})
+	e := testEnv(t)
+	const count = 20000
+	m, w, err := runStream(context.Background(), e, nw, Params{Size: 1024, Streams: 2, Count: count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sent %d recv %d lost %d socket %v sender %d network %v warnings %v", m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket), m.DropsSender, deref(m.DropsNetwork), w)
+	if m.SentMsgs != 2*count {
+		t.Fatalf("sent %d, want %d", m.SentMsgs, 2*count)
+	}
+	if m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
+		t.Errorf("sent %d != recv %d − dup %d + lost %d", m.SentMsgs, m.RecvMsgs, m.DupMsgs, m.LostMsgs)
+	}
+	if m.DropsSocket == nil || *m.DropsSocket == 0 {
+		t.Fatalf("drops_socket %v, want > 0 with a 4 KiB receive buffer", deref(m.DropsSocket))
+	}
+	if got := *m.DropsSocket + m.DropsSender + *m.DropsNetwork; got != m.LostMsgs {
+		t.Errorf("socket %d + sender %d + network %d = %d, want lost %d", *m.DropsSocket, m.DropsSender, *m.DropsNetwork, got, m.LostMsgs)
+	}
+}
+
+func deref(p *uint64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func TestPingPongKnownAnswer(t *testing.T) {
+	for _, name := range []string{"tcp", "udp"} {
+		t.Run(name, func(t *testing.T) {
+			e := testEnv(t)
+			m, _, err := runPingPong(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: 64, Count: 2000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.SentMsgs != 2000 || m.RecvMsgs != 2000 || m.LostMsgs != 0 {
+				t.Errorf("sent %d recv %d lost %d, want 2000 2000 0", m.SentMsgs, m.RecvMsgs, m.LostMsgs)
+			}
+			if m.RTT == nil || m.RTT.Samples != 2000 || m.RTT.P50 == nil || m.RTT.P99 == nil || m.RTT.P999 != nil {
+				t.Fatalf("rtt %+v: want 2000 samples, p50 and p99 set, p99.9 n/a", m.RTT)
+			}
+			if m.RTT.Min <= 0 || *m.RTT.P50 < m.RTT.Min || m.RTT.Max < *m.RTT.P99 {
+				t.Errorf("rtt out of order: %+v", m.RTT)
+			}
+		})
+	}
+	t.Run("udp lost request times out", func(t *testing.T) {
+		e := testEnv(t)
+		e.timeout = 30 * time.Millisecond
+		nw := impairedNetwork{Network: mustNetwork(t, "udp", NetOptions{}), drop: map[uint64]bool{}, dup: map[uint64]bool{}}
+		// Warm-up requests take sequence numbers first: drop by count from the start
+		// of measurement instead, so no warm-up here.
+		e.warmup = 0
+		nw.drop[10], nw.drop[20] = true, true
+		m, _, err := runPingPong(context.Background(), e, nw, Params{Size: 64, Count: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.SentMsgs != 100 || m.RecvMsgs != 98 || m.LostMsgs != 2 || m.Timeouts != 2 || m.RTT.Samples != 98 {
+			t.Errorf("sent %d recv %d lost %d timeouts %d samples %d, want 100 98 2 2 98", m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.Timeouts, m.RTT.Samples)
+		}
+	})
+}
+
+func TestConnectSockets(t *testing.T) {
+	want := map[string]int{"tcp": 200, "udp": 1}
+	for _, name := range []string{"tcp", "udp"} {
+		t.Run(name, func(t *testing.T) {
+			e := testEnv(t)
+			m, _, err := runConnect(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: 64, Count: 200})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.SentMsgs != 200 || m.RecvMsgs != 200 || m.LostMsgs != 0 {
+				t.Errorf("sent %d recv %d lost %d, want 200 200 0", m.SentMsgs, m.RecvMsgs, m.LostMsgs)
+			}
+			if m.ServerSockets != want[name] {
+				t.Errorf("server sockets %d, want %d", m.ServerSockets, want[name])
+			}
+			if m.RTT == nil || m.RTT.Samples != 200 || m.TransPerS <= 0 {
+				t.Errorf("rtt %+v trans/s %v", m.RTT, m.TransPerS)
+			}
+		})
+	}
+}
+
+func TestRunDurationMode(t *testing.T) {
+	p := Plan{Sizes: []int{64, 1024}, Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond, Drain: 200 * time.Millisecond}
+	rep, err := Run(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// stream and pingpong: 2 sizes × 2 transports; connect: 1 size × 2.
+	if len(rep.Results) != 10 {
+		t.Fatalf("%d results, want 10", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			t.Errorf("%s %s %d: %s", r.Experiment, r.Transport, r.Params.Size, r.Error)
+		}
+		if r.Transport == "tcp" && r.Metrics.LostMsgs != 0 {
+			t.Errorf("%s tcp size %d lost %d", r.Experiment, r.Params.Size, r.Metrics.LostMsgs)
+		}
+		if r.Experiment == ExpStream && r.Transport == "udp" {
+			m := r.Metrics
+			if m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
+				t.Errorf("udp size %d: sent %d != recv %d − dup %d + lost %d", r.Params.Size, m.SentMsgs, m.RecvMsgs, m.DupMsgs, m.LostMsgs)
+			}
+		}
+	}
+	if len(rep.Properties) == 0 {
+		t.Error("no properties")
+	}
+}

@@ -1,0 +1,203 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Unit formatting for the renderers: small pure functions, plain ASCII, three
+// significant digits. Bits/s are decimal SI (PITFALLS.md 12 asks for labelled,
+// comparable figures); durations come in nanoseconds.
+
+// unit is one step of a scale: values are divided by div and suffixed with suffix
+// (which starts with a space for a unit name, not for an SI prefix: "1.23M").
+type unit struct {
+	div    float64
+	suffix string
+}
+
+var (
+	bpsUnits = []unit{{1, " bit/s"}, {1e3, " kbit/s"}, {1e6, " Mbit/s"}, {1e9, " Gbit/s"}, {1e12, " Tbit/s"}}
+	durUnits = []unit{{1, " ns"}, {1e3, " us"}, {1e6, " ms"}, {1e9, " s"}}
+	siUnits  = []unit{{1, ""}, {1e3, "k"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}}
+)
+
+// roundSig rounds x to n significant digits.
+func roundSig(x float64, n int) float64 {
+	if x == 0 || math.IsInf(x, 0) || math.IsNaN(x) {
+		return x
+	}
+	p := math.Pow(10, float64(n)-math.Ceil(math.Log10(math.Abs(x))))
+	return math.Round(x*p) / p
+}
+
+// pickUnit returns the largest unit in which ref reads at least 1 once rounded to
+// three significant digits, so 999.6 Mbit/s reads 1.00 Gbit/s, never 1000 Mbit/s.
+func pickUnit(ref float64, units []unit) unit {
+	for i := len(units) - 1; i > 0; i-- {
+		if math.Abs(roundSig(ref/units[i].div, 3)) >= 1 {
+			return units[i]
+		}
+	}
+	return units[0]
+}
+
+// decimals is how many decimals show three significant digits of x (0 at or above 100).
+func decimals(x float64) int {
+	r := math.Abs(roundSig(x, 3))
+	switch {
+	case r == 0 || r >= 100:
+		return 0
+	case r >= 10:
+		return 1
+	case r >= 1:
+		return 2
+	}
+	// Below 1: enough decimals for three significant digits, at most 6.
+	return min(6, 2-int(math.Floor(math.Log10(r))))
+}
+
+// scaled formats v in unit u with d decimals and no unit name.
+func scaled(v float64, u unit, d int) string {
+	return strconv.FormatFloat(v/u.div, 'f', d, 64)
+}
+
+// format3 formats v with three significant digits in the unit that suits it. In the
+// base unit of an integer scale (ns, bit/s) it prints no decimals.
+func format3(v float64, units []unit, intBase bool) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	u := pickUnit(v, units)
+	d := decimals(v / u.div)
+	if intBase && u.div == 1 {
+		d = 0
+	}
+	return scaled(v, u, d) + u.suffix
+}
+
+// bps formats bits per second in decimal SI: "941 Mbit/s", "1.23 Gbit/s", "512 kbit/s".
+func bps(v float64) string { return format3(v, bpsUnits, true) }
+
+// dur formats a duration given in nanoseconds: "850 ns", "12.3 us", "1.20 ms", "2.00 s".
+func dur(ns float64) string { return format3(ns, durUnits, true) }
+
+// secs formats a duration given in seconds, like dur.
+func secs(s float64) string { return dur(s * 1e9) }
+
+// si formats a rate or other real number with an SI prefix: "950", "12.5", "812k", "1.23M".
+func si(v float64) string { return format3(v, siUnits, false) }
+
+// num formats a plain real number with three significant digits ("0.912", "12.3", "4521").
+func num(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	if math.Abs(v) >= 1000 {
+		return group(int64(math.Round(v)))
+	}
+	return strconv.FormatFloat(v, 'f', decimals(v), 64)
+}
+
+// count formats a number of things: exact with thousands grouping below a million
+// ("12,345"), SI above ("1.23M").
+func count(n uint64) string {
+	if n < 1e6 {
+		return group(int64(n))
+	}
+	return si(float64(n))
+}
+
+// group writes n with commas between groups of three digits.
+func group(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// pct formats a fraction as a percentage: 0.0012 -> "0.12%". A non-zero fraction
+// never reads "0.00%": below 0.01% it reads "<0.01%".
+func pct(f float64) string {
+	x := f * 100
+	switch {
+	case math.IsNaN(x) || math.IsInf(x, 0):
+		return "-"
+	case x == 0:
+		return "0%"
+	case x == 100:
+		return "100%"
+	case math.Abs(x) < 0.01:
+		return "<0.01%"
+	case math.Abs(x) >= 10:
+		return strconv.FormatFloat(x, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64) + "%"
+}
+
+// ratio formats part/whole as a percentage, or "" when whole is 0.
+func ratio(part, whole uint64) string {
+	if whole == 0 {
+		return ""
+	}
+	return pct(float64(part) / float64(whole))
+}
+
+// countOf formats a count with its share of a whole: "12 (0.12%)"; a zero count or
+// an empty whole prints the count alone.
+func countOf(part, whole uint64) string {
+	if part == 0 || whole == 0 {
+		return count(part)
+	}
+	return count(part) + " (" + ratio(part, whole) + ")"
+}
+
+// interval formats a median with its confidence interval in one unit: symmetric
+// intervals read "941 +/- 12 Mbit/s (n=5)", others "941 [925, 960] Mbit/s (n=5)". A
+// confidence other than 95% is named: "(n=3, 75% CI)".
+func interval(iv Interval, runs int, units []unit, intBase bool) string {
+	u := pickUnit(iv.Median, units)
+	d := decimals(iv.Median / u.div)
+	if intBase && u.div == 1 {
+		d = 0
+	}
+	f := func(v float64) string { return scaled(v, u, d) }
+	suffix := u.suffix
+	if !strings.HasPrefix(suffix, " ") { // an SI prefix goes on every number: "625k [610k, 631k]"
+		f = func(v float64) string { return scaled(v, u, d) + u.suffix }
+		suffix = ""
+	}
+	tag := fmt.Sprintf("(n=%d)", runs)
+	if iv.Confidence > 0 && math.Abs(iv.Confidence-0.95) > 1e-9 {
+		c := strconv.FormatFloat(roundSig(iv.Confidence*100, 3), 'f', -1, 64)
+		tag = fmt.Sprintf("(n=%d, %s%% CI)", runs, c)
+	}
+	up, down := f(iv.Hi-iv.Median), f(iv.Median-iv.Lo)
+	var s string
+	if up == down {
+		s = f(iv.Median) + " +/- " + up
+	} else {
+		s = f(iv.Median) + " [" + f(iv.Lo) + ", " + f(iv.Hi) + "]"
+	}
+	return s + suffix + " " + tag
+}
+
+// FormatBps prints bits/s in decimal SI with three significant digits ("941 Mbit/s"),
+// as the tables do; for progress lines and other renderers outside this package.
+func FormatBps(v float64) string { return bps(v) }
+
+// FormatNs prints a duration given in nanoseconds with three significant digits
+// ("12.3 us"), as the tables do.
+func FormatNs(ns float64) string { return dur(ns) }

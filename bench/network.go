@@ -1,0 +1,170 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/tcpvsudp/tcpvsudp/tcp"
+	"github.com/tcpvsudp/tcpvsudp/udp"
+)
+
+// The leaf transports satisfy the interfaces declared here.
+var (
+	_ Transport   = (*tcp.Conn)(nil)
+	_ Transport   = (*udp.Conn)(nil)
+	_ RecvDropper = (*udp.Conn)(nil)
+	_ BufferSizer = (*udp.Conn)(nil)
+	_ BufferSizer = (*tcp.Conn)(nil)
+	_ TCPInfoer   = tcpConn{}
+)
+
+// NetOptions shape the sockets every transport opens.
+type NetOptions struct {
+	RecvBuffer int  // SO_RCVBUF request, bytes; 0 = kernel default
+	SendBuffer int  // SO_SNDBUF request, bytes; 0 = kernel default
+	NoDelay    bool // TCP_NODELAY (TCP only: UDP has no Nagle)
+}
+
+// Transports lists the transport names NetworkByName knows, sorted.
+func Transports() []string {
+	names := make([]string, 0, len(networks))
+	for n := range networks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+var networks = map[string]func(NetOptions) Network{
+	"tcp": func(o NetOptions) Network {
+		return tcpNetwork{tcp.Options{NoDelay: o.NoDelay, RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer}}
+	},
+	"udp": func(o NetOptions) Network {
+		return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer}}
+	},
+}
+
+// NetworkByName returns the Network for a transport name ("tcp" or "udp").
+func NetworkByName(name string, o NetOptions) (Network, error) {
+	f, ok := networks[name]
+	if !ok {
+		return nil, fmt.Errorf("bench: unknown transport %q (known: %s)", name, strings.Join(Transports(), ", "))
+	}
+	return f(o), nil
+}
+
+type tcpNetwork struct{ o tcp.Options }
+
+func (tcpNetwork) Name() string    { return "tcp" }
+func (tcpNetwork) MaxMessage() int { return tcp.DefaultMaxMessage }
+
+func (n tcpNetwork) Listen(ctx context.Context, address string) (Listener, error) {
+	l, err := tcp.Listen(ctx, address, n.o)
+	if err != nil {
+		return nil, err
+	}
+	return tcpListener{l}, nil
+}
+
+func (n tcpNetwork) Dial(ctx context.Context, address string) (Transport, error) {
+	c, err := tcp.Dial(ctx, address, n.o)
+	if err != nil {
+		return nil, err
+	}
+	return tcpConn{c}, nil
+}
+
+type tcpListener struct{ l *tcp.Listener }
+
+func (l tcpListener) Accept(ctx context.Context) (Transport, error) {
+	c, err := l.l.Accept(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tcpConn{c}, nil
+}
+func (l tcpListener) Addr() net.Addr { return l.l.Addr() }
+func (l tcpListener) Close() error   { return l.l.Close() }
+
+// tcpConn adds the TCPInfoer capability to a tcp.Conn.
+type tcpConn struct{ *tcp.Conn }
+
+func (c tcpConn) TCPInfo() (TCPInfo, error) {
+	i, err := c.Info()
+	if err != nil {
+		return TCPInfo{}, err
+	}
+	return TCPInfo{TotalRetrans: i.TotalRetrans, RTT: i.RTT, RTTVar: i.RTTVar, SndCwnd: i.SndCwnd, SndMSS: i.SndMSS}, nil
+}
+
+type udpNetwork struct{ o udp.Options }
+
+func (udpNetwork) Name() string    { return "udp" }
+func (udpNetwork) MaxMessage() int { return udp.MaxPayloadIPv4 }
+
+func (n udpNetwork) Listen(ctx context.Context, address string) (Listener, error) {
+	c, err := udp.Listen(ctx, address, n.o)
+	if err != nil {
+		return nil, err
+	}
+	return &udpListener{c: c, closed: make(chan struct{})}, nil
+}
+
+func (n udpNetwork) Dial(ctx context.Context, address string) (Transport, error) {
+	return udp.Dial(ctx, address, n.o)
+}
+
+// udpListener makes a datagram socket look like a listener: the first Accept returns
+// the one socket that serves every peer; later ones wait for Close.
+type udpListener struct {
+	c         *udp.Conn
+	mu        sync.Mutex // guards accepted
+	accepted  bool
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close
+}
+
+func (l *udpListener) Accept(ctx context.Context) (Transport, error) {
+	l.mu.Lock()
+	first := !l.accepted
+	l.accepted = true
+	l.mu.Unlock()
+	select {
+	case <-l.closed:
+		return nil, fmt.Errorf("udp: accept on %v: %w", l.c.LocalAddr(), net.ErrClosed)
+	default:
+	}
+	if first {
+		return l.c, nil
+	}
+	select {
+	case <-l.closed:
+		return nil, fmt.Errorf("udp: accept on %v: %w", l.c.LocalAddr(), net.ErrClosed)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *udpListener) Addr() net.Addr { return l.c.LocalAddr() }
+
+func (l *udpListener) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.closed)
+		err = l.c.Close()
+	})
+	return err
+}
+
+// isOversize reports a datagram that did not fit its buffer: that one is lost to the
+// reader, the socket reads on.
+func isOversize(err error) bool { return errors.Is(err, udp.ErrTruncated) }
+
+// isStreamBroken reports a frame too large to read: a byte stream cannot skip it, so
+// the connection is done.
+func isStreamBroken(err error) bool { return errors.Is(err, tcp.ErrMessageTooLarge) }

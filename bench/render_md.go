@@ -1,0 +1,244 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// RenderMarkdown writes r as a markdown report: what was run and how to reproduce it,
+// the properties table, one section per experiment with TCP and UDP side by side for
+// every metric, the metric definitions and the warnings. It shows the same tables as
+// RenderText; cells are escaped here (tablewriter's markdown renderer escapes nothing).
+func RenderMarkdown(w io.Writer, r *Report) error {
+	var b bytes.Buffer
+	b.WriteString("# tcpvsudp report\n\n")
+	b.WriteString(mdIntro(r))
+	if len(r.Properties) > 0 {
+		b.WriteString("\n## Properties\n\n")
+		b.WriteString("*Each textbook claim, what each transport did, and the measured figures behind it.*\n\n")
+		if err := writeTable(&b, propertiesTable(r), true); err != nil {
+			return fmt.Errorf("render markdown: properties: %w", err)
+		}
+	}
+	for _, s := range buildSections(r) {
+		fmt.Fprintf(&b, "\n## %s\n\n*%s*\n", mdText(s.title), mdText(s.note))
+		for _, t := range s.tables {
+			b.WriteString("\n")
+			if t.caption != "" {
+				fmt.Fprintf(&b, "%s:\n\n", mdText(t.caption))
+			}
+			if err := writeTable(&b, t, true); err != nil {
+				return fmt.Errorf("render markdown: %s: %w", s.exp, err)
+			}
+		}
+		if len(s.also) > 0 {
+			b.WriteString("\nAlso counted:\n\n")
+			for _, l := range s.also {
+				fmt.Fprintf(&b, "- %s\n", mdText(l))
+			}
+		}
+	}
+	b.WriteString("\n## Metric definitions\n\n")
+	b.WriteString(mdDefinitions)
+	if ws := warnings(r); len(ws) > 0 {
+		b.WriteString("\n## Warnings\n\n")
+		for _, l := range ws {
+			fmt.Fprintf(&b, "- %s\n", mdText(l))
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// mdIntro is the opening paragraph: what was run, where, and the command line.
+func mdIntro(r *Report) string {
+	e, c := r.Env, r.Config
+	var s []string
+	what := "Ran " + andList(codeAll(c.Experiments))
+	if len(c.Transports) > 0 {
+		what += " over " + andList(upperAll(c.Transports))
+	}
+	if e.Host != "" {
+		what += " on host " + code(e.Host)
+	}
+	var sys []string
+	if os := strings.TrimSpace(e.OS + " " + e.Kernel + archSuffix(e.Arch)); os != "" {
+		sys = append(sys, os)
+	}
+	if e.Go != "" {
+		sys = append(sys, e.Go)
+	}
+	if e.CPUs > 0 {
+		sys = append(sys, fmt.Sprintf("%d CPUs, GOMAXPROCS %d", e.CPUs, e.GOMAXPROCS))
+	}
+	if len(sys) > 0 {
+		what += " (" + strings.Join(sys, ", ") + ")"
+	}
+	if e.Link.Kind != "" {
+		what += ", " + e.Link.Kind + " link"
+		if e.Link.Addr != "" {
+			what += " to " + code(e.Link.Addr)
+		}
+		if e.Link.MTU > 0 {
+			what += fmt.Sprintf(" (MTU %d)", e.Link.MTU)
+		}
+	}
+	if len(e.Link.Impair) > 0 {
+		what += ", impaired with " + kvList(e.Link.Impair)
+	}
+	s = append(s, what+".")
+
+	ran := "Each cell ran"
+	switch {
+	case c.Count > 0:
+		ran = "Each cell sent " + count(c.Count) + " msgs per stream"
+	case c.DurationS > 0:
+		ran += " " + secs(c.DurationS)
+	}
+	if c.WarmupS > 0 {
+		ran += " after a " + secs(c.WarmupS) + " warm-up"
+	}
+	if c.DrainS > 0 {
+		ran += ", then drained " + secs(c.DrainS)
+	}
+	var cell []string
+	if len(c.Sizes) > 0 {
+		sizes := make([]string, len(c.Sizes))
+		for i, z := range c.Sizes {
+			sizes[i] = fmt.Sprintf("%d B", z)
+		}
+		cell = append(cell, "sizes "+andList(sizes))
+	}
+	if c.Streams > 0 {
+		cell = append(cell, fmt.Sprintf("%d stream%s", c.Streams, plural(c.Streams)))
+	}
+	cell = append(cell, rateLabel(c.RateBps))
+	if c.TimeoutS > 0 && slices.Contains(transportOrder(r), "udp") {
+		cell = append(cell, "UDP request timeout "+secs(c.TimeoutS))
+	}
+	if c.Repeat > 0 {
+		cell = append(cell, fmt.Sprintf("repeat %d", c.Repeat))
+	}
+	cell = append(cell, fmt.Sprintf("seed %d", c.Seed))
+	if c.Quick {
+		cell = append(cell, "quick mode")
+	}
+	s = append(s, ran+"; "+strings.Join(cell, ", ")+".")
+
+	var when []string
+	if c.Started != "" {
+		when = append(when, "Started "+c.Started)
+	}
+	if c.WallS > 0 {
+		when = append(when, "wall time "+secs(c.WallS))
+	}
+	if len(when) > 0 {
+		s = append(s, strings.Join(when, ", ")+".")
+	}
+	if len(e.Sockets) > 0 {
+		var socks []string
+		for _, tr := range sockOrder(r) {
+			k := e.Sockets[tr]
+			socks = append(socks, fmt.Sprintf("%s receive %s B, send %s B", tr, group(int64(k.RecvBuffer)), group(int64(k.SendBuffer))))
+		}
+		s = append(s, "Socket buffers granted: "+strings.Join(socks, "; ")+".")
+	}
+	if r.Tool != "" {
+		s = append(s, "Written by "+r.Tool+".")
+	}
+	if c.Command != "" {
+		s = append(s, "To reproduce: "+code(c.Command))
+	}
+	return strings.Join(s, " ") + "\n"
+}
+
+// sockOrder lists the transports of Env.Sockets in column order, then any others sorted.
+func sockOrder(r *Report) []string {
+	var out []string
+	for _, tr := range transportOrder(r) {
+		if _, ok := r.Env.Sockets[tr]; ok {
+			out = append(out, tr)
+		}
+	}
+	var rest []string
+	for tr := range r.Env.Sockets {
+		if !slices.Contains(out, tr) {
+			rest = append(rest, tr)
+		}
+	}
+	slices.Sort(rest)
+	return append(out, rest...)
+}
+
+const mdDefinitions = `- **goodput**: unique, intact payload bits received / the receiver's measured interval (decimal SI); msgs/s likewise in messages. Sender figures (sender rate) are reported apart, never mixed in.
+- **lost**: sent - unique received, counted after a drain period; attributed to sender drops (failed sends), socket drops (receive-buffer overflow, SO_MEMINFO) and network drops (the rest).
+- **duplicate**: a sequence number seen before.
+- **reordered** (RFC 4737): arrived with a sequence number below the highest already seen.
+- **jitter**: RFC 3550 section 6.4.1 interarrival jitter, J += (|D| - J)/16; the final value.
+- **RTT**: monotonic time from sending a request to receiving its reply (never halved), in nanoseconds in an HDR histogram (3 significant digits). A percentile q is shown only with at least 10/(1-q) samples, else "n/a (N samples)".
+- **retransmits**: TCP_INFO total_retrans delta on the sender socket.
+- **CPU s/GB**: process user+sys CPU seconds per GB moved (getrusage); on loopback both ends share the process.
+- **median +/- half-width (n=R)**, **median [lo, hi] (n=R)**: with --repeat R, the median of R runs and its distribution-free 95% confidence interval.
+`
+
+// mdCell escapes a table cell: "|" would end the cell and a newline the row.
+func mdCell(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	s = strings.ReplaceAll(s, "\r\n", "<br>")
+	s = strings.ReplaceAll(s, "\n", "<br>")
+	return strings.ReplaceAll(s, "\r", "<br>")
+}
+
+// mdText keeps free text on one line.
+func mdText(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// code wraps s in a code span, with a fence longer than any backtick run inside.
+func code(s string) string {
+	fence := "`"
+	for strings.Contains(s, fence) {
+		fence += "`"
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		return fence + " " + s + " " + fence
+	}
+	return fence + s + fence
+}
+
+func codeAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = code(s)
+	}
+	return out
+}
+
+func upperAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToUpper(s)
+	}
+	return out
+}
+
+// andList joins "a", "a and b", "a, b and c".
+func andList(ss []string) string {
+	switch len(ss) {
+	case 0:
+		return ""
+	case 1:
+		return ss[0]
+	}
+	return strings.Join(ss[:len(ss)-1], ", ") + " and " + ss[len(ss)-1]
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,374 @@
+package bench
+
+import (
+	"bytes"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the renderers' output")
+
+func ptr[T any](v T) *T { return &v }
+
+// latencyStats builds LatencyStats with every percentile present, in ns.
+func latencyStats(samples uint64, min, p50, p90, p99, p999, max int64) *LatencyStats {
+	return &LatencyStats{Samples: samples, Min: min, P50: &p50, P90: &p90, P99: &p99, P999: &p999, Max: max,
+		Mean: float64(p50) * 1.1, Stddev: float64(p90-p50) / 2}
+}
+
+// testReport is a fixed report: both transports, three experiments, two sizes, a
+// percentile with too few samples, a result with repeats, warnings, and cells that
+// need markdown escaping.
+func testReport() *Report {
+	p := func(size int) Params { return Params{Size: size, Streams: 1, DurationS: 2} }
+	fewer := latencyStats(420, 21_000, 30_500, 41_200, 88_000, 0, 2_300_000)
+	fewer.P999 = nil // 420 samples cannot support p99.9 (needs 10,000)
+	return &Report{
+		Schema: Schema,
+		Tool:   "tcpvsudp v0.1.0",
+		Env: Env{
+			Host: "testhost", OS: "linux", Arch: "amd64", Kernel: "6.18.0", Go: "go1.26.0",
+			CPUs: 8, GOMAXPROCS: 8,
+			Link: Link{Kind: "loopback", Addr: "127.0.0.1:0", MTU: 65536},
+			Sockets: map[string]Sock{
+				"tcp": {RecvBuffer: 131072, SendBuffer: 16384},
+				"udp": {RecvBuffer: 425984, SendBuffer: 425984},
+			},
+		},
+		Config: Config{
+			Command:     "tcpvsudp run --sizes 64,1400 --duration 2s --seed 42 --json run.json",
+			Transports:  []string{"tcp", "udp"},
+			Experiments: []string{"stream", "pingpong", "connect"},
+			Sizes:       []int{64, 1400},
+			Streams:     1,
+			DurationS:   2,
+			Repeat:      1,
+			Seed:        42,
+			WarmupS:     0.5,
+			DrainS:      0.5,
+			TimeoutS:    1,
+			Started:     "2026-11-26T02:00:00Z",
+			WallS:       37.4,
+		},
+		Results: []Result{
+			{Experiment: "stream", Transport: "tcp", Params: p(64), Metrics: Metrics{
+				SentMsgs: 9_500_000, RecvMsgs: 9_500_000, SentBytes: 608_000_000, RecvBytes: 608_000_000,
+				GoodputBps: 2.432e9, MsgsPerS: 4.75e6, SendRateBps: 2.44e9, SendMsgsPerS: 4.76e6,
+				RecvIntervalS: 2, SendIntervalS: 2, DrainS: 0.5,
+				JitterNs: ptr(210.4), Retransmits: ptr(uint64(0)), CPUSecPerGB: ptr(1.64),
+			}},
+			{Experiment: "stream", Transport: "udp", Params: p(64), Metrics: Metrics{
+				SentMsgs: 3_100_000, RecvMsgs: 2_985_000, LostMsgs: 115_000, ReorderedMsgs: 12, ReorderExtent: 3,
+				SentBytes: 198_400_000, RecvBytes: 191_040_000,
+				GoodputBps: 764.2e6, MsgsPerS: 1.4925e6, SendRateBps: 793.6e6, SendMsgsPerS: 1.55e6,
+				RecvIntervalS: 2, SendIntervalS: 2, DrainS: 0.5,
+				JitterNs: ptr(1830.0), CPUSecPerGB: ptr(9.81), DropsSender: 0,
+				DropsSocket: ptr(uint64(115_000)), DropsNetwork: ptr(uint64(0)),
+			}},
+			{Experiment: "stream", Transport: "tcp", Params: p(1400), Metrics: Metrics{
+				SentMsgs: 3_400_000, RecvMsgs: 3_400_000, SentBytes: 4_760_000_000, RecvBytes: 4_760_000_000,
+				GoodputBps: 19.04e9, MsgsPerS: 1.7e6, SendRateBps: 19.1e9, SendMsgsPerS: 1.705e6,
+				RecvIntervalS: 2, SendIntervalS: 2, DrainS: 0.5,
+				JitterNs: ptr(95.0), Retransmits: ptr(uint64(3)), CPUSecPerGB: ptr(0.212),
+			}},
+			{Experiment: "stream", Transport: "udp", Params: p(1400), Metrics: Metrics{
+				SentMsgs: 1_250_000, RecvMsgs: 1_249_990, LostMsgs: 12, DupMsgs: 2, CorruptMsgs: 1,
+				SentBytes: 1_750_000_000, RecvBytes: 1_749_983_200,
+				GoodputBps: 6.9999e9, MsgsPerS: 624_995, SendRateBps: 7.0e9, SendMsgsPerS: 625_000,
+				RecvIntervalS: 2, SendIntervalS: 2, DrainS: 0.5,
+				JitterNs: ptr(512.0), CPUSecPerGB: ptr(0.918), DropsSender: 4,
+				DropsSocket: ptr(uint64(8)), DropsNetwork: ptr(uint64(0)),
+			},
+				Repeat: &Repeat{Runs: 5, CI: map[string]Interval{
+					"goodput_bps": {Median: 6.9999e9, Lo: 6.8999e9, Hi: 7.0999e9, Confidence: 0.95},
+					"msgs_per_s":  {Median: 624_995, Lo: 610_000, Hi: 631_000, Confidence: 0.9375},
+					"lost_msgs":   {Median: 12, Lo: 8, Hi: 15, Confidence: 0.9375},
+				}},
+				Warnings: []string{"receive buffer: want 4194304, got 425984 (net.core.rmem_max caps it)"},
+			},
+			{Experiment: "pingpong", Transport: "tcp", Params: p(64), Metrics: Metrics{
+				SentMsgs: 61_000, RecvMsgs: 61_000, MsgsPerS: 30_500,
+				RTT: latencyStats(61_000, 19_800, 31_200, 35_100, 52_000, 140_000, 1_210_000),
+			}},
+			{Experiment: "pingpong", Transport: "udp", Params: p(64), Metrics: Metrics{
+				SentMsgs: 80_001, RecvMsgs: 80_000, LostMsgs: 1, Timeouts: 1, MsgsPerS: 40_000,
+				RTT: latencyStats(80_000, 14_100, 24_600, 27_900, 41_000, 98_500, 1_000_000_000),
+			}},
+			{Experiment: "pingpong", Transport: "tcp", Params: p(1400), Metrics: Metrics{
+				SentMsgs: 420, RecvMsgs: 420, MsgsPerS: 210, RTT: fewer,
+			}},
+			{Experiment: "pingpong", Transport: "udp", Params: p(1400), Metrics: Metrics{
+				SentMsgs: 71_000, RecvMsgs: 71_000, MsgsPerS: 35_500, LateMsgs: 2,
+				RTT: latencyStats(71_000, 16_000, 27_300, 30_100, 45_800, 101_000, 990_000),
+			}},
+			{Experiment: "connect", Transport: "tcp", Params: p(64), Metrics: Metrics{
+				SentMsgs: 24_000, RecvMsgs: 24_000, TransPerS: 12_000, ServerSockets: 24_000,
+				RTT: latencyStats(24_000, 52_000, 80_400, 96_000, 151_000, 420_000, 2_050_000),
+			}},
+			{Experiment: "connect", Transport: "udp", Params: p(64), Metrics: Metrics{
+				SentMsgs: 60_000, RecvMsgs: 59_998, LostMsgs: 2, Timeouts: 2, TransPerS: 29_999, ServerSockets: 1,
+				RTT: latencyStats(59_998, 17_900, 31_000, 36_500, 58_000, 133_000, 1_000_000_000),
+			}},
+		},
+		Properties: []Property{
+			{Property: "connection", Claim: "TCP needs a connection first (three-way handshake)",
+				TCP: "dial + request + reply", UDP: "one request + reply",
+				Evidence: map[string]any{"tcp_first_answer_p50_ns": 80400.0, "udp_first_answer_p50_ns": 31000.0}},
+			{Property: "ordering", Claim: "TCP delivers in order",
+				TCP: "0 reordered", UDP: "12 reordered\n(max extent 3)",
+				Evidence: map[string]any{"udp_reordered": 12, "tcp_reordered": 0, "link": "loopback | no impairment"}},
+		},
+		Warnings: []string{"--repeat 1: no confidence intervals for most cells"},
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./bench -run Render -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the renderer's output (go test ./bench -run Render -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+func TestRenderGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		file   string
+		render func(*bytes.Buffer, *Report) error
+	}{
+		{"text", "render_text.golden", func(b *bytes.Buffer, r *Report) error { return RenderText(b, r) }},
+		{"markdown", "render_md.golden", func(b *bytes.Buffer, r *Report) error { return RenderMarkdown(b, r) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := tc.render(&b, testReport()); err != nil {
+				t.Fatal(err)
+			}
+			if bad := nonASCII(b.String()); bad != "" {
+				t.Errorf("output is not plain ASCII: %q", bad)
+			}
+			golden(t, tc.file, b.Bytes())
+		})
+	}
+}
+
+// nonASCII returns the first line holding a non-ASCII byte, or "".
+func nonASCII(s string) string {
+	for _, line := range strings.Split(s, "\n") {
+		for i := 0; i < len(line); i++ {
+			if line[i] > 0x7e || (line[i] < 0x20 && line[i] != '\t') {
+				return line
+			}
+		}
+	}
+	return ""
+}
+
+func renderBoth(t *testing.T, r *Report) (text, md string) {
+	t.Helper()
+	var tb, mb bytes.Buffer
+	if err := RenderText(&tb, r); err != nil {
+		t.Fatalf("RenderText: %v", err)
+	}
+	if err := RenderMarkdown(&mb, r); err != nil {
+		t.Fatalf("RenderMarkdown: %v", err)
+	}
+	return tb.String(), mb.String()
+}
+
+func TestRenderTCPOnly(t *testing.T) {
+	r := testReport()
+	r.Config.Transports = []string{"tcp"}
+	r.Properties = nil
+	delete(r.Env.Sockets, "udp")
+	var keep []Result
+	for _, res := range r.Results {
+		if res.Transport == "tcp" {
+			keep = append(keep, res)
+		}
+	}
+	r.Results = keep
+	text, md := renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		if strings.Contains(strings.ToLower(strings.ReplaceAll(out, "tcpvsudp", "")), "udp") {
+			t.Errorf("%s: a tcp-only report mentions udp:\n%s", name, out)
+		}
+		for _, want := range []string{"goodput tcp", "RTT p99 tcp", "answer p50 tcp", "retransmits tcp"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: no %q column:\n%s", name, want, out)
+			}
+		}
+	}
+}
+
+func TestRenderUnknownExperiment(t *testing.T) {
+	r := testReport()
+	r.Results = append(r.Results,
+		Result{Experiment: "fanout", Transport: "udp", Params: Params{Size: 512, Streams: 1, DurationS: 2},
+			Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 4000, GoodputBps: 8.192e6, ServerSockets: 1, JitterNs: ptr(1500.0)}},
+		Result{Experiment: "fanout", Transport: "tcp", Params: Params{Size: 512, Streams: 1, DurationS: 2},
+			Metrics: Metrics{SentMsgs: 4000, RecvMsgs: 4000, GoodputBps: 8.192e6, ServerSockets: 4}},
+	)
+	text, md := renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		i := strings.Index(out, "fanout")
+		if i < 0 {
+			t.Fatalf("%s: no fanout section:\n%s", name, out)
+		}
+		sec := out[i:]
+		for _, want := range []string{"sent_msgs", "4,000", "goodput_bps", "8.19 Mbit/s", "server_sockets", "jitter_ns", "1.50 us"} {
+			if !strings.Contains(sec, want) {
+				t.Errorf("%s: fanout section lacks %q:\n%s", name, want, sec)
+			}
+		}
+		if strings.Contains(sec, "lost_msgs") {
+			t.Errorf("%s: fanout section shows a metric that is zero everywhere:\n%s", name, sec)
+		}
+	}
+}
+
+// unescapedPipes counts the "|" of a markdown table row that are not escaped.
+func unescapedPipes(line string) int {
+	n := 0
+	for i := 0; i < len(line); i++ {
+		switch line[i] {
+		case '\\':
+			i++
+		case '|':
+			n++
+		}
+	}
+	return n
+}
+
+func TestRenderMarkdownCellsEscaped(t *testing.T) {
+	_, md := renderBoth(t, testReport())
+	if !strings.Contains(md, `loopback \| no impairment`) || !strings.Contains(md, "12 reordered<br>(max extent 3)") {
+		t.Fatalf("evidence with | or a newline not escaped:\n%s", md)
+	}
+	tables, want := 0, -1
+	for i, line := range strings.Split(md, "\n") {
+		if !strings.HasPrefix(line, "|") {
+			want = -1
+			continue
+		}
+		n := unescapedPipes(line)
+		if want < 0 {
+			want = n
+			tables++
+			continue
+		}
+		if n != want {
+			t.Errorf("line %d has %d cell separators, its table's header %d:\n%s", i+1, n, want, line)
+		}
+	}
+	if tables < 5 {
+		t.Errorf("found %d tables, want at least 5 (properties, stream x2, pingpong, connect)", tables)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		got  string
+		want string
+	}{
+		{"bps zero", bps(0), "0 bit/s"},
+		{"bps small", bps(999), "999 bit/s"},
+		{"bps kbit", bps(512e3), "512 kbit/s"},
+		{"bps Mbit", bps(941e6), "941 Mbit/s"},
+		{"bps Mbit rounds", bps(941.4e6), "941 Mbit/s"},
+		{"bps Gbit", bps(1.234e9), "1.23 Gbit/s"},
+		{"bps rolls over", bps(999.6e6), "1.00 Gbit/s"},
+		{"bps tens", bps(12.34e9), "12.3 Gbit/s"},
+		{"dur ns", dur(850), "850 ns"},
+		{"dur ns fraction", dur(5.4), "5 ns"},
+		{"dur us", dur(12_340), "12.3 us"},
+		{"dur ms", dur(1.2e6), "1.20 ms"},
+		{"dur s", dur(2e9), "2.00 s"},
+		{"dur rolls over", dur(999_999), "1.00 ms"},
+		{"dur long", dur(1234e9), "1234 s"},
+		{"secs", secs(0.5), "500 ms"},
+		{"count zero", count(0), "0"},
+		{"count grouped", count(12_345), "12,345"},
+		{"count below a million", count(999_999), "999,999"},
+		{"count M", count(1_234_567), "1.23M"},
+		{"count G", count(45_600_000_000), "45.6G"},
+		{"si small", si(12.5), "12.5"},
+		{"si k", si(812_000), "812k"},
+		{"si M", si(1.2e6), "1.20M"},
+		{"si below one", si(0.5), "0.500"},
+		{"num", num(0.9184), "0.918"},
+		{"num large", num(4521.4), "4,521"},
+		{"pct zero", pct(0), "0%"},
+		{"pct small", pct(0.0012), "0.12%"},
+		{"pct tiny", pct(0.000001), "<0.01%"},
+		{"pct tens", pct(0.1234), "12.3%"},
+		{"pct all", pct(1), "100%"},
+		{"pct NaN", pct(math.NaN()), "-"},
+		{"countOf", countOf(12, 10_000), "12 (0.12%)"},
+		{"countOf zero", countOf(0, 10_000), "0"},
+		{"countOf no whole", countOf(3, 0), "3"},
+		{"interval symmetric", interval(Interval{Median: 941e6, Lo: 929e6, Hi: 953e6, Confidence: 0.95}, 5, bpsUnits, true), "941 +/- 12 Mbit/s (n=5)"},
+		{"interval asymmetric", interval(Interval{Median: 941e6, Lo: 925e6, Hi: 960e6, Confidence: 0.95}, 7, bpsUnits, true), "941 [925, 960] Mbit/s (n=7)"},
+		{"interval low confidence", interval(Interval{Median: 12_300, Lo: 12_000, Hi: 12_600, Confidence: 0.75}, 3, durUnits, true), "12.3 +/- 0.3 us (n=3, 75% CI)"},
+		{"interval SI", interval(Interval{Median: 624_995, Lo: 610_000, Hi: 631_000, Confidence: 0.95}, 5, siUnits, false), "625k [610k, 631k] (n=5)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("got %q, want %q", tc.got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFormatMarkdownCell(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain", "plain"},
+		{"a|b", `a\|b`},
+		{"two\nlines", "two<br>lines"},
+		{"crlf\r\nend", "crlf<br>end"},
+	} {
+		if got := mdCell(tc.in); got != tc.want {
+			t.Errorf("mdCell(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestRenderTransportOrder(t *testing.T) {
+	r := testReport()
+	r.Config.Transports = []string{"udp", "quic"} // tcp results still render, after these
+	r.Results = append(r.Results, Result{Experiment: "stream", Transport: "quic", Params: Params{Size: 64, Streams: 1, DurationS: 2},
+		Metrics: Metrics{SentMsgs: 100, RecvMsgs: 100, GoodputBps: 1e9}})
+	text, md := renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		u, q, tc := strings.Index(out, "goodput udp"), strings.Index(out, "goodput quic"), strings.Index(out, "goodput tcp")
+		if u < 0 || q < 0 || tc < 0 || !(u < q && q < tc) {
+			t.Errorf("%s: columns not in the order udp, quic, tcp (at %d, %d, %d):\n%s", name, u, q, tc, out)
+		}
+	}
+}
+
+func TestRenderEmpty(t *testing.T) {
+	text, md := renderBoth(t, &Report{Schema: Schema})
+	if !strings.HasPrefix(md, "# tcpvsudp report") || !strings.HasPrefix(text, "tcpvsudp:") {
+		t.Errorf("empty report:\ntext:\n%s\nmarkdown:\n%s", text, md)
+	}
+}

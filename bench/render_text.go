@@ -1,0 +1,825 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// This file renders a Report as terminal tables, and holds the table model both
+// renderers share: RenderText and RenderMarkdown show the same tables, built once by
+// buildSections. Renderers format; they compute nothing but shares of figures already
+// in the report (lost as a percentage of sent).
+
+// RenderText writes r as plain-ASCII terminal tables: a one-line header saying where
+// and how the run happened, the properties table, one section per experiment with TCP
+// and UDP side by side for every metric, and the warnings.
+func RenderText(w io.Writer, r *Report) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "tcpvsudp: %s\n", orDash(textHeader(r)))
+	if r.Config.Command != "" {
+		fmt.Fprintf(&b, "command: %s\n", r.Config.Command)
+	}
+	if len(r.Properties) > 0 {
+		b.WriteString("\nProperties\n")
+		if err := writeTable(&b, propertiesTable(r), false); err != nil {
+			return fmt.Errorf("render text: properties: %w", err)
+		}
+	}
+	for _, s := range buildSections(r) {
+		fmt.Fprintf(&b, "\n%s\n%s\n", s.title, s.note)
+		for i, t := range s.tables {
+			if i > 0 {
+				b.WriteString("\n")
+			}
+			if t.caption != "" {
+				fmt.Fprintf(&b, "%s:\n", t.caption)
+			}
+			if err := writeTable(&b, t, false); err != nil {
+				return fmt.Errorf("render text: %s: %w", s.exp, err)
+			}
+		}
+		for _, l := range s.also {
+			fmt.Fprintf(&b, "also counted: %s\n", l)
+		}
+	}
+	if ws := warnings(r); len(ws) > 0 {
+		b.WriteString("\n")
+		for _, l := range ws {
+			fmt.Fprintf(&b, "warning: %s\n", l)
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// textHeader is the one-line summary of where and how the run happened.
+func textHeader(r *Report) string {
+	e, c := r.Env, r.Config
+	parts := []string{}
+	add := func(s string) {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	if e.Host != "" {
+		add("host " + e.Host)
+	}
+	add(strings.TrimSpace(e.OS + " " + e.Kernel + archSuffix(e.Arch)))
+	add(e.Go)
+	if e.CPUs > 0 {
+		add(fmt.Sprintf("%d CPUs (GOMAXPROCS %d)", e.CPUs, e.GOMAXPROCS))
+	}
+	add(strings.TrimSpace(e.Link.Kind + " " + e.Link.Addr))
+	if len(e.Link.Impair) > 0 {
+		add("impair " + kvList(e.Link.Impair))
+	}
+	add(runLength(c))
+	if c.Repeat > 1 {
+		add(fmt.Sprintf("repeat %d", c.Repeat))
+	}
+	if c.Started != "" {
+		add("started " + c.Started)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func archSuffix(arch string) string {
+	if arch == "" {
+		return ""
+	}
+	return "/" + arch
+}
+
+// runLength says how long each cell ran: a duration or a message count.
+func runLength(c Config) string {
+	switch {
+	case c.Count > 0:
+		return count(c.Count) + " msgs per stream"
+	case c.DurationS > 0:
+		return secs(c.DurationS) + " per cell"
+	}
+	return ""
+}
+
+// table is one rendered table: a header row, data rows and per-column alignment.
+type table struct {
+	caption string   // shown above the table; "" for none
+	head    []string // column names
+	right   []bool   // right-align column i (figures); labels align left
+	rows    [][]string
+}
+
+// section is one experiment's part of the report.
+type section struct {
+	exp    string
+	title  string
+	note   string // what was run and how to read it
+	tables []table
+	also   []string // non-zero counters the tables do not show
+}
+
+// writeTable renders t with tablewriter: the ASCII blueprint for terminals, the
+// markdown renderer (cells escaped) for reports. Header auto-format is off, so
+// column names keep their case ("RTT p50 tcp", not "RTT P50 TCP").
+func writeTable(w io.Writer, t table, md bool) error {
+	align := make(tw.Alignment, len(t.head))
+	for i := range align {
+		align[i] = tw.AlignLeft
+		if i < len(t.right) && t.right[i] {
+			align[i] = tw.AlignRight
+		}
+	}
+	var rend tw.Renderer = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
+	esc := func(s string) string { return s }
+	if md {
+		rend = renderer.NewMarkdown()
+		esc = mdCell
+	}
+	tbl := tablewriter.NewTable(w,
+		tablewriter.WithRenderer(rend),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+	)
+	head := make([]string, len(t.head))
+	for i, h := range t.head {
+		head[i] = esc(h)
+	}
+	tbl.Header(head)
+	for _, row := range t.rows {
+		cells := make([]string, len(row))
+		for i, c := range row {
+			cells[i] = esc(c)
+		}
+		if err := tbl.Append(cells); err != nil {
+			return err
+		}
+	}
+	return tbl.Render()
+}
+
+// propertiesTable is the properties table: claim, what each transport did, evidence.
+func propertiesTable(r *Report) table {
+	t := table{head: []string{"property", "claim", "TCP", "UDP", "evidence"}}
+	for _, p := range r.Properties {
+		t.rows = append(t.rows, []string{p.Property, p.Claim, orDash(p.TCP), orDash(p.UDP), orDash(evidence(p.Evidence))})
+	}
+	return t
+}
+
+// evidence renders an evidence map as "k=v, ..." sorted by key.
+func evidence(ev map[string]any) string {
+	keys := slices.Sorted(maps.Keys(ev))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + anyValue(ev[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// anyValue formats one evidence value: numbers without exponents, strings as they are,
+// anything else as JSON.
+func anyValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'f', -1, 32)
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, bool, json.Number:
+		return fmt.Sprint(x)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// kvList renders a string map as "k=v, ..." sorted by key.
+func kvList(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// warnings lists run-wide warnings, then each result's, prefixed with the result.
+func warnings(r *Report) []string {
+	out := slices.Clone(r.Warnings)
+	for _, res := range r.Results {
+		for _, w := range res.Warnings {
+			out = append(out, fmt.Sprintf("%s %s, %s: %s", res.Experiment, res.Transport, paramsLabel(res.Params), w))
+		}
+	}
+	return out
+}
+
+// paramsLabel names a result's parameters compactly: "size 1400 B, 4 streams".
+func paramsLabel(p Params) string {
+	parts := []string{fmt.Sprintf("size %d B", p.Size)}
+	if p.Streams > 1 {
+		parts = append(parts, fmt.Sprintf("%d streams", p.Streams))
+	}
+	if p.RateBps > 0 {
+		parts = append(parts, "rate "+bps(p.RateBps))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// transportOrder is the column order: as r.Config.Transports lists them, then any
+// other transport a result names, in the order results name it.
+func transportOrder(r *Report) []string {
+	var out []string
+	for _, t := range r.Config.Transports {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	for _, res := range r.Results {
+		if !slices.Contains(out, res.Transport) {
+			out = append(out, res.Transport)
+		}
+	}
+	return out
+}
+
+// experimentOrder lists the experiments that have results: as r.Config.Experiments
+// lists them, then any other in the order results name it.
+func experimentOrder(r *Report) []string {
+	has := map[string]bool{}
+	for _, res := range r.Results {
+		has[res.Experiment] = true
+	}
+	var out []string
+	for _, e := range r.Config.Experiments {
+		if has[e] && !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	for _, res := range r.Results {
+		if !slices.Contains(out, res.Experiment) {
+			out = append(out, res.Experiment)
+		}
+	}
+	return out
+}
+
+// paramRow is one table row's worth of results: one set of parameters, one result per
+// transport at most.
+type paramRow struct {
+	p   Params
+	res map[string]*Result
+}
+
+// paramRows groups an experiment's results by parameters, sorted by size, streams,
+// rate, duration and count. A second result for the same parameters and transport
+// opens another row rather than hiding the first.
+func paramRows(r *Report, exp string) []*paramRow {
+	var cells []*paramRow
+	for i := range r.Results {
+		res := &r.Results[i]
+		if res.Experiment != exp {
+			continue
+		}
+		var c *paramRow
+		for _, x := range cells {
+			if x.p == res.Params && x.res[res.Transport] == nil {
+				c = x
+				break
+			}
+		}
+		if c == nil {
+			c = &paramRow{p: res.Params, res: map[string]*Result{}}
+			cells = append(cells, c)
+		}
+		c.res[res.Transport] = res
+	}
+	slices.SortStableFunc(cells, func(a, b *paramRow) int {
+		if a.p.Size != b.p.Size {
+			return a.p.Size - b.p.Size
+		}
+		if a.p.Streams != b.p.Streams {
+			return a.p.Streams - b.p.Streams
+		}
+		if a.p.RateBps != b.p.RateBps {
+			return cmpFloat(a.p.RateBps, b.p.RateBps)
+		}
+		if a.p.DurationS != b.p.DurationS {
+			return cmpFloat(a.p.DurationS, b.p.DurationS)
+		}
+		return cmpFloat(float64(a.p.Count), float64(b.p.Count))
+	})
+	return cells
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// param is one parameter a row can be labelled by.
+type param struct {
+	head  string
+	label func(Params) string
+	key   func(Params) float64
+}
+
+var params = []param{
+	{"size", func(p Params) string { return fmt.Sprintf("%d B", p.Size) }, func(p Params) float64 { return float64(p.Size) }},
+	{"streams", func(p Params) string { return strconv.Itoa(p.Streams) }, func(p Params) float64 { return float64(p.Streams) }},
+	{"rate", func(p Params) string { return rateLabel(p.RateBps) }, func(p Params) float64 { return p.RateBps }},
+	{"duration", func(p Params) string { return secs(p.DurationS) }, func(p Params) float64 { return p.DurationS }},
+	{"count", func(p Params) string { return count(p.Count) }, func(p Params) float64 { return float64(p.Count) }},
+}
+
+func rateLabel(v float64) string {
+	if v == 0 {
+		return "unpaced"
+	}
+	return bps(v)
+}
+
+// labelParams splits the parameters into those that label rows (size always, the
+// others when they vary between rows) and a description of those that do not vary.
+func labelParams(cells []*paramRow) (cols []param, fixed string) {
+	var desc []string
+	for i, pr := range params {
+		varies := false
+		for _, c := range cells {
+			varies = varies || pr.key(c.p) != pr.key(cells[0].p)
+		}
+		if i == 0 || varies {
+			cols = append(cols, pr)
+			continue
+		}
+		if len(cells) == 0 {
+			continue
+		}
+		p := cells[0].p
+		switch pr.head {
+		case "streams":
+			if p.Streams == 1 {
+				desc = append(desc, "1 stream")
+			} else if p.Streams > 1 {
+				desc = append(desc, fmt.Sprintf("%d streams", p.Streams))
+			}
+		case "rate":
+			desc = append(desc, rateLabel(p.RateBps))
+		case "duration":
+			if p.DurationS > 0 && p.Count == 0 {
+				desc = append(desc, secs(p.DurationS)+" per cell")
+			}
+		case "count":
+			if p.Count > 0 {
+				desc = append(desc, count(p.Count)+" msgs per stream")
+			}
+		}
+	}
+	return cols, strings.Join(desc, ", ")
+}
+
+// figure is one metric column group: one column per transport.
+type figure struct {
+	head  string // "goodput"; the transport name follows
+	ci    string // key in Repeat.CI, as repeat.go names it ("goodput_bps", "rtt_p99_ns"); "" when none
+	ciFmt func(iv Interval, runs int) string
+	cell  func(m *Metrics) (string, bool) // false: not measured
+}
+
+func ciBps(iv Interval, runs int) string   { return interval(iv, runs, bpsUnits, true) }
+func ciDur(iv Interval, runs int) string   { return interval(iv, runs, durUnits, true) }
+func ciSI(iv Interval, runs int) string    { return interval(iv, runs, siUnits, false) }
+func ciCount(iv Interval, runs int) string { return interval(iv, runs, siUnits, true) }
+
+func always(s string) (string, bool) { return s, true }
+
+// optCount formats a figure a transport may not measure.
+func optCount(v *uint64) (string, bool) {
+	if v == nil {
+		return "-", false
+	}
+	return count(*v), true
+}
+
+// percentile formats one RTT percentile; a nil one had too few samples (PITFALLS 10).
+func percentile(pick func(*LatencyStats) *int64) func(m *Metrics) (string, bool) {
+	return func(m *Metrics) (string, bool) {
+		if m.RTT == nil {
+			return "-", false
+		}
+		v := pick(m.RTT)
+		if v == nil {
+			return fmt.Sprintf("n/a (%s samples)", count(m.RTT.Samples)), true
+		}
+		return dur(float64(*v)), true
+	}
+}
+
+func rttMax(m *Metrics) (string, bool) {
+	if m.RTT == nil {
+		return "-", false
+	}
+	if m.RTT.Samples == 0 {
+		return "n/a (0 samples)", true
+	}
+	return dur(float64(m.RTT.Max)), true
+}
+
+func timeoutsLost(m *Metrics) (string, bool) {
+	return count(m.Timeouts) + " / " + countOf(m.LostMsgs, m.SentMsgs), true
+}
+
+var (
+	streamRate = []figure{
+		{"goodput", "goodput_bps", ciBps, func(m *Metrics) (string, bool) { return always(bps(m.GoodputBps)) }},
+		{"msgs/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(si(m.MsgsPerS)) }},
+		{"sender rate", "send_rate_bps", ciBps, func(m *Metrics) (string, bool) { return always(bps(m.SendRateBps)) }},
+		{"CPU s/GB", "cpu_s_per_gb", ciNum, func(m *Metrics) (string, bool) {
+			if m.CPUSecPerGB == nil {
+				return "-", false
+			}
+			return num(*m.CPUSecPerGB), true
+		}},
+	}
+	streamDelivery = []figure{
+		{"lost", "lost_msgs", ciCount, func(m *Metrics) (string, bool) { return always(countOf(m.LostMsgs, m.SentMsgs)) }},
+		{"reordered", "", nil, func(m *Metrics) (string, bool) { return always(count(m.ReorderedMsgs)) }},
+		{"duplicates", "", nil, func(m *Metrics) (string, bool) { return always(count(m.DupMsgs)) }},
+		{"retransmits", "", nil, func(m *Metrics) (string, bool) { return optCount(m.Retransmits) }},
+		{"socket drops", "", nil, func(m *Metrics) (string, bool) { return optCount(m.DropsSocket) }},
+		{"sender drops", "", nil, func(m *Metrics) (string, bool) { return always(count(m.DropsSender)) }},
+		{"jitter", "jitter_ns", ciDur, func(m *Metrics) (string, bool) {
+			if m.JitterNs == nil {
+				return "-", false
+			}
+			return dur(*m.JitterNs), true
+		}},
+	}
+	pingpongFigures = []figure{
+		{"RTT p50", "rtt_p50_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P50 })},
+		{"RTT p90", "rtt_p90_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P90 })},
+		{"RTT p99", "rtt_p99_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P99 })},
+		{"RTT p99.9", "rtt_p999_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P999 })},
+		{"RTT max", "rtt_max_ns", ciDur, rttMax},
+		{"round trips/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(si(m.MsgsPerS)) }},
+		{"timeouts / lost", "", nil, timeoutsLost},
+	}
+	connectFigures = []figure{
+		{"answer p50", "rtt_p50_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P50 })},
+		{"answer p99", "rtt_p99_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P99 })},
+		{"answer max", "rtt_max_ns", ciDur, rttMax},
+		{"transactions/s", "transactions_per_s", ciSI, func(m *Metrics) (string, bool) { return always(si(m.TransPerS)) }},
+		{"timeouts / lost", "", nil, timeoutsLost},
+		{"server sockets", "", nil, func(m *Metrics) (string, bool) { return always(count(uint64(max(m.ServerSockets, 0)))) }},
+	}
+)
+
+func ciNum(iv Interval, runs int) string {
+	return interval(iv, runs, []unit{{1, ""}}, false)
+}
+
+// alsoKeys are counters the experiment tables do not show; when non-zero they are
+// listed under the tables so no anomaly goes unseen.
+var alsoKeys = map[string][]string{
+	"stream":   {"corrupt_msgs", "malformed_msgs", "foreign_msgs", "drops_network"},
+	"pingpong": {"dup_msgs", "reordered_msgs", "corrupt_msgs", "malformed_msgs", "foreign_msgs", "late_msgs"},
+	"connect":  {"dup_msgs", "reordered_msgs", "corrupt_msgs", "malformed_msgs", "foreign_msgs", "late_msgs"},
+}
+
+// buildSections turns the results into one section per experiment.
+func buildSections(r *Report) []section {
+	trs := transportOrder(r)
+	var out []section
+	for _, exp := range experimentOrder(r) {
+		cells := paramRows(r, exp)
+		cols, fixed := labelParams(cells)
+		s := section{exp: exp}
+		switch exp {
+		case "stream":
+			s.title = "Throughput (stream)"
+			s.note = sentence(fixed) + "Goodput and msgs/s are measured at the receiver and lead; sender rate is what the sender handed to the kernel. " +
+				"Lost = sent - unique received, after " + drainText(r) + "."
+			s.tables = []table{
+				figureTable("Rate", cols, trs, cells, streamRate),
+				figureTable("Loss, order and jitter", cols, trs, cells, streamDelivery),
+			}
+		case "pingpong":
+			s.title = "Round-trip time (pingpong)"
+			s.note = sentence(fixed) + rttMode(cells) + timeoutText(r, trs)
+			s.tables = []table{figureTable("", cols, trs, cells, pingpongFigures)}
+		case "connect":
+			s.title = "Connection setup (connect)"
+			s.note = sentence(fixed) + "Answer = time to first answer" + answerText(trs) + ". " +
+				"Server sockets = endpoints the server needed." + timeoutText(r, trs)
+			s.tables = []table{figureTable("", cols, trs, cells, connectFigures)}
+		default:
+			s.title = exp
+			s.note = sentence(fixed) + "No dedicated table for this experiment: every non-zero metric, as named in the JSON report."
+			s.tables = []table{genericTable(cols, trs, cells)}
+		}
+		if keys := alsoKeys[exp]; len(keys) > 0 {
+			s.also = alsoCounted(cols, trs, cells, keys)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// sentence turns a run description into a sentence prefix ("1 stream, 10.0 s per cell. ").
+func sentence(s string) string {
+	if s == "" {
+		return ""
+	}
+	return strings.ToUpper(s[:1]) + s[1:] + ". "
+}
+
+// answerText says what "first answer" takes for each transport the tables show.
+func answerText(trs []string) string {
+	var parts []string
+	for _, tr := range trs {
+		switch tr {
+		case "tcp":
+			parts = append(parts, "TCP dial + request + reply")
+		case "udp":
+			parts = append(parts, "UDP one request + reply")
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, ", ")
+}
+
+func drainText(r *Report) string {
+	if r.Config.DrainS > 0 {
+		return "a " + secs(r.Config.DrainS) + " drain"
+	}
+	return "the drain"
+}
+
+// rttMode says whether RTTs are closed-loop or measured against a send timetable.
+func rttMode(cells []*paramRow) string {
+	for _, c := range cells {
+		if c.p.RateBps > 0 {
+			return "RTT is request sent to reply received (not RTT/2); paced runs measure from each request's scheduled send time."
+		}
+	}
+	return "Closed-loop RTT: request sent to reply received (not RTT/2)."
+}
+
+func timeoutText(r *Report, trs []string) string {
+	if !slices.Contains(trs, "udp") {
+		return ""
+	}
+	if r.Config.TimeoutS > 0 {
+		return " Each UDP request unanswered after " + secs(r.Config.TimeoutS) + " times out and counts as lost."
+	}
+	return " An unanswered UDP request times out and counts as lost."
+}
+
+// figureTable lays figures out with one column per transport, side by side, and
+// drops a column no row has a figure for (retransmits for UDP, say).
+func figureTable(caption string, cols []param, trs []string, cells []*paramRow, figs []figure) table {
+	t := table{caption: caption}
+	for _, pr := range cols {
+		t.head = append(t.head, pr.head)
+		t.right = append(t.right, false)
+	}
+	rows := make([][]string, len(cells))
+	for i, c := range cells {
+		for _, pr := range cols {
+			rows[i] = append(rows[i], pr.label(c.p))
+		}
+	}
+	for _, f := range figs {
+		for _, tr := range trs {
+			col := make([]string, len(cells))
+			any := false
+			for i, c := range cells {
+				col[i] = "-"
+				res := c.res[tr]
+				if res == nil {
+					continue
+				}
+				s, ok := f.cell(&res.Metrics)
+				if ok && f.ci != "" && res.Repeat != nil {
+					if iv, has := res.Repeat.CI[f.ci]; has {
+						s = f.ciFmt(iv, res.Repeat.Runs)
+					}
+				}
+				col[i], any = s, any || ok
+			}
+			if !any {
+				continue
+			}
+			t.head = append(t.head, f.head+" "+tr)
+			t.right = append(t.right, true)
+			for i := range rows {
+				rows[i] = append(rows[i], col[i])
+			}
+		}
+	}
+	t.rows = rows
+	return t
+}
+
+// genericTable shows every non-zero metric of an experiment this file has no table
+// for, one row per parameter set and metric, transports side by side.
+func genericTable(cols []param, trs []string, cells []*paramRow) table {
+	t := table{}
+	for _, pr := range cols {
+		t.head = append(t.head, pr.head)
+		t.right = append(t.right, false)
+	}
+	t.head = append(t.head, "metric")
+	t.right = append(t.right, false)
+	var present []string
+	for _, tr := range trs {
+		for _, c := range cells {
+			if c.res[tr] != nil {
+				present = append(present, tr)
+				break
+			}
+		}
+	}
+	for _, tr := range present {
+		t.head = append(t.head, tr)
+		t.right = append(t.right, true)
+	}
+	for _, c := range cells {
+		var keys []string
+		vals := map[string]map[string]float64{} // transport -> key -> value
+		for _, tr := range present {
+			res := c.res[tr]
+			if res == nil {
+				continue
+			}
+			vals[tr] = map[string]float64{}
+			prev := -1 // merge key orders: each new key goes after its predecessor
+			for _, mv := range flatMetrics(&res.Metrics) {
+				i := slices.Index(keys, mv.key)
+				if i < 0 {
+					i = prev + 1
+					keys = slices.Insert(keys, i, mv.key)
+				}
+				prev = i
+				vals[tr][mv.key] = mv.v
+			}
+		}
+		for _, k := range keys {
+			nonZero := false
+			for _, m := range vals {
+				nonZero = nonZero || m[k] != 0
+			}
+			if !nonZero {
+				continue
+			}
+			var row []string
+			for _, pr := range cols {
+				row = append(row, pr.label(c.p))
+			}
+			row = append(row, k)
+			for _, tr := range present {
+				v := "-"
+				if x, ok := vals[tr][k]; ok {
+					v = formatByKey(k, x)
+				}
+				row = append(row, v)
+			}
+			t.rows = append(t.rows, row)
+		}
+	}
+	return t
+}
+
+// alsoCounted lists the non-zero values of keys, one line per row and transport.
+func alsoCounted(cols []param, trs []string, cells []*paramRow, keys []string) []string {
+	var out []string
+	for _, c := range cells {
+		for _, tr := range trs {
+			res := c.res[tr]
+			if res == nil {
+				continue
+			}
+			var parts []string
+			for _, mv := range flatMetrics(&res.Metrics) {
+				if mv.v != 0 && slices.Contains(keys, mv.key) {
+					parts = append(parts, mv.key+" "+formatByKey(mv.key, mv.v))
+				}
+			}
+			if len(parts) > 0 {
+				out = append(out, fmt.Sprintf("%s, %s: %s", tr, paramsLabel(c.p), strings.Join(parts, ", ")))
+			}
+		}
+	}
+	return out
+}
+
+// metricValue is one figure of Metrics by its JSON name ("rtt_p99_ns").
+type metricValue struct {
+	key string
+	v   float64
+}
+
+// flatMetrics lists the figures of m by JSON name, in the order the JSON document
+// holds them, nested objects flattened with dots ("rtt_p99_ns"); absent (null)
+// figures are left out. Going through JSON keeps future Metrics fields visible.
+func flatMetrics(m *Metrics) []metricValue {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var out []metricValue
+	tok, err := dec.Token()
+	if err != nil {
+		return nil
+	}
+	_ = walkJSON(dec, "", tok, &out)
+	return out
+}
+
+// walkJSON appends the numbers of the JSON value that starts with tok.
+func walkJSON(dec *json.Decoder, key string, tok json.Token, out *[]metricValue) error {
+	switch v := tok.(type) {
+	case json.Number:
+		if f, err := v.Float64(); err == nil {
+			*out = append(*out, metricValue{key, f})
+		}
+	case json.Delim:
+		for dec.More() {
+			sub := key
+			if v == '{' {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				if sub != "" {
+					sub += "."
+				}
+				sub += kt.(string)
+			}
+			vt, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			if err := walkJSON(dec, sub, vt, out); err != nil {
+				return err
+			}
+		}
+		_, err := dec.Token() // the closing delimiter
+		return err
+	}
+	return nil
+}
+
+// formatByKey formats a figure by the unit its JSON name carries.
+func formatByKey(key string, v float64) string {
+	switch {
+	case strings.HasSuffix(key, "_per_s"):
+		return si(v) + "/s"
+	case strings.HasSuffix(key, "_per_gb"):
+		return num(v)
+	case strings.HasSuffix(key, "_bps"):
+		return bps(v)
+	case strings.HasSuffix(key, "_ns") || strings.Contains(key, "_ns."):
+		if strings.HasSuffix(key, ".samples") {
+			return count(uint64(v))
+		}
+		return dur(v)
+	case strings.HasSuffix(key, "_s"):
+		return secs(v)
+	case v >= 0 && v == float64(uint64(v)):
+		return count(uint64(v))
+	}
+	return num(v)
+}

@@ -1,0 +1,309 @@
+package bench
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"golang.org/x/perf/benchmath"
+)
+
+// Confidence95 is the confidence level of the intervals in a Repeat.
+const Confidence95 = 0.95
+
+// Summarize returns the median of values (one per run) and a distribution-free
+// confidence interval for it at the requested confidence level (0.95 for 95%), as
+// benchstat computes it (golang.org/x/perf/benchmath, AssumeNothing): the interval's
+// bounds are order statistics of the values, the narrowest pair that reaches the
+// level (not always symmetric: for 8 runs, the 1st and 7th), and Interval.Confidence
+// is the level actually reached, at least the one requested.
+//
+// Too few runs cannot reach the level (95% needs 6): then the interval is the
+// min–max range, with the confidence it does have, 1 − 2^(1−n) for n runs (75% for
+// 3), and a warning says so. The median of an even count is the mean of the middle
+// two. NaN and ±Inf values are left out, with a warning. values is not modified.
+func Summarize(values []float64, confidence float64) (Interval, []string) {
+	var warnings []string
+	xs := make([]float64, 0, len(values))
+	for _, v := range values {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			xs = append(xs, v)
+		}
+	}
+	if dropped := len(values) - len(xs); dropped > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d of %d runs gave no finite value: left out", dropped, len(values)))
+	}
+	n := len(xs)
+	if n == 0 {
+		return Interval{}, append(warnings, "no runs to summarize")
+	}
+	slices.Sort(xs)
+	iv := Interval{Median: median(xs), Lo: xs[0], Hi: xs[n-1], Confidence: minMaxConfidence(n)}
+	if !(confidence > 0 && confidence < 1) {
+		return iv, append(warnings, fmt.Sprintf("confidence %v is not in (0, 1): showing the min–max range (%s confidence)",
+			confidence, percent(iv.Confidence)))
+	}
+	if need := runsFor(confidence); n < need {
+		return iv, append(warnings, fmt.Sprintf("%s CI needs ≥ %d runs, got %d: showing the min–max range (%s confidence)",
+			percent(confidence), need, n, percent(iv.Confidence)))
+	}
+	s := benchmath.AssumeNothing.Summary(benchmath.NewSample(xs, &benchmath.DefaultThresholds), confidence)
+	for _, w := range s.Warnings {
+		warnings = append(warnings, w.Error())
+	}
+	if math.IsInf(s.Lo, 0) || math.IsInf(s.Hi, 0) { // not expected once n ≥ need
+		return iv, append(warnings, fmt.Sprintf("no %s CI from %d runs: showing the min–max range (%s confidence)",
+			percent(confidence), n, percent(iv.Confidence)))
+	}
+	// benchmath's median interpolates (R8): for an odd count the middle value, for an
+	// even count the mean of the middle two, as ours, up to rounding. Keep ours, so
+	// an interval's median is exactly its Metrics figure.
+	iv.Lo, iv.Hi, iv.Confidence = s.Lo, s.Hi, s.Confidence
+	return iv, warnings
+}
+
+// minMaxConfidence is the confidence that the median lies between the least and the
+// greatest of n independent runs: 1 − 2·(1/2)ⁿ.
+func minMaxConfidence(n int) float64 {
+	if n < 1 {
+		return 0
+	}
+	return 1 - math.Ldexp(1, 1-n)
+}
+
+// runsFor returns the fewest runs whose min–max range reaches confidence c in (0, 1).
+func runsFor(c float64) int {
+	n := 1
+	for minMaxConfidence(n) < c && n < 64 { // by n = 55, 1 − 2^(1−n) rounds to 1 in float64
+		n++
+	}
+	return n
+}
+
+// percent formats a confidence level: 0.95 → "95%", 0.96875 → "96.9%".
+func percent(c float64) string {
+	s := fmt.Sprintf("%.1f", 100*c)
+	return strings.TrimSuffix(s, ".0") + "%"
+}
+
+// ciMetrics are the figures a Repeat gives intervals for, by JSON name.
+var ciMetrics = []struct {
+	name string
+	get  func(m *Metrics) (v float64, ok bool)
+}{
+	{"goodput_bps", func(m *Metrics) (float64, bool) { return m.GoodputBps, true }},
+	{"msgs_per_s", func(m *Metrics) (float64, bool) { return m.MsgsPerS, true }},
+	{"send_rate_bps", func(m *Metrics) (float64, bool) { return m.SendRateBps, true }},
+	{"lost_msgs", func(m *Metrics) (float64, bool) { return float64(m.LostMsgs), true }},
+	{"transactions_per_s", func(m *Metrics) (float64, bool) { return m.TransPerS, true }},
+	{"rtt_p50_ns", func(m *Metrics) (float64, bool) { return rttQuantile(m, func(s *LatencyStats) *int64 { return s.P50 }) }},
+	{"rtt_p99_ns", func(m *Metrics) (float64, bool) { return rttQuantile(m, func(s *LatencyStats) *int64 { return s.P99 }) }},
+}
+
+func rttQuantile(m *Metrics, q func(*LatencyStats) *int64) (float64, bool) {
+	if m.RTT == nil || q(m.RTT) == nil {
+		return 0, false
+	}
+	return float64(*q(m.RTT)), true
+}
+
+// CombineMetrics combines R runs of one cell into one Metrics, a Repeat and
+// warnings.
+//
+// Every figure becomes its median across the runs: counts too, rounded to the
+// nearest integer (halves up). A pointer figure is the median of the runs that have
+// it when every run has it, and absent (with a warning) when only some do; a
+// LatencyStats is combined field by field. Each field's median is taken on its
+// own, so the result is not one run's figures, nor the percentile of all samples
+// together; it keeps their order (median min ≤ median p50 ≤ … ≤ median max).
+//
+// Repeat.CI holds a 95% interval (see Summarize) for goodput_bps, msgs_per_s,
+// send_rate_bps, lost_msgs, transactions_per_s, rtt_p50_ns and rtt_p99_ns, each
+// when measured in every run and nonzero in at least one. The interval's median may
+// differ from the Metrics figure by the rounding of a count.
+//
+// One run is returned unchanged, with a nil Repeat.
+func CombineMetrics(runs []Metrics) (Metrics, *Repeat, []string) {
+	switch len(runs) {
+	case 0:
+		return Metrics{}, nil, []string{"no runs to combine"}
+	case 1:
+		return runs[0], nil, nil
+	}
+	c := &combiner{runs: runs}
+	m := Metrics{
+		SentMsgs:      medianOf(c, func(m *Metrics) uint64 { return m.SentMsgs }),
+		RecvMsgs:      medianOf(c, func(m *Metrics) uint64 { return m.RecvMsgs }),
+		LostMsgs:      medianOf(c, func(m *Metrics) uint64 { return m.LostMsgs }),
+		DupMsgs:       medianOf(c, func(m *Metrics) uint64 { return m.DupMsgs }),
+		ReorderedMsgs: medianOf(c, func(m *Metrics) uint64 { return m.ReorderedMsgs }),
+		ReorderExtent: medianOf(c, func(m *Metrics) uint64 { return m.ReorderExtent }),
+		CorruptMsgs:   medianOf(c, func(m *Metrics) uint64 { return m.CorruptMsgs }),
+		MalformedMsgs: medianOf(c, func(m *Metrics) uint64 { return m.MalformedMsgs }),
+		ForeignMsgs:   medianOf(c, func(m *Metrics) uint64 { return m.ForeignMsgs }),
+		LateMsgs:      medianOf(c, func(m *Metrics) uint64 { return m.LateMsgs }),
+		SentBytes:     medianOf(c, func(m *Metrics) uint64 { return m.SentBytes }),
+		RecvBytes:     medianOf(c, func(m *Metrics) uint64 { return m.RecvBytes }),
+
+		GoodputBps:    medianOf(c, func(m *Metrics) float64 { return m.GoodputBps }),
+		MsgsPerS:      medianOf(c, func(m *Metrics) float64 { return m.MsgsPerS }),
+		SendRateBps:   medianOf(c, func(m *Metrics) float64 { return m.SendRateBps }),
+		SendMsgsPerS:  medianOf(c, func(m *Metrics) float64 { return m.SendMsgsPerS }),
+		RecvIntervalS: medianOf(c, func(m *Metrics) float64 { return m.RecvIntervalS }),
+		SendIntervalS: medianOf(c, func(m *Metrics) float64 { return m.SendIntervalS }),
+		DrainS:        medianOf(c, func(m *Metrics) float64 { return m.DrainS }),
+
+		RTT:           c.latency("rtt_ns", func(m *Metrics) *LatencyStats { return m.RTT }),
+		JitterNs:      optMedianOf(c, "jitter_ns", func(m *Metrics) *float64 { return m.JitterNs }),
+		TransPerS:     medianOf(c, func(m *Metrics) float64 { return m.TransPerS }),
+		Timeouts:      medianOf(c, func(m *Metrics) uint64 { return m.Timeouts }),
+		Retransmits:   optMedianOf(c, "retransmits", func(m *Metrics) *uint64 { return m.Retransmits }),
+		CPUSecPerGB:   optMedianOf(c, "cpu_s_per_gb", func(m *Metrics) *float64 { return m.CPUSecPerGB }),
+		CPUSec:        medianOf(c, func(m *Metrics) float64 { return m.CPUSec }),
+		GCPauseNs:     medianOf(c, func(m *Metrics) uint64 { return m.GCPauseNs }),
+		DropsSender:   medianOf(c, func(m *Metrics) uint64 { return m.DropsSender }),
+		DropsSocket:   optMedianOf(c, "drops_socket", func(m *Metrics) *uint64 { return m.DropsSocket }),
+		DropsNetwork:  optMedianOf(c, "drops_network", func(m *Metrics) *uint64 { return m.DropsNetwork }),
+		ServerSockets: medianOf(c, func(m *Metrics) int { return m.ServerSockets }),
+	}
+
+	rep := &Repeat{Runs: len(runs), CI: map[string]Interval{}}
+	var ciWarnings []string // in first-seen order
+	warnedFor := map[string][]string{}
+	for _, cm := range ciMetrics {
+		vals := make([]float64, 0, len(runs))
+		nonzero := false
+		for i := range runs {
+			v, ok := cm.get(&runs[i])
+			if !ok {
+				break
+			}
+			vals = append(vals, v)
+			nonzero = nonzero || v != 0
+		}
+		if len(vals) < len(runs) || !nonzero {
+			continue
+		}
+		iv, ws := Summarize(vals, Confidence95)
+		rep.CI[cm.name] = iv
+		for _, w := range ws {
+			if warnedFor[w] == nil {
+				ciWarnings = append(ciWarnings, w)
+			}
+			warnedFor[w] = append(warnedFor[w], cm.name)
+		}
+	}
+	// One line per distinct warning, naming the figures it applies to.
+	for _, w := range ciWarnings {
+		c.warn(strings.Join(warnedFor[w], ", ") + ": " + w)
+	}
+	return m, rep, c.warnings
+}
+
+// combiner takes medians across runs and collects warnings.
+type combiner struct {
+	runs     []Metrics
+	warnings []string
+}
+
+func (c *combiner) warn(w string) {
+	if !slices.Contains(c.warnings, w) {
+		c.warnings = append(c.warnings, w)
+	}
+}
+
+// number is a figure CombineMetrics takes the median of.
+type number interface {
+	uint64 | int64 | int | float64
+}
+
+func medianOf[T number](c *combiner, get func(*Metrics) T) T {
+	xs := make([]T, len(c.runs))
+	for i := range c.runs {
+		xs[i] = get(&c.runs[i])
+	}
+	return median(xs)
+}
+
+// optMedianOf is medianOf for a figure some runs may lack: nil unless every run has it.
+func optMedianOf[T number](c *combiner, name string, get func(*Metrics) *T) *T {
+	var xs []T
+	for i := range c.runs {
+		if p := get(&c.runs[i]); p != nil {
+			xs = append(xs, *p)
+		}
+	}
+	if !c.inAll(name, len(xs)) {
+		return nil
+	}
+	v := median(xs)
+	return &v
+}
+
+// inAll reports whether a figure present in have runs is present in all, warning
+// when some runs have it and some do not.
+func (c *combiner) inAll(name string, have int) bool {
+	if have > 0 && have < len(c.runs) {
+		c.warn(fmt.Sprintf("%s: measured in %d of %d runs: left out", name, have, len(c.runs)))
+	}
+	return have == len(c.runs)
+}
+
+// latency combines LatencyStats field by field.
+func (c *combiner) latency(name string, get func(*Metrics) *LatencyStats) *LatencyStats {
+	var stats []*LatencyStats
+	for i := range c.runs {
+		if s := get(&c.runs[i]); s != nil {
+			stats = append(stats, s)
+		}
+	}
+	if !c.inAll(name, len(stats)) {
+		return nil
+	}
+	sub := &combiner{runs: make([]Metrics, len(stats))}
+	for i, s := range stats {
+		sub.runs[i].RTT = s
+	}
+	field := func(f func(*LatencyStats) *int64) func(*Metrics) *int64 {
+		return func(m *Metrics) *int64 { return f(m.RTT) }
+	}
+	out := &LatencyStats{
+		Samples: medianOf(sub, func(m *Metrics) uint64 { return m.RTT.Samples }),
+		Min:     medianOf(sub, func(m *Metrics) int64 { return m.RTT.Min }),
+		P50:     optMedianOf(sub, name+".p50", field(func(s *LatencyStats) *int64 { return s.P50 })),
+		P90:     optMedianOf(sub, name+".p90", field(func(s *LatencyStats) *int64 { return s.P90 })),
+		P99:     optMedianOf(sub, name+".p99", field(func(s *LatencyStats) *int64 { return s.P99 })),
+		P999:    optMedianOf(sub, name+".p999", field(func(s *LatencyStats) *int64 { return s.P999 })),
+		Max:     medianOf(sub, func(m *Metrics) int64 { return m.RTT.Max }),
+		Mean:    medianOf(sub, func(m *Metrics) float64 { return m.RTT.Mean }),
+		Stddev:  medianOf(sub, func(m *Metrics) float64 { return m.RTT.Stddev }),
+	}
+	for _, w := range sub.warnings {
+		c.warn(w)
+	}
+	return out
+}
+
+// median returns the median of xs (sorting them in place): the middle value, or for
+// an even count the mean of the middle two, integers rounded to nearest with halves
+// up. It computes without overflow.
+func median[T number](xs []T) T {
+	slices.SortFunc(xs, cmp.Compare[T])
+	n := len(xs)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	a, b := xs[n/2-1], xs[n/2]
+	switch any(a).(type) {
+	case float64:
+		return a/2 + b/2
+	}
+	// Integers: a + ⌈(b−a)/2⌉, the difference taken in uint64 so it cannot overflow.
+	d := uint64(b) - uint64(a)
+	return a + T(d/2+d%2)
+}

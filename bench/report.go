@@ -1,0 +1,206 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Schema names the JSON document's shape. Fields are added, never renamed.
+const Schema = "tcpvsudp/v1"
+
+// Report is one run of the tool: the JSON document that is the source of truth, and
+// the only input of the renderers. It is plain data; nothing here computes.
+type Report struct {
+	Schema     string     `json:"schema"`
+	Tool       string     `json:"tool"` // "tcpvsudp" and its version
+	Env        Env        `json:"env"`
+	Config     Config     `json:"config"`
+	Results    []Result   `json:"results"`
+	Properties []Property `json:"properties"`
+	Warnings   []string   `json:"warnings,omitempty"` // run-wide problems
+}
+
+// Env describes where the run happened, so a reader can reproduce it.
+type Env struct {
+	Host       string          `json:"host"`
+	OS         string          `json:"os"`
+	Arch       string          `json:"arch"`
+	Kernel     string          `json:"kernel"`
+	Go         string          `json:"go"`
+	CPUs       int             `json:"cpus"`
+	GOMAXPROCS int             `json:"gomaxprocs"`
+	Link       Link            `json:"link"`
+	Sockets    map[string]Sock `json:"sockets,omitempty"` // by transport: what the kernel granted
+}
+
+// Link is the path between the two ends.
+type Link struct {
+	Kind   string            `json:"kind"` // "loopback", "lab" or "remote"
+	Addr   string            `json:"addr"` // the server address used
+	MTU    int               `json:"mtu,omitempty"`
+	Impair map[string]string `json:"impair,omitempty"`
+}
+
+// Sock records socket buffer sizes as the kernel granted them, in bytes.
+type Sock struct {
+	RecvBuffer int `json:"recv_buffer"`
+	SendBuffer int `json:"send_buffer"`
+}
+
+// Config is the set of flags that shaped the run.
+type Config struct {
+	Command     string   `json:"command"` // the command line, as typed
+	Transports  []string `json:"transports"`
+	Experiments []string `json:"experiments"`
+	Sizes       []int    `json:"sizes"` // message sizes, bytes (our 48-byte header included)
+	Streams     int      `json:"streams"`
+	DurationS   float64  `json:"duration_s"`
+	Count       uint64   `json:"count"`    // messages per stream; 0 = run for duration_s
+	RateBps     float64  `json:"rate_bps"` // per run, all streams; 0 = unpaced
+	Repeat      int      `json:"repeat"`
+	Port        int      `json:"port"` // 0 = ephemeral
+	Seed        int64    `json:"seed"`
+	Quick       bool     `json:"quick"`
+	NoDelay     bool     `json:"nodelay"`
+	RecvBuffer  int      `json:"recv_buffer"` // SO_RCVBUF requested, bytes; 0 = default
+	SendBuffer  int      `json:"send_buffer"` // SO_SNDBUF requested, bytes; 0 = default
+	WarmupS     float64  `json:"warmup_s"`
+	DrainS      float64  `json:"drain_s"`
+	TimeoutS    float64  `json:"timeout_s"` // a UDP request unanswered this long is lost
+	Started     string   `json:"started"`   // RFC 3339, UTC
+	WallS       float64  `json:"wall_s"`    // the whole run, seconds
+}
+
+// Result is one experiment over one transport with one set of parameters.
+type Result struct {
+	Experiment string   `json:"experiment"`
+	Transport  string   `json:"transport"`
+	Params     Params   `json:"params"`
+	Metrics    Metrics  `json:"metrics"`
+	Repeat     *Repeat  `json:"repeat,omitempty"` // with --repeat > 1
+	Warnings   []string `json:"warnings,omitempty"`
+	Error      string   `json:"error,omitempty"` // the cell failed: Metrics hold nothing
+}
+
+// Params are the inputs of one result.
+type Params struct {
+	Size      int     `json:"size"` // bytes per message
+	Streams   int     `json:"streams"`
+	RateBps   float64 `json:"rate_bps"` // 0 = unpaced
+	DurationS float64 `json:"duration_s"`
+	Count     uint64  `json:"count"` // messages (or transactions) per stream; 0 = duration mode
+}
+
+// Metrics are the measured figures, named as DESIGN.md's results contract names them.
+// Counts are messages unless the name says bytes. Pointer fields are absent when the
+// transport or experiment cannot measure them (for example retransmits for UDP).
+type Metrics struct {
+	SentMsgs      uint64 `json:"sent_msgs"` // handed to the transport (failed sends included)
+	RecvMsgs      uint64 `json:"recv_msgs"` // returned by the transport, duplicates included
+	LostMsgs      uint64 `json:"lost_msgs"` // sent − unique received, after the drain
+	DupMsgs       uint64 `json:"dup_msgs"`
+	ReorderedMsgs uint64 `json:"reordered_msgs"` // RFC 4737: below the highest seen
+	ReorderExtent uint64 `json:"reorder_max_extent"`
+	CorruptMsgs   uint64 `json:"corrupt_msgs"`   // CRC32C mismatch
+	MalformedMsgs uint64 `json:"malformed_msgs"` // header failed to decode
+	ForeignMsgs   uint64 `json:"foreign_msgs"`   // another run's or an unknown flow's
+	LateMsgs      uint64 `json:"late_msgs"`      // replies that came after their timeout
+	SentBytes     uint64 `json:"sent_bytes"`
+	RecvBytes     uint64 `json:"recv_bytes"` // unique, intact
+
+	GoodputBps    float64 `json:"goodput_bps"` // receiver: unique intact bits/s over its interval
+	MsgsPerS      float64 `json:"msgs_per_s"`  // receiver: unique intact messages/s
+	SendRateBps   float64 `json:"send_rate_bps"`
+	SendMsgsPerS  float64 `json:"send_msgs_per_s"`
+	RecvIntervalS float64 `json:"recv_interval_s"` // first to last measured message received
+	SendIntervalS float64 `json:"send_interval_s"` // first to last measured message sent
+	DrainS        float64 `json:"drain_s"`         // waited after the last send
+
+	RTT           *LatencyStats `json:"rtt_ns,omitempty"`
+	JitterNs      *float64      `json:"jitter_ns,omitempty"` // RFC 3550 §6.4.1, final value
+	TransPerS     float64       `json:"transactions_per_s,omitempty"`
+	Timeouts      uint64        `json:"timeouts,omitempty"` // requests unanswered in time
+	Retransmits   *uint64       `json:"retransmits,omitempty"`
+	CPUSecPerGB   *float64      `json:"cpu_s_per_gb,omitempty"` // user+sys, whole process (both ends on loopback)
+	CPUSec        float64       `json:"cpu_s"`
+	GCPauseNs     uint64        `json:"gc_pause_ns"`
+	DropsSender   uint64        `json:"drops_sender"`
+	DropsSocket   *uint64       `json:"drops_socket,omitempty"`
+	DropsNetwork  *uint64       `json:"drops_network,omitempty"`
+	ServerSockets int           `json:"server_sockets"` // endpoints the server needed
+}
+
+// LatencyStats summarise a latency distribution in nanoseconds. A percentile is
+// present only when there were enough samples to support it (≥ 10/(1−q)); else nil.
+type LatencyStats struct {
+	Samples uint64  `json:"samples"`
+	Min     int64   `json:"min"`
+	P50     *int64  `json:"p50"`
+	P90     *int64  `json:"p90"`
+	P99     *int64  `json:"p99"`
+	P999    *int64  `json:"p999"`
+	Max     int64   `json:"max"`
+	Mean    float64 `json:"mean"`
+	Stddev  float64 `json:"stddev"`
+}
+
+// Repeat says how a result's figures combine several runs: each figure in Metrics is
+// the median of Runs runs; CI holds a 95% confidence interval for the headline ones.
+type Repeat struct {
+	Runs int                 `json:"runs"`
+	CI   map[string]Interval `json:"ci"` // keyed by metric JSON name, e.g. "goodput_bps"
+}
+
+// Interval is a distribution-free confidence interval around a median.
+type Interval struct {
+	Median     float64 `json:"median"`
+	Lo         float64 `json:"lo"`
+	Hi         float64 `json:"hi"`
+	Confidence float64 `json:"confidence"` // e.g. 0.95; lower when too few runs (see Warnings)
+}
+
+// Property is one row of the properties table: a textbook claim, what each transport
+// did, and the measured figures behind it.
+type Property struct {
+	Property string         `json:"property"`
+	Claim    string         `json:"claim"`
+	TCP      string         `json:"tcp"`
+	UDP      string         `json:"udp"`
+	Evidence map[string]any `json:"evidence,omitempty"`
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadReport decodes a report written by WriteJSON and checks its schema.
+func ReadReport(rd io.Reader) (*Report, error) {
+	var r Report
+	dec := json.NewDecoder(rd)
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if r.Schema != Schema {
+		return nil, fmt.Errorf("report: schema %q, want %q", r.Schema, Schema)
+	}
+	return &r, nil
+}
+
+// LoadReport reads a report from a JSON file.
+func LoadReport(path string) (*Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := ReadReport(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,356 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Plan is what one run measures: every experiment, for every size, over every
+// transport, Repeat times. The zero value of a field means its default.
+type Plan struct {
+	Transports  []string      // default tcp, udp
+	Experiments []string      // default stream, pingpong, connect
+	Sizes       []int         // message sizes in bytes, header included; default 64, 1024, 8192
+	Streams     int           // parallel streams for stream; default 1
+	Duration    time.Duration // per cell; default 3 s; ignored when Count > 0
+	Count       uint64        // messages (stream: per stream) or transactions per cell; 0 = Duration
+	RateBps     float64       // stream pacing, bits/s over all streams; 0 = unpaced
+	Repeat      int           // runs per cell; default 1
+	Host        string        // where the server end listens; default 127.0.0.1
+	Port        int           // server port; 0 = ephemeral
+	Seed        int64         // payload seed; 0 = 1
+	Warmup      time.Duration // excluded from every counter; default 200 ms; negative = none
+	Drain       time.Duration // longest wait for stragglers after the last send; default 1 s
+	Timeout     time.Duration // a request unanswered this long is lost; default 200 ms
+	Batch       int           // most messages per Send/Recv; default 64
+	Net         NetOptions
+	Command     string // the command line, recorded in the report
+	Quick       bool   // recorded in the report
+
+	// Progress, when set, is called before and after every cell, from Run's goroutine.
+	Progress func(ProgressEvent)
+}
+
+// ProgressEvent tells a progress display where a run is.
+type ProgressEvent struct {
+	Index, Total int     // cell number, 1-based, and the cell count
+	Done         bool    // false before the cell runs, true after
+	Result       *Result // when Done
+	Expected     time.Duration
+}
+
+// Limits of the flags, as errors name them.
+const (
+	MaxStreams = 1024
+	MaxRepeat  = 100
+	MaxSize    = 1 << 24
+)
+
+// WithDefaults returns p with every zero field set to its default.
+func (p Plan) WithDefaults() Plan {
+	if len(p.Transports) == 0 {
+		p.Transports = []string{"tcp", "udp"}
+	}
+	if len(p.Experiments) == 0 {
+		p.Experiments = Experiments()
+	}
+	if len(p.Sizes) == 0 {
+		p.Sizes = []int{64, 1024, 8192}
+	}
+	if p.Streams == 0 {
+		p.Streams = 1
+	}
+	if p.Duration == 0 && p.Count == 0 {
+		p.Duration = 3 * time.Second
+	}
+	if p.Repeat == 0 {
+		p.Repeat = 1
+	}
+	if p.Host == "" {
+		p.Host = "127.0.0.1"
+	}
+	if p.Seed == 0 {
+		p.Seed = 1
+	}
+	if p.Warmup == 0 {
+		p.Warmup = 200 * time.Millisecond
+	}
+	if p.Warmup < 0 {
+		p.Warmup = 0
+	}
+	if p.Drain == 0 {
+		p.Drain = time.Second
+	}
+	if p.Timeout == 0 {
+		p.Timeout = 200 * time.Millisecond
+	}
+	if p.Batch == 0 {
+		p.Batch = 64
+	}
+	return p
+}
+
+// Validate checks a plan (after WithDefaults). Errors name the flag, the rule and the
+// value, e.g. "--sizes: must be 48..65507 for udp, got 70000".
+func (p Plan) Validate() error {
+	for _, t := range p.Transports {
+		if _, ok := networks[t]; !ok {
+			return fmt.Errorf("--transports: unknown transport %q (known: %s)", t, strings.Join(Transports(), ", "))
+		}
+	}
+	for _, x := range p.Experiments {
+		if _, ok := experiments[x]; !ok {
+			return fmt.Errorf("--experiments: unknown experiment %q (known: %s)", x, strings.Join(Experiments(), ", "))
+		}
+	}
+	for _, s := range p.Sizes {
+		for _, t := range p.Transports {
+			nw, _ := NetworkByName(t, p.Net)
+			if s < HeaderLen || s > nw.MaxMessage() {
+				return fmt.Errorf("--sizes: must be %d..%d for %s (the header takes %d bytes), got %d", HeaderLen, nw.MaxMessage(), t, HeaderLen, s)
+			}
+		}
+	}
+	switch {
+	case p.Streams < 1 || p.Streams > MaxStreams:
+		return fmt.Errorf("--streams: must be 1..%d, got %d", MaxStreams, p.Streams)
+	case p.Duration < 0:
+		return fmt.Errorf("--duration: must not be negative, got %v", p.Duration)
+	case p.Count == 0 && p.Duration < 10*time.Millisecond:
+		return fmt.Errorf("--duration: must be at least 10ms, got %v", p.Duration)
+	case p.RateBps < 0:
+		return fmt.Errorf("--rate: must not be negative, got %v", p.RateBps)
+	case p.Repeat < 1 || p.Repeat > MaxRepeat:
+		return fmt.Errorf("--repeat: must be 1..%d, got %d", MaxRepeat, p.Repeat)
+	case p.Port < 0 || p.Port > 65535:
+		return fmt.Errorf("--port: must be 0..65535, got %d", p.Port)
+	case p.Drain < 0:
+		return fmt.Errorf("--drain: must not be negative, got %v", p.Drain)
+	case p.Timeout <= 0:
+		return fmt.Errorf("--timeout: must be positive, got %v", p.Timeout)
+	case p.Batch < 1 || p.Batch > 1024:
+		return fmt.Errorf("--batch: must be 1..1024, got %d", p.Batch)
+	}
+	if ip := net.ParseIP(p.Host); ip == nil {
+		return fmt.Errorf("--host: must be an IP address, got %q", p.Host)
+	}
+	return nil
+}
+
+// cell is one experiment over one transport with one set of params.
+type cell struct {
+	exp, transport string
+	params         Params
+}
+
+// cells lists the plan's cells in run order: transports interleave within each
+// experiment and size, so drift on a noisy host hits both alike.
+func (p Plan) cells() []cell {
+	var cs []cell
+	for _, x := range p.Experiments {
+		sizes := p.Sizes
+		streams := p.Streams
+		rate := p.RateBps
+		if x != ExpStream {
+			streams, rate = 1, 0
+		}
+		if x == ExpConnect {
+			sizes = []int{slices.Min(p.Sizes)} // connection cost does not depend on size
+		}
+		for _, s := range sizes {
+			for _, t := range p.Transports {
+				cs = append(cs, cell{x, t, Params{Size: s, Streams: streams, RateBps: rate, DurationS: p.Duration.Seconds(), Count: p.Count}})
+			}
+		}
+	}
+	return cs
+}
+
+// ExpectedDuration estimates how long the plan runs (without setup overheads).
+func (p Plan) ExpectedDuration() time.Duration {
+	p = p.WithDefaults()
+	if p.Count > 0 {
+		return 0
+	}
+	return time.Duration(len(p.cells())*p.Repeat) * (p.Duration + p.Warmup)
+}
+
+// Run measures the plan and returns the report. A cell that fails is reported with
+// its error and the run goes on; Run fails only when ctx ends it or the plan is
+// invalid, and then returns the report of what was measured so far.
+func Run(ctx context.Context, p Plan) (*Report, error) {
+	p = p.WithDefaults()
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	rep := &Report{
+		Schema: Schema,
+		Tool:   "tcpvsudp " + Version,
+		Env:    hostEnv(),
+		Config: Config{
+			Command: p.Command, Transports: p.Transports, Experiments: p.Experiments, Sizes: p.Sizes,
+			Streams: p.Streams, DurationS: p.Duration.Seconds(), Count: p.Count, RateBps: p.RateBps,
+			Repeat: p.Repeat, Port: p.Port, Seed: p.Seed, Quick: p.Quick, WarmupS: p.Warmup.Seconds(),
+			DrainS: p.Drain.Seconds(), TimeoutS: p.Timeout.Seconds(), NoDelay: p.Net.NoDelay,
+			RecvBuffer: p.Net.RecvBuffer, SendBuffer: p.Net.SendBuffer,
+			Started: started.UTC().Format(time.RFC3339),
+		},
+	}
+	address := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
+	rep.Env.Link = Link{Kind: "loopback", Addr: address, MTU: loopbackMTU()}
+	rep.Env.Sockets = grantedSockets(ctx, p)
+	e := &runEnv{epoch: started, run: newRunID(), seed: p.Seed, address: address,
+		warmup: p.Warmup, drain: p.Drain, timeout: p.Timeout, batch: p.Batch}
+
+	cs := p.cells()
+	total := len(cs) * p.Repeat
+	runs := make([][]Metrics, len(cs))
+	warns := make([][]string, len(cs))
+	errs := make([]string, len(cs))
+	idx := 0
+	var runErr error
+outer:
+	for r := 0; r < p.Repeat; r++ {
+		for i, c := range cs {
+			if err := ctx.Err(); err != nil {
+				runErr = err
+				break outer
+			}
+			idx++
+			if p.Progress != nil {
+				p.Progress(ProgressEvent{Index: idx, Total: total, Expected: p.Duration + p.Warmup, Result: &Result{Experiment: c.exp, Transport: c.transport, Params: c.params}})
+			}
+			m, w, err := runCell(ctx, e, p, c)
+			res := &Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w}
+			if err != nil {
+				res.Error = err.Error()
+				if errs[i] == "" {
+					errs[i] = fmt.Sprintf("run %d: %v", r+1, err)
+				}
+			} else {
+				runs[i] = append(runs[i], m)
+			}
+			for _, s := range w {
+				if !slices.Contains(warns[i], s) {
+					warns[i] = append(warns[i], s)
+				}
+			}
+			if p.Progress != nil {
+				p.Progress(ProgressEvent{Index: idx, Total: total, Done: true, Result: res})
+			}
+		}
+	}
+	for i, c := range cs {
+		res := Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Warnings: warns[i]}
+		if len(runs[i]) == 0 {
+			if errs[i] == "" {
+				continue // never ran: the run was cancelled first
+			}
+			res.Error = errs[i]
+		} else {
+			m, rp, w := CombineMetrics(runs[i])
+			res.Metrics, res.Repeat = m, rp
+			res.Warnings = append(res.Warnings, w...)
+			if errs[i] != "" {
+				res.Warnings = append(res.Warnings, "some runs failed: "+errs[i])
+			}
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	rep.Properties = Properties(rep)
+	rep.Warnings = append(rep.Warnings, runWarnings(p)...)
+	rep.Config.WallS = time.Since(started).Seconds()
+	return rep, runErr
+}
+
+// runCell runs one cell over a fresh Network.
+func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (Metrics, []string, error) {
+	nw, err := NetworkByName(c.transport, p.Net)
+	if err != nil {
+		return Metrics{}, nil, err
+	}
+	m, w, err := experiments[c.exp](ctx, e, nw, c.params)
+	if err != nil {
+		return m, w, fmt.Errorf("%s over %s (size %d): %w", c.exp, c.transport, c.params.Size, err)
+	}
+	return m, w, nil
+}
+
+// runWarnings are caveats that hold for the whole run.
+func runWarnings(p Plan) []string {
+	var w []string
+	if p.Repeat > 1 && p.Repeat < 6 {
+		w = append(w, fmt.Sprintf("--repeat %d: a 95%% confidence interval needs at least 6 runs; intervals shown are the widest available", p.Repeat))
+	}
+	if slices.Contains(p.Transports, "udp") && slices.Max(p.Sizes) > 1472 {
+		w = append(w, fmt.Sprintf("udp messages above 1472 bytes exceed a 1500-byte Ethernet MTU and would fragment on a real link; loopback's MTU is %d", loopbackMTU()))
+	}
+	return w
+}
+
+// Version is the tool's version, as reports record it.
+var Version = "0.1.0"
+
+func newRunID() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint64(time.Now().UnixNano()) | 1
+	}
+	return binary.LittleEndian.Uint64(b[:]) | 1 // never zero
+}
+
+func hostEnv() Env {
+	host, _ := os.Hostname()
+	return Env{Host: host, OS: runtime.GOOS, Arch: runtime.GOARCH, Kernel: kernelRelease(),
+		Go: runtime.Version(), CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+}
+
+// grantedSockets opens one client endpoint per transport and records the buffer
+// sizes the kernel granted it.
+func grantedSockets(ctx context.Context, p Plan) map[string]Sock {
+	out := make(map[string]Sock)
+	for _, name := range p.Transports {
+		nw, err := NetworkByName(name, p.Net)
+		if err != nil {
+			continue
+		}
+		l, err := nw.Listen(ctx, net.JoinHostPort(p.Host, "0"))
+		if err != nil {
+			continue
+		}
+		t, err := nw.Dial(ctx, l.Addr().String())
+		if err == nil {
+			if bs, ok := t.(BufferSizer); ok {
+				if r, s, err := bs.BufferSizes(); err == nil {
+					out[name] = Sock{RecvBuffer: r, SendBuffer: s}
+				}
+			}
+			t.Close()
+		}
+		l.Close()
+	}
+	return out
+}
+
+func loopbackMTU() int {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return 0
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback != 0 {
+			return i.MTU
+		}
+	}
+	return 0
+}

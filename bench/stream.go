@@ -1,0 +1,504 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// runStream is the one-way bulk transfer: p.Streams senders, each its own client
+// endpoint and flow, send p.Size-byte messages for p.DurationS or exactly p.Count
+// each, unpaced or paced to p.RateBps in all. The receiver accounts every message by
+// flow and sequence number; loss is counted after a drain.
+func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
+	var warns []string
+	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1}}
+	srv, err := startServer(ctx, e, nw, rx.serve)
+	if err != nil {
+		return Metrics{}, nil, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			srv.stop()
+		}
+	}()
+
+	// Every blocking call below ends by this cell's time limit: the watchdog closes the
+	// endpoints, which unblocks a sender stuck on a receiver that died.
+	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
+	defer cancel()
+	txs := make([]*streamTx, p.Streams)
+	conns := make([]Transport, p.Streams)
+	stopWatch := context.AfterFunc(ctx, func() {
+		for _, t := range conns {
+			if t != nil {
+				t.Close()
+			}
+		}
+	})
+	defer stopWatch()
+	for i := range txs {
+		t, err := nw.Dial(ctx, srv.addr())
+		if err != nil {
+			return Metrics{}, nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
+		}
+		defer t.Close()
+		conns[i] = t
+		txs[i] = newStreamTx(e, p, uint32(i), t)
+	}
+
+	// Warm-up: excluded from every counter and from the sequence space (PITFALLS 14).
+	if e.warmup > 0 {
+		g, gctx := errgroup.WithContext(ctx)
+		until := time.Now().Add(e.warmup)
+		for _, tx := range txs {
+			g.Go(func() error { return tx.send(gctx, KindWarmup, 0, until) })
+		}
+		if err := g.Wait(); err != nil {
+			return Metrics{}, nil, fmt.Errorf("warm-up: %w", err)
+		}
+		rx.waitQuiet(ctx, 10*time.Millisecond, 250*time.Millisecond)
+	}
+
+	u0, uerr := ReadUsage()
+	retr0, _ := retransmits(conns)
+	drops0, _ := recvDrops(srv.endpoints())
+
+	var until time.Time
+	if p.Count == 0 {
+		until = time.Now().Add(time.Duration(p.DurationS * float64(time.Second)))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, tx := range txs {
+		tx.reset()
+		g.Go(func() error {
+			if err := tx.send(gctx, KindData, p.Count, until); err != nil {
+				return err
+			}
+			return tx.sendEnd()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Metrics{}, nil, err
+	}
+
+	// Drain: wait for the receiver to have everything, or for the end markers and a
+	// quiet spell, or for the drain period to run out (PITFALLS 7).
+	drainStart := time.Now()
+	rx.waitDrained(ctx, e.drain)
+	drain := time.Since(drainStart)
+
+	u1, _ := ReadUsage()
+	retr1, retrOK := retransmits(conns)
+	drops1, dropsOK := recvDrops(srv.endpoints())
+	for _, t := range conns {
+		t.Close()
+	}
+	stopped = true
+	if err := srv.stop(); err != nil {
+		warns = append(warns, fmt.Sprintf("receiver: %v", err))
+	}
+
+	var m Metrics
+	var firstSend, lastSend int64 = -1, 0
+	for _, tx := range txs {
+		m.SentMsgs += tx.sent
+		m.DropsSender += tx.refused
+		if tx.sent > 0 {
+			if firstSend < 0 || tx.firstNs < firstSend {
+				firstSend = tx.firstNs
+			}
+			lastSend = max(lastSend, tx.lastNs)
+		}
+	}
+	m.SentBytes = m.SentMsgs * uint64(p.Size)
+	if firstSend >= 0 && lastSend > firstSend {
+		m.SendIntervalS = seconds(lastSend - firstSend)
+		m.SendRateBps = float64(m.SentBytes) * 8 / m.SendIntervalS
+		m.SendMsgsPerS = float64(m.SentMsgs) / m.SendIntervalS
+	}
+
+	tot := rx.totals()
+	m.RecvMsgs = tot.received
+	m.DupMsgs = tot.dups
+	m.ReorderedMsgs = tot.reordered
+	m.ReorderExtent = tot.extent
+	m.CorruptMsgs = tot.corrupt
+	m.MalformedMsgs = tot.malformed
+	m.ForeignMsgs = tot.foreign
+	m.RecvBytes = tot.unique * uint64(p.Size)
+	if tot.unique < m.SentMsgs {
+		m.LostMsgs = m.SentMsgs - tot.unique
+	}
+	if tot.unique > m.SentMsgs {
+		warns = append(warns, fmt.Sprintf("received %d unique messages but %d were sent: accounting error", tot.unique, m.SentMsgs))
+	}
+	if tot.stale > 0 {
+		warns = append(warns, fmt.Sprintf("%d messages arrived too late to tell new from duplicate (more than 2^24 behind)", tot.stale))
+	}
+	if tot.firstSendNs >= 0 && tot.lastRecvNs > tot.firstSendNs {
+		m.RecvIntervalS = seconds(tot.lastRecvNs - tot.firstSendNs)
+		m.GoodputBps = float64(m.RecvBytes) * 8 / m.RecvIntervalS
+		m.MsgsPerS = float64(tot.unique) / m.RecvIntervalS
+	}
+	if tot.jitterFlows > 0 {
+		m.JitterNs = f64p(tot.jitterSum / float64(tot.jitterFlows))
+	}
+	m.DrainS = drain.Seconds()
+	if retrOK {
+		m.Retransmits = u64p(retr1 - retr0)
+	}
+	if dropsOK {
+		// The socket counter counts every datagram; end markers lost with the data are
+		// not data. Take them out so socket + sender + network = lost exactly.
+		sock := drops1 - drops0
+		endsLost := uint64(endCopies*p.Streams) - min(tot.ends, uint64(endCopies*p.Streams))
+		sock -= min(sock, endsLost)
+		m.DropsSocket = u64p(sock)
+		var netw uint64
+		if m.LostMsgs > sock+m.DropsSender {
+			netw = m.LostMsgs - sock - m.DropsSender
+		}
+		m.DropsNetwork = u64p(netw)
+	}
+	if uerr == nil {
+		d := u1.Sub(u0)
+		m.CPUSec = d.CPU().Seconds()
+		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.RecvBytes)
+		m.GCPauseNs = uint64(d.GCPause)
+	}
+	m.ServerSockets = srv.sockets
+	if !rx.allEnded() {
+		warns = append(warns, fmt.Sprintf("drain of %v ended before every end marker arrived", e.drain))
+	}
+	return m, warns, nil
+}
+
+// streamTx is one sending stream: one client endpoint, one flow.
+type streamTx struct {
+	e        *runEnv
+	t        Transport
+	flow     uint32
+	size     int
+	interval time.Duration // between messages when paced; 0 = unpaced
+	bufs     [][]byte
+	out      [][]byte
+	pcrc     uint32
+
+	seq     uint64 // next sequence number
+	sent    uint64 // messages handed to the transport, refused ones included
+	refused uint64 // sends the kernel refused (drops_sender)
+	firstNs int64
+	lastNs  int64
+}
+
+func newStreamTx(e *runEnv, p Params, flow uint32, t Transport) *streamTx {
+	batch := max(1, min(e.batch, (1<<20)/p.Size))
+	tx := &streamTx{e: e, t: t, flow: flow, size: p.Size, bufs: makeBufs(batch, p.Size), out: make([][]byte, batch)}
+	for _, b := range tx.bufs {
+		FillPayload(b[HeaderLen:], e.seed, flow)
+	}
+	tx.pcrc = PayloadCRC(tx.bufs[0][HeaderLen:])
+	if p.RateBps > 0 {
+		perStream := p.RateBps / float64(p.Streams)
+		tx.interval = time.Duration(float64(p.Size*8) / perStream * float64(time.Second))
+	}
+	return tx
+}
+
+func (tx *streamTx) reset() {
+	tx.seq, tx.sent, tx.refused, tx.firstNs, tx.lastNs = 0, 0, 0, -1, 0
+}
+
+// send sends messages of kind until count have been sent (count > 0) or until
+// passes. Paced streams follow a timetable from their start, so a late batch is
+// caught up rather than stretching the run.
+func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until time.Time) error {
+	start := time.Now()
+	var phaseSent uint64
+	for ctx.Err() == nil {
+		now := time.Now()
+		if count == 0 && !now.Before(until) {
+			return nil
+		}
+		if count > 0 && phaseSent >= count {
+			return nil
+		}
+		k := len(tx.bufs)
+		if count > 0 {
+			k = int(min(uint64(k), count-phaseSent))
+		}
+		if tx.interval > 0 {
+			due := uint64(now.Sub(start)/tx.interval) + 1
+			if due <= phaseSent {
+				next := start.Add(time.Duration(phaseSent) * tx.interval)
+				if count == 0 && next.After(until) {
+					return nil
+				}
+				time.Sleep(time.Until(next))
+				continue
+			}
+			k = int(min(uint64(k), due-phaseSent))
+		}
+		for i := 0; i < k; i++ {
+			h := Header{Kind: kind, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size),
+				Seq: tx.seq + uint64(i), SendNs: tx.e.now(), PayloadCRC: tx.pcrc}
+			PutHeader(tx.bufs[i], h)
+			tx.out[i] = tx.bufs[i]
+		}
+		if kind == KindData && tx.firstNs < 0 {
+			tx.firstNs = tx.e.now()
+		}
+		n, err := tx.t.Send(tx.out[:k])
+		adv := uint64(n)
+		if err != nil {
+			if !isDatagramRefusal(err) {
+				return fmt.Errorf("flow %d: send: %w", tx.flow, err)
+			}
+			adv++ // the refused message is sent and lost: its number is used up
+			if kind == KindData {
+				tx.refused++
+			}
+		}
+		tx.seq += adv
+		phaseSent += adv
+		if kind == KindData {
+			tx.sent += adv
+			tx.lastNs = tx.e.now()
+		}
+	}
+	return ctx.Err()
+}
+
+// endCopies is how many end markers a stream sends: one may be lost (PITFALLS 7).
+const endCopies = 3
+
+// sendEnd tells the receiver how many messages this flow sent.
+func (tx *streamTx) sendEnd() error {
+	for i := 0; i < endCopies; i++ {
+		h := Header{Kind: KindEnd, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size), Seq: tx.sent, SendNs: tx.e.now(), PayloadCRC: tx.pcrc}
+		PutHeader(tx.bufs[0], h)
+		tx.out[0] = tx.bufs[0]
+		if _, err := tx.t.Send(tx.out[:1]); err != nil && !isDatagramRefusal(err) {
+			return fmt.Errorf("flow %d: send end marker: %w", tx.flow, err)
+		}
+		if i+1 < endCopies {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// streamRx receives every flow of one stream cell. Each accepted endpoint is read by
+// its own goroutine (serve) with its own flow table; tables merge when serve returns.
+type streamRx struct {
+	e *runEnv
+	p Params
+
+	lastArrival atomic.Int64 // ns since epoch of the latest read that returned messages
+	ended       atomic.Int64 // flows whose end marker arrived
+	complete    atomic.Int64 // flows with every sent message received
+	doneOnce    sync.Once
+	done        chan struct{} // closed when every flow is complete
+
+	mu  sync.Mutex // guards tot
+	tot rxTotals
+}
+
+type rxTotals struct {
+	received, unique, dups, reordered, extent, stale uint64
+	corrupt, malformed, foreign                      uint64
+	ends                                             uint64 // end markers received, copies included
+	firstSendNs, lastRecvNs                          int64
+	jitterSum                                        float64
+	jitterFlows                                      int
+}
+
+type flowRx struct {
+	seq       SeqTracker
+	jit       Jitter
+	ended     bool
+	complete  bool
+	sent      uint64
+	firstSend int64
+	lastRecv  int64
+}
+
+func (rx *streamRx) serve(ctx context.Context, t Transport) error {
+	batch := max(1, min(rx.e.batch, (1<<20)/rx.p.Size))
+	bufs := makeBufs(batch, rx.p.Size)
+	sizes := make([]int, batch)
+	flows := make([]*flowRx, rx.p.Streams)
+	var local rxTotals
+	defer func() { rx.merge(&local, flows) }()
+	for ctx.Err() == nil {
+		if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
+			return err
+		}
+		n, err := t.Recv(bufs, sizes)
+		if n > 0 {
+			now := rx.e.now()
+			rx.lastArrival.Store(now)
+			for i := 0; i < n; i++ {
+				rx.account(&local, flows, bufs[i][:sizes[i]], now)
+			}
+		}
+		if err != nil {
+			switch {
+			case isTimeout(err):
+			case isClosed(err):
+				return nil
+			case isOversize(err):
+				local.malformed++ // a datagram too large for its buffer: counted, skipped
+			case isStreamBroken(err):
+				local.malformed++ // a frame too large: the stream cannot be resynchronised
+				return err
+			default:
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now int64) {
+	h, err := DecodeHeader(msg)
+	switch {
+	case errors.Is(err, ErrForeign):
+		local.foreign++
+		return
+	case errors.Is(err, ErrCorrupt):
+		local.corrupt++
+		return
+	case err != nil:
+		local.malformed++
+		return
+	}
+	if h.Run != rx.e.run || int(h.Flow) >= len(flows) {
+		local.foreign++
+		return
+	}
+	f := flows[h.Flow]
+	if f == nil {
+		f = &flowRx{firstSend: -1}
+		flows[h.Flow] = f
+	}
+	switch h.Kind {
+	case KindData:
+		if VerifyPayload(msg, h) != nil {
+			local.corrupt++
+			return
+		}
+		f.seq.Add(h.Seq)
+		if f.firstSend < 0 || h.SendNs < f.firstSend {
+			f.firstSend = h.SendNs
+		}
+		f.lastRecv = now
+		f.jit.Add(h.SendNs, now)
+		if f.ended && !f.complete && f.seq.Counts().Unique >= f.sent {
+			f.complete = true
+			rx.flowComplete()
+		}
+	case KindEnd:
+		local.ends++
+		if !f.ended {
+			f.ended = true
+			f.sent = h.Seq
+			rx.ended.Add(1)
+			if f.seq.Counts().Unique >= f.sent {
+				f.complete = true
+				rx.flowComplete()
+			}
+		}
+	case KindWarmup:
+	default:
+		local.malformed++
+	}
+}
+
+func (rx *streamRx) flowComplete() {
+	if rx.complete.Add(1) == int64(rx.p.Streams) {
+		rx.doneOnce.Do(func() { close(rx.done) })
+	}
+}
+
+func (rx *streamRx) allEnded() bool { return rx.ended.Load() >= int64(rx.p.Streams) }
+
+// waitQuiet waits until no message has arrived for quiet, for at most limit.
+func (rx *streamRx) waitQuiet(ctx context.Context, quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if rx.e.now()-rx.lastArrival.Load() >= int64(quiet) {
+			return
+		}
+		time.Sleep(quiet / 4)
+	}
+}
+
+// waitDrained waits until every flow is complete; or until every end marker is in
+// and nothing has arrived for a quiet spell; or until drain has passed.
+func (rx *streamRx) waitDrained(ctx context.Context, drain time.Duration) {
+	const quiet = 50 * time.Millisecond
+	deadline := time.NewTimer(drain)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-rx.done:
+			return
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+			if rx.allEnded() && rx.e.now()-rx.lastArrival.Load() >= int64(quiet) {
+				return
+			}
+		}
+	}
+}
+
+func (rx *streamRx) merge(local *rxTotals, flows []*flowRx) {
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	t := &rx.tot
+	t.corrupt += local.corrupt
+	t.malformed += local.malformed
+	t.foreign += local.foreign
+	t.ends += local.ends
+	for _, f := range flows {
+		if f == nil {
+			continue
+		}
+		c := f.seq.Counts()
+		t.received += c.Received
+		t.unique += c.Unique
+		t.dups += c.Duplicates
+		t.reordered += c.Reordered
+		t.extent = max(t.extent, c.MaxReorderExtent)
+		t.stale += c.Stale
+		if c.Unique > 0 {
+			if t.firstSendNs < 0 || f.firstSend < t.firstSendNs {
+				t.firstSendNs = f.firstSend
+			}
+			t.lastRecvNs = max(t.lastRecvNs, f.lastRecv)
+		}
+		if f.jit.Samples() > 0 {
+			t.jitterSum += f.jit.Value()
+			t.jitterFlows++
+		}
+	}
+}
+
+func (rx *streamRx) totals() rxTotals {
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	return rx.tot
+}

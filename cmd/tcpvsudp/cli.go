@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/tcpvsudp/tcpvsudp/bench"
+)
+
+// runFlags are the flags of `tcpvsudp run`, as typed.
+type runFlags struct {
+	transports, experiments, sizes, rate string
+	streams, repeat, port, batch         int
+	duration, warmup, drain, timeout     time.Duration
+	count                                uint64
+	out, host                            string
+	quick, nodelay, noFiles              bool
+	seed                                 int64
+	rcvbuf, sndbuf                       int
+}
+
+const runLong = `Run measures the same workloads over TCP and over UDP and prints them side by side.
+
+Experiments:
+  stream     one-way bulk transfer: goodput at the receiver, loss after a drain,
+             reordering, duplicates, jitter, retransmits, CPU per GB
+  pingpong   closed-loop request/response: round-trip time percentiles; an
+             unanswered UDP request times out (--timeout) and counts as lost
+  connect    time to first answer from a new client (TCP: handshake + request +
+             reply; UDP: one request + reply) and transactions/s
+
+Every message carries a 48-byte header (run, flow, 64-bit sequence number, send
+time, CRC32C), so --sizes counts from 48. Loss, duplicates and reordering come from
+sequence numbers, never from byte counts.
+
+Results: tables on stdout, DIR/report.json (the source of truth) and DIR/report.md.`
+
+const runExample = `  tcpvsudp run                                   # the default suite, about a minute
+  tcpvsudp run --quick                           # a few seconds
+  tcpvsudp run -e stream --sizes 1400 --rate 2G  # paced UDP at 2 Gbit/s beside TCP
+  tcpvsudp run -e stream --count 100000          # exactly 100000 messages per stream
+  tcpvsudp run --repeat 6                        # median and 95% CI of 6 runs`
+
+func newRootCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
+	rf := &runFlags{}
+	runCmd := &cobra.Command{
+		Use:     "run",
+		Short:   "Measure TCP and UDP side by side (the default command)",
+		Long:    runLong,
+		Example: runExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return doRun(cmd.Context(), cmd.Flags(), rf, commandLine(), stdout, stderr)
+		},
+	}
+	addRunFlags(runCmd.Flags(), rf)
+
+	var format, mdOut string
+	reportCmd := &cobra.Command{
+		Use:   "report FILE.json",
+		Short: "Render a saved report again: tables to stdout, markdown beside it",
+		Long: `Report reads a report.json written by 'tcpvsudp run' and renders it again:
+terminal tables (or markdown, or JSON) on stdout, and the markdown report to
+--markdown (default: FILE with .md for .json; '' to skip).`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("report: want one FILE.json, got %d arguments", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return doReport(args[0], format, mdOut, cmd.Flags().Changed("markdown"), stdout)
+		},
+	}
+	reportCmd.Flags().StringVar(&format, "format", "text", "what to print on stdout: text, markdown or json")
+	reportCmd.Flags().StringVar(&mdOut, "markdown", "", "where to write the markdown report (default FILE.md beside FILE.json; '' = nowhere)")
+
+	root := &cobra.Command{
+		Use:   "tcpvsudp",
+		Short: "TCP and UDP side by side, in measured numbers",
+		Long: `tcpvsudp runs the same workloads over TCP and over UDP and shows, in measured
+numbers, how they differ: connection setup, reliability, ordering, flow control,
+message boundaries, and what each costs in throughput, round-trip time and CPU.
+
+With no command it runs 'tcpvsudp run' with the default suite.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return doRun(cmd.Context(), cmd.Flags(), rf, commandLine(), stdout, stderr)
+		},
+	}
+	addRunFlags(root.Flags(), rf)
+	root.AddCommand(runCmd, reportCmd)
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
+	})
+	for _, c := range []*cobra.Command{runCmd, reportCmd} {
+		c.SilenceUsage, c.SilenceErrors = true, true
+	}
+	_ = ctx
+	return root
+}
+
+func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
+	fs.StringVarP(&rf.transports, "transports", "t", "tcp,udp", "transports to compare, comma-separated: tcp, udp")
+	fs.StringVarP(&rf.experiments, "experiments", "e", strings.Join(bench.Experiments(), ","), "experiments to run, comma-separated: stream, pingpong, connect")
+	fs.StringVarP(&rf.sizes, "sizes", "s", "64,1024,8192", "message sizes in bytes, comma-separated; each 48..65507 for udp, 48..16777216 for tcp (the 48-byte header included)")
+	fs.IntVarP(&rf.streams, "streams", "P", 1, "parallel streams for stream, 1..1024; each has its own client socket and flow")
+	fs.DurationVarP(&rf.duration, "duration", "d", 3*time.Second, "time per cell (one experiment, transport and size), e.g. 500ms, 3s; ignored with --count")
+	fs.Uint64VarP(&rf.count, "count", "n", 0, "exact messages per stream (stream), round trips (pingpong) or transactions (connect) per cell; 0 = run for --duration")
+	fs.StringVarP(&rf.rate, "rate", "r", "0", "stream pacing over all streams, bits/s with a unit: 500M, 1.5G, 800k; 0 = unpaced (as fast as the transport takes it)")
+	fs.IntVarP(&rf.repeat, "repeat", "R", 1, "runs per cell, 1..100; each figure is then the median, with a 95% CI from 6 runs up")
+	fs.IntVarP(&rf.port, "port", "p", 0, "server port for the data sockets, 0..65535; 0 = an ephemeral port per cell")
+	fs.StringVar(&rf.host, "host", "127.0.0.1", "address the server end listens on and the client dials (loopback: 127.0.0.1 or ::1)")
+	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md")
+	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
+	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms, --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
+	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
+	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic sent before each cell's measurement and excluded from it (TCP slow start); 0 = none")
+	fs.DurationVar(&rf.drain, "drain", time.Second, "longest wait for in-flight messages after the last send, before counting what is missing as lost")
+	fs.DurationVar(&rf.timeout, "timeout", 200*time.Millisecond, "a request unanswered this long is lost (pingpong, connect)")
+	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, 1..1024")
+	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
+	fs.IntVar(&rf.rcvbuf, "rcvbuf", 0, "SO_RCVBUF to request, bytes; 0 = kernel default (the granted size is reported)")
+	fs.IntVar(&rf.sndbuf, "sndbuf", 0, "SO_SNDBUF to request, bytes; 0 = kernel default (the granted size is reported)")
+	fs.SortFlags = false
+}
+
+// commandLine is the command as typed, for the report.
+func commandLine() string {
+	parts := []string{"tcpvsudp"}
+	for _, a := range os.Args[1:] {
+		if strings.ContainsAny(a, " \t'\"") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+// plan turns the flags into a bench.Plan, checking each; errors are usage errors.
+func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
+	p := bench.Plan{
+		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
+		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
+		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick,
+		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf},
+	}
+	var err error
+	if p.Transports, err = parseList("--transports", rf.transports); err != nil {
+		return p, err
+	}
+	if p.Experiments, err = parseList("--experiments", rf.experiments); err != nil {
+		return p, err
+	}
+	if p.Sizes, err = parseSizes(rf.sizes); err != nil {
+		return p, err
+	}
+	if p.RateBps, err = parseRate(rf.rate); err != nil {
+		return p, err
+	}
+	if rf.duration < 0 {
+		return p, fmt.Errorf("--duration: must not be negative, got %v", rf.duration)
+	}
+	if fs.Changed("duration") && rf.duration < 10*time.Millisecond {
+		return p, fmt.Errorf("--duration: must be at least 10ms, got %v", rf.duration)
+	}
+	// Zero would mean "the default" to bench.Plan: refuse it here, where it was typed.
+	if rf.streams < 1 || rf.streams > bench.MaxStreams {
+		return p, fmt.Errorf("--streams: must be 1..%d, got %d", bench.MaxStreams, rf.streams)
+	}
+	if rf.repeat < 1 || rf.repeat > bench.MaxRepeat {
+		return p, fmt.Errorf("--repeat: must be 1..%d, got %d", bench.MaxRepeat, rf.repeat)
+	}
+	if rf.batch < 1 || rf.batch > 1024 {
+		return p, fmt.Errorf("--batch: must be 1..1024, got %d", rf.batch)
+	}
+	if rf.timeout <= 0 {
+		return p, fmt.Errorf("--timeout: must be positive, got %v", rf.timeout)
+	}
+	if rf.drain < 0 {
+		return p, fmt.Errorf("--drain: must not be negative, got %v", rf.drain)
+	}
+	if rf.warmup < 0 {
+		return p, fmt.Errorf("--warmup: must not be negative, got %v", rf.warmup)
+	}
+	if rf.rcvbuf < 0 || rf.sndbuf < 0 {
+		return p, fmt.Errorf("--rcvbuf, --sndbuf: must not be negative, got %d, %d", rf.rcvbuf, rf.sndbuf)
+	}
+	if rf.warmup == 0 {
+		p.Warmup = -1 // bench: negative means none
+	}
+	if rf.quick {
+		if !fs.Changed("duration") {
+			p.Duration = 500 * time.Millisecond
+		}
+		if !fs.Changed("sizes") {
+			p.Sizes = []int{64, 1024}
+		}
+		if !fs.Changed("warmup") {
+			p.Warmup = 50 * time.Millisecond
+		}
+		if !fs.Changed("drain") {
+			p.Drain = 300 * time.Millisecond
+		}
+	}
+	if rf.count > 0 && fs.Changed("duration") {
+		return p, fmt.Errorf("--count and --duration: give one, not both (got --count %d, --duration %v)", rf.count, rf.duration)
+	}
+	if rf.count > 0 {
+		p.Duration = 0
+	}
+	p = p.WithDefaults()
+	return p, p.Validate()
+}
+
+func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string, stdout, stderr io.Writer) error {
+	p, err := rf.plan(fs)
+	if err != nil {
+		return usageError{err}
+	}
+	p.Command = cmdline
+	if !rf.noFiles {
+		if err := os.MkdirAll(rf.out, 0o755); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	prog := newProgress(stderr, p)
+	p.Progress = prog.event
+	rep, runErr := bench.Run(ctx, p)
+	prog.close()
+	if rep == nil {
+		return runErr
+	}
+	for _, w := range collectWarnings(rep) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if err := bench.RenderText(stdout, rep); err != nil {
+		return fmt.Errorf("render tables: %w", err)
+	}
+	if !rf.noFiles {
+		jsonPath := filepath.Join(rf.out, "report.json")
+		mdPath := filepath.Join(rf.out, "report.md")
+		if err := writeFile(jsonPath, rep.WriteJSON); err != nil {
+			return err
+		}
+		if err := writeFile(mdPath, func(w io.Writer) error { return bench.RenderMarkdown(w, rep) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s and %s\n", jsonPath, mdPath)
+	}
+	if runErr != nil {
+		return fmt.Errorf("run stopped early (%w): the report holds what was measured", runErr)
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			return fmt.Errorf("%d of %d cells failed; see the report", countFailed(rep), len(rep.Results))
+		}
+	}
+	return nil
+}
+
+func countFailed(rep *bench.Report) int {
+	n := 0
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func collectWarnings(rep *bench.Report) []string {
+	var out []string
+	out = append(out, rep.Warnings...)
+	for _, r := range rep.Results {
+		prefix := fmt.Sprintf("%s %s size=%d: ", r.Experiment, r.Transport, r.Params.Size)
+		if r.Error != "" {
+			out = append(out, prefix+"failed: "+r.Error)
+		}
+		for _, w := range r.Warnings {
+			out = append(out, prefix+w)
+		}
+	}
+	return out
+}
+
+// writeFile writes path atomically: a reader never sees half a report.
+func writeFile(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
+	rep, err := bench.LoadReport(path)
+	if err != nil {
+		return err
+	}
+	switch format {
+	case "text":
+		err = bench.RenderText(stdout, rep)
+	case "markdown", "md":
+		err = bench.RenderMarkdown(stdout, rep)
+	case "json":
+		err = rep.WriteJSON(stdout)
+	default:
+		return usageError{fmt.Errorf("--format: must be text, markdown or json, got %q", format)}
+	}
+	if err != nil {
+		return err
+	}
+	if !mdSet {
+		mdOut = strings.TrimSuffix(path, filepath.Ext(path)) + ".md"
+	}
+	if mdOut == "" {
+		return nil
+	}
+	return writeFile(mdOut, func(w io.Writer) error { return bench.RenderMarkdown(w, rep) })
+}

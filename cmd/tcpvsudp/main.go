@@ -1,0 +1,47 @@
+// Command tcpvsudp runs the same workloads over TCP and UDP, side by side, and
+// reports in measured numbers how the two differ.
+//
+//	tcpvsudp                 the default suite on loopback (= tcpvsudp run)
+//	tcpvsudp run --quick     a shorter suite
+//	tcpvsudp report FILE     render a saved report.json again
+//
+// Results go to stdout and to results/report.{json,md}; progress, warnings and
+// errors go to stderr. Exit status: 0 done, 1 failed, 2 bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tcpvsudp: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+// run is the whole command, testable: args without the program name.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRootCmd(ctx, stdout, stderr)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}

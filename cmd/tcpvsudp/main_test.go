@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseRate(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    float64
+		wantErr string
+	}{
+		{in: "0", want: 0},
+		{in: "500M", want: 500e6},
+		{in: "1.5G", want: 1.5e9},
+		{in: "800k", want: 800e3},
+		{in: "2Gbit/s", want: 2e9},
+		{in: "10mbps", want: 10e6},
+		{in: "500", wantErr: "needs a unit"},
+		{in: "fastM", wantErr: "must be a number"},
+		{in: "-5M", wantErr: "must not be negative"},
+		{in: "bps", wantErr: "with a unit"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseRate(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "--rate") {
+					t.Fatalf("parseRate(%q) = %v, %v; want an error naming --rate with %q", tc.in, got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("parseRate(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBadFlags: each mistake is a usage error (exit 2) naming the flag, the rule
+// and the value.
+func TestBadFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown experiment", []string{"run", "-e", "stream,teleport"}, []string{"--experiments", "teleport"}},
+		{"unknown transport", []string{"run", "-t", "sctp"}, []string{"--transports", "sctp"}},
+		{"udp size too large", []string{"run", "--sizes", "64,70000"}, []string{"--sizes", "65507", "udp", "70000"}},
+		{"size below header", []string{"run", "--sizes", "10"}, []string{"--sizes", "48", "10"}},
+		{"size not a number", []string{"run", "--sizes", "1k"}, []string{"--sizes", "1k"}},
+		{"negative duration", []string{"run", "--duration", "-3s"}, []string{"--duration", "-3s"}},
+		{"rate without unit", []string{"run", "--rate", "500"}, []string{"--rate", "unit", "500"}},
+		{"streams zero", []string{"run", "--streams", "0"}, []string{"--streams", "1..1024", "0"}},
+		{"repeat too many", []string{"run", "--repeat", "1000"}, []string{"--repeat", "1000"}},
+		{"port out of range", []string{"run", "--port", "70000"}, []string{"--port", "70000"}},
+		{"count and duration", []string{"run", "--count", "10", "--duration", "1s"}, []string{"--count", "--duration"}},
+		{"unknown flag", []string{"run", "--bogus"}, []string{"bogus"}},
+		{"report without file", []string{"report"}, []string{"FILE.json"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tc.args, &out, &errb)
+			var ue usageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("run %v: %v, want a usage error", tc.args, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("run %v: %q does not mention %q", tc.args, err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestRunAndReport runs a small real suite, checks the files, and renders the JSON again.
+func TestRunAndReport(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	args := []string{"run", "--count", "300", "--sizes", "64,1024", "--warmup", "10ms", "--drain", "300ms", "--out", dir}
+	if err := run(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
+	}
+	for _, want := range []string{"tcp", "udp", "stream", "pingpong", "connect"} {
+		if !strings.Contains(strings.ToLower(out.String()), want) {
+			t.Errorf("tables do not mention %q:\n%s", want, out.String())
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["schema"] != "tcpvsudp/v1" {
+		t.Errorf("schema %v", doc["schema"])
+	}
+	results, _ := doc["results"].([]any)
+	if len(results) != 10 {
+		t.Errorf("%d results, want 10 (stream and pingpong at 2 sizes, connect at 1, times 2 transports)", len(results))
+	}
+	for _, r := range results {
+		m := r.(map[string]any)["metrics"].(map[string]any)
+		for _, key := range []string{"sent_msgs", "recv_msgs", "lost_msgs", "dup_msgs", "reordered_msgs", "corrupt_msgs", "sent_bytes", "recv_bytes", "goodput_bps", "msgs_per_s", "drops_sender"} {
+			if _, ok := m[key]; !ok {
+				t.Errorf("metrics lack %q", key)
+			}
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil || !bytes.Contains(md, []byte("Properties")) {
+		t.Fatalf("report.md: %v, has Properties: %v", err, bytes.Contains(md, []byte("Properties")))
+	}
+
+	// Re-render: same markdown from the JSON.
+	out.Reset()
+	mdAgain := filepath.Join(dir, "again.md")
+	if err := run(context.Background(), []string{"report", filepath.Join(dir, "report.json"), "--markdown", mdAgain}, &out, &errb); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	again, err := os.ReadFile(mdAgain)
+	if err != nil || !bytes.Equal(again, md) {
+		t.Errorf("re-rendered markdown differs from the run's (err %v)", err)
+	}
+	if out.Len() == 0 {
+		t.Error("report printed no tables")
+	}
+}
+
+func TestReportBadFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"schema":"something/else"}`), 0o644)
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"report", bad}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "schema") {
+		t.Fatalf("report of a foreign file: %v, want a schema error", err)
+	}
+	err = run(context.Background(), []string{"report", filepath.Join(dir, "missing.json")}, &out, &errb)
+	if err == nil {
+		t.Fatal("report of a missing file: no error")
+	}
+}

@@ -1,0 +1,219 @@
+package tcp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// DefaultMaxMessage is the MaxMessage used when Options.MaxMessage is 0, in bytes.
+const DefaultMaxMessage = 1 << 24
+
+// ErrMessageTooLarge reports a message longer than Options.MaxMessage, or a received
+// frame longer than the buffer offered for it. Errors wrap it with the sizes involved.
+var ErrMessageTooLarge = errors.New("tcp: message exceeds the maximum size")
+
+// Buffer sizes, in bytes. Each Conn allocates its read buffer on its first Recv and
+// its write buffer on its first Send.
+const (
+	readBufSize  = 256 << 10 // bytes; one read syscall takes up to this much, at most
+	writeBufSize = 64 << 10  // bytes; small frames are copied here, one write per batch
+	initBufSize  = 4 << 10   // bytes; both buffers start here and grow with the traffic, so a
+	// short-lived connection (the connect experiment) does not pay for 320 KiB of buffers
+	copyMax = 8 << 10 // bytes; larger messages go to writev uncopied
+)
+
+// Options configure a Conn. The zero value asks for the kernel's defaults and
+// leaves Nagle's algorithm on (TCP_NODELAY off), unlike the net package, which
+// turns TCP_NODELAY on for every connection.
+type Options struct {
+	// NoDelay sets TCP_NODELAY: segments leave without waiting to coalesce small writes.
+	NoDelay bool
+	// RecvBuffer is the SO_RCVBUF request, in bytes; 0 keeps the kernel default and
+	// its receive-buffer autotuning. Linux doubles the request and caps it at
+	// net.core.rmem_max: read the grant back with Conn.BufferSizes.
+	RecvBuffer int
+	// SendBuffer is the SO_SNDBUF request, in bytes; 0 keeps the kernel default.
+	// Linux doubles it and caps it at net.core.wmem_max.
+	SendBuffer int
+	// MaxMessage is the largest message sent or frame accepted, in bytes;
+	// 0 means DefaultMaxMessage. At most 4294967295 (the length prefix is 32 bits).
+	MaxMessage int
+}
+
+// resolve checks o and fills in its defaults.
+func (o Options) resolve() (Options, error) {
+	switch {
+	case o.RecvBuffer < 0:
+		return o, fmt.Errorf("tcp: Options.RecvBuffer: must be >= 0 bytes, got %d", o.RecvBuffer)
+	case o.SendBuffer < 0:
+		return o, fmt.Errorf("tcp: Options.SendBuffer: must be >= 0 bytes, got %d", o.SendBuffer)
+	case o.MaxMessage < 0 || uint64(o.MaxMessage) > maxFrameLen:
+		return o, fmt.Errorf("tcp: Options.MaxMessage: must be 0..%d bytes, got %d", uint64(maxFrameLen), o.MaxMessage)
+	}
+	if o.MaxMessage == 0 {
+		o.MaxMessage = DefaultMaxMessage
+	}
+	return o, nil
+}
+
+// A Conn is one end of a TCP connection that moves whole messages, framed as the
+// package doc describes.
+//
+// One goroutine may call Send while another calls Recv; neither method may be
+// called by two goroutines at once. Close may be called at any time and unblocks
+// both.
+type Conn struct {
+	tcp   *net.TCPConn
+	raddr net.Addr // for errors
+	rd    frameReader
+	wr    frameWriter
+}
+
+func newConn(c *net.TCPConn, o Options) *Conn {
+	return &Conn{
+		tcp:   c,
+		raddr: c.RemoteAddr(),
+		rd:    frameReader{src: c, max: o.MaxMessage},
+		wr:    frameWriter{dst: c, copyMax: copyMax, max: o.MaxMessage},
+	}
+}
+
+// Send writes msgs, each as one frame, in order, with as few syscalls as it can:
+// messages up to 8 KiB are copied into a buffer with their length prefixes, larger
+// ones are passed to writev as they are. It returns how many messages were written
+// whole; on error, n counts those written before it and the error wraps the cause
+// (errno values stay reachable with errors.Is).
+//
+// A message longer than MaxMessage is not written at all: Send writes the messages
+// before it and returns an error wrapping ErrMessageTooLarge. Zero-length messages
+// are allowed.
+//
+// If a write deadline expires in the middle of a frame, Send copies the frame's
+// unwritten rest and counts the message as sent; the next Send writes that rest
+// first, so the stream stays framed and the caller resends only msgs[n:]. After any
+// other error the connection is unusable for sending.
+func (c *Conn) Send(msgs [][]byte) (n int, err error) {
+	if need := batchBytes(msgs); cap(c.wr.buf) < need && cap(c.wr.buf) < writeBufSize {
+		// Grow between calls only: a write in progress references buf.
+		c.wr.buf = make([]byte, 0, min(writeBufSize, max(initBufSize, 2*cap(c.wr.buf), need)))
+	}
+	n, err = c.wr.write(msgs)
+	if err != nil {
+		return n, c.opError("send to", err)
+	}
+	return n, nil
+}
+
+// Recv blocks until at least one whole message has arrived, then returns as many as
+// are already buffered in user space (up to min(len(bufs), len(sizes))) without
+// blocking again. Message i is copied into bufs[i] and sizes[i] is its length.
+//
+// Recv returns (0, io.EOF) when the peer closed the connection between messages, and
+// an error wrapping io.ErrUnexpectedEOF when it closed inside one. A frame longer
+// than MaxMessage is an error wrapping ErrMessageTooLarge after which the stream is
+// unusable; a frame longer than the buffer offered for it is the same error, but
+// nothing is consumed and a Recv with a larger buffer returns it.
+//
+// A read deadline that expires returns an error satisfying
+// errors.Is(err, os.ErrDeadlineExceeded) and loses nothing: a frame that was partly
+// read, even partly through its length prefix, is resumed exactly by the next Recv.
+// Messages already copied in a call are returned with a nil error.
+func (c *Conn) Recv(bufs [][]byte, sizes []int) (n int, err error) {
+	if c.rd.buf == nil {
+		c.rd.buf = make([]byte, initBufSize)
+		c.rd.grow = readBufSize
+	}
+	n, err = c.rd.read(bufs, sizes)
+	if err != nil && err != io.EOF {
+		return n, c.opError("recv from", err)
+	}
+	return n, err
+}
+
+// SetReadDeadline sets the deadline for Recv; see net.Conn.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if err := c.tcp.SetReadDeadline(t); err != nil {
+		return c.opError("set read deadline on", err)
+	}
+	return nil
+}
+
+// SetWriteDeadline sets the deadline for Send; see net.Conn and Send.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if err := c.tcp.SetWriteDeadline(t); err != nil {
+		return c.opError("set write deadline on", err)
+	}
+	return nil
+}
+
+// Close closes the connection. Blocked Send and Recv calls return errors wrapping
+// net.ErrClosed, as do later calls.
+func (c *Conn) Close() error {
+	if err := c.tcp.Close(); err != nil {
+		return c.opError("close connection to", err)
+	}
+	return nil
+}
+
+// LocalAddr returns the local address, a *net.TCPAddr.
+func (c *Conn) LocalAddr() net.Addr { return c.tcp.LocalAddr() }
+
+// RemoteAddr returns the peer's address, a *net.TCPAddr.
+func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+
+// NetConn returns the underlying byte stream, for experiments that bypass framing.
+// Bytes that Recv already buffered are not visible through it, and writing to it
+// between Sends corrupts the framing the peer expects: use either the Conn's
+// messages or the raw stream for a given direction, not both.
+func (c *Conn) NetConn() *net.TCPConn { return c.tcp }
+
+// BufferSizes reads back the socket's receive and send buffer sizes, in bytes, as the
+// kernel granted them (SO_RCVBUF and SO_SNDBUF; Linux doubles requests and caps them
+// at net.core.rmem_max and wmem_max). Elsewhere it returns an error wrapping
+// errors.ErrUnsupported.
+func (c *Conn) BufferSizes() (recv, send int, err error) {
+	recv, send, err = getBuffers(c.tcp)
+	if err != nil {
+		return 0, 0, c.opError("read buffer sizes of connection to", err)
+	}
+	return recv, send, nil
+}
+
+// Info returns a snapshot of the kernel's TCP_INFO for the connection. On systems
+// other than Linux it returns an error wrapping errors.ErrUnsupported.
+func (c *Conn) Info() (Info, error) {
+	info, err := getInfo(c.tcp)
+	if err != nil {
+		return Info{}, c.opError("read TCP_INFO of connection to", err)
+	}
+	return info, nil
+}
+
+// opError wraps err as "tcp: <op> <peer>: <cause>". The net package's *net.OpError
+// layer is dropped, since it repeats the operation and the addresses; the cause
+// under it (a *os.SyscallError, os.ErrDeadlineExceeded, net.ErrClosed) is kept.
+func (c *Conn) opError(op string, err error) error {
+	return wrap(op, c.raddr, err)
+}
+
+func wrap(op string, addr any, err error) error {
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Err != nil {
+		err = oe.Err
+	}
+	return fmt.Errorf("tcp: %s %v: %w", op, addr, err)
+}
+
+// batchBytes is the room the copied frames of msgs take in the write buffer.
+func batchBytes(msgs [][]byte) int {
+	n := 0
+	for _, m := range msgs {
+		n += headerLen
+		if len(m) <= copyMax {
+			n += len(m)
+		}
+	}
+	return n
+}

@@ -1,0 +1,64 @@
+// Package tcp moves whole messages over TCP for tcpvsudp, and reads the kernel's
+// view of each connection (TCP_INFO, granted buffer sizes).
+//
+// TCP is a byte stream with no message boundaries, so this package frames messages
+// itself. A Conn satisfies the bench package's Transport interface structurally; this
+// package imports only the standard library and golang.org/x/sys, and knows nothing
+// of experiments, headers or metrics.
+//
+// It does not retry, reconnect, multiplex, or negotiate anything: one Conn is one
+// connection, and the frame below is the whole protocol. For experiments on the raw
+// stream (message boundaries, for one), NetConn returns the *net.TCPConn.
+//
+// # Framing
+//
+// Each message travels as one frame: its length in bytes as a 4-byte big-endian
+// unsigned integer, then the message bytes. Zero-length messages are allowed. Both
+// ends refuse messages longer than Options.MaxMessage (DefaultMaxMessage, 16 MiB, by
+// default) with ErrMessageTooLarge; a sender never writes any of such a message, and
+// a receiver that reads such a length prefix treats the stream as broken.
+//
+//	+--------+--------+--------+--------+----------------------+
+//	|   length (uint32, big-endian)     |  length bytes ...    |
+//	+--------+--------+--------+--------+----------------------+
+//
+// # Batches and buffers
+//
+// Send and Recv take batches ([][]byte), so a call moves many messages in one syscall
+// where it can. Send copies messages of up to 8 KiB, with their prefixes, into a
+// 64 KiB buffer and writes it once per batch; larger messages go to writev(2)
+// uncopied. Recv reads through a 256 KiB buffer and returns every whole message that
+// buffer already holds; a frame larger than the buffer is read straight into the
+// caller's. Neither allocates per message once the connection's buffers exist
+// (they are allocated on first use). The caller owns every buffer passed in; a Conn
+// keeps no reference to one after a call returns.
+//
+// # Invariants
+//
+//   - Nothing read is lost to a deadline: when a read deadline expires part-way
+//     through a frame (even through its length prefix), the bytes stay buffered and
+//     the next Recv resumes the frame exactly. Callers may poll with short deadlines.
+//   - Nothing written is torn by a deadline: when a write deadline cuts a frame
+//     short, Send keeps the frame's unwritten rest, counts the message as sent, and
+//     writes the rest first on the next Send.
+//   - One goroutine may Send while another Recvs; Close unblocks both with errors
+//     wrapping net.ErrClosed.
+//   - Errors name the operation and the peer ("tcp: send to 127.0.0.1:5000: ...")
+//     and keep the cause reachable with errors.Is (syscall.ECONNRESET,
+//     os.ErrDeadlineExceeded, net.ErrClosed). A clean close between frames is a bare
+//     io.EOF; a close inside a frame wraps io.ErrUnexpectedEOF.
+//
+// # Options
+//
+// The zero Options leave Nagle's algorithm on (the net package turns it off for
+// every connection; here NoDelay says so explicitly) and the buffer sizes to the
+// kernel, which then autotunes them. On Linux, RecvBuffer and SendBuffer are set
+// before the handshake, since the window scale is fixed then; Linux doubles each
+// request and caps it at net.core.rmem_max / wmem_max, so read the grant back with
+// Conn.BufferSizes rather than trusting the request.
+//
+// # Platforms
+//
+// Linux is the reference. Elsewhere, buffer sizes are set after the handshake,
+// and Conn.Info and Conn.BufferSizes return errors wrapping errors.ErrUnsupported.
+package tcp

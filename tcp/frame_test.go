@@ -1,0 +1,455 @@
+package tcp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"testing"
+)
+
+// errTimeout stands in for an expired deadline, as net returns it.
+var errTimeout = fmt.Errorf("read tcp: %w", os.ErrDeadlineExceeded)
+
+// encode is the reference encoder: the package doc's frame format, written plainly.
+func encode(msgs ...[]byte) []byte {
+	var b []byte
+	for _, m := range msgs {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(m)))
+		b = append(b, m...)
+	}
+	return b
+}
+
+// pattern returns n bytes that differ from message to message.
+func pattern(seed, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(seed*31 + i*7)
+	}
+	return b
+}
+
+// chunkReader hands out data at most chunk bytes per Read. With timeoutEvery k > 0,
+// every k-th Read returns errTimeout and no data, as a read deadline would.
+type chunkReader struct {
+	data         []byte
+	chunk        int
+	timeoutEvery int
+	reads        int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	r.reads++
+	if r.timeoutEvery > 0 && r.reads%r.timeoutEvery == 0 {
+		return 0, errTimeout
+	}
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.chunk)], r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// readAll reads frames until io.EOF, batch at a time into buffers of bufLen bytes,
+// retrying after timeouts. It returns the messages and the number of timeouts.
+func readAll(tb testing.TB, f *frameReader, batch, bufLen int) (msgs [][]byte, timeouts int, err error) {
+	tb.Helper()
+	bufs := make([][]byte, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, bufLen)
+	}
+	sizes := make([]int, batch)
+	for range 1 << 20 {
+		n, err := f.read(bufs, sizes)
+		if n > 0 && err != nil {
+			tb.Fatalf("read returned %d messages and error %v", n, err)
+		}
+		for i := range n {
+			msgs = append(msgs, slices.Clone(bufs[i][:sizes[i]]))
+		}
+		switch {
+		case err == nil && n == 0:
+			tb.Fatalf("read returned no messages and no error")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			timeouts++
+		case err != nil:
+			return msgs, timeouts, err
+		}
+	}
+	tb.Fatalf("read did not reach the end of the stream")
+	return nil, 0, nil
+}
+
+func sameMessages(tb testing.TB, got, want [][]byte) {
+	tb.Helper()
+	if len(got) != len(want) {
+		tb.Fatalf("got %d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			tb.Fatalf("message %d: got %d bytes %x..., want %d bytes %x...",
+				i, len(got[i]), got[i][:min(len(got[i]), 8)], len(want[i]), want[i][:min(len(want[i]), 8)])
+		}
+	}
+}
+
+func TestFrameReaderRoundTrip(t *testing.T) {
+	mixed := [][]byte{pattern(1, 0), pattern(2, 1), pattern(3, 13), pattern(4, 0), pattern(5, 200), pattern(6, 7)}
+	var many [][]byte
+	for i := range 100 {
+		many = append(many, pattern(i, i%37))
+	}
+	tests := []struct {
+		name    string
+		msgs    [][]byte
+		bufSize int // frameReader buffer, bytes
+		batch   int
+		chunk   int // bytes per Read
+		timeout int // every timeout-th Read fails with errTimeout; 0 never
+	}{
+		{name: "empty stream", msgs: nil, bufSize: 64, batch: 4, chunk: 1024},
+		{name: "one zero-length message", msgs: [][]byte{{}}, bufSize: 64, batch: 4, chunk: 1024},
+		{name: "mixed whole reads", msgs: mixed, bufSize: 1024, batch: 4, chunk: 1 << 20},
+		{name: "mixed one byte per read", msgs: mixed, bufSize: 1024, batch: 4, chunk: 1},
+		{name: "mixed one byte per read with deadlines", msgs: mixed, bufSize: 1024, batch: 4, chunk: 1, timeout: 2},
+		{name: "mixed three bytes per read with deadlines", msgs: mixed, bufSize: 1024, batch: 1, chunk: 3, timeout: 3},
+		{name: "frame exactly fills buffer", msgs: [][]byte{pattern(1, 60), pattern(2, 60)}, bufSize: 64, batch: 2, chunk: 7},
+		{name: "frames larger than buffer", msgs: mixed, bufSize: 16, batch: 3, chunk: 1 << 20},
+		{name: "frames larger than buffer one byte per read", msgs: mixed, bufSize: 16, batch: 3, chunk: 1},
+		{name: "frames larger than buffer with deadlines", msgs: mixed, bufSize: 16, batch: 3, chunk: 5, timeout: 2},
+		{name: "many small frames straddling reads", msgs: many, bufSize: 50, batch: 16, chunk: 23},
+		{name: "many small frames with deadlines", msgs: many, bufSize: 100, batch: 16, chunk: 1, timeout: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &chunkReader{data: encode(tc.msgs...), chunk: tc.chunk, timeoutEvery: tc.timeout}
+			f := &frameReader{src: src, buf: make([]byte, tc.bufSize), max: DefaultMaxMessage}
+			got, timeouts, err := readAll(t, f, tc.batch, 256)
+			if err != io.EOF {
+				t.Fatalf("stream end: got %v, want io.EOF", err)
+			}
+			sameMessages(t, got, tc.msgs)
+			if tc.timeout > 0 && len(tc.msgs) > 0 && timeouts == 0 {
+				t.Errorf("no deadline fired: the test did not test resumption")
+			}
+			if n, err := f.read(make([][]byte, 1), make([]int, 1)); n != 0 || err != io.EOF {
+				t.Errorf("read after the end: got (%d, %v), want (0, io.EOF)", n, err)
+			}
+		})
+	}
+}
+
+func TestFrameReaderErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		stream  []byte
+		bufSize int
+		max     int
+		want    []int // messages per successful read before the error
+		wantErr error
+		sticky  bool
+	}{
+		{name: "clean end", stream: nil, bufSize: 64, max: 100, wantErr: io.EOF, sticky: true},
+		{name: "end after frames", stream: encode(pattern(1, 3), pattern(2, 4)), bufSize: 64, max: 100, want: []int{2}, wantErr: io.EOF, sticky: true},
+		{name: "end inside prefix", stream: []byte{0, 0}, bufSize: 64, max: 100, wantErr: io.ErrUnexpectedEOF, sticky: true},
+		{name: "end inside body", stream: encode(pattern(1, 10))[:9], bufSize: 64, max: 100, wantErr: io.ErrUnexpectedEOF, sticky: true},
+		{name: "end inside body read directly", stream: encode(pattern(1, 75))[:50], bufSize: 16, max: 100, wantErr: io.ErrUnexpectedEOF, sticky: true},
+		{name: "frames then end inside frame", stream: append(encode(pattern(1, 3)), 0, 0, 0, 9, 1), bufSize: 64, max: 100, want: []int{1}, wantErr: io.ErrUnexpectedEOF, sticky: true},
+		{name: "prefix over max", stream: encode(pattern(1, 101)), bufSize: 64, max: 100, wantErr: ErrMessageTooLarge, sticky: true},
+		{name: "prefix over max after frames", stream: encode(pattern(1, 5), pattern(2, 101)), bufSize: 256, max: 100, want: []int{1}, wantErr: ErrMessageTooLarge, sticky: true},
+		{name: "prefix of 4 GiB-1", stream: []byte{0xff, 0xff, 0xff, 0xff, 1}, bufSize: 64, max: 100, wantErr: ErrMessageTooLarge, sticky: true},
+		{name: "frame over buffer", stream: encode(pattern(1, 90)), bufSize: 64, max: 100, wantErr: ErrMessageTooLarge, sticky: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &frameReader{src: bytes.NewReader(tc.stream), buf: make([]byte, tc.bufSize), max: tc.max}
+			bufs := [][]byte{make([]byte, 80), make([]byte, 80), make([]byte, 80)}
+			sizes := make([]int, len(bufs))
+			for i, want := range tc.want {
+				if n, err := f.read(bufs, sizes); n != want || err != nil {
+					t.Fatalf("read %d of stream %x: got (%d, %v), want (%d, nil)", i, tc.stream, n, err, want)
+				}
+			}
+			n, err := f.read(bufs, sizes)
+			if n != 0 || !errors.Is(err, tc.wantErr) {
+				t.Fatalf("stream %x: got (%d, %v), want (0, %v)", tc.stream, n, err, tc.wantErr)
+			}
+			if tc.wantErr == io.EOF && err != io.EOF {
+				t.Fatalf("got %#v, want io.EOF unwrapped", err)
+			}
+			_, err2 := f.read(bufs, sizes)
+			if sticky := err2 == err; sticky != tc.sticky {
+				t.Errorf("error sticky = %v (second read: %v), want %v", sticky, err2, tc.sticky)
+			}
+		})
+	}
+}
+
+func TestFrameReaderBufferTooSmallKeepsFrame(t *testing.T) {
+	want := pattern(1, 10)
+	f := &frameReader{src: bytes.NewReader(encode(want)), buf: make([]byte, 64), max: 100}
+	sizes := make([]int, 1)
+	if _, err := f.read([][]byte{make([]byte, 9)}, sizes); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("10-byte frame into 9-byte buffer: got %v, want ErrMessageTooLarge", err)
+	}
+	buf := make([]byte, 10)
+	if n, err := f.read([][]byte{buf}, sizes); n != 1 || err != nil || !bytes.Equal(buf[:sizes[0]], want) {
+		t.Fatalf("retry with 10-byte buffer: got (%d, %v, %x), want (1, nil, %x)", n, err, buf[:sizes[0]], want)
+	}
+}
+
+// scriptReader returns its steps in order, one per Read, and fails the test on a
+// Read past the script: read must not call it when it already holds a message.
+type scriptReader struct {
+	tb    testing.TB
+	steps []step
+}
+
+type step struct {
+	data []byte
+	err  error
+}
+
+func (r *scriptReader) Read(p []byte) (int, error) {
+	if len(r.steps) == 0 {
+		r.tb.Fatalf("unexpected Read: the script is over")
+	}
+	s := r.steps[0]
+	if len(s.data) > len(p) {
+		r.tb.Fatalf("script step of %d bytes, read buffer of %d", len(s.data), len(p))
+	}
+	r.steps = r.steps[1:]
+	return copy(p, s.data), s.err
+}
+
+func TestFrameReaderReturnsOnlyBuffered(t *testing.T) {
+	m := [][]byte{pattern(1, 5), pattern(2, 6), pattern(3, 7), pattern(4, 8), pattern(5, 9)}
+	stream := encode(m...)
+	cut1 := len(encode(m[:3]...)) + 6 // inside the fourth frame's body
+	cut2 := len(encode(m[:4]...)) + 2 // inside the fifth frame's prefix
+	src := &scriptReader{tb: t, steps: []step{
+		{data: stream[:cut1]},
+		{err: errTimeout},
+		{data: stream[cut1:cut2]},
+		{data: stream[cut2:]},
+		{err: io.EOF},
+	}}
+	f := &frameReader{src: src, buf: make([]byte, 256), max: 100}
+	bufs := make([][]byte, 10)
+	for i := range bufs {
+		bufs[i] = make([]byte, 16)
+	}
+	sizes := make([]int, len(bufs))
+	var got [][]byte
+	for i, want := range []struct {
+		n   int
+		err error
+	}{
+		{3, nil},                    // three whole frames in the first Read; no second Read
+		{0, os.ErrDeadlineExceeded}, // the deadline fires inside frame 4
+		{1, nil},                    // frame 4 resumed; frame 5's prefix incomplete
+		{1, nil},                    // frame 5
+		{0, io.EOF},                 // clean end
+	} {
+		n, err := f.read(bufs, sizes)
+		if n != want.n || !errors.Is(err, want.err) {
+			t.Fatalf("read %d: got (%d, %v), want (%d, %v)", i, n, err, want.n, want.err)
+		}
+		for j := range n {
+			got = append(got, slices.Clone(bufs[j][:sizes[j]]))
+		}
+	}
+	sameMessages(t, got, m)
+}
+
+// limitWriter accepts limit bytes, then fails every Write with err.
+type limitWriter struct {
+	buf    bytes.Buffer
+	limit  int
+	err    error
+	writes int
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	w.writes++
+	if len(p) <= w.limit {
+		w.limit -= len(p)
+		return w.buf.Write(p)
+	}
+	n, _ := w.buf.Write(p[:w.limit])
+	w.limit = 0
+	return n, w.err
+}
+
+func TestFrameWriterCutShort(t *testing.T) {
+	msgs := [][]byte{pattern(1, 0), pattern(2, 1), pattern(3, 5), pattern(4, 40), pattern(5, 3), pattern(6, 0), pattern(7, 70), pattern(8, 9)}
+	total := len(encode(msgs...))
+	// whole[k] is how many frames the first k bytes of the stream hold whole.
+	whole := make([]int, total+1)
+	for k := range whole {
+		for i, off := 0, 0; i < len(msgs); i++ {
+			if off += headerLen + len(msgs[i]); off > k {
+				break
+			}
+			whole[k] = i + 1
+		}
+	}
+	writers := []struct {
+		bufSize, copyMax int
+	}{
+		{bufSize: 1024, copyMax: 1024}, // one Write per batch
+		{bufSize: 1024, copyMax: 8},    // large messages beside the buffer
+		{bufSize: 16, copyMax: 8},      // a flush every few messages
+		{bufSize: 8, copyMax: 0},       // every message beside the buffer
+	}
+	errs := []struct {
+		name    string
+		err     error
+		resumes bool // a frame cut short is taken over
+	}{
+		{name: "deadline", err: errTimeout, resumes: true},
+		{name: "reset", err: io.ErrClosedPipe, resumes: false},
+	}
+	for _, wr := range writers {
+		for _, e := range errs {
+			t.Run(fmt.Sprintf("buf=%d/copy=%d/err=%s", wr.bufSize, wr.copyMax, e.name), func(t *testing.T) {
+				for cut := 0; cut <= total; cut++ {
+					w := &limitWriter{limit: cut, err: e.err}
+					f := &frameWriter{dst: w, buf: make([]byte, 0, wr.bufSize), copyMax: wr.copyMax, max: 100}
+					n, err := f.write(msgs)
+					want := whole[cut]
+					if e.resumes && cut < total && cut > len(encode(msgs[:want]...)) {
+						want++ // frame want was cut inside and taken over
+					}
+					if cut == total {
+						if n != len(msgs) || err != nil {
+							t.Fatalf("cut at %d of %d: got (%d, %v), want (%d, nil)", cut, total, n, err, len(msgs))
+						}
+						continue
+					}
+					if n != want || !errors.Is(err, e.err) {
+						t.Fatalf("cut at %d of %d: got (%d, %v), want (%d, %v)", cut, total, n, err, want, e.err)
+					}
+					if !e.resumes {
+						if got := w.buf.Bytes(); !bytes.Equal(got, encode(msgs...)[:cut]) {
+							t.Fatalf("cut at %d: wrote %x, want the stream's first %d bytes", cut, got, cut)
+						}
+						continue
+					}
+					// Resume as a caller would: clear the deadline, resend msgs[n:].
+					w.limit = total
+					if n2, err := f.write(msgs[n:]); n2 != len(msgs)-n || err != nil {
+						t.Fatalf("cut at %d: resending %d messages: got (%d, %v)", cut, len(msgs)-n, n2, err)
+					}
+					if got := w.buf.Bytes(); !bytes.Equal(got, encode(msgs...)) {
+						t.Fatalf("cut at %d: stream after resuming:\ngot  %x\nwant %x", cut, got, encode(msgs...))
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestFrameWriterTooLarge(t *testing.T) {
+	msgs := [][]byte{pattern(1, 3), pattern(2, 10), pattern(3, 11), pattern(4, 2)}
+	for _, copyMax := range []int{0, 100} {
+		w := &limitWriter{limit: 1 << 20}
+		f := &frameWriter{dst: w, buf: make([]byte, 0, 256), copyMax: copyMax, max: 10}
+		n, err := f.write(msgs)
+		if n != 2 || !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("copyMax %d: got (%d, %v), want (2, ErrMessageTooLarge)", copyMax, n, err)
+		}
+		if got, want := w.buf.Bytes(), encode(msgs[:2]...); !bytes.Equal(got, want) {
+			t.Fatalf("copyMax %d: wrote %x, want %x (the messages before the large one)", copyMax, got, want)
+		}
+	}
+}
+
+func TestFrameWriterOneWritePerBatch(t *testing.T) {
+	msgs := make([][]byte, 16)
+	for i := range msgs {
+		msgs[i] = pattern(i, 64)
+	}
+	w := &limitWriter{limit: 1 << 20}
+	f := &frameWriter{dst: w, buf: make([]byte, 0, writeBufSize), copyMax: copyMax, max: DefaultMaxMessage}
+	if n, err := f.write(msgs); n != len(msgs) || err != nil {
+		t.Fatalf("got (%d, %v), want (%d, nil)", n, err, len(msgs))
+	}
+	if w.writes != 1 {
+		t.Errorf("16 messages of 64 bytes took %d writes, want 1", w.writes)
+	}
+	if n, err := f.write(nil); n != 0 || err != nil || w.writes != 1 {
+		t.Errorf("empty batch: got (%d, %v) and %d writes, want (0, nil) and none", n, err, w.writes-1)
+	}
+}
+
+// FuzzFrameReader feeds arbitrary streams, cut into arbitrary reads with deadlines
+// between them, to a frameReader: it must never panic, never hand out a message
+// larger than its limits, and always reach the end of the stream.
+func FuzzFrameReader(f *testing.F) {
+	f.Add(encode(pattern(1, 3), pattern(2, 0)), uint8(1), uint16(16), uint16(100))
+	f.Add([]byte{0, 0, 0, 200, 1, 2, 3}, uint8(2), uint16(8), uint16(300))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint8(4), uint16(64), uint16(10))
+	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8, bufSize uint16, max uint16) {
+		src := &chunkReader{data: stream, chunk: int(chunk%16) + 1, timeoutEvery: 3}
+		fr := &frameReader{src: src, buf: make([]byte, int(bufSize%512)+headerLen), max: int(max)}
+		bufs := [][]byte{make([]byte, 200), make([]byte, 300)}
+		sizes := make([]int, 2)
+		for range 4*len(stream) + 10 {
+			n, err := fr.read(bufs, sizes)
+			for i := range n {
+				if sizes[i] > len(bufs[i]) || sizes[i] > int(max) {
+					t.Fatalf("message %d of %d bytes: buffer %d, max %d", i, sizes[i], len(bufs[i]), max)
+				}
+			}
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				if errors.Is(err, ErrMessageTooLarge) && !errors.Is(fr.err, ErrMessageTooLarge) {
+					bufs[0] = make([]byte, int(max)) // too large for the buffer only: offer more
+					continue
+				}
+				return
+			}
+		}
+		t.Fatalf("no end after %d reads of a %d-byte stream", 4*len(stream)+10, len(stream))
+	})
+}
+
+// FuzzFrameRoundTrip cuts data into messages, writes them with a deadline firing
+// after cut bytes, resumes, and reads the stream back in chunk-byte reads with
+// deadlines between them: decode(encode(msgs)) must equal msgs.
+func FuzzFrameRoundTrip(f *testing.F) {
+	f.Add([]byte("hello, world"), []byte{3, 0, 5}, uint16(9), uint8(1))
+	f.Add(bytes.Repeat([]byte{7}, 300), []byte{200, 1}, uint16(100), uint8(5))
+	f.Fuzz(func(t *testing.T, data, lens []byte, cut uint16, chunk uint8) {
+		var msgs [][]byte
+		for _, l := range lens {
+			n := min(int(l), len(data))
+			msgs = append(msgs, data[:n])
+			data = data[n:]
+		}
+		w := &limitWriter{limit: int(cut), err: errTimeout}
+		fw := &frameWriter{dst: w, buf: make([]byte, 0, 64), copyMax: 16, max: 255}
+		n, err := fw.write(msgs)
+		if err != nil {
+			w.limit = 1 << 20
+			if n2, err := fw.write(msgs[n:]); n2 != len(msgs)-n || err != nil {
+				t.Fatalf("resending %d messages: got (%d, %v)", len(msgs)-n, n2, err)
+			}
+		}
+		if got, want := w.buf.Bytes(), encode(msgs...); !bytes.Equal(got, want) {
+			t.Fatalf("stream:\ngot  %x\nwant %x", got, want)
+		}
+		src := &chunkReader{data: w.buf.Bytes(), chunk: int(chunk%32) + 1, timeoutEvery: 2}
+		fr := &frameReader{src: src, buf: make([]byte, 32), max: 255}
+		got, _, err := readAll(t, fr, 3, 255)
+		if err != io.EOF {
+			t.Fatalf("stream end: got %v, want io.EOF", err)
+		}
+		sameMessages(t, got, msgs)
+	})
+}

@@ -1,0 +1,37 @@
+//go:build !linux
+
+package tcp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"syscall"
+)
+
+// beforeConnect returns nil: outside Linux the buffer sizes are set after the
+// handshake, by setBuffersAfter, so the window scale may not fit them.
+func beforeConnect(Options) func(network, address string, rc syscall.RawConn) error {
+	return nil
+}
+
+// setBuffersAfter sets SO_RCVBUF and SO_SNDBUF on an established connection.
+func setBuffersAfter(c *net.TCPConn, o Options) error {
+	if o.RecvBuffer > 0 {
+		if err := c.SetReadBuffer(o.RecvBuffer); err != nil {
+			return err
+		}
+	}
+	if o.SendBuffer > 0 {
+		if err := c.SetWriteBuffer(o.SendBuffer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getBuffers is not implemented outside Linux.
+func getBuffers(*net.TCPConn) (recv, send int, err error) {
+	return 0, 0, fmt.Errorf("getsockopt SO_RCVBUF: %w on %s", errors.ErrUnsupported, runtime.GOOS)
+}

@@ -1,0 +1,292 @@
+package udp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// MaxPayloadIPv4 is the largest UDP payload over IPv4, in bytes: 65535 − 20 (IPv4
+// header) − 8 (UDP header).
+const MaxPayloadIPv4 = 65507
+
+// MaxPayloadIPv6 is the largest UDP payload over IPv6 without jumbograms, in bytes:
+// 65535 − 8 (UDP header); the IPv6 header is not counted in the payload length.
+const MaxPayloadIPv6 = 65527
+
+// defaultBatch is the number of messages one recvmmsg/sendmmsg call moves when
+// Options.Batch is 0.
+const defaultBatch = 64
+
+// maxBatch caps Options.Batch at the kernel's UIO_MAXIOV, the most messages one
+// recvmmsg/sendmmsg call accepts.
+const maxBatch = 1024
+
+// ErrMessageTooLarge reports a message longer than the socket's largest payload
+// (MaxPayloadIPv4 or MaxPayloadIPv6). Errors wrapping it say the size; when the kernel
+// refused the datagram, they wrap syscall.EMSGSIZE too.
+var ErrMessageTooLarge = errors.New("udp: message exceeds 65507 bytes")
+
+// ErrTruncated reports a received datagram larger than the buffer given for it. The
+// datagram is gone: the kernel discards what did not fit.
+var ErrTruncated = errors.New("udp: datagram larger than the receive buffer")
+
+// ErrNoPeer reports a Send on a server socket with more messages than the most recent
+// Recv returned: message i has no source to go back to.
+var ErrNoPeer = errors.New("udp: no peer to answer")
+
+// Options tunes a socket at open. The zero value keeps the kernel's defaults.
+type Options struct {
+	RecvBuffer int // SO_RCVBUF request, bytes; 0 = kernel default
+	SendBuffer int // SO_SNDBUF request, bytes; 0 = kernel default
+	Batch      int // most messages per recvmmsg/sendmmsg call; 0 = 64, at most 1024
+}
+
+// A Conn is a UDP socket that moves whole datagrams in batches. A Conn from Dial is
+// connected to one peer; a Conn from Listen is a server socket that answers whoever
+// sent the messages of its most recent Recv (see the package documentation).
+//
+// One goroutine may Send while another calls Recv; each has its own scratch space.
+type Conn struct {
+	uc         *net.UDPConn
+	raw        syscall.RawConn
+	laddr      net.Addr
+	raddr      net.Addr // nil for a server socket
+	connected  bool
+	maxPayload int // bytes, for this socket's family (and peer, when connected)
+	batch      int // most messages per system call
+
+	rxqOvfl  atomic.Uint64 // last SO_RXQ_OVFL value seen
+	sendErrs atomic.Uint64 // datagrams refused, see SendErrors
+
+	// peerMu guards peers and npeers: the sources of the most recent Recv's messages,
+	// written by Recv and read by Send on a server socket.
+	peerMu sync.Mutex
+	peers  []peerAddr
+	npeers int
+
+	sys sysConn // platform part: scratch arrays, in mmsg_linux.go / conn_other.go
+}
+
+// Listen opens an unconnected server socket at address ("127.0.0.1:0" for an
+// ephemeral port) that serves every peer.
+func Listen(ctx context.Context, address string, o Options) (*Conn, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", address)
+	if err != nil {
+		return nil, fmt.Errorf("udp: listen %s: %w", address, err)
+	}
+	uc, ok := pc.(*net.UDPConn)
+	if !ok { // cannot happen for network "udp"
+		pc.Close()
+		return nil, fmt.Errorf("udp: listen %s: got %T, want *net.UDPConn", address, pc)
+	}
+	return open(uc, false, o)
+}
+
+// Dial opens a client socket connected to address. It sends nothing: connecting a UDP
+// socket only fixes its peer locally, and the first datagram is the first packet.
+func Dial(ctx context.Context, address string, o Options) (*Conn, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "udp", address)
+	if err != nil {
+		return nil, fmt.Errorf("udp: dial %s: %w", address, err)
+	}
+	uc, ok := nc.(*net.UDPConn)
+	if !ok { // cannot happen for network "udp"
+		nc.Close()
+		return nil, fmt.Errorf("udp: dial %s: got %T, want *net.UDPConn", address, nc)
+	}
+	return open(uc, true, o)
+}
+
+func (o Options) check() error {
+	switch {
+	case o.RecvBuffer < 0:
+		return fmt.Errorf("udp: Options.RecvBuffer: must be ≥ 0 bytes, got %d", o.RecvBuffer)
+	case o.SendBuffer < 0:
+		return fmt.Errorf("udp: Options.SendBuffer: must be ≥ 0 bytes, got %d", o.SendBuffer)
+	case o.Batch < 0 || o.Batch > maxBatch:
+		return fmt.Errorf("udp: Options.Batch: must be 0..%d messages, got %d", maxBatch, o.Batch)
+	}
+	return nil
+}
+
+func open(uc *net.UDPConn, connected bool, o Options) (_ *Conn, err error) {
+	defer func() {
+		if err != nil {
+			uc.Close()
+		}
+	}()
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("udp: %w", err)
+	}
+	c := &Conn{
+		uc:        uc,
+		raw:       raw,
+		laddr:     uc.LocalAddr(),
+		connected: connected,
+		batch:     o.Batch,
+	}
+	if c.batch == 0 {
+		c.batch = defaultBatch
+	}
+	if connected {
+		c.raddr = uc.RemoteAddr()
+	}
+	if o.RecvBuffer > 0 {
+		if err := uc.SetReadBuffer(o.RecvBuffer); err != nil {
+			return nil, fmt.Errorf("udp: receive buffer %d bytes: %w", o.RecvBuffer, err)
+		}
+	}
+	if o.SendBuffer > 0 {
+		if err := uc.SetWriteBuffer(o.SendBuffer); err != nil {
+			return nil, fmt.Errorf("udp: send buffer %d bytes: %w", o.SendBuffer, err)
+		}
+	}
+	c.maxPayload = maxPayloadFor(c.laddr, c.raddr)
+	c.peers = make([]peerAddr, c.batch)
+	if err := c.initSys(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// maxPayloadFor returns the largest payload for a socket bound to laddr (and
+// connected to raddr, if not nil). A dual-stack IPv6 socket may reach IPv4 peers,
+// for which the kernel enforces the IPv4 limit itself (EMSGSIZE).
+func maxPayloadFor(laddr, raddr net.Addr) int {
+	if ra, ok := raddr.(*net.UDPAddr); ok {
+		if ra.IP.To4() != nil {
+			return MaxPayloadIPv4
+		}
+		return MaxPayloadIPv6
+	}
+	if la, ok := laddr.(*net.UDPAddr); ok && la.IP.To4() == nil && len(la.IP) == net.IPv6len {
+		return MaxPayloadIPv6
+	}
+	return MaxPayloadIPv4
+}
+
+// Send hands msgs to the kernel, one datagram per message, in order, and returns how
+// many it accepted. On error, n counts the messages accepted before the failing one.
+//
+// On a connected socket every message goes to the peer. On a server socket message i
+// goes to the source of message i of the most recent Recv; if there is no such message,
+// Send stops there with an error wrapping ErrNoPeer. A message longer than the
+// socket's largest payload fails the whole call before anything is sent, with an
+// error wrapping ErrMessageTooLarge.
+func (c *Conn) Send(msgs [][]byte) (n int, err error) {
+	for i, m := range msgs {
+		if len(m) > c.maxPayload {
+			return 0, fmt.Errorf("%w: message %d is %d bytes, limit %d on %v", ErrMessageTooLarge, i, len(m), c.maxPayload, c.laddr)
+		}
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	return c.send(msgs)
+}
+
+// Recv blocks until at least one datagram has arrived, then returns every datagram
+// already queued, up to min(len(bufs), len(sizes), Options.Batch), without blocking
+// again. Datagram i is written into bufs[i] and its length into sizes[i].
+//
+// A datagram longer than its buffer ends the batch: Recv returns the datagrams before
+// it and an error wrapping ErrTruncated. An expired read deadline returns an error
+// satisfying errors.Is(err, os.ErrDeadlineExceeded); Close returns one wrapping
+// net.ErrClosed.
+func (c *Conn) Recv(bufs [][]byte, sizes []int) (n int, err error) {
+	if len(sizes) < len(bufs) {
+		bufs = bufs[:len(sizes)]
+	}
+	if len(bufs) > c.batch {
+		bufs = bufs[:c.batch]
+	}
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	return c.recv(bufs, sizes)
+}
+
+// SetReadDeadline bounds Recv: after t, a blocked or new Recv returns an error
+// satisfying errors.Is(err, os.ErrDeadlineExceeded). The zero time means no deadline.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
+
+// SetWriteDeadline bounds Send while the send buffer is full; a datagram still waiting
+// at t counts in SendErrors. The zero time means no deadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.uc.SetWriteDeadline(t) }
+
+// Close closes the socket and unblocks Send and Recv, which then return errors
+// wrapping net.ErrClosed.
+func (c *Conn) Close() error { return c.uc.Close() }
+
+// LocalAddr returns the socket's local address.
+func (c *Conn) LocalAddr() net.Addr { return c.laddr }
+
+// RemoteAddr returns the peer of a connected socket, or nil for a server socket.
+func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+
+// RecvDrops returns how many datagrams the kernel dropped at this socket since it
+// was opened, mostly because its receive buffer was full (SO_MEMINFO's drops field,
+// the per-socket share of Udp: RcvbufErrors). The count is exact and final,
+// including drops after the last datagram read; it is a 32-bit kernel counter and
+// wraps. Linux only; elsewhere the error wraps errors.ErrUnsupported.
+func (c *Conn) RecvDrops() (uint64, error) { return c.recvDrops() }
+
+// RxqOverflow returns the drop count carried by the most recently received datagram
+// that carried one (SO_RXQ_OVFL): drops up to when that datagram was queued, never
+// later ones. It is 0 until a datagram arrives after a drop, and always on systems
+// without SO_RXQ_OVFL. For the final figure use RecvDrops.
+func (c *Conn) RxqOverflow() uint64 { return c.rxqOvfl.Load() }
+
+// SendErrors returns how many datagrams the kernel refused since the socket opened:
+// those Send could not hand over (ENOBUFS, ECONNREFUSED, EAGAIN past the write
+// deadline, ...) plus those reported refused afterwards through the socket's error
+// queue (an ICMP port unreachable, for example), one per report.
+func (c *Conn) SendErrors() uint64 { return c.sendErrs.Load() }
+
+// BufferSizes returns the receive and send buffer sizes the kernel granted, in bytes,
+// as getsockopt reads them back (Linux doubles a request and caps it at
+// net.core.rmem_max / wmem_max).
+func (c *Conn) BufferSizes() (recv, send int, err error) {
+	var serr error
+	cerr := c.raw.Control(func(fd uintptr) {
+		recv, send, serr = bufferSizes(fd)
+	})
+	if err := errors.Join(cerr, serr); err != nil {
+		return 0, 0, fmt.Errorf("udp: buffer sizes on %v: %w", c.laddr, err)
+	}
+	return recv, send, nil
+}
+
+// setPeers records the sources of the messages a Recv returned, for Send on a server
+// socket.
+func (c *Conn) setPeers(src []peerAddr) {
+	c.peerMu.Lock()
+	c.npeers = copy(c.peers, src)
+	c.peerMu.Unlock()
+}
+
+// unwrapOp strips the *net.OpError that syscall.RawConn adds, so that errors read
+// "udp: recvmmsg on ...: i/o timeout" while errors.Is still finds
+// os.ErrDeadlineExceeded or net.ErrClosed.
+func unwrapOp(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}

@@ -1,0 +1,78 @@
+// Package udp is tcpvsudp's UDP transport: it moves whole datagrams in batches and
+// reads the kernel's counters, so that UDP loss is counted where it happens.
+//
+// It knows nothing of experiments, headers or sequence numbers: messages are opaque
+// bytes, one datagram each, and every buffer belongs to the caller. It imports only
+// the standard library and golang.org/x/sys.
+//
+// # What it does
+//
+// Dial opens a client socket connected to one peer; Listen opens a server socket that
+// serves every peer. A Conn's Send and Recv move several datagrams per call:
+//
+//   - Send hands each message to the kernel as one datagram, in order, and returns how
+//     many the kernel accepted. A message longer than MaxPayloadIPv4 (MaxPayloadIPv6 on
+//     an IPv6 socket) fails the call before anything is sent (ErrMessageTooLarge).
+//   - Recv blocks until one datagram has arrived, then returns every datagram already
+//     queued, up to the batch size, without blocking again. Boundaries are kept: a
+//     datagram larger than its buffer is an error (ErrTruncated), never a short message.
+//   - Read and write deadlines bound the calls; Close unblocks them. One goroutine may
+//     Send while another Recvs. In steady state neither allocates.
+//
+// # Server sockets and Send
+//
+// A server socket (from Listen) is not connected: Send answers the sources of the
+// messages returned by the most recent Recv. Message i goes to the source of message i
+// of that Recv; a message beyond that Recv's count is not sent, and Send returns an
+// error wrapping ErrNoPeer. So a generic echo loop works for UDP as it does for TCP:
+//
+//	n, err := c.Recv(bufs, sizes)
+//	// ... trim bufs[i] to sizes[i] ...
+//	_, err = c.Send(bufs[:n])
+//
+// Only one goroutine, the echo loop's, may use a server socket this way: another
+// goroutine's Recv in between would change whom Send answers.
+//
+// With IP_RECVERR on, an ICMP report about a reply to one peer (a client that went
+// away: port unreachable) would fail the server's next Recv or Send. A server socket
+// serves many peers, so it counts such a report in SendErrors and carries on; a
+// connected socket returns it (errors.Is(err, syscall.ECONNREFUSED)).
+//
+// # Counters
+//
+// Each counter counts datagrams at one place, so a report can say where loss happened:
+//
+//   - RecvDrops: datagrams the kernel dropped at this socket because its receive
+//     buffer was full (getsockopt SO_MEMINFO, SK_MEMINFO_DROPS: the socket's share of
+//     the kernel's Udp: RcvbufErrors). Exact and final, including drops after the last
+//     datagram read: the figure to report as the receiver's socket drops.
+//   - RxqOverflow: the same kernel counter as carried by the most recent datagram
+//     that carried one (SO_RXQ_OVFL control message). It reflects drops up to when that
+//     datagram was queued: drops after it never show, and a receiver that stops reading
+//     while its buffer overflows sees 0. Always ≤ RecvDrops; a progress indicator, not
+//     a final figure.
+//   - SendErrors: datagrams the kernel refused on the sending side: each one Send could
+//     not hand over (ENOBUFS from a full device queue, ECONNREFUSED, EAGAIN until the
+//     write deadline, ...) plus each refusal reported later through the socket's error
+//     queue (IP_RECVERR; for example ICMP port unreachable). A datagram Send accepted
+//     may still be lost in the network: SendErrors is not the whole loss.
+//
+// All three start at zero when the socket opens. SO_MEMINFO and SO_RXQ_OVFL are
+// 32-bit kernel counters and wrap after 2³² drops.
+//
+// # Buffers
+//
+// Options.RecvBuffer and Options.SendBuffer set SO_RCVBUF and SO_SNDBUF at open.
+// Linux doubles each request (for its bookkeeping) and caps it at net.core.rmem_max /
+// wmem_max without saying so: BufferSizes reads back what was granted, and that is the
+// figure to report.
+//
+// # What varies by OS
+//
+// On Linux, Send and Recv use sendmmsg and recvmmsg, Options.Batch datagrams per system
+// call, through syscall.RawConn so Go's poller waits and deadlines work; all counters
+// work. Elsewhere Recv returns one datagram per call and Send makes one system call per
+// datagram (net.UDPConn.ReadFromUDPAddrPort / WriteToUDPAddrPort); RecvDrops returns an
+// error wrapping errors.ErrUnsupported, RxqOverflow stays 0, and SendErrors counts only
+// the errors Send itself returned.
+package udp
