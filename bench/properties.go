@@ -59,14 +59,14 @@ func propReliability(r *Report) (Property, bool) {
 	}
 	ts, tl, _, _, _, _, _ := sumStream(tcp)
 	us, ul, usock, usend, _, _, known := sumStream(udp)
-	udpText := fmt.Sprintf("lost %d of %d messages (%.2f%%)", ul, us, pctOf(ul, us))
+	udpText := fmt.Sprintf("lost %s of %s messages (%.2f%%)", g(ul), g(us), pctOf(ul, us))
 	if known && ul > 0 {
-		udpText += fmt.Sprintf(": %d overflowed the receive buffer, %d refused at the sender", usock, usend)
+		udpText += fmt.Sprintf(": %s overflowed the receive buffer, %s refused at the sender", g(usock), g(usend))
 	}
 	return Property{
 		Property: "reliable delivery",
 		Claim:    "TCP delivers every message; UDP delivers what survives, and says nothing of the rest",
-		TCP:      fmt.Sprintf("lost %d of %d messages (%.2f%%)", tl, ts, pctOf(tl, ts)),
+		TCP:      fmt.Sprintf("lost %s of %s messages (%.2f%%)", g(tl), g(ts), pctOf(tl, ts)),
 		UDP:      udpText,
 		Evidence: map[string]any{"experiment": ExpStream, "tcp_sent_msgs": ts, "tcp_lost_msgs": tl,
 			"udp_sent_msgs": us, "udp_lost_msgs": ul, "udp_drops_socket": usock, "udp_drops_sender": usend},
@@ -136,8 +136,8 @@ func propSetup(r *Report) (Property, bool) {
 	return Property{
 		Property: "connection setup",
 		Claim:    "TCP needs a three-way handshake before the first byte; UDP's first datagram is the request",
-		TCP:      fmt.Sprintf("first answer in %s (p50), %.0f transactions/s", nsText(t), tcp[0].Metrics.TransPerS),
-		UDP:      fmt.Sprintf("first answer in %s (p50), %.0f transactions/s", nsText(u), udp[0].Metrics.TransPerS),
+		TCP:      fmt.Sprintf("first answer in %s (p50), %s transactions/s", nsText(t), g(uint64(tcp[0].Metrics.TransPerS+0.5))),
+		UDP:      fmt.Sprintf("first answer in %s (p50), %s transactions/s", nsText(u), g(uint64(udp[0].Metrics.TransPerS+0.5))),
 		Evidence: map[string]any{"experiment": ExpConnect, "tcp_p50_ns": t, "udp_p50_ns": u, "tcp_over_udp": round3(float64(t) / float64(max(u, 1)))},
 	}, true
 }
@@ -151,8 +151,8 @@ func propSockets(r *Report) (Property, bool) {
 	return Property{
 		Property: "one socket per client",
 		Claim:    "a TCP server accepts a socket for every client; one UDP socket serves them all",
-		TCP:      fmt.Sprintf("%d server sockets for %d clients", tm.ServerSockets, tm.SentMsgs),
-		UDP:      fmt.Sprintf("%d server socket for %d clients", um.ServerSockets, um.SentMsgs),
+		TCP:      fmt.Sprintf("%s server sockets for %s clients", g(uint64(tm.ServerSockets)), g(tm.SentMsgs)),
+		UDP:      fmt.Sprintf("%s server socket for %s clients", g(uint64(um.ServerSockets)), g(um.SentMsgs)),
 		Evidence: map[string]any{"experiment": ExpConnect, "tcp_server_sockets": tm.ServerSockets, "tcp_clients": tm.SentMsgs, "udp_server_sockets": um.ServerSockets, "udp_clients": um.SentMsgs},
 	}, true
 }
@@ -213,3 +213,6 @@ func nsText(ns int64) string {
 	}
 	return fmt.Sprintf("%d ns", ns)
 }
+
+// g prints a count with thousands grouping, as the tables do.
+func g(n uint64) string { return group(int64(n)) }

@@ -369,7 +369,9 @@ func rateLabel(v float64) string {
 
 // labelParams splits the parameters into those that label rows (size always, the
 // others when they vary between rows) and a description of those that do not vary.
-func labelParams(cells []*paramRow) (cols []param, fixed string) {
+// Only stream has streams and a rate: the request/response experiments do not say
+// "1 stream, unpaced".
+func labelParams(exp string, cells []*paramRow) (cols []param, fixed string) {
 	var desc []string
 	for i, pr := range params {
 		varies := false
@@ -384,6 +386,9 @@ func labelParams(cells []*paramRow) (cols []param, fixed string) {
 			continue
 		}
 		p := cells[0].p
+		if exp != ExpStream && (pr.head == "streams" || pr.head == "rate") {
+			continue
+		}
 		switch pr.head {
 		case "streams":
 			if p.Streams == 1 {
@@ -520,7 +525,7 @@ func buildSections(r *Report) []section {
 	var out []section
 	for _, exp := range experimentOrder(r) {
 		cells := paramRows(r, exp)
-		cols, fixed := labelParams(cells)
+		cols, fixed := labelParams(exp, cells)
 		s := section{exp: exp}
 		switch exp {
 		case "stream":

@@ -42,11 +42,11 @@ func Summarize(values []float64, confidence float64) (Interval, []string) {
 	slices.Sort(xs)
 	iv := Interval{Median: median(xs), Lo: xs[0], Hi: xs[n-1], Confidence: minMaxConfidence(n)}
 	if !(confidence > 0 && confidence < 1) {
-		return iv, append(warnings, fmt.Sprintf("confidence %v is not in (0, 1): showing the min–max range (%s confidence)",
+		return iv, append(warnings, fmt.Sprintf("confidence %v is not in (0, 1): showing the min-max range (%s confidence)",
 			confidence, percent(iv.Confidence)))
 	}
 	if need := runsFor(confidence); n < need {
-		return iv, append(warnings, fmt.Sprintf("%s CI needs ≥ %d runs, got %d: showing the min–max range (%s confidence)",
+		return iv, append(warnings, fmt.Sprintf("%s CI needs >= %d runs, got %d: showing the min-max range (%s confidence)",
 			percent(confidence), need, n, percent(iv.Confidence)))
 	}
 	s := benchmath.AssumeNothing.Summary(benchmath.NewSample(xs, &benchmath.DefaultThresholds), confidence)
@@ -54,7 +54,7 @@ func Summarize(values []float64, confidence float64) (Interval, []string) {
 		warnings = append(warnings, w.Error())
 	}
 	if math.IsInf(s.Lo, 0) || math.IsInf(s.Hi, 0) { // not expected once n ≥ need
-		return iv, append(warnings, fmt.Sprintf("no %s CI from %d runs: showing the min–max range (%s confidence)",
+		return iv, append(warnings, fmt.Sprintf("no %s CI from %d runs: showing the min-max range (%s confidence)",
 			percent(confidence), n, percent(iv.Confidence)))
 	}
 	// benchmath's median interpolates (R8): for an odd count the middle value, for an

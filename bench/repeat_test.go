@@ -60,19 +60,19 @@ func TestSummarize(t *testing.T) {
 			name:     "one run",
 			values:   []float64{5},
 			want:     Interval{Median: 5, Lo: 5, Hi: 5, Confidence: 0},
-			warnings: []string{"95% CI needs ≥ 6 runs, got 1: showing the min–max range (0% confidence)"},
+			warnings: []string{"95% CI needs >= 6 runs, got 1: showing the min-max range (0% confidence)"},
 		},
 		{
 			name:     "3 runs: min–max range at 75%",
 			values:   []float64{3, 1, 2},
 			want:     Interval{Median: 2, Lo: 1, Hi: 3, Confidence: 0.75},
-			warnings: []string{"95% CI needs ≥ 6 runs, got 3: showing the min–max range (75% confidence)"},
+			warnings: []string{"95% CI needs >= 6 runs, got 3: showing the min-max range (75% confidence)"},
 		},
 		{
 			name:     "5 runs: 93.75% is still short of 95%",
 			values:   []float64{10, 50, 20, 40, 30},
 			want:     Interval{Median: 30, Lo: 10, Hi: 50, Confidence: 0.9375},
-			warnings: []string{"95% CI needs ≥ 6 runs, got 5: showing the min–max range (93.8% confidence)"},
+			warnings: []string{"95% CI needs >= 6 runs, got 5: showing the min-max range (93.8% confidence)"},
 		},
 		{
 			name:   "6 runs: first 95% interval (benchmath's own test case)",
@@ -209,7 +209,7 @@ func TestCombineMetricsEdges(t *testing.T) {
 		wantW := []string{
 			"rtt_ns.p50: measured in 2 of 3 runs: left out",
 			"retransmits: measured in 2 of 3 runs: left out",
-			"goodput_bps: 95% CI needs ≥ 6 runs, got 3: showing the min–max range (75% confidence)",
+			"goodput_bps: 95% CI needs >= 6 runs, got 3: showing the min-max range (75% confidence)",
 		}
 		if !slices.Equal(w, wantW) {
 			t.Errorf("warnings:\ngot  %q\nwant %q", w, wantW)
@@ -221,7 +221,7 @@ func TestCombineMetricsEdges(t *testing.T) {
 	t.Run("one CI warning names every figure", func(t *testing.T) {
 		runs := []Metrics{{GoodputBps: 1, MsgsPerS: 1}, {GoodputBps: 2, MsgsPerS: 2}}
 		_, rep, w := CombineMetrics(runs)
-		want := []string{"goodput_bps, msgs_per_s: 95% CI needs ≥ 6 runs, got 2: showing the min–max range (50% confidence)"}
+		want := []string{"goodput_bps, msgs_per_s: 95% CI needs >= 6 runs, got 2: showing the min-max range (50% confidence)"}
 		if !slices.Equal(w, want) || len(rep.CI) != 2 {
 			t.Errorf("warnings %q, CI %+v; want %q and 2 intervals", w, rep.CI, want)
 		}

@@ -1,0 +1,61 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPropertiesKnownAnswer(t *testing.T) {
+	p50 := func(ns int64) *LatencyStats { return &LatencyStats{Samples: 100, P50: &ns} }
+	cpu := func(v float64) *float64 { return &v }
+	rep := &Report{Env: Env{Link: Link{Kind: "loopback"}}, Results: []Result{
+		{Experiment: ExpStream, Transport: "tcp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 1000, SendRateBps: 8e9, GoodputBps: 8e9, CPUSecPerGB: cpu(0.5)}},
+		{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 902, DupMsgs: 2, LostMsgs: 100, ReorderedMsgs: 3,
+			DropsSocket: u64p(90), DropsSender: 4, DropsNetwork: u64p(6), SendRateBps: 4e9, GoodputBps: 2e9, CPUSecPerGB: cpu(2)}},
+		{Experiment: ExpConnect, Transport: "tcp", Params: Params{Size: 64}, Metrics: Metrics{SentMsgs: 500, ServerSockets: 500, TransPerS: 5000, RTT: p50(120_000)}},
+		{Experiment: ExpConnect, Transport: "udp", Params: Params{Size: 64}, Metrics: Metrics{SentMsgs: 2000, ServerSockets: 1, TransPerS: 20000, RTT: p50(40_000)}},
+		{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 64}, Error: "failed: ignored"},
+	}}
+	props := map[string]Property{}
+	for _, p := range Properties(rep) {
+		props[p.Property] = p
+	}
+	tests := []struct {
+		property, tcp, udp string
+		evidence           map[string]any
+	}{
+		{"reliable delivery", "lost 0 of 1,000 messages (0.00%)", "lost 100 of 1,000 messages (10.00%): 90 overflowed the receive buffer, 4 refused at the sender",
+			map[string]any{"udp_lost_msgs": uint64(100), "udp_drops_socket": uint64(90), "tcp_lost_msgs": uint64(0)}},
+		{"flow control", "sender ran at 1.00x the receiver's goodput", "sender ran at 2.00x the receiver's goodput",
+			map[string]any{"udp_send_over_goodput": 2.0}},
+		{"ordering and duplicates", "0 reordered, 0 duplicated", "3 reordered, 2 duplicated", nil},
+		{"connection setup", "first answer in 120.0 us (p50), 5,000 transactions/s", "first answer in 40.0 us (p50), 20,000 transactions/s",
+			map[string]any{"tcp_over_udp": 3.0}},
+		{"one socket per client", "500 server sockets for 500 clients", "1 server socket for 2,000 clients", nil},
+		{"cost per byte", "0.50 CPU s/GB at 1024-byte messages", "2.00 CPU s/GB at 1024-byte messages", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.property, func(t *testing.T) {
+			p, ok := props[tc.property]
+			if !ok {
+				t.Fatalf("no %q row in %v", tc.property, props)
+			}
+			if p.TCP != tc.tcp || p.UDP != tc.udp {
+				t.Errorf("got tcp %q udp %q\nwant tcp %q udp %q", p.TCP, p.UDP, tc.tcp, tc.udp)
+			}
+			for k, want := range tc.evidence {
+				if got := p.Evidence[k]; got != want {
+					t.Errorf("evidence %s = %v (%T), want %v (%T)", k, got, got, want, want)
+				}
+			}
+		})
+	}
+	if _, ok := props["round-trip time"]; ok {
+		t.Error("round-trip time row without pingpong results")
+	}
+	for _, p := range Properties(&Report{}) {
+		if strings.TrimSpace(p.Property) != "" {
+			t.Errorf("empty report gave a %q row", p.Property)
+		}
+	}
+}
