@@ -14,18 +14,11 @@ import (
 // half of the claim: TCP accepts a socket per client, UDP answers all from one.
 func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
 	var warns []string
-	srv, err := startServer(ctx, e, nw, func(ctx context.Context, t Transport) error {
-		return echo(ctx, t, e.batch, p.Size)
-	})
+	srv, err := startEchoServer(ctx, e, nw, p.Size)
 	if err != nil {
 		return Metrics{}, nil, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			srv.stop()
-		}
-	}()
+	defer srv.stop()
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	addr := srv.addr()
@@ -91,7 +84,6 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 	}
 	u1, _ := ReadUsage()
 	socketsAfter := srv.acceptedCount()
-	stopped = true
 	if err := srv.stop(); err != nil {
 		warns = append(warns, fmt.Sprintf("server: %v", err))
 	}
@@ -99,16 +91,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 		warns = append(warns, fmt.Sprintf("%d dials failed (counted lost); first: %v", dialErrs, firstErr))
 	}
 
-	m.SentBytes = m.SentMsgs * uint64(p.Size)
-	m.RecvBytes = m.RecvMsgs * uint64(p.Size)
-	m.LostMsgs = m.Timeouts
-	m.RTT = lat.Stats()
-	m.SendIntervalS = elapsed.Seconds()
-	m.RecvIntervalS = elapsed.Seconds()
-	if elapsed > 0 {
-		m.TransPerS = float64(m.RecvMsgs) / elapsed.Seconds()
-		m.MsgsPerS = m.TransPerS
-	}
+	finishRequests(&m, lat, p.Size, elapsed)
 	if uerr == nil {
 		d := u1.Sub(u0)
 		m.CPUSec = d.CPU().Seconds()

@@ -89,9 +89,12 @@ func isDatagramRefusal(err error) bool {
 // server accepts endpoints and runs serve on each, until stop. It owns every
 // goroutine it starts: stop returns only when all have returned.
 type server struct {
-	l       Listener
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	l        Listener
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error // set by stop
+
 	mu      sync.Mutex             // guards conns, errs, sockets
 	conns   map[Transport]struct{} // endpoints being served
 	errs    []error
@@ -158,8 +161,13 @@ func (s *server) endpoints() []Transport {
 }
 
 // stop closes the listener and every accepted endpoint, waits for every goroutine,
-// and returns the first error a serve returned.
+// and returns the first error a serve returned. Later calls return the same.
 func (s *server) stop() error {
+	s.stopOnce.Do(func() { s.stopErr = s.shutdown() })
+	return s.stopErr
+}
+
+func (s *server) shutdown() error {
 	s.cancel()
 	s.l.Close()
 	for _, t := range s.endpoints() {
@@ -172,6 +180,32 @@ func (s *server) stop() error {
 		return s.errs[0]
 	}
 	return nil
+}
+
+// startEchoServer starts the server of the request/response experiments: every
+// endpoint it accepts echoes what it receives.
+func startEchoServer(ctx context.Context, e *runEnv, nw Network, size int) (*server, error) {
+	return startServer(ctx, e, nw, func(ctx context.Context, t Transport) error {
+		return echo(ctx, t, e.batch, size)
+	})
+}
+
+// finishRequests fills in the figures pingpong and connect derive the same way from
+// their counts, the latency histogram and the measured interval.
+func finishRequests(m *Metrics, lat *Latency, size int, elapsed time.Duration) {
+	m.SentBytes = m.SentMsgs * uint64(size)
+	m.RecvBytes = m.RecvMsgs * uint64(size)
+	m.LostMsgs = m.Timeouts
+	m.RTT = lat.Stats()
+	m.SendIntervalS = elapsed.Seconds()
+	m.RecvIntervalS = elapsed.Seconds()
+	if elapsed > 0 {
+		m.MsgsPerS = float64(m.RecvMsgs) / elapsed.Seconds()
+		m.TransPerS = m.MsgsPerS
+		m.GoodputBps = float64(m.RecvBytes) * 8 / elapsed.Seconds()
+		m.SendMsgsPerS = float64(m.SentMsgs) / elapsed.Seconds()
+		m.SendRateBps = float64(m.SentBytes) * 8 / elapsed.Seconds()
+	}
 }
 
 // echo answers every message with itself until t is closed or ctx is done. It is

@@ -14,18 +14,11 @@ import (
 // labelled as such: they hide queueing, by construction.
 func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
 	var warns []string
-	srv, err := startServer(ctx, e, nw, func(ctx context.Context, t Transport) error {
-		return echo(ctx, t, e.batch, p.Size)
-	})
+	srv, err := startEchoServer(ctx, e, nw, p.Size)
 	if err != nil {
 		return Metrics{}, nil, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			srv.stop()
-		}
-	}()
+	defer srv.stop()
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	t, err := nw.Dial(ctx, srv.addr())
@@ -71,24 +64,11 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits([]Transport{t})
 	t.Close()
-	stopped = true
 	if err := srv.stop(); err != nil {
 		warns = append(warns, fmt.Sprintf("server: %v", err))
 	}
 
-	m.SentBytes = m.SentMsgs * uint64(p.Size)
-	m.RecvBytes = m.RecvMsgs * uint64(p.Size)
-	m.LostMsgs = m.Timeouts
-	m.RTT = lat.Stats()
-	m.SendIntervalS = elapsed.Seconds()
-	m.RecvIntervalS = elapsed.Seconds()
-	if elapsed > 0 {
-		m.MsgsPerS = float64(m.RecvMsgs) / elapsed.Seconds()
-		m.TransPerS = m.MsgsPerS
-		m.GoodputBps = float64(m.RecvBytes) * 8 / elapsed.Seconds()
-		m.SendMsgsPerS = float64(m.SentMsgs) / elapsed.Seconds()
-		m.SendRateBps = float64(m.SentBytes) * 8 / elapsed.Seconds()
-	}
+	finishRequests(&m, lat, p.Size, elapsed)
 	if retrOK {
 		m.Retransmits = u64p(retr1 - retr0)
 	}

@@ -22,12 +22,7 @@ func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, [
 	if err != nil {
 		return Metrics{}, nil, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			srv.stop()
-		}
-	}()
+	defer srv.stop()
 
 	// Every blocking call below ends by this cell's time limit: the watchdog closes the
 	// endpoints, which unblocks a sender stuck on a receiver that died.
@@ -100,7 +95,6 @@ func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, [
 	for _, t := range conns {
 		t.Close()
 	}
-	stopped = true
 	if err := srv.stop(); err != nil {
 		warns = append(warns, fmt.Sprintf("receiver: %v", err))
 	}
