@@ -14,23 +14,59 @@ import (
 
 // Experiment names, as --experiments and reports spell them.
 const (
-	ExpStream   = "stream"
-	ExpPingPong = "pingpong"
-	ExpConnect  = "connect"
+	ExpStream       = "stream"
+	ExpPingPong     = "pingpong"
+	ExpConnect      = "connect"
+	ExpRefused      = "refused"
+	ExpClose        = "close"
+	ExpClients      = "clients"
+	ExpBoundaries   = "boundaries"
+	ExpSlowReceiver = "slow-receiver"
+	ExpFanout       = "fanout"
 )
 
-// An experimentFunc runs one cell: one experiment, one transport, one set of params.
-// It returns the measured figures and warnings; an error means no figures.
-type experimentFunc func(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error)
+// order is the order the default suite runs experiments in: the property
+// experiments first (they are short and lead the report), then the measurements.
+var order = []string{ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver, ExpFanout, ExpStream, ExpPingPong, ExpConnect}
 
+// An outcome is what one cell measured.
+type outcome struct {
+	m        Metrics
+	warns    []string
+	observed map[string]any // Result.Observed
+	series   []Sample       // Result.Series
+}
+
+// An experimentFunc runs one cell: one experiment, one transport, one set of params.
+// An error means no figures.
+type experimentFunc func(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error)
+
+// experiments holds every experiment by name. The measurement experiments are
+// listed here; each property experiment registers itself from its own file's init.
 var experiments = map[string]experimentFunc{
-	ExpStream:   runStream,
-	ExpPingPong: runPingPong,
-	ExpConnect:  runConnect,
+	ExpStream:   metricsOnly(runStream),
+	ExpPingPong: metricsOnly(runPingPong),
+	ExpConnect:  metricsOnly(runConnect),
+}
+
+// metricsOnly adapts an experiment that measures only Metrics.
+func metricsOnly(f func(context.Context, *runEnv, Network, Params) (Metrics, []string, error)) experimentFunc {
+	return func(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+		m, w, err := f(ctx, e, nw, p)
+		return outcome{m: m, warns: w}, err
+	}
 }
 
 // Experiments lists the experiment names in the order the default suite runs them.
-func Experiments() []string { return []string{ExpStream, ExpPingPong, ExpConnect} }
+func Experiments() []string {
+	var out []string
+	for _, x := range order {
+		if _, ok := experiments[x]; ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
 
 // runEnv is what every cell of one run shares.
 type runEnv struct {
@@ -43,6 +79,10 @@ type runEnv struct {
 	timeout time.Duration
 	batch   int // most messages per Send/Recv call
 }
+
+// propertySize is the message size, in bytes, of the property experiments: they show
+// behaviour, not a size sweep.
+const propertySize = 1024
 
 // cellLimit bounds one cell's run time, whatever happens: the duration with warm-up
 // and drain plus a grace period, or maxCountCell in count mode.

@@ -128,7 +128,32 @@ func (l *Latency) Stats() *LatencyStats {
 		*ptrs[i] = &v
 	}
 	s.Mean, s.Stddev = l.moments()
+	s.CDF = l.cdf()
 	return s
+}
+
+// cdfQuantiles are the fractions a CDF is drawn through: even steps through the body,
+// then ever finer into the tail, as far as the sample count reaches.
+var cdfQuantiles = []float64{0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
+	0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 0.99999}
+
+// cdf returns the distribution at cdfQuantiles (those the sample count can resolve,
+// q ≤ 1 − 1/n) and at the maximum, in ascending order. A chart, not a figure: the
+// table's percentiles keep their own, stricter sample rule.
+func (l *Latency) cdf() []CDFPoint {
+	n := float64(l.Count())
+	pts := []CDFPoint{{Ns: l.min, Q: 0}}
+	for _, q := range cdfQuantiles[1:] {
+		if q > 1-1/n {
+			break
+		}
+		v := min(max(l.h.ValueAtPercentile(100*q), l.min), l.max)
+		if v < pts[len(pts)-1].Ns {
+			v = pts[len(pts)-1].Ns
+		}
+		pts = append(pts, CDFPoint{Ns: v, Q: q})
+	}
+	return append(pts, CDFPoint{Ns: l.max, Q: 1})
 }
 
 // moments returns the exact mean and population standard deviation, rounded to

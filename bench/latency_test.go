@@ -223,3 +223,28 @@ func BenchmarkLatencyStats(b *testing.B) {
 		_ = l.Stats()
 	}
 }
+
+// TestLatencyCDF: 1..1000 us once each: the curve rises through 500 us at q=0.5,
+// ends at the maximum with q=1, never falls, and stops short of quantiles 1000
+// samples cannot resolve.
+func TestLatencyCDF(t *testing.T) {
+	l := NewLatency()
+	for us := int64(1); us <= 1000; us++ {
+		l.Record(us * 1000)
+	}
+	cdf := l.Stats().CDF
+	if first, last := cdf[0], cdf[len(cdf)-1]; first.Q != 0 || first.Ns != 1000 || last.Q != 1 || last.Ns != 1_000_000 {
+		t.Fatalf("ends %+v .. %+v, want {1000 0} .. {1000000 1}", first, last)
+	}
+	for i := 1; i < len(cdf); i++ {
+		if cdf[i].Ns < cdf[i-1].Ns || cdf[i].Q <= cdf[i-1].Q {
+			t.Fatalf("not ascending at %d: %+v then %+v", i, cdf[i-1], cdf[i])
+		}
+		if cdf[i].Q == 0.5 && (cdf[i].Ns < 499_000 || cdf[i].Ns > 501_000) {
+			t.Errorf("q=0.5 at %d ns, want 500 us within 0.2%%", cdf[i].Ns)
+		}
+		if cdf[i].Q > 0.999 && cdf[i].Q < 1 {
+			t.Errorf("q=%v from 1000 samples", cdf[i].Q)
+		}
+	}
+}

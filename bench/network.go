@@ -99,7 +99,8 @@ func (c tcpConn) TCPInfo() (TCPInfo, error) {
 	if err != nil {
 		return TCPInfo{}, err
 	}
-	return TCPInfo{TotalRetrans: i.TotalRetrans, RTT: i.RTT, RTTVar: i.RTTVar, SndCwnd: i.SndCwnd, SndMSS: i.SndMSS}, nil
+	return TCPInfo{TotalRetrans: i.TotalRetrans, RTT: i.RTT, RTTVar: i.RTTVar, SndCwnd: i.SndCwnd, SndMSS: i.SndMSS,
+		BusyTime: i.BusyTime, RwndLimited: i.RwndLimited, SndbufLimited: i.SndbufLimited, BytesAcked: i.BytesAcked}, nil
 }
 
 type udpNetwork struct{ o udp.Options }

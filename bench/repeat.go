@@ -280,10 +280,27 @@ func (c *combiner) latency(name string, get func(*Metrics) *LatencyStats) *Laten
 		Mean:    medianOf(sub, func(m *Metrics) float64 { return m.RTT.Mean }),
 		Stddev:  medianOf(sub, func(m *Metrics) float64 { return m.RTT.Stddev }),
 	}
+	out.CDF = medianRunCDF(stats)
 	for _, w := range sub.warnings {
 		c.warn(w)
 	}
 	return out
+}
+
+// medianRunCDF returns the CDF of the run whose p50 is the median one: a real curve,
+// not a blend of several runs.
+func medianRunCDF(stats []*LatencyStats) []CDFPoint {
+	var with []*LatencyStats
+	for _, s := range stats {
+		if s.P50 != nil && len(s.CDF) > 0 {
+			with = append(with, s)
+		}
+	}
+	if len(with) == 0 {
+		return nil
+	}
+	slices.SortFunc(with, func(a, b *LatencyStats) int { return cmp.Compare(*a.P50, *b.P50) })
+	return with[(len(with)-1)/2].CDF
 }
 
 // median returns the median of xs (sorting them in place): the middle value, or for

@@ -252,6 +252,10 @@ func TestCombineMetricsCoversEveryField(t *testing.T) {
 			}
 			fill(v.Elem(), path, r)
 			return
+		case reflect.Slice:
+			if path == "Metrics.RTT.CDF" { // not a median: the median run's curve (TestCombineCDF)
+				return
+			}
 		}
 		fieldNo++
 		x := int64(1000*fieldNo + perm[(r+fieldNo)%runs]) // distinct per field and run
@@ -289,6 +293,10 @@ func TestCombineMetricsCoversEveryField(t *testing.T) {
 			}
 			check(v.Elem(), path)
 			return
+		case reflect.Slice:
+			if path == "Metrics.RTT.CDF" {
+				return
+			}
 		}
 		fieldNo++
 		want := float64(1000*fieldNo + 2)
@@ -333,5 +341,17 @@ func TestPercent(t *testing.T) {
 	}
 	if !strings.Contains(percent(0.9375), "93.8") {
 		t.Errorf("percent(0.9375) = %q", percent(0.9375))
+	}
+}
+
+// TestCombineCDF: with repeats, the chart shows the curve of the run whose p50 is the
+// median, a real distribution rather than a blend of several.
+func TestCombineCDF(t *testing.T) {
+	run := func(p50 int64) Metrics {
+		return Metrics{RTT: &LatencyStats{Samples: 100, P50: &p50, CDF: []CDFPoint{{Ns: p50, Q: 0.5}}}}
+	}
+	got, _, _ := CombineMetrics([]Metrics{run(30), run(10), run(20)})
+	if len(got.RTT.CDF) != 1 || got.RTT.CDF[0].Ns != 20 {
+		t.Fatalf("CDF %v, want the p50=20 run's", got.RTT.CDF)
 	}
 }

@@ -64,8 +64,11 @@ type Config struct {
 	Seed        int64    `json:"seed"`
 	Quick       bool     `json:"quick"`
 	NoDelay     bool     `json:"nodelay"`
-	RecvBuffer  int      `json:"recv_buffer"` // SO_RCVBUF requested, bytes; 0 = default
-	SendBuffer  int      `json:"send_buffer"` // SO_SNDBUF requested, bytes; 0 = default
+	Clients     int      `json:"clients"`         // clients experiment
+	Receivers   int      `json:"receivers"`       // fanout experiment
+	ReaderBps   float64  `json:"reader_rate_bps"` // slow-receiver's reading pace, bits/s
+	RecvBuffer  int      `json:"recv_buffer"`     // SO_RCVBUF requested, bytes; 0 = default
+	SendBuffer  int      `json:"send_buffer"`     // SO_SNDBUF requested, bytes; 0 = default
 	WarmupS     float64  `json:"warmup_s"`
 	DrainS      float64  `json:"drain_s"`
 	TimeoutS    float64  `json:"timeout_s"` // a UDP request unanswered this long is lost
@@ -82,13 +85,30 @@ type Result struct {
 	Repeat     *Repeat  `json:"repeat,omitempty"` // with --repeat > 1
 	Warnings   []string `json:"warnings,omitempty"`
 	Error      string   `json:"error,omitempty"` // the cell failed: Metrics hold nothing
+
+	// Observed holds what a property experiment saw that Metrics has no field for,
+	// named per experiment in snake_case (e.g. "refused_error", "detect_ns",
+	// "read_sizes"). Values are JSON numbers, strings, booleans, or maps/lists of them.
+	Observed map[string]any `json:"observed,omitempty"`
+	// Series is a time line of the cell (slow-receiver: sent vs delivered), in order.
+	Series []Sample `json:"series,omitempty"`
+}
+
+// Sample is one point of a result's time line.
+type Sample struct {
+	TS       float64 `json:"t_s"`       // seconds since the measurement started
+	SentMsgs uint64  `json:"sent_msgs"` // cumulative, handed to the transport
+	RecvMsgs uint64  `json:"recv_msgs"` // cumulative, unique intact messages received
 }
 
 // Params are the inputs of one result.
 type Params struct {
 	Size      int     `json:"size"` // bytes per message
 	Streams   int     `json:"streams"`
-	RateBps   float64 `json:"rate_bps"` // 0 = unpaced
+	Clients   int     `json:"clients,omitempty"`         // concurrent clients (clients)
+	Receivers int     `json:"receivers,omitempty"`       // receivers of one sender (fanout)
+	ReaderBps float64 `json:"reader_rate_bps,omitempty"` // the receiver's reading pace (slow-receiver), bits/s
+	RateBps   float64 `json:"rate_bps"`                  // 0 = unpaced
 	DurationS float64 `json:"duration_s"`
 	Count     uint64  `json:"count"` // messages (or transactions) per stream; 0 = duration mode
 }
@@ -144,6 +164,15 @@ type LatencyStats struct {
 	Max     int64   `json:"max"`
 	Mean    float64 `json:"mean"`
 	Stddev  float64 `json:"stddev"`
+	// CDF is the distribution for charts: points (ns, fraction of samples ≤ ns),
+	// ascending, from the histogram; absent when there are no samples.
+	CDF []CDFPoint `json:"cdf,omitempty"`
+}
+
+// CDFPoint is one point of a latency distribution.
+type CDFPoint struct {
+	Ns int64   `json:"ns"`
+	Q  float64 `json:"q"` // fraction of samples at or below Ns, 0..1
 }
 
 // Repeat says how a result's figures combine several runs: each figure in Metrics is
@@ -164,6 +193,7 @@ type Interval struct {
 // Property is one row of the properties table: a textbook claim, what each transport
 // did, and the measured figures behind it.
 type Property struct {
+	ID       string         `json:"id"` // stable: "connection-setup", "refused", "close", ...
 	Property string         `json:"property"`
 	Claim    string         `json:"claim"`
 	TCP      string         `json:"tcp"`

@@ -32,6 +32,9 @@ type Plan struct {
 	Drain       time.Duration // longest wait for stragglers after the last send; default 1 s
 	Timeout     time.Duration // a request unanswered this long is lost; default 200 ms
 	Batch       int           // most messages per Send/Recv; default 64
+	Clients     int           // concurrent clients of the clients experiment; default 100
+	Receivers   int           // receivers of one sender in fanout; default 8
+	ReaderBps   float64       // slow-receiver's reading pace, bits/s; default 80 Mbit/s (10 MB/s)
 	Net         NetOptions
 	Command     string // the command line, recorded in the report
 	Quick       bool   // recorded in the report
@@ -50,9 +53,11 @@ type ProgressEvent struct {
 
 // Limits of the flags, as errors name them.
 const (
-	MaxStreams = 1024
-	MaxRepeat  = 100
-	MaxSize    = 1 << 24
+	MaxStreams   = 1024
+	MaxRepeat    = 100
+	MaxSize      = 1 << 24
+	MaxClients   = 4096
+	MaxReceivers = 64
 )
 
 // WithDefaults returns p with every zero field set to its default.
@@ -95,6 +100,15 @@ func (p Plan) WithDefaults() Plan {
 	}
 	if p.Batch == 0 {
 		p.Batch = 64
+	}
+	if p.Clients == 0 {
+		p.Clients = 100
+	}
+	if p.Receivers == 0 {
+		p.Receivers = 8
+	}
+	if p.ReaderBps == 0 {
+		p.ReaderBps = 80e6
 	}
 	return p
 }
@@ -139,6 +153,12 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("--timeout: must be positive, got %v", p.Timeout)
 	case p.Batch < 1 || p.Batch > 1024:
 		return fmt.Errorf("--batch: must be 1..1024, got %d", p.Batch)
+	case p.Clients < 1 || p.Clients > MaxClients:
+		return fmt.Errorf("--clients: must be 1..%d, got %d", MaxClients, p.Clients)
+	case p.Receivers < 1 || p.Receivers > MaxReceivers:
+		return fmt.Errorf("--receivers: must be 1..%d, got %d", MaxReceivers, p.Receivers)
+	case p.ReaderBps < 8e3:
+		return fmt.Errorf("--reader-rate: must be at least 8k bits/s, got %v", p.ReaderBps)
 	}
 	if ip := net.ParseIP(p.Host); ip == nil {
 		return fmt.Errorf("--host: must be an IP address, got %q", p.Host)
@@ -157,6 +177,14 @@ type cell struct {
 func (p Plan) cells() []cell {
 	var cs []cell
 	for _, x := range p.Experiments {
+		if x != ExpStream && x != ExpPingPong && x != ExpConnect {
+			// A property experiment shows behaviour once, at one size.
+			for _, t := range p.Transports {
+				cs = append(cs, cell{x, t, Params{Size: propertySize, Streams: 1, Clients: p.Clients,
+					Receivers: p.Receivers, ReaderBps: p.ReaderBps, DurationS: p.Duration.Seconds(), Count: p.Count}})
+			}
+			continue
+		}
 		sizes := p.Sizes
 		streams := p.Streams
 		rate := p.RateBps
@@ -203,6 +231,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 			Repeat: p.Repeat, Port: p.Port, Seed: p.Seed, Quick: p.Quick, WarmupS: p.Warmup.Seconds(),
 			DrainS: p.Drain.Seconds(), TimeoutS: p.Timeout.Seconds(), NoDelay: p.Net.NoDelay,
 			RecvBuffer: p.Net.RecvBuffer, SendBuffer: p.Net.SendBuffer,
+			Clients: p.Clients, Receivers: p.Receivers, ReaderBps: p.ReaderBps,
 			Started: started.UTC().Format(time.RFC3339),
 		},
 	}
@@ -215,6 +244,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 	cs := p.cells()
 	total := len(cs) * p.Repeat
 	runs := make([][]Metrics, len(cs))
+	last := make([]outcome, len(cs)) // the latest successful run's observations
 	warns := make([][]string, len(cs))
 	errs := make([]string, len(cs))
 	idx := 0
@@ -230,8 +260,9 @@ outer:
 			if p.Progress != nil {
 				p.Progress(ProgressEvent{Index: idx, Total: total, Expected: p.Duration + p.Warmup, Result: &Result{Experiment: c.exp, Transport: c.transport, Params: c.params}})
 			}
-			m, w, err := runCell(ctx, e, p, c)
-			res := &Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w}
+			o, err := runCell(ctx, e, p, c)
+			m, w := o.m, o.warns
+			res := &Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w, Observed: o.observed, Series: o.series}
 			if err != nil {
 				res.Error = err.Error()
 				if errs[i] == "" {
@@ -239,6 +270,7 @@ outer:
 				}
 			} else {
 				runs[i] = append(runs[i], m)
+				last[i] = o
 			}
 			for _, s := range w {
 				if !slices.Contains(warns[i], s) {
@@ -251,7 +283,8 @@ outer:
 		}
 	}
 	for i, c := range cs {
-		res := Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Warnings: warns[i]}
+		res := Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Warnings: warns[i],
+			Observed: last[i].observed, Series: last[i].series}
 		if len(runs[i]) == 0 {
 			if errs[i] == "" {
 				continue // never ran: the run was cancelled first
@@ -279,19 +312,19 @@ outer:
 }
 
 // runCell runs one cell over a fresh Network.
-func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (Metrics, []string, error) {
+func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 	nw, err := NetworkByName(c.transport, p.Net)
 	if err != nil {
-		return Metrics{}, nil, err
+		return outcome{}, err
 	}
-	m, w, err := experiments[c.exp](ctx, e, nw, c.params)
+	o, err := experiments[c.exp](ctx, e, nw, c.params)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("interrupted (%w) after %v", ctx.Err(), err)
 	}
 	if err != nil {
-		return m, w, fmt.Errorf("%s over %s (size %d): %w", c.exp, c.transport, c.params.Size, err)
+		return o, fmt.Errorf("%s over %s (size %d): %w", c.exp, c.transport, c.params.Size, err)
 	}
-	return m, w, nil
+	return o, nil
 }
 
 // runWarnings are caveats that hold for the whole run.

@@ -61,11 +61,15 @@ type TCPInfoer interface {
 
 // TCPInfo is the part of the kernel's TCP_INFO that reports use.
 type TCPInfo struct {
-	TotalRetrans uint32        // segments retransmitted over the connection's life
-	RTT          time.Duration // smoothed RTT (srtt)
-	RTTVar       time.Duration // RTT variance (rttvar)
-	SndCwnd      uint32        // congestion window, segments
-	SndMSS       uint32        // sender MSS, bytes
+	TotalRetrans  uint32        // segments retransmitted over the connection's life
+	RTT           time.Duration // smoothed RTT (srtt)
+	RTTVar        time.Duration // RTT variance (rttvar)
+	SndCwnd       uint32        // congestion window, segments
+	SndMSS        uint32        // sender MSS, bytes
+	BusyTime      time.Duration // time with data in flight (tcpi_busy_time)
+	RwndLimited   time.Duration // time the peer's receive window held the sender back (tcpi_rwnd_limited): flow control at work
+	SndbufLimited time.Duration // time the local send buffer held it back (tcpi_sndbuf_limited)
+	BytesAcked    uint64        // payload bytes the peer acknowledged
 }
 
 // RecvDropper is a transport that can read how many datagrams the kernel dropped
