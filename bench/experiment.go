@@ -182,6 +182,10 @@ func startServer(ctx context.Context, e *runEnv, nw Network, serve func(ctx cont
 // addr is the address clients dial.
 func (s *server) addr() string { return s.l.Addr().String() }
 
+// closeListener closes the listener only: a TCP server stops accepting while the
+// connections it accepted go on; a UDP server's one socket is its listener.
+func (s *server) closeListener() error { return s.l.Close() }
+
 // acceptedCount is how many endpoints Accept has returned.
 func (s *server) acceptedCount() int {
 	s.mu.Lock()
@@ -252,7 +256,7 @@ func finishRequests(m *Metrics, lat *Latency, size int, elapsed time.Duration) {
 // the server of pingpong and connect: for TCP one runs per connection, for UDP one
 // serves every client through the shared socket.
 func echo(ctx context.Context, t Transport, batch, size int) error {
-	batch = max(1, min(batch, (1<<20)/size))
+	batch = max(1, min(batch, (16<<10)/size)) // 16 KiB a connection: servers of many clients stay lean
 	bufs := makeBufs(batch, size)
 	sizes := make([]int, batch)
 	out := make([][]byte, batch)

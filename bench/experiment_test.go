@@ -237,7 +237,7 @@ func TestConnectSockets(t *testing.T) {
 }
 
 func TestRunDurationMode(t *testing.T) {
-	p := Plan{Sizes: []int{64, 1024}, Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond, Drain: 200 * time.Millisecond}
+	p := Plan{Experiments: []string{ExpStream, ExpPingPong, ExpConnect}, Sizes: []int{64, 1024}, Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond, Drain: 200 * time.Millisecond}
 	rep, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)

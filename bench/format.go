@@ -22,6 +22,8 @@ var (
 	bpsUnits = []unit{{1, " bit/s"}, {1e3, " kbit/s"}, {1e6, " Mbit/s"}, {1e9, " Gbit/s"}, {1e12, " Tbit/s"}}
 	durUnits = []unit{{1, " ns"}, {1e3, " us"}, {1e6, " ms"}, {1e9, " s"}}
 	siUnits  = []unit{{1, ""}, {1e3, "k"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}}
+	// byteUnits are binary: sizes of buffers and messages.
+	byteUnits = []unit{{1, " B"}, {1 << 10, " KiB"}, {1 << 20, " MiB"}, {1 << 30, " GiB"}, {1 << 40, " TiB"}}
 )
 
 // roundSig rounds x to n significant digits.
@@ -99,6 +101,23 @@ func num(v float64) string {
 		return group(int64(math.Round(v)))
 	}
 	return strconv.FormatFloat(v, 'f', decimals(v), 64)
+}
+
+// byteSize formats a size in bytes in binary units: exact with grouping below 1 MiB
+// unless a whole number of KiB ("65,507 B", "64 KiB"), three significant digits
+// above ("1.50 MiB", "1.63 GiB") and for fractions ("1.21 KiB").
+func byteSize(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	whole := v == math.Trunc(v)
+	switch {
+	case whole && v >= 1024 && math.Mod(v, 1024) == 0 && v < 1<<20:
+		return group(int64(v)/1024) + " KiB"
+	case whole && math.Abs(v) < 1<<20:
+		return group(int64(v)) + " B"
+	}
+	return format3(v, byteUnits, false)
 }
 
 // count formats a number of things: exact with thousands grouping below a million

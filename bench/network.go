@@ -169,3 +169,20 @@ func isOversize(err error) bool { return errors.Is(err, udp.ErrTruncated) }
 // isStreamBroken reports a frame too large to read: a byte stream cannot skip it, so
 // the connection is done.
 func isStreamBroken(err error) bool { return errors.Is(err, tcp.ErrMessageTooLarge) }
+
+// optionable is a Network that can open the same transport with socket buffers of
+// other sizes: the slow-receiver experiment shrinks them so flow control shows
+// within milliseconds, not after megabytes.
+type optionable interface {
+	withBuffers(recv, send int) Network
+}
+
+func (n tcpNetwork) withBuffers(recv, send int) Network {
+	n.o.RecvBuffer, n.o.SendBuffer = recv, send
+	return n
+}
+
+func (n udpNetwork) withBuffers(recv, send int) Network {
+	n.o.RecvBuffer, n.o.SendBuffer = recv, send
+	return n
+}

@@ -10,7 +10,8 @@ import (
 // appears only when the run measured what it needs.
 func Properties(r *Report) []Property {
 	var ps []Property
-	for _, f := range []func(*Report) (Property, bool){propReliability, propFlowControl, propOrdering, propSetup, propSockets, propRTT, propCost} {
+	for _, f := range []func(*Report) (Property, bool){propSetup, propRefused, propClose, propSockets, propBoundaries,
+		propFlowControl, propFanout, propReliability, propOrdering, propRTT, propCost} {
 		if p, ok := f(r); ok {
 			ps = append(ps, p)
 		}
@@ -64,6 +65,7 @@ func propReliability(r *Report) (Property, bool) {
 		udpText += fmt.Sprintf(": %s overflowed the receive buffer, %s refused at the sender", g(usock), g(usend))
 	}
 	return Property{
+		ID:       "reliability",
 		Property: "reliable delivery",
 		Claim:    "TCP delivers every message; UDP delivers what survives, and says nothing of the rest",
 		TCP:      fmt.Sprintf("lost %s of %s messages (%.2f%%)", g(tl), g(ts), pctOf(tl, ts)),
@@ -87,12 +89,16 @@ func flowRatio(rs []Result) (send, good float64, ok bool) {
 }
 
 func propFlowControl(r *Report) (Property, bool) {
+	if p, ok := propSlowReceiver(r); ok {
+		return p, true
+	}
 	ts, tg, ok1 := flowRatio(pick(r, ExpStream, "tcp"))
 	us, ug, ok2 := flowRatio(pick(r, ExpStream, "udp"))
 	if !ok1 || !ok2 {
 		return Property{}, false
 	}
 	return Property{
+		ID:       "flow-control",
 		Property: "flow control",
 		Claim:    "a TCP sender is held to the pace its receiver reads at; a UDP sender is not, and the excess is dropped",
 		TCP:      fmt.Sprintf("sender ran at %.2fx the receiver's goodput", ts/tg),
@@ -109,6 +115,7 @@ func propOrdering(r *Report) (Property, bool) {
 	_, _, _, _, tr, td, _ := sumStream(tcp)
 	_, _, _, _, ur, ud, _ := sumStream(udp)
 	return Property{
+		ID:       "ordering",
 		Property: "ordering and duplicates",
 		Claim:    "TCP delivers in order and once; UDP may reorder and duplicate (loopback rarely does: the lab shows it)",
 		TCP:      fmt.Sprintf("%d reordered, %d duplicated", tr, td),
@@ -134,6 +141,7 @@ func propSetup(r *Report) (Property, bool) {
 		return Property{}, false
 	}
 	return Property{
+		ID:       "connection-setup",
 		Property: "connection setup",
 		Claim:    "TCP needs a three-way handshake before the first byte; UDP's first datagram is the request",
 		TCP:      fmt.Sprintf("first answer in %s (p50), %s transactions/s", nsText(t), g(uint64(tcp[0].Metrics.TransPerS+0.5))),
@@ -142,13 +150,42 @@ func propSetup(r *Report) (Property, bool) {
 	}, true
 }
 
+func clientsText(o map[string]any) string {
+	n, _ := obsNum(o, "clients")
+	sk, _ := obsNum(o, "server_sockets")
+	fds, _ := obsNum(o, "server_fds")
+	t := fmt.Sprintf("%.0f clients: %.0f server sockets, %.0f server file descriptors", n, sk, fds)
+	if slab, ok := obsNum(o, "kernel_socket_slab_bytes_per_client"); ok && slab > 0 {
+		t += fmt.Sprintf(", %.0f B of kernel socket objects per client (both ends)", slab)
+	}
+	if rps, ok := obsNum(o, "requests_per_s"); ok {
+		t += fmt.Sprintf("; %s requests/s", g(uint64(rps+0.5)))
+	}
+	return t
+}
+
 func propSockets(r *Report) (Property, bool) {
+	if t, u, ok := both(r, ExpClients); ok {
+		ev := map[string]any{"experiment": ExpClients}
+		keys := []string{"clients", "server_sockets", "server_fds", "kernel_socket_slab_bytes_per_client", "heap_bytes_per_client", "requests_per_s"}
+		pick3(ev, "tcp", t, keys...)
+		pick3(ev, "udp", u, keys...)
+		return Property{
+			ID:       "per-client-socket",
+			Property: "one socket per client",
+			Claim:    "a TCP server accepts a socket (and a file descriptor) for every client; one UDP socket serves them all",
+			TCP:      clientsText(t),
+			UDP:      clientsText(u),
+			Evidence: ev,
+		}, true
+	}
 	tcp, udp := pick(r, ExpConnect, "tcp"), pick(r, ExpConnect, "udp")
 	if len(tcp) == 0 || len(udp) == 0 {
 		return Property{}, false
 	}
 	tm, um := tcp[0].Metrics, udp[0].Metrics
 	return Property{
+		ID:       "per-client-socket",
 		Property: "one socket per client",
 		Claim:    "a TCP server accepts a socket for every client; one UDP socket serves them all",
 		TCP:      fmt.Sprintf("%s server sockets for %s clients", g(uint64(tm.ServerSockets)), g(tm.SentMsgs)),
@@ -170,6 +207,7 @@ func propRTT(r *Report) (Property, bool) {
 		return Property{}, false
 	}
 	return Property{
+		ID:       "rtt",
 		Property: "round-trip time",
 		Claim:    "once connected, a small request costs about the same round trip over either: the kernel path, not the protocol, dominates on one host",
 		TCP:      fmt.Sprintf("RTT %s (p50, %d-byte messages)", nsText(t), tcp[0].Params.Size),
@@ -191,6 +229,7 @@ func propCost(r *Report) (Property, bool) {
 		return Property{}, false
 	}
 	return Property{
+		ID:       "cost",
 		Property: "cost per byte",
 		Claim:    "the CPU each moved gigabyte costs, both ends together (stream, largest size)",
 		TCP:      fmt.Sprintf("%.2f CPU s/GB at %d-byte messages", *t.Metrics.CPUSecPerGB, t.Params.Size),
@@ -216,3 +255,204 @@ func nsText(ns int64) string {
 
 // g prints a count with thousands grouping, as the tables do.
 func g(n uint64) string { return group(int64(n)) }
+
+// observed returns the observations of the first successful result of exp over
+// transport, or nil.
+func observed(r *Report, exp, transport string) map[string]any {
+	for _, res := range pick(r, exp, transport) {
+		if res.Observed != nil {
+			return res.Observed
+		}
+	}
+	return nil
+}
+
+// both returns the observations of exp for tcp and udp; ok only when both exist.
+func both(r *Report, exp string) (tcp, udp map[string]any, ok bool) {
+	tcp, udp = observed(r, exp, "tcp"), observed(r, exp, "udp")
+	return tcp, udp, tcp != nil && udp != nil
+}
+
+// obsNum reads a number from observations whatever its JSON-decoded type.
+func obsNum(o map[string]any, key string) (float64, bool) {
+	switch v := o[key].(type) {
+	case int64:
+		return float64(v), true
+	case uint64:
+		return float64(v), true
+	case int:
+		return float64(v), true
+	case float64:
+		return v, true
+	}
+	return 0, false
+}
+
+func obsStr(o map[string]any, key string) string {
+	s, _ := o[key].(string)
+	return s
+}
+
+func obsFlag(o map[string]any, key string) bool {
+	b, _ := o[key].(bool)
+	return b
+}
+
+// pick3 copies the named observations of one transport into evidence, prefixed.
+func pick3(ev map[string]any, prefix string, o map[string]any, keys ...string) {
+	for _, k := range keys {
+		if v, ok := o[k]; ok {
+			ev[prefix+"_"+k] = v
+		}
+	}
+}
+
+// refusedText tells what one transport's refused observation shows.
+func refusedText(o map[string]any) string {
+	d, _ := obsNum(o, "detect_ns")
+	switch obsStr(o, "refused_at") {
+	case "dial":
+		return fmt.Sprintf("connect failed after %s: %s", nsText(int64(d)), obsStr(o, "dial_error"))
+	case "after send":
+		t := fmt.Sprintf("connect and first send succeeded; ECONNREFUSED (from ICMP) came %s after the send", nsText(int64(d)))
+		if _, ok := o["unconnected_told"]; ok && !obsFlag(o, "unconnected_told") {
+			t += "; an unconnected socket was told nothing"
+		}
+		return t
+	}
+	w, _ := obsNum(o, "waited_ns")
+	return fmt.Sprintf("nothing reported in %s", nsText(int64(w)))
+}
+
+func propRefused(r *Report) (Property, bool) {
+	t, u, ok := both(r, ExpRefused)
+	if !ok {
+		return Property{}, false
+	}
+	ev := map[string]any{"experiment": ExpRefused}
+	keys := []string{"refused", "refused_at", "detect_ns", "unconnected_told"}
+	pick3(ev, "tcp", t, keys...)
+	pick3(ev, "udp", u, keys...)
+	return Property{
+		ID:       "refused",
+		Property: "connecting to nobody",
+		Claim:    "TCP finds out while connecting that nobody listens; UDP sends into the void and learns only from ICMP, if at all",
+		TCP:      refusedText(t),
+		UDP:      refusedText(u),
+		Evidence: ev,
+	}, true
+}
+
+func closeText(o map[string]any) string {
+	var peer string
+	if obsFlag(o, "peer_close_seen") {
+		d, _ := obsNum(o, "peer_close_detect_ns")
+		peer = fmt.Sprintf("peer close: %s after %s", obsStr(o, "peer_close_result"), nsText(int64(d)))
+	} else {
+		peer = "peer close: " + obsStr(o, "peer_close_result")
+	}
+	existing := "the connected client got no answer"
+	if obsFlag(o, "listener_closed_existing_answered") {
+		existing = "the connected client was still answered"
+	}
+	return fmt.Sprintf("%s; listener closed: %s, a new client: %s", peer, existing, obsStr(o, "listener_closed_new_client"))
+}
+
+func propClose(r *Report) (Property, bool) {
+	t, u, ok := both(r, ExpClose)
+	if !ok {
+		return Property{}, false
+	}
+	ev := map[string]any{"experiment": ExpClose}
+	keys := []string{"peer_close_seen", "peer_close_detect_ns", "peer_close_waited_ns", "listener_closed_existing_answered", "listener_closed_new_refused"}
+	pick3(ev, "tcp", t, keys...)
+	pick3(ev, "udp", u, keys...)
+	return Property{
+		ID:       "close",
+		Property: "closing",
+		Claim:    "a TCP peer's close reaches the reader as end of stream; a UDP reader learns nothing and waits out its own timeout",
+		TCP:      closeText(t),
+		UDP:      closeText(u),
+		Evidence: ev,
+	}, true
+}
+
+func slowText(o map[string]any, m Metrics) string {
+	reader, _ := obsNum(o, "reader_rate_bps")
+	steady, _ := obsNum(o, "send_rate_steady_bps")
+	t := fmt.Sprintf("reader at %s: sender settled at %s", bps(reader), bps(steady))
+	if d, ok := obsNum(o, "rwnd_limited_ns"); ok && d > 0 {
+		t += fmt.Sprintf(", held by the receive window for %s", nsText(int64(d)))
+	}
+	t += fmt.Sprintf("; %s of %s messages missing", g(m.LostMsgs), g(m.SentMsgs))
+	if m.LostMsgs > 0 && obsFlag(o, "drops_account_for_missing") {
+		t += ", every one a counted receive-buffer drop"
+	}
+	return t
+}
+
+func propSlowReceiver(r *Report) (Property, bool) {
+	tr, ur := pick(r, ExpSlowReceiver, "tcp"), pick(r, ExpSlowReceiver, "udp")
+	if len(tr) == 0 || len(ur) == 0 || tr[0].Observed == nil || ur[0].Observed == nil {
+		return Property{}, false
+	}
+	t, u := tr[0].Observed, ur[0].Observed
+	ev := map[string]any{"experiment": ExpSlowReceiver}
+	keys := []string{"reader_rate_bps", "send_rate_steady_bps", "rwnd_limited_ns", "missing_msgs", "drops_socket", "drops_account_for_missing"}
+	pick3(ev, "tcp", t, keys...)
+	pick3(ev, "udp", u, keys...)
+	return Property{
+		ID:       "flow-control",
+		Property: "flow control",
+		Claim:    "a TCP sender is held to the pace its receiver reads at; a UDP sender is not, and the excess is dropped",
+		TCP:      slowText(t, tr[0].Metrics),
+		UDP:      slowText(u, ur[0].Metrics),
+		Evidence: ev,
+	}, true
+}
+
+func boundariesText(o map[string]any) string {
+	writes, _ := obsNum(o, "writes")
+	size, _ := obsNum(o, "write_bytes")
+	reads, _ := obsNum(o, "reads")
+	var t string
+	if obsFlag(o, "reads_equal_to_writes") {
+		t = fmt.Sprintf("%.0f writes of %.0f B came back as %.0f reads, each exactly one write", writes, size, reads)
+	} else {
+		co, _ := obsNum(o, "coalesced_reads")
+		sp, _ := obsNum(o, "split_reads")
+		lr, _ := obsNum(o, "largest_read")
+		t = fmt.Sprintf("%.0f writes of %.0f B came back as %.0f reads (largest %.0f B): %.0f coalesced writes, %.0f cut one", writes, size, reads, lr, co, sp)
+	}
+	if obsFlag(o, "max_plus_one_emsgsize") {
+		mx, _ := obsNum(o, "max_message_bytes")
+		t += fmt.Sprintf("; largest message %.0f B, one byte more refused (EMSGSIZE)", mx)
+	} else if obsFlag(o, "one_mib_send_ok") {
+		t += "; a 1 MiB message goes through"
+		if n, ok := obsNum(o, "one_mib_reads"); ok && n > 0 {
+			t += fmt.Sprintf(" (raw, it took %.0f reads)", n)
+		}
+	}
+	return t
+}
+
+func propBoundaries(r *Report) (Property, bool) {
+	t, u, ok := both(r, ExpBoundaries)
+	if !ok {
+		return Property{}, false
+	}
+	ev := map[string]any{"experiment": ExpBoundaries}
+	keys := []string{"writes", "reads", "reads_equal_to_writes", "coalesced_reads", "split_reads", "max_message_bytes", "max_plus_one_emsgsize", "one_mib_reads"}
+	pick3(ev, "tcp", t, keys...)
+	pick3(ev, "udp", u, keys...)
+	return Property{
+		ID:       "boundaries",
+		Property: "message boundaries",
+		Claim:    "TCP is a byte stream: reads coalesce and split writes, and framing is the application's job; each UDP datagram arrives whole, up to 65507 bytes",
+		TCP:      boundariesText(t),
+		UDP:      boundariesText(u),
+		Evidence: ev,
+	}, true
+}
+
+func propFanout(r *Report) (Property, bool) { return Property{}, false }

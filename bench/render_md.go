@@ -10,7 +10,8 @@ import (
 
 // RenderMarkdown writes r as a markdown report: what was run and how to reproduce it,
 // the properties table, one section per experiment with TCP and UDP side by side for
-// every metric, the metric definitions and the warnings. It shows the same tables as
+// every metric and the charts of ChartNames linked by relative name (WriteCharts
+// writes them beside the report), the metric definitions and the warnings. It shows the same tables as
 // RenderText; cells are escaped here (tablewriter's markdown renderer escapes nothing).
 func RenderMarkdown(w io.Writer, r *Report) error {
 	var b bytes.Buffer
@@ -23,6 +24,10 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 			return fmt.Errorf("render markdown: properties: %w", err)
 		}
 	}
+	images := map[string][]chart{} // by experiment: the charts WriteCharts draws beside the report
+	for _, c := range charts(r) {
+		images[c.exp] = append(images[c.exp], c)
+	}
 	for _, s := range buildSections(r) {
 		fmt.Fprintf(&b, "\n## %s\n\n*%s*\n", mdText(s.title), mdText(s.note))
 		for _, t := range s.tables {
@@ -33,6 +38,9 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 			if err := writeTable(&b, t, true); err != nil {
 				return fmt.Errorf("render markdown: %s: %w", s.exp, err)
 			}
+		}
+		for _, c := range images[s.exp] {
+			fmt.Fprintf(&b, "\n![%s](%s)\n", mdText(c.title), c.name)
 		}
 		if len(s.also) > 0 {
 			b.WriteString("\nAlso counted:\n\n")
@@ -190,6 +198,21 @@ func mdCell(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "<br>")
 	s = strings.ReplaceAll(s, "\n", "<br>")
 	return strings.ReplaceAll(s, "\r", "<br>")
+}
+
+// mdStrict escapes a cell of free text (an error message, a peer's words): besides
+// what mdCell escapes, the characters that would start code, emphasis, a link or
+// HTML. Underscores inside words ("detect_ns") are left alone: they emphasise nothing.
+func mdStrict(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch c {
+		case '\\', '`', '*', '<', '[', ']':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return mdCell(b.String())
 }
 
 // mdText keeps free text on one line.

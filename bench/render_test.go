@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -20,9 +21,17 @@ func latencyStats(samples uint64, min, p50, p90, p99, p999, max int64) *LatencyS
 		Mean: float64(p50) * 1.1, Stddev: float64(p90-p50) / 2}
 }
 
+// withCDF adds CDF points to l, through its percentiles, as Latency.cdf draws them.
+func withCDF(l *LatencyStats) *LatencyStats {
+	l.CDF = []CDFPoint{{Ns: l.Min, Q: 0}, {Ns: (l.Min + *l.P50) / 2, Q: 0.1}, {Ns: *l.P50, Q: 0.5},
+		{Ns: *l.P90, Q: 0.9}, {Ns: *l.P99, Q: 0.99}, {Ns: *l.P999, Q: 0.999}, {Ns: l.Max, Q: 1}}
+	return l
+}
+
 // testReport is a fixed report: both transports, three experiments, two sizes, a
-// percentile with too few samples, a result with repeats, warnings, and cells that
-// need markdown escaping.
+// percentile with too few samples, a result with repeats and one with CDF points,
+// a property experiment with observations, warnings, and cells that need markdown
+// escaping.
 func testReport() *Report {
 	p := func(size int) Params { return Params{Size: size, Streams: 1, DurationS: 2} }
 	fewer := latencyStats(420, 21_000, 30_500, 41_200, 88_000, 0, 2_300_000)
@@ -42,7 +51,7 @@ func testReport() *Report {
 		Config: Config{
 			Command:     "tcpvsudp run --sizes 64,1400 --duration 2s --seed 42 --json run.json",
 			Transports:  []string{"tcp", "udp"},
-			Experiments: []string{"stream", "pingpong", "connect"},
+			Experiments: []string{"stream", "pingpong", "connect", "refused"},
 			Sizes:       []int{64, 1400},
 			Streams:     1,
 			DurationS:   2,
@@ -92,7 +101,7 @@ func testReport() *Report {
 			},
 			{Experiment: "pingpong", Transport: "tcp", Params: p(64), Metrics: Metrics{
 				SentMsgs: 61_000, RecvMsgs: 61_000, MsgsPerS: 30_500,
-				RTT: latencyStats(61_000, 19_800, 31_200, 35_100, 52_000, 140_000, 1_210_000),
+				RTT: withCDF(latencyStats(61_000, 19_800, 31_200, 35_100, 52_000, 140_000, 1_210_000)),
 			}},
 			{Experiment: "pingpong", Transport: "udp", Params: p(64), Metrics: Metrics{
 				SentMsgs: 80_001, RecvMsgs: 80_000, LostMsgs: 1, Timeouts: 1, MsgsPerS: 40_000,
@@ -113,9 +122,17 @@ func testReport() *Report {
 				SentMsgs: 60_000, RecvMsgs: 59_998, LostMsgs: 2, Timeouts: 2, TransPerS: 29_999, ServerSockets: 1,
 				RTT: latencyStats(59_998, 17_900, 31_000, 36_500, 58_000, 133_000, 1_000_000_000),
 			}},
+			{Experiment: "refused", Transport: "tcp", Params: Params{Size: 64, Streams: 1}, Observed: map[string]any{
+				"connect_error": "connection refused", "detect_ns": 41000, "refused_at": "dial",
+			}},
+			{Experiment: "refused", Transport: "udp", Params: Params{Size: 64, Streams: 1}, Metrics: Metrics{SentMsgs: 1, LostMsgs: 1},
+				Observed: map[string]any{
+					"send_error": "", "detect_ns": 0, "silent": true, "refused_at": "never",
+					"calls": map[string]any{"send": 21, "recv": 20}, "note": "no *ICMP* [reply] <seen>",
+				}},
 		},
 		Properties: []Property{
-			{Property: "connection", Claim: "TCP needs a connection first (three-way handshake)",
+			{ID: "connection-setup", Property: "connection", Claim: "TCP needs a connection first (three-way handshake)",
 				TCP: "dial + request + reply", UDP: "one request + reply",
 				Evidence: map[string]any{"tcp_first_answer_p50_ns": 80400.0, "udp_first_answer_p50_ns": 31000.0}},
 			{Property: "ordering", Claim: "TCP delivers in order",
@@ -370,5 +387,87 @@ func TestRenderEmpty(t *testing.T) {
 	text, md := renderBoth(t, &Report{Schema: Schema})
 	if !strings.HasPrefix(md, "# tcpvsudp report") || !strings.HasPrefix(text, "tcpvsudp:") {
 		t.Errorf("empty report:\ntext:\n%s\nmarkdown:\n%s", text, md)
+	}
+}
+
+func TestObservedValue(t *testing.T) {
+	long := map[string]any{}
+	for i := range 30 {
+		long[strconv.Itoa(i*64)] = i
+	}
+	for _, tc := range []struct {
+		name string
+		key  string
+		v    any
+		want string
+	}{
+		{"duration", "detect_ns", 41000, "41.0 us"},
+		{"duration int64", "detect_ns", int64(1_500_000), "1.50 ms"},
+		{"bits/s", "reader_rate_bps", 8e7, "80.0 Mbit/s"},
+		{"bytes exact", "max_message_bytes", 65507, "65,507 B"},
+		{"bytes KiB", "write_bytes", 65536, "64 KiB"},
+		{"bytes MiB", "sent_bytes", 1_572_864.0 + 1, "1.50 MiB"},
+		{"bytes per client", "kernel_socket_bytes_per_client", 1234.5, "1.21 KiB"},
+		{"duration per thing", "cpu_ns_per_delivery", 850.2, "850 ns"},
+		{"rate", "connects_per_s", 12_345.0, "12.3k/s"},
+		{"count", "reads", 12_345, "12,345"},
+		{"fraction", "sender_blocked_fraction", 0.9184, "0.918"},
+		{"bool yes", "silent", true, "yes"},
+		{"bool no", "refused", false, "no"},
+		{"string", "refused_at", "after send", "after send"},
+		{"empty string", "send_error", "", "none"},
+		{"null", "x", nil, "-"},
+		{"map sorted numerically", "read_sizes", map[string]any{"1024": 3, "64": 10, "512": 1}, "64=10, 512=1, 1024=3"},
+		{"map of Go ints", "read_sizes", map[string]int{"b": 2, "a": 1}, "a=1, b=2"},
+		{"map inner units", "phases", map[string]any{"dial_ns": 2000, "reads": 3}, "dial_ns=2.00 us, reads=3"},
+		{"map outer unit", "detect_ns", map[string]any{"first": 2000, "last": 3000}, "first=2.00 us, last=3.00 us"},
+		{"list", "sizes_bytes", []int{64, 2048}, "64 B, 2 KiB"},
+		{"long map cut", "read_sizes", long, "0=0, 64=1, 128=2, 192=3, 256=4, 320=5, 384=6, 448=7, 512=8, 576=9, 640=10, ..."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := observedValue(tc.key, tc.v)
+			if got != tc.want {
+				t.Errorf("observedValue(%q, %#v) = %q, want %q", tc.key, tc.v, got, tc.want)
+			}
+			if len(got) > maxObserved {
+				t.Errorf("observedValue(%q, ...) is %d bytes long, want at most %d", tc.key, len(got), maxObserved)
+			}
+		})
+	}
+}
+
+func TestRenderObservedSections(t *testing.T) {
+	r := testReport()
+	r.Results = append(r.Results,
+		Result{Experiment: ExpFanout, Transport: "udp", Params: Params{Size: 1024, Receivers: 4},
+			Observed: map[string]any{"copies_per_message": 1, "mode": "multicast"}},
+		Result{Experiment: ExpFanout, Transport: "tcp", Params: Params{Size: 1024, Receivers: 4},
+			Observed: map[string]any{"copies_per_message": 4, "mode": "connections"}},
+		Result{Experiment: ExpFanout, Transport: "tcp", Params: Params{Size: 1024, Receivers: 16},
+			Observed: map[string]any{"copies_per_message": 16, "mode": "connections"}},
+		Result{Experiment: ExpClose, Transport: "udp", Params: Params{Size: 64}, Error: "listen: address in use"},
+		Result{Experiment: ExpClose, Transport: "tcp", Params: Params{Size: 64}, Observed: map[string]any{"peer_close_seen": true}},
+		Result{Experiment: "warp", Transport: "tcp", Params: Params{Size: 64}, Observed: map[string]any{"speed_bps": 1e9}},
+	)
+	text, md := renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		for _, want := range []string{
+			"Refused connections (refused)", "One sender, many receivers (fanout)", "Peer close (close)",
+			"receivers", "16", "copies_per_message", "multicast", "connections",
+			"peer_close_seen", "listen: address in use", "warp", "1.00 Gbit/s",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: no %q:\n%s", name, want, out)
+			}
+		}
+		if strings.Contains(out, "connection-setup") {
+			t.Errorf("%s: shows a property id", name)
+		}
+		// The refused section: tcp before udp, one row per key, sorted.
+		i := strings.Index(out, "Refused connections (refused)")
+		sec := out[i:]
+		if a, b := strings.Index(sec, "connect_error"), strings.Index(sec, "silent"); a < 0 || b < 0 || a > b {
+			t.Errorf("%s: observed keys not in order:\n%s", name, sec)
+		}
 	}
 }

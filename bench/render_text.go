@@ -117,6 +117,7 @@ type table struct {
 	head    []string // column names
 	right   []bool   // right-align column i (figures); labels align left
 	rows    [][]string
+	strict  bool // cells hold free text (error messages): escape markdown syntax too
 }
 
 // section is one experiment's part of the report.
@@ -144,6 +145,9 @@ func writeTable(w io.Writer, t table, md bool) error {
 	if md {
 		rend = renderer.NewMarkdown()
 		esc = mdCell
+		if t.strict {
+			esc = mdStrict
+		}
 	}
 	tbl := tablewriter.NewTable(w,
 		tablewriter.WithRenderer(rend),
@@ -546,9 +550,19 @@ func buildSections(r *Report) []section {
 				"Server sockets = endpoints the server needed." + timeoutText(r, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, connectFigures)}
 		default:
-			s.title = exp
+			s.title = experimentTitle(exp)
+			if hasObserved(cells) {
+				pcols, pfixed := observedParams(exp, cells)
+				s.note = sentence(pfixed) + "What each transport showed, named as in the JSON report; then its non-zero counters."
+				s.tables = []table{observedTable("", pcols, trs, cells, true)}
+				break
+			}
 			s.note = sentence(fixed) + "No dedicated table for this experiment: every non-zero metric, as named in the JSON report."
 			s.tables = []table{genericTable(cols, trs, cells)}
+		}
+		if dedicated[exp] && hasObserved(cells) {
+			pcols, _ := observedParams(exp, cells)
+			s.tables = append(s.tables, observedTable("Observed", pcols, trs, cells, false))
 		}
 		if keys := alsoKeys[exp]; len(keys) > 0 {
 			s.also = alsoCounted(cols, trs, cells, keys)
@@ -556,6 +570,27 @@ func buildSections(r *Report) []section {
 		out = append(out, s)
 	}
 	return out
+}
+
+// dedicated are the experiments with tables of their own; what they observe beyond
+// their metrics follows in an extra table.
+var dedicated = map[string]bool{ExpStream: true, ExpPingPong: true, ExpConnect: true}
+
+// experimentTitles name the property experiments' sections.
+var experimentTitles = map[string]string{
+	ExpRefused:      "Refused connections (refused)",
+	ExpClose:        "Peer close (close)",
+	ExpClients:      "Many clients (clients)",
+	ExpBoundaries:   "Message boundaries (boundaries)",
+	ExpSlowReceiver: "Slow receiver (slow-receiver)",
+	ExpFanout:       "One sender, many receivers (fanout)",
+}
+
+func experimentTitle(exp string) string {
+	if t, ok := experimentTitles[exp]; ok {
+		return t
+	}
+	return exp
 }
 
 // sentence turns a run description into a sentence prefix ("1 stream, 10.0 s per cell. ").
@@ -755,8 +790,8 @@ type metricValue struct {
 }
 
 // flatMetrics lists the figures of m by JSON name, in the order the JSON document
-// holds them, nested objects flattened with dots ("rtt_p99_ns"); absent (null)
-// figures are left out. Going through JSON keeps future Metrics fields visible.
+// holds them, nested objects flattened with dots ("rtt_ns.p99"); absent (null)
+// figures and lists (rtt_ns.cdf) are left out. Going through JSON keeps future Metrics fields visible.
 func flatMetrics(m *Metrics) []metricValue {
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -781,6 +816,16 @@ func walkJSON(dec *json.Decoder, key string, tok json.Token, out *[]metricValue)
 			*out = append(*out, metricValue{key, f})
 		}
 	case json.Delim:
+		if v == '[' { // lists (the CDF) are for charts, not figures: skip them
+			for dec.More() {
+				var skip json.RawMessage
+				if err := dec.Decode(&skip); err != nil {
+					return err
+				}
+			}
+			_, err := dec.Token()
+			return err
+		}
 		for dec.More() {
 			sub := key
 			if v == '{' {
@@ -807,8 +852,15 @@ func walkJSON(dec *json.Decoder, key string, tok json.Token, out *[]metricValue)
 	return nil
 }
 
-// formatByKey formats a figure by the unit its JSON name carries.
+// formatByKey formats a figure by the unit its JSON name carries. A ratio to a
+// count of things takes the unit before its "_per_": kernel_socket_bytes_per_client
+// is bytes, cpu_ns_per_delivery a duration.
 func formatByKey(key string, v float64) string {
+	if i := strings.LastIndex(key, "_per_"); i > 0 {
+		if per := key[i+len("_per_"):]; per != "s" && per != "gb" && !strings.ContainsAny(per, "_.") {
+			return formatByKey(key[:i], v)
+		}
+	}
 	switch {
 	case strings.HasSuffix(key, "_per_s"):
 		return si(v) + "/s"
@@ -816,6 +868,8 @@ func formatByKey(key string, v float64) string {
 		return num(v)
 	case strings.HasSuffix(key, "_bps"):
 		return bps(v)
+	case strings.HasSuffix(key, "_bytes"):
+		return byteSize(v)
 	case strings.HasSuffix(key, "_ns") || strings.Contains(key, "_ns."):
 		if strings.HasSuffix(key, ".samples") {
 			return count(uint64(v))
@@ -827,4 +881,292 @@ func formatByKey(key string, v float64) string {
 		return count(uint64(v))
 	}
 	return num(v)
+}
+
+// hasObserved says whether any result of the rows carries observations.
+func hasObserved(cells []*paramRow) bool {
+	for _, c := range cells {
+		for _, res := range c.res {
+			if len(res.Observed) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// paramCols are the parameters an observations table can label rows by, beyond
+// those of params: the property experiments' own.
+var paramCols = append(slices.Clone(params),
+	param{"clients", func(p Params) string { return strconv.Itoa(p.Clients) }, func(p Params) float64 { return float64(p.Clients) }},
+	param{"receivers", func(p Params) string { return strconv.Itoa(p.Receivers) }, func(p Params) float64 { return float64(p.Receivers) }},
+	param{"reader rate", func(p Params) string { return rateLabel(p.ReaderBps) }, func(p Params) float64 { return p.ReaderBps }},
+)
+
+// ownParam names the experiment a parameter of paramCols belongs to: the runner
+// hands every cell all of them, so the others would only mislead.
+var ownParam = map[string]string{"clients": ExpClients, "receivers": ExpFanout, "reader rate": ExpSlowReceiver}
+
+// observedParams splits the parameters of an observations table into those that
+// vary between rows (a column each) and a description of the others that say
+// something about exp ("1024 B messages, 8 receivers").
+func observedParams(exp string, cells []*paramRow) (cols []param, fixed string) {
+	if len(cells) == 0 {
+		return nil, ""
+	}
+	var desc []string
+	p := cells[0].p
+	for _, pr := range paramCols {
+		varies := false
+		for _, c := range cells {
+			varies = varies || pr.key(c.p) != pr.key(p)
+		}
+		if varies {
+			cols = append(cols, pr)
+			continue
+		}
+		if own, ok := ownParam[pr.head]; ok && own != exp && experimentTitles[exp] != "" {
+			continue
+		}
+		switch pr.head {
+		case "size":
+			if p.Size > 0 {
+				desc = append(desc, fmt.Sprintf("%d B messages", p.Size))
+			}
+		case "streams":
+			if p.Streams > 1 {
+				desc = append(desc, fmt.Sprintf("%d streams", p.Streams))
+			}
+		case "rate":
+			if p.RateBps > 0 {
+				desc = append(desc, "rate "+bps(p.RateBps))
+			}
+		case "clients":
+			if p.Clients > 0 {
+				desc = append(desc, fmt.Sprintf("%d client%s", p.Clients, plural(p.Clients)))
+			}
+		case "receivers":
+			if p.Receivers > 0 {
+				desc = append(desc, fmt.Sprintf("%d receiver%s", p.Receivers, plural(p.Receivers)))
+			}
+		case "reader rate":
+			if p.ReaderBps > 0 {
+				desc = append(desc, "reader at "+bps(p.ReaderBps))
+			}
+		}
+	}
+	return cols, strings.Join(desc, ", ")
+}
+
+// observedMetrics are the counters an observations table may add below the
+// observations, when non-zero for some transport and not observed under that name.
+// Counters only: rates and latencies an experiment cares about, it observes.
+var observedMetrics = []string{
+	"sent_msgs", "recv_msgs", "lost_msgs", "dup_msgs", "reordered_msgs", "corrupt_msgs",
+	"malformed_msgs", "foreign_msgs", "late_msgs", "timeouts", "retransmits",
+	"drops_sender", "drops_socket", "drops_network", "server_sockets",
+}
+
+// observedTable shows what an experiment observed: a row per observed key (sorted;
+// within each parameter set when several), a column per transport; with metrics,
+// the failed cells' errors and non-zero observedMetrics follow.
+func observedTable(caption string, cols []param, trs []string, cells []*paramRow, metrics bool) table {
+	t := table{caption: caption, strict: true}
+	for _, pr := range cols {
+		t.head = append(t.head, pr.head)
+		t.right = append(t.right, false)
+	}
+	t.head = append(t.head, "measured")
+	t.right = append(t.right, false)
+	var present []string
+	for _, tr := range trs {
+		for _, c := range cells {
+			if c.res[tr] != nil {
+				present = append(present, tr)
+				break
+			}
+		}
+	}
+	for _, tr := range present {
+		t.head = append(t.head, tr)
+		t.right = append(t.right, false) // words as often as figures
+	}
+	for _, c := range cells {
+		label := make([]string, 0, len(cols))
+		for _, pr := range cols {
+			label = append(label, pr.label(c.p))
+		}
+		addRow := func(key string, cell func(res *Result) (string, bool)) {
+			row := append(slices.Clone(label), key)
+			for _, tr := range present {
+				v := "-"
+				if res := c.res[tr]; res != nil {
+					if s, ok := cell(res); ok {
+						v = s
+					}
+				}
+				row = append(row, v)
+			}
+			t.rows = append(t.rows, row)
+		}
+		var keys []string
+		for _, tr := range present {
+			if res := c.res[tr]; res != nil {
+				for k := range res.Observed {
+					if !slices.Contains(keys, k) {
+						keys = append(keys, k)
+					}
+				}
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			addRow(k, func(res *Result) (string, bool) {
+				v, ok := res.Observed[k]
+				if !ok {
+					return "", false
+				}
+				return observedValue(k, v), true
+			})
+		}
+		if !metrics {
+			continue
+		}
+		failed := false
+		for _, res := range c.res {
+			failed = failed || res.Error != ""
+		}
+		if failed {
+			addRow("error", func(res *Result) (string, bool) { return res.Error, res.Error != "" })
+		}
+		vals := map[string]map[string]float64{} // transport -> key -> value
+		for _, tr := range present {
+			if res := c.res[tr]; res != nil {
+				vals[tr] = map[string]float64{}
+				for _, mv := range flatMetrics(&res.Metrics) {
+					vals[tr][mv.key] = mv.v
+				}
+			}
+		}
+		for _, k := range observedMetrics {
+			if slices.Contains(keys, k) {
+				continue
+			}
+			nonZero := false
+			for _, m := range vals {
+				nonZero = nonZero || m[k] != 0
+			}
+			if !nonZero {
+				continue
+			}
+			addRow(k, func(res *Result) (string, bool) {
+				v, ok := vals[res.Transport][k]
+				if !ok {
+					return "", false
+				}
+				return formatByKey(k, v), true
+			})
+		}
+	}
+	return t
+}
+
+// maxObserved is how long a rendered map or list may grow before it is cut.
+const maxObserved = 80
+
+// observedValue formats one observation by its key's unit suffix (as formatByKey),
+// booleans as yes/no, maps as "k=v, ..." sorted by key (numerically when the keys
+// are numbers), lists as "a, b"; a map or list longer than maxObserved is cut
+// after its last whole item that fits: "a=1, b=2, ...".
+func observedValue(key string, v any) string {
+	v = plainJSON(v)
+	switch x := v.(type) {
+	case map[string]any, []any:
+		s := observedItem(key, x)
+		if len(s) > maxObserved { // cut after the last whole item that fits
+			s = s[:maxObserved-3]
+			if i := strings.LastIndex(s, ", "); i > 0 {
+				s = s[:i+2]
+			}
+			s += "..."
+		}
+		return s
+	}
+	return observedItem(key, v)
+}
+
+func observedItem(key string, v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "-"
+	case bool:
+		if x {
+			return "yes"
+		}
+		return "no"
+	case string:
+		if x == "" {
+			return "none"
+		}
+		return x
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return x.String()
+		}
+		return formatByKey(key, f)
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = observedItem(key, e)
+		}
+		return strings.Join(parts, ", ")
+	case map[string]any:
+		keys := slices.Collect(maps.Keys(x))
+		slices.SortFunc(keys, numericFirst)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			unitKey := key // an inner key with a unit of its own formats by it
+			if formatByKey(k, 1.5) != num(1.5) {
+				unitKey = k
+			}
+			parts[i] = k + "=" + observedItem(unitKey, x[k])
+		}
+		return strings.Join(parts, ", ")
+	}
+	return fmt.Sprint(v)
+}
+
+// plainJSON turns any value into what encoding/json decodes (maps, lists, strings,
+// booleans, json.Number): a report fresh from a run holds Go types, one read back
+// from a file holds these.
+func plainJSON(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var out any
+	if err := dec.Decode(&out); err != nil {
+		return string(b)
+	}
+	return out
+}
+
+// numericFirst orders map keys: numbers by value, before other keys in byte order.
+func numericFirst(a, b string) int {
+	fa, ea := strconv.ParseFloat(a, 64)
+	fb, eb := strconv.ParseFloat(b, 64)
+	switch {
+	case ea == nil && eb == nil:
+		if c := cmpFloat(fa, fb); c != 0 {
+			return c
+		}
+	case ea == nil:
+		return -1
+	case eb == nil:
+		return 1
+	}
+	return strings.Compare(a, b)
 }

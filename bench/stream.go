@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,11 +17,27 @@ import (
 // each, unpaced or paced to p.RateBps in all. The receiver accounts every message by
 // flow and sequence number; loss is counted after a drain.
 func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
+	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
+	return o.m, o.warns, err
+}
+
+// streamOpts vary the stream cell for the experiments built on it.
+type streamOpts struct {
+	warmup     time.Duration
+	drain      time.Duration // longest wait after the last send
+	readerBps  float64       // the receiver reads no faster than this, bits/s; 0 = as fast as it can
+	seriesStep time.Duration // sample sent and delivered counts this often; 0 = no series
+	endGap     time.Duration // between the copies of the end marker; 0 = 1 ms
+}
+
+// streamCell runs one stream cell and returns its figures, observations (sender
+// blocked time, TCP_INFO limits) and, when asked, its time line.
+func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
 	var warns []string
-	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1}}
+	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1}, readerBps: so.readerBps}
 	srv, err := startServer(ctx, e, nw, rx.serve)
 	if err != nil {
-		return Metrics{}, nil, err
+		return outcome{}, err
 	}
 	defer srv.stop()
 
@@ -41,7 +58,7 @@ func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, [
 	for i := range txs {
 		t, err := nw.Dial(ctx, srv.addr())
 		if err != nil {
-			return Metrics{}, nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
+			return outcome{}, fmt.Errorf("dial %s: %w", srv.addr(), err)
 		}
 		defer t.Close()
 		conns[i] = t
@@ -49,21 +66,29 @@ func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, [
 	}
 
 	// Warm-up: excluded from every counter and from the sequence space (PITFALLS 14).
-	if e.warmup > 0 {
+	if so.warmup > 0 {
 		g, gctx := errgroup.WithContext(ctx)
-		until := time.Now().Add(e.warmup)
+		until := time.Now().Add(so.warmup)
 		for _, tx := range txs {
 			g.Go(func() error { return tx.send(gctx, KindWarmup, 0, until) })
 		}
 		if err := g.Wait(); err != nil {
-			return Metrics{}, nil, fmt.Errorf("warm-up: %w", err)
+			return outcome{}, fmt.Errorf("warm-up: %w", err)
 		}
 		rx.waitQuiet(ctx, 10*time.Millisecond, 250*time.Millisecond)
 	}
 
 	u0, uerr := ReadUsage()
 	retr0, _ := retransmits(conns)
+	lim0, _ := tcpLimits(conns)
 	drops0, _ := recvDrops(srv.endpoints())
+	measureStart := time.Now()
+	var series []Sample
+	stopSeries := func() {}
+	if so.seriesStep > 0 {
+		stopSeries = sampleSeries(measureStart, so.seriesStep, txs, rx)
+		defer stopSeries()
+	}
 
 	var until time.Time
 	if p.Count == 0 {
@@ -76,21 +101,27 @@ func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, [
 			if err := tx.send(gctx, KindData, p.Count, until); err != nil {
 				return err
 			}
-			return tx.sendEnd()
+			return tx.sendEnd(cmp.Or(so.endGap, time.Millisecond))
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return Metrics{}, nil, err
+		stopSeries()
+		return outcome{}, err
 	}
 
 	// Drain: wait for the receiver to have everything, or for the end markers and a
 	// quiet spell, or for the drain period to run out (PITFALLS 7).
 	drainStart := time.Now()
-	rx.waitDrained(ctx, e.drain)
+	rx.waitDrained(ctx, so.drain)
 	drain := time.Since(drainStart)
+	stopSeries()
+	if so.seriesStep > 0 {
+		series = rx.seriesResult()
+	}
 
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits(conns)
+	lim1, limOK := tcpLimits(conns)
 	drops1, dropsOK := recvDrops(srv.endpoints())
 	for _, t := range conns {
 		t.Close()
@@ -101,9 +132,11 @@ func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, [
 
 	var m Metrics
 	var firstSend, lastSend int64 = -1, 0
+	var blocked time.Duration
 	for _, tx := range txs {
 		m.SentMsgs += tx.sent
 		m.DropsSender += tx.refused
+		blocked += tx.inSend
 		if tx.sent > 0 {
 			if firstSend < 0 || tx.firstNs < firstSend {
 				firstSend = tx.firstNs
@@ -169,9 +202,66 @@ func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, [
 	}
 	m.ServerSockets = srv.sockets
 	if !rx.allEnded() {
-		warns = append(warns, fmt.Sprintf("drain of %v ended before every end marker arrived", e.drain))
+		warns = append(warns, fmt.Sprintf("drain of %v ended before every end marker arrived", so.drain))
 	}
-	return m, warns, nil
+	obs := map[string]any{
+		// Time inside Send: for a flow-controlled sender mostly waiting for the
+		// receiver; for one without, the kernel's work of sending.
+		"sender_in_send_ns": int64(blocked / time.Duration(len(txs))),
+	}
+	if m.SendIntervalS > 0 {
+		obs["sender_in_send_fraction"] = round3(blocked.Seconds() / float64(len(txs)) / m.SendIntervalS)
+	}
+	if limOK {
+		obs["rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
+		obs["sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
+	}
+	return outcome{m: m, warns: warns, observed: obs, series: series}, nil
+}
+
+// tcpLimits sums the TCP_INFO time-limited counters over the transports that can
+// report them; ok is false when none can.
+func tcpLimits(ts []Transport) (sum TCPInfo, ok bool) {
+	for _, t := range ts {
+		if ti, is := t.(TCPInfoer); is {
+			if info, err := ti.TCPInfo(); err == nil {
+				sum.RwndLimited += info.RwndLimited
+				sum.SndbufLimited += info.SndbufLimited
+				sum.BusyTime += info.BusyTime
+				ok = true
+			}
+		}
+	}
+	return sum, ok
+}
+
+// sampleSeries records into rx, every step from start, how many messages the senders
+// have handed over and the receiver has taken in. The function it returns ends the
+// sampling and waits for it; calling it again does nothing.
+func sampleSeries(start time.Time, step time.Duration, txs []*streamTx, rx *streamRx) func() {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(step)
+		defer tick.Stop()
+		for {
+			var sent uint64
+			for _, tx := range txs {
+				sent += tx.sentNow.Load()
+			}
+			rx.addSample(Sample{TS: round3(time.Since(start).Seconds()), SentMsgs: sent, RecvMsgs: uint64(rx.delivered.Load())})
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done); <-finished })
+	}
 }
 
 // streamTx is one sending stream: one client endpoint, one flow.
@@ -185,9 +275,11 @@ type streamTx struct {
 	out      [][]byte
 	pcrc     uint32
 
-	seq     uint64 // next sequence number
-	sent    uint64 // messages handed to the transport, refused ones included
-	refused uint64 // sends the kernel refused (drops_sender)
+	seq     uint64        // next sequence number
+	sent    uint64        // messages handed to the transport, refused ones included
+	sentNow atomic.Uint64 // sent, for the series sampler
+	inSend  time.Duration // time spent inside Send during the measured phase: blocked by flow control
+	refused uint64        // sends the kernel refused (drops_sender)
 	firstNs int64
 	lastNs  int64
 }
@@ -207,7 +299,8 @@ func newStreamTx(e *runEnv, p Params, flow uint32, t Transport) *streamTx {
 }
 
 func (tx *streamTx) reset() {
-	tx.seq, tx.sent, tx.refused, tx.firstNs, tx.lastNs = 0, 0, 0, -1, 0
+	tx.seq, tx.sent, tx.refused, tx.firstNs, tx.lastNs, tx.inSend = 0, 0, 0, -1, 0, 0
+	tx.sentNow.Store(0)
 }
 
 // send sends messages of kind until count have been sent (count > 0) or until
@@ -249,7 +342,11 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 		if kind == KindData && tx.firstNs < 0 {
 			tx.firstNs = tx.e.now()
 		}
+		sendStart := time.Now()
 		n, err := tx.t.Send(tx.out[:k])
+		if kind == KindData {
+			tx.inSend += time.Since(sendStart)
+		}
 		adv := uint64(n)
 		if err != nil {
 			if !isDatagramRefusal(err) {
@@ -264,6 +361,7 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 		phaseSent += adv
 		if kind == KindData {
 			tx.sent += adv
+			tx.sentNow.Store(tx.sent)
 			tx.lastNs = tx.e.now()
 		}
 	}
@@ -273,8 +371,9 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 // endCopies is how many end markers a stream sends: one may be lost (PITFALLS 7).
 const endCopies = 3
 
-// sendEnd tells the receiver how many messages this flow sent.
-func (tx *streamTx) sendEnd() error {
+// sendEnd tells the receiver how many messages this flow sent, endCopies times, gap
+// apart: a slow reader's full queue may drop the first copies.
+func (tx *streamTx) sendEnd(gap time.Duration) error {
 	for i := 0; i < endCopies; i++ {
 		h := Header{Kind: KindEnd, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size), Seq: tx.sent, SendNs: tx.e.now(), PayloadCRC: tx.pcrc}
 		PutHeader(tx.bufs[0], h)
@@ -283,7 +382,7 @@ func (tx *streamTx) sendEnd() error {
 			return fmt.Errorf("flow %d: send end marker: %w", tx.flow, err)
 		}
 		if i+1 < endCopies {
-			time.Sleep(time.Millisecond)
+			time.Sleep(gap)
 		}
 	}
 	return nil
@@ -301,8 +400,24 @@ type streamRx struct {
 	doneOnce    sync.Once
 	done        chan struct{} // closed when every flow is complete
 
-	mu  sync.Mutex // guards tot
-	tot rxTotals
+	readerBps float64      // read no faster than this, bits/s; 0 = unpaced
+	delivered atomic.Int64 // unique intact data messages so far, for the series
+
+	mu     sync.Mutex // guards tot and series
+	tot    rxTotals
+	series []Sample
+}
+
+func (rx *streamRx) addSample(s Sample) {
+	rx.mu.Lock()
+	rx.series = append(rx.series, s)
+	rx.mu.Unlock()
+}
+
+func (rx *streamRx) seriesResult() []Sample {
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	return append([]Sample(nil), rx.series...)
 }
 
 type rxTotals struct {
@@ -326,6 +441,11 @@ type flowRx struct {
 
 func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	batch := max(1, min(rx.e.batch, (1<<20)/rx.p.Size))
+	var paceStart time.Time
+	var paceBytes float64
+	if rx.readerBps > 0 {
+		batch = max(1, min(batch, int(rx.readerBps/8/1000)/rx.p.Size)) // about 1 ms of reading
+	}
 	bufs := makeBufs(batch, rx.p.Size)
 	sizes := make([]int, batch)
 	flows := make([]*flowRx, rx.p.Streams)
@@ -341,6 +461,17 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 			rx.lastArrival.Store(now)
 			for i := 0; i < n; i++ {
 				rx.account(&local, flows, bufs[i][:sizes[i]], now)
+				paceBytes += float64(sizes[i])
+			}
+			if rx.readerBps > 0 {
+				// A slow application: read no faster than readerBps since the first read.
+				if paceStart.IsZero() {
+					paceStart = time.Now()
+				}
+				due := paceStart.Add(time.Duration(paceBytes * 8 / rx.readerBps * float64(time.Second)))
+				if wait := time.Until(due); wait > 0 {
+					time.Sleep(min(wait, pollInterval))
+				}
 			}
 		}
 		if err != nil {
@@ -389,7 +520,9 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now in
 			local.corrupt++
 			return
 		}
-		f.seq.Add(h.Seq)
+		if a := f.seq.Add(h.Seq); a == ArrivalNew || a == ArrivalReordered {
+			rx.delivered.Add(1)
+		}
 		if f.firstSend < 0 || h.SendNs < f.firstSend {
 			f.firstSend = h.SendNs
 		}

@@ -67,12 +67,29 @@
 // wmem_max without saying so: BufferSizes reads back what was granted, and that is the
 // figure to report.
 //
+// # Multicast
+//
+// One datagram to many receivers, on this host only. ListenMulticast opens a receiver
+// bound to a group's address and port and joined to the group on the loopback
+// interface; DialMulticast opens a sender connected to the group that sends through
+// loopback with TTL 0. Each datagram the sender sends once reaches every receiver
+// joined to the group: the kernel copies it, the sender does not. A socket that did
+// not join receives nothing, even when bound to the group (IP_MULTICAST_ALL is off).
+// LocalGroup picks a group in 239.255.0.0/16 (RFC 2365 local scope); port 0 lets the
+// first receiver's kernel pick a free port.
+//
+// Linux delivers multicast on lo although lo has no MULTICAST flag: nothing needs
+// changing on the host. ProbeMulticast checks it end to end; where it fails (lo down,
+// a kernel without IP multicast, a firewall), errors wrap errors.ErrUnsupported and
+// say what to change. IPv4 only.
+//
 // # What varies by OS
 //
 // On Linux, Send and Recv use sendmmsg and recvmmsg, Options.Batch datagrams per system
 // call, through syscall.RawConn so Go's poller waits and deadlines work; all counters
 // work. Elsewhere Recv returns one datagram per call and Send makes one system call per
 // datagram (net.UDPConn.ReadFromUDPAddrPort / WriteToUDPAddrPort); RecvDrops returns an
-// error wrapping errors.ErrUnsupported, RxqOverflow stays 0, and SendErrors counts only
-// the errors Send itself returned.
+// error wrapping errors.ErrUnsupported, RxqOverflow stays 0, SendErrors counts only
+// the errors Send itself returned, and multicast is unsupported (errors wrap
+// errors.ErrUnsupported).
 package udp

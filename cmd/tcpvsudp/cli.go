@@ -24,17 +24,33 @@ type runFlags struct {
 	quick, nodelay, noFiles              bool
 	seed                                 int64
 	rcvbuf, sndbuf                       int
+	clients, receivers                   int
+	readerRate                           string
 }
 
 const runLong = `Run measures the same workloads over TCP and over UDP and prints them side by side.
 
-Experiments:
-  stream     one-way bulk transfer: goodput at the receiver, loss after a drain,
-             reordering, duplicates, jitter, retransmits, CPU per GB
-  pingpong   closed-loop request/response: round-trip time percentiles; an
-             unanswered UDP request times out (--timeout) and counts as lost
-  connect    time to first answer from a new client (TCP: handshake + request +
-             reply; UDP: one request + reply) and transactions/s
+Experiments that show a property (each runs once, at 1024-byte messages):
+  refused        talk to a port nobody listens on: TCP's dial fails at once with
+                 ECONNREFUSED; UDP's send succeeds and only ICMP tells, later
+  close          the peer closes: a TCP reader sees EOF; a UDP reader sees nothing.
+                 Then the server closes its listening socket
+  clients        --clients concurrent clients: server sockets, file descriptors and
+                 kernel memory per client (TCP: one each; UDP: one for all)
+  boundaries     unframed writes: TCP reads coalesce and split them; UDP reads
+                 return each datagram whole; the largest datagram (65507 bytes)
+  slow-receiver  a reader at --reader-rate: TCP holds the sender to it and loses
+                 nothing; UDP's sender runs on and the receive buffer drops the rest
+  fanout         one sender, --receivers receivers: one UDP multicast send reaches
+                 all; TCP needs a connection and a copy per receiver
+
+Experiments that measure (each runs at every --sizes):
+  stream         one-way bulk transfer: goodput at the receiver, loss after a drain,
+                 reordering, duplicates, jitter, retransmits, CPU per GB
+  pingpong       closed-loop request/response: round-trip time percentiles; an
+                 unanswered UDP request times out (--timeout) and counts as lost
+  connect        time to first answer from a new client (TCP: handshake + request +
+                 reply; UDP: one request + reply) and transactions/s
 
 Every message carries a 48-byte header (run, flow, 64-bit sequence number, send
 time, CRC32C), so --sizes counts from 48. Loss, duplicates and reordering come from
@@ -114,7 +130,7 @@ With no command it runs 'tcpvsudp run' with the default suite.`,
 
 func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVarP(&rf.transports, "transports", "t", "tcp,udp", "transports to compare, comma-separated: tcp, udp")
-	fs.StringVarP(&rf.experiments, "experiments", "e", strings.Join(bench.Experiments(), ","), "experiments to run, comma-separated: stream, pingpong, connect")
+	fs.StringVarP(&rf.experiments, "experiments", "e", strings.Join(bench.Experiments(), ","), "experiments to run, comma-separated (see 'Experiments' above)")
 	fs.StringVarP(&rf.sizes, "sizes", "s", "64,1024,8192", "message sizes in bytes, comma-separated; each 48..65507 for udp, 48..16777216 for tcp (the 48-byte header included)")
 	fs.IntVarP(&rf.streams, "streams", "P", 1, "parallel streams for stream, 1..1024; each has its own client socket and flow")
 	fs.DurationVarP(&rf.duration, "duration", "d", 3*time.Second, "time per cell (one experiment, transport and size), e.g. 500ms, 3s; ignored with --count")
@@ -130,6 +146,9 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic sent before each cell's measurement and excluded from it (TCP slow start); 0 = none")
 	fs.DurationVar(&rf.drain, "drain", time.Second, "longest wait for in-flight messages after the last send, before counting what is missing as lost")
 	fs.DurationVar(&rf.timeout, "timeout", 200*time.Millisecond, "a request unanswered this long is lost (pingpong, connect)")
+	fs.IntVar(&rf.clients, "clients", 100, "concurrent clients of the clients experiment, 1..4096")
+	fs.IntVar(&rf.receivers, "receivers", 8, "receivers of one sender in the fanout experiment, 1..64")
+	fs.StringVar(&rf.readerRate, "reader-rate", "80M", "how fast the slow-receiver application reads, bits/s with a unit (80M = 10 MB/s)")
 	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, 1..1024")
 	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
 	fs.IntVar(&rf.rcvbuf, "rcvbuf", 0, "SO_RCVBUF to request, bytes; 0 = kernel default (the granted size is reported)")
@@ -170,6 +189,19 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	if p.RateBps, err = parseRate(rf.rate); err != nil {
 		return p, err
 	}
+	if p.ReaderBps, err = parseRate(rf.readerRate); err != nil {
+		return p, fmt.Errorf("--reader-rate%s", strings.TrimPrefix(err.Error(), "--rate"))
+	}
+	if p.ReaderBps == 0 {
+		return p, fmt.Errorf("--reader-rate: must be above 0 (a reader that never reads), got %q", rf.readerRate)
+	}
+	if rf.clients < 1 || rf.clients > bench.MaxClients {
+		return p, fmt.Errorf("--clients: must be 1..%d, got %d", bench.MaxClients, rf.clients)
+	}
+	if rf.receivers < 1 || rf.receivers > bench.MaxReceivers {
+		return p, fmt.Errorf("--receivers: must be 1..%d, got %d", bench.MaxReceivers, rf.receivers)
+	}
+	p.Clients, p.Receivers = rf.clients, rf.receivers
 	if rf.duration < 0 {
 		return p, fmt.Errorf("--duration: must not be negative, got %v", rf.duration)
 	}
@@ -259,6 +291,14 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 			return err
 		}
 		fmt.Fprintf(stderr, "wrote %s and %s\n", jsonPath, mdPath)
+		// The charts report.md links; a chart that fails costs the chart, not the run.
+		names, err := bench.WriteCharts(rf.out, rep)
+		if err != nil {
+			fmt.Fprintf(stderr, "warning: %v\n", err)
+		}
+		if len(names) > 0 {
+			fmt.Fprintf(stderr, "wrote charts beside it: %s\n", strings.Join(names, ", "))
+		}
 	}
 	if runErr != nil {
 		return fmt.Errorf("run stopped early (%w): the report holds what was measured", runErr)
@@ -340,5 +380,10 @@ func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
 	if mdOut == "" {
 		return nil
 	}
-	return writeFile(mdOut, func(w io.Writer) error { return bench.RenderMarkdown(w, rep) })
+	if err := writeFile(mdOut, func(w io.Writer) error { return bench.RenderMarkdown(w, rep) }); err != nil {
+		return err
+	}
+	// The charts the markdown links, beside it.
+	_, err = bench.WriteCharts(filepath.Dir(mdOut), rep)
+	return err
 }

@@ -87,7 +87,7 @@ func TestBadFlags(t *testing.T) {
 func TestRunAndReport(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	args := []string{"run", "--count", "300", "--sizes", "64,1024", "--warmup", "10ms", "--drain", "300ms", "--out", dir}
+	args := []string{"run", "-e", "stream,pingpong,connect", "--count", "300", "--sizes", "64,1024", "--warmup", "10ms", "--drain", "300ms", "--out", dir}
 	if err := run(context.Background(), args, &out, &errb); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
 	}

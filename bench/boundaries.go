@@ -1,0 +1,585 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func init() { experiments[ExpBoundaries] = runBoundaries }
+
+// rawStreamer is a transport with a byte stream under its messages (TCP): the
+// boundaries experiment writes and reads it directly, without the framing.
+type rawStreamer interface {
+	// RawStream returns the connection's byte stream. Use it or the transport's
+	// messages for a direction, never both.
+	RawStream() net.Conn
+}
+
+// RawStream returns the TCP connection under the framing.
+func (c tcpConn) RawStream() net.Conn { return c.NetConn() }
+
+// rawDatagramDialer is a network that can open a plain kernel datagram socket, with
+// none of the transport's own checks, so the experiment can see what the kernel
+// itself says to an oversized datagram.
+type rawDatagramDialer interface {
+	DialRawDatagram(ctx context.Context, address string) (net.Conn, error)
+}
+
+// DialRawDatagram opens a plain connected UDP socket to address.
+func (udpNetwork) DialRawDatagram(ctx context.Context, address string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "udp", address)
+	if err != nil {
+		return nil, fmt.Errorf("udp: dial %s: %w", address, err)
+	}
+	return c, nil
+}
+
+var (
+	_ rawStreamer       = tcpConn{}
+	_ rawDatagramDialer = udpNetwork{}
+)
+
+// The burst of the boundaries experiment.
+const (
+	burstWrites     = 200      // writes in the burst
+	burstWriteBytes = 1000     // bytes per write
+	burstChunk      = 50       // writes between reads for a transport without a raw stream
+	readBytes       = 64 << 10 // the reader's buffer, bytes
+	oneMiB          = 1 << 20
+	histogramMax    = 20 // most entries of the read-size histogram
+)
+
+// runBoundaries shows that TCP is a byte stream and UDP keeps message boundaries.
+//
+// The burst: the sender makes 200 unframed writes of 1000 bytes, each numbered, as
+// fast as it can; the receiver reads with a 64 KiB buffer and records the size of
+// every read. Over a raw byte stream (TCP, see rawStreamer) the writes are plain
+// write calls and the reader starts once the writer is done (or after 20 ms, if the
+// writer is held back by flow control), so reads return many writes at once and
+// split them anywhere. Over any other transport (UDP) each write is one Send and
+// each read one Recv of one message; the writer pauses every 50 writes until the
+// reader has caught up, so a default receive buffer never overflows.
+//
+// Then the largest message: Send of nw.MaxMessage() bytes must arrive whole; one byte
+// more must fail (UDP: the transport refuses it, and so does the kernel, with
+// EMSGSIZE, when a plain socket tries); a framed Send of 1 MiB, and over a raw
+// stream one write of 1 MiB, counting the reads it takes.
+//
+// Metrics count the burst only: its writes are the messages sent, and a write is
+// received when its bytes arrive intact at a write boundary of what was read.
+func runBoundaries(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	var warns []string
+	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
+	defer cancel()
+	obs := map[string]any{}
+
+	b, err := runBurst(ctx, e, nw)
+	if err != nil {
+		return outcome{}, fmt.Errorf("burst: %w", err)
+	}
+	warns = append(warns, b.warns...)
+	m := b.metrics()
+	obs["raw_stream"] = b.raw
+	obs["writes"] = burstWrites
+	obs["write_bytes"] = burstWriteBytes
+	obs["reads"] = len(b.sizes)
+	obs["read_sizes"] = sizeHistogram(b.sizes, histogramMax)
+	obs["reads_equal_to_writes"] = b.readsEqualWrites()
+	obs["coalesced_reads"], obs["split_reads"] = b.coalescedSplit()
+	obs["largest_read"] = b.largestRead()
+	obs["bytes_in_order"] = bytes.Equal(b.got, b.want)
+
+	l, err := runLargest(ctx, e, nw)
+	if err != nil {
+		return outcome{}, fmt.Errorf("largest message: %w", err)
+	}
+	warns = append(warns, l.warns...)
+	obs["max_message_bytes"] = nw.MaxMessage()
+	obs["max_message_ok"] = l.maxOK
+	obs["max_plus_one_error"] = errText(l.plusOneErr)
+	obs["max_plus_one_kernel_error"] = errText(l.plusOneKernelErr)
+	obs["max_plus_one_emsgsize"] = errors.Is(l.plusOneErr, syscall.EMSGSIZE) || errors.Is(l.plusOneKernelErr, syscall.EMSGSIZE)
+	obs["one_mib_send_ok"] = l.oneMiBOK
+	obs["one_mib_send_error"] = errText(l.oneMiBErr)
+	if l.oneMiBReads > 0 {
+		obs["one_mib_reads"] = l.oneMiBReads
+		obs["one_mib_raw_in_order"] = l.oneMiBRawInOrder
+	}
+	return outcome{m: m, warns: warns, observed: obs}, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// pair is a client, the server end it was accepted as, and their listener.
+type pair struct {
+	client, server Transport
+	addr           string // the listener's address
+	closeAll       func() // closes all three; safe to call again
+}
+
+// openPair opens a listener at e.address, a client dialed to it and the server end of
+// that client.
+func openPair(ctx context.Context, e *runEnv, nw Network) (*pair, error) {
+	l, err := nw.Listen(ctx, e.address)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), e.address, err)
+	}
+	pr := &pair{addr: l.Addr().String()}
+	pr.client, err = nw.Dial(ctx, pr.addr)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("%s: dial %s: %w", nw.Name(), pr.addr, err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pr.server, err = l.Accept(actx)
+	if err != nil {
+		pr.client.Close()
+		l.Close()
+		return nil, fmt.Errorf("%s: accept on %s: %w", nw.Name(), pr.addr, err)
+	}
+	var once sync.Once
+	pr.closeAll = func() {
+		once.Do(func() {
+			pr.client.Close()
+			pr.server.Close()
+			l.Close()
+		})
+	}
+	return pr, nil
+}
+
+// burst is what the receiver of the burst saw.
+type burst struct {
+	raw   bool   // read and written as a raw byte stream
+	want  []byte // every write, concatenated
+	got   []byte // every read, concatenated
+	sizes []int  // bytes per read, in order
+	warns []string
+
+	refused     uint64  // writes the sender's kernel refused
+	dropsSocket *uint64 // datagrams the receiver's full buffer dropped; nil if unknown
+}
+
+// runBurst sends the burst from a client to its server end and reads it there.
+func runBurst(ctx context.Context, e *runEnv, nw Network) (*burst, error) {
+	pr, err := openPair(ctx, e, nw)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.closeAll()
+	stop := context.AfterFunc(ctx, pr.closeAll)
+	defer stop()
+	client, server := pr.client, pr.server
+
+	b := &burst{want: make([]byte, burstWrites*burstWriteBytes)}
+	FillPayload(b.want, e.seed, 0)
+	for i := 0; i < burstWrites; i++ {
+		putIndex(b.want, i) // numbered: order is checkable
+	}
+	b.got = make([]byte, 0, len(b.want)+readBytes)
+
+	var write func(msg []byte) error
+	var read func(buf []byte) (int, error)
+	var setDeadline func(time.Time) error
+	chunk := burstChunk
+	cs, okc := client.(rawStreamer)
+	ss, oks := server.(rawStreamer)
+	if okc && oks {
+		// A byte stream cannot overflow its receiver: flow control holds the writer
+		// back instead. So the whole burst goes at once.
+		b.raw, chunk = true, burstWrites
+		w, r := cs.RawStream(), ss.RawStream()
+		write = func(msg []byte) error { _, err := w.Write(msg); return err }
+		read, setDeadline = r.Read, r.SetReadDeadline
+	} else {
+		out := make([][]byte, 1)
+		write = func(msg []byte) error {
+			out[0] = msg
+			_, err := client.Send(out)
+			return err
+		}
+		bufs, sizes := make([][]byte, 1), make([]int, 1)
+		read = func(buf []byte) (int, error) {
+			bufs[0] = buf
+			n, err := server.Recv(bufs, sizes)
+			if n > 0 {
+				return sizes[0], err
+			}
+			return 0, err
+		}
+		setDeadline = server.SetReadDeadline
+	}
+
+	buf := make([]byte, readBytes)
+	var refused int
+	for first := 0; first < burstWrites; first += chunk {
+		last := min(first+chunk, burstWrites)
+		done := make(chan error, 1) // written once by the writer below
+		go func() {
+			for i := first; i < last; i++ {
+				if err := write(b.want[i*burstWriteBytes : (i+1)*burstWriteBytes]); err != nil {
+					if isDatagramRefusal(err) {
+						refused++
+						continue
+					}
+					done <- fmt.Errorf("write %d: %w", i, err)
+					return
+				}
+			}
+			done <- nil
+		}()
+		// Let the writer finish before reading, so what waits is read at once; a
+		// writer that flow control holds back gets 20 ms.
+		var werr error
+		wrote := false
+		select {
+		case werr = <-done:
+			wrote = true
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		rerr := b.readUntil(ctx, e, read, setDeadline, buf, len(b.got)+(last-first)*burstWriteBytes)
+		if !wrote {
+			select {
+			case werr = <-done:
+			case <-time.After(e.drain):
+				pr.closeAll() // unblocks a writer the reader gave up on
+				werr = <-done
+			}
+		}
+		if werr != nil {
+			return nil, werr
+		}
+		if rerr != nil {
+			return nil, rerr
+		}
+	}
+	if refused > 0 {
+		b.warns = append(b.warns, fmt.Sprintf("%d writes refused by the sender's kernel", refused))
+	}
+	b.refused = uint64(refused)
+	if d, ok := recvDrops([]Transport{server}); ok { // a fresh socket: all its drops are the burst's
+		b.dropsSocket = &d
+	}
+	return b, nil
+}
+
+// readUntil reads into b.got until it holds want bytes, or nothing has arrived for
+// e.timeout (a datagram may be lost), or ctx is done.
+func (b *burst) readUntil(ctx context.Context, e *runEnv, read func([]byte) (int, error), setDeadline func(time.Time) error, buf []byte, want int) error {
+	quietSince := time.Now()
+	for len(b.got) < want && ctx.Err() == nil {
+		if time.Since(quietSince) > e.timeout {
+			return nil
+		}
+		if err := setDeadline(time.Now().Add(pollInterval)); err != nil {
+			return err
+		}
+		n, err := read(buf)
+		if n > 0 {
+			b.sizes = append(b.sizes, n)
+			b.got = append(b.got, buf[:n]...)
+			quietSince = time.Now()
+		}
+		if err != nil && !isTimeout(err) {
+			if isOversize(err) {
+				b.warns = append(b.warns, fmt.Sprintf("a message larger than %d bytes: %v", len(buf), err))
+				continue
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+	}
+	return ctx.Err()
+}
+
+// putIndex numbers write i of the burst: its first 4 bytes, big-endian.
+func putIndex(stream []byte, i int) {
+	binary.BigEndian.PutUint32(stream[i*burstWriteBytes:], uint32(i))
+}
+
+// metrics counts the burst: a write counts received when its bytes arrived intact
+// at a write boundary of what was read (so a lost datagram costs only itself).
+func (b *burst) metrics() Metrics {
+	m := Metrics{SentMsgs: burstWrites, SentBytes: uint64(len(b.want))}
+	seen := make([]bool, burstWrites)
+	var high = -1
+	for off := 0; off+burstWriteBytes <= len(b.got); off += burstWriteBytes {
+		rec := b.got[off : off+burstWriteBytes]
+		i := int(binary.BigEndian.Uint32(rec))
+		if i >= burstWrites || !bytes.Equal(rec, b.want[i*burstWriteBytes:(i+1)*burstWriteBytes]) {
+			m.CorruptMsgs++
+			continue
+		}
+		m.RecvMsgs++
+		if seen[i] {
+			m.DupMsgs++
+			continue
+		}
+		seen[i] = true
+		if i < high {
+			m.ReorderedMsgs++
+			m.ReorderExtent = max(m.ReorderExtent, uint64(high-i))
+		}
+		high = max(high, i)
+	}
+	unique := m.RecvMsgs - m.DupMsgs
+	m.RecvBytes = unique * burstWriteBytes
+	m.LostMsgs = m.SentMsgs - unique
+	m.DropsSender = b.refused
+	m.DropsSocket = b.dropsSocket
+	return m
+}
+
+// readsEqualWrites reports whether every read returned exactly one whole write (a
+// lost datagram does not change it: loss is counted in the metrics).
+func (b *burst) readsEqualWrites() bool {
+	if len(b.sizes) == 0 {
+		return false
+	}
+	for _, s := range b.sizes {
+		if s != burstWriteBytes {
+			return false
+		}
+	}
+	return true
+}
+
+// coalescedSplit counts the reads that returned more than one write's bytes, and the
+// reads that did not return whole writes: a size that is not a multiple of the write
+// size, or an end in the middle of a write.
+func (b *burst) coalescedSplit() (coalesced, split int) {
+	end := 0
+	for _, s := range b.sizes {
+		end += s
+		if s > burstWriteBytes {
+			coalesced++
+		}
+		if s%burstWriteBytes != 0 || end%burstWriteBytes != 0 {
+			split++
+		}
+	}
+	return coalesced, split
+}
+
+func (b *burst) largestRead() int {
+	l := 0
+	for _, s := range b.sizes {
+		l = max(l, s)
+	}
+	return l
+}
+
+// sizeHistogram counts sizes by value, keyed by the size in decimal. With more than
+// limit distinct sizes, the limit−1 most common are kept and the rest counted under
+// "other".
+func sizeHistogram(sizes []int, limit int) map[string]int {
+	counts := map[int]int{}
+	for _, s := range sizes {
+		counts[s]++
+	}
+	keys := make([]int, 0, len(counts))
+	for s := range counts {
+		keys = append(keys, s)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	h := map[string]int{}
+	for i, s := range keys {
+		if len(keys) > limit && i >= limit-1 {
+			h["other"] += counts[s]
+			continue
+		}
+		h[strconv.Itoa(s)] = counts[s]
+	}
+	return h
+}
+
+// largest is what the largest-message probes saw.
+type largest struct {
+	maxOK            bool  // a message of MaxMessage bytes arrived whole
+	plusOneErr       error // Send of MaxMessage+1 bytes
+	plusOneKernelErr error // the kernel's answer to a plain datagram of that size
+	oneMiBOK         bool  // a 1 MiB message arrived whole
+	oneMiBErr        error
+	oneMiBReads      int  // raw reads one 1 MiB raw write took; 0 without a raw stream
+	oneMiBRawInOrder bool // and its bytes arrived in order
+	warns            []string
+}
+
+// runLargest sends the largest message, one byte more, and 1 MiB, framed and raw.
+func runLargest(ctx context.Context, e *runEnv, nw Network) (*largest, error) {
+	var l largest
+	pr, err := openPair(ctx, e, nw)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.closeAll()
+	stop := context.AfterFunc(ctx, pr.closeAll)
+	defer stop()
+	client, server := pr.client, pr.server
+
+	maxSize := nw.MaxMessage()
+	var sendErr error
+	if l.maxOK, sendErr, err = sendWhole(ctx, e, client, server, maxSize); err != nil {
+		return nil, fmt.Errorf("%d bytes: %w", maxSize, err)
+	}
+	if sendErr != nil {
+		l.warns = append(l.warns, fmt.Sprintf("send of the largest message (%d bytes): %v", maxSize, sendErr))
+	} else if !l.maxOK {
+		l.warns = append(l.warns, fmt.Sprintf("the largest message (%d bytes) was sent but did not arrive whole", maxSize))
+	}
+	if _, l.plusOneErr, err = sendWhole(ctx, e, client, server, maxSize+1); err != nil {
+		return nil, fmt.Errorf("%d bytes: %w", maxSize+1, err)
+	}
+	if l.plusOneErr == nil {
+		l.warns = append(l.warns, fmt.Sprintf("a message of %d bytes, one more than the largest, was accepted", maxSize+1))
+	}
+	if rd, ok := nw.(rawDatagramDialer); ok {
+		c, err := rd.DialRawDatagram(ctx, pr.addr)
+		if err != nil {
+			return nil, err
+		}
+		_, l.plusOneKernelErr = c.Write(make([]byte, maxSize+1))
+		c.Close()
+	}
+	if l.oneMiBOK, l.oneMiBErr, err = sendWhole(ctx, e, client, server, oneMiB); err != nil {
+		return nil, fmt.Errorf("1 MiB: %w", err)
+	}
+	pr.closeAll()
+
+	if _, ok := client.(rawStreamer); ok {
+		if l.oneMiBReads, l.oneMiBRawInOrder, err = rawMiB(ctx, e, nw); err != nil {
+			return nil, fmt.Errorf("1 MiB raw: %w", err)
+		}
+	}
+	return &l, nil
+}
+
+// sendWhole sends one message of size bytes from tx and reads it at rx. whole reports
+// that it arrived, once, intact; sendErr is Send's error. err is any other failure.
+func sendWhole(ctx context.Context, e *runEnv, tx, rx Transport, size int) (whole bool, sendErr, err error) {
+	msg := make([]byte, size)
+	FillPayload(msg, e.seed, uint32(size))
+	sent := make(chan error, 1) // written once by the sender below
+	go func() {
+		_, err := tx.Send([][]byte{msg})
+		sent <- err
+	}()
+	bufs, sizes := [][]byte{make([]byte, max(size, readBytes))}, make([]int, 1)
+	var sendDone bool
+	var doneAt time.Time
+	defer func() {
+		if !sendDone {
+			tx.Close() // the reader gave up: unblock the sender
+			<-sent
+		}
+	}()
+	for ctx.Err() == nil {
+		select {
+		case sendErr = <-sent:
+			sendDone, doneAt = true, time.Now()
+			if sendErr != nil {
+				return false, sendErr, nil // nothing to wait for
+			}
+		default:
+		}
+		if sendDone && time.Since(doneAt) > e.drain {
+			return false, nil, nil // sent but never arrived
+		}
+		if err := rx.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
+			return false, nil, err
+		}
+		n, rerr := rx.Recv(bufs, sizes)
+		if n > 0 {
+			whole = sizes[0] == size && bytes.Equal(bufs[0][:size], msg)
+			if !sendDone {
+				sendErr, sendDone = <-sent, true
+			}
+			return whole, sendErr, nil
+		}
+		if rerr != nil && !isTimeout(rerr) {
+			if isOversize(rerr) {
+				continue // arrived, but not whole: a later Recv may see the next
+			}
+			if !sendDone {
+				tx.Close()
+				sendErr, sendDone = <-sent, true
+			}
+			return false, sendErr, fmt.Errorf("receive: %w", rerr)
+		}
+	}
+	return false, nil, ctx.Err()
+}
+
+// rawMiB writes 1 MiB with one write call on a fresh raw stream and counts the reads
+// a 64 KiB reader, reading as it arrives, takes to get it all.
+func rawMiB(ctx context.Context, e *runEnv, nw Network) (reads int, inOrder bool, err error) {
+	pr, err := openPair(ctx, e, nw)
+	if err != nil {
+		return 0, false, err
+	}
+	defer pr.closeAll()
+	stop := context.AfterFunc(ctx, pr.closeAll)
+	defer stop()
+	cs, ok1 := pr.client.(rawStreamer)
+	ss, ok2 := pr.server.(rawStreamer)
+	if !ok1 || !ok2 {
+		return 0, false, fmt.Errorf("%s: no raw stream", nw.Name())
+	}
+	msg := make([]byte, oneMiB)
+	FillPayload(msg, e.seed, oneMiB)
+	written := make(chan error, 1) // written once by the writer below
+	go func() {
+		_, err := cs.RawStream().Write(msg)
+		written <- err
+	}()
+	r := ss.RawStream()
+	got := make([]byte, 0, oneMiB+readBytes)
+	buf := make([]byte, readBytes)
+	quietSince := time.Now()
+	for len(got) < oneMiB && ctx.Err() == nil && time.Since(quietSince) < e.timeout+e.drain {
+		if err = r.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
+			break
+		}
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			reads++
+			got = append(got, buf[:n]...)
+			quietSince = time.Now()
+		}
+		if rerr != nil && !isTimeout(rerr) {
+			err = fmt.Errorf("read: %w", rerr)
+			break
+		}
+	}
+	if len(got) < oneMiB {
+		pr.closeAll() // unblock the writer
+	}
+	if werr := <-written; werr != nil && err == nil && len(got) < oneMiB {
+		err = fmt.Errorf("write: %w", werr)
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return reads, bytes.Equal(got, msg), nil
+}

@@ -1,0 +1,175 @@
+package bench
+
+import (
+	"context"
+	"testing"
+)
+
+// TestBoundariesKnownAnswer sends the burst and the largest messages over real
+// loopback sockets: TCP reads coalesce writes, UDP reads return one write each;
+// UDP refuses one byte past 65507 with EMSGSIZE; TCP carries 1 MiB.
+func TestBoundariesKnownAnswer(t *testing.T) {
+	for _, name := range []string{"tcp", "udp"} {
+		t.Run(name, func(t *testing.T) {
+			e := testEnv(t)
+			o, err := runBoundaries(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: propertySize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs, m := o.observed, o.m
+			t.Logf("observed %v", obs)
+			t.Logf("sent %d recv %d lost %d bytes %d/%d warnings %v", m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.SentBytes, m.RecvBytes, o.warns)
+			if m.SentMsgs != burstWrites || m.SentBytes != burstWrites*burstWriteBytes {
+				t.Errorf("sent %d msgs %d bytes, want %d and %d", m.SentMsgs, m.SentBytes, burstWrites, burstWrites*burstWriteBytes)
+			}
+			if m.RecvMsgs != burstWrites || m.LostMsgs != 0 || m.RecvBytes != m.SentBytes {
+				t.Errorf("recv %d msgs %d bytes lost %d, want every write back", m.RecvMsgs, m.RecvBytes, m.LostMsgs)
+			}
+			if obs["bytes_in_order"] != true {
+				t.Errorf("bytes_in_order %v, want true", obs["bytes_in_order"])
+			}
+			hist, _ := obs["read_sizes"].(map[string]int)
+			if len(hist) == 0 || len(hist) > histogramMax {
+				t.Errorf("read_sizes %v: want 1..%d entries", hist, histogramMax)
+			}
+			switch name {
+			case "tcp":
+				if obs["raw_stream"] != true || obs["reads_equal_to_writes"] != false {
+					t.Errorf("raw_stream %v reads_equal_to_writes %v, want true false", obs["raw_stream"], obs["reads_equal_to_writes"])
+				}
+				if c, _ := obs["coalesced_reads"].(int); c == 0 {
+					t.Errorf("coalesced_reads %v, want > 0", obs["coalesced_reads"])
+				}
+				if obs["one_mib_send_ok"] != true || obs["max_message_ok"] != true {
+					t.Errorf("one_mib_send_ok %v max_message_ok %v, want true true", obs["one_mib_send_ok"], obs["max_message_ok"])
+				}
+				if r, _ := obs["one_mib_reads"].(int); r < 2 || obs["one_mib_raw_in_order"] != true {
+					t.Errorf("one_mib_reads %v in order %v: want several reads, in order", obs["one_mib_reads"], obs["one_mib_raw_in_order"])
+				}
+				if obs["max_plus_one_emsgsize"] != false {
+					t.Errorf("max_plus_one_emsgsize %v: TCP has no datagram limit", obs["max_plus_one_emsgsize"])
+				}
+			case "udp":
+				if obs["raw_stream"] != false || obs["reads_equal_to_writes"] != true || obs["reads"] != burstWrites {
+					t.Errorf("raw_stream %v reads_equal_to_writes %v reads %v, want false true %d", obs["raw_stream"], obs["reads_equal_to_writes"], obs["reads"], burstWrites)
+				}
+				if len(hist) != 1 || hist["1000"] != burstWrites {
+					t.Errorf("read_sizes %v, want {1000: %d}", hist, burstWrites)
+				}
+				if obs["coalesced_reads"] != 0 || obs["split_reads"] != 0 {
+					t.Errorf("coalesced %v split %v, want 0 0", obs["coalesced_reads"], obs["split_reads"])
+				}
+				if obs["max_message_bytes"] != 65507 || obs["max_message_ok"] != true {
+					t.Errorf("max_message_bytes %v ok %v, want 65507 true", obs["max_message_bytes"], obs["max_message_ok"])
+				}
+				if obs["max_plus_one_emsgsize"] != true || obs["max_plus_one_error"] == "" {
+					t.Errorf("max+1: emsgsize %v error %q, want true and an error", obs["max_plus_one_emsgsize"], obs["max_plus_one_error"])
+				}
+				if obs["one_mib_send_ok"] != false || obs["one_mib_send_error"] == "" {
+					t.Errorf("1 MiB: ok %v error %q, want false and an error", obs["one_mib_send_ok"], obs["one_mib_send_error"])
+				}
+				if _, ok := obs["one_mib_reads"]; ok {
+					t.Errorf("one_mib_reads %v without a raw stream", obs["one_mib_reads"])
+				}
+			}
+		})
+	}
+}
+
+func TestBurstAccounting(t *testing.T) {
+	want := make([]byte, burstWrites*burstWriteBytes)
+	FillPayload(want, 1, 0)
+	for i := 0; i < burstWrites; i++ {
+		putIndex(want, i)
+	}
+	rec := func(i int) []byte { return want[i*burstWriteBytes : (i+1)*burstWriteBytes] }
+	tests := []struct {
+		name                 string
+		got                  func() []byte
+		sizes                []int
+		recv, lost, dup, reo uint64
+		coalesced, split     int
+		equal                bool
+	}{
+		{name: "one read per write", got: func() []byte { return want }, sizes: repeat(burstWriteBytes, burstWrites), recv: burstWrites, equal: true},
+		{name: "stream in 64 KiB reads", got: func() []byte { return want }, sizes: []int{65536, 65536, 65536, 3392}, recv: burstWrites, coalesced: 4, split: 4},
+		{name: "one read per write, one lost", got: func() []byte { return want[burstWriteBytes:] }, sizes: repeat(burstWriteBytes, burstWrites-1), recv: burstWrites - 1, lost: 1, equal: true},
+		{name: "two writes per read", got: func() []byte { return want }, sizes: repeat(2*burstWriteBytes, burstWrites/2), recv: burstWrites, coalesced: burstWrites / 2},
+		{name: "write 3 lost, 5 twice, 8 after 9", got: func() []byte {
+			var g []byte
+			for _, i := range []int{0, 1, 2, 4, 5, 5, 6, 7, 9, 8} {
+				g = append(g, rec(i)...)
+			}
+			for i := 10; i < burstWrites; i++ {
+				g = append(g, rec(i)...)
+			}
+			return g
+		}, sizes: repeat(burstWriteBytes, burstWrites), recv: burstWrites, lost: 1, dup: 1, reo: 1, equal: true}, // each read one whole write
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &burst{want: want, got: tc.got(), sizes: tc.sizes}
+			m := b.metrics()
+			if m.RecvMsgs != tc.recv || m.LostMsgs != tc.lost || m.DupMsgs != tc.dup || m.ReorderedMsgs != tc.reo {
+				t.Errorf("recv %d lost %d dup %d reordered %d, want %d %d %d %d", m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, tc.recv, tc.lost, tc.dup, tc.reo)
+			}
+			if c, s := b.coalescedSplit(); c != tc.coalesced || s != tc.split {
+				t.Errorf("coalesced %d split %d, want %d %d", c, s, tc.coalesced, tc.split)
+			}
+			if got := b.readsEqualWrites(); got != tc.equal {
+				t.Errorf("reads equal to writes %v, want %v", got, tc.equal)
+			}
+		})
+	}
+}
+
+func TestSizeHistogram(t *testing.T) {
+	var sizes []int
+	for s := 1; s <= 30; s++ {
+		for k := 0; k < s; k++ {
+			sizes = append(sizes, s) // size s occurs s times
+		}
+	}
+	h := sizeHistogram(sizes, 20)
+	if len(h) != 20 {
+		t.Fatalf("%d entries, want 20: %v", len(h), h)
+	}
+	// Sizes 30..12 are the 19 most common; 1..11 fall under "other".
+	if h["30"] != 30 || h["12"] != 12 || h["11"] != 0 || h["other"] != 66 {
+		t.Errorf("histogram %v: want 30→30, 12→12, no 11, other 66", h)
+	}
+	if h := sizeHistogram([]int{1000, 1000}, 20); len(h) != 1 || h["1000"] != 2 {
+		t.Errorf("histogram %v, want {1000: 2}", h)
+	}
+}
+
+func repeat(v, n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
+
+// TestBoundariesUDPOverflow: a receive buffer too small for the burst loses
+// datagrams, and loss is counted, not waited for; what arrives is still one write
+// per read. (The 65507-byte datagram still arrives: Linux queues one datagram on an
+// empty socket whatever its size.)
+func TestBoundariesUDPOverflow(t *testing.T) {
+	e := testEnv(t)
+	o, err := runBoundaries(context.Background(), e, mustNetwork(t, "udp", NetOptions{RecvBuffer: 4096}), Params{Size: propertySize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := o.m
+	t.Logf("sent %d recv %d lost %d reads %v warnings %v", m.SentMsgs, m.RecvMsgs, m.LostMsgs, o.observed["reads"], o.warns)
+	if m.LostMsgs == 0 || m.RecvMsgs+m.LostMsgs != m.SentMsgs {
+		t.Errorf("sent %d recv %d lost %d: want loss, and recv + lost = sent", m.SentMsgs, m.RecvMsgs, m.LostMsgs)
+	}
+	if m.DropsSocket == nil || *m.DropsSocket != m.LostMsgs {
+		t.Errorf("drops_socket %v, want every loss (%d) counted at the receiver's socket", deref(m.DropsSocket), m.LostMsgs)
+	}
+	if o.observed["reads_equal_to_writes"] != true || o.observed["reads"] != int(m.RecvMsgs) {
+		t.Errorf("reads_equal_to_writes %v reads %v: want true, one per message received (%d)", o.observed["reads_equal_to_writes"], o.observed["reads"], m.RecvMsgs)
+	}
+}

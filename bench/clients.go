@@ -1,0 +1,376 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+func init() { experiments[ExpClients] = runClients }
+
+// clientsMaxS caps the traffic phase of clients in duration mode, in seconds: the
+// figures that make the point are counts (sockets, descriptors, bytes per client),
+// which do not grow with time, and the default suite must stay short.
+const clientsMaxS = 1.0
+
+// runClients shows that every TCP client costs the server a socket of its own, while
+// one UDP socket serves them all. p.Clients clients dial one echo server and each
+// does closed-loop request/response round trips of p.Size bytes (a request
+// unanswered within e.timeout is lost, never a stall) for min(p.DurationS, 1 s), or
+// p.Count round trips each.
+//
+// The footprint is read twice: before the server starts, and after the traffic with
+// every client still connected and idle. Between the two the process gained the
+// server's endpoints and the clients' sockets, one descriptor per client for every
+// transport, so the server's descriptors are the difference less one per client.
+// The other figures cover both ends, which share this process and this kernel: Go
+// heap; the namespace's sockets and socket buffer memory
+// (/proc/net/sockstat; near zero for idle sockets, and moved in per-CPU batches);
+// and the slab memory of socket objects (/proc/slabinfo, root only), where a TCP
+// client costs two sockets and a UDP client one. Each per-client figure is the
+// difference divided by p.Clients.
+func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	n := p.Clients
+	if n < 1 {
+		return outcome{}, fmt.Errorf("clients: need at least 1 client, got %d", n)
+	}
+	var warns []string
+	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
+	defer cancel()
+
+	// The runtime's poller opens its own descriptors on first network use: open and
+	// close one endpoint first, so the baseline already has them.
+	if l, err := nw.Listen(ctx, e.address); err == nil {
+		l.Close()
+	}
+	lat := NewLatency() // before the baseline: it is not a per-client cost
+	settleSockets(ctx)
+	fp0, fpErrs := readFootprint()
+
+	srv, err := startEchoServer(ctx, e, nw, p.Size)
+	if err != nil {
+		return outcome{}, err
+	}
+	defer srv.stop()
+	conns := make([]Transport, 0, n)
+	defer func() { // runs before srv.stop
+		for _, t := range conns {
+			t.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		t, err := nw.Dial(ctx, srv.addr())
+		if err != nil {
+			return outcome{}, fmt.Errorf("client %d: dial %s: %w", i, srv.addr(), err)
+		}
+		conns = append(conns, t)
+	}
+	// From here on, every blocking call ends by the cell's time limit.
+	stopWatch := context.AfterFunc(ctx, func() {
+		for _, t := range conns {
+			t.Close()
+		}
+	})
+	defer stopWatch()
+
+	reqs := make([]*requester, n)
+	for i := range reqs {
+		reqs[i] = newRequester(e, p.Size)
+	}
+	// One round trip each before measuring: a TCP reply proves its connection was
+	// accepted, and every path is warm.
+	if err := forEachClient(ctx, conns, func(ctx context.Context, i int) error {
+		var warm Metrics
+		return reqs[i].roundTrip(conns[i], KindWarmup, &warm, nil, -1)
+	}); err != nil {
+		return outcome{}, fmt.Errorf("warm-up: %w", err)
+	}
+
+	u0, uerr := ReadUsage()
+	drops0, _ := recvDrops(srv.endpoints())
+	per := make([]Metrics, n)
+	var latMu sync.Mutex // guards lat while clients run
+	var until time.Time
+	if p.Count == 0 {
+		until = time.Now().Add(time.Duration(min(p.DurationS, clientsMaxS) * float64(time.Second)))
+	}
+	start := time.Now()
+	err = forEachClient(ctx, conns, func(ctx context.Context, i int) error {
+		m := &per[i]
+		for k := uint64(0); ctx.Err() == nil; k++ {
+			if p.Count > 0 && k >= p.Count || p.Count == 0 && !time.Now().Before(until) {
+				return nil
+			}
+			from, got := e.now(), m.RecvMsgs
+			if err := reqs[i].roundTrip(conns[i], KindRequest, m, nil, from); err != nil {
+				return fmt.Errorf("client %d: %w", i, err)
+			}
+			if m.RecvMsgs > got {
+				rtt := e.now() - from
+				latMu.Lock()
+				lat.Record(rtt)
+				latMu.Unlock()
+			}
+		}
+		return ctx.Err()
+	})
+	elapsed := time.Since(start)
+	if err != nil {
+		return outcome{}, err
+	}
+	u1, _ := ReadUsage()
+	drops1, dropsOK := recvDrops(srv.endpoints())
+
+	// Every client connected and idle: the moment the footprint is read.
+	sockets := srv.acceptedCount()
+	fp1, errs1 := readFootprint()
+	fpErrs = append(fpErrs, errs1...)
+
+	for _, t := range conns {
+		t.Close()
+	}
+	if err := srv.stop(); err != nil {
+		warns = append(warns, fmt.Sprintf("server: %v", err))
+	}
+
+	var m Metrics
+	for i := range per {
+		addRequestCounts(&m, &per[i])
+	}
+	finishRequests(&m, lat, p.Size, elapsed)
+	if dropsOK {
+		m.DropsSocket = u64p(drops1 - drops0)
+	}
+	if uerr == nil {
+		d := u1.Sub(u0)
+		m.CPUSec = d.CPU().Seconds()
+		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.SentBytes+m.RecvBytes)
+		m.GCPauseNs = uint64(d.GCPause)
+	}
+	m.ServerSockets = sockets
+	if m.LostMsgs > 0 {
+		warns = append(warns, fmt.Sprintf("%d of %d requests unanswered within %v (counted lost)", m.LostMsgs, m.SentMsgs, e.timeout))
+	}
+
+	obs := map[string]any{
+		"clients":               n,
+		"server_sockets":        sockets,
+		"requests_per_s":        m.TransPerS,
+		"measured_s":            elapsed.Seconds(),
+		"server_goroutines":     fp1.goroutines - fp0.goroutines,
+		"heap_bytes_per_client": float64(int64(fp1.heapInuse)-int64(fp0.heapInuse)) / float64(n),
+	}
+	if m.RTT != nil {
+		if m.RTT.P50 != nil {
+			obs["rtt_p50_ns"] = *m.RTT.P50
+		}
+		if m.RTT.P99 != nil {
+			obs["rtt_p99_ns"] = *m.RTT.P99
+		}
+	}
+	if fp0.fds > 0 && fp1.fds > 0 {
+		delta := fp1.fds - fp0.fds
+		obs["process_fds_delta"] = delta
+		obs["client_fds"] = n
+		obs["server_fds"] = delta - n
+		obs["server_fds_per_client"] = float64(delta-n) / float64(n)
+	}
+	if fp0.sock != nil && fp1.sock != nil {
+		used := fp1.sock.get("sockets", "used") - fp0.sock.get("sockets", "used")
+		pages := fp1.sock.socketMemPages() - fp0.sock.socketMemPages()
+		obs["kernel_sockets_delta"] = used
+		obs["kernel_socket_mem_pages_delta"] = pages
+		obs["kernel_socket_bytes_per_client"] = float64(max(pages, 0)*int64(os.Getpagesize())) / float64(n)
+	}
+	if fp0.slab != nil && fp1.slab != nil {
+		obs["kernel_socket_slab_bytes_per_client"] = float64(socketSlabBytes(fp1.slab)-socketSlabBytes(fp0.slab)) / float64(n)
+	}
+	seen := map[string]bool{}
+	for _, err := range fpErrs { // both readings fail alike: say it once
+		if w := err.Error(); !seen[w] {
+			seen[w] = true
+			warns = append(warns, w)
+		}
+	}
+	return outcome{m: m, warns: warns, observed: obs}, nil
+}
+
+// forEachClient runs f for every client at once, each in its own goroutine, and
+// waits for all of them; the first error cancels the others' ctx.
+func forEachClient(ctx context.Context, conns []Transport, f func(ctx context.Context, i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range conns {
+		g.Go(func() error { return f(gctx, i) })
+	}
+	return g.Wait()
+}
+
+// addRequestCounts adds the counts one requester kept in src to dst.
+func addRequestCounts(dst, src *Metrics) {
+	dst.SentMsgs += src.SentMsgs
+	dst.RecvMsgs += src.RecvMsgs
+	dst.Timeouts += src.Timeouts
+	dst.DropsSender += src.DropsSender
+	dst.LateMsgs += src.LateMsgs
+	dst.CorruptMsgs += src.CorruptMsgs
+	dst.ForeignMsgs += src.ForeignMsgs
+	dst.MalformedMsgs += src.MalformedMsgs
+}
+
+// settleSockets waits, up to half a second, until the namespace's socket count has
+// held still for 30 ms: the kernel frees closed sockets (a previous cell's) after
+// RCU grace periods, and those frees would be counted against this cell.
+func settleSockets(ctx context.Context) {
+	const (
+		step  = 10 * time.Millisecond
+		still = 3 // readings in a row
+		limit = 500 * time.Millisecond
+	)
+	deadline := time.Now().Add(limit)
+	last, same := int64(-1), 0
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		s, err := readSockstat()
+		if err != nil {
+			return
+		}
+		used := s.get("sockets", "used")
+		if used == last {
+			if same++; same >= still {
+				return
+			}
+		} else {
+			last, same = used, 0
+		}
+		time.Sleep(step)
+	}
+}
+
+// footprint is what the process and the kernel hold at one moment.
+type footprint struct {
+	fds        int              // open descriptors of the process; 0 when unknown
+	sock       sockstat         // the namespace's socket counters; nil when unknown
+	slab       map[string]int64 // kernel slab caches, bytes in use; nil when unknown
+	heapInuse  uint64           // Go heap spans in use after a GC, bytes
+	goroutines int
+}
+
+// readFootprint collects garbage, then reads the footprint. What it could not read
+// is left zero and said in errs.
+func readFootprint() (fp footprint, errs []error) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fp.heapInuse = ms.HeapInuse
+	fp.goroutines = runtime.NumGoroutine()
+	var err error
+	if fp.fds, err = countFDs(); err != nil {
+		errs = append(errs, err)
+	}
+	if fp.sock, err = readSockstat(); err != nil {
+		errs = append(errs, err)
+	}
+	if fp.slab, err = readSlab(); err != nil {
+		errs = append(errs, err)
+	}
+	return fp, errs
+}
+
+// sockstat holds /proc/net/sockstat: per line ("TCP", "UDP", "sockets", ...), each
+// field's value ("inuse", "mem", ...). mem fields count pages.
+type sockstat map[string]map[string]int64
+
+// get returns one field, 0 if absent.
+func (s sockstat) get(proto, field string) int64 { return s[proto][field] }
+
+// socketMemPages is the memory the kernel accounts to TCP and UDP sockets, in pages:
+// the "mem" fields of TCP, UDP and UDPLITE (IPv6 sockets are counted there too). The
+// kernel moves it in per-CPU batches of up to 1 MiB, so small differences are noise.
+func (s sockstat) socketMemPages() int64 {
+	return s.get("TCP", "mem") + s.get("UDP", "mem") + s.get("UDPLITE", "mem")
+}
+
+// parseSockstat reads the format of /proc/net/sockstat: lines "NAME: key value key
+// value ...".
+func parseSockstat(r io.Reader) (sockstat, error) {
+	s := sockstat{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f)%2 != 0 {
+			return nil, fmt.Errorf("line %q: want key value pairs", sc.Text())
+		}
+		kv := make(map[string]int64, len(f)/2)
+		for i := 0; i < len(f); i += 2 {
+			v, err := strconv.ParseInt(f[i+1], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("line %q: %s: %w", sc.Text(), f[i], err)
+			}
+			kv[f[i]] = v
+		}
+		s[strings.TrimSpace(name)] = kv
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(s) == 0 {
+		return nil, fmt.Errorf("no counters")
+	}
+	return s, nil
+}
+
+// socketSlabCaches are the slab caches that hold sockets: the protocols' socket
+// objects and the inodes every socket has.
+var socketSlabCaches = []string{"TCP", "TCPv6", "UDP", "UDPv6", "UDPLITE", "UDPLITEv6", "sock_inode_cache"}
+
+// socketSlabBytes is the kernel memory socket objects take, in bytes. SLUB counts
+// objects in use per slab, so the figure is exact to a few slabs per CPU.
+func socketSlabBytes(slab map[string]int64) int64 {
+	var b int64
+	for _, c := range socketSlabCaches {
+		b += slab[c]
+	}
+	return b
+}
+
+// parseSlabinfo reads the format of /proc/slabinfo 2.x: after the header lines,
+// "name active_objs num_objs objsize ...". It returns active_objs × objsize per cache.
+func parseSlabinfo(r io.Reader) (map[string]int64, error) {
+	out := map[string]int64{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "slabinfo") || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			return nil, fmt.Errorf("line %q: want name active_objs num_objs objsize", line)
+		}
+		active, err1 := strconv.ParseInt(f[1], 10, 64)
+		size, err2 := strconv.ParseInt(f[3], 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("line %q: active_objs or objsize not a number", line)
+		}
+		out[f[0]] += active * size
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no caches")
+	}
+	return out, nil
+}

@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func init() { experiments[ExpClose] = runClose }
+
+// closeWait bounds how long the reader waits to learn that its peer has gone.
+const closeWait = time.Second
+
+// runClose shows what a reader learns when its peer goes away. A connection-oriented
+// transport carries the close itself (TCP's FIN): the reader's receive returns end
+// of stream within microseconds. A datagram transport has no close to carry: the
+// reader hears nothing and can only give up at a timeout of its own.
+//
+// Then it closes a server's listening socket while a client is connected: over TCP,
+// new clients are refused while the accepted connection still answers; over UDP the
+// one socket is the listener, so every client loses it at once.
+func runClose(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	obs := map[string]any{}
+	var m Metrics
+	if err := peerClose(ctx, e, nw, p, obs, &m); err != nil {
+		return outcome{}, fmt.Errorf("peer close: %w", err)
+	}
+	if err := listenerClose(ctx, e, nw, p, obs, &m); err != nil {
+		return outcome{}, fmt.Errorf("listener close: %w", err)
+	}
+	return outcome{m: m, observed: obs}, nil
+}
+
+// peerClose: the client sends one message, the server reads it, the client closes;
+// how long until the server's reader knows?
+func peerClose(ctx context.Context, e *runEnv, nw Network, p Params, obs map[string]any, m *Metrics) error {
+	got := make(chan struct{})   // closed when the server has read the message
+	ended := make(chan error, 1) // the reader's end of stream, with the error it saw
+	var gotOnce sync.Once
+	srv, err := startServer(ctx, e, nw, func(ctx context.Context, t Transport) error {
+		bufs, sizes := makeBufs(1, p.Size), make([]int, 1)
+		for ctx.Err() == nil {
+			if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
+				return err
+			}
+			n, err := t.Recv(bufs, sizes)
+			if n > 0 {
+				gotOnce.Do(func() { close(got) })
+			}
+			switch {
+			case err == nil || isTimeout(err):
+			case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+				ended <- err
+				return nil
+			default:
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	t, err := nw.Dial(ctx, srv.addr())
+	if err != nil {
+		return err
+	}
+	msg := make([]byte, p.Size)
+	if _, err := t.Send([][]byte{msg}); err != nil {
+		t.Close()
+		return fmt.Errorf("send: %w", err)
+	}
+	m.SentMsgs, m.SentBytes = 1, uint64(p.Size)
+	select {
+	case <-got:
+		m.RecvMsgs, m.RecvBytes = 1, uint64(p.Size)
+	case <-time.After(closeWait):
+		t.Close()
+		return errors.New("the server never read the first message")
+	}
+	closedAt := time.Now()
+	if err := t.Close(); err != nil {
+		return err
+	}
+	select {
+	case err := <-ended:
+		obs["peer_close_seen"] = true
+		obs["peer_close_detect_ns"] = time.Since(closedAt).Nanoseconds()
+		obs["peer_close_result"] = endText(err)
+	case <-time.After(closeWait):
+		obs["peer_close_seen"] = false
+		obs["peer_close_waited_ns"] = closeWait.Nanoseconds()
+		obs["peer_close_result"] = fmt.Sprintf("nothing: still waiting after %v", closeWait)
+	}
+	return srv.stop()
+}
+
+func endText(err error) string {
+	if errors.Is(err, io.EOF) {
+		return "end of stream (EOF)"
+	}
+	return "reset: " + err.Error()
+}
+
+// listenerClose: a client connects and is answered; the server closes its listening
+// socket; does the client still get answers, and can a new client connect?
+func listenerClose(ctx context.Context, e *runEnv, nw Network, p Params, obs map[string]any, m *Metrics) error {
+	srv, err := startEchoServer(ctx, e, nw, p.Size)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	addr := srv.addr()
+	c := newRequester(e, p.Size)
+	t, err := nw.Dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	answered := func(t Transport) (bool, error) {
+		before := m.RecvMsgs
+		err := c.roundTrip(t, KindRequest, m, nil, -1)
+		return m.RecvMsgs > before, err
+	}
+	ok, err := answered(t)
+	if err != nil || !ok {
+		return fmt.Errorf("no answer before the listener closed (err %v)", err)
+	}
+	if err := srv.closeListener(); err != nil {
+		return err
+	}
+	ok, err = answered(t)
+	obs["listener_closed_existing_answered"] = ok && err == nil
+	m.ServerSockets = srv.acceptedCount()
+
+	t2, err := nw.Dial(ctx, addr)
+	switch {
+	case err != nil:
+		obs["listener_closed_new_client"] = "dial failed: " + err.Error()
+		obs["listener_closed_new_refused"] = errors.Is(err, syscall.ECONNREFUSED)
+	default:
+		defer t2.Close()
+		ok, rerr := answered(t2)
+		switch {
+		case ok:
+			obs["listener_closed_new_client"] = "answered"
+		case rerr != nil:
+			obs["listener_closed_new_client"] = "request failed: " + rerr.Error()
+		default:
+			obs["listener_closed_new_client"] = fmt.Sprintf("dial succeeded; request unanswered after %v", e.timeout)
+		}
+		obs["listener_closed_new_refused"] = false
+	}
+	m.LostMsgs = m.Timeouts
+	return nil
+}

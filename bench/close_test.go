@@ -1,0 +1,39 @@
+package bench
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestClose: a TCP reader sees EOF when its peer closes, a UDP reader sees nothing;
+// closing a TCP listener refuses new clients while the accepted one is still
+// answered, closing UDP's one socket silences everyone.
+func TestClose(t *testing.T) {
+	t.Run("tcp", func(t *testing.T) {
+		o, err := runClose(context.Background(), testEnv(t), mustNetwork(t, "tcp", NetOptions{NoDelay: true}), Params{Size: propertySize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs := o.observed
+		if obs["peer_close_seen"] != true || !strings.Contains(obs["peer_close_result"].(string), "EOF") {
+			t.Errorf("observed %v: want EOF seen", obs)
+		}
+		if obs["listener_closed_existing_answered"] != true || obs["listener_closed_new_refused"] != true {
+			t.Errorf("observed %v: want the accepted connection answered and a new one refused", obs)
+		}
+	})
+	t.Run("udp", func(t *testing.T) {
+		o, err := runClose(context.Background(), testEnv(t), mustNetwork(t, "udp", NetOptions{}), Params{Size: propertySize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs := o.observed
+		if obs["peer_close_seen"] != false {
+			t.Errorf("observed %v: want nothing seen", obs)
+		}
+		if obs["listener_closed_existing_answered"] != false || obs["listener_closed_new_client"] == "answered" {
+			t.Errorf("observed %v: want no answers once the one socket is closed", obs)
+		}
+	})
+}

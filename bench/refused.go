@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+)
+
+func init() { experiments[ExpRefused] = runRefused }
+
+// refusedWait bounds how long a transport is given to report that nobody listens.
+const refusedWait = time.Second
+
+// runRefused talks to a port nobody listens on. A connection-oriented transport
+// finds out while connecting: the peer's kernel answers the handshake with a reset,
+// and the dial fails with ECONNREFUSED at once. A datagram transport has no
+// handshake: the dial (a local connect) and the first send succeed, and only the ICMP
+// port-unreachable the peer's kernel sends back tells a connected socket, on a later
+// call, that nobody is there. An unconnected socket is told nothing at all.
+func runRefused(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	addr, err := closedPort(ctx, e, nw)
+	if err != nil {
+		return outcome{}, err
+	}
+	obs := map[string]any{"address": addr}
+	var m Metrics
+	msg := make([]byte, p.Size)
+	FillPayload(msg[HeaderLen:], e.seed, 0)
+	PutHeader(msg, Header{Kind: KindRequest, Run: e.run, Len: uint32(p.Size), PayloadCRC: PayloadCRC(msg[HeaderLen:])})
+
+	start := time.Now()
+	t, err := nw.Dial(ctx, addr)
+	dialNs := time.Since(start).Nanoseconds()
+	obs["dial_ns"] = dialNs
+	if err != nil {
+		obs["dial_error"] = errText(err)
+		obs["refused"] = errors.Is(err, syscall.ECONNREFUSED)
+		obs["refused_at"] = "dial"
+		obs["detect_ns"] = dialNs
+		return outcome{m: m, observed: obs}, nil
+	}
+	defer t.Close()
+	obs["dial_error"] = ""
+
+	// The dial succeeded: send, then wait for the kernel to pass on what came back.
+	sendStart := time.Now()
+	_, serr := t.Send([][]byte{msg})
+	m.SentMsgs, m.SentBytes = 1, uint64(p.Size)
+	obs["first_send_error"] = errText(serr)
+	detectErr, detectNs := serr, time.Since(sendStart).Nanoseconds()
+	if serr == nil {
+		detectNs, detectErr = waitRefused(t, sendStart)
+	}
+	obs["refused"] = errors.Is(detectErr, syscall.ECONNREFUSED)
+	obs["refused_error"] = errText(detectErr)
+	if detectErr != nil {
+		obs["refused_at"] = "after send"
+		obs["detect_ns"] = detectNs
+	} else {
+		obs["refused_at"] = "never"
+		obs["waited_ns"] = refusedWait.Nanoseconds()
+	}
+	m.LostMsgs = 1
+
+	// The same send from an unconnected socket, where the capability exists.
+	if u, ok := nw.(unconnectedSender); ok {
+		sendErr, laterErr := u.sendUnconnected(addr, msg, refusedWait/4)
+		obs["unconnected_send_error"] = errText(sendErr)
+		obs["unconnected_told"] = laterErr != nil
+	}
+	return outcome{m: m, observed: obs}, nil
+}
+
+// waitRefused reads from t until an error other than a timeout arrives, sending
+// again every 50 ms (an error may surface on either call), for at most refusedWait.
+// It returns how long after sent the error came, and the error; nil if none came.
+func waitRefused(t Transport, sent time.Time) (int64, error) {
+	bufs, sizes := makeBufs(1, 64<<10), make([]int, 1)
+	deadline := sent.Add(refusedWait)
+	for time.Now().Before(deadline) {
+		d := time.Now().Add(pollInterval)
+		if d.After(deadline) {
+			d = deadline
+		}
+		if err := t.SetReadDeadline(d); err != nil {
+			return time.Since(sent).Nanoseconds(), err
+		}
+		if _, err := t.Recv(bufs, sizes); err != nil && !isTimeout(err) {
+			return time.Since(sent).Nanoseconds(), err
+		}
+		if _, err := t.Send([][]byte{bufs[0][:0]}); err != nil {
+			return time.Since(sent).Nanoseconds(), err
+		}
+	}
+	return 0, nil
+}
+
+// closedPort returns an address on which nobody listens for nw: a port that was
+// just bound and released.
+func closedPort(ctx context.Context, e *runEnv, nw Network) (string, error) {
+	host, _, err := net.SplitHostPort(e.address)
+	if err != nil {
+		return "", err
+	}
+	l, err := nw.Listen(ctx, net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("find a closed port: %w", err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		return "", err
+	}
+	return addr, nil
+}
+
+// unconnectedSender is a Network whose sockets can send without connecting first
+// (UDP's sendto). Connection-oriented transports have no such thing.
+type unconnectedSender interface {
+	// sendUnconnected sends msg once from a fresh unconnected socket, then listens
+	// for wait for any error the kernel passes back.
+	sendUnconnected(addr string, msg []byte, wait time.Duration) (sendErr, laterErr error)
+}
+
+// sendUnconnected uses the standard library's unconnected UDP socket: the point is
+// what the kernel tells a plain sendto caller, which is nothing.
+func (udpNetwork) sendUnconnected(addr string, msg []byte, wait time.Duration) (sendErr, laterErr error) {
+	dst, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return err, nil
+	}
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: dst.IP, Port: 0})
+	if err != nil {
+		return err, nil
+	}
+	defer c.Close()
+	if _, err := c.WriteTo(msg, dst); err != nil {
+		return err, nil
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 64<<10)
+	_, _, err = c.ReadFrom(buf)
+	if err != nil && !isTimeout(err) {
+		return nil, err
+	}
+	return nil, nil
+}

@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+func init() { experiments[ExpSlowReceiver] = runSlowReceiver }
+
+// slowBuffer is the receive and send buffer the slow-receiver sockets ask for, in
+// bytes (the kernel doubles it): small, so the sender meets the reader's pace within
+// milliseconds instead of after megabytes of buffering.
+const slowBuffer = 64 << 10
+
+// slowReceiverMax bounds the sending phase of slow-receiver, whatever --duration says:
+// the behaviour shows within a second.
+const slowReceiverMax = 2 * time.Second
+
+// runSlowReceiver shows flow control. The receiving application reads no faster than
+// p.ReaderBps through a small receive buffer; the sender sends as fast as the
+// transport lets it. A flow-controlled transport holds the sender to the reader's
+// pace (its Send blocks; TCP_INFO counts the time the receive window limited it) and
+// loses nothing. One without flow control keeps sending; what the reader cannot take
+// overflows the receive buffer and is counted there, so socket + sender + network
+// drops account for every missing message.
+func runSlowReceiver(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	var warns []string
+	if o, ok := nw.(optionable); ok {
+		nw = o.withBuffers(slowBuffer, slowBuffer)
+	} else {
+		warns = append(warns, fmt.Sprintf("%s: cannot shrink the receive buffer: flow control shows later", nw.Name()))
+	}
+	if p.Count == 0 {
+		p.DurationS = min(p.DurationS, slowReceiverMax.Seconds())
+	}
+	so := streamOpts{
+		drain:      e.drain + 5*time.Second, // the sender's queued bytes reach a slow reader late; a complete TCP flow ends it early
+		readerBps:  p.ReaderBps,
+		seriesStep: 50 * time.Millisecond,
+		endGap:     20 * time.Millisecond, // a full UDP queue drains a little between copies
+	}
+	o, err := streamCell(ctx, e, nw, p, so)
+	if err != nil {
+		return o, err
+	}
+	o.warns = append(warns, o.warns...)
+	m := o.m
+	o.observed["reader_rate_bps"] = p.ReaderBps
+	o.observed["send_rate_bps"] = m.SendRateBps
+	o.observed["goodput_bps"] = m.GoodputBps
+	o.observed["missing_msgs"] = m.LostMsgs
+	if m.DropsSocket != nil && m.DropsNetwork != nil {
+		attributed := *m.DropsSocket + m.DropsSender + *m.DropsNetwork
+		o.observed["drops_socket"] = *m.DropsSocket
+		o.observed["drops_attributed_msgs"] = attributed
+		o.observed["drops_account_for_missing"] = attributed == m.LostMsgs
+	}
+	o.observed["bytes_delivered_equal_sent"] = m.RecvBytes == m.SentBytes
+	if r, ok := steadySendRate(o.series, p.Size); ok {
+		o.observed["send_rate_steady_bps"] = r
+	}
+	return o, nil
+}
+
+// steadySendRate is the sender's rate, bits/s, over the second half of its sending
+// time: once the socket buffers are full, what the transport lets it do.
+func steadySendRate(series []Sample, size int) (float64, bool) {
+	// The sending phase ends at the first sample after which sent stops growing.
+	end := len(series) - 1
+	for end > 0 && series[end-1].SentMsgs == series[end].SentMsgs {
+		end--
+	}
+	if end < 4 {
+		return 0, false
+	}
+	mid := end / 2
+	dt := series[end].TS - series[mid].TS
+	if dt <= 0 {
+		return 0, false
+	}
+	return float64(series[end].SentMsgs-series[mid].SentMsgs) * float64(size) * 8 / dt, true
+}
