@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Properties turns the measured results into the properties table: each row a
@@ -154,7 +155,7 @@ func clientsText(o map[string]any) string {
 	n, _ := obsNum(o, "clients")
 	sk, _ := obsNum(o, "server_sockets")
 	fds, _ := obsNum(o, "server_fds")
-	t := fmt.Sprintf("%.0f clients: %.0f server sockets, %.0f server file descriptors", n, sk, fds)
+	t := fmt.Sprintf("%.0f clients: %s, %s", n, countNoun(sk, "server socket"), countNoun(fds, "server file descriptor"))
 	if slab, ok := obsNum(o, "kernel_socket_slab_bytes_per_client"); ok && slab > 0 {
 		t += fmt.Sprintf(", %.0f B of kernel socket objects per client (both ends)", slab)
 	}
@@ -188,8 +189,8 @@ func propSockets(r *Report) (Property, bool) {
 		ID:       "per-client-socket",
 		Property: "one socket per client",
 		Claim:    "a TCP server accepts a socket for every client; one UDP socket serves them all",
-		TCP:      fmt.Sprintf("%s server sockets for %s clients", g(uint64(tm.ServerSockets)), g(tm.SentMsgs)),
-		UDP:      fmt.Sprintf("%s server socket for %s clients", g(uint64(um.ServerSockets)), g(um.SentMsgs)),
+		TCP:      fmt.Sprintf("%s for %s clients", countNoun(float64(tm.ServerSockets), "server socket"), g(tm.SentMsgs)),
+		UDP:      fmt.Sprintf("%s for %s clients", countNoun(float64(um.ServerSockets), "server socket"), g(um.SentMsgs)),
 		Evidence: map[string]any{"experiment": ExpConnect, "tcp_server_sockets": tm.ServerSockets, "tcp_clients": tm.SentMsgs, "udp_server_sockets": um.ServerSockets, "udp_clients": um.SentMsgs},
 	}, true
 }
@@ -455,4 +456,48 @@ func propBoundaries(r *Report) (Property, bool) {
 	}, true
 }
 
-func propFanout(r *Report) (Property, bool) { return Property{}, false }
+func fanoutText(o map[string]any) string {
+	if m := obsStr(o, "multicast"); strings.HasPrefix(m, "unavailable") {
+		return "multicast " + m
+	}
+	n, _ := obsNum(o, "receivers")
+	copies, _ := obsNum(o, "copies_per_message")
+	socks, _ := obsNum(o, "sender_sockets")
+	calls, _ := obsNum(o, "send_calls")
+	lo, _ := obsNum(o, "delivered_min")
+	hi, _ := obsNum(o, "delivered_max")
+	ratio, _ := obsNum(o, "sender_bytes_per_delivered_byte")
+	copyText := fmt.Sprintf("%.0f copies", copies)
+	if copies == 1 {
+		copyText = "1 copy"
+	}
+	return fmt.Sprintf("%.0f receivers: %s, %s of each message, %s send calls; each receiver got %.0f..%.0f messages; sender bytes per delivered byte %.3g",
+		n, countNoun(socks, "sender socket"), copyText, g(uint64(calls)), lo, hi, ratio)
+}
+
+func propFanout(r *Report) (Property, bool) {
+	t, u, ok := both(r, ExpFanout)
+	if !ok {
+		return Property{}, false
+	}
+	ev := map[string]any{"experiment": ExpFanout}
+	keys := []string{"receivers", "copies_per_message", "sender_sockets", "send_calls", "delivered_min", "delivered_max", "sender_bytes_per_delivered_byte", "multicast"}
+	pick3(ev, "tcp", t, keys...)
+	pick3(ev, "udp", u, keys...)
+	return Property{
+		ID:       "fanout",
+		Property: "one to many",
+		Claim:    "TCP is one-to-one: N receivers need N connections and N copies; one UDP multicast send reaches them all",
+		TCP:      fanoutText(t),
+		UDP:      fanoutText(u),
+		Evidence: ev,
+	}, true
+}
+
+// countNoun prints a count and a noun, with an s when the count is not 1.
+func countNoun(n float64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return g(uint64(n+0.5)) + " " + noun + "s"
+}

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPropertiesKnownAnswer(t *testing.T) {
@@ -56,6 +58,42 @@ func TestPropertiesKnownAnswer(t *testing.T) {
 	for _, p := range Properties(&Report{}) {
 		if strings.TrimSpace(p.Property) != "" {
 			t.Errorf("empty report gave a %q row", p.Property)
+		}
+	}
+}
+
+// TestRunPropertyExperiments runs the six property experiments end to end and checks
+// that each gives its properties row, for both transports, from measured numbers.
+func TestRunPropertyExperiments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every property experiment")
+	}
+	p := Plan{Experiments: []string{ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver, ExpFanout},
+		Duration: 300 * time.Millisecond, Clients: 20, Receivers: 3, Count: 0, Warmup: -1, Drain: 300 * time.Millisecond}
+	rep, err := Run(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			t.Errorf("%s %s: %s", r.Experiment, r.Transport, r.Error)
+		}
+		if len(r.Observed) == 0 {
+			t.Errorf("%s %s: nothing observed", r.Experiment, r.Transport)
+		}
+	}
+	ids := map[string]Property{}
+	for _, pr := range rep.Properties {
+		ids[pr.ID] = pr
+	}
+	for _, id := range []string{"refused", "close", "per-client-socket", "boundaries", "flow-control", "fanout"} {
+		pr, ok := ids[id]
+		if !ok {
+			t.Errorf("no %q row; rows: %v", id, rep.Properties)
+			continue
+		}
+		if pr.TCP == "" || pr.UDP == "" || len(pr.Evidence) < 3 {
+			t.Errorf("%s: tcp %q udp %q evidence %v: want both sides and evidence", id, pr.TCP, pr.UDP, pr.Evidence)
 		}
 	}
 }
