@@ -97,3 +97,24 @@ func TestRunPropertyExperiments(t *testing.T) {
 		}
 	}
 }
+
+func TestHonestyWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		r    Result
+		want string
+	}{
+		{"udp fragments", Result{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 8192}, Metrics: Metrics{SentMsgs: 1, RecvMsgs: 1}}, "6 IP fragments"},
+		{"udp fits", Result{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1472}, Metrics: Metrics{SentMsgs: 1, RecvMsgs: 1}}, ""},
+		{"tcp large", Result{Experiment: ExpStream, Transport: "tcp", Params: Params{Size: 8192}, Metrics: Metrics{SentMsgs: 1, RecvMsgs: 1}}, ""},
+		{"identity broken", Result{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 64}, Metrics: Metrics{SentMsgs: 10, RecvMsgs: 9, LostMsgs: 2}}, "does not add up"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := strings.Join(honesty(tc.r), "\n")
+			if (tc.want == "") != (w == "") || !strings.Contains(w, tc.want) {
+				t.Fatalf("warnings %q, want %q", w, tc.want)
+			}
+		})
+	}
+}

@@ -303,6 +303,7 @@ outer:
 				res.Warnings = append(res.Warnings, "some runs failed: "+errs[i])
 			}
 		}
+		res.Warnings = append(res.Warnings, honesty(res)...)
 		rep.Results = append(rep.Results, res)
 	}
 	rep.Properties = Properties(rep)
@@ -336,8 +337,25 @@ func runWarnings(p Plan) []string {
 	if slices.Contains(p.Experiments, ExpStream) {
 		w = append(w, "arrival times are read in user space after each receive call, not from kernel timestamps (SO_TIMESTAMPNS): jitter includes the receiver's scheduling delay")
 	}
-	if slices.Contains(p.Transports, "udp") && slices.Max(p.Sizes) > 1472 {
-		w = append(w, fmt.Sprintf("udp messages above 1472 bytes exceed a 1500-byte Ethernet MTU and would fragment on a real link; loopback's MTU is %d", loopbackMTU()))
+	return w
+}
+
+// ethernetPayload is the largest UDP payload that fits a 1500-byte Ethernet MTU
+// unfragmented over IPv4: 1500 − 20 (IP) − 8 (UDP).
+const ethernetPayload = 1472
+
+// honesty returns the warnings a result must carry because of how it was measured:
+// datagrams that would fragment on a real link (PITFALLS 3), and counts that break
+// the accounting identity sent = received − duplicates + lost (PITFALLS 4).
+func honesty(r Result) []string {
+	var w []string
+	if r.Transport == "udp" && r.Params.Size > ethernetPayload {
+		frags := (r.Params.Size + 8 + 1479) / 1480 // IPv4 fragments carry 1480 bytes
+		w = append(w, fmt.Sprintf("%d-byte datagrams exceed a 1500-byte MTU: on a real link each would travel as %d IP fragments, and losing one loses the datagram; loopback (MTU %d) does not fragment", r.Params.Size, frags, loopbackMTU()))
+	}
+	m := r.Metrics
+	if r.Error == "" && r.Experiment == ExpStream && m.RecvMsgs >= m.DupMsgs && m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
+		w = append(w, fmt.Sprintf("accounting does not add up: sent %d != received %d - duplicates %d + lost %d", m.SentMsgs, m.RecvMsgs, m.DupMsgs, m.LostMsgs))
 	}
 	return w
 }
