@@ -1,0 +1,25 @@
+// Package lab builds an impaired network inside the process: two network
+// namespaces, "client" and "server", joined by a userspace link emulator between two
+// TUN devices. Each direction of the link drops, delays, jitters, reorders,
+// duplicates, corrupts and rate-limits packets as its Impair says, from a seeded
+// random source, and counts what it did.
+//
+// # Why userspace
+//
+// Many kernels (this project's CI among them, and many containers and cloud VMs) have
+// no netem. TUN devices hand every IP packet to the process one at a time, so the
+// emulator sees, decides and counts each packet itself: the injected counts are
+// exact, and the same seed gives the same decisions.
+//
+// # Privileges
+//
+// Creating namespaces and TUN devices needs CAP_NET_ADMIN (root). Without it New
+// returns an error wrapping os.ErrPermission that says what is missing.
+//
+// # Invariants
+//
+// Namespaces are held by file descriptors, not named mounts: they vanish with the
+// process. A socket is opened inside a namespace by a goroutine locked to its OS
+// thread, which switches back before unlocking (or never unlocks if it cannot), and
+// is then used from anywhere. Everything New creates, Close removes.
+package lab
