@@ -12,7 +12,8 @@ import (
 func Properties(r *Report) []Property {
 	var ps []Property
 	for _, f := range []func(*Report) (Property, bool){propSetup, propRefused, propClose, propSockets, propBoundaries,
-		propFlowControl, propFanout, propReliability, propOrdering, propRTT, propCost} {
+		propFlowControl, propFanout, propRetransmission, propLabOrdering, propDuplicates, propChecksum,
+		propReliability, propOrdering, propRTT, propCost} {
 		if p, ok := f(r); ok {
 			ps = append(ps, p)
 		}
@@ -109,6 +110,9 @@ func propFlowControl(r *Report) (Property, bool) {
 }
 
 func propOrdering(r *Report) (Property, bool) {
+	if _, ok := labStream(r, func(l LinkCounts) uint64 { return l.Reordered }); ok {
+		return Property{}, false // the lab's row says it with injected reordering
+	}
 	tcp, udp := pick(r, ExpStream, "tcp"), pick(r, ExpStream, "udp")
 	if len(tcp) == 0 || len(udp) == 0 {
 		return Property{}, false
@@ -500,4 +504,155 @@ func countNoun(n float64, noun string) string {
 		return "1 " + noun
 	}
 	return g(uint64(n+0.5)) + " " + noun + "s"
+}
+
+// labTotals sums, over the lab's stream results of one transport, what the link did
+// and what the transport measured.
+type labTotals struct {
+	sent, recv, lost, dups, reord, corrupt, retrans uint64
+	retransKnown                                    bool
+	link                                            LinkCounts // client to server
+}
+
+// labStream returns the lab stream totals per transport when the link injected what
+// count reads (for either transport); ok is false otherwise.
+func labStream(r *Report, count func(LinkCounts) uint64) (map[string]*labTotals, bool) {
+	out := map[string]*labTotals{}
+	injectedAny := false
+	for _, res := range r.Results {
+		if res.Experiment != ExpStream || res.Injected == nil || res.Error != "" {
+			continue
+		}
+		t := out[res.Transport]
+		if t == nil {
+			t = &labTotals{}
+			out[res.Transport] = t
+		}
+		m := res.Metrics
+		t.sent += m.SentMsgs
+		t.recv += m.RecvMsgs
+		t.lost += m.LostMsgs
+		t.dups += m.DupMsgs
+		t.reord += m.ReorderedMsgs
+		t.corrupt += m.CorruptMsgs
+		if m.Retransmits != nil {
+			t.retrans += *m.Retransmits
+			t.retransKnown = true
+		}
+		up := res.Injected.Up
+		t.link.Packets += up.Packets
+		t.link.Dropped += up.Dropped
+		t.link.QueueDropped += up.QueueDropped
+		t.link.Corrupted += up.Corrupted
+		t.link.Duplicated += up.Duplicated
+		t.link.Reordered += up.Reordered
+		t.link.Data.Packets += up.Data.Packets
+		t.link.Data.Dropped += up.Data.Dropped
+		t.link.Data.QueueDropped += up.Data.QueueDropped
+		t.link.Data.Corrupted += up.Data.Corrupted
+		t.link.Data.Duplicated += up.Data.Duplicated
+		t.link.Data.Reordered += up.Data.Reordered
+		if count(up) > 0 {
+			injectedAny = true
+		}
+	}
+	return out, injectedAny && out["tcp"] != nil && out["udp"] != nil
+}
+
+func labEvidence(t map[string]*labTotals, keys map[string]func(*labTotals) uint64) map[string]any {
+	ev := map[string]any{"experiment": ExpStream, "link": "lab"}
+	for tr, tot := range t {
+		for k, f := range keys {
+			ev[tr+"_"+k] = f(tot)
+		}
+	}
+	return ev
+}
+
+func propRetransmission(r *Report) (Property, bool) {
+	t, ok := labStream(r, func(l LinkCounts) uint64 { return l.Dropped + l.QueueDropped })
+	if !ok {
+		return Property{}, false
+	}
+	tc, uc := t["tcp"], t["udp"]
+	tcp := fmt.Sprintf("the link dropped %s of its packets; TCP retransmitted", g(tc.link.Dropped+tc.link.QueueDropped))
+	if tc.retransKnown {
+		tcp += fmt.Sprintf(" %s segments", g(tc.retrans))
+	}
+	tcp += fmt.Sprintf(" and lost %s of %s messages", g(tc.lost), g(tc.sent))
+	injected := uc.link.Data.Dropped + uc.link.Data.QueueDropped + uc.link.Data.Corrupted
+	udp := fmt.Sprintf("the link dropped %s of its datagrams; the receiver counted %s of %s messages lost", g(injected), g(uc.lost), g(uc.sent))
+	if injected == uc.lost {
+		udp += " (exactly those)"
+	}
+	return Property{
+		ID:       "retransmission",
+		Property: "retransmission",
+		Claim:    "TCP resends what the network loses; UDP's losses are the application's to notice",
+		TCP:      tcp,
+		UDP:      udp,
+		Evidence: labEvidence(t, map[string]func(*labTotals) uint64{
+			"link_dropped": func(x *labTotals) uint64 { return x.link.Dropped + x.link.QueueDropped },
+			"lost_msgs":    func(x *labTotals) uint64 { return x.lost },
+			"retransmits":  func(x *labTotals) uint64 { return x.retrans },
+		}),
+	}, true
+}
+
+func propLabOrdering(r *Report) (Property, bool) {
+	t, ok := labStream(r, func(l LinkCounts) uint64 { return l.Reordered })
+	if !ok {
+		return Property{}, false
+	}
+	tc, uc := t["tcp"], t["udp"]
+	return Property{
+		ID:       "ordering",
+		Property: "ordering",
+		Claim:    "TCP delivers in order whatever the network does; UDP delivers in the order datagrams arrive",
+		TCP:      fmt.Sprintf("the link reordered %s packets; %s messages arrived out of order", g(tc.link.Reordered), g(tc.reord)),
+		UDP:      fmt.Sprintf("the link reordered %s datagrams; the receiver counted %s out of order", g(uc.link.Data.Reordered), g(uc.reord)),
+		Evidence: labEvidence(t, map[string]func(*labTotals) uint64{
+			"link_reordered": func(x *labTotals) uint64 { return x.link.Reordered },
+			"reordered_msgs": func(x *labTotals) uint64 { return x.reord },
+		}),
+	}, true
+}
+
+func propDuplicates(r *Report) (Property, bool) {
+	t, ok := labStream(r, func(l LinkCounts) uint64 { return l.Duplicated })
+	if !ok {
+		return Property{}, false
+	}
+	tc, uc := t["tcp"], t["udp"]
+	return Property{
+		ID:       "duplicates",
+		Property: "duplicates",
+		Claim:    "TCP discards duplicated segments; UDP hands every copy to the application",
+		TCP:      fmt.Sprintf("the link duplicated %s packets; %s duplicate messages delivered", g(tc.link.Duplicated), g(tc.dups)),
+		UDP:      fmt.Sprintf("the link duplicated %s datagrams; the receiver got %s duplicates", g(uc.link.Data.Duplicated), g(uc.dups)),
+		Evidence: labEvidence(t, map[string]func(*labTotals) uint64{
+			"link_duplicated": func(x *labTotals) uint64 { return x.link.Duplicated },
+			"dup_msgs":        func(x *labTotals) uint64 { return x.dups },
+		}),
+	}, true
+}
+
+func propChecksum(r *Report) (Property, bool) {
+	t, ok := labStream(r, func(l LinkCounts) uint64 { return l.Corrupted })
+	if !ok {
+		return Property{}, false
+	}
+	tc, uc := t["tcp"], t["udp"]
+	return Property{
+		ID:       "checksum",
+		Property: "checksums",
+		Claim:    "both check sums: a corrupted segment never reaches the application; TCP resends it, UDP loses it",
+		TCP:      fmt.Sprintf("the link corrupted %s packets; %s corrupt messages reached the application, %s lost", g(tc.link.Corrupted), g(tc.corrupt), g(tc.lost)),
+		UDP:      fmt.Sprintf("the link corrupted %s datagrams; %s corrupt messages reached the application; they count among the %s lost", g(uc.link.Data.Corrupted), g(uc.corrupt), g(uc.lost)),
+		Evidence: labEvidence(t, map[string]func(*labTotals) uint64{
+			"link_corrupted": func(x *labTotals) uint64 { return x.link.Corrupted },
+			"corrupt_msgs":   func(x *labTotals) uint64 { return x.corrupt },
+			"lost_msgs":      func(x *labTotals) uint64 { return x.lost },
+		}),
+	}, true
 }

@@ -569,6 +569,9 @@ func buildSections(r *Report) []section {
 		}
 		out = append(out, s)
 	}
+	if s, ok := injectedSection(r); ok {
+		out = append(out, s)
+	}
 	return out
 }
 

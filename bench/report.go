@@ -92,6 +92,39 @@ type Result struct {
 	Observed map[string]any `json:"observed,omitempty"`
 	// Series is a time line of the cell (slow-receiver: sent vs delivered), in order.
 	Series []Sample `json:"series,omitempty"`
+	// Injected is what the emulated link did during the cell (lab runs only), to set
+	// beside what the transports measured.
+	Injected *Injected `json:"injected,omitempty"`
+}
+
+// Injected is what each direction of the emulated link did during one cell.
+type Injected struct {
+	Up   LinkCounts `json:"up"`   // client to server
+	Down LinkCounts `json:"down"` // server to client
+}
+
+// LinkCounts count packets one direction of the emulated link handled. Fates are
+// exclusive: a packet is dropped, corrupted, duplicated, held back, or passed.
+type LinkCounts struct {
+	Packets      uint64     `json:"packets"`
+	Dropped      uint64     `json:"dropped"`       // random loss
+	QueueDropped uint64     `json:"queue_dropped"` // tail drop at the rate limiter
+	Corrupted    uint64     `json:"corrupted"`     // a bit flipped: the receiver's checksum drops it
+	Duplicated   uint64     `json:"duplicated"`
+	Reordered    uint64     `json:"reordered"` // held back and overtaken
+	Passed       uint64     `json:"passed"`
+	Data         DataCounts `json:"data"` // the same for packets carrying one data message each (UDP)
+}
+
+// DataCounts count the link's fates for packets that carry exactly one tcpvsudp data
+// message (a UDP datagram): the figures the receiver's own counts must equal.
+type DataCounts struct {
+	Packets      uint64 `json:"packets"`
+	Dropped      uint64 `json:"dropped"`
+	QueueDropped uint64 `json:"queue_dropped"`
+	Corrupted    uint64 `json:"corrupted"`
+	Duplicated   uint64 `json:"duplicated"`
+	Reordered    uint64 `json:"reordered"`
 }
 
 // Sample is one point of a result's time line.
