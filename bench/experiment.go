@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"io"
 	"net"
 	"os"
@@ -35,6 +37,7 @@ type outcome struct {
 	warns    []string
 	observed map[string]any // Result.Observed
 	series   []Sample       // Result.Series
+	injected *Injected      // Result.Injected: set by the runner in lab runs
 }
 
 // An experimentFunc runs one cell: one experiment, one transport, one set of params.
@@ -77,7 +80,8 @@ type runEnv struct {
 	warmup  time.Duration
 	drain   time.Duration
 	timeout time.Duration
-	batch   int // most messages per Send/Recv call
+	batch   int      // most messages per Send/Recv call
+	lab     *lab.Lab // the emulated link, in lab runs; nil on loopback
 }
 
 // propertySize is the message size, in bytes, of the property experiments: they show

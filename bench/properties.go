@@ -119,10 +119,14 @@ func propOrdering(r *Report) (Property, bool) {
 	}
 	_, _, _, _, tr, td, _ := sumStream(tcp)
 	_, _, _, _, ur, ud, _ := sumStream(udp)
+	claim := "TCP delivers in order and once; UDP may reorder and duplicate (loopback rarely does: the lab shows it)"
+	if r.Env.Link.Kind == "lab" {
+		claim = "TCP delivers in order and once; UDP delivers what the link does (this link neither reorders nor duplicates)"
+	}
 	return Property{
 		ID:       "ordering",
 		Property: "ordering and duplicates",
-		Claim:    "TCP delivers in order and once; UDP may reorder and duplicate (loopback rarely does: the lab shows it)",
+		Claim:    claim,
 		TCP:      fmt.Sprintf("%d reordered, %d duplicated", tr, td),
 		UDP:      fmt.Sprintf("%d reordered, %d duplicated", ur, ud),
 		Evidence: map[string]any{"experiment": ExpStream, "link": r.Env.Link.Kind, "tcp_reordered_msgs": tr, "tcp_dup_msgs": td, "udp_reordered_msgs": ur, "udp_dup_msgs": ud},
@@ -575,13 +579,13 @@ func propRetransmission(r *Report) (Property, bool) {
 		return Property{}, false
 	}
 	tc, uc := t["tcp"], t["udp"]
-	tcp := fmt.Sprintf("the link dropped %s of its packets; TCP retransmitted", g(tc.link.Dropped+tc.link.QueueDropped))
+	tcp := fmt.Sprintf("the link dropped %s packets on the way to the receiver; TCP retransmitted", g(tc.link.Dropped+tc.link.QueueDropped))
 	if tc.retransKnown {
 		tcp += fmt.Sprintf(" %s segments", g(tc.retrans))
 	}
 	tcp += fmt.Sprintf(" and lost %s of %s messages", g(tc.lost), g(tc.sent))
 	injected := uc.link.Data.Dropped + uc.link.Data.QueueDropped + uc.link.Data.Corrupted
-	udp := fmt.Sprintf("the link dropped %s of its datagrams; the receiver counted %s of %s messages lost", g(injected), g(uc.lost), g(uc.sent))
+	udp := fmt.Sprintf("the link dropped %s of its data datagrams; the receiver counted %s of %s messages lost", g(injected), g(uc.lost), g(uc.sent))
 	if injected == uc.lost {
 		udp += " (exactly those)"
 	}

@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
+
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"net"
 	"os"
 	"runtime"
@@ -36,11 +39,19 @@ type Plan struct {
 	Receivers   int           // receivers of one sender in fanout; default 8
 	ReaderBps   float64       // slow-receiver's reading pace, bits/s; default 80 Mbit/s (10 MB/s)
 	Net         NetOptions
-	Command     string // the command line, recorded in the report
-	Quick       bool   // recorded in the report
+	Lab         *LabConfig // cross an emulated link (Linux, CAP_NET_ADMIN); nil = loopback
+	Command     string     // the command line, recorded in the report
+	Quick       bool       // recorded in the report
 
 	// Progress, when set, is called before and after every cell, from Run's goroutine.
 	Progress func(ProgressEvent)
+}
+
+// LabConfig asks for the run to cross the impairment lab's emulated link instead of
+// loopback.
+type LabConfig struct {
+	Name     string     // preset name, or "" for a custom link
+	Up, Down lab.Impair // client to server, server to client
 }
 
 // ProgressEvent tells a progress display where a run is.
@@ -237,9 +248,23 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 	}
 	address := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
 	rep.Env.Link = Link{Kind: "loopback", Addr: address, MTU: loopbackMTU()}
-	rep.Env.Sockets = grantedSockets(ctx, p)
 	e := &runEnv{epoch: started, run: newRunID(), seed: p.Seed, address: address,
 		warmup: p.Warmup, drain: p.Drain, timeout: p.Timeout, batch: p.Batch}
+	if p.Lab != nil {
+		l, err := lab.New(ctx, lab.Config{Up: p.Lab.Up, Down: p.Lab.Down, Seed: p.Seed, Classify: classifyData})
+		if err != nil {
+			return nil, fmt.Errorf("emulated link (--link/--impair): %w", err)
+		}
+		defer l.Close()
+		e.lab = l
+		e.address = labAddress(strconv.Itoa(p.Port))
+		rep.Env.Link = labLink(p.Lab, p.Seed, e.address)
+		// Requests and stragglers take the link's time: stretch the waits by it.
+		extra := linkTime(p.Lab.Up) + linkTime(p.Lab.Down)
+		e.timeout += 2 * extra
+		e.drain += 2 * extra
+	}
+	rep.Env.Sockets = grantedSockets(ctx, p, e)
 
 	cs := p.cells()
 	total := len(cs) * p.Repeat
@@ -262,7 +287,7 @@ outer:
 			}
 			o, err := runCell(ctx, e, p, c)
 			m, w := o.m, o.warns
-			res := &Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w, Observed: o.observed, Series: o.series}
+			res := &Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w, Observed: o.observed, Series: o.series, Injected: o.injected}
 			if err != nil {
 				res.Error = err.Error()
 				if errs[i] == "" {
@@ -284,7 +309,7 @@ outer:
 	}
 	for i, c := range cs {
 		res := Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Warnings: warns[i],
-			Observed: last[i].observed, Series: last[i].series}
+			Observed: last[i].observed, Series: last[i].series, Injected: last[i].injected}
 		if len(runs[i]) == 0 {
 			if errs[i] == "" {
 				continue // never ran: the run was cancelled first
@@ -318,7 +343,16 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
+	var up0, down0 lab.Counts
+	if e.lab != nil {
+		nw = labNetwork{Network: nw, lab: e.lab}
+		up0, down0 = e.lab.Counts()
+	}
 	o, err := experiments[c.exp](ctx, e, nw, c.params)
+	if e.lab != nil {
+		up1, down1 := e.lab.Counts()
+		o.injected = injected(up0, down0, up1, down1)
+	}
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("interrupted (%w) after %v", ctx.Err(), err)
 	}
@@ -379,14 +413,18 @@ func hostEnv() Env {
 
 // grantedSockets opens one client endpoint per transport and records the buffer
 // sizes the kernel granted it.
-func grantedSockets(ctx context.Context, p Plan) map[string]Sock {
+func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]Sock {
 	out := make(map[string]Sock)
+	host, _, _ := net.SplitHostPort(e.address)
 	for _, name := range p.Transports {
 		nw, err := NetworkByName(name, p.Net)
 		if err != nil {
 			continue
 		}
-		l, err := nw.Listen(ctx, net.JoinHostPort(p.Host, "0"))
+		if e.lab != nil {
+			nw = labNetwork{Network: nw, lab: e.lab}
+		}
+		l, err := nw.Listen(ctx, net.JoinHostPort(host, "0"))
 		if err != nil {
 			continue
 		}
@@ -415,4 +453,16 @@ func loopbackMTU() int {
 		}
 	}
 	return 0
+}
+
+// linkTime is the most one direction of a link can hold a packet: delay, jitter,
+// the hold of a reordered packet, and a full queue at the link rate.
+func linkTime(im lab.Impair) time.Duration {
+	d := im.Delay + im.Jitter + im.ReorderBy + time.Millisecond
+	if im.RateBps > 0 {
+		q := cmp.Or(im.Queue, lab.DefaultQueue)
+		mtu := cmp.Or(im.MTU, lab.DefaultMTU)
+		d += time.Duration(float64(q*mtu*8) / im.RateBps * float64(time.Second))
+	}
+	return d
 }

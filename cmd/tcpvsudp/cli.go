@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 )
 
 // runFlags are the flags of `tcpvsudp run`, as typed.
@@ -26,9 +27,10 @@ type runFlags struct {
 	rcvbuf, sndbuf                       int
 	clients, receivers                   int
 	readerRate                           string
+	impair, impairUp, impairDown, link   string
 }
 
-const runLong = `Run measures the same workloads over TCP and over UDP and prints them side by side.
+var runLong = `Run measures the same workloads over TCP and over UDP and prints them side by side.
 
 Experiments that show a property (each runs once, at 1024-byte messages):
   refused        talk to a port nobody listens on: TCP's dial fails at once with
@@ -55,6 +57,13 @@ Experiments that measure (each runs at every --sizes):
 Every message carries a 48-byte header (run, flow, 64-bit sequence number, send
 time, CRC32C), so --sizes counts from 48. Loss, duplicates and reordering come from
 sequence numbers, never from byte counts.
+
+Emulated link (Linux, root): --link NAME or --impair SPEC runs the experiments
+between two network namespaces joined by a userspace link emulator (the kernel needs
+no netem). Each direction drops, delays, reorders, duplicates, corrupts and rate-
+limits packets from a seeded random source (--seed), and the report sets what the
+link injected beside what the transports measured. SPEC keys:
+` + impairKeys() + `
 
 Results: tables on stdout, DIR/report.json (the source of truth) and DIR/report.md.`
 
@@ -149,11 +158,59 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.IntVar(&rf.clients, "clients", 100, "concurrent clients of the clients experiment, 1..4096")
 	fs.IntVar(&rf.receivers, "receivers", 8, "receivers of one sender in the fanout experiment, 1..64")
 	fs.StringVar(&rf.readerRate, "reader-rate", "80M", "how fast the slow-receiver application reads, bits/s with a unit (80M = 10 MB/s)")
+	fs.StringVar(&rf.link, "link", "", "cross a named emulated link instead of loopback: "+presetNames()+" (Linux, needs root; see 'Emulated link' above)")
+	fs.StringVar(&rf.impair, "impair", "", "cross an emulated link impaired both ways, e.g. 'loss=1%,delay=20ms,jitter=5ms,rate=50M' (Linux, needs root)")
+	fs.StringVar(&rf.impairUp, "impair-up", "", "impairments of the client-to-server direction only (replaces --impair/--link for it)")
+	fs.StringVar(&rf.impairDown, "impair-down", "", "impairments of the server-to-client direction only (replaces --impair/--link for it)")
 	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, 1..1024")
 	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
 	fs.IntVar(&rf.rcvbuf, "rcvbuf", 0, "SO_RCVBUF to request, bytes; 0 = kernel default (the granted size is reported)")
 	fs.IntVar(&rf.sndbuf, "sndbuf", 0, "SO_SNDBUF to request, bytes; 0 = kernel default (the granted size is reported)")
 	fs.SortFlags = false
+}
+
+// labConfig reads --link, --impair, --impair-up and --impair-down; nil when none is
+// given (loopback).
+func (rf *runFlags) labConfig(fs *pflag.FlagSet) (*bench.LabConfig, error) {
+	if !fs.Changed("link") && !fs.Changed("impair") && !fs.Changed("impair-up") && !fs.Changed("impair-down") {
+		return nil, nil
+	}
+	c := &bench.LabConfig{}
+	if rf.link != "" {
+		pr, err := lab.PresetByName(rf.link)
+		if err != nil {
+			return nil, err
+		}
+		c.Name, c.Up, c.Down = pr.Name, pr.Up, pr.Down
+	}
+	if fs.Changed("impair") {
+		im, err := lab.ParseImpair("--impair", rf.impair)
+		if err != nil {
+			return nil, err
+		}
+		c.Name, c.Up, c.Down = "", im, im
+	}
+	for _, d := range []struct {
+		flag, spec string
+		dst        *lab.Impair
+	}{{"impair-up", rf.impairUp, &c.Up}, {"impair-down", rf.impairDown, &c.Down}} {
+		if fs.Changed(d.flag) {
+			im, err := lab.ParseImpair("--"+d.flag, d.spec)
+			if err != nil {
+				return nil, err
+			}
+			*d.dst, c.Name = im, ""
+		}
+	}
+	return c, nil
+}
+
+func presetNames() string {
+	var ns []string
+	for _, p := range lab.Presets {
+		ns = append(ns, p.Name)
+	}
+	return strings.Join(ns, ", ")
 }
 
 // commandLine is the command as typed, for the report.
@@ -202,6 +259,9 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 		return p, fmt.Errorf("--receivers: must be 1..%d, got %d", bench.MaxReceivers, rf.receivers)
 	}
 	p.Clients, p.Receivers = rf.clients, rf.receivers
+	if p.Lab, err = rf.labConfig(fs); err != nil {
+		return p, err
+	}
 	if rf.duration < 0 {
 		return p, fmt.Errorf("--duration: must not be negative, got %v", rf.duration)
 	}
@@ -386,4 +446,15 @@ func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
 	// The charts the markdown links, beside it.
 	_, err = bench.WriteCharts(filepath.Dir(mdOut), rep)
 	return err
+}
+
+func impairKeys() string {
+	var b strings.Builder
+	for _, k := range lab.Keys() {
+		b.WriteString("  " + k + "\n")
+	}
+	for _, p := range lab.Presets {
+		fmt.Fprintf(&b, "  --link %-10s %s\n", p.Name, p.About)
+	}
+	return strings.TrimRight(b.String(), "\n")
 }

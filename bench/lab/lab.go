@@ -1,0 +1,109 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+)
+
+// ClientAddr and ServerAddr are the two ends of the lab's link: the client and server
+// namespaces' addresses. They come from the RFC 2544 benchmarking range
+// (198.18.0.0/15), which is never routed anywhere.
+const (
+	ClientAddr = "198.18.0.1"
+	ServerAddr = "198.18.0.2"
+)
+
+// DeviceName is the name of the TUN device in each namespace. Names are per
+// namespace, so every lab uses the same one.
+const DeviceName = "tvu0"
+
+// Config says what a lab's link does.
+type Config struct {
+	Up, Down Impair     // Up: client→server; Down: server→client
+	Seed     int64      // seeds both directions' random decisions (each direction its own stream)
+	Classify Classifier // may be nil
+}
+
+// downSeedMix turns Config.Seed into the down direction's seed, so the two
+// directions make independent decisions from one seed.
+const downSeedMix = 0x5851f42d4c957f2d
+
+// A Lab is two network namespaces, "client" and "server", joined by an emulated link:
+// a TUN device in each, and between them one Link per direction. The client namespace
+// has ClientAddr, the server namespace ServerAddr, each with a host route to the other
+// and nothing else (no IPv6, no default route). Sockets opened inside InClient or
+// InServer live in that namespace and may be used from any goroutine.
+//
+// A Lab's methods may be called from any goroutine.
+type Lab struct {
+	client, server *netns // the namespaces, held by file descriptors
+	up, down       *Link  // up: client TUN → server TUN; down: the other way
+
+	stop context.CancelFunc // stops the links' Run loops
+	wg   sync.WaitGroup     // the readers and the links' Run loops
+
+	errMu sync.Mutex // guards errs
+	errs  []error    // unexpected errors from the goroutines, returned by Close
+
+	tuns []io.Closer // the TUN devices; closing them ends the readers
+
+	closeOnce sync.Once
+	closeErr  error // set by closeOnce
+}
+
+// New builds a lab as cfg says: two namespaces, a TUN device in each (MTU: Up.MTU on the
+// client's, Down.MTU on the server's, DefaultMTU for 0), and the emulator between them.
+// ctx bounds the setup only; the lab runs until Close. Without the privileges it needs,
+// New returns an error wrapping os.ErrPermission that says what is missing; off Linux, an
+// error wrapping errors.ErrUnsupported.
+func New(ctx context.Context, cfg Config) (*Lab, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return newLab(ctx, cfg)
+}
+
+// InClient runs f on a locked OS thread inside the client namespace and waits for it.
+// f runs on a goroutine of its own; the thread goes back to its own namespace after
+// f, and if it cannot, the thread is discarded and InClient returns that error.
+// Sockets f opens stay in the client namespace.
+func (l *Lab) InClient(f func() error) error { return l.client.do(f) }
+
+// InServer is InClient for the server namespace.
+func (l *Lab) InServer(f func() error) error { return l.server.do(f) }
+
+// Counts returns what the emulator has counted so far, per direction: up is
+// client→server, down server→client.
+func (l *Lab) Counts() (up, down Counts) { return l.up.Counts(), l.down.Counts() }
+
+// Close stops the emulator, waits for its goroutines, and closes the TUN devices and
+// the namespaces' descriptors; the devices vanish with their descriptors, a namespace
+// when its last descriptor or socket is closed. Close is idempotent: later calls
+// return the first call's error.
+func (l *Lab) Close() error {
+	l.closeOnce.Do(func() {
+		var errs []error
+		if l.stop != nil {
+			l.stop()
+		}
+		for _, t := range l.tuns {
+			errs = append(errs, t.Close()) // unblocks the readers
+		}
+		l.wg.Wait()
+		l.errMu.Lock()
+		errs = append(errs, l.errs...)
+		l.errMu.Unlock()
+		errs = append(errs, l.client.close(), l.server.close())
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}
+
+// fail records an unexpected error from one of the lab's goroutines for Close.
+func (l *Lab) fail(err error) {
+	l.errMu.Lock()
+	l.errs = append(l.errs, err)
+	l.errMu.Unlock()
+}
