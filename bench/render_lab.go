@@ -54,3 +54,13 @@ func injectedSection(r *Report) (section, bool) {
 	}
 	return section{exp: "lab", title: "Emulated link: injected vs measured", note: note, tables: []table{t}}, true
 }
+
+// labIntro says what the lab section ran and across what link.
+func labIntro(l *Report) string {
+	imp := l.Env.Link.Impair
+	what := "the emulated link"
+	if imp != nil {
+		what = fmt.Sprintf("an emulated link between two network namespaces (up %q, down %q, seed %s)", imp["up"], imp["down"], imp["seed"])
+	}
+	return fmt.Sprintf("The same transports across %s: %s. Its property rows are in the table at the top.", what, orDash(l.Config.Command))
+}

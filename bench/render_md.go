@@ -49,6 +49,22 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 			}
 		}
 	}
+	if r.Lab != nil {
+		b.WriteString("\n## Across an emulated link\n\n")
+		fmt.Fprintf(&b, "*%s*\n", mdText(labIntro(r.Lab)))
+		for _, s := range buildSections(r.Lab) {
+			fmt.Fprintf(&b, "\n### %s\n\n*%s*\n", mdText(s.title), mdText(s.note))
+			for _, t := range s.tables {
+				b.WriteString("\n")
+				if t.caption != "" {
+					fmt.Fprintf(&b, "%s:\n\n", mdText(t.caption))
+				}
+				if err := writeTable(&b, t, true); err != nil {
+					return fmt.Errorf("render markdown: lab %s: %w", s.exp, err)
+				}
+			}
+		}
+	}
 	b.WriteString("\n## Metric definitions\n\n")
 	b.WriteString(mdDefinitions)
 	if ws := warnings(r); len(ws) > 0 {

@@ -52,6 +52,17 @@ func RenderText(w io.Writer, r *Report) error {
 			fmt.Fprintf(&b, "also counted: %s\n", l)
 		}
 	}
+	if r.Lab != nil {
+		fmt.Fprintf(&b, "\nAcross an emulated link\n%s\n", labIntro(r.Lab))
+		for _, s := range buildSections(r.Lab) {
+			fmt.Fprintf(&b, "\n%s\n%s\n", s.title, s.note)
+			for _, t := range s.tables {
+				if err := writeTable(&b, t, false); err != nil {
+					return fmt.Errorf("render text: lab %s: %w", s.exp, err)
+				}
+			}
+		}
+	}
 	if ws := warnings(r); len(ws) > 0 {
 		b.WriteString("\n")
 		for _, l := range ws {

@@ -20,6 +20,33 @@ type Report struct {
 	Results    []Result   `json:"results"`
 	Properties []Property `json:"properties"`
 	Warnings   []string   `json:"warnings,omitempty"` // run-wide problems
+	// Lab is the short run across the emulated link that the default suite adds when
+	// it has the privileges: a report of its own (its env.link says what the link
+	// did). Its property rows also appear in Properties above.
+	Lab *Report `json:"lab,omitempty"`
+}
+
+// AttachLab adds the lab report to r and merges its property rows into r's table: a
+// lab row replaces a loopback row with the same id (the lab shows more), and new ids
+// are added in the lab's order.
+func (r *Report) AttachLab(l *Report) {
+	r.Lab = l
+	idx := map[string]int{}
+	for i, p := range r.Properties {
+		idx[p.ID] = i
+	}
+	for _, p := range l.Properties {
+		switch p.ID {
+		case "connection-setup", "per-client-socket", "rtt", "cost", "reliability", "flow-control":
+			continue // measured on loopback above; across the link they say the same, slower
+		}
+		p.Property += " (emulated link)"
+		if i, ok := idx[p.ID]; ok {
+			r.Properties[i] = p
+			continue
+		}
+		r.Properties = append(r.Properties, p)
+	}
 }
 
 // Env describes where the run happened, so a reader can reproduce it.

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +30,7 @@ type runFlags struct {
 	clients, receivers                   int
 	readerRate                           string
 	impair, impairUp, impairDown, link   string
+	noLab                                bool
 }
 
 var runLong = `Run measures the same workloads over TCP and over UDP and prints them side by side.
@@ -162,6 +165,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.impair, "impair", "", "cross an emulated link impaired both ways, e.g. 'loss=1%,delay=20ms,jitter=5ms,rate=50M' (Linux, needs root)")
 	fs.StringVar(&rf.impairUp, "impair-up", "", "impairments of the client-to-server direction only (replaces --impair/--link for it)")
 	fs.StringVar(&rf.impairDown, "impair-down", "", "impairments of the server-to-client direction only (replaces --impair/--link for it)")
+	fs.BoolVar(&rf.noLab, "no-lab", false, "skip the short emulated-link section the default suite adds when it runs as root")
 	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, 1..1024")
 	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
 	fs.IntVar(&rf.rcvbuf, "rcvbuf", 0, "SO_RCVBUF to request, bytes; 0 = kernel default (the granted size is reported)")
@@ -335,6 +339,9 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	if rep == nil {
 		return runErr
 	}
+	if runErr == nil && p.Lab == nil && !rf.noLab && !fs.Changed("experiments") {
+		addLabSection(ctx, rep, p, stderr)
+	}
 	for _, w := range collectWarnings(rep) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
@@ -384,7 +391,11 @@ func countFailed(rep *bench.Report) int {
 func collectWarnings(rep *bench.Report) []string {
 	var out []string
 	out = append(out, rep.Warnings...)
-	for _, r := range rep.Results {
+	results := rep.Results
+	if rep.Lab != nil {
+		results = append(append([]bench.Result(nil), results...), rep.Lab.Results...)
+	}
+	for _, r := range results {
 		prefix := fmt.Sprintf("%s %s size=%d: ", r.Experiment, r.Transport, r.Params.Size)
 		if r.Error != "" {
 			out = append(out, prefix+"failed: "+r.Error)
@@ -457,4 +468,47 @@ func impairKeys() string {
 		fmt.Fprintf(&b, "  --link %-10s %s\n", p.Name, p.About)
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// labSectionImpair is the link the default suite's lab section crosses: every
+// impairment at once, each small, so one short run shows them all.
+const labSectionImpair = "loss=2%,dup=1%,reorder=1%,corrupt=0.5%,delay=5ms,rate=50M,queue=100"
+
+// addLabSection runs the default suite's short section across an emulated link and
+// attaches it to rep. Without the privileges it says, in one line, what is missing;
+// the loopback results stand either way.
+func addLabSection(ctx context.Context, rep *bench.Report, p bench.Plan, stderr io.Writer) {
+	im, err := lab.ParseImpair("lab section", labSectionImpair)
+	if err != nil {
+		panic(err) // a constant: a test pins it
+	}
+	count := uint64(2000)
+	if p.Quick {
+		count = 1000
+	}
+	exps := []string{bench.ExpStream}
+	for _, x := range []string{"hol", "bottleneck"} {
+		if slices.Contains(bench.Experiments(), x) {
+			exps = append(exps, x)
+		}
+	}
+	lp := bench.Plan{
+		Transports: p.Transports, Experiments: exps, Sizes: []int{1024}, Count: count, RateBps: 20e6,
+		Duration: min(p.Duration, 2*time.Second), Seed: p.Seed, Warmup: -1, Timeout: p.Timeout, Batch: p.Batch, Net: p.Net,
+		Lab:     &bench.LabConfig{Up: im, Down: im},
+		Command: fmt.Sprintf("tcpvsudp run -e %s --sizes 1024 --count %d --rate 20M --seed %d --impair '%s'", strings.Join(exps, ","), count, p.Seed, labSectionImpair),
+	}
+	prog := newProgress(stderr, lp)
+	lp.Progress = prog.event
+	lr, err := bench.Run(ctx, lp)
+	prog.close()
+	if err != nil {
+		msg := fmt.Sprintf("emulated-link section skipped: %v", err)
+		if errors.Is(err, os.ErrPermission) {
+			msg += " (run as root to include it, or pass --no-lab)"
+		}
+		rep.Warnings = append(rep.Warnings, msg)
+		return
+	}
+	rep.AttachLab(lr)
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
 )
 
 func TestParseRate(t *testing.T) {
@@ -151,5 +153,36 @@ func TestReportBadFile(t *testing.T) {
 	err = run(context.Background(), []string{"report", filepath.Join(dir, "missing.json")}, &out, &errb)
 	if err == nil {
 		t.Fatal("report of a missing file: no error")
+	}
+}
+
+// TestLabSection: the default suite's emulated-link section attaches a lab report and
+// adds the reliability rows to the properties table; without privileges it says so.
+func TestLabSection(t *testing.T) {
+	rep := &bench.Report{}
+	p := bench.Plan{Quick: true}.WithDefaults()
+	var errb bytes.Buffer
+	addLabSection(context.Background(), rep, p, &errb)
+	if rep.Lab == nil {
+		if len(rep.Warnings) == 1 && strings.Contains(rep.Warnings[0], "skipped") {
+			t.Skipf("lab: %s", rep.Warnings[0])
+		}
+		t.Fatalf("no lab report, warnings %v", rep.Warnings)
+	}
+	ids := map[string]string{}
+	for _, pr := range rep.Properties {
+		ids[pr.ID] = pr.UDP
+	}
+	for _, id := range []string{"retransmission", "ordering", "duplicates", "checksum"} {
+		if ids[id] == "" {
+			t.Errorf("no %q row with measured numbers; rows %v", id, ids)
+		}
+	}
+	if rep.Lab.Env.Link.Kind != "lab" {
+		t.Errorf("lab env.link.kind %q", rep.Lab.Env.Link.Kind)
+	}
+	var md bytes.Buffer
+	if err := bench.RenderMarkdown(&md, rep); err != nil || !strings.Contains(md.String(), "Across an emulated link") {
+		t.Errorf("markdown: %v; has the lab section: %v", err, strings.Contains(md.String(), "Across an emulated link"))
 	}
 }
