@@ -29,7 +29,7 @@ const (
 
 // order is the order the default suite runs experiments in: the property
 // experiments first (they are short and lead the report), then the measurements.
-var order = []string{ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver, ExpFanout, ExpStream, ExpPingPong, ExpConnect}
+var order = []string{ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver, ExpFanout, ExpBottleneck, ExpHOL, ExpStream, ExpPingPong, ExpConnect}
 
 // An outcome is what one cell measured.
 type outcome struct {
@@ -73,15 +73,16 @@ func Experiments() []string {
 
 // runEnv is what every cell of one run shares.
 type runEnv struct {
-	epoch   time.Time // send times are ns since epoch, on the monotonic clock
-	run     uint64    // run id carried in every header
-	seed    int64     // payload seed
-	address string    // where the server end listens, host:port
-	warmup  time.Duration
-	drain   time.Duration
-	timeout time.Duration
-	batch   int      // most messages per Send/Recv call
-	lab     *lab.Lab // the emulated link, in lab runs; nil on loopback
+	epoch    time.Time // send times are ns since epoch, on the monotonic clock
+	run      uint64    // run id carried in every header
+	seed     int64     // payload seed
+	address  string    // where the server end listens, host:port
+	warmup   time.Duration
+	drain    time.Duration
+	timeout  time.Duration
+	batch    int      // most messages per Send/Recv call
+	lab      *lab.Lab // the emulated link, in lab runs; nil on loopback
+	linkRate float64  // the emulated link's rate, client to server, bits/s; 0 = unlimited or no lab
 }
 
 // propertySize is the message size, in bytes, of the property experiments: they show

@@ -257,6 +257,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 		}
 		defer l.Close()
 		e.lab = l
+		e.linkRate = p.Lab.Up.RateBps
 		e.address = labAddress(strconv.Itoa(p.Port))
 		rep.Env.Link = labLink(p.Lab, p.Seed, e.address)
 		// Requests and stragglers take the link's time: stretch the waits by it.

@@ -28,13 +28,14 @@ type streamOpts struct {
 	readerBps  float64       // the receiver reads no faster than this, bits/s; 0 = as fast as it can
 	seriesStep time.Duration // sample sent and delivered counts this often; 0 = no series
 	endGap     time.Duration // between the copies of the end marker; 0 = 1 ms
+	oneWay     *Latency      // when set, each new data message's one-way latency (arrival − send time, ns) is recorded here
 }
 
 // streamCell runs one stream cell and returns its figures, observations (sender
 // blocked time, TCP_INFO limits) and, when asked, its time line.
 func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
 	var warns []string
-	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1}, readerBps: so.readerBps}
+	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1}, readerBps: so.readerBps, oneWay: so.oneWay}
 	srv, err := startServer(ctx, e, nw, rx.serve)
 	if err != nil {
 		return outcome{}, err
@@ -403,9 +404,10 @@ type streamRx struct {
 	readerBps float64      // read no faster than this, bits/s; 0 = unpaced
 	delivered atomic.Int64 // unique intact data messages so far, for the series
 
-	mu     sync.Mutex // guards tot and series
+	mu     sync.Mutex // guards tot, series and oneWay
 	tot    rxTotals
 	series []Sample
+	oneWay *Latency // nil = not recorded; each serve records into its own and merges here
 }
 
 func (rx *streamRx) addSample(s Sample) {
@@ -427,6 +429,7 @@ type rxTotals struct {
 	firstSendNs, lastRecvNs                          int64
 	jitterSum                                        float64
 	jitterFlows                                      int
+	oneWay                                           *Latency // a serve's own, when streamRx.oneWay is set
 }
 
 type flowRx struct {
@@ -450,6 +453,9 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	sizes := make([]int, batch)
 	flows := make([]*flowRx, rx.p.Streams)
 	var local rxTotals
+	if rx.oneWay != nil {
+		local.oneWay = NewLatency()
+	}
 	defer func() { rx.merge(&local, flows) }()
 	for ctx.Err() == nil {
 		if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
@@ -522,6 +528,9 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now in
 		}
 		if a := f.seq.Add(h.Seq); a == ArrivalNew || a == ArrivalReordered {
 			rx.delivered.Add(1)
+			if local.oneWay != nil {
+				local.oneWay.Record(now - h.SendNs) // one process, one monotonic clock: both ends read e.epoch
+			}
 		}
 		if f.firstSend < 0 || h.SendNs < f.firstSend {
 			f.firstSend = h.SendNs
@@ -600,6 +609,9 @@ func (rx *streamRx) merge(local *rxTotals, flows []*flowRx) {
 	t.malformed += local.malformed
 	t.foreign += local.foreign
 	t.ends += local.ends
+	if local.oneWay != nil {
+		rx.oneWay.Merge(local.oneWay)
+	}
 	for _, f := range flows {
 		if f == nil {
 			continue
