@@ -13,7 +13,7 @@ func Properties(r *Report) []Property {
 	var ps []Property
 	for _, f := range []func(*Report) (Property, bool){propSetup, propRefused, propClose, propSockets, propBoundaries,
 		propFlowControl, propFanout, propRetransmission, propLabOrdering, propDuplicates, propChecksum,
-		propReliability, propOrdering, propRTT, propCost} {
+		propCongestion, propHOL, propReliability, propOrdering, propRTT, propCost} {
 		if p, ok := f(r); ok {
 			ps = append(ps, p)
 		}

@@ -450,13 +450,19 @@ func (l *Link) direct(pkt []byte, n int, info packetInfo, parsed bool, f fate, f
 	if l.mixed {
 		l.outMu.Lock()
 	}
+	// Count the packet in before out hands it on: a reader that already has it must
+	// find it counted. It is Queued while out runs, so every snapshot balances.
+	l.mu.Lock()
+	l.takenLocked(n, data, flow)
+	l.countLocked(data, flow, outQueued, 1)
+	l.mu.Unlock()
 	err0 := l.out(pkt)
 	var err1 error
 	if f == fateDuplicate {
 		err1 = l.out(pkt)
 	}
 	l.mu.Lock()
-	l.takenLocked(n, data, flow)
+	l.countLocked(data, flow, outQueued, ^uint64(0))
 	l.releasedLocked(entry{seq: seq, flowKey: flowKey, flow: flow, data: data, fate: f}, err0, err1)
 	l.mu.Unlock()
 	if l.mixed {

@@ -1,0 +1,175 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// ExpBottleneck is the congestion-control experiment (lab only, a link with a rate).
+const ExpBottleneck = "bottleneck"
+
+func init() { experiments[ExpBottleneck] = runBottleneck }
+
+// bottleneckMax bounds each phase of bottleneck, whatever --duration says.
+const bottleneckMax = 3 * time.Second
+
+// competitorExtra is how much longer than the flow the competitor sends: the flow
+// dials a round trip later, and a starved flow's last Send returns late.
+const competitorExtra = 100 * time.Millisecond
+
+// bottleneckSkip is the warning of a bottleneck cell that cannot run.
+const bottleneckSkip = "bottleneck needs an emulated link with a rate: --impair rate=50M (or --link wan)"
+
+// competitorTransport is the transport of bottleneck's competing flow: it stands for
+// any flow without congestion control. It is fixed by design, whatever runs beside it.
+const competitorTransport = "udp"
+
+// runBottleneck shows congestion control across the emulated link's rate limit, in two
+// phases of min(p.DurationS, 3 s) each (3 s in count mode: --count does not apply).
+//
+// Alone: the transport sends p.Size-byte messages paced at twice the link rate. A
+// congestion-controlled transport never reaches that pace: its window holds it near
+// the link rate and the link's queue drops little, which it resends. One without
+// congestion control sends at twice the link rate, and the link's tail drop loses
+// the excess, about half.
+//
+// Shared: the same flow again, beside a UDP flow at the link rate (constant bit rate,
+// no congestion control) through the same link. A congestion-controlled flow reads the
+// competitor's drops as congestion and backs off; the competitor does not, and takes
+// what it gives up. Jain's fairness index over the two goodputs, (x1+x2)²/(2(x1²+x2²)),
+// is 1 for an even split and 0.5 when one flow has everything.
+//
+// Both flows are stream cells: the same pacing, receiver accounting and drain as
+// stream. Metrics are the alone phase's. Without a rate-limited link (loopback, or a
+// lab link without a rate) the cell says so and measures nothing.
+func runBottleneck(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	if e.lab == nil || e.linkRate <= 0 {
+		return outcome{warns: []string{bottleneckSkip}, observed: map[string]any{"skipped": bottleneckSkip}}, nil
+	}
+	d := bottleneckMax.Seconds()
+	if p.DurationS > 0 {
+		d = min(p.DurationS, d)
+	}
+	p.Count, p.DurationS, p.Streams = 0, d, 1
+	p.RateBps = 2 * e.linkRate
+	so := streamOpts{
+		warmup: e.warmup,
+		drain:  e.drain + 5*time.Second, // a complete flow ends it at once; a lossy one at its end markers
+		endGap: 5 * time.Millisecond,    // a full link queue drains a little between copies
+	}
+
+	alone, err := streamCell(ctx, e, nw, p, so)
+	if err != nil {
+		return outcome{}, fmt.Errorf("alone: %w", err)
+	}
+	obs := map[string]any{
+		"link_rate_bps":       e.linkRate,
+		"offered_rate_bps":    p.RateBps,
+		"competitor":          competitorTransport,
+		"alone_goodput_bps":   alone.m.GoodputBps,
+		"alone_send_bps":      alone.m.SendRateBps,
+		"alone_share_of_link": round3(alone.m.GoodputBps / e.linkRate),
+		"alone_sent_msgs":     alone.m.SentMsgs,
+		"alone_lost_msgs":     alone.m.LostMsgs,
+	}
+	if r := alone.m.Retransmits; r != nil {
+		obs["alone_retransmits"] = *r
+	}
+	warns := prefixed("alone: ", alone.warns)
+
+	cross, err := crossNetwork(e)
+	if err != nil {
+		return outcome{}, err
+	}
+	// The competitor starts with the flow and outlasts it a little, so the flow's
+	// measured phase is shared throughout. Neither warms up: a starved flow's warm-up
+	// would block in Send until the competitor ends, and then run alone.
+	cp := p
+	cp.RateBps = e.linkRate
+	cp.DurationS = d + competitorExtra.Seconds()
+	ce := competitorEnv(e)
+	fo := so
+	fo.warmup = 0
+	var shared, comp outcome
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		shared, err = streamCell(gctx, e, nw, p, fo)
+		if err != nil {
+			return fmt.Errorf("shared: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		var err error
+		comp, err = streamCell(gctx, ce, cross, cp, fo)
+		if err != nil {
+			return fmt.Errorf("competitor (%s at %s): %w", cross.Name(), bps(cp.RateBps), err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return outcome{}, err
+	}
+	warns = append(warns, prefixed("shared: ", shared.warns)...)
+	warns = append(warns, prefixed("competitor: ", comp.warns)...)
+	x1, x2 := shared.m.GoodputBps, comp.m.GoodputBps
+	obs["shared_goodput_bps"] = x1
+	obs["shared_share_of_link"] = round3(x1 / e.linkRate)
+	obs["shared_sent_msgs"] = shared.m.SentMsgs
+	obs["shared_lost_msgs"] = shared.m.LostMsgs
+	if r := shared.m.Retransmits; r != nil {
+		obs["shared_retransmits"] = *r
+	}
+	obs["competitor_goodput_bps"] = x2
+	obs["competitor_share_of_link"] = round3(x2 / e.linkRate)
+	obs["competitor_sent_msgs"] = comp.m.SentMsgs
+	obs["competitor_lost_msgs"] = comp.m.LostMsgs
+	if j, ok := jain(x1, x2); ok {
+		obs["jain_fairness"] = round3(j)
+	}
+	return outcome{m: alone.m, warns: warns, observed: obs}, nil
+}
+
+// jain is Jain's fairness index over two rates: (x1+x2)²/(2(x1²+x2²)), from 0.5 (one
+// has everything) to 1 (an even split); ok is false when both are zero.
+func jain(x1, x2 float64) (float64, bool) {
+	den := 2 * (x1*x1 + x2*x2)
+	if den == 0 {
+		return 0, false
+	}
+	return (x1 + x2) * (x1 + x2) / den, true
+}
+
+// crossNetwork is the competing flow's network: UDP across the same emulated link.
+func crossNetwork(e *runEnv) (Network, error) {
+	nw, err := NetworkByName(competitorTransport, NetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return labNetwork{Network: nw, lab: e.lab}, nil
+}
+
+// competitorEnv is e for the competing flow: its own run id, so neither receiver
+// counts the other's messages, and an ephemeral port beside the flow's server.
+func competitorEnv(e *runEnv) *runEnv {
+	ce := *e
+	ce.run = e.run ^ 2 // still odd, never zero
+	if host, _, err := net.SplitHostPort(e.address); err == nil {
+		ce.address = net.JoinHostPort(host, "0")
+	}
+	return &ce
+}
+
+// prefixed returns ws, each with prefix.
+func prefixed(prefix string, ws []string) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = prefix + w
+	}
+	return out
+}

@@ -1,0 +1,154 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+)
+
+// TestBottleneckSkip: without a rate-limited link the cell says what it needs and
+// measures nothing, without failing.
+func TestBottleneckSkip(t *testing.T) {
+	p := Params{Size: propertySize, Streams: 1, DurationS: 0.2}
+	for _, tr := range []string{"tcp", "udp"} {
+		t.Run(tr, func(t *testing.T) {
+			o, err := runBottleneck(context.Background(), testEnv(t), mustNetwork(t, tr, NetOptions{}), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(o.warns) != 1 || o.warns[0] != bottleneckSkip || o.observed["skipped"] != bottleneckSkip {
+				t.Errorf("warnings %q observed %v: want the skip reason in both", o.warns, o.observed)
+			}
+			if o.m.SentMsgs != 0 || len(o.observed) != 1 {
+				t.Errorf("metrics %+v observed %v: want no figures", o.m, o.observed)
+			}
+		})
+	}
+}
+
+func TestJain(t *testing.T) {
+	tests := []struct {
+		name   string
+		x1, x2 float64
+		want   float64
+		ok     bool
+	}{
+		{"even", 10, 10, 1, true},
+		{"one has all", 10, 0, 0.5, true},
+		{"two to one", 2, 1, 0.9, true},
+		{"nothing", 0, 0, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := jain(tc.x1, tc.x2)
+			if ok != tc.ok || math.Abs(got-tc.want) > 1e-9 {
+				t.Errorf("jain(%v, %v) = %v, %v; want %v, %v", tc.x1, tc.x2, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// TestBottleneckLab is the known answer across a 20 Mbit/s link with a 50-packet
+// queue: alone, TCP fills most of the link and loses nothing, while UDP, offered at
+// twice the link rate, also fills it but loses about half of what it sends; beside an
+// unresponsive UDP flow at the link rate TCP backs off to a minority share, and the
+// split is unfair.
+func TestBottleneckLab(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("lab: needs Linux, not %s", runtime.GOOS)
+	}
+	im, err := lab.ParseImpair("--impair", "rate=20M,queue=50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Plan{Experiments: []string{ExpBottleneck}, Duration: 2 * time.Second, Seed: 7,
+		Net: NetOptions{NoDelay: true}, Lab: &LabConfig{Up: im, Down: im}}
+	rep, err := Run(context.Background(), p)
+	if errors.Is(err, os.ErrPermission) {
+		t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]any{}
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			t.Fatalf("%s: %s", r.Transport, r.Error)
+		}
+		t.Logf("%s: observed %v; warnings %q", r.Transport, r.Observed, r.Warnings)
+		got[r.Transport] = r.Observed
+	}
+	num := func(tr, k string) float64 {
+		t.Helper()
+		v, ok := obsNum(got[tr], k)
+		if !ok {
+			t.Fatalf("%s: no %s in %v", tr, k, got[tr])
+		}
+		return v
+	}
+	if s, l := num("tcp", "alone_share_of_link"), num("tcp", "alone_lost_msgs"); s < 0.8 || l != 0 {
+		t.Errorf("tcp alone: share %.3f lost %.0f, want share >= 0.8 and nothing lost", s, l)
+	}
+	if s := num("udp", "alone_share_of_link"); s < 0.8 {
+		t.Errorf("udp alone: share %.3f, want >= 0.8", s)
+	}
+	if f := num("udp", "alone_lost_msgs") / num("udp", "alone_sent_msgs"); f < 0.35 || f > 0.65 {
+		t.Errorf("udp alone: lost %.3f of what it sent, want about half (0.35..0.65)", f)
+	}
+	if s, j := num("tcp", "shared_share_of_link"), num("tcp", "jain_fairness"); s >= 0.5 || j >= 0.9 {
+		t.Errorf("tcp beside udp: share %.3f jain %.3f, want share < 0.5 and jain < 0.9", s, j)
+	}
+	if c, s := num("tcp", "competitor_share_of_link"), num("tcp", "shared_share_of_link"); c <= s {
+		t.Errorf("tcp beside udp: competitor's share %.3f, tcp's %.3f: want the competitor to take more", c, s)
+	}
+	found := false
+	for _, pr := range rep.Properties {
+		if pr.ID == "congestion" {
+			found = true
+			t.Logf("row: tcp %q; udp %q", pr.TCP, pr.UDP)
+			if pr.Evidence["tcp_jain_fairness"] == nil || pr.Evidence["udp_alone_share_of_link"] == nil {
+				t.Errorf("evidence %v: want the observed figures", pr.Evidence)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no congestion row in %v", rep.Properties)
+	}
+}
+
+// TestPropCongestion: the congestion row reads the bottleneck observations of both
+// transports, and is absent when either was skipped.
+func TestPropCongestion(t *testing.T) {
+	obs := func(alone, shared, jainIdx float64, lost, sent uint64) map[string]any {
+		return map[string]any{"link_rate_bps": 20e6, "alone_share_of_link": alone, "alone_lost_msgs": lost, "alone_sent_msgs": sent,
+			"shared_share_of_link": shared, "jain_fairness": jainIdx, "competitor_goodput_bps": 19e6}
+	}
+	tcp := obs(0.96, 0.05, 0.55, 0, 5000)
+	tcp["alone_retransmits"] = uint64(3)
+	rep := &Report{Results: []Result{
+		{Experiment: ExpBottleneck, Transport: "tcp", Observed: tcp},
+		{Experiment: ExpBottleneck, Transport: "udp", Observed: obs(0.97, 0.55, 0.99, 4962, 9766)},
+	}}
+	p, ok := propCongestion(rep)
+	if !ok {
+		t.Fatal("no congestion row")
+	}
+	wantTCP := "alone at 2x the 20.0 Mbit/s link: 96.0% of the link, 0 of 5,000 messages lost (3 retransmits); beside a UDP flow at the link rate: 5.00% of the link, Jain index 0.55"
+	wantUDP := "alone at 2x the 20.0 Mbit/s link: 97.0% of the link, 4,962 of 9,766 messages lost; beside a UDP flow at the link rate: 55.0% of the link, Jain index 0.99"
+	if p.ID != "congestion" || p.TCP != wantTCP || p.UDP != wantUDP {
+		t.Errorf("got id %q\ntcp %q\nudp %q\nwant tcp %q\nudp %q", p.ID, p.TCP, p.UDP, wantTCP, wantUDP)
+	}
+	if p.Evidence["tcp_jain_fairness"] != 0.55 || p.Evidence["udp_alone_lost_msgs"] != uint64(4962) || p.Evidence["tcp_alone_retransmits"] != uint64(3) {
+		t.Errorf("evidence %v", p.Evidence)
+	}
+	rep.Results[1].Observed = map[string]any{"skipped": bottleneckSkip}
+	if p, ok := propCongestion(rep); ok {
+		t.Errorf("row %+v from a skipped cell", p)
+	}
+}

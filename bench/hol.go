@@ -1,0 +1,95 @@
+package bench
+
+import (
+	"context"
+	"time"
+)
+
+// ExpHOL is the head-of-line blocking experiment.
+const ExpHOL = "hol"
+
+func init() { experiments[ExpHOL] = runHOL }
+
+// Head-of-line blocking's workload: small messages at a modest fixed rate, so the
+// link is never the bottleneck and every delay is the transport's or the link's.
+const (
+	holSize = 200             // bytes per message, header included
+	holRate = 800e3           // bits/s when p.RateBps is 0: 500 messages/s
+	holMax  = 3 * time.Second // bounds the sending phase, whatever --duration says
+)
+
+// runHOL shows the price of reliability: one flow of holSize-byte messages at
+// p.RateBps (holRate when unset) for min(p.DurationS, 3 s) (3 s in count mode: --count
+// does not apply). The receiver records each new message's one-way latency, its
+// arrival time minus the send time in its header: both ends run in one process and
+// read one monotonic clock (the run's epoch), across the emulated link too, so no
+// clock offset enters. Arrival is read in user space after each receive call.
+//
+// Across a lossy link a transport that delivers in order holds every message behind
+// a lost one until the loss is repaired, at least a round trip later: its median
+// stays at the link's delay while its tail grows to the repair time
+// (late_fraction_over_2x_p50 counts those victims). A transport that delivers each
+// datagram as it comes keeps every delivered message's latency and loses the rest
+// (delivered_fraction < 1). On loopback nothing is lost and both are flat.
+func runHOL(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	d := holMax.Seconds()
+	if p.DurationS > 0 {
+		d = min(p.DurationS, d)
+	}
+	p.Count, p.DurationS, p.Streams, p.Size = 0, d, 1, holSize
+	if p.RateBps <= 0 {
+		p.RateBps = holRate
+	}
+	lat := NewLatency()
+	so := streamOpts{
+		warmup: e.warmup,
+		drain:  e.drain + 5*time.Second, // a complete flow ends it at once; a lossy one at its end markers
+		oneWay: lat,
+	}
+	o, err := streamCell(ctx, e, nw, p, so)
+	if err != nil {
+		return o, err
+	}
+	m := o.m
+	obs := o.observed
+	obs["message_bytes"] = p.Size
+	obs["rate_bps"] = p.RateBps
+	obs["sent_msgs"] = m.SentMsgs
+	obs["delivered_msgs"] = lat.Count()
+	if m.SentMsgs > 0 {
+		obs["delivered_fraction"] = round6(float64(lat.Count()) / float64(m.SentMsgs))
+	}
+	if st := lat.Stats(); st != nil {
+		obs["latency"] = st
+		obs["latency_min_ns"] = st.Min
+		obs["latency_max_ns"] = st.Max
+		for k, v := range map[string]*int64{"latency_p50_ns": st.P50, "latency_p90_ns": st.P90, "latency_p99_ns": st.P99, "latency_p999_ns": st.P999} {
+			if v != nil {
+				obs[k] = *v
+			}
+		}
+		if st.P50 != nil {
+			obs["late_fraction_over_2x_p50"] = round6(float64(lat.countAbove(2**st.P50)) / float64(lat.Count()))
+		}
+		if below, above := lat.Clamped(); below+above > 0 {
+			o.warns = append(o.warns, "one-way latency: some values fell outside 1 ns..60 s and were clamped")
+		}
+	}
+	o.observed = obs
+	return o, nil
+}
+
+// countAbove is how many recorded values are above ns, to the histogram's precision
+// (values within 0.1% of ns may fall either side).
+func (l *Latency) countAbove(ns int64) uint64 {
+	var n int64
+	for _, b := range l.h.Distribution() {
+		if b.From > ns {
+			n += b.Count
+		}
+	}
+	return uint64(n)
+}
+
+// round6 rounds a fraction to 6 decimal places.
+func round6(v float64) float64 { return float64(int64(v*1e6+0.5)) / 1e6 }

@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+)
+
+// TestHOLLoopback: on loopback nothing is lost and nothing waits: every message is
+// delivered, and the figures are there for both transports.
+func TestHOLLoopback(t *testing.T) {
+	p := Params{Size: propertySize, Streams: 1, DurationS: 0.5}
+	for _, tr := range []string{"tcp", "udp"} {
+		t.Run(tr, func(t *testing.T) {
+			o, err := runHOL(context.Background(), testEnv(t), mustNetwork(t, tr, NetOptions{NoDelay: true}), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs := o.observed
+			t.Logf("observed %v; warnings %q", obs, o.warns)
+			if f, _ := obsNum(obs, "delivered_fraction"); f != 1 {
+				t.Errorf("delivered_fraction %v, want 1", obs["delivered_fraction"])
+			}
+			if n, _ := obsNum(obs, "sent_msgs"); n < 200 || n > 300 {
+				t.Errorf("sent %v messages in 0.5 s at 500/s, want about 250", n)
+			}
+			for _, k := range []string{"latency_p50_ns", "latency_max_ns", "late_fraction_over_2x_p50", "latency"} {
+				if _, ok := obs[k]; !ok {
+					t.Errorf("no %s in %v", k, obs)
+				}
+			}
+			// 250 samples: too few for a p99 (1000) or p99.9 (10000).
+			for _, k := range []string{"latency_p99_ns", "latency_p999_ns"} {
+				if v, ok := obs[k]; ok {
+					t.Errorf("%s = %v from %v samples: want it absent", k, v, obs["delivered_msgs"])
+				}
+			}
+			if st, _ := obs["latency"].(*LatencyStats); st == nil || len(st.CDF) < 3 {
+				t.Errorf("latency %v: want the stats with a CDF", obs["latency"])
+			}
+		})
+	}
+}
+
+func TestLatencyCountAbove(t *testing.T) {
+	l := NewLatency()
+	for _, v := range []int64{1000, 2000, 3000, 10_000, 10_000, 50_000} {
+		l.Record(v)
+	}
+	tests := []struct {
+		ns   int64
+		want uint64
+	}{{0, 6}, {999, 6}, {1000, 5}, {2500, 4}, {9000, 3}, {10_000, 1}, {50_000, 0}}
+	for _, tc := range tests {
+		if got := l.countAbove(tc.ns); got != tc.want {
+			t.Errorf("countAbove(%d) = %d, want %d", tc.ns, got, tc.want)
+		}
+	}
+}
+
+// TestHOLLab is the known answer across a link that loses 2% and delays 10 ms each
+// way: TCP delivers everything, and the messages held behind each loss push its p99
+// past twice its median (the repair takes at least a round trip); UDP delivers about
+// 98%, each at the link's delay, so its p99 stays near its median.
+func TestHOLLab(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("lab: needs Linux, not %s", runtime.GOOS)
+	}
+	im, err := lab.ParseImpair("--impair", "loss=2%,delay=10ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Plan{Experiments: []string{ExpHOL}, Duration: 3 * time.Second, Seed: 7,
+		Net: NetOptions{NoDelay: true}, Lab: &LabConfig{Up: im, Down: im}}
+	rep, err := Run(context.Background(), p)
+	if errors.Is(err, os.ErrPermission) {
+		t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]any{}
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			t.Fatalf("%s: %s", r.Transport, r.Error)
+		}
+		o := r.Observed
+		t.Logf("%s: sent %v delivered %v p50 %v p99 %v p99.9 %v max %v late %v; warnings %q", r.Transport, o["sent_msgs"], o["delivered_fraction"],
+			o["latency_p50_ns"], o["latency_p99_ns"], o["latency_p999_ns"], o["latency_max_ns"], o["late_fraction_over_2x_p50"], r.Warnings)
+		got[r.Transport] = o
+	}
+	num := func(tr, k string) float64 {
+		t.Helper()
+		v, ok := obsNum(got[tr], k)
+		if !ok {
+			t.Fatalf("%s: no %s in %v", tr, k, got[tr])
+		}
+		return v
+	}
+	if f := num("tcp", "delivered_fraction"); f != 1 {
+		t.Errorf("tcp delivered %v, want 1", f)
+	}
+	if p50, p99 := num("tcp", "latency_p50_ns"), num("tcp", "latency_p99_ns"); p99 <= 2*p50 {
+		t.Errorf("tcp p50 %v p99 %v: want p99 > 2x p50 (messages held behind a loss)", time.Duration(p50), time.Duration(p99))
+	}
+	if f := num("udp", "delivered_fraction"); f >= 1 || f < 0.95 {
+		t.Errorf("udp delivered %v, want about 0.98 (< 1, >= 0.95)", f)
+	}
+	if p50, p99 := num("udp", "latency_p50_ns"), num("udp", "latency_p99_ns"); p99 >= 1.5*p50 {
+		t.Errorf("udp p50 %v p99 %v: want p99 < 1.5x p50 (delivered datagrams keep their latency)", time.Duration(p50), time.Duration(p99))
+	}
+	if l := num("tcp", "late_fraction_over_2x_p50"); l <= num("udp", "late_fraction_over_2x_p50") {
+		t.Errorf("late fractions tcp %v udp %v: want tcp's larger", l, num("udp", "late_fraction_over_2x_p50"))
+	}
+	found := false
+	for _, pr := range rep.Properties {
+		if pr.ID == "head-of-line" {
+			found = true
+			t.Logf("row: tcp %q; udp %q", pr.TCP, pr.UDP)
+			if pr.Evidence["tcp_latency_p99_ns"] == nil || pr.Evidence["udp_delivered_fraction"] == nil {
+				t.Errorf("evidence %v: want the observed figures", pr.Evidence)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no head-of-line row in %v", rep.Properties)
+	}
+}
+
+// TestPropHOL: the head-of-line row reads the hol observations of both transports,
+// and leaves out the percentiles too few messages could give.
+func TestPropHOL(t *testing.T) {
+	rep := &Report{Env: Env{Link: Link{Kind: "lab"}}, Results: []Result{
+		{Experiment: ExpHOL, Transport: "tcp", Observed: map[string]any{"latency_p50_ns": int64(10_400_000), "latency_p99_ns": int64(36_400_000),
+			"latency_max_ns": int64(38_700_000), "late_fraction_over_2x_p50": 0.146, "delivered_fraction": 1.0}},
+		{Experiment: ExpHOL, Transport: "udp", Observed: map[string]any{"latency_p50_ns": int64(10_100_000),
+			"latency_max_ns": int64(13_000_000), "late_fraction_over_2x_p50": 0.0, "delivered_fraction": 0.981}},
+	}}
+	p, ok := propHOL(rep)
+	if !ok {
+		t.Fatal("no head-of-line row")
+	}
+	wantTCP := "one-way latency p50 10.40 ms, p99 36.40 ms, max 38.70 ms; 14.6% later than twice the median; delivered 100%"
+	wantUDP := "one-way latency p50 10.10 ms, max 13.00 ms (too few messages for a p99); 0% later than twice the median; delivered 98.1%"
+	if p.ID != "head-of-line" || p.TCP != wantTCP || p.UDP != wantUDP {
+		t.Errorf("got id %q\ntcp %q\nudp %q\nwant tcp %q\nudp %q", p.ID, p.TCP, p.UDP, wantTCP, wantUDP)
+	}
+	if p.Evidence["tcp_latency_p99_ns"] != int64(36_400_000) || p.Evidence["udp_delivered_fraction"] != 0.981 {
+		t.Errorf("evidence %v", p.Evidence)
+	}
+	if _, ok := p.Evidence["udp_latency_p99_ns"]; ok {
+		t.Errorf("evidence %v: udp has no p99", p.Evidence)
+	}
+	rep.Results = rep.Results[:1]
+	if p, ok := propHOL(rep); ok {
+		t.Errorf("row %+v from one transport", p)
+	}
+}
