@@ -598,6 +598,8 @@ var experimentTitles = map[string]string{
 	ExpBoundaries:   "Message boundaries (boundaries)",
 	ExpSlowReceiver: "Slow receiver (slow-receiver)",
 	ExpFanout:       "One sender, many receivers (fanout)",
+	ExpBottleneck:   "A congested link (bottleneck)",
+	ExpHOL:          "Head-of-line blocking (hol)",
 }
 
 func experimentTitle(exp string) string {
@@ -1026,7 +1028,10 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 		var keys []string
 		for _, tr := range present {
 			if res := c.res[tr]; res != nil {
-				for k := range res.Observed {
+				for k, v := range res.Observed {
+					if _, dist := v.(*LatencyStats); dist || k == "latency" {
+						continue // a whole distribution: its percentiles have rows of their own
+					}
 					if !slices.Contains(keys, k) {
 						keys = append(keys, k)
 					}

@@ -77,7 +77,12 @@ func (p Plan) WithDefaults() Plan {
 		p.Transports = []string{"tcp", "udp"}
 	}
 	if len(p.Experiments) == 0 {
-		p.Experiments = Experiments()
+		for _, x := range Experiments() {
+			if p.Lab == nil && (x == ExpBottleneck || x == ExpHOL) {
+				continue // they show what a lossy or slow link does: the lab section runs them
+			}
+			p.Experiments = append(p.Experiments, x)
+		}
 	}
 	if len(p.Sizes) == 0 {
 		p.Sizes = []int{64, 1024, 8192}
