@@ -198,7 +198,7 @@ func sockOrder(r *Report) []string {
 }
 
 const mdDefinitions = `- **goodput**: unique, intact payload bits received / the receiver's measured interval (decimal SI); msgs/s likewise in messages. Sender figures (sender rate) are reported apart, never mixed in.
-- **lost**: sent - unique received, counted after a drain period; attributed to sender drops (failed sends), socket drops (receive-buffer overflow, SO_MEMINFO) and network drops (the rest).
+- **lost**: sent - unique received, counted after a drain period; attributed to sender drops (failed sends), socket drops (datagrams the receiving socket dropped, from SO_MEMINFO: receive-buffer overflow and, on Linux, failed checksums) and network drops (the rest).
 - **duplicate**: a sequence number seen before.
 - **reordered** (RFC 4737): arrived with a sequence number below the highest already seen.
 - **jitter**: RFC 3550 section 6.4.1 interarrival jitter, J += (|D| - J)/16; the final value.

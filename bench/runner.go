@@ -195,8 +195,12 @@ func (p Plan) cells() []cell {
 	for _, x := range p.Experiments {
 		if x != ExpStream && x != ExpPingPong && x != ExpConnect {
 			// A property experiment shows behaviour once, at one size.
+			size := propertySize
+			if x == ExpHOL {
+				size = holSize // small messages: latency, not throughput
+			}
 			for _, t := range p.Transports {
-				cs = append(cs, cell{x, t, Params{Size: propertySize, Streams: 1, Clients: p.Clients,
+				cs = append(cs, cell{x, t, Params{Size: size, Streams: 1, Clients: p.Clients,
 					Receivers: p.Receivers, ReaderBps: p.ReaderBps, DurationS: p.Duration.Seconds(), Count: p.Count}})
 			}
 			continue
