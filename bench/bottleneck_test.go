@@ -2,14 +2,9 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"math"
-	"os"
-	"runtime"
 	"testing"
 	"time"
-
-	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 )
 
 // TestBottleneckSkip: without a rate-limited link the cell says what it needs and
@@ -60,22 +55,9 @@ func TestJain(t *testing.T) {
 // unresponsive UDP flow at the link rate TCP backs off to a minority share, and the
 // split is unfair.
 func TestBottleneckLab(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skipf("lab: needs Linux, not %s", runtime.GOOS)
-	}
-	im, err := lab.ParseImpair("--impair", "rate=20M,queue=50")
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := Plan{Experiments: []string{ExpBottleneck}, Duration: 2 * time.Second, Seed: 7,
-		Net: NetOptions{NoDelay: true}, Lab: &LabConfig{Up: im, Down: im}}
-	rep, err := Run(context.Background(), p)
-	if errors.Is(err, os.ErrPermission) {
-		t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+		Net: NetOptions{NoDelay: true}}
+	rep := runLab(t, "rate=20M,queue=50", p)
 	got := map[string]map[string]any{}
 	for _, r := range rep.Results {
 		if r.Error != "" {

@@ -2,13 +2,8 @@ package bench
 
 import (
 	"context"
-	"errors"
-	"os"
-	"runtime"
 	"testing"
 	"time"
-
-	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 )
 
 // TestHOLLoopback: on loopback nothing is lost and nothing waits: every message is
@@ -68,22 +63,9 @@ func TestLatencyCountAbove(t *testing.T) {
 // past twice its median (the repair takes at least a round trip); UDP delivers about
 // 98%, each at the link's delay, so its p99 stays near its median.
 func TestHOLLab(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skipf("lab: needs Linux, not %s", runtime.GOOS)
-	}
-	im, err := lab.ParseImpair("--impair", "loss=2%,delay=10ms")
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := Plan{Experiments: []string{ExpHOL}, Duration: 3 * time.Second, Seed: 7,
-		Net: NetOptions{NoDelay: true}, Lab: &LabConfig{Up: im, Down: im}}
-	rep, err := Run(context.Background(), p)
-	if errors.Is(err, os.ErrPermission) {
-		t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+		Net: NetOptions{NoDelay: true}}
+	rep := runLab(t, "loss=2%,delay=10ms", p)
 	got := map[string]map[string]any{}
 	for _, r := range rep.Results {
 		if r.Error != "" {

@@ -121,3 +121,31 @@ func TestLabDelay(t *testing.T) {
 		}
 	}
 }
+
+// runLab runs p across an emulated link impaired both ways by spec, skipping the
+// test where the lab cannot be built (no Linux, no privileges), and fails on any
+// cell error.
+func runLab(t *testing.T, spec string, p Plan) *Report {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skipf("lab: needs Linux, not %s", runtime.GOOS)
+	}
+	im, err := lab.ParseImpair("--impair", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Lab = &LabConfig{Up: im, Down: im}
+	rep, err := Run(context.Background(), p)
+	if errors.Is(err, os.ErrPermission) {
+		t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			t.Fatalf("%s %s: %s", r.Experiment, r.Transport, r.Error)
+		}
+	}
+	return rep
+}
