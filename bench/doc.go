@@ -4,10 +4,18 @@
 // # What it holds
 //
 // The Transport interface (declared here, where it is used; the tcp and udp packages
-// satisfy it without importing bench), the message header codec, the experiments
-// (stream, pingpong, connect), the metrics (sequence accounting, RFC 3550 jitter, HDR
-// latency histograms, CPU per GB), the report model (report.go) and its renderers
-// (render_text.go, render_md.go).
+// satisfy it without importing bench), the message header codec, the experiments, the
+// metrics (sequence accounting, RFC 3550 jitter, HDR latency histograms, CPU per GB),
+// the properties table (properties.go), the report model (report.go), its renderers
+// (render_text.go, render_md.go) and charts (chart.go).
+//
+// # Experiments
+//
+// One file each. Measurements, at every size: stream, pingpong, connect. Properties,
+// once each: refused, close, clients, boundaries, slow-receiver, fanout. Across an
+// emulated link (bench/lab, wired in by labnet.go): bottleneck and hol, and any of the
+// others. Property experiments register themselves from their file's init; what they
+// see that Metrics has no field for goes in Result.Observed.
 //
 // # Invariants
 //
@@ -29,6 +37,6 @@
 //
 // # What it does not do
 //
-// It sets up no network: loopback needs nothing, and the impairment lab (bench/lab)
-// builds its own. It does not print: the cmd package owns stdout and stderr.
+// It sets up no network itself: loopback needs nothing, and the impairment lab
+// (bench/lab) builds its own namespaces and link. It does not print: the cmd package owns stdout and stderr.
 package bench
