@@ -550,6 +550,7 @@ func labStream(r *Report, count func(LinkCounts) uint64) (map[string]*labTotals,
 		t.link.Corrupted += up.Corrupted
 		t.link.Duplicated += up.Duplicated
 		t.link.Reordered += up.Reordered
+		t.link.DeviceDropped += up.DeviceDropped
 		t.link.Data.Packets += up.Data.Packets
 		t.link.Data.Dropped += up.Data.Dropped
 		t.link.Data.QueueDropped += up.Data.QueueDropped
@@ -588,6 +589,9 @@ func propRetransmission(r *Report) (Property, bool) {
 	udp := fmt.Sprintf("the link dropped %s of its data datagrams; the receiver counted %s of %s messages lost", g(injected), g(uc.lost), g(uc.sent))
 	if injected == uc.lost {
 		udp += " (exactly those)"
+	}
+	if d := uc.link.DeviceDropped; d > 0 {
+		udp += fmt.Sprintf("; %s more packets were dropped at the link's input queue, the sender outrunning the emulator", g(d))
 	}
 	return Property{
 		ID:       "retransmission",

@@ -10,9 +10,9 @@ import (
 func injectedSection(r *Report) (section, bool) {
 	t := table{
 		head: []string{"experiment", "transport", "size",
-			"link dropped", "link corrupted", "link duplicated", "link reordered", "queue dropped",
+			"link dropped", "link corrupted", "link duplicated", "link reordered", "queue dropped", "dropped before the link",
 			"measured lost", "measured duplicates", "measured reordered", "retransmits"},
-		right: []bool{false, false, true, true, true, true, true, true, true, true, true, true},
+		right: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true},
 	}
 	for _, res := range r.Results {
 		in := res.Injected
@@ -40,6 +40,7 @@ func injectedSection(r *Report) (section, bool) {
 			pick(up.Data.Duplicated, up.Duplicated+down.Duplicated),
 			pick(up.Data.Reordered, up.Reordered+down.Reordered),
 			pick(up.Data.QueueDropped, up.QueueDropped+down.QueueDropped),
+			group(int64(up.DeviceDropped + down.DeviceDropped)),
 			group(int64(m.LostMsgs)), group(int64(m.DupMsgs)), group(int64(m.ReorderedMsgs)), retr,
 		})
 	}
@@ -48,6 +49,7 @@ func injectedSection(r *Report) (section, bool) {
 	}
 	imp := r.Env.Link.Impair
 	note := "What the emulated link did (client to server; for datagrams, the messages it carried: exact counts to compare) beside what the transports measured. " +
+		"Dropped before the link: packets the sending side's device queue dropped because the sender outran the emulator (both directions; not in the other link columns). " +
 		"TCP turns the link's losses into retransmits and delivers everything; UDP's receiver counts exactly what the link did."
 	if imp != nil {
 		note = fmt.Sprintf("Link up %s, down %s, seed %s. ", orDash(strconv.Quote(imp["up"])), orDash(strconv.Quote(imp["down"])), orDash(imp["seed"])) + note

@@ -133,14 +133,17 @@ type Injected struct {
 // LinkCounts count packets one direction of the emulated link handled. Fates are
 // exclusive: a packet is dropped, corrupted, duplicated, held back, or passed.
 type LinkCounts struct {
-	Packets      uint64     `json:"packets"`
-	Dropped      uint64     `json:"dropped"`       // random loss
-	QueueDropped uint64     `json:"queue_dropped"` // tail drop at the rate limiter
-	Corrupted    uint64     `json:"corrupted"`     // a bit flipped: the receiver's checksum drops it
-	Duplicated   uint64     `json:"duplicated"`
-	Reordered    uint64     `json:"reordered"` // held back and overtaken
-	Passed       uint64     `json:"passed"`
-	Data         DataCounts `json:"data"` // the same for packets carrying one data message each (UDP)
+	Packets      uint64 `json:"packets"`
+	Dropped      uint64 `json:"dropped"`       // random loss
+	QueueDropped uint64 `json:"queue_dropped"` // tail drop at the rate limiter
+	Corrupted    uint64 `json:"corrupted"`     // a bit flipped: the receiver's checksum drops it
+	Duplicated   uint64 `json:"duplicated"`
+	Reordered    uint64 `json:"reordered"` // held back and overtaken
+	Passed       uint64 `json:"passed"`
+	// DeviceDropped counts packets the sending side's TUN device dropped because its
+	// queue was full: the sender outran the emulator, and the emulator never saw them.
+	DeviceDropped uint64     `json:"device_dropped"`
+	Data          DataCounts `json:"data"` // the same for packets carrying one data message each (UDP)
 }
 
 // DataCounts count the link's fates for packets that carry exactly one tcpvsudp data

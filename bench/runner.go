@@ -354,14 +354,28 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 		return outcome{}, err
 	}
 	var up0, down0 lab.Counts
+	var dev0up, dev0down uint64
+	var devErr error
 	if e.lab != nil {
 		nw = labNetwork{Network: nw, lab: e.lab}
 		up0, down0 = e.lab.Counts()
+		dev0up, dev0down, devErr = e.lab.DeviceDrops()
 	}
 	o, err := experiments[c.exp](ctx, e, nw, c.params)
 	if e.lab != nil {
 		up1, down1 := e.lab.Counts()
 		o.injected = injected(up0, down0, up1, down1)
+		dev1up, dev1down, derr := e.lab.DeviceDrops()
+		switch {
+		case devErr != nil || derr != nil:
+			o.warns = append(o.warns, fmt.Sprintf("could not read the lab devices' drop counters: %v", cmp.Or(devErr, derr)))
+		default:
+			o.injected.Up.DeviceDropped = dev1up - dev0up
+			o.injected.Down.DeviceDropped = dev1down - dev0down
+			if d := o.injected.Up.DeviceDropped + o.injected.Down.DeviceDropped; d > 0 {
+				o.warns = append(o.warns, fmt.Sprintf("the sender outran the emulated link: %d packets were dropped at its input queue before the emulator saw them (counted as network drops, not in the injected figures); pace the sender (--rate) for an exact injected-vs-measured comparison", d))
+			}
+		}
 	}
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("interrupted (%w) after %v", ctx.Err(), err)
