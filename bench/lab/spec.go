@@ -150,7 +150,17 @@ func (im Impair) String() string {
 	pct("dup", im.Duplicate)
 	pct("corrupt", im.Corrupt)
 	if im.RateBps != 0 {
-		parts = append(parts, "rate="+strconv.FormatFloat(im.RateBps/1e3, 'g', -1, 64)+"k")
+		unit, div := "k", 1e3
+		for _, u := range []struct {
+			s string
+			d float64
+		}{{"G", 1e9}, {"M", 1e6}} {
+			if q := im.RateBps / u.d; q >= 1 && q == math.Trunc(q*1000)/1000 {
+				unit, div = u.s, u.d
+				break
+			}
+		}
+		parts = append(parts, "rate="+strconv.FormatFloat(im.RateBps/div, 'g', -1, 64)+unit)
 	}
 	if im.Queue != 0 {
 		parts = append(parts, "queue="+strconv.Itoa(im.Queue))

@@ -16,6 +16,8 @@ func TestParseImpair(t *testing.T) {
 		{spec: "loss=1%,delay=20ms,jitter=5ms,reorder=2%,dup=1%,corrupt=0.5%,rate=50M,queue=64",
 			want: Impair{Loss: 0.01, Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Reorder: 0.02, Duplicate: 0.01, Corrupt: 0.005, RateBps: 50e6, Queue: 64}},
 		{spec: "loss=0.05, burst=4, mtu=9000", want: Impair{Loss: 0.05, Burst: 4, MTU: 9000}},
+		{spec: "rate=1.5G", want: Impair{RateBps: 1.5e9}},
+		{spec: "rate=800k", want: Impair{RateBps: 800e3}},
 		{spec: "loss=5", wantErr: "loss"},
 		{spec: "loss=200%", wantErr: "0..100%"},
 		{spec: "delay=fast", wantErr: "delay"},
@@ -37,6 +39,9 @@ func TestParseImpair(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Fatalf("ParseImpair(%q) = %+v, %v; want %+v", tc.spec, got, err, tc.want)
+			}
+			if tc.want.RateBps == 50e6 && !strings.Contains(got.String(), "rate=50M") {
+				t.Errorf("String() = %q, want rate=50M", got.String())
 			}
 			again, err := ParseImpair("--impair", got.String())
 			if err != nil || again != got {
