@@ -28,6 +28,7 @@ type NetOptions struct {
 	RecvBuffer int  // SO_RCVBUF request, bytes; 0 = kernel default
 	SendBuffer int  // SO_SNDBUF request, bytes; 0 = kernel default
 	NoDelay    bool // TCP_NODELAY (TCP only: UDP has no Nagle)
+	NoGSO      bool // UDP only: send one datagram per message, without UDP GSO (udp.Options.NoGSO)
 }
 
 // Transports lists the transport names NetworkByName knows, sorted.
@@ -45,7 +46,7 @@ var networks = map[string]func(NetOptions) Network{
 		return tcpNetwork{tcp.Options{NoDelay: o.NoDelay, RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer}}
 	},
 	"udp": func(o NetOptions) Network {
-		return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer}}
+		return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO}}
 	},
 }
 

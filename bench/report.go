@@ -72,8 +72,10 @@ type Link struct {
 
 // Sock records socket buffer sizes as the kernel granted them, in bytes.
 type Sock struct {
-	RecvBuffer int `json:"recv_buffer"`
-	SendBuffer int `json:"send_buffer"`
+	RecvBuffer int  `json:"recv_buffer"`
+	SendBuffer int  `json:"send_buffer"`
+	GSO        bool `json:"gso,omitempty"` // UDP segmentation offload on the sending socket (UDP_SEGMENT)
+	GRO        bool `json:"gro,omitempty"` // UDP receive offload (UDP_GRO)
 }
 
 // Config is the set of flags that shaped the run.

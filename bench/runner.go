@@ -456,7 +456,11 @@ func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]Sock {
 		if err == nil {
 			if bs, ok := t.(BufferSizer); ok {
 				if r, s, err := bs.BufferSizes(); err == nil {
-					out[name] = Sock{RecvBuffer: r, SendBuffer: s}
+					sk := Sock{RecvBuffer: r, SendBuffer: s}
+					if o, ok := t.(offloader); ok {
+						sk.GSO, sk.GRO = o.Offload()
+					}
+					out[name] = sk
 				}
 			}
 			t.Close()
@@ -490,3 +494,7 @@ func linkTime(im lab.Impair) time.Duration {
 	}
 	return d
 }
+
+// offloader is a transport that reports the segmentation offloads its socket uses
+// (probed once at open).
+type offloader interface{ Offload() (gso, gro bool) }

@@ -45,6 +45,17 @@ type Options struct {
 	RecvBuffer int // SO_RCVBUF request, bytes; 0 = kernel default
 	SendBuffer int // SO_SNDBUF request, bytes; 0 = kernel default
 	Batch      int // most messages per recvmmsg/sendmmsg call; 0 = 64, at most 1024
+
+	// NoGSO turns off both segmentation offloads: UDP GSO (UDP_SEGMENT) on Send and
+	// UDP GRO on Recv, whatever GRO says. By default a Conn sends with GSO when the
+	// kernel has it (see Offload).
+	NoGSO bool
+
+	// GRO turns on UDP GRO (UDP_GRO) when the kernel has it: the kernel may queue
+	// datagrams from one sender coalesced, and Recv splits them back. Off by default
+	// because it makes RecvDrops inexact: a receive buffer that overflows drops a
+	// whole super-packet and SO_MEMINFO counts it once, however many datagrams it held.
+	GRO bool
 }
 
 // A Conn is a UDP socket that moves whole datagrams in batches. A Conn from Dial is
@@ -58,8 +69,12 @@ type Conn struct {
 	laddr      net.Addr
 	raddr      net.Addr // nil for a server socket
 	connected  bool
-	maxPayload int // bytes, for this socket's family (and peer, when connected)
-	batch      int // most messages per system call
+	maxPayload int         // bytes, for this socket's family (and peer, when connected)
+	batch      int         // most messages per system call
+	noGSO      bool        // Options.NoGSO
+	wantGRO    bool        // Options.GRO
+	gso        atomic.Bool // Send coalesces messages with UDP_SEGMENT; cleared for good if the kernel refuses it
+	gro        bool        // UDP_GRO is on: Recv may get super-packets and splits them
 
 	rxqOvfl  atomic.Uint64 // last SO_RXQ_OVFL value seen
 	sendErrs atomic.Uint64 // datagrams refused, see SendErrors
@@ -139,6 +154,8 @@ func open(uc *net.UDPConn, connected bool, o Options) (_ *Conn, err error) {
 		laddr:     uc.LocalAddr(),
 		connected: connected,
 		batch:     o.Batch,
+		noGSO:     o.NoGSO,
+		wantGRO:   o.GRO,
 	}
 	if c.batch == 0 {
 		c.batch = defaultBatch
@@ -251,6 +268,16 @@ func (c *Conn) RecvDrops() (uint64, error) { return c.recvDrops() }
 // later ones. It is 0 until a datagram arrives after a drop, and always on systems
 // without SO_RXQ_OVFL. For the final figure use RecvDrops.
 func (c *Conn) RxqOverflow() uint64 { return c.rxqOvfl.Load() }
+
+// Offload reports the segmentation offloads the socket uses, as probed at open
+// (set, then read back): gso when Send hands runs of equal-sized messages to the
+// kernel as one UDP_SEGMENT super-datagram, gro when UDP_GRO is on (Options.GRO) and
+// Recv splits the kernel's coalesced super-packets back into datagrams. Both are
+// false with Options.NoGSO and on systems other than Linux; gso is false on server sockets
+// (from Listen), whose replies go to many peers. gso turns false for good if the
+// kernel refuses a super-datagram (EIO, EINVAL, EMSGSIZE: a device without checksum
+// offload, a route MTU below the segment size).
+func (c *Conn) Offload() (gso, gro bool) { return c.gso.Load(), c.gro }
 
 // SendErrors returns how many datagrams the kernel refused since the socket opened:
 // those Send could not hand over (ENOBUFS, ECONNREFUSED, EAGAIN past the write

@@ -38,6 +38,31 @@
 // serves many peers, so it counts such a report in SendErrors and carries on; a
 // connected socket returns it (errors.Is(err, syscall.ECONNREFUSED)).
 //
+// # Segmentation offload
+//
+// On Linux a connected socket sends with UDP GSO when the kernel has it (probed at
+// open: UDP_SEGMENT set, then read back): Send hands each run of consecutive messages
+// of one length L (at most 1472 bytes, 1452 over IPv6; at most 64 messages and one
+// datagram's worth of bytes; optionally ended by one shorter message) to the kernel
+// as one super-datagram with a UDP_SEGMENT control message, in one sendmmsg entry
+// whose iovecs point at the messages themselves. The kernel cuts it back into one
+// datagram per message; Send still counts messages, and a partial sendmmsg maps back
+// to whole runs. If the kernel refuses a super-datagram (EIO, EINVAL, EMSGSIZE), the
+// socket sends one datagram per message from then on. Server sockets (from Listen)
+// never use GSO: their replies go to the sources of many peers.
+//
+// UDP GRO is off unless Options.GRO asks for it. With it, the kernel may queue a
+// super-packet, the datagrams of one GSO send still coalesced; Recv receives into its
+// own 64 KiB buffers per batch entry (allocated by the first Recv), splits each
+// super-packet at the segment size of its UDP_GRO control message, and returns each
+// datagram in its own buffer; what does not fit the call's buffers comes first in the
+// next Recv, without a system call. It is off by default because it breaks exact
+// drop counting: a full receive buffer drops a whole super-packet, and SO_MEMINFO
+// counts it as one drop however many datagrams it held. Without GRO the kernel splits
+// super-datagrams before queueing them and counts every dropped datagram.
+//
+// Options.NoGSO turns both off. Offload reports what a socket uses.
+//
 // # Counters
 //
 // Each counter counts datagrams at one place, so a report can say where loss happened:

@@ -15,8 +15,27 @@ import (
 )
 
 // ctrlSpace is the control-message room per received datagram, in bytes. SO_RXQ_OVFL
-// needs CmsgSpace(4): 24 bytes on 64-bit systems, 16 on 32-bit ones.
+// and UDP_GRO need CmsgSpace(4) each: 24 bytes on 64-bit systems, 16 on 32-bit ones.
 const ctrlSpace = 64
+
+// GSO and GRO limits.
+const (
+	// gsoMaxSegments is the most datagrams one super-datagram carries: the kernel's
+	// UDP_MAX_SEGMENTS (64 before Linux 6.9, 128 since; the smaller works everywhere).
+	gsoMaxSegments = 64
+	// gsoMaxSegIPv4 and gsoMaxSegIPv6 are the largest segment sizes Send coalesces,
+	// in bytes: a 1500-byte MTU less the IP and UDP headers. The kernel refuses a
+	// segment that does not fit the route's MTU (EINVAL); larger messages go alone.
+	gsoMaxSegIPv4 = 1500 - 20 - 8
+	gsoMaxSegIPv6 = 1500 - 40 - 8
+	// groBufSize is the receive room per batch entry with GRO on, in bytes: a
+	// super-packet is one UDP datagram of at most 65535 bytes.
+	groBufSize = 1 << 16
+)
+
+// txCtrlSpace is the control-message room per sendmmsg entry: one UDP_SEGMENT message
+// carrying a uint16.
+var txCtrlSpace = unix.CmsgSpace(2)
 
 // A peerAddr is a raw sockaddr_in or sockaddr_in6 as the kernel wrote it (the larger
 // of the two fits), with its length.
@@ -44,6 +63,28 @@ func (p *peerAddr) addrPort() netip.AddrPort {
 type sysConn struct {
 	rx mmsgScratch // owned by the goroutine in Recv
 	tx mmsgScratch // owned by the goroutine in Send
+
+	// GSO (owned by the goroutine in Send): one UDP_SEGMENT control message per
+	// sendmmsg entry, and how many messages each entry of the current call carries.
+	txCtrl  []byte
+	txMsgs  []int
+	gsoSeg  int // largest segment coalesced, bytes
+	gsoSize int // largest super-datagram payload, bytes
+
+	gro groScratch // owned by the goroutine in Recv
+}
+
+// groScratch holds what one recvmmsg call with GRO on received, and the datagrams
+// of it not yet returned: entries pend..n-1, from offset off of entry pend.
+type groScratch struct {
+	buf   []byte     // groBufSize bytes per batch entry; allocated by the first Recv
+	lens  []int      // per entry: bytes received
+	segs  []int      // per entry: GRO segment size, 0 for a single datagram
+	trunc []bool     // per entry: larger than groBufSize (MSG_TRUNC)
+	peers []peerAddr // per returned message: its source
+	pend  int
+	n     int
+	off   int
 }
 
 // mmsgScratch is one direction's arrays and the in/out values of its RawConn callback.
@@ -93,8 +134,36 @@ func (c *Conn) initSys() error {
 	if err := errors.Join(cerr, serr); err != nil {
 		return fmt.Errorf("udp: socket options on %v: %w", c.laddr, err)
 	}
+	if !c.noGSO {
+		var gso, gro bool
+		if err := c.raw.Control(func(fd uintptr) { gso, gro = probeOffload(int(fd), c.wantGRO) }); err != nil {
+			return fmt.Errorf("udp: socket options on %v: %w", c.laddr, err)
+		}
+		c.gso.Store(gso && c.connected) // a server's replies go to many peers: no GSO
+		c.gro = gro
+	}
 	c.sys.rx = newScratch(c.batch, true)
 	c.sys.tx = newScratch(c.batch, false)
+	if c.gso.Load() {
+		c.sys.txCtrl = make([]byte, c.batch*txCtrlSpace)
+		c.sys.txMsgs = make([]int, c.batch)
+		for i := range c.batch {
+			h := (*unix.Cmsghdr)(unsafe.Pointer(&c.sys.txCtrl[i*txCtrlSpace]))
+			h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+			h.SetLen(unix.CmsgLen(2))
+		}
+		c.sys.gsoSeg, c.sys.gsoSize = gsoMaxSegIPv4, c.maxPayload
+		if c.maxPayload == MaxPayloadIPv6 {
+			c.sys.gsoSeg = gsoMaxSegIPv6
+		}
+	}
+	if c.gro {
+		g := &c.sys.gro
+		g.lens = make([]int, c.batch)
+		g.segs = make([]int, c.batch)
+		g.trunc = make([]bool, c.batch)
+		g.peers = make([]peerAddr, c.batch)
+	}
 	rx, tx := &c.sys.rx, &c.sys.tx
 	rx.fn = func(fd uintptr) bool {
 		for {
@@ -173,35 +242,21 @@ func asyncErr(errno syscall.Errno) bool {
 }
 
 func (c *Conn) recv(bufs [][]byte, sizes []int) (int, error) {
+	if c.gro {
+		return c.recvGRO(bufs, sizes)
+	}
 	rx := &c.sys.rx
 	defer clearIovs(rx.iovs[:len(bufs)])
-	for {
-		for i, b := range bufs {
-			iov := &rx.iovs[i]
-			iov.Base = nil
-			if len(b) > 0 {
-				iov.Base = &b[0]
-			}
-			iov.SetLen(len(b))
-			m := &rx.hdrs[i]
-			m.Hdr.Namelen = unix.SizeofSockaddrInet6
-			m.Hdr.SetControllen(ctrlSpace)
-			m.Hdr.Flags = 0
-			m.Len = 0
+	for i, b := range bufs {
+		iov := &rx.iovs[i]
+		iov.Base = nil
+		if len(b) > 0 {
+			iov.Base = &b[0]
 		}
-		rx.vlen, rx.n, rx.errno = len(bufs), 0, 0
-		if err := c.raw.Read(rx.fn); err != nil {
-			return 0, c.recvErr(unwrapOp(err))
-		}
-		if rx.errno == 0 {
-			break
-		}
-		// A server socket serves many peers: an ICMP report about a reply to one of
-		// them (counted by drainErrQueue) is no failure of this Recv.
-		if !c.connected && asyncErr(rx.errno) {
-			continue
-		}
-		return 0, c.recvErr(rx.errno)
+		iov.SetLen(len(b))
+	}
+	if err := c.recvmmsg(len(bufs)); err != nil {
+		return 0, err
 	}
 	n := rx.n
 	for i := range n {
@@ -228,6 +283,120 @@ func (c *Conn) recv(bufs [][]byte, sizes []int) (int, error) {
 		c.setPeers(rx.names[:n])
 	}
 	return n, nil
+}
+
+// recvmmsg calls recvmmsg on the first vlen entries of the receive scratch, whose
+// iovecs the caller has set, until it returns datagrams or fails.
+func (c *Conn) recvmmsg(vlen int) error {
+	rx := &c.sys.rx
+	for {
+		for i := range vlen {
+			m := &rx.hdrs[i]
+			m.Hdr.Namelen = unix.SizeofSockaddrInet6
+			m.Hdr.SetControllen(ctrlSpace)
+			m.Hdr.Flags = 0
+			m.Len = 0
+		}
+		rx.vlen, rx.n, rx.errno = vlen, 0, 0
+		if err := c.raw.Read(rx.fn); err != nil {
+			return c.recvErr(unwrapOp(err))
+		}
+		if rx.errno == 0 {
+			return nil
+		}
+		// A server socket serves many peers: an ICMP report about a reply to one of
+		// them (counted by drainErrQueue) is no failure of this Recv.
+		if !c.connected && asyncErr(rx.errno) {
+			continue
+		}
+		return c.recvErr(rx.errno)
+	}
+}
+
+// recvGRO is recv with UDP_GRO on. The kernel may hand over a super-packet, several
+// datagrams from one source coalesced, with their segment size in a UDP_GRO control
+// message: it receives into its own 64 KiB buffers, splits each entry back into
+// datagrams and copies each datagram into one caller buffer. Datagrams that do not
+// fit this call's buffers wait in the Conn and come first, without a system call,
+// in the next Recv.
+func (c *Conn) recvGRO(bufs [][]byte, sizes []int) (int, error) {
+	g := &c.sys.gro
+	if g.pend < g.n {
+		return c.splitGRO(bufs, sizes)
+	}
+	if g.buf == nil {
+		g.buf = make([]byte, c.batch*groBufSize)
+		rx := &c.sys.rx
+		for i := range c.batch {
+			rx.iovs[i].Base = &g.buf[i*groBufSize]
+			rx.iovs[i].SetLen(groBufSize)
+		}
+	}
+	rx := &c.sys.rx
+	// Each entry holds at least one datagram: no more entries than buffers.
+	if err := c.recvmmsg(len(bufs)); err != nil {
+		return 0, err
+	}
+	for i := range rx.n {
+		m := &rx.hdrs[i]
+		g.segs[i] = 0
+		if m.Hdr.Controllen > 0 {
+			drops, dok, seg, sok, _ := parseRecvCmsgs(rx.ctrl[i*ctrlSpace : i*ctrlSpace+int(m.Hdr.Controllen)])
+			if dok {
+				c.rxqOvfl.Store(uint64(drops))
+			}
+			if sok {
+				g.segs[i] = seg
+			}
+		}
+		rx.names[i].len = m.Hdr.Namelen
+		g.lens[i] = int(m.Len)
+		g.trunc[i] = m.Hdr.Flags&unix.MSG_TRUNC != 0
+	}
+	g.pend, g.n, g.off = 0, rx.n, 0
+	return c.splitGRO(bufs, sizes)
+}
+
+// splitGRO returns the pending datagrams of the last recvmmsg call, in order, one
+// per buffer. A datagram larger than its buffer is discarded and ends the call with
+// ErrTruncated; the datagrams after it stay pending.
+func (c *Conn) splitGRO(bufs [][]byte, sizes []int) (int, error) {
+	g := &c.sys.gro
+	names := c.sys.rx.names
+	k := 0
+	var err error
+	for k < len(bufs) && g.pend < g.n {
+		e := g.pend
+		total := g.lens[e]
+		if g.trunc[e] { // cannot happen: a UDP datagram fits groBufSize
+			g.pend, g.off = e+1, 0
+			err = fmt.Errorf("%w: a datagram of %d bytes exceeds %d", ErrTruncated, total, groBufSize)
+			break
+		}
+		seg := g.segs[e]
+		if seg <= 0 || seg > total {
+			seg = total
+		}
+		l := min(seg, total-g.off)
+		start := e*groBufSize + g.off
+		if g.off += l; g.off >= total {
+			g.pend, g.off = e+1, 0
+		}
+		if l > len(bufs[k]) {
+			err = fmt.Errorf("%w: message %d of the batch is %d bytes, its buffer %d bytes", ErrTruncated, k, l, len(bufs[k]))
+			break
+		}
+		sizes[k] = copy(bufs[k], g.buf[start:start+l])
+		g.peers[k] = names[e]
+		k++
+	}
+	if !c.connected {
+		c.setPeers(g.peers[:k])
+	}
+	if err != nil {
+		return k, c.recvErr(err)
+	}
+	return k, nil
 }
 
 func (c *Conn) recvErr(err error) error {
@@ -267,23 +436,52 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 				iov.Base = &m[0]
 			}
 			iov.SetLen(len(m))
-			h := &tx.hdrs[i].Hdr
-			if !c.connected {
-				p := &tx.names[sent+i]
-				h.Name = (*byte)(unsafe.Pointer(&p.sa))
-				h.Namelen = p.len
-			}
 		}
-		tx.vlen, tx.n, tx.errno = len(chunk), 0, 0
+		gso := c.gso.Load()
+		if gso {
+			tx.vlen = c.gsoEntries(chunk)
+		} else {
+			for i := range chunk {
+				h := &tx.hdrs[i].Hdr
+				h.Iov = &tx.iovs[i]
+				h.SetIovlen(1)
+				h.Control = nil
+				h.SetControllen(0)
+				if !c.connected {
+					p := &tx.names[sent+i]
+					h.Name = (*byte)(unsafe.Pointer(&p.sa))
+					h.Namelen = p.len
+				}
+			}
+			tx.vlen = len(chunk)
+		}
+		// first is how many messages the call's first entry carries.
+		first := 1
+		if gso {
+			first = c.sys.txMsgs[0]
+		}
+		tx.n, tx.errno = 0, 0
 		if err := c.raw.Write(tx.fn); err != nil {
 			err = unwrapOp(err)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				c.sendErrs.Add(1) // the kernel kept saying EAGAIN until the deadline
+				c.sendErrs.Add(uint64(first)) // the kernel kept saying EAGAIN until the deadline
 			}
 			return sent, c.sendErr(sent, err)
 		}
 		if tx.errno == 0 {
-			sent += tx.n
+			if !gso {
+				sent += tx.n
+				continue
+			}
+			for _, k := range c.sys.txMsgs[:tx.n] {
+				sent += k
+			}
+			continue
+		}
+		if gso && first > 1 && (tx.errno == unix.EIO || tx.errno == unix.EINVAL || tx.errno == unix.EMSGSIZE) {
+			// The kernel or the route refuses super-datagrams (no checksum offload, an
+			// MTU below the segment size): send one datagram per message from now on.
+			c.gso.Store(false)
 			continue
 		}
 		// sendmmsg reports an error only when the first datagram of the call failed.
@@ -293,7 +491,7 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 			retried = sent
 			continue
 		}
-		c.sendErrs.Add(1)
+		c.sendErrs.Add(uint64(first))
 		err := error(tx.errno)
 		if tx.errno == unix.EMSGSIZE {
 			err = fmt.Errorf("%w (message %d is %d bytes): %w", ErrMessageTooLarge, sent, len(todo[sent]), err)
@@ -304,6 +502,61 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 		return sent, fmt.Errorf("udp: sendmmsg on %v: %w", c.laddr, noPeer)
 	}
 	return sent, nil
+}
+
+// gsoEntries fills the send scratch's entries for chunk, whose iovecs are set: each
+// entry carries the run of messages gsoRun picks, with a UDP_SEGMENT control message
+// when the run has more than one. It returns the number of entries.
+func (c *Conn) gsoEntries(chunk [][]byte) int {
+	tx := &c.sys.tx
+	ne := 0
+	for i := 0; i < len(chunk); ne++ {
+		k, seg := gsoRun(chunk[i:], c.sys.gsoSeg, c.sys.gsoSize)
+		h := &tx.hdrs[ne].Hdr
+		h.Iov = &tx.iovs[i]
+		h.SetIovlen(k)
+		if seg > 0 {
+			ctrl := c.sys.txCtrl[ne*txCtrlSpace : (ne+1)*txCtrlSpace]
+			binary.NativeEndian.PutUint16(ctrl[unix.CmsgLen(0):], uint16(seg))
+			h.Control = &ctrl[0]
+			h.SetControllen(txCtrlSpace)
+		} else {
+			h.Control = nil
+			h.SetControllen(0)
+		}
+		c.sys.txMsgs[ne] = k
+		i += k
+	}
+	return ne
+}
+
+// gsoRun returns how many messages from the start of msgs one UDP_SEGMENT
+// super-datagram carries, and its segment size (0: the first message goes alone,
+// without a control message). A run is messages of the first one's length L, with
+// 0 < L ≤ maxSeg, optionally ended by one shorter non-empty message (the kernel
+// allows a short last segment), at most gsoMaxSegments messages and maxTotal bytes.
+func gsoRun(msgs [][]byte, maxSeg, maxTotal int) (n, seg int) {
+	if len(msgs) == 0 {
+		return 0, 0
+	}
+	l := len(msgs[0])
+	if l == 0 || l > maxSeg {
+		return 1, 0
+	}
+	n, total := 1, l
+	for _, m := range msgs[1:] {
+		if n == gsoMaxSegments || total+len(m) > maxTotal || len(m) == 0 || len(m) > l {
+			break
+		}
+		n, total = n+1, total+len(m)
+		if len(m) < l {
+			break
+		}
+	}
+	if n == 1 {
+		return 1, 0
+	}
+	return n, l
 }
 
 func (c *Conn) sendErr(i int, err error) error {

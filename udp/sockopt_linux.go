@@ -50,6 +50,28 @@ func enableOptions(fd, family int) error {
 	return nil
 }
 
+// probeOffload finds out, once at open, which segmentation offloads the kernel gives
+// the socket fd, by setting each option and reading it back; it tries GRO only when
+// wantGRO. gro: UDP_GRO set to 1
+// reads back as 1, so the kernel may queue coalesced super-packets, announced by a
+// UDP_GRO control message, from now on. gso: UDP_SEGMENT exists (set to 0, the
+// socket default of no segmentation, and read back as 0), so a sendmsg may carry a
+// UDP_SEGMENT control message. Any failure means the offload is off.
+func probeOffload(fd int, wantGRO bool) (gso, gro bool) {
+	if unix.SetsockoptInt(fd, unix.SOL_UDP, unix.UDP_SEGMENT, 0) == nil {
+		v, err := unix.GetsockoptInt(fd, unix.SOL_UDP, unix.UDP_SEGMENT)
+		gso = err == nil && v == 0
+	}
+	if wantGRO && unix.SetsockoptInt(fd, unix.SOL_UDP, unix.UDP_GRO, 1) == nil {
+		v, err := unix.GetsockoptInt(fd, unix.SOL_UDP, unix.UDP_GRO)
+		gro = err == nil && v == 1
+		if !gro {
+			_ = unix.SetsockoptInt(fd, unix.SOL_UDP, unix.UDP_GRO, 0)
+		}
+	}
+	return gso, gro
+}
+
 // getsockoptMeminfoDrops reads getsockopt(SOL_SOCKET, SO_MEMINFO), an array of
 // SK_MEMINFO_VARS uint32s, and returns its SK_MEMINFO_DROPS entry: the socket's
 // sk_drops, datagrams dropped at this socket (receive buffer full, or memory
@@ -111,20 +133,36 @@ func nextCmsg(b []byte) (level, typ int32, data, rest []byte, err error) {
 // parseRxqOvfl returns the uint32 of the last SOL_SOCKET/SO_RXQ_OVFL control message
 // in b, and whether there was one.
 func parseRxqOvfl(b []byte) (drops uint32, ok bool, err error) {
+	drops, ok, _, _, err = parseRecvCmsgs(b)
+	return drops, ok, err
+}
+
+// parseRecvCmsgs returns what a received datagram's control data b says: the uint32
+// of the last SOL_SOCKET/SO_RXQ_OVFL message (drops, dropsOK) and the segment size of
+// the last SOL_UDP/UDP_GRO message (seg, segOK: the datagram is a super-packet of
+// datagrams of seg bytes, the last one possibly shorter). What parsed before a
+// malformed record is returned with the error.
+func parseRecvCmsgs(b []byte) (drops uint32, dropsOK bool, seg int, segOK bool, err error) {
 	for len(b) > 0 {
 		level, typ, data, rest, err := nextCmsg(b)
 		if err != nil {
-			return drops, ok, err
+			return drops, dropsOK, seg, segOK, err
 		}
-		if level == unix.SOL_SOCKET && typ == unix.SO_RXQ_OVFL {
+		switch {
+		case level == unix.SOL_SOCKET && typ == unix.SO_RXQ_OVFL:
 			if len(data) < 4 {
-				return drops, ok, fmt.Errorf("%w: SO_RXQ_OVFL with %d data bytes, want 4", errMalformedCmsg, len(data))
+				return drops, dropsOK, seg, segOK, fmt.Errorf("%w: SO_RXQ_OVFL with %d data bytes, want 4", errMalformedCmsg, len(data))
 			}
-			drops, ok = binary.NativeEndian.Uint32(data), true
+			drops, dropsOK = binary.NativeEndian.Uint32(data), true
+		case level == unix.SOL_UDP && typ == unix.UDP_GRO:
+			if len(data) < 4 {
+				return drops, dropsOK, seg, segOK, fmt.Errorf("%w: UDP_GRO with %d data bytes, want 4", errMalformedCmsg, len(data))
+			}
+			seg, segOK = int(int32(binary.NativeEndian.Uint32(data))), true
 		}
 		b = rest
 	}
-	return drops, ok, nil
+	return drops, dropsOK, seg, segOK, nil
 }
 
 // errQueueOrigin returns the ee_origin of the struct sock_extended_err in an error

@@ -24,7 +24,7 @@ type runFlags struct {
 	duration, warmup, drain, timeout     time.Duration
 	count                                uint64
 	out, host                            string
-	quick, nodelay, noFiles              bool
+	quick, nodelay, noFiles, noGSO       bool
 	seed                                 int64
 	rcvbuf, sndbuf                       int
 	clients, receivers                   int
@@ -174,6 +174,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.BoolVar(&rf.noLab, "no-lab", false, "skip the short emulated-link section the default suite adds when it runs as root")
 	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, 1..1024")
 	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
+	fs.BoolVar(&rf.noGSO, "no-gso", false, "send UDP one datagram per message, without UDP GSO (default: GSO when the kernel has it; UDP GRO is never used)")
 	fs.IntVar(&rf.rcvbuf, "rcvbuf", 0, "SO_RCVBUF to request, bytes; 0 = kernel default (the granted size is reported)")
 	fs.IntVar(&rf.sndbuf, "sndbuf", 0, "SO_SNDBUF to request, bytes; 0 = kernel default (the granted size is reported)")
 	fs.SortFlags = false
@@ -241,7 +242,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
 		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick,
-		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf},
+		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf, NoGSO: rf.noGSO},
 	}
 	var err error
 	if p.Transports, err = parseList("--transports", rf.transports); err != nil {
