@@ -48,7 +48,7 @@ type experimentFunc func(ctx context.Context, e *runEnv, nw Network, p Params) (
 // listed here; each property experiment registers itself from its own file's init.
 var experiments = map[string]experimentFunc{
 	ExpStream:   metricsOnly(runStream),
-	ExpPingPong: metricsOnly(runPingPong),
+	ExpPingPong: runPingPongCell,
 	ExpConnect:  metricsOnly(runConnect),
 }
 

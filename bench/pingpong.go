@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
 	"time"
 )
 
@@ -168,4 +170,292 @@ func (c *requester) roundTrip(t Transport, kind Kind, m *Metrics, lat *Latency, 
 			}
 		}
 	}
+}
+
+// runPingPongCell runs pingpong closed loop, or open loop when p.PingRate > 0.
+// Closed-loop results carry no observations, so their reports stay as they were.
+func runPingPongCell(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	if p.PingRate > 0 {
+		return runOpenLoop(ctx, e, nw, p)
+	}
+	m, w, err := runPingPong(ctx, e, nw, p)
+	return outcome{m: m, warns: w}, err
+}
+
+// maxOpenLoopRing bounds the open-loop ring of outstanding requests (8 bytes each):
+// rate × timeout × 2 must fit.
+const maxOpenLoopRing = 1 << 22
+
+// openLoopRing is the number of slots the open-loop receiver tracks: a power of two
+// ≥ 2 × rate × timeout (and ≥ 64). A reply for request s arrives no earlier than its
+// scheduled time; any request x ≤ s − capacity was scheduled at least 2 × timeout
+// before s, so its deadline has passed and it is resolved (answered or lost) before
+// s takes its slot. The slots are allocated once, per cell, never per request.
+func openLoopRing(rate float64, timeout time.Duration) (int, error) {
+	need := 2*rate*timeout.Seconds() + 1
+	if need > maxOpenLoopRing {
+		return 0, fmt.Errorf("open loop: rate %v/s × timeout %v needs %.0f outstanding requests, over %d", rate, timeout, need, maxOpenLoopRing/2)
+	}
+	n := 64
+	for float64(n) < need {
+		n <<= 1
+	}
+	return n, nil
+}
+
+// openLoop is one open-loop (fixed-rate) pingpong run. Request i is scheduled at
+// t0 + i/rate and sent then (or as soon after as the sender can), whether or not
+// earlier replies came back; its RTT is measured from the scheduled time, not the
+// actual send, so a stall of the server, the path or the client shows up in every
+// request that should have been sent during it (no coordinated omission, PITFALLS 9).
+type openLoop struct {
+	e      *runEnv
+	t      Transport
+	n      uint64  // requests in the run
+	t0     int64   // scheduled time of request 0, ns since e.epoch
+	period float64 // ns between scheduled sends
+
+	// sender's, read after it returned
+	dropsSender uint64
+	maxLag      int64 // most the sender ever fell behind its timetable, ns
+	sumLag      int64 // Σ how far behind each send was, ns
+	lastSend    int64 // time of the last send, ns since e.epoch
+
+	// receiver's, read after it returned
+	m    Metrics
+	lat  *Latency
+	tags []uint64 // slot seq&mask holds seq+1 once request seq is answered
+	mask uint64
+	next uint64 // lowest request not yet answered or lost
+}
+
+// sched is request i's scheduled send time, ns since e.epoch.
+func (o *openLoop) sched(i uint64) int64 { return o.t0 + int64(float64(i)*o.period) }
+
+// runOpenLoop is pingpong at a fixed rate of p.PingRate requests/s over one
+// connection: a sender goroutine keeps the timetable, a receiver goroutine matches
+// replies by sequence number. A request unanswered e.timeout after its scheduled
+// time is lost (Timeouts); a reply after that counts in LateMsgs. Neither goroutine
+// allocates per request.
+func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	rate := p.PingRate
+	n := p.Count
+	if n == 0 {
+		n = max(1, uint64(math.Ceil(p.DurationS*rate-1e-9)))
+	}
+	slots, err := openLoopRing(rate, e.timeout)
+	if err != nil {
+		return outcome{}, err
+	}
+	var warns []string
+	srv, err := startEchoServer(ctx, e, nw, p.Size)
+	if err != nil {
+		return outcome{}, err
+	}
+	defer srv.stop()
+	window := time.Duration(float64(n) / rate * float64(time.Second))
+	ctx, cancel := context.WithTimeout(ctx, e.warmup+window+e.timeout+30*time.Second)
+	defer cancel()
+	t, err := nw.Dial(ctx, srv.addr())
+	if err != nil {
+		return outcome{}, fmt.Errorf("dial %s: %w", srv.addr(), err)
+	}
+	defer t.Close()
+	stopWatch := context.AfterFunc(ctx, func() { t.Close() })
+	defer stopWatch()
+
+	c := newRequester(e, p.Size)
+	var warm Metrics
+	if e.warmup > 0 {
+		until := time.Now().Add(e.warmup)
+		for time.Now().Before(until) && ctx.Err() == nil {
+			if err := c.roundTrip(t, KindWarmup, &warm, nil, -1); err != nil {
+				return outcome{}, fmt.Errorf("warm-up: %w", err)
+			}
+		}
+	}
+
+	o := &openLoop{e: e, t: t, n: n, period: 1e9 / rate, lat: NewLatency(),
+		tags: make([]uint64, slots), mask: uint64(slots - 1)}
+	u0, uerr := ReadUsage()
+	retr0, _ := retransmits([]Transport{t})
+	o.t0 = e.now()
+
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var sendErr, recvErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if sendErr = o.send(rctx, c); sendErr != nil {
+			stop()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if recvErr = o.receive(rctx, p.Size); recvErr != nil {
+			stop()
+		}
+	}()
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return outcome{}, fmt.Errorf("stopped after %d of %d requests: %w", o.next, n, err)
+	}
+	if sendErr != nil && !errors.Is(sendErr, context.Canceled) {
+		return outcome{}, sendErr
+	}
+	if recvErr != nil && !errors.Is(recvErr, context.Canceled) {
+		return outcome{}, recvErr
+	}
+	if sendErr != nil || recvErr != nil {
+		return outcome{}, errors.Join(sendErr, recvErr)
+	}
+	// The measured interval is the timetable actually kept: from request 0's
+	// scheduled time to the last send, plus one period (exactly n/rate on schedule).
+	elapsed := time.Duration(o.lastSend-o.t0) + time.Duration(o.period)
+	u1, _ := ReadUsage()
+	retr1, retrOK := retransmits([]Transport{t})
+	t.Close()
+	if err := srv.stop(); err != nil {
+		warns = append(warns, fmt.Sprintf("server: %v", err))
+	}
+
+	m := o.m
+	m.SentMsgs = n
+	m.DropsSender = o.dropsSender
+	finishRequests(&m, o.lat, p.Size, elapsed)
+	if retrOK {
+		m.Retransmits = u64p(retr1 - retr0)
+	}
+	if uerr == nil {
+		d := u1.Sub(u0)
+		m.CPUSec = d.CPU().Seconds()
+		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.SentBytes+m.RecvBytes)
+		m.GCPauseNs = uint64(d.GCPause)
+	}
+	m.ServerSockets = srv.sockets
+	// The RTTs include the sender's own lateness (timer granularity, scheduling):
+	// mean_send_lag_ns says how much of the base RTT that is.
+	obs := map[string]any{"mode": "open-loop", "rate_per_s": rate, "max_send_lag_ns": o.maxLag, "mean_send_lag_ns": o.sumLag / int64(n)}
+	return outcome{m: m, warns: warns, observed: obs}, nil
+}
+
+// send keeps the timetable: request i goes at its scheduled time, or at once when
+// the sender is behind. A refused datagram counts in dropsSender; the receiver
+// counts it lost when its deadline passes.
+func (o *openLoop) send(ctx context.Context, c *requester) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for i := uint64(0); i < o.n; i++ {
+		at := o.sched(i)
+		if d := at - o.e.now(); d > 0 {
+			timer.Reset(time.Duration(d))
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		now := o.e.now()
+		o.maxLag = max(o.maxLag, now-at)
+		o.sumLag += now - at
+		o.lastSend = now
+		PutHeader(c.req, Header{Kind: KindRequest, Run: o.e.run, Len: uint32(len(c.req)), Seq: i, SendNs: now, PayloadCRC: c.pcrc})
+		c.out[0] = c.req
+		if _, err := o.t.Send(c.out); err != nil {
+			if isDatagramRefusal(err) {
+				o.dropsSender++
+				continue
+			}
+			return fmt.Errorf("send request %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// sweep resolves, in order, the requests answered or past their deadline at now.
+func (o *openLoop) sweep(now int64) {
+	for o.next < o.n {
+		switch {
+		case o.tags[o.next&o.mask] == o.next+1:
+		case o.sched(o.next)+int64(o.e.timeout) <= now:
+			o.m.Timeouts++
+		default:
+			return
+		}
+		o.next++
+	}
+}
+
+// receive reads replies until every request is answered or lost. Every Recv is
+// bounded by a deadline: the earlier of the next request's and pollInterval.
+func (o *openLoop) receive(ctx context.Context, size int) error {
+	batch := max(1, min(o.e.batch, (64<<10)/size))
+	bufs := makeBufs(batch, size)
+	sizes := make([]int, batch)
+	timeout := int64(o.e.timeout)
+	for o.next < o.n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		dl := min(o.e.now()+int64(pollInterval), o.sched(o.next)+timeout)
+		if err := o.t.SetReadDeadline(o.e.epoch.Add(time.Duration(dl))); err != nil {
+			return err
+		}
+		k, err := o.t.Recv(bufs, sizes)
+		now := o.e.now()
+		o.sweep(now) // whatever expired while we waited is lost, even if its reply is here
+		for i := 0; i < k; i++ {
+			msg := bufs[i][:sizes[i]]
+			h, derr := DecodeHeader(msg)
+			switch {
+			case errors.Is(derr, ErrCorrupt):
+				o.m.CorruptMsgs++
+			case errors.Is(derr, ErrForeign):
+				o.m.ForeignMsgs++
+			case derr != nil:
+				o.m.MalformedMsgs++
+			case h.Run != o.e.run:
+				o.m.ForeignMsgs++
+			case h.Kind == KindWarmup:
+				// a warm-up straggler: outside the measurement and its sequence space
+			case h.Kind != KindRequest || h.Seq >= o.n:
+				o.m.MalformedMsgs++
+			case VerifyPayload(msg, h) != nil:
+				o.m.CorruptMsgs++
+			case h.Seq < o.next:
+				o.m.LateMsgs++ // already answered or counted lost
+			default:
+				for h.Seq >= o.next+uint64(len(o.tags)) { // cannot happen (see openLoopRing); stay correct anyway
+					if o.tags[o.next&o.mask] != o.next+1 {
+						o.m.Timeouts++
+					}
+					o.next++
+				}
+				slot := &o.tags[h.Seq&o.mask]
+				if *slot == h.Seq+1 {
+					o.m.DupMsgs++
+					continue
+				}
+				*slot = h.Seq + 1
+				o.m.RecvMsgs++
+				o.lat.Record(now - o.sched(h.Seq))
+			}
+		}
+		o.sweep(now)
+		if err != nil {
+			switch {
+			case isTimeout(err), isDatagramRefusal(err):
+				// a deadline, or ICMP for a request the sweep will count lost
+			case isOversize(err):
+				o.m.MalformedMsgs++
+			default:
+				return fmt.Errorf("receive replies: %w", err)
+			}
+		}
+	}
+	return nil
 }

@@ -644,7 +644,7 @@ func drainText(r *Report) string {
 // rttMode says whether RTTs are closed-loop or measured against a send timetable.
 func rttMode(cells []*paramRow) string {
 	for _, c := range cells {
-		if c.p.RateBps > 0 {
+		if c.p.RateBps > 0 || c.p.PingRate > 0 {
 			return "RTT is request sent to reply received (not RTT/2); paced runs measure from each request's scheduled send time."
 		}
 	}

@@ -174,6 +174,7 @@ type Params struct {
 	Receivers int     `json:"receivers,omitempty"`       // receivers of one sender (fanout)
 	ReaderBps float64 `json:"reader_rate_bps,omitempty"` // the receiver's reading pace (slow-receiver), bits/s
 	RateBps   float64 `json:"rate_bps"`                  // 0 = unpaced
+	PingRate  float64 `json:"ping_rate,omitempty"`       // pingpong requests/s on a timetable (open loop); 0 = closed loop
 	DurationS float64 `json:"duration_s"`
 	Count     uint64  `json:"count"` // messages (or transactions) per stream; 0 = duration mode
 }

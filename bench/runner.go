@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -27,6 +28,7 @@ type Plan struct {
 	Duration    time.Duration // per cell; default 3 s; ignored when Count > 0
 	Count       uint64        // messages (stream: per stream) or transactions per cell; 0 = Duration
 	RateBps     float64       // stream pacing, bits/s over all streams; 0 = unpaced
+	PingRate    float64       // pingpong requests/s on a timetable (open loop); 0 = closed loop
 	Repeat      int           // runs per cell; default 1
 	Host        string        // where the server end listens; default 127.0.0.1
 	Port        int           // server port; 0 = ephemeral
@@ -69,6 +71,7 @@ const (
 	MaxSize      = 1 << 24
 	MaxClients   = 4096
 	MaxReceivers = 64
+	MaxPingRate  = 1000000 // pingpong requests/s in open loop
 )
 
 // WithDefaults returns p with every zero field set to its default.
@@ -159,6 +162,8 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("--duration: must be at least 10ms, got %v", p.Duration)
 	case p.RateBps < 0:
 		return fmt.Errorf("--rate: must not be negative, got %v", p.RateBps)
+	case p.PingRate < 0 || p.PingRate > MaxPingRate || math.IsNaN(p.PingRate):
+		return fmt.Errorf("--ping-rate: must be 0..%d requests/s, got %v", MaxPingRate, p.PingRate)
 	case p.Repeat < 1 || p.Repeat > MaxRepeat:
 		return fmt.Errorf("--repeat: must be 1..%d, got %d", MaxRepeat, p.Repeat)
 	case p.Port < 0 || p.Port > 65535:
@@ -175,6 +180,9 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("--receivers: must be 1..%d, got %d", MaxReceivers, p.Receivers)
 	case p.ReaderBps < 8e3:
 		return fmt.Errorf("--reader-rate: must be at least 8k bits/s, got %v", p.ReaderBps)
+	}
+	if _, err := openLoopRing(p.PingRate, p.Timeout); p.PingRate > 0 && err != nil {
+		return fmt.Errorf("--ping-rate and --timeout: %w", err)
 	}
 	if ip := net.ParseIP(p.Host); ip == nil {
 		return fmt.Errorf("--host: must be an IP address, got %q", p.Host)
@@ -207,16 +215,19 @@ func (p Plan) cells() []cell {
 		}
 		sizes := p.Sizes
 		streams := p.Streams
-		rate := p.RateBps
+		rate, pingRate := p.RateBps, 0.0
 		if x != ExpStream {
 			streams, rate = 1, 0
+		}
+		if x == ExpPingPong {
+			pingRate = p.PingRate
 		}
 		if x == ExpConnect {
 			sizes = []int{slices.Min(p.Sizes)} // connection cost does not depend on size
 		}
 		for _, s := range sizes {
 			for _, t := range p.Transports {
-				cs = append(cs, cell{x, t, Params{Size: s, Streams: streams, RateBps: rate, DurationS: p.Duration.Seconds(), Count: p.Count}})
+				cs = append(cs, cell{x, t, Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count}})
 			}
 		}
 	}

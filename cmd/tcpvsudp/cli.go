@@ -23,6 +23,7 @@ type runFlags struct {
 	streams, repeat, port, batch         int
 	duration, warmup, drain, timeout     time.Duration
 	count                                uint64
+	pingRate                             float64
 	out, host                            string
 	quick, nodelay, noFiles, noGSO       bool
 	seed                                 int64
@@ -58,8 +59,9 @@ Experiments for an emulated link (they run by default only across one):
 Experiments that measure (each runs at every --sizes):
   stream         one-way bulk transfer: goodput at the receiver, loss after a drain,
                  reordering, duplicates, jitter, retransmits, CPU per GB
-  pingpong       closed-loop request/response: round-trip time percentiles; an
-                 unanswered UDP request times out (--timeout) and counts as lost
+  pingpong       request/response: round-trip time percentiles; an unanswered
+                 request times out (--timeout) and counts as lost. Closed loop by
+                 default; --ping-rate N sends N requests/s on a timetable instead
   connect        time to first answer from a new client (TCP: handshake + request +
                  reply; UDP: one request + reply) and transactions/s
 
@@ -154,6 +156,9 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.DurationVarP(&rf.duration, "duration", "d", 3*time.Second, "time per cell (one experiment, transport and size), e.g. 500ms, 3s; ignored with --count")
 	fs.Uint64VarP(&rf.count, "count", "n", 0, "exact messages per stream (stream), round trips (pingpong) or transactions (connect) per cell; 0 = run for --duration")
 	fs.StringVarP(&rf.rate, "rate", "r", "0", "stream pacing over all streams, bits/s with a unit: 500M, 1.5G, 800k; 0 = unpaced (as fast as the transport takes it)")
+	fs.Float64Var(&rf.pingRate, "ping-rate", 0, "pingpong open loop: send this many requests/s on a fixed timetable, whether or not replies came back, "+
+		"and measure each RTT from the request's scheduled send time, so a stall delays every request due during it (no coordinated omission); "+
+		"0 = closed loop (one request at a time, the next only after the reply: a stall delays one request and hides the queue behind it)")
 	fs.IntVarP(&rf.repeat, "repeat", "R", 1, "runs per cell, 1..100; each figure is then the median, with a 95% CI from 6 runs up")
 	fs.IntVarP(&rf.port, "port", "p", 0, "server port for the data sockets, 0..65535; 0 = an ephemeral port per cell")
 	fs.StringVar(&rf.host, "host", "127.0.0.1", "address the server end listens on and the client dials (loopback: 127.0.0.1 or ::1)")
@@ -241,7 +246,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	p := bench.Plan{
 		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
-		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick,
+		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, PingRate: rf.pingRate,
 		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf, NoGSO: rf.noGSO},
 	}
 	var err error

@@ -1,0 +1,224 @@
+package bench
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// stallNetwork wraps a real Network: its client's Recv sleeps once, for stall,
+// after `after` replies to requests have come back — a stalled receive path. The
+// sockets stay real; only the known answer is arranged.
+type stallNetwork struct {
+	Network
+	after int
+	stall time.Duration
+}
+
+func (n stallNetwork) Dial(ctx context.Context, addr string) (Transport, error) {
+	t, err := n.Network.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &stalled{Transport: t, n: n}, nil
+}
+
+type stalled struct {
+	Transport
+	n       stallNetwork
+	replies int
+	done    bool
+}
+
+// Recv is called by one goroutine at a time (the closed loop's, or the open loop's
+// receiver), so the counts need no lock.
+func (t *stalled) Recv(bufs [][]byte, sizes []int) (int, error) {
+	if !t.done && t.replies >= t.n.after {
+		t.done = true
+		time.Sleep(t.n.stall)
+	}
+	n, err := t.Transport.Recv(bufs, sizes)
+	for i := 0; i < n; i++ {
+		if h, derr := DecodeHeader(bufs[i][:sizes[i]]); derr == nil && h.Kind == KindRequest {
+			t.replies++
+		}
+	}
+	return n, err
+}
+
+// TestOpenLoopStall is the known answer of coordinated omission. The client's
+// receive path stalls 500 ms after the 200th reply of 2000 requests. Closed loop
+// sends nothing during the stall, so one RTT is 500 ms and the p99 stays at the
+// base RTT: the stall is hidden. Open loop at 1000 requests/s keeps sending; about
+// 500 requests were due during the stall and each waited up to 500 ms, so the p99
+// (the slowest 20) is well inside the stall.
+func TestOpenLoopStall(t *testing.T) {
+	const stall = 500 * time.Millisecond
+	for _, name := range []string{"tcp", "udp"} {
+		t.Run(name, func(t *testing.T) {
+			// 500 replies wait in the socket during the stall: room for them.
+			base := mustNetwork(t, name, NetOptions{NoDelay: true, RecvBuffer: 4 << 20})
+			e := testEnv(t)
+			e.timeout = 2 * time.Second
+
+			o, err := runPingPongCell(context.Background(), e, stallNetwork{Network: base, after: 200, stall: stall},
+				Params{Size: 64, Count: 2000, PingRate: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := o.m
+			if m.RTT == nil || m.RTT.P99 == nil {
+				t.Fatalf("open loop: rtt %+v, want a p99", m.RTT)
+			}
+			t.Logf("open loop: sent %d recv %d lost %d late %d p50 %v p99 %v max %v observed %v",
+				m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.LateMsgs, time.Duration(*m.RTT.P50), time.Duration(*m.RTT.P99), time.Duration(m.RTT.Max), o.observed)
+			if m.SentMsgs != 2000 || m.RecvMsgs != 2000 || m.LostMsgs != 0 || m.Timeouts != 0 || m.RTT.Samples != 2000 {
+				t.Errorf("open loop: sent %d recv %d lost %d timeouts %d samples %d, want 2000 2000 0 0 2000",
+					m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.Timeouts, m.RTT.Samples)
+			}
+			if p99 := time.Duration(*m.RTT.P99); p99 < 250*time.Millisecond {
+				t.Errorf("open loop: p99 %v, want ≥ 250ms: requests due during the stall must show it", p99)
+			}
+			if max := time.Duration(m.RTT.Max); max < 450*time.Millisecond {
+				t.Errorf("open loop: max %v, want about the 500ms stall", max)
+			}
+			if o.observed["mode"] != "open-loop" || o.observed["rate_per_s"] != 1000.0 {
+				t.Errorf("open loop: observed %v, want mode open-loop at 1000/s", o.observed)
+			}
+			if _, ok := o.observed["max_send_lag_ns"].(int64); !ok {
+				t.Errorf("open loop: observed %v, want max_send_lag_ns", o.observed)
+			}
+
+			// The same stall, closed loop: one slow round trip among 2000.
+			e = testEnv(t)
+			e.timeout = 2 * time.Second
+			c, err := runPingPongCell(context.Background(), e, stallNetwork{Network: base, after: 200, stall: stall},
+				Params{Size: 64, Count: 2000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m = c.m
+			if m.RTT == nil || m.RTT.P99 == nil {
+				t.Fatalf("closed loop: rtt %+v, want a p99", m.RTT)
+			}
+			t.Logf("closed loop: sent %d recv %d lost %d p50 %v p99 %v max %v",
+				m.SentMsgs, m.RecvMsgs, m.LostMsgs, time.Duration(*m.RTT.P50), time.Duration(*m.RTT.P99), time.Duration(m.RTT.Max))
+			if c.observed != nil {
+				t.Errorf("closed loop: observed %v, want none (reports unchanged)", c.observed)
+			}
+			if m.RecvMsgs != 2000 || m.LostMsgs != 0 {
+				t.Errorf("closed loop: recv %d lost %d, want 2000 0", m.RecvMsgs, m.LostMsgs)
+			}
+			if p99 := time.Duration(*m.RTT.P99); p99 >= 5*time.Millisecond {
+				t.Errorf("closed loop: p99 %v, want < 5ms: the stall hides in one sample (coordinated omission)", p99)
+			}
+			if max := time.Duration(m.RTT.Max); max < stall {
+				t.Errorf("closed loop: max %v, want ≥ %v", max, stall)
+			}
+		})
+	}
+}
+
+// sendClock wraps a real Network: its client records when each request left.
+type sendClock struct {
+	Network
+	at *[]time.Time
+}
+
+func (n sendClock) Dial(ctx context.Context, addr string) (Transport, error) {
+	t, err := n.Network.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &clocked{Transport: t, at: n.at}, nil
+}
+
+type clocked struct {
+	Transport
+	at *[]time.Time
+}
+
+func (t *clocked) Send(msgs [][]byte) (int, error) {
+	now := time.Now()
+	for _, m := range msgs {
+		if h, err := DecodeHeader(m); err == nil && h.Kind == KindRequest {
+			*t.at = append(*t.at, now)
+		}
+	}
+	return t.Transport.Send(msgs)
+}
+
+// TestOpenLoopPacer: 2 s at 1000 requests/s sends 2000 requests, and 1990..2010 of
+// them leave within 2 s of the first: the timetable holds the rate within 1%.
+func TestOpenLoopPacer(t *testing.T) {
+	e := testEnv(t)
+	e.warmup = 0
+	at := make([]time.Time, 0, 4000)
+	o, err := runPingPongCell(context.Background(), e, sendClock{Network: mustNetwork(t, "udp", NetOptions{}), at: &at},
+		Params{Size: 64, DurationS: 2, PingRate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := o.m
+	in := 0
+	for _, ts := range at {
+		if ts.Sub(at[0]) < 2*time.Second {
+			in++
+		}
+	}
+	t.Logf("sent %d (%d within 2s of the first), send rate %.1f/s, recv %d, lost %d, observed %v", m.SentMsgs, in, m.SendMsgsPerS, m.RecvMsgs, m.LostMsgs, o.observed)
+	if m.SentMsgs != 2000 || len(at) != 2000 {
+		t.Fatalf("sent %d (%d seen), want 2000", m.SentMsgs, len(at))
+	}
+	if in < 1990 || in > 2010 {
+		t.Errorf("%d requests within the 2 s window, want 1990..2010", in)
+	}
+	if m.SendMsgsPerS < 990 || m.SendMsgsPerS > 1010 {
+		t.Errorf("send rate %.1f/s, want 1000 ± 1%%", m.SendMsgsPerS)
+	}
+	if m.RecvMsgs+m.LostMsgs != m.SentMsgs {
+		t.Errorf("recv %d + lost %d != sent %d", m.RecvMsgs, m.LostMsgs, m.SentMsgs)
+	}
+}
+
+// TestOpenLoopLoss: dropped requests time out 's timeout after their scheduled time
+// and count lost; the rest are answered.
+func TestOpenLoopLoss(t *testing.T) {
+	e := testEnv(t)
+	e.warmup = 0
+	e.timeout = 250 * time.Millisecond
+	nw := impairedNetwork{Network: mustNetwork(t, "udp", NetOptions{}), drop: map[uint64]bool{10: true, 20: true}, dup: map[uint64]bool{30: true}}
+	o, err := runPingPongCell(context.Background(), e, nw, Params{Size: 64, Count: 100, PingRate: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := o.m
+	if m.SentMsgs != 100 || m.RecvMsgs != 98 || m.LostMsgs != 2 || m.Timeouts != 2 || m.RTT.Samples != 98 || m.DupMsgs != 1 {
+		t.Errorf("sent %d recv %d lost %d timeouts %d samples %d dup %d, want 100 98 2 2 98 1",
+			m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.Timeouts, m.RTT.Samples, m.DupMsgs)
+	}
+}
+
+// TestOpenLoopNoAllocPerRequest: twice the requests cost no more allocations, to
+// within a handful: the hot path allocates nothing per request.
+func TestOpenLoopNoAllocPerRequest(t *testing.T) {
+	nw := mustNetwork(t, "udp", NetOptions{RecvBuffer: 4 << 20})
+	mallocs := func(count uint64) uint64 {
+		e := testEnv(t)
+		e.warmup = 0
+		var a, b runtime.MemStats
+		runtime.ReadMemStats(&a)
+		if _, err := runPingPongCell(context.Background(), e, nw, Params{Size: 64, Count: count, PingRate: 20000}); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&b)
+		return b.Mallocs - a.Mallocs
+	}
+	mallocs(1000)
+	small, large := mallocs(2000), mallocs(6000)
+	t.Logf("mallocs: %d for 2000 requests, %d for 6000", small, large)
+	if large > small && large-small > 400 {
+		t.Errorf("%d more allocations for 4000 more requests: allocation per request", large-small)
+	}
+}
