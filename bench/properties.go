@@ -174,19 +174,11 @@ func clientsText(o map[string]any) string {
 }
 
 func propSockets(r *Report) (Property, bool) {
-	if t, u, ok := both(r, ExpClients); ok {
-		ev := map[string]any{"experiment": ExpClients}
-		keys := []string{"clients", "server_sockets", "server_fds", "kernel_socket_slab_bytes_per_client", "heap_bytes_per_client", "requests_per_s"}
-		pick3(ev, "tcp", t, keys...)
-		pick3(ev, "udp", u, keys...)
-		return Property{
-			ID:       "per-client-socket",
-			Property: "one socket per client",
-			Claim:    "a TCP server accepts a socket (and a file descriptor) for every client; one UDP socket serves them all",
-			TCP:      clientsText(t),
-			UDP:      clientsText(u),
-			Evidence: ev,
-		}, true
+	if p, ok := obsRow(r, ExpClients, "per-client-socket", "one socket per client",
+		"a TCP server accepts a socket (and a file descriptor) for every client; one UDP socket serves them all",
+		[]string{"clients", "server_sockets", "server_fds", "kernel_socket_slab_bytes_per_client", "heap_bytes_per_client", "requests_per_s"},
+		clientsText); ok {
+		return p, true
 	}
 	tcp, udp := pick(r, ExpConnect, "tcp"), pick(r, ExpConnect, "udp")
 	if len(tcp) == 0 || len(udp) == 0 {
@@ -307,6 +299,20 @@ func obsFlag(o map[string]any, key string) bool {
 	return b
 }
 
+// obsRow builds the row of a property experiment from its observations: the same
+// text function over each transport's, and the named keys as evidence. ok is false
+// unless both transports have observations.
+func obsRow(r *Report, exp, id, name, claim string, keys []string, text func(map[string]any) string) (Property, bool) {
+	t, u, ok := both(r, exp)
+	if !ok {
+		return Property{}, false
+	}
+	ev := map[string]any{"experiment": exp}
+	pick3(ev, "tcp", t, keys...)
+	pick3(ev, "udp", u, keys...)
+	return Property{ID: id, Property: name, Claim: claim, TCP: text(t), UDP: text(u), Evidence: ev}, true
+}
+
 // pick3 copies the named observations of one transport into evidence, prefixed.
 func pick3(ev map[string]any, prefix string, o map[string]any, keys ...string) {
 	for _, k := range keys {
@@ -334,22 +340,9 @@ func refusedText(o map[string]any) string {
 }
 
 func propRefused(r *Report) (Property, bool) {
-	t, u, ok := both(r, ExpRefused)
-	if !ok {
-		return Property{}, false
-	}
-	ev := map[string]any{"experiment": ExpRefused}
-	keys := []string{"refused", "refused_at", "detect_ns", "unconnected_told"}
-	pick3(ev, "tcp", t, keys...)
-	pick3(ev, "udp", u, keys...)
-	return Property{
-		ID:       "refused",
-		Property: "connecting to nobody",
-		Claim:    "TCP finds out while connecting that nobody listens; UDP sends into the void and learns only from ICMP, if at all",
-		TCP:      refusedText(t),
-		UDP:      refusedText(u),
-		Evidence: ev,
-	}, true
+	return obsRow(r, ExpRefused, "refused", "connecting to nobody",
+		"TCP finds out while connecting that nobody listens; UDP sends into the void and learns only from ICMP, if at all",
+		[]string{"refused", "refused_at", "detect_ns", "unconnected_told"}, refusedText)
 }
 
 func closeText(o map[string]any) string {
@@ -368,22 +361,10 @@ func closeText(o map[string]any) string {
 }
 
 func propClose(r *Report) (Property, bool) {
-	t, u, ok := both(r, ExpClose)
-	if !ok {
-		return Property{}, false
-	}
-	ev := map[string]any{"experiment": ExpClose}
-	keys := []string{"peer_close_seen", "peer_close_detect_ns", "peer_close_waited_ns", "listener_closed_existing_answered", "listener_closed_new_refused"}
-	pick3(ev, "tcp", t, keys...)
-	pick3(ev, "udp", u, keys...)
-	return Property{
-		ID:       "close",
-		Property: "closing",
-		Claim:    "a TCP peer's close reaches the reader as end of stream; a UDP reader learns nothing and waits out its own timeout",
-		TCP:      closeText(t),
-		UDP:      closeText(u),
-		Evidence: ev,
-	}, true
+	return obsRow(r, ExpClose, "close", "closing",
+		"a TCP peer's close reaches the reader as end of stream; a UDP reader learns nothing and waits out its own timeout",
+		[]string{"peer_close_seen", "peer_close_detect_ns", "peer_close_waited_ns", "listener_closed_existing_answered", "listener_closed_new_refused"},
+		closeText)
 }
 
 func slowText(o map[string]any, m Metrics) string {
@@ -446,22 +427,10 @@ func boundariesText(o map[string]any) string {
 }
 
 func propBoundaries(r *Report) (Property, bool) {
-	t, u, ok := both(r, ExpBoundaries)
-	if !ok {
-		return Property{}, false
-	}
-	ev := map[string]any{"experiment": ExpBoundaries}
-	keys := []string{"writes", "reads", "reads_equal_to_writes", "coalesced_reads", "split_reads", "max_message_bytes", "max_plus_one_emsgsize", "one_mib_reads"}
-	pick3(ev, "tcp", t, keys...)
-	pick3(ev, "udp", u, keys...)
-	return Property{
-		ID:       "boundaries",
-		Property: "message boundaries",
-		Claim:    "TCP is a byte stream: reads coalesce and split writes, and framing is the application's job; each UDP datagram arrives whole, up to 65507 bytes",
-		TCP:      boundariesText(t),
-		UDP:      boundariesText(u),
-		Evidence: ev,
-	}, true
+	return obsRow(r, ExpBoundaries, "boundaries", "message boundaries",
+		"TCP is a byte stream: reads coalesce and split writes, and framing is the application's job; each UDP datagram arrives whole, up to 65507 bytes",
+		[]string{"writes", "reads", "reads_equal_to_writes", "coalesced_reads", "split_reads", "max_message_bytes", "max_plus_one_emsgsize", "one_mib_reads"},
+		boundariesText)
 }
 
 func fanoutText(o map[string]any) string {
@@ -484,22 +453,10 @@ func fanoutText(o map[string]any) string {
 }
 
 func propFanout(r *Report) (Property, bool) {
-	t, u, ok := both(r, ExpFanout)
-	if !ok {
-		return Property{}, false
-	}
-	ev := map[string]any{"experiment": ExpFanout}
-	keys := []string{"receivers", "copies_per_message", "sender_sockets", "send_calls", "delivered_min", "delivered_max", "sender_bytes_per_delivered_byte", "multicast"}
-	pick3(ev, "tcp", t, keys...)
-	pick3(ev, "udp", u, keys...)
-	return Property{
-		ID:       "fanout",
-		Property: "one to many",
-		Claim:    "TCP is one-to-one: N receivers need N connections and N copies; one UDP multicast send reaches them all",
-		TCP:      fanoutText(t),
-		UDP:      fanoutText(u),
-		Evidence: ev,
-	}, true
+	return obsRow(r, ExpFanout, "fanout", "one to many",
+		"TCP is one-to-one: N receivers need N connections and N copies; one UDP multicast send reaches them all",
+		[]string{"receivers", "copies_per_message", "sender_sockets", "send_calls", "delivered_min", "delivered_max", "sender_bytes_per_delivered_byte", "multicast"},
+		fanoutText)
 }
 
 // countNoun prints a count and a noun, with an s when the count is not 1.
@@ -607,60 +564,73 @@ func propRetransmission(r *Report) (Property, bool) {
 	}, true
 }
 
-func propLabOrdering(r *Report) (Property, bool) {
-	t, ok := labStream(r, func(l LinkCounts) uint64 { return l.Reordered })
-	if !ok {
-		return Property{}, false
-	}
-	tc, uc := t["tcp"], t["udp"]
-	return Property{
-		ID:       "ordering",
-		Property: "ordering",
-		Claim:    "TCP delivers in order whatever the network does; UDP delivers in the order datagrams arrive",
-		TCP:      fmt.Sprintf("the link reordered %s packets; %s messages arrived out of order", g(tc.link.Reordered), g(tc.reord)),
-		UDP:      fmt.Sprintf("the link reordered %s datagrams; the receiver counted %s out of order", g(uc.link.Data.Reordered), g(uc.reord)),
-		Evidence: labEvidence(t, map[string]func(*labTotals) uint64{
+// labRow is one of the lab's simple rows: what the link injected beside what each
+// transport measured, shown when the link injected any.
+type labRow struct {
+	id, name, claim string
+	injected        func(LinkCounts) uint64
+	tcp, udp        func(*labTotals) string
+	evidence        map[string]func(*labTotals) uint64
+}
+
+var labRows = []labRow{
+	{
+		id: "ordering", name: "ordering",
+		claim:    "TCP delivers in order whatever the network does; UDP delivers in the order datagrams arrive",
+		injected: func(l LinkCounts) uint64 { return l.Reordered },
+		tcp: func(x *labTotals) string {
+			return fmt.Sprintf("the link reordered %s packets; %s messages arrived out of order", g(x.link.Reordered), g(x.reord))
+		},
+		udp: func(x *labTotals) string {
+			return fmt.Sprintf("the link reordered %s datagrams; the receiver counted %s out of order", g(x.link.Data.Reordered), g(x.reord))
+		},
+		evidence: map[string]func(*labTotals) uint64{
 			"link_reordered": func(x *labTotals) uint64 { return x.link.Reordered },
 			"reordered_msgs": func(x *labTotals) uint64 { return x.reord },
-		}),
-	}, true
-}
-
-func propDuplicates(r *Report) (Property, bool) {
-	t, ok := labStream(r, func(l LinkCounts) uint64 { return l.Duplicated })
-	if !ok {
-		return Property{}, false
-	}
-	tc, uc := t["tcp"], t["udp"]
-	return Property{
-		ID:       "duplicates",
-		Property: "duplicates",
-		Claim:    "TCP discards duplicated segments; UDP hands every copy to the application",
-		TCP:      fmt.Sprintf("the link duplicated %s packets; %s duplicate messages delivered", g(tc.link.Duplicated), g(tc.dups)),
-		UDP:      fmt.Sprintf("the link duplicated %s datagrams; the receiver got %s duplicates", g(uc.link.Data.Duplicated), g(uc.dups)),
-		Evidence: labEvidence(t, map[string]func(*labTotals) uint64{
+		},
+	},
+	{
+		id: "duplicates", name: "duplicates",
+		claim:    "TCP discards duplicated segments; UDP hands every copy to the application",
+		injected: func(l LinkCounts) uint64 { return l.Duplicated },
+		tcp: func(x *labTotals) string {
+			return fmt.Sprintf("the link duplicated %s packets; %s duplicate messages delivered", g(x.link.Duplicated), g(x.dups))
+		},
+		udp: func(x *labTotals) string {
+			return fmt.Sprintf("the link duplicated %s datagrams; the receiver got %s duplicates", g(x.link.Data.Duplicated), g(x.dups))
+		},
+		evidence: map[string]func(*labTotals) uint64{
 			"link_duplicated": func(x *labTotals) uint64 { return x.link.Duplicated },
 			"dup_msgs":        func(x *labTotals) uint64 { return x.dups },
-		}),
-	}, true
-}
-
-func propChecksum(r *Report) (Property, bool) {
-	t, ok := labStream(r, func(l LinkCounts) uint64 { return l.Corrupted })
-	if !ok {
-		return Property{}, false
-	}
-	tc, uc := t["tcp"], t["udp"]
-	return Property{
-		ID:       "checksum",
-		Property: "checksums",
-		Claim:    "both check sums: a corrupted segment never reaches the application; TCP resends it, UDP loses it",
-		TCP:      fmt.Sprintf("the link corrupted %s packets; %s corrupt messages reached the application, %s lost", g(tc.link.Corrupted), g(tc.corrupt), g(tc.lost)),
-		UDP:      fmt.Sprintf("the link corrupted %s datagrams; %s corrupt messages reached the application; they count among the %s lost", g(uc.link.Data.Corrupted), g(uc.corrupt), g(uc.lost)),
-		Evidence: labEvidence(t, map[string]func(*labTotals) uint64{
+		},
+	},
+	{
+		id: "checksum", name: "checksums",
+		claim:    "both check sums: a corrupted segment never reaches the application; TCP resends it, UDP loses it",
+		injected: func(l LinkCounts) uint64 { return l.Corrupted },
+		tcp: func(x *labTotals) string {
+			return fmt.Sprintf("the link corrupted %s packets; %s corrupt messages reached the application, %s lost", g(x.link.Corrupted), g(x.corrupt), g(x.lost))
+		},
+		udp: func(x *labTotals) string {
+			return fmt.Sprintf("the link corrupted %s datagrams; %s corrupt messages reached the application; they count among the %s lost", g(x.link.Data.Corrupted), g(x.corrupt), g(x.lost))
+		},
+		evidence: map[string]func(*labTotals) uint64{
 			"link_corrupted": func(x *labTotals) uint64 { return x.link.Corrupted },
 			"corrupt_msgs":   func(x *labTotals) uint64 { return x.corrupt },
 			"lost_msgs":      func(x *labTotals) uint64 { return x.lost },
-		}),
-	}, true
+		},
+	},
 }
+
+// row builds the row when the lab's stream results show the link injected something.
+func (lr labRow) row(r *Report) (Property, bool) {
+	t, ok := labStream(r, lr.injected)
+	if !ok {
+		return Property{}, false
+	}
+	return Property{ID: lr.id, Property: lr.name, Claim: lr.claim, TCP: lr.tcp(t["tcp"]), UDP: lr.udp(t["udp"]), Evidence: labEvidence(t, lr.evidence)}, true
+}
+
+func propLabOrdering(r *Report) (Property, bool) { return labRows[0].row(r) }
+func propDuplicates(r *Report) (Property, bool)  { return labRows[1].row(r) }
+func propChecksum(r *Report) (Property, bool)    { return labRows[2].row(r) }
