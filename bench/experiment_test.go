@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 )
@@ -262,5 +263,36 @@ func TestRunDurationMode(t *testing.T) {
 	}
 	if len(rep.Properties) == 0 {
 		t.Error("no properties")
+	}
+}
+
+// TestStreamGoodputKnownAnswer: a stream paced at a known rate delivers at that rate.
+// Goodput counts unique intact bytes over the receiver's interval (first message's
+// send time to last arrival), so it equals msgs/s times the message size exactly and
+// sits just under the paced rate (the interval includes one transit time).
+func TestStreamGoodputKnownAnswer(t *testing.T) {
+	const rate, size, count = 20e6, 1024, 2000
+	for _, name := range []string{"tcp", "udp"} {
+		t.Run(name, func(t *testing.T) {
+			e := testEnv(t)
+			e.warmup = 0
+			m, _, err := runStream(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: size, Streams: 1, Count: count, RateBps: rate})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.MsgsPerS * size * 8; math.Abs(got-m.GoodputBps) > 1e-6*m.GoodputBps {
+				t.Errorf("msgs/s x size x 8 = %v, goodput %v: want equal", got, m.GoodputBps)
+			}
+			if m.LostMsgs == 0 && m.RecvBytes != count*size {
+				t.Errorf("recv bytes %d, want %d", m.RecvBytes, count*size)
+			}
+			// The timetable ends at (count-1)/rate; the sender's rate is the paced one.
+			if m.SendRateBps < 0.98*rate || m.SendRateBps > 1.05*rate {
+				t.Errorf("send rate %.4g bit/s, want %.4g within -2%%/+5%%", m.SendRateBps, rate)
+			}
+			if m.LostMsgs == 0 && (m.GoodputBps < 0.9*rate || m.GoodputBps > 1.05*rate) {
+				t.Errorf("goodput %.4g bit/s, want %.4g within -10%%/+5%%", m.GoodputBps, rate)
+			}
+		})
 	}
 }

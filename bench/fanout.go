@@ -158,11 +158,11 @@ type fanout struct {
 // fanRx is one receiver. Its fields belong to its receive goroutine until run has
 // waited for it.
 type fanRx struct {
-	t                           Transport
-	seq                         SeqTracker
-	corrupt, malformed, foreign uint64
-	firstSendNs, lastRecvNs     int64
-	done                        bool // every message arrived
+	t   Transport
+	seq SeqTracker
+	rejects
+	firstSendNs, lastRecvNs int64
+	done                    bool // every message arrived
 }
 
 // openGroup opens n receivers joined to one new group and one sender to it.
@@ -477,24 +477,12 @@ func (f *fanout) receive(ctx context.Context, r *fanRx) error {
 }
 
 func (f *fanout) account(r *fanRx, msg []byte, now int64) {
-	h, err := DecodeHeader(msg)
-	switch {
-	case errors.Is(err, ErrForeign):
-		r.foreign++
-		return
-	case errors.Is(err, ErrCorrupt):
-		r.corrupt++
-		return
-	case err != nil:
-		r.malformed++
+	h, ok := r.accept(msg, f.e.run)
+	if !ok {
 		return
 	}
-	if h.Run != f.e.run || h.Flow != 0 || h.Kind != KindData {
+	if h.Flow != 0 || h.Kind != KindData {
 		r.foreign++
-		return
-	}
-	if VerifyPayload(msg, h) != nil {
-		r.corrupt++
 		return
 	}
 	r.seq.Add(h.Seq)

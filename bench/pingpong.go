@@ -23,24 +23,11 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 	defer srv.stop()
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
-	t, err := nw.Dial(ctx, srv.addr())
+	t, c, done, err := dialWarm(ctx, e, nw, srv.addr(), p.Size)
 	if err != nil {
-		return Metrics{}, nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
+		return Metrics{}, nil, err
 	}
-	defer t.Close()
-	stopWatch := context.AfterFunc(ctx, func() { t.Close() })
-	defer stopWatch()
-
-	c := newRequester(e, p.Size)
-	var warm Metrics
-	if e.warmup > 0 {
-		until := time.Now().Add(e.warmup)
-		for time.Now().Before(until) && ctx.Err() == nil {
-			if err := c.roundTrip(t, KindWarmup, &warm, nil, -1); err != nil {
-				return Metrics{}, nil, fmt.Errorf("warm-up: %w", err)
-			}
-		}
-	}
+	defer done()
 
 	u0, uerr := ReadUsage()
 	retr0, _ := retransmits([]Transport{t})
@@ -82,6 +69,27 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 	}
 	m.ServerSockets = srv.sockets
 	return m, warns, nil
+}
+
+// dialWarm opens the client of a request/response cell: it dials addr, arms a
+// watchdog that closes the client when ctx ends (unblocking any call on it), and runs
+// e.warmup of round trips outside the measurement. done closes the client.
+func dialWarm(ctx context.Context, e *runEnv, nw Network, addr string, size int) (t Transport, c *requester, done func(), err error) {
+	t, err = nw.Dial(ctx, addr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	stopWatch := context.AfterFunc(ctx, func() { t.Close() })
+	done = func() { stopWatch(); t.Close() }
+	c = newRequester(e, size)
+	var warm Metrics
+	for until := time.Now().Add(e.warmup); e.warmup > 0 && time.Now().Before(until) && ctx.Err() == nil; {
+		if err := c.roundTrip(t, KindWarmup, &warm, nil, -1); err != nil {
+			done()
+			return nil, nil, nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	return t, c, done, nil
 }
 
 // requester sends one request at a time and waits for its answer.
@@ -132,20 +140,13 @@ func (c *requester) roundTrip(t Transport, kind Kind, m *Metrics, lat *Latency, 
 		n, err := t.Recv(c.resp, c.size)
 		if n > 0 {
 			now := c.e.now()
-			h, derr := DecodeHeader(c.resp[0][:c.size[0]])
+			var rj rejects
+			h, ok := rj.accept(c.resp[0][:c.size[0]], c.e.run)
+			rj.addTo(m)
 			switch {
-			case errors.Is(derr, ErrCorrupt):
-				m.CorruptMsgs++
-			case errors.Is(derr, ErrForeign):
-				m.ForeignMsgs++
-			case derr != nil:
-				m.MalformedMsgs++
-			case h.Run != c.e.run:
-				m.ForeignMsgs++
+			case !ok:
 			case h.Seq != seq:
 				m.LateMsgs++ // the answer to a request already counted lost
-			case VerifyPayload(c.resp[0][:c.size[0]], h) != nil:
-				m.CorruptMsgs++
 			default:
 				m.RecvMsgs++
 				if lat != nil {
@@ -256,24 +257,11 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 	window := time.Duration(float64(n) / rate * float64(time.Second))
 	ctx, cancel := context.WithTimeout(ctx, e.warmup+window+e.timeout+30*time.Second)
 	defer cancel()
-	t, err := nw.Dial(ctx, srv.addr())
+	t, c, done, err := dialWarm(ctx, e, nw, srv.addr(), p.Size)
 	if err != nil {
-		return outcome{}, fmt.Errorf("dial %s: %w", srv.addr(), err)
+		return outcome{}, err
 	}
-	defer t.Close()
-	stopWatch := context.AfterFunc(ctx, func() { t.Close() })
-	defer stopWatch()
-
-	c := newRequester(e, p.Size)
-	var warm Metrics
-	if e.warmup > 0 {
-		until := time.Now().Add(e.warmup)
-		for time.Now().Before(until) && ctx.Err() == nil {
-			if err := c.roundTrip(t, KindWarmup, &warm, nil, -1); err != nil {
-				return outcome{}, fmt.Errorf("warm-up: %w", err)
-			}
-		}
-	}
+	defer done()
 
 	o := &openLoop{e: e, t: t, n: n, period: 1e9 / rate, lat: NewLatency(),
 		tags: make([]uint64, slots), mask: uint64(slots - 1)}
@@ -410,22 +398,15 @@ func (o *openLoop) receive(ctx context.Context, size int) error {
 		o.sweep(now) // whatever expired while we waited is lost, even if its reply is here
 		for i := 0; i < k; i++ {
 			msg := bufs[i][:sizes[i]]
-			h, derr := DecodeHeader(msg)
+			var rj rejects
+			h, ok := rj.accept(msg, o.e.run)
+			rj.addTo(&o.m)
 			switch {
-			case errors.Is(derr, ErrCorrupt):
-				o.m.CorruptMsgs++
-			case errors.Is(derr, ErrForeign):
-				o.m.ForeignMsgs++
-			case derr != nil:
-				o.m.MalformedMsgs++
-			case h.Run != o.e.run:
-				o.m.ForeignMsgs++
+			case !ok:
 			case h.Kind == KindWarmup:
 				// a warm-up straggler: outside the measurement and its sequence space
 			case h.Kind != KindRequest || h.Seq >= o.n:
 				o.m.MalformedMsgs++
-			case VerifyPayload(msg, h) != nil:
-				o.m.CorruptMsgs++
 			case h.Seq < o.next:
 				o.m.LateMsgs++ // already answered or counted lost
 			default:

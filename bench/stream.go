@@ -3,7 +3,6 @@ package bench
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -424,12 +423,12 @@ func (rx *streamRx) seriesResult() []Sample {
 
 type rxTotals struct {
 	received, unique, dups, reordered, extent, stale uint64
-	corrupt, malformed, foreign                      uint64
-	ends                                             uint64 // end markers received, copies included
-	firstSendNs, lastRecvNs                          int64
-	jitterSum                                        float64
-	jitterFlows                                      int
-	oneWay                                           *Latency // a serve's own, when streamRx.oneWay is set
+	rejects
+	ends                    uint64 // end markers received, copies included
+	firstSendNs, lastRecvNs int64
+	jitterSum               float64
+	jitterFlows             int
+	oneWay                  *Latency // a serve's own, when streamRx.oneWay is set
 }
 
 type flowRx struct {
@@ -499,19 +498,11 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 }
 
 func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now int64) {
-	h, err := DecodeHeader(msg)
-	switch {
-	case errors.Is(err, ErrForeign):
-		local.foreign++
-		return
-	case errors.Is(err, ErrCorrupt):
-		local.corrupt++
-		return
-	case err != nil:
-		local.malformed++
+	h, ok := local.accept(msg, rx.e.run)
+	if !ok {
 		return
 	}
-	if h.Run != rx.e.run || int(h.Flow) >= len(flows) {
+	if int(h.Flow) >= len(flows) {
 		local.foreign++
 		return
 	}
@@ -522,10 +513,6 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now in
 	}
 	switch h.Kind {
 	case KindData:
-		if VerifyPayload(msg, h) != nil {
-			local.corrupt++
-			return
-		}
 		if a := f.seq.Add(h.Seq); a == ArrivalNew || a == ArrivalReordered {
 			rx.delivered.Add(1)
 			if local.oneWay != nil {
