@@ -251,7 +251,7 @@ func TestUDPRoundTrip(t *testing.T) {
 				}
 				got[i] = true
 			}
-			up, down := l.Counts()
+			up, down := settledCounts(t, l)
 			if up.Packets != n {
 				t.Errorf("up.Packets = %d, want %d (no other traffic crosses the link)", up.Packets, n)
 			}
@@ -494,5 +494,23 @@ func TestNewCanceled(t *testing.T) {
 			l.Close()
 		}
 		t.Fatalf("New with a canceled context: %v, want context.Canceled", err)
+	}
+}
+
+// settledCounts returns the lab's counts once no packet is in flight through the
+// emulator: the last packet can reach its reader while the engine is still
+// recording it as passed (it is Queued until then). Bounded by a timeout.
+func settledCounts(t *testing.T, l *Lab) (up, down Counts) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		up, down = l.Counts()
+		if up.Queued == 0 && down.Queued == 0 {
+			return up, down
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lab counts never settled: up %d queued, down %d queued", up.Queued, down.Queued)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
