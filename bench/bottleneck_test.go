@@ -89,19 +89,7 @@ func TestBottleneckLab(t *testing.T) {
 	if c, s := num("tcp", "competitor_share_of_link"), num("tcp", "shared_share_of_link"); c <= s {
 		t.Errorf("tcp beside udp: competitor's share %.3f, tcp's %.3f: want the competitor to take more", c, s)
 	}
-	found := false
-	for _, pr := range rep.Properties {
-		if pr.ID == "congestion" {
-			found = true
-			t.Logf("row: tcp %q; udp %q", pr.TCP, pr.UDP)
-			if pr.Evidence["tcp_jain_fairness"] == nil || pr.Evidence["udp_alone_share_of_link"] == nil {
-				t.Errorf("evidence %v: want the observed figures", pr.Evidence)
-			}
-		}
-	}
-	if !found {
-		t.Errorf("no congestion row in %v", rep.Properties)
-	}
+	checkRow(t, rep, "congestion", "tcp_jain_fairness", "udp_alone_share_of_link")
 }
 
 // TestPropCongestion: the congestion row reads the bottleneck observations of both

@@ -99,19 +99,7 @@ func TestHOLLab(t *testing.T) {
 	if l := num("tcp", "late_fraction_over_2x_p50"); l <= num("udp", "late_fraction_over_2x_p50") {
 		t.Errorf("late fractions tcp %v udp %v: want tcp's larger", l, num("udp", "late_fraction_over_2x_p50"))
 	}
-	found := false
-	for _, pr := range rep.Properties {
-		if pr.ID == "head-of-line" {
-			found = true
-			t.Logf("row: tcp %q; udp %q", pr.TCP, pr.UDP)
-			if pr.Evidence["tcp_latency_p99_ns"] == nil || pr.Evidence["udp_delivered_fraction"] == nil {
-				t.Errorf("evidence %v: want the observed figures", pr.Evidence)
-			}
-		}
-	}
-	if !found {
-		t.Errorf("no head-of-line row in %v", rep.Properties)
-	}
+	checkRow(t, rep, "head-of-line", "tcp_latency_p99_ns", "udp_delivered_fraction")
 }
 
 // TestPropHOL: the head-of-line row reads the hol observations of both transports,

@@ -149,3 +149,21 @@ func runLab(t *testing.T, spec string, p Plan) *Report {
 	}
 	return rep
 }
+
+// checkRow fails unless rep has the property row id with the given evidence keys.
+func checkRow(t *testing.T, rep *Report, id string, evidence ...string) {
+	t.Helper()
+	for _, pr := range rep.Properties {
+		if pr.ID != id {
+			continue
+		}
+		t.Logf("row: tcp %q; udp %q", pr.TCP, pr.UDP)
+		for _, k := range evidence {
+			if pr.Evidence[k] == nil {
+				t.Errorf("%s evidence %v: no %q", id, pr.Evidence, k)
+			}
+		}
+		return
+	}
+	t.Errorf("no %s row in %v", id, rep.Properties)
+}
