@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -294,5 +295,29 @@ func TestStreamGoodputKnownAnswer(t *testing.T) {
 				t.Errorf("goodput %.4g bit/s, want %.4g within -10%%/+5%%", m.GoodputBps, rate)
 			}
 		})
+	}
+}
+
+// TestStreamPacer: a paced stream's sender holds the rate asked for within 1%, at
+// 10 Mbit/s and at 1 Gbit/s, for both transports. The rate is sent bytes over the
+// sender's interval (first send to last), so it checks the timetable, not the
+// receiver.
+func TestStreamPacer(t *testing.T) {
+	for _, rate := range []float64{10e6, 1e9} {
+		for _, name := range []string{"tcp", "udp"} {
+			t.Run(fmt.Sprintf("%s/rate=%g", name, rate), func(t *testing.T) {
+				e := testEnv(t)
+				e.warmup = 0
+				m, _, err := runStream(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}),
+					Params{Size: 1400, Streams: 1, DurationS: 1, RateBps: rate})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("sent %d messages in %.4f s: %.5g bit/s (%.3f%% off)", m.SentMsgs, m.SendIntervalS, m.SendRateBps, 100*(m.SendRateBps/rate-1))
+				if math.Abs(m.SendRateBps/rate-1) > 0.01 {
+					t.Errorf("send rate %.5g bit/s, want %.4g ± 1%%", m.SendRateBps, rate)
+				}
+			})
+		}
 	}
 }

@@ -104,12 +104,12 @@ func runFanout(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, e
 	if rate <= 0 {
 		rate = fanoutRate
 	}
-	interval := time.Duration(float64(p.Size*8) / rate * float64(time.Second))
-	sendTime := time.Duration(count) * interval
+	perSec := rate / float64(p.Size*8) // messages per second
+	sendTime := time.Duration(float64(count) / perSec * float64(time.Second))
 	ctx, cancel := context.WithTimeout(ctx, sendTime+e.drain+30*time.Second)
 	defer cancel()
 
-	f := &fanout{e: e, size: p.Size, count: count, interval: interval, obs: map[string]any{"receivers": n, "rate_bps": rate}}
+	f := &fanout{e: e, size: p.Size, count: count, perSec: perSec, obs: map[string]any{"receivers": n, "rate_bps": rate}}
 	defer f.closeAll()
 	if mc, ok := nw.(Multicaster); ok {
 		err := f.openGroup(ctx, mc, n)
@@ -135,11 +135,11 @@ func runFanout(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, e
 
 // fanout is one fanout cell: its endpoints, counters and observations.
 type fanout struct {
-	e        *runEnv
-	size     int
-	count    uint64
-	interval time.Duration // between messages, by the timetable
-	obs      map[string]any
+	e      *runEnv
+	size   int
+	count  uint64
+	perSec float64 // messages per second, by the timetable
+	obs    map[string]any
 
 	mode      string      // "one-to-many" or "one-to-one"
 	senders   []Transport // one per copy of each message
@@ -389,20 +389,16 @@ func (f *fanout) send(ctx context.Context) error {
 		FillPayload(b[HeaderLen:], f.e.seed, 0)
 	}
 	pcrc := PayloadCRC(bufs[0][HeaderLen:])
-	interval := f.interval
-	start := time.Now()
-	f.firstNs = f.e.now()
+	tt := newTimetable(f.e.now(), f.perSec)
+	f.firstNs = tt.start
 	var seq uint64
 	for seq < f.count {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("sent %d of %d messages: %w", seq, f.count, err)
 		}
-		due := f.count
-		if interval > 0 {
-			due = min(f.count, uint64(time.Since(start)/interval)+1)
-		}
+		due := min(f.count, tt.due(f.e.now()))
 		if due <= seq {
-			time.Sleep(time.Until(start.Add(time.Duration(seq) * interval)))
+			time.Sleep(time.Duration(tt.at(seq) - f.e.now()))
 			continue
 		}
 		k := int(min(uint64(batch), due-seq))

@@ -210,11 +210,11 @@ func openLoopRing(rate float64, timeout time.Duration) (int, error) {
 // actual send, so a stall of the server, the path or the client shows up in every
 // request that should have been sent during it (no coordinated omission, PITFALLS 9).
 type openLoop struct {
-	e      *runEnv
-	t      Transport
-	n      uint64  // requests in the run
-	t0     int64   // scheduled time of request 0, ns since e.epoch
-	period float64 // ns between scheduled sends
+	e    *runEnv
+	t    Transport
+	n    uint64        // requests in the run
+	tt   timetable     // request i is scheduled at tt.at(i), ns since e.epoch
+	spin time.Duration // the sender spins this long before each scheduled time (timerOvershoot)
 
 	// sender's, read after it returned
 	dropsSender uint64
@@ -231,7 +231,7 @@ type openLoop struct {
 }
 
 // sched is request i's scheduled send time, ns since e.epoch.
-func (o *openLoop) sched(i uint64) int64 { return o.t0 + int64(float64(i)*o.period) }
+func (o *openLoop) sched(i uint64) int64 { return o.tt.at(i) }
 
 // runOpenLoop is pingpong at a fixed rate of p.PingRate requests/s over one
 // connection: a sender goroutine keeps the timetable, a receiver goroutine matches
@@ -263,11 +263,11 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 	}
 	defer done()
 
-	o := &openLoop{e: e, t: t, n: n, period: 1e9 / rate, lat: NewLatency(),
+	o := &openLoop{e: e, t: t, n: n, lat: NewLatency(), spin: timerOvershoot(),
 		tags: make([]uint64, slots), mask: uint64(slots - 1)}
 	u0, uerr := ReadUsage()
 	retr0, _ := retransmits([]Transport{t})
-	o.t0 = e.now()
+	o.tt = newTimetable(e.now(), rate)
 
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -301,7 +301,7 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 	}
 	// The measured interval is the timetable actually kept: from request 0's
 	// scheduled time to the last send, plus one period (exactly n/rate on schedule).
-	elapsed := time.Duration(o.lastSend-o.t0) + time.Duration(o.period)
+	elapsed := time.Duration(o.lastSend-o.tt.start) + time.Duration(o.tt.period)
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits([]Transport{t})
 	t.Close()
@@ -324,8 +324,10 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 	}
 	m.ServerSockets = srv.sockets
 	// The RTTs include the sender's own lateness (timer granularity, scheduling):
-	// mean_send_lag_ns says how much of the base RTT that is.
-	obs := map[string]any{"mode": "open-loop", "rate_per_s": rate, "max_send_lag_ns": o.maxLag, "mean_send_lag_ns": o.sumLag / int64(n)}
+	// mean_send_lag_ns says how much of the base RTT that is. The sender spins for
+	// pacer_spin_ns before each scheduled time to keep that lag small.
+	obs := map[string]any{"mode": "open-loop", "rate_per_s": rate, "max_send_lag_ns": o.maxLag,
+		"mean_send_lag_ns": o.sumLag / int64(n), "pacer_spin_ns": int64(o.spin)}
 	return outcome{m: m, warns: warns, observed: obs}, nil
 }
 
@@ -333,19 +335,12 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 // the sender is behind. A refused datagram counts in dropsSender; the receiver
 // counts it lost when its deadline passes.
 func (o *openLoop) send(ctx context.Context, c *requester) error {
-	timer := time.NewTimer(time.Hour)
+	timer := newStoppedTimer()
 	defer timer.Stop()
 	for i := uint64(0); i < o.n; i++ {
-		at := o.sched(i)
-		if d := at - o.e.now(); d > 0 {
-			timer.Reset(time.Duration(d))
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		} else if ctx.Err() != nil {
-			return ctx.Err()
+		at := o.tt.at(i)
+		if err := waitUntil(ctx, o.e.now, at, o.spin, timer); err != nil {
+			return err
 		}
 		now := o.e.now()
 		o.maxLag = max(o.maxLag, now-at)

@@ -266,14 +266,14 @@ func sampleSeries(start time.Time, step time.Duration, txs []*streamTx, rx *stre
 
 // streamTx is one sending stream: one client endpoint, one flow.
 type streamTx struct {
-	e        *runEnv
-	t        Transport
-	flow     uint32
-	size     int
-	interval time.Duration // between messages when paced; 0 = unpaced
-	bufs     [][]byte
-	out      [][]byte
-	pcrc     uint32
+	e      *runEnv
+	t      Transport
+	flow   uint32
+	size   int
+	perSec float64 // messages per second when paced; 0 = unpaced
+	bufs   [][]byte
+	out    [][]byte
+	pcrc   uint32
 
 	seq     uint64        // next sequence number
 	sent    uint64        // messages handed to the transport, refused ones included
@@ -292,8 +292,7 @@ func newStreamTx(e *runEnv, p Params, flow uint32, t Transport) *streamTx {
 	}
 	tx.pcrc = PayloadCRC(tx.bufs[0][HeaderLen:])
 	if p.RateBps > 0 {
-		perStream := p.RateBps / float64(p.Streams)
-		tx.interval = time.Duration(float64(p.Size*8) / perStream * float64(time.Second))
+		tx.perSec = p.RateBps / float64(p.Streams) / float64(p.Size*8)
 	}
 	return tx
 }
@@ -305,9 +304,14 @@ func (tx *streamTx) reset() {
 
 // send sends messages of kind until count have been sent (count > 0) or until
 // passes. Paced streams follow a timetable from their start, so a late batch is
-// caught up rather than stretching the run.
+// caught up rather than stretching the run: the rate over the run is the rate asked
+// for. The pacer sleeps and does not spin (unlike open-loop pingpong's): a stream's
+// contract is its rate, and a spinning sender would take a core from the receiver.
 func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until time.Time) error {
-	start := time.Now()
+	var tt timetable
+	if tx.perSec > 0 {
+		tt = newTimetable(tx.e.now(), tx.perSec)
+	}
 	var phaseSent uint64
 	for ctx.Err() == nil {
 		now := time.Now()
@@ -321,10 +325,10 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 		if count > 0 {
 			k = int(min(uint64(k), count-phaseSent))
 		}
-		if tx.interval > 0 {
-			due := uint64(now.Sub(start)/tx.interval) + 1
+		if tx.perSec > 0 {
+			due := tt.due(tx.e.now())
 			if due <= phaseSent {
-				next := start.Add(time.Duration(phaseSent) * tx.interval)
+				next := tx.e.epoch.Add(time.Duration(tt.at(phaseSent)))
 				if count == 0 && next.After(until) {
 					return nil
 				}
