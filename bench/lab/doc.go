@@ -11,6 +11,12 @@
 // emulator sees, decides and counts each packet itself: the injected counts are
 // exact, and the same seed gives the same decisions.
 //
+// # Two hosts without an emulator
+//
+// A Pair is the other topology: two namespaces joined by a veth pair, kernel to
+// kernel, for tests that need a peer on another host (remote mode) rather than an
+// impaired link. It is configured over netlink (github.com/vishvananda/netlink).
+//
 // # Privileges
 //
 // Creating namespaces and TUN devices needs CAP_NET_ADMIN (root). Without it New

@@ -21,3 +21,7 @@ func (*netns) do(func() error) error {
 }
 
 func (*netns) close() error { return nil }
+
+func newPair(context.Context) (*Pair, error) {
+	return nil, fmt.Errorf("lab: network namespaces and veth pairs: %w on %s (the pair needs Linux)", errors.ErrUnsupported, runtime.GOOS)
+}
