@@ -1,0 +1,385 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// ErrServerLost means the server stopped answering during a test: no message within
+// the client's Timeout, or the control connection closed.
+var ErrServerLost = errors.New("remote: server lost")
+
+// A Dialer opens sessions with a server.
+type Dialer struct {
+	Key      []byte        // pre-shared key (LoadKey); nil = none, only for a server that has none either
+	Timeout  time.Duration // bounds every control read, the handshake and the data path setup; default 10 s
+	Driver   Driver        // the client's half of tests; nil = StreamTest{}
+	Software string        // sent in hello; informational
+}
+
+// defaultClientTimeout is Dialer.Timeout's default.
+const defaultClientTimeout = 10 * time.Second
+
+// Dial opens a session with the server at addr ("host:port"), authenticating with key
+// (nil for none).
+func Dial(ctx context.Context, addr string, key []byte) (*Client, error) {
+	return (&Dialer{Key: key}).Dial(ctx, addr)
+}
+
+// A Client is one session with a server; it runs tests one at a time.
+type Client struct {
+	cc       *ControlConn
+	timeout  time.Duration
+	driver   Driver
+	serverIP netip.Addr
+	limits   WireLimits
+
+	runMu  sync.Mutex // held by Run: one test at a time
+	nextID uint32     // guarded by runMu
+	mu     sync.Mutex // guards broken
+	broken error      // set when the session cannot go on
+}
+
+// Dial opens a session: the handshake, with mutual authentication when there is a key.
+// A client with a key refuses a server without one (it could be anyone), and the other
+// way round.
+func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
+	if err := checkKey(dl.Key); err != nil {
+		return nil, err
+	}
+	to := dl.Timeout
+	if to <= 0 {
+		to = defaultClientTimeout
+	}
+	nd := net.Dialer{Timeout: to}
+	c, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("remote: dial %s: %w", addr, err)
+	}
+	cl := &Client{cc: NewControlConn(c), timeout: to, driver: dl.Driver}
+	if cl.driver == nil {
+		cl.driver = StreamTest{}
+	}
+	cl.serverIP, _ = addrIP(c.RemoteAddr())
+	cl.cc.SetSessionDeadline(time.Now().Add(to))
+	if err := cl.handshake(ctx, dl.Key, dl.Software); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("remote: %s: %w", addr, err)
+	}
+	cl.cc.SetSessionDeadline(time.Time{})
+	return cl, nil
+}
+
+func (cl *Client) handshake(ctx context.Context, key []byte, software string) error {
+	if err := cl.cc.WriteMsg(&Hello{Software: software}); err != nil {
+		return err
+	}
+	ch, err := expect[*Challenge](ctx, cl.cc, cl.timeout)
+	if err != nil {
+		return err
+	}
+	switch {
+	case ch.Auth == AuthNone && key != nil:
+		return fmt.Errorf("%w: the server has no key, so it cannot prove who it is; refusing (run the server with --key-file, or the client without)", ErrAuth)
+	case ch.Auth == AuthHMAC && key == nil:
+		return fmt.Errorf("%w: the server requires a key: pass --key-file", ErrAuth)
+	}
+	clientNonce, err := newNonce()
+	if err != nil {
+		return err
+	}
+	auth := &Auth{Nonce: clientNonce}
+	if key != nil {
+		auth.MAC = ClientMAC(key, ch.Nonce, clientNonce)
+	}
+	if err := cl.cc.WriteMsg(auth); err != nil {
+		return err
+	}
+	ok, err := expect[*AuthOK](ctx, cl.cc, cl.timeout)
+	if err != nil {
+		return err
+	}
+	if key != nil && (ok.MAC == nil || !verifyMAC(ServerMAC(key, ch.Nonce, clientNonce), ok.MAC)) {
+		return fmt.Errorf("%w: the server's proof is wrong: it does not hold this key", ErrAuth)
+	}
+	cl.limits = ok.Limits
+	return nil
+}
+
+// Limits returns the limits the server announced.
+func (cl *Client) Limits() WireLimits { return cl.limits }
+
+// Close ends the session: a bye, then the connection closes. A Run in progress
+// returns with an error.
+func (cl *Client) Close() error {
+	cl.mu.Lock()
+	broken := cl.broken
+	if broken == nil {
+		cl.broken = errors.New("remote: client closed")
+	}
+	cl.mu.Unlock()
+	if broken == nil {
+		cl.cc.WriteMsg(&Bye{Reason: "client done"})
+	}
+	return cl.cc.Close()
+}
+
+// Run runs one test and returns both sides' results. A refused test returns a
+// *RefusedError and leaves the session usable. If the server is lost mid-test, Run
+// returns within the client's Timeout with an error wrapping ErrServerLost and what
+// this side measured, marked incomplete; the session is then unusable.
+func (cl *Client) Run(ctx context.Context, req TestRequest) (TestResults, error) {
+	cl.runMu.Lock()
+	defer cl.runMu.Unlock()
+	cl.mu.Lock()
+	broken := cl.broken
+	cl.mu.Unlock()
+	if broken != nil {
+		return TestResults{Request: req}, fmt.Errorf("remote: session unusable: %w", broken)
+	}
+	cl.nextID++
+	req.ID = cl.nextID
+	out := TestResults{Request: req}
+	if err := req.Validate(); err != nil {
+		return out, err
+	}
+	res, err := cl.run(ctx, req)
+	if err != nil {
+		var re *RefusedError
+		if !errors.As(err, &re) || re.ID == 0 {
+			cl.mu.Lock()
+			cl.broken = err
+			cl.mu.Unlock()
+		}
+	}
+	return res, err
+}
+
+func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error) {
+	out := TestResults{Request: req}
+	if err := cl.cc.WriteMsg(req.wire()); err != nil {
+		return out, err
+	}
+	acc, err := expect[*Accept](ctx, cl.cc, cl.timeout)
+	if err != nil {
+		return out, err
+	}
+	want := 1
+	if req.Transport == "udp" {
+		want = req.Streams
+	}
+	if acc.ID != req.ID || len(acc.Ports) != want {
+		return out, fmt.Errorf("%w: accept for test %d with %d ports; want test %d with %d", ErrUnexpected, acc.ID, len(acc.Ports), req.ID, want)
+	}
+	setupCtx, cancelSetup := context.WithTimeout(ctx, cl.timeout)
+	d, proofs, err := cl.openData(setupCtx, req, acc)
+	cancelSetup()
+	if err != nil {
+		return out, fmt.Errorf("remote: data path: %w", err)
+	}
+	defer d.close()
+	if err := cl.cc.WriteMsg(&Start{ID: req.ID, Paths: proofs}); err != nil {
+		return out, err
+	}
+	if _, err := expect[*Start](ctx, cl.cc, cl.timeout); err != nil {
+		return out, err
+	}
+	d.Started = time.Now()
+
+	testCtx, cancelTest := context.WithCancelCause(ctx)
+	defer cancelTest(nil)
+	p := &pacer{rateBps: float64(req.RateBps), done: testCtx.Done()}
+	for i, c := range d.Conns {
+		d.Conns[i] = &pacedConn{Conn: c, pacer: p}
+	}
+	for _, path := range d.Paths {
+		path.pacer = p
+	}
+	stopInterrupt := context.AfterFunc(testCtx, d.interrupt)
+	defer stopInterrupt()
+
+	var wg sync.WaitGroup
+	var readErr error // the reader's; read after readerDone
+	var server *ResultsMsg
+	hbStop := make(chan struct{})
+	readerDone := make(chan struct{})
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(readerDone)
+		for {
+			m, err := cl.cc.ReadMsg(ctx, cl.timeout)
+			if err != nil {
+				if ctx.Err() != nil {
+					readErr = fmt.Errorf("remote: test %d: %w", req.ID, context.Cause(ctx))
+				} else {
+					readErr = fmt.Errorf("%w: %v", ErrServerLost, err)
+				}
+				cancelTest(readErr)
+				return
+			}
+			switch m := m.(type) {
+			case *Heartbeat:
+			case *ResultsMsg:
+				if m.ID != req.ID {
+					readErr = fmt.Errorf("%w: results for test %d during test %d", ErrUnexpected, m.ID, req.ID)
+					cancelTest(readErr)
+					return
+				}
+				server = m
+				if !m.Complete {
+					// Early, or failed: the server's half is over, so is the test.
+					cancelTest(fmt.Errorf("remote: the server ended test %d: %s", req.ID, m.Error))
+				}
+				return
+			case *Bye:
+				readErr = fmt.Errorf("%w: server said bye: %s", ErrServerLost, m.Reason)
+				cancelTest(readErr)
+				return
+			case *Refuse:
+				readErr = &RefusedError{ID: m.ID, Limit: m.Limit, Reason: m.Error}
+				cancelTest(readErr)
+				return
+			default:
+				readErr = fmt.Errorf("%w: %s during a test", ErrUnexpected, m.Type())
+				cancelTest(readErr)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		heartbeats(testCtx, cl.cc, hbStop, cancelTest)
+	}()
+
+	local, derr := cl.driver.Drive(testCtx, d)
+	if derr != nil {
+		local.Complete = false
+		if local.Error == "" {
+			local.Error = derr.Error()
+		}
+	}
+	local.Error = truncate(sanitize(local.Error), maxErrStr-8)
+	out.Client = local
+	d.interrupt()
+	if context.Cause(testCtx) == nil {
+		cl.cc.WriteMsg(&ResultsMsg{ID: req.ID, Complete: local.Complete, Error: local.Error, Counters: local.Counters})
+	}
+	<-readerDone // the reader ends with the server's results, an error, or the timeout
+	close(hbStop)
+	wg.Wait()
+
+	if server != nil {
+		out.Server = Results{Complete: server.Complete, Error: server.Error, Counters: server.Counters}
+		out.Overlap = server.Overlap
+	}
+	out.Complete = server != nil && server.Complete && local.Complete
+	if readErr != nil {
+		return out, readErr
+	}
+	if server != nil && !server.Complete {
+		return out, fmt.Errorf("remote: test %d incomplete on the server: %s", req.ID, server.Error)
+	}
+	if cause := context.Cause(testCtx); cause != nil && derr != nil {
+		return out, fmt.Errorf("remote: test %d: %w", req.ID, cause)
+	}
+	if derr != nil {
+		return out, fmt.Errorf("remote: test %d: %w", req.ID, derr)
+	}
+	return out, nil
+}
+
+// openData opens the client's end of the data path: TCP connections that each begin
+// with the token, or UDP sockets that probe until each gets its challenge.
+func (cl *Client) openData(ctx context.Context, req TestRequest, acc *Accept) (*Data, [][]byte, error) {
+	d := &Data{Request: req}
+	ok := false
+	defer func() {
+		if !ok {
+			d.close()
+		}
+	}()
+	switch req.Transport {
+	case "tcp":
+		addr := netip.AddrPortFrom(cl.serverIP, acc.Ports[0]).String()
+		var nd net.Dialer
+		for range req.Streams {
+			c, err := nd.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, nil, err
+			}
+			d.Conns = append(d.Conns, c)
+			d.closers = append(d.closers, c)
+			if dl, ok := ctx.Deadline(); ok {
+				c.SetWriteDeadline(dl)
+			}
+			if _, err := c.Write(acc.Token); err != nil {
+				return nil, nil, err
+			}
+			c.SetWriteDeadline(time.Time{})
+		}
+		ok = true
+		return d, nil, nil
+	case "udp":
+		var proofs [][]byte
+		for _, port := range acc.Ports {
+			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(cl.serverIP, port)))
+			if err != nil {
+				return nil, nil, err
+			}
+			p := &UDPPath{conn: c, token: acc.Token, peer: netip.AddrPortFrom(cl.serverIP, port), connected: true}
+			d.Paths = append(d.Paths, p)
+			d.closers = append(d.closers, c)
+			proof, err := probe(ctx, c, acc.Token)
+			if err != nil {
+				return nil, nil, fmt.Errorf("udp port %d: %w", port, err)
+			}
+			proofs = append(proofs, proof)
+		}
+		ok = true
+		return d, proofs, nil
+	}
+	return nil, nil, fmt.Errorf("transport %q", req.Transport)
+}
+
+// probeInterval is how often a client resends its probe until a challenge comes.
+const probeInterval = 100 * time.Millisecond
+
+// probe sends probes on c until the server's challenge arrives or ctx ends, and
+// returns the challenge.
+func probe(ctx context.Context, c *net.UDPConn, token []byte) ([]byte, error) {
+	msg := appendDatagram(nil, token, kindProbe, make([]byte, probeLen-udpPrefixLen))
+	buf := make([]byte, 2048)
+	defer c.SetReadDeadline(time.Time{})
+	for attempt := 0; ctx.Err() == nil && attempt < 1000; attempt++ {
+		if _, err := c.Write(msg); err != nil {
+			return nil, err
+		}
+		until := time.Now().Add(probeInterval)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
+			until = dl
+		}
+		c.SetReadDeadline(until)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				if isTimeout(err) {
+					break
+				}
+				return nil, err
+			}
+			if kind, body, err := parseDatagram(buf[:n], token); err == nil && kind == kindChallenge {
+				return append([]byte(nil), body...), nil
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("no challenge from the server: %w", err)
+	}
+	return nil, errors.New("no challenge from the server")
+}

@@ -1,0 +1,386 @@
+package remote
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// UDP datagram layout (doc.go, "Data path"): the test's 16-byte token, one kind byte,
+// then the kind's body.
+const (
+	udpPrefixLen = tokenLen + 1
+
+	kindProbe     = 1 // client to server: "here I am"; padded to probeLen bytes
+	kindChallenge = 2 // server to client: 16 random bytes to return in start
+	kindData      = 3 // either way: one message
+
+	probeLen     = 64                          // bytes a client pads each probe to
+	challengeDgm = udpPrefixLen + challengeLen // a challenge datagram, 33 bytes: never more than one probe
+)
+
+// ErrPeerLost means the other side stopped answering: no heartbeat within
+// PeerTimeout, an ICMP unreachable on a UDP data socket, or a closed control
+// connection. Senders stop at once.
+var ErrPeerLost = errors.New("remote: peer lost")
+
+// Heartbeats: while a test runs each side sends one every HeartbeatInterval, and
+// a side silent for PeerTimeout is lost; a server then stops sending within
+// PeerTimeout plus one pacing step (well under 3 s).
+const (
+	HeartbeatInterval = 500 * time.Millisecond
+	PeerTimeout       = 2500 * time.Millisecond
+)
+
+// maxPaceSleep bounds one pacing sleep, so a sender notices a lost peer quickly.
+const maxPaceSleep = 100 * time.Millisecond
+
+// parseDatagram checks a data-path datagram's token and returns its kind and body.
+// It never panics; a short datagram or another token is an error.
+func parseDatagram(b []byte, token []byte) (kind byte, body []byte, err error) {
+	if len(b) < udpPrefixLen {
+		return 0, nil, fmt.Errorf("remote: datagram of %d bytes, shorter than the %d-byte prefix", len(b), udpPrefixLen)
+	}
+	if len(token) != tokenLen || subtle.ConstantTimeCompare(b[:tokenLen], token) != 1 {
+		return 0, nil, errors.New("remote: datagram with another token")
+	}
+	kind = b[tokenLen]
+	body = b[udpPrefixLen:]
+	switch kind {
+	case kindProbe, kindData:
+	case kindChallenge:
+		if len(body) != challengeLen {
+			return 0, nil, fmt.Errorf("remote: challenge datagram of %d bytes, want %d", len(b), challengeDgm)
+		}
+	default:
+		return 0, nil, fmt.Errorf("remote: datagram kind %d", kind)
+	}
+	return kind, body, nil
+}
+
+// appendDatagram appends token, kind and body to dst.
+func appendDatagram(dst, token []byte, kind byte, body []byte) []byte {
+	dst = append(dst, token...)
+	dst = append(dst, kind)
+	return append(dst, body...)
+}
+
+func randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("remote: random bytes: %w", err)
+	}
+	return b, nil
+}
+
+// A pacer spaces sends to a rate over every stream that shares it. It lets a burst of
+// at most paceBurst of credit through, and never sleeps longer than maxPaceSleep
+// without checking that the test is still on and the peer alive.
+type pacer struct {
+	rateBps float64         // bits/s; 0 = unpaced
+	done    <-chan struct{} // the test's end
+	alive   func() error    // nil = always alive
+
+	mu   sync.Mutex // guards next
+	next time.Time  // when the next byte may leave
+}
+
+const paceBurst = 2 * time.Millisecond
+
+// wait returns when n more bytes may be sent, or an error when the test ended or the
+// peer was lost.
+func (p *pacer) wait(n int) error {
+	if p == nil {
+		return nil
+	}
+	if err := p.check(); err != nil {
+		return err
+	}
+	if p.rateBps <= 0 {
+		return nil
+	}
+	now := time.Now()
+	p.mu.Lock()
+	if floor := now.Add(-paceBurst); p.next.Before(floor) {
+		p.next = floor
+	}
+	at := p.next
+	p.next = p.next.Add(time.Duration(float64(n) * 8 / p.rateBps * float64(time.Second)))
+	p.mu.Unlock()
+	for {
+		d := time.Until(at)
+		if d <= 500*time.Microsecond {
+			return nil
+		}
+		t := time.NewTimer(min(d, maxPaceSleep))
+		select {
+		case <-p.done:
+			t.Stop()
+			return context.Canceled
+		case <-t.C:
+		}
+		if err := p.check(); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *pacer) check() error {
+	select {
+	case <-p.done:
+		return context.Canceled
+	default:
+	}
+	if p.alive != nil {
+		return p.alive()
+	}
+	return nil
+}
+
+// A UDPPath is one validated UDP data path of a test: every datagram it sends goes to
+// the one peer address validated through the control session, carries the test's
+// token, and is paced; Recv returns only messages carrying the token from that peer.
+// Its methods have the shape of bench.Transport, so an experiment written against
+// that interface can run over it. One sender and one receiver goroutine may use it
+// at once.
+type UDPPath struct {
+	conn   *net.UDPConn
+	token  []byte
+	peer   netip.AddrPort // where data goes and comes from
+	pacer  *pacer
+	onLost func(error) // server: mark the peer lost (ICMP unreachable); may be nil
+	sent   *atomic.Uint64
+	// connected: the socket was dialed (client), so it writes without an address.
+	connected bool
+
+	wbuf []byte // Send's scratch
+	rbuf []byte // Recv's scratch
+
+	ignored atomic.Uint64 // datagrams dropped: another source, token or kind
+}
+
+// Send sends each message as one datagram to the validated peer, paced. It stops at
+// the first error: the test's end, a lost peer, or the socket's.
+func (p *UDPPath) Send(msgs [][]byte) (int, error) {
+	for i, m := range msgs {
+		if len(m) > MaxUDPMessage {
+			return i, fmt.Errorf("remote: udp message of %d bytes exceeds %d", len(m), MaxUDPMessage)
+		}
+		if err := p.pacer.wait(udpPrefixLen + len(m)); err != nil {
+			return i, err
+		}
+		p.wbuf = appendDatagram(p.wbuf[:0], p.token, kindData, m)
+		var err error
+		if p.connected {
+			_, err = p.conn.Write(p.wbuf)
+		} else {
+			_, err = p.conn.WriteToUDPAddrPort(p.wbuf, p.peer)
+		}
+		if err != nil {
+			p.lost(err)
+			return i, fmt.Errorf("remote: udp send to %v: %w", p.peer, err)
+		}
+		if p.sent != nil {
+			p.sent.Add(uint64(len(p.wbuf)))
+		}
+	}
+	return len(msgs), nil
+}
+
+// Recv waits for one message from the peer and returns it in bufs[0] (n is 0 or 1).
+// Datagrams from another address, with another token or of another kind are dropped
+// and counted (Ignored); the wait goes on until the read deadline.
+func (p *UDPPath) Recv(bufs [][]byte, sizes []int) (int, error) {
+	if len(bufs) == 0 || len(sizes) == 0 {
+		return 0, nil
+	}
+	if p.rbuf == nil {
+		p.rbuf = make([]byte, 65536)
+	}
+	for {
+		n, src, err := p.conn.ReadFromUDPAddrPort(p.rbuf)
+		if err != nil {
+			p.lost(err)
+			return 0, err
+		}
+		if unmapAP(src) != p.peer {
+			p.ignored.Add(1)
+			continue
+		}
+		kind, body, err := parseDatagram(p.rbuf[:n], p.token)
+		if err != nil || kind != kindData {
+			p.ignored.Add(1)
+			continue
+		}
+		if len(body) > len(bufs[0]) {
+			return 0, fmt.Errorf("remote: udp message of %d bytes exceeds the %d-byte buffer", len(body), len(bufs[0]))
+		}
+		sizes[0] = copy(bufs[0], body)
+		return 1, nil
+	}
+}
+
+// lost reports an ICMP unreachable (ECONNREFUSED on the connected socket).
+func (p *UDPPath) lost(err error) {
+	if p.onLost != nil && errors.Is(err, syscall.ECONNREFUSED) {
+		p.onLost(fmt.Errorf("%w: ICMP unreachable from %v", ErrPeerLost, p.peer))
+	}
+}
+
+// SetReadDeadline bounds Recv.
+func (p *UDPPath) SetReadDeadline(t time.Time) error { return p.conn.SetReadDeadline(t) }
+
+// Close closes the socket; it unblocks Send and Recv.
+func (p *UDPPath) Close() error { return p.conn.Close() }
+
+// Peer is the validated address data goes to.
+func (p *UDPPath) Peer() netip.AddrPort { return p.peer }
+
+// Ignored counts datagrams Recv dropped.
+func (p *UDPPath) Ignored() uint64 { return p.ignored.Load() }
+
+// MaxMessage is the largest message Send carries, in bytes.
+func (p *UDPPath) MaxMessage() int { return MaxUDPMessage }
+
+// pacedConn is a TCP data connection whose writes are paced, and refused once the
+// test ended or the peer was lost.
+type pacedConn struct {
+	net.Conn
+	pacer *pacer
+	sent  *atomic.Uint64
+}
+
+// pacedChunk is the most a paced write hands the kernel at once, in bytes.
+const pacedChunk = 64 << 10
+
+func (c *pacedConn) Write(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k := min(len(b)-n, pacedChunk)
+		if err := c.pacer.wait(k); err != nil {
+			return n, err
+		}
+		w, err := c.Conn.Write(b[n : n+k])
+		n += w
+		if c.sent != nil {
+			c.sent.Add(uint64(w))
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// CloseWrite half-closes the connection (TCP FIN), when the connection can.
+func (c *pacedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// Data is a test's data path, as a Runner (server) or Driver (client) gets it: the
+// request, and either its TCP connections or its UDP paths, one per stream, already
+// opened, matched to the session by token and source address, and paced. The
+// session closes them after the Runner returns, and sets their deadlines in the past
+// when the test must stop (its context ends, the peer is lost).
+type Data struct {
+	Request TestRequest
+	Conns   []net.Conn // tcp: one per stream; writes are paced, and fail once the peer is lost
+	Paths   []*UDPPath // udp: one per stream
+	Started time.Time  // when the test started
+
+	peerDone <-chan struct{}
+	closers  []interface {
+		Close() error
+		SetDeadline(time.Time) error
+	}
+	closeOnce sync.Once
+}
+
+// PeerDone is closed when the peer reported its results, i.e. stopped sending (server
+// side); on the client side it is nil: the server reports after the client.
+func (d *Data) PeerDone() <-chan struct{} { return d.peerDone }
+
+// Ignored counts datagrams the UDP paths dropped (another source, token or kind).
+func (d *Data) Ignored() uint64 {
+	var n uint64
+	for _, p := range d.Paths {
+		n += p.Ignored()
+	}
+	return n
+}
+
+// interrupt unblocks every read and write on the data path.
+func (d *Data) interrupt() {
+	for _, c := range d.closers {
+		c.SetDeadline(time.Unix(1, 0))
+	}
+}
+
+// close closes the data path.
+func (d *Data) close() {
+	d.closeOnce.Do(func() {
+		for _, c := range d.closers {
+			c.Close()
+		}
+	})
+}
+
+// unmapAP returns ap with an IPv4-mapped address unmapped, so addresses compare equal
+// whichever socket family saw them.
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// ampBudget enforces the anti-amplification rule before a path is validated (the
+// model is RFC 9000 §8.1, with a factor of 1): to any address not yet validated, the
+// server sends no more bytes than it received from it. It tracks at most
+// maxAmpAddrs addresses; forgetting an address forgets both its credit and its debit,
+// so the rule holds for every address over any span of time.
+type ampBudget struct {
+	m     map[netip.AddrPort]*ampEntry
+	order []netip.AddrPort // oldest first
+}
+
+type ampEntry struct{ recv, sent, challenges int }
+
+const maxAmpAddrs = 16
+
+func newAmpBudget() *ampBudget { return &ampBudget{m: make(map[netip.AddrPort]*ampEntry)} }
+
+// received credits n bytes received from a.
+func (b *ampBudget) received(a netip.AddrPort, n int) {
+	e := b.m[a]
+	if e == nil {
+		if len(b.order) >= maxAmpAddrs {
+			delete(b.m, b.order[0])
+			b.order = b.order[1:]
+		}
+		e = &ampEntry{}
+		b.m[a] = e
+		b.order = append(b.order, a)
+	}
+	e.recv += n
+}
+
+// spendChallenge reports whether a challenge of n bytes may go to a (within the
+// budget, and fewer than maxChallenges so far), and debits it if so.
+func (b *ampBudget) spendChallenge(a netip.AddrPort, n int) bool {
+	e := b.m[a]
+	if e == nil || e.sent+n > e.recv || e.challenges >= maxChallenges {
+		return false
+	}
+	e.sent += n
+	e.challenges++
+	return true
+}

@@ -1,0 +1,142 @@
+// Package remote runs tcpvsudp tests between two hosts: a Server that is safe to
+// leave listening on a network, a Client that asks it for tests, and the control
+// protocol between them.
+//
+// A session is one TCP control connection: the handshake authenticates both sides,
+// then the client asks for tests one at a time. Each test gets its own data path
+// (a TCP listener, or UDP sockets) opened only after the request passed the server's
+// limits, matched to the session by a random token and the control peer's address,
+// and closed when the test ends. The measuring itself is done by a Runner (server
+// half) and a Driver (client half); StreamTest is the built-in one.
+//
+// # What it does not do
+//
+// It does not encrypt. The key authenticates both ends of the handshake; after it
+// the control connection is plain TCP, so an attacker on the path can read it and
+// could inject into it. On a hostile path, run it through a VPN or an SSH tunnel.
+// It does not print, parse flags or handle signals: the cmd package does, and calls
+// Server.Shutdown on SIGINT and SIGTERM.
+//
+// # Control protocol (version 1)
+//
+// Every message is a frame: a 4-byte big-endian unsigned length N, then N bytes of
+// body. 1 ≤ N ≤ 65536 (MaxMsgLen); a receiver refuses a larger or zero length before
+// reading the body, and closes the connection. The body is one JSON object (RFC 8259)
+// in UTF-8, with nothing after it. Every object, at any depth, has unique keys of
+// 1..64 bytes of [a-z0-9_]; nesting is at most 8 deep. The text fields below
+// (software, error, reason) carry no control character (U+0000..U+001F, U+007F), so
+// a peer's words cannot drive a terminal. Integers are written without fraction or
+// exponent. Byte strings are base64 with padding (RFC 4648 §4). Every body has
+//
+//	"v":    1, the protocol version
+//	"type": the message type
+//
+// and the type's fields below, and no other field: a receiver refuses unknown
+// fields, unknown types and other versions. (A later version adds fields only with
+// a new "v", or behind a capability both sides listed in "caps".) Any error
+// reading or decoding a message ends the connection; the server first sends a
+// refuse saying what was wrong. The frame and the refuse message keep this shape in
+// every version, so a peer can always say why it refuses.
+//
+// The messages, C for client, S for server; a field marked ? may be absent:
+//
+//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines none)
+//	challenge  S→C  nonce (32 bytes), auth ("hmac-sha256" or "none"), software, caps?
+//	auth       C→S  nonce (32 bytes, the client's), mac? (32 bytes; absent when auth is "none")
+//	auth-ok    S→C  mac? (32 bytes; absent when auth is "none"),
+//	                limits {max_sessions, max_streams, max_duration_ms, max_rate_bps, max_size, idle_timeout_ms}
+//	refuse     S→C  id? (the refused test; absent: the session, and the server closes), limit? (a flag
+//	                name such as "max-duration"), error (string ≤1024, the reason, for a person)
+//	test       C→S  id (uint32 ≥1), experiment ([a-z0-9.-]{1,128}), transport ("tcp" or "udp"),
+//	                size (bytes per message ≥1; udp ≤65490), duration_ms (1..86400000), rate_bps
+//	                (bits/s over all streams, 0 = unpaced), streams (1..1024), direction ("forward":
+//	                client sends, "reverse": server sends, "bidir"), count? (messages per stream, then
+//	                stop; duration_ms still bounds the test), params? (object, experiment-specific)
+//	accept     S→C  id, ports ([]uint16: tcp one listener, udp one socket per stream), token (16 bytes)
+//	start      C→S  id, paths? (udp: per socket, in port order, the 16-byte challenge it received)
+//	start      S→C  id: the test runs from now
+//	heartbeat  both (no fields)
+//	results    both id, complete (bool), error? (string ≤1024), overlap? (server: most other tests
+//	                running at once during this one), counters? (object, the runner's figures)
+//	bye        both reason? (string ≤1024)
+//
+// # Session
+//
+//	C: hello            S: challenge
+//	C: auth             S: auth-ok | refuse
+//	then, per test:
+//	C: test             S: accept | refuse{id}        (refuse: the session goes on)
+//	   ... the client opens the data path (below) ...
+//	C: start{paths}     S: start | refuse{id}
+//	   ... data flows; both send heartbeat every 500 ms ...
+//	C: results          S: results
+//	and finally either side: bye.
+//
+// A heartbeat may come at any time; a receiver skips it (at most 64 in a row while
+// it waits for a given message, 1000 between two tests) and it extends no timeout
+// but the peer-loss one. If the server stops a test early (shutdown, lost path) its
+// results, marked incomplete, may come before the client's.
+//
+// The server gives hello to auth-ok --handshake-timeout (5 s) in all, and the
+// data path the same from accept to start; a session with no test for
+// --idle-timeout (30 s) or older than --max-session-time (10 min) gets a bye. While
+// a test runs each side reads with a deadline: the server's is PeerTimeout (2.5 s),
+// the client's its Timeout. Every read of a frame, header and body together, must
+// finish within the reader's deadline, set once per message.
+//
+// # Authentication
+//
+// With a pre-shared key K (LoadKey: the file's bytes, surrounding whitespace
+// trimmed, at least 16 bytes, a file no one but its owner may access), with sn the
+// server's nonce and cn the client's:
+//
+//	auth.mac    = HMAC-SHA256(K, "tcpvsudp-remote v1 client" || 0x00 || sn || cn)
+//	auth-ok.mac = HMAC-SHA256(K, "tcpvsudp-remote v1 server" || 0x00 || sn || cn)
+//
+// Each side compares in constant time. The labels differ, so one side's proof never
+// passes as the other's. sn is 32 fresh random bytes per connection, and a
+// connection gets one attempt, so a recorded auth is worthless on any other
+// connection; the server also refuses a cn it accepted in the last 10 minutes (up to
+// 4096 remembered). A client with a key refuses a server that answers "none"; a
+// server without a key answers "none" and accepts only loopback peers, unless
+// started with --allow-unauthenticated.
+//
+// # Data path
+//
+// TCP: the client opens the test's streams to the accept's port, on the address of
+// the control connection (no message names an address, so no message can point the
+// server at a third party). Each connection's first 16 bytes are the token. The server
+// closes connections from another IP address unread, and those whose first bytes are
+// not the token; the listener closes once every stream arrived.
+//
+// UDP: every datagram is the token (16 bytes), a kind byte, and the kind's body:
+//
+//	1 probe      C→S  padding; the client pads probes to 64 bytes and resends one every 100 ms
+//	2 challenge  S→C  16 random bytes (the datagram is 33 bytes)
+//	3 data       both one message
+//
+// RFC 9000 §8 is the model. The server answers a probe only from the control
+// peer's IP address, with the token, and only while the address's budget allows:
+// to an address not yet validated it never sends more bytes than it received from
+// it (a factor of 1, where QUIC allows 3), and at most 8 challenges per address and socket.
+// The client proves it receives at its address by returning the challenge in
+// start; that address is then the only one the socket talks to (on Linux the socket
+// is connected to it, so the kernel drops other sources and reports ICMP
+// unreachable). Everything else is dropped and counted.
+//
+// The server paces what it sends, over all streams of a test, at the request's
+// rate_bps capped by --max-rate (rate_bps 0 means --max-rate); it counts UDP
+// payload bytes, prefix included, and TCP payload bytes. It stops sending when the
+// peer is lost: no control message for PeerTimeout (2.5 s), an ICMP unreachable on a
+// data socket, or the control connection closed; a sender notices within one
+// pacing step (at most 100 ms).
+//
+// # Invariants
+//
+// Decoders never panic and never read past MaxMsgLen (fuzzed: FuzzDecode,
+// FuzzReadFrame, FuzzParseDatagram, FuzzParseKey; the replay cache and the
+// amplification budget by FuzzNonceCache and FuzzAmpBudget). Every goroutine a Server or Client
+// starts ends before the call that started it returns, or on Shutdown/Close. A
+// request above a limit is refused before any data socket opens, with an error that
+// names the limit's flag.
+package remote

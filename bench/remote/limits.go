@@ -1,0 +1,156 @@
+package remote
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Limits are what a server allows. Each is named after the serve flag that sets it;
+// a zero field means its default (DefaultLimits). The server enforces every one
+// itself: a test request above a limit is refused before any data socket opens, with
+// an error naming the limit.
+type Limits struct {
+	MaxSessions      int           // --max-sessions: authenticated sessions at once; default 4
+	MaxStreams       int           // --max-streams: streams (data connections or sockets) per test; default 8
+	MaxDuration      time.Duration // --max-duration: one test's duration; default 60 s
+	MaxRateBps       uint64        // --max-rate: bits/s one test may ask for, and the pace the server never exceeds when it sends (all streams of a test together); default 1 Gbit/s
+	MaxSize          int           // --max-size: bytes per message; default 1 MiB (UDP is bounded by MaxUDPMessage anyway)
+	IdleTimeout      time.Duration // --idle-timeout: a session with no test for this long is closed; default 30 s
+	PreAuthConns     int           // --pre-auth-conns: connections not yet authenticated, at once; more are closed at accept; default 16
+	HandshakeTimeout time.Duration // --handshake-timeout: hello to auth-ok, and each test's data path setup; default 5 s
+	MaxSessionTime   time.Duration // --max-session-time: a session's whole life, tests included; default 10 min
+}
+
+// DefaultLimits returns the limits a server uses when none are set: a few small
+// sessions, enough for a person measuring a link, not enough to lend the host out.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxSessions:      4,
+		MaxStreams:       8,
+		MaxDuration:      60 * time.Second,
+		MaxRateBps:       1e9,
+		MaxSize:          1 << 20,
+		IdleTimeout:      30 * time.Second,
+		PreAuthConns:     16,
+		HandshakeTimeout: 5 * time.Second,
+		MaxSessionTime:   10 * time.Minute,
+	}
+}
+
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxSessions == 0 {
+		l.MaxSessions = d.MaxSessions
+	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = d.MaxStreams
+	}
+	if l.MaxDuration == 0 {
+		l.MaxDuration = d.MaxDuration
+	}
+	if l.MaxRateBps == 0 {
+		l.MaxRateBps = d.MaxRateBps
+	}
+	if l.MaxSize == 0 {
+		l.MaxSize = d.MaxSize
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = d.IdleTimeout
+	}
+	if l.PreAuthConns == 0 {
+		l.PreAuthConns = d.PreAuthConns
+	}
+	if l.HandshakeTimeout == 0 {
+		l.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if l.MaxSessionTime == 0 {
+		l.MaxSessionTime = d.MaxSessionTime
+	}
+	return l
+}
+
+// Validate checks limits after WithDefaults; errors name the flag, the rule and the value.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxSessions < 1 || l.MaxSessions > 1024:
+		return fmt.Errorf("--max-sessions: must be 1..1024, got %d", l.MaxSessions)
+	case l.MaxStreams < 1 || l.MaxStreams > maxPorts:
+		return fmt.Errorf("--max-streams: must be 1..%d, got %d", maxPorts, l.MaxStreams)
+	case l.MaxDuration < 10*time.Millisecond || l.MaxDuration > maxWireDurationMS*time.Millisecond:
+		return fmt.Errorf("--max-duration: must be 10ms..24h, got %v", l.MaxDuration)
+	case l.MaxRateBps < 8000:
+		return fmt.Errorf("--max-rate: must be at least 8 kbit/s, got %d bits/s", l.MaxRateBps)
+	case l.MaxSize < 1:
+		return fmt.Errorf("--max-size: must be positive, got %d", l.MaxSize)
+	case l.IdleTimeout < 0:
+		return fmt.Errorf("--idle-timeout: must not be negative, got %v", l.IdleTimeout)
+	case l.PreAuthConns < 1 || l.PreAuthConns > 65536:
+		return fmt.Errorf("--pre-auth-conns: must be 1..65536, got %d", l.PreAuthConns)
+	case l.HandshakeTimeout < 0:
+		return fmt.Errorf("--handshake-timeout: must not be negative, got %v", l.HandshakeTimeout)
+	case l.MaxSessionTime < 0:
+		return fmt.Errorf("--max-session-time: must not be negative, got %v", l.MaxSessionTime)
+	}
+	return nil
+}
+
+// LimitError refuses a request above one of the server's limits.
+type LimitError struct {
+	Limit string // the flag that sets it, without dashes: "max-duration"
+	What  string // the request's field: "duration"
+	Got   string // the requested value, formatted
+	Max   string // the limit, formatted
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("refused: %s %s exceeds the server's --%s %s", e.What, e.Got, e.Limit, e.Max)
+}
+
+// Check refuses a request above a limit with a *LimitError naming it, and a request
+// no server could run with a plain error.
+func (l Limits) Check(r TestRequest) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case r.Streams > l.MaxStreams:
+		return &LimitError{"max-streams", "streams", strconv.Itoa(r.Streams), strconv.Itoa(l.MaxStreams)}
+	case r.Duration > l.MaxDuration:
+		return &LimitError{"max-duration", "duration", fmtDuration(r.Duration), fmtDuration(l.MaxDuration)}
+	case r.RateBps > l.MaxRateBps:
+		return &LimitError{"max-rate", "rate", fmtBps(r.RateBps), fmtBps(l.MaxRateBps)}
+	case r.Size > l.MaxSize:
+		return &LimitError{"max-size", "size", strconv.Itoa(r.Size) + " bytes", strconv.Itoa(l.MaxSize) + " bytes"}
+	}
+	return nil
+}
+
+// wire returns the limits as auth-ok carries them.
+func (l Limits) wire() WireLimits {
+	return WireLimits{
+		MaxSessions: l.MaxSessions, MaxStreams: l.MaxStreams,
+		MaxDurationMS: uint64(l.MaxDuration / time.Millisecond), MaxRateBps: l.MaxRateBps,
+		MaxSize: l.MaxSize, IdleTimeoutMS: uint64(l.IdleTimeout / time.Millisecond),
+	}
+}
+
+// fmtDuration prints whole seconds as "120s", anything else as time.Duration does.
+func fmtDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}
+
+// fmtBps prints bits/s in decimal SI: "1 Gbit/s", "2.5 Mbit/s", "800 bit/s".
+func fmtBps(v uint64) string {
+	units := []string{"bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"}
+	f, i := float64(v), 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	return strconv.FormatFloat(f, 'g', 4, 64) + " " + units[i]
+}

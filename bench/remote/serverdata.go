@@ -1,0 +1,331 @@
+package remote
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// serverData is a test's data path on the server while it is being set up: a TCP
+// listener, or one UDP socket per stream, open only between accept and start.
+type serverData struct {
+	ss    *session
+	req   TestRequest
+	token []byte
+	ports []uint16
+
+	ln   *net.TCPListener // tcp
+	udps []*udpValidator  // udp
+
+	wg       sync.WaitGroup // setup goroutines
+	mu       sync.Mutex     // guards conns, full
+	conns    []net.Conn     // tcp: matched data connections, in arrival order
+	full     chan struct{}  // closed when len(conns) == req.Streams
+	handedOn bool           // conns and sockets belong to a Data now; guarded by mu
+}
+
+// maxChallenges bounds the challenges one UDP socket sends to one address during
+// setup; maxIssued bounds the challenges it remembers (the oldest is forgotten).
+const (
+	maxChallenges = 8
+	maxIssued     = 64
+)
+
+// udpValidator reads probes on one UDP socket during setup and answers each, within
+// the amplification budget, with a challenge the client must return in start.
+type udpValidator struct {
+	sd   *serverData
+	conn *net.UDPConn
+
+	mu     sync.Mutex // guards issued
+	issued []issuedChallenge
+	amp    *ampBudget // used by run's goroutine only
+}
+
+type issuedChallenge struct {
+	value []byte
+	to    netip.AddrPort
+}
+
+func openServerData(ss *session, req TestRequest) (*serverData, error) {
+	token, err := randomBytes(tokenLen)
+	if err != nil {
+		return nil, err
+	}
+	sd := &serverData{ss: ss, req: req, token: token, full: make(chan struct{})}
+	ip := ss.localIP
+	switch req.Transport {
+	case "tcp":
+		network := "tcp4"
+		if ip.Is6() {
+			network = "tcp6"
+		}
+		ln, err := net.ListenTCP(network, net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		if err != nil {
+			return nil, err
+		}
+		sd.ln = ln
+		sd.ports = []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}
+	case "udp":
+		network := "udp4"
+		if ip.Is6() {
+			network = "udp6"
+		}
+		for range req.Streams {
+			c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+			if err != nil {
+				sd.close()
+				return nil, err
+			}
+			sd.udps = append(sd.udps, &udpValidator{sd: sd, conn: c, amp: newAmpBudget()})
+			sd.ports = append(sd.ports, uint16(c.LocalAddr().(*net.UDPAddr).Port))
+		}
+	default:
+		return nil, fmt.Errorf("transport %q", req.Transport)
+	}
+	return sd, nil
+}
+
+// startSetup starts the goroutines that match data connections (tcp) or answer
+// probes (udp) until ctx ends.
+func (sd *serverData) startSetup(ctx context.Context) {
+	if sd.ln != nil {
+		sd.wg.Add(1)
+		go func() {
+			defer sd.wg.Done()
+			sd.acceptData(ctx)
+		}()
+	}
+	for _, v := range sd.udps {
+		sd.wg.Add(1)
+		go func() {
+			defer sd.wg.Done()
+			v.run(ctx)
+		}()
+	}
+}
+
+// waitSetup waits for the setup goroutines; their context must be done.
+func (sd *serverData) waitSetup() { sd.wg.Wait() }
+
+// acceptData accepts data connections until req.Streams carried the token from the
+// control peer's address, or ctx ends. Connections from another address are closed
+// unread; each other one gets until ctx's deadline to send the token. Attempts are
+// bounded in number.
+func (sd *serverData) acceptData(ctx context.Context) {
+	st := &sd.ss.s.st
+	stop := context.AfterFunc(ctx, func() { sd.ln.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	pending := make(chan struct{}, sd.req.Streams+4) // token reads at once
+	for range 4*sd.req.Streams + 16 {
+		c, err := sd.ln.Accept()
+		if err != nil {
+			return
+		}
+		if ip, _ := addrIP(c.RemoteAddr()); ip != sd.ss.peerIP {
+			st.dataRejected.Add(1)
+			c.Close()
+			continue
+		}
+		select {
+		case pending <- struct{}{}:
+		default:
+			st.dataRejected.Add(1)
+			c.Close()
+			continue
+		}
+		sd.wg.Add(1)
+		go func() {
+			defer sd.wg.Done()
+			defer func() { <-pending }()
+			if !sd.readToken(ctx, c) {
+				st.dataRejected.Add(1)
+				c.Close()
+			}
+		}()
+		select {
+		case <-sd.full:
+			return
+		default:
+		}
+	}
+}
+
+// readToken reads the 16-byte token that opens a data connection and keeps c if it
+// matches and a stream is still free.
+func (sd *serverData) readToken(ctx context.Context, c net.Conn) bool {
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetReadDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	var tok [tokenLen]byte
+	_, err := io.ReadFull(c, tok[:])
+	if !stop() || err != nil || subtle.ConstantTimeCompare(tok[:], sd.token) != 1 {
+		return false
+	}
+	c.SetReadDeadline(time.Time{})
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	if sd.handedOn || len(sd.conns) >= sd.req.Streams {
+		return false
+	}
+	sd.conns = append(sd.conns, c)
+	if len(sd.conns) == sd.req.Streams {
+		close(sd.full)
+	}
+	return true
+}
+
+// run answers probes on one UDP socket until ctx ends. Only a datagram from the
+// control peer's IP address with the token and the probe kind is answered, only
+// while the address's amplification budget allows, and at most maxChallenges times
+// per address.
+func (v *udpValidator) run(ctx context.Context) {
+	st := &v.sd.ss.s.st
+	if dl, ok := ctx.Deadline(); ok {
+		v.conn.SetReadDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { v.conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	buf := make([]byte, 65536)
+	for errs := 0; errs < 100; {
+		n, src, err := v.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil || isTimeout(err) || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			errs++
+			continue // an ICMP error from an earlier challenge: harmless here
+		}
+		src = unmapAP(src)
+		st.udpRecvUnvalidated.Add(uint64(n))
+		if src.Addr() != v.sd.ss.peerIP {
+			st.udpIgnored.Add(1)
+			continue
+		}
+		kind, _, err := parseDatagram(buf[:n], v.sd.token)
+		if err != nil || kind != kindProbe {
+			st.udpIgnored.Add(1)
+			continue
+		}
+		v.amp.received(src, n)
+		if !v.amp.spendChallenge(src, challengeDgm) {
+			continue
+		}
+		value, err := randomBytes(challengeLen)
+		if err != nil {
+			continue
+		}
+		out := appendDatagram(make([]byte, 0, challengeDgm), v.sd.token, kindChallenge, value)
+		if _, err := v.conn.WriteToUDPAddrPort(out, src); err != nil {
+			continue
+		}
+		st.udpSentUnvalidated.Add(uint64(len(out)))
+		v.mu.Lock()
+		if len(v.issued) >= maxIssued {
+			v.issued = append(v.issued[:0], v.issued[1:]...)
+		}
+		v.issued = append(v.issued, issuedChallenge{value, src})
+		v.mu.Unlock()
+	}
+}
+
+// validated returns the address the challenge proof was sent to.
+func (v *udpValidator) validated(proof []byte) (netip.AddrPort, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var found netip.AddrPort
+	ok := false
+	for _, c := range v.issued { // every one compared, in constant time
+		if subtle.ConstantTimeCompare(c.value, proof) == 1 {
+			found, ok = c.to, true
+		}
+	}
+	return found, ok
+}
+
+// finishSetup ends the setup once the client said start: TCP waits (until the setup
+// deadline) for every stream's connection; UDP checks each socket's proof and
+// connects the socket to the validated address. It stops the setup goroutines and
+// returns the Data the Runner gets; from then on the Data owns the connections.
+func (sd *serverData) finishSetup(ctx context.Context, cancel context.CancelFunc, proofs [][]byte) (*Data, error) {
+	d := &Data{Request: sd.req}
+	if sd.ln != nil {
+		var err error
+		if len(proofs) != 0 {
+			err = fmt.Errorf("start: tcp takes no paths, got %d", len(proofs))
+		} else {
+			select {
+			case <-sd.full:
+			case <-ctx.Done():
+				sd.mu.Lock()
+				err = fmt.Errorf("data path: %d of %d tcp connections arrived with the token within --handshake-timeout %v", len(sd.conns), sd.req.Streams, sd.ss.s.limits.HandshakeTimeout)
+				sd.mu.Unlock()
+			}
+		}
+		cancel()
+		sd.ln.Close()
+		sd.waitSetup()
+		if err != nil {
+			return nil, err
+		}
+		sd.mu.Lock()
+		sd.handedOn = true
+		for _, c := range sd.conns {
+			d.Conns = append(d.Conns, c)
+			d.closers = append(d.closers, c)
+		}
+		sd.conns = nil
+		sd.mu.Unlock()
+		return d, nil
+	}
+	cancel()
+	sd.waitSetup()
+	if len(proofs) != len(sd.udps) {
+		return nil, fmt.Errorf("start: %d udp path proofs for %d sockets", len(proofs), len(sd.udps))
+	}
+	var paths []*UDPPath
+	for i, v := range sd.udps {
+		peer, ok := v.validated(proofs[i])
+		if !ok {
+			return nil, fmt.Errorf("udp path %d (port %d) not validated: no challenge sent by this server matches (did the probes arrive?)", i, sd.ports[i])
+		}
+		if err := connectUDP(v.conn, peer); err != nil {
+			return nil, fmt.Errorf("udp path %d: %w", i, err)
+		}
+		v.conn.SetReadDeadline(time.Time{})
+		paths = append(paths, &UDPPath{conn: v.conn, token: sd.token, peer: peer})
+	}
+	sd.mu.Lock()
+	sd.handedOn = true
+	sd.mu.Unlock()
+	for _, p := range paths {
+		d.Paths = append(d.Paths, p)
+		d.closers = append(d.closers, p.conn)
+	}
+	return d, nil
+}
+
+// close closes whatever the setup still owns.
+func (sd *serverData) close() {
+	if sd.ln != nil {
+		sd.ln.Close()
+	}
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	for _, c := range sd.conns {
+		c.Close()
+	}
+	sd.conns = nil
+	if !sd.handedOn {
+		for _, v := range sd.udps {
+			v.conn.Close()
+		}
+	}
+}
