@@ -1,5 +1,7 @@
 package bench
 
+import "time"
+
 // Jitter is the interarrival jitter estimator of RFC 3550 §6.4.1, in nanoseconds.
 // Its zero value is ready to use.
 //
@@ -13,7 +15,9 @@ package bench
 // implementation, J is kept in float64, so small jitter does not round to zero.
 // Send and receive clocks need not agree: only differences of transit times enter,
 // so a constant clock offset cancels. Times are ns since the run's epoch; only
-// differences are used, and they must fit an int64 (292 years).
+// differences are used, and they must fit an int64 (292 years). Receive times are
+// the kernel's, where the transport stamps arrivals (see arrivals), else read in
+// user space when the receive call returned.
 //
 // It is one final EWMA value (PITFALLS.md #8): report the delay-variation
 // distribution beside it where it matters.
@@ -48,4 +52,51 @@ func (j *Jitter) Samples() uint64 {
 		return 0
 	}
 	return j.n - 1
+}
+
+// arrivals gives each message of a Recv its arrival time on the run's clock (ns since
+// the epoch, monotonic, the clock of header send times): the kernel's receive stamp
+// when the transport is a RecvStamper and the message carried one, else the time the
+// Recv returned.
+//
+// A kernel stamp is on CLOCK_REALTIME, the run's clock is monotonic. read takes both
+// clocks at the Recv's return (one time.Now) and the conversion subtracts the
+// stamp's age by the wall clock from the run-clock time of the read:
+// arrival = now − (wall(now) − stamp). The two clocks advance alike (NTP slews
+// both), so the result is exact to a few tens of ns, except across a step of the wall
+// clock between arrival and read; the jitter estimator needs only differences anyway.
+type arrivals struct {
+	st     RecvStamper // nil: the transport has no kernel stamps
+	stamps []int64     // Unix ns, per message of the last Recv; 0 = none
+	k      int         // stamps[:k] belong to the last Recv
+	offset int64       // wall clock − run clock at the last Recv's return, ns
+}
+
+// newArrivals returns arrivals for t's Recvs of up to batch messages.
+func newArrivals(t Transport, batch int) *arrivals {
+	a := &arrivals{}
+	if st, ok := t.(RecvStamper); ok {
+		a.st, a.stamps = st, make([]int64, batch)
+	}
+	return a
+}
+
+// read fetches the kernel stamps of the Recv that just returned n messages; tm is
+// the time.Now read when it returned, now the same instant on the run clock.
+func (a *arrivals) read(n int, tm time.Time, now int64) {
+	a.k = 0
+	if a.st == nil {
+		return
+	}
+	a.k = a.st.RecvStamps(a.stamps[:min(n, len(a.stamps))])
+	a.offset = tm.UnixNano() - now
+}
+
+// at returns message i's arrival time on the run clock, and whether it is the
+// kernel's stamp; without one, now (the Recv's return) and false.
+func (a *arrivals) at(i int, now int64) (int64, bool) {
+	if i < a.k && a.stamps[i] != 0 {
+		return a.stamps[i] - a.offset, true
+	}
+	return now, false
 }

@@ -21,6 +21,9 @@ var (
 	_ BufferSizer = (*udp.Conn)(nil)
 	_ BufferSizer = (*tcp.Conn)(nil)
 	_ TCPInfoer   = tcpConn{}
+	_ RecvStamper = (*udp.Conn)(nil)
+	_ BusyPoller  = (*udp.Conn)(nil)
+	_ BusyPoller  = tcpConn{}
 )
 
 // NetOptions shape the sockets every transport opens.
@@ -29,6 +32,10 @@ type NetOptions struct {
 	SendBuffer int  // SO_SNDBUF request, bytes; 0 = kernel default
 	NoDelay    bool // TCP_NODELAY (TCP only: UDP has no Nagle)
 	NoGSO      bool // UDP only: send one datagram per message, without UDP GSO (udp.Options.NoGSO)
+	// BusyPoll makes every receiver spin on non-blocking reads instead of sleeping
+	// until data arrives, and asks for SO_BUSY_POLL (tcp.Options.BusyPoll,
+	// udp.Options.BusyPoll): lower latency for a full CPU core per receiving socket.
+	BusyPoll bool
 }
 
 // Transports lists the transport names NetworkByName knows, sorted.
@@ -43,10 +50,10 @@ func Transports() []string {
 
 var networks = map[string]func(NetOptions) Network{
 	"tcp": func(o NetOptions) Network {
-		return tcpNetwork{tcp.Options{NoDelay: o.NoDelay, RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer}}
+		return tcpNetwork{tcp.Options{NoDelay: o.NoDelay, RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, BusyPoll: o.BusyPoll}}
 	},
 	"udp": func(o NetOptions) Network {
-		return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO}}
+		return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll}}
 	},
 }
 
@@ -162,6 +169,12 @@ func (l *udpListener) Close() error {
 	})
 	return err
 }
+
+// timestamper is a transport that says whether its kernel stamps arrivals
+// (udp.Conn.Timestamps: SO_TIMESTAMPNS set and read back at open).
+type timestamper interface{ Timestamps() bool }
+
+var _ timestamper = (*udp.Conn)(nil)
 
 // isOversize reports a datagram that did not fit its buffer: that one is lost to the
 // reader, the socket reads on.

@@ -150,6 +150,9 @@ func mdIntro(r *Report) string {
 	if c.Quick {
 		cell = append(cell, "quick mode")
 	}
+	if c.BusyPoll {
+		cell = append(cell, "busy-poll receivers")
+	}
 	s = append(s, ran+"; "+strings.Join(cell, ", ")+".")
 
 	var when []string
@@ -166,7 +169,14 @@ func mdIntro(r *Report) string {
 		var socks []string
 		for _, tr := range sockOrder(r) {
 			k := e.Sockets[tr]
-			socks = append(socks, fmt.Sprintf("%s receive %s B, send %s B", tr, group(int64(k.RecvBuffer)), group(int64(k.SendBuffer))))
+			sk := fmt.Sprintf("%s receive %s B, send %s B", tr, group(int64(k.RecvBuffer)), group(int64(k.SendBuffer)))
+			if k.RxTimestamps {
+				sk += ", kernel receive timestamps"
+			}
+			if k.BusyPoll {
+				sk += fmt.Sprintf(", busy-poll (SO_BUSY_POLL %d us granted)", k.BusyPollUs)
+			}
+			socks = append(socks, sk)
 		}
 		s = append(s, "Socket buffers granted: "+strings.Join(socks, "; ")+".")
 	}
@@ -201,10 +211,10 @@ const mdDefinitions = `- **goodput**: unique, intact payload bits received / the
 - **lost**: sent - unique received, counted after a drain period; attributed to sender drops (failed sends), socket drops (datagrams the receiving socket dropped, from SO_MEMINFO: receive-buffer overflow and, on Linux, failed checksums) and network drops (the rest).
 - **duplicate**: a sequence number seen before.
 - **reordered** (RFC 4737): arrived with a sequence number below the highest already seen.
-- **jitter**: RFC 3550 section 6.4.1 interarrival jitter, J += (|D| - J)/16; the final value.
+- **jitter**: RFC 3550 section 6.4.1 interarrival jitter, J += (|D| - J)/16; the final value. Arrival times are the kernel's receive timestamps (SO_TIMESTAMPNS) where the socket has them (datagram sockets on Linux; jitter_kernel_msgs counts them), else read in user space when the receive call returned (TCP: a byte stream has no per-message arrival).
 - **RTT**: monotonic time from sending a request to receiving its reply (never halved), in nanoseconds in an HDR histogram (3 significant digits). A percentile q is shown only with at least 10/(1-q) samples, else "n/a (N samples)".
 - **retransmits**: TCP_INFO total_retrans delta on the sender socket.
-- **CPU s/GB**: process user+sys CPU seconds per GB moved (getrusage); on loopback both ends share the process.
+- **CPU s/GB**: process user+sys CPU seconds per GB moved (getrusage); on loopback both ends share the process. **CPU** (pingpong): the same CPU seconds per second of the cell, in cores; a spinning receiver (--busy-poll) costs up to one each.
 - **median +/- half-width (n=R)**, **median [lo, hi] (n=R)**: with --repeat R, the median of R runs and its distribution-free 95% confidence interval.
 `
 

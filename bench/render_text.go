@@ -95,6 +95,9 @@ func textHeader(r *Report) string {
 		add("impair " + kvList(e.Link.Impair))
 	}
 	add(runLength(c))
+	if c.BusyPoll {
+		add("busy-poll receivers")
+	}
 	if c.Repeat > 1 {
 		add(fmt.Sprintf("repeat %d", c.Repeat))
 	}
@@ -510,6 +513,7 @@ var (
 		{"RTT p99.9", "rtt_p999_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P999 })},
 		{"RTT max", "rtt_max_ns", ciDur, rttMax},
 		{"round trips/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(si(m.MsgsPerS)) }},
+		{"CPU", "", nil, cpuCores},
 		{"timeouts / lost", "", nil, timeoutsLost},
 	}
 	connectFigures = []figure{
@@ -546,14 +550,14 @@ func buildSections(r *Report) []section {
 		case "stream":
 			s.title = "Throughput (stream)"
 			s.note = sentence(fixed) + "Goodput and msgs/s are measured at the receiver and lead; sender rate is what the sender handed to the kernel. " +
-				"Lost = sent - unique received, after " + drainText(r) + "."
+				"Lost = sent - unique received, after " + drainText(r) + "." + jitterClockText(cells, trs)
 			s.tables = []table{
 				figureTable("Rate", cols, trs, cells, streamRate),
 				figureTable("Loss, order and jitter", cols, trs, cells, streamDelivery),
 			}
 		case "pingpong":
 			s.title = "Round-trip time (pingpong)"
-			s.note = sentence(fixed) + rttMode(cells) + timeoutText(r, trs)
+			s.note = sentence(fixed) + rttMode(cells) + timeoutText(r, trs) + cpuText(r, cells, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, pingpongFigures)}
 		case "connect":
 			s.title = "Connection setup (connect)"
@@ -649,6 +653,71 @@ func rttMode(cells []*paramRow) string {
 		}
 	}
 	return "Closed-loop RTT: request sent to reply received (not RTT/2)."
+}
+
+// cpuCores formats the process's CPU use over a cell's measured interval, in cores
+// (CPU seconds per second): what spinning receivers (--busy-poll) cost shows here.
+func cpuCores(m *Metrics) (string, bool) {
+	if m.CPUSec <= 0 || m.RecvIntervalS <= 0 {
+		return "-", false
+	}
+	return fmt.Sprintf("%.2f cores", m.CPUSec/m.RecvIntervalS), true
+}
+
+// cpuText explains the CPU column of the pingpong table, when it shows.
+func cpuText(r *Report, cells []*paramRow, trs []string) string {
+	shown := false
+	for _, c := range cells {
+		for _, tr := range trs {
+			if res := c.res[tr]; res != nil {
+				_, ok := cpuCores(&res.Metrics)
+				shown = shown || ok
+			}
+		}
+	}
+	if !shown {
+		return ""
+	}
+	s := " CPU = the process's user+sys CPU seconds per second of the cell, both ends (they share the process on loopback)."
+	if r.Config.BusyPoll {
+		s += " Receivers busy-poll (--busy-poll): each spins on non-blocking reads instead of sleeping until data arrives, " +
+			"which saves the wake-up and costs up to a full core while it waits."
+	}
+	return s
+}
+
+// jitterClockText says where the arrival times behind each transport's jitter came
+// from, when the results record it.
+func jitterClockText(cells []*paramRow, trs []string) string {
+	var parts []string
+	for _, tr := range trs {
+		var kernel, all uint64
+		known := false
+		for _, c := range cells {
+			res := c.res[tr]
+			if res == nil || res.Metrics.JitterNs == nil || res.Metrics.JitterKernelMsgs == nil {
+				continue
+			}
+			known = true
+			kernel += *res.Metrics.JitterKernelMsgs
+			all += res.Metrics.RecvMsgs
+		}
+		switch {
+		case !known:
+		case kernel > 0 && kernel >= all:
+			parts = append(parts, tr+" from kernel receive timestamps (SO_TIMESTAMPNS)")
+		case kernel > 0:
+			parts = append(parts, fmt.Sprintf("%s from kernel receive timestamps for %s of %s messages, the rest read in user space", tr, count(kernel), count(all)))
+		case tr == "tcp":
+			parts = append(parts, "tcp read in user space when each receive call returned (a byte stream has no per-message arrival)")
+		default:
+			parts = append(parts, tr+" read in user space when each receive call returned")
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " Jitter arrival times: " + strings.Join(parts, "; ") + "."
 }
 
 func timeoutText(r *Report, trs []string) string {

@@ -167,6 +167,8 @@ func CombineMetrics(runs []Metrics) (Metrics, *Repeat, []string) {
 		DropsSocket:   optMedianOf(c, "drops_socket", func(m *Metrics) *uint64 { return m.DropsSocket }),
 		DropsNetwork:  optMedianOf(c, "drops_network", func(m *Metrics) *uint64 { return m.DropsNetwork }),
 		ServerSockets: medianOf(c, func(m *Metrics) int { return m.ServerSockets }),
+
+		JitterKernelMsgs: optMedianOf(c, "jitter_kernel_msgs", func(m *Metrics) *uint64 { return m.JitterKernelMsgs }),
 	}
 
 	rep := &Repeat{Runs: len(runs), CI: map[string]Interval{}}

@@ -76,6 +76,15 @@ type Sock struct {
 	SendBuffer int  `json:"send_buffer"`
 	GSO        bool `json:"gso,omitempty"` // UDP segmentation offload on the sending socket (UDP_SEGMENT)
 	GRO        bool `json:"gro,omitempty"` // UDP receive offload (UDP_GRO)
+	// RxTimestamps: the kernel stamps each arriving datagram (SO_TIMESTAMPNS, set and
+	// read back), so jitter uses the kernel's arrival times.
+	RxTimestamps bool `json:"rx_timestamps,omitempty"`
+	// BusyPoll: receivers spin on non-blocking reads (--busy-poll).
+	BusyPoll bool `json:"busy_poll,omitempty"`
+	// BusyPollUs is SO_BUSY_POLL as the kernel granted it, µs, read back; 0 with
+	// BusyPoll means the kernel refused it (CAP_NET_ADMIN needed), which changes
+	// nothing on loopback: it polls NAPI device queues, and lo has none.
+	BusyPollUs int `json:"so_busy_poll_us,omitempty"`
 }
 
 // Config is the set of flags that shaped the run.
@@ -103,6 +112,9 @@ type Config struct {
 	TimeoutS    float64  `json:"timeout_s"` // a UDP request unanswered this long is lost
 	Started     string   `json:"started"`   // RFC 3339, UTC
 	WallS       float64  `json:"wall_s"`    // the whole run, seconds
+	// BusyPoll: receivers spin on non-blocking reads (--busy-poll); env.sockets says
+	// what each socket got.
+	BusyPoll bool `json:"busy_poll,omitempty"`
 }
 
 // Result is one experiment over one transport with one set of parameters.
@@ -216,6 +228,13 @@ type Metrics struct {
 	DropsSocket   *uint64       `json:"drops_socket,omitempty"`
 	DropsNetwork  *uint64       `json:"drops_network,omitempty"`
 	ServerSockets int           `json:"server_sockets"` // endpoints the server needed
+
+	// JitterKernelMsgs counts the received data messages (of recv_msgs) whose arrival
+	// time in jitter_ns is the kernel's receive timestamp (SO_TIMESTAMPNS); the other
+	// recv_msgs − jitter_kernel_msgs were timed in user space, when the receive call
+	// returned, which adds the receiver's queueing and scheduling delay. 0 for TCP: a
+	// byte stream has no per-message arrival. Present where jitter is measured.
+	JitterKernelMsgs *uint64 `json:"jitter_kernel_msgs,omitempty"`
 }
 
 // LatencyStats summarise a latency distribution in nanoseconds. A percentile is

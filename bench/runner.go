@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"maps"
 	"math"
 	"net"
 	"os"
@@ -263,7 +264,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 			DrainS: p.Drain.Seconds(), TimeoutS: p.Timeout.Seconds(), NoDelay: p.Net.NoDelay,
 			RecvBuffer: p.Net.RecvBuffer, SendBuffer: p.Net.SendBuffer,
 			Clients: p.Clients, Receivers: p.Receivers, ReaderBps: p.ReaderBps,
-			Started: started.UTC().Format(time.RFC3339),
+			Started: started.UTC().Format(time.RFC3339), BusyPoll: p.Net.BusyPoll,
 		},
 	}
 	address := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
@@ -286,6 +287,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 		e.drain += 2 * extra
 	}
 	rep.Env.Sockets = grantedSockets(ctx, p, e)
+	rep.Warnings = append(rep.Warnings, busyPollWarnings(rep.Env.Sockets)...)
 
 	cs := p.cells()
 	total := len(cs) * p.Repeat
@@ -354,6 +356,7 @@ outer:
 	}
 	rep.Properties = Properties(rep)
 	rep.Warnings = append(rep.Warnings, runWarnings(p)...)
+	rep.Warnings = append(rep.Warnings, jitterClockWarnings(rep.Results)...)
 	rep.Config.WallS = time.Since(started).Seconds()
 	return rep, runErr
 }
@@ -403,10 +406,62 @@ func runWarnings(p Plan) []string {
 	if p.Repeat > 1 && p.Repeat < 6 {
 		w = append(w, fmt.Sprintf("--repeat %d: a 95%% confidence interval needs at least 6 runs; intervals shown are the widest available", p.Repeat))
 	}
-	if slices.Contains(p.Experiments, ExpStream) {
-		w = append(w, "arrival times are read in user space after each receive call, not from kernel timestamps (SO_TIMESTAMPNS): jitter includes the receiver's scheduling delay")
-	}
 	return w
+}
+
+// jitterClockWarnings flags the stream results whose jitter used arrival times read
+// in user space, for all or some messages (PITFALLS 8): kernel receive timestamps are
+// used wherever the transport has them (UDP on Linux); a byte stream (TCP) has none.
+func jitterClockWarnings(rs []Result) []string {
+	var user []string
+	tcpUser := false
+	for _, r := range rs {
+		m := r.Metrics
+		if r.Experiment != ExpStream || r.Error != "" || m.JitterNs == nil {
+			continue
+		}
+		var k uint64
+		if m.JitterKernelMsgs != nil {
+			k = *m.JitterKernelMsgs
+		}
+		if k >= m.RecvMsgs {
+			continue
+		}
+		what := r.Transport
+		if k > 0 {
+			what += fmt.Sprintf(" (size %d: %d of %d messages)", r.Params.Size, m.RecvMsgs-k, m.RecvMsgs)
+		}
+		if !slices.Contains(user, what) {
+			user = append(user, what)
+		}
+		tcpUser = tcpUser || r.Transport == "tcp"
+	}
+	if len(user) == 0 {
+		return nil
+	}
+	w := "jitter of stream over " + strings.Join(user, ", ") + ": arrival times are read in user space after each receive call, " +
+		"not taken from kernel timestamps (SO_TIMESTAMPNS), so jitter includes the receiver's scheduling delay"
+	if tcpUser {
+		w += " (TCP cannot do better: a byte stream has no per-message arrival)"
+	}
+	return []string{w}
+}
+
+// busyPollWarnings says when receivers spin (--busy-poll) but the kernel refused
+// SO_BUSY_POLL on their sockets.
+func busyPollWarnings(socks map[string]Sock) []string {
+	var refused []string
+	for _, tr := range slices.Sorted(maps.Keys(socks)) {
+		if sk := socks[tr]; sk.BusyPoll && sk.BusyPollUs == 0 {
+			refused = append(refused, tr)
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	return []string{"--busy-poll: the kernel refused SO_BUSY_POLL on " + strings.Join(refused, " and ") +
+		" sockets (raising it above net.core.busy_read needs CAP_NET_ADMIN); receivers still spin on non-blocking reads, " +
+		"which is what lowers latency on loopback (SO_BUSY_POLL polls NAPI device queues, and lo has none)"}
 }
 
 // ethernetPayload is the largest UDP payload that fits a 1500-byte Ethernet MTU
@@ -470,6 +525,12 @@ func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]Sock {
 					sk := Sock{RecvBuffer: r, SendBuffer: s}
 					if o, ok := t.(offloader); ok {
 						sk.GSO, sk.GRO = o.Offload()
+					}
+					if ts, ok := t.(timestamper); ok {
+						sk.RxTimestamps = ts.Timestamps()
+					}
+					if bp, ok := t.(BusyPoller); ok {
+						sk.BusyPoll, sk.BusyPollUs = bp.BusyPoll()
 					}
 					out[name] = sk
 				}

@@ -177,6 +177,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	if tot.jitterFlows > 0 {
 		m.JitterNs = f64p(tot.jitterSum / float64(tot.jitterFlows))
 	}
+	m.JitterKernelMsgs = u64p(tot.kernelStamped)
 	m.DrainS = drain.Seconds()
 	if retrOK {
 		m.Retransmits = u64p(retr1 - retr0)
@@ -432,6 +433,7 @@ type rxTotals struct {
 	firstSendNs, lastRecvNs int64
 	jitterSum               float64
 	jitterFlows             int
+	kernelStamped           uint64   // data messages whose jitter arrival time is a kernel stamp
 	oneWay                  *Latency // a serve's own, when streamRx.oneWay is set
 }
 
@@ -454,6 +456,7 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	}
 	bufs := makeBufs(batch, rx.p.Size)
 	sizes := make([]int, batch)
+	arr := newArrivals(t, batch) // kernel receive stamps, when the transport has them
 	flows := make([]*flowRx, rx.p.Streams)
 	var local rxTotals
 	if rx.oneWay != nil {
@@ -466,10 +469,13 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 		}
 		n, err := t.Recv(bufs, sizes)
 		if n > 0 {
-			now := rx.e.now()
+			tm := time.Now()
+			now := int64(tm.Sub(rx.e.epoch)) // rx.e.now(), with the wall clock beside it for arr
 			rx.lastArrival.Store(now)
+			arr.read(n, tm, now)
 			for i := 0; i < n; i++ {
-				rx.account(&local, flows, bufs[i][:sizes[i]], now)
+				at, kernel := arr.at(i, now)
+				rx.account(&local, flows, bufs[i][:sizes[i]], now, at, kernel)
 				paceBytes += float64(sizes[i])
 			}
 			if rx.readerBps > 0 {
@@ -501,7 +507,11 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	return nil
 }
 
-func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now int64) {
+// account counts one received message. now is when the Recv that returned it came
+// back (delivery to the application: the goodput interval and one-way latency);
+// arrival is when it reached the host, the kernel's stamp when kernel is true, else
+// now (the jitter's receive time).
+func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, arrival int64, kernel bool) {
 	h, ok := local.accept(msg, rx.e.run)
 	if !ok {
 		return
@@ -527,7 +537,10 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now in
 			f.firstSend = h.SendNs
 		}
 		f.lastRecv = now
-		f.jit.Add(h.SendNs, now)
+		f.jit.Add(h.SendNs, arrival)
+		if kernel {
+			local.kernelStamped++
+		}
 		if f.ended && !f.complete && f.seq.Counts().Unique >= f.sent {
 			f.complete = true
 			rx.flowComplete()
@@ -600,6 +613,7 @@ func (rx *streamRx) merge(local *rxTotals, flows []*flowRx) {
 	t.malformed += local.malformed
 	t.foreign += local.foreign
 	t.ends += local.ends
+	t.kernelStamped += local.kernelStamped
 	if local.oneWay != nil {
 		rx.oneWay.Merge(local.oneWay)
 	}

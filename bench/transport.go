@@ -84,3 +84,27 @@ type RecvDropper interface {
 type BufferSizer interface {
 	BufferSizes() (recv, send int, err error)
 }
+
+// RecvStamper is a transport whose socket has the kernel stamp each message as it
+// arrives (UDP: SO_TIMESTAMPNS). RecvStamps writes the receive times of the messages
+// the most recent Recv returned into dst, in order, as ns since the Unix epoch on the
+// kernel's CLOCK_REALTIME, and returns how many it wrote: 0 when the socket has no
+// kernel timestamps, 0 in dst[i] for a message that carried none. A stamp is taken
+// when the message entered the host's receive path, before it waited in the socket
+// queue and for the reader to run: the arrival time RFC 3550's jitter wants. Only the
+// goroutine that calls Recv may call it, between Recvs.
+//
+// A TCP connection has no such thing: a byte stream's messages have no arrival of
+// their own (one segment carries many, one message spans several), so its arrival
+// times are read in user space, and reports say which clock each result used.
+type RecvStamper interface {
+	RecvStamps(dst []int64) int
+}
+
+// BusyPoller is a transport that reports how its Recv waits: spin is true when it
+// spins on non-blocking reads instead of sleeping in Go's poller (NetOptions.BusyPoll),
+// and kernelUs is its socket's SO_BUSY_POLL as the kernel granted it, in µs (0: off,
+// or refused without CAP_NET_ADMIN).
+type BusyPoller interface {
+	BusyPoll() (spin bool, kernelUs int)
+}

@@ -57,8 +57,18 @@
 // request and caps it at net.core.rmem_max / wmem_max, so read the grant back with
 // Conn.BufferSizes rather than trusting the request.
 //
+// Options.BusyPoll makes Recv spin on non-blocking reads instead of parking in Go's
+// poller (through syscall.RawConn.Read, so the read deadline and Close still end it),
+// and asks for SO_BUSY_POLL: lower latency for a full CPU core per waiting Recv. See
+// Conn.BusyPoll for what the kernel granted.
+//
+// There are no kernel receive timestamps per message: a byte stream's messages have no
+// arrival of their own (one segment carries many, one message spans several), so
+// callers time arrivals themselves, in user space.
+//
 // # Platforms
 //
 // Linux is the reference. Elsewhere, buffer sizes are set after the handshake,
-// and Conn.Info and Conn.BufferSizes return errors wrapping errors.ErrUnsupported.
+// Conn.Info and Conn.BufferSizes return errors wrapping errors.ErrUnsupported, and
+// Options.BusyPoll fails Dial and Listen the same way.
 package tcp

@@ -56,6 +56,20 @@ type Options struct {
 	// because it makes RecvDrops inexact: a receive buffer that overflows drops a
 	// whole super-packet and SO_MEMINFO counts it once, however many datagrams it held.
 	GRO bool
+
+	// NoTimestamps leaves the kernel's receive timestamps off. By default a socket
+	// asks the kernel to stamp each datagram as it arrives (SO_TIMESTAMPNS, set and
+	// read back at open) and RecvStamps returns the stamps (see Timestamps).
+	NoTimestamps bool
+
+	// BusyPoll makes Recv spin: it retries a non-blocking recvmmsg until a datagram
+	// is there, the read deadline passes or the socket is closed, instead of parking
+	// in Go's poller until the kernel wakes it. That saves the wake-up (lower, steadier
+	// latency) and costs a full CPU core per socket while Recv waits. It also asks for
+	// SO_BUSY_POLL of 50 µs, which the kernel grants only with CAP_NET_ADMIN (above
+	// net.core.busy_read) and which polls only devices with NAPI, not loopback:
+	// BusyPoll reports what was granted. Linux only; elsewhere Dial and Listen fail.
+	BusyPoll bool
 }
 
 // A Conn is a UDP socket that moves whole datagrams in batches. A Conn from Dial is
@@ -75,6 +89,9 @@ type Conn struct {
 	wantGRO    bool        // Options.GRO
 	gso        atomic.Bool // Send coalesces messages with UDP_SEGMENT; cleared for good if the kernel refuses it
 	gro        bool        // UDP_GRO is on: Recv may get super-packets and splits them
+	rxStamps   bool        // SO_TIMESTAMPNS is on: Recv keeps each datagram's kernel receive time
+	busyPoll   bool        // Options.BusyPoll: Recv spins on non-blocking recvmmsg
+	busyPollUs int         // SO_BUSY_POLL as read back at open, µs; 0 = off or refused
 
 	rxqOvfl  atomic.Uint64 // last SO_RXQ_OVFL value seen
 	sendErrs atomic.Uint64 // datagrams refused, see SendErrors
@@ -175,6 +192,9 @@ func open(uc *net.UDPConn, connected bool, o Options) (_ *Conn, err error) {
 	}
 	c.maxPayload = maxPayloadFor(c.laddr, c.raddr)
 	c.peers = make([]peerAddr, c.batch)
+	if err := c.initRecvModes(o); err != nil {
+		return nil, err
+	}
 	if err := c.initSys(); err != nil {
 		return nil, err
 	}
@@ -278,6 +298,32 @@ func (c *Conn) RxqOverflow() uint64 { return c.rxqOvfl.Load() }
 // kernel refuses a super-datagram (EIO, EINVAL, EMSGSIZE: a device without checksum
 // offload, a route MTU below the segment size).
 func (c *Conn) Offload() (gso, gro bool) { return c.gso.Load(), c.gro }
+
+// RecvStamps writes into dst the kernel's receive times of the datagrams the most
+// recent Recv returned, in order, and returns how many it wrote: min(len(dst), that
+// Recv's count), or 0 when the socket has no kernel timestamps (Timestamps is false).
+// A stamp is in ns since the Unix epoch on the kernel's CLOCK_REALTIME, taken when
+// the datagram entered the host's receive path, before it waited in the socket's
+// queue and for the reader to be scheduled; 0 for a datagram that carried none. The
+// datagrams of one GRO super-packet share its stamp. Only the goroutine that calls
+// Recv may call it, between Recvs; it allocates nothing.
+func (c *Conn) RecvStamps(dst []int64) int {
+	if !c.rxStamps {
+		return 0
+	}
+	return c.recvStamps(dst)
+}
+
+// Timestamps reports whether the kernel stamps each datagram the socket receives
+// (SO_TIMESTAMPNS, set and read back at open): false with Options.NoTimestamps and
+// on systems other than Linux.
+func (c *Conn) Timestamps() bool { return c.rxStamps }
+
+// BusyPoll reports how Recv waits, as set at open: spin is true when it spins on
+// non-blocking reads (Options.BusyPoll), and kernelUs is the socket's SO_BUSY_POLL
+// as read back, in µs: 50 when the kernel granted the request, else what it kept
+// (net.core.busy_read, 0 by default).
+func (c *Conn) BusyPoll() (spin bool, kernelUs int) { return c.busyPoll, c.busyPollUs }
 
 // SendErrors returns how many datagrams the kernel refused since the socket opened:
 // those Send could not hand over (ENOBUFS, ECONNREFUSED, EAGAIN past the write

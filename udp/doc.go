@@ -18,6 +18,7 @@
 //     datagram larger than its buffer is an error (ErrTruncated), never a short message.
 //   - Read and write deadlines bound the calls; Close unblocks them. One goroutine may
 //     Send while another Recvs. In steady state neither allocates.
+//   - RecvStamps returns when the kernel received each datagram of the last Recv.
 //
 // # Server sockets and Send
 //
@@ -85,6 +86,39 @@
 // All three start at zero when the socket opens. SO_MEMINFO and SO_RXQ_OVFL are
 // 32-bit kernel counters and wrap after 2³² drops.
 //
+// # Receive timestamps
+//
+// On Linux a socket asks the kernel, at open, to stamp each datagram as it arrives
+// (SO_TIMESTAMPNS_NEW, else SO_TIMESTAMPNS; set, then read back: Timestamps says
+// whether it took). Every datagram's stamp comes in a control message of its own
+// recvmmsg entry, in room allocated at open, so Recv still allocates nothing; after
+// each Recv, RecvStamps copies the stamps of the datagrams it returned into the
+// caller's slice. A stamp is ns since the Unix epoch on CLOCK_REALTIME, taken when the
+// datagram entered the host's receive path (on loopback: when the sender's packet
+// went through lo), so it leaves out the wait in the socket queue and for the reader
+// to be scheduled: the arrival time RFC 3550's jitter asks for. Compare it with other
+// CLOCK_REALTIME readings (time.Now().UnixNano()), or convert it to a monotonic clock
+// by its age at read time; never with a monotonic reading directly.
+//
+// Stamps are cheap (the kernel reads its clock once per packet) but global: the first
+// socket to ask turns on stamping for every packet the host receives, after a short
+// delay in which the kernel stamps datagrams when they are read instead. The datagrams
+// of one GRO super-packet share its stamp. Options.NoTimestamps keeps them off; then,
+// and on systems other than Linux, RecvStamps returns 0, never a made-up time.
+//
+// # Busy polling
+//
+// Options.BusyPoll trades CPU for latency: Recv no longer parks the goroutine in Go's
+// poller until the kernel signals the socket readable (a wake-up and a scheduling
+// delay per wait), but spins, retrying a non-blocking recvmmsg. Each try goes through
+// syscall.RawConn.Read, which checks the read deadline and Close first, so both
+// still end a spinning Recv; between tries it yields the processor
+// (runtime.Gosched), so other goroutines still run. A waiting Recv costs a full CPU
+// core. The socket also asks for SO_BUSY_POLL (50 µs), which makes the kernel poll the
+// device's NAPI queue itself; the kernel grants it only with CAP_NET_ADMIN (beyond
+// net.core.busy_read), and loopback has no NAPI queue, so there it changes nothing:
+// the spin in user space is what helps. BusyPoll reports both.
+//
 // # Buffers
 //
 // Options.RecvBuffer and Options.SendBuffer set SO_RCVBUF and SO_SNDBUF at open.
@@ -115,6 +149,6 @@
 // work. Elsewhere Recv returns one datagram per call and Send makes one system call per
 // datagram (net.UDPConn.ReadFromUDPAddrPort / WriteToUDPAddrPort); RecvDrops returns an
 // error wrapping errors.ErrUnsupported, RxqOverflow stays 0, SendErrors counts only
-// the errors Send itself returned, and multicast is unsupported (errors wrap
-// errors.ErrUnsupported).
+// the errors Send itself returned, RecvStamps returns 0 (no kernel timestamps), and
+// multicast and Options.BusyPoll are unsupported (errors wrap errors.ErrUnsupported).
 package udp

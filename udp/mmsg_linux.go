@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -15,8 +16,10 @@ import (
 )
 
 // ctrlSpace is the control-message room per received datagram, in bytes. SO_RXQ_OVFL
-// and UDP_GRO need CmsgSpace(4) each: 24 bytes on 64-bit systems, 16 on 32-bit ones.
-const ctrlSpace = 64
+// and UDP_GRO need CmsgSpace(4) each (24 bytes on 64-bit systems, 16 on 32-bit ones)
+// and SO_TIMESTAMPNS CmsgSpace(16) (32 bytes): 80 in all, and room to spare (a
+// control message that does not fit is lost, with MSG_CTRUNC).
+const ctrlSpace = 128
 
 // GSO and GRO limits.
 const (
@@ -72,6 +75,12 @@ type sysConn struct {
 	gsoSize int // largest super-datagram payload, bytes
 
 	gro groScratch // owned by the goroutine in Recv
+
+	// stamps[i] is the kernel receive time (Unix ns) of message i of the most recent
+	// Recv, 0 if it carried none; nstamps is that Recv's count. Allocated at open when
+	// the socket has timestamps; owned by the goroutine in Recv.
+	stamps  []int64
+	nstamps int
 }
 
 // groScratch holds what one recvmmsg call with GRO on received, and the datagrams
@@ -80,6 +89,7 @@ type groScratch struct {
 	buf   []byte     // groBufSize bytes per batch entry; allocated by the first Recv
 	lens  []int      // per entry: bytes received
 	segs  []int      // per entry: GRO segment size, 0 for a single datagram
+	stamp []int64    // per entry: kernel receive time, Unix ns; 0 = none (or no timestamps)
 	trunc []bool     // per entry: larger than groBufSize (MSG_TRUNC)
 	peers []peerAddr // per returned message: its source
 	pend  int
@@ -98,7 +108,9 @@ type mmsgScratch struct {
 	vlen  int                   // in: messages to move
 	n     int                   // out: messages moved
 	errno syscall.Errno         // out: the call's error, 0 if none
+	again bool                  // out (receive, busy polling): nothing was queued (EAGAIN)
 	fn    func(fd uintptr) bool // calls recvmmsg or sendmmsg on hdrs[:vlen]
+	spin  func(fd uintptr) bool // receive, busy polling: calls recvmmsg once, never waits
 }
 
 func newScratch(batch int, recv bool) mmsgScratch {
@@ -163,13 +175,18 @@ func (c *Conn) initSys() error {
 		g.segs = make([]int, c.batch)
 		g.trunc = make([]bool, c.batch)
 		g.peers = make([]peerAddr, c.batch)
+		g.stamp = make([]int64, c.batch)
+	}
+	if c.rxStamps {
+		c.sys.stamps = make([]int64, c.batch)
 	}
 	rx, tx := &c.sys.rx, &c.sys.tx
-	rx.fn = func(fd uintptr) bool {
+	// recvmmsg receives what is queued into hdrs[:vlen]; false means nothing was.
+	recvmmsg := func(fd uintptr) bool {
 		for {
 			// MSG_TRUNC as an input flag makes msg_len the datagram's real length.
 			r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&rx.hdrs[0])),
-				uintptr(rx.vlen), unix.MSG_TRUNC, 0, 0)
+				uintptr(rx.vlen), unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 			switch e {
 			case 0:
 				rx.n = int(r)
@@ -177,13 +194,18 @@ func (c *Conn) initSys() error {
 			case unix.EINTR:
 				continue
 			case unix.EAGAIN:
-				return false // the poller waits for readability, or the deadline
+				return false
 			default:
 				rx.errno = e
 				c.drainErrQueue(fd)
 				return true
 			}
 		}
+	}
+	rx.fn = recvmmsg // false: the poller waits for readability, or the deadline
+	rx.spin = func(fd uintptr) bool {
+		rx.again = !recvmmsg(fd)
+		return true // never wait in the poller: Recv retries
 	}
 	tx.fn = func(fd uintptr) bool {
 		for {
@@ -242,6 +264,7 @@ func asyncErr(errno syscall.Errno) bool {
 }
 
 func (c *Conn) recv(bufs [][]byte, sizes []int) (int, error) {
+	c.sys.nstamps = 0
 	if c.gro {
 		return c.recvGRO(bufs, sizes)
 	}
@@ -262,15 +285,22 @@ func (c *Conn) recv(bufs [][]byte, sizes []int) (int, error) {
 	for i := range n {
 		m := &rx.hdrs[i]
 		if m.Hdr.Controllen > 0 {
-			if v, ok, _ := parseRxqOvfl(rx.ctrl[i*ctrlSpace : i*ctrlSpace+int(m.Hdr.Controllen)]); ok {
+			ctrl := rx.ctrl[i*ctrlSpace : i*ctrlSpace+int(m.Hdr.Controllen)]
+			if v, ok, _ := parseRxqOvfl(ctrl); ok {
 				c.rxqOvfl.Store(uint64(v))
 			}
+			if c.rxStamps {
+				c.sys.stamps[i] = recvStamp(ctrl)
+			}
+		} else if c.rxStamps {
+			c.sys.stamps[i] = 0
 		}
 	}
 	for i := range n {
 		m := &rx.hdrs[i]
 		rx.names[i].len = m.Hdr.Namelen
 		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			c.sys.nstamps = i
 			if !c.connected {
 				c.setPeers(rx.names[:i])
 			}
@@ -279,6 +309,7 @@ func (c *Conn) recv(bufs [][]byte, sizes []int) (int, error) {
 		}
 		sizes[i] = int(m.Len)
 	}
+	c.sys.nstamps = n
 	if !c.connected {
 		c.setPeers(rx.names[:n])
 	}
@@ -298,7 +329,7 @@ func (c *Conn) recvmmsg(vlen int) error {
 			m.Len = 0
 		}
 		rx.vlen, rx.n, rx.errno = vlen, 0, 0
-		if err := c.raw.Read(rx.fn); err != nil {
+		if err := c.readRx(); err != nil {
 			return c.recvErr(unwrapOp(err))
 		}
 		if rx.errno == 0 {
@@ -310,6 +341,29 @@ func (c *Conn) recvmmsg(vlen int) error {
 			continue
 		}
 		return c.recvErr(rx.errno)
+	}
+}
+
+// readRx runs the receive callback on the first rx.vlen entries until it received
+// datagrams or failed. By default it parks in Go's poller until the socket is
+// readable; with busy polling it spins instead: one non-blocking recvmmsg per
+// RawConn.Read, which checks the read deadline and Close before each, and a
+// runtime.Gosched between tries, so other goroutines (the sender, on a small
+// machine) still run.
+func (c *Conn) readRx() error {
+	rx := &c.sys.rx
+	if !c.busyPoll {
+		return c.raw.Read(rx.fn)
+	}
+	for {
+		rx.again = false
+		if err := c.raw.Read(rx.spin); err != nil {
+			return err
+		}
+		if !rx.again {
+			return nil
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -339,14 +393,18 @@ func (c *Conn) recvGRO(bufs [][]byte, sizes []int) (int, error) {
 	}
 	for i := range rx.n {
 		m := &rx.hdrs[i]
-		g.segs[i] = 0
+		g.segs[i], g.stamp[i] = 0, 0
 		if m.Hdr.Controllen > 0 {
-			drops, dok, seg, sok, _ := parseRecvCmsgs(rx.ctrl[i*ctrlSpace : i*ctrlSpace+int(m.Hdr.Controllen)])
+			ctrl := rx.ctrl[i*ctrlSpace : i*ctrlSpace+int(m.Hdr.Controllen)]
+			drops, dok, seg, sok, _ := parseRecvCmsgs(ctrl)
 			if dok {
 				c.rxqOvfl.Store(uint64(drops))
 			}
 			if sok {
 				g.segs[i] = seg
+			}
+			if c.rxStamps {
+				g.stamp[i] = recvStamp(ctrl)
 			}
 		}
 		rx.names[i].len = m.Hdr.Namelen
@@ -388,7 +446,13 @@ func (c *Conn) splitGRO(bufs [][]byte, sizes []int) (int, error) {
 		}
 		sizes[k] = copy(bufs[k], g.buf[start:start+l])
 		g.peers[k] = names[e]
+		if c.rxStamps {
+			c.sys.stamps[k] = g.stamp[e] // one super-packet, one arrival
+		}
 		k++
+	}
+	if c.rxStamps {
+		c.sys.nstamps = k
 	}
 	if !c.connected {
 		c.setPeers(g.peers[:k])

@@ -26,6 +26,7 @@ type runFlags struct {
 	pingRate                             float64
 	out, host                            string
 	quick, nodelay, noFiles, noGSO       bool
+	busyPoll                             bool
 	seed                                 int64
 	rcvbuf, sndbuf                       int
 	clients, receivers                   int
@@ -82,7 +83,8 @@ const runExample = `  tcpvsudp run                                   # the defau
   tcpvsudp run --quick                           # a few seconds
   tcpvsudp run -e stream --sizes 1400 --rate 2G  # paced UDP at 2 Gbit/s beside TCP
   tcpvsudp run -e stream --count 100000          # exactly 100000 messages per stream
-  tcpvsudp run --repeat 6                        # median and 95% CI of 6 runs`
+  tcpvsudp run --repeat 6                        # median and 95% CI of 6 runs
+  tcpvsudp run -e pingpong --busy-poll           # lowest RTT, paid for in CPU cores`
 
 func newRootCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	rf := &runFlags{}
@@ -179,6 +181,9 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.BoolVar(&rf.noLab, "no-lab", false, "skip the short emulated-link section the default suite adds when it runs as root")
 	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, 1..1024")
 	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
+	fs.BoolVar(&rf.busyPoll, "busy-poll", false, "receivers spin on non-blocking reads instead of sleeping until data arrives, and ask for SO_BUSY_POLL of 50us "+
+		"(granted only with CAP_NET_ADMIN; it polls NIC queues, and loopback has none): lower, steadier latency "+
+		"at the cost of up to a full CPU core per receiving socket while it waits, shown as CPU beside pingpong's RTT; default off (Linux only)")
 	fs.BoolVar(&rf.noGSO, "no-gso", false, "send UDP one datagram per message, without UDP GSO (default: GSO when the kernel has it; UDP GRO is never used)")
 	fs.IntVar(&rf.rcvbuf, "rcvbuf", 0, "SO_RCVBUF to request, bytes; 0 = kernel default (the granted size is reported)")
 	fs.IntVar(&rf.sndbuf, "sndbuf", 0, "SO_SNDBUF to request, bytes; 0 = kernel default (the granted size is reported)")
@@ -247,7 +252,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
 		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, PingRate: rf.pingRate,
-		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf, NoGSO: rf.noGSO},
+		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll},
 	}
 	var err error
 	if p.Transports, err = parseList("--transports", rf.transports); err != nil {
