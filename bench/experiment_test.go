@@ -301,22 +301,32 @@ func TestStreamGoodputKnownAnswer(t *testing.T) {
 // TestStreamPacer: a paced stream's sender holds the rate asked for within 1%, at
 // 10 Mbit/s and at 1 Gbit/s, for both transports. The rate is sent bytes over the
 // sender's interval (first send to last), so it checks the timetable, not the
-// receiver.
+// receiver. A timetable never sends ahead, so a rate over +1% fails at once; a rate
+// under −1% means the sender fell behind, which a loaded host (the race detector, a
+// shared CI machine) can cause at 1 Gbit/s: such a run is retried, up to 3 in all.
 func TestStreamPacer(t *testing.T) {
 	for _, rate := range []float64{10e6, 1e9} {
 		for _, name := range []string{"tcp", "udp"} {
 			t.Run(fmt.Sprintf("%s/rate=%g", name, rate), func(t *testing.T) {
-				e := testEnv(t)
-				e.warmup = 0
-				m, _, err := runStream(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}),
-					Params{Size: 1400, Streams: 1, DurationS: 1, RateBps: rate})
-				if err != nil {
-					t.Fatal(err)
+				var off float64
+				for try := 1; try <= 3; try++ {
+					e := testEnv(t)
+					e.warmup = 0
+					m, _, err := runStream(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}),
+						Params{Size: 1400, Streams: 1, DurationS: 1, RateBps: rate})
+					if err != nil {
+						t.Fatal(err)
+					}
+					off = m.SendRateBps/rate - 1
+					t.Logf("try %d: sent %d messages in %.4f s: %.5g bit/s (%+.3f%%)", try, m.SentMsgs, m.SendIntervalS, m.SendRateBps, 100*off)
+					if off > 0.01 {
+						t.Fatalf("send rate %.5g bit/s, want at most %.4g + 1%%: the pacer ran ahead of its timetable", m.SendRateBps, rate)
+					}
+					if off >= -0.01 {
+						return
+					}
 				}
-				t.Logf("sent %d messages in %.4f s: %.5g bit/s (%.3f%% off)", m.SentMsgs, m.SendIntervalS, m.SendRateBps, 100*(m.SendRateBps/rate-1))
-				if math.Abs(m.SendRateBps/rate-1) > 0.01 {
-					t.Errorf("send rate %.5g bit/s, want %.4g ± 1%%", m.SendRateBps, rate)
-				}
+				t.Errorf("send rate %+.3f%% off %.4g bit/s in 3 tries, want within 1%%", 100*off, rate)
 			})
 		}
 	}

@@ -61,7 +61,7 @@ func TestLatencyCountAbove(t *testing.T) {
 // TestHOLLab is the known answer across a link that loses 2% and delays 10 ms each
 // way: TCP delivers everything, and the messages held behind each loss push its p99
 // past twice its median (the repair takes at least a round trip); UDP delivers about
-// 98%, each at the link's delay, so its p99 stays near its median.
+// 98%, each at the link's delay, so its p99 stays under twice its median.
 func TestHOLLab(t *testing.T) {
 	p := Plan{Experiments: []string{ExpHOL}, Duration: 3 * time.Second, Seed: 7,
 		Net: NetOptions{NoDelay: true}}
@@ -93,8 +93,11 @@ func TestHOLLab(t *testing.T) {
 	if f := num("udp", "delivered_fraction"); f >= 1 || f < 0.95 {
 		t.Errorf("udp delivered %v, want about 0.98 (< 1, >= 0.95)", f)
 	}
-	if p50, p99 := num("udp", "latency_p50_ns"), num("udp", "latency_p99_ns"); p99 >= 1.5*p50 {
-		t.Errorf("udp p50 %v p99 %v: want p99 < 1.5x p50 (delivered datagrams keep their latency)", time.Duration(p50), time.Duration(p99))
+	// The same line TCP must cross, UDP must not: a held-back message waits a round
+	// trip (20 ms) at least, a datagram only for the link and the host. (A looser
+	// bound than 1.5x: a loaded host adds ms of scheduling delay to the tail.)
+	if p50, p99 := num("udp", "latency_p50_ns"), num("udp", "latency_p99_ns"); p99 >= 2*p50 {
+		t.Errorf("udp p50 %v p99 %v: want p99 < 2x p50 (delivered datagrams keep their latency)", time.Duration(p50), time.Duration(p99))
 	}
 	if l := num("tcp", "late_fraction_over_2x_p50"); l <= num("udp", "late_fraction_over_2x_p50") {
 		t.Errorf("late fractions tcp %v udp %v: want tcp's larger", l, num("udp", "late_fraction_over_2x_p50"))
