@@ -136,7 +136,7 @@ With no command it runs 'tcpvsudp run' with the default suite.`,
 		},
 	}
 	addRunFlags(root.Flags(), rf)
-	root.AddCommand(runCmd, reportCmd)
+	root.AddCommand(runCmd, reportCmd, newServeCmd(stderr))
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(stdout)
 	root.SetErr(stderr)

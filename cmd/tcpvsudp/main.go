@@ -4,6 +4,7 @@
 //	tcpvsudp                 the default suite on loopback (= tcpvsudp run)
 //	tcpvsudp run --quick     a shorter suite
 //	tcpvsudp report FILE     render a saved report.json again
+//	tcpvsudp serve           a server other hosts may test against (remote mode)
 //
 // Results go to stdout and to results/report.{json,md}; progress, warnings and
 // errors go to stderr. Exit status: 0 done, 1 failed, 2 bad usage.

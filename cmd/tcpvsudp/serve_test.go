@@ -1,0 +1,585 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+)
+
+// testServeKey is a pre-shared key for the serve tests: 32 bytes.
+const testServeKey = "serve-test-key-0123456789abcdef!"
+
+// writeKey writes content to a key file of the given mode and returns its path.
+func writeKey(tb testing.TB, content string, mode os.FileMode) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "key")
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil { // the umask may have narrowed it
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// syncBuffer is a bytes.Buffer the server's goroutines may write while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitLog polls logs every 10 ms until re matches, and returns the submatches.
+func waitLog(tb testing.TB, logs *syncBuffer, re *regexp.Regexp, timeout time.Duration) []string {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %v the log has no line matching %q:\n%s", timeout, re, logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var listeningRE = regexp.MustCompile(`serve: listening on (\S+) `)
+
+// serveProc is 'tcpvsudp serve' running in this process, through the cobra command.
+type serveProc struct {
+	addr   string
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+
+	once sync.Once
+	err  error // what run returned; set by stop
+}
+
+// startServe runs 'tcpvsudp serve ARGS' in-process and waits until it listens; the
+// cleanup stops it.
+func startServe(tb testing.TB, args ...string) *serveProc {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sp := &serveProc{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { sp.done <- run(ctx, append([]string{"serve"}, args...), io.Discard, sp.logs) }()
+	tb.Cleanup(func() { sp.stop() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := listeningRE.FindStringSubmatch(sp.logs.String()); m != nil {
+			sp.addr = m[1]
+			return sp
+		}
+		select {
+		case err := <-sp.done:
+			sp.done <- err
+			tb.Fatalf("serve %v returned before listening: %v\n%s", args, err, sp.logs)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("serve %v: no listening line after 10 s:\n%s", args, sp.logs)
+		}
+	}
+}
+
+// stop cancels serve's context, as the first SIGINT does, and returns what run
+// returned; serve that does not return within 20 s is an error.
+func (sp *serveProc) stop() error {
+	sp.once.Do(func() {
+		sp.cancel()
+		select {
+		case sp.err = <-sp.done:
+		case <-time.After(20 * time.Second):
+			sp.err = errors.New("serve did not return 20 s after its context ended")
+		}
+	})
+	return sp.err
+}
+
+// freePort returns a loopback address nothing listens on (now).
+func freePort(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestServeBadFlags: each mistake is a usage error (exit 2) naming the flag or file,
+// the rule and the value, returned before anything listens.
+func TestServeBadFlags(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("key file modes are Unix permission bits")
+	}
+	good := writeKey(t, testServeKey+"\n", 0o600)
+	short := writeKey(t, "short-key\n", 0o600)
+	world := writeKey(t, testServeKey, 0o644)
+	group := writeKey(t, testServeKey, 0o640)
+	missing := filepath.Join(t.TempDir(), "no-such-key")
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"sessions zero", []string{"--max-sessions", "0"}, []string{"--max-sessions", "1..1024", "got 0"}},
+		{"streams too many", []string{"--max-streams", "2000"}, []string{"--max-streams", "1..1024", "2000"}},
+		{"duration too short", []string{"--max-duration", "5ms"}, []string{"--max-duration", "10ms..24h", "5ms"}},
+		{"rate without unit", []string{"--max-rate", "500"}, []string{"--max-rate", "unit", `"500"`}},
+		{"rate too low", []string{"--max-rate", "1k"}, []string{"--max-rate", "8 kbit/s", "1000"}},
+		{"rate zero", []string{"--max-rate", "0"}, []string{"--max-rate", "8 kbit/s", "got 0"}},
+		{"size zero", []string{"--max-size", "0"}, []string{"--max-size", "positive", "0"}},
+		{"idle timeout zero", []string{"--idle-timeout", "0"}, []string{"--idle-timeout", "positive", "0s"}},
+		{"pre-auth zero", []string{"--pre-auth-conns", "0"}, []string{"--pre-auth-conns", "1..65536", "0"}},
+		{"handshake negative", []string{"--handshake-timeout", "-1s"}, []string{"--handshake-timeout", "-1s"}},
+		{"session time zero", []string{"--max-session-time", "0"}, []string{"--max-session-time", "positive", "0s"}},
+		{"duration not a duration", []string{"--max-duration", "ten"}, []string{"max-duration", "ten"}},
+		{"listen without port", []string{"--listen", "localhost"}, []string{"--listen", "HOST:PORT", "localhost"}},
+		{"listen bad port", []string{"--listen", "127.0.0.1:99999"}, []string{"--listen", "0..65535", "99999"}},
+		{"missing key file", []string{"--key-file", missing}, []string{"--key-file", missing, "no such file"}},
+		{"short key", []string{"--key-file", short}, []string{"--key-file", short, "9 bytes", "at least 16", "head -c 32 /dev/urandom"}},
+		{"world-readable key", []string{"--key-file", world}, []string{"--key-file", world, "0644", "chmod 600"}},
+		{"group-readable key", []string{"--key-file", group}, []string{"--key-file", group, "0640", "chmod 600"}},
+		{"key and unauthenticated", []string{"--key-file", good, "--allow-unauthenticated"}, []string{"--key-file", "--allow-unauthenticated", "not both"}},
+		{"argument", []string{"now"}, []string{"no arguments", "now"}},
+		{"unknown flag", []string{"--port", "5201"}, []string{"unknown flag", "--port", "serve --help"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := freePort(t)
+			args := append([]string{"serve"}, tc.args...)
+			if !strings.HasPrefix(tc.name, "listen") {
+				args = append(args, "--listen", addr)
+			}
+			var errb syncBuffer
+			start := time.Now()
+			err := run(context.Background(), args, io.Discard, &errb)
+			var ue usageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("run %q: %v; want a usage error (exit status 2)", args, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("run %q: %q does not mention %q", args, err, w)
+				}
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("run %q took %v to refuse", args, d)
+			}
+			if strings.Contains(errb.String(), "listening") {
+				t.Errorf("run %q said it listened:\n%s", args, errb.String())
+			}
+			ln, err := net.Listen("tcp", addr) // nothing was left listening there
+			if err != nil {
+				t.Fatalf("after run %q, %s is taken: %v", args, addr, err)
+			}
+			ln.Close()
+		})
+	}
+}
+
+// TestServeListenFails: an address that cannot be listened on is a plain failure
+// (exit status 1) naming the address, and nothing is served.
+func TestServeListenFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	err = run(context.Background(), []string{"serve", "--listen", addr}, io.Discard, io.Discard)
+	var ue usageError
+	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("serve on a taken %s: %v; want a failure (not a usage error) naming the address", addr, err)
+	}
+	if runtime.GOOS != "windows" && !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("serve on a taken %s: %v; want it to wrap EADDRINUSE", addr, err)
+	}
+}
+
+// TestListenAddr: --listen's forms.
+func TestListenAddr(t *testing.T) {
+	tests := []struct{ in, want, wantErr string }{
+		{in: ":5299", want: ":5299"},
+		{in: "127.0.0.1:0", want: "127.0.0.1:0"},
+		{in: "[::1]:7000", want: "[::1]:7000"},
+		{in: "host.example:7000", want: "host.example:7000"},
+		{in: "192.0.2.10", want: "192.0.2.10:5299"},
+		{in: "::1", want: "[::1]:5299"},
+		{in: "[::1]", want: "[::1]:5299"},
+		{in: "5299", wantErr: "HOST:PORT"},
+		{in: "host.example", wantErr: "HOST:PORT"},
+		{in: ":http", wantErr: "0..65535"},
+		{in: ":", wantErr: "0..65535"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := listenAddr(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "--listen") {
+					t.Fatalf("listenAddr(%q) = %q, %v; want an error naming --listen with %q", tc.in, got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("listenAddr(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRateFlag: --max-rate's default prints in a form parseRate reads back.
+func TestRateFlag(t *testing.T) {
+	for _, v := range []uint64{1e9, 2.5e9, 100e6, 8000, 1e12, 12345} {
+		s := rateFlag(v)
+		got, err := parseRate(s)
+		if err != nil || uint64(got) != v {
+			t.Errorf("rateFlag(%d) = %q, which parses as %v, %v", v, s, got, err)
+		}
+	}
+	if s := rateFlag(remote.DefaultLimits().MaxRateBps); s != "1G" {
+		t.Errorf("the default --max-rate prints as %q, want 1G", s)
+	}
+}
+
+// quickServeRequest is a short paced stream test.
+func quickServeRequest(transport string, dir remote.Direction) remote.TestRequest {
+	return remote.TestRequest{Experiment: remote.ExpStream, Transport: transport, Size: 1000,
+		Duration: 300 * time.Millisecond, RateBps: 20e6, Streams: 2, Direction: dir}
+}
+
+// checkComplete fails unless res is complete and the receiving side got data.
+func checkComplete(tb testing.TB, res remote.TestResults, err error) {
+	tb.Helper()
+	req := res.Request
+	if err != nil || !res.Complete {
+		tb.Fatalf("%s %s: %v, complete %v: %+v", req.Transport, req.Direction, err, res.Complete, res)
+	}
+	var c, s remote.StreamCounters
+	if err := json.Unmarshal(res.Client.Counters, &c); err != nil {
+		tb.Fatalf("client counters %s: %v", res.Client.Counters, err)
+	}
+	if err := json.Unmarshal(res.Server.Counters, &s); err != nil {
+		tb.Fatalf("server counters %s: %v", res.Server.Counters, err)
+	}
+	sender, receiver := c, s
+	if req.Direction == remote.Reverse {
+		sender, receiver = s, c
+	}
+	if sender.SentBytes == 0 || receiver.RecvBytes == 0 || receiver.RecvBytes > sender.SentBytes {
+		tb.Errorf("%s %s: sender sent %d bytes, receiver got %d; want data, no more than sent",
+			req.Transport, req.Direction, sender.SentBytes, receiver.RecvBytes)
+	}
+	tb.Logf("%s %s: sent %d bytes, received %d (%.1f Mbit/s)", req.Transport, req.Direction, sender.SentBytes, receiver.RecvBytes, receiver.RecvBps/1e6)
+}
+
+// openFDCount counts this process's descriptors, or -1 where /proc is missing.
+func openFDCount() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// TestServeInProcess runs 'tcpvsudp serve' with a key through the cobra command:
+// a client with the key completes a TCP and a UDP test, a test above a limit is
+// refused naming it, a client with another key is refused, each step is logged, and
+// cancelling the context (as the first SIGINT does) stops it gracefully with nothing
+// left open.
+func TestServeInProcess(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("key file modes are Unix permission bits")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // the poller's descriptors exist from here on
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	fds := openFDCount()
+
+	key := writeKey(t, testServeKey+"\n", 0o600)
+	sp := startServe(t, "--listen", "127.0.0.1:0", "--key-file", key, "--max-duration", "2s")
+	if !strings.Contains(sp.logs.String(), "authentication on") {
+		t.Errorf("the start lines do not say authentication is on:\n%s", sp.logs)
+	}
+	ctx := t.Context()
+	c, err := remote.Dial(ctx, sp.addr, []byte(testServeKey))
+	if err != nil {
+		t.Fatalf("Dial with the key: %v\n%s", err, sp.logs)
+	}
+	if lim := c.Limits(); lim.MaxDurationMS != 2000 || lim.MaxSessions != 4 {
+		t.Errorf("the server announced %+v; want max_duration_ms 2000 (--max-duration 2s), max_sessions 4 (the default)", lim)
+	}
+	res, err := c.Run(ctx, quickServeRequest("tcp", remote.Forward))
+	checkComplete(t, res, err)
+	res, err = c.Run(ctx, quickServeRequest("udp", remote.Reverse))
+	checkComplete(t, res, err)
+
+	long := quickServeRequest("tcp", remote.Forward)
+	long.Duration = time.Minute
+	_, err = c.Run(ctx, long)
+	var re *remote.RefusedError
+	if !errors.As(err, &re) || re.Limit != "max-duration" || !strings.Contains(err.Error(), "--max-duration") {
+		t.Errorf("a 1-minute test against --max-duration 2s: %v; want a refusal naming --max-duration", err)
+	}
+	res, err = c.Run(ctx, quickServeRequest("udp", remote.Bidir)) // the session goes on
+	checkComplete(t, res, err)
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+
+	if _, err := remote.Dial(ctx, sp.addr, []byte("another-key-0123456789abcdef")); err == nil || !strings.Contains(err.Error(), "wrong key") {
+		t.Errorf("Dial with another key: %v; want a refusal saying the key is wrong", err)
+	}
+	if _, err := remote.Dial(ctx, sp.addr, nil); err == nil || !strings.Contains(err.Error(), "--key-file") {
+		t.Errorf("Dial without a key: %v; want an error asking for --key-file", err)
+	}
+
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\S* remote: 127\.0\.0\.1:\d+: connection$`),
+		regexp.MustCompile(`remote: 127\.0\.0\.1: test 1 started: stream tcp forward, 2 streams of 1000-byte messages, 300ms at 20\.0 Mbit/s`),
+		regexp.MustCompile(`remote: 127\.0\.0\.1: test 1 ended after \S+: complete; received \d+ bytes`),
+		regexp.MustCompile(`remote: 127\.0\.0\.1: test 2 started: stream udp reverse`),
+		regexp.MustCompile(`remote: 127\.0\.0\.1: test 2 ended after \S+: complete; sent \d+ bytes`),
+		regexp.MustCompile(`remote: 127\.0\.0\.1:\d+: test 3 refused: duration 60s exceeds the server's --max-duration 2s`),
+		regexp.MustCompile(`remote: 127\.0\.0\.1: test 4 ended after \S+: complete; sent \d+ bytes, received \d+ bytes`),
+		regexp.MustCompile(`remote: 127\.0\.0\.1:\d+: session ended: the client said bye`),
+		regexp.MustCompile(`remote: 127\.0\.0\.1:\d+: handshake: remote: authentication failed`),
+	} {
+		waitLog(t, sp.logs, want, 5*time.Second)
+	}
+
+	start := time.Now()
+	if err := sp.stop(); err != nil {
+		t.Fatalf("serve after its context ended: %v; want nil (exit status 0)\n%s", err, sp.logs)
+	}
+	t.Logf("serve stopped %v after its context ended", time.Since(start))
+	waitLog(t, sp.logs, regexp.MustCompile(`serve: stopped: 1 sessions, 3 tests run, 1 tests refused; .* 1 wrong key or replay`), 0)
+	if _, err := net.DialTimeout("tcp", sp.addr, time.Second); err == nil {
+		t.Errorf("%s still accepts connections after serve returned", sp.addr)
+	}
+	if fds >= 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		for openFDCount() > fds && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := openFDCount(); n > fds {
+			t.Errorf("%d descriptors open after serve returned, %d before it started", n, fds)
+		}
+	}
+}
+
+// TestServeQuiet: --quiet keeps the start and stop lines and drops the rest.
+func TestServeQuiet(t *testing.T) {
+	sp := startServe(t, "--listen", "127.0.0.1:0", "--quiet")
+	if !strings.Contains(sp.logs.String(), "only loopback peers are accepted") {
+		t.Errorf("the start lines do not say only loopback peers are accepted:\n%s", sp.logs)
+	}
+	c, err := remote.Dial(t.Context(), sp.addr, nil)
+	if err != nil {
+		t.Fatalf("Dial from loopback without a key: %v", err)
+	}
+	res, err := c.Run(t.Context(), quickServeRequest("tcp", remote.Forward))
+	checkComplete(t, res, err)
+	c.Close()
+	if err := sp.stop(); err != nil {
+		t.Fatal(err)
+	}
+	logs := sp.logs.String()
+	if strings.Contains(logs, "remote:") || !strings.Contains(logs, "serve: stopped: 1 sessions, 1 tests run") {
+		t.Errorf("--quiet logged per-connection lines, or no stop line:\n%s", logs)
+	}
+}
+
+// stuckRunner is a Runner that ignores its context until released: the worst case a
+// shutdown must bound.
+type stuckRunner struct {
+	started chan struct{} // closed by the first Serve
+	release chan struct{} // closed by the test
+	once    *sync.Once
+}
+
+func newStuckRunner() stuckRunner {
+	return stuckRunner{started: make(chan struct{}), release: make(chan struct{}), once: &sync.Once{}}
+}
+
+func (stuckRunner) Check(remote.TestRequest) error { return nil }
+
+func (r stuckRunner) Serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
+	r.once.Do(func() { close(r.started) })
+	<-r.release
+	return remote.Results{Complete: false, Error: "released"}, errors.New("released")
+}
+
+// serveUntilHarness runs serveUntil over srv on a loopback listener, with a signal
+// channel the test writes to.
+type serveUntilHarness struct {
+	addr   string
+	sigs   chan os.Signal
+	cancel context.CancelFunc
+	logs   *syncBuffer
+	done   chan error // serveUntil's result
+}
+
+func startServeUntil(tb testing.TB, srv *remote.Server, grace time.Duration) *serveUntilHarness {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &serveUntilHarness{addr: ln.Addr().String(), sigs: make(chan os.Signal, 2), cancel: cancel, logs: &syncBuffer{}, done: make(chan error, 1)}
+	go func() { h.done <- serveUntil(ctx, srv, ln, h.sigs, grace, &serveLog{w: h.logs}) }()
+	tb.Cleanup(cancel)
+	return h
+}
+
+// wait returns serveUntil's result, failing the test if it takes over timeout.
+func (h *serveUntilHarness) wait(tb testing.TB, timeout time.Duration) (error, time.Duration) {
+	tb.Helper()
+	start := time.Now()
+	select {
+	case err := <-h.done:
+		return err, time.Since(start)
+	case <-time.After(timeout):
+		tb.Fatalf("serveUntil did not return within %v\n%s", timeout, h.logs)
+		return nil, 0
+	}
+}
+
+// runInBackground starts a long test on a session with addr; the result arrives on
+// the channel, and the cleanup closes the session.
+func runInBackground(tb testing.TB, addr string, req remote.TestRequest) <-chan error {
+	tb.Helper()
+	c, err := remote.Dial(tb.Context(), addr, []byte(testServeKey))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, err := c.Run(context.Background(), req)
+		out <- err
+	}()
+	tb.Cleanup(func() { c.Close(); wg.Wait() })
+	return out
+}
+
+// TestServeUntilSignals: the shutdown path, driven through the signal channel.
+func TestServeUntilSignals(t *testing.T) {
+	long := remote.TestRequest{Experiment: remote.ExpStream, Transport: "udp", Size: 1000, Duration: 30 * time.Second,
+		RateBps: 2e6, Streams: 1, Direction: remote.Reverse}
+
+	t.Run("one signal ends a running test and returns nil", func(t *testing.T) {
+		srv := &remote.Server{Key: []byte(testServeKey)}
+		h := startServeUntil(t, srv, 10*time.Second)
+		runErr := runInBackground(t, h.addr, long)
+		deadline := time.Now().Add(10 * time.Second)
+		for srv.Stats().TestsRun == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.sigs <- syscall.SIGTERM
+		err, took := h.wait(t, 15*time.Second)
+		if err != nil {
+			t.Fatalf("serveUntil after SIGTERM: %v; want nil (exit status 0)", err)
+		}
+		t.Logf("graceful shutdown with a test running took %v", took)
+		if err := <-runErr; err == nil || !strings.Contains(err.Error(), "shutting down") {
+			t.Errorf("the running test: %v; want an error saying the server is shutting down", err)
+		}
+		waitLog(t, h.logs, regexp.MustCompile(`serve: stopping \(terminated\)`), 0)
+		waitLog(t, h.logs, regexp.MustCompile(`serve: stopped: 1 sessions, 1 tests run`), 0)
+	})
+
+	t.Run("the signal that also cancelled the context is not a second one", func(t *testing.T) {
+		srv := &remote.Server{Key: []byte(testServeKey)}
+		h := startServeUntil(t, srv, 10*time.Second)
+		c, err := remote.Dial(t.Context(), h.addr, []byte(testServeKey)) // an idle session
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		h.cancel() // as signal.NotifyContext does on SIGINT...
+		time.Sleep(20 * time.Millisecond)
+		h.sigs <- os.Interrupt // ...while the same SIGINT reaches serve's own channel
+		if err, _ := h.wait(t, 15*time.Second); err != nil {
+			t.Fatalf("serveUntil after a SIGINT seen twice: %v; want nil", err)
+		}
+	})
+
+	t.Run("a second signal returns at once", func(t *testing.T) {
+		r := newStuckRunner()
+		srv := &remote.Server{Key: []byte(testServeKey), Runner: r}
+		h := startServeUntil(t, srv, 10*time.Second)
+		defer func() { close(r.release); srv.Close() }()
+		req := long
+		req.Duration = 2 * time.Second
+		runInBackground(t, h.addr, req)
+		<-r.started
+		h.sigs <- syscall.SIGINT
+		time.Sleep(100 * time.Millisecond)
+		select {
+		case err := <-h.done:
+			t.Fatalf("serveUntil returned %v with a runner still stuck, before any second signal", err)
+		default:
+		}
+		h.sigs <- syscall.SIGTERM
+		err, took := h.wait(t, time.Second)
+		if !errors.Is(err, errSecondSignal) {
+			t.Fatalf("serveUntil after a second signal: %v; want errSecondSignal (exit status 1)", err)
+		}
+		t.Logf("returned %v after the second signal", took)
+		waitLog(t, h.logs, regexp.MustCompile(`serve: terminated again: stopping at once`), 0)
+	})
+
+	t.Run("a runner that never returns bounds the wait", func(t *testing.T) {
+		r := newStuckRunner()
+		srv := &remote.Server{Key: []byte(testServeKey), Runner: r}
+		grace := 200 * time.Millisecond
+		h := startServeUntil(t, srv, grace)
+		defer func() { close(r.release); srv.Close() }()
+		req := long
+		req.Duration = 2 * time.Second
+		runInBackground(t, h.addr, req)
+		<-r.started
+		h.sigs <- syscall.SIGTERM
+		err, took := h.wait(t, grace+serveForceWait+5*time.Second)
+		if err == nil || !strings.Contains(err.Error(), "did not end") {
+			t.Fatalf("serveUntil with a stuck runner: %v; want an error saying connections did not end", err)
+		}
+		if took > grace+serveForceWait+time.Second {
+			t.Errorf("serveUntil took %v; want about %v", took, grace+serveForceWait)
+		}
+	})
+}
