@@ -15,19 +15,22 @@ import (
 // so one lost datagram never stalls the run (PITFALLS 9). Closed-loop figures are
 // labelled as such: they hide queueing, by construction.
 func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
-	var warns []string
-	srv, err := startEchoServer(ctx, e, nw, p.Size)
-	if err != nil {
-		return Metrics{}, nil, err
-	}
-	defer srv.stop()
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
-	t, c, done, err := dialWarm(ctx, e, nw, srv.addr(), p.Size)
+	dur := time.Duration(p.DurationS * float64(time.Second))
+	if p.Count > 0 {
+		dur = 0 // unknown: the far end bounds it by its own limit
+	}
+	end, err := openEcho(ctx, e, nw, p.Size, e.warmup+dur)
 	if err != nil {
 		return Metrics{}, nil, err
 	}
-	defer done()
+	defer end.close(ctx)
+	t := end.t
+	c, err := warmUp(ctx, e, t, p.Size)
+	if err != nil {
+		return Metrics{}, nil, err
+	}
 
 	u0, uerr := ReadUsage()
 	retr0, _ := retransmits([]Transport{t})
@@ -52,10 +55,7 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 	}
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits([]Transport{t})
-	t.Close()
-	if err := srv.stop(); err != nil {
-		warns = append(warns, fmt.Sprintf("server: %v", err))
-	}
+	sockets, warns := end.close(ctx)
 
 	finishRequests(&m, lat, p.Size, elapsed)
 	if retrOK {
@@ -67,29 +67,23 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.SentBytes+m.RecvBytes)
 		m.GCPauseNs = uint64(d.GCPause)
 	}
-	m.ServerSockets = srv.sockets
+	m.ServerSockets = sockets
 	return m, warns, nil
 }
 
-// dialWarm opens the client of a request/response cell: it dials addr, arms a
-// watchdog that closes the client when ctx ends (unblocking any call on it), and runs
-// e.warmup of round trips outside the measurement. done closes the client.
-func dialWarm(ctx context.Context, e *runEnv, nw Network, addr string, size int) (t Transport, c *requester, done func(), err error) {
-	t, err = nw.Dial(ctx, addr)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	stopWatch := context.AfterFunc(ctx, func() { t.Close() })
-	done = func() { stopWatch(); t.Close() }
-	c = newRequester(e, size)
+// warmUp arms a watchdog that closes the client's endpoint t when ctx ends
+// (unblocking any call on it), and runs e.warmup of round trips over t outside the
+// measurement. It returns the requester the cell goes on with.
+func warmUp(ctx context.Context, e *runEnv, t Transport, size int) (*requester, error) {
+	context.AfterFunc(ctx, func() { t.Close() })
+	c := newRequester(e, size)
 	var warm Metrics
 	for until := time.Now().Add(e.warmup); e.warmup > 0 && time.Now().Before(until) && ctx.Err() == nil; {
 		if err := c.roundTrip(t, KindWarmup, &warm, nil, -1); err != nil {
-			done()
-			return nil, nil, nil, fmt.Errorf("warm-up: %w", err)
+			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	return t, c, done, nil
+	return c, nil
 }
 
 // requester sends one request at a time and waits for its answer.
@@ -248,20 +242,19 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 	if err != nil {
 		return outcome{}, err
 	}
-	var warns []string
-	srv, err := startEchoServer(ctx, e, nw, p.Size)
-	if err != nil {
-		return outcome{}, err
-	}
-	defer srv.stop()
 	window := time.Duration(float64(n) / rate * float64(time.Second))
 	ctx, cancel := context.WithTimeout(ctx, e.warmup+window+e.timeout+30*time.Second)
 	defer cancel()
-	t, c, done, err := dialWarm(ctx, e, nw, srv.addr(), p.Size)
+	end, err := openEcho(ctx, e, nw, p.Size, e.warmup+window+e.timeout)
 	if err != nil {
 		return outcome{}, err
 	}
-	defer done()
+	defer end.close(ctx)
+	t := end.t
+	c, err := warmUp(ctx, e, t, p.Size)
+	if err != nil {
+		return outcome{}, err
+	}
 
 	o := &openLoop{e: e, t: t, n: n, lat: NewLatency(), spin: timerOvershoot(),
 		tags: make([]uint64, slots), mask: uint64(slots - 1)}
@@ -304,10 +297,7 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 	elapsed := time.Duration(o.lastSend-o.tt.start) + time.Duration(o.tt.period)
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits([]Transport{t})
-	t.Close()
-	if err := srv.stop(); err != nil {
-		warns = append(warns, fmt.Sprintf("server: %v", err))
-	}
+	sockets, warns := end.close(ctx)
 
 	m := o.m
 	m.SentMsgs = n
@@ -322,7 +312,7 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.SentBytes+m.RecvBytes)
 		m.GCPauseNs = uint64(d.GCPause)
 	}
-	m.ServerSockets = srv.sockets
+	m.ServerSockets = sockets
 	// The RTTs include the sender's own lateness (timer granularity, scheduling):
 	// mean_send_lag_ns says how much of the base RTT that is. The sender spins for
 	// pacer_spin_ns before each scheduled time to keep that lag small.

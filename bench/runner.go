@@ -43,6 +43,7 @@ type Plan struct {
 	ReaderBps   float64       // slow-receiver's reading pace, bits/s; default 80 Mbit/s (10 MB/s)
 	Net         NetOptions
 	Lab         *LabConfig // cross an emulated link (Linux, CAP_NET_ADMIN); nil = loopback
+	Far         Far        // run the server halves on another host (remote mode); nil = in this process
 	Command     string     // the command line, recorded in the report
 	Quick       bool       // recorded in the report
 
@@ -79,6 +80,9 @@ const (
 func (p Plan) WithDefaults() Plan {
 	if len(p.Transports) == 0 {
 		p.Transports = []string{"tcp", "udp"}
+	}
+	if len(p.Experiments) == 0 && p.Far != nil {
+		p.Experiments = slices.Clone(FarExperiments) // what a far end can run so far
 	}
 	if len(p.Experiments) == 0 {
 		for _, x := range Experiments() {
@@ -188,7 +192,7 @@ func (p Plan) Validate() error {
 	if ip := net.ParseIP(p.Host); ip == nil {
 		return fmt.Errorf("--host: must be an IP address, got %q", p.Host)
 	}
-	return nil
+	return checkFar(p)
 }
 
 // cell is one experiment over one transport with one set of params.
@@ -270,7 +274,10 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 	address := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
 	rep.Env.Link = Link{Kind: "loopback", Addr: address, MTU: loopbackMTU()}
 	e := &runEnv{epoch: started, run: newRunID(), seed: p.Seed, address: address,
-		warmup: p.Warmup, drain: p.Drain, timeout: p.Timeout, batch: p.Batch}
+		warmup: p.Warmup, drain: p.Drain, timeout: p.Timeout, batch: p.Batch, far: p.Far}
+	if p.Far != nil {
+		rep.Env.Link = p.Far.Link()
+	}
 	if p.Lab != nil {
 		l, err := lab.New(ctx, lab.Config{Up: p.Lab.Up, Down: p.Lab.Down, Seed: p.Seed, Classify: classifyData})
 		if err != nil {

@@ -1,0 +1,137 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// A Far runs the server half of cells on another host (remote mode: tcpvsudp serve
+// at the far end, package bench/farend in between). With Plan.Far set, every cell
+// opens its data path through it instead of listening in this process, and the far
+// end measures its own half. Far ends support the experiments FarExperiments lists.
+type Far interface {
+	// Link describes the far end for the report's env.link (Kind "remote").
+	Link() Link
+	// Open starts the server half of one cell and returns it with its data path open.
+	Open(ctx context.Context, spec FarSpec) (FarCell, error)
+}
+
+// FarExperiments are the experiments a cell can run against a Far.
+var FarExperiments = []string{ExpPingPong}
+
+// FarSpec is one cell's server half as the far end is asked for it.
+type FarSpec struct {
+	Experiment string        // one of FarExperiments
+	Transport  string        // "tcp" or "udp"
+	Size       int           // bytes per message, the header included
+	Streams    int           // data connections (TCP) or sockets (UDP) to open
+	Duration   time.Duration // how long data flows, warm-up included; 0 = unknown (count mode): the far end's own limit bounds it
+}
+
+// A FarCell is one cell's server half at the far end.
+type FarCell interface {
+	// Transports are this side's ends of the cell's data path, FarSpec.Streams of them.
+	Transports() []Transport
+	// Finish says this side is done, waits for the far end's figures and closes the
+	// data path. It is called once, after the Transports are no longer used.
+	Finish(ctx context.Context) (FarResult, error)
+}
+
+// FarResult is what the far end measured of one cell.
+type FarResult struct {
+	ServerSockets int      // endpoints the server half served
+	Warnings      []string // what the far end wants the report to say about the cell
+}
+
+// ServeEcho is the server half of pingpong: it returns every message it receives on
+// t to its sender, unchanged, until ctx ends or t is closed. size is the largest
+// message; batch the most messages per call.
+func ServeEcho(ctx context.Context, t Transport, size, batch int) error {
+	if size < HeaderLen {
+		return fmt.Errorf("bench: ServeEcho: size must be at least %d bytes, got %d", HeaderLen, size)
+	}
+	return echo(ctx, t, max(1, batch), size)
+}
+
+// checkFar refuses a plan the far end cannot run, naming the flag.
+func checkFar(p Plan) error {
+	if p.Far == nil {
+		return nil
+	}
+	if p.Lab != nil {
+		return fmt.Errorf("--server: an emulated link (--link/--impair) and a remote server cannot be combined")
+	}
+	for _, x := range p.Experiments {
+		if !slices.Contains(FarExperiments, x) {
+			return fmt.Errorf("--experiments: %s cannot run against a remote server yet (it can run: %v)", x, FarExperiments)
+		}
+	}
+	return nil
+}
+
+// echoEnd is the server half of a request/response cell, seen from the client: an
+// echo server in this process, or the far end's.
+type echoEnd struct {
+	t      Transport // the client's endpoint
+	finish func(ctx context.Context) (sockets int, warns []string)
+
+	once    sync.Once
+	sockets int
+	warns   []string
+}
+
+// close closes the client's endpoint, then stops the server half and collects what
+// it reports. Later calls return the first call's figures.
+func (x *echoEnd) close(ctx context.Context) (sockets int, warns []string) {
+	x.once.Do(func() {
+		x.t.Close()
+		x.sockets, x.warns = x.finish(ctx)
+	})
+	return x.sockets, x.warns
+}
+
+// openEcho starts the server half of a request/response cell and opens the client's
+// endpoint to it. The caller must call close.
+func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration) (*echoEnd, error) {
+	if e.far != nil {
+		fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur})
+		if err != nil {
+			return nil, fmt.Errorf("far end: %w", err)
+		}
+		finish := func(ctx context.Context) (int, []string) {
+			r, err := fc.Finish(ctx)
+			if err != nil {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("far end: %v", err))
+			}
+			return r.ServerSockets, r.Warnings
+		}
+		ts := fc.Transports()
+		if len(ts) != 1 {
+			for _, t := range ts {
+				t.Close()
+			}
+			finish(ctx)
+			return nil, fmt.Errorf("far end: opened %d data paths, want 1", len(ts))
+		}
+		return &echoEnd{t: ts[0], finish: finish}, nil
+	}
+	srv, err := startEchoServer(ctx, e, nw, size)
+	if err != nil {
+		return nil, err
+	}
+	t, err := nw.Dial(ctx, srv.addr())
+	if err != nil {
+		srv.stop()
+		return nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
+	}
+	return &echoEnd{t: t, finish: func(context.Context) (int, []string) {
+		var warns []string
+		if err := srv.stop(); err != nil {
+			warns = append(warns, fmt.Sprintf("server: %v", err))
+		}
+		return srv.sockets, warns
+	}}, nil
+}
