@@ -78,8 +78,9 @@ func (o Options) resolve() (Options, error) {
 // called by two goroutines at once. Close may be called at any time and unblocks
 // both.
 type Conn struct {
-	tcp   *net.TCPConn
-	raddr net.Addr // for errors
+	nc    net.Conn     // the byte stream: deadlines, Close, addresses
+	tcp   *net.TCPConn // nc as a TCP socket, for socket options and TCP_INFO; nil when Frame got another net.Conn
+	raddr net.Addr     // for errors
 	rd    frameReader
 	wr    frameWriter
 
@@ -89,6 +90,7 @@ type Conn struct {
 
 func newConn(c *net.TCPConn, o Options) *Conn {
 	cn := &Conn{
+		nc:    c,
 		tcp:   c,
 		raddr: c.RemoteAddr(),
 		rd:    frameReader{src: c, max: o.MaxMessage},
@@ -100,6 +102,42 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 		cn.rd.src, cn.busyPoll = src, true
 	}
 	return cn
+}
+
+// Frame frames messages over c, an established byte stream that is not necessarily a
+// *net.TCPConn (remote mode wraps its data connections to pace them). Socket options
+// (Options.RecvBuffer, SendBuffer, NoDelay, BusyPoll) are refused unless c is a
+// *net.TCPConn, and without one BufferSizes and Info return errors wrapping
+// errors.ErrUnsupported. The Conn owns c: Close closes it.
+func Frame(c net.Conn, o Options) (*Conn, error) {
+	o, err := o.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		// An established connection: buffer sizes set now no longer shape the
+		// handshake's window scale.
+		err := tc.SetNoDelay(o.NoDelay)
+		if err == nil && o.RecvBuffer > 0 {
+			err = tc.SetReadBuffer(o.RecvBuffer)
+		}
+		if err == nil && o.SendBuffer > 0 {
+			err = tc.SetWriteBuffer(o.SendBuffer)
+		}
+		if err != nil {
+			return nil, wrap("configure connection to", tc.RemoteAddr().String(), err)
+		}
+		return newConn(tc, o), nil
+	}
+	if o.RecvBuffer != 0 || o.SendBuffer != 0 || o.NoDelay || o.BusyPoll {
+		return nil, fmt.Errorf("tcp: Frame: socket options need a *net.TCPConn, got %T: %w", c, errors.ErrUnsupported)
+	}
+	return &Conn{
+		nc:    c,
+		raddr: c.RemoteAddr(),
+		rd:    frameReader{src: c, max: o.MaxMessage},
+		wr:    frameWriter{dst: c, copyMax: copyMax, max: o.MaxMessage},
+	}, nil
 }
 
 // Send writes msgs, each as one frame, in order, with as few syscalls as it can:
@@ -156,7 +194,7 @@ func (c *Conn) Recv(bufs [][]byte, sizes []int) (n int, err error) {
 
 // SetReadDeadline sets the deadline for Recv; see net.Conn.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	if err := c.tcp.SetReadDeadline(t); err != nil {
+	if err := c.nc.SetReadDeadline(t); err != nil {
 		return c.opError("set read deadline on", err)
 	}
 	return nil
@@ -164,7 +202,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline sets the deadline for Send; see net.Conn and Send.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	if err := c.tcp.SetWriteDeadline(t); err != nil {
+	if err := c.nc.SetWriteDeadline(t); err != nil {
 		return c.opError("set write deadline on", err)
 	}
 	return nil
@@ -173,14 +211,14 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // Close closes the connection. Blocked Send and Recv calls return errors wrapping
 // net.ErrClosed, as do later calls.
 func (c *Conn) Close() error {
-	if err := c.tcp.Close(); err != nil {
+	if err := c.nc.Close(); err != nil {
 		return c.opError("close connection to", err)
 	}
 	return nil
 }
 
 // LocalAddr returns the local address, a *net.TCPAddr.
-func (c *Conn) LocalAddr() net.Addr { return c.tcp.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 
 // RemoteAddr returns the peer's address, a *net.TCPAddr.
 func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
@@ -188,7 +226,8 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 // NetConn returns the underlying byte stream, for experiments that bypass framing.
 // Bytes that Recv already buffered are not visible through it, and writing to it
 // between Sends corrupts the framing the peer expects: use either the Conn's
-// messages or the raw stream for a given direction, not both.
+// messages or the raw stream for a given direction, not both. It is nil for a Conn
+// that Frame made over another net.Conn.
 func (c *Conn) NetConn() *net.TCPConn { return c.tcp }
 
 // BufferSizes reads back the socket's receive and send buffer sizes, in bytes, as the
@@ -196,6 +235,9 @@ func (c *Conn) NetConn() *net.TCPConn { return c.tcp }
 // at net.core.rmem_max and wmem_max). Elsewhere it returns an error wrapping
 // errors.ErrUnsupported.
 func (c *Conn) BufferSizes() (recv, send int, err error) {
+	if c.tcp == nil {
+		return 0, 0, c.opError("read buffer sizes of connection to", errNotTCP)
+	}
 	recv, send, err = getBuffers(c.tcp)
 	if err != nil {
 		return 0, 0, c.opError("read buffer sizes of connection to", err)
@@ -212,12 +254,19 @@ func (c *Conn) BusyPoll() (spin bool, kernelUs int) { return c.busyPoll, c.busyP
 // Info returns a snapshot of the kernel's TCP_INFO for the connection. On systems
 // other than Linux it returns an error wrapping errors.ErrUnsupported.
 func (c *Conn) Info() (Info, error) {
+	if c.tcp == nil {
+		return Info{}, c.opError("read TCP_INFO of connection to", errNotTCP)
+	}
 	info, err := getInfo(c.tcp)
 	if err != nil {
 		return Info{}, c.opError("read TCP_INFO of connection to", err)
 	}
 	return info, nil
 }
+
+// errNotTCP is the error of a socket query on a Conn that Frame made over a stream
+// that is not a *net.TCPConn.
+var errNotTCP = fmt.Errorf("not a TCP socket (tcp.Frame): %w", errors.ErrUnsupported)
 
 // opError wraps err as "tcp: <op> <peer>: <cause>". The net package's *net.OpError
 // layer is dropped, since it repeats the operation and the addresses; the cause

@@ -577,3 +577,54 @@ func TestSendRecvAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestFrameOverNetConn: Frame frames messages over a byte stream that is not a
+// *net.TCPConn (here net.Pipe): messages go through whole, socket queries say they
+// are unsupported, and socket options are refused.
+func TestFrameOverNetConn(t *testing.T) {
+	a, b := net.Pipe()
+	ca, err := Frame(a, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := Frame(b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	msgs := [][]byte{[]byte("one"), bytes.Repeat([]byte{7}, 10000), {}}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ca.Send(msgs)
+		errc <- err
+	}()
+	bufs := [][]byte{make([]byte, 16), make([]byte, 16384), make([]byte, 16)}
+	sizes := make([]int, 3)
+	got := 0
+	cb.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for got < 3 {
+		n, err := cb.Recv(bufs[got:], sizes[got:])
+		if err != nil {
+			t.Fatalf("recv after %d messages: %v", got, err)
+		}
+		got += n
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range msgs {
+		if !bytes.Equal(bufs[i][:sizes[i]], m) {
+			t.Errorf("message %d: got %d bytes, want %d", i, sizes[i], len(m))
+		}
+	}
+	if _, err := cb.Info(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Info over a pipe: %v, want ErrUnsupported", err)
+	}
+	if _, _, err := cb.BufferSizes(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("BufferSizes over a pipe: %v, want ErrUnsupported", err)
+	}
+	if _, err := Frame(a, Options{NoDelay: true}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Frame with NoDelay over a pipe: %v, want ErrUnsupported", err)
+	}
+}
