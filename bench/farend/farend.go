@@ -1,0 +1,263 @@
+// Package farend joins the bench experiments to remote mode. Runner is what
+// 'tcpvsudp serve' runs for each test: the server half of a bench cell, over the
+// data path bench/remote opened, authenticated and validated. Far is what
+// 'tcpvsudp run --server' gives bench.Plan: it opens each cell's data path through a
+// remote session and collects the server half's figures.
+//
+// bench knows nothing of the network protocol and bench/remote nothing of the
+// experiments; this package is the only one that imports both.
+package farend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/tcp"
+)
+
+// Counters are the server half's figures of one cell, as Results.Counters carries
+// them.
+type Counters struct {
+	ServerSockets int `json:"server_sockets"` // data endpoints the server half served
+}
+
+// transports makes d's data path into bench transports: TCP connections framed as
+// bench's TCP transport frames them, UDP paths as they are (each datagram one
+// message, the token prefix handled below them).
+func transports(d *remote.Data) ([]bench.Transport, error) {
+	var ts []bench.Transport
+	for _, c := range d.Conns {
+		fc, err := tcp.Frame(c, tcp.Options{})
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, fc)
+	}
+	for _, p := range d.Paths {
+		ts = append(ts, p)
+	}
+	if len(ts) == 0 {
+		return nil, errors.New("farend: the test has no data path")
+	}
+	return ts, nil
+}
+
+// batch is the most messages one Send or Recv of a server half moves.
+const batch = 64
+
+// Runner is the remote.Runner of 'tcpvsudp serve': it runs the server half of
+// bench's far experiments (bench.FarExperiments), and hands any other experiment to
+// Fallback (remote.StreamTest{} when nil).
+type Runner struct {
+	Fallback remote.Runner
+}
+
+func (r Runner) fallback() remote.Runner {
+	if r.Fallback != nil {
+		return r.Fallback
+	}
+	return remote.StreamTest{}
+}
+
+// Check accepts bench's far experiments with a message size that holds bench's
+// header, and what Fallback accepts.
+func (r Runner) Check(req remote.TestRequest) error {
+	if !slices.Contains(bench.FarExperiments, req.Experiment) {
+		return r.fallback().Check(req)
+	}
+	if req.Size < bench.HeaderLen {
+		return fmt.Errorf("size: %s needs at least %d bytes (its header), got %d", req.Experiment, bench.HeaderLen, req.Size)
+	}
+	if len(req.Params) > 0 && string(req.Params) != "{}" {
+		return fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
+	}
+	return nil
+}
+
+// Serve runs the server half of one cell until the client reports it is done (or the
+// session stops the test), and returns its figures.
+func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
+	if !slices.Contains(bench.FarExperiments, d.Request.Experiment) {
+		return r.fallback().Serve(ctx, d)
+	}
+	ts, err := transports(d)
+	if err != nil {
+		return remote.Results{Error: err.Error()}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if done := d.PeerDone(); done != nil {
+		go func() { // ends with ctx at the latest: Serve cancels it when it returns
+			select {
+			case <-done:
+				cancel() // the client sent its results: it sends no more requests
+			case <-ctx.Done():
+			}
+		}()
+	}
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Go(func() { errs[i] = bench.ServeEcho(ctx, t, d.Request.Size, batch) })
+	}
+	wg.Wait()
+	counters, _ := json.Marshal(Counters{ServerSockets: len(ts)})
+	res := remote.Results{Complete: true, Counters: counters}
+	if err := errors.Join(errs...); err != nil {
+		res.Complete, res.Error = false, err.Error()
+		return res, err
+	}
+	return res, nil
+}
+
+// Far is a bench.Far on a remote server: one authenticated session, one test per
+// cell. Dial opens it; Close ends the session.
+type Far struct {
+	cl   *remote.Client
+	addr string
+	br   *bridge
+}
+
+// Dial opens a session with the tcpvsudp serve at addr ("host:port"), authenticating
+// with key (nil for none).
+func Dial(ctx context.Context, addr string, key []byte, timeout time.Duration) (*Far, error) {
+	br := &bridge{}
+	cl, err := (&remote.Dialer{Key: key, Timeout: timeout, Driver: br, Software: "tcpvsudp " + bench.Version}).Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &Far{cl: cl, addr: addr, br: br}, nil
+}
+
+// Close ends the session.
+func (f *Far) Close() error { return f.cl.Close() }
+
+// Link says the run crossed a network to addr.
+func (f *Far) Link() bench.Link { return bench.Link{Kind: "remote", Addr: f.addr} }
+
+// Open asks the server for one test and returns the cell once its data path is open
+// and the test has started.
+func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, error) {
+	// The test's duration: the data's time, plus up to a second for the last
+	// replies where the server's limit leaves room; count mode asks for the limit.
+	// A cell longer than the limit is asked for as it is, and the server refuses it
+	// naming --max-duration.
+	lim := time.Duration(f.cl.Limits().MaxDurationMS) * time.Millisecond
+	if lim <= 0 {
+		lim = remote.DefaultLimits().MaxDuration
+	}
+	dur := spec.Duration.Round(time.Millisecond)
+	switch {
+	case dur <= 0:
+		dur = lim
+	case dur < lim:
+		dur = min(dur+time.Second, lim)
+	}
+	req := remote.TestRequest{Experiment: spec.Experiment, Transport: spec.Transport, Size: spec.Size,
+		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir}
+	c := &cell{ready: make(chan []bench.Transport, 1), finish: make(chan struct{}), done: make(chan struct{})}
+	if err := f.br.expect(c); err != nil {
+		return nil, err
+	}
+	go func() {
+		defer close(c.done)
+		c.res, c.err = f.cl.Run(ctx, req)
+	}()
+	select {
+	case ts := <-c.ready:
+		c.ts = ts
+		return c, nil
+	case <-c.done:
+		f.br.expect(nil)
+		if c.err == nil {
+			c.err = errors.New("the test ended before its data path opened")
+		}
+		return nil, c.err
+	}
+}
+
+// bridge is the remote.Driver of a Far's session: Client.Run calls Drive with the
+// data path of the cell Open is waiting for, and Drive hands it over, then holds the
+// test open until the cell's Finish.
+type bridge struct {
+	mu   sync.Mutex
+	next *cell
+}
+
+func (b *bridge) expect(c *cell) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c != nil && b.next != nil {
+		return errors.New("farend: one test at a time per session")
+	}
+	b.next = c
+	return nil
+}
+
+func (b *bridge) Drive(ctx context.Context, d *remote.Data) (remote.Results, error) {
+	b.mu.Lock()
+	c := b.next
+	b.next = nil
+	b.mu.Unlock()
+	if c == nil {
+		return remote.Results{Error: "no cell waits for this test"}, errors.New("farend: a test nobody asked for")
+	}
+	ts, err := transports(d)
+	if err != nil {
+		return remote.Results{Error: err.Error()}, err
+	}
+	c.ready <- ts
+	select {
+	case <-c.finish:
+		return remote.Results{Complete: true}, nil
+	case <-ctx.Done():
+		return remote.Results{Error: ctx.Err().Error()}, ctx.Err()
+	}
+}
+
+// cell is one test of a Far's session.
+type cell struct {
+	ts     []bench.Transport
+	ready  chan []bench.Transport
+	finish chan struct{}
+	done   chan struct{} // closed when Client.Run returned res and err
+	res    remote.TestResults
+	err    error
+	once   sync.Once
+}
+
+func (c *cell) Transports() []bench.Transport { return c.ts }
+
+// Finish ends the test: the client's half is done; Client.Run then exchanges both
+// sides' results.
+func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
+	c.once.Do(func() { close(c.finish) })
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return bench.FarResult{}, fmt.Errorf("waiting for the server's results: %w", ctx.Err())
+	}
+	var r bench.FarResult
+	srv := c.res.Server
+	if len(srv.Counters) > 0 {
+		var k Counters
+		if err := json.Unmarshal(srv.Counters, &k); err != nil {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("server's counters unreadable: %v", err))
+		}
+		r.ServerSockets = k.ServerSockets
+	}
+	if !srv.Complete {
+		r.Warnings = append(r.Warnings, "the server did not complete its half: "+srv.Error)
+	}
+	if c.res.Overlap > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("the server ran %d other test(s) at the same time: its figures shared its host", c.res.Overlap))
+	}
+	return r, c.err
+}
