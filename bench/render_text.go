@@ -679,6 +679,9 @@ func cpuText(r *Report, cells []*paramRow, trs []string) string {
 		return ""
 	}
 	s := " CPU = the process's user+sys CPU seconds per second of the cell, both ends (they share the process on loopback)."
+	if r.Env.Link.Kind == "remote" {
+		s = " CPU = this process's user+sys CPU seconds per second of the cell: the client's half only (the server's runs on its own host)."
+	}
 	if r.Config.BusyPoll {
 		s += " Receivers busy-poll (--busy-poll): each spins on non-blocking reads instead of sleeping until data arrives, " +
 			"which saves the wake-up and costs up to a full core while it waits."

@@ -31,6 +31,7 @@ type runFlags struct {
 	rcvbuf, sndbuf                       int
 	clients, receivers                   int
 	readerRate                           string
+	server, keyFile                      string
 	impair, impairUp, impairDown, link   string
 	noLab                                bool
 }
@@ -164,6 +165,9 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.IntVarP(&rf.repeat, "repeat", "R", 1, "runs per cell, 1..100; each figure is then the median, with a 95% CI from 6 runs up")
 	fs.IntVarP(&rf.port, "port", "p", 0, "server port for the data sockets, 0..65535; 0 = an ephemeral port per cell")
 	fs.StringVar(&rf.host, "host", "127.0.0.1", "address the server end listens on and the client dials (loopback: 127.0.0.1 or ::1)")
+	fs.StringVar(&rf.server, "server", "", "remote mode: run the server halves on 'tcpvsudp serve' at HOST[:PORT] (port 5299 by default) instead of in this process; "+
+		"experiments so far: "+strings.Join(bench.FarExperiments, ", "))
+	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a file only its owner may access)")
 	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
 	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms, --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
@@ -336,6 +340,15 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	if rf.count > 0 {
 		p.Duration = 0
 	}
+	if fs.Changed("server") {
+		addr, err := serverAddr(rf.server)
+		if err != nil {
+			return p, err
+		}
+		p.Far = pendingFar{addr: addr}
+	} else if rf.keyFile != "" {
+		return p, errors.New("--key-file: only with --server (the key of a remote tcpvsudp serve)")
+	}
 	p = p.WithDefaults()
 	return p, p.Validate()
 }
@@ -346,6 +359,14 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		return usageError{err}
 	}
 	p.Command = cmdline
+	if pf, ok := p.Far.(pendingFar); ok {
+		far, err := dialFar(ctx, pf.addr, rf.keyFile)
+		if err != nil {
+			return err
+		}
+		defer far.Close()
+		p.Far = far
+	}
 	if !rf.noFiles {
 		if err := os.MkdirAll(rf.out, 0o755); err != nil {
 			return fmt.Errorf("--out: %w", err)
@@ -358,7 +379,7 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	if rep == nil {
 		return runErr
 	}
-	if runErr == nil && p.Lab == nil && !rf.noLab && !fs.Changed("experiments") {
+	if runErr == nil && p.Lab == nil && p.Far == nil && !rf.noLab && !fs.Changed("experiments") {
 		addLabSection(ctx, rep, p, stderr)
 	}
 	for _, w := range collectWarnings(rep) {

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/farend"
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+)
+
+// TestServerAddr: --server takes a host or an address alone (port 5299) or with a
+// port, and names itself when it refuses one.
+func TestServerAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"198.18.1.2": "198.18.1.2:5299", "198.18.1.2:6000": "198.18.1.2:6000",
+		"::1": "[::1]:5299", "[::1]:6000": "[::1]:6000", "lab-host": "lab-host:5299",
+	} {
+		if got, err := serverAddr(in); err != nil || got != want {
+			t.Errorf("serverAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "host:0", "host:99999", "host:http", ":5299"} {
+		if _, err := serverAddr(bad); err == nil || !strings.Contains(err.Error(), "--server") {
+			t.Errorf("serverAddr(%q): %v, want an error naming --server", bad, err)
+		}
+	}
+}
+
+// TestRunServerBadFlags: what remote mode cannot do is refused before anything runs,
+// as a usage error naming the flag.
+func TestRunServerBadFlags(t *testing.T) {
+	key := writeKey(t, testServeKey, 0o600)
+	loose := writeKey(t, testServeKey, 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--key-file", key}, "--key-file: only with --server"},
+		{[]string{"run", "--server", "127.0.0.1:99999"}, "--server"},
+		{[]string{"run", "--server", "127.0.0.1", "-e", "stream"}, "--experiments: stream cannot run against a remote server"},
+		{[]string{"run", "--server", "127.0.0.1", "--link", "wan"}, "--server"},
+		{[]string{"run", "--server", "127.0.0.1:1", "--key-file", loose}, "--key-file"},
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), tc.args, &out, &errb)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run %v: %v, want a usage error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestRunServer: 'run --server' against a server running bench's far runner measures
+// pingpong across the session, and the report says it was remote; a wrong key fails
+// the run (exit 1) before anything is measured.
+func TestRunServer(t *testing.T) {
+	keyFile := writeKey(t, testServeKey, 0o600)
+	key, err := remote.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &remote.Server{Key: key, Runner: farend.Runner{}}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-served
+	}()
+
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	args := []string{"run", "--server", ln.Addr().String(), "--key-file", keyFile, "--count", "300", "--sizes", "64", "--warmup", "10ms", "--out", dir}
+	if err := run(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != ln.Addr().String() {
+		t.Errorf("link %+v, want remote %s", rep.Env.Link, ln.Addr())
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results, want pingpong over tcp and udp", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" || r.Metrics.SentMsgs != 300 || r.Metrics.RecvMsgs < 295 {
+			t.Errorf("%s: error %q, sent %d, recv %d; want 300 sent and answered", r.Transport, r.Error, r.Metrics.SentMsgs, r.Metrics.RecvMsgs)
+		}
+	}
+	if !strings.Contains(out.String(), "remote "+ln.Addr().String()) {
+		t.Errorf("the tables do not say the run was remote:\n%s", out.String())
+	}
+
+	other := filepath.Join(t.TempDir(), "other")
+	os.WriteFile(other, []byte("another key, thirty-two bytes!!!"), 0o600)
+	out.Reset()
+	errb.Reset()
+	err = run(context.Background(), []string{"run", "--server", ln.Addr().String(), "--key-file", other, "--no-files", "-n", "10"}, &out, &errb)
+	var ue usageError
+	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "--server") {
+		t.Errorf("run with the wrong key: %v; want a run error (exit 1) naming --server", err)
+	}
+}
