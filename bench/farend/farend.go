@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,12 +50,24 @@ func transports(d *remote.Data) ([]bench.Transport, error) {
 	return ts, nil
 }
 
+// wirePrefix starts the experiment name of every bench cell on the wire
+// ("bench.pingpong"), so that bench's experiments never meet another runner's of the
+// same name (remote.StreamTest's "stream").
+const wirePrefix = "bench."
+
+// benchExperiment returns the bench experiment a test request names, and whether it
+// names one this package runs.
+func benchExperiment(wire string) (string, bool) {
+	x, ok := strings.CutPrefix(wire, wirePrefix)
+	return x, ok && slices.Contains(bench.FarExperiments, x)
+}
+
 // batch is the most messages one Send or Recv of a server half moves.
 const batch = 64
 
 // Runner is the remote.Runner of 'tcpvsudp serve': it runs the server half of
-// bench's far experiments (bench.FarExperiments), and hands any other experiment to
-// Fallback (remote.StreamTest{} when nil).
+// bench's far experiments (bench.FarExperiments, named "bench.<experiment>" on the
+// wire), and hands any other experiment to Fallback (remote.StreamTest{} when nil).
 type Runner struct {
 	Fallback remote.Runner
 }
@@ -69,7 +82,10 @@ func (r Runner) fallback() remote.Runner {
 // Check accepts bench's far experiments with a message size that holds bench's
 // header, and what Fallback accepts.
 func (r Runner) Check(req remote.TestRequest) error {
-	if !slices.Contains(bench.FarExperiments, req.Experiment) {
+	if _, ok := benchExperiment(req.Experiment); !ok {
+		if strings.HasPrefix(req.Experiment, wirePrefix) {
+			return fmt.Errorf("experiment %q: this server runs %s%s", req.Experiment, wirePrefix, strings.Join(bench.FarExperiments, ", "+wirePrefix))
+		}
 		return r.fallback().Check(req)
 	}
 	if req.Size < bench.HeaderLen {
@@ -84,7 +100,7 @@ func (r Runner) Check(req remote.TestRequest) error {
 // Serve runs the server half of one cell until the client reports it is done (or the
 // session stops the test), and returns its figures.
 func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
-	if !slices.Contains(bench.FarExperiments, d.Request.Experiment) {
+	if _, ok := benchExperiment(d.Request.Experiment); !ok {
 		return r.fallback().Serve(ctx, d)
 	}
 	ts, err := transports(d)
@@ -160,7 +176,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 	case dur < lim:
 		dur = min(dur+time.Second, lim)
 	}
-	req := remote.TestRequest{Experiment: spec.Experiment, Transport: spec.Transport, Size: spec.Size,
+	req := remote.TestRequest{Experiment: wirePrefix + spec.Experiment, Transport: spec.Transport, Size: spec.Size,
 		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir}
 	c := &cell{ready: make(chan []bench.Transport, 1), finish: make(chan struct{}), done: make(chan struct{})}
 	if err := f.br.expect(c); err != nil {

@@ -101,3 +101,28 @@ func TestFarRefused(t *testing.T) {
 		t.Errorf("after a refusal: error %q, recv %d; want the session to serve the next test", r.Error, r.Metrics.RecvMsgs)
 	}
 }
+
+// TestRunnerCheck: bench's experiments are named "bench.<name>" on the wire; an
+// unknown one of that family is refused naming what the server runs, and any other
+// name goes to the fallback runner (remote's own stream test).
+func TestRunnerCheck(t *testing.T) {
+	base := remote.TestRequest{Transport: "udp", Size: 64, Duration: time.Second, Streams: 1, Direction: remote.Bidir}
+	for _, tc := range []struct {
+		exp  string
+		size int
+		want string // "" = accepted
+	}{
+		{"bench.pingpong", 64, ""},
+		{"bench.pingpong", 40, "size"},
+		{"bench.teleport", 64, "bench.pingpong"},
+		{"pingpong", 64, "stream"}, // not ours: the fallback runs only "stream"
+		{remote.ExpStream, 64, ""},
+	} {
+		req := base
+		req.Experiment, req.Size = tc.exp, tc.size
+		err := Runner{}.Check(req)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("Check(%s, %d B) = %v, want %q", tc.exp, tc.size, err, tc.want)
+		}
+	}
+}
