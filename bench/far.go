@@ -20,7 +20,7 @@ type Far interface {
 }
 
 // FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{ExpPingPong}
+var FarExperiments = []string{ExpStream, ExpPingPong}
 
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {
@@ -29,6 +29,8 @@ type FarSpec struct {
 	Size       int           // bytes per message, the header included
 	Streams    int           // data connections (TCP) or sockets (UDP) to open
 	Duration   time.Duration // how long data flows, warm-up included; 0 = unknown (count mode): the far end's own limit bounds it
+	Run        uint64        // the run id every message of the cell carries (stream: the receiver accepts no other)
+	Drain      time.Duration // stream: the receiver's longest wait for stragglers after the sender finished
 }
 
 // A FarCell is one cell's server half at the far end.
@@ -41,9 +43,11 @@ type FarCell interface {
 }
 
 // FarResult is what the far end measured of one cell.
+// It travels between hosts as JSON, in the field names below.
 type FarResult struct {
-	ServerSockets int      // endpoints the server half served
-	Warnings      []string // what the far end wants the report to say about the cell
+	ServerSockets int       `json:"server_sockets"`     // endpoints the server half served
+	Warnings      []string  `json:"warnings,omitempty"` // what the far end wants the report to say about the cell
+	Stream        *StreamRx `json:"stream,omitempty"`   // stream: the receiver's figures
 }
 
 // ServeEcho is the server half of pingpong: it returns every message it receives on

@@ -26,83 +26,154 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := nw.Listen(ctx, "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	c := &loopCell{l: l, done: make(chan error, 1)}
-	t, err := nw.Dial(ctx, l.Addr().String())
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	c.t = t
+	c := &loopCell{done: make(chan farDone, 1), senderDone: make(chan struct{}), echo: spec.Experiment != ExpStream}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
-	go func() {
-		st, err := l.Accept(sctx)
+	// One listener per stream, as remote mode opens one data path per stream.
+	var srvs []Transport
+	for range spec.Streams {
+		l, err := nw.Listen(ctx, "127.0.0.1:0")
 		if err != nil {
-			c.done <- err
+			c.Finish(ctx)
+			return nil, err
+		}
+		c.ls = append(c.ls, l)
+		t, err := nw.Dial(ctx, l.Addr().String())
+		if err != nil {
+			c.Finish(ctx)
+			return nil, err
+		}
+		c.ts = append(c.ts, t)
+		if spec.Transport == "udp" {
+			st, err := l.Accept(ctx) // the one socket: no datagram needed
+			if err != nil {
+				c.Finish(ctx)
+				return nil, err
+			}
+			srvs = append(srvs, st)
+		}
+	}
+	go func() {
+		for _, l := range c.ls[len(srvs):] { // TCP: accept each stream's connection
+			st, err := l.Accept(sctx)
+			if err != nil {
+				c.done <- farDone{err: err}
+				return
+			}
+			srvs = append(srvs, st)
+		}
+		defer func() {
+			for _, st := range srvs {
+				st.Close()
+			}
+		}()
+		if spec.Experiment == ExpStream {
+			r, err := ServeStreamRx(sctx, spec, srvs, c.senderDone)
+			c.done <- farDone{r, err}
 			return
 		}
-		err = ServeEcho(sctx, st, spec.Size, 64)
-		st.Close()
-		c.done <- err
+		err := ServeEcho(sctx, srvs[0], spec.Size, 64)
+		c.done <- farDone{FarResult{ServerSockets: 1}, err}
 	}()
 	return c, nil
 }
 
+type farDone struct {
+	r   FarResult
+	err error
+}
+
 type loopCell struct {
-	l      Listener
-	t      Transport
-	cancel context.CancelFunc
-	done   chan error
+	echo       bool // pingpong: the server half stops when told, no drain
+	ls         []Listener
+	ts         []Transport
+	cancel     context.CancelFunc
+	senderDone chan struct{}
+	done       chan farDone
+	once       sync.Once
 }
 
-func (c *loopCell) Transports() []Transport { return []Transport{c.t} }
+func (c *loopCell) Transports() []Transport { return c.ts }
 
+// Finish: the sender is done; a stream receiver drains and reports, an echo server
+// stops when its client closes.
 func (c *loopCell) Finish(ctx context.Context) (FarResult, error) {
-	c.t.Close()
-	c.cancel()
-	err := <-c.done
-	c.l.Close()
-	return FarResult{ServerSockets: 1, Warnings: []string{"far end says hello"}}, err
+	var d farDone
+	c.once.Do(func() {
+		close(c.senderDone)
+		for _, t := range c.ts {
+			defer t.Close() // after the receiver drained, as remote mode closes the data path after the results
+		}
+		if c.echo {
+			c.cancel()
+		}
+		select {
+		case d = <-c.done:
+		case <-time.After(10 * time.Second):
+			d.err = context.DeadlineExceeded
+		case <-ctx.Done():
+		}
+		c.cancel()
+		for _, l := range c.ls {
+			l.Close()
+		}
+	})
+	d.r.Warnings = append(d.r.Warnings, "far end says hello")
+	return d.r, d.err
 }
 
-// TestFarPingPong: with Plan.Far set, pingpong's server half runs at the far end:
-// every round trip is answered there, the far end's figures and warnings reach the
-// result, and the report's link is the far end's.
-func TestFarPingPong(t *testing.T) {
+// TestFarCells: with Plan.Far set, pingpong and stream run their server halves at
+// the far end: every round trip is answered there, every streamed message is
+// accounted there (sent = received, nothing lost, in order, no duplicates), the far
+// end's figures and warnings reach the results, and the report's link is the far
+// end's.
+func TestFarCells(t *testing.T) {
 	far := &loopFar{}
-	rep, err := Run(context.Background(), Plan{Far: far, Transports: []string{"tcp", "udp"}, Sizes: []int{64},
-		Count: 300, Warmup: 20 * time.Millisecond, Timeout: 100 * time.Millisecond})
+	rep, err := Run(context.Background(), Plan{Far: far, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
+		Streams: 2, RateBps: 20e6, Count: 300, Warmup: 20 * time.Millisecond, Timeout: 100 * time.Millisecond, Drain: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != "loopfar" {
 		t.Errorf("link %+v, want the far end's", rep.Env.Link)
 	}
-	if len(rep.Results) != 2 {
-		t.Fatalf("%d results, want pingpong over tcp and udp (the far experiments by default)", len(rep.Results))
+	if len(rep.Results) != 8 {
+		t.Fatalf("%d results, want stream and pingpong (the far experiments by default) × 2 transports × 2 sizes", len(rep.Results))
 	}
 	for _, r := range rep.Results {
 		m := r.Metrics
-		t.Logf("%s: sent %d recv %d lost %d, warnings %q", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, r.Warnings)
-		if r.Experiment != ExpPingPong || r.Error != "" {
+		t.Logf("%s %s %d B: sent %d recv %d lost %d goodput %.4g, server sockets %d, warnings %q", r.Experiment, r.Transport, r.Params.Size,
+			m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.GoodputBps, m.ServerSockets, r.Warnings)
+		if r.Error != "" {
 			t.Errorf("%s %s: error %q", r.Experiment, r.Transport, r.Error)
-		}
-		if m.SentMsgs != 300 || m.RecvMsgs+m.LostMsgs != 300 || m.RecvMsgs < 298 {
-			t.Errorf("%s: sent %d recv %d lost %d, want 300 sent and (nearly) all answered", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs)
-		}
-		if m.ServerSockets != 1 {
-			t.Errorf("%s: server sockets %d, want the far end's 1", r.Transport, m.ServerSockets)
+			continue
 		}
 		if !slicesContainsSub(r.Warnings, "far end says hello") {
-			t.Errorf("%s: warnings %q, want the far end's", r.Transport, r.Warnings)
+			t.Errorf("%s %s: warnings %q, want the far end's", r.Experiment, r.Transport, r.Warnings)
+		}
+		switch r.Experiment {
+		case ExpPingPong:
+			if m.SentMsgs != 300 || m.RecvMsgs+m.LostMsgs != 300 || m.RecvMsgs < 298 || m.ServerSockets != 1 {
+				t.Errorf("pingpong %s: sent %d recv %d lost %d sockets %d, want 300 sent, (nearly) all answered by 1 socket", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
+			}
+		case ExpStream:
+			// Paced at 20 Mbit/s on loopback: nothing is lost, so the known answer is exact.
+			if m.SentMsgs != 600 || m.RecvMsgs != 600 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.ServerSockets != 2 {
+				t.Errorf("stream %s: sent %d recv %d lost %d dup %d reordered %d sockets %d, want 600 sent and received once, in order, by 2 sockets",
+					r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets)
+			}
+			if m.GoodputBps <= 0 || m.GoodputBps > 1.1*20e6 {
+				t.Errorf("stream %s: goodput %.4g, want about the paced 20 Mbit/s", r.Transport, m.GoodputBps)
+			}
+			if r.Transport == "udp" && (m.DropsSocket == nil || *m.DropsSocket != 0) {
+				t.Errorf("stream udp: socket drops %v, want the far receiver's 0", m.DropsSocket)
+			}
 		}
 	}
-	if len(far.specs) != 2 || far.specs[0].Experiment != ExpPingPong || far.specs[0].Size != 64 || far.specs[0].Streams != 1 {
-		t.Errorf("far end asked for %+v", far.specs)
+	for _, sp := range far.specs {
+		if sp.Experiment == ExpStream && (sp.Run == 0 || sp.Streams != 2 || sp.Drain != 500*time.Millisecond) {
+			t.Errorf("far end asked for %+v: want the run id, 2 streams and the drain", sp)
+		}
 	}
 }
 
@@ -122,7 +193,7 @@ func TestFarRefusesWhatItCannotRun(t *testing.T) {
 		p    Plan
 		want string
 	}{
-		{Plan{Far: &loopFar{}, Experiments: []string{ExpStream}}, "--experiments: stream cannot run against a remote server"},
+		{Plan{Far: &loopFar{}, Experiments: []string{ExpConnect}}, "--experiments: connect cannot run against a remote server"},
 		{Plan{Far: &loopFar{}, Experiments: []string{ExpPingPong}, Lab: &LabConfig{}}, "--server: an emulated link"},
 	} {
 		err := tc.p.WithDefaults().Validate()

@@ -34,34 +34,30 @@ type streamOpts struct {
 // blocked time, TCP_INFO limits) and, when asked, its time line.
 func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
 	var warns []string
-	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1}, readerBps: so.readerBps, oneWay: so.oneWay}
-	srv, err := startServer(ctx, e, nw, rx.serve)
-	if err != nil {
-		return outcome{}, err
-	}
-	defer srv.stop()
-
 	// Every blocking call below ends by this cell's time limit: the watchdog closes the
 	// endpoints, which unblocks a sender stuck on a receiver that died.
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
-	txs := make([]*streamTx, p.Streams)
-	conns := make([]Transport, p.Streams)
+	var end streamEnd
+	var err error
+	if e.far != nil {
+		end, err = openStreamFar(ctx, e, nw, p, so)
+	} else {
+		end, err = openStreamLocal(ctx, e, nw, p, so)
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	defer end.close()
+	conns := end.transports()
 	stopWatch := context.AfterFunc(ctx, func() {
 		for _, t := range conns {
-			if t != nil {
-				t.Close()
-			}
+			t.Close()
 		}
 	})
 	defer stopWatch()
-	for i := range txs {
-		t, err := nw.Dial(ctx, srv.addr())
-		if err != nil {
-			return outcome{}, fmt.Errorf("dial %s: %w", srv.addr(), err)
-		}
-		defer t.Close()
-		conns[i] = t
+	txs := make([]*streamTx, len(conns))
+	for i, t := range conns {
 		txs[i] = newStreamTx(e, p, uint32(i), t)
 	}
 
@@ -75,18 +71,18 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 		if err := g.Wait(); err != nil {
 			return outcome{}, fmt.Errorf("warm-up: %w", err)
 		}
-		rx.waitQuiet(ctx, 10*time.Millisecond, 250*time.Millisecond)
+		end.quiet(ctx)
 	}
 
 	u0, uerr := ReadUsage()
 	retr0, _ := retransmits(conns)
 	lim0, _ := tcpLimits(conns)
-	drops0, _ := recvDrops(srv.endpoints())
+	end.markStart()
 	measureStart := time.Now()
 	var series []Sample
 	stopSeries := func() {}
 	if so.seriesStep > 0 {
-		stopSeries = sampleSeries(measureStart, so.seriesStep, txs, rx)
+		stopSeries = end.sampleSeries(measureStart, so.seriesStep, txs)
 		defer stopSeries()
 	}
 
@@ -112,22 +108,23 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	// Drain: wait for the receiver to have everything, or for the end markers and a
 	// quiet spell, or for the drain period to run out (PITFALLS 7).
 	drainStart := time.Now()
-	rx.waitDrained(ctx, so.drain)
+	end.drain(ctx, so.drain)
 	drain := time.Since(drainStart)
 	stopSeries()
 	if so.seriesStep > 0 {
-		series = rx.seriesResult()
+		series = end.series()
 	}
 
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits(conns)
 	lim1, limOK := tcpLimits(conns)
-	drops1, dropsOK := recvDrops(srv.endpoints())
-	for _, t := range conns {
-		t.Close()
+	rr, err := end.finish(ctx)
+	if err != nil {
+		return outcome{}, err
 	}
-	if err := srv.stop(); err != nil {
-		warns = append(warns, fmt.Sprintf("receiver: %v", err))
+	warns = append(warns, rr.warns...)
+	if rr.drain > 0 {
+		drain = rr.drain // the far end drained after this side finished
 	}
 
 	var m Metrics
@@ -151,7 +148,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 		m.SendMsgsPerS = float64(m.SentMsgs) / m.SendIntervalS
 	}
 
-	tot := rx.totals()
+	tot := rr.tot
 	m.RecvMsgs = tot.received
 	m.DupMsgs = tot.dups
 	m.ReorderedMsgs = tot.reordered
@@ -169,8 +166,8 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	if tot.stale > 0 {
 		warns = append(warns, fmt.Sprintf("%d messages arrived too late to tell new from duplicate (more than 2^24 behind)", tot.stale))
 	}
-	if tot.firstSendNs >= 0 && tot.lastRecvNs > tot.firstSendNs {
-		m.RecvIntervalS = seconds(tot.lastRecvNs - tot.firstSendNs)
+	if iv := rr.recvInterval(); iv > 0 {
+		m.RecvIntervalS = seconds(iv)
 		m.GoodputBps = float64(m.RecvBytes) * 8 / m.RecvIntervalS
 		m.MsgsPerS = float64(tot.unique) / m.RecvIntervalS
 	}
@@ -182,10 +179,10 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	if retrOK {
 		m.Retransmits = u64p(retr1 - retr0)
 	}
-	if dropsOK {
+	if rr.dropsOK {
 		// The socket counter counts every datagram; end markers lost with the data are
 		// not data. Take them out so socket + sender + network = lost exactly.
-		sock := drops1 - drops0
+		sock := rr.drops
 		endsLost := uint64(endCopies*p.Streams) - min(tot.ends, uint64(endCopies*p.Streams))
 		sock -= min(sock, endsLost)
 		m.DropsSocket = u64p(sock)
@@ -201,8 +198,8 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.RecvBytes)
 		m.GCPauseNs = uint64(d.GCPause)
 	}
-	m.ServerSockets = srv.sockets
-	if !rx.allEnded() {
+	m.ServerSockets = rr.sockets
+	if !rr.allEnded {
 		warns = append(warns, fmt.Sprintf("drain of %v ended before every end marker arrived", so.drain))
 	}
 	obs := map[string]any{
@@ -408,6 +405,9 @@ type streamRx struct {
 	readerBps float64      // read no faster than this, bits/s; 0 = unpaced
 	delivered atomic.Int64 // unique intact data messages so far, for the series
 
+	onFirstData func()    // when set, called once, as the first data message is accounted
+	firstData   sync.Once // guards onFirstData
+
 	mu     sync.Mutex // guards tot, series and oneWay
 	tot    rxTotals
 	series []Sample
@@ -431,6 +431,7 @@ type rxTotals struct {
 	rejects
 	ends                    uint64 // end markers received, copies included
 	firstSendNs, lastRecvNs int64
+	firstRecvNs             int64 // the first data message's arrival, on the receiver's clock; -1 = none
 	jitterSum               float64
 	jitterFlows             int
 	kernelStamped           uint64   // data messages whose jitter arrival time is a kernel stamp
@@ -444,6 +445,7 @@ type flowRx struct {
 	complete  bool
 	sent      uint64
 	firstSend int64
+	firstRecv int64
 	lastRecv  int64
 }
 
@@ -522,11 +524,17 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 	}
 	f := flows[h.Flow]
 	if f == nil {
-		f = &flowRx{firstSend: -1}
+		f = &flowRx{firstSend: -1, firstRecv: -1}
 		flows[h.Flow] = f
 	}
 	switch h.Kind {
 	case KindData:
+		if f.firstRecv < 0 {
+			f.firstRecv = now
+			if rx.onFirstData != nil {
+				rx.firstData.Do(rx.onFirstData)
+			}
+		}
 		if a := f.seq.Add(h.Seq); a == ArrivalNew || a == ArrivalReordered {
 			rx.delivered.Add(1)
 			if local.oneWay != nil {
@@ -631,6 +639,9 @@ func (rx *streamRx) merge(local *rxTotals, flows []*flowRx) {
 		if c.Unique > 0 {
 			if t.firstSendNs < 0 || f.firstSend < t.firstSendNs {
 				t.firstSendNs = f.firstSend
+			}
+			if t.firstRecvNs < 0 || (f.firstRecv >= 0 && f.firstRecv < t.firstRecvNs) {
+				t.firstRecvNs = f.firstRecv
 			}
 			t.lastRecvNs = max(t.lastRecvNs, f.lastRecv)
 		}

@@ -1,0 +1,289 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// A streamEnd is the receiving half of a stream cell, seen from the senders: a
+// receiver in this process, or one at the far end (Plan.Far).
+type streamEnd interface {
+	transports() []Transport // the senders' endpoints, one per stream
+	quiet(ctx context.Context)
+	markStart() // the measured phase starts: take the receiver's counters' base
+	sampleSeries(start time.Time, step time.Duration, txs []*streamTx) (stop func())
+	drain(ctx context.Context, d time.Duration)
+	series() []Sample
+	finish(ctx context.Context) (rxResult, error) // closes the senders' endpoints and stops the receiver
+	close()                                       // releases everything; after finish, or instead of it on an error
+}
+
+// rxResult is what the receiving half reports when a stream cell ends.
+type rxResult struct {
+	tot      rxTotals
+	drops    uint64 // receive-buffer drops during the measured phase, when dropsOK
+	dropsOK  bool
+	allEnded bool // every flow's end marker arrived
+	sockets  int  // endpoints the receiver served
+	warns    []string
+	drain    time.Duration // the far end's drain, when it drained after this side finished
+	far      bool          // measured at the far end: send times are on another clock
+}
+
+// recvInterval is the receiver's measured interval, ns: from the first data
+// message's send time to the last arrival on one host (one clock: the interval
+// includes one transit time); from the first arrival to the last across hosts,
+// whose clocks are not comparable.
+func (r rxResult) recvInterval() int64 {
+	t := r.tot
+	switch {
+	case r.far && t.firstRecvNs >= 0 && t.lastRecvNs > t.firstRecvNs:
+		return t.lastRecvNs - t.firstRecvNs
+	case !r.far && t.firstSendNs >= 0 && t.lastRecvNs > t.firstSendNs:
+		return t.lastRecvNs - t.firstSendNs
+	}
+	return 0
+}
+
+// localStream is the receiver in this process: a server whose every endpoint
+// streamRx.serve accounts.
+type localStream struct {
+	e      *runEnv
+	rx     *streamRx
+	srv    *server
+	conns  []Transport
+	drops0 uint64
+	once   sync.Once
+}
+
+func openStreamLocal(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (*localStream, error) {
+	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1, firstRecvNs: -1}, readerBps: so.readerBps, oneWay: so.oneWay}
+	srv, err := startServer(ctx, e, nw, rx.serve)
+	if err != nil {
+		return nil, err
+	}
+	ls := &localStream{e: e, rx: rx, srv: srv}
+	for range p.Streams {
+		t, err := nw.Dial(ctx, srv.addr())
+		if err != nil {
+			ls.close()
+			return nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
+		}
+		ls.conns = append(ls.conns, t)
+	}
+	return ls, nil
+}
+
+func (ls *localStream) transports() []Transport { return ls.conns }
+func (ls *localStream) quiet(ctx context.Context) {
+	ls.rx.waitQuiet(ctx, 10*time.Millisecond, 250*time.Millisecond)
+}
+func (ls *localStream) markStart() { ls.drops0, _ = recvDrops(ls.srv.endpoints()) }
+func (ls *localStream) sampleSeries(start time.Time, step time.Duration, txs []*streamTx) func() {
+	return sampleSeries(start, step, txs, ls.rx)
+}
+func (ls *localStream) drain(ctx context.Context, d time.Duration) { ls.rx.waitDrained(ctx, d) }
+func (ls *localStream) series() []Sample                           { return ls.rx.seriesResult() }
+
+func (ls *localStream) finish(context.Context) (rxResult, error) {
+	var r rxResult
+	drops1, ok := recvDrops(ls.srv.endpoints())
+	r.drops, r.dropsOK = drops1-ls.drops0, ok
+	for _, t := range ls.conns {
+		t.Close()
+	}
+	if err := ls.srv.stop(); err != nil {
+		r.warns = append(r.warns, fmt.Sprintf("receiver: %v", err))
+	}
+	r.tot = ls.rx.totals()
+	r.allEnded = ls.rx.allEnded()
+	r.sockets = ls.srv.sockets
+	return r, nil
+}
+
+func (ls *localStream) close() {
+	ls.once.Do(func() {
+		for _, t := range ls.conns {
+			t.Close()
+		}
+		ls.srv.stop()
+	})
+}
+
+// farStream is the receiver at the far end: it drains and reports after this side
+// finished.
+type farStream struct {
+	fc   FarCell
+	ts   []Transport
+	once sync.Once
+}
+
+func openStreamFar(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (*farStream, error) {
+	if so.readerBps > 0 || so.oneWay != nil || so.seriesStep > 0 {
+		return nil, errors.New("far end: this stream variant (a paced reader, one-way latency or a time line) runs only in this process")
+	}
+	dur := so.warmup + time.Duration(p.DurationS*float64(time.Second))
+	if p.Count > 0 {
+		dur = 0
+	}
+	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
+		Duration: dur, Run: e.run, Drain: so.drain})
+	if err != nil {
+		return nil, fmt.Errorf("far end: %w", err)
+	}
+	fs := &farStream{fc: fc, ts: fc.Transports()}
+	if len(fs.ts) != p.Streams {
+		fs.close()
+		return nil, fmt.Errorf("far end: opened %d data paths, want %d", len(fs.ts), p.Streams)
+	}
+	return fs, nil
+}
+
+func (fs *farStream) transports() []Transport { return fs.ts }
+
+// quiet waits a moment for warm-up stragglers: the far receiver keeps them out of
+// every counter by their kind anyway.
+func (fs *farStream) quiet(ctx context.Context) {
+	select {
+	case <-time.After(20 * time.Millisecond):
+	case <-ctx.Done():
+	}
+}
+
+// markStart does nothing here: the far receiver takes its base at the first data
+// message.
+func (fs *farStream) markStart() {}
+func (fs *farStream) sampleSeries(time.Time, time.Duration, []*streamTx) func() {
+	return func() {}
+}
+func (fs *farStream) drain(context.Context, time.Duration) {}
+func (fs *farStream) series() []Sample                      { return nil }
+
+func (fs *farStream) finish(ctx context.Context) (rxResult, error) {
+	var res FarResult
+	var err error
+	fs.once.Do(func() { res, err = fs.fc.Finish(ctx) })
+	r := rxResult{far: true, sockets: res.ServerSockets, warns: res.Warnings}
+	if res.Stream == nil {
+		return r, fmt.Errorf("far end: no receiver figures: %w", errors.Join(err, errors.New("the server reported none")))
+	}
+	if err != nil {
+		r.warns = append(r.warns, fmt.Sprintf("far end: %v", err))
+	}
+	sr := res.Stream
+	r.tot = sr.totals()
+	r.allEnded = sr.AllEnded
+	r.drain = time.Duration(sr.DrainNs)
+	if sr.DropsSocket != nil {
+		r.drops, r.dropsOK = *sr.DropsSocket, true
+	}
+	return r, nil
+}
+
+func (fs *farStream) close() {
+	fs.once.Do(func() {
+		for _, t := range fs.ts {
+			t.Close()
+		}
+		fs.fc.Finish(context.Background())
+	})
+}
+
+// StreamRx is what the receiving half of a stream cell measured, as it travels from
+// the far end (JSON).
+type StreamRx struct {
+	Received      uint64  `json:"received"`
+	Unique        uint64  `json:"unique"`
+	Dups          uint64  `json:"dups"`
+	Reordered     uint64  `json:"reordered"`
+	ReorderExtent uint64  `json:"reorder_extent"`
+	Stale         uint64  `json:"stale"`
+	Corrupt       uint64  `json:"corrupt"`
+	Malformed     uint64  `json:"malformed"`
+	Foreign       uint64  `json:"foreign"`
+	Ends          uint64  `json:"ends"`
+	RecvSpanNs    int64   `json:"recv_span_ns"` // first data arrival to the last, on the receiver's clock
+	JitterSum     float64 `json:"jitter_sum_ns"`
+	JitterFlows   int     `json:"jitter_flows"`
+	KernelStamped uint64  `json:"kernel_stamped"`
+	AllEnded      bool    `json:"all_ended"`
+	DropsSocket   *uint64 `json:"drops_socket,omitempty"` // receive-buffer drops from the first data message on
+	DrainNs       int64   `json:"drain_ns"`
+}
+
+func (s *StreamRx) totals() rxTotals {
+	t := rxTotals{received: s.Received, unique: s.Unique, dups: s.Dups, reordered: s.Reordered, extent: s.ReorderExtent,
+		stale: s.Stale, ends: s.Ends, jitterSum: s.JitterSum, jitterFlows: s.JitterFlows, kernelStamped: s.KernelStamped,
+		firstSendNs: -1, firstRecvNs: -1}
+	t.corrupt, t.malformed, t.foreign = s.Corrupt, s.Malformed, s.Foreign
+	if s.RecvSpanNs > 0 {
+		t.firstRecvNs, t.lastRecvNs = 0, s.RecvSpanNs
+	}
+	return t
+}
+
+// ServeStreamRx is the receiving half of a stream cell at the far end: it accounts
+// every message arriving on ts (one endpoint per stream) from the first, until
+// senderDone closes (the sender sent everything, end markers included) and the
+// receiver drained for at most spec.Drain, and returns what it measured.
+func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone <-chan struct{}) (FarResult, error) {
+	if spec.Run == 0 || spec.Streams != len(ts) || spec.Size < HeaderLen {
+		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want a run id, %d endpoints for %d streams, size >= %d; got run %d, size %d",
+			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size)
+	}
+	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: 64, drain: spec.Drain}
+	rx := &streamRx{e: e, p: Params{Size: spec.Size, Streams: spec.Streams}, done: make(chan struct{}),
+		tot: rxTotals{firstSendNs: -1, firstRecvNs: -1}}
+	var drops0 uint64
+	var dropsOK bool
+	var baseMu sync.Mutex
+	rx.onFirstData = func() {
+		baseMu.Lock()
+		drops0, dropsOK = recvDrops(ts)
+		baseMu.Unlock()
+	}
+	sctx, stop := context.WithCancel(ctx)
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Go(func() { errs[i] = rx.serve(sctx, t) })
+	}
+	select {
+	case <-senderDone:
+	case <-ctx.Done():
+	}
+	drainStart := time.Now()
+	rx.waitDrained(ctx, spec.Drain)
+	drained := time.Since(drainStart)
+	drops1, ok1 := recvDrops(ts)
+	stop()
+	wg.Wait()
+
+	tot := rx.totals()
+	sr := &StreamRx{Received: tot.received, Unique: tot.unique, Dups: tot.dups, Reordered: tot.reordered, ReorderExtent: tot.extent,
+		Stale: tot.stale, Corrupt: tot.corrupt, Malformed: tot.malformed, Foreign: tot.foreign, Ends: tot.ends,
+		JitterSum: tot.jitterSum, JitterFlows: tot.jitterFlows, KernelStamped: tot.kernelStamped,
+		AllEnded: rx.allEnded(), DrainNs: int64(drained)}
+	if tot.firstRecvNs >= 0 && tot.lastRecvNs > tot.firstRecvNs {
+		sr.RecvSpanNs = tot.lastRecvNs - tot.firstRecvNs
+	}
+	baseMu.Lock()
+	if dropsOK && ok1 {
+		sr.DropsSocket = u64p(drops1 - min(drops1, drops0))
+	}
+	baseMu.Unlock()
+	res := FarResult{ServerSockets: len(ts), Stream: sr}
+	var serr []error
+	for _, err := range errs {
+		if err != nil && !isClosed(err) {
+			serr = append(serr, err)
+		}
+	}
+	if err := errors.Join(serr...); err != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("receiver: %v", err))
+	}
+	return res, ctx.Err()
+}
