@@ -160,7 +160,7 @@ func (fs *farStream) sampleSeries(time.Time, time.Duration, []*streamTx) func() 
 	return func() {}
 }
 func (fs *farStream) drain(context.Context, time.Duration) {}
-func (fs *farStream) series() []Sample                      { return nil }
+func (fs *farStream) series() []Sample                     { return nil }
 
 func (fs *farStream) finish(ctx context.Context) (rxResult, error) {
 	var res FarResult
