@@ -9,11 +9,13 @@
 package farend
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,10 +25,26 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/tcp"
 )
 
-// Counters are the server half's figures of one cell, as Results.Counters carries
-// them.
-type Counters struct {
-	ServerSockets int `json:"server_sockets"` // data endpoints the server half served
+// streamParams are a bench.stream test's parameters (TestRequest.Params).
+type streamParams struct {
+	Run     string `json:"run"`      // the run id every message carries, 16 hex digits
+	DrainMS uint64 `json:"drain_ms"` // the receiver's longest wait for stragglers, ms
+}
+
+// maxDrain bounds a stream receiver's drain.
+const maxDrain = 30 * time.Second
+
+func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
+	run, err := strconv.ParseUint(sp.Run, 16, 64)
+	if err != nil || run == 0 || len(sp.Run) != 16 {
+		return bench.FarSpec{}, fmt.Errorf("params.run: want 16 hex digits, not all zero, got %q", sp.Run)
+	}
+	drain := time.Duration(sp.DrainMS) * time.Millisecond
+	if drain > maxDrain {
+		return bench.FarSpec{}, fmt.Errorf("params.drain_ms: at most %d, got %d", maxDrain.Milliseconds(), sp.DrainMS)
+	}
+	return bench.FarSpec{Experiment: bench.ExpStream, Transport: req.Transport, Size: req.Size, Streams: req.Streams,
+		Duration: req.Duration, Run: run, Drain: drain}, nil
 }
 
 // transports makes d's data path into bench transports: TCP connections framed as
@@ -91,10 +109,29 @@ func (r Runner) Check(req remote.TestRequest) error {
 	if req.Size < bench.HeaderLen {
 		return fmt.Errorf("size: %s needs at least %d bytes (its header), got %d", req.Experiment, bench.HeaderLen, req.Size)
 	}
-	if len(req.Params) > 0 && string(req.Params) != "{}" {
-		return fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
+	switch x, _ := benchExperiment(req.Experiment); x {
+	case bench.ExpStream:
+		if req.Direction != remote.Forward {
+			return fmt.Errorf("direction: %s runs forward (the client sends), got %s", req.Experiment, req.Direction)
+		}
+		_, err := parseStreamParams(req)
+		return err
+	default:
+		if len(req.Params) > 0 && string(req.Params) != "{}" {
+			return fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
+		}
 	}
 	return nil
+}
+
+func parseStreamParams(req remote.TestRequest) (bench.FarSpec, error) {
+	var sp streamParams
+	dec := json.NewDecoder(bytes.NewReader(req.Params))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sp); err != nil {
+		return bench.FarSpec{}, fmt.Errorf("params: %s wants {\"run\", \"drain_ms\"}: %v", req.Experiment, err)
+	}
+	return sp.spec(req)
 }
 
 // Serve runs the server half of one cell until the client reports it is done (or the
@@ -106,6 +143,14 @@ func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 	ts, err := transports(d)
 	if err != nil {
 		return remote.Results{Error: err.Error()}, err
+	}
+	if x, _ := benchExperiment(d.Request.Experiment); x == bench.ExpStream {
+		spec, err := parseStreamParams(d.Request)
+		if err != nil {
+			return remote.Results{Error: err.Error()}, err
+		}
+		fr, err := bench.ServeStreamRx(ctx, spec, ts, d.PeerDone())
+		return results(fr, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -124,13 +169,20 @@ func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		wg.Go(func() { errs[i] = bench.ServeEcho(ctx, t, d.Request.Size, batch) })
 	}
 	wg.Wait()
-	counters, _ := json.Marshal(Counters{ServerSockets: len(ts)})
-	res := remote.Results{Complete: true, Counters: counters}
-	if err := errors.Join(errs...); err != nil {
-		res.Complete, res.Error = false, err.Error()
-		return res, err
+	return results(bench.FarResult{ServerSockets: len(ts)}, errors.Join(errs...))
+}
+
+// results wraps a server half's figures for the session, incomplete with err.
+func results(fr bench.FarResult, err error) (remote.Results, error) {
+	counters, merr := json.Marshal(fr)
+	if merr != nil {
+		return remote.Results{Error: merr.Error()}, merr
 	}
-	return res, nil
+	res := remote.Results{Complete: err == nil, Counters: counters}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	return res, err
 }
 
 // Far is a bench.Far on a remote server: one authenticated session, one test per
@@ -178,6 +230,14 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 	}
 	req := remote.TestRequest{Experiment: wirePrefix + spec.Experiment, Transport: spec.Transport, Size: spec.Size,
 		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir}
+	if spec.Experiment == bench.ExpStream {
+		req.Direction = remote.Forward
+		p, err := json.Marshal(streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())})
+		if err != nil {
+			return nil, err
+		}
+		req.Params = p
+	}
 	c := &cell{ready: make(chan []bench.Transport, 1), finish: make(chan struct{}), done: make(chan struct{})}
 	if err := f.br.expect(c); err != nil {
 		return nil, err
@@ -263,11 +323,9 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 	var r bench.FarResult
 	srv := c.res.Server
 	if len(srv.Counters) > 0 {
-		var k Counters
-		if err := json.Unmarshal(srv.Counters, &k); err != nil {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("server's counters unreadable: %v", err))
+		if err := json.Unmarshal(srv.Counters, &r); err != nil {
+			r = bench.FarResult{Warnings: []string{fmt.Sprintf("server's counters unreadable: %v", err)}}
 		}
-		r.ServerSockets = k.ServerSockets
 	}
 	if !srv.Complete {
 		r.Warnings = append(r.Warnings, "the server did not complete its half: "+srv.Error)

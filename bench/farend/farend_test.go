@@ -35,10 +35,12 @@ func startServer(t *testing.T, lim remote.Limits) string {
 	return ln.Addr().String()
 }
 
-// TestFarPingPong: pingpong run through a Far against a real server session: every
-// request crosses the authenticated, validated data path and is answered by the
-// server half, for TCP and UDP, and the report says the run was remote.
-func TestFarPingPong(t *testing.T) {
+// TestFarCells: stream and pingpong run through a Far against a real server
+// session: every message crosses the authenticated, validated data path, the
+// stream's receiver at the server accounts each one (paced on loopback: all
+// received, once, in order), every request is answered, for TCP and UDP, and the
+// report says the run was remote.
+func TestFarCells(t *testing.T) {
 	addr := startServer(t, remote.Limits{})
 	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
 	if err != nil {
@@ -46,31 +48,40 @@ func TestFarPingPong(t *testing.T) {
 	}
 	defer far.Close()
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
-		Count: 500, Warmup: 20 * time.Millisecond, Timeout: 200 * time.Millisecond})
+		Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Timeout: 200 * time.Millisecond, Drain: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != addr {
 		t.Errorf("link %+v, want remote %s", rep.Env.Link, addr)
 	}
-	if len(rep.Results) != 4 {
-		t.Fatalf("%d results, want pingpong × 2 transports × 2 sizes", len(rep.Results))
+	if len(rep.Results) != 8 {
+		t.Fatalf("%d results, want stream and pingpong × 2 transports × 2 sizes", len(rep.Results))
 	}
 	for _, r := range rep.Results {
 		m := r.Metrics
-		t.Logf("%s %d B: sent %d recv %d lost %d late %d, server sockets %d, warnings %q", r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.LateMsgs, m.ServerSockets, r.Warnings)
+		t.Logf("%s %s %d B: sent %d recv %d lost %d late %d goodput %.4g, server sockets %d, warnings %q", r.Experiment, r.Transport, r.Params.Size,
+			m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.LateMsgs, m.GoodputBps, m.ServerSockets, r.Warnings)
 		if r.Error != "" {
-			t.Errorf("%s %d B: %s", r.Transport, r.Params.Size, r.Error)
+			t.Errorf("%s %s %d B: %s", r.Experiment, r.Transport, r.Params.Size, r.Error)
 			continue
 		}
-		if m.SentMsgs != 500 || m.RecvMsgs+m.LostMsgs != 500 || m.RecvMsgs < 495 {
-			t.Errorf("%s %d B: sent %d recv %d lost %d, want 500 sent, (nearly) all answered", r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs)
-		}
-		if m.ServerSockets != 1 {
-			t.Errorf("%s: server sockets %d, want 1 (the server half's)", r.Transport, m.ServerSockets)
-		}
 		if m.CorruptMsgs+m.MalformedMsgs+m.ForeignMsgs != 0 {
-			t.Errorf("%s: corrupt %d malformed %d foreign %d, want none", r.Transport, m.CorruptMsgs, m.MalformedMsgs, m.ForeignMsgs)
+			t.Errorf("%s %s: corrupt %d malformed %d foreign %d, want none", r.Experiment, r.Transport, m.CorruptMsgs, m.MalformedMsgs, m.ForeignMsgs)
+		}
+		switch r.Experiment {
+		case bench.ExpPingPong:
+			if m.SentMsgs != 500 || m.RecvMsgs+m.LostMsgs != 500 || m.RecvMsgs < 495 || m.ServerSockets != 1 {
+				t.Errorf("pingpong %s: sent %d recv %d lost %d sockets %d, want 500 sent, (nearly) all answered by 1 socket", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
+			}
+		case bench.ExpStream:
+			if m.SentMsgs != 1000 || m.RecvMsgs != 1000 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.ServerSockets != 2 {
+				t.Errorf("stream %s: sent %d recv %d lost %d dup %d reordered %d sockets %d, want 1000 received once, in order, by 2 sockets",
+					r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets)
+			}
+			if m.GoodputBps < 0.9*20e6 || m.GoodputBps > 1.1*20e6 {
+				t.Errorf("stream %s: goodput %.4g, want the paced 20 Mbit/s ± 10%%", r.Transport, m.GoodputBps)
+			}
 		}
 	}
 }
@@ -113,6 +124,7 @@ func TestRunnerCheck(t *testing.T) {
 		want string // "" = accepted
 	}{
 		{"bench.pingpong", 64, ""},
+		{"bench.stream", 64, "direction"}, // a stream runs forward, and needs its run id (below)
 		{"bench.pingpong", 40, "size"},
 		{"bench.teleport", 64, "bench.pingpong"},
 		{"pingpong", 64, "stream"}, // not ours: the fallback runs only "stream"
@@ -123,6 +135,18 @@ func TestRunnerCheck(t *testing.T) {
 		err := Runner{}.Check(req)
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("Check(%s, %d B) = %v, want %q", tc.exp, tc.size, err, tc.want)
+		}
+	}
+	fwd := base
+	fwd.Experiment, fwd.Direction = "bench.stream", remote.Forward
+	for params, want := range map[string]string{
+		``: "params", `{"run":"0000000000000000","drain_ms":10}`: "params.run", `{"run":"00000000000000ab","drain_ms":99999999}`: "params.drain_ms",
+		`{"run":"00000000000000ab","drain_ms":10,"x":1}`: "params", `{"run":"00000000000000ab","drain_ms":10}`: "",
+	} {
+		fwd.Params = []byte(params)
+		err := Runner{}.Check(fwd)
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("Check(bench.stream, params %s) = %v, want %q", params, err, want)
 		}
 	}
 }
