@@ -37,6 +37,7 @@ type Client struct {
 	timeout  time.Duration
 	driver   Driver
 	serverIP netip.Addr
+	server   netip.AddrPort // the control connection's peer: Data.Peer
 	limits   WireLimits
 
 	runMu  sync.Mutex // held by Run: one test at a time
@@ -65,7 +66,8 @@ func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 	if cl.driver == nil {
 		cl.driver = StreamTest{}
 	}
-	cl.serverIP, _ = addrIP(c.RemoteAddr())
+	cl.server = addrPort(c.RemoteAddr())
+	cl.serverIP = cl.server.Addr()
 	cl.cc.SetSessionDeadline(time.Now().Add(to))
 	if err := cl.handshake(ctx, dl.Key, dl.Software); err != nil {
 		c.Close()
@@ -113,6 +115,10 @@ func (cl *Client) handshake(ctx context.Context, key []byte, software string) er
 
 // Limits returns the limits the server announced.
 func (cl *Client) Limits() WireLimits { return cl.limits }
+
+// LocalAddr returns the control connection's local address: the one the server's
+// log lines and Data.Peer name this session by (unless a NAT rewrites it).
+func (cl *Client) LocalAddr() net.Addr { return cl.cc.Conn().LocalAddr() }
 
 // Close ends the session: a bye, then the connection closes. A Run in progress
 // returns with an error.
@@ -297,7 +303,7 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 // openData opens the client's end of the data path: TCP connections that each begin
 // with the token, or UDP sockets that probe until each gets its challenge.
 func (cl *Client) openData(ctx context.Context, req TestRequest, acc *Accept) (*Data, [][]byte, error) {
-	d := &Data{Request: req}
+	d := &Data{Request: req, Peer: cl.server}
 	ok := false
 	defer func() {
 		if !ok {

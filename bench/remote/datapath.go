@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -71,6 +72,16 @@ func appendDatagram(dst, token []byte, kind byte, body []byte) []byte {
 	dst = append(dst, token...)
 	dst = append(dst, kind)
 	return append(dst, body...)
+}
+
+// randomUint64 returns a uniformly random number, or 0 if the system's source fails
+// (it is used where any value is correct, only less spread).
+func randomUint64() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b[:])
 }
 
 func randomBytes(n int) ([]byte, error) {
@@ -295,6 +306,9 @@ func (c *pacedConn) CloseWrite() error {
 // when the test must stop (its context ends, the peer is lost).
 type Data struct {
 	Request TestRequest
+	// Peer is the control connection's peer: on the server the client (the only
+	// address its data may come from), on the client the server.
+	Peer    netip.AddrPort
 	Conns   []net.Conn // tcp: one per stream; writes are paced, and fail once the peer is lost
 	Paths   []*UDPPath // udp: one per stream
 	Started time.Time  // when the test started

@@ -14,8 +14,9 @@
 // It does not encrypt. The key authenticates both ends of the handshake; after it
 // the control connection is plain TCP, so an attacker on the path can read it and
 // could inject into it. On a hostile path, run it through a VPN or an SSH tunnel.
-// It does not print, parse flags or handle signals: the cmd package does, and calls
-// Server.Shutdown on SIGINT and SIGTERM.
+// It does not print, parse flags or handle signals: it hands its log lines to
+// Server.Logf (see "Logs"), and the cmd package writes them, parses the flags and
+// calls Server.Shutdown on SIGINT and SIGTERM.
 //
 // # Control protocol (version 1)
 //
@@ -79,7 +80,10 @@
 //
 // The server gives hello to auth-ok --handshake-timeout (5 s) in all, and the
 // data path the same from accept to start; a session with no test for
-// --idle-timeout (30 s) or older than --max-session-time (10 min) gets a bye. While
+// --idle-timeout (30 s) or older than --max-session-time (10 min) gets a bye.
+// Limits.Validate keeps these sane: --handshake-timeout 100ms..1m, --idle-timeout
+// 1s..24h, and --max-session-time at least --max-duration plus 10 s (a test's end,
+// which a test must fit in the session with). While
 // a test runs each side reads with a deadline: the server's is PeerTimeout (2.5 s),
 // the client's its Timeout. Every read of a frame, header and body together, must
 // finish within the reader's deadline, set once per message.
@@ -102,6 +106,11 @@
 // started with --allow-unauthenticated.
 //
 // # Data path
+//
+// The server opens a test's sockets on ephemeral ports, or, with --data-ports LO-HI,
+// on free ports of that range (tried in order from a random start, at most 1024 per
+// socket; a test that finds none free is refused with limit "data-ports"), so that
+// a firewall need open only the control port and the range.
 //
 // TCP: the client opens the test's streams to the accept's port, on the address of
 // the control connection (no message names an address, so no message can point the
@@ -131,12 +140,36 @@
 // data socket, or the control connection closed; a sender notices within one
 // pacing step (at most 100 ms).
 //
+// # Logs
+//
+// Server.Logf gets one line per event, each naming the control connection's peer
+// (log.go shows them): a connection closed at accept, refused (with the reason)
+// or failed in its handshake; a session started (authenticated by key or not) and
+// ended (with why: bye, idle timeout, session time, shutdown, a lost peer or a
+// protocol error, and how many tests it ran); a test started (experiment,
+// transport, direction, streams, size, duration, rate, data ports), ended
+// (complete, or incomplete and why, and the bytes moved when the Runner's counters
+// have sent_bytes or recv_bytes) and refused (the limit's flag, and the reason).
+// Peers choose how many lines they cause, so the lines are rate-limited: 32 at
+// once, then one a second, for all connections and sessions together, and apart
+// for each session's tests; the next line says how many were left out, and
+// Stats.LogSuppressed counts them.
+//
+// # Shutdown
+//
+// Shutdown stops accepting and cancels every test's context; once every session
+// ended it returns nil. When its context ends first it closes every connection,
+// waits up to 200 ms for Runners to return, and returns: a Runner that ignores its
+// context is then abandoned (its goroutine left to end on its own) and named in the
+// error, a *StuckError. Close does the same at once.
+//
 // # Invariants
 //
 // Decoders never panic and never read past MaxMsgLen (fuzzed: FuzzDecode,
 // FuzzReadFrame, FuzzParseDatagram, FuzzParseKey; the replay cache and the
 // amplification budget by FuzzNonceCache and FuzzAmpBudget). Every goroutine a Server or Client
-// starts ends before the call that started it returns, or on Shutdown/Close. A
+// starts ends before the call that started it returns, or on Shutdown/Close, but
+// for a Runner that ignores its context, which Shutdown and Close name. A
 // request above a limit is refused before any data socket opens, with an error that
 // names the limit's flag.
 package remote

@@ -3,6 +3,7 @@ package remote
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,6 +21,79 @@ type Limits struct {
 	PreAuthConns     int           // --pre-auth-conns: connections not yet authenticated, at once; more are closed at accept; default 16
 	HandshakeTimeout time.Duration // --handshake-timeout: hello to auth-ok, and each test's data path setup; default 5 s
 	MaxSessionTime   time.Duration // --max-session-time: a session's whole life, tests included; default 10 min
+	DataPorts        PortRange     // --data-ports: the ports data sockets open on; zero = ephemeral ports the kernel picks
+}
+
+// Bounds of the timeouts (Validate). Below the minimums a timeout is a mistake: a
+// handshake cannot cross a real network in less than 100 ms, nor a person start the
+// next test in less than a second; above the maximums it no longer bounds anything
+// a server should wait for.
+const (
+	MinHandshakeTimeout = 100 * time.Millisecond // --handshake-timeout: 100ms..1m
+	MaxHandshakeTimeout = time.Minute
+	MinIdleTimeout      = time.Second // --idle-timeout: 1s..24h
+	MaxIdleTimeout      = 24 * time.Hour
+)
+
+// A PortRange is the ports Lo..Hi, both included. The zero PortRange means ephemeral
+// ports, picked by the kernel.
+type PortRange struct {
+	Lo, Hi uint16
+}
+
+// IsZero reports whether r is the zero PortRange: ephemeral ports.
+func (r PortRange) IsZero() bool { return r == PortRange{} }
+
+// Len is the number of ports in r; 0 for the zero PortRange.
+func (r PortRange) Len() int {
+	if r.IsZero() || r.Hi < r.Lo {
+		return 0
+	}
+	return int(r.Hi) - int(r.Lo) + 1
+}
+
+// String prints r as --data-ports takes it: "5300-5399", "5300" for one port, ""
+// for the zero PortRange.
+func (r PortRange) String() string {
+	switch {
+	case r.IsZero():
+		return ""
+	case r.Lo == r.Hi:
+		return strconv.Itoa(int(r.Lo))
+	}
+	return strconv.Itoa(int(r.Lo)) + "-" + strconv.Itoa(int(r.Hi))
+}
+
+// ParsePortRange reads "LO-HI" or a single port "N", with 1 <= LO <= HI <= 65535;
+// the empty string is the zero PortRange (ephemeral ports). Errors name
+// --data-ports, the rule and the value.
+func ParsePortRange(s string) (PortRange, error) {
+	if s == "" {
+		return PortRange{}, nil
+	}
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		hi = lo
+	}
+	port := func(p string) (uint16, error) {
+		n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
+		if err != nil || n == 0 {
+			return 0, fmt.Errorf("--data-ports: must be LO-HI or a port, each 1..65535 (e.g. 5300-5399), got %q", s)
+		}
+		return uint16(n), nil
+	}
+	l, err := port(lo)
+	if err != nil {
+		return PortRange{}, err
+	}
+	h, err := port(hi)
+	if err != nil {
+		return PortRange{}, err
+	}
+	if l > h {
+		return PortRange{}, fmt.Errorf("--data-ports: LO must not exceed HI, got %q", s)
+	}
+	return PortRange{l, h}, nil
 }
 
 // DefaultLimits returns the limits a server uses when none are set: a few small
@@ -71,7 +145,11 @@ func (l Limits) WithDefaults() Limits {
 	return l
 }
 
-// Validate checks limits after WithDefaults; errors name the flag, the rule and the value.
+// Validate checks limits after WithDefaults; errors name the flag, the rule and the
+// value. Besides each field's range it refuses combinations that make no sense: a
+// --max-session-time too short for one --max-duration test and its end (runGrace),
+// and a --data-ports range with fewer ports than a UDP test of --max-streams
+// streams needs.
 func (l Limits) Validate() error {
 	switch {
 	case l.MaxSessions < 1 || l.MaxSessions > 1024:
@@ -84,14 +162,20 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("--max-rate: must be at least 8 kbit/s, got %d bits/s", l.MaxRateBps)
 	case l.MaxSize < 1:
 		return fmt.Errorf("--max-size: must be positive, got %d", l.MaxSize)
-	case l.IdleTimeout < 0:
-		return fmt.Errorf("--idle-timeout: must not be negative, got %v", l.IdleTimeout)
+	case l.IdleTimeout < MinIdleTimeout || l.IdleTimeout > MaxIdleTimeout:
+		return fmt.Errorf("--idle-timeout: must be 1s..24h, got %v", l.IdleTimeout)
 	case l.PreAuthConns < 1 || l.PreAuthConns > 65536:
 		return fmt.Errorf("--pre-auth-conns: must be 1..65536, got %d", l.PreAuthConns)
-	case l.HandshakeTimeout < 0:
-		return fmt.Errorf("--handshake-timeout: must not be negative, got %v", l.HandshakeTimeout)
-	case l.MaxSessionTime < 0:
-		return fmt.Errorf("--max-session-time: must not be negative, got %v", l.MaxSessionTime)
+	case l.HandshakeTimeout < MinHandshakeTimeout || l.HandshakeTimeout > MaxHandshakeTimeout:
+		return fmt.Errorf("--handshake-timeout: must be 100ms..1m, got %v", l.HandshakeTimeout)
+	case l.MaxSessionTime < l.MaxDuration+runGrace:
+		return fmt.Errorf("--max-session-time: must be at least --max-duration plus %v for a test's end (%v here), got %v",
+			fmtDuration(runGrace), l.MaxDuration+runGrace, l.MaxSessionTime)
+	case !l.DataPorts.IsZero() && (l.DataPorts.Lo == 0 || l.DataPorts.Lo > l.DataPorts.Hi):
+		return fmt.Errorf("--data-ports: must be LO-HI with 1 <= LO <= HI <= 65535, got %d-%d", l.DataPorts.Lo, l.DataPorts.Hi)
+	case !l.DataPorts.IsZero() && l.DataPorts.Len() < l.MaxStreams:
+		return fmt.Errorf("--data-ports: %s holds %d ports, fewer than --max-streams %d (a UDP test opens one port per stream)",
+			l.DataPorts, l.DataPorts.Len(), l.MaxStreams)
 	}
 	return nil
 }

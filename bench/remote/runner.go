@@ -13,8 +13,13 @@ type Runner interface {
 	// limits passed and before any data socket opens.
 	Check(req TestRequest) error
 	// Serve runs the server's half of one test over d and returns what this side
-	// measured. It must return once ctx is done; the session then also sets every
-	// deadline of d's connections in the past. d is closed after Serve returns.
+	// measured. d.Peer is the client's control address, for logs. It must return
+	// once ctx is done; the session then also sets every deadline of d's connections
+	// in the past. d is closed after Serve returns. A Serve that ignores ctx holds
+	// its session until it returns, except when the server is forced to stop
+	// (Shutdown's context ended, or Close): the session then abandons it after
+	// abandonWait (200 ms), closes d, and Shutdown or Close returns a *StuckError
+	// naming the test; the Serve call is left to end on its own goroutine.
 	Serve(ctx context.Context, d *Data) (Results, error)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,9 @@ type Server struct {
 	Limits               Limits // zero fields take DefaultLimits
 	Runner               Runner // nil = StreamTest{}
 	Software             string // sent in the challenge, e.g. "tcpvsudp 0.3"; informational
-	// Logf, when set, receives one line per refused connection, session and test.
+	// Logf, when set, receives one line per event: a connection refused or failed
+	// before its session, a session started and ended, a test started, ended and
+	// refused (log.go lists them). The lines peers can cause are rate-limited.
 	Logf func(format string, args ...any)
 
 	initOnce sync.Once
@@ -42,14 +45,21 @@ type Server struct {
 	sessions chan struct{} // a slot per authenticated session
 	nonces   *nonceCache
 	wg       sync.WaitGroup // Serve loops and connection handlers
+	// forced is closed when the server must stop at once (Shutdown's context ended,
+	// or Close): a session then stops waiting for its Runner after abandonWait.
+	forced    chan struct{}
+	forceOnce sync.Once
+	connLines lineLimiter   // log lines of connections and sessions
+	nextPort  atomic.Uint32 // --data-ports: the next port to try, as an offset into the range
 
 	mu        sync.Mutex // guards listeners, conns, closed
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
 	closed    bool
 
-	testsMu sync.Mutex        // guards running
-	running map[*testRun]bool // tests running now, for overlap
+	testsMu   sync.Mutex            // guards running, abandoned and every testRun's overlap and returned
+	running   map[*testRun]bool     // tests running now, for overlap
+	abandoned map[*testRun]struct{} // tests whose Runner was abandoned, not yet returned
 
 	st stats
 }
@@ -71,13 +81,15 @@ type Stats struct {
 	UDPRecvUnvalidated uint64 // bytes received on UDP data sockets before validation
 	UDPSentUnvalidated uint64 // bytes sent to addresses not (yet) validated: challenges only
 	DataBytesSent      uint64 // data bytes sent on validated paths (TCP and UDP)
+	LogSuppressed      uint64 // log lines not written: more than the rate limit allows (log.go)
+	Abandoned          uint64 // tests whose Runner was abandoned: still running when the server was forced to stop
 	Conns              int    // control connections open now
 }
 
 type stats struct {
 	accepted, preAuthRejected, handshakeFailed, unauthenticated, authFailed, replayed atomic.Uint64
 	sessionsRefused, sessions, testsRun, testsRefused, dataRejected, udpIgnored       atomic.Uint64
-	udpRecvUnvalidated, udpSentUnvalidated, dataBytesSent                             atomic.Uint64
+	udpRecvUnvalidated, udpSentUnvalidated, dataBytesSent, logSuppressed, abandoned   atomic.Uint64
 }
 
 // Stats returns the server's counters.
@@ -91,7 +103,8 @@ func (s *Server) Stats() Stats {
 		TestsRun: s.st.testsRun.Load(), TestsRefused: s.st.testsRefused.Load(),
 		DataRejected: s.st.dataRejected.Load(), UDPIgnored: s.st.udpIgnored.Load(),
 		UDPRecvUnvalidated: s.st.udpRecvUnvalidated.Load(), UDPSentUnvalidated: s.st.udpSentUnvalidated.Load(),
-		DataBytesSent: s.st.dataBytesSent.Load(), Conns: s.openConns(),
+		DataBytesSent: s.st.dataBytesSent.Load(), LogSuppressed: s.st.logSuppressed.Load(),
+		Abandoned: s.st.abandoned.Load(), Conns: s.openConns(),
 	}
 }
 
@@ -108,6 +121,11 @@ const (
 	maxIdleMsgs = 1000             // heartbeats between two tests before the session is closed
 	nonceWindow = 10 * time.Minute // client nonces remembered this long...
 	nonceCap    = 4096             // ...up to this many
+	// abandonWait: once the server is forced to stop, a Runner still running gets this
+	// long to return before its session abandons it. Its context ended when the
+	// shutdown began and its sockets are closed, so a Runner that is not stuck
+	// returns well within it.
+	abandonWait = 200 * time.Millisecond
 )
 
 func (s *Server) init() error {
@@ -130,6 +148,12 @@ func (s *Server) init() error {
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[net.Conn]struct{}{}
 		s.running = map[*testRun]bool{}
+		s.abandoned = map[*testRun]struct{}{}
+		s.forced = make(chan struct{})
+		s.connLines.what = "connection"
+		if n := s.limits.DataPorts.Len(); n > 0 {
+			s.nextPort.Store(uint32(randomUint64() % uint64(n)))
+		}
 	})
 	return s.initErr
 }
@@ -194,6 +218,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		case s.preAuth <- struct{}{}:
 		default:
 			s.st.preAuthRejected.Add(1)
+			s.logLine(&s.connLines, c.RemoteAddr(), "closed at accept: %d connections already in their handshake (--pre-auth-conns %d)", s.limits.PreAuthConns, s.limits.PreAuthConns)
 			c.Close()
 			continue
 		}
@@ -243,32 +268,93 @@ func (s *Server) closeConns() {
 	s.mu.Unlock()
 }
 
+// force makes the server stop at once: every control connection closed, and every
+// session told to stop waiting for its Runner (after abandonWait).
+func (s *Server) force() {
+	s.forceOnce.Do(func() { close(s.forced) })
+	s.closeConns()
+}
+
+// wait returns a channel closed once every Serve loop and session ended. Call it
+// after stop: nothing adds to wg then.
+func (s *Server) wait() <-chan struct{} {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	return done
+}
+
 // Shutdown stops accepting connections, ends every session (a running test stops and
 // reports itself incomplete; then the server says bye), and waits for them. When ctx
-// ends first it closes whatever is left, waits for it, and returns ctx's error.
+// ends first it closes whatever is left and returns ctx's error, at most about
+// abandonWait (200 ms) later, even if a Runner ignores its context: such a Runner is
+// abandoned, left running on its own goroutine, and named in the error, a
+// *StuckError wrapping ctx's.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.stop()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	done := s.wait()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		s.closeConns()
-		<-done
-		return ctx.Err()
 	}
+	s.force()
+	<-done // bounded: once forced, no session waits on the network or on a Runner
+	if err := s.stuckErr("shutdown", ctx.Err()); err != nil {
+		return err
+	}
+	return fmt.Errorf("remote: shutdown: %w", ctx.Err())
 }
 
 // Close stops the server at once: listeners and connections closed, then waits for
-// every session to end.
+// every session to end, about abandonWait (200 ms) at most. A Runner still running
+// then is abandoned as in Shutdown, and Close returns a *StuckError naming its test.
 func (s *Server) Close() error {
 	s.init()
 	s.stop()
-	s.closeConns()
-	s.wg.Wait()
-	return nil
+	s.force()
+	<-s.wait()
+	return s.stuckErr("close", nil)
+}
+
+// A StuckError names the tests whose Runner was still running when the server was
+// forced to stop (Shutdown's context ended, or Close): each ignored the end of its
+// context and was abandoned, its goroutine left to end on its own.
+type StuckError struct {
+	Op    string   // "shutdown" or "close"
+	Tests []string // each "test 3 (stream tcp forward, ...; client 192.0.2.7:41234, running 12.3s)"
+	Err   error    // what forced the stop: Shutdown's ctx.Err(); nil for Close
+}
+
+func (e *StuckError) Error() string {
+	s := "remote: " + e.Op + ": "
+	if e.Err != nil {
+		s += e.Err.Error() + "; "
+	}
+	s += "abandoned " + strings.Join(e.Tests, ", ")
+	if len(e.Tests) == 1 {
+		return s + ": its Runner ignored the end of its context"
+	}
+	return s + ": their Runners ignored the end of their context"
+}
+
+// Unwrap returns what forced the stop.
+func (e *StuckError) Unwrap() error { return e.Err }
+
+// stuckErr returns a *StuckError naming the abandoned tests whose Runner is still
+// running, or nil.
+func (s *Server) stuckErr(op string, cause error) error {
+	s.testsMu.Lock()
+	defer s.testsMu.Unlock()
+	if len(s.abandoned) == 0 {
+		return nil
+	}
+	var tests []string
+	for t := range s.abandoned {
+		tests = append(tests, fmt.Sprintf("test %d (%s; client %v, running %v)", t.id, t.what, t.peer, roundDuration(time.Since(t.started))))
+	}
+	slices.Sort(tests)
+	return &StuckError{Op: op, Tests: tests, Err: cause}
 }
 
 // handle runs one control connection from accept to close. It holds a pre-auth slot
@@ -277,24 +363,78 @@ func (s *Server) handle(c net.Conn) {
 	defer s.wg.Done()
 	defer s.untrack(c)
 	defer c.Close()
+	remote := c.RemoteAddr()
 	cc := NewControlConn(c)
 	cc.SetSessionDeadline(time.Now().Add(s.limits.HandshakeTimeout))
-	err := s.handshake(cc)
+	hello, err := s.handshake(cc)
 	<-s.preAuth
 	if err != nil {
-		s.logf("remote: %v: handshake: %v", c.RemoteAddr(), err)
+		var r *refusal
+		if errors.As(err, &r) {
+			s.logLine(&s.connLines, remote, "refused: %s", trimRefused(r.msg))
+		} else {
+			s.logLine(&s.connLines, remote, "handshake failed: %s", s.handshakeFailure(err))
+		}
 		return
 	}
 	defer func() { <-s.sessions }()
 	s.st.sessions.Add(1)
-	ends := time.Now().Add(s.limits.MaxSessionTime)
+	started := time.Now()
+	ends := started.Add(s.limits.MaxSessionTime)
 	cc.SetSessionDeadline(ends)
-	ss := &session{s: s, cc: cc, ends: ends}
-	ss.peerIP, _ = addrIP(c.RemoteAddr())
+	ss := &session{s: s, cc: cc, ends: ends, remote: remote, peer: addrPort(remote), testLines: lineLimiter{what: "test"}}
+	ss.peerIP = ss.peer.Addr()
 	ss.localIP, _ = addrIP(c.LocalAddr())
-	err = ss.loop()
-	s.logf("remote: %v: session ended: %v", c.RemoteAddr(), err)
+	who := ""
+	if hello.Software != "" {
+		who = fmt.Sprintf("; client %q", hello.Software)
+	}
+	logged := s.logLine(&s.connLines, remote, "session started: %s%s", s.authMode(ss.peerIP), who)
+	reason := ss.loop()
+	endLines := &s.connLines
+	if logged {
+		endLines = nil // the end of a session whose start was logged is logged too
+	}
+	s.logLine(endLines, remote, "session ended after %v: %s; %s run, %d refused",
+		roundDuration(time.Since(started)), reason, plural(ss.tests, "test"), ss.refused)
 }
+
+// handshakeFailure says why a handshake failed, for the log.
+func (s *Server) handshakeFailure(err error) string {
+	switch {
+	case s.ctx.Err() != nil:
+		return "server shutting down"
+	case isTimeout(err):
+		return fmt.Sprintf("not done within --handshake-timeout %v", s.limits.HandshakeTimeout)
+	case errors.Is(err, io.EOF):
+		return "the peer closed the connection"
+	}
+	return err.Error()
+}
+
+// authMode says how a session's peer got in.
+func (s *Server) authMode(peer netip.Addr) string {
+	switch {
+	case s.Key != nil:
+		return "authenticated by key"
+	case peer.IsLoopback():
+		return "unauthenticated (no key; a loopback peer)"
+	}
+	return "unauthenticated (no key; --allow-unauthenticated)"
+}
+
+// A refusal is a handshake the server refused, having sent the peer msg.
+type refusal struct {
+	msg string
+	err error
+}
+
+func (r *refusal) Error() string { return r.msg }
+func (r *refusal) Unwrap() error { return r.err }
+
+// trimRefused drops the "refused: " an error may start with, for a log line that
+// says "refused" already.
+func trimRefused(s string) string { return strings.TrimPrefix(s, "refused: ") }
 
 // refuse sends a refusal, then closes gently: a FIN, and a short wait for the peer's,
 // so the refusal is not lost to a reset.
@@ -313,84 +453,91 @@ func closeGently(c net.Conn) {
 }
 
 // handshake authenticates the peer and takes a session slot: hello, challenge, auth,
-// auth-ok. Any error closes the connection.
-func (s *Server) handshake(cc *ControlConn) error {
+// auth-ok. Any error closes the connection; a *refusal is one the peer was told.
+func (s *Server) handshake(cc *ControlConn) (*Hello, error) {
 	fail := func(n *atomic.Uint64, err error) error {
 		n.Add(1)
 		return err
+	}
+	refused := func(n *atomic.Uint64, r *Refuse, err error) (*Hello, error) {
+		n.Add(1)
+		refuse(cc, r)
+		return nil, &refusal{msg: r.Error, err: err}
 	}
 	hello, err := expect[*Hello](s.ctx, cc, s.limits.HandshakeTimeout)
 	if err != nil {
 		if isProtocolError(err) {
 			refuse(cc, &Refuse{Error: truncate(sanitize(err.Error()), maxErrStr-8)})
 		}
-		return fail(&s.st.handshakeFailed, err)
+		return nil, fail(&s.st.handshakeFailed, err)
 	}
-	_ = hello // informational: software and caps
 	if err := peerAllowed(cc.Conn().RemoteAddr(), s.Key != nil, s.AllowUnauthenticated); err != nil {
-		s.st.unauthenticated.Add(1)
-		refuse(cc, &Refuse{Error: err.Error()})
-		return err
+		return refused(&s.st.unauthenticated, &Refuse{Error: err.Error()}, err)
 	}
 	serverNonce, err := newNonce()
 	if err != nil {
-		return fail(&s.st.handshakeFailed, err)
+		return nil, fail(&s.st.handshakeFailed, err)
 	}
 	method := AuthNone
 	if s.Key != nil {
 		method = AuthHMAC
 	}
 	if err := cc.WriteMsg(&Challenge{Nonce: serverNonce, Auth: method, Software: s.Software}); err != nil {
-		return fail(&s.st.handshakeFailed, err)
+		return nil, fail(&s.st.handshakeFailed, err)
 	}
 	auth, err := expect[*Auth](s.ctx, cc, s.limits.HandshakeTimeout)
 	if err != nil {
 		if isProtocolError(err) {
 			refuse(cc, &Refuse{Error: truncate(sanitize(err.Error()), maxErrStr-8)})
 		}
-		return fail(&s.st.handshakeFailed, err)
+		return nil, fail(&s.st.handshakeFailed, err)
 	}
 	var proof []byte
 	if s.Key != nil {
 		if auth.MAC == nil || !verifyMAC(ClientMAC(s.Key, serverNonce, auth.Nonce), auth.MAC) {
-			s.st.authFailed.Add(1)
-			refuse(cc, &Refuse{Error: "authentication failed: wrong key"})
-			return ErrAuth
+			return refused(&s.st.authFailed, &Refuse{Error: "authentication failed: wrong key"}, ErrAuth)
 		}
 		if !s.nonces.add(auth.Nonce, time.Now()) {
-			s.st.replayed.Add(1)
-			refuse(cc, &Refuse{Error: "authentication failed: client nonce replayed"})
-			return ErrReplay
+			return refused(&s.st.replayed, &Refuse{Error: "authentication failed: client nonce replayed"}, ErrReplay)
 		}
 		proof = ServerMAC(s.Key, serverNonce, auth.Nonce)
 	}
 	select {
 	case s.sessions <- struct{}{}:
 	default:
-		err := fmt.Errorf("refused: server busy: %d sessions running (--max-sessions %d)", s.limits.MaxSessions, s.limits.MaxSessions)
-		s.st.sessionsRefused.Add(1)
-		refuse(cc, &Refuse{Limit: "max-sessions", Error: err.Error()})
-		return err
+		msg := fmt.Sprintf("refused: server busy: %d sessions running (--max-sessions %d)", s.limits.MaxSessions, s.limits.MaxSessions)
+		return refused(&s.st.sessionsRefused, &Refuse{Limit: "max-sessions", Error: msg}, nil)
 	}
 	if err := cc.WriteMsg(&AuthOK{MAC: proof, Limits: s.limits.wire()}); err != nil {
 		<-s.sessions
-		return fail(&s.st.handshakeFailed, err)
+		return nil, fail(&s.st.handshakeFailed, err)
 	}
-	return nil
+	return hello, nil
 }
 
 // session is one authenticated control connection.
 type session struct {
 	s       *Server
 	cc      *ControlConn
-	peerIP  netip.Addr // the control connection's peer: the only source data may come from
-	localIP netip.Addr // where data sockets listen
-	ends    time.Time  // the session deadline (--max-session-time)
+	remote  net.Addr       // the control connection's peer, as log lines name it
+	peer    netip.AddrPort // the same, unmapped: Data.Peer
+	peerIP  netip.Addr     // the control connection's peer: the only source data may come from
+	localIP netip.Addr     // where data sockets listen
+	ends    time.Time      // the session deadline (--max-session-time)
+
+	// Used by the session's goroutine only.
+	tests, refused uint64      // tests started and refused
+	testLines      lineLimiter // log lines of its tests
+}
+
+// logTest logs a line about one of the session's tests.
+func (ss *session) logTest(format string, args ...any) {
+	ss.s.logLine(&ss.testLines, ss.remote, format, args...)
 }
 
 // loop reads test requests until bye, the idle timeout, the session deadline, a
-// protocol error, or shutdown.
-func (ss *session) loop() error {
+// protocol error, or shutdown, and returns why the session ended, for the log.
+func (ss *session) loop() string {
 	s := ss.s
 	idleUntil := time.Now().Add(s.limits.IdleTimeout)
 	idle := 0
@@ -400,59 +547,82 @@ func (ss *session) loop() error {
 			switch {
 			case isProtocolError(err):
 				refuse(ss.cc, &Refuse{Error: truncate(sanitize(err.Error()), maxErrStr-8)})
+				return "protocol error: " + err.Error()
 			case s.ctx.Err() != nil:
-				ss.bye("server shutting down")
+				return ss.bye("server shutting down")
 			case isTimeout(err) && !time.Now().Before(idleUntil):
-				ss.bye(fmt.Sprintf("idle timeout: no test for %v (--idle-timeout)", s.limits.IdleTimeout))
+				return ss.bye(fmt.Sprintf("idle timeout: no test for %v (--idle-timeout)", s.limits.IdleTimeout))
 			case isTimeout(err):
-				ss.bye(fmt.Sprintf("session time limit %v reached (--max-session-time)", s.limits.MaxSessionTime))
+				return ss.bye(fmt.Sprintf("session time limit %v reached (--max-session-time)", s.limits.MaxSessionTime))
 			}
-			return err
+			return connLost(err)
 		}
 		switch m := m.(type) {
 		case *Heartbeat:
 			if idle++; idle > maxIdleMsgs {
-				ss.bye(fmt.Sprintf("more than %d heartbeats without a test", maxIdleMsgs))
-				return fmt.Errorf("%w: heartbeat flood", ErrUnexpected)
+				return ss.bye(fmt.Sprintf("more than %d heartbeats without a test", maxIdleMsgs))
 			}
 			continue
 		case *Bye:
-			return nil
+			if m.Reason != "" {
+				return fmt.Sprintf("the client said bye (%q)", m.Reason)
+			}
+			return "the client said bye"
 		case *Test:
 			if err := ss.runTest(m.Request()); err != nil {
 				switch {
 				case s.ctx.Err() != nil:
-					ss.bye("server shutting down")
+					return ss.bye("server shutting down")
 				case isProtocolError(err):
 					refuse(ss.cc, &Refuse{Error: truncate(sanitize(err.Error()), maxErrStr-8)})
+					return fmt.Sprintf("protocol error during test %d: %v", m.ID, err)
 				}
-				return err
+				return fmt.Sprintf("test %d: %v", m.ID, err)
 			}
 			idle = 0
 			idleUntil = time.Now().Add(s.limits.IdleTimeout)
 		default:
 			err := fmt.Errorf("%w: %s between tests", ErrUnexpected, m.Type())
 			refuse(ss.cc, &Refuse{Error: err.Error()})
-			return err
+			return "protocol error: " + err.Error()
 		}
 	}
 }
 
-func (ss *session) bye(reason string) {
+// connLost says how a control connection was lost, for the log.
+func connLost(err error) string {
+	if errors.Is(err, io.EOF) {
+		return "the client closed the connection without a bye"
+	}
+	return "control connection lost: " + err.Error()
+}
+
+// bye says bye with reason, closes gently, and returns reason.
+func (ss *session) bye(reason string) string {
 	if ss.cc.WriteMsg(&Bye{Reason: reason}) == nil {
 		closeGently(ss.cc.Conn())
 	}
+	return reason
 }
 
 // refuseTest refuses one test; the session goes on.
 func (ss *session) refuseTest(id uint32, err error) error {
 	ss.s.st.testsRefused.Add(1)
+	ss.refused++
 	r := &Refuse{ID: id, Error: truncate(sanitize(err.Error()), maxErrStr-8)}
 	var le *LimitError
-	if errors.As(err, &le) {
+	var pe *PortsError
+	switch {
+	case errors.As(err, &le):
 		r.Limit = le.Limit
+	case errors.As(err, &pe):
+		r.Limit = "data-ports"
 	}
-	ss.s.logf("remote: %v: test %d refused: %v", ss.cc.Conn().RemoteAddr(), id, err)
+	by := ""
+	if r.Limit != "" {
+		by = " by --" + r.Limit
+	}
+	ss.logTest("test %d refused%s: %s", id, by, trimRefused(err.Error()))
 	return ss.cc.WriteMsg(r)
 }
 
@@ -467,9 +637,16 @@ func sanitize(s string) string {
 	return string(b)
 }
 
-// testRun is one running test, for overlap accounting.
+// testRun is one running test, for overlap accounting and, should its Runner be
+// abandoned, for Shutdown's error.
 type testRun struct {
-	overlap int // guarded by Server.testsMu
+	id      uint32
+	what    string         // describeRequest
+	peer    netip.AddrPort // the client
+	started time.Time
+
+	overlap  int  // guarded by Server.testsMu
+	returned bool // the Runner returned; guarded by Server.testsMu
 }
 
 func (s *Server) register(t *testRun) {
@@ -505,7 +682,11 @@ func (ss *session) runTest(req TestRequest) error {
 	}
 	sd, err := openServerData(ss, req)
 	if err != nil {
-		return ss.refuseTest(req.ID, fmt.Errorf("server: cannot open data sockets: %w", err))
+		var pe *PortsError
+		if !errors.As(err, &pe) {
+			err = fmt.Errorf("server: cannot open data sockets: %w", err)
+		}
+		return ss.refuseTest(req.ID, err)
 	}
 	defer sd.close()
 	if err := ss.cc.WriteMsg(&Accept{ID: req.ID, Ports: sd.ports, Token: sd.token}); err != nil {
@@ -529,11 +710,11 @@ func (ss *session) runTest(req TestRequest) error {
 	if err != nil {
 		return ss.refuseTest(req.ID, err)
 	}
-	return ss.run(req, d)
+	return ss.run(req, d, sd.ports)
 }
 
 // run runs a test whose data path is open, then reports.
-func (ss *session) run(req TestRequest, d *Data) error {
+func (ss *session) run(req TestRequest, d *Data, ports []uint16) error {
 	s := ss.s
 	defer d.close()
 	testCtx, cancelTest := context.WithCancelCause(s.ctx)
@@ -572,7 +753,7 @@ func (ss *session) run(req TestRequest, d *Data) error {
 	stopInterrupt := context.AfterFunc(runCtx, d.interrupt)
 	defer stopInterrupt()
 
-	t := &testRun{}
+	t := &testRun{id: req.ID, what: describeRequest(req), peer: ss.peer}
 	s.register(t)
 	overlapDone := false
 	defer func() {
@@ -581,10 +762,13 @@ func (ss *session) run(req TestRequest, d *Data) error {
 		}
 	}()
 	d.Started = time.Now()
+	t.started = d.Started
 	if err := ss.cc.WriteMsg(&Start{ID: req.ID}); err != nil {
 		return err
 	}
 	s.st.testsRun.Add(1)
+	ss.tests++
+	ss.logTest("test %d started: %s; %s", req.ID, t.what, describePorts(ports))
 
 	// The control connection while the test runs: one reader (heartbeats, then the
 	// client's results), one heartbeat writer. Both end before run returns.
@@ -632,7 +816,7 @@ func (ss *session) run(req TestRequest, d *Data) error {
 		heartbeats(testCtx, ss.cc, hbStop, cancelTest)
 	}()
 
-	res, rerr := s.runner.Serve(runCtx, d)
+	res, rerr := ss.serve(runCtx, d, t)
 	// Wait for the client's results, bounded; then stop both goroutines.
 	select {
 	case <-readerDone:
@@ -647,10 +831,6 @@ func (ss *session) run(req TestRequest, d *Data) error {
 	overlap := s.unregister(t)
 	_ = peer // the client's own figures: it keeps them; the server needs only that they came
 
-	shutdown := s.ctx.Err() != nil
-	if readErr != nil && !shutdown {
-		return readErr // the session cannot go on
-	}
 	out := &ResultsMsg{ID: req.ID, Complete: rerr == nil && res.Complete, Error: res.Error, Overlap: overlap, Counters: res.Counters}
 	if rerr != nil {
 		out.Error = rerr.Error()
@@ -665,6 +845,18 @@ func (ss *session) run(req TestRequest, d *Data) error {
 		}
 	}
 	out.Error = truncate(sanitize(out.Error), maxErrStr-8)
+	outcome := "complete"
+	if !out.Complete {
+		outcome = "incomplete: " + out.Error
+		if out.Error == "" {
+			outcome = "incomplete"
+		}
+	}
+	ss.logTest("test %d ended after %v: %s%s", req.ID, roundDuration(time.Since(d.Started)), outcome, countersSummary(res.Counters))
+
+	if readErr != nil && s.ctx.Err() == nil {
+		return readErr // the session cannot go on
+	}
 	if err := ss.cc.WriteMsg(out); err != nil {
 		return err
 	}
@@ -672,6 +864,52 @@ func (ss *session) run(req TestRequest, d *Data) error {
 		return context.Cause(s.ctx)
 	}
 	return nil
+}
+
+// serve runs the Runner's Serve on its own goroutine and returns what it returned.
+// Once the server is forced to stop (Shutdown's context ended, or Close) it waits
+// abandonWait more at most: a Runner still running then ignored its context (which
+// ended when the shutdown began) and is abandoned, left to end on its own, and
+// recorded for Shutdown and Close to name.
+func (ss *session) serve(ctx context.Context, d *Data, t *testRun) (Results, error) {
+	s := ss.s
+	type served struct {
+		res Results
+		err error
+	}
+	ch := make(chan served, 1)
+	go func() {
+		res, err := s.runner.Serve(ctx, d)
+		s.testsMu.Lock()
+		t.returned = true
+		delete(s.abandoned, t)
+		s.testsMu.Unlock()
+		ch <- served{res, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-s.forced:
+	}
+	timer := time.NewTimer(abandonWait)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-timer.C:
+	}
+	s.testsMu.Lock()
+	returned := t.returned
+	if !returned {
+		s.abandoned[t] = struct{}{}
+	}
+	s.testsMu.Unlock()
+	if returned {
+		r := <-ch
+		return r.res, r.err
+	}
+	s.st.abandoned.Add(1)
+	return Results{}, fmt.Errorf("remote: the server's Runner did not return %v after the server was forced to stop: abandoned", abandonWait)
 }
 
 // heartbeats sends a heartbeat every HeartbeatInterval until stop or ctx ends; a
@@ -701,4 +939,19 @@ func isTimeout(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// addrPort returns a TCP or UDP address as an AddrPort, IPv4-mapped addresses
+// unmapped; the zero AddrPort for another kind.
+func addrPort(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return unmapAP(a.AddrPort())
+	case *net.UDPAddr:
+		return unmapAP(a.AddrPort())
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return unmapAP(ap)
+	}
+	return netip.AddrPort{}
 }

@@ -200,7 +200,13 @@ func TestReplay(t *testing.T) {
 	recvAs[*Refuse](r4)
 	expectClosed(t, r4.c, 10*time.Second)
 
-	if st := s.Stats(); st.AuthFailed != 2 || st.Replayed != 1 || st.Sessions != 1 {
+	// The server counts r1's session just after sending its auth-ok: wait for it.
+	var st Stats
+	deadline := time.Now().Add(5 * time.Second)
+	for st = s.Stats(); st.Sessions == 0 && time.Now().Before(deadline); st = s.Stats() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st.AuthFailed != 2 || st.Replayed != 1 || st.Sessions != 1 {
 		t.Errorf("stats %+v: want AuthFailed 2, Replayed 1, Sessions 1", st)
 	}
 }
@@ -415,7 +421,7 @@ func TestMaxSessions(t *testing.T) {
 
 // TestIdleTimeout: a session with no test gets a bye naming the limit.
 func TestIdleTimeout(t *testing.T) {
-	s := &Server{Key: testKey, Limits: Limits{IdleTimeout: 200 * time.Millisecond}}
+	s := &Server{Key: testKey, Limits: Limits{IdleTimeout: MinIdleTimeout}}
 	r := dialRaw(t, startServer(t, s))
 	r.handshake(testKey)
 	if bye := recvAs[*Bye](r); !strings.Contains(bye.Reason, "--idle-timeout") {

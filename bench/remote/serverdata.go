@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -66,30 +67,81 @@ func openServerData(ss *session, req TestRequest) (*serverData, error) {
 		if ip.Is6() {
 			network = "tcp6"
 		}
-		ln, err := net.ListenTCP(network, net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		port, err := ss.s.openPort(func(port uint16) (uint16, error) {
+			ln, err := net.ListenTCP(network, net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, port)))
+			if err != nil {
+				return 0, err
+			}
+			sd.ln = ln
+			return uint16(ln.Addr().(*net.TCPAddr).Port), nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		sd.ln = ln
-		sd.ports = []uint16{uint16(ln.Addr().(*net.TCPAddr).Port)}
+		sd.ports = []uint16{port}
 	case "udp":
 		network := "udp4"
 		if ip.Is6() {
 			network = "udp6"
 		}
 		for range req.Streams {
-			c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+			port, err := ss.s.openPort(func(port uint16) (uint16, error) {
+				c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, port)))
+				if err != nil {
+					return 0, err
+				}
+				sd.udps = append(sd.udps, &udpValidator{sd: sd, conn: c, amp: newAmpBudget()})
+				return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
+			})
 			if err != nil {
 				sd.close()
 				return nil, err
 			}
-			sd.udps = append(sd.udps, &udpValidator{sd: sd, conn: c, amp: newAmpBudget()})
-			sd.ports = append(sd.ports, uint16(c.LocalAddr().(*net.UDPAddr).Port))
+			sd.ports = append(sd.ports, port)
 		}
 	default:
 		return nil, fmt.Errorf("transport %q", req.Transport)
 	}
 	return sd, nil
+}
+
+// maxPortTries bounds the ports openPort tries for one socket.
+const maxPortTries = 1024
+
+// A PortsError refuses a test because no port of the server's --data-ports was
+// free for one of its data sockets.
+type PortsError struct {
+	Range PortRange // --data-ports
+	Tried int       // ports tried, all in use
+}
+
+func (e *PortsError) Error() string {
+	return fmt.Sprintf("refused: no free port in the server's --data-ports %s: %d tried, all in use (by other tests, or other programs)", e.Range, e.Tried)
+}
+
+// openPort opens one data socket with open, which binds it to the port it is given
+// and returns the port it got. Without --data-ports that is port 0, an ephemeral
+// port. With it, openPort tries the range's ports in order, from where the previous
+// search ended (a random port at start, so that concurrent tests and restarts
+// spread), wrapping, at most maxPortTries of them: a port in use is skipped, any
+// other error returned, and a range with no free port is a *PortsError.
+func (s *Server) openPort(open func(port uint16) (uint16, error)) (uint16, error) {
+	r := s.limits.DataPorts
+	n := r.Len()
+	if n == 0 {
+		return open(0)
+	}
+	tries := min(n, maxPortTries)
+	for range tries {
+		port, err := open(r.Lo + uint16((s.nextPort.Add(1)-1)%uint32(n)))
+		if err == nil {
+			return port, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return 0, err
+		}
+	}
+	return 0, &PortsError{Range: r, Tried: tries}
 }
 
 // startSetup starts the goroutines that match data connections (tcp) or answer
@@ -255,7 +307,7 @@ func (v *udpValidator) validated(proof []byte) (netip.AddrPort, bool) {
 // connects the socket to the validated address. It stops the setup goroutines and
 // returns the Data the Runner gets; from then on the Data owns the connections.
 func (sd *serverData) finishSetup(ctx context.Context, cancel context.CancelFunc, proofs [][]byte) (*Data, error) {
-	d := &Data{Request: sd.req}
+	d := &Data{Request: sd.req, Peer: sd.ss.peer}
 	if sd.ln != nil {
 		var err error
 		if len(proofs) != 0 {

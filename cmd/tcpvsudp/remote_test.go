@@ -46,7 +46,7 @@ func TestRunServerBadFlags(t *testing.T) {
 	}{
 		{[]string{"run", "--key-file", key}, "--key-file: only with --server"},
 		{[]string{"run", "--server", "127.0.0.1:99999"}, "--server"},
-		{[]string{"run", "--server", "127.0.0.1", "-e", "stream"}, "--experiments: stream cannot run against a remote server"},
+		{[]string{"run", "--server", "127.0.0.1", "-e", "connect"}, "--experiments: connect cannot run against a remote server"},
 		{[]string{"run", "--server", "127.0.0.1", "--link", "wan"}, "--server"},
 		{[]string{"run", "--server", "127.0.0.1:1", "--key-file", loose}, "--key-file"},
 	} {
@@ -84,7 +84,7 @@ func TestRunServer(t *testing.T) {
 
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	args := []string{"run", "--server", ln.Addr().String(), "--key-file", keyFile, "--count", "300", "--sizes", "64", "--warmup", "10ms", "--out", dir}
+	args := []string{"run", "--server", ln.Addr().String(), "--key-file", keyFile, "-e", "pingpong", "--count", "300", "--sizes", "64", "--warmup", "10ms", "--out", dir}
 	if err := run(context.Background(), args, &out, &errb); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/farend"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 )
 
@@ -28,19 +27,19 @@ import (
 const defaultServePort = 5299
 
 // serveRunner is the Runner every test of 'tcpvsudp serve' runs: the one place it is
-// chosen. Today it is remote's built-in stream test; the runner of the bench
-// experiments replaces it once 'run --server' drives them.
-var serveRunner = func() remote.Runner { return remote.StreamTest{} }
+// chosen. farend.Runner runs the server halves of bench's experiments for
+// 'run --server' (bench.FarExperiments), and remote's built-in stream test for a
+// bare remote.Client.
+var serveRunner = func() remote.Runner { return farend.Runner{} }
 
-// Shutdown timing of 'tcpvsudp serve'.
-const (
-	serveGrace     = 10 * time.Second // after SIGINT/SIGTERM, running tests get this long to end
-	serveForceWait = 2 * time.Second  // then, once everything was closed, this long to unwind
-)
+// serveGrace is how long running tests get to end after SIGINT or SIGTERM; then
+// remote.Server.Shutdown closes whatever is left (and returns within 200 ms more).
+const serveGrace = 10 * time.Second
 
 // serveFlags are the flags of 'tcpvsudp serve', as typed.
 type serveFlags struct {
 	listen, keyFile, maxRate     string
+	dataPorts                    string
 	allowUnauthenticated, quiet  bool
 	maxSessions, maxStreams      int
 	maxSize, preAuthConns        int
@@ -53,12 +52,14 @@ connections (TCP) on --listen and runs the tests clients ask for, one after anot
 in each session, under limits it enforces itself. It is meant to be left running.
 
 The counterpart is 'tcpvsudp run --server HOST[:PORT] --key-file FILE' on the other
-host (still in progress); bench/remote's Client speaks the protocol today.
+host: it runs stream and pingpong against this server, with the same report as on
+loopback.
 
 Authentication: with --key-file, a client must prove it holds the same key before it
 may ask for anything (HMAC-SHA256 over fresh nonces, both ways; replays refused).
 The key authenticates, it does not encrypt: on a hostile path, use a VPN (an SSH
-port forward cannot carry the data ports each test opens). Make a key, and copy the file to the client host:
+port forward cannot carry the data ports each test opens). Make a key, and copy the
+file to the client host:
   head -c 32 /dev/urandom | base64 > key; chmod 600 key
 The file must be accessible by its owner only and hold at least 16 bytes (surrounding
 whitespace ignored). Without a key the server accepts loopback peers only and refuses
@@ -71,7 +72,7 @@ What the server refuses, before any data socket opens, naming the flag:
   - a session beyond --max-sessions
   - a test above --max-streams, --max-duration, --max-rate or --max-size, or one
     that would outlast --max-session-time; the session goes on
-  - an experiment the server does not run (today: only "stream")
+  - an experiment the server does not run (it runs what 'run --server' asks for: stream and pingpong)
 It ends a session idle for --idle-timeout or older than --max-session-time.
 
 UDP safety: data goes only to the address the client proved through its session (a
@@ -80,15 +81,23 @@ never sends an address more bytes than it received from it, and no message can n
 another destination. It paces what it sends, never above --max-rate, and stops
 sending within 3 s once the client goes away.
 
-Ports: the control port (TCP, --listen), and per test the ephemeral data ports the
-server opens on the address the client reached (TCP: one listener; UDP: one socket
-per stream), closed when the test ends: a firewall must let both in.
+Ports: the control port (TCP, --listen), and per test the data ports the server
+opens on the address the client reached (TCP: one listener; UDP: one socket per
+stream), closed when the test ends: a firewall must let both in. By default data
+ports are ephemeral; --data-ports 5300-5399 keeps them in a range (a test that finds
+no free port there is refused, naming --data-ports), so the firewall opens TCP and
+UDP 5300-5399 besides the control port.
 
-Logs go to stderr with timestamps: the address and authentication at start, then one
-line per connection, session end, test start, test end and refusal (--quiet keeps
-only the start and stop lines and errors). SIGINT or SIGTERM stops it gracefully: no
-new sessions; running tests end, reported incomplete to their clients; after 10 s
-whatever is left is closed; then exit status 0. A second signal exits at once, status 1.`
+Logs go to stderr with timestamps: the address, authentication and limits at
+start, then one line per refused or failed handshake, session start and end (with
+why), test start, test end (complete or why not, and the bytes moved) and test
+refusal (with the limit). A flood cannot fill the log: connection and session lines
+are held to 32 at once, then one a second, and each session's test lines apart; the
+next line says how many were left out (--quiet keeps only the start and stop lines
+and errors). SIGINT or SIGTERM stops it gracefully: no new sessions; running tests
+end, reported incomplete to their clients; after 10 s whatever is left is closed;
+then exit status 0, or 1 if a test's runner would not stop. A second signal exits
+at once, status 1.`
 
 var serveExample = fmt.Sprintf(`  # host A (192.0.2.10): make a key, copy it to host B (mode 600 there too), serve
   head -c 32 /dev/urandom | base64 > key; chmod 600 key
@@ -97,7 +106,8 @@ var serveExample = fmt.Sprintf(`  # host A (192.0.2.10): make a key, copy it to 
   tcpvsudp run --server 192.0.2.10 --key-file key
 
   tcpvsudp serve --listen 127.0.0.1:%d       # no key: loopback only
-  tcpvsudp serve --key-file key --max-sessions 1 --max-duration 10s --max-rate 100M`, defaultServePort)
+  tcpvsudp serve --key-file key --max-sessions 1 --max-duration 10s --max-rate 100M
+  tcpvsudp serve --key-file key --data-ports 5300-5399  # firewall: TCP %d, TCP and UDP 5300-5399`, defaultServePort, defaultServePort)
 
 // newServeCmd is 'tcpvsudp serve'. Logs go to stderr; it prints nothing on stdout.
 func newServeCmd(stderr io.Writer) *cobra.Command {
@@ -136,10 +146,11 @@ func addServeFlags(fs *pflag.FlagSet, sf *serveFlags) {
 	fs.DurationVar(&sf.maxDuration, "max-duration", d.MaxDuration, "longest test, 10ms..24h")
 	fs.StringVar(&sf.maxRate, "max-rate", rateFlag(d.MaxRateBps), "highest rate a test may ask for, bits/s with a unit (500M, 1.5G; at least 8k); the server never sends faster, over all streams of a test")
 	fs.IntVar(&sf.maxSize, "max-size", d.MaxSize, "largest message, bytes (UDP is bounded at 65490 anyway)")
-	fs.DurationVar(&sf.idleTimeout, "idle-timeout", d.IdleTimeout, "a session with no test for this long is closed")
+	fs.DurationVar(&sf.idleTimeout, "idle-timeout", d.IdleTimeout, "a session with no test for this long is closed, 1s..24h")
 	fs.IntVar(&sf.preAuthConns, "pre-auth-conns", d.PreAuthConns, "connections still in their handshake at once, 1..65536; more are closed at accept")
-	fs.DurationVar(&sf.handshakeTimeout, "handshake-timeout", d.HandshakeTimeout, "longest handshake (hello to auth-ok), and longest data path setup of a test")
-	fs.DurationVar(&sf.maxSession, "max-session-time", d.MaxSessionTime, "longest session, tests included")
+	fs.DurationVar(&sf.handshakeTimeout, "handshake-timeout", d.HandshakeTimeout, "longest handshake (hello to auth-ok), and longest data path setup of a test, 100ms..1m")
+	fs.DurationVar(&sf.maxSession, "max-session-time", d.MaxSessionTime, "longest session, tests included; at least --max-duration plus 10s")
+	fs.StringVar(&sf.dataPorts, "data-ports", "", "ports the tests' data sockets open on, LO-HI within 1..65535 (e.g. 5300-5399; TCP and UDP), at least --max-streams of them; default: ephemeral ports")
 	fs.BoolVar(&sf.quiet, "quiet", false, "no line per connection, session or test: only the start and stop lines and errors")
 	fs.SortFlags = false
 }
@@ -180,14 +191,15 @@ func (sf *serveFlags) config() (serveConfig, error) {
 	if rate >= math.MaxUint64 {
 		return c, fmt.Errorf("--max-rate: too large for a 64-bit count of bits/s, got %q", sf.maxRate)
 	}
+	ports, err := remote.ParsePortRange(sf.dataPorts)
+	if err != nil {
+		return c, err
+	}
 	c.limits = remote.Limits{
 		MaxSessions: sf.maxSessions, MaxStreams: sf.maxStreams, MaxDuration: sf.maxDuration,
 		MaxRateBps: uint64(rate), MaxSize: sf.maxSize, IdleTimeout: sf.idleTimeout,
 		PreAuthConns: sf.preAuthConns, HandshakeTimeout: sf.handshakeTimeout, MaxSessionTime: sf.maxSession,
-	}
-	// Validated as typed, not after WithDefaults: a typed 0 is a mistake, never "the default".
-	if err := c.limits.Validate(); err != nil {
-		return c, err
+		DataPorts: ports,
 	}
 	for _, t := range []struct {
 		flag string
@@ -196,6 +208,10 @@ func (sf *serveFlags) config() (serveConfig, error) {
 		if t.v <= 0 {
 			return c, fmt.Errorf("--%s: must be positive (there is no 'never'), got %v", t.flag, t.v)
 		}
+	}
+	// Validated as typed, not after WithDefaults: a typed 0 is a mistake, never "the default".
+	if err := c.limits.Validate(); err != nil {
+		return c, err
 	}
 	if sf.keyFile != "" && sf.allowUnauthenticated {
 		return c, errors.New("--key-file and --allow-unauthenticated: give one, not both (with a key every client must authenticate)")
@@ -238,11 +254,15 @@ func doServe(ctx context.Context, sf *serveFlags, sigs <-chan os.Signal, stderr 
 		Key:                  cfg.key,
 		AllowUnauthenticated: sf.allowUnauthenticated,
 		Limits:               cfg.limits,
-		Runner:               loggedRunner{Runner: serveRunner(), log: log},
+		Runner:               serveRunner(),
 		Software:             "tcpvsudp",
-		Logf:                 log.server,
+		Logf:                 log.event,
 	}
-	log.always("serve: listening on %s (TCP control port; each test opens ephemeral TCP or UDP data ports)", ln.Addr())
+	dataPorts := "ephemeral TCP or UDP data ports"
+	if !cfg.limits.DataPorts.IsZero() {
+		dataPorts = "TCP or UDP data ports in " + cfg.limits.DataPorts.String() + " (--data-ports)"
+	}
+	log.always("serve: listening on %s (TCP control port; each test opens %s)", ln.Addr(), dataPorts)
 	switch {
 	case cfg.key != nil:
 		log.always("serve: authentication on: clients must hold the key in %s (it authenticates, it does not encrypt)", sf.keyFile)
@@ -254,7 +274,7 @@ func doServe(ctx context.Context, sf *serveFlags, sigs <-chan os.Signal, stderr 
 	l := cfg.limits
 	log.always("serve: limits: --max-sessions %d --max-streams %d --max-duration %v --max-rate %s --max-size %d --idle-timeout %v --pre-auth-conns %d --handshake-timeout %v --max-session-time %v",
 		l.MaxSessions, l.MaxStreams, l.MaxDuration, rateFlag(l.MaxRateBps), l.MaxSize, l.IdleTimeout, l.PreAuthConns, l.HandshakeTimeout, l.MaxSessionTime)
-	return serveUntil(ctx, srv, &loggedListener{Listener: ln, log: log}, sigs, serveGrace, log)
+	return serveUntil(ctx, srv, ln, sigs, serveGrace, log)
 }
 
 // errSecondSignal ends serve at once, on a second SIGINT or SIGTERM.
@@ -262,10 +282,11 @@ var errSecondSignal = errors.New("serve: second signal: stopped at once, session
 
 // serveUntil serves srv on ln until ctx ends or a signal arrives on sigs, then shuts
 // srv down: no new connections, running tests end (reported incomplete), and after
-// grace whatever is left is closed. It returns nil once the server stopped. A second
-// signal, counted on sigs (the first may have cancelled ctx too), closes everything and
-// returns errSecondSignal at once, without waiting for sessions to unwind. A server
-// that failed on its own returns its error.
+// grace whatever is left is closed. It returns nil once the server stopped, or an
+// error naming the tests whose runner would not stop (remote.StuckError). A second
+// signal, counted on sigs (the first may have cancelled ctx too), closes everything
+// and returns errSecondSignal at once, without waiting for sessions to unwind. A
+// server that failed on its own returns its error.
 func serveUntil(ctx context.Context, srv *remote.Server, ln net.Listener, sigs <-chan os.Signal, grace time.Duration, log *serveLog) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -285,9 +306,7 @@ func serveUntil(ctx context.Context, srv *remote.Server, ln net.Listener, sigs <
 	shCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	shut := make(chan error, 1)
-	go func() { shut <- srv.Shutdown(shCtx) }()
-	stuck := time.NewTimer(grace + serveForceWait)
-	defer stuck.Stop()
+	go func() { shut <- srv.Shutdown(shCtx) }() // returns at most about 200 ms after shCtx ends
 	for {
 		select {
 		case s := <-sigs:
@@ -297,17 +316,23 @@ func serveUntil(ctx context.Context, srv *remote.Server, ln net.Listener, sigs <
 			cancel() // Shutdown closes every connection; its goroutine sends on a buffered channel
 			log.always("serve: %v again: stopping at once", s)
 			return errSecondSignal
-		case <-stuck.C:
-			return fmt.Errorf("serve: %d connections did not end %v after being closed (a runner that ignores its context?)", srv.Stats().Conns, serveForceWait)
 		case err := <-shut:
 			<-served // Serve returns once its listener closed, before Shutdown does
-			if err != nil {
+			var stuck *remote.StuckError
+			if err != nil && !errors.As(err, &stuck) {
 				log.always("serve: sessions still open after %v were closed", grace)
 			}
 			st := srv.Stats()
-			log.always("serve: stopped: %d sessions, %d tests run, %d tests refused; connections closed before a session: %d unauthenticated, %d wrong key or replay, %d over --max-sessions, %d over --pre-auth-conns, %d failed handshakes",
+			suppressed := ""
+			if st.LogSuppressed > 0 {
+				suppressed = fmt.Sprintf("; %d log lines left out (rate limit)", st.LogSuppressed)
+			}
+			log.always("serve: stopped: %d sessions, %d tests run, %d tests refused; connections closed before a session: %d unauthenticated, %d wrong key or replay, %d over --max-sessions, %d over --pre-auth-conns, %d failed handshakes%s",
 				st.Sessions, st.TestsRun, st.TestsRefused,
-				st.Unauthenticated, st.AuthFailed+st.Replayed, st.SessionsRefused, st.PreAuthRejected, st.HandshakeFailed)
+				st.Unauthenticated, st.AuthFailed+st.Replayed, st.SessionsRefused, st.PreAuthRejected, st.HandshakeFailed, suppressed)
+			if stuck != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
 			return nil
 		}
 	}
@@ -324,20 +349,12 @@ type serveLog struct {
 // always prints a line even with --quiet: start, stop, and what an operator must see.
 func (l *serveLog) always(format string, args ...any) { l.print(format, args...) }
 
-// event prints a per-connection, per-session or per-test line, unless --quiet.
+// event prints a per-connection, per-session or per-test line, unless --quiet: it is
+// remote.Server's Logf, which rate-limits what peers can cause.
 func (l *serveLog) event(format string, args ...any) {
 	if !l.quiet {
 		l.print(format, args...)
 	}
-}
-
-// server is remote.Server's Logf: one line per refused connection, ended session and
-// refused test.
-func (l *serveLog) server(format string, args ...any) {
-	if format == "remote: %v: session ended: %v" && len(args) == 2 && args[1] == nil {
-		args[1] = "the client said bye"
-	}
-	l.event("%s", strings.Replace(fmt.Sprintf(format, args...), "refused: refused: ", "refused: ", 1))
 }
 
 func (l *serveLog) print(format string, args ...any) {
@@ -351,139 +368,4 @@ func (l *serveLog) print(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	io.WriteString(l.w, line)
-}
-
-// Connection lines: at most acceptBurst at once, then one per acceptEvery, so that a
-// flood of connections cannot flood the log (the stop line counts every refusal).
-const (
-	acceptBurst = 32
-	acceptEvery = time.Second
-)
-
-// loggedListener logs each control connection it accepts: the start of a session (or
-// of an attempt at one, which the server's own line ends).
-type loggedListener struct {
-	net.Listener
-	log *serveLog
-
-	// Used by Accept only, which remote.Server calls from one goroutine.
-	tokens     float64
-	last       time.Time
-	suppressed int
-}
-
-func (l *loggedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return c, err
-	}
-	now := time.Now()
-	if l.last.IsZero() {
-		l.tokens = acceptBurst
-	} else {
-		l.tokens = min(acceptBurst, l.tokens+now.Sub(l.last).Seconds()/acceptEvery.Seconds())
-	}
-	l.last = now
-	if l.tokens < 1 {
-		l.suppressed++
-		return c, nil
-	}
-	l.tokens--
-	more := ""
-	if l.suppressed > 0 {
-		more = fmt.Sprintf(" (and %d connections not logged before it)", l.suppressed)
-		l.suppressed = 0
-	}
-	l.log.event("remote: %v: connection%s", c.RemoteAddr(), more)
-	return c, nil
-}
-
-// loggedRunner logs the start and end of each test its Runner serves.
-type loggedRunner struct {
-	remote.Runner
-	log *serveLog
-}
-
-// Serve logs the test, runs it, and logs its outcome.
-func (r loggedRunner) Serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
-	req := d.Request
-	peer := dataPeer(d)
-	r.log.event("remote: %s: test %d started: %s", peer, req.ID, describeRequest(req))
-	start := time.Now()
-	res, err := r.Runner.Serve(ctx, d)
-	outcome := "complete"
-	if err != nil || !res.Complete {
-		why := res.Error
-		if err != nil {
-			why = err.Error()
-		}
-		if ctx.Err() != nil {
-			if cause := context.Cause(ctx).Error(); !strings.Contains(why, cause) {
-				why = cause + ": " + why
-			}
-		}
-		outcome = "incomplete: " + why
-	}
-	r.log.event("remote: %s: test %d ended after %v: %s%s", peer, req.ID, time.Since(start).Round(time.Millisecond), outcome, countersSummary(res.Counters))
-	return res, err
-}
-
-// dataPeer is the client's IP address as its data path shows it.
-func dataPeer(d *remote.Data) string {
-	if len(d.Paths) > 0 {
-		return d.Paths[0].Peer().Addr().String()
-	}
-	if len(d.Conns) > 0 {
-		if ap, err := netip.ParseAddrPort(d.Conns[0].RemoteAddr().String()); err == nil {
-			return ap.Addr().Unmap().String()
-		}
-		return d.Conns[0].RemoteAddr().String()
-	}
-	return "?"
-}
-
-// describeRequest is one test in words: "stream udp forward, 2 streams of 1400-byte
-// messages, 10s at 100 Mbit/s".
-func describeRequest(r remote.TestRequest) string {
-	streams := "1 stream"
-	if r.Streams != 1 {
-		streams = fmt.Sprintf("%d streams", r.Streams)
-	}
-	rate := "unpaced"
-	if r.RateBps > 0 {
-		rate = "at " + bench.FormatBps(float64(r.RateBps))
-	}
-	s := fmt.Sprintf("%s %s %s, %s of %d-byte messages, %v %s", r.Experiment, r.Transport, r.Direction, streams, r.Size, r.Duration, rate)
-	if r.Count > 0 {
-		s += fmt.Sprintf(", %d messages per stream", r.Count)
-	}
-	return s
-}
-
-// countersSummary picks the figures every runner's counters are expected to share
-// (DESIGN.md's metric names); others are left out of the log.
-func countersSummary(raw json.RawMessage) string {
-	var c struct {
-		SentBytes *uint64  `json:"sent_bytes"`
-		RecvBytes *uint64  `json:"recv_bytes"`
-		RecvBps   *float64 `json:"recv_bps"`
-	}
-	if len(raw) == 0 || json.Unmarshal(raw, &c) != nil {
-		return ""
-	}
-	var parts []string
-	if c.SentBytes != nil && *c.SentBytes > 0 {
-		parts = append(parts, fmt.Sprintf("sent %d bytes", *c.SentBytes))
-	}
-	if c.RecvBytes != nil && *c.RecvBytes > 0 {
-		p := fmt.Sprintf("received %d bytes", *c.RecvBytes)
-		if c.RecvBps != nil && *c.RecvBps > 0 {
-			p += " (" + bench.FormatBps(*c.RecvBps) + ")"
-		}
-		parts = append(parts, p)
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return "; " + strings.Join(parts, ", ")
 }

@@ -184,9 +184,10 @@ func TestServeTwoHosts(t *testing.T) {
 		}
 		cs.terminate(t)
 		for _, want := range []string{
-			`remote: 198\.18\.1\.1: test 1 started: stream tcp forward`,
-			`remote: 198\.18\.1\.1: test 2 ended after \S+: complete; sent \d+ bytes`,
-			`remote: 198\.18\.1\.1: test 3 ended after \S+: complete; received \d+ bytes`,
+			`remote: 198\.18\.1\.1:\d+: session started: authenticated by key`,
+			`remote: 198\.18\.1\.1:\d+: test 1 started: stream tcp forward`,
+			`remote: 198\.18\.1\.1:\d+: test 2 ended after \S+: complete; sent \d+ bytes`,
+			`remote: 198\.18\.1\.1:\d+: test 3 ended after \S+: complete; received \d+ bytes`,
 			`serve: stopped: 1 sessions, 3 tests run, 0 tests refused`,
 		} {
 			waitLog(t, cs.logs, regexp.MustCompile(want), 0)
@@ -207,7 +208,7 @@ func TestServeTwoHosts(t *testing.T) {
 		}
 		checkComplete(t, res[0], nil)
 		cs.terminate(t)
-		waitLog(t, cs.logs, regexp.MustCompile(`remote: 198\.18\.1\.1:\d+: handshake: authentication required`), 0)
+		waitLog(t, cs.logs, regexp.MustCompile(`remote: 198\.18\.1\.1:\d+: refused: authentication required`), 0)
 		waitLog(t, cs.logs, regexp.MustCompile(`serve: stopped: 1 sessions, 1 tests run, 0 tests refused; connections closed before a session: 1 unauthenticated`), 0)
 	})
 

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -158,6 +160,15 @@ func TestServeBadFlags(t *testing.T) {
 		{"rate zero", []string{"--max-rate", "0"}, []string{"--max-rate", "8 kbit/s", "got 0"}},
 		{"size zero", []string{"--max-size", "0"}, []string{"--max-size", "positive", "0"}},
 		{"idle timeout zero", []string{"--idle-timeout", "0"}, []string{"--idle-timeout", "positive", "0s"}},
+		{"idle timeout too short", []string{"--idle-timeout", "500ms"}, []string{"--idle-timeout", "1s..24h", "500ms"}},
+		{"handshake timeout too short", []string{"--handshake-timeout", "50ms"}, []string{"--handshake-timeout", "100ms..1m", "50ms"}},
+		{"handshake timeout too long", []string{"--handshake-timeout", "2m"}, []string{"--handshake-timeout", "100ms..1m", "2m0s"}},
+		{"session shorter than a test", []string{"--max-duration", "5m", "--max-session-time", "5m"}, []string{"--max-session-time", "--max-duration plus 10s", "5m10s", "got 5m0s"}},
+		{"data ports reversed", []string{"--data-ports", "5399-5300"}, []string{"--data-ports", "LO must not exceed HI", `"5399-5300"`}},
+		{"data ports zero", []string{"--data-ports", "0-100"}, []string{"--data-ports", "1..65535", `"0-100"`}},
+		{"data ports too high", []string{"--data-ports", "65000-70000"}, []string{"--data-ports", "1..65535", `"65000-70000"`}},
+		{"data ports not a range", []string{"--data-ports", "5300:5399"}, []string{"--data-ports", "LO-HI", `"5300:5399"`}},
+		{"data ports fewer than streams", []string{"--data-ports", "5300-5303"}, []string{"--data-ports", "5300-5303", "4 ports", "--max-streams 8"}},
 		{"pre-auth zero", []string{"--pre-auth-conns", "0"}, []string{"--pre-auth-conns", "1..65536", "0"}},
 		{"handshake negative", []string{"--handshake-timeout", "-1s"}, []string{"--handshake-timeout", "-1s"}},
 		{"session time zero", []string{"--max-session-time", "0"}, []string{"--max-session-time", "positive", "0s"}},
@@ -310,11 +321,11 @@ func openFDCount() int {
 	return len(ents)
 }
 
-// TestServeInProcess runs 'tcpvsudp serve' with a key through the cobra command:
-// a client with the key completes a TCP and a UDP test, a test above a limit is
-// refused naming it, a client with another key is refused, each step is logged, and
-// cancelling the context (as the first SIGINT does) stops it gracefully with nothing
-// left open.
+// TestServeInProcess runs 'tcpvsudp serve' with a key and --data-ports through the
+// cobra command: a client with the key completes a TCP and a UDP test on ports of
+// the range, a test above a limit is refused naming it, a client with another key is
+// refused, each step is logged, and cancelling the context (as the first SIGINT
+// does) stops it gracefully with nothing left open.
 func TestServeInProcess(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("key file modes are Unix permission bits")
@@ -327,9 +338,13 @@ func TestServeInProcess(t *testing.T) {
 	fds := openFDCount()
 
 	key := writeKey(t, testServeKey+"\n", 0o600)
-	sp := startServe(t, "--listen", "127.0.0.1:0", "--key-file", key, "--max-duration", "2s")
+	dataPorts := freePortRange(t, 8)
+	sp := startServe(t, "--listen", "127.0.0.1:0", "--key-file", key, "--max-duration", "2s", "--data-ports", dataPorts.String())
 	if !strings.Contains(sp.logs.String(), "authentication on") {
 		t.Errorf("the start lines do not say authentication is on:\n%s", sp.logs)
+	}
+	if want := "each test opens TCP or UDP data ports in " + dataPorts.String() + " (--data-ports)"; !strings.Contains(sp.logs.String(), want) {
+		t.Errorf("the listening line does not say %q:\n%s", want, sp.logs)
 	}
 	ctx := t.Context()
 	c, err := remote.Dial(ctx, sp.addr, []byte(testServeKey))
@@ -364,18 +379,33 @@ func TestServeInProcess(t *testing.T) {
 		t.Errorf("Dial without a key: %v; want an error asking for --key-file", err)
 	}
 
+	peer := regexp.QuoteMeta(c.LocalAddr().String())
+	ports := `data ports? (\d+)`
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\S* remote: 127\.0\.0\.1:\d+: connection$`),
-		regexp.MustCompile(`remote: 127\.0\.0\.1: test 1 started: stream tcp forward, 2 streams of 1000-byte messages, 300ms at 20\.0 Mbit/s`),
-		regexp.MustCompile(`remote: 127\.0\.0\.1: test 1 ended after \S+: complete; received \d+ bytes`),
-		regexp.MustCompile(`remote: 127\.0\.0\.1: test 2 started: stream udp reverse`),
-		regexp.MustCompile(`remote: 127\.0\.0\.1: test 2 ended after \S+: complete; sent \d+ bytes`),
-		regexp.MustCompile(`remote: 127\.0\.0\.1:\d+: test 3 refused: duration 60s exceeds the server's --max-duration 2s`),
-		regexp.MustCompile(`remote: 127\.0\.0\.1: test 4 ended after \S+: complete; sent \d+ bytes, received \d+ bytes`),
-		regexp.MustCompile(`remote: 127\.0\.0\.1:\d+: session ended: the client said bye`),
-		regexp.MustCompile(`remote: 127\.0\.0\.1:\d+: handshake: remote: authentication failed`),
+		regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\S* remote: ` + peer + `: session started: authenticated by key$`),
+		regexp.MustCompile(`remote: ` + peer + `: test 1 started: stream tcp forward, 2 streams of 1000-byte messages, 300ms at 20 Mbit/s; ` + ports),
+		regexp.MustCompile(`remote: ` + peer + `: test 1 ended after \S+: complete; received \d+ bytes \(\S+ Mbit/s\)`),
+		regexp.MustCompile(`remote: ` + peer + `: test 2 started: stream udp reverse, 2 streams of 1000-byte messages, 300ms at 20 Mbit/s; data ports \d+, \d+`),
+		regexp.MustCompile(`remote: ` + peer + `: test 2 ended after \S+: complete; sent \d+ bytes`),
+		regexp.MustCompile(`(?m)remote: ` + peer + `: test 3 refused by --max-duration: duration 60s exceeds the server's --max-duration 2s$`),
+		regexp.MustCompile(`remote: ` + peer + `: test 4 ended after \S+: complete; sent \d+ bytes, received \d+ bytes`),
+		regexp.MustCompile(`(?m)remote: ` + peer + `: session ended after \S+: the client said bye \("client done"\); 3 tests run, 1 refused$`),
+		regexp.MustCompile(`(?m)remote: 127\.0\.0\.1:\d+: refused: authentication failed: wrong key$`),
 	} {
 		waitLog(t, sp.logs, want, 5*time.Second)
+	}
+	for _, line := range strings.Split(sp.logs.String(), "\n") {
+		if strings.Contains(line, "<nil>") || strings.Contains(line, "refused: refused") {
+			t.Errorf("unclean log line: %s", line)
+		}
+	}
+	// Every data port of the tests was in --data-ports.
+	for _, m := range regexp.MustCompile(`data ports? ([\d, ]+)`).FindAllStringSubmatch(sp.logs.String(), -1) {
+		for _, p := range strings.Split(m[1], ", ") {
+			if n, err := strconv.Atoi(p); err != nil || n < int(dataPorts.Lo) || n > int(dataPorts.Hi) {
+				t.Errorf("data port %q logged, outside --data-ports %s", p, dataPorts)
+			}
+		}
 	}
 
 	start := time.Now()
@@ -395,6 +425,79 @@ func TestServeInProcess(t *testing.T) {
 		if n := openFDCount(); n > fds {
 			t.Errorf("%d descriptors open after serve returned, %d before it started", n, fds)
 		}
+	}
+}
+
+// freePortRange returns n consecutive loopback ports free now for TCP and UDP, below
+// Linux's ephemeral range so that the kernel hands none of them out meanwhile, or
+// skips.
+func freePortRange(tb testing.TB, n int) remote.PortRange {
+	tb.Helper()
+	for range 50 {
+		lo := 20000 + rand.IntN(10000-n)
+		ok := true
+		for p := lo; p < lo+n && ok; p++ {
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+			ln, err := net.Listen("tcp4", addr)
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+			c, err := net.ListenPacket("udp4", addr)
+			if err != nil {
+				ok = false
+				break
+			}
+			c.Close()
+		}
+		if ok {
+			return remote.PortRange{Lo: uint16(lo), Hi: uint16(lo + n - 1)}
+		}
+	}
+	tb.Skipf("no %d consecutive free ports found in 20000-29999", n)
+	return remote.PortRange{}
+}
+
+// TestServeFlood: a flood of connections that fail their handshake leaves a few
+// dozen log lines, not one per connection, and the stop line counts them all.
+func TestServeFlood(t *testing.T) {
+	const flood = 300
+	sp := startServe(t, "--listen", "127.0.0.1:0", "--pre-auth-conns", "4")
+	for range flood {
+		c, err := net.Dial("tcp", sp.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+		c.Close()
+	}
+	// Once the flood is through, a client is served and logged as usual.
+	time.Sleep(time.Second)
+	c, err := remote.Dial(t.Context(), sp.addr, nil)
+	if err != nil {
+		t.Fatalf("Dial after the flood: %v", err)
+	}
+	res, err := c.Run(t.Context(), quickServeRequest("tcp", remote.Forward))
+	checkComplete(t, res, err)
+	c.Close()
+	// A session whose start was logged has its end logged too.
+	waitLog(t, sp.logs, regexp.MustCompile(`session ended after \S+: the client said bye \("client done"\); 1 test run, 0 refused`), 5*time.Second)
+	if err := sp.stop(); err != nil {
+		t.Fatal(err)
+	}
+	logs := sp.logs.String()
+	n := len(regexp.MustCompile(`(?m)^\S+ remote: `).FindAllString(logs, -1))
+	t.Logf("%d connections, %d remote lines", flood, n)
+	if n > 50 {
+		t.Errorf("%d connections made %d log lines; want a few dozen at most:\n%s", flood, n, logs)
+	}
+	for _, re := range []string{
+		`session started: unauthenticated \(no key; a loopback peer\) \(\d+ connection lines not logged before this one`,
+		`test 1 ended after \S+: complete`,
+		`serve: stopped: 1 sessions, 1 tests run, 0 tests refused; .*; \d+ log lines left out \(rate limit\)`,
+	} {
+		waitLog(t, sp.logs, regexp.MustCompile(re), 0)
 	}
 }
 
@@ -574,12 +677,14 @@ func TestServeUntilSignals(t *testing.T) {
 		runInBackground(t, h.addr, req)
 		<-r.started
 		h.sigs <- syscall.SIGTERM
-		err, took := h.wait(t, grace+serveForceWait+5*time.Second)
-		if err == nil || !strings.Contains(err.Error(), "did not end") {
-			t.Fatalf("serveUntil with a stuck runner: %v; want an error saying connections did not end", err)
+		err, took := h.wait(t, grace+5*time.Second)
+		var stuck *remote.StuckError
+		if !errors.As(err, &stuck) || !strings.HasPrefix(err.Error(), "serve: remote: shutdown: context deadline exceeded; abandoned test 1 (stream udp reverse") {
+			t.Fatalf("serveUntil with a stuck runner: %v; want an error naming the abandoned test", err)
 		}
-		if took > grace+serveForceWait+time.Second {
-			t.Errorf("serveUntil took %v; want about %v", took, grace+serveForceWait)
+		if took > grace+time.Second {
+			t.Errorf("serveUntil took %v; want about %v", took, grace)
 		}
+		waitLog(t, h.logs, regexp.MustCompile(`serve: stopped: 1 sessions, 1 tests run`), 0)
 	})
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+)
+
+// runHelperEnv holds the arguments of 'tcpvsudp run' for TestRunHelperProcess, one a
+// line.
+const runHelperEnv = "TCPVSUDP_TEST_RUN_ARGS"
+
+// TestRunHelperProcess is not a test: it is 'tcpvsudp run' in a child process (this
+// test binary, run again), which TestRunServerTwoHosts starts inside the client
+// namespace, so that every socket the run opens, on any thread, lives there.
+func TestRunHelperProcess(t *testing.T) {
+	args := os.Getenv(runHelperEnv)
+	if args == "" {
+		return
+	}
+	os.Args = append([]string{"tcpvsudp", "run"}, strings.Split(args, "\n")...)
+	main()
+	os.Exit(0)
+}
+
+// TestRunServerTwoHosts: 'tcpvsudp serve' in one namespace, 'tcpvsudp run --server'
+// in another, joined by a veth pair: stream and pingpong cross a real link between
+// two network stacks, and the report is the loopback report's shape with a remote
+// link.
+func TestRunServerTwoHosts(t *testing.T) {
+	p := newServePair(t)
+	key := writeKey(t, testServeKey+"\n", 0o600)
+	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key)
+	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
+	dir := t.TempDir()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunHelperProcess$")
+	cmd.Env = append(os.Environ(), runHelperEnv+"="+strings.Join([]string{
+		"--server", addr, "--key-file", key, "--count", "500", "--rate", "20M", "--sizes", "64,1024", "--warmup", "20ms", "--out", dir}, "\n"))
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.InClient(cmd.Start); err != nil {
+		t.Fatalf("starting run in the client namespace: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("run --server %s: %v\nstderr:\n%s\nserver:\n%s", addr, err, errb.String(), cs.logs)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("run --server %s still running after 60 s\nstderr:\n%s", addr, errb.String())
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != addr {
+		t.Errorf("link %+v, want remote %s", rep.Env.Link, addr)
+	}
+	if len(rep.Results) != 8 {
+		t.Fatalf("%d results, want stream and pingpong × tcp, udp × 64, 1024 B", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		m := r.Metrics
+		var p50 time.Duration
+		if m.RTT != nil && m.RTT.P50 != nil {
+			p50 = time.Duration(*m.RTT.P50)
+		}
+		t.Logf("%s %s %d B across the veth pair: sent %d, recv %d, lost %d, goodput %.4g, RTT p50 %v, server sockets %d",
+			r.Experiment, r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.GoodputBps, p50, m.ServerSockets)
+		if r.Error != "" {
+			t.Errorf("%s %s %d B: %s", r.Experiment, r.Transport, r.Params.Size, r.Error)
+			continue
+		}
+		switch r.Experiment {
+		case bench.ExpPingPong:
+			if m.SentMsgs != 500 || m.RecvMsgs+m.LostMsgs != 500 || m.RecvMsgs < 495 || m.ServerSockets != 1 {
+				t.Errorf("pingpong %s %d B: sent %d, recv %d, lost %d, server sockets %d; want 500 answered by one server socket",
+					r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
+			}
+		case bench.ExpStream:
+			// Paced at 20 Mbit/s across an idle veth pair: the known answer is exact.
+			if m.SentMsgs != 500 || m.RecvMsgs != 500 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.ServerSockets != 1 {
+				t.Errorf("stream %s %d B: sent %d, recv %d, lost %d, dup %d, reordered %d, server sockets %d; want 500 received once, in order",
+					r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets)
+			}
+		}
+	}
+	cs.terminate(t)
+}
