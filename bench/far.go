@@ -15,6 +15,8 @@ import (
 type Far interface {
 	// Link describes the far end for the report's env.link (Kind "remote").
 	Link() Link
+	// PeerEnv is the far host's environment as it last reported it; nil before it did.
+	PeerEnv() *Env
 	// Open starts the server half of one cell and returns it with its data path open.
 	Open(ctx context.Context, spec FarSpec) (FarCell, error)
 }
@@ -48,6 +50,21 @@ type FarResult struct {
 	ServerSockets int       `json:"server_sockets"`     // endpoints the server half served
 	Warnings      []string  `json:"warnings,omitempty"` // what the far end wants the report to say about the cell
 	Stream        *StreamRx `json:"stream,omitempty"`   // stream: the receiver's figures
+	CPUSec        *float64  `json:"cpu_s,omitempty"`    // the far process's user+sys CPU over the cell
+	Env           *Env      `json:"env,omitempty"`      // the far host, as HostEnv describes it
+}
+
+// MeasureServerHalf runs serve, the server half of a cell at the far end, and adds
+// the process's CPU over it and this host's environment to what it reports.
+func MeasureServerHalf(serve func() (FarResult, error)) (FarResult, error) {
+	u0, uerr := ReadUsage()
+	r, err := serve()
+	if u1, err1 := ReadUsage(); uerr == nil && err1 == nil {
+		r.CPUSec = f64p(u1.Sub(u0).CPU().Seconds())
+	}
+	env := hostEnv()
+	r.Env = &env
+	return r, err
 }
 
 // ServeEcho is the server half of pingpong: it returns every message it receives on
@@ -80,11 +97,12 @@ func checkFar(p Plan) error {
 // echo server in this process, or the far end's.
 type echoEnd struct {
 	t      Transport // the client's endpoint
-	finish func(ctx context.Context) (sockets int, warns []string)
+	finish func(ctx context.Context) (sockets int, warns []string, serverCPU *float64)
 
-	once    sync.Once
-	sockets int
-	warns   []string
+	once      sync.Once
+	sockets   int
+	warns     []string
+	serverCPU *float64
 }
 
 // close closes the client's endpoint, then stops the server half and collects what
@@ -92,7 +110,7 @@ type echoEnd struct {
 func (x *echoEnd) close(ctx context.Context) (sockets int, warns []string) {
 	x.once.Do(func() {
 		x.t.Close()
-		x.sockets, x.warns = x.finish(ctx)
+		x.sockets, x.warns, x.serverCPU = x.finish(ctx)
 	})
 	return x.sockets, x.warns
 }
@@ -105,12 +123,12 @@ func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Dur
 		if err != nil {
 			return nil, fmt.Errorf("far end: %w", err)
 		}
-		finish := func(ctx context.Context) (int, []string) {
+		finish := func(ctx context.Context) (int, []string, *float64) {
 			r, err := fc.Finish(ctx)
 			if err != nil {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("far end: %v", err))
 			}
-			return r.ServerSockets, r.Warnings
+			return r.ServerSockets, r.Warnings, r.CPUSec
 		}
 		ts := fc.Transports()
 		if len(ts) != 1 {
@@ -131,11 +149,11 @@ func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Dur
 		srv.stop()
 		return nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
 	}
-	return &echoEnd{t: t, finish: func(context.Context) (int, []string) {
+	return &echoEnd{t: t, finish: func(context.Context) (int, []string, *float64) {
 		var warns []string
 		if err := srv.stop(); err != nil {
 			warns = append(warns, fmt.Sprintf("server: %v", err))
 		}
-		return srv.sockets, warns
+		return srv.sockets, warns, nil
 	}}, nil
 }

@@ -14,9 +14,16 @@ import (
 type loopFar struct {
 	mu    sync.Mutex
 	specs []FarSpec
+	env   *Env
 }
 
 func (f *loopFar) Link() Link { return Link{Kind: "remote", Addr: "loopfar"} }
+
+func (f *loopFar) PeerEnv() *Env {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.env
+}
 
 func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 	f.mu.Lock()
@@ -67,13 +74,16 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 				st.Close()
 			}
 		}()
-		if spec.Experiment == ExpStream {
-			r, err := ServeStreamRx(sctx, spec, srvs, c.senderDone)
-			c.done <- farDone{r, err}
-			return
-		}
-		err := ServeEcho(sctx, srvs[0], spec.Size, 64)
-		c.done <- farDone{FarResult{ServerSockets: 1}, err}
+		r, err := MeasureServerHalf(func() (FarResult, error) {
+			if spec.Experiment == ExpStream {
+				return ServeStreamRx(sctx, spec, srvs, c.senderDone)
+			}
+			return FarResult{ServerSockets: 1}, ServeEcho(sctx, srvs[0], spec.Size, 64)
+		})
+		f.mu.Lock()
+		f.env = r.Env
+		f.mu.Unlock()
+		c.done <- farDone{r, err}
 	}()
 	return c, nil
 }
@@ -137,6 +147,9 @@ func TestFarCells(t *testing.T) {
 	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != "loopfar" {
 		t.Errorf("link %+v, want the far end's", rep.Env.Link)
 	}
+	if rep.Env.Peer == nil || rep.Env.Peer.Go == "" || rep.Env.Peer.CPUs == 0 {
+		t.Errorf("peer env %+v, want the far host's", rep.Env.Peer)
+	}
 	if len(rep.Results) != 8 {
 		t.Fatalf("%d results, want stream and pingpong (the far experiments by default) × 2 transports × 2 sizes", len(rep.Results))
 	}
@@ -147,6 +160,9 @@ func TestFarCells(t *testing.T) {
 		if r.Error != "" {
 			t.Errorf("%s %s: error %q", r.Experiment, r.Transport, r.Error)
 			continue
+		}
+		if m.ServerCPUSec == nil {
+			t.Errorf("%s %s: no server CPU", r.Experiment, r.Transport)
 		}
 		if !slicesContainsSub(r.Warnings, "far end says hello") {
 			t.Errorf("%s %s: warnings %q, want the far end's", r.Experiment, r.Transport, r.Warnings)

@@ -68,6 +68,7 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 		m.GCPauseNs = uint64(d.GCPause)
 	}
 	m.ServerSockets = sockets
+	m.ServerCPUSec = end.serverCPU
 	return m, warns, nil
 }
 
@@ -313,6 +314,7 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 		m.GCPauseNs = uint64(d.GCPause)
 	}
 	m.ServerSockets = sockets
+	m.ServerCPUSec = end.serverCPU
 	// The RTTs include the sender's own lateness (timer granularity, scheduling):
 	// mean_send_lag_ns says how much of the base RTT that is. The sender spins for
 	// pacer_spin_ns before each scheduled time to keep that lag small.

@@ -110,6 +110,9 @@ func mdIntro(r *Report) string {
 			what += fmt.Sprintf(" (MTU %d)", e.Link.MTU)
 		}
 	}
+	if p := e.Peer; p != nil {
+		what += fmt.Sprintf(", whose server ran on host %s (%s, %s, %d CPUs)", code(p.Host), strings.TrimSpace(p.OS+" "+p.Kernel+archSuffix(p.Arch)), p.Go, p.CPUs)
+	}
 	if len(e.Link.Impair) > 0 {
 		what += ", impaired with " + kvList(e.Link.Impair)
 	}

@@ -91,6 +91,9 @@ func textHeader(r *Report) string {
 		add(fmt.Sprintf("%d CPUs (GOMAXPROCS %d)", e.CPUs, e.GOMAXPROCS))
 	}
 	add(strings.TrimSpace(e.Link.Kind + " " + e.Link.Addr))
+	if p := e.Peer; p != nil {
+		add(fmt.Sprintf("server host %s (%s, %d CPUs)", p.Host, strings.TrimSpace(p.OS+" "+p.Kernel+archSuffix(p.Arch)), p.CPUs))
+	}
 	if len(e.Link.Impair) > 0 {
 		add("impair " + kvList(e.Link.Impair))
 	}

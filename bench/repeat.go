@@ -169,6 +169,7 @@ func CombineMetrics(runs []Metrics) (Metrics, *Repeat, []string) {
 		ServerSockets: medianOf(c, func(m *Metrics) int { return m.ServerSockets }),
 
 		JitterKernelMsgs: optMedianOf(c, "jitter_kernel_msgs", func(m *Metrics) *uint64 { return m.JitterKernelMsgs }),
+		ServerCPUSec:     optMedianOf(c, "server_cpu_s", func(m *Metrics) *float64 { return m.ServerCPUSec }),
 	}
 
 	rep := &Repeat{Runs: len(runs), CI: map[string]Interval{}}

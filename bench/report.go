@@ -60,6 +60,8 @@ type Env struct {
 	GOMAXPROCS int             `json:"gomaxprocs"`
 	Link       Link            `json:"link"`
 	Sockets    map[string]Sock `json:"sockets,omitempty"` // by transport: what the kernel granted
+	// Peer is the other host's environment in remote mode, as its server reported it.
+	Peer *Env `json:"peer,omitempty"`
 }
 
 // Link is the path between the two ends.
@@ -235,6 +237,11 @@ type Metrics struct {
 	// returned, which adds the receiver's queueing and scheduling delay. 0 for TCP: a
 	// byte stream has no per-message arrival. Present where jitter is measured.
 	JitterKernelMsgs *uint64 `json:"jitter_kernel_msgs,omitempty"`
+
+	// ServerCPUSec is the far end's CPU (user+sys) over the cell, in remote mode: its
+	// whole serve process, so other tests it ran at once count too (a warning says
+	// when). Absent on one host, where cpu_s holds both ends.
+	ServerCPUSec *float64 `json:"server_cpu_s,omitempty"`
 }
 
 // LatencyStats summarise a latency distribution in nanoseconds. A percentile is

@@ -361,6 +361,9 @@ outer:
 		res.Warnings = append(res.Warnings, honesty(res)...)
 		rep.Results = append(rep.Results, res)
 	}
+	if p.Far != nil {
+		rep.Env.Peer = p.Far.PeerEnv()
+	}
 	rep.Properties = Properties(rep)
 	rep.Warnings = append(rep.Warnings, runWarnings(p)...)
 	rep.Warnings = append(rep.Warnings, jitterClockWarnings(rep.Results)...)
@@ -501,6 +504,10 @@ func newRunID() uint64 {
 	}
 	return binary.LittleEndian.Uint64(b[:]) | 1 // never zero
 }
+
+// HostEnv describes this host and its Go runtime (no link, no sockets): what a far
+// end reports of itself.
+func HostEnv() Env { return hostEnv() }
 
 func hostEnv() Env {
 	host, _ := os.Hostname()

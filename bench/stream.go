@@ -199,6 +199,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 		m.GCPauseNs = uint64(d.GCPause)
 	}
 	m.ServerSockets = rr.sockets
+	m.ServerCPUSec = rr.cpu
 	if !rr.allEnded {
 		warns = append(warns, fmt.Sprintf("drain of %v ended before every end marker arrived", so.drain))
 	}

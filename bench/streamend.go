@@ -31,6 +31,7 @@ type rxResult struct {
 	warns    []string
 	drain    time.Duration // the far end's drain, when it drained after this side finished
 	far      bool          // measured at the far end: send times are on another clock
+	cpu      *float64      // the far process's CPU over the cell
 }
 
 // recvInterval is the receiver's measured interval, ns: from the first data
@@ -166,7 +167,7 @@ func (fs *farStream) finish(ctx context.Context) (rxResult, error) {
 	var res FarResult
 	var err error
 	fs.once.Do(func() { res, err = fs.fc.Finish(ctx) })
-	r := rxResult{far: true, sockets: res.ServerSockets, warns: res.Warnings}
+	r := rxResult{far: true, sockets: res.ServerSockets, warns: res.Warnings, cpu: res.CPUSec}
 	if res.Stream == nil {
 		return r, fmt.Errorf("far end: no receiver figures: %w", errors.Join(err, errors.New("the server reported none")))
 	}

@@ -149,8 +149,9 @@ func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
 		}
-		fr, err := bench.ServeStreamRx(ctx, spec, ts, d.PeerDone())
-		return results(fr, err)
+		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) {
+			return bench.ServeStreamRx(ctx, spec, ts, d.PeerDone())
+		}))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -163,13 +164,15 @@ func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 			}
 		}()
 	}
-	errs := make([]error, len(ts))
-	var wg sync.WaitGroup
-	for i, t := range ts {
-		wg.Go(func() { errs[i] = bench.ServeEcho(ctx, t, d.Request.Size, batch) })
-	}
-	wg.Wait()
-	return results(bench.FarResult{ServerSockets: len(ts)}, errors.Join(errs...))
+	return results(bench.MeasureServerHalf(func() (bench.FarResult, error) {
+		errs := make([]error, len(ts))
+		var wg sync.WaitGroup
+		for i, t := range ts {
+			wg.Go(func() { errs[i] = bench.ServeEcho(ctx, t, d.Request.Size, batch) })
+		}
+		wg.Wait()
+		return bench.FarResult{ServerSockets: len(ts)}, errors.Join(errs...)
+	}))
 }
 
 // results wraps a server half's figures for the session, incomplete with err.
@@ -191,6 +194,9 @@ type Far struct {
 	cl   *remote.Client
 	addr string
 	br   *bridge
+
+	mu  sync.Mutex // guards env
+	env *bench.Env // the server's, from its latest results
 }
 
 // Dial opens a session with the tcpvsudp serve at addr ("host:port"), authenticating
@@ -206,6 +212,13 @@ func Dial(ctx context.Context, addr string, key []byte, timeout time.Duration) (
 
 // Close ends the session.
 func (f *Far) Close() error { return f.cl.Close() }
+
+// PeerEnv is the server host's environment from its latest results.
+func (f *Far) PeerEnv() *bench.Env {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.env
+}
 
 // Link says the run crossed a network to addr.
 func (f *Far) Link() bench.Link { return bench.Link{Kind: "remote", Addr: f.addr} }
@@ -238,7 +251,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		}
 		req.Params = p
 	}
-	c := &cell{ready: make(chan []bench.Transport, 1), finish: make(chan struct{}), done: make(chan struct{})}
+	c := &cell{ready: make(chan []bench.Transport, 1), finish: make(chan struct{}), done: make(chan struct{}), far: f}
 	if err := f.br.expect(c); err != nil {
 		return nil, err
 	}
@@ -307,6 +320,7 @@ type cell struct {
 	res    remote.TestResults
 	err    error
 	once   sync.Once
+	far    *Far
 }
 
 func (c *cell) Transports() []bench.Transport { return c.ts }
@@ -326,6 +340,11 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 		if err := json.Unmarshal(srv.Counters, &r); err != nil {
 			r = bench.FarResult{Warnings: []string{fmt.Sprintf("server's counters unreadable: %v", err)}}
 		}
+	}
+	if r.Env != nil {
+		c.far.mu.Lock()
+		c.far.env = r.Env
+		c.far.mu.Unlock()
 	}
 	if !srv.Complete {
 		r.Warnings = append(r.Warnings, "the server did not complete its half: "+srv.Error)

@@ -58,6 +58,9 @@ func TestFarCells(t *testing.T) {
 	if len(rep.Results) != 8 {
 		t.Fatalf("%d results, want stream and pingpong × 2 transports × 2 sizes", len(rep.Results))
 	}
+	if rep.Env.Peer == nil || rep.Env.Peer.Kernel == "" || rep.Env.Peer.CPUs == 0 {
+		t.Errorf("peer env %+v, want the server host's", rep.Env.Peer)
+	}
 	for _, r := range rep.Results {
 		m := r.Metrics
 		t.Logf("%s %s %d B: sent %d recv %d lost %d late %d goodput %.4g, server sockets %d, warnings %q", r.Experiment, r.Transport, r.Params.Size,
@@ -65,6 +68,9 @@ func TestFarCells(t *testing.T) {
 		if r.Error != "" {
 			t.Errorf("%s %s %d B: %s", r.Experiment, r.Transport, r.Params.Size, r.Error)
 			continue
+		}
+		if m.ServerCPUSec == nil || *m.ServerCPUSec <= 0 {
+			t.Errorf("%s %s: server CPU %v, want the server half's", r.Experiment, r.Transport, m.ServerCPUSec)
 		}
 		if m.CorruptMsgs+m.MalformedMsgs+m.ForeignMsgs != 0 {
 			t.Errorf("%s %s: corrupt %d malformed %d foreign %d, want none", r.Experiment, r.Transport, m.CorruptMsgs, m.MalformedMsgs, m.ForeignMsgs)

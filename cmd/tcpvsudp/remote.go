@@ -41,6 +41,8 @@ type pendingFar struct{ addr string }
 
 func (f pendingFar) Link() bench.Link { return bench.Link{Kind: "remote", Addr: f.addr} }
 
+func (f pendingFar) PeerEnv() *bench.Env { return nil }
+
 func (f pendingFar) Open(context.Context, bench.FarSpec) (bench.FarCell, error) {
 	return nil, errors.New("not connected")
 }

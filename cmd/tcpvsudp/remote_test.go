@@ -107,8 +107,16 @@ func TestRunServer(t *testing.T) {
 			t.Errorf("%s: error %q, sent %d, recv %d; want 300 sent and answered", r.Transport, r.Error, r.Metrics.SentMsgs, r.Metrics.RecvMsgs)
 		}
 	}
-	if !strings.Contains(out.String(), "remote "+ln.Addr().String()) {
-		t.Errorf("the tables do not say the run was remote:\n%s", out.String())
+	if !strings.Contains(out.String(), "remote "+ln.Addr().String()) || !strings.Contains(out.String(), "server host ") {
+		t.Errorf("the tables do not say the run was remote, and where the server ran:\n%s", out.String())
+	}
+	if rep.Env.Peer == nil || rep.Env.Peer.CPUs == 0 {
+		t.Errorf("env.peer %+v: want the server host's environment", rep.Env.Peer)
+	}
+	for _, r := range rep.Results {
+		if r.Metrics.ServerCPUSec == nil {
+			t.Errorf("%s: no server_cpu_s", r.Transport)
+		}
 	}
 
 	other := filepath.Join(t.TempDir(), "other")
