@@ -33,6 +33,15 @@ type FarSpec struct {
 	Duration   time.Duration // how long data flows, warm-up included; 0 = unknown (count mode): the far end's own limit bounds it
 	Run        uint64        // the run id every message of the cell carries (stream: the receiver accepts no other)
 	Drain      time.Duration // stream: the receiver's longest wait for stragglers after the sender finished
+
+	// A reverse stream: the far end sends, Streams flows of Size-byte messages, for
+	// Count each or SendFor, after Warmup, paced to RateBps over all (0 = unpaced,
+	// though the far end may cap it).
+	Reverse bool
+	Count   uint64
+	SendFor time.Duration
+	Warmup  time.Duration
+	RateBps float64
 }
 
 // A FarCell is one cell's server half at the far end.
@@ -42,16 +51,20 @@ type FarCell interface {
 	// Finish says this side is done, waits for the far end's figures and closes the
 	// data path. It is called once, after the Transports are no longer used.
 	Finish(ctx context.Context) (FarResult, error)
+	// Ended is closed if the far end ends the cell before Finish (its half failed,
+	// or the session was lost); nil when the far end cannot tell.
+	Ended() <-chan struct{}
 }
 
 // FarResult is what the far end measured of one cell.
 // It travels between hosts as JSON, in the field names below.
 type FarResult struct {
-	ServerSockets int       `json:"server_sockets"`     // endpoints the server half served
-	Warnings      []string  `json:"warnings,omitempty"` // what the far end wants the report to say about the cell
-	Stream        *StreamRx `json:"stream,omitempty"`   // stream: the receiver's figures
-	CPUSec        *float64  `json:"cpu_s,omitempty"`    // the far process's user+sys CPU over the cell
-	Env           *Env      `json:"env,omitempty"`      // the far host, as HostEnv describes it
+	ServerSockets int       `json:"server_sockets"`      // endpoints the server half served
+	Warnings      []string  `json:"warnings,omitempty"`  // what the far end wants the report to say about the cell
+	Stream        *StreamRx `json:"stream,omitempty"`    // stream: the receiver's figures
+	StreamTx      *StreamTx `json:"stream_tx,omitempty"` // reverse stream: the far senders' figures
+	CPUSec        *float64  `json:"cpu_s,omitempty"`     // the far process's user+sys CPU over the cell
+	Env           *Env      `json:"env,omitempty"`       // the far host, as HostEnv describes it
 }
 
 // MeasureServerHalf runs serve, the server half of a cell at the far end, and adds
@@ -80,6 +93,9 @@ func ServeEcho(ctx context.Context, t Transport, size, batch int) error {
 // checkFar refuses a plan the far end cannot run, naming the flag.
 func checkFar(p Plan) error {
 	if p.Far == nil {
+		if p.Reverse {
+			return fmt.Errorf("--reverse: only with --server (on one host both ends are this process)")
+		}
 		return nil
 	}
 	if p.Lab != nil {

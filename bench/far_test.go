@@ -45,6 +45,21 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 			return nil, err
 		}
 		c.ls = append(c.ls, l)
+		if spec.Reverse { // the far end sends: it dials, this side's endpoint is the accepted one
+			st, err := nw.Dial(ctx, l.Addr().String())
+			if err != nil {
+				c.Finish(ctx)
+				return nil, err
+			}
+			srvs = append(srvs, st)
+			ct, err := l.Accept(ctx)
+			if err != nil {
+				c.Finish(ctx)
+				return nil, err
+			}
+			c.ts = append(c.ts, ct)
+			continue
+		}
 		t, err := nw.Dial(ctx, l.Addr().String())
 		if err != nil {
 			c.Finish(ctx)
@@ -75,6 +90,9 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 			}
 		}()
 		r, err := MeasureServerHalf(func() (FarResult, error) {
+			if spec.Experiment == ExpStream && spec.Reverse {
+				return ServeStreamTx(sctx, spec, srvs)
+			}
 			if spec.Experiment == ExpStream {
 				return ServeStreamRx(sctx, spec, srvs, c.senderDone)
 			}
@@ -104,6 +122,8 @@ type loopCell struct {
 }
 
 func (c *loopCell) Transports() []Transport { return c.ts }
+
+func (c *loopCell) Ended() <-chan struct{} { return nil }
 
 // Finish: the sender is done; a stream receiver drains and reports, an echo server
 // stops when its client closes.
@@ -186,6 +206,28 @@ func TestFarCells(t *testing.T) {
 			}
 		}
 	}
+	// Reverse: the far end sends, this host receives and accounts.
+	rep, err = Run(context.Background(), Plan{Far: far, Reverse: true, Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"},
+		Sizes: []int{1024}, Streams: 2, RateBps: 20e6, Count: 300, Warmup: 20 * time.Millisecond, Drain: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		m := r.Metrics
+		t.Logf("reverse %s: sent %d recv %d lost %d send rate %.4g goodput %.4g, warnings %q", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.SendRateBps, m.GoodputBps, r.Warnings)
+		if r.Error != "" || !r.Params.Reverse {
+			t.Errorf("reverse %s: error %q, params %+v", r.Transport, r.Error, r.Params)
+			continue
+		}
+		if m.SentMsgs != 600 || m.RecvMsgs != 600 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 {
+			t.Errorf("reverse %s: sent %d recv %d lost %d dup %d reordered %d, want the far senders' 600 received once, in order",
+				r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs)
+		}
+		// Never above the pace; below it only as far as a loaded host falls behind.
+		if m.SendRateBps < 0.5*20e6 || m.SendRateBps > 1.05*20e6 || m.GoodputBps < 0.5*20e6 || m.GoodputBps > 1.1*20e6 {
+			t.Errorf("reverse %s: send rate %.4g, goodput %.4g; want about the paced 20 Mbit/s, never above it", r.Transport, m.SendRateBps, m.GoodputBps)
+		}
+	}
 	for _, sp := range far.specs {
 		if sp.Experiment == ExpStream && (sp.Run == 0 || sp.Streams != 2 || sp.Drain != 500*time.Millisecond) {
 			t.Errorf("far end asked for %+v: want the run id, 2 streams and the drain", sp)
@@ -211,6 +253,7 @@ func TestFarRefusesWhatItCannotRun(t *testing.T) {
 	}{
 		{Plan{Far: &loopFar{}, Experiments: []string{ExpConnect}}, "--experiments: connect cannot run against a remote server"},
 		{Plan{Far: &loopFar{}, Experiments: []string{ExpPingPong}, Lab: &LabConfig{}}, "--server: an emulated link"},
+		{Plan{Reverse: true, Experiments: []string{ExpStream}}, "--reverse: only with --server"},
 	} {
 		err := tc.p.WithDefaults().Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -190,7 +190,8 @@ type Params struct {
 	RateBps   float64 `json:"rate_bps"`                  // 0 = unpaced
 	PingRate  float64 `json:"ping_rate,omitempty"`       // pingpong requests/s on a timetable (open loop); 0 = closed loop
 	DurationS float64 `json:"duration_s"`
-	Count     uint64  `json:"count"` // messages (or transactions) per stream; 0 = duration mode
+	Count     uint64  `json:"count"`             // messages (or transactions) per stream; 0 = duration mode
+	Reverse   bool    `json:"reverse,omitempty"` // stream in remote mode: the server sends, this host receives
 }
 
 // Metrics are the measured figures, named as DESIGN.md's results contract names them.

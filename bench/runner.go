@@ -44,6 +44,7 @@ type Plan struct {
 	Net         NetOptions
 	Lab         *LabConfig // cross an emulated link (Linux, CAP_NET_ADMIN); nil = loopback
 	Far         Far        // run the server halves on another host (remote mode); nil = in this process
+	Reverse     bool       // stream with Far: the server sends and this host receives
 	Command     string     // the command line, recorded in the report
 	Quick       bool       // recorded in the report
 
@@ -232,7 +233,8 @@ func (p Plan) cells() []cell {
 		}
 		for _, s := range sizes {
 			for _, t := range p.Transports {
-				cs = append(cs, cell{x, t, Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count}})
+				cs = append(cs, cell{x, t, Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
+					Reverse: p.Reverse && x == ExpStream}})
 			}
 		}
 	}

@@ -33,6 +33,9 @@ type streamOpts struct {
 // streamCell runs one stream cell and returns its figures, observations (sender
 // blocked time, TCP_INFO limits) and, when asked, its time line.
 func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
+	if p.Reverse && e.far != nil {
+		return streamCellReverse(ctx, e, nw, p, so)
+	}
 	var warns []string
 	// Every blocking call below ends by this cell's time limit: the watchdog closes the
 	// endpoints, which unblocks a sender stuck on a receiver that died.
@@ -127,89 +130,20 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 		drain = rr.drain // the far end drained after this side finished
 	}
 
-	var m Metrics
-	var firstSend, lastSend int64 = -1, 0
-	var blocked time.Duration
+	var ts txSummary
 	for _, tx := range txs {
-		m.SentMsgs += tx.sent
-		m.DropsSender += tx.refused
-		blocked += tx.inSend
-		if tx.sent > 0 {
-			if firstSend < 0 || tx.firstNs < firstSend {
-				firstSend = tx.firstNs
-			}
-			lastSend = max(lastSend, tx.lastNs)
-		}
+		ts.add(tx)
 	}
-	m.SentBytes = m.SentMsgs * uint64(p.Size)
-	if firstSend >= 0 && lastSend > firstSend {
-		m.SendIntervalS = seconds(lastSend - firstSend)
-		m.SendRateBps = float64(m.SentBytes) * 8 / m.SendIntervalS
-		m.SendMsgsPerS = float64(m.SentMsgs) / m.SendIntervalS
-	}
-
-	tot := rr.tot
-	m.RecvMsgs = tot.received
-	m.DupMsgs = tot.dups
-	m.ReorderedMsgs = tot.reordered
-	m.ReorderExtent = tot.extent
-	m.CorruptMsgs = tot.corrupt
-	m.MalformedMsgs = tot.malformed
-	m.ForeignMsgs = tot.foreign
-	m.RecvBytes = tot.unique * uint64(p.Size)
-	if tot.unique < m.SentMsgs {
-		m.LostMsgs = m.SentMsgs - tot.unique
-	}
-	if tot.unique > m.SentMsgs {
-		warns = append(warns, fmt.Sprintf("received %d unique messages but %d were sent: accounting error", tot.unique, m.SentMsgs))
-	}
-	if tot.stale > 0 {
-		warns = append(warns, fmt.Sprintf("%d messages arrived too late to tell new from duplicate (more than 2^24 behind)", tot.stale))
-	}
-	if iv := rr.recvInterval(); iv > 0 {
-		m.RecvIntervalS = seconds(iv)
-		m.GoodputBps = float64(m.RecvBytes) * 8 / m.RecvIntervalS
-		m.MsgsPerS = float64(tot.unique) / m.RecvIntervalS
-	}
-	if tot.jitterFlows > 0 {
-		m.JitterNs = f64p(tot.jitterSum / float64(tot.jitterFlows))
-	}
-	m.JitterKernelMsgs = u64p(tot.kernelStamped)
-	m.DrainS = drain.Seconds()
-	if retrOK {
-		m.Retransmits = u64p(retr1 - retr0)
-	}
-	if rr.dropsOK {
-		// The socket counter counts every datagram; end markers lost with the data are
-		// not data. Take them out so socket + sender + network = lost exactly.
-		sock := rr.drops
-		endsLost := uint64(endCopies*p.Streams) - min(tot.ends, uint64(endCopies*p.Streams))
-		sock -= min(sock, endsLost)
-		m.DropsSocket = u64p(sock)
-		var netw uint64
-		if m.LostMsgs > sock+m.DropsSender {
-			netw = m.LostMsgs - sock - m.DropsSender
-		}
-		m.DropsNetwork = u64p(netw)
-	}
+	m, w, obs := streamMetrics(p, so, ts, rr, drain)
+	warns = append(warns, w...)
 	if uerr == nil {
 		d := u1.Sub(u0)
 		m.CPUSec = d.CPU().Seconds()
 		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.RecvBytes)
 		m.GCPauseNs = uint64(d.GCPause)
 	}
-	m.ServerSockets = rr.sockets
-	m.ServerCPUSec = rr.cpu
-	if !rr.allEnded {
-		warns = append(warns, fmt.Sprintf("drain of %v ended before every end marker arrived", so.drain))
-	}
-	obs := map[string]any{
-		// Time inside Send: for a flow-controlled sender mostly waiting for the
-		// receiver; for one without, the kernel's work of sending.
-		"sender_in_send_ns": int64(blocked / time.Duration(len(txs))),
-	}
-	if m.SendIntervalS > 0 {
-		obs["sender_in_send_fraction"] = round3(blocked.Seconds() / float64(len(txs)) / m.SendIntervalS)
+	if retrOK {
+		m.Retransmits = u64p(retr1 - retr0)
 	}
 	if limOK {
 		obs["rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)

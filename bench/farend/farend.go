@@ -27,8 +27,10 @@ import (
 
 // streamParams are a bench.stream test's parameters (TestRequest.Params).
 type streamParams struct {
-	Run     string `json:"run"`      // the run id every message carries, 16 hex digits
-	DrainMS uint64 `json:"drain_ms"` // the receiver's longest wait for stragglers, ms
+	Run      string `json:"run"`                 // the run id every message carries, 16 hex digits
+	DrainMS  uint64 `json:"drain_ms"`            // the receiver's longest wait for stragglers, ms
+	WarmupMS uint64 `json:"warmup_ms,omitempty"` // reverse: the server's senders warm up this long first
+	SendMS   uint64 `json:"send_ms,omitempty"`   // reverse without a count: how long they send, ms
 }
 
 // maxDrain bounds a stream receiver's drain.
@@ -43,8 +45,24 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 	if drain > maxDrain {
 		return bench.FarSpec{}, fmt.Errorf("params.drain_ms: at most %d, got %d", maxDrain.Milliseconds(), sp.DrainMS)
 	}
-	return bench.FarSpec{Experiment: bench.ExpStream, Transport: req.Transport, Size: req.Size, Streams: req.Streams,
-		Duration: req.Duration, Run: run, Drain: drain}, nil
+	spec := bench.FarSpec{Experiment: bench.ExpStream, Transport: req.Transport, Size: req.Size, Streams: req.Streams,
+		Duration: req.Duration, Run: run, Drain: drain}
+	if req.Direction == remote.Reverse {
+		spec.Reverse, spec.Count, spec.RateBps = true, req.Count, float64(req.RateBps)
+		spec.Warmup = time.Duration(sp.WarmupMS) * time.Millisecond
+		spec.SendFor = time.Duration(sp.SendMS) * time.Millisecond
+		// The test's duration bounds what the server sends, warm-up included.
+		if spec.Warmup+spec.SendFor > req.Duration {
+			return bench.FarSpec{}, fmt.Errorf("params: warmup_ms + send_ms = %d exceeds the test's duration_ms %d",
+				(spec.Warmup + spec.SendFor).Milliseconds(), req.Duration.Milliseconds())
+		}
+		if spec.Count == 0 && spec.SendFor <= 0 {
+			return bench.FarSpec{}, errors.New("params.send_ms: a reverse stream without a count needs a sending time")
+		}
+	} else if sp.WarmupMS != 0 || sp.SendMS != 0 {
+		return bench.FarSpec{}, errors.New("params: warmup_ms and send_ms belong to a reverse stream")
+	}
+	return spec, nil
 }
 
 // transports makes d's data path into bench transports: TCP connections framed as
@@ -111,8 +129,8 @@ func (r Runner) Check(req remote.TestRequest) error {
 	}
 	switch x, _ := benchExperiment(req.Experiment); x {
 	case bench.ExpStream:
-		if req.Direction != remote.Forward {
-			return fmt.Errorf("direction: %s runs forward (the client sends), got %s", req.Experiment, req.Direction)
+		if req.Direction != remote.Forward && req.Direction != remote.Reverse {
+			return fmt.Errorf("direction: %s runs forward or reverse, got %s", req.Experiment, req.Direction)
 		}
 		_, err := parseStreamParams(req)
 		return err
@@ -150,6 +168,9 @@ func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 			return remote.Results{Error: err.Error()}, err
 		}
 		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) {
+			if spec.Reverse {
+				return bench.ServeStreamTx(ctx, spec, ts)
+			}
 			return bench.ServeStreamRx(ctx, spec, ts, d.PeerDone())
 		}))
 	}
@@ -245,7 +266,12 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir}
 	if spec.Experiment == bench.ExpStream {
 		req.Direction = remote.Forward
-		p, err := json.Marshal(streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())})
+		sp := streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())}
+		if spec.Reverse {
+			req.Direction, req.Count, req.RateBps = remote.Reverse, spec.Count, uint64(spec.RateBps)
+			sp.WarmupMS, sp.SendMS = uint64(spec.Warmup.Milliseconds()), uint64(spec.SendFor.Milliseconds())
+		}
+		p, err := json.Marshal(sp)
 		if err != nil {
 			return nil, err
 		}
@@ -324,6 +350,10 @@ type cell struct {
 }
 
 func (c *cell) Transports() []bench.Transport { return c.ts }
+
+// Ended is closed when Client.Run returned: before Finish, the server ended the
+// test (its half failed) or the session was lost.
+func (c *cell) Ended() <-chan struct{} { return c.done }
 
 // Finish ends the test: the client's half is done; Client.Run then exchanges both
 // sides' results.

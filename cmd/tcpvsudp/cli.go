@@ -32,6 +32,7 @@ type runFlags struct {
 	clients, receivers                   int
 	readerRate                           string
 	server, keyFile                      string
+	reverse                              bool
 	impair, impairUp, impairDown, link   string
 	noLab                                bool
 }
@@ -167,6 +168,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.host, "host", "127.0.0.1", "address the server end listens on and the client dials (loopback: 127.0.0.1 or ::1)")
 	fs.StringVar(&rf.server, "server", "", "remote mode: run the server halves on 'tcpvsudp serve' at HOST[:PORT] (port 5299 by default) instead of in this process; "+
 		"experiments so far: "+strings.Join(bench.FarExperiments, ", "))
+	fs.BoolVar(&rf.reverse, "reverse", false, "with --server: stream the other way, the server sending and this host receiving and counting (like iperf3 -R)")
 	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a file only its owner may access)")
 	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
@@ -255,7 +257,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	p := bench.Plan{
 		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
-		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, PingRate: rf.pingRate,
+		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, PingRate: rf.pingRate, Reverse: rf.reverse,
 		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll},
 	}
 	var err error

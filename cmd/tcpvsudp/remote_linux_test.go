@@ -41,37 +41,8 @@ func TestRunServerTwoHosts(t *testing.T) {
 	key := writeKey(t, testServeKey+"\n", 0o600)
 	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key)
 	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
-	dir := t.TempDir()
+	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "--count", "500", "--rate", "20M", "--sizes", "64,1024", "--warmup", "20ms")
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRunHelperProcess$")
-	cmd.Env = append(os.Environ(), runHelperEnv+"="+strings.Join([]string{
-		"--server", addr, "--key-file", key, "--count", "500", "--rate", "20M", "--sizes", "64,1024", "--warmup", "20ms", "--out", dir}, "\n"))
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.InClient(cmd.Start); err != nil {
-		t.Fatalf("starting run in the client namespace: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("run --server %s: %v\nstderr:\n%s\nserver:\n%s", addr, err, errb.String(), cs.logs)
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		t.Fatalf("run --server %s still running after 60 s\nstderr:\n%s", addr, errb.String())
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep bench.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
 	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != addr {
 		t.Errorf("link %+v, want remote %s", rep.Env.Link, addr)
 	}
@@ -104,5 +75,52 @@ func TestRunServerTwoHosts(t *testing.T) {
 			}
 		}
 	}
+
+	// The other way: the server's senders, this host's receiver.
+	rep = runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream", "--reverse", "--count", "500", "--rate", "20M", "--sizes", "1024", "--warmup", "20ms")
+	for _, r := range rep.Results {
+		m := r.Metrics
+		t.Logf("reverse stream %s across the veth pair: sent %d, recv %d, lost %d, goodput %.4g", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.GoodputBps)
+		if r.Error != "" || !r.Params.Reverse || m.SentMsgs != 500 || m.RecvMsgs != 500 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 {
+			t.Errorf("reverse stream %s: error %q, reverse %v, sent %d, recv %d, lost %d, dup %d, reordered %d; want the server's 500 received once, in order",
+				r.Transport, r.Error, r.Params.Reverse, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs)
+		}
+	}
 	cs.terminate(t)
+}
+
+// runIn runs 'tcpvsudp run ARGS --out DIR' as a child process in p's client
+// namespace, waits for it (60 s at most) and returns the report it wrote.
+func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) bench.Report {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunHelperProcess$")
+	cmd.Env = append(os.Environ(), runHelperEnv+"="+strings.Join(append(args, "--out", dir), "\n"))
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.InClient(cmd.Start); err != nil {
+		t.Fatalf("starting run in the client namespace: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("run %v: %v\nstderr:\n%s\nserver:\n%s", args, err, errb.String(), cs.logs)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("run %v still running after 60 s\nstderr:\n%s", args, errb.String())
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

@@ -45,6 +45,7 @@ func TestRunServerBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--key-file", key}, "--key-file: only with --server"},
+		{[]string{"run", "--reverse", "-e", "stream"}, "--reverse: only with --server"},
 		{[]string{"run", "--server", "127.0.0.1:99999"}, "--server"},
 		{[]string{"run", "--server", "127.0.0.1", "-e", "connect"}, "--experiments: connect cannot run against a remote server"},
 		{[]string{"run", "--server", "127.0.0.1", "--link", "wan"}, "--server"},

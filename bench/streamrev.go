@@ -1,0 +1,196 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// StreamTx is what the far senders of a reverse stream did, as it travels from the
+// far end (JSON).
+type StreamTx struct {
+	Flows       int    `json:"flows"`
+	SentMsgs    uint64 `json:"sent_msgs"`    // handed to the transport, refused ones included
+	DropsSender uint64 `json:"drops_sender"` // datagrams the far kernel refused to send
+	SendSpanNs  int64  `json:"send_span_ns"` // first data send to the last, on the far clock
+	InSendNs    int64  `json:"in_send_ns"`   // time inside Send, summed over flows
+}
+
+func (st *StreamTx) summary() txSummary {
+	return txSummary{flows: st.Flows, sent: st.SentMsgs, refused: st.DropsSender, blocked: time.Duration(st.InSendNs), spanNs: st.SendSpanNs}
+}
+
+// ServeStreamTx is the sending half of a reverse stream cell at the far end: one
+// flow per endpoint in ts, spec.Warmup of warm-up, then spec.Count messages per flow
+// or spec.SendFor of them, paced to spec.RateBps over all flows, each flow closed by
+// its end markers; it returns what the senders did.
+func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport) (FarResult, error) {
+	if spec.Run == 0 || len(ts) == 0 || spec.Streams != len(ts) || spec.Size < HeaderLen || (spec.Count == 0 && spec.SendFor <= 0) {
+		return FarResult{}, fmt.Errorf("bench: ServeStreamTx: want a run id, %d endpoints for %d streams, size >= %d and a count or a time; got run %d, size %d, count %d, time %v",
+			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size, spec.Count, spec.SendFor)
+	}
+	e := &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: 64}
+	p := Params{Size: spec.Size, Streams: len(ts), RateBps: spec.RateBps}
+	txs := make([]*streamTx, len(ts))
+	for i, t := range ts {
+		txs[i] = newStreamTx(e, p, uint32(i), t)
+	}
+	if spec.Warmup > 0 {
+		g, gctx := errgroup.WithContext(ctx)
+		until := time.Now().Add(spec.Warmup)
+		for _, tx := range txs {
+			g.Go(func() error { return tx.send(gctx, KindWarmup, 0, until) })
+		}
+		if err := g.Wait(); err != nil {
+			return FarResult{}, fmt.Errorf("warm-up: %w", err)
+		}
+		select { // the receiver's warm-up stragglers settle, as on one host
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	var until time.Time
+	if spec.Count == 0 {
+		until = time.Now().Add(spec.SendFor)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, tx := range txs {
+		tx.reset()
+		g.Go(func() error {
+			if err := tx.send(gctx, KindData, spec.Count, until); err != nil {
+				return err
+			}
+			return tx.sendEnd(time.Millisecond)
+		})
+	}
+	err := g.Wait()
+	var sum txSummary
+	for _, tx := range txs {
+		sum.add(tx)
+	}
+	st := &StreamTx{Flows: sum.flows, SentMsgs: sum.sent, DropsSender: sum.refused, SendSpanNs: sum.span(), InSendNs: int64(sum.blocked)}
+	return FarResult{ServerSockets: len(ts), StreamTx: st}, err
+}
+
+// streamCellReverse is a stream cell whose senders are at the far end: this host
+// receives and accounts every message, and the far end reports what it sent.
+func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
+	if so.readerBps > 0 || so.oneWay != nil || so.seriesStep > 0 {
+		return outcome{}, errors.New("a reverse stream cannot have a paced reader, one-way latency or a time line")
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
+	defer cancel()
+	sendFor := time.Duration(p.DurationS * float64(time.Second))
+	dur := so.warmup + sendFor
+	if p.Count > 0 {
+		sendFor, dur = 0, 0
+	}
+	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
+		Duration: dur, Run: e.run, Drain: so.drain, Reverse: true, Count: p.Count, SendFor: sendFor, Warmup: so.warmup, RateBps: p.RateBps})
+	if err != nil {
+		return outcome{}, fmt.Errorf("far end: %w", err)
+	}
+	ts := fc.Transports()
+	finished := false
+	defer func() {
+		if !finished {
+			for _, t := range ts {
+				t.Close()
+			}
+			fc.Finish(context.Background())
+		}
+	}()
+	if len(ts) != p.Streams {
+		return outcome{}, fmt.Errorf("far end: opened %d data paths, want %d", len(ts), p.Streams)
+	}
+
+	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1, firstRecvNs: -1}}
+	var baseMu sync.Mutex
+	var drops0 uint64
+	var base0 bool
+	rx.onFirstData = func() {
+		baseMu.Lock()
+		drops0, base0 = recvDrops(ts)
+		baseMu.Unlock()
+	}
+	u0, uerr := ReadUsage()
+	sctx, stop := context.WithCancel(ctx)
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Go(func() { errs[i] = rx.serve(sctx, t) })
+	}
+	// The senders are done when every end marker is in. End markers can be lost, so
+	// the wait also ends when the far end ended the cell, when nothing has arrived for
+	// a quiet spell once data flowed (the drain, or two messages' time at the paced
+	// rate, at least 500 ms), or when the senders' time and the drain have passed.
+	quietStop := max(so.drain, 500*time.Millisecond)
+	if p.RateBps > 0 {
+		quietStop = max(quietStop, 2*time.Duration(float64(p.Size*8*p.Streams)/p.RateBps*float64(time.Second)))
+	}
+	limit := time.NewTimer(cmp.Or(dur, e.cellLimit(p)/2) + so.drain + 5*time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	ended := fc.Ended()
+wait:
+	for !rx.allEnded() && ctx.Err() == nil {
+		select {
+		case <-tick.C:
+			if last := rx.lastArrival.Load(); last > 0 && rx.e.now()-last > int64(quietStop) {
+				break wait
+			}
+		case <-ended:
+			break wait
+		case <-limit.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	tick.Stop()
+	limit.Stop()
+	drainStart := time.Now()
+	rx.waitDrained(ctx, so.drain)
+	drain := time.Since(drainStart)
+	drops1, ok1 := recvDrops(ts)
+	u1, _ := ReadUsage()
+	stop()
+	wg.Wait()
+	for _, t := range ts {
+		t.Close()
+	}
+	finished = true
+	fr, ferr := fc.Finish(ctx)
+	if fr.StreamTx == nil {
+		return outcome{}, fmt.Errorf("far end: no sender figures: %w", errors.Join(ferr, errors.New("the server reported none")))
+	}
+
+	rr := rxResult{tot: rx.totals(), allEnded: rx.allEnded(), sockets: fr.ServerSockets, warns: fr.Warnings, far: true, cpu: fr.CPUSec}
+	baseMu.Lock()
+	if base0 && ok1 {
+		rr.drops, rr.dropsOK = drops1-min(drops1, drops0), true
+	}
+	baseMu.Unlock()
+	m, warns, obs := streamMetrics(p, so, fr.StreamTx.summary(), rr, drain)
+	warns = append(rr.warns, warns...)
+	if ferr != nil {
+		warns = append(warns, fmt.Sprintf("far end: %v", ferr))
+	}
+	for _, err := range errs {
+		if err != nil && !isClosed(err) {
+			warns = append(warns, fmt.Sprintf("receiver: %v", err))
+		}
+	}
+	if uerr == nil {
+		d := u1.Sub(u0)
+		m.CPUSec = d.CPU().Seconds()
+		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.RecvBytes)
+		m.GCPauseNs = uint64(d.GCPause)
+	}
+	obs["direction"] = "reverse"
+	return outcome{m: m, warns: warns, observed: obs}, nil
+}
