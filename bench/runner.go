@@ -360,7 +360,7 @@ outer:
 				res.Warnings = append(res.Warnings, "some runs failed: "+errs[i])
 			}
 		}
-		res.Warnings = append(res.Warnings, honesty(res)...)
+		res.Warnings = append(res.Warnings, honesty(res, rep.Env.Link)...)
 		rep.Results = append(rep.Results, res)
 	}
 	if p.Far != nil {
@@ -483,11 +483,15 @@ const ethernetPayload = 1472
 // honesty returns the warnings a result must carry because of how it was measured:
 // datagrams that would fragment on a real link (PITFALLS 3), and counts that break
 // the accounting identity sent = received − duplicates + lost (PITFALLS 4).
-func honesty(r Result) []string {
+func honesty(r Result, link Link) []string {
 	var w []string
 	if r.Transport == "udp" && r.Params.Size > ethernetPayload {
 		frags := (r.Params.Size + 8 + 1479) / 1480 // IPv4 fragments carry 1480 bytes
-		w = append(w, fmt.Sprintf("%d-byte datagrams exceed a 1500-byte MTU: on a real link each would travel as %d IP fragments, and losing one loses the datagram; loopback (MTU %d) does not fragment", r.Params.Size, frags, loopbackMTU()))
+		if link.Kind == "loopback" {
+			w = append(w, fmt.Sprintf("%d-byte datagrams exceed a 1500-byte MTU: on a real link each would travel as %d IP fragments, and losing one loses the datagram; loopback (MTU %d) does not fragment", r.Params.Size, frags, loopbackMTU()))
+		} else {
+			w = append(w, fmt.Sprintf("%d-byte datagrams exceed a 1500-byte MTU: on such a link each travels as %d IP fragments, and losing one loses the datagram", r.Params.Size, frags))
+		}
 	}
 	m := r.Metrics
 	if r.Error == "" && r.Experiment == ExpStream && m.RecvMsgs >= m.DupMsgs && m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
