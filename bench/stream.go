@@ -66,13 +66,8 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 
 	// Warm-up: excluded from every counter and from the sequence space (PITFALLS 14).
 	if so.warmup > 0 {
-		g, gctx := errgroup.WithContext(ctx)
-		until := time.Now().Add(so.warmup)
-		for _, tx := range txs {
-			g.Go(func() error { return tx.send(gctx, KindWarmup, 0, until) })
-		}
-		if err := g.Wait(); err != nil {
-			return outcome{}, fmt.Errorf("warm-up: %w", err)
+		if err := warmAll(ctx, txs, so.warmup); err != nil {
+			return outcome{}, err
 		}
 		end.quiet(ctx)
 	}
@@ -93,17 +88,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	if p.Count == 0 {
 		until = time.Now().Add(time.Duration(p.DurationS * float64(time.Second)))
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, tx := range txs {
-		tx.reset()
-		g.Go(func() error {
-			if err := tx.send(gctx, KindData, p.Count, until); err != nil {
-				return err
-			}
-			return tx.sendEnd(cmp.Or(so.endGap, time.Millisecond))
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err := sendAll(ctx, txs, p.Count, until, cmp.Or(so.endGap, time.Millisecond)); err != nil {
 		stopSeries()
 		return outcome{}, err
 	}
@@ -150,6 +135,35 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 		obs["sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
 	}
 	return outcome{m: m, warns: warns, observed: obs, series: series}, nil
+}
+
+// warmAll sends warm-up messages on every stream for d.
+func warmAll(ctx context.Context, txs []*streamTx, d time.Duration) error {
+	g, gctx := errgroup.WithContext(ctx)
+	until := time.Now().Add(d)
+	for _, tx := range txs {
+		g.Go(func() error { return tx.send(gctx, KindWarmup, 0, until) })
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	return nil
+}
+
+// sendAll runs every stream's measured phase at once: count messages each (or
+// until, for count 0), then its end markers endGap apart.
+func sendAll(ctx context.Context, txs []*streamTx, count uint64, until time.Time, endGap time.Duration) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, tx := range txs {
+		tx.reset()
+		g.Go(func() error {
+			if err := tx.send(gctx, KindData, count, until); err != nil {
+				return err
+			}
+			return tx.sendEnd(endGap)
+		})
+	}
+	return g.Wait()
 }
 
 // tcpLimits sums the TCP_INFO time-limited counters over the transports that can

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // StreamTx is what the far senders of a reverse stream did, as it travels from the
@@ -41,13 +39,8 @@ func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport) (FarResult
 		txs[i] = newStreamTx(e, p, uint32(i), t)
 	}
 	if spec.Warmup > 0 {
-		g, gctx := errgroup.WithContext(ctx)
-		until := time.Now().Add(spec.Warmup)
-		for _, tx := range txs {
-			g.Go(func() error { return tx.send(gctx, KindWarmup, 0, until) })
-		}
-		if err := g.Wait(); err != nil {
-			return FarResult{}, fmt.Errorf("warm-up: %w", err)
+		if err := warmAll(ctx, txs, spec.Warmup); err != nil {
+			return FarResult{}, err
 		}
 		select { // the receiver's warm-up stragglers settle, as on one host
 		case <-time.After(20 * time.Millisecond):
@@ -58,17 +51,7 @@ func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport) (FarResult
 	if spec.Count == 0 {
 		until = time.Now().Add(spec.SendFor)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, tx := range txs {
-		tx.reset()
-		g.Go(func() error {
-			if err := tx.send(gctx, KindData, spec.Count, until); err != nil {
-				return err
-			}
-			return tx.sendEnd(time.Millisecond)
-		})
-	}
-	err := g.Wait()
+	err := sendAll(ctx, txs, spec.Count, until, time.Millisecond)
 	var sum txSummary
 	for _, tx := range txs {
 		sum.add(tx)
