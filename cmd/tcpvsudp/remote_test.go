@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,5 +129,79 @@ func TestRunServer(t *testing.T) {
 	var ue usageError
 	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "--server") {
 		t.Errorf("run with the wrong key: %v; want a run error (exit 1) naming --server", err)
+	}
+}
+
+// dyingRunner is farend's Runner on a server that goes away during its second
+// test: the server is closed while that test runs, as a crash or a pulled cable would
+// end it.
+type dyingRunner struct {
+	farend.Runner
+	srv   *remote.Server
+	tests atomic.Int32
+}
+
+func (r *dyingRunner) Serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
+	if r.tests.Add(1) == 2 {
+		go r.srv.Close()
+	}
+	return r.Runner.Serve(ctx, d)
+}
+
+// TestRunServerLost: a server lost mid-run makes 'run --server' exit non-zero (not a
+// usage error) within its timeout, with the report of what it measured written: the
+// first cell complete, the lost one and those after it marked failed.
+func TestRunServerLost(t *testing.T) {
+	keyFile := writeKey(t, testServeKey, 0o600)
+	key, err := remote.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &remote.Server{Key: key}
+	srv.Runner = &dyingRunner{srv: srv}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	start := time.Now()
+	err = run(context.Background(), []string{"run", "--server", ln.Addr().String(), "--key-file", keyFile, "-e", "pingpong",
+		"--sizes", "64,1024", "-d", "300ms", "--warmup", "10ms", "--out", dir}, &out, &errb)
+	took := time.Since(start)
+	var ue usageError
+	if err == nil || errors.As(err, &ue) {
+		t.Fatalf("run against a server lost mid-run: %v; want a run error (exit 1)", err)
+	}
+	if took > 30*time.Second {
+		t.Errorf("run took %v to give up on a lost server", took)
+	}
+	raw, rerr := os.ReadFile(filepath.Join(dir, "report.json"))
+	if rerr != nil {
+		t.Fatalf("no report written: %v (run error: %v)", rerr, err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("run: %v after %v", err, took)
+	var ok, failed int
+	for _, r := range rep.Results {
+		t.Logf("%s %s %d B: error %q, recv %d", r.Experiment, r.Transport, r.Params.Size, r.Error, r.Metrics.RecvMsgs)
+		if r.Error == "" {
+			ok++
+		} else {
+			failed++
+		}
+	}
+	if len(rep.Results) != 4 || ok != 1 || failed != 3 || rep.Results[0].Error != "" || rep.Results[0].Metrics.RecvMsgs == 0 {
+		t.Errorf("%d results, %d complete, %d failed; want 4, the first complete with its figures, the rest failed", len(rep.Results), ok, failed)
 	}
 }
