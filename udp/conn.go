@@ -143,6 +143,27 @@ func Dial(ctx context.Context, address string, o Options) (*Conn, error) {
 	return open(uc, true, o)
 }
 
+// FromConn makes a Conn of uc, a UDP socket already connected to peer: by Dial, or
+// by a connect(2) of its own, after which uc.RemoteAddr may be nil. Send goes to the
+// connected peer, with batching and GSO as for a Dial'd Conn, and the kernel filters
+// what Recv gets to that peer's datagrams. The Conn owns uc from then on; on error
+// FromConn leaves uc open and as it was, but for socket options it set.
+func FromConn(uc *net.UDPConn, peer net.Addr, o Options) (*Conn, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if peer == nil {
+		return nil, errors.New("udp: FromConn: no peer address")
+	}
+	c, err := openConn(uc, true, o)
+	if err != nil {
+		return nil, err
+	}
+	c.raddr = peer
+	c.maxPayload = maxPayloadFor(c.laddr, c.raddr)
+	return c, nil
+}
+
 func (o Options) check() error {
 	switch {
 	case o.RecvBuffer < 0:
@@ -155,12 +176,16 @@ func (o Options) check() error {
 	return nil
 }
 
-func open(uc *net.UDPConn, connected bool, o Options) (_ *Conn, err error) {
-	defer func() {
-		if err != nil {
-			uc.Close()
-		}
-	}()
+func open(uc *net.UDPConn, connected bool, o Options) (*Conn, error) {
+	c, err := openConn(uc, connected, o)
+	if err != nil {
+		uc.Close()
+	}
+	return c, err
+}
+
+// openConn is open without closing uc on error.
+func openConn(uc *net.UDPConn, connected bool, o Options) (*Conn, error) {
 	raw, err := uc.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("udp: %w", err)

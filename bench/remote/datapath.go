@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
 // UDP datagram layout (doc.go, "Data path"): the test's 16-byte token, one kind byte,
@@ -176,11 +178,47 @@ type UDPPath struct {
 	rbuf []byte // Recv's scratch
 
 	ignored atomic.Uint64 // datagrams dropped: another source, token or kind
+
+	// Batched I/O (PITFALLS 18): once the path is validated and its socket connected
+	// in the kernel, which then drops every other source, Send and Recv move up to
+	// udpBatch datagrams per system call through udp.Conn (sendmmsg with GSO,
+	// recvmmsg). nil: one datagram per call, checking the source in user space.
+	batchOnce sync.Once
+	bc        *udp.Conn
+	wbufs     [][]byte // Send's prefixed copies
+	wout      [][]byte
+	rbufs     [][]byte // Recv's datagrams, prefix included
+	rsizes    []int
+}
+
+// udpBatch is the most datagrams one batched Send or Recv moves.
+const udpBatch = 64
+
+// batcher returns the path's batched socket, made at first use; nil when the socket
+// is not connected in the kernel (a server off Linux) or udp.FromConn refused it.
+func (p *UDPPath) batcher() *udp.Conn {
+	p.batchOnce.Do(func() {
+		if !p.connected && !kernelConnects {
+			return
+		}
+		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: udpBatch, NoTimestamps: true})
+		if err != nil {
+			return
+		}
+		p.bc = bc
+		p.wbufs = make([][]byte, udpBatch)
+		p.wout = make([][]byte, udpBatch)
+		p.rsizes = make([]int, udpBatch)
+	})
+	return p.bc
 }
 
 // Send sends each message as one datagram to the validated peer, paced. It stops at
 // the first error: the test's end, a lost peer, or the socket's.
 func (p *UDPPath) Send(msgs [][]byte) (int, error) {
+	if bc := p.batcher(); bc != nil {
+		return p.sendBatch(bc, msgs)
+	}
 	for i, m := range msgs {
 		if len(m) > MaxUDPMessage {
 			return i, fmt.Errorf("remote: udp message of %d bytes exceeds %d", len(m), MaxUDPMessage)
@@ -213,6 +251,9 @@ func (p *UDPPath) Recv(bufs [][]byte, sizes []int) (int, error) {
 	if len(bufs) == 0 || len(sizes) == 0 {
 		return 0, nil
 	}
+	if bc := p.batcher(); bc != nil {
+		return p.recvBatch(bc, bufs, sizes)
+	}
 	if p.rbuf == nil {
 		p.rbuf = make([]byte, 65536)
 	}
@@ -236,6 +277,80 @@ func (p *UDPPath) Recv(bufs [][]byte, sizes []int) (int, error) {
 		}
 		sizes[0] = copy(bufs[0], body)
 		return 1, nil
+	}
+}
+
+// sendBatch is Send through the batched socket: up to udpBatch datagrams per call,
+// paced a batch at a time (a batch is well within the pacer's burst).
+func (p *UDPPath) sendBatch(bc *udp.Conn, msgs [][]byte) (int, error) {
+	done := 0
+	for done < len(msgs) {
+		k, total := min(len(msgs)-done, udpBatch), 0
+		for i := 0; i < k; i++ {
+			m := msgs[done+i]
+			if len(m) > MaxUDPMessage {
+				if i == 0 {
+					return done, fmt.Errorf("remote: udp message of %d bytes exceeds %d", len(m), MaxUDPMessage)
+				}
+				k = i
+				break
+			}
+			p.wbufs[i] = appendDatagram(p.wbufs[i][:0], p.token, kindData, m)
+			p.wout[i] = p.wbufs[i]
+			total += len(p.wbufs[i])
+		}
+		if err := p.pacer.wait(total); err != nil {
+			return done, err
+		}
+		n, err := bc.Send(p.wout[:k])
+		if p.sent != nil {
+			var b uint64
+			for _, w := range p.wout[:n] {
+				b += uint64(len(w))
+			}
+			p.sent.Add(b)
+		}
+		done += n
+		if err != nil {
+			p.lost(err)
+			return done, fmt.Errorf("remote: udp send to %v: %w", p.peer, err)
+		}
+	}
+	return done, nil
+}
+
+// recvBatch is Recv through the batched socket: it returns every message of the
+// datagrams one recvmmsg got (up to len(bufs)), dropping and counting those with
+// another token or kind; the kernel already dropped other sources.
+func (p *UDPPath) recvBatch(bc *udp.Conn, bufs [][]byte, sizes []int) (int, error) {
+	k := min(len(bufs), len(sizes), udpBatch)
+	need := udpPrefixLen + len(bufs[0])
+	if len(p.rbufs) < k || cap(p.rbufs[0]) < need {
+		backing := make([]byte, udpBatch*need)
+		p.rbufs = make([][]byte, udpBatch)
+		for i := range p.rbufs {
+			p.rbufs[i] = backing[i*need : (i+1)*need : (i+1)*need]
+		}
+	}
+	for {
+		n, err := bc.Recv(p.rbufs[:k], p.rsizes[:k])
+		out := 0
+		for i := 0; i < n; i++ {
+			kind, body, perr := parseDatagram(p.rbufs[i][:p.rsizes[i]], p.token)
+			if perr != nil || kind != kindData || len(body) > len(bufs[out]) {
+				p.ignored.Add(1)
+				continue
+			}
+			sizes[out] = copy(bufs[out], body)
+			out++
+		}
+		if err != nil {
+			p.lost(err)
+			return out, err
+		}
+		if out > 0 {
+			return out, nil
+		}
 	}
 }
 

@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// kernelConnects: connectUDP connects the socket in the kernel, so the kernel drops
+// other sources and batched I/O is safe.
+const kernelConnects = true
+
 // connectUDP connects the server's UDP data socket to the validated peer: the kernel
 // then drops datagrams from every other address, and reports an ICMP unreachable
 // from the peer as ECONNREFUSED on the next send or receive, which stops the
