@@ -365,3 +365,57 @@ func TestConcurrentSendRecv(t *testing.T) {
 		t.Errorf("replies %d + server drops %d + client drops %d, want %d", received, d1, d2, total)
 	}
 }
+
+// TestFromConn: a socket connected by hand (net.DialUDP) becomes a Conn that sends
+// to its peer and receives from it in batches; without a peer FromConn refuses and
+// leaves the socket usable.
+func TestFromConn(t *testing.T) {
+	srv, err := Listen(t.Context(), "127.0.0.1:0", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	uc, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromConn(uc, nil, Options{}); err == nil {
+		t.Fatal("FromConn without a peer: no error")
+	}
+	c, err := FromConn(uc, srv.LocalAddr(), Options{Batch: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msgs := [][]byte{[]byte("one"), []byte("two"), []byte("three")}
+	if n, err := c.Send(msgs); n != 3 || err != nil {
+		t.Fatalf("Send: %d, %v", n, err)
+	}
+	bufs := [][]byte{make([]byte, 16), make([]byte, 16), make([]byte, 16)}
+	sizes := make([]int, 3)
+	got := 0
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for got < 3 {
+		n, err := srv.Recv(bufs[got:], sizes[got:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += n
+	}
+	for i, m := range msgs {
+		if string(bufs[i][:sizes[i]]) != string(m) {
+			t.Errorf("message %d: %q, want %q", i, bufs[i][:sizes[i]], m)
+		}
+	}
+	// The server answers; the wrapped socket receives.
+	if _, err := srv.Send([][]byte{[]byte("back")}); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Recv(bufs[:1], sizes[:1]); n != 1 || err != nil || string(bufs[0][:sizes[0]]) != "back" {
+		t.Fatalf("Recv: %d, %v, %q", n, err, bufs[0][:sizes[0]])
+	}
+	if c.RemoteAddr().String() != srv.LocalAddr().String() {
+		t.Errorf("RemoteAddr %v, want %v", c.RemoteAddr(), srv.LocalAddr())
+	}
+}
