@@ -151,10 +151,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 		m.DropsSocket = u64p(drops1 - drops0)
 	}
 	if uerr == nil {
-		d := u1.Sub(u0)
-		m.CPUSec = d.CPU().Seconds()
-		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.SentBytes+m.RecvBytes)
-		m.GCPauseNs = uint64(d.GCPause)
+		m.setUsage(u1.Sub(u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = sockets
 	if m.LostMsgs > 0 {

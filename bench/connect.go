@@ -93,9 +93,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 
 	finishRequests(&m, lat, p.Size, elapsed)
 	if uerr == nil {
-		d := u1.Sub(u0)
-		m.CPUSec = d.CPU().Seconds()
-		m.GCPauseNs = uint64(d.GCPause)
+		m.setUsage(u1.Sub(u0), 0) // no bytes: a connection's cost is per transaction
 	}
 	// Server sockets the measured transactions needed: TCP one per client, UDP none
 	// beyond the one it had (then the figure is that one).

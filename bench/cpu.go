@@ -38,6 +38,14 @@ func CPUSecPerGB(cpu time.Duration, bytes uint64) *float64 {
 	return &v
 }
 
+// setUsage records in m the CPU a cell used, d (Sub of its two readings): seconds,
+// seconds per GB of the bytes it moved (none for bytes 0), and GC pauses.
+func (m *Metrics) setUsage(d Usage, bytes uint64) {
+	m.CPUSec = d.CPU().Seconds()
+	m.CPUSecPerGB = CPUSecPerGB(d.CPU(), bytes)
+	m.GCPauseNs = uint64(d.GCPause)
+}
+
 // readGC returns the runtime's GC pause total and cycle count. ReadMemStats stops
 // the world briefly: call it at interval boundaries, never per message.
 func readGC() (pause time.Duration, count uint32) {

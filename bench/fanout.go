@@ -343,9 +343,7 @@ func (f *fanout) run(ctx context.Context) (outcome, error) {
 	if uerr == nil {
 		d := u1.Sub(u0)
 		cpu = d.CPU()
-		m.CPUSec = cpu.Seconds()
-		m.CPUSecPerGB = CPUSecPerGB(cpu, m.RecvBytes)
-		m.GCPauseNs = uint64(d.GCPause)
+		m.setUsage(d, m.RecvBytes)
 	}
 	m.ServerSockets = n
 	if m.LostMsgs > 0 {

@@ -62,10 +62,7 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 		m.Retransmits = u64p(retr1 - retr0)
 	}
 	if uerr == nil {
-		d := u1.Sub(u0)
-		m.CPUSec = d.CPU().Seconds()
-		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.SentBytes+m.RecvBytes)
-		m.GCPauseNs = uint64(d.GCPause)
+		m.setUsage(u1.Sub(u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = sockets
 	m.ServerCPUSec = end.serverCPU
@@ -308,10 +305,7 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 		m.Retransmits = u64p(retr1 - retr0)
 	}
 	if uerr == nil {
-		d := u1.Sub(u0)
-		m.CPUSec = d.CPU().Seconds()
-		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.SentBytes+m.RecvBytes)
-		m.GCPauseNs = uint64(d.GCPause)
+		m.setUsage(u1.Sub(u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = sockets
 	m.ServerCPUSec = end.serverCPU

@@ -122,10 +122,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	m, w, obs := streamMetrics(p, so, ts, rr, drain)
 	warns = append(warns, w...)
 	if uerr == nil {
-		d := u1.Sub(u0)
-		m.CPUSec = d.CPU().Seconds()
-		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.RecvBytes)
-		m.GCPauseNs = uint64(d.GCPause)
+		m.setUsage(u1.Sub(u0), m.RecvBytes)
 	}
 	if retrOK {
 		m.Retransmits = u64p(retr1 - retr0)

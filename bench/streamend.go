@@ -49,6 +49,66 @@ func (r rxResult) recvInterval() int64 {
 	return 0
 }
 
+// newStreamRx is a receiver of p's flows, nothing received yet.
+func newStreamRx(e *runEnv, p Params) *streamRx {
+	return &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1, firstRecvNs: -1}}
+}
+
+// rxRun serves a given set of endpoints with one receiver, each on a goroutine of
+// its own: a far end's data path, or this host's in a reverse stream. Socket drops
+// count from the first data message, the start of the measured phase here (warm-up
+// overflow is not the measurement's).
+type rxRun struct {
+	rx   *streamRx
+	ts   []Transport
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+	errs []error
+
+	mu     sync.Mutex // guards drops0, based
+	drops0 uint64
+	based  bool
+}
+
+func startRx(ctx context.Context, rx *streamRx, ts []Transport) *rxRun {
+	r := &rxRun{rx: rx, ts: ts, errs: make([]error, len(ts))}
+	rx.onFirstData = func() {
+		r.mu.Lock()
+		r.drops0, r.based = recvDrops(ts)
+		r.mu.Unlock()
+	}
+	ctx, r.stop = context.WithCancel(ctx)
+	for i, t := range ts {
+		r.wg.Go(func() { r.errs[i] = rx.serve(ctx, t) })
+	}
+	return r
+}
+
+// drops is the endpoints' receive-buffer drops since the first data message.
+func (r *rxRun) drops() (uint64, bool) {
+	d1, ok := recvDrops(r.ts)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !ok || !r.based {
+		return 0, false
+	}
+	return d1 - min(d1, r.drops0), true
+}
+
+// end stops every serve, waits for them, and returns their failures (a closed
+// endpoint is none).
+func (r *rxRun) end() error {
+	r.stop()
+	r.wg.Wait()
+	var errs []error
+	for _, err := range r.errs {
+		if err != nil && !isClosed(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // localStream is the receiver in this process: a server whose every endpoint
 // streamRx.serve accounts.
 type localStream struct {
@@ -61,7 +121,8 @@ type localStream struct {
 }
 
 func openStreamLocal(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (*localStream, error) {
-	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1, firstRecvNs: -1}, readerBps: so.readerBps, oneWay: so.oneWay}
+	rx := newStreamRx(e, p)
+	rx.readerBps, rx.oneWay = so.readerBps, so.oneWay
 	srv, err := startServer(ctx, e, nw, rx.serve)
 	if err != nil {
 		return nil, err
@@ -236,22 +297,8 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone
 			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size)
 	}
 	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: 64, drain: spec.Drain}
-	rx := &streamRx{e: e, p: Params{Size: spec.Size, Streams: spec.Streams}, done: make(chan struct{}),
-		tot: rxTotals{firstSendNs: -1, firstRecvNs: -1}}
-	var drops0 uint64
-	var dropsOK bool
-	var baseMu sync.Mutex
-	rx.onFirstData = func() {
-		baseMu.Lock()
-		drops0, dropsOK = recvDrops(ts)
-		baseMu.Unlock()
-	}
-	sctx, stop := context.WithCancel(ctx)
-	errs := make([]error, len(ts))
-	var wg sync.WaitGroup
-	for i, t := range ts {
-		wg.Go(func() { errs[i] = rx.serve(sctx, t) })
-	}
+	rx := newStreamRx(e, Params{Size: spec.Size, Streams: spec.Streams})
+	run := startRx(ctx, rx, ts)
 	select {
 	case <-senderDone:
 	case <-ctx.Done():
@@ -259,9 +306,8 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone
 	drainStart := time.Now()
 	rx.waitDrained(ctx, spec.Drain)
 	drained := time.Since(drainStart)
-	drops1, ok1 := recvDrops(ts)
-	stop()
-	wg.Wait()
+	drops, dropsOK := run.drops()
+	serr := run.end()
 
 	tot := rx.totals()
 	sr := &StreamRx{Received: tot.received, Unique: tot.unique, Dups: tot.dups, Reordered: tot.reordered, ReorderExtent: tot.extent,
@@ -271,20 +317,12 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone
 	if tot.firstRecvNs >= 0 && tot.lastRecvNs > tot.firstRecvNs {
 		sr.RecvSpanNs = tot.lastRecvNs - tot.firstRecvNs
 	}
-	baseMu.Lock()
-	if dropsOK && ok1 {
-		sr.DropsSocket = u64p(drops1 - min(drops1, drops0))
+	if dropsOK {
+		sr.DropsSocket = u64p(drops)
 	}
-	baseMu.Unlock()
 	res := FarResult{ServerSockets: len(ts), Stream: sr}
-	var serr []error
-	for _, err := range errs {
-		if err != nil && !isClosed(err) {
-			serr = append(serr, err)
-		}
-	}
-	if err := errors.Join(serr...); err != nil {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("receiver: %v", err))
+	if serr != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("receiver: %v", serr))
 	}
 	return res, ctx.Err()
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -92,22 +91,9 @@ func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so 
 		return outcome{}, fmt.Errorf("far end: opened %d data paths, want %d", len(ts), p.Streams)
 	}
 
-	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1, firstRecvNs: -1}}
-	var baseMu sync.Mutex
-	var drops0 uint64
-	var base0 bool
-	rx.onFirstData = func() {
-		baseMu.Lock()
-		drops0, base0 = recvDrops(ts)
-		baseMu.Unlock()
-	}
+	rx := newStreamRx(e, p)
 	u0, uerr := ReadUsage()
-	sctx, stop := context.WithCancel(ctx)
-	errs := make([]error, len(ts))
-	var wg sync.WaitGroup
-	for i, t := range ts {
-		wg.Go(func() { errs[i] = rx.serve(sctx, t) })
-	}
+	run := startRx(ctx, rx, ts)
 	// The senders are done when every end marker is in. End markers can be lost, so
 	// the wait also ends when the far end ended the cell, when nothing has arrived for
 	// a quiet spell once data flowed (the drain, or two messages' time at the paced
@@ -139,10 +125,9 @@ wait:
 	drainStart := time.Now()
 	rx.waitDrained(ctx, so.drain)
 	drain := time.Since(drainStart)
-	drops1, ok1 := recvDrops(ts)
+	drops, dropsOK := run.drops()
 	u1, _ := ReadUsage()
-	stop()
-	wg.Wait()
+	serr := run.end()
 	for _, t := range ts {
 		t.Close()
 	}
@@ -152,28 +137,18 @@ wait:
 		return outcome{}, fmt.Errorf("far end: no sender figures: %w", errors.Join(ferr, errors.New("the server reported none")))
 	}
 
-	rr := rxResult{tot: rx.totals(), allEnded: rx.allEnded(), sockets: fr.ServerSockets, warns: fr.Warnings, far: true, cpu: fr.CPUSec}
-	baseMu.Lock()
-	if base0 && ok1 {
-		rr.drops, rr.dropsOK = drops1-min(drops1, drops0), true
-	}
-	baseMu.Unlock()
+	rr := rxResult{tot: rx.totals(), allEnded: rx.allEnded(), sockets: fr.ServerSockets, warns: fr.Warnings, far: true, cpu: fr.CPUSec,
+		drops: drops, dropsOK: dropsOK}
 	m, warns, obs := streamMetrics(p, so, fr.StreamTx.summary(), rr, drain)
 	warns = append(rr.warns, warns...)
 	if ferr != nil {
 		warns = append(warns, fmt.Sprintf("far end: %v", ferr))
 	}
-	for _, err := range errs {
-		if err != nil && !isClosed(err) {
-			warns = append(warns, fmt.Sprintf("receiver: %v", err))
-		}
+	if serr != nil {
+		warns = append(warns, fmt.Sprintf("receiver: %v", serr))
 	}
 	if uerr == nil {
-		d := u1.Sub(u0)
-		m.CPUSec = d.CPU().Seconds()
-		m.CPUSecPerGB = CPUSecPerGB(d.CPU(), m.RecvBytes)
-		m.GCPauseNs = uint64(d.GCPause)
+		m.setUsage(u1.Sub(u0), m.RecvBytes)
 	}
-	obs["direction"] = "reverse"
 	return outcome{m: m, warns: warns, observed: obs}, nil
 }
