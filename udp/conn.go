@@ -155,13 +155,7 @@ func FromConn(uc *net.UDPConn, peer net.Addr, o Options) (*Conn, error) {
 	if peer == nil {
 		return nil, errors.New("udp: FromConn: no peer address")
 	}
-	c, err := openConn(uc, true, o)
-	if err != nil {
-		return nil, err
-	}
-	c.raddr = peer
-	c.maxPayload = maxPayloadFor(c.laddr, c.raddr)
-	return c, nil
+	return openConn(uc, peer, o)
 }
 
 func (o Options) check() error {
@@ -177,15 +171,20 @@ func (o Options) check() error {
 }
 
 func open(uc *net.UDPConn, connected bool, o Options) (*Conn, error) {
-	c, err := openConn(uc, connected, o)
+	var peer net.Addr
+	if connected {
+		peer = uc.RemoteAddr()
+	}
+	c, err := openConn(uc, peer, o)
 	if err != nil {
 		uc.Close()
 	}
 	return c, err
 }
 
-// openConn is open without closing uc on error.
-func openConn(uc *net.UDPConn, connected bool, o Options) (*Conn, error) {
+// openConn is open without closing uc on error; peer is the connected peer, nil for
+// a server socket.
+func openConn(uc *net.UDPConn, peer net.Addr, o Options) (*Conn, error) {
 	raw, err := uc.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("udp: %w", err)
@@ -194,16 +193,14 @@ func openConn(uc *net.UDPConn, connected bool, o Options) (*Conn, error) {
 		uc:        uc,
 		raw:       raw,
 		laddr:     uc.LocalAddr(),
-		connected: connected,
+		raddr:     peer,
+		connected: peer != nil,
 		batch:     o.Batch,
 		noGSO:     o.NoGSO,
 		wantGRO:   o.GRO,
 	}
 	if c.batch == 0 {
 		c.batch = defaultBatch
-	}
-	if connected {
-		c.raddr = uc.RemoteAddr()
 	}
 	if o.RecvBuffer > 0 {
 		if err := uc.SetReadBuffer(o.RecvBuffer); err != nil {
