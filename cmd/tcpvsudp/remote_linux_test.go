@@ -1,36 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 )
-
-// runHelperEnv holds the arguments of 'tcpvsudp run' for TestRunHelperProcess, one a
-// line.
-const runHelperEnv = "TCPVSUDP_TEST_RUN_ARGS"
-
-// TestRunHelperProcess is not a test: it is 'tcpvsudp run' in a child process (this
-// test binary, run again), which TestRunServerTwoHosts starts inside the client
-// namespace, so that every socket the run opens, on any thread, lives there.
-func TestRunHelperProcess(t *testing.T) {
-	args := os.Getenv(runHelperEnv)
-	if args == "" {
-		return
-	}
-	os.Args = append([]string{"tcpvsudp", "run"}, strings.Split(args, "\n")...)
-	main()
-	os.Exit(0)
-}
 
 // TestRunServerTwoHosts: 'tcpvsudp serve' in one namespace, 'tcpvsudp run --server'
 // in another, joined by a veth pair: stream and pingpong cross a real link between
@@ -94,11 +71,9 @@ func TestRunServerTwoHosts(t *testing.T) {
 func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) bench.Report {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRunHelperProcess$")
-	cmd.Env = append(os.Environ(), runHelperEnv+"="+strings.Join(append(args, "--out", dir), "\n"))
+	cmd := helperCommand(append(append([]string{"run"}, args...), "--out", dir)...)
 	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.InClient(cmd.Start); err != nil {
 		t.Fatalf("starting run in the client namespace: %v", err)
 	}
@@ -114,13 +89,5 @@ func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) bench.Repo
 		<-exited
 		t.Fatalf("run %v still running after 60 s\nstderr:\n%s", args, errb.String())
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep bench.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
-	return rep
+	return readReport(t, dir)
 }

@@ -61,11 +61,12 @@ func TestRunServerBadFlags(t *testing.T) {
 	}
 }
 
-// TestRunServer: 'run --server' against a server running bench's far runner measures
-// pingpong across the session, and the report says it was remote; a wrong key fails
-// the run (exit 1) before anything is measured.
-func TestRunServer(t *testing.T) {
-	keyFile := writeKey(t, testServeKey, 0o600)
+// startKeyedServer runs a remote.Server on loopback with testServeKey and runner
+// (farend.Runner when nil; a runner may need the server, so it is made from it),
+// and stops it when the test ends. It returns the address and the key file.
+func startKeyedServer(t *testing.T, runner func(*remote.Server) remote.Runner) (addr, keyFile string) {
+	t.Helper()
+	keyFile = writeKey(t, testServeKey, 0o600)
 	key, err := remote.LoadKey(keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -75,31 +76,48 @@ func TestRunServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &remote.Server{Key: key, Runner: farend.Runner{}}
+	if runner != nil {
+		srv.Runner = runner(srv)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	defer func() {
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 		<-served
-	}()
+	})
+	return ln.Addr().String(), keyFile
+}
 
-	dir := t.TempDir()
-	var out, errb bytes.Buffer
-	args := []string{"run", "--server", ln.Addr().String(), "--key-file", keyFile, "-e", "pingpong", "--count", "300", "--sizes", "64", "--warmup", "10ms", "--out", dir}
-	if err := run(context.Background(), args, &out, &errb); err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
-	}
+// readReport reads the report.json a run wrote into dir.
+func readReport(t *testing.T, dir string) bench.Report {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("no report written: %v", err)
 	}
 	var rep bench.Report
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != ln.Addr().String() {
-		t.Errorf("link %+v, want remote %s", rep.Env.Link, ln.Addr())
+	return rep
+}
+
+// TestRunServer: 'run --server' against a server running bench's far runner measures
+// pingpong across the session, and the report says it was remote; a wrong key fails
+// the run (exit 1) before anything is measured.
+func TestRunServer(t *testing.T) {
+	addr, keyFile := startKeyedServer(t, nil)
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	args := []string{"run", "--server", addr, "--key-file", keyFile, "-e", "pingpong", "--count", "300", "--sizes", "64", "--warmup", "10ms", "--out", dir}
+	if err := run(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
+	}
+	rep := readReport(t, dir)
+	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != addr {
+		t.Errorf("link %+v, want remote %s", rep.Env.Link, addr)
 	}
 	if len(rep.Results) != 2 {
 		t.Fatalf("%d results, want pingpong over tcp and udp", len(rep.Results))
@@ -109,7 +127,7 @@ func TestRunServer(t *testing.T) {
 			t.Errorf("%s: error %q, sent %d, recv %d; want 300 sent and answered", r.Transport, r.Error, r.Metrics.SentMsgs, r.Metrics.RecvMsgs)
 		}
 	}
-	if !strings.Contains(out.String(), "remote "+ln.Addr().String()) || !strings.Contains(out.String(), "server host ") {
+	if !strings.Contains(out.String(), "remote "+addr) || !strings.Contains(out.String(), "server host ") {
 		t.Errorf("the tables do not say the run was remote, and where the server ran:\n%s", out.String())
 	}
 	if rep.Env.Peer == nil || rep.Env.Peer.CPUs == 0 {
@@ -125,7 +143,7 @@ func TestRunServer(t *testing.T) {
 	os.WriteFile(other, []byte("another key, thirty-two bytes!!!"), 0o600)
 	out.Reset()
 	errb.Reset()
-	err = run(context.Background(), []string{"run", "--server", ln.Addr().String(), "--key-file", other, "--no-files", "-n", "10"}, &out, &errb)
+	err := run(context.Background(), []string{"run", "--server", addr, "--key-file", other, "--no-files", "-n", "10"}, &out, &errb)
 	var ue usageError
 	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "--server") {
 		t.Errorf("run with the wrong key: %v; want a run error (exit 1) naming --server", err)
@@ -152,28 +170,12 @@ func (r *dyingRunner) Serve(ctx context.Context, d *remote.Data) (remote.Results
 // usage error) within its timeout, with the report of what it measured written: the
 // first cell complete, the lost one and those after it marked failed.
 func TestRunServerLost(t *testing.T) {
-	keyFile := writeKey(t, testServeKey, 0o600)
-	key, err := remote.LoadKey(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &remote.Server{Key: key}
-	srv.Runner = &dyingRunner{srv: srv}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	defer func() {
-		srv.Close()
-		<-served
-	}()
+	addr, keyFile := startKeyedServer(t, func(srv *remote.Server) remote.Runner { return &dyingRunner{srv: srv} })
 
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
 	start := time.Now()
-	err = run(context.Background(), []string{"run", "--server", ln.Addr().String(), "--key-file", keyFile, "-e", "pingpong",
+	err := run(context.Background(), []string{"run", "--server", addr, "--key-file", keyFile, "-e", "pingpong",
 		"--sizes", "64,1024", "-d", "300ms", "--warmup", "10ms", "--out", dir}, &out, &errb)
 	took := time.Since(start)
 	var ue usageError
@@ -183,15 +185,8 @@ func TestRunServerLost(t *testing.T) {
 	if took > 30*time.Second {
 		t.Errorf("run took %v to give up on a lost server", took)
 	}
-	raw, rerr := os.ReadFile(filepath.Join(dir, "report.json"))
-	if rerr != nil {
-		t.Fatalf("no report written: %v (run error: %v)", rerr, err)
-	}
-	var rep bench.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("run: %v after %v", err, took)
+	rep := readReport(t, dir)
 	var ok, failed int
 	for _, r := range rep.Results {
 		t.Logf("%s %s %d B: error %q, recv %d", r.Experiment, r.Transport, r.Params.Size, r.Error, r.Metrics.RecvMsgs)

@@ -16,21 +16,33 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 )
 
-// serveHelperEnv holds the arguments of 'tcpvsudp serve' for TestServeHelperProcess,
+// helperEnv holds the arguments of 'tcpvsudp' for TestHelperProcess, verb first,
 // one a line.
-const serveHelperEnv = "TCPVSUDP_TEST_SERVE_ARGS"
+const helperEnv = "TCPVSUDP_TEST_ARGS"
 
-// TestServeHelperProcess is not a test: it is 'tcpvsudp serve' in a child process
-// (this test binary, run again), which startServeIn starts inside a namespace. It runs
-// main itself, so the child exits as the command does: signals, status and all.
-func TestServeHelperProcess(t *testing.T) {
-	args := os.Getenv(serveHelperEnv)
+// TestHelperProcess is not a test: it is 'tcpvsudp' in a child process (this test
+// binary, run again), which helperCommand makes and a test starts inside a
+// namespace, so that every socket the child opens, on any thread, lives there. It
+// runs main itself, so the child exits as the command does: signals, status and all.
+func TestHelperProcess(t *testing.T) {
+	args := os.Getenv(helperEnv)
 	if args == "" {
 		return
 	}
-	os.Args = append([]string{"tcpvsudp", "serve"}, strings.Split(args, "\n")...)
+	os.Args = append([]string{"tcpvsudp"}, strings.Split(args, "\n")...)
 	main()
 	os.Exit(0)
+}
+
+// helperCommand is 'tcpvsudp ARGS' as a child process (TestHelperProcess), not yet
+// started. It is killed if this test process dies first (a test timeout), so no
+// child outlives it: the signal follows the thread that forks, a namespace's
+// (InServer, InClient), which the lab returns to the thread pool rather than ends.
+func helperCommand(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join(args, "\n"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
 
 // childServe is 'tcpvsudp serve' running in a child process.
@@ -49,13 +61,8 @@ type childServe struct {
 func startServeIn(tb testing.TB, p *lab.Pair, args ...string) *childServe {
 	tb.Helper()
 	cs := &childServe{logs: &syncBuffer{}, exited: make(chan error, 1)}
-	cs.cmd = exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$")
-	cs.cmd.Env = append(os.Environ(), serveHelperEnv+"="+strings.Join(args, "\n"))
+	cs.cmd = helperCommand(append([]string{"serve"}, args...)...)
 	cs.cmd.Stderr = cs.logs
-	// Killed if this test process dies first (a test timeout), so no server outlives
-	// it. The signal follows the thread that forks, InServer's, which the lab returns
-	// to the thread pool rather than ends.
-	cs.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.InServer(cs.cmd.Start); err != nil {
 		tb.Fatalf("starting serve in the server namespace: %v", err)
 	}
