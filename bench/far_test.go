@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -201,6 +202,7 @@ func TestFarCells(t *testing.T) {
 			if m.GoodputBps <= 0 || m.GoodputBps > 1.1*20e6 {
 				t.Errorf("stream %s: goodput %.4g, want about the paced 20 Mbit/s", r.Transport, m.GoodputBps)
 			}
+			checkFarGoodput(t, "stream "+r.Transport, m, r.Params.Size)
 			if r.Transport == "udp" && (m.DropsSocket == nil || *m.DropsSocket != 0) {
 				t.Errorf("stream udp: socket drops %v, want the far receiver's 0", m.DropsSocket)
 			}
@@ -227,6 +229,7 @@ func TestFarCells(t *testing.T) {
 		if m.SendRateBps < 0.5*20e6 || m.SendRateBps > 1.05*20e6 || m.GoodputBps < 0.5*20e6 || m.GoodputBps > 1.1*20e6 {
 			t.Errorf("reverse %s: send rate %.4g, goodput %.4g; want about the paced 20 Mbit/s, never above it", r.Transport, m.SendRateBps, m.GoodputBps)
 		}
+		checkFarGoodput(t, "reverse "+r.Transport, m, r.Params.Size)
 	}
 	for _, sp := range far.specs {
 		if sp.Experiment == ExpStream && (sp.Run == 0 || sp.Streams != 2 || sp.Drain != 500*time.Millisecond) {
@@ -259,5 +262,18 @@ func TestFarRefusesWhatItCannotRun(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate() = %v, want %q", err, tc.want)
 		}
+	}
+}
+
+// checkFarGoodput: across hosts goodput runs from the first arrival to the last on
+// the receiver's clock. With everything delivered it is the sender's rate, within
+// 10% (both span the same messages, a transit time apart), and msgs/s × size × 8.
+func checkFarGoodput(t *testing.T, what string, m Metrics, size int) {
+	t.Helper()
+	if m.SendRateBps <= 0 || math.Abs(m.GoodputBps/m.SendRateBps-1) > 0.1 {
+		t.Errorf("%s: goodput %.4g, sender rate %.4g: want them within 10%%", what, m.GoodputBps, m.SendRateBps)
+	}
+	if got := m.MsgsPerS * float64(size) * 8; math.Abs(got-m.GoodputBps) > 1e-6*m.GoodputBps {
+		t.Errorf("%s: msgs/s × size × 8 = %.6g, goodput %.6g: want equal", what, got, m.GoodputBps)
 	}
 }

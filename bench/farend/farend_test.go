@@ -2,6 +2,7 @@ package farend
 
 import (
 	"context"
+	"math"
 	"net"
 	"strings"
 	"testing"
@@ -88,6 +89,7 @@ func TestFarCells(t *testing.T) {
 			if m.GoodputBps < 0.5*20e6 || m.GoodputBps > 1.1*20e6 {
 				t.Errorf("stream %s: goodput %.4g, want about the paced 20 Mbit/s (at most +10%%)", r.Transport, m.GoodputBps)
 			}
+			checkFarGoodput(t, "stream "+r.Transport, m, r.Params.Size)
 		}
 	}
 }
@@ -132,6 +134,7 @@ func TestFarReverse(t *testing.T) {
 			if m.SendRateBps < 0.5*20e6 || m.SendRateBps > 1.05*20e6 {
 				t.Errorf("reverse %s: send rate %.4g, want the paced 20 Mbit/s (at most +5%%)", r.Transport, m.SendRateBps)
 			}
+			checkFarGoodput(t, "reverse "+r.Transport, m, r.Params.Size)
 		}
 	}
 }
@@ -198,5 +201,18 @@ func TestRunnerCheck(t *testing.T) {
 		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
 			t.Errorf("Check(bench.stream, params %s) = %v, want %q", params, err, want)
 		}
+	}
+}
+
+// checkFarGoodput: across hosts goodput runs from the first arrival to the last on
+// the receiver's clock. With everything delivered it is the sender's rate, within
+// 10% (both span the same messages, a transit time apart), and msgs/s × size × 8.
+func checkFarGoodput(t *testing.T, what string, m bench.Metrics, size int) {
+	t.Helper()
+	if m.SendRateBps <= 0 || math.Abs(m.GoodputBps/m.SendRateBps-1) > 0.1 {
+		t.Errorf("%s: goodput %.4g, sender rate %.4g: want them within 10%%", what, m.GoodputBps, m.SendRateBps)
+	}
+	if got := m.MsgsPerS * float64(size) * 8; math.Abs(got-m.GoodputBps) > 1e-6*m.GoodputBps {
+		t.Errorf("%s: msgs/s × size × 8 = %.6g, goodput %.6g: want equal", what, got, m.GoodputBps)
 	}
 }
