@@ -740,10 +740,7 @@ func timeoutText(r *Report, trs []string) string {
 // drops a column no row has a figure for (retransmits for UDP, say).
 func figureTable(caption string, cols []param, trs []string, cells []*paramRow, figs []figure) table {
 	t := table{caption: caption}
-	for _, pr := range cols {
-		t.head = append(t.head, pr.head)
-		t.right = append(t.right, false)
-	}
+	t.addParamHeads(cols)
 	rows := make([][]string, len(cells))
 	for i, c := range cells {
 		for _, pr := range cols {
@@ -782,16 +779,16 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 	return t
 }
 
-// genericTable shows every non-zero metric of an experiment this file has no table
-// for, one row per parameter set and metric, transports side by side.
-func genericTable(cols []param, trs []string, cells []*paramRow) table {
-	t := table{}
+// addParamHeads adds a left-aligned column per parameter.
+func (t *table) addParamHeads(cols []param) {
 	for _, pr := range cols {
 		t.head = append(t.head, pr.head)
 		t.right = append(t.right, false)
 	}
-	t.head = append(t.head, "metric")
-	t.right = append(t.right, false)
+}
+
+// presentTransports are those of trs with a result in at least one of cells.
+func presentTransports(trs []string, cells []*paramRow) []string {
 	var present []string
 	for _, tr := range trs {
 		for _, c := range cells {
@@ -801,6 +798,17 @@ func genericTable(cols []param, trs []string, cells []*paramRow) table {
 			}
 		}
 	}
+	return present
+}
+
+// genericTable shows every non-zero metric of an experiment this file has no table
+// for, one row per parameter set and metric, transports side by side.
+func genericTable(cols []param, trs []string, cells []*paramRow) table {
+	t := table{}
+	t.addParamHeads(cols)
+	t.head = append(t.head, "metric")
+	t.right = append(t.right, false)
+	present := presentTransports(trs, cells)
 	for _, tr := range present {
 		t.head = append(t.head, tr)
 		t.right = append(t.right, true)
@@ -1063,21 +1071,10 @@ var observedMetrics = []string{
 // the failed cells' errors and non-zero observedMetrics follow.
 func observedTable(caption string, cols []param, trs []string, cells []*paramRow, metrics bool) table {
 	t := table{caption: caption, strict: true}
-	for _, pr := range cols {
-		t.head = append(t.head, pr.head)
-		t.right = append(t.right, false)
-	}
+	t.addParamHeads(cols)
 	t.head = append(t.head, "measured")
 	t.right = append(t.right, false)
-	var present []string
-	for _, tr := range trs {
-		for _, c := range cells {
-			if c.res[tr] != nil {
-				present = append(present, tr)
-				break
-			}
-		}
-	}
+	present := presentTransports(trs, cells)
 	for _, tr := range present {
 		t.head = append(t.head, tr)
 		t.right = append(t.right, false) // words as often as figures
