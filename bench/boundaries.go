@@ -133,7 +133,7 @@ type pair struct {
 }
 
 // openPair opens a listener at e.address, a client dialed to it and the server end of
-// that client.
+// that client. All three close when ctx ends, or at closeAll.
 func openPair(ctx context.Context, e *runEnv, nw Network) (*pair, error) {
 	l, err := nw.Listen(ctx, e.address)
 	if err != nil {
@@ -154,13 +154,15 @@ func openPair(ctx context.Context, e *runEnv, nw Network) (*pair, error) {
 		return nil, fmt.Errorf("%s: accept on %s: %w", nw.Name(), pr.addr, err)
 	}
 	var once sync.Once
-	pr.closeAll = func() {
+	closeAll := func() {
 		once.Do(func() {
 			pr.client.Close()
 			pr.server.Close()
 			l.Close()
 		})
 	}
+	stopWatch := context.AfterFunc(ctx, closeAll) // ctx's end unblocks every call on the pair
+	pr.closeAll = func() { stopWatch(); closeAll() }
 	return pr, nil
 }
 
@@ -183,8 +185,6 @@ func runBurst(ctx context.Context, e *runEnv, nw Network) (*burst, error) {
 		return nil, err
 	}
 	defer pr.closeAll()
-	stop := context.AfterFunc(ctx, pr.closeAll)
-	defer stop()
 	client, server := pr.client, pr.server
 
 	b := &burst{want: make([]byte, burstWrites*burstWriteBytes)}
@@ -434,8 +434,6 @@ func runLargest(ctx context.Context, e *runEnv, nw Network) (*largest, error) {
 		return nil, err
 	}
 	defer pr.closeAll()
-	stop := context.AfterFunc(ctx, pr.closeAll)
-	defer stop()
 	client, server := pr.client, pr.server
 
 	maxSize := nw.MaxMessage()
@@ -539,8 +537,6 @@ func rawMiB(ctx context.Context, e *runEnv, nw Network) (reads int, inOrder bool
 		return 0, false, err
 	}
 	defer pr.closeAll()
-	stop := context.AfterFunc(ctx, pr.closeAll)
-	defer stop()
 	cs, ok1 := pr.client.(rawStreamer)
 	ss, ok2 := pr.server.(rawStreamer)
 	if !ok1 || !ok2 {
