@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -101,12 +102,49 @@ func checkFar(p Plan) error {
 	if p.Lab != nil {
 		return fmt.Errorf("--server: an emulated link (--link/--impair) and a remote server cannot be combined")
 	}
+	if p.suite {
+		return nil // the default suite: what the far end cannot run is reported skipped
+	}
 	for _, x := range p.Experiments {
 		if !slices.Contains(FarExperiments, x) {
 			return fmt.Errorf("--experiments: %s cannot run against a remote server yet (it can run: %v)", x, FarExperiments)
 		}
 	}
 	return nil
+}
+
+// farSkipped is the outcome of a default-suite cell the far end cannot run: the
+// report keeps the loopback report's shape, and the cell says why it has no figures.
+// The run's warnings name them all once (farSkipWarning).
+func farSkipped(x string) outcome {
+	why := fmt.Sprintf("%s does not run against a remote server yet (it runs on one host)", x)
+	return outcome{observed: map[string]any{"skipped": why}}
+}
+
+// farSkipWarning names the experiments of a plan that a far end cannot run yet; ""
+// when there are none.
+func farSkipWarning(p Plan) string {
+	if p.Far == nil {
+		return ""
+	}
+	var not []string
+	for _, x := range p.Experiments {
+		if !slices.Contains(FarExperiments, x) {
+			not = append(not, x)
+		}
+	}
+	if len(not) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("against a remote server, %s do not run yet: their cells are marked skipped (across hosts so far: %s)",
+		strings.Join(not, ", "), strings.Join(FarExperiments, ", "))
+}
+
+// skipped reports whether a result is a cell that did not run (its observed
+// "skipped" says why), as properties and summaries must leave it out.
+func skipped(r Result) bool {
+	_, ok := r.Observed["skipped"]
+	return ok
 }
 
 // echoEnd is the server half of a request/response cell, seen from the client: an

@@ -25,7 +25,7 @@ func Properties(r *Report) []Property {
 func pick(r *Report, exp, transport string) []Result {
 	var out []Result
 	for _, res := range r.Results {
-		if res.Experiment == exp && res.Transport == transport && res.Error == "" {
+		if res.Experiment == exp && res.Transport == transport && res.Error == "" && !skipped(res) {
 			out = append(out, res)
 		}
 	}

@@ -77,13 +77,39 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	return err
 }
 
+// ranExperiments splits the configured experiments into those with a cell that ran
+// and those whose every cell was skipped.
+func ranExperiments(r *Report) (ran, skip []string) {
+	for _, x := range r.Config.Experiments {
+		n, nskip := 0, 0
+		for _, res := range r.Results {
+			if res.Experiment == x {
+				n++
+				if skipped(res) {
+					nskip++
+				}
+			}
+		}
+		if n > 0 && n == nskip {
+			skip = append(skip, x)
+		} else {
+			ran = append(ran, x)
+		}
+	}
+	return ran, skip
+}
+
 // mdIntro is the opening paragraph: what was run, where, and the command line.
 func mdIntro(r *Report) string {
 	e, c := r.Env, r.Config
 	var s []string
-	what := "Ran " + andList(codeAll(c.Experiments))
+	did, skip := ranExperiments(r)
+	what := "Ran " + andList(codeAll(did))
 	if len(c.Transports) > 0 {
 		what += " over " + andList(upperAll(c.Transports))
+	}
+	if len(skip) > 0 {
+		what = "Skipped " + andList(codeAll(skip)) + ". " + what
 	}
 	if e.Host != "" {
 		what += " on host " + code(e.Host)

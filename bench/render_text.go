@@ -549,9 +549,19 @@ func buildSections(r *Report) []section {
 		cells := paramRows(r, exp)
 		cols, fixed := labelParams(exp, cells)
 		s := section{exp: exp}
+		switch {
+		case allSkipped(cells):
+			// Not run (a far end that cannot run it yet): the skipped table says why.
+			s.title = experimentTitle(exp)
+			pcols, pfixed := observedParams(exp, cells)
+			s.note = sentence(pfixed) + "Not run."
+			s.tables = []table{observedTable("", pcols, trs, cells, false)}
+			out = append(out, s)
+			continue
+		}
 		switch exp {
 		case "stream":
-			s.title = "Throughput (stream)"
+			s.title = experimentTitle(exp)
 			s.note = sentence(fixed) + "Goodput and msgs/s are measured at the receiver and lead; sender rate is what the sender handed to the kernel. " +
 				"Lost = sent - unique received, after " + drainText(r) + "." + jitterClockText(cells, trs)
 			s.tables = []table{
@@ -559,11 +569,11 @@ func buildSections(r *Report) []section {
 				figureTable("Loss, order and jitter", cols, trs, cells, streamDelivery),
 			}
 		case "pingpong":
-			s.title = "Round-trip time (pingpong)"
+			s.title = experimentTitle(exp)
 			s.note = sentence(fixed) + rttMode(cells) + timeoutText(r, trs) + cpuText(r, cells, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, pingpongFigures)}
 		case "connect":
-			s.title = "Connection setup (connect)"
+			s.title = experimentTitle(exp)
 			s.note = sentence(fixed) + "Answer = time to first answer" + answerText(trs) + ". " +
 				"Server sockets = endpoints the server needed." + timeoutText(r, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, connectFigures)}
@@ -597,8 +607,11 @@ func buildSections(r *Report) []section {
 // their metrics follows in an extra table.
 var dedicated = map[string]bool{ExpStream: true, ExpPingPong: true, ExpConnect: true}
 
-// experimentTitles name the property experiments' sections.
+// experimentTitles name the experiments' sections.
 var experimentTitles = map[string]string{
+	ExpStream:       "Throughput (stream)",
+	ExpPingPong:     "Round-trip time (pingpong)",
+	ExpConnect:      "Connection setup (connect)",
 	ExpRefused:      "Refused connections (refused)",
 	ExpClose:        "Peer close (close)",
 	ExpClients:      "Many clients (clients)",
@@ -757,6 +770,10 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 				if res == nil {
 					continue
 				}
+				if skipped(*res) {
+					col[i] = "skipped"
+					continue
+				}
 				s, ok := f.cell(&res.Metrics)
 				if ok && f.ci != "" && res.Repeat != nil {
 					if iv, has := res.Repeat.CI[f.ci]; has {
@@ -777,6 +794,18 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 	}
 	t.rows = rows
 	return t
+}
+
+// allSkipped reports whether every result of cells is a cell that did not run.
+func allSkipped(cells []*paramRow) bool {
+	for _, c := range cells {
+		for _, res := range c.res {
+			if !skipped(*res) {
+				return false
+			}
+		}
+	}
+	return len(cells) > 0
 }
 
 // addParamHeads adds a left-aligned column per parameter.
@@ -1024,7 +1053,7 @@ func observedParams(exp string, cells []*paramRow) (cols []param, fixed string) 
 			cols = append(cols, pr)
 			continue
 		}
-		if own, ok := ownParam[pr.head]; ok && own != exp && experimentTitles[exp] != "" {
+		if own, ok := ownParam[pr.head]; ok && own != exp && experimentTitles[exp] != "" && !dedicated[exp] {
 			continue
 		}
 		switch pr.head {

@@ -46,6 +46,7 @@ type Plan struct {
 	Far         Far        // run the server halves on another host (remote mode); nil = in this process
 	Reverse     bool       // stream with Far: the server sends and this host receives
 	Command     string     // the command line, recorded in the report
+	suite       bool       // Experiments is the default suite, not the caller's choice
 	Quick       bool       // recorded in the report
 
 	// Progress, when set, is called before and after every cell, from Run's goroutine.
@@ -82,10 +83,10 @@ func (p Plan) WithDefaults() Plan {
 	if len(p.Transports) == 0 {
 		p.Transports = []string{"tcp", "udp"}
 	}
-	if len(p.Experiments) == 0 && p.Far != nil {
-		p.Experiments = slices.Clone(FarExperiments) // what a far end can run so far
-	}
 	if len(p.Experiments) == 0 {
+		// Against a far end too: the report has the loopback report's shape, and a cell
+		// the far end cannot run yet says so (farSkipped).
+		p.suite = true
 		for _, x := range Experiments() {
 			if p.Lab == nil && (x == ExpBottleneck || x == ExpHOL) {
 				continue // they show what a lossy or slow link does: the lab section runs them
@@ -247,7 +248,13 @@ func (p Plan) ExpectedDuration() time.Duration {
 	if p.Count > 0 {
 		return 0
 	}
-	return time.Duration(len(p.cells())*p.Repeat) * (p.Duration + p.Warmup)
+	n := 0
+	for _, c := range p.cells() {
+		if p.Far == nil || slices.Contains(FarExperiments, c.exp) {
+			n++ // a cell the far end cannot run is skipped at once
+		}
+	}
+	return time.Duration(n*p.Repeat) * (p.Duration + p.Warmup)
 }
 
 // Run measures the plan and returns the report. A cell that fails is reported with
@@ -387,6 +394,9 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 		up0, down0 = e.lab.Counts()
 		dev0up, dev0down, devErr = e.lab.DeviceDrops()
 	}
+	if e.far != nil && !slices.Contains(FarExperiments, c.exp) {
+		return farSkipped(c.exp), nil
+	}
 	o, err := experiments[c.exp](ctx, e, nw, c.params)
 	if e.lab != nil {
 		up1, down1 := e.lab.Counts()
@@ -417,6 +427,9 @@ func runWarnings(p Plan) []string {
 	var w []string
 	if p.Repeat > 1 && p.Repeat < 6 {
 		w = append(w, fmt.Sprintf("--repeat %d: a 95%% confidence interval needs at least 6 runs; intervals shown are the widest available", p.Repeat))
+	}
+	if s := farSkipWarning(p); s != "" {
+		w = append(w, s)
 	}
 	return w
 }

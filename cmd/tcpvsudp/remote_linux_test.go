@@ -18,7 +18,7 @@ func TestRunServerTwoHosts(t *testing.T) {
 	key := writeKey(t, testServeKey+"\n", 0o600)
 	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key)
 	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
-	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "--count", "500", "--rate", "20M", "--sizes", "64,1024", "--warmup", "20ms")
+	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream,pingpong", "--count", "500", "--rate", "20M", "--sizes", "64,1024", "--warmup", "20ms")
 
 	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != addr {
 		t.Errorf("link %+v, want remote %s", rep.Env.Link, addr)
