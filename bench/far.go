@@ -22,6 +22,21 @@ type Far interface {
 	Open(ctx context.Context, spec FarSpec) (FarCell, error)
 }
 
+// A farLoser is a Far that can tell its session is gone: a far end lost mid-run
+// fails the cell running then, and every later one.
+type farLoser interface {
+	// Lost is why the session ended; nil while it is usable.
+	Lost() error
+}
+
+// farLost is why f's session ended; nil when it is usable or f cannot tell.
+func farLost(f Far) error {
+	if l, ok := f.(farLoser); ok {
+		return l.Lost()
+	}
+	return nil
+}
+
 // FarExperiments are the experiments a cell can run against a Far.
 var FarExperiments = []string{ExpStream, ExpPingPong}
 

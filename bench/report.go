@@ -20,6 +20,10 @@ type Report struct {
 	Results    []Result   `json:"results"`
 	Properties []Property `json:"properties"`
 	Warnings   []string   `json:"warnings,omitempty"` // run-wide problems
+	// Incomplete says why the run ended before every cell ran (interrupted, or the
+	// remote server lost); empty when it ran them all. A partial report keeps every
+	// cell measured before.
+	Incomplete string `json:"incomplete,omitempty"`
 	// Lab is the short run across the emulated link that the default suite adds when
 	// it has the privileges: a report of its own (its env.link says what the link
 	// did). Its property rows also appear in Properties above.

@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"errors"
 
 	"crypto/rand"
 	"encoding/binary"
@@ -373,6 +374,15 @@ outer:
 	if p.Far != nil {
 		rep.Env.Peer = p.Far.PeerEnv()
 	}
+	switch lost := farLost(p.Far); {
+	case runErr != nil:
+		rep.Incomplete = fmt.Sprintf("interrupted (%v): the cells after it did not run", runErr)
+	case lost != nil:
+		rep.Incomplete = fmt.Sprintf("the remote server was lost (%v): the cell running then and those after it have no figures", lost)
+	}
+	if rep.Incomplete != "" {
+		rep.Warnings = append(rep.Warnings, "incomplete: "+rep.Incomplete)
+	}
 	rep.Properties = Properties(rep)
 	rep.Warnings = append(rep.Warnings, runWarnings(p)...)
 	rep.Warnings = append(rep.Warnings, jitterClockWarnings(rep.Results)...)
@@ -398,6 +408,11 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 		return farSkipped(c.exp), nil
 	}
 	o, err := experiments[c.exp](ctx, e, nw, c.params)
+	if lost := farLost(e.far); err != nil && lost != nil && !errors.Is(err, lost) {
+		// The cell's own error is what its sockets saw (a reset, a closed endpoint);
+		// the cause is the session's.
+		err = fmt.Errorf("server lost (%v): %w", lost, err)
+	}
 	if e.lab != nil {
 		up1, down1 := e.lab.Counts()
 		o.injected = injected(up0, down0, up1, down1)

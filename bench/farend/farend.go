@@ -234,6 +234,9 @@ func Dial(ctx context.Context, addr string, key []byte, timeout time.Duration) (
 // Close ends the session.
 func (f *Far) Close() error { return f.cl.Close() }
 
+// Lost is why the session ended (the server lost); nil while it is usable.
+func (f *Far) Lost() error { return f.cl.Broken() }
+
 // PeerEnv is the server host's environment from its latest results.
 func (f *Far) PeerEnv() *bench.Env {
 	f.mu.Lock()

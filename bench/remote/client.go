@@ -135,6 +135,14 @@ func (cl *Client) Close() error {
 	return cl.cc.Close()
 }
 
+// Broken is why the session became unusable (the server lost, a protocol error);
+// nil while it is usable.
+func (cl *Client) Broken() error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.broken
+}
+
 // Run runs one test and returns both sides' results. A refused test returns a
 // *RefusedError and leaves the session usable. If the server is lost mid-test, Run
 // returns within the client's Timeout with an error wrapping ErrServerLost and what

@@ -412,6 +412,9 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	if runErr != nil {
 		return fmt.Errorf("run stopped early (%w): the report holds what was measured", runErr)
 	}
+	if rep.Incomplete != "" {
+		return fmt.Errorf("report incomplete: %s; %d of %d cells failed", rep.Incomplete, countFailed(rep), len(rep.Results))
+	}
 	for _, r := range rep.Results {
 		if r.Error != "" {
 			return fmt.Errorf("%d of %d cells failed; see the report", countFailed(rep), len(rep.Results))

@@ -199,4 +199,13 @@ func TestRunServerLost(t *testing.T) {
 	if len(rep.Results) != 4 || ok != 1 || failed != 3 || rep.Results[0].Error != "" || rep.Results[0].Metrics.RecvMsgs == 0 {
 		t.Errorf("%d results, %d complete, %d failed; want 4, the first complete with its figures, the rest failed", len(rep.Results), ok, failed)
 	}
+	// Marked incomplete, and every failed cell blames the server, not its sockets.
+	if !strings.Contains(rep.Incomplete, "remote server was lost") || !strings.Contains(err.Error(), "report incomplete") {
+		t.Errorf("report incomplete %q, run error %v; want both to say the server was lost", rep.Incomplete, err)
+	}
+	for _, r := range rep.Results[1:] {
+		if !strings.Contains(r.Error, "server lost") {
+			t.Errorf("%s %s %d B: error %q, want it to say the server was lost", r.Experiment, r.Transport, r.Params.Size, r.Error)
+		}
+	}
 }
