@@ -75,12 +75,13 @@ type FarCell interface {
 // FarResult is what the far end measured of one cell.
 // It travels between hosts as JSON, in the field names below.
 type FarResult struct {
-	ServerSockets int       `json:"server_sockets"`      // endpoints the server half served
-	Warnings      []string  `json:"warnings,omitempty"`  // what the far end wants the report to say about the cell
-	Stream        *StreamRx `json:"stream,omitempty"`    // stream: the receiver's figures
-	StreamTx      *StreamTx `json:"stream_tx,omitempty"` // reverse stream: the far senders' figures
-	CPUSec        *float64  `json:"cpu_s,omitempty"`     // the far process's user+sys CPU over the cell
-	Env           *Env      `json:"env,omitempty"`       // the far host, as HostEnv describes it
+	ServerSockets int       `json:"server_sockets"`             // endpoints the server half served
+	Warnings      []string  `json:"warnings,omitempty"`         // what the far end wants the report to say about the cell
+	Stream        *StreamRx `json:"stream,omitempty"`           // stream: the receiver's figures
+	StreamTx      *StreamTx `json:"stream_tx,omitempty"`        // reverse stream: the far senders' figures
+	CPUSec        *float64  `json:"cpu_s,omitempty"`            // the far process's user+sys CPU over the cell
+	Env           *Env      `json:"env,omitempty"`              // the far host, as HostEnv describes it
+	RateCapHeldNs int64     `json:"rate_cap_held_ns,omitempty"` // how long the far end's --max-rate held its senders back, summed
 }
 
 // MeasureServerHalf runs serve, the server half of a cell at the far end, and adds

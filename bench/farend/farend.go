@@ -153,11 +153,42 @@ func parseStreamParams(req remote.TestRequest) (bench.FarSpec, error) {
 }
 
 // Serve runs the server half of one cell until the client reports it is done (or the
-// session stops the test), and returns its figures.
+// session stops the test), and returns its figures, with a warning when the server's
+// --max-rate held its sending back.
 func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
 	if _, ok := benchExperiment(d.Request.Experiment); !ok {
 		return r.fallback().Serve(ctx, d)
 	}
+	res, err := r.serve(ctx, d)
+	return withCapWarning(d, res), err
+}
+
+// heldNotable is how long the server's pacer must have held its senders back, at its
+// --max-rate cap, before the cell's report says so.
+const heldNotable = time.Millisecond
+
+// withCapWarning adds to res's counters a warning that the server's --max-rate cap
+// held its sending back, when it did: the cell then shows the cap, not the path.
+func withCapWarning(d *remote.Data, res remote.Results) remote.Results {
+	rate, capped, held := d.Paced()
+	if !capped || held < heldNotable || len(res.Counters) == 0 {
+		return res
+	}
+	var fr bench.FarResult
+	if err := json.Unmarshal(res.Counters, &fr); err != nil {
+		return res
+	}
+	fr.Warnings = append(fr.Warnings, fmt.Sprintf("the server's --max-rate (%s) held its sending back for %v, summed over its senders: what it sent shows that cap, not the path (serve with a higher --max-rate to go past it)",
+		bench.FormatBps(rate), held.Round(time.Microsecond)))
+	fr.RateCapHeldNs = int64(held)
+	if counters, err := json.Marshal(fr); err == nil {
+		res.Counters = counters
+	}
+	return res
+}
+
+// serve is Serve for bench's far experiments.
+func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
 	ts, err := transports(d)
 	if err != nil {
 		return remote.Results{Error: err.Error()}, err

@@ -148,7 +148,7 @@ func TestFarRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer far.Close()
-	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Transports: []string{"udp"}, Sizes: []int{64},
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"udp"}, Sizes: []int{64},
 		Duration: 5 * time.Second, Warmup: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestFarRefused(t *testing.T) {
 	if r := rep.Results[0]; !strings.Contains(r.Error, "max-duration") {
 		t.Errorf("error %q, want the server's refusal naming max-duration", r.Error)
 	}
-	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Transports: []string{"udp"}, Sizes: []int{64},
+	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"udp"}, Sizes: []int{64},
 		Duration: 200 * time.Millisecond, Warmup: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -208,6 +208,7 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 	testCtx, cancelTest := context.WithCancelCause(ctx)
 	defer cancelTest(nil)
 	p := &pacer{rateBps: float64(req.RateBps), done: testCtx.Done()}
+	d.pacer = p
 	for i, c := range d.Conns {
 		d.Conns[i] = &pacedConn{Conn: c, pacer: p}
 	}

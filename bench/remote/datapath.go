@@ -104,6 +104,9 @@ type pacer struct {
 
 	mu   sync.Mutex // guards next
 	next time.Time  // when the next byte may leave
+
+	capped bool         // rateBps is the server's --max-rate, not the rate the request asked for
+	held   atomic.Int64 // ns senders waited for the pacer, summed over them
 }
 
 const paceBurst = 2 * time.Millisecond
@@ -128,10 +131,19 @@ func (p *pacer) wait(n int) error {
 	at := p.next
 	p.next = p.next.Add(time.Duration(float64(n) * 8 / p.rateBps * float64(time.Second)))
 	p.mu.Unlock()
+	var waited time.Time
+	defer func() {
+		if !waited.IsZero() {
+			p.held.Add(int64(time.Since(waited)))
+		}
+	}()
 	for {
 		d := time.Until(at)
 		if d <= 500*time.Microsecond {
 			return nil
+		}
+		if waited.IsZero() {
+			waited = time.Now()
 		}
 		t := time.NewTimer(min(d, maxPaceSleep))
 		select {
@@ -429,6 +441,7 @@ type Data struct {
 	Started time.Time  // when the test started
 
 	peerDone <-chan struct{}
+	pacer    *pacer
 	closers  []interface {
 		Close() error
 		SetDeadline(time.Time) error
@@ -439,6 +452,16 @@ type Data struct {
 // PeerDone is closed when the peer reported its results, i.e. stopped sending (server
 // side); on the client side it is nil: the server reports after the client.
 func (d *Data) PeerDone() <-chan struct{} { return d.peerDone }
+
+// Paced says how this side's pacer shaped the test's sending: its rate (bits/s; 0 =
+// unpaced), whether that rate is the server's --max-rate cap rather than what the
+// request asked for, and how long senders waited for it, summed over them.
+func (d *Data) Paced() (rateBps float64, capped bool, held time.Duration) {
+	if d.pacer == nil {
+		return 0, false, 0
+	}
+	return d.pacer.rateBps, d.pacer.capped, time.Duration(d.pacer.held.Load())
+}
 
 // Ignored counts datagrams the UDP paths dropped (another source, token or kind).
 func (d *Data) Ignored() uint64 {

@@ -739,7 +739,8 @@ func (ss *session) run(req TestRequest, d *Data, ports []uint16) error {
 	if req.RateBps > 0 {
 		rate = float64(min(req.RateBps, s.limits.MaxRateBps))
 	}
-	p := &pacer{rateBps: rate, done: runCtx.Done(), alive: alive}
+	p := &pacer{rateBps: rate, done: runCtx.Done(), alive: alive, capped: req.RateBps == 0 || req.RateBps > s.limits.MaxRateBps}
+	d.pacer = p
 	for i, c := range d.Conns {
 		d.Conns[i] = &pacedConn{Conn: c, pacer: p, sent: &s.st.dataBytesSent}
 	}

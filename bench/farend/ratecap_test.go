@@ -1,0 +1,65 @@
+package farend
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+)
+
+// TestFarRateCap: a server whose --max-rate holds its sending back says so in the
+// cell's warnings. Closed-loop pingpong of 1024 B on loopback answers far faster
+// than 2 Mbit/s (about 250 replies/s), so the cap holds it: the RTT shows the cap,
+// not the path. A reverse stream paced below the cap by the client is never held.
+func TestFarRateCap(t *testing.T) {
+	var capBps = 2e6
+	addr := startServer(t, remote.Limits{MaxRateBps: uint64(capBps)})
+	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer far.Close()
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"tcp", "udp"},
+		Sizes: []int{1024}, Duration: 300 * time.Millisecond, Warmup: -1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		m := r.Metrics
+		rate := m.RecvMsgs * 1024 * 8
+		t.Logf("pingpong %s under a %.0f bit/s cap: %d replies in 300 ms (%d bit/s of replies), warnings %q", r.Transport, capBps, m.RecvMsgs, rate*10/3, r.Warnings)
+		if r.Error != "" {
+			t.Errorf("pingpong %s: %s", r.Transport, r.Error)
+		}
+		if !slicesContain(r.Warnings, "--max-rate (2.00 Mbit/s) held its sending back") {
+			t.Errorf("pingpong %s: warnings %q, want the server's cap named", r.Transport, r.Warnings)
+		}
+		// The replies cannot beat the cap: at most its rate, plus the pacer's 2 ms burst.
+		if max := uint64(capBps*0.3/8/1024.0 + 2.5); m.RecvMsgs > max {
+			t.Errorf("pingpong %s: %d replies, want at most %d under the cap", r.Transport, m.RecvMsgs, max)
+		}
+	}
+	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Reverse: true, Experiments: []string{bench.ExpStream}, Transports: []string{"tcp", "udp"},
+		Sizes: []int{1024}, RateBps: capBps / 2, Count: 30, Warmup: -1, Drain: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" || slicesContain(r.Warnings, "--max-rate") || r.Metrics.RecvMsgs != 30 {
+			t.Errorf("reverse stream %s paced at half the cap: error %q, recv %d, warnings %q; want 30 received and no cap warning",
+				r.Transport, r.Error, r.Metrics.RecvMsgs, r.Warnings)
+		}
+	}
+}
+
+func slicesContain(ss []string, sub string) bool {
+	for _, s := range ss {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
