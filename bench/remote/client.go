@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -39,6 +40,7 @@ type Client struct {
 	serverIP netip.Addr
 	server   netip.AddrPort // the control connection's peer: Data.Peer
 	limits   WireLimits
+	listen   bool // the server offers CapListen
 
 	runMu  sync.Mutex // held by Run: one test at a time
 	nextID uint32     // guarded by runMu
@@ -78,13 +80,14 @@ func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 }
 
 func (cl *Client) handshake(ctx context.Context, key []byte, software string) error {
-	if err := cl.cc.WriteMsg(&Hello{Software: software}); err != nil {
+	if err := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen}}); err != nil {
 		return err
 	}
 	ch, err := expect[*Challenge](ctx, cl.cc, cl.timeout)
 	if err != nil {
 		return err
 	}
+	cl.listen = slices.Contains(ch.Caps, CapListen)
 	switch {
 	case ch.Auth == AuthNone && key != nil:
 		return fmt.Errorf("%w: the server has no key, so it cannot prove who it is; refusing (run the server with --key-file, or the client without)", ErrAuth)
@@ -162,6 +165,9 @@ func (cl *Client) Run(ctx context.Context, req TestRequest) (TestResults, error)
 	if err := req.Validate(); err != nil {
 		return out, err
 	}
+	if req.Listen && !cl.listen {
+		return out, fmt.Errorf("remote: listen: the server does not offer the %q capability (an older tcpvsudp serve?)", CapListen)
+	}
 	res, err := cl.run(ctx, req)
 	if err != nil {
 		var re *RefusedError
@@ -186,6 +192,9 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 	want := 1
 	if req.Transport == "udp" {
 		want = req.Streams
+		if req.Listen {
+			want++ // the listener's port, last
+		}
 	}
 	if acc.ID != req.ID || len(acc.Ports) != want {
 		return out, fmt.Errorf("%w: accept for test %d with %d ports; want test %d with %d", ErrUnexpected, acc.ID, len(acc.Ports), req.ID, want)
@@ -312,7 +321,7 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 // openData opens the client's end of the data path: TCP connections that each begin
 // with the token, or UDP sockets that probe until each gets its challenge.
 func (cl *Client) openData(ctx context.Context, req TestRequest, acc *Accept) (*Data, [][]byte, error) {
-	d := &Data{Request: req, Peer: cl.server}
+	d := &Data{Request: req, Peer: cl.server, token: acc.Token}
 	ok := false
 	defer func() {
 		if !ok {
@@ -322,6 +331,9 @@ func (cl *Client) openData(ctx context.Context, req TestRequest, acc *Accept) (*
 	switch req.Transport {
 	case "tcp":
 		addr := netip.AddrPortFrom(cl.serverIP, acc.Ports[0]).String()
+		if req.Listen {
+			d.listenAddr = netip.AddrPortFrom(cl.serverIP, acc.Ports[0])
+		}
 		var nd net.Dialer
 		for range req.Streams {
 			c, err := nd.DialContext(ctx, "tcp", addr)
@@ -342,7 +354,12 @@ func (cl *Client) openData(ctx context.Context, req TestRequest, acc *Accept) (*
 		return d, nil, nil
 	case "udp":
 		var proofs [][]byte
-		for _, port := range acc.Ports {
+		ports := acc.Ports
+		if req.Listen {
+			ports = ports[:len(ports)-1]
+			d.listenAddr = netip.AddrPortFrom(cl.serverIP, acc.Ports[len(acc.Ports)-1])
+		}
+		for _, port := range ports {
 			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(cl.serverIP, port)))
 			if err != nil {
 				return nil, nil, err

@@ -185,6 +185,9 @@ type UDPPath struct {
 	sent   *atomic.Uint64
 	// connected: the socket was dialed (client), so it writes without an address.
 	connected bool
+	// single: one datagram per call, never batched (a socket used for one
+	// transaction: setting up the batch would cost more than it saves).
+	single bool
 
 	wbuf []byte // Send's scratch
 	rbuf []byte // Recv's scratch
@@ -210,7 +213,7 @@ const udpBatch = 64
 // is not connected in the kernel (a server off Linux) or udp.FromConn refused it.
 func (p *UDPPath) batcher() *udp.Conn {
 	p.batchOnce.Do(func() {
-		if !p.connected && !kernelConnects {
+		if p.single || (!p.connected && !kernelConnects) {
 			return
 		}
 		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: udpBatch, NoTimestamps: true})
@@ -435,14 +438,23 @@ type Data struct {
 	Request TestRequest
 	// Peer is the control connection's peer: on the server the client (the only
 	// address its data may come from), on the client the server.
-	Peer    netip.AddrPort
-	Conns   []net.Conn // tcp: one per stream; writes are paced, and fail once the peer is lost
-	Paths   []*UDPPath // udp: one per stream
-	Started time.Time  // when the test started
+	Peer  netip.AddrPort
+	Conns []net.Conn // tcp: one per stream; writes are paced, and fail once the peer is lost
+	Paths []*UDPPath // udp: one per stream
+	// Listener is a listen-mode UDP test's extra socket, on the server (nil
+	// otherwise); a listen-mode TCP test's further connections come from Accept.
+	Listener *UDPListener
+	Started  time.Time // when the test started
 
 	peerDone <-chan struct{}
 	pacer    *pacer
-	closers  []interface {
+
+	// Listen mode (TestRequest.Listen). Server: the TCP listener that keeps
+	// accepting, or Listener below. Client: where DialConn and DialPath go.
+	listenTCP  *tcpListen
+	listenAddr netip.AddrPort
+	token      []byte
+	closers    []interface {
 		Close() error
 		SetDeadline(time.Time) error
 	}
@@ -502,19 +514,25 @@ func unmapAP(ap netip.AddrPort) netip.AddrPort {
 type ampBudget struct {
 	m     map[netip.AddrPort]*ampEntry
 	order []netip.AddrPort // oldest first
+	limit int              // most addresses tracked
 }
 
 type ampEntry struct{ recv, sent, challenges int }
 
 const maxAmpAddrs = 16
 
-func newAmpBudget() *ampBudget { return &ampBudget{m: make(map[netip.AddrPort]*ampEntry)} }
+func newAmpBudget() *ampBudget { return newAmpBudgetN(maxAmpAddrs) }
+
+// newAmpBudgetN is an ampBudget that tracks at most n addresses.
+func newAmpBudgetN(n int) *ampBudget {
+	return &ampBudget{m: make(map[netip.AddrPort]*ampEntry), limit: max(n, 1)}
+}
 
 // received credits n bytes received from a.
 func (b *ampBudget) received(a netip.AddrPort, n int) {
 	e := b.m[a]
 	if e == nil {
-		if len(b.order) >= maxAmpAddrs {
+		if len(b.order) >= b.limit {
 			delete(b.m, b.order[0])
 			b.order = b.order[1:]
 		}
@@ -523,6 +541,17 @@ func (b *ampBudget) received(a netip.AddrPort, n int) {
 		b.order = append(b.order, a)
 	}
 	e.recv += n
+}
+
+// spend reports whether n bytes may go to a (within what a sent), and debits them
+// if so.
+func (b *ampBudget) spend(a netip.AddrPort, n int) bool {
+	e := b.m[a]
+	if e == nil || e.sent+n > e.recv {
+		return false
+	}
+	e.sent += n
+	return true
 }
 
 // spendChallenge reports whether a challenge of n bytes may go to a (within the

@@ -41,7 +41,7 @@
 //
 // The messages, C for client, S for server; a field marked ? may be absent:
 //
-//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines none)
+//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines "listen")
 //	challenge  S→C  nonce (32 bytes), auth ("hmac-sha256" or "none"), software, caps?
 //	auth       C→S  nonce (32 bytes, the client's), mac? (32 bytes; absent when auth is "none")
 //	auth-ok    S→C  mac? (32 bytes; absent when auth is "none"),
@@ -52,8 +52,10 @@
 //	                size (bytes per message ≥1; udp ≤65490), duration_ms (1..86400000), rate_bps
 //	                (bits/s over all streams, 0 = unpaced), streams (1..1024), direction ("forward":
 //	                client sends, "reverse": server sends, "bidir"), count? (messages per stream, then
-//	                stop; duration_ms still bounds the test), params? (object, experiment-specific)
-//	accept     S→C  id, ports ([]uint16: tcp one listener, udp one socket per stream), token (16 bytes)
+//	                stop; duration_ms still bounds the test), params? (object, experiment-specific),
+//	                listen? (bool; only when both sides listed "listen": see Listen)
+//	accept     S→C  id, ports ([]uint16: tcp one listener, udp one socket per stream, then with listen
+//	                the listener's socket), token (16 bytes)
 //	start      C→S  id, paths? (udp: per socket, in port order, the 16-byte challenge it received)
 //	start      S→C  id: the test runs from now
 //	heartbeat  both (no fields)
@@ -139,6 +141,27 @@
 // peer is lost: no control message for PeerTimeout (2.5 s), an ICMP unreachable on a
 // data socket, or the control connection closed; a sender notices within one
 // pacing step (at most 100 ms).
+//
+// # Listen
+//
+// With the "listen" capability in both hello and challenge, a test may ask for
+// "listen": true: a data path that keeps taking new clients after start, for
+// experiments that open a connection per transaction or many clients at once. A
+// server refuses listen in a session whose hello did not list the capability.
+//
+// TCP: the test's listener stays open until the test ends. Every further connection
+// must come from the control connection's IP address and open with the token within
+// 2 s, or it is closed unread and counted; at most 1024 are open at once (the rest
+// wait in the kernel's backlog). Everything the server sends on them is paced with
+// the test.
+//
+// UDP: one more socket, whose port comes last in accept. It takes data datagrams
+// (token, kind 3) from any port of the control connection's IP address, so each
+// client may use a socket of its own, without a probe. No address is ever validated
+// on it: the server answers an address only within the bytes it received from that
+// address (the amplification rule with a factor of 1, for every reply), remembering
+// at most 4096 addresses (forgetting one forgets its credit and its debit together),
+// and paces what it sends with the test.
 //
 // # Logs
 //

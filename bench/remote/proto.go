@@ -131,6 +131,7 @@ type Test struct {
 	Direction  string          `json:"direction"`
 	Count      uint64          `json:"count,omitempty"`
 	Params     json.RawMessage `json:"params,omitempty"`
+	Listen     bool            `json:"listen,omitempty"` // with CapListen only
 }
 
 // Accept grants a test (server to client): where its data goes and its token.

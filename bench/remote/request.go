@@ -38,6 +38,10 @@ type TestRequest struct {
 	Direction  Direction       // who sends
 	Count      uint64          // messages per stream, then stop; 0 = for Duration
 	Params     json.RawMessage // experiment-specific parameters, a JSON object; the Runner checks them
+	// Listen asks for a data path that keeps taking new clients after start (TCP:
+	// the listener stays open, Data.Accept; UDP: one more socket, Data.Listener).
+	// Both sides must have listed CapListen.
+	Listen bool
 }
 
 // Validate checks what every server requires of a request, before its limits.
@@ -66,14 +70,14 @@ func (r TestRequest) Validate() error {
 func (r TestRequest) wire() *Test {
 	return &Test{ID: r.ID, Experiment: r.Experiment, Transport: r.Transport, Size: r.Size,
 		DurationMS: uint64(max(r.Duration, 0) / time.Millisecond), RateBps: r.RateBps, Streams: r.Streams,
-		Direction: string(r.Direction), Count: r.Count, Params: r.Params}
+		Direction: string(r.Direction), Count: r.Count, Params: r.Params, Listen: r.Listen}
 }
 
 // Request returns the test the message asks for.
 func (m *Test) Request() TestRequest {
 	return TestRequest{ID: m.ID, Experiment: m.Experiment, Transport: m.Transport, Size: m.Size,
 		Duration: time.Duration(m.DurationMS) * time.Millisecond, RateBps: m.RateBps, Streams: m.Streams,
-		Direction: Direction(m.Direction), Count: m.Count, Params: m.Params}
+		Direction: Direction(m.Direction), Count: m.Count, Params: m.Params, Listen: m.Listen}
 }
 
 // Results are one side's measurement of one test.

@@ -382,7 +382,8 @@ func (s *Server) handle(c net.Conn) {
 	started := time.Now()
 	ends := started.Add(s.limits.MaxSessionTime)
 	cc.SetSessionDeadline(ends)
-	ss := &session{s: s, cc: cc, ends: ends, remote: remote, peer: addrPort(remote), testLines: lineLimiter{what: "test"}}
+	ss := &session{s: s, cc: cc, ends: ends, remote: remote, peer: addrPort(remote), testLines: lineLimiter{what: "test"},
+		listen: slices.Contains(hello.Caps, CapListen)}
 	ss.peerIP = ss.peer.Addr()
 	ss.localIP, _ = addrIP(c.LocalAddr())
 	who := ""
@@ -482,7 +483,7 @@ func (s *Server) handshake(cc *ControlConn) (*Hello, error) {
 	if s.Key != nil {
 		method = AuthHMAC
 	}
-	if err := cc.WriteMsg(&Challenge{Nonce: serverNonce, Auth: method, Software: s.Software}); err != nil {
+	if err := cc.WriteMsg(&Challenge{Nonce: serverNonce, Auth: method, Software: s.Software, Caps: []string{CapListen}}); err != nil {
 		return nil, fail(&s.st.handshakeFailed, err)
 	}
 	auth, err := expect[*Auth](s.ctx, cc, s.limits.HandshakeTimeout)
@@ -524,6 +525,7 @@ type session struct {
 	peerIP  netip.Addr     // the control connection's peer: the only source data may come from
 	localIP netip.Addr     // where data sockets listen
 	ends    time.Time      // the session deadline (--max-session-time)
+	listen  bool           // both sides listed CapListen
 
 	// Used by the session's goroutine only.
 	tests, refused uint64      // tests started and refused
@@ -673,6 +675,9 @@ func (ss *session) runTest(req TestRequest) error {
 	if err := s.limits.Check(req); err != nil {
 		return ss.refuseTest(req.ID, err)
 	}
+	if req.Listen && !ss.listen {
+		return ss.refuseTest(req.ID, fmt.Errorf("listen: the client's hello did not list the %q capability", CapListen))
+	}
 	if err := s.runner.Check(req); err != nil {
 		return ss.refuseTest(req.ID, err)
 	}
@@ -741,6 +746,12 @@ func (ss *session) run(req TestRequest, d *Data, ports []uint16) error {
 	}
 	p := &pacer{rateBps: rate, done: runCtx.Done(), alive: alive, capped: req.RateBps == 0 || req.RateBps > s.limits.MaxRateBps}
 	d.pacer = p
+	if d.listenTCP != nil {
+		d.listenTCP.pacer, d.listenTCP.sent = p, &s.st.dataBytesSent
+	}
+	if d.Listener != nil {
+		d.Listener.pacer, d.Listener.sent = p, &s.st.dataBytesSent
+	}
 	for i, c := range d.Conns {
 		d.Conns[i] = &pacedConn{Conn: c, pacer: p, sent: &s.st.dataBytesSent}
 	}

@@ -21,8 +21,9 @@ type serverData struct {
 	token []byte
 	ports []uint16
 
-	ln   *net.TCPListener // tcp
-	udps []*udpValidator  // udp
+	ln     *net.TCPListener // tcp
+	udps   []*udpValidator  // udp
+	listen *net.UDPConn     // udp in listen mode: the socket new clients talk to
 
 	wg       sync.WaitGroup // setup goroutines
 	mu       sync.Mutex     // guards conns, full
@@ -91,6 +92,21 @@ func openServerData(ss *session, req TestRequest) (*serverData, error) {
 					return 0, err
 				}
 				sd.udps = append(sd.udps, &udpValidator{sd: sd, conn: c, amp: newAmpBudget()})
+				return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
+			})
+			if err != nil {
+				sd.close()
+				return nil, err
+			}
+			sd.ports = append(sd.ports, port)
+		}
+		if req.Listen {
+			port, err := ss.s.openPort(func(port uint16) (uint16, error) {
+				c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, port)))
+				if err != nil {
+					return 0, err
+				}
+				sd.listen = c
 				return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
 			})
 			if err != nil {
@@ -322,13 +338,21 @@ func (sd *serverData) finishSetup(ctx context.Context, cancel context.CancelFunc
 			}
 		}
 		cancel()
-		sd.ln.Close()
+		if !sd.req.Listen {
+			sd.ln.Close()
+		}
 		sd.waitSetup()
 		if err != nil {
 			return nil, err
 		}
 		sd.mu.Lock()
 		sd.handedOn = true
+		if sd.req.Listen {
+			// The listener now belongs to the Data: it keeps taking new clients.
+			d.listenTCP = newTCPListen(sd.ln, sd.token, sd.ss.peerIP, &sd.ss.s.st.dataRejected)
+			d.closers = append(d.closers, d.listenTCP)
+			sd.ln = nil
+		}
 		for _, c := range sd.conns {
 			d.Conns = append(d.Conns, c)
 			d.closers = append(d.closers, c)
@@ -361,6 +385,10 @@ func (sd *serverData) finishSetup(ctx context.Context, cancel context.CancelFunc
 		d.Paths = append(d.Paths, p)
 		d.closers = append(d.closers, p.conn)
 	}
+	if sd.listen != nil {
+		d.Listener = newUDPListener(sd.listen, sd.token, sd.ss.peerIP)
+		d.closers = append(d.closers, sd.listen)
+	}
 	return d, nil
 }
 
@@ -378,6 +406,9 @@ func (sd *serverData) close() {
 	if !sd.handedOn {
 		for _, v := range sd.udps {
 			v.conn.Close()
+		}
+		if sd.listen != nil {
+			sd.listen.Close()
 		}
 	}
 }
