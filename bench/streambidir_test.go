@@ -187,3 +187,43 @@ func indexOf(ts []Transport, t Transport) int {
 	}
 	return -1
 }
+
+// TestRenderDirection: the tables say which way a stream ran. Bidir cells beside
+// forward ones get a direction column; a report of bidir cells only says in its
+// note that each figure is both directions summed. A forward-only report says
+// nothing of direction (the golden files).
+func TestRenderDirection(t *testing.T) {
+	r := testReport()
+	r.Properties = nil
+	var fwd []Result
+	for _, res := range r.Results {
+		if res.Experiment == ExpStream {
+			fwd = append(fwd, res)
+		}
+	}
+	if len(fwd) == 0 {
+		t.Fatal("the test report has no stream results")
+	}
+	var bidir []Result
+	for _, res := range fwd {
+		res.Params.Bidir = true
+		res.Observed = map[string]any{"forward_goodput_bps": 1e6, "reverse_goodput_bps": 2e6}
+		bidir = append(bidir, res)
+	}
+	r.Results = append(append([]Result(nil), fwd...), bidir...)
+	text, md := renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		for _, want := range []string{"direction", "forward", "bidir", "forward_goodput_bps", "reverse_goodput_bps"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: forward and bidir cells: no %q:\n%s", name, want, out)
+			}
+		}
+	}
+	r.Results = bidir
+	text, md = renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		if !strings.Contains(out, "both ways at once") || !strings.Contains(out, "summed") {
+			t.Errorf("%s: bidir cells only: the note does not say both ways, summed:\n%s", name, out)
+		}
+	}
+}
