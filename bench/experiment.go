@@ -47,7 +47,7 @@ type experimentFunc func(ctx context.Context, e *runEnv, nw Network, p Params) (
 // experiments holds every experiment by name. The measurement experiments are
 // listed here; each property experiment registers itself from its own file's init.
 var experiments = map[string]experimentFunc{
-	ExpStream:   metricsOnly(runStream),
+	ExpStream:   runStreamCell,
 	ExpPingPong: runPingPongCell,
 	ExpConnect:  metricsOnly(runConnect),
 }

@@ -54,6 +54,10 @@ type FarSpec struct {
 	// Count each or SendFor, after Warmup, paced to RateBps over all (0 = unpaced,
 	// though the far end may cap it).
 	Reverse bool
+	// A both-ways stream (Count, SendFor, Warmup and RateBps as for Reverse, RateBps
+	// per direction): 2×Streams data paths, the first Streams carrying this side's
+	// flows to the far end, the last Streams the far end's flows to this side.
+	Bidir   bool
 	Count   uint64
 	SendFor time.Duration
 	Warmup  time.Duration
@@ -62,7 +66,8 @@ type FarSpec struct {
 
 // A FarCell is one cell's server half at the far end.
 type FarCell interface {
-	// Transports are this side's ends of the cell's data path, FarSpec.Streams of them.
+	// Transports are this side's ends of the cell's data path, FarSpec.Streams of them
+	// (2×Streams with FarSpec.Bidir).
 	Transports() []Transport
 	// Finish says this side is done, waits for the far end's figures and closes the
 	// data path. It is called once, after the Transports are no longer used.
@@ -113,7 +118,13 @@ func checkFar(p Plan) error {
 		if p.Reverse {
 			return fmt.Errorf("--reverse: only with --server (on one host both ends are this process)")
 		}
+		if p.Bidir {
+			return fmt.Errorf("--bidir: only with --server (on one host both ends are this process)")
+		}
 		return nil
+	}
+	if p.Bidir && p.Reverse {
+		return fmt.Errorf("--bidir: streams both ways already; it cannot be combined with --reverse")
 	}
 	if p.Lab != nil {
 		return fmt.Errorf("--server: an emulated link (--link/--impair) and a remote server cannot be combined")

@@ -37,22 +37,28 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 	c := &loopCell{done: make(chan farDone, 1), senderDone: make(chan struct{}), echo: spec.Experiment != ExpStream}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
-	// One listener per stream, as remote mode opens one data path per stream.
-	var srvs []Transport
-	for range spec.Streams {
+	// One listener per stream, as remote mode opens one data path per stream; a
+	// both-ways cell has twice as many, the second half the far end's to send on.
+	paths := spec.Streams
+	if spec.Bidir {
+		paths *= 2
+	}
+	srvs := make([]Transport, paths)
+	var accept []int // TCP paths this side dialled: the far end accepts them below
+	for i := range paths {
 		l, err := nw.Listen(ctx, "127.0.0.1:0")
 		if err != nil {
 			c.Finish(ctx)
 			return nil, err
 		}
 		c.ls = append(c.ls, l)
-		if spec.Reverse { // the far end sends: it dials, this side's endpoint is the accepted one
+		if spec.Reverse || (spec.Bidir && i >= spec.Streams) { // the far end sends: it dials, this side's endpoint is the accepted one
 			st, err := nw.Dial(ctx, l.Addr().String())
 			if err != nil {
 				c.Finish(ctx)
 				return nil, err
 			}
-			srvs = append(srvs, st)
+			srvs[i] = st
 			ct, err := l.Accept(ctx)
 			if err != nil {
 				c.Finish(ctx)
@@ -73,28 +79,34 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 				c.Finish(ctx)
 				return nil, err
 			}
-			srvs = append(srvs, st)
+			srvs[i] = st
+			continue
 		}
+		accept = append(accept, i)
 	}
 	go func() {
-		for _, l := range c.ls[len(srvs):] { // TCP: accept each stream's connection
-			st, err := l.Accept(sctx)
+		defer func() {
+			for _, st := range srvs {
+				if st != nil {
+					st.Close()
+				}
+			}
+		}()
+		for _, i := range accept { // TCP: accept each stream's connection
+			st, err := c.ls[i].Accept(sctx)
 			if err != nil {
 				c.done <- farDone{err: err}
 				return
 			}
-			srvs = append(srvs, st)
+			srvs[i] = st
 		}
-		defer func() {
-			for _, st := range srvs {
-				st.Close()
-			}
-		}()
 		r, err := MeasureServerHalf(func() (FarResult, error) {
-			if spec.Experiment == ExpStream && spec.Reverse {
+			switch {
+			case spec.Experiment == ExpStream && spec.Bidir:
+				return ServeStreamBidir(sctx, spec, srvs, c.senderDone)
+			case spec.Experiment == ExpStream && spec.Reverse:
 				return ServeStreamTx(sctx, spec, srvs)
-			}
-			if spec.Experiment == ExpStream {
+			case spec.Experiment == ExpStream:
 				return ServeStreamRx(sctx, spec, srvs, c.senderDone)
 			}
 			return FarResult{ServerSockets: 1}, ServeEcho(sctx, srvs[0], spec.Size, 64)
@@ -257,6 +269,8 @@ func TestFarRefusesWhatItCannotRun(t *testing.T) {
 		{Plan{Far: &loopFar{}, Experiments: []string{ExpConnect}}, "--experiments: connect cannot run against a remote server"},
 		{Plan{Far: &loopFar{}, Experiments: []string{ExpPingPong}, Lab: &LabConfig{}}, "--server: an emulated link"},
 		{Plan{Reverse: true, Experiments: []string{ExpStream}}, "--reverse: only with --server"},
+		{Plan{Bidir: true, Experiments: []string{ExpStream}}, "--bidir: only with --server"},
+		{Plan{Far: &loopFar{}, Bidir: true, Reverse: true, Experiments: []string{ExpStream}}, "--bidir: streams both ways already; it cannot be combined with --reverse"},
 	} {
 		err := tc.p.WithDefaults().Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

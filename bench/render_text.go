@@ -267,6 +267,9 @@ func paramsLabel(p Params) string {
 	if p.RateBps > 0 {
 		parts = append(parts, "rate "+bps(p.RateBps))
 	}
+	if directionKey(p) > 0 {
+		parts = append(parts, direction(p))
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -379,6 +382,34 @@ var params = []param{
 	{"rate", func(p Params) string { return rateLabel(p.RateBps) }, func(p Params) float64 { return p.RateBps }},
 	{"duration", func(p Params) string { return secs(p.DurationS) }, func(p Params) float64 { return p.DurationS }},
 	{"count", func(p Params) string { return count(p.Count) }, func(p Params) float64 { return float64(p.Count) }},
+	{"direction", direction, func(p Params) float64 { return float64(directionKey(p)) }},
+}
+
+// direction names which way a stream ran in remote mode: forward (this host sends),
+// reverse (the server sends) or bidir (both at once, the figures both ways summed).
+func direction(p Params) string {
+	return [...]string{"forward", "reverse", "bidir"}[directionKey(p)]
+}
+
+func directionKey(p Params) int {
+	switch {
+	case p.Bidir:
+		return 2
+	case p.Reverse:
+		return 1
+	}
+	return 0
+}
+
+// directionText describes a stream's direction when it is not forward; "" when it is.
+func directionText(p Params) string {
+	switch {
+	case p.Bidir:
+		return "both ways at once (--bidir: each figure is the two directions summed, observed splits them)"
+	case p.Reverse:
+		return "reverse (--reverse: the server sends)"
+	}
+	return ""
 }
 
 func rateLabel(v float64) string {
@@ -426,6 +457,10 @@ func labelParams(exp string, cells []*paramRow) (cols []param, fixed string) {
 		case "count":
 			if p.Count > 0 {
 				desc = append(desc, count(p.Count)+" msgs per stream")
+			}
+		case "direction":
+			if d := directionText(p); d != "" {
+				desc = append(desc, d)
 			}
 		}
 	}
@@ -1080,6 +1115,10 @@ func observedParams(exp string, cells []*paramRow) (cols []param, fixed string) 
 		case "reader rate":
 			if p.ReaderBps > 0 {
 				desc = append(desc, "reader at "+bps(p.ReaderBps))
+			}
+		case "direction":
+			if d := directionText(p); d != "" {
+				desc = append(desc, d)
 			}
 		}
 	}

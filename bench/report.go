@@ -196,6 +196,7 @@ type Params struct {
 	DurationS float64 `json:"duration_s"`
 	Count     uint64  `json:"count"`             // messages (or transactions) per stream; 0 = duration mode
 	Reverse   bool    `json:"reverse,omitempty"` // stream in remote mode: the server sends, this host receives
+	Bidir     bool    `json:"bidir,omitempty"`   // stream in remote mode: both send at once; metrics sum both directions, observed splits them
 }
 
 // Metrics are the measured figures, named as DESIGN.md's results contract names them.

@@ -46,6 +46,7 @@ type Plan struct {
 	Lab         *LabConfig // cross an emulated link (Linux, CAP_NET_ADMIN); nil = loopback
 	Far         Far        // run the server halves on another host (remote mode); nil = in this process
 	Reverse     bool       // stream with Far: the server sends and this host receives
+	Bidir       bool       // stream with Far: both send at once, each direction counted by its receiver
 	Command     string     // the command line, recorded in the report
 	suite       bool       // Experiments is the default suite, not the caller's choice
 	Quick       bool       // recorded in the report
@@ -236,7 +237,7 @@ func (p Plan) cells() []cell {
 		for _, s := range sizes {
 			for _, t := range p.Transports {
 				cs = append(cs, cell{x, t, Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
-					Reverse: p.Reverse && x == ExpStream}})
+					Reverse: p.Reverse && x == ExpStream, Bidir: p.Bidir && x == ExpStream}})
 			}
 		}
 	}

@@ -36,6 +36,9 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	if p.Reverse && e.far != nil {
 		return streamCellReverse(ctx, e, nw, p, so)
 	}
+	if p.Bidir && e.far != nil {
+		return streamCellBidir(ctx, e, nw, p, so)
+	}
 	var warns []string
 	// Every blocking call below ends by this cell's time limit: the watchdog closes the
 	// endpoints, which unblocks a sender stuck on a receiver that died.

@@ -235,14 +235,9 @@ func (fs *farStream) finish(ctx context.Context) (rxResult, error) {
 	if err != nil {
 		r.warns = append(r.warns, fmt.Sprintf("far end: %v", err))
 	}
-	sr := res.Stream
-	r.tot = sr.totals()
-	r.allEnded = sr.AllEnded
-	r.drain = time.Duration(sr.DrainNs)
-	if sr.DropsSocket != nil {
-		r.drops, r.dropsOK = *sr.DropsSocket, true
-	}
-	return r, nil
+	rr := res.Stream.result()
+	rr.sockets, rr.warns, rr.cpu = r.sockets, r.warns, r.cpu
+	return rr, nil
 }
 
 func (fs *farStream) close() {
@@ -274,6 +269,16 @@ type StreamRx struct {
 	AllEnded      bool    `json:"all_ended"`
 	DropsSocket   *uint64 `json:"drops_socket,omitempty"` // receive-buffer drops from the first data message on
 	DrainNs       int64   `json:"drain_ns"`
+}
+
+// result is what the far receiver measured, as this side's receiving half reports
+// it; sockets, warnings and CPU are the caller's, from the whole FarResult.
+func (s *StreamRx) result() rxResult {
+	r := rxResult{far: true, tot: s.totals(), allEnded: s.AllEnded, drain: time.Duration(s.DrainNs)}
+	if s.DropsSocket != nil {
+		r.drops, r.dropsOK = *s.DropsSocket, true
+	}
+	return r
 }
 
 func (s *StreamRx) totals() rxTotals {

@@ -94,34 +94,7 @@ func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so 
 	rx := newStreamRx(e, p)
 	u0, uerr := ReadUsage()
 	run := startRx(ctx, rx, ts)
-	// The senders are done when every end marker is in. End markers can be lost, so
-	// the wait also ends when the far end ended the cell, when nothing has arrived for
-	// a quiet spell once data flowed (the drain, or two messages' time at the paced
-	// rate, at least 500 ms), or when the senders' time and the drain have passed.
-	quietStop := max(so.drain, 500*time.Millisecond)
-	if p.RateBps > 0 {
-		quietStop = max(quietStop, 2*time.Duration(float64(p.Size*8*p.Streams)/p.RateBps*float64(time.Second)))
-	}
-	limit := time.NewTimer(cmp.Or(dur, e.cellLimit(p)/2) + so.drain + 5*time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	ended := fc.Ended()
-wait:
-	for !rx.allEnded() && ctx.Err() == nil {
-		select {
-		case <-tick.C:
-			if last := rx.lastArrival.Load(); last > 0 && rx.e.now()-last > int64(quietStop) {
-				break wait
-			}
-		case <-ended:
-			break wait
-		case <-limit.C:
-			break wait
-		case <-ctx.Done():
-			break wait
-		}
-	}
-	tick.Stop()
-	limit.Stop()
+	awaitFarSenders(ctx, e, rx, p, so, dur, fc.Ended())
 	drainStart := time.Now()
 	rx.waitDrained(ctx, so.drain)
 	drain := time.Since(drainStart)
@@ -151,4 +124,34 @@ wait:
 		m.setUsage(u1.Sub(u0), m.RecvBytes)
 	}
 	return outcome{m: m, warns: warns, observed: obs}, nil
+}
+
+// awaitFarSenders waits, receiving into rx, until the far end's senders are done:
+// every end marker is in. End markers can be lost, so the wait also ends when the
+// far end ended the cell (ended), when nothing has arrived for a quiet spell once
+// data flowed (the drain, or two messages' time at the paced rate, at least 500 ms),
+// or when the senders' time dur (0 = unknown) and the drain have passed.
+func awaitFarSenders(ctx context.Context, e *runEnv, rx *streamRx, p Params, so streamOpts, dur time.Duration, ended <-chan struct{}) {
+	quietStop := max(so.drain, 500*time.Millisecond)
+	if p.RateBps > 0 {
+		quietStop = max(quietStop, 2*time.Duration(float64(p.Size*8*p.Streams)/p.RateBps*float64(time.Second)))
+	}
+	limit := time.NewTimer(cmp.Or(dur, e.cellLimit(p)/2) + so.drain + 5*time.Second)
+	defer limit.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !rx.allEnded() && ctx.Err() == nil {
+		select {
+		case <-tick.C:
+			if last := rx.lastArrival.Load(); last > 0 && rx.e.now()-last > int64(quietStop) {
+				return
+			}
+		case <-ended:
+			return
+		case <-limit.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }

@@ -29,8 +29,8 @@ import (
 type streamParams struct {
 	Run      string `json:"run"`                 // the run id every message carries, 16 hex digits
 	DrainMS  uint64 `json:"drain_ms"`            // the receiver's longest wait for stragglers, ms
-	WarmupMS uint64 `json:"warmup_ms,omitempty"` // reverse: the server's senders warm up this long first
-	SendMS   uint64 `json:"send_ms,omitempty"`   // reverse without a count: how long they send, ms
+	WarmupMS uint64 `json:"warmup_ms,omitempty"` // reverse, bidir: the server's senders warm up this long first
+	SendMS   uint64 `json:"send_ms,omitempty"`   // reverse, bidir without a count: how long they send, ms
 }
 
 // maxDrain bounds a stream receiver's drain.
@@ -47,8 +47,15 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 	}
 	spec := bench.FarSpec{Experiment: bench.ExpStream, Transport: req.Transport, Size: req.Size, Streams: req.Streams,
 		Duration: req.Duration, Run: run, Drain: drain}
-	if req.Direction == remote.Reverse {
-		spec.Reverse, spec.Count, spec.RateBps = true, req.Count, float64(req.RateBps)
+	if req.Direction == remote.Bidir { // the first half of the streams is the client's to send on, the second the server's
+		if req.Streams%2 != 0 {
+			return bench.FarSpec{}, fmt.Errorf("streams: a bidir %s has two paths per stream, an even number; got %d", req.Experiment, req.Streams)
+		}
+		spec.Bidir, spec.Streams = true, req.Streams/2
+	}
+	if req.Direction.ServerSends() {
+		spec.Reverse = req.Direction == remote.Reverse
+		spec.Count, spec.RateBps = req.Count, float64(req.RateBps)
 		spec.Warmup = time.Duration(sp.WarmupMS) * time.Millisecond
 		spec.SendFor = time.Duration(sp.SendMS) * time.Millisecond
 		// The test's duration bounds what the server sends, warm-up included.
@@ -57,10 +64,10 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 				(spec.Warmup + spec.SendFor).Milliseconds(), req.Duration.Milliseconds())
 		}
 		if spec.Count == 0 && spec.SendFor <= 0 {
-			return bench.FarSpec{}, errors.New("params.send_ms: a reverse stream without a count needs a sending time")
+			return bench.FarSpec{}, errors.New("params.send_ms: a reverse or bidir stream without a count needs a sending time")
 		}
 	} else if sp.WarmupMS != 0 || sp.SendMS != 0 {
-		return bench.FarSpec{}, errors.New("params: warmup_ms and send_ms belong to a reverse stream")
+		return bench.FarSpec{}, errors.New("params: warmup_ms and send_ms belong to a reverse or bidir stream")
 	}
 	return spec, nil
 }
@@ -129,8 +136,8 @@ func (r Runner) Check(req remote.TestRequest) error {
 	}
 	switch x, _ := benchExperiment(req.Experiment); x {
 	case bench.ExpStream:
-		if req.Direction != remote.Forward && req.Direction != remote.Reverse {
-			return fmt.Errorf("direction: %s runs forward or reverse, got %s", req.Experiment, req.Direction)
+		if req.Direction != remote.Forward && req.Direction != remote.Reverse && req.Direction != remote.Bidir {
+			return fmt.Errorf("direction: %s runs forward, reverse or bidir, got %s", req.Experiment, req.Direction)
 		}
 		_, err := parseStreamParams(req)
 		return err
@@ -199,6 +206,9 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 			return remote.Results{Error: err.Error()}, err
 		}
 		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) {
+			if spec.Bidir {
+				return bench.ServeStreamBidir(ctx, spec, ts, d.PeerDone())
+			}
 			if spec.Reverse {
 				return bench.ServeStreamTx(ctx, spec, ts)
 			}
@@ -301,9 +311,12 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 	if spec.Experiment == bench.ExpStream {
 		req.Direction = remote.Forward
 		sp := streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())}
-		if spec.Reverse {
+		if spec.Reverse || spec.Bidir {
 			req.Direction, req.Count, req.RateBps = remote.Reverse, spec.Count, uint64(spec.RateBps)
 			sp.WarmupMS, sp.SendMS = uint64(spec.Warmup.Milliseconds()), uint64(spec.SendFor.Milliseconds())
+		}
+		if spec.Bidir { // a path per stream each way: bench.ServeStreamBidir
+			req.Direction, req.Streams = remote.Bidir, 2*spec.Streams
 		}
 		p, err := json.Marshal(sp)
 		if err != nil {

@@ -139,6 +139,82 @@ func TestFarReverse(t *testing.T) {
 	}
 }
 
+// TestFarBidir: with --bidir both ends send at once through a real server session,
+// a path per stream each way: paced at 20 Mbit/s per direction on loopback, each
+// direction's 2 × 500 messages are received once and in order by its receiver, and
+// the cell's figures are the two directions' sums. Also a time-bound run.
+func TestFarBidir(t *testing.T) {
+	addr := startServer(t, remote.Limits{})
+	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer far.Close()
+	for _, p := range []bench.Plan{{Count: 500}, {Duration: 300 * time.Millisecond}} {
+		p.Far, p.Bidir, p.Experiments, p.Transports = far, true, []string{bench.ExpStream}, []string{"tcp", "udp"}
+		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 500*time.Millisecond
+		checkFarBidir(t, p)
+	}
+}
+
+// checkFarBidir runs p, a paced bidir plan of 2 streams, and checks each cell: every
+// message received once and in order both ways (with a count, exactly 2 × Count),
+// each direction at about the pace, the cell the directions' sum.
+func checkFarBidir(t *testing.T, p bench.Plan) {
+	t.Helper()
+	rep, err := bench.Run(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results, want one bidir cell per transport", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		m := r.Metrics
+		t.Logf("bidir %s (count %d, %v): sent %d recv %d lost %d goodput %.4g (forward %v, reverse %v), server sockets %d, warnings %q", r.Transport,
+			p.Count, p.Duration, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.GoodputBps, r.Observed["forward_goodput_bps"], r.Observed["reverse_goodput_bps"], m.ServerSockets, r.Warnings)
+		if r.Error != "" || !r.Params.Bidir {
+			t.Errorf("bidir %s: error %q, params %+v", r.Transport, r.Error, r.Params)
+			continue
+		}
+		var goodput float64
+		var sentBoth uint64
+		for _, dir := range []string{"forward", "reverse"} {
+			n := func(k string) float64 {
+				switch v := r.Observed[dir+"_"+k].(type) {
+				case uint64:
+					return float64(v)
+				case float64:
+					return v
+				}
+				t.Errorf("bidir %s: observed %s_%s = %v, want a number", r.Transport, dir, k, r.Observed[dir+"_"+k])
+				return -1
+			}
+			sent := n("sent_msgs")
+			if sent <= 0 || (p.Count > 0 && sent != float64(2*p.Count)) || n("recv_msgs") != sent || n("lost_msgs") != 0 || n("dup_msgs") != 0 || n("reordered_msgs") != 0 {
+				t.Errorf("bidir %s %s: sent %v recv %v lost %v dup %v reordered %v; want every message (2 streams × count %d) received once, in order",
+					r.Transport, dir, sent, n("recv_msgs"), n("lost_msgs"), n("dup_msgs"), n("reordered_msgs"), p.Count)
+			}
+			sentBoth += uint64(sent)
+			g, s := n("goodput_bps"), n("send_rate_bps")
+			if g < 0.5*20e6 || g > 1.1*20e6 || s > 1.05*20e6 || math.Abs(g/s-1) > 0.1 {
+				t.Errorf("bidir %s %s: goodput %.4g, sender rate %.4g; want about the paced 20 Mbit/s, within 10%% of each other", r.Transport, dir, g, s)
+			}
+			goodput += g
+		}
+		if m.SentMsgs != sentBoth || m.RecvMsgs != sentBoth || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.ServerSockets != 4 {
+			t.Errorf("bidir %s: cell sent %d recv %d lost %d dup %d reordered %d sockets %d; want both directions' %d summed, 4 server sockets",
+				r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets, sentBoth)
+		}
+		if math.Abs(m.GoodputBps-goodput) > 1e-9*goodput {
+			t.Errorf("bidir %s: cell goodput %.6g, want the directions' sum %.6g", r.Transport, m.GoodputBps, goodput)
+		}
+		if m.ServerCPUSec == nil || *m.ServerCPUSec <= 0 {
+			t.Errorf("bidir %s: server CPU %v, want the server half's", r.Transport, m.ServerCPUSec)
+		}
+	}
+}
+
 // TestFarRefused: a cell the server refuses (here: longer than its --max-duration)
 // fails with the server's reason, naming the limit, and the session serves the next.
 func TestFarRefused(t *testing.T) {
@@ -177,7 +253,7 @@ func TestRunnerCheck(t *testing.T) {
 		want string // "" = accepted
 	}{
 		{"bench.pingpong", 64, ""},
-		{"bench.stream", 64, "direction"}, // a stream runs forward, and needs its run id (below)
+		{"bench.stream", 64, "params"}, // a stream needs its run id (below)
 		{"bench.pingpong", 40, "size"},
 		{"bench.teleport", 64, "bench.pingpong"},
 		{"pingpong", 64, "stream"}, // not ours: the fallback runs only "stream"
@@ -188,6 +264,15 @@ func TestRunnerCheck(t *testing.T) {
 		err := Runner{}.Check(req)
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("Check(%s, %d B) = %v, want %q", tc.exp, tc.size, err, tc.want)
+		}
+	}
+	bidir := base
+	bidir.Experiment, bidir.Streams, bidir.Count = "bench.stream", 2, 10
+	for streams, want := range map[int]string{2: "", 3: "streams"} {
+		bidir.Streams, bidir.Params = streams, []byte(`{"run":"00000000000000ab","drain_ms":10,"warmup_ms":20}`)
+		err := Runner{}.Check(bidir)
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("Check(bench.stream bidir, %d streams) = %v, want %q", streams, err, want)
 		}
 	}
 	fwd := base

@@ -32,7 +32,7 @@ type runFlags struct {
 	clients, receivers                   int
 	readerRate                           string
 	server, keyFile                      string
-	reverse                              bool
+	reverse, bidir                       bool
 	impair, impairUp, impairDown, link   string
 	noLab                                bool
 }
@@ -169,6 +169,9 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.server, "server", "", "remote mode: run the server halves on 'tcpvsudp serve' at HOST[:PORT] (port 5299 by default) instead of in this process; "+
 		"experiments so far: "+strings.Join(bench.FarExperiments, ", "))
 	fs.BoolVar(&rf.reverse, "reverse", false, "with --server: stream the other way, the server sending and this host receiving and counting (like iperf3 -R)")
+	fs.BoolVar(&rf.bidir, "bidir", false, "with --server: stream both ways at once, this host's senders to the server and the server's to this host, "+
+		"each direction counted by its receiver (like iperf3 --bidir); --rate paces each direction, and a cell's figures are both directions summed "+
+		"(goodput too; the report's observed keeps each apart)")
 	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a file only its owner may access)")
 	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
@@ -257,7 +260,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	p := bench.Plan{
 		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
-		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, PingRate: rf.pingRate, Reverse: rf.reverse,
+		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, PingRate: rf.pingRate, Reverse: rf.reverse, Bidir: rf.bidir,
 		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll},
 	}
 	var err error

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"net"
 	"testing"
 	"time"
@@ -61,6 +62,45 @@ func TestRunServerTwoHosts(t *testing.T) {
 		if r.Error != "" || !r.Params.Reverse || m.SentMsgs != 500 || m.RecvMsgs != 500 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 {
 			t.Errorf("reverse stream %s: error %q, reverse %v, sent %d, recv %d, lost %d, dup %d, reordered %d; want the server's 500 received once, in order",
 				r.Transport, r.Error, r.Params.Reverse, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs)
+		}
+	}
+
+	// Both ways at once: this host's sender to the server's receiver, the server's
+	// sender to this host's receiver, each direction 500 messages received once.
+	rep = runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream", "--bidir", "--count", "500", "--rate", "20M", "--sizes", "1024", "--warmup", "20ms")
+	if len(rep.Results) != 2 {
+		t.Fatalf("bidir: %d results, want one cell per transport", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		m, obs := r.Metrics, r.Observed
+		t.Logf("bidir stream %s across the veth pair: sent %d, recv %d, lost %d, goodput %.4g (forward %v, reverse %v), server sockets %d",
+			r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.GoodputBps, obs["forward_goodput_bps"], obs["reverse_goodput_bps"], m.ServerSockets)
+		if r.Error != "" || !r.Params.Bidir {
+			t.Errorf("bidir stream %s: error %q, bidir %v", r.Transport, r.Error, r.Params.Bidir)
+			continue
+		}
+		var goodput float64
+		for _, dir := range []string{"forward", "reverse"} {
+			n := func(k string) float64 {
+				v, ok := obs[dir+"_"+k].(float64) // JSON numbers
+				if !ok {
+					t.Errorf("bidir stream %s: observed %s_%s = %v, want a number", r.Transport, dir, k, obs[dir+"_"+k])
+				}
+				return v
+			}
+			if n("sent_msgs") != 500 || n("recv_msgs") != 500 || n("lost_msgs") != 0 || n("dup_msgs") != 0 || n("reordered_msgs") != 0 {
+				t.Errorf("bidir stream %s %s: sent %v, recv %v, lost %v, dup %v, reordered %v; want 500 received once, in order",
+					r.Transport, dir, n("sent_msgs"), n("recv_msgs"), n("lost_msgs"), n("dup_msgs"), n("reordered_msgs"))
+			}
+			if g := n("goodput_bps"); g < 0.5*20e6 || g > 1.1*20e6 {
+				t.Errorf("bidir stream %s %s: goodput %.4g, want about the paced 20 Mbit/s", r.Transport, dir, g)
+			}
+			goodput += n("goodput_bps")
+		}
+		if m.SentMsgs != 1000 || m.RecvMsgs != 1000 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.ServerSockets != 2 ||
+			math.Abs(m.GoodputBps-goodput) > 1e-9*goodput {
+			t.Errorf("bidir stream %s: sent %d, recv %d, lost %d, dup %d, reordered %d, server sockets %d, goodput %.6g; want both directions summed (1000, goodput %.6g), 2 server sockets",
+				r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets, m.GoodputBps, goodput)
 		}
 	}
 	cs.terminate(t)

@@ -1,0 +1,329 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// A both-ways stream (Plan.Bidir, like iperf3 --bidir) is one cell with 2×Streams
+// data paths to the far end: the first Streams carry this host's flows to the far
+// receiver, the last Streams the far senders' flows to this host's receiver. Both
+// directions run at once, each paced to the cell's rate (RateBps is per direction),
+// each counted by its own receiver exactly as a forward or a reverse stream is
+// (streamMetrics). The cell's Metrics are the two directions together; Observed
+// keeps each apart, prefixed forward_ and reverse_.
+//
+// Path order: UDP paths are in the server's port order on both sides, but TCP
+// connections reach the server in the order their tokens were read, which need not
+// be the order they were dialled. So on TCP this host first sends one header-only
+// KindWarmup message on every path, its flow id the path's index here, and the far
+// end orders its paths by it (orderPaths) before anything else crosses them.
+
+// runStreamCell is stream's experimentFunc. A both-ways cell keeps its
+// observations, where its directions are apart; the other cells report their
+// metrics only (runStream).
+func runStreamCell(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	if p.Bidir && e.far != nil {
+		return streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
+	}
+	return metricsOnly(runStream)(ctx, e, nw, p)
+}
+
+// pathMarkerWait bounds the far end's wait for the path markers.
+const pathMarkerWait = 5 * time.Second
+
+// sendPathMarkers sends on each of ts its index, as a header-only KindWarmup
+// message of run e.run whose flow id is the index.
+func sendPathMarkers(e *runEnv, ts []Transport) error {
+	m := make([]byte, HeaderLen)
+	crc := PayloadCRC(nil)
+	for i, t := range ts {
+		PutHeader(m, Header{Kind: KindWarmup, Run: e.run, Flow: uint32(i), Len: HeaderLen, SendNs: e.now(), PayloadCRC: crc})
+		if _, err := t.Send([][]byte{m}); err != nil {
+			return fmt.Errorf("data path %d: sending its path marker: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// orderPaths reads the path marker sendPathMarkers sent first on each of ts and
+// returns ts in the sender's order. Every marker must arrive within pathMarkerWait,
+// name run, and name each index below len(ts) once.
+func orderPaths(ctx context.Context, run uint64, size int, ts []Transport) ([]Transport, error) {
+	out := make([]Transport, len(ts))
+	bufs, sizes := [][]byte{make([]byte, max(size, HeaderLen))}, []int{0}
+	deadline := time.Now().Add(pathMarkerWait)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	for i, t := range ts {
+		if err := t.SetReadDeadline(deadline); err != nil {
+			return nil, err
+		}
+		n, err := 0, error(nil)
+		for n == 0 && err == nil && time.Now().Before(deadline) {
+			n, err = t.Recv(bufs, sizes)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("data path %d: no path marker within %v: %w", i, pathMarkerWait, cmp.Or(err, errors.New("nothing arrived")))
+		}
+		h, err := DecodeHeader(bufs[0][:sizes[0]])
+		if err != nil {
+			return nil, fmt.Errorf("data path %d: path marker: %w", i, err)
+		}
+		if h.Kind != KindWarmup || h.Run != run || int64(h.Flow) >= int64(len(ts)) || out[h.Flow] != nil {
+			return nil, fmt.Errorf("data path %d: path marker %s of run %#x for path %d: want a warmup marker of run %#x naming one of paths 0..%d once",
+				i, h.Kind, h.Run, h.Flow, run, len(ts)-1)
+		}
+		out[h.Flow] = t
+	}
+	for _, t := range ts {
+		t.SetReadDeadline(time.Time{}) // the receiver and senders set their own
+	}
+	return out, nil
+}
+
+// ServeStreamBidir is the far end's half of a both-ways stream cell: on ts, 2 ×
+// spec.Streams endpoints in the client's order (orderPaths puts TCP's in it), it
+// runs ServeStreamRx on the first half and ServeStreamTx on the second, at once, and
+// returns both figures in one FarResult (Stream and StreamTx).
+func ServeStreamBidir(ctx context.Context, spec FarSpec, ts []Transport, senderDone <-chan struct{}) (FarResult, error) {
+	n := spec.Streams
+	if !spec.Bidir || n < 1 || len(ts) != 2*n {
+		return FarResult{}, fmt.Errorf("bench: ServeStreamBidir: want a bidir spec and 2×%d endpoints, got bidir %v and %d", n, spec.Bidir, len(ts))
+	}
+	if spec.Transport == "tcp" {
+		ordered, err := orderPaths(ctx, spec.Run, spec.Size, ts)
+		if err != nil {
+			return FarResult{ServerSockets: len(ts)}, err
+		}
+		ts = ordered
+	}
+	var rx, tx FarResult
+	var rxErr, txErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { rx, rxErr = ServeStreamRx(ctx, spec, ts[:n], senderDone) })
+	wg.Go(func() { tx, txErr = ServeStreamTx(ctx, spec, ts[n:]) })
+	wg.Wait()
+	res := FarResult{ServerSockets: len(ts), Stream: rx.Stream, StreamTx: tx.StreamTx}
+	res.Warnings = append(append(res.Warnings, rx.Warnings...), tx.Warnings...)
+	var errs []error
+	if rxErr != nil {
+		errs = append(errs, fmt.Errorf("receiver: %w", rxErr))
+	}
+	if txErr != nil {
+		errs = append(errs, fmt.Errorf("senders: %w", txErr))
+	}
+	return res, errors.Join(errs...)
+}
+
+// streamCellBidir is a stream cell both ways at once with the far end: this host's
+// senders on the first half of the data paths (as streamCell's), this host's
+// receiver on the second half (as streamCellReverse's), the far end's receiver and
+// senders likewise; each direction's figures come from streamMetrics, and the cell's
+// are their sum (bothWays).
+func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
+	if so.readerBps > 0 || so.oneWay != nil || so.seriesStep > 0 {
+		return outcome{}, errors.New("a both-ways stream cannot have a paced reader, one-way latency or a time line")
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
+	defer cancel()
+	sendFor := time.Duration(p.DurationS * float64(time.Second))
+	dur := so.warmup + sendFor
+	if p.Count > 0 {
+		sendFor, dur = 0, 0
+	}
+	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
+		Duration: dur, Run: e.run, Drain: so.drain, Bidir: true, Count: p.Count, SendFor: sendFor, Warmup: so.warmup, RateBps: p.RateBps})
+	if err != nil {
+		return outcome{}, fmt.Errorf("far end: %w", err)
+	}
+	ts := fc.Transports()
+	finished := false
+	defer func() {
+		if !finished {
+			for _, t := range ts {
+				t.Close()
+			}
+			fc.Finish(context.Background())
+		}
+	}()
+	if len(ts) != 2*p.Streams {
+		return outcome{}, fmt.Errorf("far end: opened %d data paths, want 2×%d", len(ts), p.Streams)
+	}
+	if nw.Name() == "tcp" {
+		if err := sendPathMarkers(e, ts); err != nil {
+			return outcome{}, fmt.Errorf("far end: %w", err)
+		}
+	}
+	out, in := ts[:p.Streams], ts[p.Streams:]
+	// The watchdog closes the endpoints at the cell's time limit, which unblocks a
+	// sender stuck on a far receiver that died.
+	stopWatch := context.AfterFunc(ctx, func() {
+		for _, t := range ts {
+			t.Close()
+		}
+	})
+	defer stopWatch()
+
+	rx := newStreamRx(e, p)
+	run := startRx(ctx, rx, in)
+	runEnded := false
+	defer func() {
+		if !runEnded {
+			run.end()
+		}
+	}()
+	txs := make([]*streamTx, len(out))
+	for i, t := range out {
+		txs[i] = newStreamTx(e, p, uint32(i), t)
+	}
+	if so.warmup > 0 { // excluded from every counter (PITFALLS 14); the far senders warm up alike
+		if err := warmAll(ctx, txs, so.warmup); err != nil {
+			return outcome{}, err
+		}
+		select { // the far receiver's warm-up stragglers settle, as in farStream.quiet
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+
+	u0, uerr := ReadUsage()
+	retr0, _ := retransmits(out)
+	lim0, _ := tcpLimits(out)
+	var until time.Time
+	if p.Count == 0 {
+		until = time.Now().Add(sendFor)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sendAll(gctx, txs, p.Count, until, time.Millisecond) })
+	g.Go(func() error { awaitFarSenders(gctx, e, rx, p, so, dur, fc.Ended()); return nil })
+	if err := g.Wait(); err != nil {
+		return outcome{}, err
+	}
+	drainStart := time.Now()
+	rx.waitDrained(ctx, so.drain)
+	revDrain := time.Since(drainStart)
+	drops, dropsOK := run.drops()
+	u1, _ := ReadUsage()
+	retr1, retrOK := retransmits(out)
+	lim1, limOK := tcpLimits(out)
+	serr := run.end()
+	runEnded = true
+	for _, t := range ts {
+		t.Close()
+	}
+	finished = true
+	fr, ferr := fc.Finish(ctx) // the far receiver drains, then reports
+	if fr.Stream == nil || fr.StreamTx == nil {
+		return outcome{}, fmt.Errorf("far end: no receiver and sender figures: %w", errors.Join(ferr, errors.New("the server reported none")))
+	}
+
+	var fts txSummary
+	for _, tx := range txs {
+		fts.add(tx)
+	}
+	frr := fr.Stream.result()
+	mf, wf, of := streamMetrics(p, so, fts, frr, frr.drain)
+	rrr := rxResult{tot: rx.totals(), allEnded: rx.allEnded(), far: true, drops: drops, dropsOK: dropsOK}
+	mr, wr, or := streamMetrics(p, so, fr.StreamTx.summary(), rrr, revDrain)
+
+	m := bothWays(mf, mr, frr.tot, rrr.tot)
+	m.ServerSockets = fr.ServerSockets
+	m.ServerCPUSec = fr.CPUSec
+	if uerr == nil {
+		m.setUsage(u1.Sub(u0), m.RecvBytes)
+	}
+	warns := append([]string(nil), fr.Warnings...)
+	for _, w := range wf {
+		warns = append(warns, "forward: "+w)
+	}
+	for _, w := range wr {
+		warns = append(warns, "reverse: "+w)
+	}
+	if ferr != nil {
+		warns = append(warns, fmt.Sprintf("far end: %v", ferr))
+	}
+	if serr != nil {
+		warns = append(warns, fmt.Sprintf("receiver: %v", serr))
+	}
+	obs := map[string]any{}
+	directionObserved(obs, "forward_", mf, of)
+	directionObserved(obs, "reverse_", mr, or)
+	// This host's senders' TCP_INFO: the forward direction's only.
+	if retrOK {
+		obs["forward_retransmits"] = retr1 - retr0
+	}
+	if limOK {
+		obs["forward_rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
+		obs["forward_sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
+	}
+	return outcome{m: m, warns: warns, observed: obs}, nil
+}
+
+// directionObserved puts one direction's figures into obs, each key prefixed:
+// enough to check the cell's sums (bothWays) and each direction's goodput against
+// its sender's rate. obs of streamMetrics (the senders' time in Send) follow,
+// prefixed too.
+func directionObserved(obs map[string]any, prefix string, m Metrics, dirObs map[string]any) {
+	obs[prefix+"goodput_bps"] = m.GoodputBps
+	obs[prefix+"msgs_per_s"] = m.MsgsPerS
+	obs[prefix+"send_rate_bps"] = m.SendRateBps
+	obs[prefix+"recv_interval_s"] = m.RecvIntervalS
+	obs[prefix+"sent_msgs"] = m.SentMsgs
+	obs[prefix+"recv_msgs"] = m.RecvMsgs
+	obs[prefix+"lost_msgs"] = m.LostMsgs
+	obs[prefix+"dup_msgs"] = m.DupMsgs
+	obs[prefix+"reordered_msgs"] = m.ReorderedMsgs
+	obs[prefix+"drops_sender"] = m.DropsSender
+	if m.DropsSocket != nil {
+		obs[prefix+"drops_socket"] = *m.DropsSocket
+	}
+	if m.JitterNs != nil {
+		obs[prefix+"jitter_ns"] = *m.JitterNs
+	}
+	for k, v := range dirObs {
+		obs[prefix+k] = v
+	}
+}
+
+// bothWays is a both-ways cell's Metrics from its two directions': counts and bytes
+// add up, and so do goodput, msgs/s and the send rates (both directions ran at once,
+// each rate over its own interval: the sum is what crossed the link both ways);
+// the reorder extent, intervals and drain are the larger; jitter is the mean over
+// the flows of both directions, as one direction's is over its flows (fj, rj: the
+// receivers' totals). Socket and network drops are there only when both receivers
+// could count them. Retransmits are left out: only this host's senders' are known.
+func bothWays(f, r Metrics, fj, rj rxTotals) Metrics {
+	m := Metrics{
+		SentMsgs: f.SentMsgs + r.SentMsgs, RecvMsgs: f.RecvMsgs + r.RecvMsgs, LostMsgs: f.LostMsgs + r.LostMsgs,
+		DupMsgs: f.DupMsgs + r.DupMsgs, ReorderedMsgs: f.ReorderedMsgs + r.ReorderedMsgs,
+		ReorderExtent: max(f.ReorderExtent, r.ReorderExtent),
+		CorruptMsgs:   f.CorruptMsgs + r.CorruptMsgs, MalformedMsgs: f.MalformedMsgs + r.MalformedMsgs, ForeignMsgs: f.ForeignMsgs + r.ForeignMsgs,
+		SentBytes: f.SentBytes + r.SentBytes, RecvBytes: f.RecvBytes + r.RecvBytes,
+		GoodputBps: f.GoodputBps + r.GoodputBps, MsgsPerS: f.MsgsPerS + r.MsgsPerS,
+		SendRateBps: f.SendRateBps + r.SendRateBps, SendMsgsPerS: f.SendMsgsPerS + r.SendMsgsPerS,
+		RecvIntervalS: max(f.RecvIntervalS, r.RecvIntervalS), SendIntervalS: max(f.SendIntervalS, r.SendIntervalS),
+		DrainS:      max(f.DrainS, r.DrainS),
+		DropsSender: f.DropsSender + r.DropsSender,
+	}
+	if flows := fj.jitterFlows + rj.jitterFlows; flows > 0 {
+		m.JitterNs = f64p((fj.jitterSum + rj.jitterSum) / float64(flows))
+	}
+	if f.JitterKernelMsgs != nil && r.JitterKernelMsgs != nil {
+		m.JitterKernelMsgs = u64p(*f.JitterKernelMsgs + *r.JitterKernelMsgs)
+	}
+	if f.DropsSocket != nil && r.DropsSocket != nil {
+		m.DropsSocket = u64p(*f.DropsSocket + *r.DropsSocket)
+	}
+	if f.DropsNetwork != nil && r.DropsNetwork != nil {
+		m.DropsNetwork = u64p(*f.DropsNetwork + *r.DropsNetwork)
+	}
+	return m
+}

@@ -1,0 +1,229 @@
+package bench
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFarBidir: a both-ways stream against the in-process far end, paced at 20
+// Mbit/s per direction on loopback: each direction's 2 × 500 messages are received
+// once and in order by its own receiver (this host's senders to the far receiver,
+// the far senders to this host's), each direction's goodput is its sender's rate,
+// and the cell's figures are the two directions' sums.
+func TestFarBidir(t *testing.T) {
+	far := &loopFar{}
+	rep, err := Run(context.Background(), Plan{Far: far, Bidir: true, Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"},
+		Sizes: []int{1024}, Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Drain: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results, want one bidir stream cell per transport", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		checkBidir(t, r, 2, 500, 20e6)
+	}
+	var bidir int
+	for _, sp := range far.specs {
+		if sp.Bidir {
+			bidir++
+			if sp.Streams != 2 || sp.Count != 500 || sp.RateBps != 20e6 || sp.Reverse {
+				t.Errorf("far end asked for %+v: want bidir, 2 streams each way, count 500, 20 Mbit/s", sp)
+			}
+		}
+	}
+	if bidir != 2 {
+		t.Errorf("far end asked for %d bidir cells, want 2 (one test per cell)", bidir)
+	}
+}
+
+// checkBidir checks a paced both-ways cell of streams × count messages per
+// direction that lost nothing: each direction exact, the cell their sum.
+func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64) {
+	t.Helper()
+	m, obs := r.Metrics, r.Observed
+	t.Logf("bidir %s %d B: sent %d recv %d lost %d goodput %.4g (forward %v, reverse %v), server sockets %d, warnings %q",
+		r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.GoodputBps, obs["forward_goodput_bps"], obs["reverse_goodput_bps"], m.ServerSockets, r.Warnings)
+	if r.Error != "" || !r.Params.Bidir {
+		t.Errorf("bidir %s: error %q, params %+v; want a bidir cell", r.Transport, r.Error, r.Params)
+		return
+	}
+	want := uint64(streams) * count
+	for _, dir := range []string{"forward", "reverse"} {
+		got := map[string]float64{}
+		for _, k := range []string{"sent_msgs", "recv_msgs", "lost_msgs", "dup_msgs", "reordered_msgs", "goodput_bps", "send_rate_bps", "msgs_per_s"} {
+			v, ok := obsNum(obs, dir+"_"+k)
+			if !ok {
+				t.Errorf("bidir %s: observed %s_%s missing", r.Transport, dir, k)
+			}
+			got[k] = v
+		}
+		if got["sent_msgs"] != float64(want) || got["recv_msgs"] != float64(want) || got["lost_msgs"] != 0 || got["dup_msgs"] != 0 || got["reordered_msgs"] != 0 {
+			t.Errorf("bidir %s %s: sent %v recv %v lost %v dup %v reordered %v; want %d received once, in order",
+				r.Transport, dir, got["sent_msgs"], got["recv_msgs"], got["lost_msgs"], got["dup_msgs"], got["reordered_msgs"], want)
+		}
+		// Never above the pace; below it only as far as a loaded host falls behind.
+		if g := got["goodput_bps"]; g < 0.5*rate || g > 1.1*rate {
+			t.Errorf("bidir %s %s: goodput %.4g, want about the paced %.4g", r.Transport, dir, g, rate)
+		}
+		if s := got["send_rate_bps"]; s <= 0 || math.Abs(got["goodput_bps"]/s-1) > 0.1 {
+			t.Errorf("bidir %s %s: goodput %.4g, sender rate %.4g: want them within 10%%", r.Transport, dir, got["goodput_bps"], s)
+		}
+		if mb := got["msgs_per_s"] * float64(r.Params.Size) * 8; math.Abs(mb-got["goodput_bps"]) > 1e-6*got["goodput_bps"] {
+			t.Errorf("bidir %s %s: msgs/s × size × 8 = %.6g, goodput %.6g: want equal", r.Transport, dir, mb, got["goodput_bps"])
+		}
+	}
+	if m.SentMsgs != 2*want || m.RecvMsgs != 2*want || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 {
+		t.Errorf("bidir %s: cell sent %d recv %d lost %d dup %d reordered %d; want both directions' %d summed, nothing lost",
+			r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, 2*want)
+	}
+	for _, k := range []struct {
+		key  string
+		cell float64
+	}{{"goodput_bps", m.GoodputBps}, {"send_rate_bps", m.SendRateBps}, {"msgs_per_s", m.MsgsPerS}} {
+		f, _ := obsNum(obs, "forward_"+k.key)
+		b, _ := obsNum(obs, "reverse_"+k.key)
+		if math.Abs(k.cell-(f+b)) > 1e-9*k.cell || k.cell == 0 {
+			t.Errorf("bidir %s: cell %s %.6g, want forward %.6g + reverse %.6g", r.Transport, k.key, k.cell, f, b)
+		}
+	}
+	if m.RecvBytes != 2*want*uint64(r.Params.Size) {
+		t.Errorf("bidir %s: recv bytes %d, want %d", r.Transport, m.RecvBytes, 2*want*uint64(r.Params.Size))
+	}
+	if m.ServerSockets != 2*streams || m.ServerCPUSec == nil {
+		t.Errorf("bidir %s: server sockets %d, server CPU %v; want %d sockets (a path per stream each way) and the far end's CPU",
+			r.Transport, m.ServerSockets, m.ServerCPUSec, 2*streams)
+	}
+	if r.Transport == "udp" {
+		f, fok := obsNum(obs, "forward_drops_socket")
+		b, bok := obsNum(obs, "reverse_drops_socket")
+		if !fok || !bok || f != 0 || b != 0 || m.DropsSocket == nil || *m.DropsSocket != 0 {
+			t.Errorf("bidir udp: socket drops forward %v reverse %v cell %v, want 0 from both receivers", obs["forward_drops_socket"], obs["reverse_drops_socket"], m.DropsSocket)
+		}
+	}
+}
+
+// TestBothWays: the cell's figures from two directions' (known answers): counts and
+// rates add, extents and intervals take the larger, jitter is the mean over every
+// flow, socket drops only when both receivers counted them.
+func TestBothWays(t *testing.T) {
+	f := Metrics{SentMsgs: 10, RecvMsgs: 9, LostMsgs: 1, DupMsgs: 1, ReorderedMsgs: 2, ReorderExtent: 3, SentBytes: 1000, RecvBytes: 800,
+		GoodputBps: 100, MsgsPerS: 5, SendRateBps: 120, RecvIntervalS: 2, DrainS: 0.1, DropsSocket: u64p(1), DropsNetwork: u64p(0), JitterKernelMsgs: u64p(4)}
+	r := Metrics{SentMsgs: 20, RecvMsgs: 20, ReorderExtent: 1, SentBytes: 2000, RecvBytes: 2000,
+		GoodputBps: 200, MsgsPerS: 10, SendRateBps: 210, RecvIntervalS: 1.5, DrainS: 0.3, JitterKernelMsgs: u64p(6)}
+	fj := rxTotals{jitterSum: 30, jitterFlows: 1} // one flow of 30 ns
+	rj := rxTotals{jitterSum: 30, jitterFlows: 2} // two flows of 15 ns each
+	m := bothWays(f, r, fj, rj)
+	if m.SentMsgs != 30 || m.RecvMsgs != 29 || m.LostMsgs != 1 || m.DupMsgs != 1 || m.ReorderedMsgs != 2 || m.ReorderExtent != 3 ||
+		m.SentBytes != 3000 || m.RecvBytes != 2800 {
+		t.Errorf("counts %+v, want sums (extent the larger)", m)
+	}
+	if m.GoodputBps != 300 || m.MsgsPerS != 15 || m.SendRateBps != 330 || m.RecvIntervalS != 2 || m.DrainS != 0.3 {
+		t.Errorf("rates %+v, want sums; intervals and drain the larger", m)
+	}
+	if m.JitterNs == nil || *m.JitterNs != 20 {
+		t.Errorf("jitter %v, want 60 ns / 3 flows = 20", m.JitterNs)
+	}
+	if m.JitterKernelMsgs == nil || *m.JitterKernelMsgs != 10 {
+		t.Errorf("jitter kernel msgs %v, want 10", m.JitterKernelMsgs)
+	}
+	if m.DropsSocket != nil || m.DropsNetwork != nil || m.Retransmits != nil {
+		t.Errorf("drops socket %v network %v, retransmits %v: want none, one receiver did not count them", m.DropsSocket, m.DropsNetwork, m.Retransmits)
+	}
+}
+
+// TestOrderPaths: TCP paths reach a server in any order; the markers put them back
+// in the client's, and a marker of another run, or a path named twice, is refused.
+func TestOrderPaths(t *testing.T) {
+	nw, err := NetworkByName("tcp", NetOptions{NoDelay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &runEnv{epoch: time.Now(), run: 0xab}
+	var cs, ss []Transport
+	for range 3 {
+		c, s := loopbackPair(t, nw)
+		cs, ss = append(cs, c), append(ss, s)
+	}
+	if err := sendPathMarkers(e, cs); err != nil {
+		t.Fatal(err)
+	}
+	shuffled := []Transport{ss[2], ss[0], ss[1]}
+	got, err := orderPaths(context.Background(), e.run, 1024, shuffled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ss {
+		if got[i] != ss[i] {
+			t.Errorf("path %d: got server end %d, want %d", i, indexOf(ss, got[i]), i)
+		}
+	}
+
+	if err := sendPathMarkers(&runEnv{epoch: time.Now(), run: 0xcd}, cs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := orderPaths(context.Background(), e.run, 1024, ss[:1]); err == nil || !strings.Contains(err.Error(), "run 0xcd") {
+		t.Errorf("orderPaths of another run's marker: %v, want a refusal naming it", err)
+	}
+	if err := sendPathMarkers(e, cs[:1]); err != nil { // path 0 ...
+		t.Fatal(err)
+	}
+	if err := sendPathMarkers(e, cs[1:2]); err != nil { // ... named twice
+		t.Fatal(err)
+	}
+	if _, err := orderPaths(context.Background(), e.run, 1024, ss[:2]); err == nil || !strings.Contains(err.Error(), "once") {
+		t.Errorf("orderPaths with path 0 named twice: %v, want a refusal", err)
+	}
+}
+
+func indexOf(ts []Transport, t Transport) int {
+	for i, x := range ts {
+		if x == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestRenderDirection: the tables say which way a stream ran. Bidir cells beside
+// forward ones get a direction column; a report of bidir cells only says in its
+// note that each figure is both directions summed. A forward-only report says
+// nothing of direction (the golden files).
+func TestRenderDirection(t *testing.T) {
+	r := testReport()
+	r.Properties = nil
+	var fwd []Result
+	for _, res := range r.Results {
+		if res.Experiment == ExpStream {
+			fwd = append(fwd, res)
+		}
+	}
+	if len(fwd) == 0 {
+		t.Fatal("the test report has no stream results")
+	}
+	var bidir []Result
+	for _, res := range fwd {
+		res.Params.Bidir = true
+		res.Observed = map[string]any{"forward_goodput_bps": 1e6, "reverse_goodput_bps": 2e6}
+		bidir = append(bidir, res)
+	}
+	r.Results = append(append([]Result(nil), fwd...), bidir...)
+	text, md := renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		for _, want := range []string{"direction", "forward", "bidir", "forward_goodput_bps", "reverse_goodput_bps"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: forward and bidir cells: no %q:\n%s", name, want, out)
+			}
+		}
+	}
+	r.Results = bidir
+	text, md = renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		if !strings.Contains(out, "both ways at once") || !strings.Contains(out, "summed") {
+			t.Errorf("%s: bidir cells only: the note does not say both ways, summed:\n%s", name, out)
+		}
+	}
+}
