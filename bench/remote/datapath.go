@@ -429,6 +429,8 @@ type Data struct {
 	Started time.Time  // when the test started
 
 	peerDone <-chan struct{}
+	ports    portOpener // server: Server.openPort, for ClosedPort; nil on the client
+	localIP  netip.Addr // server: where the data sockets listen
 	closers  []interface {
 		Close() error
 		SetDeadline(time.Time) error
