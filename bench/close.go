@@ -23,7 +23,12 @@ const closeWait = time.Second
 // Then it closes a server's listening socket while a client is connected: over TCP,
 // new clients are refused while the accepted connection still answers; over UDP the
 // one socket is the listener, so every client loses it at once.
+//
+// In remote mode the far end closes and this side reads (closefar.go).
 func runClose(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	if e.far != nil {
+		return runCloseFar(ctx, e, nw, p)
+	}
 	obs := map[string]any{}
 	var m Metrics
 	if err := peerClose(ctx, e, nw, p, obs, &m); err != nil {
@@ -138,6 +143,14 @@ func listenerClose(ctx context.Context, e *runEnv, nw Network, p Params, obs map
 	obs["listener_closed_existing_answered"] = ok && err == nil
 	m.ServerSockets = srv.acceptedCount()
 
+	newClient(ctx, e, nw, addr, answered, obs)
+	m.LostMsgs = m.Timeouts
+	return nil
+}
+
+// newClient dials addr, whose listener has closed, and records whether the dial is
+// refused, or else whether a request is answered.
+func newClient(ctx context.Context, e *runEnv, nw Network, addr string, answered func(Transport) (bool, error), obs map[string]any) {
 	t2, err := nw.Dial(ctx, addr)
 	switch {
 	case err != nil:
@@ -156,6 +169,4 @@ func listenerClose(ctx context.Context, e *runEnv, nw Network, p Params, obs map
 		}
 		obs["listener_closed_new_refused"] = false
 	}
-	m.LostMsgs = m.Timeouts
-	return nil
 }

@@ -38,7 +38,7 @@ func farLost(f Far) error {
 }
 
 // FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{ExpStream, ExpPingPong}
+var FarExperiments = []string{ExpStream, ExpPingPong, ExpRefused, ExpClose}
 
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {

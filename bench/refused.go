@@ -20,11 +20,23 @@ const refusedWait = time.Second
 // handshake: the dial (a local connect) and the first send succeed, and only the ICMP
 // port-unreachable the peer's kernel sends back tells a connected socket, on a later
 // call, that nobody is there. An unconnected socket is told nothing at all.
+//
+// In remote mode the closed port is the far host's (refusedfar.go); what is measured
+// is the same, by refusedAt.
 func runRefused(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	if e.far != nil {
+		return runRefusedFar(ctx, e, nw, p)
+	}
 	addr, err := closedPort(ctx, e, nw)
 	if err != nil {
 		return outcome{}, err
 	}
+	return refusedAt(ctx, e, nw, p, addr), nil
+}
+
+// refusedAt dials addr, where nobody listens for nw, sends one message, and records
+// when and how the transport says so.
+func refusedAt(ctx context.Context, e *runEnv, nw Network, p Params, addr string) outcome {
 	obs := map[string]any{"address": addr}
 	var m Metrics
 	msg := make([]byte, p.Size)
@@ -40,7 +52,7 @@ func runRefused(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 		obs["refused"] = errors.Is(err, syscall.ECONNREFUSED)
 		obs["refused_at"] = "dial"
 		obs["detect_ns"] = dialNs
-		return outcome{m: m, observed: obs}, nil
+		return outcome{m: m, observed: obs}
 	}
 	defer t.Close()
 	obs["dial_error"] = ""
@@ -71,7 +83,7 @@ func runRefused(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 		obs["unconnected_send_error"] = errText(sendErr)
 		obs["unconnected_told"] = laterErr != nil
 	}
-	return outcome{m: m, observed: obs}, nil
+	return outcome{m: m, observed: obs}
 }
 
 // waitRefused reads from t until an error other than a timeout arrives, sending
@@ -131,7 +143,11 @@ func (udpNetwork) sendUnconnected(addr string, msg []byte, wait time.Duration) (
 	if err != nil {
 		return err, nil
 	}
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: dst.IP, Port: 0})
+	network := "udp6"
+	if dst.IP.To4() != nil {
+		network = "udp4"
+	}
+	c, err := net.ListenUDP(network, nil) // any local address: dst may be another host's
 	if err != nil {
 		return err, nil
 	}

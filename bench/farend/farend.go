@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,6 +142,8 @@ func (r Runner) Check(req remote.TestRequest) error {
 		}
 		_, err := parseStreamParams(req)
 		return err
+	case bench.ExpRefused, bench.ExpClose:
+		return checkProperty(req)
 	default:
 		if len(req.Params) > 0 && string(req.Params) != "{}" {
 			return fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
@@ -215,6 +218,11 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 			return bench.ServeStreamRx(ctx, spec, ts, d.PeerDone())
 		}))
 	}
+	x, _ := benchExperiment(d.Request.Experiment)
+	serve, err := halfServer(x, d)
+	if err != nil {
+		return remote.Results{Error: err.Error()}, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if done := d.PeerDone(); done != nil {
@@ -230,7 +238,7 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		errs := make([]error, len(ts))
 		var wg sync.WaitGroup
 		for i, t := range ts {
-			wg.Go(func() { errs[i] = bench.ServeEcho(ctx, t, d.Request.Size, batch) })
+			wg.Go(func() { errs[i] = serve(ctx, t) })
 		}
 		wg.Wait()
 		return bench.FarResult{ServerSockets: len(ts)}, errors.Join(errs...)
@@ -375,6 +383,7 @@ func (b *bridge) Drive(ctx context.Context, d *remote.Data) (remote.Results, err
 	if err != nil {
 		return remote.Results{Error: err.Error()}, err
 	}
+	c.addrs = remoteAddrs(d) // before ready: the send orders it for Open
 	c.ready <- ts
 	select {
 	case <-c.finish:
@@ -387,6 +396,7 @@ func (b *bridge) Drive(ctx context.Context, d *remote.Data) (remote.Results, err
 // cell is one test of a Far's session.
 type cell struct {
 	ts     []bench.Transport
+	addrs  []netip.AddrPort // the server's ends of ts; set by Drive
 	ready  chan []bench.Transport
 	finish chan struct{}
 	done   chan struct{} // closed when Client.Run returned res and err

@@ -448,6 +448,8 @@ type Data struct {
 
 	peerDone <-chan struct{}
 	pacer    *pacer
+	ports    portOpener // server: Server.openPort, for ClosedPort; nil on the client
+	localIP  netip.Addr // server: where the data sockets listen
 
 	// Listen mode (TestRequest.Listen). Server: the TCP listener that keeps
 	// accepting, or Listener below. Client: where DialConn and DialPath go.

@@ -112,7 +112,10 @@
 // The server opens a test's sockets on ephemeral ports, or, with --data-ports LO-HI,
 // on free ports of that range (tried in order from a random start, at most 1024 per
 // socket; a test that finds none free is refused with limit "data-ports"), so that
-// a firewall need open only the control port and the range.
+// a firewall need open only the control port and the range. A Runner that needs a
+// port of the server where nobody listens (bench's refused) gets one the same way,
+// bound and released at once (Data.ClosedPort); it is the server's own port, on the
+// address the client reaches it at, so telling it names no third party.
 //
 // TCP: the client opens the test's streams to the accept's port, on the address of
 // the control connection (no message names an address, so no message can point the

@@ -323,7 +323,7 @@ func (v *udpValidator) validated(proof []byte) (netip.AddrPort, bool) {
 // connects the socket to the validated address. It stops the setup goroutines and
 // returns the Data the Runner gets; from then on the Data owns the connections.
 func (sd *serverData) finishSetup(ctx context.Context, cancel context.CancelFunc, proofs [][]byte) (*Data, error) {
-	d := &Data{Request: sd.req, Peer: sd.ss.peer}
+	d := &Data{Request: sd.req, Peer: sd.ss.peer, ports: sd.ss.s.openPort, localIP: sd.ss.localIP}
 	if sd.ln != nil {
 		var err error
 		if len(proofs) != 0 {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +104,60 @@ func TestRunServerTwoHosts(t *testing.T) {
 			math.Abs(m.GoodputBps-goodput) > 1e-9*goodput {
 			t.Errorf("bidir stream %s: sent %d, recv %d, lost %d, dup %d, reordered %d, server sockets %d, goodput %.6g; want both directions summed (1000, goodput %.6g), 2 server sockets",
 				r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets, m.GoodputBps, goodput)
+		}
+	}
+	cs.terminate(t)
+}
+
+// TestRunServerTwoHostsProperties: refused and close across the veth pair, against a
+// server with --data-ports, give the loopback answers. TCP: a dial to the server's
+// closed port (one of the range) is refused at once; the server's close reaches the
+// reader as end of stream well within closeWait (1 s); with the data listener closed
+// the accepted connection answers and a new dial is refused. UDP: the dial and send
+// succeed and the ICMP refusal comes after on a connected socket, never on an
+// unconnected one; the server's close is never seen; its closed socket answers no
+// one.
+func TestRunServerTwoHostsProperties(t *testing.T) {
+	p := newServePair(t)
+	key := writeKey(t, testServeKey+"\n", 0o600)
+	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key, "--data-ports", "41000-41015")
+	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
+	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "refused,close")
+	if len(rep.Results) != 4 {
+		t.Fatalf("%d results, want refused and close × tcp, udp", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		o := r.Observed
+		t.Logf("%s %s across the veth pair: observed %v, warnings %q", r.Experiment, r.Transport, o, r.Warnings)
+		if r.Error != "" || len(r.Warnings) != 0 {
+			t.Errorf("%s %s: error %q, warnings %q; want neither", r.Experiment, r.Transport, r.Error, r.Warnings)
+			continue
+		}
+		num := func(k string) float64 { f, _ := o[k].(float64); return f }
+		tcp := r.Transport == "tcp"
+		switch r.Experiment {
+		case bench.ExpRefused:
+			host, port, err := net.SplitHostPort(fmt.Sprint(o["address"]))
+			if n, _ := strconv.Atoi(port); err != nil || host != lab.PairServerAddr || n < 41000 || n > 41015 {
+				t.Errorf("refused %s: address %v, want %s and a port of --data-ports 41000-41015", r.Transport, o["address"], lab.PairServerAddr)
+			}
+			if o["refused"] != true || (tcp && (o["refused_at"] != "dial" || !strings.Contains(fmt.Sprint(o["dial_error"]), "connection refused"))) {
+				t.Errorf("refused tcp: observed %v; want ECONNREFUSED at dial", o)
+			}
+			if !tcp && (o["dial_error"] != "" || o["first_send_error"] != "" || o["refused_at"] != "after send" || num("detect_ns") <= 0 ||
+				o["unconnected_send_error"] != "" || o["unconnected_told"] != false) {
+				t.Errorf("refused udp: observed %v; want dial and send to succeed, ECONNREFUSED after the send, an unconnected socket told nothing", o)
+			}
+		case bench.ExpClose:
+			raw, rtt, detect := num("peer_close_request_to_eof_ns"), num("echo_rtt_ns"), num("peer_close_detect_ns")
+			if tcp && (o["peer_close_seen"] != true || raw <= 0 || rtt <= 0 || detect != max(0, raw-rtt) || detect >= 100e6 ||
+				o["listener_closed_existing_answered"] != true || o["listener_closed_new_refused"] != true) {
+				t.Errorf("close tcp: observed %v; want EOF seen, detect = max(0, request to EOF − echo RTT) under 100 ms, the connection answered, a new dial refused", o)
+			}
+			if !tcp && (o["peer_close_seen"] != false || num("peer_close_waited_ns") != 1e9 || o["listener_closed_existing_answered"] != false ||
+				o["listener_closed_new_refused"] != false || !strings.HasPrefix(fmt.Sprint(o["listener_closed_new_client"]), "dial succeeded; request unanswered")) {
+				t.Errorf("close udp: observed %v; want nothing seen within 1 s, and no one answered once the socket closed", o)
+			}
 		}
 	}
 	cs.terminate(t)

@@ -1,0 +1,129 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestServeClose: the far half of close echoes requests in order, never answers a
+// close request, closes its endpoint on a request to close it, closes on a request
+// to close the listener only when the endpoint is its listener, and drops what came
+// after the close. Known answers: the sequence numbers echoed.
+func TestServeClose(t *testing.T) {
+	const size = 128
+	type msg struct {
+		kind Kind
+		flow uint32
+	}
+	req, endpoint, listener := msg{KindRequest, 0}, msg{KindEnd, closeEndpoint}, msg{KindEnd, closeListener}
+	for _, tc := range []struct {
+		name       string
+		isListener bool
+		send       []msg    // seq i+1 each
+		echoed     []uint64 // the seqs answered, in order
+	}{
+		{"endpoint closes", false, []msg{req, req, endpoint, req}, []uint64{1, 2}},
+		{"listener of a connection is ignored", false, []msg{req, listener, req, endpoint, req}, []uint64{1, 3}},
+		{"listener that is the endpoint closes", true, []msg{req, listener, req, endpoint}, []uint64{1}},
+	} {
+		for _, transport := range []string{"tcp", "udp"} {
+			t.Run(tc.name+"/"+transport, func(t *testing.T) {
+				e := testEnv(t)
+				c, s := loopbackPair(t, mustNetwork(t, transport, NetOptions{NoDelay: true}))
+				served := make(chan error, 1)
+				go func() { served <- ServeClose(context.Background(), s, size, 64, tc.isListener) }()
+				var out [][]byte
+				for i, m := range tc.send {
+					b := make([]byte, size)
+					PutHeader(b, Header{Kind: m.kind, Run: e.run, Flow: m.flow, Len: size, Seq: uint64(i + 1), PayloadCRC: PayloadCRC(b[HeaderLen:])})
+					out = append(out, b)
+				}
+				if _, err := c.Send(out); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case err := <-served:
+					if err != nil {
+						t.Fatalf("ServeClose: %v", err)
+					}
+				case <-time.After(5 * time.Second):
+					s.Close()
+					<-served
+					t.Fatal("ServeClose still serving 5 s after the close request")
+				}
+				// Everything echoed is in the socket by now; then TCP ends, UDP goes quiet.
+				var got []uint64
+				bufs, sizes := makeBufs(4, size), make([]int, 4)
+				var end error
+				c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				for range 100 {
+					n, err := c.Recv(bufs, sizes)
+					for i := range n {
+						h, derr := DecodeHeader(bufs[i][:sizes[i]])
+						if derr != nil {
+							t.Fatalf("echo %d: %v", i, derr)
+						}
+						got = append(got, h.Seq)
+					}
+					if err != nil {
+						end = err
+						break
+					}
+				}
+				if !slices.Equal(got, tc.echoed) {
+					t.Errorf("sent %v: echoed seqs %v, want %v", tc.send, got, tc.echoed)
+				}
+				wantEOF := transport == "tcp"
+				if gotEOF := errors.Is(end, io.EOF); gotEOF != wantEOF || (!wantEOF && !isTimeout(end)) {
+					t.Errorf("after the echoes: %v, want EOF %v (a timeout otherwise)", end, wantEOF)
+				}
+			})
+		}
+	}
+}
+
+// TestAskClosedPort: the far half of refused answers a request of the run with the
+// same message as a reply carrying its port, and ignores anything else; the client
+// reads the port from it.
+func TestAskClosedPort(t *testing.T) {
+	for _, transport := range []string{"tcp", "udp"} {
+		t.Run(transport, func(t *testing.T) {
+			e := testEnv(t)
+			c, s := loopbackPair(t, mustNetwork(t, transport, NetOptions{NoDelay: true}))
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- ServeRefused(ctx, s, 1024, 4242) }()
+			defer func() {
+				cancel()
+				if err := <-served; err != nil {
+					t.Errorf("ServeRefused: %v", err)
+				}
+			}()
+			// Data and garbage first: ignored, unanswered.
+			data := make([]byte, HeaderLen)
+			PutHeader(data, Header{Kind: KindData, Run: e.run, Len: HeaderLen, PayloadCRC: PayloadCRC(nil)})
+			if _, err := c.Send([][]byte{data, []byte("not bench's")}); err != nil {
+				t.Fatal(err)
+			}
+			port, err := askClosedPort(e, c)
+			if err != nil || port != 4242 {
+				t.Fatalf("askClosedPort = %d, %v; want 4242", port, err)
+			}
+			// A reply is the request's size: never more than was asked with.
+			req := make([]byte, 200)
+			PutHeader(req, Header{Kind: KindRequest, Run: e.run, Len: 200, Seq: 9, PayloadCRC: PayloadCRC(req[HeaderLen:])})
+			if _, err := c.Send([][]byte{req}); err != nil {
+				t.Fatal(err)
+			}
+			got := recvN(t, c, 1, 1024)[0]
+			h, err := DecodeHeader(got)
+			if err != nil || len(got) != 200 || h.Kind != KindReply || h.Seq != 4242 || h.Run != e.run {
+				t.Errorf("reply of %d bytes, header %+v, err %v; want 200 bytes, a reply of run %x with seq 4242", len(got), h, err, e.run)
+			}
+		})
+	}
+}

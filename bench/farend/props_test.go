@@ -1,0 +1,200 @@
+package farend
+
+import (
+	"context"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+)
+
+// TestFarProperties: refused and close against a real server session on loopback,
+// with the server's --data-ports, give the loopback experiments' known answers. TCP:
+// the far end's closed port refuses the dial (ECONNREFUSED), and it lies in the
+// range; the far end's close reaches the reader as end of stream, well within
+// closeWait; with the data listener closed the accepted connection still answers and
+// a new dial to the data port is refused. UDP: the dial and first send succeed, the
+// ICMP refusal comes after the send on a connected socket, an unconnected one is
+// told nothing; the far close is never seen; once the far socket is closed, the
+// existing client is not answered and neither is a new one.
+func TestFarProperties(t *testing.T) {
+	r := freePorts(t, 4)
+	addr := startServer(t, remote.Limits{DataPorts: r, MaxStreams: 2})
+	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer far.Close()
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpRefused, bench.ExpClose},
+		Transports: []string{"tcp", "udp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 4 {
+		t.Fatalf("%d results, want refused and close × tcp, udp", len(rep.Results))
+	}
+	for _, res := range rep.Results {
+		t.Logf("%s %s: observed %v, warnings %q", res.Experiment, res.Transport, res.Observed, res.Warnings)
+		if res.Error != "" {
+			t.Errorf("%s %s: %s", res.Experiment, res.Transport, res.Error)
+			continue
+		}
+		if res.Metrics.ServerCPUSec == nil {
+			t.Errorf("%s %s: no server CPU", res.Experiment, res.Transport)
+		}
+		if len(res.Warnings) != 0 {
+			t.Errorf("%s %s: warnings %q, want none", res.Experiment, res.Transport, res.Warnings)
+		}
+		switch res.Experiment {
+		case bench.ExpRefused:
+			checkFarRefused(t, res.Transport, res.Observed, r)
+		case bench.ExpClose:
+			checkFarClose(t, res.Transport, res.Observed)
+		}
+	}
+}
+
+// checkFarRefused checks refused's observations, whose address must be a port of
+// the far host in r.
+func checkFarRefused(t *testing.T, transport string, obs map[string]any, r remote.PortRange) {
+	t.Helper()
+	a, _ := obs["address"].(string)
+	ap, err := netip.ParseAddrPort(a)
+	if err != nil || ap.Addr() != netip.MustParseAddr("127.0.0.1") || ap.Port() < r.Lo || ap.Port() > r.Hi {
+		t.Errorf("refused %s: address %q, want 127.0.0.1 and a port of --data-ports %d-%d", transport, a, r.Lo, r.Hi)
+	}
+	checkRefused(t, transport, obs)
+}
+
+// checkRefused checks refused's known answers for transport in obs.
+func checkRefused(t testing.TB, transport string, obs map[string]any) {
+	t.Helper()
+	switch transport {
+	case "tcp":
+		if obs["refused"] != true || obs["refused_at"] != "dial" || !strings.Contains(str(obs["dial_error"]), "connection refused") {
+			t.Errorf("refused tcp: observed %v; want refused at dial with ECONNREFUSED", obs)
+		}
+		if _, ok := obs["unconnected_send_error"]; ok {
+			t.Errorf("refused tcp: observed %v; tcp has no unconnected send", obs)
+		}
+	case "udp":
+		if obs["dial_error"] != "" || obs["first_send_error"] != "" {
+			t.Errorf("refused udp: observed %v; want the dial and the first send to succeed", obs)
+		}
+		if obs["refused"] != true || obs["refused_at"] != "after send" || num(obs["detect_ns"]) <= 0 {
+			t.Errorf("refused udp: observed %v; want ECONNREFUSED after the send, detect_ns > 0", obs)
+		}
+		if obs["unconnected_send_error"] != "" || obs["unconnected_told"] != false {
+			t.Errorf("refused udp: observed %v; want an unconnected send that succeeds and is told nothing", obs)
+		}
+	}
+}
+
+// checkFarClose checks close's known answers for transport in obs.
+func checkFarClose(t testing.TB, transport string, obs map[string]any) {
+	t.Helper()
+	switch transport {
+	case "tcp":
+		raw, rtt, detect := num(obs["peer_close_request_to_eof_ns"]), num(obs["echo_rtt_ns"]), num(obs["peer_close_detect_ns"])
+		if obs["peer_close_seen"] != true || !strings.Contains(str(obs["peer_close_result"]), "EOF") {
+			t.Errorf("close tcp: observed %v; want the far close seen as EOF", obs)
+		}
+		// The reader knew the close a transit time after it: far below closeWait (1 s).
+		if raw <= 0 || rtt <= 0 || detect != max(0, raw-rtt) || detect >= 100e6 {
+			t.Errorf("close tcp: request to EOF %v ns, echo RTT %v ns, detect %v ns; want detect = max(0, raw − rtt), under 100 ms", raw, rtt, detect)
+		}
+		if obs["listener_closed_existing_answered"] != true || obs["listener_closed_new_refused"] != true {
+			t.Errorf("close tcp: observed %v; want the accepted connection answered and a new dial refused", obs)
+		}
+	case "udp":
+		if obs["peer_close_seen"] != false || num(obs["peer_close_waited_ns"]) != 1e9 {
+			t.Errorf("close udp: observed %v; want nothing seen within closeWait (1 s)", obs)
+		}
+		if _, ok := obs["peer_close_detect_ns"]; ok {
+			t.Errorf("close udp: observed %v; want no detect time", obs)
+		}
+		if num(obs["echo_rtt_ns"]) <= 0 {
+			t.Errorf("close udp: echo RTT %v, want the echoes' before the close", obs["echo_rtt_ns"])
+		}
+		if obs["listener_closed_existing_answered"] != false || obs["listener_closed_new_refused"] != false ||
+			!strings.HasPrefix(str(obs["listener_closed_new_client"]), "dial succeeded; request unanswered") {
+			t.Errorf("close udp: observed %v; want the existing client unanswered, and a new one dialled but unanswered", obs)
+		}
+	}
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+// num reads a number from observations, in memory (int64) or from JSON (float64).
+func num(v any) float64 {
+	switch n := v.(type) {
+	case int64:
+		return float64(n)
+	case float64:
+		return n
+	case int:
+		return float64(n)
+	}
+	return -1
+}
+
+// freePorts returns a range of n ports free for TCP and UDP on 127.0.0.1 now.
+func freePorts(tb testing.TB, n int) remote.PortRange {
+	tb.Helper()
+	for range 50 {
+		lo := 30000 + rand.IntN(10000-n)
+		ok := true
+		for p := lo; p < lo+n && ok; p++ {
+			a := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+			ln, err := net.Listen("tcp4", a)
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+			c, err := net.ListenPacket("udp4", a)
+			if err != nil {
+				ok = false
+				break
+			}
+			c.Close()
+		}
+		if ok {
+			return remote.PortRange{Lo: uint16(lo), Hi: uint16(lo + n - 1)}
+		}
+	}
+	tb.Skipf("no %d consecutive free ports found in 30000-39999", n)
+	return remote.PortRange{}
+}
+
+// TestRunnerCheckProperties: bench.refused and bench.close run one bidir data path
+// and take no params; anything else is refused naming the field.
+func TestRunnerCheckProperties(t *testing.T) {
+	for _, exp := range []string{"bench.refused", "bench.close"} {
+		for _, tc := range []struct {
+			name    string
+			streams int
+			dir     remote.Direction
+			params  string
+			want    string // "" = accepted
+		}{
+			{"one path", 1, remote.Bidir, "", ""},
+			{"empty params", 1, remote.Bidir, "{}", ""},
+			{"two paths", 2, remote.Bidir, "", "streams"},
+			{"forward", 1, remote.Forward, "", "direction"},
+			{"params", 1, remote.Bidir, `{"run":"00000000000000ab"}`, "params"},
+		} {
+			req := remote.TestRequest{Experiment: exp, Transport: "tcp", Size: 1024, Duration: time.Second, Streams: tc.streams, Direction: tc.dir, Params: []byte(tc.params)}
+			err := Runner{}.Check(req)
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("%s %s: Check = %v, want %q", exp, tc.name, err, tc.want)
+			}
+		}
+	}
+}
