@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -14,21 +16,20 @@ import (
 // half of the claim: TCP accepts a socket per client, UDP answers all from one.
 func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
 	var warns []string
-	srv, err := startEchoServer(ctx, e, nw, p.Size)
+	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
+	defer cancel()
+	srv, err := openConnectEnd(ctx, e, nw, p)
 	if err != nil {
 		return Metrics{}, nil, err
 	}
-	defer srv.stop()
-	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
-	defer cancel()
-	addr := srv.addr()
+	defer srv.finish(context.WithoutCancel(ctx))
 	c := newRequester(e, p.Size)
 
-	var dialErrs uint64
+	var dialErrs, dialed uint64
 	var firstErr error
 	transact := func(m *Metrics, lat *Latency) error {
 		from := e.now()
-		t, err := nw.Dial(ctx, addr)
+		t, err := srv.dial(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -41,6 +42,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 			m.Timeouts++
 			return nil
 		}
+		dialed++
 		stop := context.AfterFunc(ctx, func() { t.Close() })
 		err = c.roundTrip(t, KindRequest, m, lat, from)
 		stop()
@@ -59,7 +61,10 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 			}
 		}
 	}
-	socketsBefore := srv.acceptedCount()
+	socketsBefore := int(dialed) // far: every warm-up client the far end took
+	if srv.accepted != nil {
+		socketsBefore = srv.accepted()
+	}
 	dialErrs, firstErr = 0, nil
 
 	u0, uerr := ReadUsage()
@@ -83,10 +88,8 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 		return Metrics{}, nil, fmt.Errorf("stopped after %d transactions: %w", m.SentMsgs, err)
 	}
 	u1, _ := ReadUsage()
-	socketsAfter := srv.acceptedCount()
-	if err := srv.stop(); err != nil {
-		warns = append(warns, fmt.Sprintf("server: %v", err))
-	}
+	socketsAfter, swarns, serverCPU := srv.finish(ctx)
+	warns = append(warns, swarns...)
 	if dialErrs > 0 {
 		warns = append(warns, fmt.Sprintf("%d dials failed (counted lost); first: %v", dialErrs, firstErr))
 	}
@@ -98,5 +101,71 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 	// Server sockets the measured transactions needed: TCP one per client, UDP none
 	// beyond the one it had (then the figure is that one).
 	m.ServerSockets = max(socketsAfter-socketsBefore, min(socketsAfter, 1))
+	m.ServerCPUSec = serverCPU
 	return m, warns, nil
+}
+
+// connectEnd is the server half of a connect cell, seen from the client: an echo
+// server in this process, or a far end that keeps taking new clients (FarSpec.Listen).
+type connectEnd struct {
+	dial     func(ctx context.Context) (Transport, error) // a new client's endpoint
+	accepted func() int                                   // endpoints the server opened for clients so far; nil when only the far end's last count is known
+	stop     func(ctx context.Context) (sockets int, warns []string, serverCPU *float64)
+
+	once      sync.Once
+	sockets   int
+	warns     []string
+	serverCPU *float64
+}
+
+// finish stops the server half and returns the endpoints it opened for clients in
+// all, its warnings and (far end) its CPU. Later calls return the first call's.
+func (c *connectEnd) finish(ctx context.Context) (int, []string, *float64) {
+	c.once.Do(func() { c.sockets, c.warns, c.serverCPU = c.stop(ctx) })
+	return c.sockets, c.warns, c.serverCPU
+}
+
+func openConnectEnd(ctx context.Context, e *runEnv, nw Network, p Params) (*connectEnd, error) {
+	if e.far == nil {
+		srv, err := startEchoServer(ctx, e, nw, p.Size)
+		if err != nil {
+			return nil, err
+		}
+		addr := srv.addr()
+		return &connectEnd{
+			dial:     func(ctx context.Context) (Transport, error) { return nw.Dial(ctx, addr) },
+			accepted: srv.acceptedCount,
+			stop: func(context.Context) (int, []string, *float64) {
+				var warns []string
+				if err := srv.stop(); err != nil {
+					warns = append(warns, fmt.Sprintf("server: %v", err))
+				}
+				return srv.acceptedCount(), warns, nil
+			},
+		}, nil
+	}
+	dur := e.warmup + time.Duration(p.DurationS*float64(time.Second))
+	if p.Count > 0 {
+		dur = 0
+	}
+	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpConnect, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur, Listen: true})
+	if err != nil {
+		return nil, fmt.Errorf("far end: %w", err)
+	}
+	stop := func(ctx context.Context) (int, []string, *float64) {
+		for _, t := range fc.Transports() {
+			t.Close() // the test's own data path: connect's clients are the dialed ones
+		}
+		r, err := fc.Finish(ctx)
+		if err != nil {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("far end: %v", err))
+		}
+		return r.ServerSockets, r.Warnings, r.CPUSec
+	}
+	fd, ok := fc.(FarDialer)
+	if !ok {
+		stop(ctx)
+		return nil, errors.New("far end: it cannot take new clients during a cell (no listen mode)")
+	}
+	return &connectEnd{dial: fd.Dial, stop: stop}, nil
 }

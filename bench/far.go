@@ -38,7 +38,7 @@ func farLost(f Far) error {
 }
 
 // FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{ExpStream, ExpPingPong, ExpRefused, ExpClose}
+var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose}
 
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {
@@ -49,6 +49,9 @@ type FarSpec struct {
 	Duration   time.Duration // how long data flows, warm-up included; 0 = unknown (count mode): the far end's own limit bounds it
 	Run        uint64        // the run id every message of the cell carries (stream: the receiver accepts no other)
 	Drain      time.Duration // stream: the receiver's longest wait for stragglers after the sender finished
+	// Listen asks for a far end that keeps taking new clients during the cell
+	// (connect): the FarCell is then a FarDialer.
+	Listen bool
 
 	// A reverse stream: the far end sends, Streams flows of Size-byte messages, for
 	// Count each or SendFor, after Warmup, paced to RateBps over all (0 = unpaced,
@@ -62,6 +65,12 @@ type FarSpec struct {
 	SendFor time.Duration
 	Warmup  time.Duration
 	RateBps float64
+}
+
+// A FarDialer is a FarCell of a listen-mode cell (FarSpec.Listen): each Dial opens
+// one more client endpoint to its far end, as a new client would.
+type FarDialer interface {
+	Dial(ctx context.Context) (Transport, error)
 }
 
 // A FarCell is one cell's server half at the far end.

@@ -266,7 +266,7 @@ func TestFarRefusesWhatItCannotRun(t *testing.T) {
 		p    Plan
 		want string
 	}{
-		{Plan{Far: &loopFar{}, Experiments: []string{ExpConnect}}, "--experiments: connect cannot run against a remote server"},
+		{Plan{Far: &loopFar{}, Experiments: []string{ExpFanout}}, "--experiments: fanout cannot run against a remote server"},
 		{Plan{Far: &loopFar{}, Experiments: []string{ExpPingPong}, Lab: &LabConfig{}}, "--server: an emulated link"},
 		{Plan{Reverse: true, Experiments: []string{ExpStream}}, "--reverse: only with --server"},
 		{Plan{Bidir: true, Experiments: []string{ExpStream}}, "--bidir: only with --server"},

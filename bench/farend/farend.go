@@ -144,6 +144,8 @@ func (r Runner) Check(req remote.TestRequest) error {
 		return err
 	case bench.ExpRefused, bench.ExpClose:
 		return checkProperty(req)
+	case bench.ExpConnect:
+		return checkListen(req)
 	default:
 		if len(req.Params) > 0 && string(req.Params) != "{}" {
 			return fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
@@ -219,6 +221,9 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		}))
 	}
 	x, _ := benchExperiment(d.Request.Experiment)
+	if x == bench.ExpConnect {
+		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) { return serveListen(ctx, d, ts) }))
+	}
 	serve, err := halfServer(x, d)
 	if err != nil {
 		return remote.Results{Error: err.Error()}, err
@@ -315,7 +320,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		dur = min(dur+time.Second, lim)
 	}
 	req := remote.TestRequest{Experiment: wirePrefix + spec.Experiment, Transport: spec.Transport, Size: spec.Size,
-		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir}
+		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir, Listen: spec.Listen}
 	if spec.Experiment == bench.ExpStream {
 		req.Direction = remote.Forward
 		sp := streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())}
@@ -384,6 +389,7 @@ func (b *bridge) Drive(ctx context.Context, d *remote.Data) (remote.Results, err
 		return remote.Results{Error: err.Error()}, err
 	}
 	c.addrs = remoteAddrs(d) // before ready: the send orders it for Open
+	c.data = d
 	c.ready <- ts
 	select {
 	case <-c.finish:
@@ -397,6 +403,7 @@ func (b *bridge) Drive(ctx context.Context, d *remote.Data) (remote.Results, err
 type cell struct {
 	ts     []bench.Transport
 	addrs  []netip.AddrPort // the server's ends of ts; set by Drive
+	data   *remote.Data     // the test's data path; set by Drive
 	ready  chan []bench.Transport
 	finish chan struct{}
 	done   chan struct{} // closed when Client.Run returned res and err

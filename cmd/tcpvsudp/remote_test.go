@@ -50,7 +50,7 @@ func TestRunServerBadFlags(t *testing.T) {
 		{[]string{"run", "--bidir", "-e", "stream"}, "--bidir: only with --server"},
 		{[]string{"run", "--server", "127.0.0.1", "--bidir", "--reverse", "-e", "stream"}, "--bidir: streams both ways already; it cannot be combined with --reverse"},
 		{[]string{"run", "--server", "127.0.0.1:99999"}, "--server"},
-		{[]string{"run", "--server", "127.0.0.1", "-e", "connect"}, "--experiments: connect cannot run against a remote server"},
+		{[]string{"run", "--server", "127.0.0.1", "-e", "fanout"}, "--experiments: fanout cannot run against a remote server"},
 		{[]string{"run", "--server", "127.0.0.1", "--link", "wan"}, "--server"},
 		{[]string{"run", "--server", "127.0.0.1:1", "--key-file", loose}, "--key-file"},
 	} {

@@ -1,0 +1,145 @@
+package farend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/tcp"
+)
+
+// The experiments whose clients open endpoints of their own during the test
+// (connect: one per transaction) run in remote's listen mode: the data path keeps
+// taking new clients after start, and the server half echoes each of them.
+
+// checkListen checks a listen-mode request: one data path, bidir, no parameters,
+// and listen asked for.
+func checkListen(req remote.TestRequest) error {
+	if !req.Listen {
+		return fmt.Errorf("listen: %s needs a data path that takes new clients (listen: true)", req.Experiment)
+	}
+	return checkProperty(req)
+}
+
+// serveListen is the server half of a listen-mode cell: it echoes on the data path
+// ts and on every client the listener takes (TCP: each accepted connection, UDP:
+// each datagram, to its sender), until ctx ends or the client reported its results.
+// ServerSockets is the endpoints the clients needed: a TCP connection each, the one
+// UDP socket for all.
+func serveListen(ctx context.Context, d *remote.Data, ts []bench.Transport) (bench.FarResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if done := d.PeerDone(); done != nil {
+		go func() { // ends with ctx at the latest: serveListen cancels it when it returns
+			select {
+			case <-done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	size := d.Request.Size
+	var wg sync.WaitGroup
+	errs := make([]error, len(ts))
+	for i, t := range ts {
+		wg.Go(func() { errs[i] = bench.ServeEcho(ctx, t, size, batch) })
+	}
+	var res bench.FarResult
+	var lerr error
+	if d.Listener != nil {
+		lerr = echoDatagrams(ctx, d.Listener, size)
+		res.ServerSockets = 1
+		if n := d.Listener.Refused(); n > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the server's listener refused %d replies larger than what their address had sent (the amplification rule)", n))
+		}
+		if n := d.Listener.Ignored(); n > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the server's listener dropped %d datagrams (another address, token or kind)", n))
+		}
+	} else {
+		lerr = acceptEcho(ctx, d, size, &wg)
+		res.ServerSockets = int(d.Accepted())
+	}
+	wg.Wait()
+	if ctx.Err() != nil && (errors.Is(lerr, context.Canceled) || errors.Is(lerr, net.ErrClosed)) {
+		lerr = nil
+	}
+	return res, errors.Join(append(errs, lerr)...)
+}
+
+// acceptEcho takes each new TCP client of d and echoes its messages on a goroutine
+// of its own (added to wg), until ctx ends.
+func acceptEcho(ctx context.Context, d *remote.Data, size int, wg *sync.WaitGroup) error {
+	for {
+		c, err := d.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		t, err := tcp.Frame(c, tcp.Options{})
+		if err != nil {
+			c.Close()
+			return err
+		}
+		wg.Go(func() {
+			defer t.Close()
+			bench.ServeEcho(ctx, t, size, 1) // a client's end (EOF, reset) ends it; nothing to report
+		})
+	}
+}
+
+// echoDatagrams returns every message the UDP listener takes to its sender, until
+// ctx ends.
+func echoDatagrams(ctx context.Context, l *remote.UDPListener, size int) error {
+	buf := make([]byte, size)
+	stop := context.AfterFunc(ctx, func() { l.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for ctx.Err() == nil {
+		n, from, err := l.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			continue // a message too long for size: not this cell's
+		}
+		if err := l.WriteTo(buf[:n], from); err != nil && !errors.Is(err, remote.ErrBudget) {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Dial opens one more client endpoint to a listen-mode cell's far end: a new TCP
+// connection (framed as bench frames it), or a new UDP socket.
+func (c *cell) Dial(ctx context.Context) (bench.Transport, error) {
+	if c.data == nil {
+		return nil, remote.ErrNotListening
+	}
+	switch c.data.Request.Transport {
+	case "tcp":
+		conn, err := c.data.DialConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t, err := tcp.Frame(conn, tcp.Options{})
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return t, nil
+	default:
+		return c.data.DialPath(ctx)
+	}
+}

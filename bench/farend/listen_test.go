@@ -1,0 +1,55 @@
+package farend
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+)
+
+// TestFarConnect: connect against a real server session, each transaction a new
+// client of the far end's listen-mode data path. Known answer: 300 transactions,
+// each answered; the far end accepted one TCP socket per measured client (the
+// warm-up's excluded) and served every UDP client from one socket.
+func TestFarConnect(t *testing.T) {
+	addr := startServer(t, remote.Limits{})
+	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer far.Close()
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpConnect}, Transports: []string{"tcp", "udp"},
+		Sizes: []int{64}, Count: 300, Warmup: 50 * time.Millisecond, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results, want connect × tcp, udp", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		m := r.Metrics
+		var p50 time.Duration
+		if m.RTT != nil && m.RTT.P50 != nil {
+			p50 = time.Duration(*m.RTT.P50)
+		}
+		t.Logf("connect %s: sent %d, answered %d, lost %d, server sockets %d, first answer p50 %v, server CPU %v, warnings %q",
+			r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets, p50, m.ServerCPUSec, r.Warnings)
+		if r.Error != "" {
+			t.Errorf("connect %s: %s", r.Transport, r.Error)
+			continue
+		}
+		want := 300
+		if r.Transport == "udp" {
+			want = 1
+		}
+		if m.SentMsgs != 300 || m.RecvMsgs != 300 || m.LostMsgs != 0 || m.ServerSockets != want {
+			t.Errorf("connect %s: sent %d, answered %d, lost %d, server sockets %d; want 300 answered by %d server socket(s)",
+				r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets, want)
+		}
+		if p50 <= 0 || m.ServerCPUSec == nil {
+			t.Errorf("connect %s: first answer p50 %v, server CPU %v; want both", r.Transport, p50, m.ServerCPUSec)
+		}
+	}
+}
