@@ -22,7 +22,7 @@ type Far interface {
 }
 
 // FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{ExpStream, ExpPingPong}
+var FarExperiments = []string{ExpStream, ExpPingPong, ExpSlowReceiver}
 
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {
@@ -33,6 +33,14 @@ type FarSpec struct {
 	Duration   time.Duration // how long data flows, warm-up included; 0 = unknown (count mode): the far end's own limit bounds it
 	Run        uint64        // the run id every message of the cell carries (stream: the receiver accepts no other)
 	Drain      time.Duration // stream: the receiver's longest wait for stragglers after the sender finished
+
+	// A slow receiver (slow-receiver runs a stream so): the far receiver asks for a
+	// RecvBuffer-byte receive buffer on its endpoints (0 = leave it), reads no faster
+	// than ReaderBps (0 = as fast as it can), and samples its deliveries every
+	// SeriesStep from its first data arrival (0 = no time line; FarResult.Series).
+	ReaderBps  float64       // bits/s
+	RecvBuffer int           // SO_RCVBUF request, bytes
+	SeriesStep time.Duration // between samples
 
 	// A reverse stream: the far end sends, Streams flows of Size-byte messages, for
 	// Count each or SendFor, after Warmup, paced to RateBps over all (0 = unpaced,
@@ -65,6 +73,10 @@ type FarResult struct {
 	StreamTx      *StreamTx `json:"stream_tx,omitempty"` // reverse stream: the far senders' figures
 	CPUSec        *float64  `json:"cpu_s,omitempty"`     // the far process's user+sys CPU over the cell
 	Env           *Env      `json:"env,omitempty"`       // the far host, as HostEnv describes it
+
+	// Series is a stream receiver's time line, with FarSpec.SeriesStep: its
+	// deliveries, sampled from its first data arrival.
+	Series []RecvSample `json:"series,omitempty"`
 }
 
 // MeasureServerHalf runs serve, the server half of a cell at the far end, and adds

@@ -48,7 +48,7 @@ func TestFarCells(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer far.Close()
-	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpStream, bench.ExpPingPong}, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
 		Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Timeout: 200 * time.Millisecond, Drain: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
