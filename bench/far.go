@@ -38,7 +38,7 @@ func farLost(f Far) error {
 }
 
 // FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose}
+var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose, ExpSlowReceiver}
 
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {
@@ -52,6 +52,14 @@ type FarSpec struct {
 	// Listen asks for a far end that keeps taking new clients during the cell
 	// (connect): the FarCell is then a FarDialer.
 	Listen bool
+
+	// A slow receiver (slow-receiver runs a stream so): the far receiver asks for a
+	// RecvBuffer-byte receive buffer on its endpoints (0 = leave it), reads no faster
+	// than ReaderBps (0 = as fast as it can), and samples its deliveries every
+	// SeriesStep from its first data arrival (0 = no time line; FarResult.Series).
+	ReaderBps  float64       // bits/s
+	RecvBuffer int           // SO_RCVBUF request, bytes
+	SeriesStep time.Duration // between samples
 
 	// A reverse stream: the far end sends, Streams flows of Size-byte messages, for
 	// Count each or SendFor, after Warmup, paced to RateBps over all (0 = unpaced,
@@ -96,6 +104,10 @@ type FarResult struct {
 	CPUSec        *float64  `json:"cpu_s,omitempty"`            // the far process's user+sys CPU over the cell
 	Env           *Env      `json:"env,omitempty"`              // the far host, as HostEnv describes it
 	RateCapHeldNs int64     `json:"rate_cap_held_ns,omitempty"` // how long the far end's --max-rate held its senders back, summed
+
+	// Series is a stream receiver's time line, with FarSpec.SeriesStep: its
+	// deliveries, sampled from its first data arrival.
+	Series []RecvSample `json:"series,omitempty"`
 }
 
 // MeasureServerHalf runs serve, the server half of a cell at the far end, and adds

@@ -24,9 +24,17 @@ const slowReceiverMax = 2 * time.Second
 // loses nothing. One without flow control keeps sending; what the reader cannot take
 // overflows the receive buffer and is counted there, so socket + sender + network
 // drops account for every missing message.
+//
+// With a far end (Plan.Far) the receiver is there: it asks for the small receive
+// buffer on its endpoints and reads at the pace, this host asks for the small send
+// buffer on its own, and the time line joins both hosts' counts at the first data
+// message (mergeSeries).
 func runSlowReceiver(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
 	var warns []string
-	if o, ok := nw.(optionable); ok {
+	var farBuffers bool
+	if e.far != nil {
+		farBuffers = true // the endpoints are opened elsewhere: streamOpts sizes them open
+	} else if o, ok := nw.(optionable); ok {
 		nw = o.withBuffers(slowBuffer, slowBuffer)
 	} else {
 		warns = append(warns, fmt.Sprintf("%s: cannot shrink the receive buffer: flow control shows later", nw.Name()))
@@ -39,6 +47,9 @@ func runSlowReceiver(ctx context.Context, e *runEnv, nw Network, p Params) (outc
 		readerBps:  p.ReaderBps,
 		seriesStep: 50 * time.Millisecond,
 		endGap:     20 * time.Millisecond, // a full UDP queue drains a little between copies
+	}
+	if farBuffers {
+		so.recvBuffer, so.sendBuffer = slowBuffer, slowBuffer
 	}
 	o, err := streamCell(ctx, e, nw, p, so)
 	if err != nil {

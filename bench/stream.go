@@ -28,6 +28,10 @@ type streamOpts struct {
 	seriesStep time.Duration // sample sent and delivered counts this often; 0 = no series
 	endGap     time.Duration // between the copies of the end marker; 0 = 1 ms
 	oneWay     *Latency      // when set, each new data message's one-way latency (arrival − send time, ns) is recorded here
+
+	// Socket buffers to ask for on endpoints opened elsewhere (a far end's data path,
+	// whose Network options cannot reach them), bytes; 0 = leave them.
+	recvBuffer, sendBuffer int
 }
 
 // streamCell runs one stream cell and returns its figures, observations (sender
@@ -102,9 +106,6 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	end.drain(ctx, so.drain)
 	drain := time.Since(drainStart)
 	stopSeries()
-	if so.seriesStep > 0 {
-		series = end.series()
-	}
 
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits(conns)
@@ -112,6 +113,9 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	rr, err := end.finish(ctx)
 	if err != nil {
 		return outcome{}, err
+	}
+	if so.seriesStep > 0 {
+		series = end.series() // after finish: a far end's half arrives with its figures
 	}
 	warns = append(warns, rr.warns...)
 	if rr.drain > 0 {
@@ -186,6 +190,12 @@ func tcpLimits(ts []Transport) (sum TCPInfo, ok bool) {
 // have handed over and the receiver has taken in. The function it returns ends the
 // sampling and waits for it; calling it again does nothing.
 func sampleSeries(start time.Time, step time.Duration, txs []*streamTx, rx *streamRx) func() {
+	return sampleInto(start, step, txs, &rx.delivered, rx.addSample)
+}
+
+// sampleInto is sampleSeries into add, with delivered counting the receiver's
+// deliveries (nil: none here, the far end counts them).
+func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered *atomic.Int64, add func(Sample)) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -197,7 +207,11 @@ func sampleSeries(start time.Time, step time.Duration, txs []*streamTx, rx *stre
 			for _, tx := range txs {
 				sent += tx.sentNow.Load()
 			}
-			rx.addSample(Sample{TS: round3(time.Since(start).Seconds()), SentMsgs: sent, RecvMsgs: uint64(rx.delivered.Load())})
+			s := Sample{TS: round3(time.Since(start).Seconds()), SentMsgs: sent}
+			if delivered != nil {
+				s.RecvMsgs = uint64(delivered.Load())
+			}
+			add(s)
 			select {
 			case <-done:
 				return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -32,6 +33,10 @@ type rxResult struct {
 	drain    time.Duration // the far end's drain, when it drained after this side finished
 	far      bool          // measured at the far end: send times are on another clock
 	cpu      *float64      // the far process's CPU over the cell
+
+	// The socket buffers a slow receiver's cell asked for, as the kernel granted
+	// them (the smallest over the endpoints), bytes; 0 = not asked for, or not read.
+	recvBuffer, sendBuffer int
 }
 
 // recvInterval is the receiver's measured interval, ns: from the first data
@@ -72,10 +77,14 @@ type rxRun struct {
 
 func startRx(ctx context.Context, rx *streamRx, ts []Transport) *rxRun {
 	r := &rxRun{rx: rx, ts: ts, errs: make([]error, len(ts))}
+	also := rx.onFirstData // the caller's, if any: called after the base is taken
 	rx.onFirstData = func() {
 		r.mu.Lock()
 		r.drops0, r.based = recvDrops(ts)
 		r.mu.Unlock()
+		if also != nil {
+			also()
+		}
 	}
 	ctx, r.stop = context.WithCancel(ctx)
 	for i, t := range ts {
@@ -181,18 +190,24 @@ type farStream struct {
 	fc   FarCell
 	ts   []Transport
 	once sync.Once
+
+	sent       sentSeries // this host's half of the time line
+	sampled    bool       // sampleSeries ran
+	farSeries  []RecvSample
+	sendBuffer int      // SO_SNDBUF granted the senders' endpoints (streamOpts.sendBuffer), bytes
+	warns      []string // from opening
 }
 
 func openStreamFar(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (*farStream, error) {
-	if so.readerBps > 0 || so.oneWay != nil || so.seriesStep > 0 {
-		return nil, errors.New("far end: this stream variant (a paced reader, one-way latency or a time line) runs only in this process")
+	if so.oneWay != nil {
+		return nil, errors.New("far end: one-way latency needs one clock: it runs only in this process")
 	}
 	dur := so.warmup + time.Duration(p.DurationS*float64(time.Second))
 	if p.Count > 0 {
 		dur = 0
 	}
 	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
-		Duration: dur, Run: e.run, Drain: so.drain})
+		Duration: dur, Run: e.run, Drain: so.drain, ReaderBps: so.readerBps, RecvBuffer: so.recvBuffer, SeriesStep: so.seriesStep})
 	if err != nil {
 		return nil, fmt.Errorf("far end: %w", err)
 	}
@@ -201,6 +216,7 @@ func openStreamFar(ctx context.Context, e *runEnv, nw Network, p Params, so stre
 		fs.close()
 		return nil, fmt.Errorf("far end: opened %d data paths, want %d", len(fs.ts), p.Streams)
 	}
+	_, fs.sendBuffer, fs.warns = setBuffers(fs.ts, 0, so.sendBuffer)
 	return fs, nil
 }
 
@@ -218,17 +234,40 @@ func (fs *farStream) quiet(ctx context.Context) {
 // markStart does nothing here: the far receiver takes its base at the first data
 // message.
 func (fs *farStream) markStart() {}
-func (fs *farStream) sampleSeries(time.Time, time.Duration, []*streamTx) func() {
-	return func() {}
+
+// sampleSeries samples what the senders handed over, and once more as it stops (no
+// drain here follows the sending: the last step's sends would be missing); the far
+// receiver samples its deliveries, and series merges both once finish brought them.
+func (fs *farStream) sampleSeries(start time.Time, step time.Duration, txs []*streamTx) func() {
+	fs.sampled = true
+	stop := sampleInto(start, step, txs, nil, fs.sent.add)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			stop()
+			var sent uint64
+			for _, tx := range txs {
+				sent += tx.sentNow.Load()
+			}
+			fs.sent.add(Sample{TS: round3(time.Since(start).Seconds()), SentMsgs: sent})
+		})
+	}
 }
 func (fs *farStream) drain(context.Context, time.Duration) {}
-func (fs *farStream) series() []Sample                     { return nil }
+
+// series is the merged time line; it is complete after finish.
+func (fs *farStream) series() []Sample {
+	if !fs.sampled {
+		return nil
+	}
+	return mergeSeries(fs.sent.result(), fs.farSeries)
+}
 
 func (fs *farStream) finish(ctx context.Context) (rxResult, error) {
 	var res FarResult
 	var err error
 	fs.once.Do(func() { res, err = fs.fc.Finish(ctx) })
-	r := rxResult{far: true, sockets: res.ServerSockets, warns: res.Warnings, cpu: res.CPUSec}
+	r := rxResult{far: true, sockets: res.ServerSockets, warns: append(slices.Clone(fs.warns), res.Warnings...), cpu: res.CPUSec, sendBuffer: fs.sendBuffer}
 	if res.Stream == nil {
 		return r, fmt.Errorf("far end: no receiver figures: %w", errors.Join(err, errors.New("the server reported none")))
 	}
@@ -237,6 +276,15 @@ func (fs *farStream) finish(ctx context.Context) (rxResult, error) {
 	}
 	rr := res.Stream.result()
 	rr.sockets, rr.warns, rr.cpu = r.sockets, r.warns, r.cpu
+	rr.recvBuffer = res.Stream.RecvBuffer
+	if fs.sampled {
+		fs.farSeries = res.Series
+		if len(res.Series) == 0 {
+			rr.warns = append(rr.warns, "series: the far end sent no time line: delivered counts are 0")
+		} else {
+			rr.warns = append(rr.warns, seriesAlignWarning)
+		}
+	}
 	return rr, nil
 }
 
@@ -268,6 +316,7 @@ type StreamRx struct {
 	KernelStamped uint64  `json:"kernel_stamped"`
 	AllEnded      bool    `json:"all_ended"`
 	DropsSocket   *uint64 `json:"drops_socket,omitempty"` // receive-buffer drops from the first data message on
+	RecvBuffer    int     `json:"recv_buffer,omitempty"`  // SO_RCVBUF granted (FarSpec.RecvBuffer), read back, bytes; the smallest over the endpoints
 	DrainNs       int64   `json:"drain_ns"`
 }
 
@@ -301,8 +350,18 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone
 		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want a run id, %d endpoints for %d streams, size >= %d; got run %d, size %d",
 			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size)
 	}
+	if spec.ReaderBps < 0 || spec.RecvBuffer < 0 || spec.SeriesStep < 0 || (spec.SeriesStep > 0 && spec.SeriesStep < MinSeriesStep) {
+		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want reader pace, receive buffer >= 0 and series step 0 or >= %v; got %v bit/s, %d B, %v",
+			MinSeriesStep, spec.ReaderBps, spec.RecvBuffer, spec.SeriesStep)
+	}
 	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: 64, drain: spec.Drain}
 	rx := newStreamRx(e, Params{Size: spec.Size, Streams: spec.Streams})
+	rx.readerBps = spec.ReaderBps
+	gotRecv, _, warns := setBuffers(ts, spec.RecvBuffer, 0)
+	series := startRxSeries(rx, spec.SeriesStep)
+	if series != nil {
+		rx.onFirstData = series.arrived
+	}
 	run := startRx(ctx, rx, ts)
 	select {
 	case <-senderDone:
@@ -313,19 +372,21 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone
 	drained := time.Since(drainStart)
 	drops, dropsOK := run.drops()
 	serr := run.end()
+	samples, swarns := series.stop()
+	warns = append(warns, swarns...)
 
 	tot := rx.totals()
 	sr := &StreamRx{Received: tot.received, Unique: tot.unique, Dups: tot.dups, Reordered: tot.reordered, ReorderExtent: tot.extent,
 		Stale: tot.stale, Corrupt: tot.corrupt, Malformed: tot.malformed, Foreign: tot.foreign, Ends: tot.ends,
 		JitterSum: tot.jitterSum, JitterFlows: tot.jitterFlows, KernelStamped: tot.kernelStamped,
-		AllEnded: rx.allEnded(), DrainNs: int64(drained)}
+		AllEnded: rx.allEnded(), DrainNs: int64(drained), RecvBuffer: gotRecv}
 	if tot.firstRecvNs >= 0 && tot.lastRecvNs > tot.firstRecvNs {
 		sr.RecvSpanNs = tot.lastRecvNs - tot.firstRecvNs
 	}
 	if dropsOK {
 		sr.DropsSocket = u64p(drops)
 	}
-	res := FarResult{ServerSockets: len(ts), Stream: sr}
+	res := FarResult{ServerSockets: len(ts), Stream: sr, Warnings: warns, Series: samples}
 	if serr != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("receiver: %v", serr))
 	}

@@ -109,5 +109,11 @@ func streamMetrics(p Params, so streamOpts, ts txSummary, rr rxResult, drain tim
 	if m.SendIntervalS > 0 {
 		obs["sender_in_send_fraction"] = round3(ts.blocked.Seconds() / float64(flows) / m.SendIntervalS)
 	}
+	if rr.recvBuffer > 0 { // asked for on open endpoints (a far receiver's): what the kernel granted
+		obs["recv_buffer_bytes"] = rr.recvBuffer
+	}
+	if rr.sendBuffer > 0 {
+		obs["send_buffer_bytes"] = rr.sendBuffer
+	}
 	return m, warns, obs
 }

@@ -85,6 +85,15 @@ type BufferSizer interface {
 	BufferSizes() (recv, send int, err error)
 }
 
+// BufferSetter is a transport whose socket buffers can be resized while it is open:
+// SetBuffers asks the kernel for recv bytes of SO_RCVBUF and send bytes of SO_SNDBUF
+// (0 leaves that one as it is); read the grant back with BufferSizer. It serves
+// endpoints this package did not open (a far end's data path), which a Network's
+// options cannot reach.
+type BufferSetter interface {
+	SetBuffers(recv, send int) error
+}
+
 // RecvStamper is a transport whose socket has the kernel stamp each message as it
 // arrives (UDP: SO_TIMESTAMPNS). RecvStamps writes the receive times of the messages
 // the most recent Recv returned into dst, in order, as ns since the Unix epoch on the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"syscall"
 	"time"
 )
 
@@ -79,7 +80,8 @@ func (o Options) resolve() (Options, error) {
 // both.
 type Conn struct {
 	nc    net.Conn     // the byte stream: deadlines, Close, addresses
-	tcp   *net.TCPConn // nc as a TCP socket, for socket options and TCP_INFO; nil when Frame got another net.Conn
+	tcp   *net.TCPConn // nc as a TCP socket; nil when Frame got another net.Conn
+	raw   syscall.Conn // the socket, for socket options and TCP_INFO: tcp, or a wrapper's (Frame); nil = none
 	raddr net.Addr     // for errors
 	rd    frameReader
 	wr    frameWriter
@@ -92,6 +94,7 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 	cn := &Conn{
 		nc:    c,
 		tcp:   c,
+		raw:   c,
 		raddr: c.RemoteAddr(),
 		rd:    frameReader{src: c, max: o.MaxMessage},
 		wr:    frameWriter{dst: c, copyMax: copyMax, max: o.MaxMessage},
@@ -107,7 +110,8 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 // Frame frames messages over c, an established byte stream that is not necessarily a
 // *net.TCPConn (remote mode wraps its data connections to pace them). Socket options
 // (Options.RecvBuffer, SendBuffer, NoDelay, BusyPoll) are refused unless c is a
-// *net.TCPConn, and without one BufferSizes and Info return errors wrapping
+// *net.TCPConn. A wrapper that implements syscall.Conn (its socket's) still has
+// BufferSizes, SetBuffers and Info; without one they return errors wrapping
 // errors.ErrUnsupported. The Conn owns c: Close closes it.
 func Frame(c net.Conn, o Options) (*Conn, error) {
 	o, err := o.resolve()
@@ -132,8 +136,10 @@ func Frame(c net.Conn, o Options) (*Conn, error) {
 	if o.RecvBuffer != 0 || o.SendBuffer != 0 || o.NoDelay || o.BusyPoll {
 		return nil, fmt.Errorf("tcp: Frame: socket options need a *net.TCPConn, got %T: %w", c, errors.ErrUnsupported)
 	}
+	raw, _ := c.(syscall.Conn)
 	return &Conn{
 		nc:    c,
+		raw:   raw,
 		raddr: c.RemoteAddr(),
 		rd:    frameReader{src: c, max: o.MaxMessage},
 		wr:    frameWriter{dst: c, copyMax: copyMax, max: o.MaxMessage},
@@ -235,14 +241,33 @@ func (c *Conn) NetConn() *net.TCPConn { return c.tcp }
 // at net.core.rmem_max and wmem_max). Elsewhere it returns an error wrapping
 // errors.ErrUnsupported.
 func (c *Conn) BufferSizes() (recv, send int, err error) {
-	if c.tcp == nil {
+	if c.raw == nil {
 		return 0, 0, c.opError("read buffer sizes of connection to", errNotTCP)
 	}
-	recv, send, err = getBuffers(c.tcp)
+	recv, send, err = getBuffers(c.raw)
 	if err != nil {
 		return 0, 0, c.opError("read buffer sizes of connection to", err)
 	}
 	return recv, send, nil
+}
+
+// SetBuffers asks the kernel for recv bytes of SO_RCVBUF and send bytes of SO_SNDBUF
+// on the open connection; 0 leaves that one as it is. Read the grant back with
+// BufferSizes (Linux doubles a request and caps it at net.core.rmem_max and
+// wmem_max). A size set now turns the kernel's autotuning off for that buffer, and
+// cannot grow the window past the scale the handshake fixed: it is for shrinking.
+// Off Linux it works only on a *net.TCPConn.
+func (c *Conn) SetBuffers(recv, send int) error {
+	if recv < 0 || send < 0 {
+		return fmt.Errorf("tcp: SetBuffers: sizes must be >= 0 bytes, got %d, %d", recv, send)
+	}
+	if c.raw == nil {
+		return c.opError("set buffer sizes of connection to", errNotTCP)
+	}
+	if err := setBuffers(c.raw, recv, send); err != nil {
+		return c.opError("set buffer sizes of connection to", err)
+	}
+	return nil
 }
 
 // BusyPoll reports how Recv waits, as set at open: spin is true when it spins on
@@ -254,10 +279,10 @@ func (c *Conn) BusyPoll() (spin bool, kernelUs int) { return c.busyPoll, c.busyP
 // Info returns a snapshot of the kernel's TCP_INFO for the connection. On systems
 // other than Linux it returns an error wrapping errors.ErrUnsupported.
 func (c *Conn) Info() (Info, error) {
-	if c.tcp == nil {
+	if c.raw == nil {
 		return Info{}, c.opError("read TCP_INFO of connection to", errNotTCP)
 	}
-	info, err := getInfo(c.tcp)
+	info, err := getInfo(c.raw)
 	if err != nil {
 		return Info{}, c.opError("read TCP_INFO of connection to", err)
 	}
@@ -265,8 +290,8 @@ func (c *Conn) Info() (Info, error) {
 }
 
 // errNotTCP is the error of a socket query on a Conn that Frame made over a stream
-// that is not a *net.TCPConn.
-var errNotTCP = fmt.Errorf("not a TCP socket (tcp.Frame): %w", errors.ErrUnsupported)
+// that is neither a *net.TCPConn nor a syscall.Conn.
+var errNotTCP = fmt.Errorf("no socket under the stream (tcp.Frame): %w", errors.ErrUnsupported)
 
 // opError wraps err as "tcp: <op> <peer>: <cause>". The net package's *net.OpError
 // layer is dropped, since it repeats the operation and the addresses; the cause

@@ -627,4 +627,7 @@ func TestFrameOverNetConn(t *testing.T) {
 	if _, err := Frame(a, Options{NoDelay: true}); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("Frame with NoDelay over a pipe: %v, want ErrUnsupported", err)
 	}
+	if err := cb.SetBuffers(1<<16, 0); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("SetBuffers over a pipe: %v, want ErrUnsupported", err)
+	}
 }

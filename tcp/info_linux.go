@@ -1,15 +1,15 @@
 package tcp
 
 import (
-	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // getInfo reads TCP_INFO through the connection's raw socket.
-func getInfo(c *net.TCPConn) (Info, error) {
+func getInfo(c syscall.Conn) (Info, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return Info{}, err

@@ -5,11 +5,11 @@ package tcp
 import (
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
+	"syscall"
 )
 
 // getInfo is not implemented outside Linux.
-func getInfo(*net.TCPConn) (Info, error) {
+func getInfo(syscall.Conn) (Info, error) {
 	return Info{}, fmt.Errorf("getsockopt TCP_INFO: %w on %s", errors.ErrUnsupported, runtime.GOOS)
 }

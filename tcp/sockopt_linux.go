@@ -43,8 +43,33 @@ func beforeConnect(o Options) func(network, address string, rc syscall.RawConn) 
 // setBuffersAfter does nothing on Linux: beforeConnect set the sizes.
 func setBuffersAfter(*net.TCPConn, Options) error { return nil }
 
+// setBuffers sets SO_RCVBUF and SO_SNDBUF on an open socket; 0 leaves one as it is.
+func setBuffers(c syscall.Conn, recv, send int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	cerr := rc.Control(func(fd uintptr) {
+		if recv > 0 {
+			if err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, recv); err != nil {
+				err = os.NewSyscallError("setsockopt SO_RCVBUF", err)
+				return
+			}
+		}
+		if send > 0 {
+			if err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, send); err != nil {
+				err = os.NewSyscallError("setsockopt SO_SNDBUF", err)
+			}
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // getBuffers reads SO_RCVBUF and SO_SNDBUF back, in bytes.
-func getBuffers(c *net.TCPConn) (recv, send int, err error) {
+func getBuffers(c syscall.Conn) (recv, send int, err error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0, 0, err

@@ -1,9 +1,11 @@
 package tcp
 
 import (
+	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -63,5 +65,50 @@ func TestNoDelay(t *testing.T) {
 				t.Errorf("Options{NoDelay: %v}: TCP_NODELAY on %v is %v", noDelay, c.LocalAddr(), got)
 			}
 		}
+	}
+}
+
+// wrapped is a net.Conn that is not a *net.TCPConn but has its socket, as remote
+// mode's paced data connections do.
+type wrapped struct{ *net.TCPConn }
+
+func (w wrapped) SyscallConn() (syscall.RawConn, error) { return w.TCPConn.SyscallConn() }
+
+// TestSetBuffersOpen: buffers set on an open connection read back doubled (below
+// the sysctl caps), also through a wrapper that has the socket; Info works there too.
+func TestSetBuffersOpen(t *testing.T) {
+	rmax := sysctlInt(t, "/proc/sys/net/core/rmem_max")
+	wmax := sysctlInt(t, "/proc/sys/net/core/wmem_max")
+	client, server := loopbackPair(t)
+	framed, err := Frame(struct{ wrapped }{wrapped{server.NetConn()}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		conn       *Conn
+		recv, send int
+	}{{"dialled", client, 40 << 10, 24 << 10}, {"framed wrapper", framed, 56 << 10, 0}} {
+		_, send0, err := tc.conn.BufferSizes()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if err := tc.conn.SetBuffers(tc.recv, tc.send); err != nil {
+			t.Fatalf("%s: SetBuffers: %v", tc.name, err)
+		}
+		recv, send, err := tc.conn.BufferSizes()
+		wantSend := send0 // 0 leaves it
+		if tc.send > 0 {
+			wantSend = 2 * min(tc.send, wmax)
+		}
+		if err != nil || recv != 2*min(tc.recv, rmax) || send != wantSend {
+			t.Errorf("%s: SetBuffers(%d, %d) read back (%d, %d, %v), want (%d, %d)", tc.name, tc.recv, tc.send, recv, send, err, 2*min(tc.recv, rmax), wantSend)
+		}
+		if _, err := tc.conn.Info(); err != nil {
+			t.Errorf("%s: Info: %v", tc.name, err)
+		}
+	}
+	if err := client.SetBuffers(-1, 0); err == nil || !strings.Contains(err.Error(), "got -1") {
+		t.Errorf("SetBuffers(-1, 0) = %v, want the size refused", err)
 	}
 }

@@ -31,7 +31,17 @@ func setBuffersAfter(c *net.TCPConn, o Options) error {
 	return nil
 }
 
+// setBuffers sets SO_RCVBUF and SO_SNDBUF through the net package, which needs a
+// *net.TCPConn here; 0 leaves one as it is.
+func setBuffers(c syscall.Conn, recv, send int) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return fmt.Errorf("setsockopt SO_RCVBUF on %T: %w on %s", c, errors.ErrUnsupported, runtime.GOOS)
+	}
+	return setBuffersAfter(tc, Options{RecvBuffer: recv, SendBuffer: send})
+}
+
 // getBuffers is not implemented outside Linux.
-func getBuffers(*net.TCPConn) (recv, send int, err error) {
+func getBuffers(syscall.Conn) (recv, send int, err error) {
 	return 0, 0, fmt.Errorf("getsockopt SO_RCVBUF: %w on %s", errors.ErrUnsupported, runtime.GOOS)
 }

@@ -367,6 +367,26 @@ func (c *Conn) BufferSizes() (recv, send int, err error) {
 	return recv, send, nil
 }
 
+// SetBuffers asks the kernel for recv bytes of SO_RCVBUF and send bytes of SO_SNDBUF
+// on the open socket; 0 leaves that one as it is. Read the grant back with
+// BufferSizes.
+func (c *Conn) SetBuffers(recv, send int) error {
+	if recv < 0 || send < 0 {
+		return fmt.Errorf("udp: SetBuffers: sizes must be >= 0 bytes, got %d, %d", recv, send)
+	}
+	if recv > 0 {
+		if err := c.uc.SetReadBuffer(recv); err != nil {
+			return fmt.Errorf("udp: receive buffer on %v: %w", c.laddr, err)
+		}
+	}
+	if send > 0 {
+		if err := c.uc.SetWriteBuffer(send); err != nil {
+			return fmt.Errorf("udp: send buffer on %v: %w", c.laddr, err)
+		}
+	}
+	return nil
+}
+
 // setPeers records the sources of the messages a Recv returned, for Send on a server
 // socket.
 func (c *Conn) setPeers(src []peerAddr) {

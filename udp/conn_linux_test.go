@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -196,6 +197,22 @@ func TestBufferSizes(t *testing.T) {
 				t.Fatalf("BufferSizes() = %d, %d, %v; want %d, %d, nil", recv, send, err, 2*tc.recv, 2*tc.send)
 			}
 		})
+	}
+}
+
+// TestSetBuffers: sizes set on an open socket read back doubled; 0 leaves one as it
+// is.
+func TestSetBuffers(t *testing.T) {
+	c := listen(t, Options{RecvBuffer: 8192, SendBuffer: 8192})
+	if err := c.SetBuffers(48<<10, 0); err != nil {
+		t.Fatal(err)
+	}
+	recv, send, err := c.BufferSizes()
+	if err != nil || recv != 2*(48<<10) || send != 2*8192 {
+		t.Fatalf("after SetBuffers(48 KiB, 0): BufferSizes() = %d, %d, %v; want %d, %d, nil", recv, send, err, 2*(48<<10), 2*8192)
+	}
+	if err := c.SetBuffers(0, -1); err == nil || !strings.Contains(err.Error(), "got 0, -1") {
+		t.Errorf("SetBuffers(0, -1) = %v, want the size refused", err)
 	}
 }
 

@@ -32,6 +32,8 @@ type streamParams struct {
 	DrainMS  uint64 `json:"drain_ms"`            // the receiver's longest wait for stragglers, ms
 	WarmupMS uint64 `json:"warmup_ms,omitempty"` // reverse, bidir: the server's senders warm up this long first
 	SendMS   uint64 `json:"send_ms,omitempty"`   // reverse, bidir without a count: how long they send, ms
+
+	slowParams // forward: a slow receiver (slow.go)
 }
 
 // maxDrain bounds a stream receiver's drain.
@@ -70,6 +72,9 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 	} else if sp.WarmupMS != 0 || sp.SendMS != 0 {
 		return bench.FarSpec{}, errors.New("params: warmup_ms and send_ms belong to a reverse or bidir stream")
 	}
+	if err := sp.slowParams.apply(&spec, req); err != nil {
+		return bench.FarSpec{}, err
+	}
 	return spec, nil
 }
 
@@ -83,7 +88,7 @@ func transports(d *remote.Data) ([]bench.Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts = append(ts, fc)
+		ts = append(ts, bench.FramedTCP(fc)) // TCP_INFO and buffer sizes through the pacing wrapper
 	}
 	for _, p := range d.Paths {
 		ts = append(ts, p)
@@ -146,6 +151,8 @@ func (r Runner) Check(req remote.TestRequest) error {
 		return checkProperty(req)
 	case bench.ExpConnect:
 		return checkListen(req)
+	case bench.ExpSlowReceiver:
+		return errSlowOnWire(req)
 	default:
 		if len(req.Params) > 0 && string(req.Params) != "{}" {
 			return fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
@@ -331,6 +338,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		if spec.Bidir { // a path per stream each way: bench.ServeStreamBidir
 			req.Direction, req.Streams = remote.Bidir, 2*spec.Streams
 		}
+		sp.slowParams = slowParamsOf(spec)
 		p, err := json.Marshal(sp)
 		if err != nil {
 			return nil, err

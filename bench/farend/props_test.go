@@ -87,7 +87,7 @@ func checkRefused(t testing.TB, transport string, obs map[string]any) {
 		if obs["dial_error"] != "" || obs["first_send_error"] != "" {
 			t.Errorf("refused udp: observed %v; want the dial and the first send to succeed", obs)
 		}
-		if obs["refused"] != true || obs["refused_at"] != "after send" || num(obs["detect_ns"]) <= 0 {
+		if obs["refused"] != true || obs["refused_at"] != "after send" || obsNum(obs["detect_ns"]) <= 0 {
 			t.Errorf("refused udp: observed %v; want ECONNREFUSED after the send, detect_ns > 0", obs)
 		}
 		if obs["unconnected_send_error"] != "" || obs["unconnected_told"] != false {
@@ -101,7 +101,7 @@ func checkFarClose(t testing.TB, transport string, obs map[string]any) {
 	t.Helper()
 	switch transport {
 	case "tcp":
-		raw, rtt, detect := num(obs["peer_close_request_to_eof_ns"]), num(obs["echo_rtt_ns"]), num(obs["peer_close_detect_ns"])
+		raw, rtt, detect := obsNum(obs["peer_close_request_to_eof_ns"]), obsNum(obs["echo_rtt_ns"]), obsNum(obs["peer_close_detect_ns"])
 		if obs["peer_close_seen"] != true || !strings.Contains(str(obs["peer_close_result"]), "EOF") {
 			t.Errorf("close tcp: observed %v; want the far close seen as EOF", obs)
 		}
@@ -113,13 +113,13 @@ func checkFarClose(t testing.TB, transport string, obs map[string]any) {
 			t.Errorf("close tcp: observed %v; want the accepted connection answered and a new dial refused", obs)
 		}
 	case "udp":
-		if obs["peer_close_seen"] != false || num(obs["peer_close_waited_ns"]) != 1e9 {
+		if obs["peer_close_seen"] != false || obsNum(obs["peer_close_waited_ns"]) != 1e9 {
 			t.Errorf("close udp: observed %v; want nothing seen within closeWait (1 s)", obs)
 		}
 		if _, ok := obs["peer_close_detect_ns"]; ok {
 			t.Errorf("close udp: observed %v; want no detect time", obs)
 		}
-		if num(obs["echo_rtt_ns"]) <= 0 {
+		if obsNum(obs["echo_rtt_ns"]) <= 0 {
 			t.Errorf("close udp: echo RTT %v, want the echoes' before the close", obs["echo_rtt_ns"])
 		}
 		if obs["listener_closed_existing_answered"] != false || obs["listener_closed_new_refused"] != false ||
@@ -131,8 +131,8 @@ func checkFarClose(t testing.TB, transport string, obs map[string]any) {
 
 func str(v any) string { s, _ := v.(string); return s }
 
-// num reads a number from observations, in memory (int64) or from JSON (float64).
-func num(v any) float64 {
+// obsNum reads a number from observations, in memory (int64) or from JSON (float64).
+func obsNum(v any) float64 {
 	switch n := v.(type) {
 	case int64:
 		return float64(n)

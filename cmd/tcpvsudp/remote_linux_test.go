@@ -106,6 +106,42 @@ func TestRunServerTwoHosts(t *testing.T) {
 				r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets, m.GoodputBps, goodput)
 		}
 	}
+	// A slow reader at the server: TCP's flow control holds this host's sender to its
+	// pace, UDP's sender outruns it and the server's receive buffer drops the rest.
+	const reader = 20e6
+	rep = runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "slow-receiver", "--reader-rate", "20M", "-d", "500ms")
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results, want slow-receiver over tcp and udp", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		m, obs := r.Metrics, r.Observed
+		steady, _ := obs["send_rate_steady_bps"].(float64)
+		t.Logf("slow-receiver %s across the veth pair: sent %d, recv %d, lost %d (socket drops %v), send rate %.4g, steady %.4g, goodput %.4g, "+
+			"rwnd limited %v ns, buffers %v/%v B, %d samples; observed %v", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket),
+			m.SendRateBps, steady, m.GoodputBps, obs["rwnd_limited_ns"], obs["recv_buffer_bytes"], obs["send_buffer_bytes"], len(r.Series), obs)
+		if r.Error != "" {
+			t.Errorf("slow-receiver %s: %s", r.Transport, r.Error)
+			continue
+		}
+		if len(r.Series) < 5 || m.ServerSockets != 1 {
+			t.Errorf("slow-receiver %s: %d samples, %d server sockets; want a time line from one server socket", r.Transport, len(r.Series), m.ServerSockets)
+		}
+		if m.GoodputBps < 0.75*reader || m.GoodputBps > 1.1*reader {
+			t.Errorf("slow-receiver %s: goodput %.4g, want the reader's %.4g (-25%%, +10%%)", r.Transport, m.GoodputBps, reader)
+		}
+		switch r.Transport {
+		case "tcp":
+			if m.LostMsgs != 0 || obs["bytes_delivered_equal_sent"] != true || steady < 0.75*reader || steady > 1.25*reader {
+				t.Errorf("slow-receiver tcp: lost %d, bytes equal %v, steady send rate %.4g; want nothing lost, the sender held to %.4g within 25%%",
+					m.LostMsgs, obs["bytes_delivered_equal_sent"], steady, reader)
+			}
+		case "udp":
+			if m.LostMsgs == 0 || obs["drops_account_for_missing"] != true || steady < 2*reader {
+				t.Errorf("slow-receiver udp: lost %d, drops account for missing %v, steady send rate %.4g; want the sender far above %.4g, every missing message a counted drop",
+					m.LostMsgs, obs["drops_account_for_missing"], steady, reader)
+			}
+		}
+	}
 	cs.terminate(t)
 }
 
@@ -161,6 +197,13 @@ func TestRunServerTwoHostsProperties(t *testing.T) {
 		}
 	}
 	cs.terminate(t)
+}
+
+func deref(p *uint64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 // runIn runs 'tcpvsudp run ARGS --out DIR' as a child process in p's client

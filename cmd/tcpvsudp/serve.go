@@ -52,8 +52,8 @@ connections (TCP) on --listen and runs the tests clients ask for, one after anot
 in each session, under limits it enforces itself. It is meant to be left running.
 
 The counterpart is 'tcpvsudp run --server HOST[:PORT] --key-file FILE' on the other
-host: it runs stream and pingpong against this server, with the same report as on
-loopback.
+host: it runs stream, pingpong and slow-receiver against this server, with the
+same report as on loopback.
 
 Authentication: with --key-file, a client must prove it holds the same key before it
 may ask for anything (HMAC-SHA256 over fresh nonces, both ways; replays refused).
@@ -72,7 +72,7 @@ What the server refuses, before any data socket opens, naming the flag:
   - a session beyond --max-sessions
   - a test above --max-streams, --max-duration, --max-rate or --max-size, or one
     that would outlast --max-session-time; the session goes on
-  - an experiment the server does not run (it runs what 'run --server' asks for: stream and pingpong)
+  - an experiment the server does not run (it runs what 'run --server' asks for: stream, pingpong, slow-receiver)
 It ends a session idle for --idle-timeout or older than --max-session-time.
 
 UDP safety: data goes only to the address the client proved through its session (a

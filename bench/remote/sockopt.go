@@ -1,0 +1,67 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// Socket options on an open data path: an experiment that sizes its buffers (a slow
+// receiver's small receive buffer) or reads kernel counters (receive-buffer drops,
+// TCP_INFO) reaches the data path's sockets through these, and only through them:
+// data still goes through Send and Write, paced and checked.
+
+// errNoSocket reports a data path without a kernel socket under it.
+var errNoSocket = fmt.Errorf("remote: no socket under the data path: %w", errors.ErrUnsupported)
+
+// SyscallConn is the TCP data connection's socket, for socket options (buffer sizes,
+// TCP_INFO): bytes written through it would bypass the pacing, so write through the
+// connection, never through this.
+func (c *pacedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNoSocket
+}
+
+// SetBuffers asks the kernel for recv bytes of SO_RCVBUF and send bytes of SO_SNDBUF
+// on the path's socket; 0 leaves that one as it is. Read the grant back with
+// BufferSizes.
+func (p *UDPPath) SetBuffers(recv, send int) error {
+	if recv < 0 || send < 0 {
+		return fmt.Errorf("remote: udp path to %v: buffer sizes must be >= 0 bytes, got %d, %d", p.peer, recv, send)
+	}
+	if recv > 0 {
+		if err := p.conn.SetReadBuffer(recv); err != nil {
+			return fmt.Errorf("remote: udp path to %v: receive buffer: %w", p.peer, err)
+		}
+	}
+	if send > 0 {
+		if err := p.conn.SetWriteBuffer(send); err != nil {
+			return fmt.Errorf("remote: udp path to %v: send buffer: %w", p.peer, err)
+		}
+	}
+	return nil
+}
+
+// BufferSizes reads back the socket's receive and send buffer sizes, in bytes, as the
+// kernel granted them. It needs the path's batched socket (Linux, or a client's
+// connected socket); elsewhere it returns an error wrapping errors.ErrUnsupported.
+func (p *UDPPath) BufferSizes() (recv, send int, err error) {
+	bc := p.batcher()
+	if bc == nil {
+		return 0, 0, fmt.Errorf("remote: udp path to %v: buffer sizes: %w", p.peer, errNoSocket)
+	}
+	return bc.BufferSizes()
+}
+
+// RecvDrops is how many datagrams the kernel dropped because the socket's receive
+// buffer was full, since the socket opened (SO_MEMINFO), as udp.Conn.RecvDrops reads
+// it. It needs the path's batched socket, as BufferSizes does.
+func (p *UDPPath) RecvDrops() (uint64, error) {
+	bc := p.batcher()
+	if bc == nil {
+		return 0, fmt.Errorf("remote: udp path to %v: receive drops: %w", p.peer, errNoSocket)
+	}
+	return bc.RecvDrops()
+}
