@@ -275,7 +275,7 @@ func (fs *farStream) finish(ctx context.Context) (rxResult, error) {
 		r.warns = append(r.warns, fmt.Sprintf("far end: %v", err))
 	}
 	rr := res.Stream.result()
-	rr.sockets, rr.warns, rr.cpu = r.sockets, r.warns, r.cpu
+	rr.sockets, rr.warns, rr.cpu, rr.sendBuffer = r.sockets, r.warns, r.cpu, r.sendBuffer
 	rr.recvBuffer = res.Stream.RecvBuffer
 	if fs.sampled {
 		fs.farSeries = res.Series
