@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -38,6 +37,11 @@ const clientsMaxS = 1.0
 // and the slab memory of socket objects (/proc/slabinfo, root only), where a TCP
 // client costs two sockets and a UDP client one. Each per-client figure is the
 // difference divided by p.Clients.
+//
+// Against a far end (remote mode) the clients run here and the server there, in
+// listen mode: the far end reads its own footprint before its first client and
+// again once this side is done with every client still connected, so the figures
+// are the server's alone (footprint_of says so), on its own kernel.
 func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
 	n := p.Clients
 	if n < 1 {
@@ -47,30 +51,28 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 
-	// The runtime's poller opens its own descriptors on first network use: open and
-	// close one endpoint first, so the baseline already has them.
-	if l, err := nw.Listen(ctx, e.address); err == nil {
-		l.Close()
-	}
 	lat := NewLatency() // before the baseline: it is not a per-client cost
-	settleSockets(ctx)
-	fp0, fpErrs := readFootprint()
-
-	srv, err := startEchoServer(ctx, e, nw, p.Size)
+	var srv *clientsEnd
+	var err error
+	if e.far != nil {
+		srv, err = openClientsFar(ctx, e, nw, p)
+	} else {
+		srv, err = openClientsLocal(ctx, e, nw, p)
+	}
 	if err != nil {
 		return outcome{}, err
 	}
-	defer srv.stop()
+	defer srv.close()
 	conns := make([]Transport, 0, n)
-	defer func() { // runs before srv.stop
+	defer func() { // runs before srv.close
 		for _, t := range conns {
 			t.Close()
 		}
 	}()
 	for i := 0; i < n; i++ {
-		t, err := nw.Dial(ctx, srv.addr())
+		t, err := srv.dial(ctx)
 		if err != nil {
-			return outcome{}, fmt.Errorf("client %d: dial %s: %w", i, srv.addr(), err)
+			return outcome{}, fmt.Errorf("client %d: dial: %w", i, err)
 		}
 		conns = append(conns, t)
 	}
@@ -96,7 +98,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 	}
 
 	u0, uerr := ReadUsage()
-	drops0, _ := recvDrops(srv.endpoints())
+	drops0, _ := srv.drops()
 	per := make([]Metrics, n)
 	var latMu sync.Mutex // guards lat while clients run
 	var until time.Time
@@ -128,19 +130,11 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 		return outcome{}, err
 	}
 	u1, _ := ReadUsage()
-	drops1, dropsOK := recvDrops(srv.endpoints())
+	drops1, dropsOK := srv.drops()
 
 	// Every client connected and idle: the moment the footprint is read.
-	sockets := srv.acceptedCount()
-	fp1, errs1 := readFootprint()
-	fpErrs = append(fpErrs, errs1...)
-
-	for _, t := range conns {
-		t.Close()
-	}
-	if err := srv.stop(); err != nil {
-		warns = append(warns, fmt.Sprintf("server: %v", err))
-	}
+	fp, clientFDs, sockets, swarns, serverCPU := srv.footprint(ctx)
+	warns = append(warns, swarns...)
 
 	var m Metrics
 	for i := range per {
@@ -154,17 +148,19 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 		m.setUsage(u1.Sub(u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = sockets
+	m.ServerCPUSec = serverCPU
 	if m.LostMsgs > 0 {
 		warns = append(warns, fmt.Sprintf("%d of %d requests unanswered within %v (counted lost)", m.LostMsgs, m.SentMsgs, e.timeout))
 	}
 
 	obs := map[string]any{
-		"clients":               n,
-		"server_sockets":        sockets,
-		"requests_per_s":        m.TransPerS,
-		"measured_s":            elapsed.Seconds(),
-		"server_goroutines":     fp1.goroutines - fp0.goroutines,
-		"heap_bytes_per_client": float64(int64(fp1.heapInuse)-int64(fp0.heapInuse)) / float64(n),
+		"clients":        n,
+		"server_sockets": sockets,
+		"requests_per_s": m.TransPerS,
+		"measured_s":     elapsed.Seconds(),
+	}
+	if e.far != nil {
+		obs["footprint_of"] = "the server's process and kernel (where the server shares a kernel with this host, its socket counts include the clients')"
 	}
 	if m.RTT != nil {
 		if m.RTT.P50 != nil {
@@ -174,30 +170,8 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 			obs["rtt_p99_ns"] = *m.RTT.P99
 		}
 	}
-	if fp0.fds > 0 && fp1.fds > 0 {
-		delta := fp1.fds - fp0.fds
-		obs["process_fds_delta"] = delta
-		obs["client_fds"] = n
-		obs["server_fds"] = delta - n
-		obs["server_fds_per_client"] = float64(delta-n) / float64(n)
-	}
-	if fp0.sock != nil && fp1.sock != nil {
-		used := fp1.sock.get("sockets", "used") - fp0.sock.get("sockets", "used")
-		pages := fp1.sock.socketMemPages() - fp0.sock.socketMemPages()
-		obs["kernel_sockets_delta"] = used
-		obs["kernel_socket_mem_pages_delta"] = pages
-		obs["kernel_socket_bytes_per_client"] = float64(max(pages, 0)*int64(os.Getpagesize())) / float64(n)
-	}
-	if fp0.slab != nil && fp1.slab != nil {
-		obs["kernel_socket_slab_bytes_per_client"] = float64(socketSlabBytes(fp1.slab)-socketSlabBytes(fp0.slab)) / float64(n)
-	}
-	seen := map[string]bool{}
-	for _, err := range fpErrs { // both readings fail alike: say it once
-		if w := err.Error(); !seen[w] {
-			seen[w] = true
-			warns = append(warns, w)
-		}
-	}
+	fp.observe(obs, n, clientFDs)
+	warns = append(warns, fp.Errors...)
 	return outcome{m: m, warns: warns, observed: obs}, nil
 }
 

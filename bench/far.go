@@ -38,7 +38,7 @@ func farLost(f Far) error {
 }
 
 // FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose, ExpSlowReceiver}
+var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose, ExpClients, ExpSlowReceiver}
 
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {
@@ -104,6 +104,10 @@ type FarResult struct {
 	CPUSec        *float64  `json:"cpu_s,omitempty"`            // the far process's user+sys CPU over the cell
 	Env           *Env      `json:"env,omitempty"`              // the far host, as HostEnv describes it
 	RateCapHeldNs int64     `json:"rate_cap_held_ns,omitempty"` // how long the far end's --max-rate held its senders back, summed
+
+	// Footprint is what the far process and kernel gained while a clients cell's
+	// clients connected.
+	Footprint *FootprintDelta `json:"footprint,omitempty"`
 
 	// Series is a stream receiver's time line, with FarSpec.SeriesStep: its
 	// deliveries, sampled from its first data arrival.

@@ -149,7 +149,7 @@ func (r Runner) Check(req remote.TestRequest) error {
 		return err
 	case bench.ExpRefused, bench.ExpClose:
 		return checkProperty(req)
-	case bench.ExpConnect:
+	case bench.ExpConnect, bench.ExpClients:
 		return checkListen(req)
 	case bench.ExpSlowReceiver:
 		return errSlowOnWire(req)
@@ -228,8 +228,8 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		}))
 	}
 	x, _ := benchExperiment(d.Request.Experiment)
-	if x == bench.ExpConnect {
-		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) { return serveListen(ctx, d, ts) }))
+	if x == bench.ExpConnect || x == bench.ExpClients {
+		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == bench.ExpClients) }))
 	}
 	serve, err := halfServer(x, d)
 	if err != nil {

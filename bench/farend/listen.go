@@ -30,14 +30,25 @@ func checkListen(req remote.TestRequest) error {
 // ts and on every client the listener takes (TCP: each accepted connection, UDP:
 // each datagram, to its sender), until ctx ends or the client reported its results.
 // ServerSockets is the endpoints the clients needed: a TCP connection each, the one
-// UDP socket for all.
-func serveListen(ctx context.Context, d *remote.Data, ts []bench.Transport) (bench.FarResult, error) {
+// UDP socket for all. With footprint (clients), it reads this process's and host's
+// footprint before it answers anything on ts (so a client's first answer there says
+// the baseline is taken), and again when the client reported its results, every
+// client still connected.
+func serveListen(ctx context.Context, d *remote.Data, ts []bench.Transport, footprint bool) (bench.FarResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var end func() bench.FootprintDelta
+	if footprint {
+		end = bench.StartFootprint(ctx)
+	}
+	fpc := make(chan bench.FootprintDelta, 1)
 	if done := d.PeerDone(); done != nil {
 		go func() { // ends with ctx at the latest: serveListen cancels it when it returns
 			select {
 			case <-done:
+				if end != nil {
+					fpc <- end() // before cancel closes the clients' connections
+				}
 				cancel()
 			case <-ctx.Done():
 			}
@@ -65,6 +76,11 @@ func serveListen(ctx context.Context, d *remote.Data, ts []bench.Transport) (ben
 		res.ServerSockets = int(d.Accepted())
 	}
 	wg.Wait()
+	select {
+	case fp := <-fpc:
+		res.Footprint = &fp
+	default:
+	}
 	if ctx.Err() != nil && (errors.Is(lerr, context.Canceled) || errors.Is(lerr, net.ErrClosed)) {
 		lerr = nil
 	}

@@ -53,3 +53,38 @@ func TestFarConnect(t *testing.T) {
 		}
 	}
 }
+
+// TestFarClients: 50 clients of a real server session at once, 20 round trips each,
+// every one answered; the far end accepted one TCP socket per client and served
+// every UDP client from one socket, and reported its own footprint. (Here the far
+// end shares this process, so its descriptor and goroutine counts include the
+// clients'; the two-namespace test in cmd checks them exactly.)
+func TestFarClients(t *testing.T) {
+	addr := startServer(t, remote.Limits{})
+	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer far.Close()
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpClients}, Transports: []string{"tcp", "udp"},
+		Clients: 50, Count: 20, Warmup: -1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		m, o := r.Metrics, r.Observed
+		t.Logf("clients %s: sent %d, answered %d, server sockets %d, observed %v, warnings %q", r.Transport, m.SentMsgs, m.RecvMsgs, m.ServerSockets, o, r.Warnings)
+		if r.Error != "" {
+			t.Errorf("clients %s: %s", r.Transport, r.Error)
+			continue
+		}
+		want := 50
+		if r.Transport == "udp" {
+			want = 1
+		}
+		if m.SentMsgs != 1000 || m.RecvMsgs != 1000 || m.ServerSockets != want || o["footprint_of"] == nil || o["server_goroutines"] == nil {
+			t.Errorf("clients %s: sent %d, answered %d, server sockets %d, footprint %v; want 1000 answered by %d server socket(s), the far end's footprint",
+				r.Transport, m.SentMsgs, m.RecvMsgs, m.ServerSockets, o["footprint_of"], want)
+		}
+	}
+}
