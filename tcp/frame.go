@@ -10,6 +10,10 @@ import (
 	"os"
 )
 
+// FrameOverhead is what framing adds to each message on the wire, in bytes: its
+// length prefix.
+const FrameOverhead = headerLen
+
 // headerLen is the size of a frame's length prefix, in bytes.
 const headerLen = 4
 

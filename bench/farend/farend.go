@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -32,8 +33,30 @@ type streamParams struct {
 	DrainMS  uint64 `json:"drain_ms"`            // the receiver's longest wait for stragglers, ms
 	WarmupMS uint64 `json:"warmup_ms,omitempty"` // reverse, bidir: the server's senders warm up this long first
 	SendMS   uint64 `json:"send_ms,omitempty"`   // reverse, bidir without a count: how long they send, ms
+	// PaceBps is the server's senders' pace (reverse, bidir), bits/s of messages as
+	// bench counts them. The request's rate_bps is what the wire carries, framing
+	// included, a little above: the server's own pacer is then a cap that the
+	// senders' exact timetable never meets. 0 = rate_bps.
+	PaceBps uint64 `json:"pace_bps,omitempty"`
 
 	slowParams // forward: a slow receiver (slow.go)
+}
+
+// wireRate is the rate to ask the server's pacer for, for senders that pace
+// size-byte messages at pace bits/s: what the wire carries per message (the UDP
+// path's token prefix, the TCP frame's length prefix), 2% above, so that the pacer,
+// whose steps are coarse, never holds a sender that keeps its own timetable. It is
+// capped at the server's --max-rate (maxRate; 0 = unknown), which then holds.
+func wireRate(pace float64, size int, transport string, maxRate uint64) uint64 {
+	over := tcp.FrameOverhead
+	if transport == "udp" {
+		over = remote.UDPOverhead
+	}
+	r := uint64(math.Ceil(pace * float64(size+over) / float64(size) * 1.02))
+	if maxRate > 0 {
+		r = min(r, maxRate)
+	}
+	return max(r, uint64(pace))
 }
 
 // maxDrain bounds a stream receiver's drain.
@@ -59,6 +82,12 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 	if req.Direction.ServerSends() {
 		spec.Reverse = req.Direction == remote.Reverse
 		spec.Count, spec.RateBps = req.Count, float64(req.RateBps)
+		if sp.PaceBps > 0 {
+			if req.RateBps == 0 || sp.PaceBps > req.RateBps {
+				return bench.FarSpec{}, fmt.Errorf("params.pace_bps: at most the test's rate_bps (%d), got %d", req.RateBps, sp.PaceBps)
+			}
+			spec.RateBps = float64(sp.PaceBps)
+		}
 		spec.Warmup = time.Duration(sp.WarmupMS) * time.Millisecond
 		spec.SendFor = time.Duration(sp.SendMS) * time.Millisecond
 		// The test's duration bounds what the server sends, warm-up included.
@@ -332,7 +361,11 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		req.Direction = remote.Forward
 		sp := streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())}
 		if spec.Reverse || spec.Bidir {
-			req.Direction, req.Count, req.RateBps = remote.Reverse, spec.Count, uint64(spec.RateBps)
+			req.Direction, req.Count = remote.Reverse, spec.Count
+			if spec.RateBps > 0 {
+				sp.PaceBps = uint64(spec.RateBps)
+				req.RateBps = wireRate(spec.RateBps, spec.Size, spec.Transport, f.cl.Limits().MaxRateBps)
+			}
 			sp.WarmupMS, sp.SendMS = uint64(spec.Warmup.Milliseconds()), uint64(spec.SendFor.Milliseconds())
 		}
 		if spec.Bidir { // a path per stream each way: bench.ServeStreamBidir

@@ -21,6 +21,9 @@ import (
 // then the kind's body.
 const (
 	udpPrefixLen = tokenLen + 1
+	// UDPOverhead is what a UDP data path adds to each message: the token and
+	// kind prefix, in bytes.
+	UDPOverhead = udpPrefixLen
 
 	kindProbe     = 1 // client to server: "here I am"; padded to probeLen bytes
 	kindChallenge = 2 // server to client: 16 random bytes to return in start
@@ -204,6 +207,8 @@ type UDPPath struct {
 	wout      [][]byte
 	rbufs     [][]byte // Recv's datagrams, prefix included
 	rsizes    []int
+	rstamps   []int64 // the datagrams' kernel receive stamps
+	stamps    []int64 // the stamps of the messages the last Recv returned (RecvStamps)
 }
 
 // udpBatch is the most datagrams one batched Send or Recv moves.
@@ -216,7 +221,7 @@ func (p *UDPPath) batcher() *udp.Conn {
 		if p.single || (!p.connected && !kernelConnects) {
 			return
 		}
-		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: udpBatch, NoTimestamps: true})
+		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: udpBatch})
 		if err != nil {
 			return
 		}
@@ -224,6 +229,8 @@ func (p *UDPPath) batcher() *udp.Conn {
 		p.wbufs = make([][]byte, udpBatch)
 		p.wout = make([][]byte, udpBatch)
 		p.rsizes = make([]int, udpBatch)
+		p.rstamps = make([]int64, udpBatch)
+		p.stamps = make([]int64, 0, udpBatch)
 	})
 	return p.bc
 }
@@ -269,6 +276,7 @@ func (p *UDPPath) Recv(bufs [][]byte, sizes []int) (int, error) {
 	if bc := p.batcher(); bc != nil {
 		return p.recvBatch(bc, bufs, sizes)
 	}
+	p.stamps = p.stamps[:0] // one datagram per call: no kernel stamps
 	if p.rbuf == nil {
 		p.rbuf = make([]byte, 65536)
 	}
@@ -349,6 +357,8 @@ func (p *UDPPath) recvBatch(bc *udp.Conn, bufs [][]byte, sizes []int) (int, erro
 	}
 	for {
 		n, err := bc.Recv(p.rbufs[:k], p.rsizes[:k])
+		stamped := bc.RecvStamps(p.rstamps[:n]) == n
+		p.stamps = p.stamps[:0]
 		out := 0
 		for i := 0; i < n; i++ {
 			kind, body, perr := parseDatagram(p.rbufs[i][:p.rsizes[i]], p.token)
@@ -357,6 +367,9 @@ func (p *UDPPath) recvBatch(bc *udp.Conn, bufs [][]byte, sizes []int) (int, erro
 				continue
 			}
 			sizes[out] = copy(bufs[out], body)
+			if stamped {
+				p.stamps = append(p.stamps, p.rstamps[i])
+			}
 			out++
 		}
 		if err != nil {
@@ -367,6 +380,14 @@ func (p *UDPPath) recvBatch(bc *udp.Conn, bufs [][]byte, sizes []int) (int, erro
 			return out, nil
 		}
 	}
+}
+
+// RecvStamps writes the kernel receive times of the messages the last Recv returned
+// into dst (ns since the Unix epoch, CLOCK_REALTIME) and returns how many: 0 when the
+// path has none (not batched, or the kernel gave none). It has the shape of
+// bench.RecvStamper; only Recv's goroutine may call it, between Recvs.
+func (p *UDPPath) RecvStamps(dst []int64) int {
+	return copy(dst, p.stamps)
 }
 
 // lost reports an ICMP unreachable (ECONNREFUSED on the connected socket).
