@@ -78,7 +78,12 @@ const (
 //
 // Metrics count the burst only: its writes are the messages sent, and a write is
 // received when its bytes arrive intact at a write boundary of what was read.
+//
+// In remote mode this side writes and the far end reads (boundariesfar.go).
 func runBoundaries(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	if e.far != nil {
+		return runBoundariesFar(ctx, e, nw, p)
+	}
 	var warns []string
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()

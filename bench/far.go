@@ -38,7 +38,7 @@ func farLost(f Far) error {
 }
 
 // FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose}
+var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose, ExpBoundaries}
 
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {
@@ -52,6 +52,8 @@ type FarSpec struct {
 	// Listen asks for a far end that keeps taking new clients during the cell
 	// (connect): the FarCell is then a FarDialer.
 	Listen bool
+	// Boundaries is a boundaries cell's part and payload (boundariesfar.go).
+	Boundaries *FarBoundaries
 
 	// A reverse stream: the far end sends, Streams flows of Size-byte messages, for
 	// Count each or SendFor, after Warmup, paced to RateBps over all (0 = unpaced,
@@ -96,6 +98,9 @@ type FarResult struct {
 	CPUSec        *float64  `json:"cpu_s,omitempty"`            // the far process's user+sys CPU over the cell
 	Env           *Env      `json:"env,omitempty"`              // the far host, as HostEnv describes it
 	RateCapHeldNs int64     `json:"rate_cap_held_ns,omitempty"` // how long the far end's --max-rate held its senders back, summed
+
+	// Boundaries is what the far reader of a boundaries cell saw.
+	Boundaries *BoundariesRx `json:"boundaries,omitempty"`
 }
 
 // MeasureServerHalf runs serve, the server half of a cell at the far end, and adds

@@ -83,7 +83,7 @@ func transports(d *remote.Data) ([]bench.Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts = append(ts, fc)
+		ts = append(ts, streamConn{fc, c})
 	}
 	for _, p := range d.Paths {
 		ts = append(ts, p)
@@ -146,6 +146,9 @@ func (r Runner) Check(req remote.TestRequest) error {
 		return checkProperty(req)
 	case bench.ExpConnect:
 		return checkListen(req)
+	case bench.ExpBoundaries:
+		_, err := parseBoundaries(req)
+		return err
 	default:
 		if len(req.Params) > 0 && string(req.Params) != "{}" {
 			return fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
@@ -223,6 +226,13 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 	x, _ := benchExperiment(d.Request.Experiment)
 	if x == bench.ExpConnect {
 		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) { return serveListen(ctx, d, ts) }))
+	}
+	if x == bench.ExpBoundaries {
+		spec, err := parseBoundaries(d.Request)
+		if err != nil {
+			return remote.Results{Error: err.Error()}, err
+		}
+		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) { return bench.ServeBoundaries(ctx, spec, ts[0], d.PeerDone()) }))
 	}
 	serve, err := halfServer(x, d)
 	if err != nil {
@@ -332,6 +342,13 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 			req.Direction, req.Streams = remote.Bidir, 2*spec.Streams
 		}
 		p, err := json.Marshal(sp)
+		if err != nil {
+			return nil, err
+		}
+		req.Params = p
+	}
+	if spec.Experiment == bench.ExpBoundaries {
+		p, err := boundariesParamsOf(spec)
 		if err != nil {
 			return nil, err
 		}
