@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sort"
 	"strconv"
@@ -77,7 +78,12 @@ const (
 //
 // Metrics count the burst only: its writes are the messages sent, and a write is
 // received when its bytes arrive intact at a write boundary of what was read.
+//
+// In remote mode this side writes and the far end reads (boundariesfar.go).
 func runBoundaries(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+	if e.far != nil {
+		return runBoundariesFar(ctx, e, nw, p)
+	}
 	var warns []string
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
@@ -88,23 +94,36 @@ func runBoundaries(ctx context.Context, e *runEnv, nw Network, p Params) (outcom
 		return outcome{}, fmt.Errorf("burst: %w", err)
 	}
 	warns = append(warns, b.warns...)
-	m := b.metrics()
-	obs["raw_stream"] = b.raw
-	obs["writes"] = burstWrites
-	obs["write_bytes"] = burstWriteBytes
-	obs["reads"] = len(b.sizes)
-	obs["read_sizes"] = sizeHistogram(b.sizes, histogramMax)
-	obs["reads_equal_to_writes"] = b.readsEqualWrites()
-	obs["coalesced_reads"], obs["split_reads"] = b.coalescedSplit()
-	obs["largest_read"] = b.largestRead()
-	obs["bytes_in_order"] = bytes.Equal(b.got, b.want)
+	rx := b.rx()
+	m := *rx.Burst
+	burstObs(obs, &rx)
 
 	l, err := runLargest(ctx, e, nw)
 	if err != nil {
 		return outcome{}, fmt.Errorf("largest message: %w", err)
 	}
 	warns = append(warns, l.warns...)
-	obs["max_message_bytes"] = nw.MaxMessage()
+	l.observe(obs, nw.MaxMessage())
+	return outcome{m: m, warns: warns, observed: obs}, nil
+}
+
+// burstObs records what the reader of the burst saw, rx, in obs.
+func burstObs(obs map[string]any, rx *BoundariesRx) {
+	obs["raw_stream"] = rx.Raw
+	obs["writes"] = burstWrites
+	obs["write_bytes"] = burstWriteBytes
+	obs["reads"] = rx.Reads
+	obs["read_sizes"] = rx.ReadSizes
+	obs["reads_equal_to_writes"] = rx.ReadsEqualWrites
+	obs["coalesced_reads"], obs["split_reads"] = rx.Coalesced, rx.Split
+	obs["largest_read"] = rx.LargestRead
+	obs["bytes_in_order"] = rx.InOrder
+}
+
+// observe records the largest-message probes in obs; maxSize is the largest
+// message the path carries.
+func (l *largest) observe(obs map[string]any, maxSize int) {
+	obs["max_message_bytes"] = maxSize
 	obs["max_message_ok"] = l.maxOK
 	obs["max_plus_one_error"] = errText(l.plusOneErr)
 	obs["max_plus_one_kernel_error"] = errText(l.plusOneKernelErr)
@@ -115,7 +134,43 @@ func runBoundaries(ctx context.Context, e *runEnv, nw Network, p Params) (outcom
 		obs["one_mib_reads"] = l.oneMiBReads
 		obs["one_mib_raw_in_order"] = l.oneMiBRawInOrder
 	}
-	return outcome{m: m, warns: warns, observed: obs}, nil
+}
+
+// BoundariesRx is what the reader of the boundaries experiment saw, whichever host
+// it ran on; in remote mode the far end reports it (FarResult.Boundaries), as JSON in
+// the field names below. Each far cell fills the fields of its part.
+type BoundariesRx struct {
+	// The burst.
+	Raw              bool           `json:"raw_stream,omitempty"`            // read as a raw byte stream
+	Reads            int            `json:"reads,omitempty"`                 // read calls that returned bytes
+	ReadSizes        map[string]int `json:"read_sizes,omitempty"`            // reads by size in bytes (sizeHistogram)
+	ReadsEqualWrites bool           `json:"reads_equal_to_writes,omitempty"` // every read one whole write
+	Coalesced        int            `json:"coalesced_reads,omitempty"`       // reads of more than one write
+	Split            int            `json:"split_reads,omitempty"`           // reads that cut a write
+	LargestRead      int            `json:"largest_read,omitempty"`          // bytes
+	InOrder          bool           `json:"bytes_in_order,omitempty"`        // every byte arrived, once, in order
+	Burst            *Metrics       `json:"burst,omitempty"`                 // the burst's counts (burst.metrics)
+
+	// The largest messages: each message that arrived, in order.
+	Messages []MessageRx `json:"messages,omitempty"`
+	// The raw 1 MiB write: the reads it took, and whether its bytes came in order.
+	RawReads   int  `json:"raw_reads,omitempty"`
+	RawInOrder bool `json:"raw_in_order,omitempty"`
+}
+
+// MessageRx is one message the reader of the largest messages got.
+type MessageRx struct {
+	Size  int  `json:"size"`  // bytes
+	Whole bool `json:"whole"` // the payload the sender's seed gives for that size, intact
+}
+
+// rx summarises what the reader of the burst saw.
+func (b *burst) rx() BoundariesRx {
+	m := b.metrics()
+	rx := BoundariesRx{Raw: b.raw, Reads: len(b.sizes), ReadSizes: sizeHistogram(b.sizes, histogramMax),
+		ReadsEqualWrites: b.readsEqualWrites(), LargestRead: b.largestRead(), InOrder: bytes.Equal(b.got, b.want), Burst: &m}
+	rx.Coalesced, rx.Split = b.coalescedSplit()
+	return rx
 }
 
 func errText(err error) string {
@@ -187,44 +242,17 @@ func runBurst(ctx context.Context, e *runEnv, nw Network) (*burst, error) {
 	defer pr.closeAll()
 	client, server := pr.client, pr.server
 
-	b := &burst{want: make([]byte, burstWrites*burstWriteBytes)}
-	FillPayload(b.want, e.seed, 0)
-	for i := 0; i < burstWrites; i++ {
-		putIndex(b.want, i) // numbered: order is checkable
-	}
-	b.got = make([]byte, 0, len(b.want)+readBytes)
-
-	var write func(msg []byte) error
-	var read func(buf []byte) (int, error)
-	var setDeadline func(time.Time) error
+	b := newBurst(e.seed)
 	chunk := burstChunk
-	cs, okc := client.(rawStreamer)
-	ss, oks := server.(rawStreamer)
-	if okc && oks {
+	_, okc := client.(rawStreamer)
+	_, oks := server.(rawStreamer)
+	if b.raw = okc && oks; b.raw {
 		// A byte stream cannot overflow its receiver: flow control holds the writer
 		// back instead. So the whole burst goes at once.
-		b.raw, chunk = true, burstWrites
-		w, r := cs.RawStream(), ss.RawStream()
-		write = func(msg []byte) error { _, err := w.Write(msg); return err }
-		read, setDeadline = r.Read, r.SetReadDeadline
-	} else {
-		out := make([][]byte, 1)
-		write = func(msg []byte) error {
-			out[0] = msg
-			_, err := client.Send(out)
-			return err
-		}
-		bufs, sizes := make([][]byte, 1), make([]int, 1)
-		read = func(buf []byte) (int, error) {
-			bufs[0] = buf
-			n, err := server.Recv(bufs, sizes)
-			if n > 0 {
-				return sizes[0], err
-			}
-			return 0, err
-		}
-		setDeadline = server.SetReadDeadline
+		chunk = burstWrites
 	}
+	write := burstWriter(client, b.raw)
+	read, setDeadline := burstReader(server, b.raw)
 
 	buf := make([]byte, readBytes)
 	var refused int
@@ -232,17 +260,9 @@ func runBurst(ctx context.Context, e *runEnv, nw Network) (*burst, error) {
 		last := min(first+chunk, burstWrites)
 		done := make(chan error, 1) // written once by the writer below
 		go func() {
-			for i := first; i < last; i++ {
-				if err := write(b.want[i*burstWriteBytes : (i+1)*burstWriteBytes]); err != nil {
-					if isDatagramRefusal(err) {
-						refused++
-						continue
-					}
-					done <- fmt.Errorf("write %d: %w", i, err)
-					return
-				}
-			}
-			done <- nil
+			n, err := b.write(write, first, last)
+			refused += n
+			done <- err
 		}()
 		// Let the writer finish before reading, so what waits is read at once; a
 		// writer that flow control holds back gets 20 ms.
@@ -251,10 +271,10 @@ func runBurst(ctx context.Context, e *runEnv, nw Network) (*burst, error) {
 		select {
 		case werr = <-done:
 			wrote = true
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(readDelay):
 		case <-ctx.Done():
 		}
-		rerr := b.readUntil(ctx, e, read, setDeadline, buf, len(b.got)+(last-first)*burstWriteBytes)
+		rerr := b.readUntil(ctx, e.timeout, read, setDeadline, buf, len(b.got)+(last-first)*burstWriteBytes)
 		if !wrote {
 			select {
 			case werr = <-done:
@@ -280,12 +300,77 @@ func runBurst(ctx context.Context, e *runEnv, nw Network) (*burst, error) {
 	return b, nil
 }
 
+// readDelay is how long the reader of a burst (or of a chunk of it) waits for its
+// writer to finish before it starts reading.
+const readDelay = 20 * time.Millisecond
+
+// newBurst returns the burst of payload seed, nothing read yet.
+func newBurst(seed int64) *burst {
+	b := &burst{want: make([]byte, burstWrites*burstWriteBytes)}
+	FillPayload(b.want, seed, 0)
+	for i := 0; i < burstWrites; i++ {
+		putIndex(b.want, i) // numbered: order is checkable
+	}
+	b.got = make([]byte, 0, len(b.want)+readBytes)
+	return b
+}
+
+// burstWriter returns how the burst is written on t: plain writes on its byte
+// stream when raw (t must be a rawStreamer), else one Send per write.
+func burstWriter(t Transport, raw bool) func(msg []byte) error {
+	if raw {
+		w := t.(rawStreamer).RawStream()
+		return func(msg []byte) error { _, err := w.Write(msg); return err }
+	}
+	out := make([][]byte, 1)
+	return func(msg []byte) error {
+		out[0] = msg
+		_, err := t.Send(out)
+		return err
+	}
+}
+
+// burstReader returns how the burst is read on t: reads of its byte stream when raw
+// (t must be a rawStreamer), else one Recv of one message per read.
+func burstReader(t Transport, raw bool) (read func(buf []byte) (int, error), setDeadline func(time.Time) error) {
+	if raw {
+		r := t.(rawStreamer).RawStream()
+		return r.Read, r.SetReadDeadline
+	}
+	bufs, sizes := make([][]byte, 1), make([]int, 1)
+	read = func(buf []byte) (int, error) {
+		bufs[0] = buf
+		n, err := t.Recv(bufs, sizes)
+		if n > 0 {
+			return sizes[0], err
+		}
+		return 0, err
+	}
+	return read, t.SetReadDeadline
+}
+
+// write writes writes first..last-1 of the burst with write. refused counts the
+// writes the sender's kernel refused (a datagram transport: they are lost); err is
+// any other failure, which stops it.
+func (b *burst) write(write func([]byte) error, first, last int) (refused int, err error) {
+	for i := first; i < last; i++ {
+		if err := write(b.want[i*burstWriteBytes : (i+1)*burstWriteBytes]); err != nil {
+			if isDatagramRefusal(err) {
+				refused++
+				continue
+			}
+			return refused, fmt.Errorf("write %d: %w", i, err)
+		}
+	}
+	return refused, nil
+}
+
 // readUntil reads into b.got until it holds want bytes, or nothing has arrived for
-// e.timeout (a datagram may be lost), or ctx is done.
-func (b *burst) readUntil(ctx context.Context, e *runEnv, read func([]byte) (int, error), setDeadline func(time.Time) error, buf []byte, want int) error {
+// quiet (a datagram may be lost), or ctx is done.
+func (b *burst) readUntil(ctx context.Context, quiet time.Duration, read func([]byte) (int, error), setDeadline func(time.Time) error, buf []byte, want int) error {
 	quietSince := time.Now()
 	for len(b.got) < want && ctx.Err() == nil {
-		if time.Since(quietSince) > e.timeout {
+		if time.Since(quietSince) > quiet {
 			return nil
 		}
 		if err := setDeadline(time.Now().Add(pollInterval)); err != nil {
@@ -301,6 +386,9 @@ func (b *burst) readUntil(ctx context.Context, e *runEnv, read func([]byte) (int
 			if isOversize(err) {
 				b.warns = append(b.warns, fmt.Sprintf("a message larger than %d bytes: %v", len(buf), err))
 				continue
+			}
+			if errors.Is(err, io.EOF) {
+				return nil // the writer closed: nothing more comes
 			}
 			return fmt.Errorf("read: %w", err)
 		}
@@ -549,25 +637,7 @@ func rawMiB(ctx context.Context, e *runEnv, nw Network) (reads int, inOrder bool
 		_, err := cs.RawStream().Write(msg)
 		written <- err
 	}()
-	r := ss.RawStream()
-	got := make([]byte, 0, oneMiB+readBytes)
-	buf := make([]byte, readBytes)
-	quietSince := time.Now()
-	for len(got) < oneMiB && ctx.Err() == nil && time.Since(quietSince) < e.timeout+e.drain {
-		if err = r.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
-			break
-		}
-		n, rerr := r.Read(buf)
-		if n > 0 {
-			reads++
-			got = append(got, buf[:n]...)
-			quietSince = time.Now()
-		}
-		if rerr != nil && !isTimeout(rerr) {
-			err = fmt.Errorf("read: %w", rerr)
-			break
-		}
-	}
+	reads, got, err := readRaw(ctx, ss.RawStream(), oneMiB, e.timeout+e.drain)
 	if len(got) < oneMiB {
 		pr.closeAll() // unblock the writer
 	}
@@ -578,4 +648,31 @@ func rawMiB(ctx context.Context, e *runEnv, nw Network) (reads int, inOrder bool
 		return 0, false, err
 	}
 	return reads, bytes.Equal(got, msg), nil
+}
+
+// readRaw reads r with a readBytes buffer, reading as it arrives, until it holds n
+// bytes, r ends, nothing has arrived for quiet, or ctx is done. It returns the reads
+// that returned bytes and what they returned.
+func readRaw(ctx context.Context, r net.Conn, n int, quiet time.Duration) (reads int, got []byte, err error) {
+	got = make([]byte, 0, n+readBytes)
+	buf := make([]byte, readBytes)
+	quietSince := time.Now()
+	for len(got) < n && ctx.Err() == nil && time.Since(quietSince) < quiet {
+		if err = r.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
+			return reads, got, err
+		}
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			reads++
+			got = append(got, buf[:k]...)
+			quietSince = time.Now()
+		}
+		if rerr != nil && !isTimeout(rerr) {
+			if errors.Is(rerr, io.EOF) {
+				return reads, got, nil
+			}
+			return reads, got, fmt.Errorf("read: %w", rerr)
+		}
+	}
+	return reads, got, nil
 }

@@ -38,7 +38,7 @@ func farLost(f Far) error {
 }
 
 // FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose, ExpClients, ExpSlowReceiver}
+var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver}
 
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {
@@ -52,6 +52,8 @@ type FarSpec struct {
 	// Listen asks for a far end that keeps taking new clients during the cell
 	// (connect): the FarCell is then a FarDialer.
 	Listen bool
+	// Boundaries is a boundaries cell's part and payload (boundariesfar.go).
+	Boundaries *FarBoundaries
 
 	// A slow receiver (slow-receiver runs a stream so): the far receiver asks for a
 	// RecvBuffer-byte receive buffer on its endpoints (0 = leave it), reads no faster
@@ -112,6 +114,9 @@ type FarResult struct {
 	// Series is a stream receiver's time line, with FarSpec.SeriesStep: its
 	// deliveries, sampled from its first data arrival.
 	Series []RecvSample `json:"series,omitempty"`
+
+	// Boundaries is what the far reader of a boundaries cell saw.
+	Boundaries *BoundariesRx `json:"boundaries,omitempty"`
 }
 
 // MeasureServerHalf runs serve, the server half of a cell at the far end, and adds

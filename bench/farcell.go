@@ -27,7 +27,13 @@ type farOne struct {
 // openFarOne opens the server half of a property cell at the far end: one data path
 // of nw, for at most dur.
 func openFarOne(ctx context.Context, e *runEnv, exp string, nw Network, size int, dur time.Duration) (*farOne, error) {
-	fc, err := e.far.Open(ctx, FarSpec{Experiment: exp, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur})
+	return openFarSpec(ctx, e, FarSpec{Experiment: exp, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur})
+}
+
+// openFarSpec is openFarOne for a spec of one data path (Streams 1).
+func openFarSpec(ctx context.Context, e *runEnv, spec FarSpec) (*farOne, error) {
+	exp := spec.Experiment
+	fc, err := e.far.Open(ctx, spec)
 	if err != nil {
 		return nil, fmt.Errorf("far end: %w", err)
 	}

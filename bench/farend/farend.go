@@ -117,7 +117,7 @@ func transports(d *remote.Data) ([]bench.Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts = append(ts, bench.FramedTCP(fc)) // TCP_INFO and buffer sizes through the pacing wrapper
+		ts = append(ts, bench.FramedTCP(fc, c)) // TCP_INFO, buffer sizes and the byte stream under the pacing wrapper
 	}
 	for _, p := range d.Paths {
 		ts = append(ts, p)
@@ -182,6 +182,9 @@ func (r Runner) Check(req remote.TestRequest) error {
 		return checkListen(req)
 	case bench.ExpSlowReceiver:
 		return errSlowOnWire(req)
+	case bench.ExpBoundaries:
+		_, err := parseBoundaries(req)
+		return err
 	default:
 		if len(req.Params) > 0 && string(req.Params) != "{}" {
 			return fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
@@ -259,6 +262,13 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 	x, _ := benchExperiment(d.Request.Experiment)
 	if x == bench.ExpConnect || x == bench.ExpClients {
 		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == bench.ExpClients) }))
+	}
+	if x == bench.ExpBoundaries {
+		spec, err := parseBoundaries(d.Request)
+		if err != nil {
+			return remote.Results{Error: err.Error()}, err
+		}
+		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) { return bench.ServeBoundaries(ctx, spec, ts[0], d.PeerDone()) }))
 	}
 	serve, err := halfServer(x, d)
 	if err != nil {
@@ -373,6 +383,13 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		}
 		sp.slowParams = slowParamsOf(spec)
 		p, err := json.Marshal(sp)
+		if err != nil {
+			return nil, err
+		}
+		req.Params = p
+	}
+	if spec.Experiment == bench.ExpBoundaries {
+		p, err := boundariesParamsOf(spec)
 		if err != nil {
 			return nil, err
 		}

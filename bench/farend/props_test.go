@@ -2,6 +2,7 @@ package farend
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -195,6 +196,148 @@ func TestRunnerCheckProperties(t *testing.T) {
 			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 				t.Errorf("%s %s: Check = %v, want %q", exp, tc.name, err, tc.want)
 			}
+		}
+	}
+}
+
+// TestFarBoundaries: boundaries against a real server session on loopback, with the
+// far end as the reader, gives the loopback experiment's known answers. TCP: the 200
+// writes of 1000 B come as fewer reads, some coalesced, every byte once and in
+// order; the largest message is the server's --max-size (1 MiB by default), which
+// arrives whole, as does the 1 MiB Send; one raw 1 MiB write takes several reads.
+// UDP: 200 reads of exactly one 1000-byte write each; the largest message is 65490
+// bytes (65507 less the data path's 17-byte prefix) and arrives whole; one byte more
+// is refused by the transport, and a plain datagram past 65507 by the kernel with
+// EMSGSIZE; 1 MiB is refused.
+//
+// With a --max-size above the framing's 16 MiB, TCP's largest message is the
+// framing's, and the transport itself refuses one byte more.
+func TestFarBoundaries(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		maxSize int // the server's --max-size; 0 = its default, 1 MiB
+		tcpMax  int // TCP's largest message across hosts
+	}{
+		{"default max-size", 0, 1 << 20},
+		{"max-size above the framing's", 32 << 20, 16 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := startServer(t, remote.Limits{MaxSize: tc.maxSize})
+			far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer far.Close()
+			rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpBoundaries}, Transports: []string{"tcp", "udp"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Results) != 2 {
+				t.Fatalf("%d results, want boundaries × tcp, udp", len(rep.Results))
+			}
+			for _, res := range rep.Results {
+				m := res.Metrics
+				t.Logf("boundaries %s: observed %v; sent %d recv %d lost %d, server sockets %d, warnings %q", res.Transport, res.Observed,
+					m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets, res.Warnings)
+				if res.Error != "" {
+					t.Errorf("boundaries %s: %s", res.Transport, res.Error)
+					continue
+				}
+				if m.ServerCPUSec == nil || m.ServerSockets != 1 {
+					t.Errorf("boundaries %s: server CPU %v, sockets %d; want the far half's, 1", res.Transport, m.ServerCPUSec, m.ServerSockets)
+				}
+				if len(res.Warnings) != 0 {
+					t.Errorf("boundaries %s: warnings %q, want none", res.Transport, res.Warnings)
+				}
+				checkBoundaries(t, res.Transport, res.Metrics, res.Observed, tc.tcpMax)
+			}
+		})
+	}
+}
+
+// checkBoundaries checks boundaries' known answers across hosts for transport in m
+// and obs; tcpMax is the server's --max-size.
+func checkBoundaries(t testing.TB, transport string, m bench.Metrics, obs map[string]any, tcpMax int) {
+	t.Helper()
+	const writes, size = 200, 1000
+	if m.SentMsgs != writes || m.SentBytes != writes*size || m.RecvMsgs != writes || m.RecvBytes != writes*size || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.CorruptMsgs != 0 {
+		t.Errorf("boundaries %s: sent %d (%d B) recv %d (%d B) lost %d dup %d reordered %d corrupt %d; want all %d writes of %d B back, once, in order",
+			transport, m.SentMsgs, m.SentBytes, m.RecvMsgs, m.RecvBytes, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.CorruptMsgs, writes, size)
+	}
+	if obs["bytes_in_order"] != true || obsNum(obs["writes"]) != writes || obsNum(obs["write_bytes"]) != size || obs["max_message_ok"] != true {
+		t.Errorf("boundaries %s: observed %v; want bytes in order, %d writes of %d B, the largest message whole", transport, obs, writes, size)
+	}
+	reads, hist := obsNum(obs["reads"]), obs["read_sizes"]
+	switch transport {
+	case "tcp":
+		if obs["raw_stream"] != true || obs["reads_equal_to_writes"] != false || reads < 1 || reads >= writes || obsNum(obs["coalesced_reads"]) < 1 || obsNum(obs["largest_read"]) <= size {
+			t.Errorf("boundaries tcp: observed %v; want a raw stream read in fewer reads than writes, some coalesced", obs)
+		}
+		// Under the framing's 16 MiB the server's --max-size is the limit, and this
+		// side refuses one byte more before sending; at 16 MiB the framing refuses it.
+		limit, refusal := "--max-size", "larger than the far end takes"
+		if tcpMax == 16<<20 {
+			limit, refusal = "framing", "exceeds"
+		}
+		if obsNum(obs["max_message_bytes"]) != float64(tcpMax) || !strings.Contains(str(obs["max_message_limit"]), limit) {
+			t.Errorf("boundaries tcp: largest message %v (%v), want %d (%s)", obs["max_message_bytes"], obs["max_message_limit"], tcpMax, limit)
+		}
+		if obs["one_mib_send_ok"] != true || obs["one_mib_send_error"] != "" || obsNum(obs["one_mib_reads"]) < 2 || obs["one_mib_raw_in_order"] != true {
+			t.Errorf("boundaries tcp: observed %v; want 1 MiB whole, framed, and raw in several reads, in order", obs)
+		}
+		if obs["max_plus_one_emsgsize"] != false || !strings.Contains(str(obs["max_plus_one_error"]), refusal) {
+			t.Errorf("boundaries tcp: max+1 %q, emsgsize %v; want refused before sending, no EMSGSIZE", obs["max_plus_one_error"], obs["max_plus_one_emsgsize"])
+		}
+	case "udp":
+		if obs["raw_stream"] != false || obs["reads_equal_to_writes"] != true || reads != writes || obsNum(obs["coalesced_reads"]) != 0 || obsNum(obs["split_reads"]) != 0 {
+			t.Errorf("boundaries udp: observed %v; want %d reads, each one write", obs, writes)
+		}
+		if h := fmt.Sprint(hist); h != "map[1000:200]" {
+			t.Errorf("boundaries udp: read sizes %s, want map[1000:200]", h)
+		}
+		if obsNum(obs["max_message_bytes"]) != remote.MaxUDPMessage || !strings.Contains(str(obs["max_message_limit"]), "17-byte prefix") {
+			t.Errorf("boundaries udp: largest message %v (%v), want %d: 65507 less the 17-byte prefix", obs["max_message_bytes"], obs["max_message_limit"], remote.MaxUDPMessage)
+		}
+		if obs["max_plus_one_emsgsize"] != true || !strings.Contains(str(obs["max_plus_one_error"]), "exceeds 65490") ||
+			!strings.Contains(str(obs["max_plus_one_kernel_error"]), "message too long") {
+			t.Errorf("boundaries udp: max+1 %q, kernel %q; want the transport's refusal and the kernel's EMSGSIZE", obs["max_plus_one_error"], obs["max_plus_one_kernel_error"])
+		}
+		if obs["one_mib_send_ok"] != false || obs["one_mib_send_error"] == "" {
+			t.Errorf("boundaries udp: 1 MiB ok %v, error %q; want refused", obs["one_mib_send_ok"], obs["one_mib_send_error"])
+		}
+		if _, ok := obs["one_mib_reads"]; ok {
+			t.Errorf("boundaries udp: one_mib_reads %v without a raw stream", obs["one_mib_reads"])
+		}
+	}
+}
+
+// TestRunnerCheckBoundaries: bench.boundaries runs one bidir data path and takes
+// its part, seed and quiet time; anything else is refused naming the field.
+func TestRunnerCheckBoundaries(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		transport string
+		streams   int
+		dir       remote.Direction
+		params    string
+		want      string // "" = accepted
+	}{
+		{"burst", "udp", 1, remote.Bidir, `{"part":"burst","seed":-7,"quiet_ms":1200}`, ""},
+		{"largest", "tcp", 1, remote.Bidir, `{"part":"largest","seed":1,"quiet_ms":1}`, ""},
+		{"raw over tcp", "tcp", 1, remote.Bidir, `{"part":"raw","seed":1,"quiet_ms":1200}`, ""},
+		{"raw over udp", "udp", 1, remote.Bidir, `{"part":"raw","seed":1,"quiet_ms":1200}`, "params.part"},
+		{"unknown part", "tcp", 1, remote.Bidir, `{"part":"all","seed":1,"quiet_ms":1200}`, "params.part"},
+		{"no quiet", "tcp", 1, remote.Bidir, `{"part":"burst","seed":1}`, "params.quiet_ms"},
+		{"quiet too long", "tcp", 1, remote.Bidir, `{"part":"burst","seed":1,"quiet_ms":30001}`, "params.quiet_ms"},
+		{"unknown field", "tcp", 1, remote.Bidir, `{"part":"burst","seed":1,"quiet_ms":10,"run":"00000000000000ab"}`, "params"},
+		{"no params", "tcp", 1, remote.Bidir, ``, "params"},
+		{"two paths", "tcp", 2, remote.Bidir, `{"part":"burst","seed":1,"quiet_ms":10}`, "streams"},
+		{"forward", "tcp", 1, remote.Forward, `{"part":"burst","seed":1,"quiet_ms":10}`, "direction"},
+	} {
+		req := remote.TestRequest{Experiment: "bench.boundaries", Transport: tc.transport, Size: 1024, Duration: time.Second, Streams: tc.streams, Direction: tc.dir, Params: []byte(tc.params)}
+		err := Runner{}.Check(req)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: Check = %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }

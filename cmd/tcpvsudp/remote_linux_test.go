@@ -152,15 +152,19 @@ func TestRunServerTwoHosts(t *testing.T) {
 // the accepted connection answers and a new dial is refused. UDP: the dial and send
 // succeed and the ICMP refusal comes after on a connected socket, never on an
 // unconnected one; the server's close is never seen; its closed socket answers no
-// one.
+// one. boundaries, with the server as the reader: TCP's 200 writes of 1000 B come as
+// fewer reads, some coalesced, in order, and a 1 MiB message (the server's
+// --max-size) arrives whole; UDP's come as 200 reads of one write each, the largest
+// message is 65490 bytes (65507 less the data path's 17-byte prefix) and arrives
+// whole, a plain datagram past 65507 is refused with EMSGSIZE, and 1 MiB is refused.
 func TestRunServerTwoHostsProperties(t *testing.T) {
 	p := newServePair(t)
 	key := writeKey(t, testServeKey+"\n", 0o600)
 	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key, "--data-ports", "41000-41015")
 	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
-	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "refused,close")
-	if len(rep.Results) != 4 {
-		t.Fatalf("%d results, want refused and close × tcp, udp", len(rep.Results))
+	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "refused,close,boundaries")
+	if len(rep.Results) != 6 {
+		t.Fatalf("%d results, want refused, close and boundaries × tcp, udp", len(rep.Results))
 	}
 	for _, r := range rep.Results {
 		o := r.Observed
@@ -193,6 +197,25 @@ func TestRunServerTwoHostsProperties(t *testing.T) {
 			if !tcp && (o["peer_close_seen"] != false || num("peer_close_waited_ns") != 1e9 || o["listener_closed_existing_answered"] != false ||
 				o["listener_closed_new_refused"] != false || !strings.HasPrefix(fmt.Sprint(o["listener_closed_new_client"]), "dial succeeded; request unanswered")) {
 				t.Errorf("close udp: observed %v; want nothing seen within 1 s, and no one answered once the socket closed", o)
+			}
+		case bench.ExpBoundaries:
+			m := r.Metrics
+			t.Logf("boundaries %s: sent %d recv %d lost %d, server sockets %d", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
+			if m.SentMsgs != 200 || m.RecvMsgs != 200 || m.RecvBytes != 200000 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 ||
+				o["bytes_in_order"] != true || o["max_message_ok"] != true || m.ServerSockets != 1 {
+				t.Errorf("boundaries %s: sent %d recv %d (%d B) lost %d dup %d reordered %d, server sockets %d, observed %v; want 200 writes of 1000 B back in order, the largest message whole, 1 server socket",
+					r.Transport, m.SentMsgs, m.RecvMsgs, m.RecvBytes, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets, o)
+			}
+			if tcp && (o["raw_stream"] != true || o["reads_equal_to_writes"] != false || num("reads") < 1 || num("reads") >= 200 || num("coalesced_reads") < 1 ||
+				num("max_message_bytes") != 1<<20 || o["one_mib_send_ok"] != true || num("one_mib_reads") < 2 || o["one_mib_raw_in_order"] != true ||
+				o["max_plus_one_emsgsize"] != false) {
+				t.Errorf("boundaries tcp: observed %v; want fewer reads than writes, some coalesced, 1 MiB (--max-size) whole, framed and raw", o)
+			}
+			if !tcp && (o["raw_stream"] != false || o["reads_equal_to_writes"] != true || num("reads") != 200 || num("coalesced_reads") != 0 ||
+				num("split_reads") != 0 || fmt.Sprint(o["read_sizes"]) != "map[1000:200]" || num("max_message_bytes") != 65490 ||
+				o["max_plus_one_emsgsize"] != true || !strings.Contains(fmt.Sprint(o["max_plus_one_kernel_error"]), "message too long") ||
+				o["one_mib_send_ok"] != false || o["one_mib_send_error"] == "") {
+				t.Errorf("boundaries udp: observed %v; want 200 reads of 1000 B, the largest message 65490 B whole, EMSGSIZE past 65507, 1 MiB refused", o)
 			}
 		}
 	}
