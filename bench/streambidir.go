@@ -129,34 +129,18 @@ func ServeStreamBidir(ctx context.Context, spec FarSpec, ts []Transport, senderD
 // senders likewise; each direction's figures come from streamMetrics, and the cell's
 // are their sum (bothWays).
 func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
-	if so.readerBps > 0 || so.oneWay != nil || so.seriesStep > 0 {
-		return outcome{}, errors.New("a both-ways stream cannot have a paced reader, one-way latency or a time line")
-	}
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
-	sendFor := time.Duration(p.DurationS * float64(time.Second))
-	dur := so.warmup + sendFor
-	if p.Count > 0 {
-		sendFor, dur = 0, 0
-	}
-	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
-		Duration: dur, Run: e.run, Drain: so.drain, Bidir: true, Count: p.Count, SendFor: sendFor, Warmup: so.warmup, RateBps: p.RateBps})
+	fc, ts, dur, err := openFarSenders(ctx, e, nw, p, so, true)
 	if err != nil {
-		return outcome{}, fmt.Errorf("far end: %w", err)
+		return outcome{}, err
 	}
-	ts := fc.Transports()
 	finished := false
 	defer func() {
 		if !finished {
-			for _, t := range ts {
-				t.Close()
-			}
-			fc.Finish(context.Background())
+			abandonFar(fc, ts)
 		}
 	}()
-	if len(ts) != 2*p.Streams {
-		return outcome{}, fmt.Errorf("far end: opened %d data paths, want 2×%d", len(ts), p.Streams)
-	}
 	if nw.Name() == "tcp" {
 		if err := sendPathMarkers(e, ts); err != nil {
 			return outcome{}, fmt.Errorf("far end: %w", err)
@@ -199,7 +183,7 @@ func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so st
 	lim0, _ := tcpLimits(out)
 	var until time.Time
 	if p.Count == 0 {
-		until = time.Now().Add(sendFor)
+		until = time.Now().Add(time.Duration(p.DurationS * float64(time.Second)))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sendAll(gctx, txs, p.Count, until, time.Millisecond) })

@@ -62,34 +62,18 @@ func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport) (FarResult
 // streamCellReverse is a stream cell whose senders are at the far end: this host
 // receives and accounts every message, and the far end reports what it sent.
 func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
-	if so.readerBps > 0 || so.oneWay != nil || so.seriesStep > 0 {
-		return outcome{}, errors.New("a reverse stream cannot have a paced reader, one-way latency or a time line")
-	}
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
-	sendFor := time.Duration(p.DurationS * float64(time.Second))
-	dur := so.warmup + sendFor
-	if p.Count > 0 {
-		sendFor, dur = 0, 0
-	}
-	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
-		Duration: dur, Run: e.run, Drain: so.drain, Reverse: true, Count: p.Count, SendFor: sendFor, Warmup: so.warmup, RateBps: p.RateBps})
+	fc, ts, dur, err := openFarSenders(ctx, e, nw, p, so, false)
 	if err != nil {
-		return outcome{}, fmt.Errorf("far end: %w", err)
+		return outcome{}, err
 	}
-	ts := fc.Transports()
 	finished := false
 	defer func() {
 		if !finished {
-			for _, t := range ts {
-				t.Close()
-			}
-			fc.Finish(context.Background())
+			abandonFar(fc, ts)
 		}
 	}()
-	if len(ts) != p.Streams {
-		return outcome{}, fmt.Errorf("far end: opened %d data paths, want %d", len(ts), p.Streams)
-	}
 
 	rx := newStreamRx(e, p)
 	u0, uerr := ReadUsage()
@@ -154,4 +138,43 @@ func awaitFarSenders(ctx context.Context, e *runEnv, rx *streamRx, p Params, so 
 			return
 		}
 	}
+}
+
+// openFarSenders opens a stream cell whose far end sends: reverse, or with bidir both
+// ways (2×p.Streams data paths, the far end's flows on the second half). It returns
+// the cell, this side's endpoints and how long the far senders run, warm-up
+// included (0 in count mode). The caller ends the cell with Finish, or abandonFar.
+func openFarSenders(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts, bidir bool) (FarCell, []Transport, time.Duration, error) {
+	what, want := "a reverse stream", p.Streams
+	if bidir {
+		what, want = "a both-ways stream", 2*p.Streams
+	}
+	if so.readerBps > 0 || so.oneWay != nil || so.seriesStep > 0 {
+		return nil, nil, 0, fmt.Errorf("%s cannot have a paced reader, one-way latency or a time line", what)
+	}
+	sendFor := time.Duration(p.DurationS * float64(time.Second))
+	dur := so.warmup + sendFor
+	if p.Count > 0 {
+		sendFor, dur = 0, 0
+	}
+	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
+		Duration: dur, Run: e.run, Drain: so.drain, Reverse: !bidir, Bidir: bidir, Count: p.Count, SendFor: sendFor, Warmup: so.warmup, RateBps: p.RateBps})
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("far end: %w", err)
+	}
+	ts := fc.Transports()
+	if len(ts) != want {
+		abandonFar(fc, ts)
+		return nil, nil, 0, fmt.Errorf("far end: opened %d data paths, want %d", len(ts), want)
+	}
+	return fc, ts, dur, nil
+}
+
+// abandonFar closes this side's endpoints ts and ends fc's far half, its figures
+// unread: a cell that failed before Finish.
+func abandonFar(fc FarCell, ts []Transport) {
+	for _, t := range ts {
+		t.Close()
+	}
+	fc.Finish(context.Background())
 }
