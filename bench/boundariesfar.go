@@ -66,14 +66,7 @@ func runBoundariesFar(ctx context.Context, e *runEnv, nw Network, p Params) (out
 	obs := map[string]any{}
 	var o outcome
 	add := func(r FarResult) {
-		o.warns = append(o.warns, r.Warnings...)
-		switch {
-		case r.CPUSec == nil:
-		case o.m.ServerCPUSec == nil:
-			o.m.ServerCPUSec = f64p(*r.CPUSec)
-		default:
-			*o.m.ServerCPUSec += *r.CPUSec
-		}
+		o.addFar(r)
 		o.m.ServerSockets = max(o.m.ServerSockets, r.ServerSockets)
 	}
 	quiet := e.timeout + e.drain

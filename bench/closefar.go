@@ -40,23 +40,13 @@ const closeEchoes = 5
 func runCloseFar(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
 	obs := map[string]any{}
 	var o outcome
-	add := func(r FarResult) {
-		o.warns = append(o.warns, r.Warnings...)
-		switch {
-		case r.CPUSec == nil:
-		case o.m.ServerCPUSec == nil:
-			o.m.ServerCPUSec = f64p(*r.CPUSec)
-		default:
-			*o.m.ServerCPUSec += *r.CPUSec
-		}
-	}
 	r, err := peerCloseFar(ctx, e, nw, p, obs, &o.m)
-	add(r)
+	o.addFar(r)
 	if err != nil {
 		return outcome{}, fmt.Errorf("peer close: %w", err)
 	}
 	r, err = listenerCloseFar(ctx, e, nw, p, obs, &o.m)
-	add(r)
+	o.addFar(r)
 	if err != nil {
 		return outcome{}, fmt.Errorf("listener close: %w", err)
 	}

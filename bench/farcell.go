@@ -72,3 +72,16 @@ func (fo *farOne) finish(ctx context.Context) FarResult {
 	}
 	return r
 }
+
+// addFar adds what the far end reported of one part of a cell that runs several far
+// tests (close, boundaries): its warnings, and its CPU to the cell's server CPU.
+func (o *outcome) addFar(r FarResult) {
+	o.warns = append(o.warns, r.Warnings...)
+	switch {
+	case r.CPUSec == nil:
+	case o.m.ServerCPUSec == nil:
+		o.m.ServerCPUSec = f64p(*r.CPUSec)
+	default:
+		*o.m.ServerCPUSec += *r.CPUSec
+	}
+}
