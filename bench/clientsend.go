@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 )
 
@@ -156,46 +155,26 @@ func openClientsFar(ctx context.Context, e *runEnv, nw Network, p Params) (*clie
 	if p.Count > 0 {
 		dur = 0
 	}
-	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpClients, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur, Listen: true})
+	fl, err := openFarListen(ctx, e, ExpClients, nw, p.Size, dur)
 	if err != nil {
-		return nil, fmt.Errorf("far end: %w", err)
-	}
-	var once sync.Once
-	var res FarResult
-	var ferr error
-	finish := func(ctx context.Context) {
-		once.Do(func() {
-			for _, t := range fc.Transports() {
-				t.Close() // the test's own data path: the clients are the dialed ones
-			}
-			res, ferr = fc.Finish(ctx)
-		})
-	}
-	fd, ok := fc.(FarDialer)
-	if !ok {
-		finish(ctx)
-		return nil, errors.New("far end: it cannot take new clients during a cell (no listen mode)")
+		return nil, err
 	}
 	// The far end answers on its data path once it has read its baseline: the
 	// clients dial after.
-	if ts := fc.Transports(); len(ts) != 1 || !answered(ctx, e, ts[0], p.Size, 10) {
-		finish(ctx)
+	if !answered(ctx, e, fl.fc.Transports()[0], p.Size, 10) {
+		fl.finish(ctx)
 		return nil, errors.New("far end: no answer on its data path (it answers once its footprint's baseline is read)")
 	}
 	return &clientsEnd{
-		dial:  fd.Dial,
+		dial:  fl.dial,
 		drops: func() (uint64, bool) { return 0, false },
 		footprint: func(ctx context.Context) (FootprintDelta, int, int, []string, *float64) {
-			finish(ctx)
-			warns := res.Warnings
-			if ferr != nil {
-				warns = append(warns, fmt.Sprintf("far end: %v", ferr))
+			r := fl.finish(ctx)
+			if r.Footprint == nil {
+				return FootprintDelta{Errors: []string{"the far end reported no footprint"}}, 0, r.ServerSockets, r.Warnings, r.CPUSec
 			}
-			if res.Footprint == nil {
-				return FootprintDelta{Errors: []string{"the far end reported no footprint"}}, 0, res.ServerSockets, warns, res.CPUSec
-			}
-			return *res.Footprint, 0, res.ServerSockets, warns, res.CPUSec
+			return *r.Footprint, 0, r.ServerSockets, r.Warnings, r.CPUSec
 		},
-		close: func() { finish(context.Background()) },
+		close: func() { fl.finish(context.Background()) },
 	}, nil
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -148,24 +147,12 @@ func openConnectEnd(ctx context.Context, e *runEnv, nw Network, p Params) (*conn
 	if p.Count > 0 {
 		dur = 0
 	}
-	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpConnect, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur, Listen: true})
+	fl, err := openFarListen(ctx, e, ExpConnect, nw, p.Size, dur)
 	if err != nil {
-		return nil, fmt.Errorf("far end: %w", err)
+		return nil, err
 	}
-	stop := func(ctx context.Context) (int, []string, *float64) {
-		for _, t := range fc.Transports() {
-			t.Close() // the test's own data path: connect's clients are the dialed ones
-		}
-		r, err := fc.Finish(ctx)
-		if err != nil {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("far end: %v", err))
-		}
+	return &connectEnd{dial: fl.dial, stop: func(ctx context.Context) (int, []string, *float64) {
+		r := fl.finish(ctx)
 		return r.ServerSockets, r.Warnings, r.CPUSec
-	}
-	fd, ok := fc.(FarDialer)
-	if !ok {
-		stop(ctx)
-		return nil, errors.New("far end: it cannot take new clients during a cell (no listen mode)")
-	}
-	return &connectEnd{dial: fd.Dial, stop: stop}, nil
+	}}, nil
 }
