@@ -36,18 +36,26 @@ func startServer(t *testing.T, lim remote.Limits) string {
 	return ln.Addr().String()
 }
 
+// dialServer starts a server with lim (startServer) and opens a session with it,
+// closed when the test ends.
+func dialServer(t *testing.T, lim remote.Limits) (*Far, string) {
+	t.Helper()
+	addr := startServer(t, lim)
+	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { far.Close() })
+	return far, addr
+}
+
 // TestFarCells: stream and pingpong run through a Far against a real server
 // session: every message crosses the authenticated, validated data path, the
 // stream's receiver at the server accounts each one (paced on loopback: all
 // received, once, in order), every request is answered, for TCP and UDP, and the
 // report says the run was remote.
 func TestFarCells(t *testing.T) {
-	addr := startServer(t, remote.Limits{})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, addr := dialServer(t, remote.Limits{})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpStream, bench.ExpPingPong}, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
 		Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Timeout: 200 * time.Millisecond, Drain: 500 * time.Millisecond})
 	if err != nil {
@@ -98,12 +106,7 @@ func TestFarCells(t *testing.T) {
 // accounts every message: paced on loopback, all received once and in order; the
 // sender's rate is the server's report. Also a time-bound (not counted) run.
 func TestFarReverse(t *testing.T) {
-	addr := startServer(t, remote.Limits{})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{})
 	for _, p := range []bench.Plan{
 		{Count: 500},
 		{Duration: 300 * time.Millisecond},
@@ -144,12 +147,7 @@ func TestFarReverse(t *testing.T) {
 // direction's 2 × 500 messages are received once and in order by its receiver, and
 // the cell's figures are the two directions' sums. Also a time-bound run.
 func TestFarBidir(t *testing.T) {
-	addr := startServer(t, remote.Limits{})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{})
 	for _, p := range []bench.Plan{{Count: 500}, {Duration: 300 * time.Millisecond}} {
 		p.Far, p.Bidir, p.Experiments, p.Transports = far, true, []string{bench.ExpStream}, []string{"tcp", "udp"}
 		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 500*time.Millisecond
@@ -218,12 +216,7 @@ func checkFarBidir(t *testing.T, p bench.Plan) {
 // TestFarRefused: a cell the server refuses (here: longer than its --max-duration)
 // fails with the server's reason, naming the limit, and the session serves the next.
 func TestFarRefused(t *testing.T) {
-	addr := startServer(t, remote.Limits{MaxDuration: 2 * time.Second})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{MaxDuration: 2 * time.Second})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"udp"}, Sizes: []int{64},
 		Duration: 5 * time.Second, Warmup: 20 * time.Millisecond})
 	if err != nil {

@@ -14,12 +14,7 @@ import (
 // each answered; the far end accepted one TCP socket per measured client (the
 // warm-up's excluded) and served every UDP client from one socket.
 func TestFarConnect(t *testing.T) {
-	addr := startServer(t, remote.Limits{})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpConnect}, Transports: []string{"tcp", "udp"},
 		Sizes: []int{64}, Count: 300, Warmup: 50 * time.Millisecond, Timeout: time.Second})
 	if err != nil {
@@ -60,12 +55,7 @@ func TestFarConnect(t *testing.T) {
 // end shares this process, so its descriptor and goroutine counts include the
 // clients'; the two-namespace test in cmd checks them exactly.)
 func TestFarClients(t *testing.T) {
-	addr := startServer(t, remote.Limits{})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpClients}, Transports: []string{"tcp", "udp"},
 		Clients: 50, Count: 20, Warmup: -1, Timeout: time.Second})
 	if err != nil {

@@ -26,12 +26,7 @@ import (
 // existing client is not answered and neither is a new one.
 func TestFarProperties(t *testing.T) {
 	r := freePorts(t, 4)
-	addr := startServer(t, remote.Limits{DataPorts: r, MaxStreams: 2})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{DataPorts: r, MaxStreams: 2})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpRefused, bench.ExpClose},
 		Transports: []string{"tcp", "udp"}})
 	if err != nil {
@@ -222,12 +217,7 @@ func TestFarBoundaries(t *testing.T) {
 		{"max-size above the framing's", 32 << 20, 16 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := startServer(t, remote.Limits{MaxSize: tc.maxSize})
-			far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer far.Close()
+			far, _ := dialServer(t, remote.Limits{MaxSize: tc.maxSize})
 			rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpBoundaries}, Transports: []string{"tcp", "udp"}})
 			if err != nil {
 				t.Fatal(err)

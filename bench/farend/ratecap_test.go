@@ -16,12 +16,7 @@ import (
 // not the path. A reverse stream paced below the cap by the client is never held.
 func TestFarRateCap(t *testing.T) {
 	var capBps = 2e6
-	addr := startServer(t, remote.Limits{MaxRateBps: uint64(capBps)})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{MaxRateBps: uint64(capBps)})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"tcp", "udp"},
 		Sizes: []int{1024}, Duration: 300 * time.Millisecond, Warmup: -1, Timeout: time.Second})
 	if err != nil {

@@ -18,12 +18,7 @@ import (
 // the small send buffer, and the time line joins both hosts' counts.
 func TestFarSlowReceiver(t *testing.T) {
 	const reader = 20e6
-	addr := startServer(t, remote.Limits{})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpSlowReceiver}, Transports: []string{"tcp", "udp"},
 		ReaderBps: reader, Duration: 500 * time.Millisecond, Drain: 500 * time.Millisecond})
 	if err != nil {

@@ -13,12 +13,7 @@ import (
 // stamps, at the server's receiver (forward) and at this host's (reverse): every
 // message received carries one.
 func TestFarKernelStamps(t *testing.T) {
-	addr := startServer(t, remote.Limits{})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{})
 	for _, reverse := range []bool{false, true} {
 		rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Reverse: reverse, Experiments: []string{bench.ExpStream}, Transports: []string{"udp"},
 			Sizes: []int{256}, RateBps: 10e6, Count: 300, Warmup: -1, Drain: 500 * time.Millisecond})
@@ -52,12 +47,7 @@ func deref[T any](p *T) any {
 // the pace; a run that fell more than 2% behind on a loaded host is tried again,
 // up to three times.
 func TestFarReversePace(t *testing.T) {
-	addr := startServer(t, remote.Limits{})
-	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
+	far, _ := dialServer(t, remote.Limits{})
 	const pace = 10e6
 	for _, transport := range []string{"tcp", "udp"} {
 		var rate float64
