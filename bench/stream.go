@@ -190,7 +190,7 @@ func tcpLimits(ts []Transport) (sum TCPInfo, ok bool) {
 // have handed over and the receiver has taken in. The function it returns ends the
 // sampling and waits for it; calling it again does nothing.
 func sampleSeries(start time.Time, step time.Duration, txs []*streamTx, rx *streamRx) func() {
-	return sampleInto(start, step, txs, &rx.delivered, rx.addSample)
+	return sampleInto(start, step, txs, &rx.delivered, rx.series.add)
 }
 
 // sampleInto is sampleSeries into add, with delivered counting the receiver's
@@ -371,22 +371,10 @@ type streamRx struct {
 	onFirstData func()    // when set, called once, as the first data message is accounted
 	firstData   sync.Once // guards onFirstData
 
-	mu     sync.Mutex // guards tot, series and oneWay
+	mu     sync.Mutex // guards tot and oneWay
 	tot    rxTotals
-	series []Sample
-	oneWay *Latency // nil = not recorded; each serve records into its own and merges here
-}
-
-func (rx *streamRx) addSample(s Sample) {
-	rx.mu.Lock()
-	rx.series = append(rx.series, s)
-	rx.mu.Unlock()
-}
-
-func (rx *streamRx) seriesResult() []Sample {
-	rx.mu.Lock()
-	defer rx.mu.Unlock()
-	return append([]Sample(nil), rx.series...)
+	series sampleLog // the time line, when sampled
+	oneWay *Latency  // nil = not recorded; each serve records into its own and merges here
 }
 
 type rxTotals struct {

@@ -157,7 +157,7 @@ func (ls *localStream) sampleSeries(start time.Time, step time.Duration, txs []*
 	return sampleSeries(start, step, txs, ls.rx)
 }
 func (ls *localStream) drain(ctx context.Context, d time.Duration) { ls.rx.waitDrained(ctx, d) }
-func (ls *localStream) series() []Sample                           { return ls.rx.seriesResult() }
+func (ls *localStream) series() []Sample                           { return ls.rx.series.result() }
 
 func (ls *localStream) finish(context.Context) (rxResult, error) {
 	var r rxResult
@@ -191,8 +191,8 @@ type farStream struct {
 	ts   []Transport
 	once sync.Once
 
-	sent       sentSeries // this host's half of the time line
-	sampled    bool       // sampleSeries ran
+	sent       sampleLog // this host's half of the time line
+	sampled    bool      // sampleSeries ran
 	farSeries  []RecvSample
 	sendBuffer int      // SO_SNDBUF granted the senders' endpoints (streamOpts.sendBuffer), bytes
 	warns      []string // from opening

@@ -169,23 +169,24 @@ func (s *rxSeries) stop() (out []RecvSample, warns []string) {
 	return out, warns
 }
 
-// sentSeries is this host's half of a far time line: how many messages the senders
-// had handed over, every step from the measured phase's start.
-type sentSeries struct {
+// sampleLog is a time line one goroutine samples while others read it: a stream
+// receiver's, or this host's half of a far one.
+type sampleLog struct {
 	mu      sync.Mutex // guards samples
 	samples []Sample
 }
 
-func (ss *sentSeries) add(s Sample) {
-	ss.mu.Lock()
-	ss.samples = append(ss.samples, s)
-	ss.mu.Unlock()
+func (sl *sampleLog) add(s Sample) {
+	sl.mu.Lock()
+	sl.samples = append(sl.samples, s)
+	sl.mu.Unlock()
 }
 
-func (ss *sentSeries) result() []Sample {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return append([]Sample(nil), ss.samples...)
+// result is a copy of the samples so far.
+func (sl *sampleLog) result() []Sample {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	return append([]Sample(nil), sl.samples...)
 }
 
 // seriesAlignWarning says how a merged time line's two clocks meet.
