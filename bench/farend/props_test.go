@@ -3,16 +3,14 @@ package farend
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/internal/freeports"
 )
 
 // TestFarProperties: refused and close against a real server session on loopback,
@@ -142,31 +140,8 @@ func obsNum(v any) float64 {
 
 // freePorts returns a range of n ports free for TCP and UDP on 127.0.0.1 now.
 func freePorts(tb testing.TB, n int) remote.PortRange {
-	tb.Helper()
-	for range 50 {
-		lo := 30000 + rand.IntN(10000-n)
-		ok := true
-		for p := lo; p < lo+n && ok; p++ {
-			a := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-			ln, err := net.Listen("tcp4", a)
-			if err != nil {
-				ok = false
-				break
-			}
-			ln.Close()
-			c, err := net.ListenPacket("udp4", a)
-			if err != nil {
-				ok = false
-				break
-			}
-			c.Close()
-		}
-		if ok {
-			return remote.PortRange{Lo: uint16(lo), Hi: uint16(lo + n - 1)}
-		}
-	}
-	tb.Skipf("no %d consecutive free ports found in 30000-39999", n)
-	return remote.PortRange{}
+	lo, hi := freeports.Range(tb, n)
+	return remote.PortRange{Lo: lo, Hi: hi}
 }
 
 // TestRunnerCheckProperties: bench.refused and bench.close run one bidir data path

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/internal/freeports"
 )
 
 // testServeKey is a pre-shared key for the serve tests: 32 bytes.
@@ -428,35 +428,10 @@ func TestServeInProcess(t *testing.T) {
 	}
 }
 
-// freePortRange returns n consecutive loopback ports free now for TCP and UDP, below
-// Linux's ephemeral range so that the kernel hands none of them out meanwhile, or
-// skips.
+// freePortRange returns n consecutive loopback ports free now for TCP and UDP.
 func freePortRange(tb testing.TB, n int) remote.PortRange {
-	tb.Helper()
-	for range 50 {
-		lo := 20000 + rand.IntN(10000-n)
-		ok := true
-		for p := lo; p < lo+n && ok; p++ {
-			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-			ln, err := net.Listen("tcp4", addr)
-			if err != nil {
-				ok = false
-				break
-			}
-			ln.Close()
-			c, err := net.ListenPacket("udp4", addr)
-			if err != nil {
-				ok = false
-				break
-			}
-			c.Close()
-		}
-		if ok {
-			return remote.PortRange{Lo: uint16(lo), Hi: uint16(lo + n - 1)}
-		}
-	}
-	tb.Skipf("no %d consecutive free ports found in 20000-29999", n)
-	return remote.PortRange{}
+	lo, hi := freeports.Range(tb, n)
+	return remote.PortRange{Lo: lo, Hi: hi}
 }
 
 // TestServeFlood: a flood of connections that fail their handshake leaves a few
