@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/farend"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 )
@@ -47,13 +48,13 @@ type serveFlags struct {
 	handshakeTimeout, maxSession time.Duration
 }
 
-var serveLong = `Serve runs the remote end of tcpvsudp, like 'iperf3 -s': it listens for control
+var serveLong = fmt.Sprintf(`Serve runs the remote end of tcpvsudp, like 'iperf3 -s': it listens for control
 connections (TCP) on --listen and runs the tests clients ask for, one after another
 in each session, under limits it enforces itself. It is meant to be left running.
 
 The counterpart is 'tcpvsudp run --server HOST[:PORT] --key-file FILE' on the other
-host: it runs stream, pingpong and slow-receiver against this server, with the
-same report as on loopback.
+host: it runs its experiments against this server, with the same report as on
+loopback. Across hosts: %s (fanout stays on one host).
 
 Authentication: with --key-file, a client must prove it holds the same key before it
 may ask for anything (HMAC-SHA256 over fresh nonces, both ways; replays refused).
@@ -72,7 +73,7 @@ What the server refuses, before any data socket opens, naming the flag:
   - a session beyond --max-sessions
   - a test above --max-streams, --max-duration, --max-rate or --max-size, or one
     that would outlast --max-session-time; the session goes on
-  - an experiment the server does not run (it runs what 'run --server' asks for: stream, pingpong, slow-receiver)
+  - an experiment the server does not run (it runs what 'run --server' asks for)
 It ends a session idle for --idle-timeout or older than --max-session-time.
 
 UDP safety: data goes only to the address the client proved through its session (a
@@ -83,7 +84,12 @@ sending within 3 s once the client goes away.
 
 Ports: the control port (TCP, --listen), and per test the data ports the server
 opens on the address the client reached (TCP: one listener; UDP: one socket per
-stream), closed when the test ends: a firewall must let both in. By default data
+stream, and for connect and clients one more that every new client talks to),
+closed when the test ends: a firewall must let both in. For connect and clients
+the TCP listener stays open while the test runs, taking new connections only from
+the client's address and only with the test's token, at most 1024 open at once; the
+extra UDP socket answers any port of the client's address, never with more bytes
+than that port sent. By default data
 ports are ephemeral; --data-ports 5300-5399 keeps them in a range (a test that finds
 no free port there is refused, naming --data-ports), so the firewall opens TCP and
 UDP 5300-5399 besides the control port.
@@ -97,7 +103,7 @@ next line says how many were left out (--quiet keeps only the start and stop lin
 and errors). SIGINT or SIGTERM stops it gracefully: no new sessions; running tests
 end, reported incomplete to their clients; after 10 s whatever is left is closed;
 then exit status 0, or 1 if a test's runner would not stop. A second signal exits
-at once, status 1.`
+at once, status 1.`, strings.Join(bench.FarExperiments, ", "))
 
 var serveExample = fmt.Sprintf(`  # host A (192.0.2.10): make a key, copy it to host B (mode 600 there too), serve
   head -c 32 /dev/urandom | base64 > key; chmod 600 key
