@@ -202,8 +202,12 @@ func farSkipWarning(p Plan) string {
 	if len(not) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("against a remote server, %s do not run yet: their cells are marked skipped (across hosts so far: %s)",
-		strings.Join(not, ", "), strings.Join(FarExperiments, ", "))
+	verb, their := "do", "their cells are"
+	if len(not) == 1 {
+		verb, their = "does", "its cells are"
+	}
+	return fmt.Sprintf("against a remote server, %s %s not run: %s marked skipped, saying why (across hosts: %s)",
+		strings.Join(not, ", "), verb, their, strings.Join(FarExperiments, ", "))
 }
 
 // skipped reports whether a result is a cell that did not run (its observed

@@ -54,7 +54,7 @@ func TestFarDefaultSuite(t *testing.T) {
 	}
 	n := 0
 	for _, w := range rep.Warnings {
-		if strings.Contains(w, "do not run yet") {
+		if strings.Contains(w, "against a remote server,") && strings.Contains(w, "not run: ") {
 			n++
 			for _, x := range not {
 				if !strings.Contains(w, x) {
@@ -85,5 +85,26 @@ func TestFarDefaultSuite(t *testing.T) {
 	explicit.Far, explicit.Experiments = &loopFar{}, []string{not[0]}
 	if err := explicit.WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "--experiments: "+not[0]) {
 		t.Errorf("Validate(-e %s) = %v, want a refusal naming --experiments", not[0], err)
+	}
+}
+
+// TestBothEndsPerGB: across hosts the cost per byte adds the server's CPU to this
+// host's: 1 s here and 3 s there over what cost 2 s/GB here is 8 s/GB for both.
+func TestBothEndsPerGB(t *testing.T) {
+	two, three := 2.0, 3.0
+	for _, tc := range []struct {
+		m    Metrics
+		want float64
+		ok   bool
+	}{
+		{Metrics{CPUSec: 1, CPUSecPerGB: &two, ServerCPUSec: &three}, 8, true},
+		{Metrics{CPUSec: 1, CPUSecPerGB: &two}, 2, true},
+		{Metrics{CPUSec: 0, CPUSecPerGB: &two, ServerCPUSec: &three}, 0, false},
+		{Metrics{CPUSec: 1}, 0, false},
+	} {
+		got, ok := bothEndsPerGB(tc.m)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("bothEndsPerGB(cpu %v, per GB %v, server %v) = %v, %v; want %v, %v", tc.m.CPUSec, tc.m.CPUSecPerGB, tc.m.ServerCPUSec, got, ok, tc.want, tc.ok)
+		}
 	}
 }

@@ -165,7 +165,11 @@ func clientsText(o map[string]any) string {
 	fds, _ := obsNum(o, "server_fds")
 	t := fmt.Sprintf("%.0f clients: %s, %s", n, countNoun(sk, "server socket"), countNoun(fds, "server file descriptor"))
 	if slab, ok := obsNum(o, "kernel_socket_slab_bytes_per_client"); ok && slab > 0 {
-		t += fmt.Sprintf(", %.0f B of kernel socket objects per client (both ends)", slab)
+		whose := "both ends"
+		if _, far := o["footprint_of"]; far {
+			whose = "the server's kernel" // across hosts (footprint_of says what a shared kernel adds)
+		}
+		t += fmt.Sprintf(", %.0f B of kernel socket objects per client (%s)", slab, whose)
 	}
 	if rps, ok := obsNum(o, "requests_per_s"); ok {
 		t += fmt.Sprintf("; %s requests/s", g(uint64(rps+0.5)))
@@ -226,17 +230,38 @@ func propCost(r *Report) (Property, bool) {
 		return slices.MaxFunc(rs, func(a, b Result) int { return a.Params.Size - b.Params.Size })
 	}
 	t, u := largest(tcp), largest(udp)
-	if t.Metrics.CPUSecPerGB == nil || u.Metrics.CPUSecPerGB == nil {
+	tc, tok := bothEndsPerGB(t.Metrics)
+	uc, uok := bothEndsPerGB(u.Metrics)
+	if !tok || !uok {
 		return Property{}, false
+	}
+	where := "both ends together"
+	if t.Metrics.ServerCPUSec != nil {
+		where = "both hosts together (this host's process and the server's)"
 	}
 	return Property{
 		ID:       "cost",
 		Property: "cost per byte",
-		Claim:    "the CPU each moved gigabyte costs, both ends together (stream, largest size)",
-		TCP:      fmt.Sprintf("%.2f CPU s/GB at %d-byte messages", *t.Metrics.CPUSecPerGB, t.Params.Size),
-		UDP:      fmt.Sprintf("%.2f CPU s/GB at %d-byte messages", *u.Metrics.CPUSecPerGB, u.Params.Size),
-		Evidence: map[string]any{"experiment": ExpStream, "size": t.Params.Size, "tcp_cpu_s_per_gb": round3(*t.Metrics.CPUSecPerGB), "udp_cpu_s_per_gb": round3(*u.Metrics.CPUSecPerGB)},
+		Claim:    "the CPU each moved gigabyte costs, " + where + " (stream, largest size)",
+		TCP:      fmt.Sprintf("%.2f CPU s/GB at %d-byte messages", tc, t.Params.Size),
+		UDP:      fmt.Sprintf("%.2f CPU s/GB at %d-byte messages", uc, u.Params.Size),
+		Evidence: map[string]any{"experiment": ExpStream, "size": t.Params.Size, "tcp_cpu_s_per_gb": round3(tc), "udp_cpu_s_per_gb": round3(uc)},
 	}, true
+}
+
+// bothEndsPerGB is the CPU seconds per gigabyte of both ends of a stream cell: on one
+// host its CPUSecPerGB (one process runs both), across hosts that scaled by the
+// server's CPU added to this host's.
+func bothEndsPerGB(m Metrics) (float64, bool) {
+	switch {
+	case m.CPUSecPerGB == nil:
+		return 0, false
+	case m.ServerCPUSec == nil:
+		return *m.CPUSecPerGB, true
+	case m.CPUSec <= 0:
+		return 0, false
+	}
+	return *m.CPUSecPerGB * (m.CPUSec + *m.ServerCPUSec) / m.CPUSec, true
 }
 
 func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }

@@ -75,15 +75,18 @@ func summary(r *bench.Result) string {
 	if r.Error != "" {
 		return "failed: " + r.Error
 	}
+	if why, ok := r.Observed["skipped"].(string); ok {
+		return "skipped: " + why
+	}
 	m := r.Metrics
 	switch r.Experiment {
-	case bench.ExpStream:
+	case bench.ExpStream, bench.ExpSlowReceiver:
 		lost := 0.0
 		if m.SentMsgs > 0 {
 			lost = 100 * float64(m.LostMsgs) / float64(m.SentMsgs)
 		}
 		return fmt.Sprintf("goodput %s (receiver), sent %d, lost %d (%.2f%%)", bench.FormatBps(m.GoodputBps), m.SentMsgs, m.LostMsgs, lost)
-	default:
+	case bench.ExpPingPong, bench.ExpConnect, bench.ExpClients:
 		p50 := "n/a"
 		if m.RTT != nil && m.RTT.P50 != nil {
 			p50 = bench.FormatNs(float64(*m.RTT.P50))
@@ -93,5 +96,7 @@ func summary(r *bench.Result) string {
 			what = "first answer"
 		}
 		return fmt.Sprintf("%s p50 %s, %.0f/s, lost %d of %d", what, p50, m.MsgsPerS, m.LostMsgs, m.SentMsgs)
+	default: // a property experiment: its observations are the point, in the report
+		return fmt.Sprintf("sent %d, received %d, lost %d; %d observations", m.SentMsgs, m.RecvMsgs, m.LostMsgs, len(r.Observed))
 	}
 }
