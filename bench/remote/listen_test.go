@@ -223,3 +223,96 @@ func TestListenRejects(t *testing.T) {
 type driverFunc func(ctx context.Context, d *Data) (Results, error)
 
 func (f driverFunc) Drive(ctx context.Context, d *Data) (Results, error) { return f(ctx, d) }
+
+// TestClientKilledListening: a client that vanishes while its listen-mode test has
+// clients open (TCP connections accepted and echoing, UDP clients answered) leaves
+// the server serving: the next client's listen test runs, and every descriptor the
+// test opened is released.
+func TestClientKilledListening(t *testing.T) {
+	s := &Server{Key: testKey, Runner: listenEcho{}}
+	addr := startServer(t, s)
+	idle := func() {
+		eventually(t, 15*time.Second, "every control connection closed", func() bool { return s.Stats().Conns == 0 })
+	}
+	legit := func(transport string) {
+		drv := &listenClient{n: 5}
+		c, err := (&Dialer{Key: testKey, Timeout: 5 * time.Second, Driver: drv}).Dial(t.Context(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Run(t.Context(), TestRequest{Experiment: "listen-echo", Transport: transport, Size: 128, Duration: 3 * time.Second,
+			Streams: 1, Direction: Bidir, Listen: true}); err != nil || drv.answered != 5 {
+			t.Fatalf("%s listen test after a killed client: %v, %d of 5 answered", transport, err, drv.answered)
+		}
+	}
+	legit("tcp")
+	idle()
+	baseFDs := openFDs()
+	for _, transport := range []string{"tcp", "udp"} {
+		t.Run(transport, func(t *testing.T) {
+			r := dialRaw(t, addr)
+			r.send(&Hello{Software: "raw test client", Caps: []string{CapListen}})
+			ch := recvAs[*Challenge](r)
+			cn, _ := newNonce()
+			r.send(&Auth{Nonce: cn, MAC: ClientMAC(testKey, ch.Nonce, cn)})
+			recvAs[*AuthOK](r)
+			r.send(&Test{ID: 1, Experiment: "listen-echo", Transport: transport, Size: 128, DurationMS: 10000, Streams: 1, Direction: "bidir", Listen: true})
+			acc := recvAs[*Accept](r)
+			var clients []net.Conn
+			defer func() {
+				for _, c := range clients {
+					c.Close()
+				}
+			}()
+			msg := appendDatagram(nil, acc.Token, kindData, []byte("hello, listener"))
+			switch transport {
+			case "tcp":
+				tcpData(t, acc)
+				r.send(&Start{ID: 1})
+				recvAs[*Start](r)
+				for range 20 { // clients the listener took and echoes for, left open
+					c := tcpData(t, acc)
+					c.Write([]byte("hello"))
+					c.SetReadDeadline(time.Now().Add(2 * time.Second))
+					buf := make([]byte, 5)
+					if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+						t.Fatalf("tcp client: %q, %v; want its hello back", buf, err)
+					}
+					clients = append(clients, c)
+				}
+			case "udp":
+				if len(acc.Ports) != 2 {
+					t.Fatalf("accept %+v: want the stream's port and the listener's", acc)
+				}
+				proof, err := probe(t.Context(), udpTo(t, acc.Ports[0]), acc.Token)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.send(&Start{ID: 1, Paths: [][]byte{proof}})
+				recvAs[*Start](r)
+				for range 20 { // clients, each from a socket of its own, answered
+					c := udpTo(t, acc.Ports[1])
+					c.Write(msg)
+					c.SetReadDeadline(time.Now().Add(2 * time.Second))
+					buf := make([]byte, 256)
+					if n, err := c.Read(buf); err != nil || n != len(msg) {
+						t.Fatalf("udp client: %d bytes, %v; want its %d back", n, err, len(msg))
+					}
+					clients = append(clients, c)
+				}
+			}
+			r.c.Close() // the client vanishes, its clients still open
+			idle()
+			for _, c := range clients {
+				c.Close()
+			}
+			clients = nil
+			legit(transport)
+			idle()
+		})
+	}
+	if baseFDs >= 0 {
+		eventually(t, 10*time.Second, "descriptors released", func() bool { return openFDs() <= baseFDs })
+	}
+}
