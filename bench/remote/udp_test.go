@@ -21,6 +21,20 @@ func udpTest(t *testing.T, r *raw, id uint32, dir Direction, d time.Duration, ra
 	return acc
 }
 
+// startUDP validates a legitimate client's socket for test 1's one UDP path and
+// starts the test; it returns that socket.
+func startUDP(t *testing.T, r *raw, acc *Accept) *net.UDPConn {
+	t.Helper()
+	legit := udpTo(t, acc.Ports[0])
+	proof, err := probe(t.Context(), legit, acc.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.send(&Start{ID: 1, Paths: [][]byte{proof}})
+	recvAs[*Start](r)
+	return legit
+}
+
 // attacker counts the bytes a socket sends to the server and gets back.
 type attacker struct {
 	c          *net.UDPConn
@@ -102,13 +116,7 @@ func TestUDPAmplification(t *testing.T) {
 	}
 
 	// The legitimate client validates its own address and the test runs.
-	legit := udpTo(t, acc.Ports[0])
-	proof, err := probe(t.Context(), legit, acc.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.send(&Start{ID: 1, Paths: [][]byte{proof}})
-	recvAs[*Start](r)
+	legit := startUDP(t, r, acc)
 	r.startHeartbeats()
 	// Attackers keep at it during the test; the server sends data to legit only.
 	for range 20 {
@@ -152,13 +160,7 @@ func TestUDPWrongToken(t *testing.T) {
 	r := dialRaw(t, startServer(t, s))
 	r.handshake(testKey)
 	acc := udpTest(t, r, 1, Forward, 2*time.Second, 0)
-	legit := udpTo(t, acc.Ports[0])
-	proof, err := probe(t.Context(), legit, acc.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.send(&Start{ID: 1, Paths: [][]byte{proof}})
-	recvAs[*Start](r)
+	legit := startUDP(t, r, acc)
 	r.startHeartbeats()
 	const good, badToken, badKind = 20, 7, 3
 	wrong := append([]byte(nil), acc.Token...)
@@ -225,13 +227,7 @@ func TestHeartbeatLoss(t *testing.T) {
 	r := dialRaw(t, addr)
 	r.handshake(testKey)
 	acc := udpTest(t, r, 1, Reverse, 30*time.Second, 2e6)
-	legit := udpTo(t, acc.Ports[0])
-	proof, err := probe(t.Context(), legit, acc.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.send(&Start{ID: 1, Paths: [][]byte{proof}})
-	recvAs[*Start](r)
+	legit := startUDP(t, r, acc)
 	r.startHeartbeats()
 	time.Sleep(700 * time.Millisecond)
 	r.stopHeartbeats()
@@ -268,13 +264,7 @@ func TestICMPUnreachable(t *testing.T) {
 	r := dialRaw(t, startServer(t, s))
 	r.handshake(testKey)
 	acc := udpTest(t, r, 1, Reverse, 30*time.Second, 2e6)
-	legit := udpTo(t, acc.Ports[0])
-	proof, err := probe(t.Context(), legit, acc.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.send(&Start{ID: 1, Paths: [][]byte{proof}})
-	recvAs[*Start](r)
+	legit := startUDP(t, r, acc)
 	r.startHeartbeats() // the control connection stays alive: only the UDP path dies
 	legit.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := legit.Read(make([]byte, 65536)); err != nil {
