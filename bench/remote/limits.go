@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -115,33 +116,15 @@ func DefaultLimits() Limits {
 // WithDefaults returns l with every zero field set to its default.
 func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
-	if l.MaxSessions == 0 {
-		l.MaxSessions = d.MaxSessions
-	}
-	if l.MaxStreams == 0 {
-		l.MaxStreams = d.MaxStreams
-	}
-	if l.MaxDuration == 0 {
-		l.MaxDuration = d.MaxDuration
-	}
-	if l.MaxRateBps == 0 {
-		l.MaxRateBps = d.MaxRateBps
-	}
-	if l.MaxSize == 0 {
-		l.MaxSize = d.MaxSize
-	}
-	if l.IdleTimeout == 0 {
-		l.IdleTimeout = d.IdleTimeout
-	}
-	if l.PreAuthConns == 0 {
-		l.PreAuthConns = d.PreAuthConns
-	}
-	if l.HandshakeTimeout == 0 {
-		l.HandshakeTimeout = d.HandshakeTimeout
-	}
-	if l.MaxSessionTime == 0 {
-		l.MaxSessionTime = d.MaxSessionTime
-	}
+	l.MaxSessions = cmp.Or(l.MaxSessions, d.MaxSessions)
+	l.MaxStreams = cmp.Or(l.MaxStreams, d.MaxStreams)
+	l.MaxDuration = cmp.Or(l.MaxDuration, d.MaxDuration)
+	l.MaxRateBps = cmp.Or(l.MaxRateBps, d.MaxRateBps)
+	l.MaxSize = cmp.Or(l.MaxSize, d.MaxSize)
+	l.IdleTimeout = cmp.Or(l.IdleTimeout, d.IdleTimeout)
+	l.PreAuthConns = cmp.Or(l.PreAuthConns, d.PreAuthConns)
+	l.HandshakeTimeout = cmp.Or(l.HandshakeTimeout, d.HandshakeTimeout)
+	l.MaxSessionTime = cmp.Or(l.MaxSessionTime, d.MaxSessionTime)
 	return l
 }
 
