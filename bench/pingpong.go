@@ -32,8 +32,7 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 		return Metrics{}, nil, err
 	}
 
-	u0, uerr := ReadUsage()
-	retr0, _ := retransmits([]Transport{t})
+	cost := startRequestCost(t)
 	lat := NewLatency()
 	var m Metrics
 	start := time.Now()
@@ -53,20 +52,44 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 	if err := ctx.Err(); err != nil {
 		return Metrics{}, nil, fmt.Errorf("stopped after %d round trips: %w", m.SentMsgs, err)
 	}
+	warns := cost.finish(ctx, &m, lat, p.Size, elapsed, end)
+	return m, warns, nil
+}
+
+// requestCost is what a request/response cell reads as its measured phase starts
+// (CPU, retransmits) to report its costs over it.
+type requestCost struct {
+	t     Transport
+	u0    Usage
+	uerr  error
+	retr0 uint64
+}
+
+func startRequestCost(t Transport) requestCost {
+	c := requestCost{t: t}
+	c.u0, c.uerr = ReadUsage()
+	c.retr0, _ = retransmits([]Transport{t})
+	return c
+}
+
+// finish ends the measured phase: it reads CPU and retransmits, closes the cell's
+// server half (end), and fills m's request figures from lat over elapsed, its costs
+// and the server's sockets and CPU. It returns the server half's warnings.
+func (c requestCost) finish(ctx context.Context, m *Metrics, lat *Latency, size int, elapsed time.Duration, end *echoEnd) []string {
 	u1, _ := ReadUsage()
-	retr1, retrOK := retransmits([]Transport{t})
+	retr1, retrOK := retransmits([]Transport{c.t})
 	sockets, warns := end.close(ctx)
 
-	finishRequests(&m, lat, p.Size, elapsed)
+	finishRequests(m, lat, size, elapsed)
 	if retrOK {
-		m.Retransmits = u64p(retr1 - retr0)
+		m.Retransmits = u64p(retr1 - c.retr0)
 	}
-	if uerr == nil {
-		m.setUsage(u1.Sub(u0), m.SentBytes+m.RecvBytes)
+	if c.uerr == nil {
+		m.setUsage(u1.Sub(c.u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = sockets
 	m.ServerCPUSec = end.serverCPU
-	return m, warns, nil
+	return warns
 }
 
 // warmUp arms a watchdog that closes the client's endpoint t when ctx ends
@@ -256,8 +279,7 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 
 	o := &openLoop{e: e, t: t, n: n, lat: NewLatency(), spin: timerOvershoot(),
 		tags: make([]uint64, slots), mask: uint64(slots - 1)}
-	u0, uerr := ReadUsage()
-	retr0, _ := retransmits([]Transport{t})
+	cost := startRequestCost(t)
 	o.tt = newTimetable(e.now(), rate)
 
 	rctx, stop := context.WithCancel(ctx)
@@ -293,22 +315,10 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 	// The measured interval is the timetable actually kept: from request 0's
 	// scheduled time to the last send, plus one period (exactly n/rate on schedule).
 	elapsed := time.Duration(o.lastSend-o.tt.start) + time.Duration(o.tt.period)
-	u1, _ := ReadUsage()
-	retr1, retrOK := retransmits([]Transport{t})
-	sockets, warns := end.close(ctx)
-
 	m := o.m
 	m.SentMsgs = n
 	m.DropsSender = o.dropsSender
-	finishRequests(&m, o.lat, p.Size, elapsed)
-	if retrOK {
-		m.Retransmits = u64p(retr1 - retr0)
-	}
-	if uerr == nil {
-		m.setUsage(u1.Sub(u0), m.SentBytes+m.RecvBytes)
-	}
-	m.ServerSockets = sockets
-	m.ServerCPUSec = end.serverCPU
+	warns := cost.finish(ctx, &m, o.lat, p.Size, elapsed, end)
 	// The RTTs include the sender's own lateness (timer granularity, scheduling):
 	// mean_send_lag_ns says how much of the base RTT that is. The sender spins for
 	// pacer_spin_ns before each scheduled time to keep that lag small.
