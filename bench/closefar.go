@@ -182,43 +182,17 @@ func ServeClose(ctx context.Context, t Transport, size, batch int, listener bool
 	if size < HeaderLen {
 		return fmt.Errorf("bench: ServeClose: size must be at least %d bytes, got %d", HeaderLen, size)
 	}
-	batch = max(1, min(batch, (16<<10)/size))
-	bufs, sizes, out := makeBufs(batch, size), make([]int, batch), make([][]byte, batch)
-	for ctx.Err() == nil {
-		if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
-			return err
+	closing, err := serveMessages(ctx, t, batch, size, func(msg []byte) ([]byte, bool) {
+		if h, derr := DecodeHeader(msg); derr == nil && h.Kind == KindEnd {
+			return nil, h.Flow == closeEndpoint || listener
 		}
-		n, err := t.Recv(bufs, sizes)
-		k, closing := 0, false
-		for i := 0; i < n && !closing; i++ {
-			msg := bufs[i][:sizes[i]]
-			if h, derr := DecodeHeader(msg); derr == nil && h.Kind == KindEnd {
-				closing = h.Flow == closeEndpoint || listener
-				continue
-			}
-			out[k] = msg
-			k++
-		}
-		if k > 0 {
-			if _, serr := t.Send(out[:k]); serr != nil && !isDatagramRefusal(serr) {
-				return serr
-			}
-		}
-		if closing {
-			if cerr := t.Close(); cerr != nil && !isClosed(cerr) {
-				return cerr
-			}
-			return nil
-		}
-		switch {
-		case err == nil || isTimeout(err):
-		case isClosed(err):
-			return nil
-		case isDatagramRefusal(err):
-			// ICMP from the client's side of a datagram path: its request is lost.
-		default:
-			return err
-		}
+		return msg, false
+	})
+	if err != nil || !closing {
+		return err
+	}
+	if cerr := t.Close(); cerr != nil && !isClosed(cerr) {
+		return cerr
 	}
 	return nil
 }

@@ -262,34 +262,50 @@ func finishRequests(m *Metrics, lat *Latency, size int, elapsed time.Duration) {
 // the server of pingpong and connect: for TCP one runs per connection, for UDP one
 // serves every client through the shared socket.
 func echo(ctx context.Context, t Transport, batch, size int) error {
-	batch = max(1, min(batch, (16<<10)/size)) // 16 KiB a connection: servers of many clients stay lean
-	bufs := makeBufs(batch, size)
-	sizes := make([]int, batch)
-	out := make([][]byte, batch)
+	_, err := serveMessages(ctx, t, batch, size, func(msg []byte) ([]byte, bool) { return msg, false })
+	return err
+}
+
+// serveMessages is the loop of every request/response server half (echo, and
+// close's and refused's far halves): it reads up to batch messages of at most size
+// bytes at a time from t (16 KiB of buffers at most: servers of many clients stay
+// lean) and hands each to handle, which returns the reply to send (nil: none; it
+// may be msg, rewritten in place) and whether the half stops after it; the batch's
+// replies go out in one Send. A datagram refusal (ICMP from a client that went) is
+// no error. It returns when ctx ends or t is closed (stopped false), or once a
+// handler stopped it (stopped true, the rest of that batch dropped unanswered).
+func serveMessages(ctx context.Context, t Transport, batch, size int, handle func(msg []byte) (reply []byte, stop bool)) (stopped bool, err error) {
+	batch = max(1, min(batch, (16<<10)/size))
+	bufs, sizes, out := makeBufs(batch, size), make([]int, batch), make([][]byte, batch)
 	for ctx.Err() == nil {
 		if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
-			return err
+			return false, err
 		}
 		n, err := t.Recv(bufs, sizes)
-		for i := 0; i < n; i++ {
-			out[i] = bufs[i][:sizes[i]]
-		}
-		if n > 0 {
-			if _, serr := t.Send(out[:n]); serr != nil && !isDatagramRefusal(serr) {
-				return serr
+		k := 0
+		for i := 0; i < n && !stopped; i++ {
+			var reply []byte
+			if reply, stopped = handle(bufs[i][:sizes[i]]); reply != nil {
+				out[k] = reply
+				k++
 			}
 		}
-		if err != nil {
-			if isTimeout(err) {
-				continue
+		if k > 0 {
+			if _, serr := t.Send(out[:k]); serr != nil && !isDatagramRefusal(serr) {
+				return stopped, serr
 			}
-			if isClosed(err) {
-				return nil
-			}
-			return err
+		}
+		switch {
+		case stopped:
+			return true, nil
+		case err == nil || isTimeout(err) || isDatagramRefusal(err):
+		case isClosed(err):
+			return false, nil
+		default:
+			return false, err
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // makeBufs returns n buffers of size bytes each, carved from one allocation.

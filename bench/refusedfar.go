@@ -94,31 +94,14 @@ func ServeRefused(ctx context.Context, t Transport, size int, port uint16) error
 	if size < HeaderLen || port == 0 {
 		return fmt.Errorf("bench: ServeRefused: want size ≥ %d bytes and a port, got %d bytes, port %d", HeaderLen, size, port)
 	}
-	bufs, sizes := makeBufs(1, size), make([]int, 1)
-	for ctx.Err() == nil {
-		if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
-			return err
+	_, err := serveMessages(ctx, t, 1, size, func(msg []byte) ([]byte, bool) {
+		h, derr := DecodeHeader(msg)
+		if derr != nil || h.Kind != KindRequest {
+			return nil, false
 		}
-		n, err := t.Recv(bufs, sizes)
-		if n > 0 {
-			msg := bufs[0][:sizes[0]]
-			if h, derr := DecodeHeader(msg); derr == nil && h.Kind == KindRequest {
-				h.Kind, h.Seq = KindReply, uint64(port)
-				PutHeader(msg, h)
-				if _, serr := t.Send([][]byte{msg}); serr != nil && !isDatagramRefusal(serr) {
-					return serr
-				}
-			}
-		}
-		switch {
-		case err == nil || isTimeout(err):
-		case isClosed(err):
-			return nil
-		case isDatagramRefusal(err):
-			// ICMP from the client's side: it has gone; ctx ends the half.
-		default:
-			return err
-		}
-	}
-	return nil
+		h.Kind, h.Seq = KindReply, uint64(port)
+		PutHeader(msg, h)
+		return msg, false
+	})
+	return err
 }
