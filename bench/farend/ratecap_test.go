@@ -32,6 +32,15 @@ func TestFarRateCap(t *testing.T) {
 		if !slicesContain(r.Warnings, "--max-rate (2.00 Mbit/s) held its sending back") {
 			t.Errorf("pingpong %s: warnings %q, want the server's cap named", r.Transport, r.Warnings)
 		}
+		// Each reply waited for the pacer about its own time on the wire at the cap
+		// (the client's round trip is microseconds): the held time the warning gives
+		// is that, summed over the replies.
+		over := map[string]int{"tcp": 4, "udp": 17}[r.Transport] // frame length, token prefix
+		each := time.Duration(float64(1024+over) * 8 / capBps * float64(time.Second))
+		held := heldIn(r.Warnings)
+		if lo, hi := time.Duration(0.8*float64(m.RecvMsgs-1))*each, time.Duration(1.05*float64(m.RecvMsgs))*each; held < lo || held > hi {
+			t.Errorf("pingpong %s: the cap held sending %v; want about %d replies × %v (%v..%v)", r.Transport, held, m.RecvMsgs, each, lo, hi)
+		}
 		// The replies cannot beat the cap: at most its rate, plus the pacer's 2 ms burst.
 		if max := uint64(capBps*0.3/8/1024.0 + 2.5); m.RecvMsgs > max {
 			t.Errorf("pingpong %s: %d replies, want at most %d under the cap", r.Transport, m.RecvMsgs, max)
@@ -57,4 +66,17 @@ func slicesContain(ss []string, sub string) bool {
 		}
 	}
 	return false
+}
+
+// heldIn reads the held time from a cap warning ("held its sending back for 299.4ms,"); 0 if none.
+func heldIn(warns []string) time.Duration {
+	for _, w := range warns {
+		if _, rest, ok := strings.Cut(w, "held its sending back for "); ok {
+			if v, _, ok := strings.Cut(rest, ","); ok {
+				d, _ := time.ParseDuration(v)
+				return d
+			}
+		}
+	}
+	return 0
 }
