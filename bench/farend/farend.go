@@ -205,37 +205,29 @@ func parseStreamParams(req remote.TestRequest) (bench.FarSpec, error) {
 
 // Serve runs the server half of one cell until the client reports it is done (or the
 // session stops the test), and returns its figures, with a warning when the server's
-// --max-rate held its sending back.
+// --max-rate held its sending back (measured).
 func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
 	if _, ok := benchExperiment(d.Request.Experiment); !ok {
 		return r.fallback().Serve(ctx, d)
 	}
-	res, err := r.serve(ctx, d)
-	return withCapWarning(d, res), err
+	return r.serve(ctx, d)
 }
 
 // heldNotable is how long the server's pacer must have held its senders back, at its
 // --max-rate cap, before the cell's report says so.
 const heldNotable = time.Millisecond
 
-// withCapWarning adds to res's counters a warning that the server's --max-rate cap
-// held its sending back, when it did: the cell then shows the cap, not the path.
-func withCapWarning(d *remote.Data, res remote.Results) remote.Results {
-	rate, capped, held := d.Paced()
-	if !capped || held < heldNotable || len(res.Counters) == 0 {
-		return res
+// measured runs a server half with bench.MeasureServerHalf, adds a warning when the
+// server's --max-rate cap held its sending back (the cell then shows the cap, not
+// the path), and wraps its figures for the session.
+func measured(d *remote.Data, serve func() (bench.FarResult, error)) (remote.Results, error) {
+	fr, err := bench.MeasureServerHalf(serve)
+	if rate, capped, held := d.Paced(); capped && held >= heldNotable {
+		fr.Warnings = append(fr.Warnings, fmt.Sprintf("the server's --max-rate (%s) held its sending back for %v, summed over its senders: what it sent shows that cap, not the path (serve with a higher --max-rate to go past it)",
+			bench.FormatBps(rate), held.Round(time.Microsecond)))
+		fr.RateCapHeldNs = int64(held)
 	}
-	var fr bench.FarResult
-	if err := json.Unmarshal(res.Counters, &fr); err != nil {
-		return res
-	}
-	fr.Warnings = append(fr.Warnings, fmt.Sprintf("the server's --max-rate (%s) held its sending back for %v, summed over its senders: what it sent shows that cap, not the path (serve with a higher --max-rate to go past it)",
-		bench.FormatBps(rate), held.Round(time.Microsecond)))
-	fr.RateCapHeldNs = int64(held)
-	if counters, err := json.Marshal(fr); err == nil {
-		res.Counters = counters
-	}
-	return res
+	return results(fr, err)
 }
 
 // serve is Serve for bench's far experiments.
@@ -249,7 +241,7 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
 		}
-		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) {
+		return measured(d, func() (bench.FarResult, error) {
 			if spec.Bidir {
 				return bench.ServeStreamBidir(ctx, spec, ts, d.PeerDone())
 			}
@@ -257,18 +249,18 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 				return bench.ServeStreamTx(ctx, spec, ts)
 			}
 			return bench.ServeStreamRx(ctx, spec, ts, d.PeerDone())
-		}))
+		})
 	}
 	x, _ := benchExperiment(d.Request.Experiment)
 	if x == bench.ExpConnect || x == bench.ExpClients {
-		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == bench.ExpClients) }))
+		return measured(d, func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == bench.ExpClients) })
 	}
 	if x == bench.ExpBoundaries {
 		spec, err := parseBoundaries(d.Request)
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
 		}
-		return results(bench.MeasureServerHalf(func() (bench.FarResult, error) { return bench.ServeBoundaries(ctx, spec, ts[0], d.PeerDone()) }))
+		return measured(d, func() (bench.FarResult, error) { return bench.ServeBoundaries(ctx, spec, ts[0], d.PeerDone()) })
 	}
 	serve, err := halfServer(x, d)
 	if err != nil {
@@ -285,7 +277,7 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 			}
 		}()
 	}
-	return results(bench.MeasureServerHalf(func() (bench.FarResult, error) {
+	return measured(d, func() (bench.FarResult, error) {
 		errs := make([]error, len(ts))
 		var wg sync.WaitGroup
 		for i, t := range ts {
@@ -293,7 +285,7 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		}
 		wg.Wait()
 		return bench.FarResult{ServerSockets: len(ts)}, errors.Join(errs...)
-	}))
+	})
 }
 
 // results wraps a server half's figures for the session, incomplete with err.
