@@ -20,8 +20,10 @@ func TestRunServerTwoHostsClients(t *testing.T) {
 	if len(rep.Results) != 2 {
 		t.Fatalf("%d results, want clients × tcp, udp", len(rep.Results))
 	}
+	goroutines := map[string]float64{}
 	for _, r := range rep.Results {
 		m, o := r.Metrics, r.Observed
+		goroutines[r.Transport], _ = o["server_goroutines"].(float64)
 		t.Logf("clients %s across the veth pair: answered %d of %d, server sockets %d, observed %v, warnings %q",
 			r.Transport, m.RecvMsgs, m.SentMsgs, m.ServerSockets, o, r.Warnings)
 		if r.Error != "" {
@@ -41,6 +43,11 @@ func TestRunServerTwoHostsClients(t *testing.T) {
 			t.Errorf("clients %s: server fds %v, client fds %v, server kernel sockets %v; want %v, 0, %v",
 				r.Transport, o["server_fds"], o["client_fds"], o["kernel_sockets_delta"], 50*per, 50*per)
 		}
+	}
+	// The server half echoes each TCP client on a goroutine of its own and every UDP
+	// client from one: at least one goroutine per TCP client, a few in all for UDP.
+	if goroutines["tcp"] < 50 || goroutines["udp"] > 2 {
+		t.Errorf("server goroutines: tcp %v, udp %v; want one or more per TCP client (50), at most 2 for all the UDP clients", goroutines["tcp"], goroutines["udp"])
 	}
 	cs.terminate(t)
 }
