@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 func init() { experiments[ExpBoundaries] = runBoundaries }
@@ -216,7 +218,7 @@ func openPair(ctx context.Context, e *runEnv, nw Network) (*pair, error) {
 			l.Close()
 		})
 	}
-	stopWatch := context.AfterFunc(ctx, closeAll) // ctx's end unblocks every call on the pair
+	stopWatch := ctxwatch.OnDone(ctx, closeAll) // ctx's end unblocks every call on the pair
 	pr.closeAll = func() { stopWatch(); closeAll() }
 	return pr, nil
 }

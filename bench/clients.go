@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 func init() { experiments[ExpClients] = runClients }
@@ -77,7 +79,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 		conns = append(conns, t)
 	}
 	// From here on, every blocking call ends by the cell's time limit.
-	stopWatch := context.AfterFunc(ctx, func() {
+	stopWatch := ctxwatch.OnDone(ctx, func() {
 		for _, t := range conns {
 			t.Close()
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // runConnect measures what it costs to get a first answer from a server nobody has
@@ -42,7 +44,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 			return nil
 		}
 		dialed++
-		stop := context.AfterFunc(ctx, func() { t.Close() })
+		stop := ctxwatch.OnDone(ctx, func() { t.Close() })
 		err = c.roundTrip(t, KindRequest, m, lat, from)
 		stop()
 		if cerr := t.Close(); err == nil && cerr != nil && !isClosed(cerr) {

@@ -8,8 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/udp"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
+	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
 func init() { experiments[ExpFanout] = runFanout }
@@ -128,7 +130,7 @@ func runFanout(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, e
 	}
 	// Whatever blocks below ends by the cell's time limit: closing the endpoints
 	// unblocks a sender stuck on a receiver that died.
-	stopWatch := context.AfterFunc(ctx, f.closeAll)
+	stopWatch := ctxwatch.OnDone(ctx, f.closeAll)
 	defer stopWatch()
 	return f.run(ctx)
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // runPingPong is closed-loop request/response: one client sends a p.Size-byte
@@ -27,7 +29,8 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 	}
 	defer end.close(ctx)
 	t := end.t
-	c, err := warmUp(ctx, e, t, p.Size)
+	c, stopWatch, err := warmUp(ctx, e, t, p.Size)
+	defer stopWatch()
 	if err != nil {
 		return Metrics{}, nil, err
 	}
@@ -94,17 +97,18 @@ func (c requestCost) finish(ctx context.Context, m *Metrics, lat *Latency, size 
 
 // warmUp arms a watchdog that closes the client's endpoint t when ctx ends
 // (unblocking any call on it), and runs e.warmup of round trips over t outside the
-// measurement. It returns the requester the cell goes on with.
-func warmUp(ctx context.Context, e *runEnv, t Transport, size int) (*requester, error) {
-	context.AfterFunc(ctx, func() { t.Close() })
+// measurement. It returns the requester the cell goes on with, and the watchdog's
+// stop, for the caller to defer whatever the error.
+func warmUp(ctx context.Context, e *runEnv, t Transport, size int) (*requester, func() bool, error) {
+	stopWatch := ctxwatch.OnDone(ctx, func() { t.Close() })
 	c := newRequester(e, size)
 	var warm Metrics
 	for until := time.Now().Add(e.warmup); e.warmup > 0 && time.Now().Before(until) && ctx.Err() == nil; {
 		if err := c.roundTrip(t, KindWarmup, &warm, nil, -1); err != nil {
-			return nil, fmt.Errorf("warm-up: %w", err)
+			return nil, stopWatch, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	return c, nil
+	return c, stopWatch, nil
 }
 
 // requester sends one request at a time and waits for its answer.
@@ -272,7 +276,8 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 	}
 	defer end.close(ctx)
 	t := end.t
-	c, err := warmUp(ctx, e, t, p.Size)
+	c, stopWatch, err := warmUp(ctx, e, t, p.Size)
+	defer stopWatch()
 	if err != nil {
 		return outcome{}, err
 	}

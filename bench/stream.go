@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // runStream is the one-way bulk transfer: p.Streams senders, each its own client
@@ -60,7 +62,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	}
 	defer end.close()
 	conns := end.transports()
-	stopWatch := context.AfterFunc(ctx, func() {
+	stopWatch := ctxwatch.OnDone(ctx, func() {
 		for _, t := range conns {
 			t.Close()
 		}

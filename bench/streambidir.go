@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // A both-ways stream (Plan.Bidir, like iperf3 --bidir) is one cell with 2×Streams
@@ -149,7 +151,7 @@ func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so st
 	out, in := ts[:p.Streams], ts[p.Streams:]
 	// The watchdog closes the endpoints at the cell's time limit, which unblocks a
 	// sender stuck on a far receiver that died.
-	stopWatch := context.AfterFunc(ctx, func() {
+	stopWatch := ctxwatch.OnDone(ctx, func() {
 		for _, t := range ts {
 			t.Close()
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
 )
 
@@ -269,13 +270,7 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if done := d.PeerDone(); done != nil {
-		go func() { // ends with ctx at the latest: Serve cancels it when it returns
-			select {
-			case <-done:
-				cancel() // the client sent its results: it sends no more requests
-			case <-ctx.Done():
-			}
-		}()
+		defer ctxwatch.OnClose(done, cancel)() // the client sent its results: it sends no more requests
 	}
 	return measured(d, func() (bench.FarResult, error) {
 		errs := make([]error, len(ts))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
 )
 
@@ -43,16 +44,12 @@ func serveListen(ctx context.Context, d *remote.Data, ts []bench.Transport, foot
 	}
 	fpc := make(chan bench.FootprintDelta, 1)
 	if done := d.PeerDone(); done != nil {
-		go func() { // ends with ctx at the latest: serveListen cancels it when it returns
-			select {
-			case <-done:
-				if end != nil {
-					fpc <- end() // before cancel closes the clients' connections
-				}
-				cancel()
-			case <-ctx.Done():
+		defer ctxwatch.OnClose(done, func() {
+			if end != nil {
+				fpc <- end() // before cancel closes the clients' connections
 			}
-		}()
+			cancel()
+		})()
 	}
 	size := d.Request.Size
 	var wg sync.WaitGroup
@@ -114,7 +111,7 @@ func acceptEcho(ctx context.Context, d *remote.Data, size int, wg *sync.WaitGrou
 // ctx ends.
 func echoDatagrams(ctx context.Context, l *remote.UDPListener, size int) error {
 	buf := make([]byte, size)
-	stop := context.AfterFunc(ctx, func() { l.SetReadDeadline(time.Unix(1, 0)) })
+	stop := ctxwatch.OnDone(ctx, func() { l.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	for ctx.Err() == nil {
 		n, from, err := l.ReadFrom(buf)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // ErrServerLost means the server stopped answering during a test: no message within
@@ -224,7 +226,7 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 	for _, path := range d.Paths {
 		path.pacer = p
 	}
-	stopInterrupt := context.AfterFunc(testCtx, d.interrupt)
+	stopInterrupt := ctxwatch.OnDone(testCtx, d.interrupt)
 	defer stopInterrupt()
 
 	var wg sync.WaitGroup

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // CapListen is the capability (hello and challenge "caps") that lets a test ask,
@@ -73,7 +75,7 @@ func (l *tcpListen) accept(ctx context.Context) (net.Conn, error) {
 	}
 	release := func() { <-l.slots }
 	l.ln.SetDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { l.ln.SetDeadline(time.Unix(1, 0)) })
+	stop := ctxwatch.OnDone(ctx, func() { l.ln.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	for {
 		c, err := l.ln.Accept()
@@ -106,7 +108,7 @@ func (l *tcpListen) accept(ctx context.Context) (net.Conn, error) {
 
 func (l *tcpListen) readToken(ctx context.Context, c net.Conn) bool {
 	c.SetReadDeadline(time.Now().Add(listenTokenWait))
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	stop := ctxwatch.OnDone(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	var tok [tokenLen]byte
 	_, err := io.ReadFull(c, tok[:])
 	if !stop() || err != nil || subtle.ConstantTimeCompare(tok[:], l.token) != 1 {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // Version is the control protocol version this build speaks (the "v" of every message).
@@ -749,7 +751,8 @@ func (c *ControlConn) ReadMsg(ctx context.Context, timeout time.Duration) (Msg, 
 	if err := c.conn.SetReadDeadline(c.bound(timeout)); err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { c.conn.SetReadDeadline(time.Unix(1, 0)) })
+	// Waited for: a late deadline would cut short the next read, under another context.
+	stop := ctxwatch.OnDone(ctx, func() { c.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	m, err := ReadMsg(c.conn)
 	if err != nil && ctx.Err() != nil {

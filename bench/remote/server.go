@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -762,7 +764,7 @@ func (ss *session) run(req TestRequest, d *Data, ports []uint16) error {
 	}
 	peerDone := make(chan struct{})
 	d.peerDone = peerDone
-	stopInterrupt := context.AfterFunc(runCtx, d.interrupt)
+	stopInterrupt := ctxwatch.OnDone(runCtx, d.interrupt)
 	defer stopInterrupt()
 
 	t := &testRun{id: req.ID, what: describeRequest(req), peer: ss.peer}

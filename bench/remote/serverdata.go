@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // serverData is a test's data path on the server while it is being set up: a TCP
@@ -188,11 +190,12 @@ func (sd *serverData) waitSetup() { sd.wg.Wait() }
 // bounded in number.
 func (sd *serverData) acceptData(ctx context.Context) {
 	st := &sd.ss.s.st
-	stop := context.AfterFunc(ctx, func() { sd.ln.SetDeadline(time.Unix(1, 0)) })
+	ln := sd.ln // finishSetup may take sd.ln once this returns; stop waits for the watcher
+	stop := ctxwatch.OnDone(ctx, func() { ln.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	pending := make(chan struct{}, sd.req.Streams+4) // token reads at once
 	for range 4*sd.req.Streams + 16 {
-		c, err := sd.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -231,7 +234,7 @@ func (sd *serverData) readToken(ctx context.Context, c net.Conn) bool {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetReadDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	stop := ctxwatch.OnDone(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	var tok [tokenLen]byte
 	_, err := io.ReadFull(c, tok[:])
 	if !stop() || err != nil || subtle.ConstantTimeCompare(tok[:], sd.token) != 1 {
@@ -259,7 +262,8 @@ func (v *udpValidator) run(ctx context.Context) {
 	if dl, ok := ctx.Deadline(); ok {
 		v.conn.SetReadDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { v.conn.SetReadDeadline(time.Unix(1, 0)) })
+	// Waited for: a late deadline would land on the path's socket after it was handed on.
+	stop := ctxwatch.OnDone(ctx, func() { v.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	buf := make([]byte, 65536)
 	for errs := 0; errs < 100; {
