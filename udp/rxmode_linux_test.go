@@ -280,7 +280,7 @@ func TestBusyPollClose(t *testing.T) {
 		_, err := srv.Recv(bufs, sizes)
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond) // most likely spinning by now; either way it must return
+	waitInCall(t, "udp.(*Conn).readRx", false, done) // spinning (a busy-polling Recv never parks), not about to
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
