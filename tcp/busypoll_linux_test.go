@@ -127,7 +127,7 @@ func TestBusyPollClose(t *testing.T) {
 		_, err := client.Recv([][]byte{make([]byte, 10)}, make([]int, 1))
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond) // most likely spinning by now; either way it must return
+	waitInCall(t, "tcp.(*spinReader).Read", false, done) // spinning, not about to
 	if err := client.Close(); err != nil {
 		t.Fatal(err)
 	}

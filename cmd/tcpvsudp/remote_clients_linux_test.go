@@ -16,7 +16,7 @@ func TestRunServerTwoHostsClients(t *testing.T) {
 	key := writeKey(t, testServeKey+"\n", 0o600)
 	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key)
 	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
-	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "clients", "--clients", "50", "--count", "20", "--warmup", "0")
+	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "clients", "--clients", "50", "--count", "20", "--warmup", "0", "--timeout", lossTimeout)
 	if len(rep.Results) != 2 {
 		t.Fatalf("%d results, want clients × tcp, udp", len(rep.Results))
 	}

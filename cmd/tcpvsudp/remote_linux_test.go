@@ -22,7 +22,9 @@ func TestRunServerTwoHosts(t *testing.T) {
 	key := writeKey(t, testServeKey+"\n", 0o600)
 	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key)
 	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
-	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream,pingpong", "--count", "500", "--rate", "20M", "--sizes", "64,1024", "--warmup", "20ms")
+	// --timeout: a pingpong request is lost only if unanswered for that long, not
+	// when a loaded machine delays it past the default 200 ms.
+	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream,pingpong", "--count", "500", "--rate", "20M", "--sizes", "64,1024", "--warmup", "20ms", "--timeout", lossTimeout)
 
 	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != addr {
 		t.Errorf("link %+v, want remote %s", rep.Env.Link, addr)
@@ -95,8 +97,8 @@ func TestRunServerTwoHosts(t *testing.T) {
 				t.Errorf("bidir stream %s %s: sent %v, recv %v, lost %v, dup %v, reordered %v; want 500 received once, in order",
 					r.Transport, dir, n("sent_msgs"), n("recv_msgs"), n("lost_msgs"), n("dup_msgs"), n("reordered_msgs"))
 			}
-			if g := n("goodput_bps"); g < 0.5*20e6 || g > 1.1*20e6 {
-				t.Errorf("bidir stream %s %s: goodput %.4g, want about the paced 20 Mbit/s", r.Transport, dir, g)
+			if g := n("goodput_bps"); !nearPace(g, 20e6) {
+				t.Errorf("bidir stream %s %s: goodput %.4g, want about the paced 20 Mbit/s (%s)", r.Transport, dir, g, paceRange(20e6))
 			}
 			goodput += n("goodput_bps")
 		}
@@ -126,17 +128,17 @@ func TestRunServerTwoHosts(t *testing.T) {
 		if len(r.Series) < 5 || m.ServerSockets != 1 {
 			t.Errorf("slow-receiver %s: %d samples, %d server sockets; want a time line from one server socket", r.Transport, len(r.Series), m.ServerSockets)
 		}
-		if m.GoodputBps < 0.75*reader || m.GoodputBps > 1.1*reader {
-			t.Errorf("slow-receiver %s: goodput %.4g, want the reader's %.4g (-25%%, +10%%)", r.Transport, m.GoodputBps, reader)
+		if !nearPace(m.GoodputBps, reader) {
+			t.Errorf("slow-receiver %s: goodput %.4g, want the reader's %.4g (%s)", r.Transport, m.GoodputBps, reader, paceRange(reader))
 		}
 		switch r.Transport {
 		case "tcp":
-			if m.LostMsgs != 0 || obs["bytes_delivered_equal_sent"] != true || steady < 0.75*reader || steady > 1.25*reader {
-				t.Errorf("slow-receiver tcp: lost %d, bytes equal %v, steady send rate %.4g; want nothing lost, the sender held to %.4g within 25%%",
-					m.LostMsgs, obs["bytes_delivered_equal_sent"], steady, reader)
+			if m.LostMsgs != 0 || obs["bytes_delivered_equal_sent"] != true || !nearPace(steady, reader) {
+				t.Errorf("slow-receiver tcp: lost %d, bytes equal %v, steady send rate %.4g; want nothing lost, the sender held to %.4g (%s)",
+					m.LostMsgs, obs["bytes_delivered_equal_sent"], steady, reader, paceRange(reader))
 			}
 		case "udp":
-			if m.LostMsgs == 0 || obs["drops_account_for_missing"] != true || steady < 2*reader {
+			if m.LostMsgs == 0 || obs["drops_account_for_missing"] != true || steady < paceHigh*reader {
 				t.Errorf("slow-receiver udp: lost %d, drops account for missing %v, steady send rate %.4g; want the sender far above %.4g, every missing message a counted drop",
 					m.LostMsgs, obs["drops_account_for_missing"], steady, reader)
 			}
@@ -190,9 +192,9 @@ func TestRunServerTwoHostsProperties(t *testing.T) {
 			}
 		case bench.ExpClose:
 			raw, rtt, detect := num("peer_close_request_to_eof_ns"), num("echo_rtt_ns"), num("peer_close_detect_ns")
-			if tcp && (o["peer_close_seen"] != true || raw <= 0 || rtt <= 0 || detect != max(0, raw-rtt) || detect >= 100e6 ||
+			if tcp && (o["peer_close_seen"] != true || raw <= 0 || rtt <= 0 || detect != max(0, raw-rtt) || detect >= closeDetectMax ||
 				o["listener_closed_existing_answered"] != true || o["listener_closed_new_refused"] != true) {
-				t.Errorf("close tcp: observed %v; want EOF seen, detect = max(0, request to EOF − echo RTT) under 100 ms, the connection answered, a new dial refused", o)
+				t.Errorf("close tcp: observed %v; want EOF seen, detect = max(0, request to EOF − echo RTT) under %v, the connection answered, a new dial refused", o, time.Duration(closeDetectMax))
 			}
 			if !tcp && (o["peer_close_seen"] != false || num("peer_close_waited_ns") != 1e9 || o["listener_closed_existing_answered"] != false ||
 				o["listener_closed_new_refused"] != false || !strings.HasPrefix(fmt.Sprint(o["listener_closed_new_client"]), "dial succeeded; request unanswered")) {
@@ -220,6 +222,23 @@ func TestRunServerTwoHostsProperties(t *testing.T) {
 		}
 	}
 	cs.terminate(t)
+}
+
+// closeDetectMax bounds how long after the server's close TCP's reader sees end of
+// stream, in ns: half of closeWait (1 s), which UDP's reader waits out in vain. On an
+// idle machine it is well under 1 ms.
+const closeDetectMax = 500e6
+
+// A paced rate is near its pace from pace/paceLow to pace×paceHigh: wide enough
+// that a loaded machine (a stalled pacer or reader, children built with -race)
+// stays inside, narrow enough to catch a pace off by a bits-for-bytes factor (8) or
+// none at all (unpaced, these runs reach hundreds of Mbit/s).
+const paceLow, paceHigh = 4, 2
+
+func nearPace(got, pace float64) bool { return got >= pace/paceLow && got <= pace*paceHigh }
+
+func paceRange(pace float64) string {
+	return fmt.Sprintf("%.4g..%.4g", pace/paceLow, pace*paceHigh)
 }
 
 func deref(p *uint64) any {

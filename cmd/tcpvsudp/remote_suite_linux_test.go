@@ -24,7 +24,7 @@ func TestRunServerTwoHostsFullSuite(t *testing.T) {
 	key := writeKey(t, testServeKey+"\n", 0o600)
 	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key)
 	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
-	flags := []string{"-d", "300ms", "--sizes", "64", "--warmup", "20ms", "--clients", "20"}
+	flags := []string{"-d", "100ms", "--sizes", "64", "--warmup", "20ms", "--clients", "20"}
 	far := runIn(t, p, cs, append([]string{"--server", addr, "--key-file", key}, flags...)...)
 	local := runIn(t, p, cs, append([]string{"--no-lab"}, flags...)...)
 

@@ -92,6 +92,11 @@ func startKeyedServer(t *testing.T, runner func(*remote.Server) remote.Runner) (
 	return ln.Addr().String(), keyFile
 }
 
+// lossTimeout is --timeout for runs whose requests must all (or nearly all) be
+// answered: a request counts as lost only if unanswered that long, never because a
+// loaded machine delayed it past the default 200 ms.
+const lossTimeout = "5s"
+
 // readReport reads the report.json a run wrote into dir.
 func readReport(t *testing.T, dir string) bench.Report {
 	t.Helper()
@@ -113,7 +118,8 @@ func TestRunServer(t *testing.T) {
 	addr, keyFile := startKeyedServer(t, nil)
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	args := []string{"run", "--server", addr, "--key-file", keyFile, "-e", "pingpong", "--count", "300", "--sizes", "64", "--warmup", "10ms", "--out", dir}
+	args := []string{"run", "--server", addr, "--key-file", keyFile, "-e", "pingpong", "--count", "300", "--sizes", "64", "--warmup", "10ms",
+		"--timeout", lossTimeout, "--out", dir}
 	if err := run(context.Background(), args, &out, &errb); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
 	}

@@ -28,15 +28,17 @@ const (
 	// settles to its GC target in the first seconds. Measured here (Linux 6.18, 2
 	// CPUs): TCP flat from 2.5 s on; UDP +2.4 MiB from 0 to 15 s, then flat within
 	// 0.1 MiB. 4 MiB covers the bitmap with room for the GC target to move, and still
-	// catches, over the 15 s between the quarters, a leak of ≈0.05 bytes per TCP
-	// message (≈7 million 64-byte messages/s here) or ≈0.15 bytes per UDP datagram
-	// sent (≈1 million/s, the bitmap's 2 MiB taken off the slack).
+	// catches, over the 4 s between the quarters of an 8 s cell, a leak of ≈0.08
+	// bytes per TCP message (≈7 million 64-byte messages/s here) or ≈0.5 bytes per
+	// UDP datagram sent (≈1 million/s), the bitmap's 2 MiB taken off the slack: any
+	// state kept per message, which costs 8 bytes or more. (30 s cells caught ≈0.05
+	// and ≈0.15 bytes, for 45 s more of test time.)
 	rssSlack = 4 << 20
 
-	rssCell     = 30 * time.Second       // --duration: each transport streams this long
-	rssInterval = 500 * time.Millisecond // between VmRSS samples
+	rssCell     = 8 * time.Second        // --duration: each transport streams this long
+	rssInterval = 100 * time.Millisecond // between VmRSS samples: 20 in a cell's last quarter
 	rssBuild    = 5 * time.Minute        // bound on go build (a cold cache on CI)
-	rssRun      = 3 * time.Minute        // bound on the run: 2 cells of ~31 s, startup, tables
+	rssRun      = 2 * time.Minute        // bound on the run: 2 cells of ~9 s, startup, tables; generous for a loaded machine
 )
 
 // TestRSSSteady runs the real binary through a full-speed stream, TCP then UDP, each
@@ -54,7 +56,7 @@ const (
 // The binary is built without the race detector, which would multiply memory use.
 func TestRSSSteady(t *testing.T) {
 	if testing.Short() {
-		t.Skip("rss: a 60 s full-speed stream; skipped with -short")
+		t.Skipf("rss: a %v full-speed stream; skipped with -short", 2*rssCell)
 	}
 	if runtime.GOOS != "linux" {
 		t.Skipf("rss: reads VmRSS from /proc/PID/status, Linux only (GOOS=%s)", runtime.GOOS)
