@@ -14,7 +14,9 @@ import (
 )
 
 // TestFarProperties: refused and close against a real server session on loopback,
-// with the server's --data-ports, give the loopback experiments' known answers. TCP:
+// with the server's --data-ports, give the loopback experiments' known answers (a
+// 1 s timeout for each request, where a loaded machine may miss the default 200 ms:
+// "answered" is a known answer here, not a race). TCP:
 // the far end's closed port refuses the dial (ECONNREFUSED), and it lies in the
 // range; the far end's close reaches the reader as end of stream, well within
 // closeWait; with the data listener closed the accepted connection still answers and
@@ -26,7 +28,7 @@ func TestFarProperties(t *testing.T) {
 	r := freePorts(t, 4)
 	far, _ := dialServer(t, remote.Limits{DataPorts: r, MaxStreams: 2})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpRefused, bench.ExpClose},
-		Transports: []string{"tcp", "udp"}})
+		Transports: []string{"tcp", "udp"}, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +101,11 @@ func checkFarClose(t testing.TB, transport string, obs map[string]any) {
 		if obs["peer_close_seen"] != true || !strings.Contains(str(obs["peer_close_result"]), "EOF") {
 			t.Errorf("close tcp: observed %v; want the far close seen as EOF", obs)
 		}
-		// The reader knew the close a transit time after it: far below closeWait (1 s).
-		if raw <= 0 || rtt <= 0 || detect != max(0, raw-rtt) || detect >= 100e6 {
-			t.Errorf("close tcp: request to EOF %v ns, echo RTT %v ns, detect %v ns; want detect = max(0, raw − rtt), under 100 ms", raw, rtt, detect)
+		// The reader knew the close a transit time after it, within closeWait (1 s):
+		// on an idle machine well under a millisecond; the figure is logged.
+		t.Logf("close tcp: the reader knew of the close %v after it", time.Duration(detect))
+		if raw <= 0 || rtt <= 0 || detect != max(0, raw-rtt) || detect >= 1e9 {
+			t.Errorf("close tcp: request to EOF %v ns, echo RTT %v ns, detect %v ns; want detect = max(0, raw − rtt), within closeWait (1 s)", raw, rtt, detect)
 		}
 		if obs["listener_closed_existing_answered"] != true || obs["listener_closed_new_refused"] != true {
 			t.Errorf("close tcp: observed %v; want the accepted connection answered and a new dial refused", obs)
