@@ -240,7 +240,7 @@ func TestFarRefused(t *testing.T) {
 		t.Errorf("error %q, want the server's refusal naming max-duration", r.Error)
 	}
 	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"udp"}, Sizes: []int{64},
-		Duration: 200 * time.Millisecond, Warmup: 20 * time.Millisecond})
+		Duration: 200 * time.Millisecond, Warmup: 20 * time.Millisecond, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
