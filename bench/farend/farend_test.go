@@ -2,6 +2,7 @@ package farend
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net"
 	"strings"
@@ -16,7 +17,7 @@ var testKey = []byte("farend test key, 32 bytes long!!")
 
 // startServer runs a tcpvsudp serve equivalent on loopback with Runner, and stops
 // it when the test ends.
-func startServer(t *testing.T, lim remote.Limits) string {
+func startServer(t testing.TB, lim remote.Limits) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -38,7 +39,7 @@ func startServer(t *testing.T, lim remote.Limits) string {
 
 // dialServer starts a server with lim (startServer) and opens a session with it,
 // closed when the test ends.
-func dialServer(t *testing.T, lim remote.Limits) (*Far, string) {
+func dialServer(t testing.TB, lim remote.Limits) (*Far, string) {
 	t.Helper()
 	addr := startServer(t, lim)
 	far, err := Dial(context.Background(), addr, testKey, 5*time.Second)
@@ -52,12 +53,15 @@ func dialServer(t *testing.T, lim remote.Limits) (*Far, string) {
 // TestFarCells: stream and pingpong run through a Far against a real server
 // session: every message crosses the authenticated, validated data path, the
 // stream's receiver at the server accounts each one (paced on loopback: all
-// received, once, in order), every request is answered, for TCP and UDP, and the
-// report says the run was remote.
+// received, once, in order, but for the datagrams a held-up receiver's socket
+// dropped and the kernel counted), every request is answered (a 2 s timeout and a
+// 5 s drain: a loaded machine is slow, not lossy), for TCP and UDP, and the report
+// says the run was remote. Rates are logged, not checked: they are the machine's
+// (BenchmarkFarStream reports them).
 func TestFarCells(t *testing.T) {
 	far, addr := dialServer(t, remote.Limits{})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpStream, bench.ExpPingPong}, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
-		Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Timeout: 200 * time.Millisecond, Drain: 500 * time.Millisecond})
+		Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Timeout: 2 * time.Second, Drain: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +76,8 @@ func TestFarCells(t *testing.T) {
 	}
 	for _, r := range rep.Results {
 		m := r.Metrics
-		t.Logf("%s %s %d B: sent %d recv %d lost %d late %d goodput %.4g, server sockets %d, warnings %q", r.Experiment, r.Transport, r.Params.Size,
-			m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.LateMsgs, m.GoodputBps, m.ServerSockets, r.Warnings)
+		t.Logf("%s %s %d B: sent %d recv %d lost %d (socket drops %v) late %d send rate %.4g goodput %.4g, server sockets %d, warnings %q", r.Experiment, r.Transport, r.Params.Size,
+			m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket), m.LateMsgs, m.SendRateBps, m.GoodputBps, m.ServerSockets, r.Warnings)
 		if r.Error != "" {
 			t.Errorf("%s %s %d B: %s", r.Experiment, r.Transport, r.Params.Size, r.Error)
 			continue
@@ -90,21 +94,20 @@ func TestFarCells(t *testing.T) {
 				t.Errorf("pingpong %s: sent %d recv %d lost %d sockets %d, want 500 sent, (nearly) all answered by 1 socket", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
 			}
 		case bench.ExpStream:
-			if m.SentMsgs != 1000 || m.RecvMsgs != 1000 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.ServerSockets != 2 {
-				t.Errorf("stream %s: sent %d recv %d lost %d dup %d reordered %d sockets %d, want 1000 received once, in order, by 2 sockets",
-					r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets)
+			what := fmt.Sprintf("stream %s %d B", r.Transport, r.Params.Size)
+			if m.SentMsgs != 1000 || m.ServerSockets != 2 {
+				t.Errorf("%s: sent %d by %d server sockets, want 1000 by 2", what, m.SentMsgs, m.ServerSockets)
 			}
-			if m.GoodputBps < 0.5*20e6 || m.GoodputBps > 1.1*20e6 {
-				t.Errorf("stream %s: goodput %.4g, want about the paced 20 Mbit/s (at most +10%%)", r.Transport, m.GoodputBps)
-			}
-			checkFarGoodput(t, "stream "+r.Transport, m, r.Params.Size)
+			checkDelivered(t, what, r.Transport, m)
+			checkFarGoodput(t, what, m, r.Params.Size)
 		}
 	}
 }
 
 // TestFarReverse: with --reverse the server's senders stream to this host, which
-// accounts every message: paced on loopback, all received once and in order; the
-// sender's rate is the server's report. Also a time-bound (not counted) run.
+// accounts every message: paced on loopback, all received once and in order (but for
+// the datagrams this host's socket dropped, counted); the sender's rate is the
+// server's report, never above the pace. Also a time-bound (not counted) run.
 func TestFarReverse(t *testing.T) {
 	far, _ := dialServer(t, remote.Limits{})
 	for _, p := range []bench.Plan{
@@ -112,52 +115,55 @@ func TestFarReverse(t *testing.T) {
 		{Duration: 300 * time.Millisecond},
 	} {
 		p.Far, p.Reverse, p.Experiments, p.Transports = far, true, []string{bench.ExpStream}, []string{"tcp", "udp"}
-		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 500*time.Millisecond
+		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 5*time.Second
 		rep, err := bench.Run(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range rep.Results {
 			m := r.Metrics
-			t.Logf("reverse %s (count %d, %v): sent %d recv %d lost %d send rate %.4g goodput %.4g, warnings %q",
-				r.Transport, p.Count, p.Duration, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.SendRateBps, m.GoodputBps, r.Warnings)
+			t.Logf("reverse %s (count %d, %v): sent %d recv %d lost %d (socket drops %v) send rate %.4g goodput %.4g, warnings %q",
+				r.Transport, p.Count, p.Duration, m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket), m.SendRateBps, m.GoodputBps, r.Warnings)
 			if r.Error != "" {
 				t.Errorf("reverse %s: %s", r.Transport, r.Error)
 				continue
 			}
-			if m.SentMsgs == 0 || m.RecvMsgs != m.SentMsgs || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.ServerSockets != 2 {
-				t.Errorf("reverse %s: sent %d recv %d lost %d dup %d reordered %d sockets %d, want all received once, in order, from 2 server sockets",
-					r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets)
+			what := "reverse " + r.Transport
+			if m.ServerSockets != 2 {
+				t.Errorf("%s: %d server sockets, want 2", what, m.ServerSockets)
 			}
+			checkDelivered(t, what, r.Transport, m)
 			if p.Count > 0 && m.SentMsgs != 1000 {
-				t.Errorf("reverse %s: sent %d, want 2 streams × 500", r.Transport, m.SentMsgs)
+				t.Errorf("%s: sent %d, want 2 streams × 500", what, m.SentMsgs)
 			}
-			// Never above the pace; below it only as far as a loaded host falls behind
-			// (the pacer's precision has its own test in bench).
+			// Never above the pace (the sender keeps a timetable, whatever the load);
+			// below it only as far as a loaded host falls behind.
 			if m.SendRateBps < 0.5*20e6 || m.SendRateBps > 1.05*20e6 {
-				t.Errorf("reverse %s: send rate %.4g, want the paced 20 Mbit/s (at most +5%%)", r.Transport, m.SendRateBps)
+				t.Errorf("%s: send rate %.4g, want the paced 20 Mbit/s (at most +5%%, at least half)", what, m.SendRateBps)
 			}
-			checkFarGoodput(t, "reverse "+r.Transport, m, r.Params.Size)
+			checkFarGoodput(t, what, m, r.Params.Size)
 		}
 	}
 }
 
 // TestFarBidir: with --bidir both ends send at once through a real server session,
 // a path per stream each way: paced at 20 Mbit/s per direction on loopback, each
-// direction's 2 × 500 messages are received once and in order by its receiver, and
-// the cell's figures are the two directions' sums. Also a time-bound run.
+// direction's 2 × 500 messages are received once and in order by its receiver (but
+// for counted socket drops), and the cell's figures are the two directions' sums.
+// Also a time-bound run.
 func TestFarBidir(t *testing.T) {
 	far, _ := dialServer(t, remote.Limits{})
 	for _, p := range []bench.Plan{{Count: 500}, {Duration: 300 * time.Millisecond}} {
 		p.Far, p.Bidir, p.Experiments, p.Transports = far, true, []string{bench.ExpStream}, []string{"tcp", "udp"}
-		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 500*time.Millisecond
+		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 5*time.Second
 		checkFarBidir(t, p)
 	}
 }
 
 // checkFarBidir runs p, a paced bidir plan of 2 streams, and checks each cell: every
-// message received once and in order both ways (with a count, exactly 2 × Count),
-// each direction at about the pace, the cell the directions' sum.
+// message received once and in order both ways but for counted socket drops (with a
+// count, exactly 2 × Count sent), each direction's sender never above the pace (its
+// goodput logged), the cell the directions' sum.
 func checkFarBidir(t *testing.T, p bench.Plan) {
 	t.Helper()
 	rep, err := bench.Run(context.Background(), p)
@@ -189,14 +195,22 @@ func checkFarBidir(t *testing.T, p bench.Plan) {
 				return -1
 			}
 			sent := n("sent_msgs")
-			if sent <= 0 || (p.Count > 0 && sent != float64(2*p.Count)) || n("recv_msgs") != sent || n("lost_msgs") != 0 || n("dup_msgs") != 0 || n("reordered_msgs") != 0 {
-				t.Errorf("bidir %s %s: sent %v recv %v lost %v dup %v reordered %v; want every message (2 streams × count %d) received once, in order",
-					r.Transport, dir, sent, n("recv_msgs"), n("lost_msgs"), n("dup_msgs"), n("reordered_msgs"), p.Count)
+			if sent <= 0 || (p.Count > 0 && sent != float64(2*p.Count)) {
+				t.Errorf("bidir %s %s: sent %v; want 2 streams × count %d", r.Transport, dir, sent, p.Count)
 			}
+			var drops *uint64
+			if _, ok := r.Observed[dir+"_drops_socket"]; ok {
+				d := uint64(n("drops_socket"))
+				drops = &d
+			}
+			checkDelivered(t, "bidir "+r.Transport+" "+dir, r.Transport, bench.Metrics{SentMsgs: uint64(sent), RecvMsgs: uint64(n("recv_msgs")),
+				LostMsgs: uint64(n("lost_msgs")), DupMsgs: uint64(n("dup_msgs")), ReorderedMsgs: uint64(n("reordered_msgs")),
+				DropsSender: uint64(n("drops_sender")), DropsSocket: drops})
 			sentBoth += uint64(sent)
 			g, s := n("goodput_bps"), n("send_rate_bps")
-			if g < 0.5*20e6 || g > 1.1*20e6 || s > 1.05*20e6 || math.Abs(g/s-1) > 0.1 {
-				t.Errorf("bidir %s %s: goodput %.4g, sender rate %.4g; want about the paced 20 Mbit/s, within 10%% of each other", r.Transport, dir, g, s)
+			t.Logf("bidir %s %s: goodput %.4g, sender rate %.4g (goodput/send %.3f)", r.Transport, dir, g, s, g/s)
+			if g <= 0 || s <= 0 || s > 1.05*20e6 {
+				t.Errorf("bidir %s %s: goodput %.4g, sender rate %.4g; want both positive, the sender at most the paced 20 Mbit/s (+5%%)", r.Transport, dir, g, s)
 			}
 			goodput += g
 		}
@@ -226,7 +240,7 @@ func TestFarRefused(t *testing.T) {
 		t.Errorf("error %q, want the server's refusal naming max-duration", r.Error)
 	}
 	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"udp"}, Sizes: []int{64},
-		Duration: 200 * time.Millisecond, Warmup: 20 * time.Millisecond})
+		Duration: 200 * time.Millisecond, Warmup: 20 * time.Millisecond, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,14 +297,75 @@ func TestRunnerCheck(t *testing.T) {
 }
 
 // checkFarGoodput: across hosts goodput runs from the first arrival to the last on
-// the receiver's clock. With everything delivered it is the sender's rate, within
-// 10% (both span the same messages, a transit time apart), and msgs/s × size × 8.
+// the receiver's clock, and is msgs/s × size × 8 (exact). With everything delivered
+// it is about the sender's rate (both span the same messages, a transit time apart),
+// but a receiver held up by a loaded machine shifts its span: the two are logged,
+// not compared (BenchmarkFarStream reports them).
 func checkFarGoodput(t *testing.T, what string, m bench.Metrics, size int) {
 	t.Helper()
-	if m.SendRateBps <= 0 || math.Abs(m.GoodputBps/m.SendRateBps-1) > 0.1 {
-		t.Errorf("%s: goodput %.4g, sender rate %.4g: want them within 10%%", what, m.GoodputBps, m.SendRateBps)
+	t.Logf("%s: goodput %.4g, sender rate %.4g (goodput/send %.3f)", what, m.GoodputBps, m.SendRateBps, m.GoodputBps/m.SendRateBps)
+	if m.SendRateBps <= 0 || m.GoodputBps <= 0 {
+		t.Errorf("%s: goodput %.4g, sender rate %.4g: want both positive", what, m.GoodputBps, m.SendRateBps)
 	}
 	if got := m.MsgsPerS * float64(size) * 8; math.Abs(got-m.GoodputBps) > 1e-6*m.GoodputBps {
 		t.Errorf("%s: msgs/s × size × 8 = %.6g, goodput %.6g: want equal", what, got, m.GoodputBps)
+	}
+}
+
+// checkDelivered checks a stream's known answer on loopback: every message sent
+// arrived once and in order, except, over UDP, those the kernel dropped and counted
+// (the receiving socket's buffer overflowing while a loaded machine held its reader
+// up, or a send refused): lost is exactly those, and no other message is missing.
+func checkDelivered(t *testing.T, what, transport string, m bench.Metrics) {
+	t.Helper()
+	var dropped uint64
+	if transport == "udp" {
+		dropped = m.DropsSender
+		if m.DropsSocket != nil {
+			dropped += *m.DropsSocket
+		}
+	}
+	if dropped > 0 {
+		t.Logf("%s: %d of %d messages dropped by the kernel (socket %v, sender %d), counted", what, dropped, m.SentMsgs, deref(m.DropsSocket), m.DropsSender)
+	}
+	if m.SentMsgs == 0 || m.LostMsgs != dropped || m.RecvMsgs+m.LostMsgs != m.SentMsgs || m.DupMsgs != 0 || m.ReorderedMsgs != 0 {
+		t.Errorf("%s: sent %d recv %d lost %d (kernel drops: socket %v, sender %d) dup %d reordered %d; want every message received once, in order, or dropped and counted by the kernel",
+			what, m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket), m.DropsSender, m.DupMsgs, m.ReorderedMsgs)
+	}
+}
+
+// BenchmarkFarStream reports what the tests only log: how close a paced stream
+// through a real server session comes to its pace, at the sender (the far end's
+// report in reverse) and at the receiver, and the fraction lost, per direction and
+// transport.
+func BenchmarkFarStream(b *testing.B) {
+	far, _ := dialServer(b, remote.Limits{})
+	const pace = 10e6
+	for _, dir := range []string{"forward", "reverse"} {
+		for _, transport := range []string{"tcp", "udp"} {
+			b.Run(fmt.Sprintf("dir=%s/transport=%s", dir, transport), func(b *testing.B) {
+				var send, goodput, lost, sent float64
+				for b.Loop() {
+					rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Reverse: dir == "reverse", Experiments: []string{bench.ExpStream},
+						Transports: []string{transport}, Sizes: []int{256}, Streams: 2, RateBps: pace, Count: 1000, Warmup: -1, Drain: 5 * time.Second})
+					if err != nil {
+						b.Fatal(err)
+					}
+					r := rep.Results[0]
+					if r.Error != "" {
+						b.Fatal(r.Error)
+					}
+					m := r.Metrics
+					send += m.SendRateBps
+					goodput += m.GoodputBps
+					lost += float64(m.LostMsgs)
+					sent += float64(m.SentMsgs)
+				}
+				n := float64(b.N)
+				b.ReportMetric(send/n/pace, "send/pace")
+				b.ReportMetric(goodput/n/pace, "goodput/pace")
+				b.ReportMetric(lost/max(sent, 1), "lost/msg")
+			})
+		}
 	}
 }

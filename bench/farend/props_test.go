@@ -14,7 +14,9 @@ import (
 )
 
 // TestFarProperties: refused and close against a real server session on loopback,
-// with the server's --data-ports, give the loopback experiments' known answers. TCP:
+// with the server's --data-ports, give the loopback experiments' known answers (a
+// 1 s timeout for each request, where a loaded machine may miss the default 200 ms:
+// "answered" is a known answer here, not a race). TCP:
 // the far end's closed port refuses the dial (ECONNREFUSED), and it lies in the
 // range; the far end's close reaches the reader as end of stream, well within
 // closeWait; with the data listener closed the accepted connection still answers and
@@ -26,7 +28,7 @@ func TestFarProperties(t *testing.T) {
 	r := freePorts(t, 4)
 	far, _ := dialServer(t, remote.Limits{DataPorts: r, MaxStreams: 2})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpRefused, bench.ExpClose},
-		Transports: []string{"tcp", "udp"}})
+		Transports: []string{"tcp", "udp"}, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +101,11 @@ func checkFarClose(t testing.TB, transport string, obs map[string]any) {
 		if obs["peer_close_seen"] != true || !strings.Contains(str(obs["peer_close_result"]), "EOF") {
 			t.Errorf("close tcp: observed %v; want the far close seen as EOF", obs)
 		}
-		// The reader knew the close a transit time after it: far below closeWait (1 s).
-		if raw <= 0 || rtt <= 0 || detect != max(0, raw-rtt) || detect >= 100e6 {
-			t.Errorf("close tcp: request to EOF %v ns, echo RTT %v ns, detect %v ns; want detect = max(0, raw − rtt), under 100 ms", raw, rtt, detect)
+		// The reader knew the close a transit time after it, within closeWait (1 s):
+		// on an idle machine well under a millisecond; the figure is logged.
+		t.Logf("close tcp: the reader knew of the close %v after it", time.Duration(detect))
+		if raw <= 0 || rtt <= 0 || detect != max(0, raw-rtt) || detect >= 1e9 {
+			t.Errorf("close tcp: request to EOF %v ns, echo RTT %v ns, detect %v ns; want detect = max(0, raw − rtt), within closeWait (1 s)", raw, rtt, detect)
 		}
 		if obs["listener_closed_existing_answered"] != true || obs["listener_closed_new_refused"] != true {
 			t.Errorf("close tcp: observed %v; want the accepted connection answered and a new dial refused", obs)
@@ -175,7 +179,9 @@ func TestRunnerCheckProperties(t *testing.T) {
 // writes of 1000 B come as fewer reads, some coalesced, every byte once and in
 // order; the largest message is the server's --max-size (1 MiB by default), which
 // arrives whole, as does the 1 MiB Send; one raw 1 MiB write takes several reads.
-// UDP: 200 reads of exactly one 1000-byte write each; the largest message is 65490
+// UDP: a read of exactly one 1000-byte write each, 200 but for the datagrams the far
+// socket's buffer dropped while a loaded machine held its reader up (the bursts come
+// 50 at a time, 10 ms apart), which the kernel counts; the largest message is 65490
 // bytes (65507 less the data path's 17-byte prefix) and arrives whole; one byte more
 // is refused by the transport, and a plain datagram past 65507 by the kernel with
 // EMSGSIZE; 1 MiB is refused.
@@ -202,8 +208,8 @@ func TestFarBoundaries(t *testing.T) {
 			}
 			for _, res := range rep.Results {
 				m := res.Metrics
-				t.Logf("boundaries %s: observed %v; sent %d recv %d lost %d, server sockets %d, warnings %q", res.Transport, res.Observed,
-					m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets, res.Warnings)
+				t.Logf("boundaries %s: observed %v; sent %d recv %d lost %d (socket drops %v), server sockets %d, warnings %q", res.Transport, res.Observed,
+					m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket), m.ServerSockets, res.Warnings)
 				if res.Error != "" {
 					t.Errorf("boundaries %s: %s", res.Transport, res.Error)
 					continue
@@ -225,12 +231,22 @@ func TestFarBoundaries(t *testing.T) {
 func checkBoundaries(t testing.TB, transport string, m bench.Metrics, obs map[string]any, tcpMax int) {
 	t.Helper()
 	const writes, size = 200, 1000
-	if m.SentMsgs != writes || m.SentBytes != writes*size || m.RecvMsgs != writes || m.RecvBytes != writes*size || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.CorruptMsgs != 0 {
-		t.Errorf("boundaries %s: sent %d (%d B) recv %d (%d B) lost %d dup %d reordered %d corrupt %d; want all %d writes of %d B back, once, in order",
-			transport, m.SentMsgs, m.SentBytes, m.RecvMsgs, m.RecvBytes, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.CorruptMsgs, writes, size)
+	var dropped uint64 // datagrams the kernel dropped and counted: none over TCP
+	if transport == "udp" {
+		dropped = m.DropsSender
+		if m.DropsSocket != nil {
+			dropped += *m.DropsSocket
+		}
 	}
-	if obs["bytes_in_order"] != true || obsNum(obs["writes"]) != writes || obsNum(obs["write_bytes"]) != size || obs["max_message_ok"] != true {
-		t.Errorf("boundaries %s: observed %v; want bytes in order, %d writes of %d B, the largest message whole", transport, obs, writes, size)
+	if m.SentMsgs != writes || m.SentBytes != writes*size || m.RecvMsgs+m.LostMsgs != writes || m.RecvBytes != m.RecvMsgs*size || m.LostMsgs != dropped ||
+		m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.CorruptMsgs != 0 {
+		t.Errorf("boundaries %s: sent %d (%d B) recv %d (%d B) lost %d (kernel drops: socket %v, sender %d) dup %d reordered %d corrupt %d; want all %d writes of %d B back, once, in order, but for those the kernel dropped and counted",
+			transport, m.SentMsgs, m.SentBytes, m.RecvMsgs, m.RecvBytes, m.LostMsgs, deref(m.DropsSocket), m.DropsSender, m.DupMsgs, m.ReorderedMsgs, m.CorruptMsgs, writes, size)
+	}
+	// Every byte in order, unless datagrams were dropped (then order is the
+	// metrics' ReorderedMsgs, above).
+	if obs["bytes_in_order"] != (dropped == 0) || obsNum(obs["writes"]) != writes || obsNum(obs["write_bytes"]) != size || obs["max_message_ok"] != true {
+		t.Errorf("boundaries %s: observed %v; want bytes in order (%d dropped), %d writes of %d B, the largest message whole", transport, obs, dropped, writes, size)
 	}
 	reads, hist := obsNum(obs["reads"]), obs["read_sizes"]
 	switch transport {
@@ -254,11 +270,11 @@ func checkBoundaries(t testing.TB, transport string, m bench.Metrics, obs map[st
 			t.Errorf("boundaries tcp: max+1 %q, emsgsize %v; want refused before sending, no EMSGSIZE", obs["max_plus_one_error"], obs["max_plus_one_emsgsize"])
 		}
 	case "udp":
-		if obs["raw_stream"] != false || obs["reads_equal_to_writes"] != true || reads != writes || obsNum(obs["coalesced_reads"]) != 0 || obsNum(obs["split_reads"]) != 0 {
-			t.Errorf("boundaries udp: observed %v; want %d reads, each one write", obs, writes)
+		if obs["raw_stream"] != false || obs["reads_equal_to_writes"] != true || reads != float64(m.RecvMsgs) || obsNum(obs["coalesced_reads"]) != 0 || obsNum(obs["split_reads"]) != 0 {
+			t.Errorf("boundaries udp: observed %v; want %d reads (%d writes, %d dropped), each one write", obs, m.RecvMsgs, writes, dropped)
 		}
-		if h := fmt.Sprint(hist); h != "map[1000:200]" {
-			t.Errorf("boundaries udp: read sizes %s, want map[1000:200]", h)
+		if h, want := fmt.Sprint(hist), fmt.Sprintf("map[1000:%d]", m.RecvMsgs); h != want {
+			t.Errorf("boundaries udp: read sizes %s, want %s", h, want)
 		}
 		if obsNum(obs["max_message_bytes"]) != remote.MaxUDPMessage || !strings.Contains(str(obs["max_message_limit"]), "17-byte prefix") {
 			t.Errorf("boundaries udp: largest message %v (%v), want %d: 65507 less the 17-byte prefix", obs["max_message_bytes"], obs["max_message_limit"], remote.MaxUDPMessage)

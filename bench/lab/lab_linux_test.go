@@ -80,7 +80,7 @@ func tcpPair(tb testing.TB, l *Lab) (client, server net.Conn) {
 		acc <- accepted{c, err}
 	}()
 	if err := l.InClient(func() (err error) {
-		d := net.Dialer{Timeout: 5 * time.Second}
+		d := net.Dialer{Timeout: 10 * time.Second}
 		client, err = d.Dial("tcp4", ln.Addr().String())
 		return err
 	}); err != nil {
@@ -303,9 +303,14 @@ func TestTCPTransfer(t *testing.T) {
 	t.Logf("packets: up %d (passed %d), down %d (passed %d)", up.Packets, up.Passed, down.Packets, down.Passed)
 }
 
-// TestDelay: 10 ms each way makes a UDP echo take at least 20 ms.
+// TestDelay: 10 ms each way makes a UDP echo take at least 20 ms, and the best of 5
+// not absurdly more: the floor is exact (the link releases no packet before its
+// delay), the ceiling holds on a loaded 2-core machine; the figure is logged.
 func TestDelay(t *testing.T) {
 	const delay = 10 * time.Millisecond
+	// maxBest: on an idle machine the best echo takes under 3×delay; one this slow
+	// means the delay is applied several times over, or in the wrong unit.
+	const maxBest = 2*delay + 500*time.Millisecond
 	l := newTestLab(t, Config{Up: Impair{Delay: delay}, Down: Impair{Delay: delay}})
 	client, server := udpPair(t, l)
 	done := make(chan struct{})
@@ -328,7 +333,7 @@ func TestDelay(t *testing.T) {
 		if _, err := client.Write([]byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
-		client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		client.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if n, err := client.Read(buf); err != nil || n != 1 || buf[0] != byte(i) {
 			t.Fatalf("echo %d: got %x, %v", i, buf[:n], err)
 		}
@@ -338,10 +343,10 @@ func TestDelay(t *testing.T) {
 		}
 		best = min(best, rtt)
 	}
-	if best >= 3*delay {
-		t.Errorf("best rtt of 5: %v, want below %v", best, 3*delay)
+	t.Logf("best rtt of 5: %v (%v over the emulated %v)", best, best-2*delay, 2*delay)
+	if best > maxBest {
+		t.Errorf("best rtt of 5: %v, want %v..%v", best, 2*delay, maxBest)
 	}
-	t.Logf("best rtt %v", best)
 }
 
 // TestClose: Close takes the devices and namespaces with it and is idempotent.
@@ -413,7 +418,7 @@ func TestTwoLabs(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 64)
-		server.SetReadDeadline(time.Now().Add(5 * time.Second))
+		server.SetReadDeadline(time.Now().Add(10 * time.Second))
 		n, err := server.Read(buf)
 		if err != nil || string(buf[:n]) != msg {
 			t.Fatalf("lab %d: received %q, %v; want %q", i, buf[:n], err, msg)
@@ -499,18 +504,12 @@ func TestNewCanceled(t *testing.T) {
 
 // settledCounts returns the lab's counts once no packet is in flight through the
 // emulator: the last packet can reach its reader while the engine is still
-// recording it as passed (it is Queued until then). Bounded by a timeout.
+// recording it as passed (it is Queued until then). Bounded by a generous timeout.
 func settledCounts(t *testing.T, l *Lab) (up, down Counts) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "lab counts settled (nothing queued either way)", func() bool {
 		up, down = l.Counts()
-		if up.Queued == 0 && down.Queued == 0 {
-			return up, down
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lab counts never settled: up %d queued, down %d queued", up.Queued, down.Queued)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return up.Queued == 0 && down.Queued == 0
+	})
+	return up, down
 }

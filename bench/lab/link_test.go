@@ -529,19 +529,41 @@ func TestLinkOutErrors(t *testing.T) {
 	}
 }
 
-// TestLinkRunDelay checks that Run releases delayed packets on time with the real
-// clock, while the netpoller is in use (as it is with TUN devices open): no packet
-// early, the median within 1 ms of the delay. A timeout-style bound, not a timing test.
+// TestLinkRunDelay checks that Run releases delayed packets with the real clock,
+// while the netpoller is in use (as it is with TUN devices open): no packet before its
+// delay (exact: the release time is the arrival plus the delay), and the median not
+// absurdly later (a bound a loaded 2-core machine holds; the measured lateness is
+// logged, and BenchmarkLinkRunDelay reports it).
 func TestLinkRunDelay(t *testing.T) {
+	const delay, n = 20 * time.Millisecond, 50
+	// maxMedian: a median this late is a broken release (a lost wake-up, a timer in
+	// the wrong unit), not a loaded machine; on an idle one the median is within
+	// 1 ms of the delay (BenchmarkLinkRunDelay).
+	const maxMedian = delay + 200*time.Millisecond
+	lat := runDelayed(t, delay, n)
+	slices.Sort(lat)
+	med := lat[len(lat)/2]
+	t.Logf("release after %v delay: min %v, median %v (%v late), max %v", delay, lat[0], med, med-delay, lat[len(lat)-1])
+	if lat[0] < delay {
+		t.Errorf("a packet released after %v, before its delay %v", lat[0], delay)
+	}
+	if med > maxMedian {
+		t.Errorf("median release after %v, want %v..%v", med, delay, maxMedian)
+	}
+}
+
+// runDelayed runs n packets through a running link delaying each by delay, in bursts
+// of 5 (each burst waited for), and returns each packet's time from Input to out.
+func runDelayed(tb testing.TB, delay time.Duration, n int) []time.Duration {
+	tb.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	readDone := make(chan struct{})
 	go func() { defer close(readDone); pc.ReadFrom(make([]byte, 1)) }() // a goroutine parked in the netpoller
 	defer func() { pc.Close(); <-readDone }()
 
-	const delay, n = 20 * time.Millisecond, 50
 	sent := make([]time.Time, n)
 	got := make(chan time.Duration, n)
 	l := NewLink(Impair{Delay: delay}, 1, classifyFake, func(p []byte) error {
@@ -556,31 +578,24 @@ func TestLinkRunDelay(t *testing.T) {
 
 	pkts := make([][]byte, n)
 	for i := range pkts {
-		pkts[i] = dataPacket(t, 0, uint64(i), 100)
+		pkts[i] = dataPacket(tb, 0, uint64(i), 100)
 	}
-	var lat []time.Duration
+	lat := make([]time.Duration, 0, n)
 	for i := range n {
 		sent[i] = time.Now()
 		l.Input(pkts[i], sent[i])
-		if i%5 == 4 { // bursts of 5, then wait for them
-			for range 5 {
+		if i%5 == 4 || i == n-1 { // bursts of 5, then wait for them
+			for len(lat) <= i {
 				select {
 				case d := <-got:
 					lat = append(lat, d)
-				case <-time.After(5 * time.Second):
-					t.Fatalf("packet not released after 5 s (delay %v)", delay)
+				case <-time.After(10 * time.Second):
+					tb.Fatalf("packet not released 10 s after Input (delay %v)", delay)
 				}
 			}
 		}
 	}
-	slices.Sort(lat)
-	t.Logf("release after %v delay: min %v, median %v, max %v", delay, lat[0], lat[len(lat)/2], lat[len(lat)-1])
-	if lat[0] < delay {
-		t.Errorf("a packet released after %v, before its delay %v", lat[0], delay)
-	}
-	if med := lat[len(lat)/2]; med > delay+time.Millisecond {
-		t.Errorf("median release after %v, want within 1 ms of %v", med, delay)
-	}
+	return lat
 }
 
 func TestLinkRunFlush(t *testing.T) {
@@ -626,6 +641,8 @@ func TestLinkRunConcurrent(t *testing.T) {
 			})
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
+			stop := sync.OnceFunc(func() { cancel(); wg.Wait() })
+			defer stop() // also when waitFor fails the test
 			wg.Go(func() { l.Run(ctx) })
 			wg.Go(func() {
 				for ctx.Err() == nil {
@@ -640,19 +657,11 @@ func TestLinkRunConcurrent(t *testing.T) {
 			for i, p := range pkts {
 				l.Input(p, time.Now())
 				if i%100 == 99 {
-					time.Sleep(200 * time.Microsecond)
+					time.Sleep(200 * time.Microsecond) // a pace (Run releases while Input goes on), not a wait
 				}
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				c := l.Counts()
-				if c.Queued == 0 || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
-			cancel()
-			wg.Wait()
+			waitFor(t, 10*time.Second, "Run released every queued packet", func() bool { return l.Counts().Queued == 0 })
+			stop()
 			c := l.Counts()
 			checkIdentity(t, c)
 			if c.Flushed != 0 || uint64(len(got)) != c.Passed+c.Corrupted {
@@ -665,6 +674,19 @@ func TestLinkRunConcurrent(t *testing.T) {
 				t.Errorf("Data.Reordered %d, receiver's RFC 4737 count %d", c.Data.Reordered, want)
 			}
 		})
+	}
+}
+
+// waitFor polls cond every millisecond until it holds, and fails the test if it does
+// not within timeout: a wait for an event, bounded by a generous deadline.
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not within %v: %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond) // a poll interval, bounded by timeout
 	}
 }
 
@@ -731,4 +753,20 @@ func BenchmarkLinkDelayed(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pkts/s")
 	cancel()
 	<-done
+}
+
+// BenchmarkLinkRunDelay reports how late Run releases packets delayed 20 ms with the
+// real clock (TestLinkRunDelay checks only that none is early): the median and the
+// largest lateness over every packet of the run.
+func BenchmarkLinkRunDelay(b *testing.B) {
+	const delay = 20 * time.Millisecond
+	var late []time.Duration
+	for b.Loop() {
+		for _, d := range runDelayed(b, delay, 5) {
+			late = append(late, d-delay)
+		}
+	}
+	slices.Sort(late)
+	b.ReportMetric(float64(late[len(late)/2].Nanoseconds()), "ns-late-median")
+	b.ReportMetric(float64(late[len(late)-1].Nanoseconds()), "ns-late-max")
 }

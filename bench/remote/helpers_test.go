@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -82,6 +83,20 @@ func counters(tb testing.TB, r Results) StreamCounters {
 	return c
 }
 
+// runnerReturned reports whether a test is running on s and every running test's
+// Runner has returned: the server's half is over and its session waits for the
+// client's results. (A Runner that returns early met an error: a lost path, say.)
+func runnerReturned(s *Server) bool {
+	s.testsMu.Lock()
+	defer s.testsMu.Unlock()
+	for t := range s.running {
+		if !t.returned {
+			return false
+		}
+	}
+	return len(s.running) > 0
+}
+
 // eventually polls cond every 10 ms until it holds or timeout passes.
 func eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
@@ -90,18 +105,19 @@ func eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 		if time.Now().After(deadline) {
 			tb.Fatalf("after %v: %s", timeout, what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // a poll interval, bounded by timeout
 	}
 }
 
 // raw is a hand-driven client speaking the control protocol, for the tests that
 // misbehave on purpose.
 type raw struct {
-	tb  testing.TB
-	c   net.Conn
-	cc  *ControlConn
-	hb  sync.WaitGroup
-	hbc chan struct{}
+	tb     testing.TB
+	c      net.Conn
+	cc     *ControlConn
+	hb     sync.WaitGroup
+	hbc    chan struct{}
+	lastHB atomic.Int64 // when the last heartbeat was about to be written, UnixNano; 0 = none
 }
 
 func dialRaw(tb testing.TB, addr string) *raw {
@@ -161,14 +177,36 @@ func (r *raw) handshake(key []byte) (*Challenge, *Auth) {
 	return ch, a
 }
 
-// startHeartbeats sends a heartbeat every HeartbeatInterval until stopHeartbeats.
+// startHeartbeats sends a heartbeat every HeartbeatInterval until stopHeartbeats (or
+// a write fails), noting in lastHB when each was about to be written: the server
+// hears it no earlier.
 func (r *raw) startHeartbeats() {
 	r.hbc = make(chan struct{})
 	r.hb.Add(1)
 	go func() {
 		defer r.hb.Done()
-		heartbeats(context.Background(), r.cc, r.hbc, func(error) {})
+		tick := time.NewTicker(HeartbeatInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.hbc:
+				return
+			case <-tick.C:
+				r.lastHB.Store(time.Now().UnixNano())
+				if r.cc.WriteMsg(&Heartbeat{}) != nil {
+					return
+				}
+			}
+		}
 	}()
+}
+
+// lastHeartbeat is when the last heartbeat was about to be written; zero if none was.
+func (r *raw) lastHeartbeat() time.Time {
+	if ns := r.lastHB.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 func (r *raw) stopHeartbeats() {

@@ -21,6 +21,24 @@ func tcpData(t *testing.T, acc *Accept) net.Conn {
 	return c
 }
 
+// awaitData reads c until a data datagram of the test with token arrives, for up to
+// 10 s.
+func awaitData(t *testing.T, c *net.UDPConn, token []byte) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, 65536)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("no data from the server: %v", err)
+		}
+		if kind, _, err := parseDatagram(buf[:n], token); err == nil && kind == kindData {
+			return
+		}
+	}
+}
+
 func tcpTest(t *testing.T, r *raw, id uint32, d time.Duration) *Accept {
 	t.Helper()
 	req := TestRequest{ID: id, Experiment: ExpStream, Transport: "tcp", Size: 1000, Duration: d, RateBps: 10e6, Streams: 1, Direction: Forward}
@@ -87,13 +105,14 @@ func TestClientKilled(t *testing.T) {
 		{"running udp", func(t *testing.T, r *raw) {
 			r.handshake(testKey)
 			acc := udpTest(t, r, 1, Reverse, 10*time.Second, 2e6)
-			proof, err := probe(t.Context(), udpTo(t, acc.Ports[0]), acc.Token)
+			u := udpTo(t, acc.Ports[0])
+			proof, err := probe(t.Context(), u, acc.Token)
 			if err != nil {
 				t.Fatal(err)
 			}
 			r.send(&Start{ID: 1, Paths: [][]byte{proof}})
 			recvAs[*Start](r)
-			time.Sleep(200 * time.Millisecond)
+			awaitData(t, u, acc.Token) // killed while data flows
 		}},
 		{"mid frame while running", func(t *testing.T, r *raw) {
 			r.handshake(testKey)
@@ -112,7 +131,9 @@ func TestClientKilled(t *testing.T) {
 			recvAs[*Start](r)
 			dc.Write(make([]byte, 10000))
 			dc.(*net.TCPConn).CloseWrite()
-			time.Sleep(300 * time.Millisecond)
+			// The server's half ends at the end of stream: the session then waits for
+			// these results, as it does after a test that ran its course.
+			eventually(t, 10*time.Second, "the server's Runner returned", func() bool { return runnerReturned(s) })
 			r.send(&ResultsMsg{ID: 1, Complete: true})
 		}},
 	} {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -17,7 +18,8 @@ import (
 // client the listener takes (TCP: a connection's bytes; UDP: each datagram to its
 // sender) and reports how many clients it took and replies it refused.
 type listenEcho struct {
-	bigger int // UDP: reply this many bytes more than received (to test the budget)
+	bigger  int            // UDP: reply this many bytes more than received (to test the budget)
+	handled *atomic.Uint64 // if set, counts the UDP datagrams answered or refused
 }
 
 type listenCounts struct {
@@ -58,6 +60,9 @@ func (r listenEcho) Serve(ctx context.Context, d *Data) (Results, error) {
 			if err := d.Listener.WriteTo(buf[:n+r.bigger], from); err == nil {
 				c.Replies++
 			}
+			if r.handled != nil {
+				r.handled.Add(1)
+			}
 		}
 		c.Refused, c.Ignored = d.Listener.Refused(), d.Listener.Ignored()
 	} else {
@@ -78,9 +83,13 @@ func (r listenEcho) Serve(ctx context.Context, d *Data) (Results, error) {
 }
 
 // listenClient dials n clients one after another, each sending one message and
-// reading its echo, and reports how many were answered intact.
+// reading its echo (waiting up to 10 s for it), and reports how many were answered
+// intact. With handled set no echo is expected: each UDP client waits until the
+// server has handled its message (answered or refused it), then takes what has
+// arrived.
 type listenClient struct {
 	n        int
+	handled  *atomic.Uint64 // listenEcho's
 	answered int
 }
 
@@ -95,7 +104,7 @@ func (lc *listenClient) Drive(ctx context.Context, d *Data) (Results, error) {
 			if err != nil {
 				return Results{}, fmt.Errorf("client %d: %w", i, err)
 			}
-			c.SetDeadline(time.Now().Add(2 * time.Second))
+			c.SetDeadline(time.Now().Add(10 * time.Second))
 			c.Write(msg)
 			n, _ = io.ReadFull(c, got[:len(msg)])
 			c.Close()
@@ -105,7 +114,15 @@ func (lc *listenClient) Drive(ctx context.Context, d *Data) (Results, error) {
 				return Results{}, fmt.Errorf("client %d: %w", i, err)
 			}
 			p.Send([][]byte{msg})
-			p.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			p.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if lc.handled != nil {
+				deadline := time.Now().Add(10 * time.Second)
+				for lc.handled.Load() < uint64(i+1) && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond) // a poll interval, bounded by the deadline
+				}
+				// A reply, had the server sent one, is on this host already.
+				p.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+			}
 			sizes := []int{0}
 			if k, _ := p.Recv([][]byte{got}, sizes); k == 1 {
 				n = sizes[0]
@@ -128,13 +145,14 @@ func TestListen(t *testing.T) {
 		bigger    int
 	}{{"tcp", 0}, {"udp", 0}, {"udp", 1}} {
 		t.Run(fmt.Sprintf("%s/bigger=%d", tc.transport, tc.bigger), func(t *testing.T) {
-			s := &Server{Key: testKey, Runner: listenEcho{bigger: tc.bigger}}
-			addr := startServer(t, s)
+			var handled *atomic.Uint64
 			n := 40
 			if tc.bigger > 0 {
-				n = 10 // each waits 100 ms for the reply that never comes
+				handled, n = new(atomic.Uint64), 10 // each waits for the server to refuse its reply
 			}
-			drv := &listenClient{n: n}
+			s := &Server{Key: testKey, Runner: listenEcho{bigger: tc.bigger, handled: handled}}
+			addr := startServer(t, s)
+			drv := &listenClient{n: n, handled: handled}
 			c, err := (&Dialer{Key: testKey, Timeout: 5 * time.Second, Driver: drv}).Dial(t.Context(), addr)
 			if err != nil {
 				t.Fatal(err)
@@ -192,7 +210,7 @@ func TestListenRejects(t *testing.T) {
 		}
 		defer bad.Close()
 		bad.Write(bytes.Repeat([]byte{0xee}, tokenLen))
-		expectClosed(t, bad, 3*time.Second)
+		expectClosed(t, bad, 10*time.Second)
 		good, err := d.DialConn(ctx)
 		if err != nil {
 			return Results{}, err
@@ -200,7 +218,7 @@ func TestListenRejects(t *testing.T) {
 		defer good.Close()
 		good.Write([]byte("hi"))
 		buf := make([]byte, 2)
-		good.SetReadDeadline(time.Now().Add(2 * time.Second))
+		good.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := io.ReadFull(good, buf); err != nil || string(buf) != "hi" {
 			return Results{}, fmt.Errorf("echo after a rejected connection: %q, %v", buf, err)
 		}
@@ -274,7 +292,7 @@ func TestClientKilledListening(t *testing.T) {
 				for range 20 { // clients the listener took and echoes for, left open
 					c := tcpData(t, acc)
 					c.Write([]byte("hello"))
-					c.SetReadDeadline(time.Now().Add(2 * time.Second))
+					c.SetReadDeadline(time.Now().Add(10 * time.Second))
 					buf := make([]byte, 5)
 					if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
 						t.Fatalf("tcp client: %q, %v; want its hello back", buf, err)
@@ -294,7 +312,7 @@ func TestClientKilledListening(t *testing.T) {
 				for range 20 { // clients, each from a socket of its own, answered
 					c := udpTo(t, acc.Ports[1])
 					c.Write(msg)
-					c.SetReadDeadline(time.Now().Add(2 * time.Second))
+					c.SetReadDeadline(time.Now().Add(10 * time.Second))
 					buf := make([]byte, 256)
 					if n, err := c.Read(buf); err != nil || n != len(msg) {
 						t.Fatalf("udp client: %d bytes, %v; want its %d back", n, err, len(msg))

@@ -131,10 +131,12 @@ func TestServerLog(t *testing.T) {
 }
 
 // TestServerLogSessionEnds: each way a session or a handshake ends is logged with its
-// reason.
+// reason. The idle session's length is a timer's: at least its timeout (exact), at
+// most a bound a loaded machine holds. The handshakes that succeed must beat a 3 s
+// timer, which they do under load.
 func TestServerLogSessionEnds(t *testing.T) {
 	logs := &logLines{}
-	s := &Server{Limits: Limits{IdleTimeout: MinIdleTimeout, HandshakeTimeout: time.Second}, Logf: logs.logf}
+	s := &Server{Limits: Limits{IdleTimeout: MinIdleTimeout, HandshakeTimeout: 3 * time.Second}, Logf: logs.logf}
 	addr := startServer(t, s)
 
 	idle := dialRaw(t, addr)
@@ -154,13 +156,23 @@ func TestServerLogSessionEnds(t *testing.T) {
 		re string
 	}{
 		{idle, `session started: unauthenticated \(no key; a loopback peer\)`},
-		{idle, `session ended after 1\.\d+s: idle timeout: no test for 1s \(--idle-timeout\); 0 tests run, 0 refused$`},
+		{idle, `session ended after \S+: idle timeout: no test for 1s \(--idle-timeout\); 0 tests run, 0 refused$`},
 		{gone, `session ended after \S+: the client closed the connection without a bye; 0 tests run, 0 refused$`},
 		{bad, `session ended after \S+: protocol error: remote: unexpected control message: start between tests; 0 tests run, 0 refused$`},
-		{silent, `handshake failed: not done within --handshake-timeout 1s$`},
+		{silent, `handshake failed: not done within --handshake-timeout 3s$`},
 		{closed, `handshake failed: the peer closed the connection$`},
 	} {
 		logs.wait(t, `^remote: `+regexp.QuoteMeta(r.r.c.LocalAddr().String())+`: `+r.re)
+	}
+	line := logs.wait(t, `^remote: `+regexp.QuoteMeta(idle.c.LocalAddr().String())+`: session ended after`)
+	m := regexp.MustCompile(`session ended after (\S+): `).FindStringSubmatch(line)
+	took, err := time.ParseDuration(m[1])
+	if err != nil {
+		t.Fatalf("idle session: %q: %v", line, err)
+	}
+	t.Logf("the idle session lasted %v (--idle-timeout %v)", took, MinIdleTimeout)
+	if took < MinIdleTimeout || took > MinIdleTimeout+10*time.Second {
+		t.Errorf("idle session: %q: lasted %v; want %v..%v", line, took, MinIdleTimeout, MinIdleTimeout+10*time.Second)
 	}
 }
 
@@ -172,6 +184,7 @@ func TestLogFlood(t *testing.T) {
 	logs := &logLines{}
 	s := &Server{Key: testKey, Limits: Limits{PreAuthConns: 4}, Logf: logs.logf}
 	addr := startServer(t, s)
+	start := time.Now()
 	for range flood {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -180,18 +193,23 @@ func TestLogFlood(t *testing.T) {
 		c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
 		c.Close()
 	}
-	eventually(t, 20*time.Second, "the server handled the flood", func() bool {
+	// Each connection is counted, then its line logged or suppressed: wait for both.
+	eventually(t, 20*time.Second, "the server handled and logged the flood", func() bool {
 		st := s.Stats()
-		return st.HandshakeFailed+st.PreAuthRejected == flood
+		return st.HandshakeFailed+st.PreAuthRejected == flood && uint64(len(logs.all()))+st.LogSuppressed >= flood
 	})
+	took := time.Since(start)
 	st := s.Stats()
 	n := len(logs.all())
-	t.Logf("%d connections: %d handshakes failed, %d closed at accept; %d lines logged, %d suppressed",
-		flood, st.HandshakeFailed, st.PreAuthRejected, n, st.LogSuppressed)
-	if n > logBurst+5 || uint64(n)+st.LogSuppressed != flood {
-		t.Errorf("%d lines logged and %d suppressed for %d connections; want at most about %d logged, every other one counted", n, st.LogSuppressed, flood, logBurst)
+	// The bucket lets logBurst lines through, then one per logEvery: however long a
+	// loaded machine takes over the flood, no more than that.
+	most := logBurst + int(took/logEvery) + 1
+	t.Logf("%d connections in %v: %d handshakes failed, %d closed at accept; %d lines logged (at most %d), %d suppressed",
+		flood, took, st.HandshakeFailed, st.PreAuthRejected, n, most, st.LogSuppressed)
+	if n > most || uint64(n)+st.LogSuppressed != flood {
+		t.Errorf("%d lines logged and %d suppressed for %d connections in %v; want at most %d logged, every other one counted", n, st.LogSuppressed, flood, took, most)
 	}
-	time.Sleep(logEvery)
+	time.Sleep(logEvery) // the experiment: the bucket earns a line back, for the next one to say what was left out
 	c := dial(t, addr, testKey)
 	line := logs.wait(t, `session started: authenticated by key`)
 	if !regexp.MustCompile(`\(\d+ connection lines not logged before this one: more than 32 at once\)$`).MatchString(line) {
@@ -279,8 +297,11 @@ func (r *blockingRunner) Serve(ctx context.Context, d *Data) (Results, error) {
 }
 
 // TestShutdownStuckRunner: a Runner that ignores its context cannot hold Shutdown
-// or Close past their bound; the error names the stuck test; once the Runner
-// returns nothing is left behind (the package's leak check).
+// or Close past their bound (Shutdown: its context's 300 ms, then abandonWait;
+// Close: abandonWait), nor return before it (exact); the error names the stuck test;
+// once the Runner returns nothing is left behind (the package's leak check). The
+// test asks for 30 s, so a stop that waited for it would show past the 10 s slack a
+// loaded machine gets.
 func TestShutdownStuckRunner(t *testing.T) {
 	for _, op := range []string{"shutdown", "close"} {
 		t.Run(op, func(t *testing.T) {
@@ -298,11 +319,15 @@ func TestShutdownStuckRunner(t *testing.T) {
 			ran := make(chan error, 1)
 			go func() {
 				req := quickRequest("tcp", Forward)
-				req.Duration = 2 * time.Second
+				req.Duration = 30 * time.Second
 				_, err := c.Run(context.Background(), req)
 				ran <- err
 			}()
-			<-r.started
+			select {
+			case <-r.started:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the Runner did not start within 10 s")
+			}
 			const grace = 300 * time.Millisecond
 			start := time.Now()
 			var err error
@@ -315,8 +340,12 @@ func TestShutdownStuckRunner(t *testing.T) {
 			}
 			took := time.Since(start)
 			t.Logf("%s returned after %v: %v", op, took, err)
-			if bound := grace + abandonWait + 2*time.Second; took > bound {
-				t.Errorf("%s took %v with a stuck Runner; want under %v", op, took, bound)
+			least := abandonWait // Close: the Runner gets abandonWait once forced
+			if op == "shutdown" {
+				least += grace // Shutdown forces once its context ends
+			}
+			if most := least + 10*time.Second; took < least || took > most {
+				t.Errorf("%s took %v with a stuck Runner; want %v..%v", op, took, least, most)
 			}
 			var se *StuckError
 			if !errors.As(err, &se) || se.Op != op || len(se.Tests) != 1 {
@@ -329,7 +358,7 @@ func TestShutdownStuckRunner(t *testing.T) {
 					t.Errorf("Shutdown's error %v does not wrap its context's", err)
 				}
 			}
-			want += "abandoned test 1 (stream tcp forward, 1 stream of 1000-byte messages, 2s at 20 Mbit/s; client " + c.cc.Conn().LocalAddr().String() + ", running "
+			want += "abandoned test 1 (stream tcp forward, 1 stream of 1000-byte messages, 30s at 20 Mbit/s; client " + c.cc.Conn().LocalAddr().String() + ", running "
 			if msg := err.Error(); !strings.HasPrefix(msg, want) || !strings.HasSuffix(msg, "): its Runner ignored the end of its context") {
 				t.Errorf("%s error:\n got %s\nwant %s...): its Runner ignored the end of its context", op, msg, want)
 			}
@@ -349,7 +378,7 @@ func TestShutdownStuckRunner(t *testing.T) {
 			close(r.release)
 			released = true
 			<-r.done
-			eventually(t, 5*time.Second, "the released Runner is no longer named", func() bool { return s.Close() == nil })
+			eventually(t, 10*time.Second, "the released Runner is no longer named", func() bool { return s.Close() == nil })
 		})
 	}
 }

@@ -15,7 +15,10 @@ import (
 )
 
 // TestStream runs the built-in stream test end to end over both transports in every
-// direction, with mutual authentication, and checks both sides' counts agree.
+// direction, with mutual authentication, and checks both sides' counts agree: TCP
+// exactly; UDP as far as loopback promises under load (nothing invented, something
+// delivered: a receiver the machine holds up loses datagrams to its socket buffer,
+// which these counters do not count), the fraction delivered logged.
 func TestStream(t *testing.T) {
 	s := &Server{Key: testKey}
 	addr := startServer(t, s)
@@ -41,8 +44,10 @@ func TestStream(t *testing.T) {
 						t.Errorf("%s sent nothing", who)
 					case transport == "tcp" && recv != sent:
 						t.Errorf("%s: sent %d bytes, the other side received %d", who, sent, recv)
-					case recv > sent || recv < sent/2:
-						t.Errorf("%s: sent %d bytes, the other side received %d", who, sent, recv)
+					case recv > sent || recv == 0:
+						t.Errorf("%s: sent %d bytes, the other side received %d; want 1..%d", who, sent, recv, sent)
+					default:
+						t.Logf("%s: the other side received %d of %d bytes (%.1f%%)", who, recv, sent, 100*float64(recv)/float64(sent))
 					}
 				}
 				if dir.ClientSends() {
@@ -61,7 +66,8 @@ func TestStream(t *testing.T) {
 }
 
 // TestServerPacesAtMaxRate: an unpaced request gets the server's --max-rate, and the
-// server sends no faster (an upper bound only: a slow machine sends less).
+// server sends no faster (an upper bound only, which load cannot break: the pacer
+// gives a late sender 2 ms of credit at most; a slow machine sends less).
 func TestServerPacesAtMaxRate(t *testing.T) {
 	const maxRate = 8e6
 	s := &Server{Key: testKey, Limits: Limits{MaxRateBps: maxRate}}
@@ -75,6 +81,8 @@ func TestServerPacesAtMaxRate(t *testing.T) {
 		}
 		sc := counters(t, res.Server)
 		limit := uint64(maxRate*(req.Duration.Seconds()+0.05)/8) + uint64(req.Streams*req.Size)
+		t.Logf("%s: server sent %d bytes in %v at --max-rate %v bits/s: %.1f%% of the pace", transport, sc.SentBytes, req.Duration, maxRate,
+			100*float64(sc.SentBytes)*8/maxRate/req.Duration.Seconds())
 		if sc.SentBytes > limit || sc.SentBytes == 0 {
 			t.Errorf("%s: server sent %d bytes in %v at --max-rate %v bits/s; want 1..%d", transport, sc.SentBytes, req.Duration, maxRate, limit)
 		}
@@ -201,12 +209,8 @@ func TestReplay(t *testing.T) {
 	expectClosed(t, r4.c, 10*time.Second)
 
 	// The server counts r1's session just after sending its auth-ok: wait for it.
-	var st Stats
-	deadline := time.Now().Add(5 * time.Second)
-	for st = s.Stats(); st.Sessions == 0 && time.Now().Before(deadline); st = s.Stats() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if st.AuthFailed != 2 || st.Replayed != 1 || st.Sessions != 1 {
+	eventually(t, 10*time.Second, "r1's session counted", func() bool { return s.Stats().Sessions > 0 })
+	if st := s.Stats(); st.AuthFailed != 2 || st.Replayed != 1 || st.Sessions != 1 {
 		t.Errorf("stats %+v: want AuthFailed 2, Replayed 1, Sessions 1", st)
 	}
 }
@@ -256,9 +260,13 @@ func nonLoopbackIP(t *testing.T) netip.Addr {
 }
 
 // TestSlowPeersClosed: peers that stall or trickle during the handshake are closed by
-// its timer, while a legitimate client completes a test meanwhile.
+// its timer, none before it (exact: the timer starts at accept, after the dial
+// began), while a legitimate client completes a test meanwhile (its handshake must
+// beat the timer too: 2 s holds on a loaded machine). The trickle outlasts the timer
+// fourfold.
 func TestSlowPeersClosed(t *testing.T) {
-	s := &Server{Key: testKey, Limits: Limits{HandshakeTimeout: time.Second}}
+	const timeout = 2 * time.Second
+	s := &Server{Key: testKey, Limits: Limits{HandshakeTimeout: timeout}}
 	addr := startServer(t, s)
 	hello, _ := Encode(&Hello{})
 	stallers := []struct {
@@ -273,13 +281,18 @@ func TestSlowPeersClosed(t *testing.T) {
 				if _, err := c.Write(hello[i : i+1]); err != nil {
 					return
 				}
-				time.Sleep(200 * time.Millisecond)
+				time.Sleep(200 * time.Millisecond) // the trickle's pace: the experiment
 			}
 		}},
 	}
+	type closing struct {
+		name  string
+		after time.Duration // from just before the dial
+	}
 	var wg sync.WaitGroup
-	closed := make(chan string, len(stallers))
+	closed := make(chan closing, len(stallers))
 	for _, st := range stallers {
+		start := time.Now()
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -292,7 +305,7 @@ func TestSlowPeersClosed(t *testing.T) {
 			c.SetReadDeadline(time.Now().Add(20 * time.Second))
 			_, err := io.Copy(io.Discard, c)
 			if err == nil || !isTimeout(err) {
-				closed <- st.name
+				closed <- closing{st.name, time.Since(start)}
 			}
 		}()
 	}
@@ -301,8 +314,12 @@ func TestSlowPeersClosed(t *testing.T) {
 	wg.Wait()
 	close(closed)
 	n := 0
-	for range closed {
+	for c := range closed {
 		n++
+		t.Logf("%s: closed %v after the dial (--handshake-timeout %v)", c.name, c.after, timeout)
+		if c.after < timeout {
+			t.Errorf("%s: closed %v after the dial, before the %v handshake timeout", c.name, c.after, timeout)
+		}
 	}
 	if n != len(stallers) {
 		t.Errorf("%d of %d stalled peers closed by the handshake timer", n, len(stallers))
@@ -313,10 +330,12 @@ func TestSlowPeersClosed(t *testing.T) {
 }
 
 // TestPreAuthFlood: unauthenticated connections beyond --pre-auth-conns are closed at
-// accept; a legitimate client gets in once the held ones time out.
+// accept; a legitimate client gets in once the held ones time out. The count of
+// rejections is exact as long as the flood is all accepted before the first held
+// slot times out: 10 s, which a loaded machine does not miss.
 func TestPreAuthFlood(t *testing.T) {
 	const slots, flood = 4, 20
-	s := &Server{Key: testKey, Limits: Limits{PreAuthConns: slots, HandshakeTimeout: 3 * time.Second}}
+	s := &Server{Key: testKey, Limits: Limits{PreAuthConns: slots, HandshakeTimeout: 10 * time.Second}}
 	addr := startServer(t, s)
 	var conns []net.Conn
 	for range flood {
@@ -340,7 +359,7 @@ func TestPreAuthFlood(t *testing.T) {
 	}
 	// Once they time out, a legitimate client is served.
 	var c *Client
-	eventually(t, 20*time.Second, "a legitimate client got in", func() bool {
+	eventually(t, 30*time.Second, "a legitimate client got in", func() bool {
 		var err error
 		c, err = Dial(t.Context(), addr, testKey)
 		return err == nil
@@ -419,42 +438,61 @@ func TestMaxSessions(t *testing.T) {
 	c.Close()
 }
 
-// TestIdleTimeout: a session with no test gets a bye naming the limit.
+// TestIdleTimeout: a session with no test gets a bye naming the limit: not before
+// the timeout (exact: its timer starts after the handshake began), within recv's
+// 10 s bound after it.
 func TestIdleTimeout(t *testing.T) {
 	s := &Server{Key: testKey, Limits: Limits{IdleTimeout: MinIdleTimeout}}
 	r := dialRaw(t, startServer(t, s))
+	start := time.Now()
 	r.handshake(testKey)
-	if bye := recvAs[*Bye](r); !strings.Contains(bye.Reason, "--idle-timeout") {
+	bye := recvAs[*Bye](r)
+	el := time.Since(start)
+	t.Logf("bye %v after the hello, with --idle-timeout %v", el, MinIdleTimeout)
+	if !strings.Contains(bye.Reason, "--idle-timeout") {
 		t.Errorf("bye %q does not name --idle-timeout", bye.Reason)
+	}
+	if el < MinIdleTimeout {
+		t.Errorf("bye %v after the hello, before the %v idle timeout", el, MinIdleTimeout)
 	}
 	expectClosed(t, r.c, 10*time.Second)
 }
 
-// TestOverlap: two sessions testing at once are told so.
+// TestOverlap: a session testing while another's test runs is told so. The first
+// test runs until the second has ended (it is canceled then; 30 s at most), so the
+// two overlap however slow the machine.
 func TestOverlap(t *testing.T) {
 	s := &Server{Key: testKey}
 	addr := startServer(t, s)
 	c1, c2 := dial(t, addr, testKey), dial(t, addr, testKey)
-	var wg sync.WaitGroup
-	res := make([]TestResults, 2)
-	errs := make([]error, 2)
-	for i, c := range []*Client{c1, c2} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req := quickRequest("tcp", Forward)
-			req.Duration = time.Second
-			res[i], errs[i] = c.Run(context.Background(), req)
-		}()
+	ctx1, cancel1 := context.WithCancel(t.Context())
+	defer cancel1()
+	type outcome struct {
+		res TestResults
+		err error
 	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
+	done1 := make(chan outcome, 1)
+	go func() {
+		req := quickRequest("tcp", Forward)
+		req.Duration = 30 * time.Second
+		res, err := c1.Run(ctx1, req)
+		done1 <- outcome{res, err}
+	}()
+	eventually(t, 10*time.Second, "the first test started", func() bool { return s.Stats().TestsRun == 1 })
+	res2, err := c2.Run(t.Context(), quickRequest("tcp", Forward))
+	cancel1()
+	var o1 outcome
+	select {
+	case o1 = <-done1:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first test's Run still running 10 s after its context was canceled")
 	}
-	if res[0].Overlap < 1 && res[1].Overlap < 1 {
-		t.Errorf("two 1 s tests started together: overlaps %d and %d, want one at least 1", res[0].Overlap, res[1].Overlap)
+	if err != nil {
+		t.Fatalf("the second test: %v", err)
+	}
+	t.Logf("overlaps: first test %d (canceled: %v), second %d", o1.res.Overlap, o1.err, res2.Overlap)
+	if res2.Overlap < 1 {
+		t.Errorf("a test run while another ran: overlap %d, want at least 1", res2.Overlap)
 	}
 }
 
@@ -476,7 +514,8 @@ func TestShutdownActiveSession(t *testing.T) {
 		done <- outcome{res, err}
 	}()
 	eventually(t, 10*time.Second, "the test started", func() bool { return s.Stats().TestsRun == 1 })
-	time.Sleep(200 * time.Millisecond)
+	// Shut down once data flows, so the server has partial counters to report.
+	eventually(t, 10*time.Second, "the server sent data", func() bool { return s.Stats().DataBytesSent > 0 })
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -499,8 +538,9 @@ func TestShutdownActiveSession(t *testing.T) {
 	}
 }
 
-// TestServerLost: a server that goes silent mid-test makes Run return within the
-// client's timeout, with the client's partial results marked incomplete.
+// TestServerLost: a server that goes silent mid-test makes Run return once the
+// client's timeout passes (not before: exact) and long before the test's 30 s (15 s
+// holds on a loaded machine), with the client's partial results marked incomplete.
 func TestServerLost(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -569,8 +609,9 @@ func TestServerLost(t *testing.T) {
 	if !errors.Is(err, ErrServerLost) {
 		t.Fatalf("Run against a silent server: %v, want ErrServerLost", err)
 	}
-	if el > 15*time.Second {
-		t.Errorf("Run took %v with a 1 s timeout", el)
+	t.Logf("Run returned %v after it began, with a 1 s timeout", el)
+	if el < time.Second || el > 15*time.Second {
+		t.Errorf("Run took %v with a 1 s timeout; want 1s..15s", el)
 	}
 	if res.Complete || res.Client.Complete {
 		t.Errorf("results marked complete: %+v", res)
@@ -587,7 +628,10 @@ func TestServerLost(t *testing.T) {
 // unknown and out-of-turn control messages with a refusal saying what was wrong,
 // closes that connection, and goes on serving.
 func TestMalformedControl(t *testing.T) {
-	s := &Server{Key: testKey}
+	// The longest handshake timeout: a server that waited for a body it had refused
+	// would answer after it (or after the session's 30 s idle timeout), far past the
+	// 20 s this test waits.
+	s := &Server{Key: testKey, Limits: Limits{HandshakeTimeout: MaxHandshakeTimeout}}
 	addr := startServer(t, s)
 	frame := func(body string) []byte {
 		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
@@ -618,9 +662,11 @@ func TestMalformedControl(t *testing.T) {
 			if _, err := r.c.Write(tc.send); err != nil {
 				t.Fatal(err)
 			}
-			// Within 3 s, less than the 5 s handshake timeout: the server did not wait
-			// for a body it had refused.
-			m, err := r.cc.ReadMsg(t.Context(), 3*time.Second)
+			// Within 20 s, less than the 1 min handshake timeout and the 30 s idle
+			// timeout: the server did not wait for a body it had refused.
+			start := time.Now()
+			m, err := r.cc.ReadMsg(t.Context(), 20*time.Second)
+			t.Logf("answered after %v", time.Since(start))
 			if err != nil {
 				t.Fatalf("no refusal: %v", err)
 			}

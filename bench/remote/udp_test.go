@@ -2,9 +2,11 @@ package remote
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -60,7 +62,8 @@ func (a *attacker) send(t *testing.T, to netip.AddrPort, b []byte) {
 	a.sent += n
 }
 
-// drain counts what arrives for d.
+// drain counts what arrives for d: a window for what must not come, which no event
+// marks.
 func (a *attacker) drain(d time.Duration) {
 	buf := make([]byte, 65536)
 	a.c.SetReadDeadline(time.Now().Add(d))
@@ -80,6 +83,11 @@ func (a *attacker) drain(d time.Duration) {
 // bytes back as it sent, whatever it sends; a source off the control peer's IP and
 // a source without the token get nothing; after validation, nothing but the
 // validated address gets data.
+//
+// Before validation the server counts every byte it takes in and sends out, so the
+// test waits for those counts (not for time to pass): once the server has taken in
+// everything the attackers sent and they have received everything it sent, nothing
+// more is coming.
 func TestUDPAmplification(t *testing.T) {
 	s := &Server{Key: testKey}
 	r := dialRaw(t, startServer(t, s))
@@ -100,9 +108,16 @@ func TestUDPAmplification(t *testing.T) {
 	for range 40 { // more probes than the challenge cap
 		same.send(t, srv, appendDatagram(nil, acc.Token, kindProbe, make([]byte, probeLen-udpPrefixLen)))
 	}
-	for _, a := range []*attacker{same, other, blind} {
-		a.drain(300 * time.Millisecond)
-	}
+	sentAll := uint64(same.sent + other.sent + blind.sent)
+	eventually(t, 10*time.Second, "the server took in every attacker's datagram", func() bool {
+		return s.Stats().UDPRecvUnvalidated == sentAll
+	})
+	eventually(t, 10*time.Second, "the attackers received everything the server sent them", func() bool {
+		for _, a := range []*attacker{same, other, blind} {
+			a.drain(time.Millisecond) // what has arrived; the kernel delivers loopback datagrams at once
+		}
+		return uint64(same.recv+other.recv+blind.recv) == s.Stats().UDPSentUnvalidated
+	})
 	t.Logf("before validation: same-IP sent %d got %d; other IP sent %d got %d; blind sent %d got %d",
 		same.sent, same.recv, other.sent, other.recv, blind.sent, blind.recv)
 	if same.recv > same.sent || same.recv == 0 {
@@ -118,7 +133,10 @@ func TestUDPAmplification(t *testing.T) {
 	// The legitimate client validates its own address and the test runs.
 	legit := startUDP(t, r, acc)
 	r.startHeartbeats()
-	// Attackers keep at it during the test; the server sends data to legit only.
+	// Attackers keep at it during the test; the server sends data to legit only. The
+	// data socket is connected to legit now, so the kernel drops the attackers'
+	// datagrams before the server sees them: no count to wait for, only a window in
+	// which a wrong reply would show.
 	for range 20 {
 		same.send(t, srv, appendDatagram(nil, acc.Token, kindProbe, make([]byte, probeLen-udpPrefixLen)))
 		other.send(t, srv, appendDatagram(nil, acc.Token, kindData, make([]byte, 100)))
@@ -126,21 +144,7 @@ func TestUDPAmplification(t *testing.T) {
 	before := same.recv
 	same.drain(300 * time.Millisecond)
 	other.drain(10 * time.Millisecond)
-	got := 0
-	buf := make([]byte, 65536)
-	legit.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	for {
-		n, err := legit.Read(buf)
-		if err != nil {
-			break
-		}
-		if kind, _, err := parseDatagram(buf[:n], acc.Token); err == nil && kind == kindData {
-			got++
-		}
-	}
-	if got == 0 {
-		t.Error("the validated client received no data")
-	}
+	awaitData(t, legit, acc.Token)
 	if same.recv != before || other.recv != 0 {
 		t.Errorf("during the test: same-IP source got %d more bytes, other IP %d; want 0", same.recv-before, other.recv)
 	}
@@ -153,10 +157,30 @@ func TestUDPAmplification(t *testing.T) {
 	}
 }
 
+// dataRecorder is StreamTest, keeping the Data of the test it serves.
+type dataRecorder struct {
+	StreamTest
+	d atomic.Pointer[Data]
+}
+
+func (r *dataRecorder) Serve(ctx context.Context, d *Data) (Results, error) {
+	r.d.Store(d)
+	return r.StreamTest.Serve(ctx, d)
+}
+
+// ignored is how many datagrams the served test's paths have dropped so far.
+func (r *dataRecorder) ignored() uint64 {
+	if d := r.d.Load(); d != nil {
+		return d.Ignored()
+	}
+	return 0
+}
+
 // TestUDPWrongToken: on a validated path, datagrams with another token or of
 // another kind are dropped and counted, never measured.
 func TestUDPWrongToken(t *testing.T) {
-	s := &Server{Key: testKey}
+	rec := &dataRecorder{}
+	s := &Server{Key: testKey, Runner: rec}
 	r := dialRaw(t, startServer(t, s))
 	r.handshake(testKey)
 	acc := udpTest(t, r, 1, Forward, 2*time.Second, 0)
@@ -169,7 +193,7 @@ func TestUDPWrongToken(t *testing.T) {
 		if _, err := legit.Write(b); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // a pace, not a wait
 	}
 	for i := range good {
 		send(appendDatagram(nil, acc.Token, kindData, bytes.Repeat([]byte{byte(i)}, 100)))
@@ -181,7 +205,12 @@ func TestUDPWrongToken(t *testing.T) {
 		}
 	}
 	send(acc.Token[:5]) // short: dropped too
-	time.Sleep(100 * time.Millisecond)
+	// The short datagram went last and the path reads in order: once it is counted
+	// ignored, the server has read every datagram (the good ones' count follows when
+	// their Recv returns, before the Runner can see these results).
+	eventually(t, 10*time.Second, "the server read every datagram", func() bool {
+		return rec.ignored() == badToken+badKind+1
+	})
 	r.stopHeartbeats()
 	r.send(&ResultsMsg{ID: 1, Complete: true})
 	res := recvAs[*ResultsMsg](r)
@@ -218,9 +247,12 @@ func TestUDPStartWrongProof(t *testing.T) {
 	recvAs[*Start](r)
 }
 
-// TestHeartbeatLoss: when the client's heartbeats stop, the server stops sending
-// within PeerTimeout (3 s is the requirement; the bound here is generous) and ends
-// the session; it goes on serving others.
+// TestHeartbeatLoss: when the client's heartbeats stop, the server gives up on it
+// once PeerTimeout has passed since the last heartbeat, not before (exact: the
+// server heard it no earlier than it was written); its half stops sending (the
+// session ends only once its Runner has returned) and the session ends, within a
+// bound a loaded machine holds (the requirement is under 3 s; the figure is logged);
+// it goes on serving others.
 func TestHeartbeatLoss(t *testing.T) {
 	s := &Server{Key: testKey}
 	addr := startServer(t, s)
@@ -229,31 +261,24 @@ func TestHeartbeatLoss(t *testing.T) {
 	acc := udpTest(t, r, 1, Reverse, 30*time.Second, 2e6)
 	legit := startUDP(t, r, acc)
 	r.startHeartbeats()
-	time.Sleep(700 * time.Millisecond)
+	awaitData(t, legit, acc.Token) // the server is sending
+	eventually(t, 10*time.Second, "a heartbeat sent", func() bool { return !r.lastHeartbeat().IsZero() })
 	r.stopHeartbeats()
-	silentFrom := time.Now()
-	var last time.Time
-	buf := make([]byte, 65536)
-	for time.Since(silentFrom) < 20*time.Second {
-		legit.SetReadDeadline(time.Now().Add(time.Second))
-		if _, err := legit.Read(buf); err != nil {
-			if isTimeout(err) {
-				break // a second without data: the server stopped
-			}
-			t.Fatal(err)
-		}
-		last = time.Now()
+	last := r.lastHeartbeat()
+	sentThen := s.Stats().DataBytesSent
+	expectClosed(t, r.c, 20*time.Second)
+	gone := time.Since(last)
+	sent := s.Stats().DataBytesSent
+	t.Logf("the server ended the session %v after the last heartbeat (PeerTimeout %v); it sent %d bytes after the heartbeats stopped",
+		gone, PeerTimeout, sent-sentThen)
+	if gone < PeerTimeout || gone > PeerTimeout+10*time.Second {
+		t.Errorf("the server ended the session %v after the last heartbeat; want %v..%v", gone, PeerTimeout, PeerTimeout+10*time.Second)
 	}
-	stop := last.Sub(silentFrom)
-	t.Logf("the server stopped sending %v after the last heartbeat", stop)
-	if last.IsZero() {
-		t.Error("no data after the heartbeats stopped: was the server sending at all?")
-	}
-	if stop > 6*time.Second {
-		t.Errorf("the server sent for %v after the heartbeats stopped; want under 3 s", stop)
-	}
-	expectClosed(t, r.c, 10*time.Second)
+	// Its Runner returned before the session ended: nothing more is sent.
 	c := dial(t, addr, testKey)
+	if got := s.Stats().DataBytesSent; got != sent {
+		t.Errorf("the server sent %d bytes after the session it sent them for ended", got-sent)
+	}
 	runQuick(t, c, "udp", Reverse)
 }
 
@@ -266,16 +291,11 @@ func TestICMPUnreachable(t *testing.T) {
 	acc := udpTest(t, r, 1, Reverse, 30*time.Second, 2e6)
 	legit := startUDP(t, r, acc)
 	r.startHeartbeats() // the control connection stays alive: only the UDP path dies
-	legit.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := legit.Read(make([]byte, 65536)); err != nil {
-		t.Fatalf("no data before closing: %v", err)
-	}
+	awaitData(t, legit, acc.Token)
 	legit.Close()
-	eventually(t, 10*time.Second, "the server stopped sending", func() bool {
-		a := s.Stats().DataBytesSent
-		time.Sleep(300 * time.Millisecond)
-		return s.Stats().DataBytesSent == a
-	})
+	// The server's next sends meet the ICMP port unreachable; its half stops (a 30 s
+	// test whose Runner returned met an error) and waits for these results.
+	eventually(t, 10*time.Second, "the server's Runner stopped", func() bool { return runnerReturned(s) })
 	r.stopHeartbeats()
 	r.send(&ResultsMsg{ID: 1, Error: "socket closed"})
 	res := recvAs[*ResultsMsg](r)
