@@ -102,3 +102,25 @@ func BenchmarkStreamPacer(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOpenLoopPacer is how closely open-loop pingpong keeps its timetable at
+// 1000 requests/s: the error of its send rate (rate-error-%; never above 0, as no
+// request leaves early) and how late its sends were (mean and max, ns). One
+// iteration is one request, so ns/op is about the 1 ms period. TestOpenLoopPacer
+// checks only that it paces.
+func BenchmarkOpenLoopPacer(b *testing.B) {
+	nw := mustNetwork(b, "udp", NetOptions{})
+	e := benchEnv(b)
+	b.ResetTimer()
+	o, err := runPingPongCell(context.Background(), e, nw, Params{Size: 64, Count: uint64(b.N), PingRate: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(100*(o.m.SendMsgsPerS/1000-1), "rate-error-%")
+	if lag, ok := o.observed["mean_send_lag_ns"].(int64); ok {
+		b.ReportMetric(float64(lag), "mean-send-lag-ns")
+	}
+	if lag, ok := o.observed["max_send_lag_ns"].(int64); ok {
+		b.ReportMetric(float64(lag), "max-send-lag-ns")
+	}
+}
