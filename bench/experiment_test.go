@@ -113,6 +113,7 @@ func TestStreamKnownAnswer(t *testing.T) {
 				nw = impairedNetwork{Network: nw, drop: map[uint64]bool{3: true, 7: true}, dup: map[uint64]bool{5: true}, holdBack: map[uint64]uint64{8: 9}}
 			}
 			e := testEnv(t)
+			e.drain = patience // TCP delivers everything: only a hang may end the drain first
 			p := Params{Size: 1024, Streams: 1, Count: tc.count, RateBps: 200e6}
 			m, w, err := runStream(context.Background(), e, nw, p)
 			if err != nil {
@@ -189,6 +190,7 @@ func TestPingPongKnownAnswer(t *testing.T) {
 	for _, name := range []string{"tcp", "udp"} {
 		t.Run(name, func(t *testing.T) {
 			e := testEnv(t)
+			e.timeout = patience // on loopback every request is answered: a timeout would be the host's, not the transport's
 			m, _, err := runPingPong(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: 64, Count: 2000})
 			if err != nil {
 				t.Fatal(err)
@@ -206,7 +208,9 @@ func TestPingPongKnownAnswer(t *testing.T) {
 	}
 	t.Run("udp lost request times out", func(t *testing.T) {
 		e := testEnv(t)
-		e.timeout = 250 * time.Millisecond // only the two dropped requests may time out, even on a busy host
+		// Only the two dropped requests may time out: the others are answered in far
+		// less than 2 s, however busy the host. Each dropped one costs the test 2 s.
+		e.timeout = 2 * time.Second
 		nw := impairedNetwork{Network: mustNetwork(t, "udp", NetOptions{}), drop: map[uint64]bool{}, dup: map[uint64]bool{}}
 		// Warm-up requests take sequence numbers first: drop by count from the start
 		// of measurement instead, so no warm-up here.
@@ -227,6 +231,7 @@ func TestConnectSockets(t *testing.T) {
 	for _, name := range []string{"tcp", "udp"} {
 		t.Run(name, func(t *testing.T) {
 			e := testEnv(t)
+			e.timeout = patience // every transaction is answered on loopback
 			m, _, err := runConnect(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: 64, Count: 200})
 			if err != nil {
 				t.Fatal(err)
@@ -245,7 +250,11 @@ func TestConnectSockets(t *testing.T) {
 }
 
 func TestRunDurationMode(t *testing.T) {
-	p := Plan{Experiments: []string{ExpStream, ExpPingPong, ExpConnect}, Sizes: []int{64, 1024}, Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond, Drain: 200 * time.Millisecond}
+	// TCP loses nothing: a request timeout or a drain that a busy host could outlast
+	// would count its late messages lost. A complete flow ends the drain at once; a
+	// UDP stream that lost its end markers waits it out, so it is shorter.
+	p := Plan{Experiments: []string{ExpStream, ExpPingPong, ExpConnect}, Sizes: []int{64, 1024}, Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond,
+		Drain: 3 * time.Second, Timeout: patience}
 	rep, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
