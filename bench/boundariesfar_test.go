@@ -78,6 +78,10 @@ func TestServeBoundaries(t *testing.T) {
 				Boundaries: &FarBoundaries{Part: tc.part, Seed: seed, Quiet: time.Second}}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
 			defer cancel()
+			// A hang guard: a reader that gave up leaves a TCP writer blocked on a
+			// full window; closing both ends at the limit unblocks it.
+			stop := context.AfterFunc(ctx, func() { c.Close(); s.Close() })
+			defer stop()
 			peerDone := make(chan struct{})
 			type served struct {
 				r   FarResult
