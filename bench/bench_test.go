@@ -78,3 +78,49 @@ func BenchmarkConnect(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStreamPacer is how closely a paced stream's sender keeps its rate: b.N
+// messages of 1400 bytes at the pace, the error of the report's send rate in
+// rate-error-% (TestStreamPacer checks only that it paces). A timetable never runs
+// ahead, so the error is at most about 100/b.N % (b.N messages span b.N-1 periods);
+// below 0 the sender fell behind: a busy host, or a pacer that drifts.
+func BenchmarkStreamPacer(b *testing.B) {
+	for _, rate := range []float64{10e6, 1e9} {
+		for _, name := range []string{"tcp", "udp"} {
+			b.Run(fmt.Sprintf("transport=%s/rate=%g", name, rate), func(b *testing.B) {
+				nw := mustNetwork(b, name, NetOptions{NoDelay: true})
+				b.SetBytes(1400)
+				b.ResetTimer()
+				m, _, err := runStream(context.Background(), benchEnv(b), nw, Params{Size: 1400, Streams: 1, Count: uint64(b.N), RateBps: rate})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if m.SendIntervalS > 0 {
+					b.ReportMetric(100*(m.SendRateBps/rate-1), "rate-error-%")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkOpenLoopPacer is how closely open-loop pingpong keeps its timetable at
+// 1000 requests/s: the error of its send rate (rate-error-%; never above 0, as no
+// request leaves early) and how late its sends were (mean and max, ns). One
+// iteration is one request, so ns/op is about the 1 ms period. TestOpenLoopPacer
+// checks only that it paces.
+func BenchmarkOpenLoopPacer(b *testing.B) {
+	nw := mustNetwork(b, "udp", NetOptions{})
+	e := benchEnv(b)
+	b.ResetTimer()
+	o, err := runPingPongCell(context.Background(), e, nw, Params{Size: 64, Count: uint64(b.N), PingRate: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(100*(o.m.SendMsgsPerS/1000-1), "rate-error-%")
+	if lag, ok := o.observed["mean_send_lag_ns"].(int64); ok {
+		b.ReportMetric(float64(lag), "mean-send-lag-ns")
+	}
+	if lag, ok := o.observed["max_send_lag_ns"].(int64); ok {
+		b.ReportMetric(float64(lag), "max-send-lag-ns")
+	}
+}

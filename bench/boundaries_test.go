@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // TestBoundariesKnownAnswer sends the burst and the largest messages over real
@@ -12,6 +13,10 @@ func TestBoundariesKnownAnswer(t *testing.T) {
 	for _, name := range []string{"tcp", "udp"} {
 		t.Run(name, func(t *testing.T) {
 			e := testEnv(t)
+			// Every write arrives: the reader waits for what is missing until nothing
+			// has come for e.timeout, which a writer stalled on a busy host must not
+			// outlast, nor a large message e.drain. A complete burst ends the wait.
+			e.timeout, e.drain = patience, patience
 			o, err := runBoundaries(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: propertySize})
 			if err != nil {
 				t.Fatal(err)
@@ -157,6 +162,10 @@ func repeat(v, n int) []int {
 // empty socket whatever its size.)
 func TestBoundariesUDPOverflow(t *testing.T) {
 	e := testEnv(t)
+	// The reader waits e.timeout after the last arrival for the rest of each chunk,
+	// which never comes here (4 chunks: 4 waits). A writer stalled longer than that
+	// on a busy host would leave its last datagrams unread, lost but not dropped.
+	e.timeout = time.Second
 	o, err := runBoundaries(context.Background(), e, mustNetwork(t, "udp", NetOptions{RecvBuffer: 4096}), Params{Size: propertySize})
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,9 @@ import (
 // missing write 3 is 199 reads of one write each, 1 lost, bytes not in order; a TCP
 // burst is fewer reads than writes, every byte in order; the largest messages are
 // recorded in order, whole only with the seed's payload; a raw 1 MiB write takes
-// several reads, in order only with the seed's payload.
+// several reads, in order only with the seed's payload. The reader ends a datagram
+// burst, and the largest messages, after a quiet second: a writer paused 10 ms
+// between chunks, and stalled on a busy host, must not look finished.
 func TestServeBoundaries(t *testing.T) {
 	const seed = 42
 	for _, tc := range []struct {
@@ -73,9 +75,13 @@ func TestServeBoundaries(t *testing.T) {
 		t.Run(tc.name+"/"+tc.transport, func(t *testing.T) {
 			c, s := loopbackPair(t, mustNetwork(t, tc.transport, NetOptions{NoDelay: true}))
 			spec := FarSpec{Experiment: ExpBoundaries, Transport: tc.transport, Size: 8192, Streams: 1,
-				Boundaries: &FarBoundaries{Part: tc.part, Seed: seed, Quiet: 300 * time.Millisecond}}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				Boundaries: &FarBoundaries{Part: tc.part, Seed: seed, Quiet: time.Second}}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
 			defer cancel()
+			// A hang guard: a reader that gave up leaves a TCP writer blocked on a
+			// full window; closing both ends at the limit unblocks it.
+			stop := context.AfterFunc(ctx, func() { c.Close(); s.Close() })
+			defer stop()
 			peerDone := make(chan struct{})
 			type served struct {
 				r   FarResult

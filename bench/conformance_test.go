@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -175,15 +177,20 @@ func TestConformance(t *testing.T) {
 					_, err := s.Recv(makeBufs(1, 16), make([]int, 1))
 					done <- err
 				}()
-				time.Sleep(20 * time.Millisecond) // let Recv block; the test holds either way
+				// Close once Recv has blocked, so the close is what unblocks it (had it
+				// not blocked yet, the test would still hold: Recv on a closed endpoint
+				// fails at once).
+				if !waitIOWait(t, "TestConformance", patience) {
+					t.Logf("recv not seen blocked after %v: closing anyway", patience)
+				}
 				s.Close()
 				select {
 				case err := <-done:
 					if err == nil || isTimeout(err) {
 						t.Fatalf("recv after close: %v, want a closed error", err)
 					}
-				case <-time.After(10 * time.Second):
-					t.Fatal("recv still blocked 10s after close")
+				case <-time.After(patience):
+					t.Fatalf("recv still blocked %v after close", patience)
 				}
 			})
 			t.Run("too large to send", func(t *testing.T) {
@@ -203,7 +210,7 @@ func TestListenerSockets(t *testing.T) {
 	want := map[string]int{"tcp": 3, "udp": 1}
 	for _, nw := range testNetworks(t) {
 		t.Run(nw.Name(), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), patience)
 			defer cancel()
 			l, err := nw.Listen(ctx, "127.0.0.1:0")
 			if err != nil {
@@ -217,23 +224,49 @@ func TestListenerSockets(t *testing.T) {
 				}
 				defer c.Close()
 			}
+			// The expected endpoints are there once the dials are done, or as soon as
+			// the kernel has finished their handshakes: each Accept may take its time
+			// (ctx). None more may come: that wait is short, as anything more would
+			// already be queued.
 			got := 0
-			for {
-				actx, acancel := context.WithTimeout(ctx, 200*time.Millisecond)
-				s, err := l.Accept(actx)
-				acancel()
+			for got < want[nw.Name()] {
+				s, err := l.Accept(ctx)
 				if err != nil {
-					if !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && !isTimeout(err) {
-						t.Logf("accept: %v", err)
-					}
-					break
+					t.Fatalf("3 clients: accept after %d server endpoints: %v", got, err)
 				}
 				defer s.Close()
 				got++
+			}
+			actx, acancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			s, err := l.Accept(actx)
+			acancel()
+			switch {
+			case err == nil:
+				s.Close()
+				got++
+			case !errors.Is(err, context.DeadlineExceeded) && !isTimeout(err):
+				t.Logf("accept: %v", err)
 			}
 			if got != want[nw.Name()] {
 				t.Fatalf("3 clients: %d server endpoints, want %d", got, want[nw.Name()])
 			}
 		})
 	}
+}
+
+// waitIOWait waits, up to limit, until a goroutine whose stack names fn is parked in
+// the network poller ("IO wait"): a receive that has blocked. It reports whether it
+// saw one.
+func waitIOWait(tb testing.TB, fn string, limit time.Duration) bool {
+	tb.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			head, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(head, "[IO wait") && strings.Contains(g, fn) {
+				return true
+			}
+		}
+	}
+	return false
 }

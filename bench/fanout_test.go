@@ -31,6 +31,7 @@ func TestFanoutKnownAnswer(t *testing.T) {
 				t.Fatalf("%s: Multicaster %v, want %v", tc.transport, ok, tc.multicaster)
 			}
 			e := testEnv(t)
+			e.drain = patience // TCP delivers everything: a complete fanout ends the drain at once
 			p := Params{Size: propertySize, Streams: 1, Receivers: receivers, Count: count}
 			o, err := runFanout(context.Background(), e, nw, p)
 			if err != nil {
@@ -45,21 +46,39 @@ func TestFanoutKnownAnswer(t *testing.T) {
 				}
 				t.Skipf("%s: %s", tc.transport, mc)
 			}
+			// Paced, UDP's receivers do not overflow on an idle host; a busy one can
+			// starve them until their sockets drop. Then every lost delivery must be
+			// a counted drop, and the known answer is what is left.
+			var lost uint64
+			if tc.sockDropsKnown && m.DropsSocket != nil && *m.DropsSocket+m.DropsSender > 0 {
+				if m.LostMsgs != *m.DropsSocket+m.DropsSender*receivers || m.DropsNetwork == nil || *m.DropsNetwork != 0 {
+					t.Errorf("lost %d, socket drops %d, sender drops %d, network %v: want lost = socket + sender × %d receivers, network 0",
+						m.LostMsgs, *m.DropsSocket, m.DropsSender, deref(m.DropsNetwork), receivers)
+				}
+				t.Logf("host too busy for a clean run: %d socket drops, %d sender drops, all accounted", *m.DropsSocket, m.DropsSender)
+				lost = m.LostMsgs
+			}
+			delivered := receivers*count - lost
 			if m.SentMsgs != tc.sent || m.SentBytes != tc.sent*propertySize {
 				t.Errorf("sent %d messages, %d bytes; want %d, %d", m.SentMsgs, m.SentBytes, tc.sent, tc.sent*propertySize)
 			}
-			if m.RecvMsgs != receivers*count || m.LostMsgs != 0 || m.DupMsgs != 0 || m.CorruptMsgs != 0 || m.ForeignMsgs != 0 || m.MalformedMsgs != 0 {
-				t.Errorf("recv %d lost %d dup %d corrupt %d foreign %d malformed %d; want recv %d, the rest 0",
-					m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.CorruptMsgs, m.ForeignMsgs, m.MalformedMsgs, receivers*count)
+			if m.RecvMsgs != delivered || m.LostMsgs != lost || m.DupMsgs != 0 || m.CorruptMsgs != 0 || m.ForeignMsgs != 0 || m.MalformedMsgs != 0 {
+				t.Errorf("recv %d lost %d dup %d corrupt %d foreign %d malformed %d; want recv %d, lost %d, the rest 0",
+					m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.CorruptMsgs, m.ForeignMsgs, m.MalformedMsgs, delivered, lost)
 			}
-			if want := uint64(receivers * count * propertySize); m.RecvBytes != want {
+			if want := delivered * propertySize; m.RecvBytes != want {
 				t.Errorf("recv bytes %d, want %d", m.RecvBytes, want)
 			}
 			want := map[string]any{
 				"mode": tc.mode, "receivers": receivers, "receiver_sockets": receivers,
 				"sender_sockets": int(tc.senderSockets), "copies_per_message": tc.copies, "listening_sockets": tc.listening,
-				"deliveries": uint64(receivers * count), "delivered_min": uint64(count), "delivered_max": uint64(count),
+				"deliveries": delivered, "delivered_min": uint64(count), "delivered_max": uint64(count),
 				"sender_bytes_per_delivered_byte": tc.bytesRatio,
+			}
+			if lost > 0 { // which receivers lost them is the host's doing
+				for _, k := range []string{"delivered_min", "delivered_max", "sender_bytes_per_delivered_byte"} {
+					delete(want, k)
+				}
 			}
 			for k, v := range want {
 				if obs[k] != v {
@@ -78,8 +97,8 @@ func TestFanoutKnownAnswer(t *testing.T) {
 			if (m.DropsSocket != nil) != tc.sockDropsKnown {
 				t.Errorf("drops_socket %v, want known %v", deref(m.DropsSocket), tc.sockDropsKnown)
 			}
-			if len(o.warns) != 0 {
-				t.Errorf("warnings %v, want none", o.warns)
+			if wantWarns := min(lost, 1); uint64(len(o.warns)) != wantWarns {
+				t.Errorf("warnings %v, want %d (one saying what never arrived, if anything)", o.warns, wantWarns)
 			}
 		})
 	}

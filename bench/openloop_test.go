@@ -52,7 +52,10 @@ func (t *stalled) Recv(bufs [][]byte, sizes []int) (int, error) {
 // sends nothing during the stall, so one RTT is 500 ms and the p99 stays at the
 // base RTT: the stall is hidden. Open loop at 1000 requests/s keeps sending; about
 // 500 requests were due during the stall and each waited up to 500 ms, so the p99
-// (the slowest 20) is well inside the stall.
+// (the slowest 20) is well inside the stall. The line between the two is half the
+// stall: open loop's p99 above it, closed loop's below it. A busy host only adds
+// to open loop's figures; closed loop's base RTT, which it can stretch to
+// milliseconds, is logged, not bounded.
 func TestOpenLoopStall(t *testing.T) {
 	const stall = 500 * time.Millisecond
 	for _, name := range []string{"tcp", "udp"} {
@@ -60,7 +63,7 @@ func TestOpenLoopStall(t *testing.T) {
 			// 500 replies wait in the socket during the stall: room for them.
 			base := mustNetwork(t, name, NetOptions{NoDelay: true, RecvBuffer: 4 << 20})
 			e := testEnv(t)
-			e.timeout = 2 * time.Second
+			e.timeout = patience // nothing is lost: every request is answered, the stalled ones within a second
 
 			o, err := runPingPongCell(context.Background(), e, stallNetwork{Network: base, after: 200, stall: stall},
 				Params{Size: 64, Count: 2000, PingRate: 1000})
@@ -77,8 +80,8 @@ func TestOpenLoopStall(t *testing.T) {
 				t.Errorf("open loop: sent %d recv %d lost %d timeouts %d samples %d, want 2000 2000 0 0 2000",
 					m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.Timeouts, m.RTT.Samples)
 			}
-			if p99 := time.Duration(*m.RTT.P99); p99 < 250*time.Millisecond {
-				t.Errorf("open loop: p99 %v, want ≥ 250ms: requests due during the stall must show it", p99)
+			if p99 := time.Duration(*m.RTT.P99); p99 < stall/2 {
+				t.Errorf("open loop: p99 %v, want ≥ %v: requests due during the stall must show it", p99, stall/2)
 			}
 			if max := time.Duration(m.RTT.Max); max < 450*time.Millisecond {
 				t.Errorf("open loop: max %v, want about the 500ms stall", max)
@@ -92,7 +95,7 @@ func TestOpenLoopStall(t *testing.T) {
 
 			// The same stall, closed loop: one slow round trip among 2000.
 			e = testEnv(t)
-			e.timeout = 2 * time.Second
+			e.timeout = patience
 			c, err := runPingPongCell(context.Background(), e, stallNetwork{Network: base, after: 200, stall: stall},
 				Params{Size: 64, Count: 2000})
 			if err != nil {
@@ -110,8 +113,8 @@ func TestOpenLoopStall(t *testing.T) {
 			if m.RecvMsgs != 2000 || m.LostMsgs != 0 {
 				t.Errorf("closed loop: recv %d lost %d, want 2000 0", m.RecvMsgs, m.LostMsgs)
 			}
-			if p99 := time.Duration(*m.RTT.P99); p99 >= 5*time.Millisecond {
-				t.Errorf("closed loop: p99 %v, want < 5ms: the stall hides in one sample (coordinated omission)", p99)
+			if p99 := time.Duration(*m.RTT.P99); p99 >= stall/2 {
+				t.Errorf("closed loop: p99 %v, want < %v: the stall hides in one sample (coordinated omission)", p99, stall/2)
 			}
 			if max := time.Duration(m.RTT.Max); max < stall {
 				t.Errorf("closed loop: max %v, want ≥ %v", max, stall)
@@ -120,10 +123,11 @@ func TestOpenLoopStall(t *testing.T) {
 	}
 }
 
-// sendClock wraps a real Network: its client records when each request left.
+// sendClock wraps a real Network: its client records each request's send time,
+// the one its header carries (ns since the run's epoch).
 type sendClock struct {
 	Network
-	at *[]time.Time
+	at *[]int64
 }
 
 func (n sendClock) Dial(ctx context.Context, addr string) (Transport, error) {
@@ -136,58 +140,64 @@ func (n sendClock) Dial(ctx context.Context, addr string) (Transport, error) {
 
 type clocked struct {
 	Transport
-	at *[]time.Time
+	at *[]int64
 }
 
 func (t *clocked) Send(msgs [][]byte) (int, error) {
-	now := time.Now()
 	for _, m := range msgs {
 		if h, err := DecodeHeader(m); err == nil && h.Kind == KindRequest {
-			*t.at = append(*t.at, now)
+			*t.at = append(*t.at, h.SendNs)
 		}
 	}
 	return t.Transport.Send(msgs)
 }
 
-// TestOpenLoopPacer: 2 s at 1000 requests/s sends 2000 requests, and 1990..2010 of
-// them leave within 2 s of the first: the timetable holds the rate within 1%.
+// TestOpenLoopPacer: 2 s at 1000 requests/s sends exactly 2000 requests, each no
+// earlier than its scheduled time: request i leaves at least i ms after the first,
+// less the first one's lateness (at most the largest lag). So the send rate is never
+// above 1000/s; a loaded host can only make the sender late, and the lower bound
+// says no more than that it paces (not 2x off). How close it keeps to its
+// timetable is BenchmarkOpenLoopPacer's figure.
 func TestOpenLoopPacer(t *testing.T) {
+	const rate, period = 1000, int64(time.Second / 1000)
 	e := testEnv(t)
 	e.warmup = 0
-	at := make([]time.Time, 0, 4000)
+	e.timeout = patience // the checks are of the sender; no reply need time out
+	at := make([]int64, 0, 4000)
 	o, err := runPingPongCell(context.Background(), e, sendClock{Network: mustNetwork(t, "udp", NetOptions{}), at: &at},
-		Params{Size: 64, DurationS: 2, PingRate: 1000})
+		Params{Size: 64, DurationS: 2, PingRate: rate})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := o.m
-	in := 0
-	for _, ts := range at {
-		if ts.Sub(at[0]) < 2*time.Second {
-			in++
-		}
-	}
-	t.Logf("sent %d (%d within 2s of the first), send rate %.1f/s, recv %d, lost %d, observed %v", m.SentMsgs, in, m.SendMsgsPerS, m.RecvMsgs, m.LostMsgs, o.observed)
+	maxLag, _ := o.observed["max_send_lag_ns"].(int64)
+	t.Logf("sent %d, send rate %.1f/s (%+.2f%%), recv %d, lost %d, observed %v",
+		m.SentMsgs, m.SendMsgsPerS, 100*(m.SendMsgsPerS/rate-1), m.RecvMsgs, m.LostMsgs, o.observed)
 	if m.SentMsgs != 2000 || len(at) != 2000 {
 		t.Fatalf("sent %d (%d seen), want 2000", m.SentMsgs, len(at))
 	}
-	if in < 1990 || in > 2010 {
-		t.Errorf("%d requests within the 2 s window, want 1990..2010", in)
+	for i, ns := range at {
+		if early := int64(i)*period - maxLag - (ns - at[0]); early > 0 {
+			t.Fatalf("request %d left %v after request 0, %v early for its schedule (largest lag %v)",
+				i, time.Duration(ns-at[0]), time.Duration(early), time.Duration(maxLag))
+		}
 	}
-	if m.SendMsgsPerS < 990 || m.SendMsgsPerS > 1010 {
-		t.Errorf("send rate %.1f/s, want 1000 ± 1%%", m.SendMsgsPerS)
+	if m.SendMsgsPerS < rate/2 || m.SendMsgsPerS > rate*(1+1e-9) {
+		t.Errorf("send rate %.1f/s, want %d/s: never above it, not half of it", m.SendMsgsPerS, rate)
 	}
 	if m.RecvMsgs+m.LostMsgs != m.SentMsgs {
 		t.Errorf("recv %d + lost %d != sent %d", m.RecvMsgs, m.LostMsgs, m.SentMsgs)
 	}
 }
 
-// TestOpenLoopLoss: dropped requests time out 's timeout after their scheduled time
+// TestOpenLoopLoss: dropped requests time out e.timeout after their scheduled time
 // and count lost; the rest are answered.
 func TestOpenLoopLoss(t *testing.T) {
 	e := testEnv(t)
 	e.warmup = 0
-	e.timeout = 250 * time.Millisecond
+	// Only the two dropped requests may time out: the others are answered in far
+	// less than 2 s, however busy the host.
+	e.timeout = 2 * time.Second
 	nw := impairedNetwork{Network: mustNetwork(t, "udp", NetOptions{}), drop: map[uint64]bool{10: true, 20: true}, dup: map[uint64]bool{30: true}}
 	o, err := runPingPongCell(context.Background(), e, nw, Params{Size: 64, Count: 100, PingRate: 500})
 	if err != nil {

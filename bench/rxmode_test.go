@@ -114,6 +114,7 @@ func TestStreamJitterFromStamps(t *testing.T) {
 	const count = 200
 	e := testEnv(t)
 	e.warmup = 0
+	e.drain = patience // TCP delivers all 200: a complete flow ends the drain
 	nw := stampNetwork{Network: mustNetwork(t, "tcp", NetOptions{NoDelay: true}), epoch: e.epoch,
 		transit: func(seq uint64) int64 { return 1000 + int64(seq%2)*10000 }}
 	m, _, err := runStream(context.Background(), e, nw, Params{Size: 256, Streams: 1, Count: count, RateBps: 20e6})
@@ -150,6 +151,7 @@ func TestStreamJitterClock(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := testEnv(t)
+			e.drain = patience // TCP delivers all 2000: a complete flow ends the drain
 			m, _, err := runStream(context.Background(), e, tc.nw, Params{Size: 1024, Streams: 1, Count: count, RateBps: 200e6})
 			if err != nil {
 				t.Fatal(err)
@@ -231,6 +233,7 @@ func TestBusyPollExperiments(t *testing.T) {
 		})
 		t.Run("stream/"+name, func(t *testing.T) {
 			e := testEnv(t)
+			e.drain = patience // TCP delivers all 2000: a complete flow ends the drain
 			m, _, err := runStream(context.Background(), e, mustNetwork(t, name, o), Params{Size: 1024, Streams: 1, Count: 2000, RateBps: 200e6})
 			if err != nil {
 				t.Fatal(err)

@@ -22,9 +22,11 @@ func TestSlowReceiver(t *testing.T) {
 			t.Errorf("lost %d, received %d of %d bytes: want everything", m.LostMsgs, m.RecvBytes, m.SentBytes)
 		}
 		// Held to the reader: once the small socket buffers are full, the sender
-		// runs at the reader's pace.
-		if r, _ := obs["send_rate_steady_bps"].(float64); r < 0.5*reader || r > 1.5*reader {
-			t.Errorf("steady send rate %.3g bit/s, want the reader's %.3g within 50%%", r, reader)
+		// runs at the reader's pace. A reader a busy host starved catches up later,
+		// so the second half's rate (the steady one) may run above the pace: the
+		// bounds say "held to the reader, not unpaced" (gigabits per second).
+		if r, _ := obs["send_rate_steady_bps"].(float64); r < 0.5*reader || r > 2*reader {
+			t.Errorf("steady send rate %.3g bit/s, want the reader's %.3g within a factor of 2", r, reader)
 		}
 		if d, _ := obs["rwnd_limited_ns"].(int64); d <= 0 {
 			t.Errorf("rwnd_limited_ns %v, want > 0: the receive window held the sender", obs["rwnd_limited_ns"])

