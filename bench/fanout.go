@@ -70,8 +70,10 @@ const (
 	// bits/s before copies: gentle enough that no receiver overflows. Loss is not
 	// what fanout shows; it is counted all the same.
 	fanoutRate = 20e6
-	// fanoutQuiet ends the drain early: after the last send, this long without an
-	// arrival at any receiver means nothing more is coming.
+	// fanoutQuiet ends a one-to-many drain early: after the last send, this long
+	// without an arrival at any receiver means nothing more is coming. A one-to-one
+	// fanout's connections deliver everything, however late a busy host runs them,
+	// so they wait for every delivery (or the drain period).
 	fanoutQuiet = 100 * time.Millisecond
 	// fanoutAccept bounds each Accept of the one-to-one setup.
 	fanoutAccept = 2 * time.Second
@@ -492,15 +494,16 @@ func (f *fanout) account(r *fanRx, msg []byte, now int64) {
 	}
 }
 
-// waitDrained waits until every receiver has every message, or nothing has arrived
-// anywhere for fanoutQuiet, or the drain period has passed.
+// waitDrained waits until every receiver has every message, or (one-to-many) nothing
+// has arrived anywhere for fanoutQuiet, or the drain period has passed.
 func (f *fanout) waitDrained(ctx context.Context, n int) {
 	deadline := time.Now().Add(f.e.drain)
+	quietEnds := f.mode == "one-to-many"
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		if f.complete.Load() >= int64(n) {
 			return
 		}
-		if f.e.now()-max(f.lastArrival.Load(), f.lastNs) >= int64(fanoutQuiet) {
+		if quietEnds && f.e.now()-max(f.lastArrival.Load(), f.lastNs) >= int64(fanoutQuiet) {
 			return
 		}
 		time.Sleep(time.Millisecond)
