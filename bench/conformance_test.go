@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/stackwait"
 )
 
 // loopbackPair opens a server end and a client end of nw on 127.0.0.1 and returns
@@ -180,8 +180,8 @@ func TestConformance(t *testing.T) {
 				// Close once Recv has blocked, so the close is what unblocks it (had it
 				// not blocked yet, the test would still hold: Recv on a closed endpoint
 				// fails at once).
-				if !waitIOWait(t, "TestConformance", patience) {
-					t.Logf("recv not seen blocked after %v: closing anyway", patience)
+				if err := stackwait.InCall("TestConformance", true, nil, patience); err != nil {
+					t.Logf("recv not seen blocked: %v; closing anyway", err)
 				}
 				s.Close()
 				select {
@@ -252,21 +252,4 @@ func TestListenerSockets(t *testing.T) {
 			}
 		})
 	}
-}
-
-// waitIOWait waits, up to limit, until a goroutine whose stack names fn is parked in
-// the network poller ("IO wait"): a receive that has blocked. It reports whether it
-// saw one.
-func waitIOWait(tb testing.TB, fn string, limit time.Duration) bool {
-	tb.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			head, _, _ := strings.Cut(g, "\n")
-			if strings.Contains(head, "[IO wait") && strings.Contains(g, fn) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/stackwait"
 )
 
 // busyPair is loopbackPair with busy polling on both ends.
@@ -127,7 +129,9 @@ func TestBusyPollClose(t *testing.T) {
 		_, err := client.Recv([][]byte{make([]byte, 10)}, make([]int, 1))
 		done <- err
 	}()
-	waitInCall(t, "tcp.(*spinReader).Read", false, done) // spinning, not about to
+	if err := stackwait.InCall("tcp.(*spinReader).Read(", false, done, testTimeout); err != nil { // spinning, not about to
+		t.Fatal(err)
+	}
 	if err := client.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,13 @@ import (
 	"math"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/stackwait"
 )
 
 // testTimeout bounds every blocking step of a test; tests never wait on time otherwise.
@@ -252,7 +253,9 @@ func TestCloseUnblocks(t *testing.T) {
 			client, _ := loopbackPair(t)
 			done := make(chan error, 1)
 			go func() { done <- tc.call(client) }()
-			waitInCall(t, "tcp.(*Conn)."+tc.name, true, done) // blocked, not about to block
+			if err := stackwait.InCall("tcp.(*Conn)."+tc.name+"(", true, done, testTimeout); err != nil { // blocked, not about to block
+				t.Fatal(err)
+			}
 			if err := client.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -268,35 +271,6 @@ func TestCloseUnblocks(t *testing.T) {
 				t.Errorf("%s on a closed Conn: got %v, want an error wrapping net.ErrClosed", tc.name, err)
 			}
 		})
-	}
-}
-
-// waitInCall waits until a goroutine is inside fn, a function as stack traces name
-// it ("tcp.(*Conn).Recv"), and, if parked, is parked in Go's poller ("IO wait"):
-// the call under test has started and blocks, or spins. It reads every goroutine's
-// stack each millisecond, for up to testTimeout; done carries the call's result, and
-// a call that returns before it is seen fails the test.
-func waitInCall(tb testing.TB, fn string, parked bool, done <-chan error) {
-	tb.Helper()
-	deadline := time.Now().Add(testTimeout)
-	buf := make([]byte, 1<<20)
-	for {
-		select {
-		case err := <-done:
-			tb.Fatalf("%s returned %v before it was seen blocking", fn, err)
-		default:
-		}
-		n := runtime.Stack(buf, true)
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			head, _, _ := strings.Cut(g, "\n") // "goroutine 7 [IO wait]:"
-			if strings.Contains(g, fn+"(") && (!parked || strings.Contains(head, "[IO wait")) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("no goroutine in %s (parked in the poller: %v) after %v", fn, parked, testTimeout)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 )
@@ -95,33 +93,4 @@ func drain(tb testing.TB, c *Conn, want, bufSize int) [][]byte {
 		tb.Fatal(err)
 	}
 	return got
-}
-
-// waitInCall waits until a goroutine is inside fn, a function as stack traces name
-// it ("udp.(*Conn).readRx"), and, if parked, is parked in Go's poller ("IO wait"):
-// the call under test has started and blocks, or spins. It reads every goroutine's
-// stack each millisecond, for up to recvTimeout; done carries the call's result, and
-// a call that returns before it is seen fails the test.
-func waitInCall(tb testing.TB, fn string, parked bool, done <-chan error) {
-	tb.Helper()
-	deadline := time.Now().Add(recvTimeout)
-	buf := make([]byte, 1<<20)
-	for {
-		select {
-		case err := <-done:
-			tb.Fatalf("%s returned %v before it was seen blocking", fn, err)
-		default:
-		}
-		n := runtime.Stack(buf, true)
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			head, _, _ := strings.Cut(g, "\n") // "goroutine 7 [IO wait]:"
-			if strings.Contains(g, fn+"(") && (!parked || strings.Contains(head, "[IO wait")) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("no goroutine in %s (parked in the poller: %v) after %v", fn, parked, recvTimeout)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

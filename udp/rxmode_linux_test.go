@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/stackwait"
 )
 
 // recvN reads exactly want datagrams from c, and for each the kernel stamp and the
@@ -317,7 +319,9 @@ func TestBusyPollClose(t *testing.T) {
 		_, err := srv.Recv(bufs, sizes)
 		done <- err
 	}()
-	waitInCall(t, "udp.(*Conn).readRx", false, done) // spinning (a busy-polling Recv never parks), not about to
+	if err := stackwait.InCall("udp.(*Conn).readRx(", false, done, recvTimeout); err != nil { // spinning (a busy-polling Recv never parks), not about to
+		t.Fatal(err)
+	}
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
