@@ -51,10 +51,10 @@ func TestRunServerTwoHosts(t *testing.T) {
 					r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
 			}
 		case bench.ExpStream:
-			// Paced at 20 Mbit/s across an idle veth pair: the known answer is exact.
-			if m.SentMsgs != 500 || m.RecvMsgs != 500 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.ServerSockets != 1 {
-				t.Errorf("stream %s %d B: sent %d, recv %d, lost %d, dup %d, reordered %d, server sockets %d; want 500 received once, in order",
-					r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets)
+			// Paced at 20 Mbit/s across a veth pair: the known answer is exact.
+			if !deliveredOrCounted(m, 500) || m.ServerSockets != 1 {
+				t.Errorf("stream %s %d B: sent %d, recv %d, lost %d (kernel drops: socket %v, sender %d), dup %d, reordered %d, server sockets %d; want 500 received once, in order, or dropped and counted by a kernel",
+					r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket), m.DropsSender, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets)
 			}
 		}
 	}
@@ -64,9 +64,9 @@ func TestRunServerTwoHosts(t *testing.T) {
 	for _, r := range rep.Results {
 		m := r.Metrics
 		t.Logf("reverse stream %s across the veth pair: sent %d, recv %d, lost %d, goodput %.4g", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.GoodputBps)
-		if r.Error != "" || !r.Params.Reverse || m.SentMsgs != 500 || m.RecvMsgs != 500 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 {
-			t.Errorf("reverse stream %s: error %q, reverse %v, sent %d, recv %d, lost %d, dup %d, reordered %d; want the server's 500 received once, in order",
-				r.Transport, r.Error, r.Params.Reverse, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs)
+		if r.Error != "" || !r.Params.Reverse || !deliveredOrCounted(m, 500) {
+			t.Errorf("reverse stream %s: error %q, reverse %v, sent %d, recv %d, lost %d (kernel drops: socket %v, sender %d), dup %d, reordered %d; want the server's 500 received once, in order, or dropped and counted by a kernel",
+				r.Transport, r.Error, r.Params.Reverse, m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket), m.DropsSender, m.DupMsgs, m.ReorderedMsgs)
 		}
 	}
 
@@ -93,16 +93,20 @@ func TestRunServerTwoHosts(t *testing.T) {
 				}
 				return v
 			}
-			if n("sent_msgs") != 500 || n("recv_msgs") != 500 || n("lost_msgs") != 0 || n("dup_msgs") != 0 || n("reordered_msgs") != 0 {
-				t.Errorf("bidir stream %s %s: sent %v, recv %v, lost %v, dup %v, reordered %v; want 500 received once, in order",
-					r.Transport, dir, n("sent_msgs"), n("recv_msgs"), n("lost_msgs"), n("dup_msgs"), n("reordered_msgs"))
+			counted := n("drops_sender") // a loaded host may starve a UDP receiver: the kernel's count is then the known answer
+			if v, ok := obs[dir+"_drops_socket"].(float64); ok {
+				counted += v
+			}
+			if n("sent_msgs") != 500 || n("recv_msgs")+n("lost_msgs") != 500 || n("lost_msgs") != counted || n("dup_msgs") != 0 || n("reordered_msgs") != 0 {
+				t.Errorf("bidir stream %s %s: sent %v, recv %v, lost %v (kernel drops %v), dup %v, reordered %v; want 500 received once, in order, or dropped and counted by a kernel",
+					r.Transport, dir, n("sent_msgs"), n("recv_msgs"), n("lost_msgs"), counted, n("dup_msgs"), n("reordered_msgs"))
 			}
 			if g := n("goodput_bps"); !nearPace(g, 20e6) {
 				t.Errorf("bidir stream %s %s: goodput %.4g, want about the paced 20 Mbit/s (%s)", r.Transport, dir, g, paceRange(20e6))
 			}
 			goodput += n("goodput_bps")
 		}
-		if m.SentMsgs != 1000 || m.RecvMsgs != 1000 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 || m.ServerSockets != 2 ||
+		if !deliveredOrCounted(m, 1000) || m.ServerSockets != 2 ||
 			math.Abs(m.GoodputBps-goodput) > 1e-9*goodput {
 			t.Errorf("bidir stream %s: sent %d, recv %d, lost %d, dup %d, reordered %d, server sockets %d, goodput %.6g; want both directions summed (1000, goodput %.6g), 2 server sockets",
 				r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets, m.GoodputBps, goodput)
@@ -272,4 +276,17 @@ func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) bench.Repo
 		t.Fatalf("run %v still running after 60 s\nstderr:\n%s", args, errb.String())
 	}
 	return readReport(t, dir)
+}
+
+// deliveredOrCounted reports whether m's want messages were each received once, in
+// order, or dropped and counted by a kernel (the sender's, or the receiving
+// socket's): the known answer of a paced stream. Idle, nothing is dropped; a loaded
+// host can starve a UDP receiver past its buffer, and then the kernel's count is the
+// answer. TCP has no drop counts, so for it every message must arrive.
+func deliveredOrCounted(m bench.Metrics, want uint64) bool {
+	dropped := m.DropsSender
+	if m.DropsSocket != nil {
+		dropped += *m.DropsSocket
+	}
+	return m.SentMsgs == want && m.RecvMsgs+m.LostMsgs == want && m.LostMsgs == dropped && m.DupMsgs == 0 && m.ReorderedMsgs == 0
 }
