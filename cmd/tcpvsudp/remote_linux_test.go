@@ -160,7 +160,8 @@ func TestRunServerTwoHosts(t *testing.T) {
 // unconnected one; the server's close is never seen; its closed socket answers no
 // one. boundaries, with the server as the reader: TCP's 200 writes of 1000 B come as
 // fewer reads, some coalesced, in order, and a 1 MiB message (the server's
-// --max-size) arrives whole; UDP's come as 200 reads of one write each, the largest
+// --max-size) arrives whole; UDP's come as 200 reads of one write each (less any the
+// far socket dropped while a loaded host held its reader up, each counted), the largest
 // message is 65490 bytes (65507 less the data path's 17-byte prefix) and arrives
 // whole, a plain datagram past 65507 is refused with EMSGSIZE, and 1 MiB is refused.
 func TestRunServerTwoHostsProperties(t *testing.T) {
@@ -207,21 +208,22 @@ func TestRunServerTwoHostsProperties(t *testing.T) {
 		case bench.ExpBoundaries:
 			m := r.Metrics
 			t.Logf("boundaries %s: sent %d recv %d lost %d, server sockets %d", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
-			if m.SentMsgs != 200 || m.RecvMsgs != 200 || m.RecvBytes != 200000 || m.LostMsgs != 0 || m.DupMsgs != 0 || m.ReorderedMsgs != 0 ||
-				o["bytes_in_order"] != true || o["max_message_ok"] != true || m.ServerSockets != 1 {
-				t.Errorf("boundaries %s: sent %d recv %d (%d B) lost %d dup %d reordered %d, server sockets %d, observed %v; want 200 writes of 1000 B back in order, the largest message whole, 1 server socket",
-					r.Transport, m.SentMsgs, m.RecvMsgs, m.RecvBytes, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets, o)
+			// UDP's burst comes 50 datagrams at a time, 10 ms apart: a loaded host can
+			// hold the far reader up past its buffer, and the far socket counts the drops.
+			if !deliveredOrCounted(m, 200) || m.RecvBytes != m.RecvMsgs*1000 || o["bytes_in_order"] != (m.LostMsgs == 0) || o["max_message_ok"] != true || m.ServerSockets != 1 {
+				t.Errorf("boundaries %s: sent %d recv %d (%d B) lost %d (kernel drops: socket %v, sender %d) dup %d reordered %d, server sockets %d, observed %v; want 200 writes of 1000 B back in order (but for counted drops), the largest message whole, 1 server socket",
+					r.Transport, m.SentMsgs, m.RecvMsgs, m.RecvBytes, m.LostMsgs, deref(m.DropsSocket), m.DropsSender, m.DupMsgs, m.ReorderedMsgs, m.ServerSockets, o)
 			}
 			if tcp && (o["raw_stream"] != true || o["reads_equal_to_writes"] != false || num("reads") < 1 || num("reads") >= 200 || num("coalesced_reads") < 1 ||
 				num("max_message_bytes") != 1<<20 || o["one_mib_send_ok"] != true || num("one_mib_reads") < 2 || o["one_mib_raw_in_order"] != true ||
 				o["max_plus_one_emsgsize"] != false) {
 				t.Errorf("boundaries tcp: observed %v; want fewer reads than writes, some coalesced, 1 MiB (--max-size) whole, framed and raw", o)
 			}
-			if !tcp && (o["raw_stream"] != false || o["reads_equal_to_writes"] != true || num("reads") != 200 || num("coalesced_reads") != 0 ||
-				num("split_reads") != 0 || fmt.Sprint(o["read_sizes"]) != "map[1000:200]" || num("max_message_bytes") != 65490 ||
+			if !tcp && (o["raw_stream"] != false || o["reads_equal_to_writes"] != true || num("reads") != float64(m.RecvMsgs) || num("coalesced_reads") != 0 ||
+				num("split_reads") != 0 || fmt.Sprint(o["read_sizes"]) != fmt.Sprintf("map[1000:%d]", m.RecvMsgs) || num("max_message_bytes") != 65490 ||
 				o["max_plus_one_emsgsize"] != true || !strings.Contains(fmt.Sprint(o["max_plus_one_kernel_error"]), "message too long") ||
 				o["one_mib_send_ok"] != false || o["one_mib_send_error"] == "") {
-				t.Errorf("boundaries udp: observed %v; want 200 reads of 1000 B, the largest message 65490 B whole, EMSGSIZE past 65507, 1 MiB refused", o)
+				t.Errorf("boundaries udp: observed %v; want a read of 1000 B per datagram received (%d), the largest message 65490 B whole, EMSGSIZE past 65507, 1 MiB refused", o, m.RecvMsgs)
 			}
 		}
 	}
