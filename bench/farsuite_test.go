@@ -13,7 +13,7 @@ import (
 // cells, one for one; the cells the far end cannot run yet say so, carry no figures,
 // feed no property, and the run's warnings name them once.
 func TestFarDefaultSuite(t *testing.T) {
-	base := Plan{Transports: []string{"tcp", "udp"}, Sizes: []int{64}, Count: 50, Warmup: -1, Timeout: 100 * time.Millisecond, Drain: 200 * time.Millisecond}
+	base := Plan{Transports: []string{"tcp", "udp"}, Sizes: []int{64}, Count: 50, Warmup: NoWarmup, Timeout: 100 * time.Millisecond, Drain: 200 * time.Millisecond}
 	local := base.WithDefaults()
 	far := base
 	far.Far = &loopFar{}

@@ -13,7 +13,7 @@ func TestRunInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := Plan{Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"}, Sizes: []int{64}, Count: 200, RateBps: 20e6,
-		Warmup: -1, Drain: patience, // the first cell's 200 TCP messages all arrive: a complete flow ends the drain
+		Warmup: NoWarmup, Drain: patience, // the first cell's 200 TCP messages all arrive: a complete flow ends the drain
 		Progress: func(ev ProgressEvent) {
 			if ev.Done && ev.Index == 1 {
 				cancel()

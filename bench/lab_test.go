@@ -75,7 +75,7 @@ func TestLabKnownAnswers(t *testing.T) {
 			// loss at the tail after a retransmission timeout or two: the drain is
 			// a hang guard, which a complete flow ends at once.
 			p := Plan{Experiments: []string{ExpStream}, Sizes: []int{1024}, Count: count, RateBps: 20e6,
-				Seed: 7, Warmup: -1, Drain: patience, Net: NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im}}
+				Seed: 7, Warmup: NoWarmup, Drain: patience, Net: NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im}}
 			rep, err := Run(context.Background(), p)
 			if errors.Is(err, os.ErrPermission) {
 				t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)
@@ -132,7 +132,7 @@ func TestLabDelay(t *testing.T) {
 		t.Skipf("lab: needs Linux, not %s", runtime.GOOS)
 	}
 	im := lab.Impair{Delay: 10 * time.Millisecond}
-	p := Plan{Experiments: []string{ExpPingPong}, Sizes: []int{64}, Count: 50, Warmup: -1, Timeout: patience, Lab: &LabConfig{Up: im, Down: im}}
+	p := Plan{Experiments: []string{ExpPingPong}, Sizes: []int{64}, Count: 50, Warmup: NoWarmup, Timeout: patience, Lab: &LabConfig{Up: im, Down: im}}
 	rep, err := Run(context.Background(), p)
 	if errors.Is(err, os.ErrPermission) {
 		t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)

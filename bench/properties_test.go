@@ -69,7 +69,7 @@ func TestRunPropertyExperiments(t *testing.T) {
 		t.Skip("runs every property experiment")
 	}
 	p := Plan{Experiments: []string{ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver, ExpFanout},
-		Duration: 300 * time.Millisecond, Clients: 20, Receivers: 3, Count: 0, Warmup: -1, Drain: 300 * time.Millisecond,
+		Duration: 300 * time.Millisecond, Clients: 20, Receivers: 3, Count: 0, Warmup: NoWarmup, Drain: 300 * time.Millisecond,
 		// A round trip that must be answered (close's before the listener closes) is
 		// an error when it times out: the timeout is a hang guard. Those that must not
 		// be answered end on the ICMP refusal.

@@ -35,8 +35,8 @@ type Plan struct {
 	Host        string        // where the server end listens; default 127.0.0.1
 	Port        int           // server port; 0 = ephemeral
 	Seed        int64         // payload seed; 0 = 1
-	Warmup      time.Duration // excluded from every counter; default 200 ms; negative = none
-	Drain       time.Duration // longest wait for stragglers after the last send; default 1 s
+	Warmup      time.Duration // excluded from every counter; default 200 ms; negative = none (NoWarmup)
+	Drain       time.Duration // longest wait for stragglers after the last send; default 1 s; negative = none
 	Timeout     time.Duration // a request unanswered this long is lost; default 200 ms
 	Batch       int           // most messages per Send/Recv; default 64
 	Clients     int           // concurrent clients of the clients experiment; default 100
@@ -80,7 +80,12 @@ const (
 	MaxPingRate  = 1000000 // pingpong requests/s in open loop
 )
 
-// WithDefaults returns p with every zero field set to its default.
+// NoWarmup is the Plan.Warmup of a plan with no warm-up at all: zero means the default.
+const NoWarmup time.Duration = -1
+
+// WithDefaults returns p with every zero field set to its default. It may be applied
+// any number of times: a field asking for none (a negative Warmup or Drain) keeps
+// saying so, and the runner reads it as zero.
 func (p Plan) WithDefaults() Plan {
 	if len(p.Transports) == 0 {
 		p.Transports = []string{"tcp", "udp"}
@@ -117,9 +122,6 @@ func (p Plan) WithDefaults() Plan {
 	if p.Warmup == 0 {
 		p.Warmup = 200 * time.Millisecond
 	}
-	if p.Warmup < 0 {
-		p.Warmup = 0
-	}
 	if p.Drain == 0 {
 		p.Drain = time.Second
 	}
@@ -140,6 +142,12 @@ func (p Plan) WithDefaults() Plan {
 	}
 	return p
 }
+
+// warmup is the warm-up the runner runs: Warmup, or 0 for none.
+func (p Plan) warmup() time.Duration { return max(p.Warmup, 0) }
+
+// drain is the longest drain the runner waits: Drain, or 0 for none.
+func (p Plan) drain() time.Duration { return max(p.Drain, 0) }
 
 // Validate checks a plan (after WithDefaults). Errors name the flag, the rule and the
 // value, e.g. "--sizes: must be 48..65507 for udp, got 70000".
@@ -177,8 +185,6 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("--repeat: must be 1..%d, got %d", MaxRepeat, p.Repeat)
 	case p.Port < 0 || p.Port > 65535:
 		return fmt.Errorf("--port: must be 0..65535, got %d", p.Port)
-	case p.Drain < 0:
-		return fmt.Errorf("--drain: must not be negative, got %v", p.Drain)
 	case p.Timeout <= 0:
 		return fmt.Errorf("--timeout: must be positive, got %v", p.Timeout)
 	case p.Batch < 1 || p.Batch > 1024:
@@ -256,7 +262,7 @@ func (p Plan) ExpectedDuration() time.Duration {
 			n++ // a cell the far end cannot run is skipped at once
 		}
 	}
-	return time.Duration(n*p.Repeat) * (p.Duration + p.Warmup)
+	return time.Duration(n*p.Repeat) * (p.Duration + p.warmup())
 }
 
 // Run measures the plan and returns the report. A cell that fails is reported with
@@ -275,8 +281,8 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 		Config: Config{
 			Command: p.Command, Transports: p.Transports, Experiments: p.Experiments, Sizes: p.Sizes,
 			Streams: p.Streams, DurationS: p.Duration.Seconds(), Count: p.Count, RateBps: p.RateBps,
-			Repeat: p.Repeat, Port: p.Port, Seed: p.Seed, Quick: p.Quick, WarmupS: p.Warmup.Seconds(),
-			DrainS: p.Drain.Seconds(), TimeoutS: p.Timeout.Seconds(), NoDelay: p.Net.NoDelay,
+			Repeat: p.Repeat, Port: p.Port, Seed: p.Seed, Quick: p.Quick, WarmupS: p.warmup().Seconds(),
+			DrainS: p.drain().Seconds(), TimeoutS: p.Timeout.Seconds(), NoDelay: p.Net.NoDelay,
 			RecvBuffer: p.Net.RecvBuffer, SendBuffer: p.Net.SendBuffer,
 			Clients: p.Clients, Receivers: p.Receivers, ReaderBps: p.ReaderBps,
 			Started: started.UTC().Format(time.RFC3339), BusyPoll: p.Net.BusyPoll,
@@ -285,7 +291,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 	address := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
 	rep.Env.Link = Link{Kind: "loopback", Addr: address, MTU: loopbackMTU()}
 	e := &runEnv{epoch: started, run: newRunID(), seed: p.Seed, address: address,
-		warmup: p.Warmup, drain: p.Drain, timeout: p.Timeout, batch: p.Batch, far: p.Far}
+		warmup: p.warmup(), drain: p.drain(), timeout: p.Timeout, batch: p.Batch, far: p.Far}
 	if p.Far != nil {
 		rep.Env.Link = p.Far.Link()
 	}
@@ -324,7 +330,7 @@ outer:
 			}
 			idx++
 			if p.Progress != nil {
-				p.Progress(ProgressEvent{Index: idx, Total: total, Expected: p.Duration + p.Warmup, Result: &Result{Experiment: c.exp, Transport: c.transport, Params: c.params}})
+				p.Progress(ProgressEvent{Index: idx, Total: total, Expected: p.Duration + p.warmup(), Result: &Result{Experiment: c.exp, Transport: c.transport, Params: c.params}})
 			}
 			o, err := runCell(ctx, e, p, c)
 			m, w := o.m, o.warns

@@ -244,7 +244,7 @@ func TestBusyPollExperiments(t *testing.T) {
 		})
 	}
 	t.Run("report", func(t *testing.T) {
-		p := Plan{Experiments: []string{ExpPingPong}, Sizes: []int{64}, Count: 200, Warmup: -1, Net: o}
+		p := Plan{Experiments: []string{ExpPingPong}, Sizes: []int{64}, Count: 200, Warmup: NoWarmup, Net: o}
 		rep, err := Run(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)

@@ -347,7 +347,7 @@ func BenchmarkFarStream(b *testing.B) {
 				var send, goodput, lost, sent float64
 				for b.Loop() {
 					rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Reverse: dir == "reverse", Experiments: []string{bench.ExpStream},
-						Transports: []string{transport}, Sizes: []int{256}, Streams: 2, RateBps: pace, Count: 1000, Warmup: -1, Drain: 5 * time.Second})
+						Transports: []string{transport}, Sizes: []int{256}, Streams: 2, RateBps: pace, Count: 1000, Warmup: bench.NoWarmup, Drain: 5 * time.Second})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -58,7 +58,7 @@ func TestFarConnect(t *testing.T) {
 func TestFarClients(t *testing.T) {
 	far, _ := dialServer(t, remote.Limits{})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpClients}, Transports: []string{"tcp", "udp"},
-		Clients: 50, Count: 20, Warmup: -1, Timeout: 5 * time.Second})
+		Clients: 50, Count: 20, Warmup: bench.NoWarmup, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

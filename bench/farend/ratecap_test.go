@@ -22,7 +22,7 @@ func TestFarRateCap(t *testing.T) {
 	var capBps = 2e6
 	far, _ := dialServer(t, remote.Limits{MaxRateBps: uint64(capBps)})
 	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"tcp", "udp"},
-		Sizes: []int{1024}, Duration: 300 * time.Millisecond, Warmup: -1, Timeout: time.Second})
+		Sizes: []int{1024}, Duration: 300 * time.Millisecond, Warmup: bench.NoWarmup, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestFarRateCap(t *testing.T) {
 		}
 	}
 	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Reverse: true, Experiments: []string{bench.ExpStream}, Transports: []string{"tcp", "udp"},
-		Sizes: []int{1024}, RateBps: capBps / 2, Count: 30, Warmup: -1, Drain: 5 * time.Second})
+		Sizes: []int{1024}, RateBps: capBps / 2, Count: 30, Warmup: bench.NoWarmup, Drain: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

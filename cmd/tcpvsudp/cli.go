@@ -178,7 +178,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms, --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
 	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
 	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic sent before each cell's measurement and excluded from it (TCP slow start); 0 = none")
-	fs.DurationVar(&rf.drain, "drain", time.Second, "longest wait for in-flight messages after the last send, before counting what is missing as lost")
+	fs.DurationVar(&rf.drain, "drain", time.Second, "longest wait for in-flight messages after the last send, before counting what is missing as lost; 0 = none")
 	fs.DurationVar(&rf.timeout, "timeout", 200*time.Millisecond, "a request unanswered this long is lost (pingpong, connect)")
 	fs.IntVar(&rf.clients, "clients", 100, "concurrent clients of the clients experiment, 1..4096")
 	fs.IntVar(&rf.receivers, "receivers", 8, "receivers of one sender in the fanout experiment, 1..64")
@@ -323,7 +323,10 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 		return p, fmt.Errorf("--rcvbuf, --sndbuf: must not be negative, got %d, %d", rf.rcvbuf, rf.sndbuf)
 	}
 	if rf.warmup == 0 {
-		p.Warmup = -1 // bench: negative means none
+		p.Warmup = bench.NoWarmup // an explicit 0: bench's own 0 means its default
+	}
+	if rf.drain == 0 {
+		p.Drain = -1 // bench: negative means none
 	}
 	if rf.quick {
 		if !fs.Changed("duration") {
@@ -542,7 +545,7 @@ func addLabSection(ctx context.Context, rep *bench.Report, p bench.Plan, stderr 
 	}
 	lp := bench.Plan{
 		Transports: p.Transports, Experiments: exps, Sizes: []int{1024}, Count: count, RateBps: 20e6,
-		Duration: min(p.Duration, 2*time.Second), Seed: p.Seed, Warmup: -1, Timeout: p.Timeout, Batch: p.Batch, Net: p.Net,
+		Duration: min(p.Duration, 2*time.Second), Seed: p.Seed, Warmup: bench.NoWarmup, Timeout: p.Timeout, Batch: p.Batch, Net: p.Net,
 		Lab:     &bench.LabConfig{Up: im, Down: im},
 		Command: fmt.Sprintf("tcpvsudp run -e %s --sizes 1024 --count %d --rate 20M --seed %d --impair '%s'", strings.Join(exps, ","), count, p.Seed, labSectionImpair),
 	}

@@ -255,7 +255,8 @@ func deref(p *uint64) any {
 }
 
 // runIn runs 'tcpvsudp run ARGS --out DIR' as a child process in p's client
-// namespace, waits for it (60 s at most) and returns the report it wrote.
+// namespace, waits for it (60 s at most) and returns the report it wrote. cs is the
+// server whose log a failure shows, or nil.
 func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) bench.Report {
 	t.Helper()
 	dir := t.TempDir()
@@ -270,7 +271,11 @@ func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) bench.Repo
 	select {
 	case err := <-exited:
 		if err != nil {
-			t.Fatalf("run %v: %v\nstderr:\n%s\nserver:\n%s", args, err, errb.String(), cs.logs)
+			server := "none"
+			if cs != nil {
+				server = cs.logs.String()
+			}
+			t.Fatalf("run %v: %v\nstderr:\n%s\nserver:\n%s", args, err, errb.String(), server)
 		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
