@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -309,7 +311,11 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // ReadReport decodes a report written by WriteJSON and checks its schema.
 func ReadReport(rd io.Reader) (*Report, error) {
 	var r Report
-	dec := json.NewDecoder(rd)
+	br := bufio.NewReader(rd)
+	if c, err := firstNonSpace(br); err == nil && c != '{' {
+		return nil, fmt.Errorf("report: %w (it starts with %q): give the report.json that 'tcpvsudp run' wrote, not its markdown", ErrNotReport, c)
+	}
+	dec := json.NewDecoder(br)
 	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
@@ -317,6 +323,23 @@ func ReadReport(rd io.Reader) (*Report, error) {
 		return nil, fmt.Errorf("report: schema %q, want %q", r.Schema, Schema)
 	}
 	return &r, nil
+}
+
+// ErrNotReport is ReadReport's error for input that is not a JSON document at all
+// (a markdown report, say).
+var ErrNotReport = errors.New("not a JSON report")
+
+// firstNonSpace peeks at br's first byte that is not white space, leaving it unread.
+func firstNonSpace(br *bufio.Reader) (byte, error) {
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return c, br.UnreadByte()
+		}
+	}
 }
 
 // LoadReport reads a report from a JSON file.

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // Impair is what one direction of the emulated link does to the packets crossing it.
@@ -190,8 +192,11 @@ func prob(v string) (float64, error) {
 	if isPct {
 		f /= 100
 	}
+	if isPct && (f < 0 || f > 1) {
+		return 0, fmt.Errorf("must be a percentage 0..100%%")
+	}
 	if f < 0 || f > 1 {
-		return 0, fmt.Errorf("must be 0..100%%")
+		return 0, fmt.Errorf("must be a fraction 0..1 or a percentage 0..100%%; a bare %s is a fraction, for %s percent write %s%%", s, s, s)
 	}
 	return f, nil
 }
@@ -207,21 +212,16 @@ func duration(v string) (time.Duration, error) {
 	return d, nil
 }
 
-// rate reads bits/s with a decimal SI unit: 800k, 50M, 1.5G.
+// rate reads bits/s with a decimal SI unit: 800k, 50M, 1.5G, 10Mbit/s.
 func rate(v string) (float64, error) {
-	s := strings.ToLower(v)
-	for _, suf := range []string{"bit/s", "bps", "b/s"} {
-		s = strings.TrimSuffix(s, suf)
+	f, err := units.BitRate(v)
+	if err != nil {
+		return 0, err
 	}
-	mult := map[byte]float64{'k': 1e3, 'm': 1e6, 'g': 1e9}
-	if s == "" || mult[s[len(s)-1]] == 0 {
-		return 0, fmt.Errorf("needs a unit: k, M or G bits/s, like 50M")
+	if f <= 0 {
+		return 0, fmt.Errorf("must be above 0 (leave rate out for a link without a rate limit), got %q", v)
 	}
-	f, err := strconv.ParseFloat(s[:len(s)-1], 64)
-	if err != nil || f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("must be a positive number with a unit, like 50M")
-	}
-	return f * mult[s[len(s)-1]], nil
+	return f, nil
 }
 
 // A Preset is a named link: what each direction does.

@@ -13,8 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // runFlags are the flags of `tcpvsudp run`, as typed.
@@ -23,7 +25,7 @@ type runFlags struct {
 	streams, repeat, port, batch         int
 	duration, warmup, drain, timeout     time.Duration
 	count                                uint64
-	pingRate                             float64
+	pingRate                             string
 	out, host                            string
 	quick, nodelay, noFiles, noGSO       bool
 	busyPoll                             bool
@@ -95,7 +97,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 		Short:   "Measure TCP and UDP side by side (the default command)",
 		Long:    runLong,
 		Example: runExample,
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return doRun(cmd.Context(), cmd.Flags(), rf, commandLine(), stdout, stderr)
 		},
@@ -130,7 +132,7 @@ numbers, how they differ: connection setup, reliability, ordering, flow control,
 message boundaries, and what each costs in throughput, round-trip time and CPU.
 
 With no command it runs 'tcpvsudp run' with the default suite.`,
-		Args:          cobra.NoArgs,
+		Args:          noArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -152,6 +154,27 @@ With no command it runs 'tcpvsudp run' with the default suite.`,
 	return root
 }
 
+// noArgs refuses arguments where a command takes none (run, and the root command
+// that runs it): a usage error, with a hint when the argument is an experiment or a
+// transport, a flag's value given without its flag.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	a := args[0]
+	hint := fmt.Sprintf("the commands are run, serve and report; see '%s --help'", cmd.Root().Name())
+	switch {
+	case slices.Contains(bench.Experiments(), a):
+		hint = fmt.Sprintf("to run one experiment: %s run -e %s", cmd.Root().Name(), a)
+	case slices.Contains(bench.Transports(), a):
+		hint = fmt.Sprintf("to run one transport: %s run -t %s", cmd.Root().Name(), a)
+	}
+	if cmd.HasParent() {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q (%s)", cmd.CommandPath(), a, hint)}
+	}
+	return usageError{fmt.Errorf("unknown command %q (%s)", a, hint)}
+}
+
 func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVarP(&rf.transports, "transports", "t", "tcp,udp", "transports to compare, comma-separated: tcp, udp")
 	fs.StringVarP(&rf.experiments, "experiments", "e", "", "experiments to run, comma-separated (see 'Experiments' above); default: all but bottleneck and hol on loopback, all across an emulated link")
@@ -160,7 +183,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.DurationVarP(&rf.duration, "duration", "d", 3*time.Second, "time per cell (one experiment, transport and size), e.g. 500ms, 3s; ignored with --count")
 	fs.Uint64VarP(&rf.count, "count", "n", 0, "exact messages per stream (stream), round trips (pingpong) or transactions (connect) per cell; 0 = run for --duration")
 	fs.StringVarP(&rf.rate, "rate", "r", "0", "stream pacing over all streams, bits/s with a unit: 500M, 1.5G, 800k; 0 = unpaced (as fast as the transport takes it)")
-	fs.Float64Var(&rf.pingRate, "ping-rate", 0, "pingpong open loop: send this many requests/s on a fixed timetable, whether or not replies came back, "+
+	fs.StringVar(&rf.pingRate, "ping-rate", "0", "pingpong open loop: send this many requests/s (5000, 5k, 1M) on a fixed timetable, whether or not replies came back, "+
 		"and measure each RTT from the request's scheduled send time, so a stall delays every request due during it (no coordinated omission); "+
 		"0 = closed loop (one request at a time, the next only after the reply: a stall delays one request and hides the queue behind it)")
 	fs.IntVarP(&rf.repeat, "repeat", "R", 1, "runs per cell, 1..100; each figure is then the median, with a 95% CI from 6 runs up")
@@ -260,7 +283,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	p := bench.Plan{
 		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
-		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, PingRate: rf.pingRate, Reverse: rf.reverse, Bidir: rf.bidir,
+		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, Reverse: rf.reverse, Bidir: rf.bidir,
 		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll},
 	}
 	var err error
@@ -275,11 +298,14 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	if p.Sizes, err = parseSizes(rf.sizes); err != nil {
 		return p, err
 	}
-	if p.RateBps, err = parseRate(rf.rate); err != nil {
+	if p.RateBps, err = parseRate("--rate", rf.rate); err != nil {
 		return p, err
 	}
-	if p.ReaderBps, err = parseRate(rf.readerRate); err != nil {
-		return p, fmt.Errorf("--reader-rate%s", strings.TrimPrefix(err.Error(), "--rate"))
+	if p.PingRate, err = units.PerSecond(rf.pingRate); err != nil {
+		return p, fmt.Errorf("--ping-rate: %w", err)
+	}
+	if p.ReaderBps, err = parseRate("--reader-rate", rf.readerRate); err != nil {
+		return p, err
 	}
 	if p.ReaderBps == 0 {
 		return p, fmt.Errorf("--reader-rate: must be above 0 (a reader that never reads), got %q", rf.readerRate)
@@ -480,6 +506,9 @@ func writeFile(path string, write func(io.Writer) error) error {
 
 func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
 	rep, err := bench.LoadReport(path)
+	if errors.Is(err, bench.ErrNotReport) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}

@@ -26,14 +26,16 @@ func TestParseRate(t *testing.T) {
 		{in: "800k", want: 800e3},
 		{in: "2Gbit/s", want: 2e9},
 		{in: "10mbps", want: 10e6},
-		{in: "500", wantErr: "needs a unit"},
-		{in: "fastM", wantErr: "must be a number"},
+		{in: "10mbit", want: 10e6},
+		{in: "500", wantErr: "with a unit"},
+		{in: "fastM", wantErr: "with a unit"},
 		{in: "-5M", wantErr: "must not be negative"},
 		{in: "bps", wantErr: "with a unit"},
+		{in: "10MB", wantErr: "give 80M"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseRate(tc.in)
+			got, err := parseRate("--rate", tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "--rate") {
 					t.Fatalf("parseRate(%q) = %v, %v; want an error naming --rate with %q", tc.in, got, err, tc.wantErr)
@@ -60,6 +62,19 @@ func TestBadFlags(t *testing.T) {
 		{"udp size too large", []string{"run", "--sizes", "64,70000"}, []string{"--sizes", "65507", "udp", "70000"}},
 		{"size below header", []string{"run", "--sizes", "10"}, []string{"--sizes", "48", "10"}},
 		{"size not a number", []string{"run", "--sizes", "1k"}, []string{"--sizes", "1k"}},
+		{"size with a unit", []string{"run", "--sizes", "64,1M"}, []string{"--sizes", "plain byte counts", `"1M"`}},
+		{"rate in bytes", []string{"run", "--rate", "10MB"}, []string{"--rate", "bits/s", "B is bytes", "80M"}},
+		{"rate in bytes per second", []string{"run", "--rate", "1.5GB/s"}, []string{"--rate", "give 12G"}},
+		{"reader rate names its flag", []string{"run", "--reader-rate", "fast"}, []string{"--reader-rate", "fast"}},
+		{"ping rate not a number", []string{"run", "--ping-rate", "fast"}, []string{"--ping-rate", "per second", "fast"}},
+		{"ping rate too high", []string{"run", "--ping-rate", "2M"}, []string{"--ping-rate", "2e+06"}},
+		{"loss as a bare number", []string{"run", "--impair", "loss=5"}, []string{"--impair", "loss", "a fraction 0..1 or a percentage", "5%"}},
+		{"loss above 100%", []string{"run", "--impair", "loss=150%"}, []string{"--impair", "0..100%", "150%"}},
+		{"an experiment as a command", []string{"stream"}, []string{`unknown command "stream"`, "run -e stream"}},
+		{"a transport as a command", []string{"udp"}, []string{`unknown command "udp"`, "run -t udp"}},
+		{"an unknown command", []string{"bogus"}, []string{`unknown command "bogus"`, "run, serve and report"}},
+		{"run with an argument", []string{"run", "stream"}, []string{"takes no arguments", "run -e stream"}},
+		{"report of the markdown", []string{"report", "../../results/report.md"}, []string{"not a JSON report", "report.json"}},
 		{"negative duration", []string{"run", "--duration", "-3s"}, []string{"--duration", "-3s"}},
 		{"rate without unit", []string{"run", "--rate", "500"}, []string{"--rate", "unit", "500"}},
 		{"streams zero", []string{"run", "--streams", "0"}, []string{"--streams", "1..1024", "0"}},

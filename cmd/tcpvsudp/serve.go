@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/farend"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
@@ -190,9 +191,9 @@ func (sf *serveFlags) config() (serveConfig, error) {
 		return c, err
 	}
 	c.addr = addr
-	rate, err := parseRate(sf.maxRate)
+	rate, err := parseRate("--max-rate", sf.maxRate)
 	if err != nil {
-		return c, fmt.Errorf("--max-rate%s", strings.TrimPrefix(err.Error(), "--rate"))
+		return c, err
 	}
 	if rate >= math.MaxUint64 {
 		return c, fmt.Errorf("--max-rate: too large for a 64-bit count of bits/s, got %q", sf.maxRate)

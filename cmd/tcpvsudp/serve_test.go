@@ -299,7 +299,7 @@ func TestListenAddr(t *testing.T) {
 func TestRateFlag(t *testing.T) {
 	for _, v := range []uint64{1e9, 2.5e9, 100e6, 8000, 1e12, 12345} {
 		s := rateFlag(v)
-		got, err := parseRate(s)
+		got, err := parseRate("--max-rate", s)
 		if err != nil || uint64(got) != v {
 			t.Errorf("rateFlag(%d) = %q, which parses as %v, %v", v, s, got, err)
 		}
