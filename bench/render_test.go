@@ -487,8 +487,9 @@ func TestRenderUnanswered(t *testing.T) {
 		rr(ExpPingPong, "tcp", 47090, 1), rr(ExpPingPong, "udp", 1000, 3),
 		rr(ExpConnect, "tcp", 47090, 1), rr(ExpConnect, "udp", 1000, 3),
 		rr(ExpClients, "tcp", 47090, 1), rr(ExpClients, "udp", 1000, 3),
+		rr(ExpClose, "tcp", 2, 0), rr(ExpClose, "udp", 3, 2),
 	}
-	for i := 4; i < 6; i++ {
+	for i := 4; i < 8; i++ {
 		r.Results[i].Observed = map[string]any{"clients": 100}
 	}
 	text, md := renderBoth(t, r)
@@ -501,6 +502,9 @@ func TestRenderUnanswered(t *testing.T) {
 		}
 		if !regexp.MustCompile(`\| timeouts +\| 1 +\| 3 +\|`).MatchString(out) {
 			t.Errorf("%s: the clients table has no row \"timeouts | 1 | 3\":\n%s", name, out)
+		}
+		if !regexp.MustCompile(`\| timeouts +\| 0 +\| 2 +\|`).MatchString(out) {
+			t.Errorf("%s: the close table has no row \"timeouts | 0 | 2\" (TCP's zero is omitted from the JSON):\n%s", name, out)
 		}
 		for _, l := range strings.Split(out, "\n") {
 			if strings.HasPrefix(l, "|") && strings.Contains(l, "lost") {

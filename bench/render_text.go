@@ -1240,6 +1240,9 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 			}
 			addRow(k, func(res *Result) (string, bool) {
 				v, ok := vals[res.Transport][k]
+				if !ok && k == "timeouts" && RequestResponse(res.Experiment) && res.Error == "" {
+					return "0", true // omitted from the JSON when zero: every request was answered
+				}
 				if !ok {
 					return "", false
 				}
