@@ -26,7 +26,7 @@ const clientsMaxS = 1.0
 // runClients shows that every TCP client costs the server a socket of its own, while
 // one UDP socket serves them all. p.Clients clients dial one echo server and each
 // does closed-loop request/response round trips of p.Size bytes (a request
-// unanswered within e.timeout is lost, never a stall) for min(p.DurationS, 1 s), or
+// unanswered within e.timeout counts as unanswered, never a stall) for min(p.DurationS, 1 s), or
 // p.Count round trips each.
 //
 // The footprint is read twice: before the server starts, and after the traffic with
@@ -151,8 +151,8 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 	}
 	m.ServerSockets = sockets
 	m.ServerCPUSec = serverCPU
-	if m.LostMsgs > 0 {
-		warns = append(warns, fmt.Sprintf("%d of %d requests unanswered within %v (counted lost)", m.LostMsgs, m.SentMsgs, e.timeout))
+	if m.Timeouts > 0 {
+		warns = append(warns, fmt.Sprintf("%d of %d requests unanswered within %v", m.Timeouts, m.SentMsgs, e.timeout))
 	}
 
 	obs := map[string]any{

@@ -92,7 +92,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 	socketsAfter, swarns, serverCPU := srv.finish(ctx)
 	warns = append(warns, swarns...)
 	if dialErrs > 0 {
-		warns = append(warns, fmt.Sprintf("%d dials failed (counted lost); first: %v", dialErrs, firstErr))
+		warns = append(warns, fmt.Sprintf("%d dials failed (counted unanswered); first: %v", dialErrs, firstErr))
 	}
 
 	finishRequests(&m, lat, p.Size, elapsed)

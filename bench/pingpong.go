@@ -13,8 +13,8 @@ import (
 
 // runPingPong is closed-loop request/response: one client sends a p.Size-byte
 // request, waits for the echo, records the round-trip time, and only then sends the
-// next. A request unanswered within e.timeout counts as lost and the client moves on,
-// so one lost datagram never stalls the run (PITFALLS 9). Closed-loop figures are
+// next. A request unanswered within e.timeout counts as unanswered (Timeouts) and the
+// client moves on, so one lost datagram never stalls the run (PITFALLS 9). Closed-loop figures are
 // labelled as such: they hide queueing, by construction.
 func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))

@@ -169,8 +169,8 @@ func mdIntro(r *Report) string {
 		cell = append(cell, fmt.Sprintf("%d stream%s", c.Streams, plural(c.Streams)))
 	}
 	cell = append(cell, rateLabel(c.RateBps))
-	if c.TimeoutS > 0 && slices.Contains(transportOrder(r), "udp") {
-		cell = append(cell, "UDP request timeout "+secs(c.TimeoutS))
+	if c.TimeoutS > 0 && slices.ContainsFunc(r.Results, func(res Result) bool { return RequestResponse(res.Experiment) }) {
+		cell = append(cell, "request timeout "+secs(c.TimeoutS))
 	}
 	if c.Repeat > 0 {
 		cell = append(cell, fmt.Sprintf("repeat %d", c.Repeat))
@@ -237,7 +237,8 @@ func sockOrder(r *Report) []string {
 }
 
 const mdDefinitions = `- **goodput**: unique, intact payload bits received / the receiver's measured interval (decimal SI); msgs/s likewise in messages. Sender figures (sender rate) are reported apart, never mixed in.
-- **lost**: sent - unique received, counted after a drain period; attributed to sender drops (failed sends), socket drops (datagrams the receiving socket dropped, from SO_MEMINFO: receive-buffer overflow and, on Linux, failed checksums) and network drops (the rest).
+- **lost** (sequence-numbered messages: stream, boundaries, fanout, ...): sent - unique received, counted after a drain period; attributed to sender drops (failed sends), socket drops (datagrams the receiving socket dropped, from SO_MEMINFO: receive-buffer overflow and, on Linux, failed checksums) and network drops (the rest).
+- **unanswered** (request/response: pingpong, connect, clients, close): requests with no reply within --timeout; the client moves on. A TCP request is never lost, only not answered in time; a datagram may have been lost or only be late (late_msgs). In the JSON, timeouts holds this count, and the lost count repeats it for compatibility.
 - **duplicate**: a sequence number seen before.
 - **reordered** (RFC 4737): arrived with a sequence number below the highest already seen.
 - **jitter**: RFC 3550 section 6.4.1 interarrival jitter, J += (|D| - J)/16; the final value. Arrival times are the kernel's receive timestamps (SO_TIMESTAMPNS) where the socket has them (datagram sockets on Linux; jitter_kernel_msgs counts them), else read in user space when the receive call returned (TCP: a byte stream has no per-message arrival).

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -468,6 +469,47 @@ func TestRenderObservedSections(t *testing.T) {
 		sec := out[i:]
 		if a, b := strings.Index(sec, "connect_error"), strings.Index(sec, "silent"); a < 0 || b < 0 || a > b {
 			t.Errorf("%s: observed keys not in order:\n%s", name, sec)
+		}
+	}
+}
+
+// TestRenderUnanswered: a request/response cell's requests with no reply within
+// --timeout are "unanswered" for both transports, never "lost" (a TCP request is
+// never lost; a UDP one may only be late). Known answer: TCP 1 of 47,090 and UDP 3
+// of 1,000 unanswered; lost_msgs repeats timeouts, as the experiments fill it in.
+func TestRenderUnanswered(t *testing.T) {
+	rr := func(exp, tr string, sent, timeouts uint64) Result {
+		return Result{Experiment: exp, Transport: tr, Params: Params{Size: 64, DurationS: 1, Clients: 100},
+			Metrics: Metrics{SentMsgs: sent, RecvMsgs: sent - timeouts, Timeouts: timeouts, LostMsgs: timeouts}}
+	}
+	r := &Report{Schema: Schema, Config: Config{Transports: []string{"tcp", "udp"}, TimeoutS: 0.2, DurationS: 1}}
+	r.Results = []Result{
+		rr(ExpPingPong, "tcp", 47090, 1), rr(ExpPingPong, "udp", 1000, 3),
+		rr(ExpConnect, "tcp", 47090, 1), rr(ExpConnect, "udp", 1000, 3),
+		rr(ExpClients, "tcp", 47090, 1), rr(ExpClients, "udp", 1000, 3),
+		rr(ExpClose, "tcp", 2, 0), rr(ExpClose, "udp", 3, 2),
+	}
+	for i := 4; i < 8; i++ {
+		r.Results[i].Observed = map[string]any{"clients": 100}
+	}
+	text, md := renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		for _, want := range []string{"unanswered tcp", "unanswered udp", "1 (<0.01%)", "3 (0.30%)",
+			"Unanswered = requests with no reply within 200 ms"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: no %q:\n%s", name, want, out)
+			}
+		}
+		if !regexp.MustCompile(`\| timeouts +\| 1 +\| 3 +\|`).MatchString(out) {
+			t.Errorf("%s: the clients table has no row \"timeouts | 1 | 3\":\n%s", name, out)
+		}
+		if !regexp.MustCompile(`\| timeouts +\| 0 +\| 2 +\|`).MatchString(out) {
+			t.Errorf("%s: the close table has no row \"timeouts | 0 | 2\" (TCP's zero is omitted from the JSON):\n%s", name, out)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "|") && strings.Contains(l, "lost") {
+				t.Errorf("%s: a request/response table says lost: %q", name, l)
+			}
 		}
 	}
 }

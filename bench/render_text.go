@@ -514,8 +514,11 @@ func rttMax(m *Metrics) (string, bool) {
 	return dur(float64(m.RTT.Max)), true
 }
 
-func timeoutsLost(m *Metrics) (string, bool) {
-	return count(m.Timeouts) + " / " + countOf(m.LostMsgs, m.SentMsgs), true
+// unanswered formats the requests of a request/response cell that had no reply
+// within the timeout, of those sent: never "lost", since a TCP request is never lost
+// and a UDP one may only be late.
+func unanswered(m *Metrics) (string, bool) {
+	return countOf(m.Timeouts, m.SentMsgs), true
 }
 
 var (
@@ -552,14 +555,14 @@ var (
 		{"RTT max", "rtt_max_ns", ciDur, rttMax},
 		{"round trips/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(si(m.MsgsPerS)) }},
 		{"CPU", "", nil, cpuCores},
-		{"timeouts / lost", "", nil, timeoutsLost},
+		{"unanswered", "", nil, unanswered},
 	}
 	connectFigures = []figure{
 		{"answer p50", "rtt_p50_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P50 })},
 		{"answer p99", "rtt_p99_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P99 })},
 		{"answer max", "rtt_max_ns", ciDur, rttMax},
 		{"transactions/s", "transactions_per_s", ciSI, func(m *Metrics) (string, bool) { return always(si(m.TransPerS)) }},
-		{"timeouts / lost", "", nil, timeoutsLost},
+		{"unanswered", "", nil, unanswered},
 		{"server sockets", "", nil, func(m *Metrics) (string, bool) { return always(count(uint64(max(m.ServerSockets, 0)))) }},
 	}
 )
@@ -774,14 +777,18 @@ func jitterClockText(cells []*paramRow, trs []string) string {
 	return " Jitter arrival times: " + strings.Join(parts, "; ") + "."
 }
 
+// timeoutText says what "unanswered" counts, for every transport: a TCP request is
+// never lost, only not answered in time; a UDP one may be lost or late.
 func timeoutText(r *Report, trs []string) string {
-	if !slices.Contains(trs, "udp") {
-		return ""
-	}
+	within := "within the timeout"
 	if r.Config.TimeoutS > 0 {
-		return " Each UDP request unanswered after " + secs(r.Config.TimeoutS) + " times out and counts as lost."
+		within = "within " + secs(r.Config.TimeoutS)
 	}
-	return " An unanswered UDP request times out and counts as lost."
+	s := " Unanswered = requests with no reply " + within + " (the client moves on)"
+	if slices.Contains(trs, "udp") {
+		s += "; a UDP one may have been lost or only be late (late_msgs)"
+	}
+	return s + "."
 }
 
 // figureTable lays figures out with one column per transport, side by side, and
@@ -902,8 +909,8 @@ func genericTable(cols []param, trs []string, cells []*paramRow) table {
 			for _, m := range vals {
 				nonZero = nonZero || m[k] != 0
 			}
-			if !nonZero {
-				continue
+			if !nonZero || (k == "lost_msgs" && requestRows(cells)) {
+				continue // lost_msgs repeats timeouts for requests: they are unanswered, not lost
 			}
 			var row []string
 			for _, pr := range cols {
@@ -921,6 +928,19 @@ func genericTable(cols []param, trs []string, cells []*paramRow) table {
 		}
 	}
 	return t
+}
+
+// requestRows reports whether the rows are a request/response experiment's, whose
+// lost_msgs only repeats its timeouts (RequestResponse).
+func requestRows(cells []*paramRow) bool {
+	for _, c := range cells {
+		for _, res := range c.res {
+			if RequestResponse(res.Experiment) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // alsoCounted lists the non-zero values of keys, one line per row and transport.
@@ -1208,8 +1228,8 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 			}
 		}
 		for _, k := range observedMetrics {
-			if slices.Contains(keys, k) {
-				continue
+			if slices.Contains(keys, k) || (k == "lost_msgs" && requestRows(cells)) {
+				continue // lost_msgs repeats timeouts for requests: they are unanswered, not lost
 			}
 			nonZero := false
 			for _, m := range vals {
@@ -1220,6 +1240,9 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 			}
 			addRow(k, func(res *Result) (string, bool) {
 				v, ok := vals[res.Transport][k]
+				if !ok && k == "timeouts" && RequestResponse(res.Experiment) && res.Error == "" {
+					return "0", true // omitted from the JSON when zero: every request was answered
+				}
 				if !ok {
 					return "", false
 				}

@@ -117,7 +117,7 @@ type Config struct {
 	SendBuffer  int      `json:"send_buffer"`     // SO_SNDBUF requested, bytes; 0 = default
 	WarmupS     float64  `json:"warmup_s"`
 	DrainS      float64  `json:"drain_s"`
-	TimeoutS    float64  `json:"timeout_s"` // a UDP request unanswered this long is lost
+	TimeoutS    float64  `json:"timeout_s"` // a request unanswered this long counts as unanswered
 	Started     string   `json:"started"`   // RFC 3339, UTC
 	WallS       float64  `json:"wall_s"`    // the whole run, seconds
 	// BusyPoll: receivers spin on non-blocking reads (--busy-poll); env.sockets says
@@ -207,7 +207,7 @@ type Params struct {
 type Metrics struct {
 	SentMsgs      uint64 `json:"sent_msgs"` // handed to the transport (failed sends included)
 	RecvMsgs      uint64 `json:"recv_msgs"` // returned by the transport, duplicates included
-	LostMsgs      uint64 `json:"lost_msgs"` // sent − unique received, after the drain
+	LostMsgs      uint64 `json:"lost_msgs"` // sent − unique received, after the drain; request/response experiments: = Timeouts (kept for compatibility, shown as unanswered)
 	DupMsgs       uint64 `json:"dup_msgs"`
 	ReorderedMsgs uint64 `json:"reordered_msgs"` // RFC 4737: below the highest seen
 	ReorderExtent uint64 `json:"reorder_max_extent"`
@@ -229,7 +229,7 @@ type Metrics struct {
 	RTT           *LatencyStats `json:"rtt_ns,omitempty"`
 	JitterNs      *float64      `json:"jitter_ns,omitempty"` // RFC 3550 §6.4.1, final value
 	TransPerS     float64       `json:"transactions_per_s,omitempty"`
-	Timeouts      uint64        `json:"timeouts,omitempty"` // requests unanswered in time
+	Timeouts      uint64        `json:"timeouts,omitempty"` // requests unanswered within the timeout (any transport; see RequestResponse)
 	Retransmits   *uint64       `json:"retransmits,omitempty"`
 	CPUSecPerGB   *float64      `json:"cpu_s_per_gb,omitempty"` // user+sys, whole process (both ends on loopback)
 	CPUSec        float64       `json:"cpu_s"`

@@ -37,7 +37,7 @@ type Plan struct {
 	Seed        int64         // payload seed; 0 = 1
 	Warmup      time.Duration // excluded from every counter; default 200 ms; negative = none (NoWarmup)
 	Drain       time.Duration // longest wait for stragglers after the last send; default 1 s; negative = none
-	Timeout     time.Duration // a request unanswered this long is lost; default 200 ms
+	Timeout     time.Duration // a request unanswered this long counts as unanswered (Metrics.Timeouts); default 200 ms
 	Batch       int           // most messages per Send/Recv; default 64
 	Clients     int           // concurrent clients of the clients experiment; default 100
 	Receivers   int           // receivers of one sender in fanout; default 8

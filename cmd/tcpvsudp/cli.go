@@ -64,8 +64,8 @@ Experiments for an emulated link (they run by default only across one):
 Experiments that measure (each runs at every --sizes):
   stream         one-way bulk transfer: goodput at the receiver, loss after a drain,
                  reordering, duplicates, jitter, retransmits, CPU per GB
-  pingpong       request/response: round-trip time percentiles; an unanswered
-                 request times out (--timeout) and counts as lost. Closed loop by
+  pingpong       request/response: round-trip time percentiles; a request with no
+                 reply within --timeout counts as unanswered. Closed loop by
                  default; --ping-rate N sends N requests/s on a timetable instead
   connect        time to first answer from a new client (TCP: handshake + request +
                  reply; UDP: one request + reply) and transactions/s
@@ -202,7 +202,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
 	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic sent before each cell's measurement and excluded from it (TCP slow start); 0 = none")
 	fs.DurationVar(&rf.drain, "drain", time.Second, "longest wait for in-flight messages after the last send, before counting what is missing as lost; 0 = none")
-	fs.DurationVar(&rf.timeout, "timeout", 200*time.Millisecond, "a request unanswered this long is lost (pingpong, connect)")
+	fs.DurationVar(&rf.timeout, "timeout", 200*time.Millisecond, "a request with no reply this long counts as unanswered, for any transport (pingpong, connect, clients, close)")
 	fs.IntVar(&rf.clients, "clients", 100, "concurrent clients of the clients experiment, 1..4096")
 	fs.IntVar(&rf.receivers, "receivers", 8, "receivers of one sender in the fanout experiment, 1..64")
 	fs.StringVar(&rf.readerRate, "reader-rate", "80M", "how fast the slow-receiver application reads, bits/s with a unit (80M = 10 MB/s)")
