@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/internal/stackwait"
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // loopbackPair opens a server end and a client end of nw on 127.0.0.1 and returns
@@ -180,7 +180,7 @@ func TestConformance(t *testing.T) {
 				// Close once Recv has blocked, so the close is what unblocks it (had it
 				// not blocked yet, the test would still hold: Recv on a closed endpoint
 				// fails at once).
-				if err := stackwait.InCall("TestConformance", true, nil, patience); err != nil {
+				if err := waitfor.InCall("TestConformance", true, nil, patience); err != nil {
 					t.Logf("recv not seen blocked: %v; closing anyway", err)
 				}
 				s.Close()

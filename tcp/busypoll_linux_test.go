@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/internal/stackwait"
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // busyPair is loopbackPair with busy polling on both ends.
@@ -129,7 +129,7 @@ func TestBusyPollClose(t *testing.T) {
 		_, err := client.Recv([][]byte{make([]byte, 10)}, make([]int, 1))
 		done <- err
 	}()
-	if err := stackwait.InCall("tcp.(*spinReader).Read(", false, done, testTimeout); err != nil { // spinning, not about to
+	if err := waitfor.InCall("tcp.(*spinReader).Read(", false, done, testTimeout); err != nil { // spinning, not about to
 		t.Fatal(err)
 	}
 	if err := client.Close(); err != nil {

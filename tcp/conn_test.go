@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/internal/stackwait"
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // testTimeout bounds every blocking step of a test; tests never wait on time otherwise.
@@ -253,7 +253,7 @@ func TestCloseUnblocks(t *testing.T) {
 			client, _ := loopbackPair(t)
 			done := make(chan error, 1)
 			go func() { done <- tc.call(client) }()
-			if err := stackwait.InCall("tcp.(*Conn)."+tc.name+"(", true, done, testTimeout); err != nil { // blocked, not about to block
+			if err := waitfor.InCall("tcp.(*Conn)."+tc.name+"(", true, done, testTimeout); err != nil { // blocked, not about to block
 				t.Fatal(err)
 			}
 			if err := client.Close(); err != nil {

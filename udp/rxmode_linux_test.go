@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tcpvsudp/tcpvsudp/internal/stackwait"
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // recvN reads exactly want datagrams from c, and for each the kernel stamp and the
@@ -117,8 +117,9 @@ func waitStampsOnArrival(tb testing.TB, srv, cli *Conn) {
 	tb.Helper()
 	bufs, sizes := makeBufs(1, 64)
 	st := make([]int64, 1)
-	deadline := time.Now().Add(recvTimeout)
-	for probes := 1; ; probes++ {
+	probes := 0
+	onArrival := waitfor.Cond(recvTimeout, func() bool {
+		probes++
 		if n, err := cli.Send(messages(0, 8)); n != 1 || err != nil {
 			tb.Fatalf("probe Send = %d, %v", n, err)
 		}
@@ -129,15 +130,12 @@ func waitStampsOnArrival(tb testing.TB, srv, cli *Conn) {
 		if n, err := srv.Recv(bufs, sizes); n != 1 || err != nil {
 			tb.Fatalf("probe Recv = %d, %v", n, err)
 		}
-		if srv.RecvStamps(st) == 1 && st[0] != 0 && st[0] < reading {
-			tb.Logf("stamping on arrival after %d probe(s)", probes)
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %d probes over %v the kernel still stamps datagrams when they are read", probes, recvTimeout)
-		}
-		time.Sleep(time.Millisecond)
+		return srv.RecvStamps(st) == 1 && st[0] != 0 && st[0] < reading
+	})
+	if !onArrival {
+		tb.Fatalf("after %d probes over %v the kernel still stamps datagrams when they are read", probes, recvTimeout)
 	}
+	tb.Logf("stamping on arrival after %d probe(s)", probes)
 }
 
 // TestRecvStampsOff: with NoTimestamps, RecvStamps says there are none, and Recv
@@ -319,7 +317,7 @@ func TestBusyPollClose(t *testing.T) {
 		_, err := srv.Recv(bufs, sizes)
 		done <- err
 	}()
-	if err := stackwait.InCall("udp.(*Conn).readRx(", false, done, recvTimeout); err != nil { // spinning (a busy-polling Recv never parks), not about to
+	if err := waitfor.InCall("udp.(*Conn).readRx(", false, done, recvTimeout); err != nil { // spinning (a busy-polling Recv never parks), not about to
 		t.Fatal(err)
 	}
 	if err := srv.Close(); err != nil {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // newTestLab builds a lab for a test and closes it in Cleanup; without privileges
@@ -507,7 +509,7 @@ func TestNewCanceled(t *testing.T) {
 // recording it as passed (it is Queued until then). Bounded by a generous timeout.
 func settledCounts(t *testing.T, l *Lab) (up, down Counts) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "lab counts settled (nothing queued either way)", func() bool {
+	waitfor.True(t, 10*time.Second, "lab counts settled (nothing queued either way)", func() bool {
 		up, down = l.Counts()
 		return up.Queued == 0 && down.Queued == 0
 	})

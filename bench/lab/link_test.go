@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // Test packets are IPv4/UDP datagrams whose payload is a fake data message: 0xD7,
@@ -660,7 +662,7 @@ func TestLinkRunConcurrent(t *testing.T) {
 					time.Sleep(200 * time.Microsecond) // a pace (Run releases while Input goes on), not a wait
 				}
 			}
-			waitFor(t, 10*time.Second, "Run released every queued packet", func() bool { return l.Counts().Queued == 0 })
+			waitfor.True(t, 10*time.Second, "Run released every queued packet", func() bool { return l.Counts().Queued == 0 })
 			stop()
 			c := l.Counts()
 			checkIdentity(t, c)
@@ -674,19 +676,6 @@ func TestLinkRunConcurrent(t *testing.T) {
 				t.Errorf("Data.Reordered %d, receiver's RFC 4737 count %d", c.Data.Reordered, want)
 			}
 		})
-	}
-}
-
-// waitFor polls cond every millisecond until it holds, and fails the test if it does
-// not within timeout: a wait for an event, bounded by a generous deadline.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond) // a poll interval, bounded by timeout
 	}
 }
 

@@ -97,18 +97,6 @@ func runnerReturned(s *Server) bool {
 	return len(s.running) > 0
 }
 
-// eventually polls cond every 10 ms until it holds or timeout passes.
-func eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // a poll interval, bounded by timeout
-	}
-}
-
 // raw is a hand-driven client speaking the control protocol, for the tests that
 // misbehave on purpose.
 type raw struct {
@@ -252,4 +240,21 @@ func openFDs() int {
 		return -1
 	}
 	return len(ents)
+}
+
+// runOutcome is what a Run in the background returned.
+type runOutcome struct {
+	res TestResults
+	err error
+}
+
+// runInBackground runs req on c in a goroutine of its own and sends what Run
+// returned on the channel it returns (buffered: the goroutine never blocks on it).
+func runInBackground(ctx context.Context, c *Client, req TestRequest) <-chan runOutcome {
+	done := make(chan runOutcome, 1)
+	go func() {
+		res, err := c.Run(ctx, req)
+		done <- runOutcome{res, err}
+	}()
+	return done
 }

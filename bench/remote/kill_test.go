@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // tcpData opens a raw client's TCP data connection for an accept.
@@ -62,7 +64,7 @@ func TestClientKilled(t *testing.T) {
 	serveOne(t)
 	idle := func(t *testing.T) {
 		t.Helper()
-		eventually(t, 15*time.Second, "every control connection closed", func() bool { return s.Stats().Conns == 0 })
+		waitfor.True(t, 15*time.Second, "every control connection closed", func() bool { return s.Stats().Conns == 0 })
 	}
 	idle(t)
 	baseFDs := openFDs()
@@ -133,7 +135,7 @@ func TestClientKilled(t *testing.T) {
 			dc.(*net.TCPConn).CloseWrite()
 			// The server's half ends at the end of stream: the session then waits for
 			// these results, as it does after a test that ran its course.
-			eventually(t, 10*time.Second, "the server's Runner returned", func() bool { return runnerReturned(s) })
+			waitfor.True(t, 10*time.Second, "the server's Runner returned", func() bool { return runnerReturned(s) })
 			r.send(&ResultsMsg{ID: 1, Complete: true})
 		}},
 	} {
@@ -147,7 +149,7 @@ func TestClientKilled(t *testing.T) {
 		})
 	}
 	if baseFDs >= 0 {
-		eventually(t, 10*time.Second, "descriptors released", func() bool { return openFDs() <= baseFDs })
+		waitfor.True(t, 10*time.Second, "descriptors released", func() bool { return openFDs() <= baseFDs })
 	}
 	st := s.Stats()
 	t.Logf("stats %+v", st)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // listenEcho is a Runner for listen-mode tests: it echoes every message of every
@@ -116,10 +118,7 @@ func (lc *listenClient) Drive(ctx context.Context, d *Data) (Results, error) {
 			p.Send([][]byte{msg})
 			p.SetReadDeadline(time.Now().Add(10 * time.Second))
 			if lc.handled != nil {
-				deadline := time.Now().Add(10 * time.Second)
-				for lc.handled.Load() < uint64(i+1) && time.Now().Before(deadline) {
-					time.Sleep(time.Millisecond) // a poll interval, bounded by the deadline
-				}
+				waitfor.Cond(10*time.Second, func() bool { return lc.handled.Load() >= uint64(i+1) })
 				// A reply, had the server sent one, is on this host already.
 				p.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
 			}
@@ -250,7 +249,7 @@ func TestClientKilledListening(t *testing.T) {
 	s := &Server{Key: testKey, Runner: listenEcho{}}
 	addr := startServer(t, s)
 	idle := func() {
-		eventually(t, 15*time.Second, "every control connection closed", func() bool { return s.Stats().Conns == 0 })
+		waitfor.True(t, 15*time.Second, "every control connection closed", func() bool { return s.Stats().Conns == 0 })
 	}
 	legit := func(transport string) {
 		drv := &listenClient{n: 5}
@@ -331,6 +330,6 @@ func TestClientKilledListening(t *testing.T) {
 		})
 	}
 	if baseFDs >= 0 {
-		eventually(t, 10*time.Second, "descriptors released", func() bool { return openFDs() <= baseFDs })
+		waitfor.True(t, 10*time.Second, "descriptors released", func() bool { return openFDs() <= baseFDs })
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // logLines collects a server's log lines.
@@ -37,7 +39,7 @@ func (l *logLines) wait(tb testing.TB, re string) string {
 	tb.Helper()
 	rx := regexp.MustCompile(re)
 	var found string
-	eventually(tb, 10*time.Second, fmt.Sprintf("a log line matching %q in:\n%s", re, l), func() bool {
+	waitfor.True(tb, 10*time.Second, fmt.Sprintf("a log line matching %q in:\n%s", re, l), func() bool {
 		for _, line := range l.all() {
 			if rx.MatchString(line) {
 				found = line
@@ -194,7 +196,7 @@ func TestLogFlood(t *testing.T) {
 		c.Close()
 	}
 	// Each connection is counted, then its line logged or suppressed: wait for both.
-	eventually(t, 20*time.Second, "the server handled and logged the flood", func() bool {
+	waitfor.True(t, 20*time.Second, "the server handled and logged the flood", func() bool {
 		st := s.Stats()
 		return st.HandshakeFailed+st.PreAuthRejected == flood && uint64(len(logs.all()))+st.LogSuppressed >= flood
 	})
@@ -378,7 +380,7 @@ func TestShutdownStuckRunner(t *testing.T) {
 			close(r.release)
 			released = true
 			<-r.done
-			eventually(t, 10*time.Second, "the released Runner is no longer named", func() bool { return s.Close() == nil })
+			waitfor.True(t, 10*time.Second, "the released Runner is no longer named", func() bool { return s.Close() == nil })
 		})
 	}
 }

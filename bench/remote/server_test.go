@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // TestStream runs the built-in stream test end to end over both transports in every
@@ -209,7 +211,7 @@ func TestReplay(t *testing.T) {
 	expectClosed(t, r4.c, 10*time.Second)
 
 	// The server counts r1's session just after sending its auth-ok: wait for it.
-	eventually(t, 10*time.Second, "r1's session counted", func() bool { return s.Stats().Sessions > 0 })
+	waitfor.True(t, 10*time.Second, "r1's session counted", func() bool { return s.Stats().Sessions > 0 })
 	if st := s.Stats(); st.AuthFailed != 2 || st.Replayed != 1 || st.Sessions != 1 {
 		t.Errorf("stats %+v: want AuthFailed 2, Replayed 1, Sessions 1", st)
 	}
@@ -346,7 +348,7 @@ func TestPreAuthFlood(t *testing.T) {
 		defer c.Close()
 		conns = append(conns, c)
 	}
-	eventually(t, 10*time.Second, "the server accepted the flood", func() bool { return s.Stats().Accepted == flood })
+	waitfor.True(t, 10*time.Second, "the server accepted the flood", func() bool { return s.Stats().Accepted == flood })
 	if st := s.Stats(); st.PreAuthRejected != flood-slots {
 		t.Errorf("PreAuthRejected = %d, want %d", st.PreAuthRejected, flood-slots)
 	}
@@ -359,7 +361,7 @@ func TestPreAuthFlood(t *testing.T) {
 	}
 	// Once they time out, a legitimate client is served.
 	var c *Client
-	eventually(t, 30*time.Second, "a legitimate client got in", func() bool {
+	waitfor.True(t, 30*time.Second, "a legitimate client got in", func() bool {
 		var err error
 		c, err = Dial(t.Context(), addr, testKey)
 		return err == nil
@@ -430,7 +432,7 @@ func TestMaxSessions(t *testing.T) {
 	}
 	c1.Close()
 	var c *Client
-	eventually(t, 10*time.Second, "the session slot was freed", func() bool {
+	waitfor.True(t, 10*time.Second, "the session slot was freed", func() bool {
 		c, err = Dial(t.Context(), addr, testKey)
 		return err == nil
 	})
@@ -467,21 +469,13 @@ func TestOverlap(t *testing.T) {
 	c1, c2 := dial(t, addr, testKey), dial(t, addr, testKey)
 	ctx1, cancel1 := context.WithCancel(t.Context())
 	defer cancel1()
-	type outcome struct {
-		res TestResults
-		err error
-	}
-	done1 := make(chan outcome, 1)
-	go func() {
-		req := quickRequest("tcp", Forward)
-		req.Duration = 30 * time.Second
-		res, err := c1.Run(ctx1, req)
-		done1 <- outcome{res, err}
-	}()
-	eventually(t, 10*time.Second, "the first test started", func() bool { return s.Stats().TestsRun == 1 })
+	req1 := quickRequest("tcp", Forward)
+	req1.Duration = 30 * time.Second
+	done1 := runInBackground(ctx1, c1, req1)
+	waitfor.True(t, 10*time.Second, "the first test started", func() bool { return s.Stats().TestsRun == 1 })
 	res2, err := c2.Run(t.Context(), quickRequest("tcp", Forward))
 	cancel1()
-	var o1 outcome
+	var o1 runOutcome
 	select {
 	case o1 = <-done1:
 	case <-time.After(10 * time.Second):
@@ -502,20 +496,12 @@ func TestShutdownActiveSession(t *testing.T) {
 	s := &Server{Key: testKey}
 	addr := startServer(t, s)
 	c := dial(t, addr, testKey)
-	type outcome struct {
-		res TestResults
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		req := quickRequest("udp", Reverse)
-		req.Duration, req.RateBps = 30*time.Second, 2e6
-		res, err := c.Run(context.Background(), req)
-		done <- outcome{res, err}
-	}()
-	eventually(t, 10*time.Second, "the test started", func() bool { return s.Stats().TestsRun == 1 })
+	req := quickRequest("udp", Reverse)
+	req.Duration, req.RateBps = 30*time.Second, 2e6
+	done := runInBackground(context.Background(), c, req)
+	waitfor.True(t, 10*time.Second, "the test started", func() bool { return s.Stats().TestsRun == 1 })
 	// Shut down once data flows, so the server has partial counters to report.
-	eventually(t, 10*time.Second, "the server sent data", func() bool { return s.Stats().DataBytesSent > 0 })
+	waitfor.True(t, 10*time.Second, "the server sent data", func() bool { return s.Stats().DataBytesSent > 0 })
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	start := time.Now()

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
 // udpTest asks a raw session for a UDP test and returns the accept.
@@ -109,10 +111,10 @@ func TestUDPAmplification(t *testing.T) {
 		same.send(t, srv, appendDatagram(nil, acc.Token, kindProbe, make([]byte, probeLen-udpPrefixLen)))
 	}
 	sentAll := uint64(same.sent + other.sent + blind.sent)
-	eventually(t, 10*time.Second, "the server took in every attacker's datagram", func() bool {
+	waitfor.True(t, 10*time.Second, "the server took in every attacker's datagram", func() bool {
 		return s.Stats().UDPRecvUnvalidated == sentAll
 	})
-	eventually(t, 10*time.Second, "the attackers received everything the server sent them", func() bool {
+	waitfor.True(t, 10*time.Second, "the attackers received everything the server sent them", func() bool {
 		for _, a := range []*attacker{same, other, blind} {
 			a.drain(time.Millisecond) // what has arrived; the kernel delivers loopback datagrams at once
 		}
@@ -208,7 +210,7 @@ func TestUDPWrongToken(t *testing.T) {
 	// The short datagram went last and the path reads in order: once it is counted
 	// ignored, the server has read every datagram (the good ones' count follows when
 	// their Recv returns, before the Runner can see these results).
-	eventually(t, 10*time.Second, "the server read every datagram", func() bool {
+	waitfor.True(t, 10*time.Second, "the server read every datagram", func() bool {
 		return rec.ignored() == badToken+badKind+1
 	})
 	r.stopHeartbeats()
@@ -262,7 +264,7 @@ func TestHeartbeatLoss(t *testing.T) {
 	legit := startUDP(t, r, acc)
 	r.startHeartbeats()
 	awaitData(t, legit, acc.Token) // the server is sending
-	eventually(t, 10*time.Second, "a heartbeat sent", func() bool { return !r.lastHeartbeat().IsZero() })
+	waitfor.True(t, 10*time.Second, "a heartbeat sent", func() bool { return !r.lastHeartbeat().IsZero() })
 	r.stopHeartbeats()
 	last := r.lastHeartbeat()
 	sentThen := s.Stats().DataBytesSent
@@ -295,7 +297,7 @@ func TestICMPUnreachable(t *testing.T) {
 	legit.Close()
 	// The server's next sends meet the ICMP port unreachable; its half stops (a 30 s
 	// test whose Runner returned met an error) and waits for these results.
-	eventually(t, 10*time.Second, "the server's Runner stopped", func() bool { return runnerReturned(s) })
+	waitfor.True(t, 10*time.Second, "the server's Runner stopped", func() bool { return runnerReturned(s) })
 	r.stopHeartbeats()
 	r.send(&ResultsMsg{ID: 1, Error: "socket closed"})
 	res := recvAs[*ResultsMsg](r)
