@@ -58,8 +58,7 @@ func runBottleneck(ctx context.Context, e *runEnv, nw Network, p Params) (outcom
 	p.RateBps = 2 * e.linkRate
 	so := streamOpts{
 		warmup: e.warmup,
-		drain:  e.drain + 5*time.Second, // a complete flow ends it at once; a lossy one at its end markers
-		endGap: 5 * time.Millisecond,    // a full link queue drains a little between copies
+		drain:  e.drain + 5*time.Second, // a complete flow ends it at once; a lossy one on a quiet spell
 	}
 
 	alone, err := streamCell(ctx, e, nw, p, so)

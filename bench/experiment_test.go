@@ -252,7 +252,7 @@ func TestConnectSockets(t *testing.T) {
 func TestRunDurationMode(t *testing.T) {
 	// TCP loses nothing: a request timeout or a drain that a busy host could outlast
 	// would count its late messages lost. A complete flow ends the drain at once; a
-	// UDP stream that lost its end markers waits it out, so it is shorter.
+	// UDP stream that lost messages ends it on a quiet spell.
 	p := Plan{Experiments: []string{ExpStream, ExpPingPong, ExpConnect}, Sizes: []int{64, 1024}, Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond,
 		Drain: 3 * time.Second, Timeout: patience}
 	rep, err := Run(context.Background(), p)

@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -91,6 +94,16 @@ type FarCell interface {
 	// Finish says this side is done, waits for the far end's figures and closes the
 	// data path. It is called once, after the Transports are no longer used.
 	Finish(ctx context.Context) (FarResult, error)
+	// SendersEnded says this side's stream senders are done and how many messages
+	// each of their flows sent, by flow: the end of stream, which the far receiver
+	// learns with this side's results (FarPeer.Sent), beside the data path. Called
+	// before Finish, at most once.
+	SendersEnded(sent []uint64)
+	// Senders are the far end's stream senders (reverse, bidir), as this side sees
+	// them: Done closes when the far end said they are done, and Sent is how many
+	// messages each of their flows sent, by flow. Done never closes when the far end
+	// cannot tell (an older server): the receiver then ends on a quiet spell.
+	Senders() FarPeer
 	// Ended is closed if the far end ends the cell before Finish (its half failed,
 	// or the session was lost); nil when the far end cannot tell.
 	Ended() <-chan struct{}
@@ -280,4 +293,41 @@ func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Dur
 		}
 		return srv.sockets, warns, nil
 	}}, nil
+}
+
+// FarPeer is the client of a far half, as the far end sees it.
+type FarPeer interface {
+	// Done is closed when the client reported its results: it sends no more.
+	Done() <-chan struct{}
+	// Sent is how many messages each of the client's flows sent, by flow, as its
+	// results say (FarCell.SendersEnded); read once Done is closed. An error says
+	// the results carried no such counts, or malformed ones.
+	Sent() ([]uint64, error)
+}
+
+// SendersEnd is a client's end of stream as it travels to the far end, in its
+// results: how many messages each of its flows sent, by flow.
+type SendersEnd struct {
+	Sent []uint64 `json:"sent"`
+}
+
+// ParseSendersEnd reads a client's results counters as a SendersEnd of at most
+// maxFlows flows.
+func ParseSendersEnd(raw []byte, maxFlows int) ([]uint64, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("no per-flow counts (a client older than end of stream on the control connection?)")
+	}
+	var se SendersEnd
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&se); err != nil {
+		return nil, fmt.Errorf("per-flow counts: want {\"sent\": [n, ...]}: %v", err)
+	}
+	if dec.More() {
+		return nil, errors.New("per-flow counts: want {\"sent\": [n, ...]}: more follows it")
+	}
+	if len(se.Sent) > maxFlows {
+		return nil, fmt.Errorf("per-flow counts: %d flows, at most %d", len(se.Sent), maxFlows)
+	}
+	return se.Sent, nil
 }

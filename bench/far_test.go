@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +37,7 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &loopCell{done: make(chan farDone, 1), senderDone: make(chan struct{}), echo: spec.Experiment != ExpStream}
+	c := &loopCell{done: make(chan farDone, 1), senderDone: make(chan struct{}), sendersDone: make(chan struct{}), echo: spec.Experiment != ExpStream}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
 	// One listener per stream, as remote mode opens one data path per stream; a
@@ -104,11 +106,11 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 		r, err := MeasureServerHalf(func() (FarResult, error) {
 			switch {
 			case spec.Experiment == ExpStream && spec.Bidir:
-				return ServeStreamBidir(sctx, spec, srvs, c.senderDone)
+				return ServeStreamBidir(sctx, spec, srvs, loopPeer{c}, c.farEnded)
 			case spec.Experiment == ExpStream && spec.Reverse:
-				return ServeStreamTx(sctx, spec, srvs)
+				return ServeStreamTx(sctx, spec, srvs, c.farEnded)
 			case spec.Experiment == ExpStream:
-				return ServeStreamRx(sctx, spec, srvs, c.senderDone)
+				return ServeStreamRx(sctx, spec, srvs, loopPeer{c})
 			}
 			return FarResult{ServerSockets: 1}, ServeEcho(sctx, srvs[0], spec.Size, 64)
 		})
@@ -126,14 +128,42 @@ type farDone struct {
 }
 
 type loopCell struct {
-	echo       bool // pingpong: the server half stops when told, no drain
-	ls         []Listener
-	ts         []Transport
-	cancel     context.CancelFunc
-	senderDone chan struct{}
-	done       chan farDone
-	once       sync.Once
+	echo        bool // pingpong: the server half stops when told, no drain
+	ls          []Listener
+	ts          []Transport
+	cancel      context.CancelFunc
+	senderDone  chan struct{}
+	sent        []byte        // SendersEnded's counts, as remote mode sends them; read after senderDone closed
+	sendersDone chan struct{} // closed by farEnded
+	farSent     []byte        // the far senders' counts, as remote mode sends them; read after farDone closed
+	done        chan farDone
+	once        sync.Once
 }
+
+// SendersEnded keeps the counts as the results' counters would carry them.
+func (c *loopCell) SendersEnded(sent []uint64) {
+	c.sent, _ = json.Marshal(SendersEnd{Sent: sent})
+}
+
+// farEnded is the far senders' end of stream, sent as remote mode's "sent" would be.
+func (c *loopCell) farEnded(sent []uint64) {
+	c.farSent, _ = json.Marshal(SendersEnd{Sent: sent})
+	close(c.sendersDone)
+}
+
+// Senders are the far senders, as this side sees them.
+func (c *loopCell) Senders() FarPeer { return loopSenders{c} }
+
+type loopSenders struct{ c *loopCell }
+
+func (s loopSenders) Done() <-chan struct{}   { return s.c.sendersDone }
+func (s loopSenders) Sent() ([]uint64, error) { return ParseSendersEnd(s.c.farSent, 64) }
+
+// loopPeer is a loopCell's client, as its far half sees it.
+type loopPeer struct{ c *loopCell }
+
+func (p loopPeer) Done() <-chan struct{}   { return p.c.senderDone }
+func (p loopPeer) Sent() ([]uint64, error) { return ParseSendersEnd(p.c.sent, 64) }
 
 func (c *loopCell) Transports() []Transport { return c.ts }
 
@@ -321,5 +351,24 @@ func checkFarGoodput(t *testing.T, what string, m Metrics, size int) {
 	}
 	if got := m.MsgsPerS * float64(size) * 8; math.Abs(got-m.GoodputBps) > 1e-6*m.GoodputBps {
 		t.Errorf("%s: msgs/s × size × 8 = %.6g, goodput %.6g: want equal", what, got, m.GoodputBps)
+	}
+}
+
+// TestParseSendersEnd: a client's end of stream is read back exactly, and what is not
+// one (none, another shape, unknown fields, too many flows) is an error that says
+// what was wanted, never a panic.
+func TestParseSendersEnd(t *testing.T) {
+	raw, err := json.Marshal(SendersEnd{Sent: []uint64{3, 0, 1 << 40}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseSendersEnd(raw, 3)
+	if err != nil || !slices.Equal(got, []uint64{3, 0, 1 << 40}) {
+		t.Errorf("round trip: %v, %v; want [3 0 %d]", got, err, uint64(1<<40))
+	}
+	for _, bad := range []string{"", `{}x`, `[1,2]`, `{"sent":[-1]}`, `{"sent":[1],"extra":2}`, `{"sent":[1,2,3,4]}`} {
+		if got, err := ParseSendersEnd([]byte(bad), 3); err == nil {
+			t.Errorf("%q: %v, want an error", bad, got)
+		}
 	}
 }

@@ -43,7 +43,7 @@ func runHOL(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, erro
 	lat := NewLatency()
 	so := streamOpts{
 		warmup: e.warmup,
-		drain:  e.drain + 5*time.Second, // a complete flow ends it at once; a lossy one at its end markers
+		drain:  e.drain + 5*time.Second, // a complete flow ends it at once; a lossy one on a quiet spell
 		oneWay: lat,
 	}
 	o, err := streamCell(ctx, e, nw, p, so)

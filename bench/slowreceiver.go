@@ -46,7 +46,6 @@ func runSlowReceiver(ctx context.Context, e *runEnv, nw Network, p Params) (outc
 		drain:      e.drain + 5*time.Second, // the sender's queued bytes reach a slow reader late; a complete TCP flow ends it early
 		readerBps:  p.ReaderBps,
 		seriesStep: 50 * time.Millisecond,
-		endGap:     20 * time.Millisecond, // a full UDP queue drains a little between copies
 	}
 	if farBuffers {
 		so.recvBuffer, so.sendBuffer = slowBuffer, slowBuffer

@@ -1,9 +1,9 @@
 package bench
 
 import (
-	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +28,6 @@ type streamOpts struct {
 	drain      time.Duration // longest wait after the last send
 	readerBps  float64       // the receiver reads no faster than this, bits/s; 0 = as fast as it can
 	seriesStep time.Duration // sample sent and delivered counts this often; 0 = no series
-	endGap     time.Duration // between the copies of the end marker; 0 = 1 ms
 	oneWay     *Latency      // when set, each new data message's one-way latency (arrival − send time, ns) is recorded here
 
 	// Socket buffers to ask for on endpoints opened elsewhere (a far end's data path,
@@ -97,13 +96,16 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	if p.Count == 0 {
 		until = time.Now().Add(time.Duration(p.DurationS * float64(time.Second)))
 	}
-	if err := sendAll(ctx, txs, p.Count, until, cmp.Or(so.endGap, time.Millisecond)); err != nil {
+	if err := sendAll(ctx, txs, p.Count, until); err != nil {
 		stopSeries()
 		return outcome{}, err
 	}
+	// End of stream travels beside the data path, where it cannot be lost: the
+	// receiver's socket then drops data and nothing else (PITFALLS 7).
+	end.ended(sentPerFlow(txs))
 
-	// Drain: wait for the receiver to have everything, or for the end markers and a
-	// quiet spell, or for the drain period to run out (PITFALLS 7).
+	// Drain: wait for the receiver to have everything, or for a quiet spell, or for
+	// the drain period to run out (PITFALLS 7).
 	drainStart := time.Now()
 	end.drain(ctx, so.drain)
 	drain := time.Since(drainStart)
@@ -157,19 +159,24 @@ func warmAll(ctx context.Context, txs []*streamTx, d time.Duration) error {
 }
 
 // sendAll runs every stream's measured phase at once: count messages each (or
-// until, for count 0), then its end markers endGap apart.
-func sendAll(ctx context.Context, txs []*streamTx, count uint64, until time.Time, endGap time.Duration) error {
+// until, for count 0).
+func sendAll(ctx context.Context, txs []*streamTx, count uint64, until time.Time) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, tx := range txs {
 		tx.reset()
-		g.Go(func() error {
-			if err := tx.send(gctx, KindData, count, until); err != nil {
-				return err
-			}
-			return tx.sendEnd(endGap)
-		})
+		g.Go(func() error { return tx.send(gctx, KindData, count, until) })
 	}
 	return g.Wait()
+}
+
+// sentPerFlow is how many messages each stream sent, refused ones included, by flow:
+// the end of stream the receiver is told.
+func sentPerFlow(txs []*streamTx) []uint64 {
+	sent := make([]uint64, len(txs))
+	for i, tx := range txs {
+		sent[i] = tx.sent
+	}
+	return sent
 }
 
 // tcpLimits sums the TCP_INFO time-limited counters over the transports that can
@@ -335,26 +342,6 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 	return ctx.Err()
 }
 
-// endCopies is how many end markers a stream sends: one may be lost (PITFALLS 7).
-const endCopies = 3
-
-// sendEnd tells the receiver how many messages this flow sent, endCopies times, gap
-// apart: a slow reader's full queue may drop the first copies.
-func (tx *streamTx) sendEnd(gap time.Duration) error {
-	for i := 0; i < endCopies; i++ {
-		h := Header{Kind: KindEnd, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size), Seq: tx.sent, SendNs: tx.e.now(), PayloadCRC: tx.pcrc}
-		PutHeader(tx.bufs[0], h)
-		tx.out[0] = tx.bufs[0]
-		if _, err := tx.t.Send(tx.out[:1]); err != nil && !isDatagramRefusal(err) {
-			return fmt.Errorf("flow %d: send end marker: %w", tx.flow, err)
-		}
-		if i+1 < endCopies {
-			time.Sleep(gap)
-		}
-	}
-	return nil
-}
-
 // streamRx receives every flow of one stream cell. Each accepted endpoint is read by
 // its own goroutine (serve) with its own flow table; tables merge when serve returns.
 type streamRx struct {
@@ -362,10 +349,26 @@ type streamRx struct {
 	p Params
 
 	lastArrival atomic.Int64 // ns since epoch of the latest read that returned messages
-	ended       atomic.Int64 // flows whose end marker arrived
-	complete    atomic.Int64 // flows with every sent message received
-	doneOnce    sync.Once
-	done        chan struct{} // closed when every flow is complete
+
+	// End of stream, by flow, as the senders report it beside the data path
+	// (endFlows): how many messages each flow sent, −1 until known. A flow is
+	// complete once it is known and that many unique messages arrived.
+	sentOf   []atomic.Int64
+	uniqueOf []atomic.Uint64 // unique intact data messages received so far, by flow
+	doneOf   []atomic.Bool   // the flow is complete: counted once in complete
+	ended    atomic.Int64    // flows whose count is known
+	endedAt  atomic.Int64    // e.now() when the last flow's count became known; 0 = not yet
+	unknown  atomic.Bool     // some flow ended with its count unknown (endUnknown)
+	complete atomic.Int64    // flows with every sent message received
+	doneOnce sync.Once
+	done     chan struct{} // closed when every flow is complete
+
+	// When the drain may end before every flow is complete (waitDrained).
+	reliable bool          // TCP: every message arrives in the end, so only completeness or the drain ends the wait
+	quietFor time.Duration // datagrams: nothing arrived for this long since the end was known
+	idle     func() bool   // datagrams: the path holds nothing in flight (the lab's link is empty); nil = no such check
+	tsMu     sync.Mutex    // guards ts
+	ts       []Transport   // the endpoints served, whose receive queues must be empty
 
 	readerBps float64      // read no faster than this, bits/s; 0 = unpaced
 	delivered atomic.Int64 // unique intact data messages so far, for the series
@@ -382,7 +385,6 @@ type streamRx struct {
 type rxTotals struct {
 	received, unique, dups, reordered, extent, stale uint64
 	rejects
-	ends                    uint64 // end markers received, copies included
 	firstSendNs, lastRecvNs int64
 	firstRecvNs             int64 // the first data message's arrival, on the receiver's clock; -1 = none
 	jitterSum               float64
@@ -394,9 +396,6 @@ type rxTotals struct {
 type flowRx struct {
 	seq       SeqTracker
 	jit       Jitter
-	ended     bool
-	complete  bool
-	sent      uint64
 	firstSend int64
 	firstRecv int64
 	lastRecv  int64
@@ -418,6 +417,9 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 		local.oneWay = NewLatency()
 	}
 	defer func() { rx.merge(&local, flows) }()
+	rx.tsMu.Lock()
+	rx.ts = append(rx.ts, t)
+	rx.tsMu.Unlock()
 	for ctx.Err() == nil {
 		if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
 			return err
@@ -493,6 +495,12 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 			if local.oneWay != nil {
 				local.oneWay.Record(now - h.SendNs) // one process, one monotonic clock: both ends read e.epoch
 			}
+			// After the count, then the sender's figure: endFlows stores first and
+			// counts after, so one of the two sees the flow complete.
+			u := rx.uniqueOf[h.Flow].Add(1)
+			if sent := rx.sentOf[h.Flow].Load(); sent >= 0 && u >= uint64(sent) {
+				rx.flowDone(int(h.Flow))
+			}
 		}
 		if f.firstSend < 0 || h.SendNs < f.firstSend {
 			f.firstSend = h.SendNs
@@ -502,28 +510,80 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 		if kernel {
 			local.kernelStamped++
 		}
-		if f.ended && !f.complete && f.seq.Counts().Unique >= f.sent {
-			f.complete = true
-			rx.flowComplete()
-		}
-	case KindEnd:
-		local.ends++
-		if !f.ended {
-			f.ended = true
-			f.sent = h.Seq
-			rx.ended.Add(1)
-			if f.seq.Counts().Unique >= f.sent {
-				f.complete = true
-				rx.flowComplete()
-			}
-		}
 	case KindWarmup:
 	default:
-		local.malformed++
+		local.malformed++ // a stream carries data and warm-up, nothing else
 	}
 }
 
-func (rx *streamRx) flowComplete() {
+// endFlows tells the receiver how many messages each flow sent, by flow: the end of
+// stream, which reaches it beside the data path (a call in this process, the
+// control connection across hosts), so no data socket ever drops it and every drop
+// the socket counts is data. A flow told twice keeps its first count.
+func (rx *streamRx) endFlows(sent []uint64) {
+	for i, n := range sent[:min(len(sent), len(rx.sentOf))] {
+		if !rx.sentOf[i].CompareAndSwap(-1, int64(min(n, math.MaxInt64))) {
+			continue
+		}
+		rx.flowEnded()
+		if rx.uniqueOf[i].Load() >= n {
+			rx.flowDone(i)
+		}
+	}
+}
+
+// endUnknown ends every flow whose count is still unknown, with none: the senders
+// are done but did not say how many they sent (a far end that reports no counts).
+// Those flows never complete; the drain ends on a quiet spell.
+func (rx *streamRx) endUnknown() {
+	for i := range rx.sentOf {
+		if rx.sentOf[i].CompareAndSwap(-1, math.MaxInt64) {
+			rx.unknown.Store(true)
+			rx.flowEnded()
+		}
+	}
+}
+
+// flowEnded counts one more flow whose end is known, and when that is the last, when.
+func (rx *streamRx) flowEnded() {
+	if rx.ended.Add(1) == int64(rx.p.Streams) {
+		rx.endedAt.Store(max(1, rx.e.now()))
+	}
+}
+
+// settled says a datagram receiver has everything it will get, though some flow is
+// not complete: every flow's end is known, the path holds nothing in flight (the
+// lab's link is empty, every endpoint's receive queue is read), and nothing arrived
+// for quietFor since. A TCP receiver is never settled short of complete, unless some
+// flow's count is unknown (nothing better tells it the stream ended).
+func (rx *streamRx) settled() bool {
+	endedAt := rx.endedAt.Load()
+	if endedAt == 0 || rx.reliable && !rx.unknown.Load() {
+		return false
+	}
+	if rx.e.now()-max(endedAt, rx.lastArrival.Load()) < int64(rx.quietFor) {
+		return false
+	}
+	if rx.idle != nil && !rx.idle() {
+		return false
+	}
+	rx.tsMu.Lock()
+	defer rx.tsMu.Unlock()
+	for _, t := range rx.ts {
+		if q, ok := t.(RecvQueuer); ok {
+			if n, err := q.RecvQueued(); err == nil && n > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// flowDone counts flow i complete, once.
+func (rx *streamRx) flowDone(i int) {
+	if !rx.doneOf[i].CompareAndSwap(false, true) {
+		return
+	}
 	if rx.complete.Add(1) == int64(rx.p.Streams) {
 		rx.doneOnce.Do(func() { close(rx.done) })
 	}
@@ -542,10 +602,10 @@ func (rx *streamRx) waitQuiet(ctx context.Context, quiet, limit time.Duration) {
 	}
 }
 
-// waitDrained waits until every flow is complete; or until every end marker is in
-// and nothing has arrived for a quiet spell; or until drain has passed.
+// waitDrained waits until every flow is complete; or, for datagrams, until the
+// receiver settled (every flow's end known, nothing in flight or queued, a quiet
+// spell); or until drain has passed.
 func (rx *streamRx) waitDrained(ctx context.Context, drain time.Duration) {
-	const quiet = 50 * time.Millisecond
 	deadline := time.NewTimer(drain)
 	defer deadline.Stop()
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -559,7 +619,7 @@ func (rx *streamRx) waitDrained(ctx context.Context, drain time.Duration) {
 		case <-deadline.C:
 			return
 		case <-tick.C:
-			if rx.allEnded() && rx.e.now()-rx.lastArrival.Load() >= int64(quiet) {
+			if rx.settled() {
 				return
 			}
 		}
@@ -573,7 +633,6 @@ func (rx *streamRx) merge(local *rxTotals, flows []*flowRx) {
 	t.corrupt += local.corrupt
 	t.malformed += local.malformed
 	t.foreign += local.foreign
-	t.ends += local.ends
 	t.kernelStamped += local.kernelStamped
 	if local.oneWay != nil {
 		rx.oneWay.Merge(local.oneWay)

@@ -94,8 +94,9 @@ func orderPaths(ctx context.Context, run uint64, size int, ts []Transport) ([]Tr
 // ServeStreamBidir is the far end's half of a both-ways stream cell: on ts, 2 ×
 // spec.Streams endpoints in the client's order (orderPaths puts TCP's in it), it
 // runs ServeStreamRx on the first half and ServeStreamTx on the second, at once, and
-// returns both figures in one FarResult (Stream and StreamTx).
-func ServeStreamBidir(ctx context.Context, spec FarSpec, ts []Transport, senderDone <-chan struct{}) (FarResult, error) {
+// returns both figures in one FarResult (Stream and StreamTx); ended is
+// ServeStreamTx's.
+func ServeStreamBidir(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer, ended func(sent []uint64)) (FarResult, error) {
 	n := spec.Streams
 	if !spec.Bidir || n < 1 || len(ts) != 2*n {
 		return FarResult{}, fmt.Errorf("bench: ServeStreamBidir: want a bidir spec and 2×%d endpoints, got bidir %v and %d", n, spec.Bidir, len(ts))
@@ -110,8 +111,8 @@ func ServeStreamBidir(ctx context.Context, spec FarSpec, ts []Transport, senderD
 	var rx, tx FarResult
 	var rxErr, txErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { rx, rxErr = ServeStreamRx(ctx, spec, ts[:n], senderDone) })
-	wg.Go(func() { tx, txErr = ServeStreamTx(ctx, spec, ts[n:]) })
+	wg.Go(func() { rx, rxErr = ServeStreamRx(ctx, spec, ts[:n], peer) })
+	wg.Go(func() { tx, txErr = ServeStreamTx(ctx, spec, ts[n:], ended) })
 	wg.Wait()
 	res := FarResult{ServerSockets: len(ts), Stream: rx.Stream, StreamTx: tx.StreamTx}
 	res.Warnings = append(append(res.Warnings, rx.Warnings...), tx.Warnings...)
@@ -158,7 +159,7 @@ func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so st
 	})
 	defer stopWatch()
 
-	rx := newStreamRx(e, p)
+	rx := newStreamRx(e, p, nw.Name())
 	run := startRx(ctx, rx, in)
 	runEnded := false
 	defer func() {
@@ -188,8 +189,14 @@ func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so st
 		until = time.Now().Add(time.Duration(p.DurationS * float64(time.Second)))
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return sendAll(gctx, txs, p.Count, until, time.Millisecond) })
-	g.Go(func() error { awaitFarSenders(gctx, e, rx, p, so, dur, fc.Ended()); return nil })
+	g.Go(func() error {
+		if err := sendAll(gctx, txs, p.Count, until); err != nil {
+			return err
+		}
+		fc.SendersEnded(sentPerFlow(txs)) // the far receiver learns it with this side's results
+		return nil
+	})
+	g.Go(func() error { awaitFarSenders(gctx, e, rx, p, so, dur, fc.Ended(), fc.Senders()); return nil })
 	if err := g.Wait(); err != nil {
 		return outcome{}, err
 	}
@@ -217,7 +224,7 @@ func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so st
 	}
 	frr := fr.Stream.result()
 	mf, wf, of := streamMetrics(p, so, fts, frr, frr.drain)
-	rrr := rxResult{tot: rx.totals(), allEnded: rx.allEnded(), far: true, drops: drops, dropsOK: dropsOK}
+	rrr := rxResult{tot: rx.totals(), far: true, drops: drops, dropsOK: dropsOK}
 	mr, wr, or := streamMetrics(p, so, fr.StreamTx.summary(), rrr, revDrain)
 
 	m := bothWays(mf, mr, frr.tot, rrr.tot)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +17,7 @@ type streamEnd interface {
 	quiet(ctx context.Context)
 	markStart() // the measured phase starts: take the receiver's counters' base
 	sampleSeries(start time.Time, step time.Duration, txs []*streamTx) (stop func())
+	ended(sent []uint64) // the senders are done: how many messages each flow sent, by flow
 	drain(ctx context.Context, d time.Duration)
 	series() []Sample
 	finish(ctx context.Context) (rxResult, error) // closes the senders' endpoints and stops the receiver
@@ -27,7 +29,6 @@ type rxResult struct {
 	tot      rxTotals
 	drops    uint64 // receive-buffer drops during the measured phase, when dropsOK
 	dropsOK  bool
-	allEnded bool // every flow's end marker arrived
 	sockets  int  // endpoints the receiver served
 	warns    []string
 	drain    time.Duration // the far end's drain, when it drained after this side finished
@@ -54,10 +55,31 @@ func (r rxResult) recvInterval() int64 {
 	return 0
 }
 
-// newStreamRx is a receiver of p's flows, nothing received yet.
-func newStreamRx(e *runEnv, p Params) *streamRx {
-	return &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1, firstRecvNs: -1}}
+// newStreamRx is a receiver of p's flows over transport, nothing received yet.
+func newStreamRx(e *runEnv, p Params, transport string) *streamRx {
+	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1, firstRecvNs: -1},
+		sentOf: make([]atomic.Int64, p.Streams), uniqueOf: make([]atomic.Uint64, p.Streams), doneOf: make([]atomic.Bool, p.Streams),
+		reliable: transport == "tcp", quietFor: settleQuiet}
+	for i := range rx.sentOf {
+		rx.sentOf[i].Store(-1)
+	}
+	if p.RateBps > 0 && p.Size > 0 {
+		// A paced flow's messages come this far apart: a quiet spell must outlast a few.
+		gap := time.Duration(float64(p.Size*8*max(1, p.Streams)) / p.RateBps * float64(time.Second))
+		rx.quietFor = max(rx.quietFor, min(3*gap, 5*time.Second))
+	}
+	if e.lab != nil {
+		rx.idle = func() bool {
+			up, down := e.lab.Counts()
+			return up.Queued == 0 && down.Queued == 0
+		}
+	}
+	return rx
 }
+
+// settleQuiet is the shortest quiet spell that ends a datagram receiver's drain once
+// every flow's end is known and nothing is in flight or queued.
+const settleQuiet = 50 * time.Millisecond
 
 // rxRun serves a given set of endpoints with one receiver, each on a goroutine of
 // its own: a far end's data path, or this host's in a reverse stream. Socket drops
@@ -130,7 +152,7 @@ type localStream struct {
 }
 
 func openStreamLocal(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (*localStream, error) {
-	rx := newStreamRx(e, p)
+	rx := newStreamRx(e, p, nw.Name())
 	rx.readerBps, rx.oneWay = so.readerBps, so.oneWay
 	srv, err := startServer(ctx, e, nw, rx.serve)
 	if err != nil {
@@ -156,6 +178,7 @@ func (ls *localStream) markStart() { ls.drops0, _ = recvDrops(ls.srv.endpoints()
 func (ls *localStream) sampleSeries(start time.Time, step time.Duration, txs []*streamTx) func() {
 	return sampleSeries(start, step, txs, ls.rx)
 }
+func (ls *localStream) ended(sent []uint64)                         { ls.rx.endFlows(sent) }
 func (ls *localStream) drain(ctx context.Context, d time.Duration) { ls.rx.waitDrained(ctx, d) }
 func (ls *localStream) series() []Sample                           { return ls.rx.series.result() }
 
@@ -170,7 +193,6 @@ func (ls *localStream) finish(context.Context) (rxResult, error) {
 		r.warns = append(r.warns, fmt.Sprintf("receiver: %v", err))
 	}
 	r.tot = ls.rx.totals()
-	r.allEnded = ls.rx.allEnded()
 	r.sockets = ls.srv.sockets
 	return r, nil
 }
@@ -253,6 +275,9 @@ func (fs *farStream) sampleSeries(start time.Time, step time.Duration, txs []*st
 		})
 	}
 }
+// ended hands the senders' counts to the far end with this side's results: the far
+// receiver drains until it has them all, or for a quiet spell.
+func (fs *farStream) ended(sent []uint64)                 { fs.fc.SendersEnded(sent) }
 func (fs *farStream) drain(context.Context, time.Duration) {}
 
 // series is the merged time line; it is complete after finish.
@@ -309,12 +334,11 @@ type StreamRx struct {
 	Corrupt       uint64  `json:"corrupt"`
 	Malformed     uint64  `json:"malformed"`
 	Foreign       uint64  `json:"foreign"`
-	Ends          uint64  `json:"ends"`
 	RecvSpanNs    int64   `json:"recv_span_ns"` // first data arrival to the last, on the receiver's clock
 	JitterSum     float64 `json:"jitter_sum_ns"`
 	JitterFlows   int     `json:"jitter_flows"`
 	KernelStamped uint64  `json:"kernel_stamped"`
-	AllEnded      bool    `json:"all_ended"`
+	AllEnded      bool    `json:"all_ended"` // the receiver learned every flow's count (SendersEnded) before it stopped
 	DropsSocket   *uint64 `json:"drops_socket,omitempty"` // receive-buffer drops from the first data message on
 	RecvBuffer    int     `json:"recv_buffer,omitempty"`  // SO_RCVBUF granted (FarSpec.RecvBuffer), read back, bytes; the smallest over the endpoints
 	DrainNs       int64   `json:"drain_ns"`
@@ -323,7 +347,7 @@ type StreamRx struct {
 // result is what the far receiver measured, as this side's receiving half reports
 // it; sockets, warnings and CPU are the caller's, from the whole FarResult.
 func (s *StreamRx) result() rxResult {
-	r := rxResult{far: true, tot: s.totals(), allEnded: s.AllEnded, drain: time.Duration(s.DrainNs)}
+	r := rxResult{far: true, tot: s.totals(), drain: time.Duration(s.DrainNs)}
 	if s.DropsSocket != nil {
 		r.drops, r.dropsOK = *s.DropsSocket, true
 	}
@@ -332,7 +356,7 @@ func (s *StreamRx) result() rxResult {
 
 func (s *StreamRx) totals() rxTotals {
 	t := rxTotals{received: s.Received, unique: s.Unique, dups: s.Dups, reordered: s.Reordered, extent: s.ReorderExtent,
-		stale: s.Stale, ends: s.Ends, jitterSum: s.JitterSum, jitterFlows: s.JitterFlows, kernelStamped: s.KernelStamped,
+		stale: s.Stale, jitterSum: s.JitterSum, jitterFlows: s.JitterFlows, kernelStamped: s.KernelStamped,
 		firstSendNs: -1, firstRecvNs: -1}
 	t.corrupt, t.malformed, t.foreign = s.Corrupt, s.Malformed, s.Foreign
 	if s.RecvSpanNs > 0 {
@@ -343,9 +367,10 @@ func (s *StreamRx) totals() rxTotals {
 
 // ServeStreamRx is the receiving half of a stream cell at the far end: it accounts
 // every message arriving on ts (one endpoint per stream) from the first, until
-// senderDone closes (the sender sent everything, end markers included) and the
-// receiver drained for at most spec.Drain, and returns what it measured.
-func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone <-chan struct{}) (FarResult, error) {
+// the senders are done (peer.Done closes: the client sent everything) and the
+// receiver drained: until every flow's messages, as peer.Sent counts them, are in,
+// or a quiet spell, or spec.Drain. It returns what it measured.
+func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer) (FarResult, error) {
 	if spec.Run == 0 || spec.Streams != len(ts) || spec.Size < HeaderLen {
 		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want a run id, %d endpoints for %d streams, size >= %d; got run %d, size %d",
 			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size)
@@ -355,7 +380,7 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone
 			MinSeriesStep, spec.ReaderBps, spec.RecvBuffer, spec.SeriesStep)
 	}
 	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: 64, drain: spec.Drain}
-	rx := newStreamRx(e, Params{Size: spec.Size, Streams: spec.Streams})
+	rx := newStreamRx(e, Params{Size: spec.Size, Streams: spec.Streams}, spec.Transport)
 	rx.readerBps = spec.ReaderBps
 	gotRecv, _, warns := setBuffers(ts, spec.RecvBuffer, 0)
 	series := startRxSeries(rx, spec.SeriesStep)
@@ -364,7 +389,15 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone
 	}
 	run := startRx(ctx, rx, ts)
 	select {
-	case <-senderDone:
+	case <-peer.Done():
+		if sent, err := peer.Sent(); err != nil {
+			warns = append(warns, fmt.Sprintf("the client's end of stream: %v: the drain ends on a quiet spell", err))
+		} else if len(sent) != spec.Streams {
+			warns = append(warns, fmt.Sprintf("the client's end of stream counts %d flows, want %d: the drain ends on a quiet spell", len(sent), spec.Streams))
+		} else {
+			rx.endFlows(sent)
+		}
+		rx.endUnknown()
 	case <-ctx.Done():
 	}
 	drainStart := time.Now()
@@ -377,7 +410,7 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, senderDone
 
 	tot := rx.totals()
 	sr := &StreamRx{Received: tot.received, Unique: tot.unique, Dups: tot.dups, Reordered: tot.reordered, ReorderExtent: tot.extent,
-		Stale: tot.stale, Corrupt: tot.corrupt, Malformed: tot.malformed, Foreign: tot.foreign, Ends: tot.ends,
+		Stale: tot.stale, Corrupt: tot.corrupt, Malformed: tot.malformed, Foreign: tot.foreign,
 		JitterSum: tot.jitterSum, JitterFlows: tot.jitterFlows, KernelStamped: tot.kernelStamped,
 		AllEnded: rx.allEnded(), DrainNs: int64(drained), RecvBuffer: gotRecv}
 	if tot.firstRecvNs >= 0 && tot.lastRecvNs > tot.firstRecvNs {

@@ -83,11 +83,10 @@ func streamMetrics(p Params, so streamOpts, ts txSummary, rr rxResult, drain tim
 	m.JitterKernelMsgs = u64p(tot.kernelStamped)
 	m.DrainS = drain.Seconds()
 	if rr.dropsOK {
-		// The socket counter counts every datagram; end markers lost with the data are
-		// not data. Take them out so socket + sender + network = lost exactly.
+		// The data socket carries data only (end of stream travels beside it; warm-up
+		// drops are before the base), so its drop count is data: socket + sender +
+		// network = lost exactly.
 		sock := rr.drops
-		endsLost := uint64(endCopies*p.Streams) - min(tot.ends, uint64(endCopies*p.Streams))
-		sock -= min(sock, endsLost)
 		m.DropsSocket = u64p(sock)
 		var netw uint64
 		if m.LostMsgs > sock+m.DropsSender {
@@ -97,9 +96,6 @@ func streamMetrics(p Params, so streamOpts, ts txSummary, rr rxResult, drain tim
 	}
 	m.ServerSockets = rr.sockets
 	m.ServerCPUSec = rr.cpu
-	if !rr.allEnded {
-		warns = append(warns, fmt.Sprintf("drain of %v ended before every end marker arrived", so.drain))
-	}
 	flows := time.Duration(max(1, ts.flows))
 	obs := map[string]any{
 		// Time inside Send: for a flow-controlled sender mostly waiting for the

@@ -24,9 +24,12 @@ func (st *StreamTx) summary() txSummary {
 
 // ServeStreamTx is the sending half of a reverse stream cell at the far end: one
 // flow per endpoint in ts, spec.Warmup of warm-up, then spec.Count messages per flow
-// or spec.SendFor of them, paced to spec.RateBps over all flows, each flow closed by
-// its end markers; it returns what the senders did.
-func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport) (FarResult, error) {
+// or spec.SendFor of them, paced to spec.RateBps over all flows; it returns what the
+// senders did.
+//
+// When the senders are done, ended (if set) gets each flow's count, by flow: the
+// client's receiver learns the end of the stream from it, beside the data path.
+func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport, ended func(sent []uint64)) (FarResult, error) {
 	if spec.Run == 0 || len(ts) == 0 || spec.Streams != len(ts) || spec.Size < HeaderLen || (spec.Count == 0 && spec.SendFor <= 0) {
 		return FarResult{}, fmt.Errorf("bench: ServeStreamTx: want a run id, %d endpoints for %d streams, size >= %d and a count or a time; got run %d, size %d, count %d, time %v",
 			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size, spec.Count, spec.SendFor)
@@ -50,7 +53,10 @@ func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport) (FarResult
 	if spec.Count == 0 {
 		until = time.Now().Add(spec.SendFor)
 	}
-	err := sendAll(ctx, txs, spec.Count, until, time.Millisecond)
+	err := sendAll(ctx, txs, spec.Count, until)
+	if err == nil && ended != nil {
+		ended(sentPerFlow(txs))
+	}
 	var sum txSummary
 	for _, tx := range txs {
 		sum.add(tx)
@@ -75,10 +81,10 @@ func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so 
 		}
 	}()
 
-	rx := newStreamRx(e, p)
+	rx := newStreamRx(e, p, nw.Name())
 	u0, uerr := ReadUsage()
 	run := startRx(ctx, rx, ts)
-	awaitFarSenders(ctx, e, rx, p, so, dur, fc.Ended())
+	awaitFarSenders(ctx, e, rx, p, so, dur, fc.Ended(), fc.Senders())
 	drainStart := time.Now()
 	rx.waitDrained(ctx, so.drain)
 	drain := time.Since(drainStart)
@@ -94,7 +100,7 @@ func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so 
 		return outcome{}, fmt.Errorf("far end: no sender figures: %w", errors.Join(ferr, errors.New("the server reported none")))
 	}
 
-	rr := rxResult{tot: rx.totals(), allEnded: rx.allEnded(), sockets: fr.ServerSockets, warns: fr.Warnings, far: true, cpu: fr.CPUSec,
+	rr := rxResult{tot: rx.totals(), sockets: fr.ServerSockets, warns: fr.Warnings, far: true, cpu: fr.CPUSec,
 		drops: drops, dropsOK: dropsOK}
 	m, warns, obs := streamMetrics(p, so, fr.StreamTx.summary(), rr, drain)
 	warns = append(rr.warns, warns...)
@@ -110,12 +116,15 @@ func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so 
 	return outcome{m: m, warns: warns, observed: obs}, nil
 }
 
-// awaitFarSenders waits, receiving into rx, until the far end's senders are done:
-// every end marker is in. End markers can be lost, so the wait also ends when the
-// far end ended the cell (ended), when nothing has arrived for a quiet spell once
-// data flowed (the drain, or two messages' time at the paced rate, at least 500 ms),
-// or when the senders' time dur (0 = unknown) and the drain have passed.
-func awaitFarSenders(ctx context.Context, e *runEnv, rx *streamRx, p Params, so streamOpts, dur time.Duration, ended <-chan struct{}) {
+// awaitFarSenders waits, receiving into rx, until the far end's senders are done and
+// rx knows each flow's count (senders.Done; rx then drains as a local receiver does).
+// A far end that cannot say so leaves rx to end the wait itself: when nothing has
+// arrived for a quiet spell once data flowed (the drain, or two messages' time at the
+// paced rate, at least 500 ms), when the far end ended the cell (ended), or when the
+// senders' time dur (0 = unknown) and the drain have passed; every flow's end is then
+// unknown, and the drain that follows ends at once.
+func awaitFarSenders(ctx context.Context, e *runEnv, rx *streamRx, p Params, so streamOpts, dur time.Duration, ended <-chan struct{}, senders FarPeer) {
+	defer rx.endUnknown()
 	quietStop := max(so.drain, 500*time.Millisecond)
 	if p.RateBps > 0 {
 		quietStop = max(quietStop, 2*time.Duration(float64(p.Size*8*p.Streams)/p.RateBps*float64(time.Second)))
@@ -124,12 +133,17 @@ func awaitFarSenders(ctx context.Context, e *runEnv, rx *streamRx, p Params, so 
 	defer limit.Stop()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for !rx.allEnded() && ctx.Err() == nil {
+	for ctx.Err() == nil {
 		select {
 		case <-tick.C:
 			if last := rx.lastArrival.Load(); last > 0 && rx.e.now()-last > int64(quietStop) {
 				return
 			}
+		case <-senders.Done():
+			if sent, err := senders.Sent(); err == nil && len(sent) == p.Streams {
+				rx.endFlows(sent)
+			}
+			return
 		case <-ended:
 			return
 		case <-limit.C:

@@ -79,6 +79,12 @@ type RecvDropper interface {
 	RecvDrops() (uint64, error)
 }
 
+// RecvQueuer is a transport that can read how many bytes wait unread in its receive
+// queue (SO_MEMINFO rmem_alloc): 0 means every datagram that reached it was read.
+type RecvQueuer interface {
+	RecvQueued() (int, error)
+}
+
 // BufferSizer is a transport that reports the socket buffer sizes the kernel granted,
 // in bytes (as getsockopt reads them back, after the kernel doubled and capped them).
 type BufferSizer interface {

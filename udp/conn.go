@@ -305,6 +305,12 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 // wraps. Linux only; elsewhere the error wraps errors.ErrUnsupported.
 func (c *Conn) RecvDrops() (uint64, error) { return c.recvDrops() }
 
+// RecvQueued returns the bytes the kernel holds in the socket's receive queue,
+// datagrams not yet read, counted with their overhead (SO_MEMINFO's rmem_alloc); 0
+// when every datagram that reached the socket was read. Linux only; elsewhere the
+// error wraps errors.ErrUnsupported.
+func (c *Conn) RecvQueued() (int, error) { return c.recvQueued() }
+
 // RxqOverflow returns the drop count carried by the most recently received datagram
 // that carried one (SO_RXQ_OVFL): drops up to when that datagram was queued, never
 // later ones. It is 0 until a datagram arrives after a drop, and always on systems

@@ -92,6 +92,10 @@ func (c *Conn) sendErr(peer any, err error) error {
 	return fmt.Errorf("udp: sendto %v: %w", peer, err)
 }
 
+func (c *Conn) recvQueued() (int, error) {
+	return 0, fmt.Errorf("udp: SO_MEMINFO: %w on %s", errors.ErrUnsupported, runtime.GOOS)
+}
+
 func (c *Conn) recvDrops() (uint64, error) {
 	return 0, fmt.Errorf("udp: SO_MEMINFO: %w on %s", errors.ErrUnsupported, runtime.GOOS)
 }

@@ -630,6 +630,18 @@ func (c *Conn) sendErr(i int, err error) error {
 	return fmt.Errorf("udp: sendmmsg to %v: %w", c.sys.tx.names[i].addrPort(), err)
 }
 
+func (c *Conn) recvQueued() (int, error) {
+	var mem [unix.SK_MEMINFO_VARS]uint32
+	var serr error
+	cerr := c.raw.Control(func(fd uintptr) {
+		mem, serr = getsockoptMeminfo(int(fd))
+	})
+	if err := errors.Join(cerr, serr); err != nil {
+		return 0, fmt.Errorf("udp: receive queue on %v: %w", c.laddr, err)
+	}
+	return int(mem[unix.SK_MEMINFO_RMEM_ALLOC]), nil
+}
+
 func (c *Conn) recvDrops() (uint64, error) {
 	var drops uint32
 	var serr error

@@ -77,17 +77,23 @@ func probeOffload(fd int, wantGRO bool) (gso, gro bool) {
 // sk_drops, datagrams dropped at this socket (receive buffer full, or memory
 // pressure, or a socket filter).
 func getsockoptMeminfoDrops(fd int) (uint32, error) {
+	mem, err := getsockoptMeminfo(fd)
+	return mem[unix.SK_MEMINFO_DROPS], err
+}
+
+// getsockoptMeminfo reads getsockopt(SOL_SOCKET, SO_MEMINFO) up to its drops entry.
+func getsockoptMeminfo(fd int) ([unix.SK_MEMINFO_VARS]uint32, error) {
 	var mem [unix.SK_MEMINFO_VARS]uint32
 	l := uint32(unsafe.Sizeof(mem))
 	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
 		uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&l)), 0)
 	if e != 0 {
-		return 0, fmt.Errorf("SO_MEMINFO: %w", os.NewSyscallError("getsockopt", e))
+		return mem, fmt.Errorf("SO_MEMINFO: %w", os.NewSyscallError("getsockopt", e))
 	}
 	if l < (unix.SK_MEMINFO_DROPS+1)*4 {
-		return 0, fmt.Errorf("SO_MEMINFO: kernel returned %d bytes, want at least %d", l, (unix.SK_MEMINFO_DROPS+1)*4)
+		return mem, fmt.Errorf("SO_MEMINFO: kernel returned %d bytes, want at least %d", l, (unix.SK_MEMINFO_DROPS+1)*4)
 	}
-	return mem[unix.SK_MEMINFO_DROPS], nil
+	return mem, nil
 }
 
 // bufferSizes reads back SO_RCVBUF and SO_SNDBUF, in bytes, as the kernel granted them.

@@ -244,12 +244,12 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		}
 		return measured(d, func() (bench.FarResult, error) {
 			if spec.Bidir {
-				return bench.ServeStreamBidir(ctx, spec, ts, d.PeerDone())
+				return bench.ServeStreamBidir(ctx, spec, ts, clientPeer{d}, reportSent(d))
 			}
 			if spec.Reverse {
-				return bench.ServeStreamTx(ctx, spec, ts)
+				return bench.ServeStreamTx(ctx, spec, ts, reportSent(d))
 			}
-			return bench.ServeStreamRx(ctx, spec, ts, d.PeerDone())
+			return bench.ServeStreamRx(ctx, spec, ts, clientPeer{d})
 		})
 	}
 	x, _ := benchExperiment(d.Request.Experiment)
@@ -281,6 +281,27 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		wg.Wait()
 		return bench.FarResult{ServerSockets: len(ts)}, errors.Join(errs...)
 	})
+}
+
+// clientPeer is the other end of a test's data path, as one side sees it through
+// its remote.Data: on the server the client, whose end of stream comes in its
+// results; on the client the server, whose comes in its "sent".
+type clientPeer struct{ d *remote.Data }
+
+func (p clientPeer) Done() <-chan struct{} { return p.d.PeerDone() }
+func (p clientPeer) Sent() ([]uint64, error) {
+	return bench.ParseSendersEnd(p.d.PeerCounters(), p.d.Request.Streams)
+}
+
+// reportSent tells the client the server's senders are done, with each flow's count
+// (bench.SendersEnd), in a "sent" message. A client that does not take it ends its
+// receiver on a quiet spell instead.
+func reportSent(d *remote.Data) func(sent []uint64) {
+	return func(sent []uint64) {
+		if raw, err := json.Marshal(bench.SendersEnd{Sent: sent}); err == nil {
+			d.ReportSent(raw)
+		}
+	}
 }
 
 // results wraps a server half's figures for the session, incomplete with err.
@@ -438,7 +459,7 @@ func (b *bridge) Drive(ctx context.Context, d *remote.Data) (remote.Results, err
 	c.ready <- ts
 	select {
 	case <-c.finish:
-		return remote.Results{Complete: true}, nil
+		return remote.Results{Complete: true, Counters: c.sent}, nil
 	case <-ctx.Done():
 		return remote.Results{Error: ctx.Err().Error()}, ctx.Err()
 	}
@@ -456,6 +477,7 @@ type cell struct {
 	err    error
 	once   sync.Once
 	far    *Far
+	sent   json.RawMessage // this side's end of stream (SendersEnded), sent with its results
 }
 
 func (c *cell) Transports() []bench.Transport { return c.ts }
@@ -463,6 +485,18 @@ func (c *cell) Transports() []bench.Transport { return c.ts }
 // Ended is closed when Client.Run returned: before Finish, the server ended the
 // test (its half failed) or the session was lost.
 func (c *cell) Ended() <-chan struct{} { return c.done }
+
+// Senders are the server's stream senders, as the client sees them: done at the
+// server's "sent", with its per-flow counts.
+func (c *cell) Senders() bench.FarPeer { return clientPeer{c.data} }
+
+// SendersEnded keeps this side's per-flow counts for its results, which Finish sends.
+func (c *cell) SendersEnded(sent []uint64) {
+	raw, err := json.Marshal(bench.SendersEnd{Sent: sent})
+	if err == nil {
+		c.sent = raw
+	}
+}
 
 // Finish ends the test: the client's half is done; Client.Run then exchanges both
 // sides' results.

@@ -100,6 +100,11 @@ func TestFarCells(t *testing.T) {
 			}
 			checkDelivered(t, what, r.Transport, m)
 			checkFarGoodput(t, what, m, r.Params.Size)
+			for _, w := range r.Warnings { // the far receiver learned each flow's count, in the client's results
+				if strings.Contains(w, "end of stream") {
+					t.Errorf("%s: warning %q, want the client's per-flow counts to reach the server", what, w)
+				}
+			}
 		}
 	}
 }

@@ -82,7 +82,7 @@ func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 }
 
 func (cl *Client) handshake(ctx context.Context, key []byte, software string) error {
-	if err := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen}}); err != nil {
+	if err := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen, CapSent}}); err != nil {
 		return err
 	}
 	ch, err := expect[*Challenge](ctx, cl.cc, cl.timeout)
@@ -228,6 +228,8 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 	}
 	stopInterrupt := ctxwatch.OnDone(testCtx, d.interrupt)
 	defer stopInterrupt()
+	peerDone := make(chan struct{}) // closed at the server's "sent", before the Driver reads it
+	d.peerDone = peerDone
 
 	var wg sync.WaitGroup
 	var readErr error // the reader's; read after readerDone
@@ -251,6 +253,21 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 			}
 			switch m := m.(type) {
 			case *Heartbeat:
+			case *Sent:
+				select {
+				case <-peerDone:
+					readErr = fmt.Errorf("%w: a second sent for test %d", ErrUnexpected, req.ID)
+				default:
+					if m.ID != req.ID {
+						readErr = fmt.Errorf("%w: sent for test %d during test %d", ErrUnexpected, m.ID, req.ID)
+					}
+				}
+				if readErr != nil {
+					cancelTest(readErr)
+					return
+				}
+				d.peerCounters = m.Counters
+				close(peerDone)
 			case *ResultsMsg:
 				if m.ID != req.ID {
 					readErr = fmt.Errorf("%w: results for test %d during test %d", ErrUnexpected, m.ID, req.ID)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -467,10 +468,13 @@ type Data struct {
 	Listener *UDPListener
 	Started  time.Time // when the test started
 
-	peerDone <-chan struct{}
-	pacer    *pacer
-	ports    portOpener // server: Server.openPort, for ClosedPort; nil on the client
-	localIP  netip.Addr // server: where the data sockets listen
+	peerDone     <-chan struct{}
+	peerCounters json.RawMessage             // the peer's results' (server) or sent's (client) counters, set before peerDone closes
+	reportSent   func(json.RawMessage) error // server, when the client listed CapSent: sends "sent"
+	sentOnce     sync.Once
+	pacer        *pacer
+	ports        portOpener // server: Server.openPort, for ClosedPort; nil on the client
+	localIP      netip.Addr // server: where the data sockets listen
 
 	// Listen mode (TestRequest.Listen). Server: the TCP listener that keeps
 	// accepting, or Listener below. Client: where DialConn and DialPath go.
@@ -484,9 +488,36 @@ type Data struct {
 	closeOnce sync.Once
 }
 
-// PeerDone is closed when the peer reported its results, i.e. stopped sending (server
-// side); on the client side it is nil: the server reports after the client.
+// PeerDone is closed when the peer said it stopped sending: on the server, when the
+// client reported its results; on the client, when the server's runner reported its
+// senders done (ReportSent; never, with a server older than CapSent).
 func (d *Data) PeerDone() <-chan struct{} { return d.peerDone }
+
+// ReportSent tells the client, during the test, that the server's senders are done
+// and what they sent (counters, a JSON object of the runner's): the client's
+// PeerDone closes and its PeerCounters returns counters. Server side only; once per
+// test (later calls fail). It fails with errors.ErrUnsupported when the
+// client did not list CapSent.
+func (d *Data) ReportSent(counters json.RawMessage) error {
+	if d.reportSent == nil {
+		return fmt.Errorf("remote: sent: the client does not take it (no %q capability): %w", CapSent, errors.ErrUnsupported)
+	}
+	err := errors.New("remote: sent: already reported")
+	d.sentOnce.Do(func() { err = d.reportSent(counters) })
+	return err
+}
+
+// PeerCounters are the counters the peer's PeerDone came with (its results on the
+// server, its sent on the client), as they came: read them once PeerDone is closed;
+// nil before, or when there were none.
+func (d *Data) PeerCounters() json.RawMessage {
+	select {
+	case <-d.peerDone:
+		return d.peerCounters
+	default:
+		return nil
+	}
+}
 
 // Paced says how this side's pacer shaped the test's sending: its rate (bits/s; 0 =
 // unpaced), whether that rate is the server's --max-rate cap rather than what the

@@ -41,7 +41,7 @@
 //
 // The messages, C for client, S for server; a field marked ? may be absent:
 //
-//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines "listen")
+//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines "listen" and "sent")
 //	challenge  S→C  nonce (32 bytes), auth ("hmac-sha256" or "none"), software, caps?
 //	auth       C→S  nonce (32 bytes, the client's), mac? (32 bytes; absent when auth is "none")
 //	auth-ok    S→C  mac? (32 bytes; absent when auth is "none"),
@@ -59,6 +59,8 @@
 //	start      C→S  id, paths? (udp: per socket, in port order, the 16-byte challenge it received)
 //	start      S→C  id: the test runs from now
 //	heartbeat  both (no fields)
+//	sent       S→C  id, counters? (object, the runner's: what the server's senders sent); only when
+//	                both sides listed "sent": the server's senders are done, before the results
 //	results    both id, complete (bool), error? (string ≤1024), overlap? (server: most other tests
 //	                running at once during this one), counters? (object, the runner's figures)
 //	bye        both reason? (string ≤1024)
@@ -72,6 +74,7 @@
 //	   ... the client opens the data path (below) ...
 //	C: start{paths}     S: start | refuse{id}
 //	   ... data flows; both send heartbeat every 500 ms ...
+//	                    S: sent                   (with "sent": its senders are done)
 //	C: results          S: results
 //	and finally either side: bye.
 //

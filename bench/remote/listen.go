@@ -21,6 +21,12 @@ import (
 // once. See doc.go, "Listen".
 const CapListen = "listen"
 
+// CapSent is the capability (hello and challenge "caps") under which the server
+// tells the client, with a "sent" message during a test, that its senders are done
+// and what they sent (Data.ReportSent): a client receiving from the server learns the
+// end of the stream beside the data path. See doc.go.
+const CapSent = "sent"
+
 // Bounds of a listen-mode test.
 const (
 	// maxListenConns bounds the listen-mode TCP connections a test has open at once;

@@ -53,6 +53,7 @@ const (
 	TypeStart     = "start"
 	TypeHeartbeat = "heartbeat"
 	TypeResults   = "results"
+	TypeSent      = "sent"
 	TypeBye       = "bye"
 )
 
@@ -68,7 +69,7 @@ var (
 )
 
 // A Msg is one control message: one of *Hello, *Challenge, *Auth, *AuthOK, *Refuse,
-// *Test, *Accept, *Start, *Heartbeat, *ResultsMsg, *Bye.
+// *Test, *Accept, *Start, *Heartbeat, *Sent, *ResultsMsg, *Bye.
 type Msg interface {
 	// Type is the message's "type" on the wire.
 	Type() string
@@ -158,6 +159,15 @@ type Heartbeat struct {
 	header
 }
 
+// Sent says the server's senders are done, during a test (server to client, only
+// when both sides listed CapSent): Counters, the runner's own, say what they sent,
+// so the client's receiver knows what to wait for before the results exchange.
+type Sent struct {
+	header
+	ID       uint32          `json:"id"`
+	Counters json.RawMessage `json:"counters,omitempty"`
+}
+
 // ResultsMsg carries one side's measurement of a test: the client's first, then the
 // server's.
 type ResultsMsg struct {
@@ -196,6 +206,7 @@ func (*Accept) Type() string     { return TypeAccept }
 func (*Start) Type() string      { return TypeStart }
 func (*Heartbeat) Type() string  { return TypeHeartbeat }
 func (*ResultsMsg) Type() string { return TypeResults }
+func (*Sent) Type() string       { return TypeSent }
 func (*Bye) Type() string        { return TypeBye }
 
 // newMsg returns an empty message of the named type, or nil.
@@ -221,6 +232,8 @@ func newMsg(kind string) Msg {
 		return &Heartbeat{}
 	case TypeResults:
 		return &ResultsMsg{}
+	case TypeSent:
+		return &Sent{}
 	case TypeBye:
 		return &Bye{}
 	}
@@ -412,6 +425,16 @@ func (m *ResultsMsg) validate() error {
 	return checkText("error", m.Error, maxErrStr, false)
 }
 
+func (m *Sent) validate() error {
+	if m.ID == 0 {
+		return malformed("id: must be 1..4294967295")
+	}
+	if m.Counters != nil && (len(m.Counters) == 0 || m.Counters[0] != '{') {
+		return malformed("counters: must be a JSON object")
+	}
+	return nil
+}
+
 func (m *Bye) validate() error { return checkText("reason", m.Reason, maxErrStr, false) }
 
 // Encode returns the frame of m: its 4-byte big-endian length, then its JSON body. It
@@ -459,6 +482,8 @@ func setHeader(m Msg, h header) {
 	case *Heartbeat:
 		m.header = h
 	case *ResultsMsg:
+		m.header = h
+	case *Sent:
 		m.header = h
 	case *Bye:
 		m.header = h
@@ -539,6 +564,8 @@ func normalize(m Msg) error {
 	case *Test:
 		raw = &m.Params
 	case *ResultsMsg:
+		raw = &m.Counters
+	case *Sent:
 		raw = &m.Counters
 	default:
 		return nil

@@ -33,6 +33,8 @@ func sampleMsgs() []Msg {
 		&Heartbeat{},
 		&ResultsMsg{ID: 1, Complete: true, Overlap: 2, Counters: json.RawMessage(`{"recv_bytes":10,"x":{"y":1.5}}`)},
 		&ResultsMsg{ID: 2, Error: "stream 0: receive: connection reset"},
+		&Sent{ID: 3, Counters: json.RawMessage(`{"sent":[500,0]}`)},
+		&Sent{ID: 4},
 		&Bye{Reason: "server shutting down"},
 	}
 }

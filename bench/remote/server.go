@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -385,7 +386,7 @@ func (s *Server) handle(c net.Conn) {
 	ends := started.Add(s.limits.MaxSessionTime)
 	cc.SetSessionDeadline(ends)
 	ss := &session{s: s, cc: cc, ends: ends, remote: remote, peer: addrPort(remote), testLines: lineLimiter{what: "test"},
-		listen: slices.Contains(hello.Caps, CapListen)}
+		listen: slices.Contains(hello.Caps, CapListen), sent: slices.Contains(hello.Caps, CapSent)}
 	ss.peerIP = ss.peer.Addr()
 	ss.localIP, _ = addrIP(c.LocalAddr())
 	who := ""
@@ -485,7 +486,7 @@ func (s *Server) handshake(cc *ControlConn) (*Hello, error) {
 	if s.Key != nil {
 		method = AuthHMAC
 	}
-	if err := cc.WriteMsg(&Challenge{Nonce: serverNonce, Auth: method, Software: s.Software, Caps: []string{CapListen}}); err != nil {
+	if err := cc.WriteMsg(&Challenge{Nonce: serverNonce, Auth: method, Software: s.Software, Caps: []string{CapListen, CapSent}}); err != nil {
 		return nil, fail(&s.st.handshakeFailed, err)
 	}
 	auth, err := expect[*Auth](s.ctx, cc, s.limits.HandshakeTimeout)
@@ -528,6 +529,7 @@ type session struct {
 	localIP netip.Addr     // where data sockets listen
 	ends    time.Time      // the session deadline (--max-session-time)
 	listen  bool           // both sides listed CapListen
+	sent    bool           // both sides listed CapSent: Data.ReportSent sends "sent"
 
 	// Used by the session's goroutine only.
 	tests, refused uint64      // tests started and refused
@@ -764,6 +766,11 @@ func (ss *session) run(req TestRequest, d *Data, ports []uint16) error {
 	}
 	peerDone := make(chan struct{})
 	d.peerDone = peerDone
+	if ss.sent {
+		d.reportSent = func(counters json.RawMessage) error {
+			return ss.cc.WriteMsg(&Sent{ID: req.ID, Counters: counters})
+		}
+	}
 	stopInterrupt := ctxwatch.OnDone(runCtx, d.interrupt)
 	defer stopInterrupt()
 
@@ -812,6 +819,7 @@ func (ss *session) run(req TestRequest, d *Data, ports []uint16) error {
 					return
 				}
 				peer = m
+				d.peerCounters = m.Counters
 				close(peerDone)
 				return
 			case *Bye:

@@ -55,6 +55,16 @@ func (p *UDPPath) BufferSizes() (recv, send int, err error) {
 	return bc.BufferSizes()
 }
 
+// RecvQueued is the bytes waiting in the socket's receive queue, as
+// udp.Conn.RecvQueued reads them.
+func (p *UDPPath) RecvQueued() (int, error) {
+	bc := p.batcher()
+	if bc == nil {
+		return 0, fmt.Errorf("remote: udp path to %v: receive queue: %w", p.peer, errNoSocket)
+	}
+	return bc.RecvQueued()
+}
+
 // RecvDrops is how many datagrams the kernel dropped because the socket's receive
 // buffer was full, since the socket opened (SO_MEMINFO), as udp.Conn.RecvDrops reads
 // it. It needs the path's batched socket, as BufferSizes does.
