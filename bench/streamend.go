@@ -26,14 +26,14 @@ type streamEnd interface {
 
 // rxResult is what the receiving half reports when a stream cell ends.
 type rxResult struct {
-	tot      rxTotals
-	drops    uint64 // receive-buffer drops during the measured phase, when dropsOK
-	dropsOK  bool
-	sockets  int  // endpoints the receiver served
-	warns    []string
-	drain    time.Duration // the far end's drain, when it drained after this side finished
-	far      bool          // measured at the far end: send times are on another clock
-	cpu      *float64      // the far process's CPU over the cell
+	tot     rxTotals
+	drops   uint64 // receive-buffer drops during the measured phase, when dropsOK
+	dropsOK bool
+	sockets int // endpoints the receiver served
+	warns   []string
+	drain   time.Duration // the far end's drain, when it drained after this side finished
+	far     bool          // measured at the far end: send times are on another clock
+	cpu     *float64      // the far process's CPU over the cell
 
 	// The socket buffers a slow receiver's cell asked for, as the kernel granted
 	// them (the smallest over the endpoints), bytes; 0 = not asked for, or not read.
@@ -178,7 +178,7 @@ func (ls *localStream) markStart() { ls.drops0, _ = recvDrops(ls.srv.endpoints()
 func (ls *localStream) sampleSeries(start time.Time, step time.Duration, txs []*streamTx) func() {
 	return sampleSeries(start, step, txs, ls.rx)
 }
-func (ls *localStream) ended(sent []uint64)                         { ls.rx.endFlows(sent) }
+func (ls *localStream) ended(sent []uint64)                        { ls.rx.endFlows(sent) }
 func (ls *localStream) drain(ctx context.Context, d time.Duration) { ls.rx.waitDrained(ctx, d) }
 func (ls *localStream) series() []Sample                           { return ls.rx.series.result() }
 
@@ -275,9 +275,10 @@ func (fs *farStream) sampleSeries(start time.Time, step time.Duration, txs []*st
 		})
 	}
 }
+
 // ended hands the senders' counts to the far end with this side's results: the far
 // receiver drains until it has them all, or for a quiet spell.
-func (fs *farStream) ended(sent []uint64)                 { fs.fc.SendersEnded(sent) }
+func (fs *farStream) ended(sent []uint64)                  { fs.fc.SendersEnded(sent) }
 func (fs *farStream) drain(context.Context, time.Duration) {}
 
 // series is the merged time line; it is complete after finish.
@@ -338,7 +339,7 @@ type StreamRx struct {
 	JitterSum     float64 `json:"jitter_sum_ns"`
 	JitterFlows   int     `json:"jitter_flows"`
 	KernelStamped uint64  `json:"kernel_stamped"`
-	AllEnded      bool    `json:"all_ended"` // the receiver learned every flow's count (SendersEnded) before it stopped
+	AllEnded      bool    `json:"all_ended"`              // the receiver learned every flow's count (SendersEnded) before it stopped
 	DropsSocket   *uint64 `json:"drops_socket,omitempty"` // receive-buffer drops from the first data message on
 	RecvBuffer    int     `json:"recv_buffer,omitempty"`  // SO_RCVBUF granted (FarSpec.RecvBuffer), read back, bytes; the smallest over the endpoints
 	DrainNs       int64   `json:"drain_ns"`
