@@ -216,3 +216,31 @@ func decodeJSON(t *testing.T, rep *Report, v any) {
 		t.Fatal(err)
 	}
 }
+
+// TestIncompleteText: what Report.Incomplete says, for each way a run stops early.
+func TestIncompleteText(t *testing.T) {
+	cause := errors.New("interrupt signal received")
+	lost := errors.New("remote: server lost: EOF")
+	cell := "stream over tcp (size 64)"
+	tests := []struct {
+		name, got, want string
+	}{
+		{"during a cell", stopped{cell: cell, run: 1, index: 3}.interrupted(cause, 1, 3, 4),
+			"interrupted (interrupt signal received) during stream over tcp (size 64), which has no figures: 1 of 4 cells did not run"},
+		{"between cells", stopped{cell: cell, run: 1, before: true}.interrupted(cause, 1, 2, 4),
+			"interrupted (interrupt signal received) before stream over tcp (size 64): 2 of 4 cells did not run"},
+		{"during a repeat", stopped{cell: cell, run: 2, index: 7}.interrupted(cause, 3, 7, 12),
+			"interrupted (interrupt signal received) during run 2 of 3 of stream over tcp (size 64), that run has no figures: 5 of 12 cell runs did not run"},
+		{"server lost", stopped{cell: cell, run: 1, index: 2}.lost(lost, 1, 4),
+			"the remote server was lost (remote: server lost: EOF) during stream over tcp (size 64): it and the 2 cells after it have no figures"},
+		{"server lost after the last cell", stopped{}.lost(lost, 1, 4),
+			"the remote server was lost (remote: server lost: EOF) after the last cell: every cell has its figures"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("got  %q\nwant %q", tc.got, tc.want)
+			}
+		})
+	}
+}

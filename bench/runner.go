@@ -445,7 +445,11 @@ func (s stopped) interrupted(cause error, repeat, ran, total int) string {
 	if s.before {
 		return fmt.Sprintf("interrupted (%v) before %s: %d of %d %s did not run", cause, s.where(repeat), total-ran, total, what)
 	}
-	return fmt.Sprintf("interrupted (%v) during %s, which has no figures: %d of %d %s did not run", cause, s.where(repeat), total-ran, total, what)
+	none := "which has no figures"
+	if repeat > 1 {
+		none = "that run has no figures" // the cell keeps its earlier runs'
+	}
+	return fmt.Sprintf("interrupted (%v) during %s, %s: %d of %d %s did not run", cause, s.where(repeat), none, total-ran, total, what)
 }
 
 // lost is Report.Incomplete for a run whose remote server was lost (why): the cells
