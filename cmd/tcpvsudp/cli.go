@@ -415,6 +415,9 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	}
 	if runErr == nil && p.Lab == nil && p.Far == nil && !rf.noLab && !fs.Changed("experiments") {
 		addLabSection(ctx, rep, p, stderr)
+		if ctx.Err() != nil && rep.Incomplete != "" {
+			runErr = ctx.Err() // interrupted in the lab section
+		}
 	}
 	for _, w := range collectWarnings(rep) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
@@ -590,6 +593,13 @@ func addLabSection(ctx context.Context, rep *bench.Report, p bench.Plan, stderr 
 	lp.Progress = prog.event
 	lr, err := bench.Run(ctx, lp)
 	prog.close()
+	if err != nil && lr != nil && ctx.Err() != nil {
+		// Interrupted: keep what the section measured, marked as a run stopped early is.
+		rep.AttachLab(lr)
+		rep.Incomplete = "emulated-link section " + lr.Incomplete
+		rep.Warnings = append(rep.Warnings, "incomplete: "+rep.Incomplete)
+		return
+	}
 	if err != nil {
 		msg := fmt.Sprintf("emulated-link section skipped: %v", err)
 		if errors.Is(err, os.ErrPermission) {

@@ -5,14 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
@@ -125,5 +128,58 @@ func TestRunInterruptedBySIGINT(t *testing.T) {
 	}
 	if b, err := os.ReadFile(again); err != nil || !bytes.Equal(b, md) {
 		t.Errorf("re-rendered markdown differs from the run's (err %v):\n%s", err, b)
+	}
+}
+
+// cancelOnWrite is a progress writer that cancels a run once a line starting with
+// prefix is written: from inside the run's progress callback, so the run stops at
+// the next cell, deterministically.
+type cancelOnWrite struct {
+	mu     sync.Mutex // guards b
+	b      bytes.Buffer
+	prefix string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOnWrite) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if bytes.HasPrefix(p, []byte(w.prefix)) {
+		w.cancel()
+	}
+	return w.b.Write(p)
+}
+
+// TestLabSectionInterrupted: Ctrl-C in the default suite's emulated-link section
+// keeps what the section measured, marks the report incomplete naming where it
+// stopped, and makes the run fail, as an interruption anywhere else does.
+func TestLabSectionInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep := &bench.Report{}
+	p := bench.Plan{Quick: true}.WithDefaults()
+	p.Duration = 500 * time.Millisecond
+	w := &cancelOnWrite{prefix: "[1/", cancel: cancel} // after the section's first cell
+	addLabSection(ctx, rep, p, w)
+	if rep.Lab == nil {
+		if ctx.Err() == nil && len(rep.Warnings) == 1 && strings.Contains(rep.Warnings[0], "skipped") {
+			t.Skipf("lab: %s", rep.Warnings[0]) // no cell ran: no privileges, say
+		}
+		t.Fatalf("no lab report, warnings %v", rep.Warnings)
+	}
+	n := len(rep.Lab.Results) + len(rep.Lab.NotRun)
+	want := fmt.Sprintf("emulated-link section interrupted (context canceled) before stream over udp (size 1024): %d of %d cells did not run", n-1, n)
+	if rep.Incomplete != want || len(rep.Lab.Results) != 1 || rep.Lab.Results[0].Error != "" {
+		t.Errorf("incomplete %q, %d lab results; want %q and the first cell measured", rep.Incomplete, len(rep.Lab.Results), want)
+	}
+	var text bytes.Buffer
+	if err := bench.RenderText(&text, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"\nincomplete: " + want + "\n", " Incomplete: interrupted (context canceled) before stream over udp (size 1024)",
+		" Not run: stream over udp (size 1024 B, rate 20.0 Mbit/s), "} {
+		if !strings.Contains(text.String(), w) {
+			t.Errorf("no %q in:\n%s", w, text.String())
+		}
 	}
 }
