@@ -187,6 +187,34 @@ func TestRunInterruptedDuringCell(t *testing.T) {
 	}
 }
 
+// TestRunInterruptedInLastCell: a run interrupted in its last cell is incomplete too,
+// and returns the context's error: nothing is left to run, but that cell has no figures.
+func TestRunInterruptedInLastCell(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := Plan{Experiments: []string{ExpStream}, Transports: []string{"tcp"}, Sizes: []int{64},
+		Count: 200, RateBps: 8e3, Warmup: NoWarmup} // 12.8 s: still sending when cancelled
+	done := make(chan error, 1)
+	out := make(chan *Report, 1)
+	go func() {
+		rep, err := Run(ctx, p)
+		out <- rep
+		done <- err
+	}()
+	if err := waitfor.InCall("bench.(*streamTx).send(", false, done, patience); err != nil {
+		t.Fatalf("the stream over tcp is not sending: %v", err)
+	}
+	cancel()
+	rep, err := <-out, <-done
+	const want = "interrupted (context canceled) during stream over tcp (size 64), the last, which has no figures"
+	if !errors.Is(err, context.Canceled) || rep == nil {
+		t.Fatalf("Run = %v, %v; want the partial report and context.Canceled", rep, err)
+	}
+	if rep.Incomplete != want || len(rep.Results) != 1 || rep.Results[0].Error == "" {
+		t.Errorf("incomplete %q, results %+v; want %q and the cell with its error", rep.Incomplete, rep.Results, want)
+	}
+}
+
 // notRunJSON lists the report's not_run cells, as the JSON document has them, as
 // "experiment transport size".
 func notRunJSON(t *testing.T, rep *Report) []string {
@@ -227,6 +255,8 @@ func TestIncompleteText(t *testing.T) {
 	}{
 		{"during a cell", stopped{cell: cell, run: 1, index: 3}.interrupted(cause, 1, 3, 4),
 			"interrupted (interrupt signal received) during stream over tcp (size 64), which has no figures: 1 of 4 cells did not run"},
+		{"during the last cell", stopped{cell: cell, run: 1, index: 4}.interrupted(cause, 1, 4, 4),
+			"interrupted (interrupt signal received) during stream over tcp (size 64), the last, which has no figures"},
 		{"between cells", stopped{cell: cell, run: 1, before: true}.interrupted(cause, 1, 2, 4),
 			"interrupted (interrupt signal received) before stream over tcp (size 64): 2 of 4 cells did not run"},
 		{"during a repeat", stopped{cell: cell, run: 2, index: 7}.interrupted(cause, 3, 7, 12),

@@ -368,6 +368,9 @@ outer:
 			}
 		}
 	}
+	if runErr == nil && stop.cell != "" && ctx.Err() != nil {
+		runErr = ctx.Err() // interrupted in the last cell
+	}
 	for i, c := range cs {
 		res := Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Warnings: warns[i],
 			Observed: last[i].observed, Series: last[i].series, Injected: last[i].injected}
@@ -448,6 +451,9 @@ func (s stopped) interrupted(cause error, repeat, ran, total int) string {
 	none := "which has no figures"
 	if repeat > 1 {
 		none = "that run has no figures" // the cell keeps its earlier runs'
+	}
+	if ran == total {
+		return fmt.Sprintf("interrupted (%v) during %s, the last, %s", cause, s.where(repeat), none)
 	}
 	return fmt.Sprintf("interrupted (%v) during %s, %s: %d of %d %s did not run", cause, s.where(repeat), none, total-ran, total, what)
 }
