@@ -523,10 +523,11 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 
 // interrupted is the error of a cell the context ended after it ran for d: the
 // context's cause ("interrupt signal received"), and the cell's own error unless it
-// only repeats the context's.
+// only follows from the interruption (the context's error, or a socket the
+// cancellation closed).
 func interrupted(ctx context.Context, d time.Duration, err error) error {
 	cause := context.Cause(ctx)
-	if err == nil || errors.Is(err, ctx.Err()) || errors.Is(err, cause) {
+	if err == nil || errors.Is(err, ctx.Err()) || errors.Is(err, cause) || errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("interrupted (%w) after %s, before the cell finished", cause, secs(d.Seconds()))
 	}
 	return fmt.Errorf("interrupted (%w) after %s, before the cell finished: %w", cause, secs(d.Seconds()), err)
