@@ -35,6 +35,12 @@
 // Renderers format; they never compute. The JSON report is the source of truth and
 // `tcpvsudp report FILE.json` renders it again.
 //
+// A cell that failed, or that the run was interrupted in (Result.Interrupted), is not
+// a measurement: it keeps its Error and no figures, every renderer says "not
+// measured" and why instead of showing zeros, and no property uses it. A run stopped
+// early says in Report.Incomplete which cell was running and how many did not run,
+// and lists those in Report.NotRun.
+//
 // # What it does not do
 //
 // It sets up no network itself: loopback needs nothing, and the impairment lab

@@ -64,5 +64,12 @@ func labIntro(l *Report) string {
 	if imp != nil {
 		what = fmt.Sprintf("an emulated link between two network namespaces (up %q, down %q, seed %s)", imp["up"], imp["down"], imp["seed"])
 	}
-	return fmt.Sprintf("The same transports across %s: %s. Its property rows are in the table at the top.", what, orDash(l.Config.Command))
+	s := fmt.Sprintf("The same transports across %s: %s. Its property rows are in the table at the top.", what, orDash(l.Config.Command))
+	if l.Incomplete != "" {
+		s += " Incomplete: " + l.Incomplete + "."
+	}
+	if len(l.NotRun) > 0 {
+		s += " Not run: " + cellList(l.NotRun, maxNotRun) + "."
+	}
+	return s
 }

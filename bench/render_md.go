@@ -48,6 +48,7 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 				fmt.Fprintf(&b, "- %s\n", mdText(l))
 			}
 		}
+		mdNotMeasured(&b, s.notMeasured)
 	}
 	if r.Lab != nil {
 		b.WriteString("\n## Across an emulated link\n\n")
@@ -63,6 +64,7 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 					return fmt.Errorf("render markdown: lab %s: %w", s.exp, err)
 				}
 			}
+			mdNotMeasured(&b, s.notMeasured)
 		}
 	}
 	b.WriteString("\n## Metric definitions\n\n")
@@ -77,36 +79,82 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	return err
 }
 
-// ranExperiments splits the configured experiments into those with a cell that ran
-// and those whose every cell was skipped.
-func ranExperiments(r *Report) (ran, skip []string) {
-	for _, x := range r.Config.Experiments {
-		n, nskip := 0, 0
+// mdNotMeasured lists why the cells of a section without figures have none.
+func mdNotMeasured(b *bytes.Buffer, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("\nNot measured:\n\n")
+	for _, l := range lines {
+		fmt.Fprintf(b, "- %s\n", mdText(l))
+	}
+}
+
+// ranExperiments splits the configured experiments (then any other a result names)
+// into those with a measured cell, those whose every cell was skipped, those whose
+// cells all failed or were interrupted (unmeasured), and those with no cell that
+// started (notRun: the run was interrupted first).
+func ranExperiments(r *Report) (ran, skip, unmeasured, notRun []string) {
+	exps := slices.Clone(r.Config.Experiments)
+	for _, res := range r.Results {
+		if !slices.Contains(exps, res.Experiment) {
+			exps = append(exps, res.Experiment)
+		}
+	}
+	for _, x := range exps {
+		n, nskip, nmeasured := 0, 0, 0
 		for _, res := range r.Results {
 			if res.Experiment == x {
 				n++
-				if skipped(res) {
+				switch {
+				case skipped(res):
 					nskip++
+				case res.Measured():
+					nmeasured++
 				}
 			}
 		}
-		if n > 0 && n == nskip {
-			skip = append(skip, x)
-		} else {
+		switch {
+		case nmeasured > 0:
 			ran = append(ran, x)
+		case n > 0 && n == nskip:
+			skip = append(skip, x)
+		case n > 0:
+			unmeasured = append(unmeasured, x)
+		case len(r.NotRun) > 0 || r.Incomplete != "":
+			notRun = append(notRun, x)
+		default:
+			ran = append(ran, x) // a report from before results said which cells ran
 		}
 	}
-	return ran, skip
+	return ran, skip, unmeasured, notRun
+}
+
+// ranTransports lists the transports with a measured cell, in column order.
+func ranTransports(r *Report) []string {
+	var out []string
+	for _, tr := range transportOrder(r) {
+		if slices.ContainsFunc(r.Results, func(res Result) bool { return res.Transport == tr && res.Measured() && !skipped(res) }) {
+			out = append(out, tr)
+		}
+	}
+	return out
 }
 
 // mdIntro is the opening paragraph: what was run, where, and the command line.
 func mdIntro(r *Report) string {
 	e, c := r.Env, r.Config
 	var s []string
-	did, skip := ranExperiments(r)
+	did, skip, unmeasured, notRun := ranExperiments(r)
+	trs := c.Transports
+	if r.Incomplete != "" || len(unmeasured) > 0 {
+		trs = ranTransports(r) // only those that measured something
+	}
 	what := "Ran " + andList(codeAll(did))
-	if len(c.Transports) > 0 {
-		what += " over " + andList(upperAll(c.Transports))
+	if len(did) == 0 {
+		what = "Measured nothing"
+	} else if len(trs) > 0 {
+		what += " over " + andList(upperAll(trs))
 	}
 	if len(skip) > 0 {
 		what = "Skipped " + andList(codeAll(skip)) + ". " + what
@@ -143,6 +191,19 @@ func mdIntro(r *Report) string {
 		what += ", impaired with " + kvList(e.Link.Impair)
 	}
 	s = append(s, what+".")
+	if len(unmeasured) > 0 {
+		s = append(s, "No figures for "+andList(codeAll(unmeasured))+": every cell of it failed or was interrupted (see its section).")
+	}
+	if len(notRun) > 0 {
+		s = append(s, "Did not run "+andList(codeAll(notRun))+".")
+	}
+	if r.Incomplete != "" {
+		inc := "**Incomplete**: " + r.Incomplete + "."
+		if len(r.NotRun) > 0 {
+			inc += " Not run: " + cellList(r.NotRun, maxNotRun) + "."
+		}
+		s = append(s, inc)
+	}
 
 	ran := "Each cell ran"
 	switch {

@@ -29,6 +29,12 @@ func RenderText(w io.Writer, r *Report) error {
 	if r.Config.Command != "" {
 		fmt.Fprintf(&b, "command: %s\n", r.Config.Command)
 	}
+	if r.Incomplete != "" {
+		fmt.Fprintf(&b, "incomplete: %s\n", r.Incomplete)
+	}
+	if len(r.NotRun) > 0 {
+		fmt.Fprintf(&b, "not run: %s\n", cellList(r.NotRun, maxNotRun))
+	}
 	if len(r.Properties) > 0 {
 		b.WriteString("\nProperties\n")
 		if err := writeTable(&b, propertiesTable(r), false); err != nil {
@@ -51,6 +57,9 @@ func RenderText(w io.Writer, r *Report) error {
 		for _, l := range s.also {
 			fmt.Fprintf(&b, "also counted: %s\n", l)
 		}
+		for _, l := range s.notMeasured {
+			fmt.Fprintf(&b, "not measured: %s\n", l)
+		}
 	}
 	if r.Lab != nil {
 		fmt.Fprintf(&b, "\nAcross an emulated link\n%s\n", labIntro(r.Lab))
@@ -60,6 +69,9 @@ func RenderText(w io.Writer, r *Report) error {
 				if err := writeTable(&b, t, false); err != nil {
 					return fmt.Errorf("render text: lab %s: %w", s.exp, err)
 				}
+			}
+			for _, l := range s.notMeasured {
+				fmt.Fprintf(&b, "not measured: %s\n", l)
 			}
 		}
 	}
@@ -144,6 +156,9 @@ type section struct {
 	note   string // what was run and how to read it
 	tables []table
 	also   []string // non-zero counters the tables do not show
+	// notMeasured says, per cell that failed or was interrupted, why it has no
+	// figures: "tcp, size 64 B: interrupted (...) after 1.21 s, ...".
+	notMeasured []string
 }
 
 // writeTable renders t with tablewriter: the ASCII blueprint for terminals, the
@@ -633,6 +648,7 @@ func buildSections(r *Report) []section {
 		if keys := alsoKeys[exp]; len(keys) > 0 {
 			s.also = alsoCounted(cols, trs, cells, keys)
 		}
+		s.notMeasured = notMeasured(trs, cells)
 		out = append(out, s)
 	}
 	if s, ok := injectedSection(r); ok {
@@ -802,10 +818,21 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 			rows[i] = append(rows[i], pr.label(c.p))
 		}
 	}
-	for _, f := range figs {
+	// A transport with results but none measured still gets its first column, to say so.
+	unmeasured := map[string]bool{}
+	for _, tr := range trs {
+		has, measured := false, false
+		for _, c := range cells {
+			if res := c.res[tr]; res != nil {
+				has, measured = true, measured || res.Measured()
+			}
+		}
+		unmeasured[tr] = has && !measured
+	}
+	for fi, f := range figs {
 		for _, tr := range trs {
 			col := make([]string, len(cells))
-			any := false
+			any := fi == 0 && unmeasured[tr]
 			for i, c := range cells {
 				col[i] = "-"
 				res := c.res[tr]
@@ -814,6 +841,10 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 				}
 				if skipped(*res) {
 					col[i] = "skipped"
+					continue
+				}
+				if !res.Measured() {
+					col[i] = "not measured" // no figure, not a zero: notMeasured says why
 					continue
 				}
 				s, ok := f.cell(&res.Metrics)
@@ -887,9 +918,16 @@ func genericTable(cols []param, trs []string, cells []*paramRow) table {
 	for _, c := range cells {
 		var keys []string
 		vals := map[string]map[string]float64{} // transport -> key -> value
+		var label []string
+		for _, pr := range cols {
+			label = append(label, pr.label(c.p))
+		}
+		if row, ok := notMeasuredRow(label, present, c); ok {
+			t.rows = append(t.rows, row)
+		}
 		for _, tr := range present {
 			res := c.res[tr]
-			if res == nil {
+			if res == nil || !res.Measured() {
 				continue
 			}
 			vals[tr] = map[string]float64{}
@@ -912,11 +950,7 @@ func genericTable(cols []param, trs []string, cells []*paramRow) table {
 			if !nonZero || (k == "lost_msgs" && requestRows(cells)) {
 				continue // lost_msgs repeats timeouts for requests: they are unanswered, not lost
 			}
-			var row []string
-			for _, pr := range cols {
-				row = append(row, pr.label(c.p))
-			}
-			row = append(row, k)
+			row := append(slices.Clone(label), k)
 			for _, tr := range present {
 				v := "-"
 				if x, ok := vals[tr][k]; ok {
@@ -949,7 +983,7 @@ func alsoCounted(cols []param, trs []string, cells []*paramRow, keys []string) [
 	for _, c := range cells {
 		for _, tr := range trs {
 			res := c.res[tr]
-			if res == nil {
+			if res == nil || !res.Measured() {
 				continue
 			}
 			var parts []string
@@ -964,6 +998,60 @@ func alsoCounted(cols []param, trs []string, cells []*paramRow, keys []string) [
 		}
 	}
 	return out
+}
+
+// notMeasuredRow is the row of a metric-per-row table that says which transports
+// of a parameter set have no figures ("interrupted" or "failed"; notMeasured says
+// why), after the row's label; false when every one has them.
+func notMeasuredRow(label, present []string, c *paramRow) ([]string, bool) {
+	row := append(slices.Clone(label), "not measured")
+	any := false
+	for _, tr := range present {
+		v := "-"
+		if res := c.res[tr]; res != nil && !res.Measured() {
+			v, any = "failed", true
+			if res.Interrupted {
+				v = "interrupted"
+			}
+		}
+		row = append(row, v)
+	}
+	return row, any
+}
+
+// notMeasured lists, per result of cells without figures, its transport, parameters
+// and why: "tcp, size 64 B: interrupted (interrupt signal received) after 1.21 s, ...".
+func notMeasured(trs []string, cells []*paramRow) []string {
+	var out []string
+	for _, c := range cells {
+		for _, tr := range trs {
+			res := c.res[tr]
+			if res == nil || res.Measured() {
+				continue
+			}
+			// The error names the cell; the label says it already.
+			why := strings.TrimPrefix(res.Error, fmt.Sprintf("%s over %s (size %d): ", res.Experiment, res.Transport, res.Params.Size))
+			out = append(out, fmt.Sprintf("%s, %s: %s", tr, paramsLabel(c.p), why))
+		}
+	}
+	return out
+}
+
+// maxNotRun is how many cells that did not run a report names before it counts the rest.
+const maxNotRun = 6
+
+// cellList names cells as "stream over udp (size 64 B), pingpong over tcp (size 64 B)",
+// the first max of them, then how many more.
+func cellList(cs []Cell, max int) string {
+	var parts []string
+	for i, c := range cs {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more", len(cs)-max))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s over %s (%s)", c.Experiment, c.Transport, paramsLabel(c.Params)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // metricValue is one figure of Metrics by its JSON name ("rtt_p99_ns").
@@ -1211,16 +1299,12 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 		if !metrics {
 			continue
 		}
-		failed := false
-		for _, res := range c.res {
-			failed = failed || res.Error != ""
-		}
-		if failed {
-			addRow("error", func(res *Result) (string, bool) { return res.Error, res.Error != "" })
+		if row, ok := notMeasuredRow(label, present, c); ok {
+			t.rows = append(t.rows, row)
 		}
 		vals := map[string]map[string]float64{} // transport -> key -> value
 		for _, tr := range present {
-			if res := c.res[tr]; res != nil {
+			if res := c.res[tr]; res != nil && res.Measured() {
 				vals[tr] = map[string]float64{}
 				for _, mv := range flatMetrics(&res.Metrics) {
 					vals[tr][mv.key] = mv.v
@@ -1240,7 +1324,7 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 			}
 			addRow(k, func(res *Result) (string, bool) {
 				v, ok := vals[res.Transport][k]
-				if !ok && k == "timeouts" && RequestResponse(res.Experiment) && res.Error == "" {
+				if !ok && k == "timeouts" && RequestResponse(res.Experiment) && res.Measured() {
 					return "0", true // omitted from the JSON when zero: every request was answered
 				}
 				if !ok {

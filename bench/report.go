@@ -23,9 +23,12 @@ type Report struct {
 	Properties []Property `json:"properties"`
 	Warnings   []string   `json:"warnings,omitempty"` // run-wide problems
 	// Incomplete says why the run ended before every cell ran (interrupted, or the
-	// remote server lost); empty when it ran them all. A partial report keeps every
-	// cell measured before.
+	// remote server lost), naming the cell running then and how many did not run;
+	// empty when it ran them all. A partial report keeps every cell measured before.
 	Incomplete string `json:"incomplete,omitempty"`
+	// NotRun lists the cells of the plan that never started because the run was
+	// interrupted first; Results holds only cells that started.
+	NotRun []Cell `json:"not_run,omitempty"`
 	// Lab is the short run across the emulated link that the default suite adds when
 	// it has the privileges: a report of its own (its env.link says what the link
 	// did). Its property rows also appear in Properties above.
@@ -133,7 +136,13 @@ type Result struct {
 	Metrics    Metrics  `json:"metrics"`
 	Repeat     *Repeat  `json:"repeat,omitempty"` // with --repeat > 1
 	Warnings   []string `json:"warnings,omitempty"`
-	Error      string   `json:"error,omitempty"` // the cell failed: Metrics hold nothing
+	// Error says why the cell is not measured: it failed, or the run was interrupted
+	// while it ran (Interrupted). Its Metrics hold nothing then, not even zeros to
+	// show: renderers say "not measured" instead (Measured).
+	Error string `json:"error,omitempty"`
+	// Interrupted: the run was stopped (Ctrl-C, SIGTERM) while this cell ran, so it
+	// has no figures; Error says how far it had got.
+	Interrupted bool `json:"interrupted,omitempty"`
 
 	// Observed holds what a property experiment saw that Metrics has no field for,
 	// named per experiment in snake_case (e.g. "refused_error", "detect_ns",
@@ -144,6 +153,18 @@ type Result struct {
 	// Injected is what the emulated link did during the cell (lab runs only), to set
 	// beside what the transports measured.
 	Injected *Injected `json:"injected,omitempty"`
+}
+
+// Measured reports whether r ran to its end: a cell that failed or was interrupted
+// (Error) has no figures, and its Metrics must not be shown or used as if it had. A
+// cell skipped on purpose (a far end that cannot run it) says so in Observed.
+func (r *Result) Measured() bool { return r.Error == "" }
+
+// Cell names one cell of a plan: an experiment over a transport with its parameters.
+type Cell struct {
+	Experiment string `json:"experiment"`
+	Transport  string `json:"transport"`
+	Params     Params `json:"params"`
 }
 
 // Injected is what each direction of the emulated link did during one cell.

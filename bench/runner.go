@@ -319,26 +319,40 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 	last := make([]outcome, len(cs)) // the latest successful run's observations
 	warns := make([][]string, len(cs))
 	errs := make([]string, len(cs))
+	intr := make([]bool, len(cs))  // errs[i] is an interruption
+	begun := make([]bool, len(cs)) // some run of cell i started
 	idx := 0
 	var runErr error
+	var stop stopped // where the run stopped early, if it did
 outer:
 	for r := 0; r < p.Repeat; r++ {
 		for i, c := range cs {
 			if err := ctx.Err(); err != nil {
 				runErr = err
+				if stop.cell == "" { // interrupted between two cells
+					stop = stopped{cell: c.String(), run: r + 1, before: true}
+				}
 				break outer
 			}
 			idx++
+			begun[i] = true
 			if p.Progress != nil {
 				p.Progress(ProgressEvent{Index: idx, Total: total, Expected: p.Duration + p.warmup(), Result: &Result{Experiment: c.exp, Transport: c.transport, Params: c.params}})
 			}
 			o, err := runCell(ctx, e, p, c)
+			interrupted := err != nil && ctx.Err() != nil
 			m, w := o.m, o.warns
 			res := &Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w, Observed: o.observed, Series: o.series, Injected: o.injected}
 			if err != nil {
-				res.Error = err.Error()
+				res.Error, res.Interrupted = err.Error(), interrupted
 				if errs[i] == "" {
-					errs[i] = fmt.Sprintf("run %d: %v", r+1, err)
+					errs[i], intr[i] = err.Error(), interrupted
+					if p.Repeat > 1 {
+						errs[i] = fmt.Sprintf("run %d: %v", r+1, err)
+					}
+				}
+				if stop.cell == "" && (interrupted || farLost(p.Far) != nil) {
+					stop = stopped{cell: c.String(), run: r + 1, index: idx}
 				}
 			} else {
 				runs[i] = append(runs[i], m)
@@ -354,14 +368,19 @@ outer:
 			}
 		}
 	}
+	if runErr == nil && stop.cell != "" && ctx.Err() != nil {
+		runErr = ctx.Err() // interrupted in the last cell
+	}
 	for i, c := range cs {
 		res := Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Warnings: warns[i],
 			Observed: last[i].observed, Series: last[i].series, Injected: last[i].injected}
 		if len(runs[i]) == 0 {
-			if errs[i] == "" {
-				continue // never ran: the run was cancelled first
+			if !begun[i] {
+				// Never ran: the run was interrupted first.
+				rep.NotRun = append(rep.NotRun, Cell{Experiment: c.exp, Transport: c.transport, Params: c.params})
+				continue
 			}
-			res.Error = errs[i]
+			res.Error, res.Interrupted = errs[i], intr[i]
 		} else {
 			m, rp, w := CombineMetrics(runs[i])
 			res.Metrics, res.Repeat = m, rp
@@ -383,9 +402,9 @@ outer:
 	}
 	switch lost := farLost(p.Far); {
 	case runErr != nil:
-		rep.Incomplete = fmt.Sprintf("interrupted (%v): the cells after it did not run", runErr)
+		rep.Incomplete = stop.interrupted(context.Cause(ctx), p.Repeat, idx, total)
 	case lost != nil:
-		rep.Incomplete = fmt.Sprintf("the remote server was lost (%v): the cell running then and those after it have no figures", lost)
+		rep.Incomplete = stop.lost(lost, p.Repeat, total)
 	}
 	if rep.Incomplete != "" {
 		rep.Warnings = append(rep.Warnings, "incomplete: "+rep.Incomplete)
@@ -397,8 +416,66 @@ outer:
 	return rep, runErr
 }
 
-// runCell runs one cell over a fresh Network.
+// String names the cell as errors and reports do: "stream over tcp (size 1024)".
+func (c cell) String() string {
+	return fmt.Sprintf("%s over %s (size %d)", c.exp, c.transport, c.params.Size)
+}
+
+// stopped is where a run stopped before its end: the cell running then (or, with
+// before, the cell it was about to start) and its run number (--repeat).
+type stopped struct {
+	cell   string
+	run    int
+	index  int  // the cell run's 1-based place among all cell runs; 0 with before
+	before bool // stopped between cells: cell had not started
+}
+
+// where names the cell and, with several runs per cell, which run of it.
+func (s stopped) where(repeat int) string {
+	if repeat > 1 {
+		return fmt.Sprintf("run %d of %d of %s", s.run, repeat, s.cell)
+	}
+	return s.cell
+}
+
+// interrupted is Report.Incomplete for a run stopped by its context (cause, e.g.
+// "interrupt signal received"), when ran of total cell runs had started.
+func (s stopped) interrupted(cause error, repeat, ran, total int) string {
+	what := "cells"
+	if repeat > 1 {
+		what = "cell runs"
+	}
+	if s.before {
+		return fmt.Sprintf("interrupted (%v) before %s: %d of %d %s did not run", cause, s.where(repeat), total-ran, total, what)
+	}
+	none := "which has no figures"
+	if repeat > 1 {
+		none = "that run has no figures" // the cell keeps its earlier runs'
+	}
+	if ran == total {
+		return fmt.Sprintf("interrupted (%v) during %s, the last, %s", cause, s.where(repeat), none)
+	}
+	return fmt.Sprintf("interrupted (%v) during %s, %s: %d of %d %s did not run", cause, s.where(repeat), none, total-ran, total, what)
+}
+
+// lost is Report.Incomplete for a run whose remote server was lost (why): the cells
+// from the one running then on have no figures.
+func (s stopped) lost(why error, repeat, total int) string {
+	if s.cell == "" {
+		return fmt.Sprintf("the remote server was lost (%v) after the last cell: every cell has its figures", why)
+	}
+	what := "cells"
+	if repeat > 1 {
+		what = "cell runs"
+	}
+	return fmt.Sprintf("the remote server was lost (%v) during %s: it and the %d %s after it have no figures", why, s.where(repeat), total-s.index, what)
+}
+
+// runCell runs one cell over a fresh Network. A cell the context ends while it runs
+// fails as interrupted, saying after how long, even if its experiment returned no
+// error: its figures cover only part of the cell.
 func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
+	start := time.Now()
 	nw, err := NetworkByName(c.transport, p.Net)
 	if err != nil {
 		return outcome{}, err
@@ -435,13 +512,25 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 			}
 		}
 	}
-	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("interrupted (%w) after %v", ctx.Err(), err)
+	if ctx.Err() != nil {
+		err = interrupted(ctx, time.Since(start), err)
 	}
 	if err != nil {
-		return o, fmt.Errorf("%s over %s (size %d): %w", c.exp, c.transport, c.params.Size, err)
+		return o, fmt.Errorf("%s: %w", c, err)
 	}
 	return o, nil
+}
+
+// interrupted is the error of a cell the context ended after it ran for d: the
+// context's cause ("interrupt signal received"), and the cell's own error unless it
+// only follows from the interruption (the context's error, or a socket the
+// cancellation closed).
+func interrupted(ctx context.Context, d time.Duration, err error) error {
+	cause := context.Cause(ctx)
+	if err == nil || errors.Is(err, ctx.Err()) || errors.Is(err, cause) || errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("interrupted (%w) after %s, before the cell finished", cause, secs(d.Seconds()))
+	}
+	return fmt.Errorf("interrupted (%w) after %s, before the cell finished: %w", cause, secs(d.Seconds()), err)
 }
 
 // runWarnings are caveats that hold for the whole run.

@@ -415,6 +415,9 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	}
 	if runErr == nil && p.Lab == nil && p.Far == nil && !rf.noLab && !fs.Changed("experiments") {
 		addLabSection(ctx, rep, p, stderr)
+		if ctx.Err() != nil && rep.Incomplete != "" {
+			runErr = ctx.Err() // interrupted in the lab section
+		}
 	}
 	for _, w := range collectWarnings(rep) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
@@ -442,23 +445,31 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		}
 	}
 	if runErr != nil {
-		return fmt.Errorf("run stopped early (%w): the report holds what was measured", runErr)
+		return stoppedError{fmt.Sprintf("run stopped early: %s; the report holds what was measured", rep.Incomplete), runErr}
 	}
 	if rep.Incomplete != "" {
-		return fmt.Errorf("report incomplete: %s; %d of %d cells failed", rep.Incomplete, countFailed(rep), len(rep.Results))
+		return fmt.Errorf("report incomplete: %s; %d of %d cells not measured", rep.Incomplete, countNotMeasured(rep), len(rep.Results))
 	}
-	for _, r := range rep.Results {
-		if r.Error != "" {
-			return fmt.Errorf("%d of %d cells failed; see the report", countFailed(rep), len(rep.Results))
-		}
+	if n := countNotMeasured(rep); n > 0 {
+		return fmt.Errorf("%d of %d cells failed; see the report", n, len(rep.Results))
 	}
 	return nil
 }
 
-func countFailed(rep *bench.Report) int {
+// stoppedError says why a run stopped early, in words, and wraps the context's error.
+type stoppedError struct {
+	msg string
+	err error
+}
+
+func (e stoppedError) Error() string { return e.msg }
+func (e stoppedError) Unwrap() error { return e.err }
+
+// countNotMeasured counts the results without figures: failed or interrupted.
+func countNotMeasured(rep *bench.Report) int {
 	n := 0
 	for _, r := range rep.Results {
-		if r.Error != "" {
+		if !r.Measured() {
 			n++
 		}
 	}
@@ -474,8 +485,8 @@ func collectWarnings(rep *bench.Report) []string {
 	}
 	for _, r := range results {
 		prefix := fmt.Sprintf("%s %s size=%d: ", r.Experiment, r.Transport, r.Params.Size)
-		if r.Error != "" {
-			out = append(out, prefix+"failed: "+r.Error)
+		if !r.Measured() {
+			out = append(out, prefix+"not measured: "+r.Error)
 		}
 		for _, w := range r.Warnings {
 			out = append(out, prefix+w)
@@ -582,6 +593,13 @@ func addLabSection(ctx context.Context, rep *bench.Report, p bench.Plan, stderr 
 	lp.Progress = prog.event
 	lr, err := bench.Run(ctx, lp)
 	prog.close()
+	if err != nil && lr != nil && ctx.Err() != nil {
+		// Interrupted: keep what the section measured, marked as a run stopped early is.
+		rep.AttachLab(lr)
+		rep.Incomplete = "emulated-link section " + lr.Incomplete
+		rep.Warnings = append(rep.Warnings, "incomplete: "+rep.Incomplete)
+		return
+	}
 	if err != nil {
 		msg := fmt.Sprintf("emulated-link section skipped: %v", err)
 		if errors.Is(err, os.ErrPermission) {

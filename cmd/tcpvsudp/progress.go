@@ -77,8 +77,8 @@ func (pr *progress) close() {
 // reply within --timeout are unanswered, never lost (bench.RequestResponse); only
 // sequence-numbered messages are lost.
 func summary(r *bench.Result) string {
-	if r.Error != "" {
-		return "failed: " + r.Error
+	if !r.Measured() {
+		return "not measured: " + r.Error // no figures, not zeros
 	}
 	if why, ok := r.Observed["skipped"].(string); ok {
 		return "skipped: " + why

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -210,6 +211,11 @@ func TestRunServerLost(t *testing.T) {
 	// Marked incomplete, and every failed cell blames the server, not its sockets.
 	if !strings.Contains(rep.Incomplete, "remote server was lost") || !strings.Contains(err.Error(), "report incomplete") {
 		t.Errorf("report incomplete %q, run error %v; want both to say the server was lost", rep.Incomplete, err)
+	}
+	// It names the cell running then and counts those after it.
+	lost := regexp.MustCompile(`^the remote server was lost \(.+\) during pingpong over udp \(size 64\): it and the 2 cells after it have no figures$`)
+	if !lost.MatchString(rep.Incomplete) {
+		t.Errorf("report incomplete %q, want it to match %s", rep.Incomplete, lost)
 	}
 	for _, r := range rep.Results[1:] {
 		if !strings.Contains(r.Error, "server lost") {
