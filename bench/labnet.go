@@ -105,7 +105,7 @@ type labCell struct {
 	starts int        // measured phases started
 	ends   int        // measured phases ended
 	first  labMark    // at the cell's start, then at the first phase's start
-	last   labMark    // at the last phase's end
+	last   labMark    // when the last open phase ended
 	busy   bool       // an edge found the link still busy after idle
 }
 
@@ -139,20 +139,30 @@ func (c *labCell) read(ctx context.Context) labMark {
 	return m
 }
 
-// measured is runEnv.onMeasured.
+// measured is runEnv.onMeasured. Only the first start and the end that closes the
+// last open phase read the link: phases that overlap (bottleneck's competing flows)
+// do not wait for each other's traffic to stop.
 func (c *labCell) measured(end bool) {
+	c.mu.Lock()
+	var edge bool
+	if end {
+		c.ends++
+		edge = c.ends == c.starts
+	} else {
+		c.starts++
+		edge = c.starts == 1
+	}
+	c.mu.Unlock()
+	if !edge {
+		return
+	}
 	m := c.read(context.Background()) // bounded by c.idle
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case !end && c.starts == 0:
-		c.first = m
-		c.starts++
-	case !end:
-		c.starts++
-	default:
+	if end {
 		c.last = m
-		c.ends++
+	} else {
+		c.first = m
 	}
 }
 
