@@ -39,7 +39,7 @@ func injectedSection(r *Report) (section, bool) {
 	note := "What the emulated link did client to server, the direction the measured data travels, over each cell's measured phase, beside what the transports measured. " +
 		"For datagrams the link figures count the measured messages (one packet each): exact counts to compare; for TCP, every packet the client sent (segments, retransmissions, ACKs). " +
 		"Link dropped: random loss and tail drop at the rate limiter's queue (of which queue). " +
-		"Dropped before the link: lost before the emulator saw them, the sender outrunning it (the client's device queue overflowed): for datagrams, messages sent less those the link took in; for TCP, the device's drop counter. " +
+		"Dropped before the link: lost before the emulator saw them, the sender outrunning it (the client's device queue overflowed): for a datagram stream, messages sent less those the link took in; otherwise (TCP) the device's drop counter. " +
 		"TCP turns the link's losses into retransmits and delivers everything; UDP's receiver counts exactly what the link did."
 	if imp != nil {
 		note = fmt.Sprintf("Link up %s, down %s, seed %s. ", orDash(strconv.Quote(imp["up"])), orDash(strconv.Quote(imp["down"])), orDash(imp["seed"])) + note

@@ -172,9 +172,10 @@ type LinkFigures struct {
 	Duplicated uint64
 	Reordered  uint64
 	// BeforeLink: lost before the link saw them, the sender outrunning the emulator
-	// (the client's TUN device dropped them). Datagrams: measured messages sent
-	// (less those the sender's kernel refused) − data packets the link took in.
-	// Otherwise the device's transmit-drop counter over the window.
+	// (the client's TUN device dropped them). With Injected.Messages: measured
+	// messages sent (less those the sender's kernel refused) − data packets the link
+	// took in. Otherwise (TCP; datagram cells with several phases or none) the
+	// device's transmit-drop counter over the window, in packets.
 	BeforeLink uint64
 }
 
