@@ -5,13 +5,14 @@ import (
 
 	"errors"
 	"fmt"
-	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 )
 
 // Experiment names, as --experiments and reports spell them.
@@ -93,10 +94,24 @@ type runEnv struct {
 	warmup   time.Duration
 	drain    time.Duration
 	timeout  time.Duration
-	batch    int      // most messages per Send/Recv call
-	lab      *lab.Lab // the emulated link, in lab runs; nil on loopback
-	linkRate float64  // the emulated link's rate, client to server, bits/s; 0 = unlimited or no lab
-	far      Far      // where server halves run in remote mode; nil = in this process
+	batch    int           // most messages per Send/Recv call
+	lab      *lab.Lab      // the emulated link, in lab runs; nil on loopback
+	linkRate float64       // the emulated link's rate, client to server, bits/s; 0 = unlimited or no lab
+	linkIdle time.Duration // the longest wait for the emulated link to be idle at a cell's edges
+	far      Far           // where server halves run in remote mode; nil = in this process
+
+	// onMeasured, when set (lab cells), is told where an experiment's measured phase
+	// starts (end false: after its warm-up) and ends (end true: after its drain), so
+	// that the link's figures cover that phase only. May be called concurrently.
+	onMeasured func(end bool)
+}
+
+// markMeasured tells the runner that the measured phase starts (end false) or has
+// ended (end true).
+func (e *runEnv) markMeasured(end bool) {
+	if e.onMeasured != nil {
+		e.onMeasured(end)
+	}
 }
 
 // propertySize is the message size, in bytes, of the property experiments: they show

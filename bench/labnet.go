@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
+	"sync"
+	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 )
@@ -87,3 +90,116 @@ func labLink(c *LabConfig, seed int64, addr string) Link {
 
 // labAddress is where the server end listens in the lab.
 func labAddress(port string) string { return net.JoinHostPort(lab.ServerAddr, port) }
+
+// labCell takes one cell's figures from the emulated link. Its window is the cell's
+// measured phase when the experiment marks one (runEnv.markMeasured: from the start
+// of the first to the end of the last), else the whole cell; every edge of the window
+// waits for the link to be idle first, so that no packet of an earlier phase or cell
+// still in flight is counted, and none of this one's is left out.
+type labCell struct {
+	lab       *lab.Lab
+	datagrams bool          // each measured message crosses as one classified packet
+	idle      time.Duration // the longest wait for the link to be idle
+
+	mu     sync.Mutex // guards the fields below
+	starts int        // measured phases started
+	ends   int        // measured phases ended
+	first  labMark    // at the cell's start, then at the first phase's start
+	last   labMark    // when the last open phase ended
+	busy   bool       // an edge found the link still busy after idle
+}
+
+// labMark is the link's counters at one edge of the window.
+type labMark struct {
+	up, down       lab.Counts
+	devUp, devDown uint64 // the TUN devices' transmit drops
+	devErr         error
+}
+
+// linkQuiet is how long the link must take in nothing to count as idle.
+const linkQuiet = 20 * time.Millisecond
+
+func startLabCell(ctx context.Context, l *lab.Lab, nw Network, idle time.Duration) *labCell {
+	d, _ := nw.(datagrammer)
+	c := &labCell{lab: l, datagrams: d != nil && d.datagrams(), idle: cmp.Or(idle, time.Second)}
+	c.first = c.read(ctx)
+	return c
+}
+
+// read waits for the link to be idle and reads its counters.
+func (c *labCell) read(ctx context.Context) labMark {
+	var m labMark
+	var idle bool
+	if m.up, m.down, idle = c.lab.WaitIdle(ctx, linkQuiet, c.idle); !idle {
+		c.mu.Lock()
+		c.busy = true
+		c.mu.Unlock()
+	}
+	m.devUp, m.devDown, m.devErr = c.lab.DeviceDrops()
+	return m
+}
+
+// measured is runEnv.onMeasured. Only the first start and the end that closes the
+// last open phase read the link: phases that overlap (bottleneck's competing flows)
+// do not wait for each other's traffic to stop.
+func (c *labCell) measured(end bool) {
+	c.mu.Lock()
+	var edge bool
+	if end {
+		c.ends++
+		edge = c.ends == c.starts
+	} else {
+		c.starts++
+		edge = c.starts == 1
+	}
+	c.mu.Unlock()
+	if !edge {
+		return
+	}
+	m := c.read(context.Background()) // bounded by c.idle
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if end {
+		c.last = m
+	} else {
+		c.first = m
+	}
+}
+
+// finish ends the cell (sent: the messages the cell's senders handed over, refused
+// ones not counted) and returns the link's figures for it, with warnings.
+func (c *labCell) finish(ctx context.Context, sent uint64) (*Injected, []string) {
+	end := c.read(ctx) // the cell's own packets leave the link before the next cell starts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, b := c.first, end
+	phase := c.starts > 0 && c.ends == c.starts
+	if phase {
+		b = c.last
+	}
+	in := injected(a.up, a.down, b.up, b.down)
+	var warns []string
+	if c.busy {
+		warns = append(warns, fmt.Sprintf("the emulated link was still busy %v after the cell (or its measured phase) ended: its figures may hold packets of a neighbouring phase", c.idle))
+	}
+	if err := cmp.Or(a.devErr, b.devErr); err != nil {
+		warns = append(warns, fmt.Sprintf("could not read the lab devices' drop counters: %v", err))
+	} else {
+		in.Up.DeviceDropped = b.devUp - a.devUp
+		in.Down.DeviceDropped = b.devDown - a.devDown
+	}
+	// One measured phase of datagrams: every measured message the link did not take
+	// in was dropped before it (warm-up and end markers are not data).
+	if c.datagrams && phase && c.starts == 1 && sent >= in.Up.Data.Packets {
+		in.Messages = true
+		in.Up.DeviceDropped = sent - in.Up.Data.Packets
+	}
+	if d := in.Up.DeviceDropped; d > 0 {
+		what := "packets"
+		if in.Messages {
+			what = "measured messages"
+		}
+		warns = append(warns, fmt.Sprintf("the sender outran the emulated link: %d %s were dropped at its input queue before the emulator saw them (counted as network drops, not in the injected figures); pace the sender (--rate) for an exact injected-vs-measured comparison", d, what))
+	}
+	return in, warns
+}

@@ -113,6 +113,12 @@ func (c tcpConn) TCPInfo() (TCPInfo, error) {
 
 type udpNetwork struct{ o udp.Options }
 
+// datagrammer is a Network whose messages each travel as one datagram: the lab's
+// classifier counts them one for one.
+type datagrammer interface{ datagrams() bool }
+
+func (udpNetwork) datagrams() bool { return true }
+
 func (udpNetwork) Name() string    { return "udp" }
 func (udpNetwork) MaxMessage() int { return udp.MaxPayloadIPv4 }
 

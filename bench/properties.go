@@ -110,7 +110,7 @@ func propFlowControl(r *Report) (Property, bool) {
 }
 
 func propOrdering(r *Report) (Property, bool) {
-	if _, ok := labStream(r, func(l LinkCounts) uint64 { return l.Reordered }); ok {
+	if _, ok := labStream(r, func(l LinkFigures) uint64 { return l.Reordered }); ok {
 		return Property{}, false // the lab's row says it with injected reordering
 	}
 	tcp, udp := pick(r, ExpStream, "tcp"), pick(r, ExpStream, "udp")
@@ -493,16 +493,17 @@ func countNoun(n float64, noun string) string {
 }
 
 // labTotals sums, over the lab's stream results of one transport, what the link did
+// (Injected.Figures: client to server; data messages for datagrams, packets for TCP)
 // and what the transport measured.
 type labTotals struct {
 	sent, recv, lost, dups, reord, corrupt, retrans uint64
 	retransKnown                                    bool
-	link                                            LinkCounts // client to server
+	link                                            LinkFigures
 }
 
 // labStream returns the lab stream totals per transport when the link injected what
 // count reads (for either transport); ok is false otherwise.
-func labStream(r *Report, count func(LinkCounts) uint64) (map[string]*labTotals, bool) {
+func labStream(r *Report, count func(LinkFigures) uint64) (map[string]*labTotals, bool) {
 	out := map[string]*labTotals{}
 	injectedAny := false
 	for _, res := range r.Results {
@@ -525,21 +526,15 @@ func labStream(r *Report, count func(LinkCounts) uint64) (map[string]*labTotals,
 			t.retrans += *m.Retransmits
 			t.retransKnown = true
 		}
-		up := res.Injected.Up
-		t.link.Packets += up.Packets
-		t.link.Dropped += up.Dropped
-		t.link.QueueDropped += up.QueueDropped
-		t.link.Corrupted += up.Corrupted
-		t.link.Duplicated += up.Duplicated
-		t.link.Reordered += up.Reordered
-		t.link.DeviceDropped += up.DeviceDropped
-		t.link.Data.Packets += up.Data.Packets
-		t.link.Data.Dropped += up.Data.Dropped
-		t.link.Data.QueueDropped += up.Data.QueueDropped
-		t.link.Data.Corrupted += up.Data.Corrupted
-		t.link.Data.Duplicated += up.Data.Duplicated
-		t.link.Data.Reordered += up.Data.Reordered
-		if count(up) > 0 {
+		f := res.Injected.Figures()
+		t.link.Datagrams = t.link.Datagrams || f.Datagrams
+		t.link.Dropped += f.Dropped
+		t.link.Queue += f.Queue
+		t.link.Corrupted += f.Corrupted
+		t.link.Duplicated += f.Duplicated
+		t.link.Reordered += f.Reordered
+		t.link.BeforeLink += f.BeforeLink
+		if count(f) > 0 {
 			injectedAny = true
 		}
 	}
@@ -557,23 +552,30 @@ func labEvidence(t map[string]*labTotals, keys map[string]func(*labTotals) uint6
 }
 
 func propRetransmission(r *Report) (Property, bool) {
-	t, ok := labStream(r, func(l LinkCounts) uint64 { return l.Dropped + l.QueueDropped })
+	t, ok := labStream(r, func(l LinkFigures) uint64 { return l.Dropped })
 	if !ok {
 		return Property{}, false
 	}
 	tc, uc := t["tcp"], t["udp"]
-	tcp := fmt.Sprintf("the link dropped %s packets on the way to the receiver; TCP retransmitted", g(tc.link.Dropped+tc.link.QueueDropped))
+	tcp := fmt.Sprintf("the link dropped %s packets on the way to the receiver", g(tc.link.Dropped))
+	if d := tc.link.BeforeLink; d > 0 {
+		tcp += fmt.Sprintf(" and %s more were dropped before it", g(d))
+	}
+	tcp += "; TCP retransmitted"
 	if tc.retransKnown {
 		tcp += fmt.Sprintf(" %s segments", g(tc.retrans))
 	}
 	tcp += fmt.Sprintf(" and lost %s of %s messages", g(tc.lost), g(tc.sent))
-	injected := uc.link.Data.Dropped + uc.link.Data.QueueDropped + uc.link.Data.Corrupted
-	udp := fmt.Sprintf("the link dropped %s of its data datagrams; the receiver counted %s of %s messages lost", g(injected), g(uc.lost), g(uc.sent))
-	if injected == uc.lost {
-		udp += " (exactly those)"
+	udp := fmt.Sprintf("the link dropped %s of its data datagrams", g(uc.link.Dropped))
+	if c := uc.link.Corrupted; c > 0 {
+		udp += fmt.Sprintf(" and corrupted %s (the receiver's checksum drops them)", g(c))
 	}
-	if d := uc.link.DeviceDropped; d > 0 {
-		udp += fmt.Sprintf("; %s more packets were dropped at the link's input queue, the sender outrunning the emulator", g(d))
+	if d := uc.link.BeforeLink; d > 0 {
+		udp += fmt.Sprintf("; %s more were dropped before the link, the sender outrunning the emulator", g(d))
+	}
+	udp += fmt.Sprintf("; the receiver counted %s of %s messages lost", g(uc.lost), g(uc.sent))
+	if uc.link.Dropped+uc.link.Corrupted+uc.link.BeforeLink == uc.lost {
+		udp += " (exactly those)"
 	}
 	return Property{
 		ID:       "retransmission",
@@ -582,9 +584,11 @@ func propRetransmission(r *Report) (Property, bool) {
 		TCP:      tcp,
 		UDP:      udp,
 		Evidence: labEvidence(t, map[string]func(*labTotals) uint64{
-			"link_dropped": func(x *labTotals) uint64 { return x.link.Dropped + x.link.QueueDropped },
-			"lost_msgs":    func(x *labTotals) uint64 { return x.lost },
-			"retransmits":  func(x *labTotals) uint64 { return x.retrans },
+			"link_dropped":        func(x *labTotals) uint64 { return x.link.Dropped },
+			"link_corrupted":      func(x *labTotals) uint64 { return x.link.Corrupted },
+			"dropped_before_link": func(x *labTotals) uint64 { return x.link.BeforeLink },
+			"lost_msgs":           func(x *labTotals) uint64 { return x.lost },
+			"retransmits":         func(x *labTotals) uint64 { return x.retrans },
 		}),
 	}, true
 }
@@ -593,7 +597,7 @@ func propRetransmission(r *Report) (Property, bool) {
 // transport measured, shown when the link injected any.
 type labRow struct {
 	id, name, claim string
-	injected        func(LinkCounts) uint64
+	injected        func(LinkFigures) uint64
 	tcp, udp        func(*labTotals) string
 	evidence        map[string]func(*labTotals) uint64
 }
@@ -602,12 +606,12 @@ var labRows = []labRow{
 	{
 		id: "ordering", name: "ordering",
 		claim:    "TCP delivers in order whatever the network does; UDP delivers in the order datagrams arrive",
-		injected: func(l LinkCounts) uint64 { return l.Reordered },
+		injected: func(l LinkFigures) uint64 { return l.Reordered },
 		tcp: func(x *labTotals) string {
 			return fmt.Sprintf("the link reordered %s packets; %s messages arrived out of order", g(x.link.Reordered), g(x.reord))
 		},
 		udp: func(x *labTotals) string {
-			return fmt.Sprintf("the link reordered %s datagrams; the receiver counted %s out of order", g(x.link.Data.Reordered), g(x.reord))
+			return fmt.Sprintf("the link reordered %s datagrams; the receiver counted %s out of order", g(x.link.Reordered), g(x.reord))
 		},
 		evidence: map[string]func(*labTotals) uint64{
 			"link_reordered": func(x *labTotals) uint64 { return x.link.Reordered },
@@ -617,12 +621,12 @@ var labRows = []labRow{
 	{
 		id: "duplicates", name: "duplicates",
 		claim:    "TCP discards duplicated segments; UDP hands every copy to the application",
-		injected: func(l LinkCounts) uint64 { return l.Duplicated },
+		injected: func(l LinkFigures) uint64 { return l.Duplicated },
 		tcp: func(x *labTotals) string {
 			return fmt.Sprintf("the link duplicated %s packets; %s duplicate messages delivered", g(x.link.Duplicated), g(x.dups))
 		},
 		udp: func(x *labTotals) string {
-			return fmt.Sprintf("the link duplicated %s datagrams; the receiver got %s duplicates", g(x.link.Data.Duplicated), g(x.dups))
+			return fmt.Sprintf("the link duplicated %s datagrams; the receiver got %s duplicates", g(x.link.Duplicated), g(x.dups))
 		},
 		evidence: map[string]func(*labTotals) uint64{
 			"link_duplicated": func(x *labTotals) uint64 { return x.link.Duplicated },
@@ -632,12 +636,12 @@ var labRows = []labRow{
 	{
 		id: "checksum", name: "checksums",
 		claim:    "both check sums: a corrupted segment never reaches the application; TCP resends it, UDP loses it",
-		injected: func(l LinkCounts) uint64 { return l.Corrupted },
+		injected: func(l LinkFigures) uint64 { return l.Corrupted },
 		tcp: func(x *labTotals) string {
 			return fmt.Sprintf("the link corrupted %s packets; %s corrupt messages reached the application, %s lost", g(x.link.Corrupted), g(x.corrupt), g(x.lost))
 		},
 		udp: func(x *labTotals) string {
-			return fmt.Sprintf("the link corrupted %s datagrams; %s corrupt messages reached the application; they count among the %s lost", g(x.link.Data.Corrupted), g(x.corrupt), g(x.lost))
+			return fmt.Sprintf("the link corrupted %s datagrams; %s corrupt messages reached the application; they count among the %s lost", g(x.link.Corrupted), g(x.corrupt), g(x.lost))
 		},
 		evidence: map[string]func(*labTotals) uint64{
 			"link_corrupted": func(x *labTotals) uint64 { return x.link.Corrupted },

@@ -10,7 +10,7 @@ import (
 func injectedSection(r *Report) (section, bool) {
 	t := table{
 		head: []string{"experiment", "transport", "size",
-			"link dropped", "link corrupted", "link duplicated", "link reordered", "queue dropped", "dropped before the link",
+			"link dropped", "of which queue", "link corrupted", "link duplicated", "link reordered", "dropped before the link",
 			"measured lost", "measured duplicates", "measured reordered", "retransmits"},
 		right: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true},
 	}
@@ -20,27 +20,15 @@ func injectedSection(r *Report) (section, bool) {
 			continue
 		}
 		m := res.Metrics
-		up, down := in.Up, in.Down
-		// Message-carrying datagrams have exact counts to compare; a stream's
-		// segments do not map to messages, so the packet counts stand in.
-		pick := func(data, all uint64) string {
-			if up.Data.Packets > 0 {
-				return group(int64(data))
-			}
-			return group(int64(all))
-		}
+		f := in.Figures()
 		retr := "-"
 		if m.Retransmits != nil {
 			retr = group(int64(*m.Retransmits))
 		}
 		t.rows = append(t.rows, []string{
 			res.Experiment, res.Transport, fmt.Sprintf("%d B", res.Params.Size),
-			pick(up.Data.Dropped, up.Dropped+down.Dropped),
-			pick(up.Data.Corrupted, up.Corrupted+down.Corrupted),
-			pick(up.Data.Duplicated, up.Duplicated+down.Duplicated),
-			pick(up.Data.Reordered, up.Reordered+down.Reordered),
-			pick(up.Data.QueueDropped, up.QueueDropped+down.QueueDropped),
-			group(int64(up.DeviceDropped + down.DeviceDropped)),
+			group(int64(f.Dropped)), group(int64(f.Queue)), group(int64(f.Corrupted)), group(int64(f.Duplicated)),
+			group(int64(f.Reordered)), group(int64(f.BeforeLink)),
 			group(int64(m.LostMsgs)), group(int64(m.DupMsgs)), group(int64(m.ReorderedMsgs)), retr,
 		})
 	}
@@ -48,8 +36,10 @@ func injectedSection(r *Report) (section, bool) {
 		return section{}, false
 	}
 	imp := r.Env.Link.Impair
-	note := "What the emulated link did (client to server; for datagrams, the messages it carried: exact counts to compare) beside what the transports measured. " +
-		"Dropped before the link: packets the sending side's device queue dropped because the sender outran the emulator (both directions; not in the other link columns). " +
+	note := "What the emulated link did client to server, the direction the measured data travels, over each cell's measured phase, beside what the transports measured. " +
+		"For datagrams the link figures count the measured messages (one packet each): exact counts to compare; for TCP, every packet the client sent (segments, retransmissions, ACKs). " +
+		"Link dropped: random loss and tail drop at the rate limiter's queue (of which queue). " +
+		"Dropped before the link: lost before the emulator saw them, the sender outrunning it (the client's device queue overflowed): for a datagram stream, messages sent less those the link took in; otherwise (TCP) the device's drop counter. " +
 		"TCP turns the link's losses into retransmits and delivers everything; UDP's receiver counts exactly what the link did."
 	if imp != nil {
 		note = fmt.Sprintf("Link up %s, down %s, seed %s. ", orDash(strconv.Quote(imp["up"])), orDash(strconv.Quote(imp["down"])), orDash(imp["seed"])) + note

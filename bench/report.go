@@ -167,10 +167,51 @@ type Cell struct {
 	Params     Params `json:"params"`
 }
 
-// Injected is what each direction of the emulated link did during one cell.
+// Injected is what each direction of the emulated link did during one cell: during
+// its measured phase when the experiment has one (stream and the experiments built on
+// it: from the end of the warm-up to the end of the drain), else during the whole
+// cell. Each edge of that window waits for the link to be idle, so no packet of a
+// neighbouring phase or cell is counted. Figures reads the one set every table and
+// property row quotes.
 type Injected struct {
 	Up   LinkCounts `json:"up"`   // client to server
 	Down LinkCounts `json:"down"` // server to client
+	// Messages says that Up.Data counts the cell's measured messages one packet each
+	// (datagrams) and Up.DeviceDropped is those of them dropped before the link.
+	Messages bool `json:"messages,omitempty"`
+}
+
+// LinkFigures are one cell's emulated-link figures as the report quotes them, in
+// the direction the measured data travels: client to server. For datagrams they
+// count the measured messages (Up.Data); otherwise (TCP) every packet the client
+// sent across the link in the window: data segments, retransmissions and pure ACKs.
+type LinkFigures struct {
+	Datagrams  bool   // the counts are data messages, not packets
+	Dropped    uint64 // dropped by the link: random loss and tail drop at its queue
+	Queue      uint64 // of Dropped, tail-dropped at the rate limiter's queue
+	Corrupted  uint64
+	Duplicated uint64
+	Reordered  uint64
+	// BeforeLink: lost before the link saw them, the sender outrunning the emulator
+	// (the client's TUN device dropped them). With Injected.Messages: measured
+	// messages sent (less those the sender's kernel refused) − data packets the link
+	// took in. Otherwise (TCP; datagram cells with several phases or none) the
+	// device's transmit-drop counter over the window, in packets.
+	BeforeLink uint64
+}
+
+// Figures returns the cell's link figures as every table and property row quotes
+// them. Reports written before Messages existed count datagrams whenever the link
+// classified any data packet.
+func (in *Injected) Figures() LinkFigures {
+	u := in.Up
+	if in.Messages || u.Data.Packets > 0 {
+		d := u.Data
+		return LinkFigures{Datagrams: true, Dropped: d.Dropped + d.QueueDropped, Queue: d.QueueDropped, Corrupted: d.Corrupted,
+			Duplicated: d.Duplicated, Reordered: d.Reordered, BeforeLink: u.DeviceDropped}
+	}
+	return LinkFigures{Dropped: u.Dropped + u.QueueDropped, Queue: u.QueueDropped, Corrupted: u.Corrupted,
+		Duplicated: u.Duplicated, Reordered: u.Reordered, BeforeLink: u.DeviceDropped}
 }
 
 // LinkCounts count packets one direction of the emulated link handled. Fates are
@@ -185,6 +226,8 @@ type LinkCounts struct {
 	Passed       uint64 `json:"passed"`
 	// DeviceDropped counts packets the sending side's TUN device dropped because its
 	// queue was full: the sender outran the emulator, and the emulator never saw them.
+	// Read over the same window as the other counts; in Up of a cell with Messages
+	// set, the measured messages sent that the link never took in.
 	DeviceDropped uint64     `json:"device_dropped"`
 	Data          DataCounts `json:"data"` // the same for packets carrying one data message each (UDP)
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"maps"
 	"math"
 	"net"
@@ -18,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 )
 
 // Plan is what one run measures: every experiment, for every size, over every
@@ -309,6 +310,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 		extra := linkTime(p.Lab.Up) + linkTime(p.Lab.Down)
 		e.timeout += 2 * extra
 		e.drain += 2 * extra
+		e.linkIdle = extra + time.Second
 	}
 	rep.Env.Sockets = grantedSockets(ctx, p, e)
 	rep.Warnings = append(rep.Warnings, busyPollWarnings(rep.Env.Sockets)...)
@@ -480,13 +482,13 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
-	var up0, down0 lab.Counts
-	var dev0up, dev0down uint64
-	var devErr error
+	var lc *labCell
 	if e.lab != nil {
+		lc = startLabCell(ctx, e.lab, nw, e.linkIdle)
 		nw = labNetwork{Network: nw, lab: e.lab}
-		up0, down0 = e.lab.Counts()
-		dev0up, dev0down, devErr = e.lab.DeviceDrops()
+		ce := *e
+		ce.onMeasured = lc.measured
+		e = &ce
 	}
 	if e.far != nil && !slices.Contains(FarExperiments, c.exp) {
 		return farSkipped(c.exp), nil
@@ -497,20 +499,10 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 		// the cause is the session's.
 		err = fmt.Errorf("server lost (%v): %w", lost, err)
 	}
-	if e.lab != nil {
-		up1, down1 := e.lab.Counts()
-		o.injected = injected(up0, down0, up1, down1)
-		dev1up, dev1down, derr := e.lab.DeviceDrops()
-		switch {
-		case devErr != nil || derr != nil:
-			o.warns = append(o.warns, fmt.Sprintf("could not read the lab devices' drop counters: %v", cmp.Or(devErr, derr)))
-		default:
-			o.injected.Up.DeviceDropped = dev1up - dev0up
-			o.injected.Down.DeviceDropped = dev1down - dev0down
-			if d := o.injected.Up.DeviceDropped + o.injected.Down.DeviceDropped; d > 0 {
-				o.warns = append(o.warns, fmt.Sprintf("the sender outran the emulated link: %d packets were dropped at its input queue before the emulator saw them (counted as network drops, not in the injected figures); pace the sender (--rate) for an exact injected-vs-measured comparison", d))
-			}
-		}
+	if lc != nil {
+		in, w := lc.finish(ctx, o.m.SentMsgs-min(o.m.DropsSender, o.m.SentMsgs))
+		o.injected = in
+		o.warns = append(o.warns, w...)
 	}
 	if ctx.Err() != nil {
 		err = interrupted(ctx, time.Since(start), err)

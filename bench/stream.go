@@ -80,6 +80,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 		end.quiet(ctx)
 	}
 
+	e.markMeasured(false)
 	u0, uerr := ReadUsage()
 	retr0, _ := retransmits(conns)
 	lim0, _ := tcpLimits(conns)
@@ -114,6 +115,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits(conns)
 	lim1, limOK := tcpLimits(conns)
+	e.markMeasured(true)
 	rr, err := end.finish(ctx)
 	if err != nil {
 		return outcome{}, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 )
 
 // ClientAddr and ServerAddr are the two ends of the lab's link: the client and server
@@ -77,6 +78,32 @@ func (l *Lab) InServer(f func() error) error { return l.server.do(f) }
 // Counts returns what the emulator has counted so far, per direction: up is
 // client→server, down server→client.
 func (l *Lab) Counts() (up, down Counts) { return l.up.Counts(), l.down.Counts() }
+
+// WaitIdle waits until the link is idle: neither direction holds a packet (Queued is
+// 0) and neither has taken one in for quiet. It polls the counts every quiet/4 (at
+// least every millisecond) and gives up after limit or when ctx is done. It returns
+// the last counts it read, the idle ones when idle is true: a caller that reads Counts
+// before and after some traffic waits for idle at both ends, so that its figures hold
+// neither earlier packets still in flight nor its own ones yet to be released.
+func (l *Lab) WaitIdle(ctx context.Context, quiet, limit time.Duration) (up, down Counts, idle bool) {
+	step := max(quiet/4, time.Millisecond)
+	deadline := time.Now().Add(limit)
+	var last uint64
+	var since time.Time
+	for first := true; ; first = false {
+		up, down = l.Counts()
+		if taken := up.Packets + down.Packets; first || taken != last {
+			last, since = taken, time.Now()
+		}
+		if up.Queued == 0 && down.Queued == 0 && time.Since(since) >= quiet {
+			return up, down, true
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return up, down, false
+		}
+		time.Sleep(step)
+	}
+}
 
 // Close stops the emulator, waits for its goroutines, and closes the TUN devices and
 // the namespaces' descriptors; the devices vanish with their descriptors, a namespace
