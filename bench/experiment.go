@@ -93,10 +93,11 @@ type runEnv struct {
 	warmup   time.Duration
 	drain    time.Duration
 	timeout  time.Duration
-	batch    int      // most messages per Send/Recv call
-	lab      *lab.Lab // the emulated link, in lab runs; nil on loopback
-	linkRate float64  // the emulated link's rate, client to server, bits/s; 0 = unlimited or no lab
-	far      Far      // where server halves run in remote mode; nil = in this process
+	batch    int        // most messages per Send/Recv call
+	lab      *lab.Lab   // the emulated link, in lab runs; nil on loopback
+	linkRate float64    // the emulated link's rate, client to server, bits/s; 0 = unlimited or no lab
+	far      Far        // where server halves run in remote mode; nil = in this process
+	net      NetOptions // the run's socket flags, for far ends (openFar)
 }
 
 // propertySize is the message size, in bytes, of the property experiments: they show
