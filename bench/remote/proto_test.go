@@ -274,3 +274,28 @@ func tcpPair(tb testing.TB) (a, b net.Conn) {
 	tb.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }
+
+// TestSocketsAbsentByDefault: a request with default socket options carries no
+// "sockets" field, which a server without CapSockets would refuse as unknown; with
+// any option it does, and the server reads back what was asked.
+func TestSocketsAbsentByDefault(t *testing.T) {
+	req := TestRequest{ID: 1, Experiment: "stream", Transport: "udp", Size: 100, Duration: time.Second, Streams: 1, Direction: Forward}
+	frame, err := Encode(req.wire())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(frame[4:]), "sockets") {
+		t.Errorf("default request on the wire: %s; want no sockets field", frame[4:])
+	}
+	req.Sockets = SocketOptions{RecvBuffer: 1 << 20, NoGSO: true, Batch: 1}
+	if frame, err = Encode(req.wire()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadMsg(bytes.NewReader(frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.(*Test).Request().Sockets; got != req.Sockets {
+		t.Errorf("the server reads sockets %+v from %s; want %+v", got, frame[4:], req.Sockets)
+	}
+}
