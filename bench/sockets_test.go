@@ -55,3 +55,25 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderBothEnds: a remote run's markdown says what each end's data sockets got
+// and how its datagrams left, this host's and the server's.
+func TestRenderBothEnds(t *testing.T) {
+	r := testReport()
+	r.Env.Link = Link{Kind: "remote", Addr: "192.0.2.10:5299"}
+	sk := Sock{RecvBuffer: 2097152, SendBuffer: 212992, Batch: 1, DataSockets: 2, SendCalls: u64(503), SentDatagrams: u64(503)}
+	r.Env.Sockets = map[string]Sock{"udp": sk}
+	r.Env.Peer = &Env{Host: "far", OS: "linux", Sockets: map[string]Sock{"udp": sk}}
+	var b strings.Builder
+	if err := RenderMarkdown(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"granted to this host's data sockets: udp receive 2,097,152 B, send 212,992 B, 503 datagrams sent in 503 calls (batch 1, without GSO).",
+		"To the server's: udp receive 2,097,152 B, send 212,992 B, 503 datagrams sent in 503 calls (batch 1, without GSO).",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, b.String())
+		}
+	}
+}
