@@ -173,7 +173,7 @@ func (cl *Client) Run(ctx context.Context, req TestRequest) (TestResults, error)
 		return out, fmt.Errorf("remote: listen: the server does not offer the %q capability (an older tcpvsudp serve?)", CapListen)
 	}
 	if !req.Sockets.IsZero() && !cl.sockets {
-		return out, fmt.Errorf("remote: sockets: the server does not offer the %q capability (an older tcpvsudp serve?): it cannot apply socket options (%+v) to its end", CapSockets, req.Sockets)
+		return out, fmt.Errorf("remote: sockets: the server does not offer the %q capability (an older tcpvsudp serve?): it cannot apply the socket options asked for (%s) to its end", CapSockets, req.Sockets)
 	}
 	res, err := cl.run(ctx, req)
 	if err != nil {

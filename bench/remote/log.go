@@ -102,24 +102,8 @@ func describeRequest(r TestRequest) string {
 	if r.Count > 0 {
 		s += fmt.Sprintf(", %d messages per stream", r.Count)
 	}
-	if o := r.Sockets; !o.IsZero() {
-		var opts []string
-		if o.RecvBuffer > 0 {
-			opts = append(opts, fmt.Sprintf("rcvbuf %d", o.RecvBuffer))
-		}
-		if o.SendBuffer > 0 {
-			opts = append(opts, fmt.Sprintf("sndbuf %d", o.SendBuffer))
-		}
-		if o.NoGSO {
-			opts = append(opts, "no-gso")
-		}
-		if o.BusyPoll {
-			opts = append(opts, "busy-poll")
-		}
-		if o.Batch > 0 {
-			opts = append(opts, fmt.Sprintf("batch %d", o.Batch))
-		}
-		s += ", sockets: " + strings.Join(opts, " ")
+	if !r.Sockets.IsZero() {
+		s += ", sockets: " + r.Sockets.String()
 	}
 	return s
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 )
 
@@ -42,6 +43,31 @@ const (
 
 // IsZero reports whether o keeps every default.
 func (o SocketOptions) IsZero() bool { return o == SocketOptions{} }
+
+// String names the options as the flags that set them: "rcvbuf 1048576 no-gso
+// batch 1"; "defaults" for none.
+func (o SocketOptions) String() string {
+	var opts []string
+	if o.RecvBuffer > 0 {
+		opts = append(opts, fmt.Sprintf("rcvbuf %d", o.RecvBuffer))
+	}
+	if o.SendBuffer > 0 {
+		opts = append(opts, fmt.Sprintf("sndbuf %d", o.SendBuffer))
+	}
+	if o.NoGSO {
+		opts = append(opts, "no-gso")
+	}
+	if o.BusyPoll {
+		opts = append(opts, "busy-poll")
+	}
+	if o.Batch > 0 {
+		opts = append(opts, fmt.Sprintf("batch %d", o.Batch))
+	}
+	if len(opts) == 0 {
+		return "defaults"
+	}
+	return strings.Join(opts, " ")
+}
 
 func (o SocketOptions) batch() int { return cmp.Or(o.Batch, udpBatch) }
 
