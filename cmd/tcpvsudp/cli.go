@@ -211,7 +211,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.impairUp, "impair-up", "", "impairments of the client-to-server direction only (replaces --impair/--link for it)")
 	fs.StringVar(&rf.impairDown, "impair-down", "", "impairments of the server-to-client direction only (replaces --impair/--link for it)")
 	fs.BoolVar(&rf.noLab, "no-lab", false, "skip the short emulated-link section the default suite adds when it runs as root")
-	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, 1..1024")
+	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, at both ends (with --server, the server's too), 1..1024")
 	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
 	fs.BoolVar(&rf.busyPoll, "busy-poll", false, "receivers spin on non-blocking reads instead of sleeping until data arrives, and ask for SO_BUSY_POLL of 50us "+
 		"(granted only with CAP_NET_ADMIN; it polls NIC queues, and loopback has none): lower, steadier latency "+
