@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,13 @@ type FarSpec struct {
 	// Boundaries is a boundaries cell's part and payload (boundariesfar.go).
 	Boundaries *FarBoundaries
 
+	// Net and Batch are the run's socket flags (--rcvbuf, --sndbuf, --no-gso,
+	// --busy-poll, --batch), for the far end's sockets as for this host's: the runner
+	// sets them on every spec (runEnv.openFar). Batch is the most messages one Send or
+	// Recv of the far half moves; 0 = 64.
+	Net   NetOptions
+	Batch int
+
 	// A slow receiver (slow-receiver runs a stream so): the far receiver asks for a
 	// RecvBuffer-byte receive buffer on its endpoints (0 = leave it), reads no faster
 	// than ReaderBps (0 = as fast as it can), and samples its deliveries every
@@ -112,7 +120,10 @@ type FarCell interface {
 // FarResult is what the far end measured of one cell.
 // It travels between hosts as JSON, in the field names below.
 type FarResult struct {
-	ServerSockets int       `json:"server_sockets"`             // endpoints the server half served
+	ServerSockets int `json:"server_sockets"` // endpoints the server half served
+	// Sockets is what the far end's kernel granted its data-path endpoints of the
+	// cell, read back when they opened, and what its sends on them did (DataSockets).
+	Sockets       *Sock     `json:"sockets,omitempty"`
 	Warnings      []string  `json:"warnings,omitempty"`         // what the far end wants the report to say about the cell
 	Stream        *StreamRx `json:"stream,omitempty"`           // stream: the receiver's figures
 	StreamTx      *StreamTx `json:"stream_tx,omitempty"`        // reverse stream: the far senders' figures
@@ -256,7 +267,7 @@ func (x *echoEnd) close(ctx context.Context) (sockets int, warns []string) {
 // endpoint to it. The caller must call close.
 func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration) (*echoEnd, error) {
 	if e.far != nil {
-		fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur})
+		fc, err := e.openFar(ctx, FarSpec{Experiment: ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur})
 		if err != nil {
 			return nil, fmt.Errorf("far end: %w", err)
 		}
@@ -331,3 +342,13 @@ func ParseSendersEnd(raw []byte, maxFlows int) ([]uint64, error) {
 	}
 	return se.Sent, nil
 }
+
+// openFar opens a cell's server half at the far end, with the run's socket flags.
+func (e *runEnv) openFar(ctx context.Context, spec FarSpec) (FarCell, error) {
+	spec.Net, spec.Batch = e.net, e.batch
+	return e.far.Open(ctx, spec)
+}
+
+// farBatch is the most messages one Send or Recv of a far half moves: spec.Batch, or
+// 64 when the spec does not say.
+func farBatch(spec FarSpec) int { return cmp.Or(spec.Batch, 64) }

@@ -35,7 +35,7 @@ func openFarOne(ctx context.Context, e *runEnv, exp string, nw Network, size int
 // openFarSpec is openFarOne for a spec of one data path (Streams 1).
 func openFarSpec(ctx context.Context, e *runEnv, spec FarSpec) (*farOne, error) {
 	exp := spec.Experiment
-	fc, err := e.far.Open(ctx, spec)
+	fc, err := e.openFar(ctx, spec)
 	if err != nil {
 		return nil, fmt.Errorf("far end: %w", err)
 	}
@@ -100,7 +100,7 @@ type farListen struct {
 // openFarListen opens the far half of experiment exp in listen mode, for at most dur
 // (0: the far end's limit).
 func openFarListen(ctx context.Context, e *runEnv, exp string, nw Network, size int, dur time.Duration) (*farListen, error) {
-	fc, err := e.far.Open(ctx, FarSpec{Experiment: exp, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur, Listen: true})
+	fc, err := e.openFar(ctx, FarSpec{Experiment: exp, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur, Listen: true})
 	if err != nil {
 		return nil, fmt.Errorf("far end: %w", err)
 	}

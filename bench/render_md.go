@@ -256,19 +256,14 @@ func mdIntro(r *Report) string {
 		s = append(s, strings.Join(when, ", ")+".")
 	}
 	if len(e.Sockets) > 0 {
-		var socks []string
-		for _, tr := range sockOrder(r) {
-			k := e.Sockets[tr]
-			sk := fmt.Sprintf("%s receive %s B, send %s B", tr, group(int64(k.RecvBuffer)), group(int64(k.SendBuffer)))
-			if k.RxTimestamps {
-				sk += ", kernel receive timestamps"
-			}
-			if k.BusyPoll {
-				sk += fmt.Sprintf(", busy-poll (SO_BUSY_POLL %d us granted)", k.BusyPollUs)
-			}
-			socks = append(socks, sk)
+		who := "Socket buffers granted: "
+		if e.Peer != nil && len(e.Peer.Sockets) > 0 {
+			who = "Socket buffers granted to this host's data sockets: "
 		}
-		s = append(s, "Socket buffers granted: "+strings.Join(socks, "; ")+".")
+		s = append(s, who+socketsText(sockOrder(r, e.Sockets), e.Sockets)+".")
+	}
+	if e.Peer != nil && len(e.Peer.Sockets) > 0 {
+		s = append(s, "To the server's: "+socketsText(sockOrder(r, e.Peer.Sockets), e.Peer.Sockets)+".")
 	}
 	if r.Tool != "" {
 		s = append(s, "Written by "+r.Tool+".")
@@ -279,16 +274,41 @@ func mdIntro(r *Report) string {
 	return strings.Join(s, " ") + "\n"
 }
 
-// sockOrder lists the transports of Env.Sockets in column order, then any others sorted.
-func sockOrder(r *Report) []string {
+// socketsText describes one end's sockets, by transport in order.
+func socketsText(order []string, socks map[string]Sock) string {
+	var out []string
+	for _, tr := range order {
+		k := socks[tr]
+		sk := fmt.Sprintf("%s receive %s B, send %s B", tr, group(int64(k.RecvBuffer)), group(int64(k.SendBuffer)))
+		if k.RxTimestamps {
+			sk += ", kernel receive timestamps"
+		}
+		if k.BusyPoll {
+			sk += fmt.Sprintf(", busy-poll (SO_BUSY_POLL %d us granted)", k.BusyPollUs)
+		}
+		if k.SendCalls != nil && k.SentDatagrams != nil {
+			gso := "without GSO"
+			if k.GSO {
+				gso = "with GSO"
+			}
+			sk += fmt.Sprintf(", %s datagrams sent in %s calls (batch %d, %s)", group(int64(*k.SentDatagrams)), group(int64(*k.SendCalls)), k.Batch, gso)
+		}
+		out = append(out, sk)
+	}
+	return strings.Join(out, "; ")
+}
+
+// sockOrder lists the transports of socks (an Env's Sockets) in column order, then
+// any others sorted.
+func sockOrder(r *Report, socks map[string]Sock) []string {
 	var out []string
 	for _, tr := range transportOrder(r) {
-		if _, ok := r.Env.Sockets[tr]; ok {
+		if _, ok := socks[tr]; ok {
 			out = append(out, tr)
 		}
 	}
 	var rest []string
-	for tr := range r.Env.Sockets {
+	for tr := range socks {
 		if !slices.Contains(out, tr) {
 			rest = append(rest, tr)
 		}

@@ -96,6 +96,25 @@ type Sock struct {
 	// BusyPoll means the kernel refused it (CAP_NET_ADMIN needed), which changes
 	// nothing on loopback: it polls NAPI device queues, and lo has none.
 	BusyPollUs int `json:"so_busy_poll_us,omitempty"`
+	// Batch is the most messages one send or receive call moves (--batch), as the
+	// end set it on its sockets.
+	Batch int `json:"batch,omitempty"`
+
+	// Across hosts (remote mode) each end describes its own data-path endpoints:
+	// DataSockets counts those these figures cover, over the run; the buffers are
+	// the smallest any of them was granted as it opened. Absent on one host, where
+	// one probe socket per transport stands for all.
+	DataSockets int `json:"data_sockets,omitempty"`
+	// SendCalls and SentDatagrams count the system calls that sent the end's
+	// datagrams (sendmmsg) and the datagrams they carried, over the run's data-path
+	// endpoints (UDP, remote mode): SentDatagrams/SendCalls is 1 with --batch 1, up to
+	// the batch otherwise. GSO (above) says whether a datagram left the socket alone
+	// or in a super-datagram the kernel cut up.
+	SendCalls     *uint64 `json:"send_calls,omitempty"`
+	SentDatagrams *uint64 `json:"sent_datagrams,omitempty"`
+	// Refused says what the end's kernel refused of the socket flags (a buffer
+	// capped, SO_BUSY_POLL refused), one line per refusal naming its flag.
+	Refused []string `json:"refused,omitempty"`
 }
 
 // Config is the set of flags that shaped the run.
@@ -126,6 +145,8 @@ type Config struct {
 	// BusyPoll: receivers spin on non-blocking reads (--busy-poll); env.sockets says
 	// what each socket got.
 	BusyPoll bool `json:"busy_poll,omitempty"`
+	NoGSO    bool `json:"no_gso,omitempty"` // --no-gso: UDP sends one datagram per message, without GSO
+	Batch    int  `json:"batch,omitempty"`  // --batch: most messages per send or receive call
 }
 
 // Result is one experiment over one transport with one set of parameters.

@@ -286,13 +286,13 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 			DrainS: p.drain().Seconds(), TimeoutS: p.Timeout.Seconds(), NoDelay: p.Net.NoDelay,
 			RecvBuffer: p.Net.RecvBuffer, SendBuffer: p.Net.SendBuffer,
 			Clients: p.Clients, Receivers: p.Receivers, ReaderBps: p.ReaderBps,
-			Started: started.UTC().Format(time.RFC3339), BusyPoll: p.Net.BusyPoll,
+			Started: started.UTC().Format(time.RFC3339), BusyPoll: p.Net.BusyPoll, NoGSO: p.Net.NoGSO, Batch: p.Batch,
 		},
 	}
 	address := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
 	rep.Env.Link = Link{Kind: "loopback", Addr: address, MTU: loopbackMTU()}
 	e := &runEnv{epoch: started, run: newRunID(), seed: p.Seed, address: address,
-		warmup: p.warmup(), drain: p.drain(), timeout: p.Timeout, batch: p.Batch, far: p.Far}
+		warmup: p.warmup(), drain: p.drain(), timeout: p.Timeout, batch: p.Batch, far: p.Far, net: p.Net}
 	if p.Far != nil {
 		rep.Env.Link = p.Far.Link()
 	}
@@ -312,8 +312,10 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 		e.drain += 2 * extra
 		e.linkIdle = extra + time.Second
 	}
-	rep.Env.Sockets = grantedSockets(ctx, p, e)
-	rep.Warnings = append(rep.Warnings, busyPollWarnings(rep.Env.Sockets)...)
+	if p.Far == nil { // across hosts each end describes its data-path endpoints (farSockets)
+		rep.Env.Sockets = grantedSockets(ctx, p, e)
+		rep.Warnings = append(rep.Warnings, busyPollWarnings(rep.Env.Sockets)...)
+	}
 
 	cs := p.cells()
 	total := len(cs) * p.Repeat
@@ -401,6 +403,7 @@ outer:
 	}
 	if p.Far != nil {
 		rep.Env.Peer = p.Far.PeerEnv()
+		rep.Warnings = append(rep.Warnings, farSockets(p.Far, &rep.Env)...)
 	}
 	switch lost := farLost(p.Far); {
 	case runErr != nil:
@@ -635,6 +638,47 @@ func hostEnv() Env {
 	host, _ := os.Hostname()
 	return Env{Host: host, OS: runtime.GOOS, Arch: runtime.GOARCH, Kernel: kernelRelease(),
 		Go: runtime.Version(), CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+}
+
+// A farSocketer is a Far that describes both ends' data-path endpoints over the run
+// (bench/farend's Far): what each end's kernel granted and how they sent.
+type farSocketer interface {
+	Sockets() (local, peer map[string]Sock)
+}
+
+// farSockets records both ends' data-path endpoints in env (this host's in Sockets,
+// the far end's in Peer.Sockets) and returns a warning for each refusal, naming the
+// end.
+func farSockets(f Far, env *Env) []string {
+	fs, ok := f.(farSocketer)
+	if !ok {
+		return nil
+	}
+	local, peer := fs.Sockets()
+	var warns []string
+	if len(local) > 0 {
+		env.Sockets = local
+		for _, tr := range slices.Sorted(maps.Keys(local)) {
+			for _, r := range local[tr].Refused {
+				warns = append(warns, "this host: "+r)
+			}
+		}
+	}
+	if len(peer) > 0 {
+		if env.Peer == nil {
+			env.Peer = &Env{}
+		} else {
+			p := *env.Peer // the Far's: not to be written
+			env.Peer = &p
+		}
+		env.Peer.Sockets = peer
+		for _, tr := range slices.Sorted(maps.Keys(peer)) {
+			for _, r := range peer[tr].Refused {
+				warns = append(warns, "the server: "+r)
+			}
+		}
+	}
+	return warns
 }
 
 // grantedSockets opens one client endpoint per transport and records the buffer

@@ -228,7 +228,7 @@ func openStreamFar(ctx context.Context, e *runEnv, nw Network, p Params, so stre
 	if p.Count > 0 {
 		dur = 0
 	}
-	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
+	fc, err := e.openFar(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
 		Duration: dur, Run: e.run, Drain: so.drain, ReaderBps: so.readerBps, RecvBuffer: so.recvBuffer, SeriesStep: so.seriesStep})
 	if err != nil {
 		return nil, fmt.Errorf("far end: %w", err)
@@ -380,7 +380,7 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPe
 		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want reader pace, receive buffer >= 0 and series step 0 or >= %v; got %v bit/s, %d B, %v",
 			MinSeriesStep, spec.ReaderBps, spec.RecvBuffer, spec.SeriesStep)
 	}
-	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: 64, drain: spec.Drain}
+	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: farBatch(spec), drain: spec.Drain}
 	rx := newStreamRx(e, Params{Size: spec.Size, Streams: spec.Streams}, spec.Transport)
 	rx.readerBps = spec.ReaderBps
 	gotRecv, _, warns := setBuffers(ts, spec.RecvBuffer, 0)

@@ -34,7 +34,7 @@ func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport, ended func
 		return FarResult{}, fmt.Errorf("bench: ServeStreamTx: want a run id, %d endpoints for %d streams, size >= %d and a count or a time; got run %d, size %d, count %d, time %v",
 			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size, spec.Count, spec.SendFor)
 	}
-	e := &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: 64}
+	e := &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: farBatch(spec)}
 	p := Params{Size: spec.Size, Streams: len(ts), RateBps: spec.RateBps}
 	txs := make([]*streamTx, len(ts))
 	for i, t := range ts {
@@ -171,7 +171,7 @@ func openFarSenders(ctx context.Context, e *runEnv, nw Network, p Params, so str
 	if p.Count > 0 {
 		sendFor, dur = 0, 0
 	}
-	fc, err := e.far.Open(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
+	fc, err := e.openFar(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
 		Duration: dur, Run: e.run, Drain: so.drain, Reverse: !bidir, Bidir: bidir, Count: p.Count, SendFor: sendFor, Warmup: so.warmup, RateBps: p.RateBps})
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("far end: %w", err)

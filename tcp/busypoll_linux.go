@@ -4,7 +4,6 @@ package tcp
 
 import (
 	"io"
-	"net"
 	"os"
 	"runtime"
 	"syscall"
@@ -33,10 +32,11 @@ type spinReader struct {
 	fn    func(fd uintptr) bool // built once: a closure per Read would allocate
 }
 
-// newSpinReader returns a spinReader on c and asks for SO_BUSY_POLL on its socket,
+// newSpinReader returns a spinReader on c's socket (a *net.TCPConn, or a wrapper
+// that offers its socket: Frame) and asks for SO_BUSY_POLL on it,
 // returning what the socket reads back (µs; 0 when refused: raising it above
 // net.core.busy_read needs CAP_NET_ADMIN).
-func newSpinReader(c *net.TCPConn) (*spinReader, int) {
+func newSpinReader(c syscall.Conn) (*spinReader, int) {
 	s := &spinReader{}
 	s.raw, s.err = c.SyscallConn()
 	if s.err != nil {

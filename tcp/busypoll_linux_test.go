@@ -187,3 +187,43 @@ func TestBusyPollAllocs(t *testing.T) {
 		t.Errorf("a busy-polled batch of 16 64-byte messages allocated %v times, want 0", allocs)
 	}
 }
+
+// wrappedConn hides a *net.TCPConn behind another type that still offers its socket,
+// as remote mode's paced data connections do.
+type wrappedConn struct{ *net.TCPConn }
+
+func (w wrappedConn) SyscallConn() (syscall.RawConn, error) { return w.TCPConn.SyscallConn() }
+
+// TestFrameBusyPoll: Frame over a wrapper that offers its socket spins on it, as Dial
+// does on its own connection, and gets every message; a wrapper without a socket is
+// refused the option.
+func TestFrameBusyPoll(t *testing.T) {
+	client, server := loopbackPair(t)
+	fc, err := Frame(wrappedConn{server.NetConn()}, Options{BusyPoll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spin, us := fc.BusyPoll(); !spin || (os.Geteuid() == 0 && us != busyPollUs) {
+		t.Fatalf("BusyPoll() of a framed wrapper = %v, %d µs; want spinning (%d µs as root)", spin, us, busyPollUs)
+	}
+	const count = 500
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		got, err := recvAll(fc, count+1, func(int) int { return 64 }, 64)
+		if err != nil || got != count {
+			t.Errorf("received %d of %d messages then %v; want all, then a clean end", got, count, err)
+		}
+	})
+	for i := range count {
+		if n, err := client.Send([][]byte{pattern(i, 64)}); n != 1 || err != nil {
+			t.Fatalf("Send %d = %d, %v", i, n, err)
+		}
+	}
+	client.Close()
+	wg.Wait()
+	a, _ := net.Pipe()
+	defer a.Close()
+	if _, err := Frame(a, Options{BusyPoll: true}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Frame with BusyPoll over a pipe: %v, want ErrUnsupported", err)
+	}
+}

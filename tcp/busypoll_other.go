@@ -4,11 +4,11 @@ package tcp
 
 import (
 	"io"
-	"net"
+	"syscall"
 )
 
 // busyPollSupported: Options.BusyPoll is Linux only; resolve refuses it here.
 const busyPollSupported = false
 
 // newSpinReader is never called here (resolve refuses Options.BusyPoll).
-func newSpinReader(c *net.TCPConn) (io.Reader, int) { return c, 0 }
+func newSpinReader(c syscall.Conn) (io.Reader, int) { return nil, 0 }

@@ -109,10 +109,12 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 
 // Frame frames messages over c, an established byte stream that is not necessarily a
 // *net.TCPConn (remote mode wraps its data connections to pace them). Socket options
-// (Options.RecvBuffer, SendBuffer, NoDelay, BusyPoll) are refused unless c is a
-// *net.TCPConn. A wrapper that implements syscall.Conn (its socket's) still has
-// BufferSizes, SetBuffers and Info; without one they return errors wrapping
-// errors.ErrUnsupported. The Conn owns c: Close closes it.
+// (Options.RecvBuffer, SendBuffer, NoDelay) are refused unless c is a *net.TCPConn.
+// A wrapper that implements syscall.Conn (its socket's) still has BufferSizes,
+// SetBuffers and Info, and may ask for Options.BusyPoll: Recv then spins on the
+// socket itself, which is what the wrapper's Read would read (a wrapper that changes
+// what is read must not offer its socket). Without syscall.Conn they return errors
+// wrapping errors.ErrUnsupported. The Conn owns c: Close closes it.
 func Frame(c net.Conn, o Options) (*Conn, error) {
 	o, err := o.resolve()
 	if err != nil {
@@ -133,17 +135,23 @@ func Frame(c net.Conn, o Options) (*Conn, error) {
 		}
 		return newConn(tc, o), nil
 	}
-	if o.RecvBuffer != 0 || o.SendBuffer != 0 || o.NoDelay || o.BusyPoll {
+	raw, _ := c.(syscall.Conn)
+	if o.RecvBuffer != 0 || o.SendBuffer != 0 || o.NoDelay || (o.BusyPoll && raw == nil) {
 		return nil, fmt.Errorf("tcp: Frame: socket options need a *net.TCPConn, got %T: %w", c, errors.ErrUnsupported)
 	}
-	raw, _ := c.(syscall.Conn)
-	return &Conn{
+	cn := &Conn{
 		nc:    c,
 		raw:   raw,
 		raddr: c.RemoteAddr(),
 		rd:    frameReader{src: c, max: o.MaxMessage},
 		wr:    frameWriter{dst: c, copyMax: copyMax, max: o.MaxMessage},
-	}, nil
+	}
+	if o.BusyPoll {
+		var src io.Reader
+		src, cn.busyPollUs = newSpinReader(raw)
+		cn.rd.src, cn.busyPoll = src, true
+	}
+	return cn, nil
 }
 
 // Send writes msgs, each as one frame, in order, with as few syscalls as it can:

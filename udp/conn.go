@@ -96,6 +96,10 @@ type Conn struct {
 	rxqOvfl  atomic.Uint64 // last SO_RXQ_OVFL value seen
 	sendErrs atomic.Uint64 // datagrams refused, see SendErrors
 
+	// sendCalls and sentDgrams count the system calls that handed datagrams to the
+	// kernel and the datagrams they carried (SendCalls); written by Send.
+	sendCalls, sentDgrams atomic.Uint64
+
 	// peerMu guards peers and npeers: the sources of the most recent Recv's messages,
 	// written by Recv and read by Send on a server socket.
 	peerMu sync.Mutex
@@ -358,6 +362,15 @@ func (c *Conn) BusyPoll() (spin bool, kernelUs int) { return c.busyPoll, c.busyP
 // deadline, ...) plus those reported refused afterwards through the socket's error
 // queue (an ICMP port unreachable, for example), one per report.
 func (c *Conn) SendErrors() uint64 { return c.sendErrs.Load() }
+
+// SendCalls returns how many system calls Send made that handed datagrams to the
+// kernel (sendmmsg on Linux; one write or sendto per datagram elsewhere), and how many
+// datagrams they carried, since the socket opened. A UDP_SEGMENT super-datagram
+// counts as the datagrams the kernel cuts it into. datagrams/calls is what batching
+// and GSO bought: 1 with Options.Batch 1, up to Batch per call otherwise.
+func (c *Conn) SendCalls() (calls, datagrams uint64) {
+	return c.sendCalls.Load(), c.sentDgrams.Load()
+}
 
 // BufferSizes returns the receive and send buffer sizes the kernel granted, in bytes,
 // as getsockopt reads them back (Linux doubles a request and caps it at

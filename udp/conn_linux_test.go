@@ -400,3 +400,38 @@ func TestDualStackTooLarge(t *testing.T) {
 		t.Errorf("SendErrors = %d, want 1", got)
 	}
 }
+
+// TestSendCalls: SendCalls counts the sendmmsg calls a Send made and the datagrams
+// they carried, which the receiver then counts one by one: Batch chunks a Send's
+// messages into calls, with or without GSO.
+func TestSendCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		o         Options
+		sent      int
+		wantCalls uint64
+	}{
+		{"batch 1 without gso", Options{Batch: 1, NoGSO: true}, 10, 10},
+		{"batch 1 with gso", Options{Batch: 1}, 10, 10},
+		{"batch 4 without gso", Options{Batch: 4, NoGSO: true}, 10, 3},
+		{"batch 64 without gso", Options{NoGSO: true}, 10, 1},
+		{"batch 64 with gso", Options{}, 10, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, cli := loopbackPair(t, Options{}, tc.o)
+			msgs := make([][]byte, tc.sent)
+			for i := range msgs {
+				msgs[i] = payload(i, 100)
+			}
+			if n, err := cli.Send(msgs); n != tc.sent || err != nil {
+				t.Fatalf("Send(%d) = %d, %v", tc.sent, n, err)
+			}
+			got := drain(t, srv, tc.sent, 100)
+			calls, dgrams := cli.SendCalls()
+			if calls != tc.wantCalls || dgrams != uint64(tc.sent) || len(got) != tc.sent {
+				t.Errorf("%+v: SendCalls = %d calls, %d datagrams; the receiver got %d; want %d calls, %d datagrams",
+					tc.o, calls, dgrams, len(got), tc.wantCalls, tc.sent)
+			}
+		})
+	}
+}

@@ -61,6 +61,8 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 			if _, err := c.uc.Write(m); err != nil {
 				return i, c.sendErr(c.raddr, err)
 			}
+			c.sendCalls.Add(1)
+			c.sentDgrams.Add(1)
 		}
 		return len(msgs), nil
 	}
@@ -79,6 +81,8 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 		if _, err := c.uc.WriteToUDPAddrPort(m, dst.ap); err != nil {
 			return sent, c.sendErr(dst.ap, err)
 		}
+		c.sendCalls.Add(1)
+		c.sentDgrams.Add(1)
 		sent++
 	}
 	return sent, nil

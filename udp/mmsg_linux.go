@@ -533,13 +533,16 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 			return sent, c.sendErr(sent, err)
 		}
 		if tx.errno == 0 {
+			before := sent
 			if !gso {
 				sent += tx.n
-				continue
+			} else {
+				for _, k := range c.sys.txMsgs[:tx.n] {
+					sent += k
+				}
 			}
-			for _, k := range c.sys.txMsgs[:tx.n] {
-				sent += k
-			}
+			c.sendCalls.Add(1)
+			c.sentDgrams.Add(uint64(sent - before))
 			continue
 		}
 		if gso && first > 1 && (tx.errno == unix.EIO || tx.errno == unix.EINVAL || tx.errno == unix.EMSGSIZE) {

@@ -10,10 +10,12 @@ package farend
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -109,12 +111,13 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 }
 
 // transports makes d's data path into bench transports: TCP connections framed as
-// bench's TCP transport frames them, UDP paths as they are (each datagram one
-// message, the token prefix handled below them).
+// bench's TCP transport frames them (busy polling as the test asked), UDP paths as
+// they are (each datagram one message, the token prefix handled below them; their
+// socket options are bench/remote's).
 func transports(d *remote.Data) ([]bench.Transport, error) {
 	var ts []bench.Transport
 	for _, c := range d.Conns {
-		fc, err := tcp.Frame(c, tcp.Options{})
+		fc, err := tcp.Frame(c, tcpOptions(d.Request))
 		if err != nil {
 			return nil, err
 		}
@@ -141,8 +144,41 @@ func benchExperiment(wire string) (string, bool) {
 	return x, ok && slices.Contains(bench.FarExperiments, x)
 }
 
-// batch is the most messages one Send or Recv of a server half moves.
-const batch = 64
+// defaultBatch is the most messages one Send or Recv of a half moves when the test
+// does not say (remote.SocketOptions.Batch 0).
+const defaultBatch = 64
+
+// batchOf is the most messages one Send or Recv of req's halves moves.
+func batchOf(req remote.TestRequest) int { return cmp.Or(req.Sockets.Batch, defaultBatch) }
+
+// tcpOptions are the options bench/farend frames req's TCP data connections with:
+// busy polling as asked (bench/remote set the buffer sizes when it opened them).
+func tcpOptions(req remote.TestRequest) tcp.Options {
+	return tcp.Options{BusyPoll: req.Sockets.BusyPoll}
+}
+
+// socketOptions are the wire's socket options for a run's flags: batch 64, the
+// default, travels as 0, so that a run without socket flags asks for nothing a
+// server without remote.CapSockets cannot read.
+func socketOptions(o bench.NetOptions, batch int) remote.SocketOptions {
+	if batch == defaultBatch {
+		batch = 0
+	}
+	return remote.SocketOptions{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll, Batch: batch}
+}
+
+// netOptions are the run's flags a request's socket options stand for.
+func netOptions(o remote.SocketOptions) bench.NetOptions {
+	return bench.NetOptions{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll}
+}
+
+// describe is one end's data-path endpoints of a cell, as they opened: what its
+// kernel granted of req's socket options, and what it refused.
+func describe(req remote.TestRequest, ts []bench.Transport) bench.Sock {
+	s := bench.SocketsOf(ts, batchOf(req))
+	s.Refused = bench.Refusals(netOptions(req.Sockets), req.Transport, s)
+	return s
+}
 
 // Runner is the remote.Runner of 'tcpvsudp serve': it runs the server half of
 // bench's far experiments (bench.FarExperiments, named "bench.<experiment>" on the
@@ -220,9 +256,13 @@ const heldNotable = time.Millisecond
 
 // measured runs a server half with bench.MeasureServerHalf, adds a warning when the
 // server's --max-rate cap held its sending back (the cell then shows the cap, not
-// the path), and wraps its figures for the session.
-func measured(d *remote.Data, serve func() (bench.FarResult, error)) (remote.Results, error) {
+// the path) and the description of its endpoints ts, and wraps its figures for the
+// session.
+func measured(d *remote.Data, ts []bench.Transport, serve func() (bench.FarResult, error)) (remote.Results, error) {
+	sk := describe(d.Request, ts)
 	fr, err := bench.MeasureServerHalf(serve)
+	sk.AddSends(ts)
+	fr.Sockets = &sk
 	if rate, capped, held := d.Paced(); capped && held >= heldNotable {
 		fr.Warnings = append(fr.Warnings, fmt.Sprintf("the server's --max-rate (%s) held its sending back for %v, summed over its senders: what it sent shows that cap, not the path (serve with a higher --max-rate to go past it)",
 			bench.FormatBps(rate), held.Round(time.Microsecond)))
@@ -242,7 +282,8 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
 		}
-		return measured(d, func() (bench.FarResult, error) {
+		spec.Net, spec.Batch = netOptions(d.Request.Sockets), batchOf(d.Request)
+		return measured(d, ts, func() (bench.FarResult, error) {
 			if spec.Bidir {
 				return bench.ServeStreamBidir(ctx, spec, ts, clientPeer{d}, reportSent(d))
 			}
@@ -254,14 +295,14 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 	}
 	x, _ := benchExperiment(d.Request.Experiment)
 	if x == bench.ExpConnect || x == bench.ExpClients {
-		return measured(d, func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == bench.ExpClients) })
+		return measured(d, ts, func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == bench.ExpClients) })
 	}
 	if x == bench.ExpBoundaries {
 		spec, err := parseBoundaries(d.Request)
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
 		}
-		return measured(d, func() (bench.FarResult, error) { return bench.ServeBoundaries(ctx, spec, ts[0], d.PeerDone()) })
+		return measured(d, ts, func() (bench.FarResult, error) { return bench.ServeBoundaries(ctx, spec, ts[0], d.PeerDone()) })
 	}
 	serve, err := halfServer(x, d)
 	if err != nil {
@@ -272,7 +313,7 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 	if done := d.PeerDone(); done != nil {
 		defer ctxwatch.OnClose(done, cancel)() // the client sent its results: it sends no more requests
 	}
-	return measured(d, func() (bench.FarResult, error) {
+	return measured(d, ts, func() (bench.FarResult, error) {
 		errs := make([]error, len(ts))
 		var wg sync.WaitGroup
 		for i, t := range ts {
@@ -324,8 +365,37 @@ type Far struct {
 	addr string
 	br   *bridge
 
-	mu  sync.Mutex // guards env
+	mu  sync.Mutex // guards env, local, peer
 	env *bench.Env // the server's, from its latest results
+	// Both ends' data-path endpoints over the session's cells, by transport: this
+	// host's as Drive opened them, the server's as its results describe them.
+	local, peer map[string]bench.Sock
+}
+
+// Sockets describes both ends' data-path endpoints over the cells so far, by
+// transport: this host's, and the server's as it reported them.
+func (f *Far) Sockets() (local, peer map[string]bench.Sock) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.local), maps.Clone(f.peer)
+}
+
+// record adds one cell's descriptions of both ends to the session's; peer is nil
+// when the server described none (an older server).
+func (f *Far) record(transport string, local bench.Sock, peer *bench.Sock) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.local == nil {
+		f.local, f.peer = map[string]bench.Sock{}, map[string]bench.Sock{}
+	}
+	l := f.local[transport]
+	l.Merge(local)
+	f.local[transport] = l
+	if peer != nil {
+		p := f.peer[transport]
+		p.Merge(*peer)
+		f.peer[transport] = p
+	}
 }
 
 // Dial opens a session with the tcpvsudp serve at addr ("host:port"), authenticating
@@ -374,7 +444,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		dur = min(dur+time.Second, lim)
 	}
 	req := remote.TestRequest{Experiment: wirePrefix + spec.Experiment, Transport: spec.Transport, Size: spec.Size,
-		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir, Listen: spec.Listen}
+		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir, Listen: spec.Listen, Sockets: socketOptions(spec.Net, spec.Batch)}
 	if spec.Experiment == bench.ExpStream {
 		req.Direction = remote.Forward
 		sp := streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())}
@@ -456,6 +526,7 @@ func (b *bridge) Drive(ctx context.Context, d *remote.Data) (remote.Results, err
 	}
 	c.addrs = remoteAddrs(d) // before ready: the send orders it for Open
 	c.data = d
+	c.sock = describe(d.Request, ts)
 	c.ready <- ts
 	select {
 	case <-c.finish:
@@ -470,6 +541,7 @@ type cell struct {
 	ts     []bench.Transport
 	addrs  []netip.AddrPort // the server's ends of ts; set by Drive
 	data   *remote.Data     // the test's data path; set by Drive
+	sock   bench.Sock       // this host's ends of ts as they opened; set by Drive
 	ready  chan []bench.Transport
 	finish chan struct{}
 	done   chan struct{} // closed when Client.Run returned res and err
@@ -518,6 +590,10 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 		c.far.mu.Lock()
 		c.far.env = r.Env
 		c.far.mu.Unlock()
+	}
+	if c.data != nil { // the data path opened: both ends have endpoints to describe
+		c.sock.AddSends(c.ts)
+		c.far.record(c.data.Request.Transport, c.sock, r.Sockets)
 	}
 	if !srv.Complete {
 		r.Warnings = append(r.Warnings, "the server did not complete its half: "+srv.Error)

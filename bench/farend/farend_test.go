@@ -374,3 +374,35 @@ func BenchmarkFarStream(b *testing.B) {
 		}
 	}
 }
+
+// TestSocketOptionsOnTheWire: a run without socket flags asks for nothing (the
+// default batch of 64 travels as none), so a server without the "sockets" capability
+// still runs it; any flag travels, and the server reads back the run's flags.
+func TestSocketOptionsOnTheWire(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		net   bench.NetOptions
+		batch int
+		zero  bool
+	}{
+		{"defaults", bench.NetOptions{}, 64, true},
+		{"nodelay is not a socket option here", bench.NetOptions{NoDelay: true}, 64, true},
+		{"batch 1", bench.NetOptions{}, 1, false},
+		{"rcvbuf", bench.NetOptions{RecvBuffer: 1 << 20}, 64, false},
+		{"no gso", bench.NetOptions{NoGSO: true}, 64, false},
+		{"busy poll", bench.NetOptions{BusyPoll: true}, 64, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			so := socketOptions(tc.net, tc.batch)
+			if so.IsZero() != tc.zero {
+				t.Errorf("socketOptions(%+v, %d) = %+v; zero %v, want %v", tc.net, tc.batch, so, so.IsZero(), tc.zero)
+			}
+			req := remote.TestRequest{Transport: "udp", Sockets: so}
+			back := netOptions(so)
+			back.NoDelay = tc.net.NoDelay
+			if back != tc.net || batchOf(req) != tc.batch {
+				t.Errorf("the server reads %+v, batch %d; want %+v, batch %d", back, batchOf(req), tc.net, tc.batch)
+			}
+		})
+	}
+}

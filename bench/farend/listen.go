@@ -55,7 +55,7 @@ func serveListen(ctx context.Context, d *remote.Data, ts []bench.Transport, foot
 	var wg sync.WaitGroup
 	errs := make([]error, len(ts))
 	for i, t := range ts {
-		wg.Go(func() { errs[i] = bench.ServeEcho(ctx, t, size, batch) })
+		wg.Go(func() { errs[i] = bench.ServeEcho(ctx, t, size, batchOf(d.Request)) })
 	}
 	var res bench.FarResult
 	var lerr error
@@ -95,7 +95,7 @@ func acceptEcho(ctx context.Context, d *remote.Data, size int, wg *sync.WaitGrou
 			}
 			return err
 		}
-		t, err := tcp.Frame(c, tcp.Options{})
+		t, err := tcp.Frame(c, tcpOptions(d.Request))
 		if err != nil {
 			c.Close()
 			return err
@@ -146,7 +146,7 @@ func (c *cell) Dial(ctx context.Context) (bench.Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := tcp.Frame(conn, tcp.Options{})
+		t, err := tcp.Frame(conn, tcpOptions(c.data.Request))
 		if err != nil {
 			conn.Close()
 			return nil, err

@@ -38,7 +38,7 @@ func halfServer(x string, d *remote.Data) (func(ctx context.Context, t bench.Tra
 		// the TCP data listener closed when the connection arrived.
 		listener := d.Request.Transport == "udp"
 		return func(ctx context.Context, t bench.Transport) error {
-			return bench.ServeClose(ctx, t, size, batch, listener)
+			return bench.ServeClose(ctx, t, size, batchOf(d.Request), listener)
 		}, nil
 	case bench.ExpRefused:
 		port, err := d.ClosedPort()
@@ -50,7 +50,7 @@ func halfServer(x string, d *remote.Data) (func(ctx context.Context, t bench.Tra
 		}, nil
 	}
 	return func(ctx context.Context, t bench.Transport) error {
-		return bench.ServeEcho(ctx, t, size, batch)
+		return bench.ServeEcho(ctx, t, size, batchOf(d.Request))
 	}, nil
 }
 

@@ -43,6 +43,7 @@ type Client struct {
 	server   netip.AddrPort // the control connection's peer: Data.Peer
 	limits   WireLimits
 	listen   bool // the server offers CapListen
+	sockets  bool // the server offers CapSockets
 
 	runMu  sync.Mutex // held by Run: one test at a time
 	nextID uint32     // guarded by runMu
@@ -82,7 +83,7 @@ func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 }
 
 func (cl *Client) handshake(ctx context.Context, key []byte, software string) error {
-	if err := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen, CapSent}}); err != nil {
+	if err := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen, CapSent, CapSockets}}); err != nil {
 		return err
 	}
 	ch, err := expect[*Challenge](ctx, cl.cc, cl.timeout)
@@ -90,6 +91,7 @@ func (cl *Client) handshake(ctx context.Context, key []byte, software string) er
 		return err
 	}
 	cl.listen = slices.Contains(ch.Caps, CapListen)
+	cl.sockets = slices.Contains(ch.Caps, CapSockets)
 	switch {
 	case ch.Auth == AuthNone && key != nil:
 		return fmt.Errorf("%w: the server has no key, so it cannot prove who it is; refusing (run the server with --key-file, or the client without)", ErrAuth)
@@ -169,6 +171,9 @@ func (cl *Client) Run(ctx context.Context, req TestRequest) (TestResults, error)
 	}
 	if req.Listen && !cl.listen {
 		return out, fmt.Errorf("remote: listen: the server does not offer the %q capability (an older tcpvsudp serve?)", CapListen)
+	}
+	if !req.Sockets.IsZero() && !cl.sockets {
+		return out, fmt.Errorf("remote: sockets: the server does not offer the %q capability (an older tcpvsudp serve?): it cannot apply the socket options asked for (%s) to its end", CapSockets, req.Sockets)
 	}
 	res, err := cl.run(ctx, req)
 	if err != nil {
@@ -353,7 +358,7 @@ func (cl *Client) openData(ctx context.Context, req TestRequest, acc *Accept) (*
 		if req.Listen {
 			d.listenAddr = netip.AddrPortFrom(cl.serverIP, acc.Ports[0])
 		}
-		var nd net.Dialer
+		nd := net.Dialer{Control: tcpControl(req.Sockets)}
 		for range req.Streams {
 			c, err := nd.DialContext(ctx, "tcp", addr)
 			if err != nil {
@@ -361,6 +366,9 @@ func (cl *Client) openData(ctx context.Context, req TestRequest, acc *Accept) (*
 			}
 			d.Conns = append(d.Conns, c)
 			d.closers = append(d.closers, c)
+			if err := tcpBuffersAfter(c, req.Sockets); err != nil {
+				return nil, nil, fmt.Errorf("tcp buffer sizes: %w", err)
+			}
 			if dl, ok := ctx.Deadline(); ok {
 				c.SetWriteDeadline(dl)
 			}
@@ -383,9 +391,12 @@ func (cl *Client) openData(ctx context.Context, req TestRequest, acc *Accept) (*
 			if err != nil {
 				return nil, nil, err
 			}
-			p := &UDPPath{conn: c, token: acc.Token, peer: netip.AddrPortFrom(cl.serverIP, port), connected: true}
+			p := &UDPPath{conn: c, token: acc.Token, peer: netip.AddrPortFrom(cl.serverIP, port), connected: true, opts: req.Sockets}
 			d.Paths = append(d.Paths, p)
 			d.closers = append(d.closers, c)
+			if err := setUDPBuffers(c, req.Sockets); err != nil {
+				return nil, nil, fmt.Errorf("udp port %d: %w", port, err)
+			}
 			proof, err := probe(ctx, c, acc.Token)
 			if err != nil {
 				return nil, nil, fmt.Errorf("udp port %d: %w", port, err)

@@ -192,6 +192,10 @@ type UDPPath struct {
 	// single: one datagram per call, never batched (a socket used for one
 	// transaction: setting up the batch would cost more than it saves).
 	single bool
+	opts   SocketOptions // the test's: batch, GSO and busy polling of the batched socket
+
+	// The unbatched path's sends (SendCalls): one datagram per system call.
+	sendCalls atomic.Uint64
 
 	wbuf []byte // Send's scratch
 	rbuf []byte // Recv's scratch
@@ -200,8 +204,9 @@ type UDPPath struct {
 
 	// Batched I/O (PITFALLS 18): once the path is validated and its socket connected
 	// in the kernel, which then drops every other source, Send and Recv move up to
-	// udpBatch datagrams per system call through udp.Conn (sendmmsg with GSO,
-	// recvmmsg). nil: one datagram per call, checking the source in user space.
+	// opts.Batch (default udpBatch) datagrams per system call through udp.Conn
+	// (sendmmsg with GSO unless opts.NoGSO, recvmmsg, spinning with opts.BusyPoll).
+	// nil: one datagram per call, checking the source in user space.
 	batchOnce sync.Once
 	bc        *udp.Conn
 	wbufs     [][]byte // Send's prefixed copies
@@ -212,7 +217,8 @@ type UDPPath struct {
 	stamps    []int64 // the stamps of the messages the last Recv returned (RecvStamps)
 }
 
-// udpBatch is the most datagrams one batched Send or Recv moves.
+// udpBatch is the most datagrams one batched Send or Recv moves, unless the test's
+// SocketOptions.Batch says otherwise.
 const udpBatch = 64
 
 // batcher returns the path's batched socket, made at first use; nil when the socket
@@ -222,16 +228,17 @@ func (p *UDPPath) batcher() *udp.Conn {
 		if p.single || (!p.connected && !kernelConnects) {
 			return
 		}
-		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: udpBatch})
+		b := p.opts.batch()
+		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: b, NoGSO: p.opts.NoGSO, BusyPoll: p.opts.BusyPoll})
 		if err != nil {
 			return
 		}
 		p.bc = bc
-		p.wbufs = make([][]byte, udpBatch)
-		p.wout = make([][]byte, udpBatch)
-		p.rsizes = make([]int, udpBatch)
-		p.rstamps = make([]int64, udpBatch)
-		p.stamps = make([]int64, 0, udpBatch)
+		p.wbufs = make([][]byte, b)
+		p.wout = make([][]byte, b)
+		p.rsizes = make([]int, b)
+		p.rstamps = make([]int64, b)
+		p.stamps = make([]int64, 0, b)
 	})
 	return p.bc
 }
@@ -260,6 +267,7 @@ func (p *UDPPath) Send(msgs [][]byte) (int, error) {
 			p.lost(err)
 			return i, fmt.Errorf("remote: udp send to %v: %w", p.peer, err)
 		}
+		p.sendCalls.Add(1)
 		if p.sent != nil {
 			p.sent.Add(uint64(len(p.wbuf)))
 		}
@@ -304,12 +312,12 @@ func (p *UDPPath) Recv(bufs [][]byte, sizes []int) (int, error) {
 	}
 }
 
-// sendBatch is Send through the batched socket: up to udpBatch datagrams per call,
+// sendBatch is Send through the batched socket: up to a batch of datagrams per call,
 // paced a batch at a time (a batch is well within the pacer's burst).
 func (p *UDPPath) sendBatch(bc *udp.Conn, msgs [][]byte) (int, error) {
 	done := 0
 	for done < len(msgs) {
-		k, total := min(len(msgs)-done, udpBatch), 0
+		k, total := min(len(msgs)-done, len(p.wbufs)), 0
 		for i := 0; i < k; i++ {
 			m := msgs[done+i]
 			if len(m) > MaxUDPMessage {
@@ -347,11 +355,12 @@ func (p *UDPPath) sendBatch(bc *udp.Conn, msgs [][]byte) (int, error) {
 // datagrams one recvmmsg got (up to len(bufs)), dropping and counting those with
 // another token or kind; the kernel already dropped other sources.
 func (p *UDPPath) recvBatch(bc *udp.Conn, bufs [][]byte, sizes []int) (int, error) {
-	k := min(len(bufs), len(sizes), udpBatch)
+	b := len(p.rsizes)
+	k := min(len(bufs), len(sizes), b)
 	need := udpPrefixLen + len(bufs[0])
 	if len(p.rbufs) < k || cap(p.rbufs[0]) < need {
-		backing := make([]byte, udpBatch*need)
-		p.rbufs = make([][]byte, udpBatch)
+		backing := make([]byte, b*need)
+		p.rbufs = make([][]byte, b)
 		for i := range p.rbufs {
 			p.rbufs[i] = backing[i*need : (i+1)*need : (i+1)*need]
 		}

@@ -41,7 +41,7 @@
 //
 // The messages, C for client, S for server; a field marked ? may be absent:
 //
-//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines "listen" and "sent")
+//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines "listen", "sent", "sockets")
 //	challenge  S→C  nonce (32 bytes), auth ("hmac-sha256" or "none"), software, caps?
 //	auth       C→S  nonce (32 bytes, the client's), mac? (32 bytes; absent when auth is "none")
 //	auth-ok    S→C  mac? (32 bytes; absent when auth is "none"),
@@ -53,7 +53,9 @@
 //	                (bits/s over all streams, 0 = unpaced), streams (1..1024), direction ("forward":
 //	                client sends, "reverse": server sends, "bidir"), count? (messages per stream, then
 //	                stop; duration_ms still bounds the test), params? (object, experiment-specific),
-//	                listen? (bool; only when both sides listed "listen": see Listen)
+//	                listen? (bool; only when both sides listed "listen": see Listen), sockets?
+//	                ({recv_buffer?, send_buffer? (bytes, 0..2^30), no_gso?, busy_poll? (bool),
+//	                batch? (1..1024)}; only to a server that listed "sockets": see Sockets)
 //	accept     S→C  id, ports ([]uint16: tcp one listener, udp one socket per stream, then with listen
 //	                the listener's socket), token (16 bytes)
 //	start      C→S  id, paths? (udp: per socket, in port order, the 16-byte challenge it received)
@@ -168,6 +170,18 @@
 // address (the amplification rule with a factor of 1, for every reply), remembering
 // at most 4096 addresses (forgetting one forgets its credit and its debit together),
 // and paces what it sends with the test.
+//
+// # Sockets
+//
+// A test's "sockets" (SocketOptions) shape both ends' data sockets, so that the
+// client's socket flags hold across hosts as on one: each end asks its kernel for
+// the buffer sizes (TCP before listen(2) or connect(2), so the handshake's window
+// scale fits them and accepted connections inherit them), turns UDP GSO off, spins
+// its receives, and moves at most batch datagrams per system call. The kernel
+// grants what its limits allow (net.core.rmem_max, wmem_max; SO_BUSY_POLL needs
+// CAP_NET_ADMIN); each end reads the grant back and reports it with its results. A
+// server that did not list "sockets" in its challenge reads the field as unknown:
+// the client never sends it there, and refuses the test instead.
 //
 // # Logs
 //

@@ -287,9 +287,13 @@ func (d *Data) DialConn(ctx context.Context) (net.Conn, error) {
 	if !d.Request.Listen || d.Request.Transport != "tcp" || !d.listenAddr.IsValid() {
 		return nil, ErrNotListening
 	}
-	var nd net.Dialer
+	nd := net.Dialer{Control: tcpControl(d.Request.Sockets)}
 	c, err := nd.DialContext(ctx, "tcp", d.listenAddr.String())
 	if err != nil {
+		return nil, err
+	}
+	if err := tcpBuffersAfter(c, d.Request.Sockets); err != nil {
+		c.Close()
 		return nil, err
 	}
 	if _, err := c.Write(d.token); err != nil {
@@ -310,5 +314,10 @@ func (d *Data) DialPath(ctx context.Context) (*UDPPath, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &UDPPath{conn: c.(*net.UDPConn), token: d.token, peer: d.listenAddr, connected: true, single: true}, nil
+	uc := c.(*net.UDPConn)
+	if err := setUDPBuffers(uc, d.Request.Sockets); err != nil {
+		uc.Close()
+		return nil, err
+	}
+	return &UDPPath{conn: uc, token: d.token, peer: d.listenAddr, connected: true, single: true, opts: d.Request.Sockets}, nil
 }

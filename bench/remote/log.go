@@ -102,6 +102,9 @@ func describeRequest(r TestRequest) string {
 	if r.Count > 0 {
 		s += fmt.Sprintf(", %d messages per stream", r.Count)
 	}
+	if !r.Sockets.IsZero() {
+		s += ", sockets: " + r.Sockets.String()
+	}
 	return s
 }
 

@@ -384,3 +384,16 @@ func TestShutdownStuckRunner(t *testing.T) {
 		})
 	}
 }
+
+// TestDescribeRequestSockets: a test's log line names the socket options it asked
+// for, and says nothing of them when it asked for none.
+func TestDescribeRequestSockets(t *testing.T) {
+	req := TestRequest{Experiment: "bench.stream", Transport: "udp", Direction: Forward, Streams: 1, Size: 1024, Duration: time.Second}
+	if got := describeRequest(req); strings.Contains(got, "sockets") {
+		t.Errorf("describeRequest without socket options = %q; want no sockets", got)
+	}
+	req.Sockets = SocketOptions{RecvBuffer: 1 << 20, NoGSO: true, Batch: 1}
+	if got, want := describeRequest(req), ", sockets: rcvbuf 1048576 no-gso batch 1"; !strings.HasSuffix(got, want) {
+		t.Errorf("describeRequest = %q; want it to end %q", got, want)
+	}
+}

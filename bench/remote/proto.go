@@ -135,6 +135,9 @@ type Test struct {
 	Count      uint64          `json:"count,omitempty"`
 	Params     json.RawMessage `json:"params,omitempty"`
 	Listen     bool            `json:"listen,omitempty"` // with CapListen only
+	// Sockets shape both ends' data sockets (SocketOptions); only to a server that
+	// listed CapSockets. Absent: every default.
+	Sockets *SocketOptions `json:"sockets,omitempty"`
 }
 
 // Accept grants a test (server to client): where its data goes and its token.
@@ -372,6 +375,9 @@ func (m *Test) validate() error {
 	}
 	if m.Params != nil && (len(m.Params) == 0 || m.Params[0] != '{') {
 		return malformed("params: must be a JSON object")
+	}
+	if m.Sockets != nil {
+		return m.Sockets.validate()
 	}
 	return nil
 }

@@ -27,6 +27,8 @@ func sampleMsgs() []Msg {
 		&Refuse{ID: 3, Limit: "max-duration", Error: "refused: duration 120s exceeds the server's --max-duration 60s"},
 		&Refuse{Error: "authentication failed: wrong key"},
 		&Test{ID: 1, Experiment: "stream", Transport: "udp", Size: 1200, DurationMS: 3000, RateBps: 1e6, Streams: 2, Direction: "bidir", Count: 5, Params: json.RawMessage(`{"a":[1,2,{"b":"<&>"}]}`)},
+		&Test{ID: 2, Experiment: "bench.stream", Transport: "udp", Size: 1024, DurationMS: 1000, Streams: 1, Direction: "forward",
+			Sockets: &SocketOptions{RecvBuffer: 1 << 20, SendBuffer: 1 << 19, NoGSO: true, BusyPoll: true, Batch: 1}},
 		&Accept{ID: 1, Ports: []uint16{4000, 4001}, Token: n16},
 		&Start{ID: 1, Paths: [][]byte{n16, n16}},
 		&Start{ID: 1},
@@ -114,6 +116,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"test exponent", `{"v":1,"type":"test","id":1,"experiment":"stream","transport":"tcp","size":1e3,"duration_ms":1,"rate_bps":0,"streams":1,"direction":"forward"}`, ErrMalformed},
 		{"test experiment name", `{"v":1,"type":"test","id":1,"experiment":"../etc","transport":"tcp","size":1,"duration_ms":1,"rate_bps":0,"streams":1,"direction":"forward"}`, ErrMalformed},
 		{"test params not object", `{"v":1,"type":"test","id":1,"experiment":"stream","transport":"tcp","size":1,"duration_ms":1,"rate_bps":0,"streams":1,"direction":"forward","params":[1]}`, ErrMalformed},
+		{"test sockets negative buffer", `{"v":1,"type":"test","id":1,"experiment":"stream","transport":"udp","size":1,"duration_ms":1,"rate_bps":0,"streams":1,"direction":"forward","sockets":{"recv_buffer":-1}}`, ErrMalformed},
+		{"test sockets huge buffer", `{"v":1,"type":"test","id":1,"experiment":"stream","transport":"udp","size":1,"duration_ms":1,"rate_bps":0,"streams":1,"direction":"forward","sockets":{"send_buffer":2000000000}}`, ErrMalformed},
+		{"test sockets batch", `{"v":1,"type":"test","id":1,"experiment":"stream","transport":"udp","size":1,"duration_ms":1,"rate_bps":0,"streams":1,"direction":"forward","sockets":{"batch":1025}}`, ErrMalformed},
+		{"test sockets unknown option", `{"v":1,"type":"test","id":1,"experiment":"stream","transport":"udp","size":1,"duration_ms":1,"rate_bps":0,"streams":1,"direction":"forward","sockets":{"nodelay":true}}`, ErrMalformed},
+		{"test sockets not object", `{"v":1,"type":"test","id":1,"experiment":"stream","transport":"udp","size":1,"duration_ms":1,"rate_bps":0,"streams":1,"direction":"forward","sockets":[1]}`, ErrMalformed},
 		{"accept port 0", `{"v":1,"type":"accept","id":1,"ports":[0],"token":"AAAAAAAAAAAAAAAAAAAAAA=="}`, ErrMalformed},
 		{"accept port too big", `{"v":1,"type":"accept","id":1,"ports":[70000],"token":"AAAAAAAAAAAAAAAAAAAAAA=="}`, ErrMalformed},
 		{"accept no ports", `{"v":1,"type":"accept","id":1,"ports":[],"token":"AAAAAAAAAAAAAAAAAAAAAA=="}`, ErrMalformed},
@@ -268,4 +275,29 @@ func tcpPair(tb testing.TB) (a, b net.Conn) {
 	}
 	tb.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
+}
+
+// TestSocketsAbsentByDefault: a request with default socket options carries no
+// "sockets" field, which a server without CapSockets would refuse as unknown; with
+// any option it does, and the server reads back what was asked.
+func TestSocketsAbsentByDefault(t *testing.T) {
+	req := TestRequest{ID: 1, Experiment: "stream", Transport: "udp", Size: 100, Duration: time.Second, Streams: 1, Direction: Forward}
+	frame, err := Encode(req.wire())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(frame[4:]), "sockets") {
+		t.Errorf("default request on the wire: %s; want no sockets field", frame[4:])
+	}
+	req.Sockets = SocketOptions{RecvBuffer: 1 << 20, NoGSO: true, Batch: 1}
+	if frame, err = Encode(req.wire()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadMsg(bytes.NewReader(frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.(*Test).Request().Sockets; got != req.Sockets {
+		t.Errorf("the server reads sockets %+v from %s; want %+v", got, frame[4:], req.Sockets)
+	}
 }

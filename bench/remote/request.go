@@ -42,6 +42,9 @@ type TestRequest struct {
 	// the listener stays open, Data.Accept; UDP: one more socket, Data.Listener).
 	// Both sides must have listed CapListen.
 	Listen bool
+	// Sockets shape both ends' data sockets; the zero value keeps every default.
+	// Both sides must have listed CapSockets to ask for anything else.
+	Sockets SocketOptions
 }
 
 // Validate checks what every server requires of a request, before its limits.
@@ -68,16 +71,25 @@ func (r TestRequest) Validate() error {
 }
 
 func (r TestRequest) wire() *Test {
-	return &Test{ID: r.ID, Experiment: r.Experiment, Transport: r.Transport, Size: r.Size,
+	t := &Test{ID: r.ID, Experiment: r.Experiment, Transport: r.Transport, Size: r.Size,
 		DurationMS: uint64(max(r.Duration, 0) / time.Millisecond), RateBps: r.RateBps, Streams: r.Streams,
 		Direction: string(r.Direction), Count: r.Count, Params: r.Params, Listen: r.Listen}
+	if !r.Sockets.IsZero() { // absent unless asked for: what a server without CapSockets reads
+		so := r.Sockets
+		t.Sockets = &so
+	}
+	return t
 }
 
 // Request returns the test the message asks for.
 func (m *Test) Request() TestRequest {
-	return TestRequest{ID: m.ID, Experiment: m.Experiment, Transport: m.Transport, Size: m.Size,
+	r := TestRequest{ID: m.ID, Experiment: m.Experiment, Transport: m.Transport, Size: m.Size,
 		Duration: time.Duration(m.DurationMS) * time.Millisecond, RateBps: m.RateBps, Streams: m.Streams,
 		Direction: Direction(m.Direction), Count: m.Count, Params: m.Params, Listen: m.Listen}
+	if m.Sockets != nil {
+		r.Sockets = *m.Sockets
+	}
+	return r
 }
 
 // Results are one side's measurement of one test.

@@ -70,11 +70,13 @@ func openServerData(ss *session, req TestRequest) (*serverData, error) {
 		if ip.Is6() {
 			network = "tcp6"
 		}
+		lc := net.ListenConfig{Control: tcpControl(req.Sockets)} // accepted connections inherit the buffer sizes
 		port, err := ss.s.openPort(func(port uint16) (uint16, error) {
-			ln, err := net.ListenTCP(network, net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, port)))
+			l, err := lc.Listen(context.Background(), network, netip.AddrPortFrom(ip, port).String())
 			if err != nil {
 				return 0, err
 			}
+			ln := l.(*net.TCPListener)
 			sd.ln = ln
 			return uint16(ln.Addr().(*net.TCPAddr).Port), nil
 		})
@@ -93,6 +95,10 @@ func openServerData(ss *session, req TestRequest) (*serverData, error) {
 				if err != nil {
 					return 0, err
 				}
+				if err := setUDPBuffers(c, req.Sockets); err != nil {
+					c.Close()
+					return 0, err
+				}
 				sd.udps = append(sd.udps, &udpValidator{sd: sd, conn: c, amp: newAmpBudget()})
 				return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
 			})
@@ -106,6 +112,10 @@ func openServerData(ss *session, req TestRequest) (*serverData, error) {
 			port, err := ss.s.openPort(func(port uint16) (uint16, error) {
 				c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, port)))
 				if err != nil {
+					return 0, err
+				}
+				if err := setUDPBuffers(c, req.Sockets); err != nil {
+					c.Close()
 					return 0, err
 				}
 				sd.listen = c
@@ -246,6 +256,9 @@ func (sd *serverData) readToken(ctx context.Context, c net.Conn) bool {
 	if sd.handedOn || len(sd.conns) >= sd.req.Streams {
 		return false
 	}
+	if tcpBuffersAfter(c, sd.req.Sockets) != nil {
+		return false
+	}
 	sd.conns = append(sd.conns, c)
 	if len(sd.conns) == sd.req.Streams {
 		close(sd.full)
@@ -380,7 +393,7 @@ func (sd *serverData) finishSetup(ctx context.Context, cancel context.CancelFunc
 			return nil, fmt.Errorf("udp path %d: %w", i, err)
 		}
 		v.conn.SetReadDeadline(time.Time{})
-		paths = append(paths, &UDPPath{conn: v.conn, token: sd.token, peer: peer})
+		paths = append(paths, &UDPPath{conn: v.conn, token: sd.token, peer: peer, opts: sd.req.Sockets})
 	}
 	sd.mu.Lock()
 	sd.handedOn = true

@@ -75,3 +75,52 @@ func (p *UDPPath) RecvDrops() (uint64, error) {
 	}
 	return bc.RecvDrops()
 }
+
+// SendCalls is how many system calls the path's sends made and how many datagrams
+// they carried (udp.Conn.SendCalls on the batched socket, plus one per datagram sent
+// unbatched); data datagrams only, not the setup's probes and challenges.
+func (p *UDPPath) SendCalls() (calls, datagrams uint64) {
+	n := p.sendCalls.Load()
+	calls, datagrams = n, n
+	if bc := p.batcher(); bc != nil {
+		c, d := bc.SendCalls()
+		calls, datagrams = calls+c, datagrams+d
+	}
+	return calls, datagrams
+}
+
+// Batch is the most datagrams one send or receive call of the path moves: the
+// test's SocketOptions.Batch on the batched socket, 1 without it.
+func (p *UDPPath) Batch() int {
+	if p.batcher() == nil {
+		return 1
+	}
+	return len(p.rsizes)
+}
+
+// Offload reports the segmentation offloads of the path's batched socket
+// (udp.Conn.Offload); both false without it.
+func (p *UDPPath) Offload() (gso, gro bool) {
+	if bc := p.batcher(); bc != nil {
+		return bc.Offload()
+	}
+	return false, false
+}
+
+// Timestamps reports whether the kernel stamps the datagrams the path receives
+// (udp.Conn.Timestamps); false without the batched socket.
+func (p *UDPPath) Timestamps() bool {
+	if bc := p.batcher(); bc != nil {
+		return bc.Timestamps()
+	}
+	return false
+}
+
+// BusyPoll reports how the path's receives wait (udp.Conn.BusyPoll): spinning, and
+// the SO_BUSY_POLL the kernel granted, µs; false and 0 without the batched socket.
+func (p *UDPPath) BusyPoll() (spin bool, kernelUs int) {
+	if bc := p.batcher(); bc != nil {
+		return bc.BusyPoll()
+	}
+	return false, 0
+}

@@ -30,7 +30,7 @@ type runFlags struct {
 	quick, nodelay, noFiles, noGSO       bool
 	busyPoll                             bool
 	seed                                 int64
-	rcvbuf, sndbuf                       int
+	rcvbuf, sndbuf                       string
 	clients, receivers                   int
 	readerRate                           string
 	server, keyFile                      string
@@ -211,14 +211,16 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.impairUp, "impair-up", "", "impairments of the client-to-server direction only (replaces --impair/--link for it)")
 	fs.StringVar(&rf.impairDown, "impair-down", "", "impairments of the server-to-client direction only (replaces --impair/--link for it)")
 	fs.BoolVar(&rf.noLab, "no-lab", false, "skip the short emulated-link section the default suite adds when it runs as root")
-	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, 1..1024")
+	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, at both ends (with --server, the server's too), 1..1024")
 	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
 	fs.BoolVar(&rf.busyPoll, "busy-poll", false, "receivers spin on non-blocking reads instead of sleeping until data arrives, and ask for SO_BUSY_POLL of 50us "+
 		"(granted only with CAP_NET_ADMIN; it polls NIC queues, and loopback has none): lower, steadier latency "+
 		"at the cost of up to a full CPU core per receiving socket while it waits, shown as CPU beside pingpong's RTT; default off (Linux only)")
 	fs.BoolVar(&rf.noGSO, "no-gso", false, "send UDP one datagram per message, without UDP GSO (default: GSO when the kernel has it; UDP GRO is never used)")
-	fs.IntVar(&rf.rcvbuf, "rcvbuf", 0, "SO_RCVBUF to request, bytes; 0 = kernel default (the granted size is reported)")
-	fs.IntVar(&rf.sndbuf, "sndbuf", 0, "SO_SNDBUF to request, bytes; 0 = kernel default (the granted size is reported)")
+	fs.StringVar(&rf.rcvbuf, "rcvbuf", "0", "SO_RCVBUF to request on both ends' data sockets, bytes, K/M/G binary (1M = 1048576), up to 1G; "+
+		"0 = kernel default (each end's granted size is reported: Linux doubles a request, net.core.rmem_max caps it)")
+	fs.StringVar(&rf.sndbuf, "sndbuf", "0", "SO_SNDBUF to request on both ends' data sockets, bytes, K/M/G binary, up to 1G; "+
+		"0 = kernel default (each end's granted size is reported; net.core.wmem_max caps it)")
 	fs.SortFlags = false
 }
 
@@ -284,7 +286,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
 		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, Reverse: rf.reverse, Bidir: rf.bidir,
-		Net: bench.NetOptions{NoDelay: rf.nodelay, RecvBuffer: rf.rcvbuf, SendBuffer: rf.sndbuf, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll},
+		Net: bench.NetOptions{NoDelay: rf.nodelay, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll},
 	}
 	var err error
 	if p.Transports, err = parseList("--transports", rf.transports); err != nil {
@@ -345,8 +347,11 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	if rf.warmup < 0 {
 		return p, fmt.Errorf("--warmup: must not be negative, got %v", rf.warmup)
 	}
-	if rf.rcvbuf < 0 || rf.sndbuf < 0 {
-		return p, fmt.Errorf("--rcvbuf, --sndbuf: must not be negative, got %d, %d", rf.rcvbuf, rf.sndbuf)
+	if p.Net.RecvBuffer, err = parseBuffer("--rcvbuf", rf.rcvbuf); err != nil {
+		return p, err
+	}
+	if p.Net.SendBuffer, err = parseBuffer("--sndbuf", rf.sndbuf); err != nil {
+		return p, err
 	}
 	if rf.warmup == 0 {
 		p.Warmup = bench.NoWarmup // an explicit 0: bench's own 0 means its default

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
@@ -63,4 +64,17 @@ func parseRate(flag, v string) (float64, error) {
 		return 0, fmt.Errorf("%s: %w", flag, err)
 	}
 	return r, nil
+}
+
+// maxBuffer is the largest --rcvbuf or --sndbuf, bytes: what a remote test may ask
+// for, far above any kernel's cap.
+const maxBuffer = remote.MaxSocketBuffer
+
+// parseBuffer reads --rcvbuf or --sndbuf: bytes, with an optional binary K, M or G.
+func parseBuffer(flag, v string) (int, error) {
+	n, err := units.Bytes(v, maxBuffer)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", flag, err)
+	}
+	return int(n), nil
 }

@@ -77,6 +77,12 @@ What the server refuses, before any data socket opens, naming the flag:
   - an experiment the server does not run (it runs what 'run --server' asks for)
 It ends a session idle for --idle-timeout or older than --max-session-time.
 
+Socket flags: the client's --rcvbuf, --sndbuf, --no-gso, --busy-poll and --batch
+shape the server's data sockets of its tests too. The kernel grants what its limits
+allow (net.core.rmem_max and wmem_max cap a buffer; SO_BUSY_POLL needs
+CAP_NET_ADMIN); the server reads each grant back and reports it, and what was
+refused, in the client's report (env.peer.sockets).
+
 UDP safety: data goes only to the address the client proved through its session (a
 per-test token in every datagram, its source address checked); until then the server
 never sends an address more bytes than it received from it, and no message can name

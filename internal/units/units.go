@@ -1,6 +1,6 @@
 // Package units reads the quantities that flags and link specs take as text: bit
-// rates with a decimal SI prefix ("500M", "1.5Gbit/s") and counts per second
-// ("1k"). Errors say what was expected and never name a flag: the caller knows which
+// rates with a decimal SI prefix ("500M", "1.5Gbit/s"), counts per second ("1k")
+// and byte sizes with a binary prefix ("256K", "1M"). Errors say what was expected and never name a flag: the caller knows which
 // flag it parsed, and prefixes it.
 package units
 
@@ -102,4 +102,36 @@ func bytesError(v, beforeB string) error {
 		p = strings.ToUpper(p)
 	}
 	return fmt.Errorf("rates are in bits/s, and B is bytes: for %q (bytes/s) give %s%s", v, strconv.FormatFloat(num*8, 'g', -1, 64), p)
+}
+
+// binaryPrefixes are the prefixes a byte size may carry (lower case): powers of 1024,
+// as the kernel counts socket buffers.
+var binaryPrefixes = map[byte]int64{'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
+
+// Bytes reads a byte size: a plain count ("4096"), or a whole number with a binary
+// prefix, K, M or G, optionally followed by iB or B: "256K", "1M", "1MiB", "2GB"
+// (1M = 1048576 bytes). The result is at most max.
+func Bytes(v string, max int64) (int64, error) {
+	s := strings.ToLower(strings.TrimSpace(v))
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("must not be negative, got %q", v)
+	}
+	num, mult := s, int64(1)
+	for _, suf := range []string{"ib", "b"} {
+		if rest, ok := strings.CutSuffix(num, suf); ok && rest != "" && binaryPrefixes[rest[len(rest)-1]] != 0 {
+			num = rest
+			break
+		}
+	}
+	if num != "" && binaryPrefixes[num[len(num)-1]] != 0 {
+		num, mult = num[:len(num)-1], binaryPrefixes[num[len(num)-1]]
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("must be bytes, a whole number with an optional K, M or G (powers of 1024: 256K, 1M), got %q", v)
+	}
+	if n > max/mult {
+		return 0, fmt.Errorf("must be at most %d bytes, got %q", max, v)
+	}
+	return n * mult, nil
 }

@@ -87,3 +87,38 @@ func TestPerSecond(t *testing.T) {
 		})
 	}
 }
+
+func TestBytes(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr string // a part of the error; "" = no error
+	}{
+		{in: "0", want: 0},
+		{in: "4096", want: 4096},
+		{in: "256K", want: 256 << 10},
+		{in: "256k", want: 256 << 10},
+		{in: "1M", want: 1 << 20},
+		{in: " 1MiB ", want: 1 << 20},
+		{in: "1MB", want: 1 << 20},
+		{in: "1G", want: 1 << 30},
+		{in: "2G", wantErr: "at most 1073741824"},
+		{in: "1.5M", wantErr: "whole number"},
+		{in: "-1", wantErr: "negative"},
+		{in: "", wantErr: "whole number"},
+		{in: "M", wantErr: "whole number"},
+		{in: "10x", wantErr: "whole number"},
+		{in: "99999999999999999999", wantErr: "whole number"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := Bytes(tc.in, 1<<30)
+			switch {
+			case tc.wantErr == "" && (err != nil || got != tc.want):
+				t.Errorf("Bytes(%q) = %d, %v; want %d, nil", tc.in, got, err, tc.want)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("Bytes(%q) = %d, %v; want an error containing %q", tc.in, got, err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+)
+
+// What each end of a data path got of the run's socket flags (--rcvbuf, --sndbuf,
+// --no-gso, --busy-poll, --batch). On one host both ends are this process and
+// env.sockets describes one probe socket per transport; across hosts (remote mode)
+// each end describes its own data-path endpoints, read back from the kernel as they
+// opened, and counts its sends on them: env.sockets for this host, env.peer.sockets
+// for the server.
+
+// SendCaller is a transport that counts its send system calls and the datagrams they
+// carried (udp.Conn, a remote UDP path): datagrams/calls is what batching bought.
+type SendCaller interface {
+	SendCalls() (calls, datagrams uint64)
+}
+
+// batchSizer is a transport that says the most messages one of its calls moves.
+type batchSizer interface{ Batch() int }
+
+// SocketsOf describes ts, one end's data-path endpoints of one cell, as their
+// kernel granted them now (call it as they open, before an experiment resizes
+// them): the smallest buffer grants over them, and the offloads, timestamps and
+// busy polling of the first that reports them. batch is the most messages one of
+// the end's calls moves (the transport's own limit when it has one); the send
+// counts start at zero (AddSends).
+func SocketsOf(ts []Transport, batch int) Sock {
+	s := Sock{Batch: batch, DataSockets: len(ts)}
+	first := true
+	for _, t := range ts {
+		if b, ok := t.(batchSizer); ok {
+			s.Batch = min(s.Batch, b.Batch())
+		}
+		bs, ok := t.(BufferSizer)
+		if !ok {
+			continue
+		}
+		r, w, err := bs.BufferSizes()
+		if err != nil {
+			continue
+		}
+		s.RecvBuffer, s.SendBuffer = minNonZero(s.RecvBuffer, r), minNonZero(s.SendBuffer, w)
+		if !first {
+			continue
+		}
+		first = false
+		if o, ok := t.(offloader); ok {
+			s.GSO, s.GRO = o.Offload()
+		}
+		if ts, ok := t.(timestamper); ok {
+			s.RxTimestamps = ts.Timestamps()
+		}
+		if bp, ok := t.(BusyPoller); ok {
+			s.BusyPoll, s.BusyPollUs = bp.BusyPoll()
+		}
+	}
+	return s
+}
+
+// AddSends adds the send calls and datagrams of ts (SendCaller) to s; endpoints
+// that do not count them (TCP) add nothing.
+func (s *Sock) AddSends(ts []Transport) {
+	for _, t := range ts {
+		sc, ok := t.(SendCaller)
+		if !ok {
+			continue
+		}
+		calls, dgrams := sc.SendCalls()
+		s.SendCalls = addU64(s.SendCalls, calls)
+		s.SentDatagrams = addU64(s.SentDatagrams, dgrams)
+	}
+}
+
+// Merge adds a cell's description of one end to s, the run's: the smallest grants
+// and batch, the flags and refusals as first reported (refusals once each), the
+// endpoints and send counts summed.
+func (s *Sock) Merge(c Sock) {
+	if s.DataSockets == 0 {
+		*s = c
+		s.Refused = append([]string(nil), c.Refused...)
+		return
+	}
+	s.RecvBuffer, s.SendBuffer = minNonZero(s.RecvBuffer, c.RecvBuffer), minNonZero(s.SendBuffer, c.SendBuffer)
+	if c.Batch > 0 {
+		s.Batch = minNonZero(s.Batch, c.Batch)
+	}
+	s.DataSockets += c.DataSockets
+	if c.SendCalls != nil {
+		s.SendCalls = addU64(s.SendCalls, *c.SendCalls)
+		s.SentDatagrams = addU64(s.SentDatagrams, derefU64(c.SentDatagrams))
+	}
+	for _, r := range c.Refused {
+		if !slices.Contains(s.Refused, r) {
+			s.Refused = append(s.Refused, r)
+		}
+	}
+}
+
+// Refusals says what an end's kernel refused of the socket flags want asked for, as
+// its endpoints read back got: a buffer granted less than asked (Linux doubles a
+// request to make room for its bookkeeping, so less than twice it there), busy
+// polling without SO_BUSY_POLL. Each line names the flag.
+func Refusals(want NetOptions, transport string, got Sock) []string {
+	factor := 1
+	if runtime.GOOS == "linux" {
+		factor = 2
+	}
+	var out []string
+	if want.RecvBuffer > 0 && got.RecvBuffer > 0 && got.RecvBuffer < factor*want.RecvBuffer {
+		out = append(out, fmt.Sprintf("--rcvbuf: %s receive buffer: asked for %d bytes, granted %d (net.core.rmem_max caps it)", transport, want.RecvBuffer, got.RecvBuffer))
+	}
+	if want.SendBuffer > 0 && got.SendBuffer > 0 && got.SendBuffer < factor*want.SendBuffer {
+		out = append(out, fmt.Sprintf("--sndbuf: %s send buffer: asked for %d bytes, granted %d (net.core.wmem_max caps it)", transport, want.SendBuffer, got.SendBuffer))
+	}
+	if want.BusyPoll && got.BusyPoll && got.BusyPollUs == 0 {
+		out = append(out, fmt.Sprintf("--busy-poll: %s: SO_BUSY_POLL refused (raising it above net.core.busy_read needs CAP_NET_ADMIN); receivers still spin on non-blocking reads", transport))
+	}
+	return out
+}
+
+func addU64(p *uint64, n uint64) *uint64 {
+	v := n
+	if p != nil {
+		v += *p
+	}
+	return &v
+}
+
+func derefU64(p *uint64) uint64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// minNonZero is the smaller of a and b where both are known (non-zero), else the
+// one that is.
+func minNonZero(a, b int) int {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
+}
