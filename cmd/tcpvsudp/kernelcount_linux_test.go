@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
@@ -98,36 +94,5 @@ func oneCell(t *testing.T, rep bench.Report) bench.Metrics {
 // udpSNMP reads the Udp: line pair of /proc/net/snmp in p's client namespace.
 func udpSNMP(t *testing.T, p *lab.Pair) map[string]uint64 {
 	t.Helper()
-	out := map[string]uint64{}
-	err := p.InClient(func() error {
-		f, err := os.Open("/proc/thread-self/net/snmp") // this thread's namespace, not the process's
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		var names []string
-		for sc := bufio.NewScanner(f); sc.Scan(); {
-			fields := strings.Fields(sc.Text())
-			if len(fields) == 0 || fields[0] != "Udp:" {
-				continue
-			}
-			if names == nil {
-				names = fields[1:]
-				continue
-			}
-			for i, v := range fields[1:] {
-				n, err := strconv.ParseUint(v, 10, 64)
-				if err != nil || i >= len(names) {
-					return fmt.Errorf("snmp: Udp: %q: %v", sc.Text(), err)
-				}
-				out[names[i]] = n
-			}
-			return nil
-		}
-		return fmt.Errorf("snmp: no Udp: lines")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return udpSNMPIn(t, p.InClient)
 }

@@ -79,7 +79,10 @@ func TestRunServerTwoHostsFullSuite(t *testing.T) {
 	t.Logf("properties: remote %v, loopback %v", farProps, localProps)
 	for _, id := range farProps {
 		if !slices.Contains(localProps, id) {
-			t.Errorf("property %s only in the remote report", id)
+			t.Errorf("property %s only in the remote report; the loopback run's cells:", id)
+			for _, r := range local.Results {
+				t.Errorf("  %s %s: error %q, sent %d, recv %d, rtt %+v", r.Experiment, r.Transport, r.Error, r.Metrics.SentMsgs, r.Metrics.RecvMsgs, r.Metrics.RTT)
+			}
 		}
 	}
 	cs.terminate(t)
