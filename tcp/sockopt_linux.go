@@ -8,37 +8,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// beforeConnect returns a Control function for net.Dialer and net.ListenConfig that
-// sets SO_RCVBUF and SO_SNDBUF before connect(2) or listen(2): the window scale is
-// fixed by the handshake, and accepted sockets inherit the listener's sizes.
-// It returns nil when o asks for the kernel defaults.
+// beforeConnect is BeforeConnect with o's sizes.
 func beforeConnect(o Options) func(network, address string, rc syscall.RawConn) error {
-	if o.RecvBuffer == 0 && o.SendBuffer == 0 {
+	return BeforeConnect(o.RecvBuffer, o.SendBuffer)
+}
+
+// BeforeConnect returns a Control function for net.Dialer and net.ListenConfig that
+// sets SO_RCVBUF and SO_SNDBUF (0 leaves one) before connect(2) or listen(2): the
+// window scale is fixed by the handshake, and accepted sockets inherit the
+// listener's sizes. It returns nil when both are 0. Outside Linux it returns nil and
+// SetBuffersAfter sets the sizes instead.
+func BeforeConnect(recv, send int) func(network, address string, rc syscall.RawConn) error {
+	if recv == 0 && send == 0 {
 		return nil
 	}
-	return func(_, _ string, rc syscall.RawConn) error {
-		var err error
-		cerr := rc.Control(func(fd uintptr) {
-			if o.RecvBuffer > 0 {
-				err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, o.RecvBuffer)
-				if err != nil {
-					err = os.NewSyscallError("setsockopt SO_RCVBUF", err)
-					return
-				}
-			}
-			if o.SendBuffer > 0 {
-				err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, o.SendBuffer)
-				if err != nil {
-					err = os.NewSyscallError("setsockopt SO_SNDBUF", err)
-				}
-			}
-		})
-		if cerr != nil {
-			return cerr
-		}
-		return err
-	}
+	return func(_, _ string, rc syscall.RawConn) error { return setRawBuffers(rc, recv, send) }
 }
+
+// SetBuffersAfter sets SO_RCVBUF and SO_SNDBUF on an established TCP connection
+// where BeforeConnect could not; on Linux it does nothing: BeforeConnect set them.
+func SetBuffersAfter(net.Conn, int, int) error { return nil }
 
 // setBuffersAfter does nothing on Linux: beforeConnect set the sizes.
 func setBuffersAfter(*net.TCPConn, Options) error { return nil }
@@ -49,6 +38,12 @@ func setBuffers(c syscall.Conn, recv, send int) error {
 	if err != nil {
 		return err
 	}
+	return setRawBuffers(rc, recv, send)
+}
+
+// setRawBuffers sets SO_RCVBUF and SO_SNDBUF on rc's socket; 0 leaves one as it is.
+func setRawBuffers(rc syscall.RawConn, recv, send int) error {
+	var err error
 	cerr := rc.Control(func(fd uintptr) {
 		if recv > 0 {
 			if err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, recv); err != nil {

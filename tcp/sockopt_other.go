@@ -16,6 +16,21 @@ func beforeConnect(Options) func(network, address string, rc syscall.RawConn) er
 	return nil
 }
 
+// BeforeConnect returns nil outside Linux: SetBuffersAfter sets the sizes.
+func BeforeConnect(recv, send int) func(network, address string, rc syscall.RawConn) error {
+	return nil
+}
+
+// SetBuffersAfter sets SO_RCVBUF and SO_SNDBUF (0 leaves one) on an established TCP
+// connection; anything but a *net.TCPConn is left alone.
+func SetBuffersAfter(c net.Conn, recv, send int) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	return setBuffersAfter(tc, Options{RecvBuffer: recv, SendBuffer: send})
+}
+
 // setBuffersAfter sets SO_RCVBUF and SO_SNDBUF on an established connection.
 func setBuffersAfter(c *net.TCPConn, o Options) error {
 	if o.RecvBuffer > 0 {
