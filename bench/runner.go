@@ -700,20 +700,9 @@ func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]Sock {
 		}
 		t, err := nw.Dial(ctx, l.Addr().String())
 		if err == nil {
-			if bs, ok := t.(BufferSizer); ok {
-				if r, s, err := bs.BufferSizes(); err == nil {
-					sk := Sock{RecvBuffer: r, SendBuffer: s}
-					if o, ok := t.(offloader); ok {
-						sk.GSO, sk.GRO = o.Offload()
-					}
-					if ts, ok := t.(timestamper); ok {
-						sk.RxTimestamps = ts.Timestamps()
-					}
-					if bp, ok := t.(BusyPoller); ok {
-						sk.BusyPoll, sk.BusyPollUs = bp.BusyPoll()
-					}
-					out[name] = sk
-				}
+			if sk := SocketsOf([]Transport{t}, 0); sk.RecvBuffer > 0 || sk.SendBuffer > 0 {
+				sk.DataSockets = 0 // a probe, not a data socket
+				out[name] = sk
 			}
 			t.Close()
 		}
