@@ -533,6 +533,9 @@ func writeFile(path string, write func(io.Writer) error) error {
 }
 
 func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
+	if err := reportFile(path); err != nil {
+		return usageError{err}
+	}
 	rep, err := bench.LoadReport(path)
 	if errors.Is(err, bench.ErrNotReport) {
 		return usageError{err}

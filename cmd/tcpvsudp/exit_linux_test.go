@@ -57,7 +57,7 @@ func TestKeyFileFIFO(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "key.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Skipf("mkfifo: %v", err)
+		t.Fatalf("mkfifo: %v", err)
 	}
 	for _, args := range [][]string{
 		{"serve", "--listen", "127.0.0.1:0", "--key-file", fifo},
@@ -78,12 +78,17 @@ func TestKeyFileFIFO(t *testing.T) {
 
 // TestUsageExitStatus: mistakes that can be found before anything is measured exit
 // with status 2, naming the flag and what it wants, and measure nothing: no progress
-// line, no table (issue 13, item 7).
+// line, no table (issue 13, item 7). A FIFO given to report is refused too, rather
+// than waited on.
 func TestUsageExitStatus(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "a-file")
 	if err := os.WriteFile(file, []byte("not a directory\n"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "report.fifo") // its open would wait for a writer
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatalf("mkfifo: %v", err)
 	}
 	// One short cell: should a check be missing, the run is over in a moment and
 	// fails the test by its exit status, not by the hang guard.
@@ -100,6 +105,8 @@ func TestUsageExitStatus(t *testing.T) {
 			want: []string{"--server", "HOST:PORT", `"[::1"`}},
 		{name: "out is a file", args: append([]string{"run", "--out", file}, cell...),
 			want: []string{"--out", file, "not a directory"}},
+		{name: "report of a FIFO", args: []string{"report", fifo},
+			want: []string{"report: " + fifo + " is a named pipe (FIFO), want a regular file"}},
 		{name: "out not writable", args: append([]string{"run", "--out", "/sys/kernel"}, cell...),
 			want: []string{"--out", "/sys/kernel", "cannot write"}, skip: func() string {
 				f, err := os.CreateTemp("/sys/kernel", ".tcpvsudp-test-*")

@@ -80,7 +80,7 @@ func TestOutDir(t *testing.T) {
 	for _, tc := range []struct {
 		name, out, want string
 	}{
-		{"a file", file, "exists and is not a directory"},
+		{"a file", file, "is a regular file, not a directory"},
 		{"under a file", filepath.Join(file, "sub"), "cannot make the directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
