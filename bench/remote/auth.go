@@ -34,10 +34,23 @@ var (
 )
 
 // LoadKey reads a pre-shared key: the file's bytes, surrounding whitespace ignored.
-// It refuses a file that group or others may access in any way (the key is a
-// password), a key shorter than MinKeyLen bytes, and a file larger than 4 KiB.
+// It refuses anything but a regular file (a named pipe, a device, a directory), a
+// file that group or others may access in any way (the key is a password), a key
+// shorter than MinKeyLen bytes, and a file larger than 4 KiB.
+//
+// It never waits on the file: it checks the kind before it opens, opens without
+// blocking where the OS can (O_NONBLOCK, so a path that became a FIFO since the
+// check does not wait for a writer), and checks again on what it opened before it
+// reads anything.
 func LoadKey(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	checked, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("remote: key file: %w", err)
+	}
+	if err := keyFileKind(path, checked); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|openNoWait, 0)
 	if err != nil {
 		return nil, fmt.Errorf("remote: key file: %w", err)
 	}
@@ -46,8 +59,11 @@ func LoadKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remote: key file: %w", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("remote: key file %s is not a regular file", path)
+	if err := keyFileKind(path, fi); err != nil {
+		return nil, err
+	}
+	if !os.SameFile(checked, fi) {
+		return nil, fmt.Errorf("remote: key file %s was replaced while it was opened: try again", path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("remote: key file %s is accessible by group or others (mode %04o): run chmod 600 %s", path, perm, path)
@@ -64,6 +80,33 @@ func LoadKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("remote: key file %s: %w", path, err)
 	}
 	return key, nil
+}
+
+// keyFileKind refuses a key file that is not a regular file, naming what it is.
+func keyFileKind(path string, fi os.FileInfo) error {
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("remote: key file %s is %s, want a regular file", path, fileKind(fi.Mode()))
+}
+
+// fileKind names a file's type, as a key file's error says it.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return fmt.Sprintf("not a regular file (mode %v)", m)
 }
 
 // parseKey trims surrounding whitespace and checks the length.

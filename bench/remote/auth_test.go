@@ -63,7 +63,7 @@ func TestLoadKey(t *testing.T) {
 	t.Run("directory", func(t *testing.T) {
 		sub := filepath.Join(dir, "sub")
 		os.Mkdir(sub, 0o700)
-		if _, err := LoadKey(sub); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		if _, err := LoadKey(sub); err == nil || !strings.Contains(err.Error(), "is a directory, want a regular file") {
 			t.Errorf("LoadKey of a directory: %v", err)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -188,15 +189,15 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 		"0 = closed loop (one request at a time, the next only after the reply: a stall delays one request and hides the queue behind it)")
 	fs.IntVarP(&rf.repeat, "repeat", "R", 1, "runs per cell, 1..100; each figure is then the median, with a 95% CI from 6 runs up")
 	fs.IntVarP(&rf.port, "port", "p", 0, "server port for the data sockets, 0..65535; 0 = an ephemeral port per cell")
-	fs.StringVar(&rf.host, "host", "127.0.0.1", "address the server end listens on and the client dials (loopback: 127.0.0.1 or ::1)")
+	fs.StringVar(&rf.host, "host", "127.0.0.1", "address the server end listens on and the client dials, one of this host's: loopback (127.0.0.1, ::1), 0.0.0.0, :: or an interface's address")
 	fs.StringVar(&rf.server, "server", "", "remote mode: run the server halves on 'tcpvsudp serve' at HOST[:PORT] (port 5299 by default) instead of in this process; "+
 		"experiments so far: "+strings.Join(bench.FarExperiments, ", "))
 	fs.BoolVar(&rf.reverse, "reverse", false, "with --server: stream the other way, the server sending and this host receiving and counting (like iperf3 -R)")
 	fs.BoolVar(&rf.bidir, "bidir", false, "with --server: stream both ways at once, this host's senders to the server and the server's to this host, "+
 		"each direction counted by its receiver (like iperf3 --bidir); --rate paces each direction, and a cell's figures are both directions summed "+
 		"(goodput too; the report's observed keeps each apart)")
-	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a file only its owner may access)")
-	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md")
+	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a regular file only its owner may access)")
+	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing; checked writable before anything is measured")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
 	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms, --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
 	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
@@ -384,12 +385,21 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 		if err != nil {
 			return p, err
 		}
-		p.Far = pendingFar{addr: addr}
+		pf := pendingFar{addr: addr}
+		if rf.keyFile != "" {
+			if pf.key, err = loadKey(rf.keyFile); err != nil {
+				return p, err
+			}
+		}
+		p.Far = pf
 	} else if rf.keyFile != "" {
 		return p, errors.New("--key-file: only with --server (the key of a remote tcpvsudp serve)")
 	}
 	p = p.WithDefaults()
-	return p, p.Validate()
+	if err := p.Validate(); err != nil {
+		return p, err
+	}
+	return p, localHost(p.Host, net.InterfaceAddrs)
 }
 
 func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string, stdout, stderr io.Writer) error {
@@ -398,18 +408,20 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		return usageError{err}
 	}
 	p.Command = cmdline
+	if !rf.noFiles {
+		// Before anything is measured: a report that cannot be written is a mistake
+		// to hear about now, not after the run.
+		if err := outDir(rf.out); err != nil {
+			return usageError{err}
+		}
+	}
 	if pf, ok := p.Far.(pendingFar); ok {
-		far, err := dialFar(ctx, pf.addr, rf.keyFile)
+		far, err := dialFar(ctx, pf)
 		if err != nil {
 			return err
 		}
 		defer far.Close()
 		p.Far = far
-	}
-	if !rf.noFiles {
-		if err := os.MkdirAll(rf.out, 0o755); err != nil {
-			return fmt.Errorf("--out: %w", err)
-		}
 	}
 	prog := newProgress(stderr, p)
 	p.Progress = prog.event
@@ -521,6 +533,9 @@ func writeFile(path string, write func(io.Writer) error) error {
 }
 
 func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
+	if err := reportFile(path); err != nil {
+		return usageError{err}
+	}
 	rep, err := bench.LoadReport(path)
 	if errors.Is(err, bench.ErrNotReport) {
 		return usageError{err}

@@ -25,6 +25,7 @@ func TestServerAddr(t *testing.T) {
 	for in, want := range map[string]string{
 		"198.18.1.2": "198.18.1.2:5299", "198.18.1.2:6000": "198.18.1.2:6000",
 		"::1": "[::1]:5299", "[::1]:6000": "[::1]:6000", "lab-host": "lab-host:5299",
+		"[::1]": "[::1]:5299", "fe80::1%eth0": "[fe80::1%eth0]:5299", "host.example.": "host.example.:5299",
 	} {
 		if got, err := serverAddr(in); err != nil || got != want {
 			t.Errorf("serverAddr(%q) = %q, %v; want %q", in, got, err, want)
@@ -33,6 +34,12 @@ func TestServerAddr(t *testing.T) {
 	for _, bad := range []string{"", "host:0", "host:99999", "host:http", ":5299"} {
 		if _, err := serverAddr(bad); err == nil || !strings.Contains(err.Error(), "--server") {
 			t.Errorf("serverAddr(%q): %v, want an error naming --server", bad, err)
+		}
+	}
+	// Neither an address nor a name: refused before anything dials, with the form.
+	for _, bad := range []string{"[::1", "::1]", "[[::1]]:80", "a b", "host/x", "1:2:3", "host..example"} {
+		if _, err := serverAddr(bad); err == nil || !strings.Contains(err.Error(), "--server") || !strings.Contains(err.Error(), "HOST:PORT") {
+			t.Errorf("serverAddr(%q): %v, want an error naming --server and HOST:PORT", bad, err)
 		}
 	}
 }

@@ -152,7 +152,7 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 func addServeFlags(fs *pflag.FlagSet, sf *serveFlags) {
 	d := remote.DefaultLimits()
 	fs.StringVar(&sf.listen, "listen", fmt.Sprintf(":%d", defaultServePort), "TCP address of the control port, HOST:PORT; ':PORT' is every address of the host, an IP address alone takes port "+strconv.Itoa(defaultServePort))
-	fs.StringVar(&sf.keyFile, "key-file", "", "pre-shared key: a file of at least 16 bytes that only its owner may access; without it, only loopback peers are accepted")
+	fs.StringVar(&sf.keyFile, "key-file", "", "pre-shared key: a regular file of at least 16 bytes that only its owner may access; without it, only loopback peers are accepted")
 	fs.BoolVar(&sf.allowUnauthenticated, "allow-unauthenticated", false, "without --key-file, accept any peer, not only loopback (a trusted network only)")
 	fs.IntVar(&sf.maxSessions, "max-sessions", d.MaxSessions, "authenticated sessions at once, 1..1024; more are refused")
 	fs.IntVar(&sf.maxStreams, "max-streams", d.MaxStreams, "streams per test (TCP connections or UDP sockets), 1..1024")
@@ -230,8 +230,8 @@ func (sf *serveFlags) config() (serveConfig, error) {
 		return c, errors.New("--key-file and --allow-unauthenticated: give one, not both (with a key every client must authenticate)")
 	}
 	if sf.keyFile != "" {
-		if c.key, err = remote.LoadKey(sf.keyFile); err != nil {
-			return c, fmt.Errorf("--key-file: %w", err)
+		if c.key, err = loadKey(sf.keyFile); err != nil {
+			return c, err
 		}
 	}
 	return c, nil
