@@ -367,7 +367,9 @@ type streamRx struct {
 
 	// When the drain may end before every flow is complete (waitDrained).
 	reliable bool          // TCP: every message arrives in the end, so only completeness or the drain ends the wait
-	quietFor time.Duration // datagrams: nothing arrived for this long since the end was known
+	quietFor time.Duration // datagrams: nothing arrived for this long since the end was known (at least)
+	dataSeen atomic.Bool   // a data message arrived: arrival gaps count from here
+	maxGap   atomic.Int64  // the longest wait between two reads that returned messages, once data flowed, ns
 	idle     func() bool   // datagrams: the path holds nothing in flight (the lab's link is empty); nil = no such check
 	tsMu     sync.Mutex    // guards ts
 	ts       []Transport   // the endpoints served, whose receive queues must be empty
@@ -430,7 +432,9 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 		if n > 0 {
 			tm := time.Now()
 			now := int64(tm.Sub(rx.e.epoch)) // rx.e.now(), with the wall clock beside it for arr
-			rx.lastArrival.Store(now)
+			if prev := rx.lastArrival.Swap(now); prev > 0 && rx.dataSeen.Load() {
+				storeMax(&rx.maxGap, now-prev)
+			}
 			arr.read(n, tm, now)
 			for i := 0; i < n; i++ {
 				at, kernel := arr.at(i, now)
@@ -487,6 +491,7 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 	switch h.Kind {
 	case KindData:
 		if f.firstRecv < 0 {
+			rx.dataSeen.Store(true)
 			f.firstRecv = now
 			if rx.onFirstData != nil {
 				rx.firstData.Do(rx.onFirstData)
@@ -546,6 +551,24 @@ func (rx *streamRx) endUnknown() {
 	}
 }
 
+// quiet is the quiet spell that settles a datagram receiver: quietFor, or four times
+// the longest gap between arrivals once data flowed (at most a second), whichever is
+// longer. A host too busy to deliver promptly (softirq work deferred, the reader
+// descheduled) shows it in those gaps, and the last datagrams may still be on their
+// way for as long.
+func (rx *streamRx) quiet() time.Duration {
+	return max(rx.quietFor, min(4*time.Duration(rx.maxGap.Load()), time.Second))
+}
+
+// storeMax raises a to v if v is larger.
+func storeMax(a *atomic.Int64, v int64) {
+	for old := a.Load(); v > old; old = a.Load() {
+		if a.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
 // flowEnded counts one more flow whose end is known, and when that is the last, when.
 func (rx *streamRx) flowEnded() {
 	if rx.ended.Add(1) == int64(rx.p.Streams) {
@@ -563,7 +586,7 @@ func (rx *streamRx) settled() bool {
 	if endedAt == 0 || rx.reliable && !rx.unknown.Load() {
 		return false
 	}
-	if rx.e.now()-max(endedAt, rx.lastArrival.Load()) < int64(rx.quietFor) {
+	if rx.e.now()-max(endedAt, rx.lastArrival.Load()) < int64(rx.quiet()) {
 		return false
 	}
 	if rx.idle != nil && !rx.idle() {

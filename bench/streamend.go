@@ -66,7 +66,7 @@ func newStreamRx(e *runEnv, p Params, transport string) *streamRx {
 	if p.RateBps > 0 && p.Size > 0 {
 		// A paced flow's messages come this far apart: a quiet spell must outlast a few.
 		gap := time.Duration(float64(p.Size*8*max(1, p.Streams)) / p.RateBps * float64(time.Second))
-		rx.quietFor = max(rx.quietFor, min(3*gap, 5*time.Second))
+		rx.quietFor = max(rx.quietFor, min(4*gap, 5*time.Second))
 	}
 	if e.lab != nil {
 		rx.idle = func() bool {
