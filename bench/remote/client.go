@@ -152,9 +152,10 @@ func (cl *Client) Broken() error {
 
 // Run runs one test and returns both sides' results. A refused test returns a
 // *RefusedError and leaves the session usable; so does a test whose data path could
-// not be set up (the server refuses it, saying what failed). If the server is lost mid-test, Run
-// returns within the client's Timeout with an error wrapping ErrServerLost and what
-// this side measured, marked incomplete; the session is then unusable.
+// not be set up (the server refuses it, saying what failed). If the server is lost
+// mid-test, Run returns within the client's Timeout with an error wrapping
+// ErrServerLost and what this side measured, marked incomplete; the session is then
+// unusable.
 func (cl *Client) Run(ctx context.Context, req TestRequest) (TestResults, error) {
 	cl.runMu.Lock()
 	defer cl.runMu.Unlock()
@@ -391,13 +392,20 @@ func (cl *Client) setup(ctx context.Context, req TestRequest, acc *Accept) (*Dat
 		default:
 		}
 		a := wait(&Start{ID: req.ID, Paths: proofs})
+		if a.err == nil && a.start.ID != req.ID {
+			a.err = fmt.Errorf("%w: start for test %d during test %d", ErrUnexpected, a.start.ID, req.ID)
+		}
 		if a.err != nil {
 			d.close()
 			return nil, refused(a.err)
 		}
 		return d, nil
 	}
-	err = fmt.Errorf("remote: data path: %w", err)
+	if ctx.Err() == nil && errors.Is(setupCtx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("remote: data path not open within the client's timeout %v: %w", cl.timeout, err)
+	} else {
+		err = fmt.Errorf("remote: data path: %w", err)
+	}
 	select {
 	case a := <-answered: // the server's answer stopped the opening
 		if a.err == nil {

@@ -99,10 +99,10 @@
 // what it saw. The client reads the control connection while it opens the data
 // path, so a refusal stops its probes at once. When both happen at once, the
 // client's start or results crosses the refusal on the wire: the server skips it (one,
-// before the next test). A server older than this rule reads those results as out of
-// turn and ends the session with a refuse without id, as a client older than it
-// ended the session on a failed setup; such a client still reads a refuse{id} that
-// answers its start.
+// before the next test). Older peers: a server from before this rule reads the
+// giving-up results as out of turn and ends the session with a refuse without id; a
+// client from before it ends the session itself when its setup fails, and reads a
+// refuse{id} that answers its start as a refused test.
 //
 // The server gives hello to auth-ok --handshake-timeout (5 s) in all, and the
 // data path the same from accept to start; a session with no test for

@@ -439,10 +439,9 @@ func (sd *serverData) stalled() string {
 	for i, v := range sd.udps {
 		probes, challenges := v.probed()
 		path := fmt.Sprintf("udp path %d (port %d)", i, sd.ports[i])
-		switch {
-		case probes == 0:
+		if probes == 0 {
 			silent = append(silent, path)
-		default:
+		} else {
 			answered = append(answered, fmt.Sprintf("%s: %d probes arrived, %d challenges sent", path, probes, challenges))
 		}
 	}

@@ -120,8 +120,8 @@ func TestClientSetupFails(t *testing.T) {
 		gaveUp  bool   // the client sent results for test 1
 	}{
 		{"the server refuses first", 10 * time.Second, refuseAtOnce, true, "data path not set up within --handshake-timeout 1s", false},
-		{"the client gives up first", 300 * time.Millisecond, refuseGivenUp, true, "the client gave up (remote: data path: udp port", true},
-		{"an older server", 300 * time.Millisecond, oldServer, false, "remote: data path: udp port", true},
+		{"the client gives up first", 300 * time.Millisecond, refuseGivenUp, true, "the client gave up (remote: data path not open within the client's timeout 300ms: udp port", true},
+		{"an older server", 300 * time.Millisecond, oldServer, false, "remote: data path not open within the client's timeout 300ms: udp port", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, seen := startFakeSetup(t, tc.fake)
