@@ -151,9 +151,11 @@ func (cl *Client) Broken() error {
 }
 
 // Run runs one test and returns both sides' results. A refused test returns a
-// *RefusedError and leaves the session usable. If the server is lost mid-test, Run
-// returns within the client's Timeout with an error wrapping ErrServerLost and what
-// this side measured, marked incomplete; the session is then unusable.
+// *RefusedError and leaves the session usable; so does a test whose data path could
+// not be set up (the server refuses it, saying what failed). If the server is lost
+// mid-test, Run returns within the client's Timeout with an error wrapping
+// ErrServerLost and what this side measured, marked incomplete; the session is then
+// unusable.
 func (cl *Client) Run(ctx context.Context, req TestRequest) (TestResults, error) {
 	cl.runMu.Lock()
 	defer cl.runMu.Unlock()
@@ -206,19 +208,11 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 	if acc.ID != req.ID || len(acc.Ports) != want {
 		return out, fmt.Errorf("%w: accept for test %d with %d ports; want test %d with %d", ErrUnexpected, acc.ID, len(acc.Ports), req.ID, want)
 	}
-	setupCtx, cancelSetup := context.WithTimeout(ctx, cl.timeout)
-	d, proofs, err := cl.openData(setupCtx, req, acc)
-	cancelSetup()
+	d, err := cl.setup(ctx, req, acc)
 	if err != nil {
-		return out, fmt.Errorf("remote: data path: %w", err)
+		return out, err
 	}
 	defer d.close()
-	if err := cl.cc.WriteMsg(&Start{ID: req.ID, Paths: proofs}); err != nil {
-		return out, err
-	}
-	if _, err := expect[*Start](ctx, cl.cc, cl.timeout); err != nil {
-		return out, err
-	}
 	d.Started = time.Now()
 
 	testCtx, cancelTest := context.WithCancelCause(ctx)
@@ -340,6 +334,100 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 		return out, fmt.Errorf("remote: test %d: %w", req.ID, derr)
 	}
 	return out, nil
+}
+
+// setup opens the data path within the client's timeout and says start, while a
+// reader waits for the server's answer: its start, or a refusal (its
+// --handshake-timeout passed first), which stops the opening at once. If the opening
+// fails here, the client gives the test up with results (complete false) and the
+// server answers with a refusal. Either refusal, a *RefusedError, leaves the session
+// usable.
+func (cl *Client) setup(ctx context.Context, req TestRequest, acc *Accept) (*Data, error) {
+	setupCtx, cancelSetup := context.WithTimeout(ctx, cl.timeout)
+	defer cancelSetup()
+	type answer struct {
+		start *Start
+		err   error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		// The opening takes at most timeout, the answer to start at most timeout more.
+		st, err := expect[*Start](ctx, cl.cc, 2*cl.timeout)
+		cancelSetup()
+		answered <- answer{st, err}
+	}()
+	// wait waits for the reader, after this side's last message of the setup (msg):
+	// the server's answer then comes within the timeout. With msg nil, or if it
+	// cannot be sent, the reader is stopped.
+	wait := func(msg Msg) answer {
+		if msg != nil {
+			if err := cl.cc.WriteMsg(msg); err != nil {
+				cl.cc.poke()
+				<-answered
+				return answer{err: err}
+			}
+			cl.cc.Conn().SetReadDeadline(cl.cc.bound(cl.timeout))
+		} else {
+			cl.cc.poke()
+		}
+		return <-answered
+	}
+	refused := func(err error) error {
+		var re *RefusedError
+		if errors.As(err, &re) && re.ID != 0 && re.ID != req.ID {
+			return fmt.Errorf("%w: refuse for test %d during test %d", ErrUnexpected, re.ID, req.ID)
+		}
+		return err
+	}
+
+	d, proofs, err := cl.openData(setupCtx, req, acc)
+	if err == nil {
+		select {
+		case a := <-answered: // refused while the path opened: no start
+			d.close()
+			if a.err == nil {
+				a.err = fmt.Errorf("%w: start for test %d before the client's", ErrUnexpected, req.ID)
+			}
+			return nil, refused(a.err)
+		default:
+		}
+		a := wait(&Start{ID: req.ID, Paths: proofs})
+		if a.err == nil && a.start.ID != req.ID {
+			a.err = fmt.Errorf("%w: start for test %d during test %d", ErrUnexpected, a.start.ID, req.ID)
+		}
+		if a.err != nil {
+			d.close()
+			return nil, refused(a.err)
+		}
+		return d, nil
+	}
+	if ctx.Err() == nil && errors.Is(setupCtx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("remote: data path not open within the client's timeout %v: %w", cl.timeout, err)
+	} else {
+		err = fmt.Errorf("remote: data path: %w", err)
+	}
+	select {
+	case a := <-answered: // the server's answer stopped the opening
+		if a.err == nil {
+			a.err = fmt.Errorf("%w: start for test %d before the client's", ErrUnexpected, req.ID)
+		}
+		return nil, refused(a.err)
+	default:
+	}
+	if ctx.Err() != nil {
+		wait(nil)
+		return nil, err
+	}
+	// Give the test up; the server answers with a refusal that says what it saw.
+	a := wait(&ResultsMsg{ID: req.ID, Complete: false, Error: truncate(sanitize(err.Error()), maxErrStr-8)})
+	var re *RefusedError
+	switch {
+	case a.err == nil:
+		return nil, fmt.Errorf("%w: start for test %d after the client gave it up", ErrUnexpected, req.ID)
+	case errors.As(a.err, &re) && re.ID == req.ID:
+		return nil, a.err
+	}
+	return nil, fmt.Errorf("%w (then: %w)", err, refused(a.err))
 }
 
 // openData opens the client's end of the data path: TCP connections that each begin

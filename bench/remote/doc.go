@@ -64,7 +64,8 @@
 //	sent       S→C  id, counters? (object, the runner's: what the server's senders sent); only when
 //	                both sides listed "sent": the server's senders are done, before the results
 //	results    both id, complete (bool), error? (string ≤1024), overlap? (server: most other tests
-//	                running at once during this one), counters? (object, the runner's figures)
+//	                running at once during this one), counters? (object, the runner's figures);
+//	                C→S in place of start, with complete false: the client gives the test up
 //	bye        both reason? (string ≤1024)
 //
 // # Session
@@ -75,6 +76,9 @@
 //	C: test             S: accept | refuse{id}        (refuse: the session goes on)
 //	   ... the client opens the data path (below) ...
 //	C: start{paths}     S: start | refuse{id}
+//	   or, when the client cannot open the data path:
+//	C: results{complete: false, error}
+//	                    S: refuse{id}
 //	   ... data flows; both send heartbeat every 500 ms ...
 //	                    S: sent                   (with "sent": its senders are done)
 //	C: results          S: results
@@ -84,6 +88,21 @@
 // it waits for a given message, 1000 between two tests) and it extends no timeout
 // but the peer-loss one. If the server stops a test early (shutdown, lost path) its
 // results, marked incomplete, may come before the client's.
+//
+// A test whose data path is not set up is refused, and the session goes on. The
+// server waits --handshake-timeout from accept for the client's start; when it does
+// not come, it refuses the test with limit "handshake-timeout" and what it saw: the
+// UDP paths no probe reached, or how many TCP connections arrived. A client that
+// cannot open the data path within its own timeout (no challenge came back, as when a
+// firewall drops UDP) gives the test up with results{complete: false, error} in
+// place of start, and the server refuses the test saying what the client reported and
+// what it saw. The client reads the control connection while it opens the data
+// path, so a refusal stops its probes at once. When both happen at once, the
+// client's start or results crosses the refusal on the wire: the server skips it (one,
+// before the next test). Older peers: a server from before this rule reads the
+// giving-up results as out of turn and ends the session with a refuse without id; a
+// client from before it ends the session itself when its setup fails, and reads a
+// refuse{id} that answers its start as a refused test.
 //
 // The server gives hello to auth-ok --handshake-timeout (5 s) in all, and the
 // data path the same from accept to start; a session with no test for

@@ -534,6 +534,7 @@ type session struct {
 	// Used by the session's goroutine only.
 	tests, refused uint64      // tests started and refused
 	testLines      lineLimiter // log lines of its tests
+	crossed        uint32      // a test refused before its start came: its start or results may still come, once
 }
 
 // logTest logs a line about one of the session's tests.
@@ -563,6 +564,10 @@ func (ss *session) loop() string {
 			}
 			return connLost(err)
 		}
+		if id := setupReply(m); id != 0 && id == ss.crossed {
+			ss.crossed = 0 // it crossed the refusal on the wire
+			continue
+		}
 		switch m := m.(type) {
 		case *Heartbeat:
 			if idle++; idle > maxIdleMsgs {
@@ -575,6 +580,7 @@ func (ss *session) loop() string {
 			}
 			return "the client said bye"
 		case *Test:
+			ss.crossed = 0
 			if err := ss.runTest(m.Request()); err != nil {
 				switch {
 				case s.ctx.Err() != nil:
@@ -618,11 +624,14 @@ func (ss *session) refuseTest(id uint32, err error) error {
 	r := &Refuse{ID: id, Error: truncate(sanitize(err.Error()), maxErrStr-8)}
 	var le *LimitError
 	var pe *PortsError
+	var se *setupError
 	switch {
 	case errors.As(err, &le):
 		r.Limit = le.Limit
 	case errors.As(err, &pe):
 		r.Limit = "data-ports"
+	case errors.As(err, &se):
+		r.Limit = se.Limit
 	}
 	by := ""
 	if r.Limit != "" {
@@ -706,14 +715,22 @@ func (ss *session) runTest(req TestRequest) error {
 	setupCtx, cancelSetup := context.WithTimeout(s.ctx, s.limits.HandshakeTimeout)
 	defer cancelSetup()
 	sd.startSetup(setupCtx)
-	start, err := expect[*Start](setupCtx, ss.cc, s.limits.HandshakeTimeout)
-	if err == nil && start.ID != req.ID {
-		err = fmt.Errorf("%w: start for test %d during test %d", ErrUnexpected, start.ID, req.ID)
-	}
-	if err != nil {
+	start, gaveUp, err := ss.readStart(setupCtx, req.ID)
+	if err != nil || gaveUp != nil {
 		cancelSetup()
 		sd.waitSetup()
+	}
+	switch {
+	case err != nil && s.ctx.Err() == nil && isTimeout(err):
+		// The client's start or results may be on their way: loop skips them.
+		ss.crossed = req.ID
+		return ss.refuseTest(req.ID, &setupError{Limit: "handshake-timeout",
+			Reason: fmt.Sprintf("data path not set up within --handshake-timeout %v: %s", s.limits.HandshakeTimeout, sd.stalled())})
+	case err != nil:
 		return err
+	case gaveUp != nil:
+		return ss.refuseTest(req.ID, &setupError{
+			Reason: fmt.Sprintf("data path not set up: the client gave up (%s); the server saw: %s", gaveUp.Error, sd.stalled())})
 	}
 	d, err := sd.finishSetup(setupCtx, cancelSetup, start.Paths)
 	if err != nil {
@@ -721,6 +738,60 @@ func (ss *session) runTest(req TestRequest) error {
 	}
 	return ss.run(req, d, sd.ports)
 }
+
+// readStart waits, within --handshake-timeout, for the client's start of test id,
+// or for its results with complete false: it gave up opening the data path.
+func (ss *session) readStart(ctx context.Context, id uint32) (*Start, *ResultsMsg, error) {
+	deadline := time.Now().Add(ss.s.limits.HandshakeTimeout)
+	for i := 0; ; i++ {
+		m, err := ss.cc.ReadMsg(ctx, time.Until(deadline))
+		if err != nil {
+			return nil, nil, err
+		}
+		switch m := m.(type) {
+		case *Heartbeat:
+			if i < maxSkippedHeartbeats {
+				continue
+			}
+		case *Start:
+			if m.ID != id {
+				return nil, nil, fmt.Errorf("%w: start for test %d during test %d", ErrUnexpected, m.ID, id)
+			}
+			return m, nil, nil
+		case *ResultsMsg:
+			if m.ID != id || m.Complete {
+				return nil, nil, fmt.Errorf("%w: results for test %d (complete %v) before the start of test %d", ErrUnexpected, m.ID, m.Complete, id)
+			}
+			return nil, m, nil
+		case *Bye:
+			return nil, nil, fmt.Errorf("%w: peer said bye: %s", ErrUnexpected, m.Reason)
+		}
+		return nil, nil, fmt.Errorf("%w: got %s, want start", ErrUnexpected, m.Type())
+	}
+}
+
+// setupReply is the test id of a start, or of results that give up a setup; 0 for
+// any other message.
+func setupReply(m Msg) uint32 {
+	switch m := m.(type) {
+	case *Start:
+		return m.ID
+	case *ResultsMsg:
+		if !m.Complete {
+			return m.ID
+		}
+	}
+	return 0
+}
+
+// A setupError refuses a test whose data path was not set up: the client's start did
+// not come within --handshake-timeout (Limit), or the client gave up (no Limit).
+type setupError struct {
+	Limit  string // the flag that bounds the setup, without dashes; "" when the client gave up
+	Reason string // what failed: which path, and what the server saw of it
+}
+
+func (e *setupError) Error() string { return e.Reason }
 
 // run runs a test whose data path is open, then reports.
 func (ss *session) run(req TestRequest, d *Data, ports []uint16) error {

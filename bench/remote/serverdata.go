@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -47,8 +48,9 @@ type udpValidator struct {
 	sd   *serverData
 	conn *net.UDPConn
 
-	mu     sync.Mutex // guards issued
+	mu     sync.Mutex // guards issued, probes
 	issued []issuedChallenge
+	probes int        // probes with the token from the control peer's IP address
 	amp    *ampBudget // used by run's goroutine only
 }
 
@@ -299,6 +301,9 @@ func (v *udpValidator) run(ctx context.Context) {
 			st.udpIgnored.Add(1)
 			continue
 		}
+		v.mu.Lock()
+		v.probes++
+		v.mu.Unlock()
 		v.amp.received(src, n)
 		if !v.amp.spendChallenge(src, challengeDgm) {
 			continue
@@ -319,6 +324,14 @@ func (v *udpValidator) run(ctx context.Context) {
 		v.issued = append(v.issued, issuedChallenge{value, src})
 		v.mu.Unlock()
 	}
+}
+
+// probed returns how many probes from the control peer arrived, and how many
+// challenges answered them.
+func (v *udpValidator) probed() (probes, challenges int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.probes, len(v.issued)
 }
 
 // validated returns the address the challenge proof was sent to.
@@ -407,6 +420,38 @@ func (sd *serverData) finishSetup(ctx context.Context, cancel context.CancelFunc
 		d.closers = append(d.closers, sd.listen)
 	}
 	return d, nil
+}
+
+// stalled says, for a test whose start did not come, what the setup goroutines saw of
+// the client's data path: which TCP connections or UDP probes never arrived. Call it
+// after waitSetup.
+func (sd *serverData) stalled() string {
+	if sd.req.Transport == "tcp" {
+		sd.mu.Lock()
+		n := len(sd.conns)
+		sd.mu.Unlock()
+		if n < sd.req.Streams {
+			return fmt.Sprintf("%d of %d tcp connections arrived with the token", n, sd.req.Streams)
+		}
+		return fmt.Sprintf("all %d tcp connections arrived with the token, but no start came", n)
+	}
+	var silent, answered []string
+	for i, v := range sd.udps {
+		probes, challenges := v.probed()
+		path := fmt.Sprintf("udp path %d (port %d)", i, sd.ports[i])
+		if probes == 0 {
+			silent = append(silent, path)
+		} else {
+			answered = append(answered, fmt.Sprintf("%s: %d probes arrived, %d challenges sent", path, probes, challenges))
+		}
+	}
+	if len(silent) > 0 {
+		return fmt.Sprintf("%s: no probe arrived from the client (is udp blocked between the hosts?)", strings.Join(silent, ", "))
+	}
+	if len(answered) > 0 {
+		return strings.Join(answered, "; ") + "; but no start came (are the challenges blocked on their way back?)"
+	}
+	return "no start came"
 }
 
 // close closes whatever the setup still owns.

@@ -75,7 +75,10 @@ What the server refuses, before any data socket opens, naming the flag:
   - a test above --max-streams, --max-duration, --max-rate or --max-size, or one
     that would outlast --max-session-time; the session goes on
   - an experiment the server does not run (it runs what 'run --server' asks for)
-It ends a session idle for --idle-timeout or older than --max-session-time.
+It refuses a test whose data path is not set up within --handshake-timeout of its
+accept (a firewall dropping UDP, say), naming the path that got nothing; the
+session goes on. It ends a session idle for --idle-timeout or older than
+--max-session-time.
 
 Socket flags: the client's --rcvbuf, --sndbuf, --no-gso, --busy-poll and --batch
 shape the server's data sockets of its tests too. The kernel grants what its limits
