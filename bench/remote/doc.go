@@ -69,7 +69,7 @@
 //
 // # Session
 //
-//	C: hello            S: challenge
+//	C: hello            S: challenge | refuse     (refuse: busy; see below)
 //	C: auth             S: auth-ok | refuse
 //	then, per test:
 //	C: test             S: accept | refuse{id}        (refuse: the session goes on)
@@ -84,6 +84,34 @@
 // it waits for a given message, 1000 between two tests) and it extends no timeout
 // but the peer-loss one. If the server stops a test early (shutdown, lost path) its
 // results, marked incomplete, may come before the client's.
+//
+// # Connections before authentication
+//
+// A connection holds one of --pre-auth-conns (16) slots from accept until its
+// handshake ends (auth-ok, a refusal, or --handshake-timeout). One source holds at
+// most a quarter of the slots, at least 1 (Limits.PreAuthShare: 4 of 16); a source
+// is an IPv4 address, or an IPv6 /64, since a host commonly has a /64 and may use
+// any address in it. So a host without the key that keeps connections in their
+// handshake (a slowloris) holds its share, and the other sources' clients still get
+// in; it takes four sources to hold every slot. A connection over its source's share
+// or over the cap is refused at accept, before its hello is read: the server sends
+//
+//	refuse  limit "pre-auth-conns", error "refused: server busy: 4 connections from 192.0.2.7
+//	        already in their handshake, as many as one source may have (a quarter of
+//	        --pre-auth-conns 16); try again in a few seconds"
+//
+// (over the cap: "refused: server busy: 16 connections already in their handshake
+// (--pre-auth-conns 16); try again in a few seconds"), closes its side, reads and
+// drops what the peer sends until the peer closes, and closes: 500 ms at most,
+// writing included, so a peer that neither reads nor closes cannot hold it longer.
+// At most 64 connections are being refused so at once; beyond that one is closed
+// unanswered. The client reads the refuse instead of the challenge and returns it
+// as a *RefusedError (Limit "pre-auth-conns"), even when its hello could not be
+// written; a connection closed without a word it reports as closed before the
+// challenge, perhaps by a busy server. Stats.PreAuthRejected counts both refusals,
+// Stats.PreAuthOverShare those over a source's share.
+//
+// # Timeouts
 //
 // The server gives hello to auth-ok --handshake-timeout (5 s) in all, and the
 // data path the same from accept to start; a session with no test for
@@ -186,7 +214,7 @@
 // # Logs
 //
 // Server.Logf gets one line per event, each naming the control connection's peer
-// (log.go shows them): a connection closed at accept, refused (with the reason)
+// (log.go shows them): a connection refused at accept (busy), refused (with the reason)
 // or failed in its handshake; a session started (authenticated by key or not) and
 // ended (with why: bye, idle timeout, session time, shutdown, a lost peer or a
 // protocol error, and how many tests it ran); a test started (experiment,
