@@ -154,7 +154,12 @@
 // the control connection (no message names an address, so no message can point the
 // server at a third party). Each connection's first 16 bytes are the token. The server
 // closes connections from another IP address unread, and those whose first bytes are
-// not the token; the listener closes once every stream arrived.
+// not the token; the listener closes once every stream arrived. A test's setup takes
+// at most 4*streams+16 connections from the client's IP address; connections from
+// any other address do not count against that (a third party cannot spend the
+// client's attempts): each is reset at accept, unread, and counted
+// (Stats.DataForeign, and one log line per test), for as long as the setup lasts
+// (--handshake-timeout) and no longer.
 //
 // UDP: every datagram is the token (16 bytes), a kind byte, and the kind's body:
 //

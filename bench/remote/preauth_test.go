@@ -182,6 +182,69 @@ func TestPreAuthBusy(t *testing.T) {
 	}
 }
 
+// doneRunner returns at once, complete: for tests of the setup before a Runner runs.
+type doneRunner struct{}
+
+func (doneRunner) Check(TestRequest) error { return nil }
+
+func (doneRunner) Serve(context.Context, *Data) (Results, error) { return Results{Complete: true}, nil }
+
+// TestDataPortForeignFlood: connections from another address flood a TCP test's data
+// port before the client's own connection arrives (a client 100 ms away, whose
+// connection comes after the server has taken the flood's), and are closed without
+// spending the test's accepts: the client's connection is taken and the test starts.
+// The flood is more than a one-stream test's 4*1+16 accepts; the client dials once
+// the server has closed that many. The test's log says how many it closed.
+func TestDataPortForeignFlood(t *testing.T) {
+	const flood, budget = 40, 4*1 + 16
+	logs := &logLines{}
+	s := &Server{Key: testKey, Runner: doneRunner{}, Limits: Limits{HandshakeTimeout: 2 * time.Second}, Logf: logs.logf}
+	addr := startServer(t, s)
+	attacker := tcpFrom(t, "127.0.0.2")
+	r := dialRaw(t, addr)
+	r.handshake(testKey)
+	req := quickRequest("tcp", Forward)
+	req.ID = 1
+	r.send(req.wire())
+	acc := recvAs[*Accept](r)
+	data := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), acc.Ports[0]).String()
+	for range flood {
+		c, err := attacker.Dial("tcp", data)
+		if err != nil {
+			continue // reset by the server before the dial returned
+		}
+		defer c.Close()
+	}
+	waitfor.True(t, 10*time.Second, "the server closed a test's worth of the flood", func() bool { return s.Stats().DataRejected >= budget })
+	c, err := net.Dial("tcp", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(acc.Token); err != nil {
+		t.Fatal(err)
+	}
+	r.send(&Start{ID: 1})
+	m := r.recv()
+	if _, ok := m.(*Start); !ok {
+		t.Fatalf("after %d connections from 127.0.0.2 to the data port, then the client's: received %#v, want start", flood, m)
+	}
+	r.send(&ResultsMsg{ID: 1, Complete: true})
+	if res := recvAs[*ResultsMsg](r); !res.Complete {
+		t.Errorf("server results: %+v, want complete", res)
+	}
+	r.send(&Bye{})
+	st := s.Stats()
+	t.Logf("data connections closed: %d, from 127.0.0.2: %d", st.DataRejected, st.DataForeign)
+	if st.DataForeign < budget || st.DataForeign != st.DataRejected {
+		t.Errorf("DataForeign = %d, DataRejected = %d; want equal (every one from 127.0.0.2) and at least %d", st.DataForeign, st.DataRejected, budget)
+	}
+	if st.TestsRun != 1 || st.TestsRefused != 0 {
+		t.Errorf("TestsRun = %d, TestsRefused = %d; want 1 and 0", st.TestsRun, st.TestsRefused)
+	}
+	logs.wait(t, `test 1: \d+ data connections from other addresses than the client's closed unread during its setup`)
+}
+
 // TestSourceOf: a pre-auth slot counts against an IPv4 address, or an IPv6 /64.
 func TestSourceOf(t *testing.T) {
 	for _, tc := range []struct {

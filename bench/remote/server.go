@@ -85,6 +85,7 @@ type Stats struct {
 	TestsRun           uint64 // tests started (start sent)
 	TestsRefused       uint64 // tests refused (limits, runner, data path setup)
 	DataRejected       uint64 // TCP data connections closed: another source address or token
+	DataForeign        uint64 // of DataRejected, those from another address than the session's client
 	UDPIgnored         uint64 // datagrams dropped before validation: another source, token or kind
 	UDPRecvUnvalidated uint64 // bytes received on UDP data sockets before validation
 	UDPSentUnvalidated uint64 // bytes sent to addresses not (yet) validated: challenges only
@@ -98,7 +99,7 @@ type stats struct {
 	accepted, preAuthRejected, handshakeFailed, unauthenticated, authFailed, replayed atomic.Uint64
 	sessionsRefused, sessions, testsRun, testsRefused, dataRejected, udpIgnored       atomic.Uint64
 	udpRecvUnvalidated, udpSentUnvalidated, dataBytesSent, logSuppressed, abandoned   atomic.Uint64
-	preAuthOverShare                                                                  atomic.Uint64
+	preAuthOverShare, dataForeign                                                     atomic.Uint64
 }
 
 // Stats returns the server's counters.
@@ -110,7 +111,7 @@ func (s *Server) Stats() Stats {
 		AuthFailed: s.st.authFailed.Load(), Replayed: s.st.replayed.Load(),
 		SessionsRefused: s.st.sessionsRefused.Load(), Sessions: s.st.sessions.Load(),
 		TestsRun: s.st.testsRun.Load(), TestsRefused: s.st.testsRefused.Load(),
-		DataRejected: s.st.dataRejected.Load(), UDPIgnored: s.st.udpIgnored.Load(),
+		DataRejected: s.st.dataRejected.Load(), DataForeign: s.st.dataForeign.Load(), UDPIgnored: s.st.udpIgnored.Load(),
 		UDPRecvUnvalidated: s.st.udpRecvUnvalidated.Load(), UDPSentUnvalidated: s.st.udpSentUnvalidated.Load(),
 		DataBytesSent: s.st.dataBytesSent.Load(), LogSuppressed: s.st.logSuppressed.Load(),
 		Abandoned: s.st.abandoned.Load(), Conns: s.openConns(),
