@@ -279,13 +279,13 @@ func (s *Server) takePreAuth(src netip.Prefix) *Refuse {
 		s.st.preAuthRejected.Add(1)
 		s.st.preAuthOverShare.Add(1)
 		return &Refuse{Limit: "pre-auth-conns", Error: fmt.Sprintf(
-			"refused: server busy: %d connections from %s already in their handshake, as many as one source may have (a quarter of --pre-auth-conns %d); try again in a few seconds",
-			share, sourceString(src), s.limits.PreAuthConns)}
+			"refused: server busy: %s from %s already in their handshake, as many as one source may have (a quarter of --pre-auth-conns %d); try again in a few seconds",
+			plural(uint64(share), "connection"), sourceString(src), s.limits.PreAuthConns)}
 	case s.preAuthN >= s.limits.PreAuthConns:
 		s.st.preAuthRejected.Add(1)
 		return &Refuse{Limit: "pre-auth-conns", Error: fmt.Sprintf(
-			"refused: server busy: %d connections already in their handshake (--pre-auth-conns %d); try again in a few seconds",
-			s.limits.PreAuthConns, s.limits.PreAuthConns)}
+			"refused: server busy: %s already in their handshake (--pre-auth-conns %d); try again in a few seconds",
+			plural(uint64(s.limits.PreAuthConns), "connection"), s.limits.PreAuthConns)}
 	}
 	s.preAuthN++
 	s.preAuthBy[src]++
