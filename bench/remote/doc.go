@@ -85,6 +85,16 @@
 // but the peer-loss one. If the server stops a test early (shutdown, lost path) its
 // results, marked incomplete, may come before the client's.
 //
+// The server gives hello to auth-ok --handshake-timeout (5 s) in all, and the
+// data path the same from accept to start; a session with no test for
+// --idle-timeout (30 s) or older than --max-session-time (10 min) gets a bye.
+// Limits.Validate keeps these sane: --handshake-timeout 100ms..1m, --idle-timeout
+// 1s..24h, and --max-session-time at least --max-duration plus 10 s (a test's end,
+// which a test must fit in the session with). While
+// a test runs each side reads with a deadline: the server's is PeerTimeout (2.5 s),
+// the client's its Timeout. Every read of a frame, header and body together, must
+// finish within the reader's deadline, set once per message.
+//
 // # Connections before authentication
 //
 // A connection holds one of --pre-auth-conns (16) slots from accept until its
@@ -104,24 +114,12 @@
 // (--pre-auth-conns 16); try again in a few seconds"), closes its side, reads and
 // drops what the peer sends until the peer closes, and closes: 500 ms at most,
 // writing included, so a peer that neither reads nor closes cannot hold it longer.
-// At most 64 connections are being refused so at once; beyond that one is closed
+// At most 64 connections are turned away like this at once; beyond that one is closed
 // unanswered. The client reads the refuse instead of the challenge and returns it
 // as a *RefusedError (Limit "pre-auth-conns"), even when its hello could not be
 // written; a connection closed without a word it reports as closed before the
 // challenge, perhaps by a busy server. Stats.PreAuthRejected counts both refusals,
 // Stats.PreAuthOverShare those over a source's share.
-//
-// # Timeouts
-//
-// The server gives hello to auth-ok --handshake-timeout (5 s) in all, and the
-// data path the same from accept to start; a session with no test for
-// --idle-timeout (30 s) or older than --max-session-time (10 min) gets a bye.
-// Limits.Validate keeps these sane: --handshake-timeout 100ms..1m, --idle-timeout
-// 1s..24h, and --max-session-time at least --max-duration plus 10 s (a test's end,
-// which a test must fit in the session with). While
-// a test runs each side reads with a deadline: the server's is PeerTimeout (2.5 s),
-// the client's its Timeout. Every read of a frame, header and body together, must
-// finish within the reader's deadline, set once per message.
 //
 // # Authentication
 //
