@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
@@ -82,12 +84,25 @@ func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 	return cl, nil
 }
 
+// handshake runs the client's side of the handshake. A server that turns the
+// connection away at once (busy: --pre-auth-conns) sends a refuse instead of the
+// challenge, possibly before the hello arrived: the refuse is read even when writing
+// the hello failed, and returned as a *RefusedError.
 func (cl *Client) handshake(ctx context.Context, key []byte, software string) error {
-	if err := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen, CapSent, CapSockets}}); err != nil {
-		return err
+	werr := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen, CapSent, CapSockets}})
+	if werr != nil && isTimeout(werr) {
+		return werr // the server does not read: nothing will come either
 	}
 	ch, err := expect[*Challenge](ctx, cl.cc, cl.timeout)
-	if err != nil {
+	var re *RefusedError
+	switch {
+	case errors.As(err, &re):
+		return err
+	case werr != nil:
+		return werr
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("the server closed the connection before its challenge, without saying why (too busy even to refuse, or not a tcpvsudp server?); try again: %w", err)
+	case err != nil:
 		return err
 	}
 	cl.listen = slices.Contains(ch.Caps, CapListen)

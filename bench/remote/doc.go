@@ -70,7 +70,7 @@
 //
 // # Session
 //
-//	C: hello            S: challenge
+//	C: hello            S: challenge | refuse     (refuse: busy; see below)
 //	C: auth             S: auth-ok | refuse
 //	then, per test:
 //	C: test             S: accept | refuse{id}        (refuse: the session goes on)
@@ -114,6 +114,32 @@
 // the client's its Timeout. Every read of a frame, header and body together, must
 // finish within the reader's deadline, set once per message.
 //
+// # Connections before authentication
+//
+// A connection holds one of --pre-auth-conns (16) slots from accept until its
+// handshake ends (auth-ok, a refusal, or --handshake-timeout). One source holds at
+// most a quarter of the slots, at least 1 (Limits.PreAuthShare: 4 of 16); a source
+// is an IPv4 address, or an IPv6 /64, since a host commonly has a /64 and may use
+// any address in it. So a host without the key that keeps connections in their
+// handshake (a slowloris) holds its share, and the other sources' clients still get
+// in; it takes four sources to hold every slot. A connection over its source's share
+// or over the cap is refused at accept, before its hello is read: the server sends
+//
+//	refuse  limit "pre-auth-conns", error "refused: server busy: 4 connections from 192.0.2.7
+//	        already in their handshake, as many as one source may have (a quarter of
+//	        --pre-auth-conns 16); try again in a few seconds"
+//
+// (over the cap: "refused: server busy: 16 connections already in their handshake
+// (--pre-auth-conns 16); try again in a few seconds"), closes its side, reads and
+// drops what the peer sends until the peer closes, and closes: 500 ms at most,
+// writing included, so a peer that neither reads nor closes cannot hold it longer.
+// At most 64 connections are turned away like this at once; beyond that one is closed
+// unanswered. The client reads the refuse instead of the challenge and returns it
+// as a *RefusedError (Limit "pre-auth-conns"), even when its hello could not be
+// written; a connection closed without a word it reports as closed before the
+// challenge, perhaps by a busy server. Stats.PreAuthRejected counts both refusals,
+// Stats.PreAuthOverShare those over a source's share.
+//
 // # Authentication
 //
 // With a pre-shared key K (LoadKey: the file's bytes, surrounding whitespace
@@ -145,7 +171,12 @@
 // the control connection (no message names an address, so no message can point the
 // server at a third party). Each connection's first 16 bytes are the token. The server
 // closes connections from another IP address unread, and those whose first bytes are
-// not the token; the listener closes once every stream arrived.
+// not the token; the listener closes once every stream arrived. A test's setup takes
+// at most 4*streams+16 connections from the client's IP address; connections from
+// any other address do not count against that (a third party cannot spend the
+// client's attempts): each is reset at accept, unread, and counted
+// (Stats.DataForeign, and one log line per test), for as long as the setup lasts
+// (--handshake-timeout) and no longer.
 //
 // UDP: every datagram is the token (16 bytes), a kind byte, and the kind's body:
 //
@@ -205,7 +236,7 @@
 // # Logs
 //
 // Server.Logf gets one line per event, each naming the control connection's peer
-// (log.go shows them): a connection closed at accept, refused (with the reason)
+// (log.go shows them): a connection refused at accept (busy), refused (with the reason)
 // or failed in its handshake; a session started (authenticated by key or not) and
 // ended (with why: bye, idle timeout, session time, shutdown, a lost peer or a
 // protocol error, and how many tests it ran); a test started (experiment,

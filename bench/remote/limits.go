@@ -19,7 +19,7 @@ type Limits struct {
 	MaxRateBps       uint64        // --max-rate: bits/s one test may ask for, and the pace the server never exceeds when it sends (all streams of a test together); default 1 Gbit/s
 	MaxSize          int           // --max-size: bytes per message; default 1 MiB (UDP is bounded by MaxUDPMessage anyway)
 	IdleTimeout      time.Duration // --idle-timeout: a session with no test for this long is closed; default 30 s
-	PreAuthConns     int           // --pre-auth-conns: connections not yet authenticated, at once; more are closed at accept; default 16
+	PreAuthConns     int           // --pre-auth-conns: connections not yet authenticated, at once, one source at most PreAuthShare of them; more are refused at accept; default 16
 	HandshakeTimeout time.Duration // --handshake-timeout: hello to auth-ok, and each test's data path setup; default 5 s
 	MaxSessionTime   time.Duration // --max-session-time: a session's whole life, tests included; default 10 min
 	DataPorts        PortRange     // --data-ports: the ports data sockets open on; zero = ephemeral ports the kernel picks
@@ -193,6 +193,12 @@ func (l Limits) Check(r TestRequest) error {
 	}
 	return nil
 }
+
+// PreAuthShare is how many of the PreAuthConns slots one source may hold at once:
+// a quarter, at least 1 (4 of the default 16). A source is an IPv4 address, or an
+// IPv6 /64 (what one host is commonly given, each of whose addresses it may use),
+// so that one host cannot hold every slot and lock the others out.
+func (l Limits) PreAuthShare() int { return max(1, l.PreAuthConns/4) }
 
 // wire returns the limits as auth-ok carries them.
 func (l Limits) wire() WireLimits {

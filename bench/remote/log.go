@@ -13,7 +13,7 @@ import (
 // What a server logs (Server.Logf), one line per event, each starting "remote: "
 // and the control connection's peer address:
 //
-//	remote: 192.0.2.7:41234: closed at accept: 16 connections already in their handshake (--pre-auth-conns 16)
+//	remote: 192.0.2.7:41234: refused at accept: server busy: 16 connections already in their handshake (--pre-auth-conns 16); try again in a few seconds
 //	remote: 192.0.2.7:41234: refused: authentication failed: wrong key
 //	remote: 192.0.2.7:41234: handshake failed: not done within --handshake-timeout 5s
 //	remote: 192.0.2.7:41234: session started: authenticated by key; client "tcpvsudp 0.3"
@@ -23,7 +23,7 @@ import (
 //	remote: 192.0.2.7:41234: session ended after 31s: the client said bye ("client done"); 1 test run, 1 refused
 //
 // Peers decide how many lines they cause, so two token buckets bound them: the
-// lines of connections and sessions (closed at accept, refused, handshake failed,
+// lines of connections and sessions (refused at accept, refused, handshake failed,
 // session started) share one per server, and each session's test lines (started,
 // ended, refused) have their own. Each lets logBurst lines through at once, then one
 // per logEvery; the next line let through says how many were not logged, and

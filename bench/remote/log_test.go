@@ -206,7 +206,7 @@ func TestLogFlood(t *testing.T) {
 	// The bucket lets logBurst lines through, then one per logEvery: however long a
 	// loaded machine takes over the flood, no more than that.
 	most := logBurst + int(took/logEvery) + 1
-	t.Logf("%d connections in %v: %d handshakes failed, %d closed at accept; %d lines logged (at most %d), %d suppressed",
+	t.Logf("%d connections in %v: %d handshakes failed, %d refused at accept; %d lines logged (at most %d), %d suppressed",
 		flood, took, st.HandshakeFailed, st.PreAuthRejected, n, most, st.LogSuppressed)
 	if n > most || uint64(n)+st.LogSuppressed != flood {
 		t.Errorf("%d lines logged and %d suppressed for %d connections in %v; want at most %d logged, every other one counted", n, st.LogSuppressed, flood, took, most)

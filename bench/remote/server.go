@@ -44,8 +44,8 @@ type Server struct {
 	runner   Runner
 	ctx      context.Context // done when the server shuts down
 	cancel   context.CancelCauseFunc
-	preAuth  chan struct{} // a slot per connection not yet authenticated
 	sessions chan struct{} // a slot per authenticated session
+	turning  chan struct{} // a slot per connection being turned away at accept (turnAway)
 	nonces   *nonceCache
 	wg       sync.WaitGroup // Serve loops and connection handlers
 	// forced is closed when the server must stop at once (Shutdown's context ended,
@@ -60,6 +60,10 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	closed    bool
 
+	preAuthMu sync.Mutex           // guards preAuthN, preAuthBy
+	preAuthN  int                  // connections not yet authenticated: at most limits.PreAuthConns
+	preAuthBy map[netip.Prefix]int // the same by source (sourceOf), each at most limits.PreAuthShare(); no zero entries
+
 	testsMu   sync.Mutex            // guards running, abandoned and every testRun's overlap and returned
 	running   map[*testRun]bool     // tests running now, for overlap
 	abandoned map[*testRun]struct{} // tests whose Runner was abandoned, not yet returned
@@ -70,7 +74,8 @@ type Server struct {
 // Stats count what a server did since it started; tests and operators read them.
 type Stats struct {
 	Accepted           uint64 // control connections accepted
-	PreAuthRejected    uint64 // closed at accept: --pre-auth-conns already waiting
+	PreAuthRejected    uint64 // refused at accept: --pre-auth-conns already in their handshake, or the source's share of them
+	PreAuthOverShare   uint64 // of PreAuthRejected, those whose source held its share (Limits.PreAuthShare)
 	HandshakeFailed    uint64 // closed during the handshake: timeout, malformed or unexpected message, peer gone
 	Unauthenticated    uint64 // refused: no key and not a loopback peer
 	AuthFailed         uint64 // refused: wrong key (MAC mismatch)
@@ -80,6 +85,7 @@ type Stats struct {
 	TestsRun           uint64 // tests started (start sent)
 	TestsRefused       uint64 // tests refused (limits, runner, data path setup)
 	DataRejected       uint64 // TCP data connections closed: another source address or token
+	DataForeign        uint64 // of DataRejected, those from another address than the session's client
 	UDPIgnored         uint64 // datagrams dropped before validation: another source, token or kind
 	UDPRecvUnvalidated uint64 // bytes received on UDP data sockets before validation
 	UDPSentUnvalidated uint64 // bytes sent to addresses not (yet) validated: challenges only
@@ -93,18 +99,19 @@ type stats struct {
 	accepted, preAuthRejected, handshakeFailed, unauthenticated, authFailed, replayed atomic.Uint64
 	sessionsRefused, sessions, testsRun, testsRefused, dataRejected, udpIgnored       atomic.Uint64
 	udpRecvUnvalidated, udpSentUnvalidated, dataBytesSent, logSuppressed, abandoned   atomic.Uint64
+	preAuthOverShare, dataForeign                                                     atomic.Uint64
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	s.init()
 	return Stats{
-		Accepted: s.st.accepted.Load(), PreAuthRejected: s.st.preAuthRejected.Load(),
+		Accepted: s.st.accepted.Load(), PreAuthRejected: s.st.preAuthRejected.Load(), PreAuthOverShare: s.st.preAuthOverShare.Load(),
 		HandshakeFailed: s.st.handshakeFailed.Load(), Unauthenticated: s.st.unauthenticated.Load(),
 		AuthFailed: s.st.authFailed.Load(), Replayed: s.st.replayed.Load(),
 		SessionsRefused: s.st.sessionsRefused.Load(), Sessions: s.st.sessions.Load(),
 		TestsRun: s.st.testsRun.Load(), TestsRefused: s.st.testsRefused.Load(),
-		DataRejected: s.st.dataRejected.Load(), UDPIgnored: s.st.udpIgnored.Load(),
+		DataRejected: s.st.dataRejected.Load(), DataForeign: s.st.dataForeign.Load(), UDPIgnored: s.st.udpIgnored.Load(),
 		UDPRecvUnvalidated: s.st.udpRecvUnvalidated.Load(), UDPSentUnvalidated: s.st.udpSentUnvalidated.Load(),
 		DataBytesSent: s.st.dataBytesSent.Load(), LogSuppressed: s.st.logSuppressed.Load(),
 		Abandoned: s.st.abandoned.Load(), Conns: s.openConns(),
@@ -145,8 +152,9 @@ func (s *Server) init() error {
 			s.runner = StreamTest{}
 		}
 		s.ctx, s.cancel = context.WithCancelCause(context.Background())
-		s.preAuth = make(chan struct{}, s.limits.PreAuthConns)
 		s.sessions = make(chan struct{}, s.limits.MaxSessions)
+		s.turning = make(chan struct{}, maxTurningAway)
+		s.preAuthBy = map[netip.Prefix]int{}
 		s.nonces = newNonceCache(nonceCap, nonceWindow)
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[net.Conn]struct{}{}
@@ -217,21 +225,127 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		s.st.accepted.Add(1)
-		select {
-		case s.preAuth <- struct{}{}:
-		default:
-			s.st.preAuthRejected.Add(1)
-			s.logLine(&s.connLines, c.RemoteAddr(), "closed at accept: %d connections already in their handshake (--pre-auth-conns %d)", s.limits.PreAuthConns, s.limits.PreAuthConns)
-			c.Close()
+		src := sourceOf(c.RemoteAddr())
+		if r := s.takePreAuth(src); r != nil {
+			s.logLine(&s.connLines, c.RemoteAddr(), "refused at accept: %s", trimRefused(r.Error))
+			s.turnAway(c, r)
 			continue
 		}
 		if !s.track(c) {
-			<-s.preAuth
+			s.releasePreAuth(src)
 			c.Close()
 			return ErrServerClosed
 		}
-		go s.handle(c)
+		go s.handle(c, src)
 	}
+}
+
+// sourceOf is the source a connection's pre-auth slot counts against: its IPv4
+// address, or its IPv6 address's /64 (IPv4-mapped addresses count as IPv4). Any
+// other kind of address is one source, the zero Prefix.
+func sourceOf(a net.Addr) netip.Prefix {
+	ip := addrPort(a).Addr()
+	switch {
+	case ip.Is4():
+		return netip.PrefixFrom(ip, 32)
+	case ip.Is6():
+		p, _ := ip.WithZone("").Prefix(64)
+		return p
+	}
+	return netip.Prefix{}
+}
+
+// sourceString names a source for a person: the address for IPv4, the prefix for IPv6.
+func sourceString(p netip.Prefix) string {
+	switch {
+	case !p.IsValid():
+		return "your address"
+	case p.Addr().Is4():
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// takePreAuth takes a pre-auth slot for a connection from src, or returns the
+// refusal that tells it why not: its source holds its share (Limits.PreAuthShare)
+// already, or every slot is taken. Both name --pre-auth-conns and say the server is
+// busy.
+func (s *Server) takePreAuth(src netip.Prefix) *Refuse {
+	share := s.limits.PreAuthShare()
+	s.preAuthMu.Lock()
+	defer s.preAuthMu.Unlock()
+	switch {
+	case s.preAuthBy[src] >= share:
+		s.st.preAuthRejected.Add(1)
+		s.st.preAuthOverShare.Add(1)
+		return &Refuse{Limit: "pre-auth-conns", Error: fmt.Sprintf(
+			"refused: server busy: %s from %s already in their handshake, as many as one source may have (a quarter of --pre-auth-conns %d); try again in a few seconds",
+			plural(uint64(share), "connection"), sourceString(src), s.limits.PreAuthConns)}
+	case s.preAuthN >= s.limits.PreAuthConns:
+		s.st.preAuthRejected.Add(1)
+		return &Refuse{Limit: "pre-auth-conns", Error: fmt.Sprintf(
+			"refused: server busy: %s already in their handshake (--pre-auth-conns %d); try again in a few seconds",
+			plural(uint64(s.limits.PreAuthConns), "connection"), s.limits.PreAuthConns)}
+	}
+	s.preAuthN++
+	s.preAuthBy[src]++
+	return nil
+}
+
+// releasePreAuth gives back the pre-auth slot takePreAuth took for src.
+func (s *Server) releasePreAuth(src netip.Prefix) {
+	s.preAuthMu.Lock()
+	defer s.preAuthMu.Unlock()
+	s.preAuthN--
+	if s.preAuthBy[src]--; s.preAuthBy[src] <= 0 {
+		delete(s.preAuthBy, src)
+	}
+}
+
+// Turning connections away at accept: each gets at most turnAwayWait, and at most
+// maxTurningAway are turned away at once (a goroutine each); beyond that one is
+// closed at once, untold.
+const (
+	turnAwayWait   = 500 * time.Millisecond
+	maxTurningAway = 64
+)
+
+// turnAway tells c why the server does not take it (r), then closes it, on a
+// goroutine of its own that Close and Shutdown wait for. Everything, the write
+// included, ends within turnAwayWait: the refuse, a FIN, then what the peer sends
+// (its hello) read and discarded until its FIN, so that closing sends no reset that
+// could destroy the refuse before the peer read it. A hostile peer that neither
+// reads nor closes costs the goroutine turnAwayWait.
+func (s *Server) turnAway(c net.Conn, r *Refuse) {
+	select {
+	case s.turning <- struct{}{}:
+	default:
+		c.Close()
+		return
+	}
+	if !s.track(c) {
+		<-s.turning
+		c.Close()
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.turning }()
+		defer s.untrack(c)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(turnAwayWait))
+		b, err := Encode(r)
+		if err != nil {
+			return
+		}
+		if _, err := c.Write(b); err != nil {
+			return
+		}
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		io.Copy(io.Discard, io.LimitReader(c, MaxMsgLen))
+	}()
 }
 
 // track registers c and counts its handler in wg; false once the server closed.
@@ -361,8 +475,8 @@ func (s *Server) stuckErr(op string, cause error) error {
 }
 
 // handle runs one control connection from accept to close. It holds a pre-auth slot
-// until the handshake ends.
-func (s *Server) handle(c net.Conn) {
+// of src until the handshake ends.
+func (s *Server) handle(c net.Conn, src netip.Prefix) {
 	defer s.wg.Done()
 	defer s.untrack(c)
 	defer c.Close()
@@ -370,7 +484,7 @@ func (s *Server) handle(c net.Conn) {
 	cc := NewControlConn(c)
 	cc.SetSessionDeadline(time.Now().Add(s.limits.HandshakeTimeout))
 	hello, err := s.handshake(cc)
-	<-s.preAuth
+	s.releasePreAuth(src)
 	if err != nil {
 		var r *refusal
 		if errors.As(err, &r) {

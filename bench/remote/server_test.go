@@ -265,10 +265,11 @@ func nonLoopbackIP(t *testing.T) netip.Addr {
 // its timer, none before it (exact: the timer starts at accept, after the dial
 // began), while a legitimate client completes a test meanwhile (its handshake must
 // beat the timer too: 2 s holds on a loaded machine). The trickle outlasts the timer
-// fourfold.
+// fourfold. All come from one address, whose share of --pre-auth-conns (a quarter)
+// holds the stallers and the client.
 func TestSlowPeersClosed(t *testing.T) {
 	const timeout = 2 * time.Second
-	s := &Server{Key: testKey, Limits: Limits{HandshakeTimeout: timeout}}
+	s := &Server{Key: testKey, Limits: Limits{HandshakeTimeout: timeout, PreAuthConns: 20}}
 	addr := startServer(t, s)
 	hello, _ := Encode(&Hello{})
 	stallers := []struct {
@@ -331,33 +332,39 @@ func TestSlowPeersClosed(t *testing.T) {
 	}
 }
 
-// TestPreAuthFlood: unauthenticated connections beyond --pre-auth-conns are closed at
-// accept; a legitimate client gets in once the held ones time out. The count of
-// rejections is exact as long as the flood is all accepted before the first held
-// slot times out: 10 s, which a loaded machine does not miss.
+// TestPreAuthFlood: unauthenticated connections beyond --pre-auth-conns, or beyond
+// their source's share of it (a quarter: 1 of 4 here), are refused at accept; a
+// legitimate client gets in once the held ones time out. The flood comes from four
+// addresses, five connections each, so it holds every slot. The count of rejections
+// is exact as long as the flood is all accepted before the first held slot times
+// out: 10 s, which a loaded machine does not miss.
 func TestPreAuthFlood(t *testing.T) {
 	const slots, flood = 4, 20
 	s := &Server{Key: testKey, Limits: Limits{PreAuthConns: slots, HandshakeTimeout: 10 * time.Second}}
 	addr := startServer(t, s)
-	var conns []net.Conn
-	for range flood {
-		c, err := net.Dial("tcp", addr)
+	var dialers []*net.Dialer
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		dialers = append(dialers, tcpFrom(t, ip))
+	}
+	for i := range flood {
+		c, err := dialers[i%len(dialers)].Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		conns = append(conns, c)
 	}
 	waitfor.True(t, 10*time.Second, "the server accepted the flood", func() bool { return s.Stats().Accepted == flood })
-	if st := s.Stats(); st.PreAuthRejected != flood-slots {
-		t.Errorf("PreAuthRejected = %d, want %d", st.PreAuthRejected, flood-slots)
+	if st := s.Stats(); st.PreAuthRejected != flood-slots || st.PreAuthOverShare != flood-slots {
+		t.Errorf("PreAuthRejected = %d, PreAuthOverShare = %d; want %d each", st.PreAuthRejected, st.PreAuthOverShare, flood-slots)
 	}
-	// While the slots are held, a newcomer is turned away at once.
+	// While the slots are held, a newcomer is told the server is busy.
 	if c, err := Dial(t.Context(), addr, testKey); err == nil {
 		c.Close()
 		if s.Stats().HandshakeFailed == 0 { // the held slots had not timed out yet
 			t.Errorf("Dial succeeded while %d unauthenticated connections held every slot", slots)
 		}
+	} else if re := (*RefusedError)(nil); !errors.As(err, &re) || re.Limit != "pre-auth-conns" {
+		t.Errorf("Dial while every slot is held: %v; want a refusal naming pre-auth-conns", err)
 	}
 	// Once they time out, a legitimate client is served.
 	var c *Client

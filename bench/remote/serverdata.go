@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ type serverData struct {
 	conns    []net.Conn     // tcp: matched data connections, in arrival order
 	full     chan struct{}  // closed when len(conns) == req.Streams
 	handedOn bool           // conns and sockets belong to a Data now; guarded by mu
+	foreign  atomic.Uint64  // tcp: connections from another address than the client's, closed
 }
 
 // maxChallenges bounds the challenges one UDP socket sends to one address during
@@ -196,26 +198,40 @@ func (sd *serverData) startSetup(ctx context.Context) {
 // waitSetup waits for the setup goroutines; their context must be done.
 func (sd *serverData) waitSetup() { sd.wg.Wait() }
 
+// maxDataAttempts bounds the data connections from the client's address that a TCP
+// test's setup takes (each may be read for the token): streams plus room for a
+// client's retries.
+func maxDataAttempts(streams int) int { return 4*streams + 16 }
+
 // acceptData accepts data connections until req.Streams carried the token from the
-// control peer's address, or ctx ends. Connections from another address are closed
-// unread; each other one gets until ctx's deadline to send the token. Attempts are
-// bounded in number.
+// control peer's address, or ctx ends (the setup's deadline, --handshake-timeout).
+// Connections from the control peer's address are bounded in number
+// (maxDataAttempts), at most streams+4 read at once, each until ctx's deadline.
+// Connections from another address (foreign) spend none of that: each is reset at
+// once, unread, with no goroutine, and counted (sd.foreign, Stats.DataForeign), so
+// what a third party costs the setup is an accept and a close per connection it
+// opens itself, and only until the setup's deadline. A count cap on them would hand
+// the third party the lever this removes: reach it, and the client's connection,
+// behind theirs in the backlog, is never taken.
 func (sd *serverData) acceptData(ctx context.Context) {
 	st := &sd.ss.s.st
 	ln := sd.ln // finishSetup may take sd.ln once this returns; stop waits for the watcher
 	stop := ctxwatch.OnDone(ctx, func() { ln.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	pending := make(chan struct{}, sd.req.Streams+4) // token reads at once
-	for range 4*sd.req.Streams + 16 {
+	for attempts := 0; attempts < maxDataAttempts(sd.req.Streams); {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		if ip, _ := addrIP(c.RemoteAddr()); ip != sd.ss.peerIP {
 			st.dataRejected.Add(1)
-			c.Close()
+			st.dataForeign.Add(1)
+			sd.foreign.Add(1)
+			resetClose(c)
 			continue
 		}
+		attempts++
 		select {
 		case pending <- struct{}{}:
 		default:
@@ -238,6 +254,15 @@ func (sd *serverData) acceptData(ctx context.Context) {
 		default:
 		}
 	}
+}
+
+// resetClose closes c with a reset, leaving no TIME_WAIT state on the server: for
+// connections it refuses unread.
+func resetClose(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // readToken reads the 16-byte token that opens a data connection and keeps c if it
@@ -372,6 +397,9 @@ func (sd *serverData) finishSetup(ctx context.Context, cancel context.CancelFunc
 			sd.ln.Close()
 		}
 		sd.waitSetup()
+		if n := sd.foreign.Load(); n > 0 {
+			sd.ss.logTest("test %d: %s from other addresses than the client's closed unread during its setup", sd.req.ID, plural(n, "data connection"))
+		}
 		if err != nil {
 			return nil, err
 		}

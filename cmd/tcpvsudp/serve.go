@@ -69,8 +69,10 @@ others with a message saying why; --allow-unauthenticated accepts anyone who can
 reach the port (a trusted network only).
 
 What the server refuses, before any data socket opens, naming the flag:
-  - a connection beyond --pre-auth-conns still in its handshake (closed at once),
-    and a handshake slower than --handshake-timeout
+  - a connection beyond the --pre-auth-conns still in their handshake, or beyond
+    its source's share of them (a quarter, at least 1; a source is an IPv4 address
+    or an IPv6 /64, so one host cannot hold every slot): told at once that the
+    server is busy, to try again; and a handshake slower than --handshake-timeout
   - a session beyond --max-sessions
   - a test above --max-streams, --max-duration, --max-rate or --max-size, or one
     that would outlast --max-session-time; the session goes on
@@ -163,7 +165,7 @@ func addServeFlags(fs *pflag.FlagSet, sf *serveFlags) {
 	fs.StringVar(&sf.maxRate, "max-rate", rateFlag(d.MaxRateBps), "highest rate a test may ask for, bits/s with a unit (500M, 1.5G; at least 8k); the server never sends faster, over all streams of a test")
 	fs.IntVar(&sf.maxSize, "max-size", d.MaxSize, "largest message, bytes (UDP is bounded at 65490 anyway)")
 	fs.DurationVar(&sf.idleTimeout, "idle-timeout", d.IdleTimeout, "a session with no test for this long is closed, 1s..24h")
-	fs.IntVar(&sf.preAuthConns, "pre-auth-conns", d.PreAuthConns, "connections still in their handshake at once, 1..65536; more are closed at accept")
+	fs.IntVar(&sf.preAuthConns, "pre-auth-conns", d.PreAuthConns, "connections still in their handshake at once, 1..65536, one source (IPv4 address or IPv6 /64) a quarter of them, at least 1; more are told the server is busy")
 	fs.DurationVar(&sf.handshakeTimeout, "handshake-timeout", d.HandshakeTimeout, "longest handshake (hello to auth-ok), and longest data path setup of a test, 100ms..1m")
 	fs.DurationVar(&sf.maxSession, "max-session-time", d.MaxSessionTime, "longest session, tests included; at least --max-duration plus 10s")
 	fs.StringVar(&sf.dataPorts, "data-ports", "", "ports the tests' data sockets open on, LO-HI within 1..65535 (e.g. 5300-5399; TCP and UDP), at least --max-streams of them; default: ephemeral ports")
