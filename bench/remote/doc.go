@@ -45,7 +45,8 @@
 //	challenge  S→C  nonce (32 bytes), auth ("hmac-sha256" or "none"), software, caps?
 //	auth       C→S  nonce (32 bytes, the client's), mac? (32 bytes; absent when auth is "none")
 //	auth-ok    S→C  mac? (32 bytes; absent when auth is "none"),
-//	                limits {max_sessions, max_streams, max_duration_ms, max_rate_bps, max_size, idle_timeout_ms}
+//	                limits {max_sessions, max_streams, max_duration_ms (0..86400000), max_rate_bps, max_size,
+//	                idle_timeout_ms (0..86400000)}
 //	refuse     S→C  id? (the refused test; absent: the session, and the server closes), limit? (a flag
 //	                name such as "max-duration"), error (string ≤1024, the reason, for a person)
 //	test       C→S  id (uint32 ≥1), experiment ([a-z0-9.-]{1,128}), transport ("tcp" or "udp"),

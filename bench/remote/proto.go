@@ -337,6 +337,13 @@ func (m *AuthOK) validate() error {
 	if l.MaxSessions < 0 || l.MaxStreams < 0 || l.MaxSize < 0 {
 		return malformed("limits: negative")
 	}
+	// Compared in ms, as the wire has them, before anyone makes a time.Duration of them.
+	if l.MaxDurationMS > maxWireDurationMS {
+		return malformed("limits.max_duration_ms: must be 0..%d, got %d", uint64(maxWireDurationMS), l.MaxDurationMS)
+	}
+	if l.IdleTimeoutMS > maxWireDurationMS {
+		return malformed("limits.idle_timeout_ms: must be 0..%d, got %d", uint64(maxWireDurationMS), l.IdleTimeoutMS)
+	}
 	return nil
 }
 
