@@ -595,7 +595,13 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 	var r bench.FarResult
 	srv := c.res.Server
 	if len(srv.Counters) > 0 {
-		if err := json.Unmarshal(srv.Counters, &r); err != nil {
+		// The counters' strings are the server's words, which no decoder checked:
+		// they reach the report and the terminal escaped (remote.Printable).
+		counters, err := printableJSON(srv.Counters)
+		if err == nil {
+			err = json.Unmarshal(counters, &r)
+		}
+		if err != nil {
 			r = bench.FarResult{Warnings: []string{fmt.Sprintf("server's counters unreadable: %v", err)}}
 		}
 	}
@@ -608,11 +614,47 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 		c.sock.AddSends(c.ts)
 		c.far.record(c.data.Request.Transport, c.sock, r.Sockets)
 	}
-	if !srv.Complete {
-		r.Warnings = append(r.Warnings, "the server did not complete its half: "+srv.Error)
-	}
 	if c.res.Overlap > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the server ran %d other test(s) at the same time: its figures shared its host", c.res.Overlap))
 	}
+	if !srv.Complete {
+		// Its figures, if any, cover part of the cell: bench fails the cell.
+		why := cmp.Or(remote.Printable(srv.Error), "it sent no results")
+		r.Warnings = append(r.Warnings, "the server did not complete its half: "+why)
+		if c.err != nil {
+			return r, fmt.Errorf("%w: %w", bench.ErrFarIncomplete, c.err)
+		}
+		return r, fmt.Errorf("%w: the server did not complete its half: %s", bench.ErrFarIncomplete, why)
+	}
 	return r, c.err
+}
+
+// printableJSON returns the JSON object raw with every string in it, at any depth,
+// made printable (remote.Printable), its numbers as they were.
+func printableJSON(raw json.RawMessage) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(printableValue(v))
+}
+
+func printableValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return remote.Printable(v)
+	case []any:
+		for i := range v {
+			v[i] = printableValue(v[i])
+		}
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[remote.Printable(k)] = printableValue(x)
+		}
+		return out
+	}
+	return v
 }
