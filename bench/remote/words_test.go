@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // pwned is a server's words made to drive a terminal: an 8-bit CSI clearing the
@@ -179,4 +180,34 @@ func TestClientRefusalWordsEscaped(t *testing.T) {
 	if got, want := re.Error(), `remote: server refused: \u009b2J\u009b31mPWNED \u202egnp.exe`; got != want {
 		t.Errorf("RefusedError{%q}.Error() = %q, want %q", pwned, got, want)
 	}
+}
+
+// FuzzPrintable: Printable's output is valid UTF-8 with nothing in it that a
+// terminal would act on or not show, and text that has nothing of the kind comes
+// out as it went in.
+func FuzzPrintable(f *testing.F) {
+	for _, s := range []string{"", "plain words", pwned, "a\x1b[2Jb\n", "日本語 שגיאה", "\xff\xc3", "\U000e0041\ufeff\u2028", `\u009b`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := Printable(s)
+		if !utf8.ValidString(out) {
+			t.Fatalf("Printable(%q) = %q: not valid UTF-8", s, out)
+		}
+		for _, r := range out {
+			if !printableRune(r) {
+				t.Fatalf("Printable(%q) = %q holds %U", s, out, r)
+			}
+		}
+		clean := utf8.ValidString(s)
+		for _, r := range s {
+			clean = clean && printableRune(r)
+		}
+		if clean && out != s {
+			t.Fatalf("Printable(%q) = %q; want it unchanged", s, out)
+		}
+		if err := checkText("text", out, len(out), false); err != nil {
+			t.Fatalf("Printable(%q) = %q, which checkText refuses: %v", s, out, err)
+		}
+	})
 }
