@@ -223,7 +223,8 @@
 //
 // Decoders never panic and never read past MaxMsgLen (fuzzed: FuzzDecode,
 // FuzzReadFrame, FuzzParseDatagram, FuzzParseKey; the replay cache and the
-// amplification budget by FuzzNonceCache and FuzzAmpBudget). Every goroutine a Server or Client
+// amplification budget by FuzzNonceCache and FuzzAmpBudget). Printable's output
+// holds nothing a terminal acts on (FuzzPrintable). Every goroutine a Server or Client
 // starts ends before the call that started it returns, or on Shutdown/Close, but
 // for a Runner that ignores its context, which Shutdown and Close name. A
 // request above a limit is refused before any data socket opens, with an error that
