@@ -99,6 +99,7 @@ type runEnv struct {
 	linkRate float64       // the emulated link's rate, client to server, bits/s; 0 = unlimited or no lab
 	linkIdle time.Duration // the longest wait for the emulated link to be idle at a cell's edges
 	far      Far           // where server halves run in remote mode; nil = in this process
+	farDone  *farFinishes  // the running cell's far halves, as they finished (openFar); set per cell by runCell
 	net      NetOptions    // the run's socket flags, for far ends (openFar)
 
 	// onMeasured, when set (lab cells), is told where an experiment's measured phase

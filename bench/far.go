@@ -344,9 +344,83 @@ func ParseSendersEnd(raw []byte, maxFlows int) ([]uint64, error) {
 }
 
 // openFar opens a cell's server half at the far end, with the run's socket flags.
+// Its Finish is recorded in e.farDone, when set (runCell sets it per cell).
 func (e *runEnv) openFar(ctx context.Context, spec FarSpec) (FarCell, error) {
 	spec.Net, spec.Batch = e.net, e.batch
-	return e.far.Open(ctx, spec)
+	fc, err := e.far.Open(ctx, spec)
+	if err != nil || e.farDone == nil {
+		return fc, err
+	}
+	return recording(fc, e.farDone), nil
+}
+
+// ErrFarIncomplete is what a FarCell's Finish wraps when the far end did not
+// complete its half of the cell (its half failed or stopped early, or it sent no
+// figures): the cell then fails, even when this side measured it whole, since what
+// the far end reported covers part of the cell at most.
+var ErrFarIncomplete = errors.New("the far end did not complete its half")
+
+// farFinishes collects what the far halves of one cell said when they finished.
+type farFinishes struct {
+	mu         sync.Mutex
+	incomplete error // the first Finish error wrapping ErrFarIncomplete; guarded by mu
+}
+
+func (f *farFinishes) record(err error) {
+	if !errors.Is(err, ErrFarIncomplete) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.incomplete == nil {
+		f.incomplete = err
+	}
+}
+
+// err is why a far half of the cell did not complete; nil when every one did.
+func (f *farFinishes) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.incomplete
+}
+
+// recordedCell is a FarCell whose Finish errors fin records.
+type recordedCell struct {
+	FarCell
+	fin *farFinishes
+}
+
+func (c recordedCell) Finish(ctx context.Context) (FarResult, error) {
+	r, err := c.FarCell.Finish(ctx)
+	c.fin.record(err)
+	return r, err
+}
+
+// recording returns fc with its Finish recorded in fin, keeping the optional
+// interfaces fc has (FarAddresser, FarDialer) and no others.
+func recording(fc FarCell, fin *farFinishes) FarCell {
+	rc := recordedCell{fc, fin}
+	fa, isA := fc.(FarAddresser)
+	fd, isD := fc.(FarDialer)
+	switch {
+	case isA && isD:
+		return struct {
+			recordedCell
+			FarAddresser
+			FarDialer
+		}{rc, fa, fd}
+	case isA:
+		return struct {
+			recordedCell
+			FarAddresser
+		}{rc, fa}
+	case isD:
+		return struct {
+			recordedCell
+			FarDialer
+		}{rc, fd}
+	}
+	return rc
 }
 
 // farBatch is the most messages one Send or Recv of a far half moves: spec.Batch, or

@@ -478,7 +478,8 @@ func (s stopped) lost(why error, repeat, total int) string {
 
 // runCell runs one cell over a fresh Network. A cell the context ends while it runs
 // fails as interrupted, saying after how long, even if its experiment returned no
-// error: its figures cover only part of the cell.
+// error: its figures cover only part of the cell. So does a cell whose far half did
+// not complete (ErrFarIncomplete).
 func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 	start := time.Now()
 	nw, err := NetworkByName(c.transport, p.Net)
@@ -496,7 +497,17 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 	if e.far != nil && !slices.Contains(FarExperiments, c.exp) {
 		return farSkipped(c.exp), nil
 	}
+	if e.far != nil {
+		ce := *e
+		ce.farDone = &farFinishes{}
+		e = &ce
+	}
 	o, err := experiments[c.exp](ctx, e, nw, c.params)
+	if err == nil && e.farDone != nil {
+		// This side measured the cell, but the far end's half did not complete: its
+		// figures cover part of the cell at most, so the cell is not a measurement.
+		err = e.farDone.err()
+	}
 	if lost := farLost(e.far); err != nil && lost != nil && !errors.Is(err, lost) {
 		// The cell's own error is what its sockets saw (a reset, a closed endpoint);
 		// the cause is the session's.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
@@ -56,9 +55,9 @@ func parseBoundaries(req remote.TestRequest) (bench.FarSpec, error) {
 	default:
 		return bench.FarSpec{}, fmt.Errorf("params.part: want %s, %s or %s, got %q", bench.BoundariesBurst, bench.BoundariesLargest, bench.BoundariesRaw, bp.Part)
 	}
-	quiet := time.Duration(bp.QuietMS) * time.Millisecond
-	if quiet <= 0 || quiet > maxDrain {
-		return bench.FarSpec{}, fmt.Errorf("params.quiet_ms: want 1..%d, got %d", maxDrain.Milliseconds(), bp.QuietMS)
+	quiet, err := msParam("params.quiet_ms", bp.QuietMS, 1, uint64(maxDrain.Milliseconds()))
+	if err != nil {
+		return bench.FarSpec{}, err
 	}
 	return bench.FarSpec{Experiment: bench.ExpBoundaries, Transport: req.Transport, Size: req.Size, Streams: 1, Duration: req.Duration,
 		Boundaries: &bench.FarBoundaries{Part: bp.Part, Seed: bp.Seed, Quiet: quiet}}, nil

@@ -65,14 +65,25 @@ func wireRate(pace float64, size int, transport string, maxRate uint64) uint64 {
 // maxDrain bounds a stream receiver's drain.
 const maxDrain = 30 * time.Second
 
+// msParam is a parameter the wire carries in whole milliseconds, checked against
+// lo..hi ms in the wire's own unit before it becomes a time.Duration, so that no value
+// a peer sends can wrap past the check (2^64-1 ms is not -1 ms). The error names
+// field and the range.
+func msParam(field string, ms, lo, hi uint64) (time.Duration, error) {
+	if ms < lo || ms > hi {
+		return 0, fmt.Errorf("%s: must be %d..%d ms, got %d", field, lo, hi, ms)
+	}
+	return time.Duration(ms) * time.Millisecond, nil // callers' hi is within a time.Duration's range
+}
+
 func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 	run, err := strconv.ParseUint(sp.Run, 16, 64)
 	if err != nil || run == 0 || len(sp.Run) != 16 {
 		return bench.FarSpec{}, fmt.Errorf("params.run: want 16 hex digits, not all zero, got %q", sp.Run)
 	}
-	drain := time.Duration(sp.DrainMS) * time.Millisecond
-	if drain > maxDrain {
-		return bench.FarSpec{}, fmt.Errorf("params.drain_ms: at most %d, got %d", maxDrain.Milliseconds(), sp.DrainMS)
+	drain, err := msParam("params.drain_ms", sp.DrainMS, 0, uint64(maxDrain.Milliseconds()))
+	if err != nil {
+		return bench.FarSpec{}, err
 	}
 	spec := bench.FarSpec{Experiment: bench.ExpStream, Transport: req.Transport, Size: req.Size, Streams: req.Streams,
 		Duration: req.Duration, Run: run, Drain: drain}
@@ -91,12 +102,14 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 			}
 			spec.RateBps = float64(sp.PaceBps)
 		}
-		spec.Warmup = time.Duration(sp.WarmupMS) * time.Millisecond
-		spec.SendFor = time.Duration(sp.SendMS) * time.Millisecond
-		// The test's duration bounds what the server sends, warm-up included.
-		if spec.Warmup+spec.SendFor > req.Duration {
-			return bench.FarSpec{}, fmt.Errorf("params: warmup_ms + send_ms = %d exceeds the test's duration_ms %d",
-				(spec.Warmup + spec.SendFor).Milliseconds(), req.Duration.Milliseconds())
+		// The test's duration bounds what the server sends, warm-up included:
+		// compared in ms, as the wire has them, before anything can wrap.
+		durMS := uint64(max(req.Duration, 0) / time.Millisecond)
+		if spec.Warmup, err = msParam("params.warmup_ms", sp.WarmupMS, 0, durMS); err != nil {
+			return bench.FarSpec{}, err
+		}
+		if spec.SendFor, err = msParam("params.send_ms", sp.SendMS, 0, durMS-sp.WarmupMS); err != nil {
+			return bench.FarSpec{}, fmt.Errorf("%w (warmup_ms %d + send_ms must fit in the test's duration_ms %d)", err, sp.WarmupMS, durMS)
 		}
 		if spec.Count == 0 && spec.SendFor <= 0 {
 			return bench.FarSpec{}, errors.New("params.send_ms: a reverse or bidir stream without a count needs a sending time")
@@ -582,7 +595,13 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 	var r bench.FarResult
 	srv := c.res.Server
 	if len(srv.Counters) > 0 {
-		if err := json.Unmarshal(srv.Counters, &r); err != nil {
+		// The counters' strings are the server's words, which no decoder checked:
+		// they reach the report and the terminal escaped (remote.Printable).
+		counters, err := printableJSON(srv.Counters)
+		if err == nil {
+			err = json.Unmarshal(counters, &r)
+		}
+		if err != nil {
 			r = bench.FarResult{Warnings: []string{fmt.Sprintf("server's counters unreadable: %v", err)}}
 		}
 	}
@@ -595,11 +614,47 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 		c.sock.AddSends(c.ts)
 		c.far.record(c.data.Request.Transport, c.sock, r.Sockets)
 	}
-	if !srv.Complete {
-		r.Warnings = append(r.Warnings, "the server did not complete its half: "+srv.Error)
-	}
 	if c.res.Overlap > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the server ran %d other test(s) at the same time: its figures shared its host", c.res.Overlap))
 	}
+	if !srv.Complete {
+		// Its figures, if any, cover part of the cell: bench fails the cell.
+		why := cmp.Or(remote.Printable(srv.Error), "it sent no results")
+		r.Warnings = append(r.Warnings, "the server did not complete its half: "+why)
+		if c.err != nil {
+			return r, fmt.Errorf("%w: %w", bench.ErrFarIncomplete, c.err)
+		}
+		return r, fmt.Errorf("%w: the server did not complete its half: %s", bench.ErrFarIncomplete, why)
+	}
 	return r, c.err
+}
+
+// printableJSON returns the JSON object raw with every string in it, at any depth,
+// made printable (remote.Printable), its numbers as they were.
+func printableJSON(raw json.RawMessage) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(printableValue(v))
+}
+
+func printableValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return remote.Printable(v)
+	case []any:
+		for i := range v {
+			v[i] = printableValue(v[i])
+		}
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[remote.Printable(k)] = printableValue(x)
+		}
+		return out
+	}
+	return v
 }

@@ -45,11 +45,13 @@ func (sp slowParams) apply(spec *bench.FarSpec, req remote.TestRequest) error {
 	if sp.RcvBuf < 0 || sp.RcvBuf > maxRcvBuf {
 		return fmt.Errorf("params.rcvbuf: must be 0..%d bytes, got %d", maxRcvBuf, sp.RcvBuf)
 	}
-	step := time.Duration(sp.SeriesMS) * time.Millisecond
+	var step time.Duration
 	if sp.SeriesMS != 0 {
-		if step < bench.MinSeriesStep || sp.SeriesMS > uint64(maxDrain.Milliseconds()) {
+		// Compared in ms, as the wire has it, before it becomes a time.Duration.
+		if sp.SeriesMS < uint64(bench.MinSeriesStep.Milliseconds()) || sp.SeriesMS > uint64(maxDrain.Milliseconds()) {
 			return fmt.Errorf("params.series_ms: must be 0 or %d..%d ms, got %d", bench.MinSeriesStep.Milliseconds(), maxDrain.Milliseconds(), sp.SeriesMS)
 		}
+		step = time.Duration(sp.SeriesMS) * time.Millisecond
 		// The receiver samples while data flows and while it drains.
 		if n := (req.Duration + spec.Drain) / step; n > bench.MaxSeriesSamples {
 			return fmt.Errorf("params.series_ms: %d ms makes %d samples over duration_ms %d + drain_ms %d, more than %d: want at least %d ms",

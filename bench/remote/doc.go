@@ -25,9 +25,21 @@
 // reading the body, and closes the connection. The body is one JSON object (RFC 8259)
 // in UTF-8, with nothing after it. Every object, at any depth, has unique keys of
 // 1..64 bytes of [a-z0-9_]; nesting is at most 8 deep. The text fields below
-// (software, error, reason) carry no control character (U+0000..U+001F, U+007F), so
-// a peer's words cannot drive a terminal. Integers are written without fraction or
-// exponent. Byte strings are base64 with padding (RFC 4648 §4). Every body has
+// (software, error, reason) carry no control character, C0 (U+0000..U+001F), DEL or
+// C1 (U+0080..U+009F, which holds the 8-bit CSI, U+009B), and none of the invisible
+// characters that break, reorder or hide text: U+061C, U+200B..U+200F,
+// U+2028..U+202E (line and paragraph separators, bidirectional embeddings and
+// overrides), U+2060..U+206F (bidirectional isolates among them), U+FEFF,
+// U+FFF9..U+FFFB and the tags U+E0000..U+E007F; a receiver refuses a message that
+// holds one as malformed. The list is fixed, not Unicode's categories, so that
+// builds of different Unicode versions agree on it. So a peer's words cannot drive
+// a terminal. No receiver reads the runners' counters for text, so the client
+// passes every string in them, as every other word of the server's it shows,
+// through Printable, which escapes (as \u009b) whatever a terminal would act on or
+// not show. Integers are written without fraction or exponent. A receiver checks a
+// number against its range in the wire's own unit (milliseconds, bytes) before it
+// converts it, so that no value wraps past the check. Byte strings are base64 with
+// padding (RFC 4648 §4). Every body has
 //
 //	"v":    1, the protocol version
 //	"type": the message type
@@ -45,7 +57,8 @@
 //	challenge  S→C  nonce (32 bytes), auth ("hmac-sha256" or "none"), software, caps?
 //	auth       C→S  nonce (32 bytes, the client's), mac? (32 bytes; absent when auth is "none")
 //	auth-ok    S→C  mac? (32 bytes; absent when auth is "none"),
-//	                limits {max_sessions, max_streams, max_duration_ms, max_rate_bps, max_size, idle_timeout_ms}
+//	                limits {max_sessions, max_streams, max_duration_ms (0..86400000), max_rate_bps, max_size,
+//	                idle_timeout_ms (0..86400000)}
 //	refuse     S→C  id? (the refused test; absent: the session, and the server closes), limit? (a flag
 //	                name such as "max-duration"), error (string ≤1024, the reason, for a person)
 //	test       C→S  id (uint32 ≥1), experiment ([a-z0-9.-]{1,128}), transport ("tcp" or "udp"),
@@ -260,7 +273,8 @@
 //
 // Decoders never panic and never read past MaxMsgLen (fuzzed: FuzzDecode,
 // FuzzReadFrame, FuzzParseDatagram, FuzzParseKey; the replay cache and the
-// amplification budget by FuzzNonceCache and FuzzAmpBudget). Every goroutine a Server or Client
+// amplification budget by FuzzNonceCache and FuzzAmpBudget). Printable's output
+// holds nothing a terminal acts on (FuzzPrintable). Every goroutine a Server or Client
 // starts ends before the call that started it returns, or on Shutdown/Close, but
 // for a Runner that ignores its context, which Shutdown and Close name. A
 // request above a limit is refused before any data socket opens, with an error that

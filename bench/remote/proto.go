@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
@@ -247,8 +248,9 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// checkText checks a string field: at most max bytes, no C0 control character or DEL
-// (so a peer's text cannot move a terminal's cursor), empty allowed unless required.
+// checkText checks a string field: at most max bytes, no character textRefused
+// refuses (so that a peer's text cannot drive a terminal, nor hide or reorder what it
+// shows), empty allowed unless required.
 func checkText(field, s string, max int, required bool) error {
 	if required && s == "" {
 		return malformed("%s: required", field)
@@ -257,11 +259,73 @@ func checkText(field, s string, max int, required bool) error {
 		return malformed("%s: %d bytes, at most %d", field, len(s), max)
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if textRefused(r) {
 			return malformed("%s: control character %U", field, r)
 		}
 	}
 	return nil
+}
+
+// textRefused reports whether a text field may not carry r (doc.go): the C0
+// controls and DEL, the C1 controls U+0080..U+009F (among them the 8-bit CSI,
+// U+009B), and the invisible characters that break, reorder or hide text: the
+// Arabic letter mark U+061C, U+200B..U+200F (zero widths, LRM, RLM),
+// U+2028..U+202E (line and paragraph separators, bidirectional embeddings and
+// overrides), U+2060..U+206F (word joiner, invisible operators, bidirectional
+// isolates), U+FEFF (zero-width no-break space) and U+FFF9..U+FFFB (interlinear
+// annotations), and the tags U+E0000..U+E007F. A fixed list rather than Unicode's
+// tables, so that builds of different Unicode versions agree on what is malformed.
+func textRefused(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x061c, r >= 0x200b && r <= 0x200f, r >= 0x2028 && r <= 0x202e, r >= 0x2060 && r <= 0x206f:
+		return true
+	case r == 0xfeff, r >= 0xfff9 && r <= 0xfffb, r >= 0xe0000 && r <= 0xe007f:
+		return true
+	}
+	return false
+}
+
+// Printable returns s fit for a terminal, whoever wrote it: every character that
+// textRefused refuses or that is not printable (unicode.IsPrint, and the ASCII space)
+// is shown escaped as Go writes it in a string literal (\x1b, \u009b, \u202e,
+// \U000e0041), and so is each byte of invalid UTF-8 (\xff); the rest is left as it
+// is. The client passes every word of a server it shows or reports through it.
+func Printable(s string) string {
+	ok := true
+	for _, r := range s {
+		if !printableRune(r) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case printableRune(r):
+			b.WriteString(s[i : i+n])
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// printableRune reports whether Printable leaves r as it is.
+func printableRune(r rune) bool {
+	return r != utf8.RuneError && !textRefused(r) && (r == ' ' || unicode.IsPrint(r))
 }
 
 // checkName checks a name field: 1..max bytes of [a-z0-9.-].
@@ -336,6 +400,13 @@ func (m *AuthOK) validate() error {
 	l := m.Limits
 	if l.MaxSessions < 0 || l.MaxStreams < 0 || l.MaxSize < 0 {
 		return malformed("limits: negative")
+	}
+	// Compared in ms, as the wire has them, before anyone makes a time.Duration of them.
+	if l.MaxDurationMS > maxWireDurationMS {
+		return malformed("limits.max_duration_ms: must be 0..%d, got %d", uint64(maxWireDurationMS), l.MaxDurationMS)
+	}
+	if l.IdleTimeoutMS > maxWireDurationMS {
+		return malformed("limits.idle_timeout_ms: must be 0..%d, got %d", uint64(maxWireDurationMS), l.IdleTimeoutMS)
 	}
 	return nil
 }
@@ -867,8 +938,9 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	if strings.HasPrefix(e.Reason, "refused") {
-		return "remote: server " + e.Reason
+	reason := Printable(e.Reason) // checkText refused the worst at decode already
+	if strings.HasPrefix(reason, "refused") {
+		return "remote: server " + reason
 	}
-	return "remote: server refused: " + e.Reason
+	return "remote: server refused: " + reason
 }

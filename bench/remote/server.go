@@ -755,11 +755,11 @@ func (ss *session) refuseTest(id uint32, err error) error {
 	return ss.cc.WriteMsg(r)
 }
 
-// sanitize replaces control characters, which the wire does not carry in text.
+// sanitize replaces the characters the wire does not carry in text (textRefused).
 func sanitize(s string) string {
 	b := []rune(s)
 	for i, r := range b {
-		if r < 0x20 || r == 0x7f {
+		if textRefused(r) {
 			b[i] = ' '
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
@@ -437,7 +438,7 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		}
 	}
 	for _, w := range collectWarnings(rep) {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
+		fmt.Fprintf(stderr, "warning: %s\n", remote.Printable(w)) // a server's words among them
 	}
 	if err := bench.RenderText(stdout, rep); err != nil {
 		return fmt.Errorf("render tables: %w", err)

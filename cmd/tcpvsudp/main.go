@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 )
 
 func main() {
@@ -25,7 +27,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "tcpvsudp: %v\n", err)
+		fmt.Fprintf(os.Stderr, "tcpvsudp: %s\n", remote.Printable(err.Error())) // it may quote a server's words
 		var ue usageError
 		if errors.As(err, &ue) {
 			os.Exit(2)

@@ -9,10 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 )
 
 // progress shows where a run is on stderr: a bar when stderr is a terminal, one
@@ -58,7 +60,7 @@ func (pr *progress) event(ev bench.ProgressEvent) {
 		return
 	}
 	if ev.Done {
-		fmt.Fprintf(pr.w, "[%d/%d] %s: %s\n", ev.Index, ev.Total, name, summary(r))
+		fmt.Fprintf(pr.w, "[%d/%d] %s: %s\n", ev.Index, ev.Total, name, remote.Printable(summary(r))) // a failed cell's error may quote the server
 	}
 }
 
