@@ -167,7 +167,8 @@ func (cl *Client) Broken() error {
 
 // Run runs one test and returns both sides' results. A refused test returns a
 // *RefusedError and leaves the session usable; so does a test whose data path could
-// not be set up (the server refuses it, saying what failed). If the server is lost
+// not be set up (the server refuses it, saying what failed), and one that ran and
+// failed on either side once both sides' results crossed (a *TestError). If the server is lost
 // mid-test, Run returns within the client's Timeout with an error wrapping
 // ErrServerLost and what this side measured, marked incomplete; the session is then
 // unusable.
@@ -195,7 +196,8 @@ func (cl *Client) Run(ctx context.Context, req TestRequest) (TestResults, error)
 	res, err := cl.run(ctx, req)
 	if err != nil {
 		var re *RefusedError
-		if !errors.As(err, &re) || re.ID == 0 {
+		var te *TestError
+		if !errors.As(err, &te) && (!errors.As(err, &re) || re.ID == 0) {
 			cl.mu.Lock()
 			cl.broken = err
 			cl.mu.Unlock()
@@ -339,17 +341,28 @@ func (cl *Client) run(ctx context.Context, req TestRequest) (TestResults, error)
 	if readErr != nil {
 		return out, readErr
 	}
+	// Both sides' results crossed: whatever failed, the session is in step.
 	if server != nil && !server.Complete {
-		return out, fmt.Errorf("remote: test %d incomplete on the server: %s", req.ID, server.Error)
+		return out, &TestError{ID: req.ID, Err: fmt.Errorf("remote: test %d incomplete on the server: %s", req.ID, server.Error)}
 	}
 	if cause := context.Cause(testCtx); cause != nil && derr != nil {
-		return out, fmt.Errorf("remote: test %d: %w", req.ID, cause)
+		return out, &TestError{ID: req.ID, Err: fmt.Errorf("remote: test %d: %w", req.ID, cause)}
 	}
 	if derr != nil {
-		return out, fmt.Errorf("remote: test %d: %w", req.ID, derr)
+		return out, &TestError{ID: req.ID, Err: fmt.Errorf("remote: test %d: %w", req.ID, derr)}
 	}
 	return out, nil
 }
+
+// TestError is a test that ran and failed on either side, after both sides' results
+// were exchanged: the session is in step and stays usable for the next test.
+type TestError struct {
+	ID  uint32
+	Err error
+}
+
+func (e *TestError) Error() string { return e.Err.Error() }
+func (e *TestError) Unwrap() error { return e.Err }
 
 // setup opens the data path within the client's timeout and says start, while a
 // reader waits for the server's answer: its start, or a refusal (its
