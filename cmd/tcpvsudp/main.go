@@ -20,10 +20,16 @@ import (
 	"syscall"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal asks for a clean stop (the run writes what it measured); after
+	// it, the signals take their default action again, so a second one ends the
+	// process at once, whatever call it is blocked in. serve counts its own signals
+	// and keeps them.
+	ctxwatch.OnDone(ctx, stop)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
