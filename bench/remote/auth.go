@@ -87,12 +87,14 @@ func keyFileKind(path string, fi os.FileInfo) error {
 	if fi.Mode().IsRegular() {
 		return nil
 	}
-	return fmt.Errorf("remote: key file %s is %s, want a regular file", path, fileKind(fi.Mode()))
+	return fmt.Errorf("remote: key file %s is %s, want a regular file", path, FileKind(fi.Mode()))
 }
 
-// fileKind names a file's type, as a key file's error says it.
-func fileKind(m os.FileMode) string {
+// FileKind names a file's type for an error ("a named pipe (FIFO)", "a directory").
+func FileKind(m os.FileMode) string {
 	switch {
+	case m.IsRegular():
+		return "a regular file"
 	case m&os.ModeNamedPipe != 0:
 		return "a named pipe (FIFO)"
 	case m.IsDir():

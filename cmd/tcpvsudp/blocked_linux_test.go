@@ -131,7 +131,11 @@ func runInStatus(t *testing.T, p *lab.Pair, cs *childServe, args ...string) (ben
 		case errors.As(err, &ee):
 			status = ee.ExitCode()
 		case err != nil:
-			t.Fatalf("run %v: %v\nstderr:\n%s\nserver:\n%s", args, err, errb.String(), cs.logs)
+			server := "none"
+			if cs != nil {
+				server = cs.logs.String()
+			}
+			t.Fatalf("run %v: %v\nstderr:\n%s\nserver:\n%s", args, err, errb.String(), server)
 		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 )
 
 // The checks here run before anything is measured, on what the flags name outside
@@ -68,7 +70,7 @@ func localHost(host string, interfaceAddrs func() ([]net.Addr, error)) error {
 // removed).
 func outDir(dir string) error {
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		return fmt.Errorf("--out: %s is %s, not a directory; want a directory (report.json and report.md go in it)", dir, fileKind(fi.Mode()))
+		return fmt.Errorf("--out: %s is %s, not a directory; want a directory (report.json and report.md go in it)", dir, remote.FileKind(fi.Mode()))
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--out: cannot make the directory %s: %w", dir, err)
@@ -106,26 +108,7 @@ func reportFile(path string) error {
 		return nil // the open says why
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("report: %s is %s, want a regular file (a report.json)", path, fileKind(fi.Mode()))
+		return fmt.Errorf("report: %s is %s, want a regular file (a report.json)", path, remote.FileKind(fi.Mode()))
 	}
 	return nil
-}
-
-// fileKind names a file's type for an error.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "a regular file"
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return fmt.Sprintf("a special file (mode %v)", m)
 }

@@ -259,30 +259,15 @@ func deref(p *uint64) any {
 // server whose log a failure shows, or nil.
 func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) bench.Report {
 	t.Helper()
-	dir := t.TempDir()
-	cmd := helperCommand(append(append([]string{"run"}, args...), "--out", dir)...)
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := p.InClient(cmd.Start); err != nil {
-		t.Fatalf("starting run in the client namespace: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			server := "none"
-			if cs != nil {
-				server = cs.logs.String()
-			}
-			t.Fatalf("run %v: %v\nstderr:\n%s\nserver:\n%s", args, err, errb.String(), server)
+	rep, status, stderr := runInStatus(t, p, cs, args...)
+	if status != 0 {
+		server := "none"
+		if cs != nil {
+			server = cs.logs.String()
 		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		t.Fatalf("run %v still running after 60 s\nstderr:\n%s", args, errb.String())
+		t.Fatalf("run %v: exit status %d\nstderr:\n%s\nserver:\n%s", args, status, stderr, server)
 	}
-	return readReport(t, dir)
+	return rep
 }
 
 // deliveredOrCounted reports whether m's want messages were each received once, in
