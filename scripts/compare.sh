@@ -9,6 +9,10 @@
 #   -d SECONDS   length of every run, whole seconds (env DURATION, default 5)
 #   -p PORT      first of two fixed server ports: PORT for iperf3 -s, PORT+1 for
 #                sockperf sr (env PORT, default 25201)
+#   env IPERF3   the iperf3 binary (default: iperf3 on PATH). With an iperf3 that has
+#                --gsro (3.21+, UDP GSO and GRO), its UDP runs use it, and the UDP
+#                targets are the fair ones: at least 1.0 x that peer.
+#   env PIN      the CPU list for the pinned RTT figures (default 0); empty = skip them
 #
 # What it does: builds tcpvsudp once (go build into a temporary directory), then for
 # each figure below runs tcpvsudp and its peer tool alternately RUNS times, each run
@@ -21,6 +25,7 @@
 #   udp-stream-64 msgs/s      stream udp 64: metrics.msgs_per_s                  iperf3 -u -b 0 -l 64: received / seconds
 #   pingpong-64 tcp RTT p50   pingpong tcp 64: metrics.rtt_ns.p50                sockperf ping-pong --tcp -m 64: 2 x "percentile 50.000"
 #   pingpong-64 udp RTT p50   pingpong udp 64: metrics.rtt_ns.p50                sockperf ping-pong -m 64: 2 x "percentile 50.000"
+#   the same two, pinned      every process under taskset -c $PIN (tcpvsudp; sockperf's server and client)
 #
 # iperf3 UDP: "received" = end.sum_received.packets - end.sum_received.lost_packets
 # and "seconds" = end.sum_received.seconds, from the client's -J output; in UDP mode
@@ -43,8 +48,10 @@ set -u -o pipefail
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 PORT=${PORT:-25201}
+IPERF3=${IPERF3:-iperf3}
+PIN=${PIN-0}
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 while getopts "n:d:p:h" opt; do
 	case $opt in
 	n) RUNS=$OPTARG ;;
@@ -73,7 +80,13 @@ elif command -v jq >/dev/null; then JSON=jq
 else die "python3 or jq is needed to read JSON (apt-get install python3, or jq)"; fi
 HAVE_IPERF=1; HAVE_SOCKPERF=1
 missing=()
-command -v iperf3 >/dev/null || { HAVE_IPERF=0; missing+=(iperf3); }
+command -v "$IPERF3" >/dev/null || { HAVE_IPERF=0; missing+=(iperf3); }
+GSRO=()
+[ $HAVE_IPERF = 1 ] && "$IPERF3" --help 2>&1 | grep -q -- '--gsro' && GSRO=(--gsro)
+if [ -n "$PIN" ] && ! command -v taskset >/dev/null; then
+	echo "compare.sh: taskset (util-linux) is missing: the pinned RTT figures are skipped" >&2
+	PIN=""
+fi
 command -v sockperf >/dev/null || { HAVE_SOCKPERF=0; missing+=(sockperf); }
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "compare.sh: missing ${missing[*]}; install with: apt-get install ${missing[*]} (Debian/Ubuntu packages of the same names)" >&2
@@ -166,9 +179,10 @@ human() {
 
 TV=$TMP/tcpvsudp
 TVRUN=0
-run_tv() { # EXPERIMENT TRANSPORT SIZE METRIC-PATH
-	local out=$TMP/tv$((++TVRUN)) v sent
-	if ! timeout $((DURATION + 40)) "$TV" run -e "$1" -t "$2" --sizes "$3" --duration "${DURATION}s" \
+run_tv() { # EXPERIMENT TRANSPORT SIZE METRIC-PATH [pin]
+	local out=$TMP/tv$((++TVRUN)) v sent pin=()
+	[ "${5:-}" = pin ] && pin=(taskset -c "$PIN")
+	if ! timeout $((DURATION + 40)) "${pin[@]}" "$TV" run -e "$1" -t "$2" --sizes "$3" --duration "${DURATION}s" \
 		--no-lab --warmup 200ms --out "$out" >"$out.log" 2>&1; then
 		echo "    tcpvsudp run failed (exit $?); last lines:" >&3; tail -3 "$out.log" | sed 's/^/      /' >&3
 		return
@@ -189,14 +203,14 @@ run_tv() { # EXPERIMENT TRANSPORT SIZE METRIC-PATH
 IPRUN=0
 run_iperf() { # tcp|udp SIZE goodput|msgs
 	local out=$TMP/ip$((++IPRUN)) srv pk lost secs rcv v
-	timeout $((DURATION + 30)) iperf3 -s -1 -B $HOST -p "$IPERF_PORT" >"$out.srv" 2>&1 &
+	timeout $((DURATION + 30)) "$IPERF3" -s -1 -B $HOST -p "$IPERF_PORT" >"$out.srv" 2>&1 &
 	srv=$!; PIDS+=("$srv")
 	if ! wait_port tcp "$IPERF_PORT"; then
 		echo "    iperf3 server did not start on port $IPERF_PORT: $(tail -1 "$out.srv")" >&3; stop "$srv"; return
 	fi
 	local udp=()
-	[ "$1" = udp ] && udp=(-u -b 0)
-	timeout $((DURATION + 20)) iperf3 -c $HOST -p "$IPERF_PORT" "${udp[@]}" -l "$2" -t "$DURATION" -J >"$out.json" 2>"$out.err"
+	[ "$1" = udp ] && udp=(-u -b 0 "${GSRO[@]}")
+	timeout $((DURATION + 20)) "$IPERF3" -c $HOST -p "$IPERF_PORT" "${udp[@]}" -l "$2" -t "$DURATION" -J >"$out.json" 2>"$out.err"
 	stop "$srv"
 	if [ -n "$(jget "$out.json" .error)" ] || [ -z "$(jget "$out.json" .end.sum_received.seconds)" ]; then
 		echo "    iperf3 failed: $(jget "$out.json" .error) $(tail -1 "$out.err")" >&3; return
@@ -223,15 +237,16 @@ run_iperf() { # tcp|udp SIZE goodput|msgs
 }
 
 SPRUN=0
-run_sockperf() { # tcp|udp SIZE
-	local out=$TMP/sp$((++SPRUN)) srv one v tcp=()
+run_sockperf() { # tcp|udp SIZE [pin]
+	local out=$TMP/sp$((++SPRUN)) srv one v tcp=() pin=()
 	[ "$1" = tcp ] && tcp=(--tcp)
-	timeout $((DURATION + 30)) sockperf sr "${tcp[@]}" -i $HOST -p "$SOCKPERF_PORT" >"$out.srv" 2>&1 &
+	[ "${3:-}" = pin ] && pin=(taskset -c "$PIN")
+	timeout $((DURATION + 30)) "${pin[@]}" sockperf sr "${tcp[@]}" -i $HOST -p "$SOCKPERF_PORT" >"$out.srv" 2>&1 &
 	srv=$!; PIDS+=("$srv")
 	if ! wait_port "$1" "$SOCKPERF_PORT"; then
 		echo "    sockperf server did not start on port $SOCKPERF_PORT: $(tail -1 "$out.srv")" >&3; stop "$srv"; return
 	fi
-	timeout $((DURATION + 20)) sockperf ping-pong "${tcp[@]}" -i $HOST -p "$SOCKPERF_PORT" -m "$2" -t "$DURATION" >"$out.txt" 2>&1
+	timeout $((DURATION + 20)) "${pin[@]}" sockperf ping-pong "${tcp[@]}" -i $HOST -p "$SOCKPERF_PORT" -m "$2" -t "$DURATION" >"$out.txt" 2>&1
 	stop "$srv"
 	one=$(sed 's/\x1b\[[0-9;]*m//g' "$out.txt" | awk '/percentile 50.000 =/ {print $NF}' | tail -1)
 	if [ -z "$one" ]; then
@@ -255,24 +270,33 @@ echo "host:      $(uname -n), kernel $(uname -r), $(uname -m), $(getconf _NPROCE
 echo "cpu:       $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null)"
 echo "tcp cc:    $(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null); rmem_default $(cat /proc/sys/net/core/rmem_default 2>/dev/null)"
 echo "tcpvsudp:  $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)$(cd "$REPO" && git diff --quiet HEAD -- . 2>/dev/null || echo ' (+ uncommitted changes)'), $(go version | awk '{print $3}')"
-[ $HAVE_IPERF = 1 ] && echo "iperf3:    $(ver iperf3 --version)"
+[ $HAVE_IPERF = 1 ] && echo "iperf3:    $(ver "$IPERF3" --version) ($(command -v "$IPERF3"))$([ ${#GSRO[@]} -gt 0 ] && echo ', UDP with --gsro (GSO and GRO)')"
 [ $HAVE_SOCKPERF = 1 ] && echo "sockperf:  $(ver sockperf --version | sed 's/^sockperf, //')"
 echo "runs:      $RUNS per tool per figure, alternating, $DURATION s each, on $HOST; medians quoted"
 echo "tcpvsudp:  run -e E -t T --sizes S --duration ${DURATION}s --no-lab --warmup 200ms --out DIR"
-echo "iperf3:    -s -1 -B $HOST -p $IPERF_PORT;  -c $HOST -p $IPERF_PORT [-u -b 0] -l S -t $DURATION -J"
+echo "iperf3:    -s -1 -B $HOST -p $IPERF_PORT;  -c $HOST -p $IPERF_PORT [-u -b 0${GSRO:+ ${GSRO[*]}}] -l S -t $DURATION -J"
+[ -n "$PIN" ] && echo "pinned:    the pinned RTT figures run tcpvsudp, sockperf sr and sockperf ping-pong under taskset -c $PIN"
 echo "sockperf:  sr [--tcp] -i $HOST -p $SOCKPERF_PORT;  ping-pong [--tcp] -i $HOST -p $SOCKPERF_PORT -m 64 -t $DURATION"
 echo
 
 # figure definitions: name|unit|tcpvsudp args|peer|peer args|target op|target
 FIGS=()
+# UDP targets: against iperf3 with --gsro (GSO and GRO on both ends), at least as fast
+# (issue 14); against an iperf3 that sends one datagram per call, twice (issue 5).
+UDPT=2.0
+[ ${#GSRO[@]} -gt 0 ] && UDPT=1.0
 [ $HAVE_IPERF = 1 ] && FIGS+=(
 	"TCP 1 stream, 131072 B: receiver goodput|bps|stream tcp 131072 .metrics.goodput_bps|iperf3|tcp 131072 goodput|ge|1.0"
-	"UDP 1400 B unpaced: receiver goodput|bps|stream udp 1400 .metrics.goodput_bps|iperf3|udp 1400 goodput|ge|2.0"
-	"UDP 64 B unpaced: msgs received/s|mps|stream udp 64 .metrics.msgs_per_s|iperf3|udp 64 msgs|ge|2.0"
+	"UDP 1400 B unpaced: receiver goodput|bps|stream udp 1400 .metrics.goodput_bps|iperf3|udp 1400 goodput|ge|$UDPT"
+	"UDP 64 B unpaced: msgs received/s|mps|stream udp 64 .metrics.msgs_per_s|iperf3|udp 64 msgs|ge|$UDPT"
 )
 [ $HAVE_SOCKPERF = 1 ] && FIGS+=(
 	"pingpong 64 B TCP: RTT p50|ns|pingpong tcp 64 .metrics.rtt_ns.p50|sockperf|tcp 64|le|1.10"
 	"pingpong 64 B UDP: RTT p50|ns|pingpong udp 64 .metrics.rtt_ns.p50|sockperf|udp 64|le|1.10"
+)
+[ $HAVE_SOCKPERF = 1 ] && [ -n "$PIN" ] && FIGS+=(
+	"pingpong 64 B TCP, pinned: RTT p50|ns|pingpong tcp 64 .metrics.rtt_ns.p50 pin|sockperf|tcp 64 pin|le|1.10"
+	"pingpong 64 B UDP, pinned: RTT p50|ns|pingpong udp 64 .metrics.rtt_ns.p50 pin|sockperf|udp 64 pin|le|1.10"
 )
 
 echo "## Every run (tcpvsudp and the peer alternately)"
