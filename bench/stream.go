@@ -201,12 +201,12 @@ func tcpLimits(ts []Transport) (sum TCPInfo, ok bool) {
 // have handed over and the receiver has taken in. The function it returns ends the
 // sampling and waits for it; calling it again does nothing.
 func sampleSeries(start time.Time, step time.Duration, txs []*streamTx, rx *streamRx) func() {
-	return sampleInto(start, step, txs, &rx.delivered, rx.series.add)
+	return sampleInto(start, step, txs, rx.deliveredNow, rx.series.add)
 }
 
 // sampleInto is sampleSeries into add, with delivered counting the receiver's
 // deliveries (nil: none here, the far end counts them).
-func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered *atomic.Int64, add func(Sample)) func() {
+func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered func() uint64, add func(Sample)) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -220,7 +220,7 @@ func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered 
 			}
 			s := Sample{TS: round3(time.Since(start).Seconds()), SentMsgs: sent}
 			if delivered != nil {
-				s.RecvMsgs = uint64(delivered.Load())
+				s.RecvMsgs = delivered()
 			}
 			add(s)
 			select {
@@ -374,8 +374,7 @@ type streamRx struct {
 	tsMu     sync.Mutex    // guards ts
 	ts       []Transport   // the endpoints served, whose receive queues must be empty
 
-	readerBps float64      // read no faster than this, bits/s; 0 = unpaced
-	delivered atomic.Int64 // unique intact data messages so far, for the series
+	readerBps float64 // read no faster than this, bits/s; 0 = unpaced
 
 	onFirstData func()    // when set, called once, as the first data message is accounted
 	firstData   sync.Once // guards onFirstData
@@ -498,7 +497,6 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 			}
 		}
 		if a := f.seq.Add(h.Seq); a == ArrivalNew || a == ArrivalReordered {
-			rx.delivered.Add(1)
 			if local.oneWay != nil {
 				local.oneWay.Record(now - h.SendNs) // one process, one monotonic clock: both ends read e.epoch
 			}
@@ -558,6 +556,16 @@ func (rx *streamRx) endUnknown() {
 // way for as long.
 func (rx *streamRx) quiet() time.Duration {
 	return max(rx.quietFor, min(4*time.Duration(rx.maxGap.Load()), time.Second))
+}
+
+// deliveredNow is how many unique intact data messages have arrived so far, over
+// every flow: the series' delivered count.
+func (rx *streamRx) deliveredNow() uint64 {
+	var n uint64
+	for i := range rx.uniqueOf {
+		n += rx.uniqueOf[i].Load()
+	}
+	return n
 }
 
 // storeMax raises a to v if v is larger.

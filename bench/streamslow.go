@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/tcp"
@@ -90,7 +89,7 @@ func minGrant(a, b int) int {
 // at most MaxSeriesSamples times. Its goroutine is owned by stop.
 type rxSeries struct {
 	step      time.Duration
-	delivered *atomic.Int64
+	delivered func() uint64 // the receiver's deliveries so far
 	first     chan struct{} // closed by arrived, once
 	firstOnce sync.Once
 	firstAt   time.Time // written before first closes
@@ -107,7 +106,7 @@ func startRxSeries(rx *streamRx, step time.Duration) *rxSeries {
 	if step <= 0 {
 		return nil
 	}
-	s := &rxSeries{step: step, delivered: &rx.delivered, first: make(chan struct{}), done: make(chan struct{}), finished: make(chan struct{})}
+	s := &rxSeries{step: step, delivered: rx.deliveredNow, first: make(chan struct{}), done: make(chan struct{}), finished: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -148,7 +147,7 @@ func (s *rxSeries) sample() (full bool) {
 		s.full = true
 		return true
 	}
-	s.samples = append(s.samples, RecvSample{TS: round3(time.Since(s.firstAt).Seconds()), RecvMsgs: uint64(s.delivered.Load())})
+	s.samples = append(s.samples, RecvSample{TS: round3(time.Since(s.firstAt).Seconds()), RecvMsgs: s.delivered()})
 	return false
 }
 
