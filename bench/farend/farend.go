@@ -618,9 +618,9 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the server ran %d other test(s) at the same time: its figures shared its host", c.res.Overlap))
 	}
 	if !srv.Complete {
-		// Its figures, if any, cover part of the cell: bench fails the cell.
+		// Its figures, if any, cover part of the cell: bench fails the cell with
+		// this error, which says why (no warning repeats it).
 		why := cmp.Or(remote.Printable(srv.Error), "it sent no results")
-		r.Warnings = append(r.Warnings, "the server did not complete its half: "+why)
 		if c.err != nil {
 			return r, fmt.Errorf("%w: %w", bench.ErrFarIncomplete, c.err)
 		}
