@@ -283,17 +283,23 @@ func sizeLines(r *Report, figure func(*Metrics) float64) []series {
 	slices.SortStableFunc(keys, func(a, b key) int { return slices.Index(trs, a.tr) - slices.Index(trs, b.tr) })
 	varies := false
 	for _, k := range keys {
-		varies = varies || k.p != keys[0].p
+		a, b := k.p, keys[0].p
+		a.IO, b.IO = "", "" // the I/O mode has its own label and style
+		varies = varies || a != b
 	}
 	var out []series
 	for _, k := range keys {
 		xy := pts[k]
 		slices.SortStableFunc(xy, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
-		label := k.tr
+		label, style := k.tr, slices.Index(trs, k.tr)
+		if k.p.IO != "" {
+			label += ", " + k.p.IO + " I/O"
+			style = len(trs) + style // a style of its own, after the transports'
+		}
 		if varies {
 			label += otherParams(k.p)
 		}
-		out = append(out, series{label: label, style: slices.Index(trs, k.tr), xy: xy})
+		out = append(out, series{label: label, style: style, xy: xy})
 	}
 	return out
 }

@@ -215,8 +215,8 @@ func TestFarCells(t *testing.T) {
 	if rep.Env.Peer == nil || rep.Env.Peer.Go == "" || rep.Env.Peer.CPUs == 0 {
 		t.Errorf("peer env %+v, want the far host's", rep.Env.Peer)
 	}
-	if len(rep.Results) != 8 {
-		t.Fatalf("%d results, want stream and pingpong × 2 transports × 2 sizes", len(rep.Results))
+	if len(rep.Results) != 10 {
+		t.Fatalf("%d results, want stream and pingpong × 2 transports × 2 sizes, and UDP streams in textbook I/O too", len(rep.Results))
 	}
 	for _, r := range rep.Results {
 		m := r.Metrics

@@ -21,7 +21,7 @@ import (
 func TestRunInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := Plan{Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"}, Sizes: []int{64}, Count: 200, RateBps: 20e6,
+	p := Plan{Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"}, Sizes: []int{64}, Count: 200, RateBps: 20e6, UDPIO: []string{IOBatched},
 		Warmup: NoWarmup, Drain: patience, // the first cell's 200 TCP messages all arrive: a complete flow ends the drain
 		Progress: func(ev ProgressEvent) {
 			if ev.Done && ev.Index == 1 {
@@ -55,7 +55,7 @@ func TestRunInterruptedDuringCell(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	started := make(chan struct{}) // closed by Progress when the third cell starts
-	p := Plan{Experiments: []string{ExpPingPong, ExpStream}, Transports: []string{"tcp", "udp"}, Sizes: []int{64},
+	p := Plan{Experiments: []string{ExpPingPong, ExpStream}, Transports: []string{"tcp", "udp"}, Sizes: []int{64}, UDPIO: []string{IOBatched},
 		// 200 messages of 512 bits at 8 kbit/s take 12.8 s: the stream is still
 		// sending when the test cancels it. A pingpong cell is 200 round trips.
 		Count: 200, RateBps: 8e3, Warmup: NoWarmup, Timeout: patience,

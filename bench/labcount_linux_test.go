@@ -207,7 +207,8 @@ func TestLabCellWindow(t *testing.T) {
 	const count = 1000
 	im := lab.Impair{Delay: 20 * time.Millisecond}
 	p := Plan{Experiments: []string{ExpStream}, Sizes: []int{1024}, Count: count, RateBps: 20e6, Repeat: 2,
-		Warmup: 50 * time.Millisecond, Drain: patience, Seed: 5, Net: NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im}}
+		Warmup: 50 * time.Millisecond, Drain: patience, Seed: 5, Net: NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im},
+		UDPIO: []string{IOBatched}}
 	var injected []*Injected // every run's, in order, from the progress events
 	p.Progress = func(ev ProgressEvent) {
 		if ev.Done && ev.Result != nil {

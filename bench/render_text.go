@@ -285,6 +285,9 @@ func paramsLabel(p Params) string {
 	if directionKey(p) > 0 {
 		parts = append(parts, direction(p))
 	}
+	if p.IO == IOTextbook {
+		parts = append(parts, "textbook I/O")
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -398,6 +401,15 @@ var params = []param{
 	{"duration", func(p Params) string { return secs(p.DurationS) }, func(p Params) float64 { return p.DurationS }},
 	{"count", func(p Params) string { return count(p.Count) }, func(p Params) float64 { return float64(p.Count) }},
 	{"direction", direction, func(p Params) float64 { return float64(directionKey(p)) }},
+	{"UDP I/O", udpIO, func(p Params) float64 { return float64(len(p.IO)) }},
+}
+
+// udpIO names a UDP stream cell's I/O mode (Params.IO): batched or textbook.
+func udpIO(p Params) string {
+	if p.IO == "" {
+		return IOBatched
+	}
+	return p.IO
 }
 
 // direction names which way a stream ran in remote mode: forward (this host sends),
@@ -1030,7 +1042,7 @@ func notMeasured(trs []string, cells []*paramRow) []string {
 				continue
 			}
 			// The error names the cell; the label says it already.
-			why := strings.TrimPrefix(res.Error, fmt.Sprintf("%s over %s (size %d): ", res.Experiment, res.Transport, res.Params.Size))
+			why := strings.TrimPrefix(res.Error, cellName(res.Experiment, res.Transport, res.Params)+": ")
 			out = append(out, fmt.Sprintf("%s, %s: %s", tr, paramsLabel(c.p), why))
 		}
 	}

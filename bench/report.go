@@ -147,6 +147,9 @@ type Config struct {
 	BusyPoll bool `json:"busy_poll,omitempty"`
 	NoGSO    bool `json:"no_gso,omitempty"` // --no-gso: UDP sends one datagram per message, without GSO
 	Batch    int  `json:"batch,omitempty"`  // --batch: most messages per send or receive call
+	// UDPIO lists the I/O modes UDP stream cells ran in (--udp-io): "batched" (the
+	// socket flags above), "textbook" (one datagram per call, no offloads).
+	UDPIO []string `json:"udp_io,omitempty"`
 }
 
 // Result is one experiment over one transport with one set of parameters.
@@ -284,7 +287,17 @@ type Params struct {
 	Count     uint64  `json:"count"`             // messages (or transactions) per stream; 0 = duration mode
 	Reverse   bool    `json:"reverse,omitempty"` // stream in remote mode: the server sends, this host receives
 	Bidir     bool    `json:"bidir,omitempty"`   // stream in remote mode: both send at once; metrics sum both directions, observed splits them
+	// IO is how a UDP stream cell moves datagrams: "" = batched, with the run's socket
+	// flags (sendmmsg/recvmmsg, GSO and GRO unless --no-gso); IOTextbook = one datagram
+	// per system call and no offloads, as the textbook sends it.
+	IO string `json:"io,omitempty"`
 }
+
+// The UDP I/O modes of a stream cell (Params.IO, --udp-io).
+const (
+	IOBatched  = "batched"  // the run's socket flags; Params.IO is "" for it
+	IOTextbook = "textbook" // one datagram per sendmmsg/recvmmsg call, no GSO, no GRO
+)
 
 // Metrics are the measured figures, named as DESIGN.md's results contract names them.
 // Counts are messages unless the name says bytes. Pointer fields are absent when the

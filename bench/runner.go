@@ -40,6 +40,7 @@ type Plan struct {
 	Drain       time.Duration // longest wait for stragglers after the last send; default 1 s; negative = none
 	Timeout     time.Duration // a request unanswered this long counts as unanswered (Metrics.Timeouts); default 200 ms
 	Batch       int           // most messages per Send/Recv; default 64
+	UDPIO       []string      // the I/O modes of UDP stream cells (IOBatched, IOTextbook); default both
 	Clients     int           // concurrent clients of the clients experiment; default 100
 	Receivers   int           // receivers of one sender in fanout; default 8
 	ReaderBps   float64       // slow-receiver's reading pace, bits/s; default 80 Mbit/s (10 MB/s)
@@ -107,6 +108,9 @@ func (p Plan) WithDefaults() Plan {
 	}
 	if p.Streams == 0 {
 		p.Streams = 1
+	}
+	if len(p.UDPIO) == 0 {
+		p.UDPIO = []string{IOBatched, IOTextbook}
 	}
 	if p.Duration == 0 && p.Count == 0 {
 		p.Duration = 3 * time.Second
@@ -190,6 +194,8 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("--timeout: must be positive, got %v", p.Timeout)
 	case p.Batch < 1 || p.Batch > 1024:
 		return fmt.Errorf("--batch: must be 1..1024, got %d", p.Batch)
+	case slices.ContainsFunc(p.UDPIO, func(m string) bool { return m != IOBatched && m != IOTextbook }):
+		return fmt.Errorf("--udp-io: want %s, %s or both, comma-separated, got %q", IOBatched, IOTextbook, strings.Join(p.UDPIO, ","))
 	case p.Clients < 1 || p.Clients > MaxClients:
 		return fmt.Errorf("--clients: must be 1..%d, got %d", MaxClients, p.Clients)
 	case p.Receivers < 1 || p.Receivers > MaxReceivers:
@@ -243,8 +249,21 @@ func (p Plan) cells() []cell {
 		}
 		for _, s := range sizes {
 			for _, t := range p.Transports {
-				cs = append(cs, cell{x, t, Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
-					Reverse: p.Reverse && x == ExpStream, Bidir: p.Bidir && x == ExpStream}})
+				ps := Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
+					Reverse: p.Reverse && x == ExpStream, Bidir: p.Bidir && x == ExpStream}
+				if x != ExpStream || t != "udp" {
+					cs = append(cs, cell{x, t, ps})
+					continue
+				}
+				// UDP streams run in each I/O mode asked for: batched with offloads, and
+				// as the textbook sends, so a reader sees what each costs.
+				for _, m := range p.UDPIO {
+					ps.IO = ""
+					if m == IOTextbook {
+						ps.IO = IOTextbook
+					}
+					cs = append(cs, cell{x, t, ps})
+				}
 			}
 		}
 	}
@@ -287,6 +306,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 			RecvBuffer: p.Net.RecvBuffer, SendBuffer: p.Net.SendBuffer,
 			Clients: p.Clients, Receivers: p.Receivers, ReaderBps: p.ReaderBps,
 			Started: started.UTC().Format(time.RFC3339), BusyPoll: p.Net.BusyPoll, NoGSO: p.Net.NoGSO, Batch: p.Batch,
+			UDPIO: p.UDPIO,
 		},
 	}
 	address := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
@@ -422,8 +442,15 @@ outer:
 }
 
 // String names the cell as errors and reports do: "stream over tcp (size 1024)".
-func (c cell) String() string {
-	return fmt.Sprintf("%s over %s (size %d)", c.exp, c.transport, c.params.Size)
+func (c cell) String() string { return cellName(c.exp, c.transport, c.params) }
+
+// cellName names a cell: "stream over tcp (size 1024)", "stream over udp (size
+// 1024, textbook I/O)".
+func cellName(exp, transport string, p Params) string {
+	if p.IO != "" {
+		return fmt.Sprintf("%s over %s (size %d, %s I/O)", exp, transport, p.Size, p.IO)
+	}
+	return fmt.Sprintf("%s over %s (size %d)", exp, transport, p.Size)
 }
 
 // stopped is where a run stopped before its end: the cell running then (or, with
@@ -482,7 +509,15 @@ func (s stopped) lost(why error, repeat, total int) string {
 // not complete (ErrFarIncomplete).
 func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 	start := time.Now()
-	nw, err := NetworkByName(c.transport, p.Net)
+	opts := p.Net
+	if c.params.IO == IOTextbook {
+		// One datagram per call, no offloads, at both ends (a far end's too: its
+		// socket flags come from e).
+		ce := *e
+		ce.batch, ce.net.NoGSO, opts.NoGSO = 1, true, true
+		e = &ce
+	}
+	nw, err := NetworkByName(c.transport, opts)
 	if err != nil {
 		return outcome{}, err
 	}

@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,6 +29,65 @@ func TestWithDefaultsTwice(t *testing.T) {
 			}
 			if twice.warmup() != tc.warmup || twice.drain() != tc.drain {
 				t.Errorf("the runner runs warmup %v, drain %v; want %v, %v", twice.warmup(), twice.drain(), tc.warmup, tc.drain)
+			}
+		})
+	}
+}
+
+// TestUDPIOCells: UDP streams run once per I/O mode asked for, each its own cell,
+// and nothing else does; an unknown mode is refused naming the flag.
+func TestUDPIOCells(t *testing.T) {
+	p := Plan{Transports: []string{"tcp", "udp"}, Experiments: []string{ExpStream, ExpPingPong}, Sizes: []int{64, 1024}}.WithDefaults()
+	var got []string
+	for _, c := range p.cells() {
+		got = append(got, c.String())
+	}
+	want := []string{
+		"stream over tcp (size 64)", "stream over udp (size 64)", "stream over udp (size 64, textbook I/O)",
+		"stream over tcp (size 1024)", "stream over udp (size 1024)", "stream over udp (size 1024, textbook I/O)",
+		"pingpong over tcp (size 64)", "pingpong over udp (size 64)", "pingpong over tcp (size 1024)", "pingpong over udp (size 1024)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("cells:\n got %q\nwant %q", got, want)
+	}
+	p.UDPIO = []string{IOTextbook}
+	if cs := p.cells(); len(cs) != 8 || cs[1].params.IO != IOTextbook {
+		t.Errorf("--udp-io textbook: %v", cs)
+	}
+	p.UDPIO = []string{"fast"}
+	if err := p.Validate(); err == nil || !strings.HasPrefix(err.Error(), "--udp-io: ") {
+		t.Errorf("Validate of an unknown mode: %v, want an error naming --udp-io", err)
+	}
+}
+
+// TestTextbookSendCalls: a textbook UDP stream cell makes one send call per
+// datagram, and a batched one carries many per call; both deliver the same count.
+func TestTextbookSendCalls(t *testing.T) {
+	const count = 2000
+	p := Plan{Transports: []string{"udp"}, Experiments: []string{ExpStream}, Sizes: []int{512}, Count: count, RateBps: 100e6,
+		Warmup: NoWarmup, Net: NetOptions{RecvBuffer: 4 << 20}}.WithDefaults()
+	e := testEnv(t)
+	e.batch = p.Batch
+	cs := p.cells()
+	if len(cs) != 2 {
+		t.Fatalf("cells %v, want batched and textbook", cs)
+	}
+	for _, c := range cs {
+		t.Run(udpIO(c.params), func(t *testing.T) {
+			o, err := runCell(context.Background(), e, p, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls, dgrams := o.observed["send_calls"], o.observed["sent_datagrams"]
+			t.Logf("%d send calls for %d datagrams; sent %d, received %d", calls, dgrams, o.m.SentMsgs, o.m.RecvMsgs)
+			if dgrams != uint64(count) || o.m.SentMsgs != count {
+				t.Errorf("sent_datagrams %v, sent_msgs %d; want %d", dgrams, o.m.SentMsgs, count)
+			}
+			if c.params.IO == IOTextbook && calls != uint64(count) {
+				t.Errorf("textbook: %v send calls, want one per datagram (%d)", calls, count)
+			}
+			if c.params.IO == "" && calls.(uint64) >= count/2 {
+				t.Errorf("batched (--batch %d): %v send calls for %d datagrams, want far fewer", p.Batch, calls, count)
 			}
 		})
 	}

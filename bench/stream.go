@@ -97,6 +97,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	if p.Count == 0 {
 		until = time.Now().Add(time.Duration(p.DurationS * float64(time.Second)))
 	}
+	calls0, dgrams0, counted := sendCalls(conns)
 	if err := sendAll(ctx, txs, p.Count, until); err != nil {
 		stopSeries()
 		return outcome{}, err
@@ -140,6 +141,11 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	if retrOK {
 		m.Retransmits = u64p(retr1 - retr0)
 	}
+	if calls1, dgrams1, _ := sendCalls(conns); counted {
+		// What each system call carried: 1 in textbook I/O, up to --batch batched.
+		obs["send_calls"] = calls1 - calls0
+		obs["sent_datagrams"] = dgrams1 - dgrams0
+	}
 	if limOK {
 		obs["rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
 		obs["sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
@@ -179,6 +185,18 @@ func sentPerFlow(txs []*streamTx) []uint64 {
 		sent[i] = tx.sent
 	}
 	return sent
+}
+
+// sendCalls sums the send system calls of ts and the datagrams they carried, over
+// those that count them (SendCaller: UDP); ok when any does.
+func sendCalls(ts []Transport) (calls, datagrams uint64, ok bool) {
+	for _, t := range ts {
+		if sc, is := t.(SendCaller); is {
+			c, d := sc.SendCalls()
+			calls, datagrams, ok = calls+c, datagrams+d, true
+		}
+	}
+	return calls, datagrams, ok
 }
 
 // tcpLimits sums the TCP_INFO time-limited counters over the transports that can

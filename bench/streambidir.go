@@ -34,7 +34,19 @@ func runStreamCell(ctx context.Context, e *runEnv, nw Network, p Params) (outcom
 	if p.Bidir && e.far != nil {
 		return streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
 	}
-	return metricsOnly(runStream)(ctx, e, nw, p)
+	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
+	// Of a one-way stream's observations the report keeps what its system calls
+	// carried (UDP): the difference between the I/O modes.
+	var obs map[string]any
+	for _, k := range []string{"send_calls", "sent_datagrams"} {
+		if v, ok := o.observed[k]; ok {
+			if obs == nil {
+				obs = map[string]any{}
+			}
+			obs[k] = v
+		}
+	}
+	return outcome{m: o.m, warns: o.warns, observed: obs}, err
 }
 
 // pathMarkerWait bounds the far end's wait for the path markers.

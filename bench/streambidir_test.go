@@ -16,7 +16,7 @@ import (
 func TestFarBidir(t *testing.T) {
 	far := &loopFar{}
 	rep, err := Run(context.Background(), Plan{Far: far, Bidir: true, Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"},
-		Sizes: []int{1024}, Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Drain: patience})
+		Sizes: []int{1024}, Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Drain: patience, UDPIO: []string{IOBatched}})
 	if err != nil {
 		t.Fatal(err)
 	}

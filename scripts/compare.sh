@@ -33,7 +33,8 @@
 # at the end of the test. (packets is the highest sequence number the server saw,
 # lost_packets the gaps below it, so packets - lost_packets is what arrived.)
 # sockperf prints one-way latency = RTT/2; the script doubles it.
-# tcpvsudp runs with --no-lab --warmup 200ms --out TMPDIR; its figures are the
+# tcpvsudp runs with --udp-io batched --no-lab --warmup 200ms --out TMPDIR (its UDP
+# path with offloads, the one beside iperf3 --gsro); its figures are the
 # receiver's (goodput: unique, intact bytes over the receiver's interval).
 #
 # Needs: go (to build), python3 or jq (to read JSON), awk, timeout (coreutils), and
@@ -183,7 +184,7 @@ run_tv() { # EXPERIMENT TRANSPORT SIZE METRIC-PATH [pin]
 	local out=$TMP/tv$((++TVRUN)) v sent pin=()
 	[ "${5:-}" = pin ] && pin=(taskset -c "$PIN")
 	if ! timeout $((DURATION + 40)) "${pin[@]}" "$TV" run -e "$1" -t "$2" --sizes "$3" --duration "${DURATION}s" \
-		--no-lab --warmup 200ms --out "$out" >"$out.log" 2>&1; then
+		--udp-io batched --no-lab --warmup 200ms --out "$out" >"$out.log" 2>&1; then
 		echo "    tcpvsudp run failed (exit $?); last lines:" >&3; tail -3 "$out.log" | sed 's/^/      /' >&3
 		return
 	fi
@@ -273,7 +274,7 @@ echo "tcpvsudp:  $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null)$(cd "$R
 [ $HAVE_IPERF = 1 ] && echo "iperf3:    $(ver "$IPERF3" --version) ($(command -v "$IPERF3"))$([ ${#GSRO[@]} -gt 0 ] && echo ', UDP with --gsro (GSO and GRO)')"
 [ $HAVE_SOCKPERF = 1 ] && echo "sockperf:  $(ver sockperf --version | sed 's/^sockperf, //')"
 echo "runs:      $RUNS per tool per figure, alternating, $DURATION s each, on $HOST; medians quoted"
-echo "tcpvsudp:  run -e E -t T --sizes S --duration ${DURATION}s --no-lab --warmup 200ms --out DIR"
+echo "tcpvsudp:  run -e E -t T --sizes S --duration ${DURATION}s --udp-io batched --no-lab --warmup 200ms --out DIR"
 echo "iperf3:    -s -1 -B $HOST -p $IPERF_PORT;  -c $HOST -p $IPERF_PORT [-u -b 0${GSRO:+ ${GSRO[*]}}] -l S -t $DURATION -J"
 [ -n "$PIN" ] && echo "pinned:    the pinned RTT figures run tcpvsudp, sockperf sr and sockperf ping-pong under taskset -c $PIN"
 echo "sockperf:  sr [--tcp] -i $HOST -p $SOCKPERF_PORT;  ping-pong [--tcp] -i $HOST -p $SOCKPERF_PORT -m 64 -t $DURATION"

@@ -68,8 +68,8 @@ func TestFarCells(t *testing.T) {
 	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != addr {
 		t.Errorf("link %+v, want remote %s", rep.Env.Link, addr)
 	}
-	if len(rep.Results) != 8 {
-		t.Fatalf("%d results, want stream and pingpong × 2 transports × 2 sizes", len(rep.Results))
+	if len(rep.Results) != 10 {
+		t.Fatalf("%d results, want stream and pingpong × 2 transports × 2 sizes, and UDP streams in textbook I/O too", len(rep.Results))
 	}
 	if rep.Env.Peer == nil || rep.Env.Peer.Kernel == "" || rep.Env.Peer.CPUs == 0 {
 		t.Errorf("peer env %+v, want the server host's", rep.Env.Peer)
@@ -121,6 +121,7 @@ func TestFarReverse(t *testing.T) {
 	} {
 		p.Far, p.Reverse, p.Experiments, p.Transports = far, true, []string{bench.ExpStream}, []string{"tcp", "udp"}
 		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 5*time.Second
+		p.UDPIO = []string{bench.IOBatched}
 		rep, err := bench.Run(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
@@ -161,6 +162,7 @@ func TestFarBidir(t *testing.T) {
 	for _, p := range []bench.Plan{{Count: 500}, {Duration: 300 * time.Millisecond}} {
 		p.Far, p.Bidir, p.Experiments, p.Transports = far, true, []string{bench.ExpStream}, []string{"tcp", "udp"}
 		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 5*time.Second
+		p.UDPIO = []string{bench.IOBatched}
 		checkFarBidir(t, p)
 	}
 }

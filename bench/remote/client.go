@@ -429,7 +429,7 @@ func (cl *Client) setup(ctx context.Context, req TestRequest, acc *Accept) (*Dat
 		}
 		return d, nil
 	}
-	if ctx.Err() == nil && errors.Is(setupCtx.Err(), context.DeadlineExceeded) {
+	if ctx.Err() == nil && (errors.Is(setupCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) {
 		err = fmt.Errorf("remote: data path not open within the client's timeout %v: %w", cl.timeout, err)
 	} else {
 		err = fmt.Errorf("remote: data path: %w", err)
@@ -535,6 +535,11 @@ func probe(ctx context.Context, c *net.UDPConn, token []byte) ([]byte, error) {
 	buf := make([]byte, 2048)
 	defer c.SetReadDeadline(time.Time{})
 	for attempt := 0; ctx.Err() == nil && attempt < 1000; attempt++ {
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			// Past the deadline, though ctx's timer has not fired yet (a loaded
+			// host runs it late): every read would time out at once.
+			return nil, fmt.Errorf("no challenge from the server: %w", context.DeadlineExceeded)
+		}
 		if _, err := c.Write(msg); err != nil {
 			return nil, err
 		}

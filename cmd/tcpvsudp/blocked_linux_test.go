@@ -32,7 +32,7 @@ func TestRunServerUDPBlocked(t *testing.T) {
 	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key, "--handshake-timeout", "1s")
 	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
 	rep, status, stderr := runInStatus(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream", "-t", "udp,tcp",
-		"--count", "200", "--rate", "20M", "--sizes", "1024", "--warmup", "20ms")
+		"--count", "200", "--rate", "20M", "--sizes", "1024", "--warmup", "20ms", "--udp-io", "batched")
 	t.Logf("run exited %d; stderr:\n%s\nserver:\n%s", status, stderr, cs.logs)
 
 	if status != 1 {

@@ -24,6 +24,7 @@ import (
 // runFlags are the flags of `tcpvsudp run`, as typed.
 type runFlags struct {
 	transports, experiments, sizes, rate string
+	udpIO                                string
 	streams, repeat, port, batch         int
 	duration, warmup, drain, timeout     time.Duration
 	count                                uint64
@@ -218,6 +219,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.BoolVar(&rf.busyPoll, "busy-poll", false, "receivers spin on non-blocking reads instead of sleeping until data arrives, and ask for SO_BUSY_POLL of 50us "+
 		"(granted only with CAP_NET_ADMIN; it polls NIC queues, and loopback has none): lower, steadier latency "+
 		"at the cost of up to a full CPU core per receiving socket while it waits, shown as CPU beside pingpong's RTT; default off (Linux only)")
+	fs.StringVar(&rf.udpIO, "udp-io", "batched,textbook", "how UDP streams move datagrams, comma-separated: batched (--batch per call, with GSO and GRO unless --no-gso) and textbook (one datagram per call, no offloads); each runs as its own cell")
 	fs.BoolVar(&rf.noGSO, "no-gso", false, "send UDP one datagram per message, without UDP GSO (default: GSO when the kernel has it; UDP GRO is never used)")
 	fs.StringVar(&rf.rcvbuf, "rcvbuf", "0", "SO_RCVBUF to request on both ends' data sockets, bytes, K/M/G binary (1M = 1048576), up to 1G; "+
 		"0 = kernel default (each end's granted size is reported: Linux doubles a request, net.core.rmem_max caps it)")
@@ -301,6 +303,14 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	}
 	if p.Sizes, err = parseSizes(rf.sizes); err != nil {
 		return p, err
+	}
+	if p.UDPIO, err = parseList("--udp-io", rf.udpIO); err != nil {
+		return p, err
+	}
+	for _, m := range p.UDPIO {
+		if m != bench.IOBatched && m != bench.IOTextbook {
+			return p, fmt.Errorf("--udp-io: want %s, %s or both, comma-separated, got %q", bench.IOBatched, bench.IOTextbook, originalItem(rf.udpIO, m))
+		}
 	}
 	if p.RateBps, err = parseRate("--rate", rf.rate); err != nil {
 		return p, err

@@ -35,7 +35,7 @@ func TestRunInterruptedBySIGINT(t *testing.T) {
 	dir := t.TempDir()
 	// 200 messages of 512 bits at 8 kbit/s take 12.8 s: the stream still sends when
 	// the signal comes. A pingpong cell is 200 round trips.
-	args := []string{"run", "-e", "pingpong,stream", "-t", "tcp,udp", "--sizes", "64", "--count", "200", "--rate", "8k",
+	args := []string{"run", "-e", "pingpong,stream", "-t", "tcp,udp", "--sizes", "64", "--count", "200", "--rate", "8k", "--udp-io", "batched",
 		"--warmup", "0", "--timeout", "10s", "--out", dir}
 	var stdout, stderr bytes.Buffer // read only once run has returned
 	done := make(chan error, 1)

@@ -19,7 +19,7 @@ func TestWarmupZeroKernelCount(t *testing.T) {
 	const count = 2000
 	p := newServePair(t)
 	before := udpSNMP(t, p)
-	rep := runIn(t, p, nil, "-e", "stream", "-t", "udp", "--sizes", "1024", "--count", strconv.Itoa(count), "--rate", "100M", "--warmup", "0", "--no-lab")
+	rep := runIn(t, p, nil, "-e", "stream", "-t", "udp", "--sizes", "1024", "--count", strconv.Itoa(count), "--rate", "100M", "--warmup", "0", "--no-lab", "--udp-io", "batched")
 	after := udpSNMP(t, p)
 	m := oneCell(t, rep)
 	in, rcvbuf := after["InDatagrams"]-before["InDatagrams"], after["RcvbufErrors"]-before["RcvbufErrors"]
@@ -46,7 +46,7 @@ func TestSocketDropsKernelCount(t *testing.T) {
 	const count = 20000
 	p := newServePair(t)
 	before := udpSNMP(t, p)
-	rep := runIn(t, p, nil, "-e", "stream", "-t", "udp", "--sizes", "1024", "--count", strconv.Itoa(count), "--rcvbuf", "4096", "--warmup", "0", "--no-lab")
+	rep := runIn(t, p, nil, "-e", "stream", "-t", "udp", "--sizes", "1024", "--count", strconv.Itoa(count), "--rcvbuf", "4096", "--warmup", "0", "--no-lab", "--udp-io", "batched")
 	after := udpSNMP(t, p)
 	m := oneCell(t, rep)
 	in, rcvbuf := after["InDatagrams"]-before["InDatagrams"], after["RcvbufErrors"]-before["RcvbufErrors"]

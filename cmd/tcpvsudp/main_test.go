@@ -126,8 +126,8 @@ func TestRunAndReport(t *testing.T) {
 		t.Errorf("schema %v", doc["schema"])
 	}
 	results, _ := doc["results"].([]any)
-	if len(results) != 10 {
-		t.Errorf("%d results, want 10 (stream and pingpong at 2 sizes, connect at 1, times 2 transports)", len(results))
+	if len(results) != 12 {
+		t.Errorf("%d results, want 12 (stream and pingpong at 2 sizes, connect at 1, times 2 transports; UDP streams twice: batched and textbook I/O)", len(results))
 	}
 	for _, r := range results {
 		m := r.(map[string]any)["metrics"].(map[string]any)

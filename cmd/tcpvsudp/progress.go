@@ -42,6 +42,9 @@ func newProgress(w io.Writer, p bench.Plan) *progress {
 func (pr *progress) event(ev bench.ProgressEvent) {
 	r := ev.Result
 	name := fmt.Sprintf("%s %s size=%d", r.Experiment, r.Transport, r.Params.Size)
+	if r.Params.IO != "" {
+		name += " io=" + r.Params.IO
+	}
 	if pr.bars != nil {
 		if pr.bar == nil {
 			pr.bar = pr.bars.AddBar(int64(ev.Total),

@@ -29,8 +29,8 @@ func TestRunServerTwoHosts(t *testing.T) {
 	if rep.Env.Link.Kind != "remote" || rep.Env.Link.Addr != addr {
 		t.Errorf("link %+v, want remote %s", rep.Env.Link, addr)
 	}
-	if len(rep.Results) != 8 {
-		t.Fatalf("%d results, want stream and pingpong × tcp, udp × 64, 1024 B", len(rep.Results))
+	if len(rep.Results) != 10 {
+		t.Fatalf("%d results, want stream and pingpong × tcp, udp × 64, 1024 B, and UDP streams in textbook I/O too", len(rep.Results))
 	}
 	for _, r := range rep.Results {
 		m := r.Metrics
@@ -72,7 +72,7 @@ func TestRunServerTwoHosts(t *testing.T) {
 
 	// Both ways at once: this host's sender to the server's receiver, the server's
 	// sender to this host's receiver, each direction 500 messages received once.
-	rep = runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream", "--bidir", "--count", "500", "--rate", "20M", "--sizes", "1024", "--warmup", "20ms")
+	rep = runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream", "--bidir", "--count", "500", "--rate", "20M", "--sizes", "1024", "--warmup", "20ms", "--udp-io", "batched")
 	if len(rep.Results) != 2 {
 		t.Fatalf("bidir: %d results, want one cell per transport", len(rep.Results))
 	}

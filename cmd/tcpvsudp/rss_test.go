@@ -84,7 +84,7 @@ func TestRSSSteady(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	args := []string{"run", "-e", "stream", "-t", "tcp,udp", "--sizes", "64",
+	args := []string{"run", "-e", "stream", "-t", "tcp,udp", "--sizes", "64", "--udp-io", "batched",
 		"--duration", rssCell.String(), "--no-files", "--no-lab"}
 	samples, cells, stderr, err := sampleRSS(t.Context(), dir, bin, args, rssRun, rssInterval)
 	if err != nil {

@@ -51,7 +51,7 @@ func TestRunServerSocketFlags(t *testing.T) {
 		serverCalls = perfAttach(t, cs.cmd.Process.Pid)
 	}
 	rep, clientCalls := runInCounted(t, p, cs, perfOK, "--server", addr, "--key-file", key, "-e", "stream", "--bidir", "-t", "tcp,udp",
-		"--count", strconv.Itoa(count), "--rate", "10M", "--sizes", "1024", "--warmup", "0", "--rcvbuf", "1M", "--no-gso", "--batch", "1")
+		"--count", strconv.Itoa(count), "--rate", "10M", "--sizes", "1024", "--warmup", "0", "--rcvbuf", "1M", "--no-gso", "--batch", "1", "--udp-io", "batched")
 	sendmmsg := map[string]uint64{"client": clientCalls}
 	if serverCalls != nil {
 		n, err := serverCalls()
