@@ -37,6 +37,7 @@ type impairedNetwork struct {
 	Network
 	drop, dup map[uint64]bool
 	holdBack  map[uint64]uint64 // seq → the seq after which it is sent
+	corrupt   map[uint64]bool   // a payload bit flipped after the header's CRCs were written
 }
 
 func (n impairedNetwork) Dial(ctx context.Context, addr string) (Transport, error) {
@@ -66,6 +67,10 @@ func (t *impaired) Send(msgs [][]byte) (int, error) {
 			continue
 		case t.n.dup[h.Seq]:
 			out = append(out, m, m)
+		case t.n.corrupt[h.Seq] && len(m) > HeaderLen:
+			c := append([]byte(nil), m...)
+			c[len(c)-1] ^= 0x10
+			out = append(out, c)
 		default:
 			if _, ok := t.n.holdBack[h.Seq]; ok {
 				t.held[h.Seq] = append([]byte(nil), m...)
