@@ -309,12 +309,7 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 			}
 			k = int(min(uint64(k), due-phaseSent))
 		}
-		for i := 0; i < k; i++ {
-			h := Header{Kind: kind, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size),
-				Seq: tx.seq + uint64(i), SendNs: tx.e.now(), PayloadCRC: tx.pcrc}
-			PutHeader(tx.bufs[i], h)
-			tx.out[i] = tx.bufs[i]
-		}
+		tx.fill(kind, k)
 		if kind == KindData && tx.firstNs < 0 {
 			tx.firstNs = tx.e.now()
 		}
@@ -342,6 +337,17 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 		}
 	}
 	return ctx.Err()
+}
+
+// fill writes the headers of the next k messages of kind, from seq tx.seq on, into
+// tx.bufs and lists those messages in tx.out.
+func (tx *streamTx) fill(kind Kind, k int) {
+	for i := 0; i < k; i++ {
+		h := Header{Kind: kind, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size),
+			Seq: tx.seq + uint64(i), SendNs: tx.e.now(), PayloadCRC: tx.pcrc}
+		PutHeader(tx.bufs[i], h)
+		tx.out[i] = tx.bufs[i]
+	}
 }
 
 // streamRx receives every flow of one stream cell. Each accepted endpoint is read by
