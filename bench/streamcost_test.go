@@ -27,7 +27,7 @@ func BenchmarkStreamSendBatch(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				tx.fill(KindData, streamCostBatch)
+				tx.fill(KindData, streamCostBatch, e.now())
 				tx.seq += streamCostBatch
 			}
 			b.StopTimer()
@@ -97,12 +97,13 @@ func BenchmarkStreamRecvBatch(b *testing.B) {
 					at, kernel := arr.at(j, now)
 					rx.account(&local, flows, bufs[j][:sizes[j]], now, at, kernel)
 				}
+				rx.publish(&local, flows)
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/streamCostBatch, "ns/msg")
 			c := flows[0].seq.Counts()
-			if want := uint64(b.N) * streamCostBatch; c.Unique != want || c.Received != want || local.corrupt+local.malformed+local.foreign != 0 {
-				b.Fatalf("accounted %+v, rejects %+v; want %d unique", c, local.rejects, want)
+			if want := uint64(b.N) * streamCostBatch; c.Unique != want || c.Received != want || local.corrupt+local.malformed+local.foreign != 0 || rx.deliveredNow() != want {
+				b.Fatalf("accounted %+v, rejects %+v, delivered %d; want %d unique", c, local.rejects, rx.deliveredNow(), want)
 			}
 		})
 	}
