@@ -231,7 +231,7 @@ func FillPayload(p []byte, seed int64, flow uint32) {
 // headerStamper writes the headers of one flow's messages of one kind, which differ
 // only in seq, send time and header CRC: the fields they share are written into a
 // buffer once (putShared), and each message then needs only stamp, which writes seq
-// and send time and derives the header CRC without running CRC32C over the header.
+// and send time and derives the header CRC without running CRC32C over each header.
 //
 // The derivation uses CRC32C's linearity. Over messages of one length, CRC(x) =
 // L(x) ⊕ CRC(0…0) with L linear over GF(2), so for headers that differ only in
@@ -265,22 +265,26 @@ func (s *headerStamper) putShared(msg []byte) {
 }
 
 // timeCRC returns CRC(shared) ⊕ L(send time sendNs): the part of the header CRC
-// every message sent at sendNs shares. Pass it to stamp.
+// every message sent at sendNs shares.
 func (s *headerStamper) timeCRC(sendNs int64) uint32 {
 	binary.BigEndian.PutUint64(s.tbuf[32:], uint64(sendNs))
 	return s.crc ^ crc32.Checksum(s.tbuf[:], castagnoli) ^ zeroHeaderCRC
 }
 
-// stamp writes seq, the send time sendNs and the header CRC into msg, whose shared
-// fields putShared wrote; base is timeCRC(sendNs).
-func (s *headerStamper) stamp(msg []byte, seq uint64, sendNs int64, base uint32) {
-	b := msg[:HeaderLen:HeaderLen]
-	binary.BigEndian.PutUint64(b[24:], seq)
-	binary.BigEndian.PutUint64(b[32:], uint64(sendNs))
+// stamp completes the headers of msgs, whose shared fields putShared wrote: msgs[i]
+// gets seq firstSeq+i, the send time sendNs, and its header CRC.
+func (s *headerStamper) stamp(msgs [][]byte, firstSeq uint64, sendNs int64) {
+	base := s.timeCRC(sendNs)
 	t := s.seqL
-	c := base ^ t[0][byte(seq>>56)] ^ t[1][byte(seq>>48)] ^ t[2][byte(seq>>40)] ^ t[3][byte(seq>>32)] ^
-		t[4][byte(seq>>24)] ^ t[5][byte(seq>>16)] ^ t[6][byte(seq>>8)] ^ t[7][byte(seq)]
-	binary.BigEndian.PutUint32(b[hcrcOffset:], c)
+	for i, m := range msgs {
+		b := m[:HeaderLen:HeaderLen]
+		seq := firstSeq + uint64(i)
+		binary.BigEndian.PutUint64(b[24:], seq)
+		binary.BigEndian.PutUint64(b[32:], uint64(sendNs))
+		c := base ^ t[0][byte(seq>>56)] ^ t[1][byte(seq>>48)] ^ t[2][byte(seq>>40)] ^ t[3][byte(seq>>32)] ^
+			t[4][byte(seq>>24)] ^ t[5][byte(seq>>16)] ^ t[6][byte(seq>>8)] ^ t[7][byte(seq)]
+		binary.BigEndian.PutUint32(b[hcrcOffset:], c)
+	}
 }
 
 // zeroHeaderCRC is the CRC32C of hcrcOffset zero bytes: CRC(x) ⊕ zeroHeaderCRC is

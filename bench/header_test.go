@@ -229,6 +229,7 @@ func TestFillPayload(t *testing.T) {
 func TestHeaderAllocs(t *testing.T) {
 	msg, h := validMessage(t, 1400, sampleHeader)
 	stamper := newHeaderStamper(h)
+	msgs := [][]byte{msg}
 	cases := []struct {
 		name string
 		f    func()
@@ -245,10 +246,7 @@ func TestHeaderAllocs(t *testing.T) {
 			}
 		}},
 		{"FillPayload", func() { FillPayload(msg[HeaderLen:], 1, 1) }},
-		{"headerStamper", func() {
-			hs := &stamper
-			hs.stamp(msg, h.Seq+1, h.SendNs+1, hs.timeCRC(h.SendNs+1))
-		}},
+		{"headerStamper", func() { stamper.stamp(msgs, h.Seq+1, h.SendNs+1) }},
 	}
 	for _, tc := range cases {
 		if n := testing.AllocsPerRun(100, tc.f); n != 0 {
@@ -274,14 +272,29 @@ func TestHeaderStamper(t *testing.T) {
 			got, want := make([]byte, HeaderLen), make([]byte, HeaderLen)
 			hs.putShared(got)
 			for _, ns := range times {
-				base := hs.timeCRC(ns)
 				for _, seq := range seqs {
 					h := sh
 					h.Seq, h.SendNs = seq, ns
 					PutHeader(want, h)
-					hs.stamp(got, seq, ns, base)
+					hs.stamp([][]byte{got}, seq, ns)
 					if !bytes.Equal(got, want) {
 						t.Fatalf("seq %#x send %d:\ngot  % x\nwant % x", seq, ns, got, want)
+					}
+				}
+			}
+			// A batch: consecutive seqs from firstSeq, one send time, carries across bytes.
+			batch := makeBufs(600, HeaderLen)
+			for _, b := range batch {
+				hs.putShared(b)
+			}
+			for _, first := range []uint64{0, 1<<16 - 300, math.MaxUint64 - 599} {
+				hs.stamp(batch, first, 42)
+				for i, b := range batch {
+					h := sh
+					h.Seq, h.SendNs = first+uint64(i), 42
+					PutHeader(want, h)
+					if !bytes.Equal(b, want) {
+						t.Fatalf("batch from seq %#x, message %d:\ngot  % x\nwant % x", first, i, b, want)
 					}
 				}
 			}
@@ -300,7 +313,7 @@ func FuzzHeaderStamper(f *testing.F) {
 		hs := newHeaderStamper(h)
 		got := make([]byte, HeaderLen)
 		hs.putShared(got)
-		hs.stamp(got, seq, ns, hs.timeCRC(ns))
+		hs.stamp([][]byte{got}, seq, ns)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%+v:\ngot  % x\nwant % x", h, got, want)
 		}

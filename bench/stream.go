@@ -364,11 +364,8 @@ func (tx *streamTx) fill(kind Kind, k int, sendNs int64) {
 		}
 		tx.hdrKind = kind
 	}
-	base := tx.hdr.timeCRC(sendNs)
-	for i, b := range tx.bufs[:k] {
-		tx.hdr.stamp(b, tx.seq+uint64(i), sendNs, base)
-		tx.out[i] = b
-	}
+	tx.hdr.stamp(tx.bufs[:k], tx.seq, sendNs)
+	copy(tx.out, tx.bufs[:k])
 }
 
 // streamRx receives every flow of one stream cell. Each accepted endpoint is read by
