@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 )
@@ -227,6 +228,8 @@ func TestFillPayload(t *testing.T) {
 
 func TestHeaderAllocs(t *testing.T) {
 	msg, h := validMessage(t, 1400, sampleHeader)
+	stamper := newHeaderStamper(h)
+	msgs := [][]byte{msg}
 	cases := []struct {
 		name string
 		f    func()
@@ -243,12 +246,78 @@ func TestHeaderAllocs(t *testing.T) {
 			}
 		}},
 		{"FillPayload", func() { FillPayload(msg[HeaderLen:], 1, 1) }},
+		{"headerStamper", func() { stamper.stamp(msgs, h.Seq+1, h.SendNs+1) }},
 	}
 	for _, tc := range cases {
 		if n := testing.AllocsPerRun(100, tc.f); n != 0 {
 			t.Errorf("%s: %v allocations per call, want 0", tc.name, n)
 		}
 	}
+}
+
+// TestHeaderStamper: the headers a headerStamper writes, shared fields once and
+// then seq, send time and the CRC derived by linearity, are PutHeader's, byte for
+// byte, for every field at its extremes and for seqs that carry across bytes.
+func TestHeaderStamper(t *testing.T) {
+	shared := []Header{
+		{Kind: KindData, Run: 1, Flow: 0, Len: 64, PayloadCRC: 0},
+		{Kind: KindWarmup, Run: math.MaxUint64, Flow: math.MaxUint32, Len: MaxMessageLen, PayloadCRC: math.MaxUint32},
+		{Kind: KindData, Run: 0x0102030405060708, Flow: 7, Len: 1400, PayloadCRC: 0xdeadbeef},
+	}
+	seqs := []uint64{0, 1, 255, 256, 0xffff, 1 << 16, 1<<24 - 1, 1 << 40, math.MaxUint64 - 1, math.MaxUint64}
+	times := []int64{0, 1, -1, 123456789, math.MaxInt64, math.MinInt64}
+	for _, sh := range shared {
+		t.Run(fmt.Sprintf("%v/run=%#x/flow=%d/len=%d", sh.Kind, sh.Run, sh.Flow, sh.Len), func(t *testing.T) {
+			hs := newHeaderStamper(Header{Kind: sh.Kind, Run: sh.Run, Flow: sh.Flow, Len: sh.Len, PayloadCRC: sh.PayloadCRC, Seq: 99, SendNs: 99})
+			got, want := make([]byte, HeaderLen), make([]byte, HeaderLen)
+			hs.putShared(got)
+			for _, ns := range times {
+				for _, seq := range seqs {
+					h := sh
+					h.Seq, h.SendNs = seq, ns
+					PutHeader(want, h)
+					hs.stamp([][]byte{got}, seq, ns)
+					if !bytes.Equal(got, want) {
+						t.Fatalf("seq %#x send %d:\ngot  % x\nwant % x", seq, ns, got, want)
+					}
+				}
+			}
+			// A batch: consecutive seqs from firstSeq, one send time, carries across bytes.
+			batch := makeBufs(600, HeaderLen)
+			for _, b := range batch {
+				hs.putShared(b)
+			}
+			for _, first := range []uint64{0, 1<<16 - 300, math.MaxUint64 - 599} {
+				hs.stamp(batch, first, 42)
+				for i, b := range batch {
+					h := sh
+					h.Seq, h.SendNs = first+uint64(i), 42
+					PutHeader(want, h)
+					if !bytes.Equal(b, want) {
+						t.Fatalf("batch from seq %#x, message %d:\ngot  % x\nwant % x", first, i, b, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// FuzzHeaderStamper: for any header, the stamper's bytes are PutHeader's.
+func FuzzHeaderStamper(f *testing.F) {
+	f.Add(uint8(KindData), uint64(1), uint32(0), uint32(64), uint32(0), uint64(0), int64(0))
+	f.Add(uint8(KindWarmup), uint64(math.MaxUint64), uint32(3), uint32(1400), uint32(0x12345678), uint64(1<<63+5), int64(-7))
+	f.Fuzz(func(t *testing.T, kind uint8, run uint64, flow, length, pcrc uint32, seq uint64, ns int64) {
+		h := Header{Kind: Kind(kind), Run: run, Flow: flow, Len: length, PayloadCRC: pcrc, Seq: seq, SendNs: ns}
+		want := make([]byte, HeaderLen)
+		PutHeader(want, h)
+		hs := newHeaderStamper(h)
+		got := make([]byte, HeaderLen)
+		hs.putShared(got)
+		hs.stamp([][]byte{got}, seq, ns)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%+v:\ngot  % x\nwant % x", h, got, want)
+		}
+	})
 }
 
 func FuzzDecodeHeader(f *testing.F) {

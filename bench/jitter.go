@@ -14,7 +14,9 @@ import "time"
 // The first arrival only seeds the estimator. Unlike the RFC's integer
 // implementation, J is kept in float64, so small jitter does not round to zero.
 // Send and receive clocks need not agree: only differences of transit times enter,
-// so a constant clock offset cancels. Times are ns since the run's epoch; only
+// so a constant clock offset cancels. A stream's send time is its batch's (every
+// message handed to the kernel in one call carries one, see streamTx.fill), so
+// within a batch D is the arrival spacing alone. Times are ns since the run's epoch; only
 // differences are used, and they must fit an int64 (292 years). Receive times are
 // the kernel's, where the transport stamps arrivals (see arrivals), else read in
 // user space when the receive call returned.

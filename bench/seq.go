@@ -60,6 +60,7 @@ type SeqTracker struct {
 	ring     []*seqChunk // nil until the first Add; ring[c&seqRingMask] holds chunk c, if present
 	spare    *seqChunk   // a released chunk kept for reuse, or nil
 	lowChunk uint64      // index of the chunk holding the window's lowest seq; all chunks below are released
+	top      *seqChunk   // the chunk holding c.Highest, nil until the first Add; never released (the window holds Highest)
 	c        SeqCounts
 }
 
@@ -118,6 +119,20 @@ func (t *SeqTracker) Counts() SeqCounts { return t.c }
 
 // Add records the arrival of seq and says how it counted.
 func (t *SeqTracker) Add(seq uint64) Arrival {
+	// The common case, in order (or past a short gap): above the highest and in its
+	// chunk, so the window's low edge stays where it is and the chunk is at hand.
+	if c := &t.c; seq > c.Highest && seq^c.Highest < 1<<seqChunkShift && t.top != nil {
+		c.Received++
+		c.Unique++
+		c.Highest = seq
+		t.top.set(seq)
+		return ArrivalNew
+	}
+	return t.add(seq)
+}
+
+// add is Add's general case.
+func (t *SeqTracker) add(seq uint64) Arrival {
 	c := &t.c
 	c.Received++
 	if !c.Any || seq > c.Highest {
@@ -130,7 +145,8 @@ func (t *SeqTracker) Add(seq uint64) Arrival {
 		}
 		c.Highest = seq
 		t.slide()
-		t.chunk(seq).set(seq)
+		t.top = t.chunk(seq)
+		t.top.set(seq)
 		c.Unique++
 		return ArrivalNew
 	}

@@ -265,6 +265,9 @@ type streamTx struct {
 	out    [][]byte
 	pcrc   uint32
 
+	hdr     headerStamper // writes the headers of hdrKind messages
+	hdrKind Kind          // the kind whose shared header fields bufs hold; 0 = none yet
+
 	seq     uint64        // next sequence number
 	sent    uint64        // messages handed to the transport, refused ones included
 	sentNow atomic.Uint64 // sent, for the series sampler
@@ -304,7 +307,7 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 	}
 	var phaseSent uint64
 	for ctx.Err() == nil {
-		now := time.Now()
+		now := time.Now() // the batch's send time, if it is sent now
 		if count == 0 && !now.Before(until) {
 			return nil
 		}
@@ -315,8 +318,9 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 		if count > 0 {
 			k = int(min(uint64(k), count-phaseSent))
 		}
+		nowNs := int64(now.Sub(tx.e.epoch))
 		if tx.perSec > 0 {
-			due := tt.due(tx.e.now())
+			due := tt.due(nowNs)
 			if due <= phaseSent {
 				next := tx.e.epoch.Add(time.Duration(tt.at(phaseSent)))
 				if count == 0 && next.After(until) {
@@ -327,19 +331,18 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 			}
 			k = int(min(uint64(k), due-phaseSent))
 		}
-		for i := 0; i < k; i++ {
-			h := Header{Kind: kind, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size),
-				Seq: tx.seq + uint64(i), SendNs: tx.e.now(), PayloadCRC: tx.pcrc}
-			PutHeader(tx.bufs[i], h)
-			tx.out[i] = tx.bufs[i]
-		}
+		tx.fill(kind, k, nowNs)
 		if kind == KindData && tx.firstNs < 0 {
-			tx.firstNs = tx.e.now()
+			tx.firstNs = nowNs
 		}
-		sendStart := time.Now()
+		var sendStart, sendEnd time.Time
+		if kind == KindData {
+			sendStart = time.Now()
+		}
 		n, err := tx.t.Send(tx.out[:k])
 		if kind == KindData {
-			tx.inSend += time.Since(sendStart)
+			sendEnd = time.Now()
+			tx.inSend += sendEnd.Sub(sendStart)
 		}
 		adv := uint64(n)
 		if err != nil {
@@ -356,10 +359,31 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 		if kind == KindData {
 			tx.sent += adv
 			tx.sentNow.Store(tx.sent)
-			tx.lastNs = tx.e.now()
+			tx.lastNs = int64(sendEnd.Sub(tx.e.epoch))
 		}
 	}
 	return ctx.Err()
+}
+
+// fill writes the headers of the next k messages of kind, from seq tx.seq on, with
+// send time sendNs, into tx.bufs and lists those messages in tx.out.
+//
+// Every message of a batch carries one send time: the time the sender began
+// handing the batch to the kernel, read once, just before its headers are written
+// and it goes to Send in one call (one sendmmsg, or one GSO super-packet, or one
+// writev). Messages of a batch leave together; a time per message would only date
+// the writing of its header. So transit times (jitter, one-way latency) run from
+// that hand-over and include the wait behind earlier messages of the same batch.
+func (tx *streamTx) fill(kind Kind, k int, sendNs int64) {
+	if tx.hdrKind != kind {
+		tx.hdr = newHeaderStamper(Header{Kind: kind, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size), PayloadCRC: tx.pcrc})
+		for _, b := range tx.bufs {
+			tx.hdr.putShared(b)
+		}
+		tx.hdrKind = kind
+	}
+	tx.hdr.stamp(tx.bufs[:k], tx.seq, sendNs)
+	copy(tx.out, tx.bufs[:k])
 }
 
 // streamRx receives every flow of one stream cell. Each accepted endpoint is read by
@@ -412,14 +436,16 @@ type rxTotals struct {
 	jitterFlows             int
 	kernelStamped           uint64   // data messages whose jitter arrival time is a kernel stamp
 	oneWay                  *Latency // a serve's own, when streamRx.oneWay is set
+	unpublished             []uint32 // flows whose unpublished count is nonzero (publish)
 }
 
 type flowRx struct {
-	seq       SeqTracker
-	jit       Jitter
-	firstSend int64
-	firstRecv int64
-	lastRecv  int64
+	seq         SeqTracker
+	jit         Jitter
+	firstSend   int64
+	firstRecv   int64
+	lastRecv    int64
+	unpublished uint64 // unique data messages accounted here and not yet added to uniqueOf
 }
 
 func (rx *streamRx) serve(ctx context.Context, t Transport) error {
@@ -437,7 +463,7 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	if rx.oneWay != nil {
 		local.oneWay = NewLatency()
 	}
-	defer func() { rx.merge(&local, flows) }()
+	defer func() { rx.publish(&local, flows); rx.merge(&local, flows) }()
 	rx.tsMu.Lock()
 	rx.ts = append(rx.ts, t)
 	rx.tsMu.Unlock()
@@ -458,6 +484,7 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 				rx.account(&local, flows, bufs[i][:sizes[i]], now, at, kernel)
 				paceBytes += float64(sizes[i])
 			}
+			rx.publish(&local, flows)
 			if rx.readerBps > 0 {
 				// A slow application: read no faster than readerBps since the first read.
 				if paceStart.IsZero() {
@@ -490,7 +517,8 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 // account counts one received message. now is when the Recv that returned it came
 // back (delivery to the application: the goodput interval and one-way latency);
 // arrival is when it reached the host, the kernel's stamp when kernel is true, else
-// now (the jitter's receive time).
+// now (the jitter's receive time). Its unique count reaches uniqueOf at the next
+// publish.
 func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, arrival int64, kernel bool) {
 	h, ok := local.accept(msg, rx.e.run)
 	if !ok {
@@ -518,12 +546,10 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 			if local.oneWay != nil {
 				local.oneWay.Record(now - h.SendNs) // one process, one monotonic clock: both ends read e.epoch
 			}
-			// After the count, then the sender's figure: endFlows stores first and
-			// counts after, so one of the two sees the flow complete.
-			u := rx.uniqueOf[h.Flow].Add(1)
-			if sent := rx.sentOf[h.Flow].Load(); sent >= 0 && u >= uint64(sent) {
-				rx.flowDone(int(h.Flow))
+			if f.unpublished == 0 {
+				local.unpublished = append(local.unpublished, h.Flow)
 			}
+			f.unpublished++ // publish adds it to uniqueOf after the Recv's last message
 		}
 		if f.firstSend < 0 || h.SendNs < f.firstSend {
 			f.firstSend = h.SendNs
@@ -537,6 +563,25 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 	default:
 		local.malformed++ // a stream carries data and warm-up, nothing else
 	}
+}
+
+// publish adds the unique messages account counted since the last publish to
+// uniqueOf, and counts the flows that are now complete: once per Recv, where
+// account would need an atomic add per message. serve calls it after accounting
+// each Recv's messages, so a flow is seen complete as soon as the Recv that
+// completes it is accounted.
+func (rx *streamRx) publish(local *rxTotals, flows []*flowRx) {
+	for _, i := range local.unpublished {
+		f := flows[i]
+		// After the count, then the sender's figure: endFlows stores first and
+		// counts after, so one of the two sees the flow complete.
+		u := rx.uniqueOf[i].Add(f.unpublished)
+		f.unpublished = 0
+		if sent := rx.sentOf[i].Load(); sent >= 0 && u >= uint64(sent) {
+			rx.flowDone(int(i))
+		}
+	}
+	local.unpublished = local.unpublished[:0]
 }
 
 // endFlows tells the receiver how many messages each flow sent, by flow: the end of
