@@ -20,7 +20,7 @@ var ErrMessageTooLarge = errors.New("tcp: message exceeds the maximum size")
 // Buffer sizes, in bytes. Each Conn allocates its read buffer on its first Recv and
 // its write buffer on its first Send.
 const (
-	readBufSize  = 256 << 10 // bytes; one read syscall takes up to this much, at most
+	readBufSize  = 256 << 10 // bytes; one read syscall takes up to this much, at most, of frames under directMin
 	writeBufSize = 64 << 10  // bytes; small frames are copied here, one write per batch
 	initBufSize  = 4 << 10   // bytes; both buffers start here and grow with the traffic, so a
 	// short-lived connection (the connect experiment) does not pay for 320 KiB of buffers

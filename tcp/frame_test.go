@@ -453,3 +453,203 @@ func FuzzFrameRoundTrip(f *testing.F) {
 		sameMessages(t, got, msgs)
 	})
 }
+
+// bufReader is a chunkReader that tallies where each Read put its bytes: into the
+// frameReader's own buffer (to be copied out later) or elsewhere (the caller's).
+type bufReader struct {
+	chunkReader
+	fr             *frameReader
+	viaBuf, direct int // bytes read into fr.buf, and into other buffers
+}
+
+// Read tells fr.buf by its end: fill reads into a tail of it, whose capacity ends
+// where fr.buf's does.
+func (r *bufReader) Read(p []byte) (int, error) {
+	b := r.fr.buf
+	inBuf := cap(p) > 0 && cap(b) > 0 && &p[:cap(p)][cap(p)-1] == &b[:cap(b)][cap(b)-1]
+	n, err := r.chunkReader.Read(p)
+	if inBuf {
+		r.viaBuf += n
+	} else {
+		r.direct += n
+	}
+	return n, err
+}
+
+// TestFrameReaderDirect checks that a large frame's body goes from the source
+// straight into the caller's buffer: of a stream of large frames, only the first
+// read's worth and one short read per frame (its length prefix, directPeek bytes at
+// most) pass through the reader's own buffer.
+func TestFrameReaderDirect(t *testing.T) {
+	tests := []struct {
+		name  string
+		size  int // frame body, bytes
+		count int
+		chunk int // bytes per Read at most
+	}{
+		{name: "128 KiB frames, whole reads", size: 128 << 10, count: 16, chunk: 1 << 30},
+		{name: "128 KiB frames, 20000-byte reads", size: 128 << 10, count: 16, chunk: 20000},
+		{name: "frames of directMin bytes", size: directMin, count: 40, chunk: 1 << 30},
+		{name: "1 MiB frames, larger than the buffer", size: 1 << 20, count: 4, chunk: 1 << 30},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var msgs [][]byte
+			for i := range tc.count {
+				msgs = append(msgs, pattern(i, tc.size))
+			}
+			const bufSize = 256 << 10
+			src := &bufReader{chunkReader: chunkReader{data: encode(msgs...), chunk: tc.chunk}}
+			f := &frameReader{src: src, buf: make([]byte, bufSize), max: DefaultMaxMessage}
+			src.fr = f
+			got, _, err := readAll(t, f, 4, tc.size)
+			if err != io.EOF {
+				t.Fatalf("stream end: got %v, want io.EOF", err)
+			}
+			sameMessages(t, got, msgs)
+			total := len(encode(msgs...))
+			if limit := bufSize + tc.count*directPeek; src.viaBuf > limit {
+				t.Errorf("%d of %d stream bytes went through the reader's buffer, want at most %d (its size and %d bytes per frame)",
+					src.viaBuf, total, limit, directPeek)
+			}
+		})
+	}
+}
+
+// TestFrameReaderSmallFramesBuffered checks the other side of the threshold: frames
+// below directMin are read many at a time into the reader's buffer, never one read
+// per frame, even right after a large frame.
+func TestFrameReaderSmallFramesBuffered(t *testing.T) {
+	msgs := [][]byte{pattern(0, 200<<10)}
+	for i := 1; i <= 200; i++ {
+		msgs = append(msgs, pattern(i, directMin-1-i))
+	}
+	src := &chunkReader{data: encode(msgs...), chunk: 1 << 30}
+	f := &frameReader{src: src, buf: make([]byte, 256<<10), max: DefaultMaxMessage}
+	got, _, err := readAll(t, f, 16, 200<<10)
+	if err != io.EOF {
+		t.Fatalf("stream end: got %v, want io.EOF", err)
+	}
+	sameMessages(t, got, msgs)
+	// 200 frames of ~32 KiB in a 256 KiB buffer: about 8 per read, plus the short
+	// read after the large frame, plus the read that finds the end.
+	if limit := len(encode(msgs...))/(256<<10) + 10; src.reads > limit {
+		t.Errorf("%d reads for %d frames below directMin, want at most %d", src.reads, len(msgs)-1, limit)
+	}
+}
+
+// TestFrameReaderDirectResumes cuts the stream around and inside large frames, with
+// deadlines, at every kind of boundary: before, inside and after the length prefix,
+// inside the buffered part of the body and inside the part read directly, and checks
+// that every frame comes out whole and that the reader's buffer shrinks back after a
+// cut-short direct read grew it.
+func TestFrameReaderDirectResumes(t *testing.T) {
+	sizes := []int{directMin - 1, directMin, directMin + 1, 100, 300 << 10, 5, 64 << 10}
+	var msgs [][]byte
+	for i, s := range sizes {
+		msgs = append(msgs, pattern(i, s))
+	}
+	stream := encode(msgs...)
+	const bufSize = 8 << 10
+	for _, tc := range []struct {
+		name    string
+		chunk   int
+		timeout int
+	}{
+		{name: "one byte per read, deadline every other read", chunk: 1, timeout: 2},
+		{name: "1000 bytes per read, deadline every third", chunk: 1000, timeout: 3},
+		{name: "40000 bytes per read, deadline every other", chunk: 40000, timeout: 2},
+		{name: "whole reads, deadline every other", chunk: 1 << 30, timeout: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &chunkReader{data: stream, chunk: tc.chunk, timeoutEvery: tc.timeout}
+			f := &frameReader{src: src, buf: make([]byte, bufSize), max: DefaultMaxMessage}
+			bufs := [][]byte{make([]byte, 300<<10), make([]byte, 300<<10)}
+			sizes := make([]int, len(bufs))
+			var got [][]byte
+			timeouts := 0
+			for range 1 << 22 {
+				n, err := f.read(bufs, sizes)
+				for i := range n {
+					got = append(got, slices.Clone(bufs[i][:sizes[i]]))
+				}
+				if n > 0 && len(f.buf) > bufSize {
+					t.Fatalf("after %d frames: buffer of %d bytes, want it back to %d once the frame is out", len(got), len(f.buf), bufSize)
+				}
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					timeouts++
+					continue
+				}
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d frames: %v", len(got), err)
+				}
+			}
+			sameMessages(t, got, msgs)
+			if timeouts == 0 {
+				t.Errorf("no deadline fired")
+			}
+		})
+	}
+}
+
+// TestFrameReaderDirectCut pins what a deadline in the middle of a direct read keeps:
+// the caller gets nothing, the reader keeps the prefix and the body bytes that arrived
+// (in a buffer no larger than the frame), the next read, even into another buffer,
+// returns the frame whole, and the buffer then shrinks back.
+func TestFrameReaderDirectCut(t *testing.T) {
+	want := pattern(7, 200<<10)
+	stream := encode(want)
+	src := &scriptReader{tb: t, steps: []step{
+		{data: stream[:100]},         // prefix and 96 body bytes, into buf
+		{data: stream[100 : 70<<10]}, // into the caller's buffer
+		{err: errTimeout},            // cut
+		{data: stream[70<<10 : 150<<10]},
+		{data: stream[150<<10:]},
+		{err: io.EOF},
+	}}
+	f := &frameReader{src: src, buf: make([]byte, 4<<10), grow: 256 << 10, max: DefaultMaxMessage}
+	sizes := make([]int, 1)
+	first := make([]byte, 256<<10)
+	if n, err := f.read([][]byte{first}, sizes); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("first read: got (%d, %v), want (0, deadline exceeded)", n, err)
+	}
+	if got, want, most := f.w-f.r, 70<<10, headerLen+len(want); got != want || len(f.buf) > most {
+		t.Fatalf("after the cut: %d bytes kept in a buffer of %d, want %d in at most %d", got, len(f.buf), want, most)
+	}
+	clear(first)
+	second := make([]byte, 256<<10)
+	if n, err := f.read([][]byte{second}, sizes); n != 1 || err != nil || !bytes.Equal(second[:sizes[0]], want) {
+		t.Fatalf("resumed read: got (%d, %v, %d bytes), want the %d-byte frame", n, err, sizes[0], len(want))
+	}
+	if len(f.buf) != 4<<10 {
+		t.Errorf("buffer after the frame: %d bytes, want 4096 again", len(f.buf))
+	}
+	if n, err := f.read([][]byte{second}, sizes); n != 0 || err != io.EOF {
+		t.Errorf("end: got (%d, %v), want (0, io.EOF)", n, err)
+	}
+}
+
+// TestFrameReaderDirectEOF ends the stream inside a large frame's body, in the part
+// read directly: an error wrapping io.ErrUnexpectedEOF, sticky, naming the bytes.
+func TestFrameReaderDirectEOF(t *testing.T) {
+	for _, cut := range []int{headerLen + 1, headerLen + directPeek, 40 << 10, headerLen + (64 << 10) - 1} {
+		stream := encode(pattern(1, 3), pattern(2, 64<<10))
+		src := &chunkReader{data: stream[:len(encode(pattern(1, 3)))+cut], chunk: 5000}
+		f := &frameReader{src: src, buf: make([]byte, 256<<10), max: DefaultMaxMessage}
+		bufs := [][]byte{make([]byte, 64<<10), make([]byte, 64<<10)}
+		sizes := make([]int, 2)
+		if n, err := f.read(bufs, sizes); n != 1 || err != nil {
+			t.Fatalf("cut %d: first read: got (%d, %v), want the small frame", cut, n, err)
+		}
+		n, err := f.read(bufs, sizes)
+		if n != 0 || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("cut %d: got (%d, %v), want (0, io.ErrUnexpectedEOF)", cut, n, err)
+		}
+		if _, err2 := f.read(bufs, sizes); err2 != err {
+			t.Errorf("cut %d: error not sticky: then %v", cut, err2)
+		}
+	}
+}
