@@ -144,7 +144,7 @@ func (f *frameReader) read(bufs [][]byte, sizes []int) (n int, err error) {
 		if n > 0 {
 			break
 		}
-		if !f.cut && (s >= directMin || headerLen+s > len(f.buf)) {
+		if !f.cut && (s >= directMin || headerLen+s > len(f.buf) && !f.growFor(s)) {
 			// Large, or too large for buf: read the body straight into bufs[0].
 			if err := f.readDirect(bufs[0][:s]); err != nil {
 				return 0, err
@@ -162,6 +162,20 @@ func (f *frameReader) read(bufs [][]byte, sizes []int) (n int, err error) {
 		f.shrink()
 	}
 	return n, nil
+}
+
+// growFor grows buf, up to grow bytes, to hold a frame of s bytes and then some: a
+// connection whose frames outgrow buf gets a buffer for many of them. It reports
+// whether the frame now fits.
+func (f *frameReader) growFor(s int) bool {
+	need := headerLen + s
+	if need > f.grow {
+		return false
+	}
+	nb := make([]byte, min(f.grow, max(2*len(f.buf), 2*need)))
+	f.w = copy(nb, f.buf[f.r:f.w])
+	f.buf, f.r = nb, 0
+	return true
 }
 
 // shrink returns buf to its size before a cut-short direct read grew it, once that
@@ -262,7 +276,7 @@ func (f *frameReader) readDirect(dst []byte) error {
 		}
 	}
 	if got == len(dst) {
-		f.peek = true
+		f.peek = len(dst) >= directMin // more large frames likely follow
 		return nil
 	}
 	if err == io.EOF {

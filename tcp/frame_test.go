@@ -538,6 +538,33 @@ func TestFrameReaderSmallFramesBuffered(t *testing.T) {
 	}
 }
 
+// TestFrameReaderGrowsForSmallFrames: frames below directMin but larger than the
+// buffer a connection starts with make the buffer grow (up to grow), so that a read
+// soon takes many of them, rather than each being read alone into the caller's
+// buffer.
+func TestFrameReaderGrowsForSmallFrames(t *testing.T) {
+	for _, size := range []int{8 << 10, 20 << 10} {
+		var msgs [][]byte
+		for i := range 400 {
+			msgs = append(msgs, pattern(i, size))
+		}
+		stream := encode(msgs...)
+		src := &chunkReader{data: stream, chunk: 1 << 30}
+		f := &frameReader{src: src, buf: make([]byte, 4<<10), grow: 256 << 10, max: DefaultMaxMessage}
+		got, _, err := readAll(t, f, 64, size)
+		if err != io.EOF {
+			t.Fatalf("size %d: stream end: got %v, want io.EOF", size, err)
+		}
+		sameMessages(t, got, msgs)
+		if limit := len(stream)/(128<<10) + 20; src.reads > limit {
+			t.Errorf("size %d: %d reads for %d frames (buffer now %d bytes), want at most %d", size, src.reads, len(msgs), len(f.buf), limit)
+		}
+		if len(f.buf) > 256<<10 {
+			t.Errorf("size %d: buffer of %d bytes, want at most grow (%d)", size, len(f.buf), 256<<10)
+		}
+	}
+}
+
 // TestFrameReaderDirectResumes cuts the stream around and inside large frames, with
 // deadlines, at every kind of boundary: before, inside and after the length prefix,
 // inside the buffered part of the body and inside the part read directly, and checks
