@@ -492,7 +492,7 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 // arrival is when it reached the host, the kernel's stamp when kernel is true, else
 // now (the jitter's receive time).
 func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, arrival int64, kernel bool) {
-	h, ok := local.accept(msg, rx.e.run)
+	h, ok := local.accept(msg, rx.e)
 	if !ok {
 		return
 	}
