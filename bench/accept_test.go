@@ -205,3 +205,30 @@ func TestPayloadsNotVerifiedShown(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStreamVerify runs the 128 KiB TCP stream of BenchmarkStream under each
+// --verify policy: what checking every payload's CRC32C costs the receiver.
+func BenchmarkStreamVerify(b *testing.B) {
+	for _, v := range []Verify{VerifyPayloadCRC, VerifyHeaderCRC} {
+		b.Run(fmt.Sprintf("transport=tcp/size=131072/verify=%v", v), func(b *testing.B) {
+			const size = 128 << 10
+			nw := mustNetwork(b, "tcp", NetOptions{NoDelay: true})
+			e := benchEnv(b)
+			e.verify = v
+			b.SetBytes(size)
+			b.ReportAllocs()
+			b.ResetTimer()
+			m, _, err := runStream(context.Background(), e, nw, Params{Size: size, Streams: 1, Count: uint64(b.N)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if m.RecvMsgs != uint64(b.N) {
+				b.Fatalf("received %d of %d", m.RecvMsgs, b.N)
+			}
+			b.ReportMetric(m.GoodputBps/1e6, "goodput-Mbit/s")
+			if m.CPUSecPerGB != nil {
+				b.ReportMetric(*m.CPUSecPerGB, "cpu-s/GB")
+			}
+		})
+	}
+}

@@ -103,6 +103,8 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 		var src io.Reader
 		src, cn.busyPollUs = newSpinReader(c)
 		cn.rd.src, cn.busyPoll = src, true
+	} else {
+		cn.rd.vec = newVecReader(c) // reads the socket as c.Read does, two buffers at once
 	}
 	return cn
 }

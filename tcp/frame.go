@@ -48,13 +48,21 @@ const directMin = 32 << 10
 // the stream turns to those.
 const directPeek = 1 << 10
 
+// A vectorReader reads into a, then b, with one read from the stream (readv(2)): b
+// gets bytes only once a is full. Errors are those of net.Conn's Read.
+type vectorReader interface {
+	readv(a, b []byte) (int, error)
+}
+
 // A frameReader cuts a byte stream into length-prefixed frames (see the package doc).
 //
 // Small frames go through buf: one read from src takes many, and each is copied out.
 // A frame of directMin bytes or more whose body is not already buffered goes straight
 // into the caller's buffer: the buffered part is copied, the rest is read into place;
 // and since the stream then likely carries more of them, the next read from src
-// takes at most directPeek bytes, enough for the next length prefix.
+// takes at most directPeek bytes, enough for the next length prefix. With vec (a
+// socket that reads into two buffers at once), that short read rides along with the
+// read that ends the body: one system call per large frame when the data is there.
 //
 // Bytes read from src are never lost to an error from src (a read deadline,
 // typically): the next read resumes the frame where the stream left it, even inside
@@ -69,11 +77,12 @@ const directPeek = 1 << 10
 // A frameReader is not safe for concurrent use.
 type frameReader struct {
 	src io.Reader
-	buf []byte // buffered stream bytes are buf[r:w]; len(buf) is the capacity
-	r   int    // start of unconsumed bytes
-	w   int    // end of buffered bytes
-	max int    // largest frame accepted, bytes
-	eof bool   // src returned io.EOF: do not read it again
+	vec vectorReader // src's own bytes, read into two buffers at once; nil = src.Read only
+	buf []byte       // buffered stream bytes are buf[r:w]; len(buf) is the capacity
+	r   int          // start of unconsumed bytes
+	w   int          // end of buffered bytes
+	max int          // largest frame accepted, bytes
+	eof bool         // src returned io.EOF: do not read it again
 	// grow, when above len(buf), lets fill double buf up to grow bytes each time a
 	// read fills it: small for a connection that carries little, large for a stream.
 	grow   int
@@ -257,7 +266,18 @@ func (f *frameReader) readDirect(dst []byte) error {
 			err = io.EOF
 			break
 		}
-		k, rerr := f.src.Read(dst[got:])
+		var k int
+		var rerr error
+		if f.vec != nil {
+			// The end of the body, and in the same read the start of what follows.
+			rest := len(dst) - got
+			k, rerr = f.vec.readv(dst[got:], f.buf[:min(len(f.buf), directPeek)])
+			if k > rest {
+				f.w, k = k-rest, rest // buf holds the next bytes of the stream
+			}
+		} else {
+			k, rerr = f.src.Read(dst[got:])
+		}
 		got += k
 		switch {
 		case rerr == io.EOF:
@@ -276,7 +296,7 @@ func (f *frameReader) readDirect(dst []byte) error {
 		}
 	}
 	if got == len(dst) {
-		f.peek = len(dst) >= directMin // more large frames likely follow
+		f.peek = len(dst) >= directMin && f.w < headerLen // more large frames likely follow
 		return nil
 	}
 	if err == io.EOF {

@@ -55,6 +55,26 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readv is Read into a, then b, as one read of at most chunk bytes (a vectorReader,
+// as a socket's readv(2) is).
+func (r *chunkReader) readv(a, b []byte) (int, error) {
+	r.reads++
+	if r.timeoutEvery > 0 && r.reads%r.timeoutEvery == 0 {
+		return 0, errTimeout
+	}
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(a[:min(len(a), r.chunk)], r.data)
+	r.data = r.data[n:]
+	if n == len(a) && n < r.chunk {
+		m := copy(b[:min(len(b), r.chunk-n)], r.data)
+		r.data = r.data[m:]
+		n += m
+	}
+	return n, nil
+}
+
 // readAll reads frames until io.EOF, batch at a time into buffers of bufLen bytes,
 // retrying after timeouts. It returns the messages and the number of timeouts.
 func readAll(tb testing.TB, f *frameReader, batch, bufLen int) (msgs [][]byte, timeouts int, err error) {
@@ -389,15 +409,19 @@ func TestFrameWriterOneWritePerBatch(t *testing.T) {
 }
 
 // FuzzFrameReader feeds arbitrary streams, cut into arbitrary reads with deadlines
-// between them, to a frameReader: it must never panic, never hand out a message
-// larger than its limits, and always reach the end of the stream.
+// between them, to a frameReader, with and without vectored reads: it must never
+// panic, never hand out a message larger than its limits, and always reach the end
+// of the stream.
 func FuzzFrameReader(f *testing.F) {
-	f.Add(encode(pattern(1, 3), pattern(2, 0)), uint8(1), uint16(16), uint16(100))
-	f.Add([]byte{0, 0, 0, 200, 1, 2, 3}, uint8(2), uint16(8), uint16(300))
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint8(4), uint16(64), uint16(10))
-	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8, bufSize uint16, max uint16) {
+	f.Add(encode(pattern(1, 3), pattern(2, 0)), uint8(1), uint16(16), uint16(100), false)
+	f.Add([]byte{0, 0, 0, 200, 1, 2, 3}, uint8(2), uint16(8), uint16(300), true)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint8(4), uint16(64), uint16(10), false)
+	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8, bufSize uint16, max uint16, vec bool) {
 		src := &chunkReader{data: stream, chunk: int(chunk%16) + 1, timeoutEvery: 3}
 		fr := &frameReader{src: src, buf: make([]byte, int(bufSize%512)+headerLen), max: int(max)}
+		if vec {
+			fr.vec = src
+		}
 		bufs := [][]byte{make([]byte, 200), make([]byte, 300)}
 		sizes := make([]int, 2)
 		for range 4*len(stream) + 10 {
@@ -476,10 +500,18 @@ func (r *bufReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func (r *bufReader) readv(a, b []byte) (int, error) {
+	n, err := r.chunkReader.readv(a, b)
+	r.direct += min(n, len(a))
+	r.viaBuf += n - min(n, len(a))
+	return n, err
+}
+
 // TestFrameReaderDirect checks that a large frame's body goes from the source
 // straight into the caller's buffer: of a stream of large frames, only the first
 // read's worth and one short read per frame (its length prefix, directPeek bytes at
-// most) pass through the reader's own buffer.
+// most) pass through the reader's own buffer. With a source that reads into two
+// buffers at once (readv), that short read rides with the body's: one read per frame.
 func TestFrameReaderDirect(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -493,26 +525,34 @@ func TestFrameReaderDirect(t *testing.T) {
 		{name: "1 MiB frames, larger than the buffer", size: 1 << 20, count: 4, chunk: 1 << 30},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var msgs [][]byte
-			for i := range tc.count {
-				msgs = append(msgs, pattern(i, tc.size))
-			}
-			const bufSize = 256 << 10
-			src := &bufReader{chunkReader: chunkReader{data: encode(msgs...), chunk: tc.chunk}}
-			f := &frameReader{src: src, buf: make([]byte, bufSize), max: DefaultMaxMessage}
-			src.fr = f
-			got, _, err := readAll(t, f, 4, tc.size)
-			if err != io.EOF {
-				t.Fatalf("stream end: got %v, want io.EOF", err)
-			}
-			sameMessages(t, got, msgs)
-			total := len(encode(msgs...))
-			if limit := bufSize + tc.count*directPeek; src.viaBuf > limit {
-				t.Errorf("%d of %d stream bytes went through the reader's buffer, want at most %d (its size and %d bytes per frame)",
-					src.viaBuf, total, limit, directPeek)
-			}
-		})
+		for _, vec := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/readv=%v", tc.name, vec), func(t *testing.T) {
+				var msgs [][]byte
+				for i := range tc.count {
+					msgs = append(msgs, pattern(i, tc.size))
+				}
+				const bufSize = 256 << 10
+				src := &bufReader{chunkReader: chunkReader{data: encode(msgs...), chunk: tc.chunk}}
+				f := &frameReader{src: src, buf: make([]byte, bufSize), max: DefaultMaxMessage}
+				if vec {
+					f.vec = src
+				}
+				src.fr = f
+				got, _, err := readAll(t, f, 4, tc.size)
+				if err != io.EOF {
+					t.Fatalf("stream end: got %v, want io.EOF", err)
+				}
+				sameMessages(t, got, msgs)
+				total := len(encode(msgs...))
+				if limit := bufSize + tc.count*directPeek; src.viaBuf > limit {
+					t.Errorf("%d of %d stream bytes went through the reader's buffer, want at most %d (its size and %d bytes per frame)",
+						src.viaBuf, total, limit, directPeek)
+				}
+				if limit := tc.count + 3; vec && tc.chunk >= total && src.reads > limit {
+					t.Errorf("%d reads for %d frames with readv, want at most %d", src.reads, tc.count, limit)
+				}
+			})
+		}
 	}
 }
 
@@ -582,15 +622,23 @@ func TestFrameReaderDirectResumes(t *testing.T) {
 		name    string
 		chunk   int
 		timeout int
+		vec     bool
 	}{
 		{name: "one byte per read, deadline every other read", chunk: 1, timeout: 2},
 		{name: "1000 bytes per read, deadline every third", chunk: 1000, timeout: 3},
 		{name: "40000 bytes per read, deadline every other", chunk: 40000, timeout: 2},
 		{name: "whole reads, deadline every other", chunk: 1 << 30, timeout: 2},
+		{name: "readv, one byte per read, deadline every other read", chunk: 1, timeout: 2, vec: true},
+		{name: "readv, 1000 bytes per read, deadline every third", chunk: 1000, timeout: 3, vec: true},
+		{name: "readv, 40000 bytes per read, deadline every other", chunk: 40000, timeout: 2, vec: true},
+		{name: "readv, whole reads, deadline every third", chunk: 1 << 30, timeout: 3, vec: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &chunkReader{data: stream, chunk: tc.chunk, timeoutEvery: tc.timeout}
 			f := &frameReader{src: src, buf: make([]byte, bufSize), max: DefaultMaxMessage}
+			if tc.vec {
+				f.vec = src
+			}
 			bufs := [][]byte{make([]byte, 300<<10), make([]byte, 300<<10)}
 			sizes := make([]int, len(bufs))
 			var got [][]byte
@@ -662,10 +710,13 @@ func TestFrameReaderDirectCut(t *testing.T) {
 // TestFrameReaderDirectEOF ends the stream inside a large frame's body, in the part
 // read directly: an error wrapping io.ErrUnexpectedEOF, sticky, naming the bytes.
 func TestFrameReaderDirectEOF(t *testing.T) {
-	for _, cut := range []int{headerLen + 1, headerLen + directPeek, 40 << 10, headerLen + (64 << 10) - 1} {
+	for i, cut := range []int{headerLen + 1, headerLen + directPeek, 40 << 10, headerLen + (64 << 10) - 1, 40 << 10, headerLen + (64 << 10) - 1} {
 		stream := encode(pattern(1, 3), pattern(2, 64<<10))
 		src := &chunkReader{data: stream[:len(encode(pattern(1, 3)))+cut], chunk: 5000}
 		f := &frameReader{src: src, buf: make([]byte, 256<<10), max: DefaultMaxMessage}
+		if i >= 4 {
+			f.vec = src // the same ends, read with readv
+		}
 		bufs := [][]byte{make([]byte, 64<<10), make([]byte, 64<<10)}
 		sizes := make([]int, 2)
 		if n, err := f.read(bufs, sizes); n != 1 || err != nil {
