@@ -115,7 +115,8 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 // A wrapper that implements syscall.Conn (its socket's) still has BufferSizes,
 // SetBuffers and Info, and may ask for Options.BusyPoll: Recv then spins on the
 // socket itself, which is what the wrapper's Read would read (a wrapper that changes
-// what is read must not offer its socket). Without syscall.Conn they return errors
+// what is read must not offer its socket); without BusyPoll, Recv reads the ends of
+// large messages from that socket with readv(2), as on a *net.TCPConn. Without syscall.Conn they return errors
 // wrapping errors.ErrUnsupported. The Conn owns c: Close closes it.
 func Frame(c net.Conn, o Options) (*Conn, error) {
 	o, err := o.resolve()
@@ -152,6 +153,8 @@ func Frame(c net.Conn, o Options) (*Conn, error) {
 		var src io.Reader
 		src, cn.busyPollUs = newSpinReader(raw)
 		cn.rd.src, cn.busyPoll = src, true
+	} else if raw != nil {
+		cn.rd.vec = newVecReader(raw) // the socket the wrapper's Read reads
 	}
 	return cn, nil
 }

@@ -4,7 +4,6 @@ package tcp
 
 import (
 	"io"
-	"net"
 	"os"
 	"syscall"
 	"unsafe"
@@ -25,8 +24,9 @@ type vecReader struct {
 	fn    func(fd uintptr) bool // built once: a closure per read would allocate
 }
 
-// newVecReader returns a vecReader on c's socket, or nil when c has none to offer.
-func newVecReader(c *net.TCPConn) vectorReader {
+// newVecReader returns a vecReader on c's socket (a *net.TCPConn, or a wrapper that
+// offers its socket: Frame), or nil when c has none to offer.
+func newVecReader(c syscall.Conn) vectorReader {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil
