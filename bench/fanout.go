@@ -475,7 +475,7 @@ func (f *fanout) receive(ctx context.Context, r *fanRx) error {
 }
 
 func (f *fanout) account(r *fanRx, msg []byte, now int64) {
-	h, ok := r.accept(msg, f.e.run)
+	h, ok := r.accept(msg, f.e)
 	if !ok {
 		return
 	}

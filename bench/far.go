@@ -65,6 +65,9 @@ type FarSpec struct {
 	// Recv of the far half moves; 0 = 64.
 	Net   NetOptions
 	Batch int
+	// Verify is what the far end's receivers check of each message (--verify); the
+	// runner sets it on every spec as it does Net.
+	Verify Verify
 
 	// A slow receiver (slow-receiver runs a stream so): the far receiver asks for a
 	// RecvBuffer-byte receive buffer on its endpoints (0 = leave it), reads no faster
@@ -346,7 +349,7 @@ func ParseSendersEnd(raw []byte, maxFlows int) ([]uint64, error) {
 // openFar opens a cell's server half at the far end, with the run's socket flags.
 // Its Finish is recorded in e.farDone, when set (runCell sets it per cell).
 func (e *runEnv) openFar(ctx context.Context, spec FarSpec) (FarCell, error) {
-	spec.Net, spec.Batch = e.net, e.batch
+	spec.Net, spec.Batch, spec.Verify = e.net, e.batch, e.verify
 	fc, err := e.far.Open(ctx, spec)
 	if err != nil || e.farDone == nil {
 		return fc, err

@@ -25,33 +25,43 @@ var ioModes = []struct {
 // 10 messages of which the sender's side drops 3 and 7, sends 5 twice, flips a
 // payload bit of 4 and holds 8 back until 9 has gone is counted exactly: 10 sent;
 // 4 rejected as corrupt; 8 received (5 twice); unique intact 7, so 3 lost; 1
-// duplicate; 1 reordered. (GSO is UDP's: TCP runs the two batch sizes.)
+// duplicate; 1 reordered. (GSO is UDP's: TCP runs the two batch sizes.) With
+// --verify header, 4's payload goes unchecked: 9 received, none corrupt, 8 unique,
+// 2 lost.
 func TestStreamKnownAnswerIOModes(t *testing.T) {
+	type answer struct{ recv, corrupt, lost, unique uint64 }
 	for _, mode := range ioModes {
 		for _, transport := range []string{"udp", "tcp"} {
 			if transport == "tcp" && mode.net.NoGSO {
 				continue
 			}
-			t.Run(fmt.Sprintf("%s/%s", transport, mode.name), func(t *testing.T) {
-				nw := impairedNetwork{Network: mustNetwork(t, transport, mode.net), drop: map[uint64]bool{3: true, 7: true},
-					dup: map[uint64]bool{5: true}, holdBack: map[uint64]uint64{8: 9}, corrupt: map[uint64]bool{4: true}}
-				e := testEnv(t)
-				// The drain covers what is in flight after the last send (UDP ends it on a
-				// quiet spell; TCP, which never gets 3 and 7, only at its end).
-				e.batch, e.drain = mode.batch, 2*time.Second
-				m, w, err := runStream(context.Background(), e, nw, Params{Size: 1024, Streams: 1, Count: 10, RateBps: 200e6})
-				if err != nil {
-					t.Fatal(err)
+			for _, verify := range []Verify{VerifyPayloadCRC, VerifyHeaderCRC} {
+				want := answer{recv: 8, corrupt: 1, lost: 3, unique: 7}
+				if verify == VerifyHeaderCRC {
+					want = answer{recv: 9, corrupt: 0, lost: 2, unique: 8}
 				}
-				t.Logf("metrics %+v warnings %v", m, w)
-				if m.SentMsgs != 10 || m.RecvMsgs != 8 || m.CorruptMsgs != 1 || m.LostMsgs != 3 || m.DupMsgs != 1 || m.ReorderedMsgs != 1 {
-					t.Errorf("sent %d recv %d corrupt %d lost %d dup %d reordered %d; want sent 10 recv 8 corrupt 1 lost 3 dup 1 reordered 1",
-						m.SentMsgs, m.RecvMsgs, m.CorruptMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs)
-				}
-				if want := uint64(7 * 1024); m.RecvBytes != want {
-					t.Errorf("recv bytes %d, want %d (7 unique intact messages)", m.RecvBytes, want)
-				}
-			})
+				t.Run(fmt.Sprintf("%s/%s/verify=%v", transport, mode.name, verify), func(t *testing.T) {
+					nw := impairedNetwork{Network: mustNetwork(t, transport, mode.net), drop: map[uint64]bool{3: true, 7: true},
+						dup: map[uint64]bool{5: true}, holdBack: map[uint64]uint64{8: 9}, corrupt: map[uint64]bool{4: true}}
+					e := testEnv(t)
+					// The drain covers what is in flight after the last send (UDP ends it on a
+					// quiet spell; TCP, which never gets 3 and 7, only at its end).
+					e.batch, e.drain = mode.batch, 2*time.Second
+					e.verify = verify
+					m, w, err := runStream(context.Background(), e, nw, Params{Size: 1024, Streams: 1, Count: 10, RateBps: 200e6})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("metrics %+v warnings %v", m, w)
+					if m.SentMsgs != 10 || m.RecvMsgs != want.recv || m.CorruptMsgs != want.corrupt || m.LostMsgs != want.lost || m.DupMsgs != 1 || m.ReorderedMsgs != 1 {
+						t.Errorf("sent %d recv %d corrupt %d lost %d dup %d reordered %d; want sent 10 recv %d corrupt %d lost %d dup 1 reordered 1",
+							m.SentMsgs, m.RecvMsgs, m.CorruptMsgs, m.LostMsgs, m.DupMsgs, m.ReorderedMsgs, want.recv, want.corrupt, want.lost)
+					}
+					if w := want.unique * 1024; m.RecvBytes != w {
+						t.Errorf("recv bytes %d, want %d (%d unique accepted messages)", m.RecvBytes, w, want.unique)
+					}
+				})
+			}
 		}
 	}
 }

@@ -160,7 +160,7 @@ func (c *requester) roundTrip(t Transport, kind Kind, m *Metrics, lat *Latency, 
 		if n > 0 {
 			now := c.e.now()
 			var rj rejects
-			h, ok := rj.accept(c.resp[0][:c.size[0]], c.e.run)
+			h, ok := rj.accept(c.resp[0][:c.size[0]], c.e)
 			rj.addTo(m)
 			switch {
 			case !ok:
@@ -395,7 +395,7 @@ func (o *openLoop) receive(ctx context.Context, size int) error {
 		for i := 0; i < k; i++ {
 			msg := bufs[i][:sizes[i]]
 			var rj rejects
-			h, ok := rj.accept(msg, o.e.run)
+			h, ok := rj.accept(msg, o.e)
 			rj.addTo(&o.m)
 			switch {
 			case !ok:

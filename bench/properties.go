@@ -577,6 +577,7 @@ func countNoun(n float64, noun string) string {
 type labTotals struct {
 	sent, recv, lost, dups, reord, corrupt, retrans uint64
 	retransKnown                                    bool
+	unverified                                      bool // --verify header: corrupt counts headers only
 	link                                            LinkFigures
 }
 
@@ -591,7 +592,7 @@ func labStream(r *Report, count func(LinkFigures) uint64) (map[string]*labTotals
 		}
 		t := out[res.Transport]
 		if t == nil {
-			t = &labTotals{}
+			t = &labTotals{unverified: !r.Config.PayloadsVerified()}
 			out[res.Transport] = t
 		}
 		m := res.Metrics
@@ -717,10 +718,10 @@ var labRows = []labRow{
 		claim:    "both check sums: a corrupted segment never reaches the application; TCP resends it, UDP loses it",
 		injected: func(l LinkFigures) uint64 { return l.Corrupted },
 		tcp: func(x *labTotals) string {
-			return fmt.Sprintf("the link corrupted %s packets; %s corrupt messages reached the application, %s lost", g(x.link.Corrupted), g(x.corrupt), g(x.lost))
+			return fmt.Sprintf("the link corrupted %s packets; %s, %s lost", g(x.link.Corrupted), corruptReached(x), g(x.lost))
 		},
 		udp: func(x *labTotals) string {
-			return fmt.Sprintf("the link corrupted %s datagrams; %s corrupt messages reached the application; they count among the %s lost", g(x.link.Corrupted), g(x.corrupt), g(x.lost))
+			return fmt.Sprintf("the link corrupted %s datagrams; %s; they count among the %s lost", g(x.link.Corrupted), corruptReached(x), g(x.lost))
 		},
 		evidence: map[string]func(*labTotals) uint64{
 			"link_corrupted": func(x *labTotals) uint64 { return x.link.Corrupted },
@@ -736,7 +737,24 @@ func (lr labRow) row(r *Report) (Property, bool) {
 	if !ok {
 		return Property{}, false
 	}
-	return Property{ID: lr.id, Property: lr.name, Claim: lr.claim, TCP: lr.tcp(t["tcp"]), UDP: lr.udp(t["udp"]), Evidence: labEvidence(t, lr.evidence)}, true
+	ev := labEvidence(t, lr.evidence)
+	if !r.Config.PayloadsVerified() {
+		for tr := range t {
+			delete(ev, tr+"_corrupt_msgs") // not measured: no figure, not a zero
+		}
+		ev["payloads_verified"] = false
+	}
+	return Property{ID: lr.id, Property: lr.name, Claim: lr.claim, TCP: lr.tcp(t["tcp"]), UDP: lr.udp(t["udp"]), Evidence: ev}, true
+}
+
+// corruptReached says how many corrupt messages reached the application, or, when
+// payloads were not verified (--verify header), that this is not known: a zero then
+// would be a figure nobody measured.
+func corruptReached(x *labTotals) string {
+	if x.unverified {
+		return "payloads not verified (--verify header), so corrupt messages reaching the application were not counted"
+	}
+	return g(x.corrupt) + " corrupt messages reached the application"
 }
 
 func propLabOrdering(r *Report) (Property, bool) { return labRows[0].row(r) }

@@ -243,6 +243,9 @@ func mdIntro(r *Report) string {
 	if c.BusyPoll {
 		cell = append(cell, "busy-poll receivers")
 	}
+	if !c.PayloadsVerified() {
+		cell = append(cell, "payloads not verified (--verify "+c.Verify+": receivers checked each header's CRC32C only, so corrupt counts miss corrupted payloads)")
+	}
 	s = append(s, ran+"; "+strings.Join(cell, ", ")+".")
 
 	var when []string

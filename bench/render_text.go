@@ -113,6 +113,9 @@ func textHeader(r *Report) string {
 	if c.BusyPoll {
 		add("busy-poll receivers")
 	}
+	if !c.PayloadsVerified() {
+		add("payloads not verified (--verify " + c.Verify + ")")
+	}
 	if c.Repeat > 1 {
 		add(fmt.Sprintf("repeat %d", c.Repeat))
 	}

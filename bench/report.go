@@ -99,6 +99,11 @@ type Sock struct {
 	// Batch is the most messages one send or receive call moves (--batch), as the
 	// end set it on its sockets.
 	Batch int `json:"batch,omitempty"`
+	// Verify is what the end's receivers checked of each message (--verify):
+	// "payload" (header and payload CRC32C) or "header" (header only: a corrupted
+	// payload goes uncounted). Absent in reports that predate it, whose receivers
+	// checked payloads.
+	Verify string `json:"verify,omitempty"`
 
 	// Across hosts (remote mode) each end describes its own data-path endpoints:
 	// DataSockets counts those these figures cover, over the run; the buffers are
@@ -150,6 +155,17 @@ type Config struct {
 	// UDPIO lists the I/O modes UDP stream cells ran in (--udp-io): "batched" (the
 	// socket flags above), "textbook" (one datagram per call, no offloads).
 	UDPIO []string `json:"udp_io,omitempty"`
+	// Verify is --verify: "payload" (receivers check the header's and the payload's
+	// CRC32C), or "header" (the header's only, so corrupt_msgs misses corrupted
+	// payloads). Absent in reports that predate it, whose receivers checked payloads.
+	Verify string `json:"verify,omitempty"`
+}
+
+// PayloadsVerified reports whether the run's receivers checked every payload's
+// CRC32C, so that its corrupt_msgs are measured figures: true unless --verify header
+// (and for reports that predate --verify). With a far end, both ends used the policy.
+func (c Config) PayloadsVerified() bool {
+	return c.Verify == "" || c.Verify == VerifyPayloadCRC.String()
 }
 
 // Result is one experiment over one transport with one set of parameters.

@@ -41,6 +41,7 @@ type Plan struct {
 	Timeout     time.Duration // a request unanswered this long counts as unanswered (Metrics.Timeouts); default 200 ms
 	Batch       int           // most messages per Send/Recv; default 64
 	UDPIO       []string      // the I/O modes of UDP stream cells (IOBatched, IOTextbook); default both
+	Verify      Verify        // what receivers check of each message; the zero value checks payloads too
 	Clients     int           // concurrent clients of the clients experiment; default 100
 	Receivers   int           // receivers of one sender in fanout; default 8
 	ReaderBps   float64       // slow-receiver's reading pace, bits/s; default 80 Mbit/s (10 MB/s)
@@ -306,13 +307,14 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 			RecvBuffer: p.Net.RecvBuffer, SendBuffer: p.Net.SendBuffer,
 			Clients: p.Clients, Receivers: p.Receivers, ReaderBps: p.ReaderBps,
 			Started: started.UTC().Format(time.RFC3339), BusyPoll: p.Net.BusyPoll, NoGSO: p.Net.NoGSO, Batch: p.Batch,
-			UDPIO: p.UDPIO,
+			UDPIO:  p.UDPIO,
+			Verify: p.Verify.String(),
 		},
 	}
 	address := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
 	rep.Env.Link = Link{Kind: "loopback", Addr: address, MTU: loopbackMTU()}
 	e := &runEnv{epoch: started, run: newRunID(), seed: p.Seed, address: address,
-		warmup: p.warmup(), drain: p.drain(), timeout: p.Timeout, batch: p.Batch, far: p.Far, net: p.Net}
+		warmup: p.warmup(), drain: p.drain(), timeout: p.Timeout, batch: p.Batch, verify: p.Verify, far: p.Far, net: p.Net}
 	if p.Far != nil {
 		rep.Env.Link = p.Far.Link()
 	}
@@ -748,6 +750,7 @@ func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]Sock {
 		if err == nil {
 			if sk := SocketsOf([]Transport{t}, 0); sk.RecvBuffer > 0 || sk.SendBuffer > 0 {
 				sk.DataSockets = 0 // a probe, not a data socket
+				sk.Verify = p.Verify.String()
 				out[name] = sk
 			}
 			t.Close()

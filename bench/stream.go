@@ -520,7 +520,7 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 // now (the jitter's receive time). Its unique count reaches uniqueOf at the next
 // publish.
 func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, arrival int64, kernel bool) {
-	h, ok := local.accept(msg, rx.e.run)
+	h, ok := local.accept(msg, rx.e)
 	if !ok {
 		return
 	}

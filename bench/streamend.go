@@ -380,7 +380,7 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPe
 		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want reader pace, receive buffer >= 0 and series step 0 or >= %v; got %v bit/s, %d B, %v",
 			MinSeriesStep, spec.ReaderBps, spec.RecvBuffer, spec.SeriesStep)
 	}
-	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: farBatch(spec), drain: spec.Drain}
+	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: farBatch(spec), drain: spec.Drain, verify: spec.Verify}
 	rx := newStreamRx(e, Params{Size: spec.Size, Streams: spec.Streams}, spec.Transport)
 	rx.readerBps = spec.ReaderBps
 	gotRecv, _, warns := setBuffers(ts, spec.RecvBuffer, 0)

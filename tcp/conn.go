@@ -20,7 +20,7 @@ var ErrMessageTooLarge = errors.New("tcp: message exceeds the maximum size")
 // Buffer sizes, in bytes. Each Conn allocates its read buffer on its first Recv and
 // its write buffer on its first Send.
 const (
-	readBufSize  = 256 << 10 // bytes; one read syscall takes up to this much, at most
+	readBufSize  = 256 << 10 // bytes; one read syscall takes up to this much, at most, of frames under directMin
 	writeBufSize = 64 << 10  // bytes; small frames are copied here, one write per batch
 	initBufSize  = 4 << 10   // bytes; both buffers start here and grow with the traffic, so a
 	// short-lived connection (the connect experiment) does not pay for 320 KiB of buffers
@@ -103,6 +103,8 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 		var src io.Reader
 		src, cn.busyPollUs = newSpinReader(c)
 		cn.rd.src, cn.busyPoll = src, true
+	} else {
+		cn.rd.vec = newVecReader(c) // reads the socket as c.Read does, two buffers at once
 	}
 	return cn
 }
@@ -113,7 +115,8 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 // A wrapper that implements syscall.Conn (its socket's) still has BufferSizes,
 // SetBuffers and Info, and may ask for Options.BusyPoll: Recv then spins on the
 // socket itself, which is what the wrapper's Read would read (a wrapper that changes
-// what is read must not offer its socket). Without syscall.Conn they return errors
+// what is read must not offer its socket); without BusyPoll, Recv reads the ends of
+// large messages from that socket with readv(2), as on a *net.TCPConn. Without syscall.Conn they return errors
 // wrapping errors.ErrUnsupported. The Conn owns c: Close closes it.
 func Frame(c net.Conn, o Options) (*Conn, error) {
 	o, err := o.resolve()
@@ -150,6 +153,8 @@ func Frame(c net.Conn, o Options) (*Conn, error) {
 		var src io.Reader
 		src, cn.busyPollUs = newSpinReader(raw)
 		cn.rd.src, cn.busyPoll = src, true
+	} else if raw != nil {
+		cn.rd.vec = newVecReader(raw) // the socket the wrapper's Read reads
 	}
 	return cn, nil
 }

@@ -27,10 +27,13 @@
 // Send and Recv take batches ([][]byte), so a call moves many messages in one syscall
 // where it can. Send copies messages of up to 8 KiB, with their prefixes, into a
 // 64 KiB buffer and writes it once per batch; larger messages go to writev(2)
-// uncopied. Recv reads through a 256 KiB buffer and returns every whole message that
-// buffer already holds; a frame larger than the buffer is read straight into the
-// caller's. Neither allocates per message once the connection's buffers exist
-// (they are allocated on first use). The caller owns every buffer passed in; a Conn
+// uncopied. Recv reads small messages through a buffer (up to 256 KiB) and returns
+// every whole message that buffer already holds; a message of 32 KiB or more is read
+// from the socket straight into the caller's buffer, after its length prefix, so its
+// bytes are copied once, by the kernel, as iperf3's are. On Linux one readv(2) ends
+// such a body and fetches the next length prefix, so a stream of large messages
+// takes about one read per message. Neither allocates per message
+// once the connection's buffers exist (they are allocated on first use). The caller owns every buffer passed in; a Conn
 // keeps no reference to one after a call returns.
 //
 // # Invariants

@@ -35,33 +35,68 @@ func tooLarge(format string, args ...any) error {
 	return &sizeError{msg: "message exceeds the maximum size: " + fmt.Sprintf(format, args...)}
 }
 
+// directMin is the smallest frame body, in bytes, that read moves from the socket
+// straight into the caller's buffer instead of through buf. Above it the copy out of
+// buf costs more than the extra read(2) a direct read may take (at ~10 GB/s a 32 KiB
+// copy is ~3 µs; a read of the next frame's header, ~1 µs); below it many frames share
+// one read and one copy each is cheaper.
+const directMin = 32 << 10
+
+// directPeek bounds the read that follows a direct read, in bytes: it fetches the next
+// frame's length prefix without pulling much of a large body into buf (which would
+// then be copied). Under 1% of a 128 KiB body, and room for a few small frames when
+// the stream turns to those.
+const directPeek = 1 << 10
+
+// A vectorReader reads into a, then b, with one read from the stream (readv(2)): b
+// gets bytes only once a is full. Errors are those of net.Conn's Read.
+type vectorReader interface {
+	readv(a, b []byte) (int, error)
+}
+
 // A frameReader cuts a byte stream into length-prefixed frames (see the package doc).
 //
-// Bytes read from src stay in buf until a whole frame is handed out, so an error from
-// src (a read deadline, typically) loses nothing: the next read resumes the frame where
-// the stream left it, even inside its length prefix. A frame too large for buf is read
-// straight into the caller's buffer; if that read is cut short, buf grows to hold the
-// frame and keeps the partial bytes (and that size), so a reader holds at most
-// max(initial len(buf), headerLen+max) bytes.
+// Small frames go through buf: one read from src takes many, and each is copied out.
+// A frame of directMin bytes or more whose body is not already buffered goes straight
+// into the caller's buffer: the buffered part is copied, the rest is read into place;
+// and since the stream then likely carries more of them, the next read from src
+// takes at most directPeek bytes, enough for the next length prefix. With vec (a
+// socket that reads into two buffers at once), that short read rides along with the
+// read that ends the body: one system call per large frame when the data is there.
+//
+// Bytes read from src are never lost to an error from src (a read deadline,
+// typically): the next read resumes the frame where the stream left it, even inside
+// its length prefix. Bytes of a frame still in buf stay there; if a direct read is cut
+// short, the length prefix and the body bytes that arrived go back into buf, grown to
+// hold the whole frame, and the rest of that frame comes through buf (so a stream cut
+// by many deadlines is not copied back and forth once per cut). Memory: buf holds at
+// most max(initial len(buf), grow) bytes; more (up to headerLen+max) only from such a
+// cut until the frame is handed out and buf holds no more than before, when it shrinks
+// back.
 //
 // A frameReader is not safe for concurrent use.
 type frameReader struct {
 	src io.Reader
-	buf []byte // buffered stream bytes are buf[r:w]; len(buf) is the capacity
-	r   int    // start of unconsumed bytes
-	w   int    // end of buffered bytes
-	max int    // largest frame accepted, bytes
-	eof bool   // src returned io.EOF: do not read it again
+	vec vectorReader // src's own bytes, read into two buffers at once; nil = src.Read only
+	buf []byte       // buffered stream bytes are buf[r:w]; len(buf) is the capacity
+	r   int          // start of unconsumed bytes
+	w   int          // end of buffered bytes
+	max int          // largest frame accepted, bytes
+	eof bool         // src returned io.EOF: do not read it again
 	// grow, when above len(buf), lets fill double buf up to grow bytes each time a
 	// read fills it: small for a connection that carries little, large for a stream.
 	grow   int
 	filled bool  // the last read filled buf
+	peek   bool  // a frame was just read directly: the next fill reads directPeek bytes at most
+	cut    bool  // a direct read of the frame at buf[r:] was cut short: it ends through buf
+	keep   int   // len(buf) before a cut-short direct read grew it; 0 = not grown
 	err    error // sticky: io.EOF, or a fatal error after which the stream is unusable
 }
 
 // read blocks until at least one whole frame is available, then copies as many whole
 // frames as are already buffered into bufs, without another read from src. sizes[i]
-// is the length of frame i. It handles at most min(len(bufs), len(sizes)) frames.
+// is the length of frame i. It handles at most min(len(bufs), len(sizes)) frames. A
+// large frame (see frameReader) is read into bufs[0] and returned alone.
 //
 // Errors:
 //   - io.EOF, unwrapped: the stream ended cleanly between frames (sticky).
@@ -69,7 +104,7 @@ type frameReader struct {
 //   - ErrMessageTooLarge, wrapped: a length prefix above max (sticky: the stream is
 //     unusable), or a frame longer than the buffer offered for it (not sticky: nothing
 //     is consumed and a later read with a larger buffer returns the frame).
-//   - any error from src, as is; nothing buffered is lost.
+//   - any error from src, as is; nothing read is lost.
 //
 // When frames were already copied, read returns them with a nil error and reports
 // the error, if any, on the next call.
@@ -111,14 +146,15 @@ func (f *frameReader) read(bufs [][]byte, sizes []int) (n int, err error) {
 			copy(bufs[n], f.buf[start:start+s])
 			sizes[n] = s
 			f.r = start + s
+			f.cut = false
 			n++
 			continue
 		}
 		if n > 0 {
 			break
 		}
-		if headerLen+s > len(f.buf) {
-			// The frame cannot fit in buf: read its body straight into bufs[0].
+		if !f.cut && (s >= directMin || headerLen+s > len(f.buf) && !f.growFor(s)) {
+			// Large, or too large for buf: read the body straight into bufs[0].
 			if err := f.readDirect(bufs[0][:s]); err != nil {
 				return 0, err
 			}
@@ -132,14 +168,41 @@ func (f *frameReader) read(bufs [][]byte, sizes []int) (n int, err error) {
 	}
 	if f.r == f.w {
 		f.r, f.w = 0, 0
+		f.shrink()
 	}
 	return n, nil
+}
+
+// growFor grows buf, up to grow bytes, to hold a frame of s bytes and then some: a
+// connection whose frames outgrow buf gets a buffer for many of them. It reports
+// whether the frame now fits.
+func (f *frameReader) growFor(s int) bool {
+	need := headerLen + s
+	if need > f.grow {
+		return false
+	}
+	nb := make([]byte, min(f.grow, max(2*len(f.buf), 2*need)))
+	f.w = copy(nb, f.buf[f.r:f.w])
+	f.buf, f.r = nb, 0
+	return true
+}
+
+// shrink returns buf to its size before a cut-short direct read grew it, once that
+// frame is out and what buf holds fits.
+func (f *frameReader) shrink() {
+	if f.keep == 0 || f.cut || f.w-f.r > f.keep {
+		return
+	}
+	nb := make([]byte, f.keep)
+	f.w = copy(nb, f.buf[f.r:f.w])
+	f.buf, f.r, f.keep = nb, 0, 0
 }
 
 // fill reads once from src into the free end of buf, first moving buffered bytes
 // to the front. It returns nil once at least one byte arrived. It is only called
 // when buf[r:w] holds no whole frame, so buf has room after compaction.
 func (f *frameReader) fill() error {
+	f.shrink()
 	if f.r > 0 {
 		f.w = copy(f.buf, f.buf[f.r:f.w])
 		f.r = 0
@@ -153,8 +216,15 @@ func (f *frameReader) fill() error {
 			f.w = copy(nb, f.buf[:f.w])
 			f.buf = nb
 		}
-		k, err := f.src.Read(f.buf[f.w:])
+		end := len(f.buf)
+		if f.peek {
+			end = min(end, f.w+directPeek)
+		}
+		k, err := f.src.Read(f.buf[f.w:end])
 		f.filled = k > 0 && f.w+k == len(f.buf) // the kernel had more than buf could take
+		if k > 0 {
+			f.peek = false // one short read: if the prefix says small, fill on as usual
+		}
 		f.w += k
 		if err == io.EOF {
 			f.eof = true
@@ -180,9 +250,11 @@ func (f *frameReader) endOfStream() error {
 }
 
 // readDirect reads the body of the frame at buf[r:] into dst (len(dst) is the frame
-// length), starting with the body bytes already buffered. On success the frame is
-// consumed. If src fails first, the header and the partial body are kept in a buf
-// grown to hold the whole frame, so nothing is lost.
+// length), starting with the body bytes already buffered, which are all buf holds:
+// it is called only when the body is not wholly buffered. On success the frame is
+// consumed. If src fails first, the length prefix and the part of the body that
+// arrived go back into buf, grown to hold the whole frame if need be, so nothing is
+// lost, and the frame is marked cut: the next reads complete it through buf.
 func (f *frameReader) readDirect(dst []byte) error {
 	got := copy(dst, f.buf[f.r+headerLen:f.w])
 	var hdr [headerLen]byte
@@ -194,7 +266,18 @@ func (f *frameReader) readDirect(dst []byte) error {
 			err = io.EOF
 			break
 		}
-		k, rerr := f.src.Read(dst[got:])
+		var k int
+		var rerr error
+		if f.vec != nil {
+			// The end of the body, and in the same read the start of what follows.
+			rest := len(dst) - got
+			k, rerr = f.vec.readv(dst[got:], f.buf[:min(len(f.buf), directPeek)])
+			if k > rest {
+				f.w, k = k-rest, rest // buf holds the next bytes of the stream
+			}
+		} else {
+			k, rerr = f.src.Read(dst[got:])
+		}
 		got += k
 		switch {
 		case rerr == io.EOF:
@@ -213,6 +296,7 @@ func (f *frameReader) readDirect(dst []byte) error {
 		}
 	}
 	if got == len(dst) {
+		f.peek = len(dst) >= directMin && f.w < headerLen // more large frames likely follow
 		return nil
 	}
 	if err == io.EOF {
@@ -220,12 +304,16 @@ func (f *frameReader) readDirect(dst []byte) error {
 			headerLen+got, headerLen+len(dst), io.ErrUnexpectedEOF)
 		return f.err
 	}
-	// Keep what arrived; the frame now fits in buf and the next read resumes it.
+	// Keep what arrived; the next read resumes the frame from buf.
 	if need := headerLen + len(dst); len(f.buf) < need {
+		if f.keep == 0 {
+			f.keep = len(f.buf)
+		}
 		f.buf = make([]byte, need)
 	}
 	f.w = copy(f.buf, hdr[:])
 	f.w += copy(f.buf[f.w:], dst[:got])
+	f.cut = true
 	return err
 }
 

@@ -55,6 +55,26 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readv is Read into a, then b, as one read of at most chunk bytes (a vectorReader,
+// as a socket's readv(2) is).
+func (r *chunkReader) readv(a, b []byte) (int, error) {
+	r.reads++
+	if r.timeoutEvery > 0 && r.reads%r.timeoutEvery == 0 {
+		return 0, errTimeout
+	}
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(a[:min(len(a), r.chunk)], r.data)
+	r.data = r.data[n:]
+	if n == len(a) && n < r.chunk {
+		m := copy(b[:min(len(b), r.chunk-n)], r.data)
+		r.data = r.data[m:]
+		n += m
+	}
+	return n, nil
+}
+
 // readAll reads frames until io.EOF, batch at a time into buffers of bufLen bytes,
 // retrying after timeouts. It returns the messages and the number of timeouts.
 func readAll(tb testing.TB, f *frameReader, batch, bufLen int) (msgs [][]byte, timeouts int, err error) {
@@ -389,15 +409,19 @@ func TestFrameWriterOneWritePerBatch(t *testing.T) {
 }
 
 // FuzzFrameReader feeds arbitrary streams, cut into arbitrary reads with deadlines
-// between them, to a frameReader: it must never panic, never hand out a message
-// larger than its limits, and always reach the end of the stream.
+// between them, to a frameReader, with and without vectored reads: it must never
+// panic, never hand out a message larger than its limits, and always reach the end
+// of the stream.
 func FuzzFrameReader(f *testing.F) {
-	f.Add(encode(pattern(1, 3), pattern(2, 0)), uint8(1), uint16(16), uint16(100))
-	f.Add([]byte{0, 0, 0, 200, 1, 2, 3}, uint8(2), uint16(8), uint16(300))
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint8(4), uint16(64), uint16(10))
-	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8, bufSize uint16, max uint16) {
+	f.Add(encode(pattern(1, 3), pattern(2, 0)), uint8(1), uint16(16), uint16(100), false)
+	f.Add([]byte{0, 0, 0, 200, 1, 2, 3}, uint8(2), uint16(8), uint16(300), true)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint8(4), uint16(64), uint16(10), false)
+	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8, bufSize uint16, max uint16, vec bool) {
 		src := &chunkReader{data: stream, chunk: int(chunk%16) + 1, timeoutEvery: 3}
 		fr := &frameReader{src: src, buf: make([]byte, int(bufSize%512)+headerLen), max: int(max)}
+		if vec {
+			fr.vec = src
+		}
 		bufs := [][]byte{make([]byte, 200), make([]byte, 300)}
 		sizes := make([]int, 2)
 		for range 4*len(stream) + 10 {
@@ -452,4 +476,258 @@ func FuzzFrameRoundTrip(f *testing.F) {
 		}
 		sameMessages(t, got, msgs)
 	})
+}
+
+// bufReader is a chunkReader that tallies where each Read put its bytes: into the
+// frameReader's own buffer (to be copied out later) or elsewhere (the caller's).
+type bufReader struct {
+	chunkReader
+	fr             *frameReader
+	viaBuf, direct int // bytes read into fr.buf, and into other buffers
+}
+
+// Read tells fr.buf by its end: fill reads into a tail of it, whose capacity ends
+// where fr.buf's does.
+func (r *bufReader) Read(p []byte) (int, error) {
+	b := r.fr.buf
+	inBuf := cap(p) > 0 && cap(b) > 0 && &p[:cap(p)][cap(p)-1] == &b[:cap(b)][cap(b)-1]
+	n, err := r.chunkReader.Read(p)
+	if inBuf {
+		r.viaBuf += n
+	} else {
+		r.direct += n
+	}
+	return n, err
+}
+
+func (r *bufReader) readv(a, b []byte) (int, error) {
+	n, err := r.chunkReader.readv(a, b)
+	r.direct += min(n, len(a))
+	r.viaBuf += n - min(n, len(a))
+	return n, err
+}
+
+// TestFrameReaderDirect checks that a large frame's body goes from the source
+// straight into the caller's buffer: of a stream of large frames, only the first
+// read's worth and one short read per frame (its length prefix, directPeek bytes at
+// most) pass through the reader's own buffer. With a source that reads into two
+// buffers at once (readv), that short read rides with the body's: one read per frame.
+func TestFrameReaderDirect(t *testing.T) {
+	tests := []struct {
+		name  string
+		size  int // frame body, bytes
+		count int
+		chunk int // bytes per Read at most
+	}{
+		{name: "128 KiB frames, whole reads", size: 128 << 10, count: 16, chunk: 1 << 30},
+		{name: "128 KiB frames, 20000-byte reads", size: 128 << 10, count: 16, chunk: 20000},
+		{name: "frames of directMin bytes", size: directMin, count: 40, chunk: 1 << 30},
+		{name: "1 MiB frames, larger than the buffer", size: 1 << 20, count: 4, chunk: 1 << 30},
+	}
+	for _, tc := range tests {
+		for _, vec := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/readv=%v", tc.name, vec), func(t *testing.T) {
+				var msgs [][]byte
+				for i := range tc.count {
+					msgs = append(msgs, pattern(i, tc.size))
+				}
+				const bufSize = 256 << 10
+				src := &bufReader{chunkReader: chunkReader{data: encode(msgs...), chunk: tc.chunk}}
+				f := &frameReader{src: src, buf: make([]byte, bufSize), max: DefaultMaxMessage}
+				if vec {
+					f.vec = src
+				}
+				src.fr = f
+				got, _, err := readAll(t, f, 4, tc.size)
+				if err != io.EOF {
+					t.Fatalf("stream end: got %v, want io.EOF", err)
+				}
+				sameMessages(t, got, msgs)
+				total := len(encode(msgs...))
+				if limit := bufSize + tc.count*directPeek; src.viaBuf > limit {
+					t.Errorf("%d of %d stream bytes went through the reader's buffer, want at most %d (its size and %d bytes per frame)",
+						src.viaBuf, total, limit, directPeek)
+				}
+				if limit := tc.count + 3; vec && tc.chunk >= total && src.reads > limit {
+					t.Errorf("%d reads for %d frames with readv, want at most %d", src.reads, tc.count, limit)
+				}
+			})
+		}
+	}
+}
+
+// TestFrameReaderSmallFramesBuffered checks the other side of the threshold: frames
+// below directMin are read many at a time into the reader's buffer, never one read
+// per frame, even right after a large frame.
+func TestFrameReaderSmallFramesBuffered(t *testing.T) {
+	msgs := [][]byte{pattern(0, 200<<10)}
+	for i := 1; i <= 200; i++ {
+		msgs = append(msgs, pattern(i, directMin-1-i))
+	}
+	src := &chunkReader{data: encode(msgs...), chunk: 1 << 30}
+	f := &frameReader{src: src, buf: make([]byte, 256<<10), max: DefaultMaxMessage}
+	got, _, err := readAll(t, f, 16, 200<<10)
+	if err != io.EOF {
+		t.Fatalf("stream end: got %v, want io.EOF", err)
+	}
+	sameMessages(t, got, msgs)
+	// 200 frames of ~32 KiB in a 256 KiB buffer: about 8 per read, plus the short
+	// read after the large frame, plus the read that finds the end.
+	if limit := len(encode(msgs...))/(256<<10) + 10; src.reads > limit {
+		t.Errorf("%d reads for %d frames below directMin, want at most %d", src.reads, len(msgs)-1, limit)
+	}
+}
+
+// TestFrameReaderGrowsForSmallFrames: frames below directMin but larger than the
+// buffer a connection starts with make the buffer grow (up to grow), so that a read
+// soon takes many of them, rather than each being read alone into the caller's
+// buffer.
+func TestFrameReaderGrowsForSmallFrames(t *testing.T) {
+	for _, size := range []int{8 << 10, 20 << 10} {
+		var msgs [][]byte
+		for i := range 400 {
+			msgs = append(msgs, pattern(i, size))
+		}
+		stream := encode(msgs...)
+		src := &chunkReader{data: stream, chunk: 1 << 30}
+		f := &frameReader{src: src, buf: make([]byte, 4<<10), grow: 256 << 10, max: DefaultMaxMessage}
+		got, _, err := readAll(t, f, 64, size)
+		if err != io.EOF {
+			t.Fatalf("size %d: stream end: got %v, want io.EOF", size, err)
+		}
+		sameMessages(t, got, msgs)
+		if limit := len(stream)/(128<<10) + 20; src.reads > limit {
+			t.Errorf("size %d: %d reads for %d frames (buffer now %d bytes), want at most %d", size, src.reads, len(msgs), len(f.buf), limit)
+		}
+		if len(f.buf) > 256<<10 {
+			t.Errorf("size %d: buffer of %d bytes, want at most grow (%d)", size, len(f.buf), 256<<10)
+		}
+	}
+}
+
+// TestFrameReaderDirectResumes cuts the stream around and inside large frames, with
+// deadlines, at every kind of boundary: before, inside and after the length prefix,
+// inside the buffered part of the body and inside the part read directly, and checks
+// that every frame comes out whole and that the reader's buffer shrinks back after a
+// cut-short direct read grew it.
+func TestFrameReaderDirectResumes(t *testing.T) {
+	sizes := []int{directMin - 1, directMin, directMin + 1, 100, 300 << 10, 5, 64 << 10}
+	var msgs [][]byte
+	for i, s := range sizes {
+		msgs = append(msgs, pattern(i, s))
+	}
+	stream := encode(msgs...)
+	const bufSize = 8 << 10
+	for _, tc := range []struct {
+		name    string
+		chunk   int
+		timeout int
+		vec     bool
+	}{
+		{name: "one byte per read, deadline every other read", chunk: 1, timeout: 2},
+		{name: "1000 bytes per read, deadline every third", chunk: 1000, timeout: 3},
+		{name: "40000 bytes per read, deadline every other", chunk: 40000, timeout: 2},
+		{name: "whole reads, deadline every other", chunk: 1 << 30, timeout: 2},
+		{name: "readv, one byte per read, deadline every other read", chunk: 1, timeout: 2, vec: true},
+		{name: "readv, 1000 bytes per read, deadline every third", chunk: 1000, timeout: 3, vec: true},
+		{name: "readv, 40000 bytes per read, deadline every other", chunk: 40000, timeout: 2, vec: true},
+		{name: "readv, whole reads, deadline every third", chunk: 1 << 30, timeout: 3, vec: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &chunkReader{data: stream, chunk: tc.chunk, timeoutEvery: tc.timeout}
+			f := &frameReader{src: src, buf: make([]byte, bufSize), max: DefaultMaxMessage}
+			if tc.vec {
+				f.vec = src
+			}
+			bufs := [][]byte{make([]byte, 300<<10), make([]byte, 300<<10)}
+			sizes := make([]int, len(bufs))
+			var got [][]byte
+			timeouts := 0
+			for range 1 << 22 {
+				n, err := f.read(bufs, sizes)
+				for i := range n {
+					got = append(got, slices.Clone(bufs[i][:sizes[i]]))
+				}
+				if n > 0 && len(f.buf) > bufSize {
+					t.Fatalf("after %d frames: buffer of %d bytes, want it back to %d once the frame is out", len(got), len(f.buf), bufSize)
+				}
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					timeouts++
+					continue
+				}
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d frames: %v", len(got), err)
+				}
+			}
+			sameMessages(t, got, msgs)
+			if timeouts == 0 {
+				t.Errorf("no deadline fired")
+			}
+		})
+	}
+}
+
+// TestFrameReaderDirectCut pins what a deadline in the middle of a direct read keeps:
+// the caller gets nothing, the reader keeps the prefix and the body bytes that arrived
+// (in a buffer no larger than the frame), the next read, even into another buffer,
+// returns the frame whole, and the buffer then shrinks back.
+func TestFrameReaderDirectCut(t *testing.T) {
+	want := pattern(7, 200<<10)
+	stream := encode(want)
+	src := &scriptReader{tb: t, steps: []step{
+		{data: stream[:100]},         // prefix and 96 body bytes, into buf
+		{data: stream[100 : 70<<10]}, // into the caller's buffer
+		{err: errTimeout},            // cut
+		{data: stream[70<<10 : 150<<10]},
+		{data: stream[150<<10:]},
+		{err: io.EOF},
+	}}
+	f := &frameReader{src: src, buf: make([]byte, 4<<10), grow: 256 << 10, max: DefaultMaxMessage}
+	sizes := make([]int, 1)
+	first := make([]byte, 256<<10)
+	if n, err := f.read([][]byte{first}, sizes); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("first read: got (%d, %v), want (0, deadline exceeded)", n, err)
+	}
+	if got, want, most := f.w-f.r, 70<<10, headerLen+len(want); got != want || len(f.buf) > most {
+		t.Fatalf("after the cut: %d bytes kept in a buffer of %d, want %d in at most %d", got, len(f.buf), want, most)
+	}
+	clear(first)
+	second := make([]byte, 256<<10)
+	if n, err := f.read([][]byte{second}, sizes); n != 1 || err != nil || !bytes.Equal(second[:sizes[0]], want) {
+		t.Fatalf("resumed read: got (%d, %v, %d bytes), want the %d-byte frame", n, err, sizes[0], len(want))
+	}
+	if len(f.buf) != 4<<10 {
+		t.Errorf("buffer after the frame: %d bytes, want 4096 again", len(f.buf))
+	}
+	if n, err := f.read([][]byte{second}, sizes); n != 0 || err != io.EOF {
+		t.Errorf("end: got (%d, %v), want (0, io.EOF)", n, err)
+	}
+}
+
+// TestFrameReaderDirectEOF ends the stream inside a large frame's body, in the part
+// read directly: an error wrapping io.ErrUnexpectedEOF, sticky, naming the bytes.
+func TestFrameReaderDirectEOF(t *testing.T) {
+	for i, cut := range []int{headerLen + 1, headerLen + directPeek, 40 << 10, headerLen + (64 << 10) - 1, 40 << 10, headerLen + (64 << 10) - 1} {
+		stream := encode(pattern(1, 3), pattern(2, 64<<10))
+		src := &chunkReader{data: stream[:len(encode(pattern(1, 3)))+cut], chunk: 5000}
+		f := &frameReader{src: src, buf: make([]byte, 256<<10), max: DefaultMaxMessage}
+		if i >= 4 {
+			f.vec = src // the same ends, read with readv
+		}
+		bufs := [][]byte{make([]byte, 64<<10), make([]byte, 64<<10)}
+		sizes := make([]int, 2)
+		if n, err := f.read(bufs, sizes); n != 1 || err != nil {
+			t.Fatalf("cut %d: first read: got (%d, %v), want the small frame", cut, n, err)
+		}
+		n, err := f.read(bufs, sizes)
+		if n != 0 || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("cut %d: got (%d, %v), want (0, io.ErrUnexpectedEOF)", cut, n, err)
+		}
+		if _, err2 := f.read(bufs, sizes); err2 != err {
+			t.Errorf("cut %d: error not sticky: then %v", cut, err2)
+		}
+	}
 }

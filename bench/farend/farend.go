@@ -170,14 +170,29 @@ func tcpOptions(req remote.TestRequest) tcp.Options {
 	return tcp.Options{BusyPoll: req.Sockets.BusyPoll}
 }
 
-// socketOptions are the wire's socket options for a run's flags: batch 64, the
-// default, travels as 0, so that a run without socket flags asks for nothing a
-// server without remote.CapSockets cannot read.
-func socketOptions(o bench.NetOptions, batch int) remote.SocketOptions {
+// socketOptions are the wire's socket options for a run's flags: batch 64 and
+// payload verification, the defaults, travel as 0 and "", so that a run without
+// socket flags asks for nothing a server without remote.CapSockets (or
+// remote.CapVerify) cannot read.
+func socketOptions(o bench.NetOptions, batch int, verify bench.Verify) remote.SocketOptions {
 	if batch == defaultBatch {
 		batch = 0
 	}
-	return remote.SocketOptions{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll, Batch: batch}
+	so := remote.SocketOptions{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll, Batch: batch}
+	if verify != bench.VerifyPayloadCRC {
+		so.Verify = verify.String()
+	}
+	return so
+}
+
+// verifyOf is what req's receivers check of each message: remote.SocketOptions.Verify,
+// checked by the session already ("" and "payload": every check).
+func verifyOf(req remote.TestRequest) bench.Verify {
+	v, err := bench.ParseVerify(req.Sockets.Verify)
+	if err != nil {
+		return bench.VerifyPayloadCRC // cannot happen: the session refused the request
+	}
+	return v
 }
 
 // netOptions are the run's flags a request's socket options stand for.
@@ -189,6 +204,7 @@ func netOptions(o remote.SocketOptions) bench.NetOptions {
 // kernel granted of req's socket options, and what it refused.
 func describe(req remote.TestRequest, ts []bench.Transport) bench.Sock {
 	s := bench.SocketsOf(ts, batchOf(req))
+	s.Verify = verifyOf(req).String()
 	s.Refused = bench.Refusals(netOptions(req.Sockets), req.Transport, s)
 	return s
 }
@@ -295,7 +311,7 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
 		}
-		spec.Net, spec.Batch = netOptions(d.Request.Sockets), batchOf(d.Request)
+		spec.Net, spec.Batch, spec.Verify = netOptions(d.Request.Sockets), batchOf(d.Request), verifyOf(d.Request)
 		return measured(d, ts, func() (bench.FarResult, error) {
 			if spec.Bidir {
 				return bench.ServeStreamBidir(ctx, spec, ts, clientPeer{d}, reportSent(d))
@@ -457,7 +473,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		dur = min(dur+time.Second, lim)
 	}
 	req := remote.TestRequest{Experiment: wirePrefix + spec.Experiment, Transport: spec.Transport, Size: spec.Size,
-		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir, Listen: spec.Listen, Sockets: socketOptions(spec.Net, spec.Batch)}
+		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir, Listen: spec.Listen, Sockets: socketOptions(spec.Net, spec.Batch, spec.Verify)}
 	if spec.Experiment == bench.ExpStream {
 		req.Direction = remote.Forward
 		sp := streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())}
@@ -609,6 +625,10 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 		c.far.mu.Lock()
 		c.far.env = r.Env
 		c.far.mu.Unlock()
+	}
+	if r.Sockets != nil && r.Sockets.Verify == "" {
+		// A server that does not say predates --verify: its receivers checked every payload.
+		r.Sockets.Verify = bench.VerifyPayloadCRC.String()
 	}
 	if c.data != nil { // the data path opened: both ends have endpoints to describe
 		c.sock.AddSends(c.ts)

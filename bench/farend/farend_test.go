@@ -382,29 +382,66 @@ func BenchmarkFarStream(b *testing.B) {
 // still runs it; any flag travels, and the server reads back the run's flags.
 func TestSocketOptionsOnTheWire(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		net   bench.NetOptions
-		batch int
-		zero  bool
+		name   string
+		net    bench.NetOptions
+		batch  int
+		verify bench.Verify
+		zero   bool
 	}{
-		{"defaults", bench.NetOptions{}, 64, true},
-		{"nodelay is not a socket option here", bench.NetOptions{NoDelay: true}, 64, true},
-		{"batch 1", bench.NetOptions{}, 1, false},
-		{"rcvbuf", bench.NetOptions{RecvBuffer: 1 << 20}, 64, false},
-		{"no gso", bench.NetOptions{NoGSO: true}, 64, false},
-		{"busy poll", bench.NetOptions{BusyPoll: true}, 64, false},
+		{"defaults", bench.NetOptions{}, 64, bench.VerifyPayloadCRC, true},
+		{"nodelay is not a socket option here", bench.NetOptions{NoDelay: true}, 64, bench.VerifyPayloadCRC, true},
+		{"batch 1", bench.NetOptions{}, 1, bench.VerifyPayloadCRC, false},
+		{"rcvbuf", bench.NetOptions{RecvBuffer: 1 << 20}, 64, bench.VerifyPayloadCRC, false},
+		{"no gso", bench.NetOptions{NoGSO: true}, 64, bench.VerifyPayloadCRC, false},
+		{"busy poll", bench.NetOptions{BusyPoll: true}, 64, bench.VerifyPayloadCRC, false},
+		{"verify header", bench.NetOptions{}, 64, bench.VerifyHeaderCRC, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			so := socketOptions(tc.net, tc.batch)
+			so := socketOptions(tc.net, tc.batch, tc.verify)
 			if so.IsZero() != tc.zero {
-				t.Errorf("socketOptions(%+v, %d) = %+v; zero %v, want %v", tc.net, tc.batch, so, so.IsZero(), tc.zero)
+				t.Errorf("socketOptions(%+v, %d, %v) = %+v; zero %v, want %v", tc.net, tc.batch, tc.verify, so, so.IsZero(), tc.zero)
 			}
 			req := remote.TestRequest{Transport: "udp", Sockets: so}
 			back := netOptions(so)
 			back.NoDelay = tc.net.NoDelay
-			if back != tc.net || batchOf(req) != tc.batch {
-				t.Errorf("the server reads %+v, batch %d; want %+v, batch %d", back, batchOf(req), tc.net, tc.batch)
+			if back != tc.net || batchOf(req) != tc.batch || verifyOf(req) != tc.verify {
+				t.Errorf("the server reads %+v, batch %d, verify %v; want %+v, batch %d, verify %v",
+					back, batchOf(req), verifyOf(req), tc.net, tc.batch, tc.verify)
 			}
 		})
+	}
+}
+
+// TestFarVerify: --verify reaches the server, and the report records what each end's
+// receivers checked (env.sockets, env.peer.sockets) beside the flag (config.verify),
+// for the default and for header-only checks, forward and reverse.
+func TestFarVerify(t *testing.T) {
+	for _, tc := range []struct {
+		verify  bench.Verify
+		reverse bool
+	}{
+		{bench.VerifyPayloadCRC, false},
+		{bench.VerifyHeaderCRC, false},
+		{bench.VerifyHeaderCRC, true},
+	} {
+		far, _ := dialServer(t, remote.Limits{}) // a session's env.sockets describe its cells since it opened
+		rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpStream}, Transports: []string{"tcp"},
+			Sizes: []int{1024}, Count: 200, RateBps: 20e6, Warmup: bench.NoWarmup, Drain: 5 * time.Second, Verify: tc.verify, Reverse: tc.reverse})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tc.verify.String()
+		if r := rep.Results[0]; r.Error != "" || r.Metrics.RecvMsgs != 200 || r.Metrics.CorruptMsgs != 0 {
+			t.Errorf("verify %s reverse %v: error %q, recv %d corrupt %d; want 200 intact", want, tc.reverse, r.Error, r.Metrics.RecvMsgs, r.Metrics.CorruptMsgs)
+		}
+		if rep.Env.Peer == nil {
+			t.Fatalf("verify %s: no peer env", want)
+		}
+		if got, peer := rep.Env.Sockets["tcp"].Verify, rep.Env.Peer.Sockets["tcp"].Verify; rep.Config.Verify != want || got != want || peer != want {
+			t.Errorf("verify %s reverse %v: config %q, this host %q, server %q; want %q for each", want, tc.reverse, rep.Config.Verify, got, peer, want)
+		}
+		if rep.Config.PayloadsVerified() != (tc.verify == bench.VerifyPayloadCRC) {
+			t.Errorf("verify %s: PayloadsVerified %v", want, rep.Config.PayloadsVerified())
+		}
 	}
 }

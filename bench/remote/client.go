@@ -46,6 +46,7 @@ type Client struct {
 	limits   WireLimits
 	listen   bool // the server offers CapListen
 	sockets  bool // the server offers CapSockets
+	verify   bool // the server offers CapVerify
 
 	runMu  sync.Mutex // held by Run: one test at a time
 	nextID uint32     // guarded by runMu
@@ -89,7 +90,7 @@ func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 // challenge, possibly before the hello arrived: the refuse is read even when writing
 // the hello failed, and returned as a *RefusedError.
 func (cl *Client) handshake(ctx context.Context, key []byte, software string) error {
-	werr := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen, CapSent, CapSockets}})
+	werr := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen, CapSent, CapSockets, CapVerify}})
 	if werr != nil && isTimeout(werr) {
 		return werr // the server does not read: nothing will come either
 	}
@@ -107,6 +108,7 @@ func (cl *Client) handshake(ctx context.Context, key []byte, software string) er
 	}
 	cl.listen = slices.Contains(ch.Caps, CapListen)
 	cl.sockets = slices.Contains(ch.Caps, CapSockets)
+	cl.verify = slices.Contains(ch.Caps, CapVerify)
 	switch {
 	case ch.Auth == AuthNone && key != nil:
 		return fmt.Errorf("%w: the server has no key, so it cannot prove who it is; refusing (run the server with --key-file, or the client without)", ErrAuth)
@@ -192,6 +194,13 @@ func (cl *Client) Run(ctx context.Context, req TestRequest) (TestResults, error)
 	}
 	if !req.Sockets.IsZero() && !cl.sockets {
 		return out, fmt.Errorf("remote: sockets: the server does not offer the %q capability (an older tcpvsudp serve?): it cannot apply the socket options asked for (%s) to its end", CapSockets, req.Sockets)
+	}
+	if req.Sockets.Verify != "" && req.Sockets.Verify != VerifyPayload && !cl.verify {
+		return out, fmt.Errorf("remote: sockets.verify: the server does not offer the %q capability (an older tcpvsudp serve?): its receivers check every payload, "+
+			"so it cannot run with --verify %s; run without it, or upgrade the server", CapVerify, req.Sockets.Verify)
+	}
+	if !cl.verify {
+		req.Sockets.Verify = "" // the default: a server without CapVerify checks payloads, and reads no "verify"
 	}
 	res, err := cl.run(ctx, req)
 	if err != nil {

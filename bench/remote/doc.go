@@ -53,7 +53,7 @@
 //
 // The messages, C for client, S for server; a field marked ? may be absent:
 //
-//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines "listen", "sent", "sockets")
+//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines "listen", "sent", "sockets", "verify")
 //	challenge  S→C  nonce (32 bytes), auth ("hmac-sha256" or "none"), software, caps?
 //	auth       C→S  nonce (32 bytes, the client's), mac? (32 bytes; absent when auth is "none")
 //	auth-ok    S→C  mac? (32 bytes; absent when auth is "none"),
@@ -68,7 +68,8 @@
 //	                stop; duration_ms still bounds the test), params? (object, experiment-specific),
 //	                listen? (bool; only when both sides listed "listen": see Listen), sockets?
 //	                ({recv_buffer?, send_buffer? (bytes, 0..2^30), no_gso?, busy_poll? (bool),
-//	                batch? (1..1024)}; only to a server that listed "sockets": see Sockets)
+//	                batch? (1..1024), verify? ("payload" or "header"; only when both sides listed
+//	                "verify")}; only to a server that listed "sockets": see Sockets)
 //	accept     S→C  id, ports ([]uint16: tcp one listener, udp one socket per stream, then with listen
 //	                the listener's socket), token (16 bytes)
 //	start      C→S  id, paths? (udp: per socket, in port order, the 16-byte challenge it received)

@@ -13,6 +13,22 @@ import (
 // it would refuse the field as malformed: the client then refuses to ask (Client.Run).
 const CapSockets = "sockets"
 
+// CapVerify is the capability (hello and challenge "caps") of a peer that reads
+// SocketOptions.Verify: its receivers check what the test asks. A server that does
+// not list it reads no "verify" (it would refuse the field as malformed) and checks
+// every payload, as tcpvsudp always did: the client then asks for nothing else
+// (Client.Run refuses "header").
+const CapVerify = "verify"
+
+// Verify values (SocketOptions.Verify): what a test's receivers check of each message.
+const (
+	// VerifyPayload: the header's and the payload's CRC32C. The default, and what a
+	// server without CapVerify does; it travels as "" (absent).
+	VerifyPayload = "payload"
+	// VerifyHeader: the header's CRC32C and fields only; payloads are not checked.
+	VerifyHeader = "header"
+)
+
 // SocketOptions shape both ends' sockets of a test's data path: tcpvsudp run's
 // --rcvbuf, --sndbuf, --no-gso, --busy-poll and --batch. Each end applies them to
 // the sockets it opens for the test (the server's listener before listen(2), so
@@ -29,6 +45,10 @@ type SocketOptions struct {
 	// Batch is the most messages one send or receive call of a UDP path moves (and
 	// what the server half's experiment hands it at once); 0 = 64, at most 1024.
 	Batch int `json:"batch,omitempty"`
+	// Verify is what both ends' receivers check of each message (--verify): "" or
+	// VerifyPayload for every check, VerifyHeader for the header only. Anything but
+	// "" only to a server that listed CapVerify.
+	Verify string `json:"verify,omitempty"`
 }
 
 // Bounds of SocketOptions on the wire.
@@ -63,6 +83,9 @@ func (o SocketOptions) String() string {
 	if o.Batch > 0 {
 		opts = append(opts, fmt.Sprintf("batch %d", o.Batch))
 	}
+	if o.Verify != "" {
+		opts = append(opts, "verify "+o.Verify)
+	}
 	if len(opts) == 0 {
 		return "defaults"
 	}
@@ -79,6 +102,8 @@ func (o SocketOptions) validate() error {
 		return malformed("sockets.send_buffer: must be 0..%d bytes, got %d", MaxSocketBuffer, o.SendBuffer)
 	case o.Batch < 0 || o.Batch > MaxBatch:
 		return malformed("sockets.batch: must be 0..%d messages, got %d", MaxBatch, o.Batch)
+	case o.Verify != "" && o.Verify != VerifyPayload && o.Verify != VerifyHeader:
+		return malformed("sockets.verify: must be %q or %q, got %q", VerifyPayload, VerifyHeader, o.Verify)
 	}
 	return nil
 }

@@ -12,6 +12,12 @@ import (
 // then reads whatever the client sends next and reports it on got.
 func olderServer(t *testing.T) (addr string, got <-chan Msg) {
 	t.Helper()
+	return olderServerWith(t, CapListen)
+}
+
+// olderServerWith is olderServer listing caps.
+func olderServerWith(t *testing.T, caps ...string) (addr string, got <-chan Msg) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +35,7 @@ func olderServer(t *testing.T) (addr string, got <-chan Msg) {
 		defer c.Close()
 		cc := NewControlConn(c)
 		nonce, _ := newNonce()
-		steps := []Msg{&Challenge{Nonce: nonce, Auth: AuthNone, Caps: []string{CapListen}}, &AuthOK{Limits: DefaultLimits().wire()}}
+		steps := []Msg{&Challenge{Nonce: nonce, Auth: AuthNone, Caps: caps}, &AuthOK{Limits: DefaultLimits().wire()}}
 		for _, reply := range steps {
 			if _, err := cc.ReadMsg(t.Context(), 5*time.Second); err != nil {
 				return
@@ -74,4 +80,59 @@ func TestSocketsNeedTheCapability(t *testing.T) {
 	if errors.As(err, &re) {
 		t.Errorf("the refusal came from the server (%v); the client must not ask", re)
 	}
+}
+
+// TestVerifyNeedsTheCapability: a server that lists "sockets" but not "verify" reads
+// no verify field and checks every payload. Asked for --verify header, Run refuses
+// the test itself, naming the capability; asked for payload verification, the request
+// goes without the field (what that server does anyway).
+func TestVerifyNeedsTheCapability(t *testing.T) {
+	req := TestRequest{Experiment: "stream", Transport: "tcp", Size: 100, Duration: time.Second, Streams: 1, Direction: Forward}
+	t.Run("header refused", func(t *testing.T) {
+		addr, got := olderServerWith(t, CapListen, CapSent, CapSockets)
+		c, err := Dial(t.Context(), addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := req
+		r.Sockets = SocketOptions{Verify: VerifyHeader}
+		_, err = c.Run(t.Context(), r)
+		if err == nil || !strings.Contains(err.Error(), `"verify" capability`) || !strings.Contains(err.Error(), "--verify header") {
+			t.Errorf("Run with verify header against a server without %q: %v; want a refusal naming the capability and the flag", CapVerify, err)
+		}
+		if b := c.Broken(); b != nil {
+			t.Errorf("session broken after the refusal: %v", b)
+		}
+		c.Close()
+		if m, ok := <-got; ok {
+			if _, bye := m.(*Bye); !bye {
+				t.Errorf("the older server got %s after its handshake; want only the bye", m.Type())
+			}
+		}
+	})
+	t.Run("payload sent without the field", func(t *testing.T) {
+		addr, got := olderServerWith(t, CapListen, CapSent, CapSockets)
+		c, err := Dial(t.Context(), addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		r := req
+		r.Sockets = SocketOptions{Verify: VerifyPayload, Batch: 1}
+		_, _ = c.Run(t.Context(), r) // the older server reads the test and hangs up
+		m, ok := <-got
+		test, isTest := m.(*Test)
+		if !ok || !isTest || test.Sockets == nil || test.Sockets.Verify != "" || test.Sockets.Batch != 1 {
+			t.Fatalf("the older server got %#v; want a test with sockets {batch 1} and no verify", m)
+		}
+	})
+	t.Run("header to a server that reads it", func(t *testing.T) {
+		so := SocketOptions{Verify: VerifyHeader}
+		if err := so.validate(); err != nil {
+			t.Fatal(err)
+		}
+		if err := (SocketOptions{Verify: "off"}).validate(); err == nil || !strings.Contains(err.Error(), "sockets.verify") {
+			t.Errorf("verify \"off\" on the wire: %v; want refused naming sockets.verify", err)
+		}
+	})
 }

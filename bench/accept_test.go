@@ -1,0 +1,234 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAcceptVerify is accept's known answer under each policy: a message whose
+// payload was changed after its CRC was computed is corrupt under VerifyPayloadCRC and
+// accepted under VerifyHeaderCRC; a changed header is corrupt under both.
+func TestAcceptVerify(t *testing.T) {
+	e := testEnv(t)
+	msg := func(mutate func(m []byte)) []byte {
+		m := make([]byte, 200)
+		FillPayload(m[HeaderLen:], 7, 0)
+		PutHeader(m, Header{Kind: KindData, Run: e.run, Len: uint32(len(m)), Seq: 3, PayloadCRC: PayloadCRC(m[HeaderLen:])})
+		if mutate != nil {
+			mutate(m)
+		}
+		return m
+	}
+	other := make([]byte, 200)
+	PutHeader(other, Header{Kind: KindData, Run: e.run + 1, Len: 200, PayloadCRC: PayloadCRC(other[HeaderLen:])})
+	tests := []struct {
+		name   string
+		msg    []byte
+		verify Verify
+		ok     bool
+		want   rejects
+	}{
+		{"intact, payload policy", msg(nil), VerifyPayloadCRC, true, rejects{}},
+		{"intact, header policy", msg(nil), VerifyHeaderCRC, true, rejects{}},
+		{"payload bit flipped, payload policy", msg(func(m []byte) { m[150] ^= 1 }), VerifyPayloadCRC, false, rejects{corrupt: 1}},
+		{"payload bit flipped, header policy", msg(func(m []byte) { m[150] ^= 1 }), VerifyHeaderCRC, true, rejects{}},
+		{"header bit flipped, payload policy", msg(func(m []byte) { m[26] ^= 1 }), VerifyPayloadCRC, false, rejects{corrupt: 1}},
+		{"header bit flipped, header policy", msg(func(m []byte) { m[26] ^= 1 }), VerifyHeaderCRC, false, rejects{corrupt: 1}},
+		{"another run, header policy", other, VerifyHeaderCRC, false, rejects{foreign: 1}},
+		{"not ours, header policy", make([]byte, 100), VerifyHeaderCRC, false, rejects{foreign: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := *e
+			env.verify = tc.verify
+			var r rejects
+			h, ok := r.accept(tc.msg, &env)
+			if ok != tc.ok || r != tc.want {
+				t.Errorf("accept under %v: ok %v, rejects %+v; want ok %v, rejects %+v", tc.verify, ok, r, tc.ok, tc.want)
+			}
+			if ok && h.Seq != 3 {
+				t.Errorf("accepted header seq %d, want 3", h.Seq)
+			}
+		})
+	}
+}
+
+func TestParseVerify(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Verify
+		err  bool
+	}{
+		{"", VerifyPayloadCRC, false},
+		{"payload", VerifyPayloadCRC, false},
+		{"header", VerifyHeaderCRC, false},
+		{"off", 0, true},
+		{"Payload", 0, true},
+	} {
+		got, err := ParseVerify(tc.in)
+		if (err != nil) != tc.err || (err == nil && got != tc.want) {
+			t.Errorf("ParseVerify(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+		if err == nil && tc.in != "" && got.String() != tc.in {
+			t.Errorf("ParseVerify(%q).String() = %q", tc.in, got.String())
+		}
+	}
+}
+
+// corruptingNetwork wraps a real Network: its clients' Sends flip one payload bit of
+// the data messages whose sequence numbers are in payload, and one header bit of
+// those in header, after the CRCs were computed, as a link that slipped past the
+// kernel's checksum would. The sockets stay real; only the known answer is arranged.
+type corruptingNetwork struct {
+	Network
+	payload, header map[uint64]bool
+}
+
+func (n corruptingNetwork) Dial(ctx context.Context, addr string) (Transport, error) {
+	t, err := n.Network.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &corrupting{Transport: t, n: n}, nil
+}
+
+type corrupting struct {
+	Transport
+	n corruptingNetwork
+}
+
+func (t *corrupting) Send(msgs [][]byte) (int, error) {
+	out := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		out[i] = m
+		h, err := DecodeHeader(m)
+		if err != nil || h.Kind != KindData {
+			continue
+		}
+		switch {
+		case t.n.payload[h.Seq]:
+			out[i] = append([]byte(nil), m...)
+			out[i][len(m)-1] ^= 0x10
+		case t.n.header[h.Seq]:
+			out[i] = append([]byte(nil), m...)
+			out[i][33] ^= 0x01 // in the send time: only the header CRC notices
+		}
+	}
+	return t.Transport.Send(out)
+}
+
+// TestStreamVerifyKnownAnswer runs streams of 10 messages whose seqs 2 and 6 carry a
+// corrupted payload and seq 4 a corrupted header, over real sockets: with payloads
+// verified (the default) all three are corrupt and lost; with --verify header only
+// the header is caught, and the two corrupted payloads count as delivered.
+func TestStreamVerifyKnownAnswer(t *testing.T) {
+	for _, tr := range []string{"tcp", "udp"} {
+		for _, tc := range []struct {
+			verify              Verify
+			corrupt, lost, recv uint64
+		}{
+			{VerifyPayloadCRC, 3, 3, 7},
+			{VerifyHeaderCRC, 1, 1, 9},
+		} {
+			t.Run(fmt.Sprintf("%s/verify=%v", tr, tc.verify), func(t *testing.T) {
+				nw := corruptingNetwork{Network: mustNetwork(t, tr, NetOptions{NoDelay: true}),
+					payload: map[uint64]bool{2: true, 6: true}, header: map[uint64]bool{4: true}}
+				e := testEnv(t)
+				e.verify = tc.verify
+				e.drain = 2 * time.Second // the corrupted messages never arrive intact: the drain ends the cell
+				m, w, err := runStream(context.Background(), e, nw, Params{Size: 1024, Streams: 1, Count: 10, RateBps: 200e6})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.SentMsgs != 10 || m.CorruptMsgs != tc.corrupt || m.LostMsgs != tc.lost || m.RecvMsgs != tc.recv {
+					t.Errorf("sent %d recv %d lost %d corrupt %d (warnings %q); want sent 10, recv %d, lost %d, corrupt %d",
+						m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.CorruptMsgs, w, tc.recv, tc.lost, tc.corrupt)
+				}
+			})
+		}
+	}
+}
+
+// TestPayloadsNotVerifiedShown: a run with --verify header never shows its corrupt
+// count as a measured zero: the checksum property says payloads were not verified and
+// quotes no corrupt_msgs evidence, and both renderers' run lines say so. The default
+// run quotes the count.
+func TestPayloadsNotVerifiedShown(t *testing.T) {
+	report := func(verify string) *Report {
+		up := LinkCounts{Packets: 5000, Corrupted: 13}
+		udpUp := LinkCounts{Packets: 2000, Corrupted: 12, Data: DataCounts{Packets: 1983, Corrupted: 11}}
+		r := &Report{Env: Env{Link: Link{Kind: "lab"}}, Config: Config{Verify: verify, Transports: []string{"tcp", "udp"}}, Results: []Result{
+			{Experiment: ExpStream, Transport: "tcp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 2000, RecvMsgs: 2000}, Injected: &Injected{Up: up}},
+			{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 2000, RecvMsgs: 1989, LostMsgs: 11}, Injected: &Injected{Up: udpUp}},
+		}}
+		r.Properties = Properties(r)
+		return r
+	}
+	checksum := func(r *Report) Property {
+		for _, p := range r.Properties {
+			if p.ID == "checksum" {
+				return p
+			}
+		}
+		t.Fatalf("no checksum row in %+v", r.Properties)
+		return Property{}
+	}
+	for _, verify := range []string{"", "payload"} {
+		p := checksum(report(verify))
+		if !strings.Contains(p.TCP, "0 corrupt messages reached the application") || p.Evidence["tcp_corrupt_msgs"] != uint64(0) {
+			t.Errorf("verify %q: checksum row %q, evidence %v; want the measured 0 quoted", verify, p.TCP, p.Evidence)
+		}
+	}
+	r := report("header")
+	p := checksum(r)
+	for _, s := range []string{p.TCP, p.UDP} {
+		if !strings.Contains(s, "payloads not verified") || strings.Contains(s, "0 corrupt") {
+			t.Errorf("verify header: checksum row says %q; want payloads not verified, no count", s)
+		}
+	}
+	if _, ok := p.Evidence["tcp_corrupt_msgs"]; ok || p.Evidence["payloads_verified"] != false {
+		t.Errorf("verify header: evidence %v; want no corrupt_msgs and payloads_verified false", p.Evidence)
+	}
+	text, md := renderBoth(t, r)
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		if !strings.Contains(out, "payloads not verified (--verify header") {
+			t.Errorf("%s: does not say payloads were not verified:\n%s", name, out)
+		}
+	}
+	text, md = renderBoth(t, report("payload"))
+	for name, out := range map[string]string{"text": text, "markdown": md} {
+		if strings.Contains(out, "not verified") {
+			t.Errorf("%s: a verifying run says something was not verified:\n%s", name, out)
+		}
+	}
+}
+
+// BenchmarkStreamVerify runs the 128 KiB TCP stream of BenchmarkStream under each
+// --verify policy: what checking every payload's CRC32C costs the receiver.
+func BenchmarkStreamVerify(b *testing.B) {
+	for _, v := range []Verify{VerifyPayloadCRC, VerifyHeaderCRC} {
+		b.Run(fmt.Sprintf("transport=tcp/size=131072/verify=%v", v), func(b *testing.B) {
+			const size = 128 << 10
+			nw := mustNetwork(b, "tcp", NetOptions{NoDelay: true})
+			e := benchEnv(b)
+			e.verify = v
+			b.SetBytes(size)
+			b.ReportAllocs()
+			b.ResetTimer()
+			m, _, err := runStream(context.Background(), e, nw, Params{Size: size, Streams: 1, Count: uint64(b.N)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if m.RecvMsgs != uint64(b.N) {
+				b.Fatalf("received %d of %d", m.RecvMsgs, b.N)
+			}
+			b.ReportMetric(m.GoodputBps/1e6, "goodput-Mbit/s")
+			if m.CPUSecPerGB != nil {
+				b.ReportMetric(*m.CPUSecPerGB, "cpu-s/GB")
+			}
+		})
+	}
+}
