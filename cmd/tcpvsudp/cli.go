@@ -220,7 +220,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 		"(granted only with CAP_NET_ADMIN; it polls NIC queues, and loopback has none): lower, steadier latency "+
 		"at the cost of up to a full CPU core per receiving socket while it waits, shown as CPU beside pingpong's RTT; default off (Linux only)")
 	fs.StringVar(&rf.udpIO, "udp-io", "batched,textbook", "how UDP streams move datagrams, comma-separated: batched (--batch per call, with GSO and GRO unless --no-gso) and textbook (one datagram per call, no offloads); each runs as its own cell")
-	fs.BoolVar(&rf.noGSO, "no-gso", false, "send UDP one datagram per message, without UDP GSO (default: GSO when the kernel has it; UDP GRO is never used)")
+	fs.BoolVar(&rf.noGSO, "no-gso", false, "UDP without segmentation offloads in batched cells too: senders without UDP GSO, stream receivers without UDP GRO, one datagram per packet (default: both offloads when the kernel has them)")
 	fs.StringVar(&rf.rcvbuf, "rcvbuf", "0", "SO_RCVBUF to request on both ends' data sockets, bytes, K/M/G binary (1M = 1048576), up to 1G; "+
 		"0 = kernel default (each end's granted size is reported: Linux doubles a request, net.core.rmem_max caps it)")
 	fs.StringVar(&rf.sndbuf, "sndbuf", "0", "SO_SNDBUF to request on both ends' data sockets, bytes, K/M/G binary, up to 1G; "+
