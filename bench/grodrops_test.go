@@ -61,13 +61,16 @@ func TestGroGapsKnownAnswers(t *testing.T) {
 		}, []int64{20, 30}, 1, 10},
 		{"counter wraps", 0xfffffffe, []pkt{{KindData, 0, 0, 64, 0xfffffffe, 0}, {KindData, 0, 128, 64, 1, 0}}, []int64{192}, 1, 64},
 		{"an older counter is no advance", 3, []pkt{{KindData, 0, 0, 64, 3, 0}, {KindData, 0, 64, 64, 2, 0}, {KindData, 0, 200, 8, 3, 0}}, []int64{208}, 3, 0},
+		{"a count read after the drops behind the packet", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 64, 64, 5, 0}, {KindData, 0, 448, 64, 5, 0}}, []int64{512}, 5, 320},
+		{"a path hole one packet after a socket hole counts as the socket's", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 128, 64, 1, 0}, {KindData, 0, 200, 64, 1, 0}}, []int64{264}, 1, 64 + 8},
+		{"a path hole two packets after is the path's", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 128, 64, 1, 0}, {KindData, 0, 192, 64, 1, 0}, {KindData, 0, 260, 4, 1, 0}}, []int64{264}, 1, 64},
 		{"corrupt first datagram: packet skipped", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 64, 64, 0, 1}, {KindData, 0, 128, 64, 0, 0}}, []int64{192}, 0, 0},
 		{"corrupt last datagram: packet counted", 0, []pkt{{KindData, 0, 0, 64, 0, 2}, {KindData, 0, 128, 64, 1, 0}}, []int64{192}, 1, 64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &groGaps{run: run, flows: make([]gapFlow, len(tc.sent))}
 			for i := range g.flows {
-				g.flows[i].drops = tc.base
+				g.flows[i].last, g.flows[i].before = tc.base, tc.base
 			}
 			for _, p := range tc.pkts {
 				msgs := gapMsgs(run, p.kind, p.flow, p.first, p.n, 64)
