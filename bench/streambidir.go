@@ -328,6 +328,9 @@ func bothWays(f, r Metrics, fj, rj rxTotals) Metrics {
 	if f.DropsSocket != nil && r.DropsSocket != nil {
 		m.DropsSocket = u64p(*f.DropsSocket + *r.DropsSocket)
 	}
+	if f.DropsSocketPackets != nil && r.DropsSocketPackets != nil {
+		m.DropsSocketPackets = u64p(*f.DropsSocketPackets + *r.DropsSocketPackets)
+	}
 	if f.DropsNetwork != nil && r.DropsNetwork != nil {
 		m.DropsNetwork = u64p(*f.DropsNetwork + *r.DropsNetwork)
 	}
