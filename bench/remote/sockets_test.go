@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strings"
@@ -11,6 +12,12 @@ import (
 // olderServer answers one session's handshake as a server without CapSockets does,
 // then reads whatever the client sends next and reports it on got.
 func olderServer(t *testing.T) (addr string, got <-chan Msg) {
+	t.Helper()
+	return serverWithCaps(t, CapListen)
+}
+
+// serverWithCaps is olderServer listing caps.
+func serverWithCaps(t *testing.T, caps ...string) (addr string, got <-chan Msg) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -29,7 +36,7 @@ func olderServer(t *testing.T) (addr string, got <-chan Msg) {
 		defer c.Close()
 		cc := NewControlConn(c)
 		nonce, _ := newNonce()
-		steps := []Msg{&Challenge{Nonce: nonce, Auth: AuthNone, Caps: []string{CapListen}}, &AuthOK{Limits: DefaultLimits().wire()}}
+		steps := []Msg{&Challenge{Nonce: nonce, Auth: AuthNone, Caps: caps}, &AuthOK{Limits: DefaultLimits().wire()}}
 		for _, reply := range steps {
 			if _, err := cc.ReadMsg(t.Context(), 5*time.Second); err != nil {
 				return
@@ -73,5 +80,47 @@ func TestSocketsNeedTheCapability(t *testing.T) {
 	var re *RefusedError
 	if errors.As(err, &re) {
 		t.Errorf("the refusal came from the server (%v); the client must not ask", re)
+	}
+}
+
+// TestGROOnlyToAServerThatKnowsIt: a UDP stream's request asks for GRO; to a server
+// that lists "sockets" but not "gro" (a server older than GRO), the client sends the
+// test without it, so the server keeps one datagram per packet instead of refusing
+// an unknown field; to one that lists "gro" it goes as asked.
+func TestGROOnlyToAServerThatKnowsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		caps    []string
+		wantGRO bool
+	}{
+		{"older server", []string{CapListen, CapSockets}, false},
+		{"server with gro", []string{CapListen, CapSockets, CapGRO}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, got := serverWithCaps(t, tc.caps...)
+			c, err := Dial(t.Context(), addr, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			req := TestRequest{Experiment: "stream", Transport: "udp", Size: 100, Duration: time.Second, Streams: 1, Direction: Forward,
+				Sockets: SocketOptions{RecvBuffer: 1 << 20, GRO: true}}
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			ran := make(chan struct{})
+			go func() { defer close(ran); c.Run(ctx, req) }() //nolint:errcheck // the fake server never answers: only what it read counts
+			defer func() { <-ran }()
+			m, ok := <-got
+			if !ok {
+				t.Fatal("the server read nothing after its handshake")
+			}
+			test, isTest := m.(*Test)
+			if !isTest {
+				t.Fatalf("the server got %s, want the test", m.Type())
+			}
+			if test.Sockets == nil || test.Sockets.GRO != tc.wantGRO || test.Sockets.RecvBuffer != 1<<20 {
+				t.Errorf("the server read sockets %+v; want rcvbuf 1048576 and gro %v", test.Sockets, tc.wantGRO)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strconv"
 	"testing"
 
@@ -142,4 +143,49 @@ func oneCell(t *testing.T, rep bench.Report) bench.Metrics {
 func udpSNMP(t *testing.T, p *lab.Pair) map[string]uint64 {
 	t.Helper()
 	return udpSNMPIn(t, p.InClient)
+}
+
+// TestRemoteGROSocketDropsKernelCount: the far end's receiver takes GRO
+// super-packets too, and converts its drops the same way. A UDP stream from one
+// namespace to 'tcpvsudp serve' in another, across a veth pair (which carries a GSO
+// super-datagram whole), overflowing the server's 4 KiB receive buffer: each end
+// reports the offloads it used (env.sockets: the client's GSO; env.peer.sockets: the
+// server's GRO), and the server's drops_socket is its kernel's count of packets
+// (RcvbufErrors in the server's namespace) times the 64 datagrams each held.
+func TestRemoteGROSocketDropsKernelCount(t *testing.T) {
+	const count, perPacket = 64 * 400, 64
+	p := newServePair(t)
+	key := writeKey(t, testServeKey+"\n", 0o600)
+	cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key)
+	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
+	before := udpSNMPIn(t, p.InServer)
+	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream", "-t", "udp", "--sizes", "64",
+		"--count", strconv.Itoa(count), "--rcvbuf", "4096", "--warmup", "0")
+	after := udpSNMPIn(t, p.InServer)
+	m := oneCell(t, rep)
+	rcvbuf := after["RcvbufErrors"] - before["RcvbufErrors"]
+	var peer bench.Sock
+	if rep.Env.Peer != nil {
+		peer = rep.Env.Peer.Sockets["udp"]
+	}
+	t.Logf("cell: sent %d, recv %d, lost %d, drops_socket %v (packets %v), drops_sender %d, drops_network %v; server's kernel: RcvbufErrors %d; sockets: client %+v, server %+v",
+		m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket), deref(m.DropsSocketPackets), m.DropsSender, deref(m.DropsNetwork), rcvbuf, rep.Env.Sockets["udp"], peer)
+	if !rep.Env.Sockets["udp"].GSO || !peer.GRO {
+		t.Errorf("client gso %v, server gro %v: want both, the offloads are the default", rep.Env.Sockets["udp"].GSO, peer.GRO)
+	}
+	if m.DropsSocketPackets == nil || m.DropsSocket == nil {
+		t.Fatalf("drops_socket %v, drops_socket_packets %v: want both from a GRO receiver", deref(m.DropsSocket), deref(m.DropsSocketPackets))
+	}
+	// A far receiver's kernel count starts at its first data message: drops of a
+	// sender that outran it before that are the kernel's, not in the count. The
+	// holes count from the socket's opening: drops_socket has them all.
+	if *m.DropsSocketPackets > rcvbuf {
+		t.Errorf("drops_socket_packets %d, want at most the server's RcvbufErrors %d", *m.DropsSocketPackets, rcvbuf)
+	}
+	if *m.DropsSocket != perPacket*rcvbuf {
+		t.Errorf("drops_socket %d datagrams, want %d: %d dropped super-packets of %d", *m.DropsSocket, perPacket*rcvbuf, rcvbuf, perPacket)
+	}
+	if m.DropsNetwork == nil || *m.DropsNetwork != 0 || m.LostMsgs != *m.DropsSocket+m.DropsSender {
+		t.Errorf("lost %d, drops_network %v; want drops_socket %d + drops_sender %d, none the path's", m.LostMsgs, deref(m.DropsNetwork), *m.DropsSocket, m.DropsSender)
+	}
 }

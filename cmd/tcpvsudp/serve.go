@@ -83,7 +83,8 @@ session goes on. It ends a session idle for --idle-timeout or older than
 --max-session-time.
 
 Socket flags: the client's --rcvbuf, --sndbuf, --no-gso, --busy-poll and --batch
-shape the server's data sockets of its tests too. The kernel grants what its limits
+shape the server's data sockets of its tests too (a UDP stream's receivers take
+GRO super-packets unless --no-gso). The kernel grants what its limits
 allow (net.core.rmem_max and wmem_max cap a buffer; SO_BUSY_POLL needs
 CAP_NET_ADMIN); the server reads each grant back and reports it, and what was
 refused, in the client's report (env.peer.sockets).
