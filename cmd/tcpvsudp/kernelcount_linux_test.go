@@ -160,7 +160,7 @@ func TestRemoteGROSocketDropsKernelCount(t *testing.T) {
 	addr := net.JoinHostPort(lab.PairServerAddr, cs.port(t))
 	before := udpSNMPIn(t, p.InServer)
 	rep := runIn(t, p, cs, "--server", addr, "--key-file", key, "-e", "stream", "-t", "udp", "--sizes", "64",
-		"--count", strconv.Itoa(count), "--rcvbuf", "4096", "--warmup", "0")
+		"--count", strconv.Itoa(count), "--rcvbuf", "4096", "--warmup", "0", "--udp-io", "batched")
 	after := udpSNMPIn(t, p.InServer)
 	m := oneCell(t, rep)
 	rcvbuf := after["RcvbufErrors"] - before["RcvbufErrors"]
