@@ -18,6 +18,11 @@ type labNetwork struct {
 	lab *lab.Lab
 }
 
+func (n labNetwork) forStreams() Network {
+	n.Network = receiverNetwork(n.Network)
+	return n
+}
+
 func (n labNetwork) Listen(ctx context.Context, address string) (Listener, error) {
 	var l Listener
 	err := n.lab.InServer(func() error {

@@ -202,6 +202,27 @@ func (n tcpNetwork) withBuffers(recv, send int) Network {
 	return n
 }
 
+// streamReceiver is a Network whose stream receivers can take UDP GRO super-packets:
+// a stream cell listens with the Network it returns. Only stream receivers do:
+// GRO gives each socket 64 KiB of receive room per batch entry.
+type streamReceiver interface {
+	forStreams() Network
+}
+
+// forStreams turns on UDP GRO (udp.Options.GRO) unless NoGSO turned the offloads off.
+func (n udpNetwork) forStreams() Network {
+	n.o.GRO = !n.o.NoGSO
+	return n
+}
+
+// receiverNetwork is nw as a stream cell's receiver listens with it.
+func receiverNetwork(nw Network) Network {
+	if s, ok := nw.(streamReceiver); ok {
+		return s.forStreams()
+	}
+	return nw
+}
+
 func (n udpNetwork) withBuffers(recv, send int) Network {
 	n.o.RecvBuffer, n.o.SendBuffer = recv, send
 	return n

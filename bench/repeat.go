@@ -168,8 +168,9 @@ func CombineMetrics(runs []Metrics) (Metrics, *Repeat, []string) {
 		DropsNetwork:  optMedianOf(c, "drops_network", func(m *Metrics) *uint64 { return m.DropsNetwork }),
 		ServerSockets: medianOf(c, func(m *Metrics) int { return m.ServerSockets }),
 
-		JitterKernelMsgs: optMedianOf(c, "jitter_kernel_msgs", func(m *Metrics) *uint64 { return m.JitterKernelMsgs }),
-		ServerCPUSec:     optMedianOf(c, "server_cpu_s", func(m *Metrics) *float64 { return m.ServerCPUSec }),
+		JitterKernelMsgs:   optMedianOf(c, "jitter_kernel_msgs", func(m *Metrics) *uint64 { return m.JitterKernelMsgs }),
+		DropsSocketPackets: optMedianOf(c, "drops_socket_packets", func(m *Metrics) *uint64 { return m.DropsSocketPackets }),
+		ServerCPUSec:       optMedianOf(c, "server_cpu_s", func(m *Metrics) *float64 { return m.ServerCPUSec }),
 	}
 
 	rep := &Repeat{Runs: len(runs), CI: map[string]Interval{}}

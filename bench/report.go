@@ -353,6 +353,15 @@ type Metrics struct {
 	DropsNetwork  *uint64       `json:"drops_network,omitempty"`
 	ServerSockets int           `json:"server_sockets"` // endpoints the server needed
 
+	// DropsSocketPackets is the kernel's own count behind drops_socket when the
+	// receiver took UDP GRO super-packets: Linux counts a dropped super-packet once,
+	// and drops_socket is then the datagrams in the holes those drops left
+	// (bench/grodrops.go). Absent without GRO, where the kernel counts datagrams.
+	// Over the measured interval (at a far end: from its first data message, so a
+	// sender that outran the receiver before it read anything drops packets this
+	// misses; the holes, counted from the socket's opening, do not).
+	DropsSocketPackets *uint64 `json:"drops_socket_packets,omitempty"`
+
 	// JitterKernelMsgs counts the received data messages (of recv_msgs) whose arrival
 	// time in jitter_ns is the kernel's receive timestamp (SO_TIMESTAMPNS); the other
 	// recv_msgs − jitter_kernel_msgs were timed in user space, when the receive call

@@ -742,6 +742,7 @@ func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]Sock {
 		if e.lab != nil {
 			nw = labNetwork{Network: nw, lab: e.lab}
 		}
+		nw = receiverNetwork(nw) // gro: what a stream's receiver uses
 		l, err := nw.Listen(ctx, net.JoinHostPort(host, "0"))
 		if err != nil {
 			continue

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
+	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
 // runStream is the one-way bulk transfer: p.Streams senders, each its own client
@@ -413,8 +414,9 @@ type streamRx struct {
 	dataSeen atomic.Bool   // a data message arrived: arrival gaps count from here
 	maxGap   atomic.Int64  // the longest wait between two reads that returned messages, once data flowed, ns
 	idle     func() bool   // datagrams: the path holds nothing in flight (the lab's link is empty); nil = no such check
-	tsMu     sync.Mutex    // guards ts
+	tsMu     sync.Mutex    // guards ts and gaps
 	ts       []Transport   // the endpoints served, whose receive queues must be empty
+	gaps     []*groGaps    // the endpoints served with UDP GRO: their holes, for socket drops in datagrams (grodrops.go)
 
 	readerBps float64 // read no faster than this, bits/s; 0 = unpaced
 
@@ -455,8 +457,26 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	if rx.readerBps > 0 {
 		batch = max(1, min(batch, int(rx.readerBps/8/1000)/rx.p.Size)) // about 1 ms of reading
 	}
-	bufs := makeBufs(batch, rx.p.Size)
-	sizes := make([]int, batch)
+	// With UDP GRO a receive returns views into the socket's own buffers, packet by
+	// packet: up to a batch of packets, each up to groViews datagrams.
+	vr, gro := groReceiver(t)
+	var views [][]byte
+	var pkts []udp.Packet
+	var gaps *groGaps
+	var bufs [][]byte
+	var sizes []int
+	if gro {
+		nv := batch * groViews
+		if rx.readerBps > 0 {
+			nv = batch // a slow reader reads about 1 ms at a time
+		}
+		views, pkts = make([][]byte, nv), make([]udp.Packet, nv)
+		gaps = newGroGaps(t, rx.e.run, rx.p.Streams)
+		batch = nv
+	} else {
+		bufs = makeBufs(batch, rx.p.Size)
+		sizes = make([]int, batch)
+	}
 	arr := newArrivals(t, batch) // kernel receive stamps, when the transport has them
 	flows := make([]*flowRx, rx.p.Streams)
 	var local rxTotals
@@ -466,12 +486,21 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	defer func() { rx.publish(&local, flows); rx.merge(&local, flows) }()
 	rx.tsMu.Lock()
 	rx.ts = append(rx.ts, t)
+	if gaps != nil {
+		rx.gaps = append(rx.gaps, gaps)
+	}
 	rx.tsMu.Unlock()
 	for ctx.Err() == nil {
 		if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
 			return err
 		}
-		n, err := t.Recv(bufs, sizes)
+		var n, np int
+		var err error
+		if gro {
+			n, np, err = vr.RecvViews(views, pkts)
+		} else {
+			n, err = t.Recv(bufs, sizes)
+		}
 		if n > 0 {
 			tm := time.Now()
 			now := int64(tm.Sub(rx.e.epoch)) // rx.e.now(), with the wall clock beside it for arr
@@ -479,10 +508,19 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 				storeMax(&rx.maxGap, now-prev)
 			}
 			arr.read(n, tm, now)
-			for i := 0; i < n; i++ {
-				at, kernel := arr.at(i, now)
-				rx.account(&local, flows, bufs[i][:sizes[i]], now, at, kernel)
-				paceBytes += float64(sizes[i])
+			if gro {
+				for i, v := range views[:n] {
+					at, kernel := arr.at(i, now)
+					rx.account(&local, flows, v, now, at, kernel)
+					paceBytes += float64(len(v))
+				}
+				gaps.packets(views[:n], pkts[:np])
+			} else {
+				for i := 0; i < n; i++ {
+					at, kernel := arr.at(i, now)
+					rx.account(&local, flows, bufs[i][:sizes[i]], now, at, kernel)
+					paceBytes += float64(sizes[i])
+				}
 			}
 			rx.publish(&local, flows)
 			if rx.readerBps > 0 {
@@ -513,6 +551,11 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	}
 	return nil
 }
+
+// groViews is how many datagrams a GRO receive takes per packet of its batch: a
+// super-packet from a GSO sender holds up to 64 (UDP_MAX_SEGMENTS before Linux
+// 6.9, and what udp.Conn sends); a larger one is returned over two receives.
+const groViews = 64
 
 // account counts one received message. now is when the Recv that returned it came
 // back (delivery to the application: the goodput interval and one-way latency);

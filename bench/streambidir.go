@@ -221,6 +221,7 @@ func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so st
 	lim1, limOK := tcpLimits(out)
 	serr := run.end()
 	runEnded = true
+	drops, dropPkts := rx.datagramDrops(drops)
 	for _, t := range ts {
 		t.Close()
 	}
@@ -236,7 +237,7 @@ func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so st
 	}
 	frr := fr.Stream.result()
 	mf, wf, of := streamMetrics(p, so, fts, frr, frr.drain)
-	rrr := rxResult{tot: rx.totals(), far: true, drops: drops, dropsOK: dropsOK}
+	rrr := rxResult{tot: rx.totals(), far: true, drops: drops, dropsOK: dropsOK, dropPkts: dropPkts}
 	mr, wr, or := streamMetrics(p, so, fr.StreamTx.summary(), rrr, revDrain)
 
 	m := bothWays(mf, mr, frr.tot, rrr.tot)
@@ -326,6 +327,9 @@ func bothWays(f, r Metrics, fj, rj rxTotals) Metrics {
 	}
 	if f.DropsSocket != nil && r.DropsSocket != nil {
 		m.DropsSocket = u64p(*f.DropsSocket + *r.DropsSocket)
+	}
+	if f.DropsSocketPackets != nil && r.DropsSocketPackets != nil {
+		m.DropsSocketPackets = u64p(*f.DropsSocketPackets + *r.DropsSocketPackets)
 	}
 	if f.DropsNetwork != nil && r.DropsNetwork != nil {
 		m.DropsNetwork = u64p(*f.DropsNetwork + *r.DropsNetwork)

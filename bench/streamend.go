@@ -27,13 +27,18 @@ type streamEnd interface {
 // rxResult is what the receiving half reports when a stream cell ends.
 type rxResult struct {
 	tot     rxTotals
-	drops   uint64 // receive-buffer drops during the measured phase, when dropsOK
+	drops   uint64 // receive-buffer drops during the measured phase, datagrams, when dropsOK
 	dropsOK bool
 	sockets int // endpoints the receiver served
 	warns   []string
 	drain   time.Duration // the far end's drain, when it drained after this side finished
 	far     bool          // measured at the far end: send times are on another clock
 	cpu     *float64      // the far process's CPU over the cell
+
+	// dropPkts is the kernel's count of the drops in packets, when the receiver took
+	// UDP GRO super-packets: the kernel counts a dropped super-packet once, and drops
+	// is then converted to datagrams (grodrops.go). nil without GRO.
+	dropPkts *uint64
 
 	// The socket buffers a slow receiver's cell asked for, as the kernel granted
 	// them (the smallest over the endpoints), bytes; 0 = not asked for, or not read.
@@ -115,9 +120,12 @@ func startRx(ctx context.Context, rx *streamRx, ts []Transport) *rxRun {
 	return r
 }
 
-// drops is the endpoints' receive-buffer drops since the first data message.
+// drops is the endpoints' receive-buffer drops since the first data message, as the
+// kernel counts them (with UDP GRO: packets; streamRx.datagramDrops converts them
+// once every serve has returned).
 func (r *rxRun) drops() (uint64, bool) {
 	d1, ok := recvDrops(r.ts)
+	r.rx.readFinalDrops()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !ok || !r.based {
@@ -154,7 +162,7 @@ type localStream struct {
 func openStreamLocal(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (*localStream, error) {
 	rx := newStreamRx(e, p, nw.Name())
 	rx.readerBps, rx.oneWay = so.readerBps, so.oneWay
-	srv, err := startServer(ctx, e, nw, rx.serve)
+	srv, err := startServer(ctx, e, receiverNetwork(nw), rx.serve)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +193,7 @@ func (ls *localStream) series() []Sample                           { return ls.r
 func (ls *localStream) finish(context.Context) (rxResult, error) {
 	var r rxResult
 	drops1, ok := recvDrops(ls.srv.endpoints())
+	ls.rx.readFinalDrops()
 	r.drops, r.dropsOK = drops1-ls.drops0, ok
 	for _, t := range ls.conns {
 		t.Close()
@@ -192,6 +201,7 @@ func (ls *localStream) finish(context.Context) (rxResult, error) {
 	if err := ls.srv.stop(); err != nil {
 		r.warns = append(r.warns, fmt.Sprintf("receiver: %v", err))
 	}
+	r.drops, r.dropPkts = ls.rx.datagramDrops(r.drops) // every serve has returned
 	r.tot = ls.rx.totals()
 	r.sockets = ls.srv.sockets
 	return r, nil
@@ -340,9 +350,13 @@ type StreamRx struct {
 	JitterFlows   int     `json:"jitter_flows"`
 	KernelStamped uint64  `json:"kernel_stamped"`
 	AllEnded      bool    `json:"all_ended"`              // the receiver learned every flow's count (SendersEnded) before it stopped
-	DropsSocket   *uint64 `json:"drops_socket,omitempty"` // receive-buffer drops from the first data message on
+	DropsSocket   *uint64 `json:"drops_socket,omitempty"` // receive-buffer drops from the first data message on, datagrams
 	RecvBuffer    int     `json:"recv_buffer,omitempty"`  // SO_RCVBUF granted (FarSpec.RecvBuffer), read back, bytes; the smallest over the endpoints
 	DrainNs       int64   `json:"drain_ns"`
+
+	// DropsSocketPackets is the kernel's count of those drops in packets, when the
+	// receiver took UDP GRO super-packets (DropsSocket is then converted: grodrops.go).
+	DropsSocketPackets *uint64 `json:"drops_socket_packets,omitempty"`
 }
 
 // result is what the far receiver measured, as this side's receiving half reports
@@ -351,6 +365,7 @@ func (s *StreamRx) result() rxResult {
 	r := rxResult{far: true, tot: s.totals(), drain: time.Duration(s.DrainNs)}
 	if s.DropsSocket != nil {
 		r.drops, r.dropsOK = *s.DropsSocket, true
+		r.dropPkts = s.DropsSocketPackets
 	}
 	return r
 }
@@ -406,6 +421,7 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPe
 	drained := time.Since(drainStart)
 	drops, dropsOK := run.drops()
 	serr := run.end()
+	drops, dropPkts := rx.datagramDrops(drops)
 	samples, swarns := series.stop()
 	warns = append(warns, swarns...)
 
@@ -418,7 +434,7 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPe
 		sr.RecvSpanNs = tot.lastRecvNs - tot.firstRecvNs
 	}
 	if dropsOK {
-		sr.DropsSocket = u64p(drops)
+		sr.DropsSocket, sr.DropsSocketPackets = u64p(drops), dropPkts
 	}
 	res := FarResult{ServerSockets: len(ts), Stream: sr, Warnings: warns, Series: samples}
 	if serr != nil {

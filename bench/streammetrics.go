@@ -85,9 +85,16 @@ func streamMetrics(p Params, so streamOpts, ts txSummary, rr rxResult, drain tim
 	if rr.dropsOK {
 		// The data socket carries data only (end of stream travels beside it; warm-up
 		// drops are before the base), so its drop count is data: socket + sender +
-		// network = lost exactly.
+		// network = lost exactly. With UDP GRO the kernel counted packets and
+		// rr.drops is the datagrams in the holes they left (grodrops.go).
 		sock := rr.drops
+		if rr.dropPkts != nil && sock > m.LostMsgs-min(m.LostMsgs, m.DropsSender) {
+			warns = append(warns, fmt.Sprintf("socket drops: %d datagrams in holes the socket's counter crossed, more than the %d lost less %d refused: counted as %d (late arrivals filled some holes)",
+				sock, m.LostMsgs, m.DropsSender, m.LostMsgs-min(m.LostMsgs, m.DropsSender)))
+			sock = m.LostMsgs - min(m.LostMsgs, m.DropsSender)
+		}
 		m.DropsSocket = u64p(sock)
+		m.DropsSocketPackets = rr.dropPkts
 		var netw uint64
 		if m.LostMsgs > sock+m.DropsSender {
 			netw = m.LostMsgs - sock - m.DropsSender

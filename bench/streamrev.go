@@ -91,6 +91,7 @@ func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so 
 	drops, dropsOK := run.drops()
 	u1, _ := ReadUsage()
 	serr := run.end()
+	drops, dropPkts := rx.datagramDrops(drops)
 	for _, t := range ts {
 		t.Close()
 	}
@@ -101,7 +102,7 @@ func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so 
 	}
 
 	rr := rxResult{tot: rx.totals(), sockets: fr.ServerSockets, warns: fr.Warnings, far: true, cpu: fr.CPUSec,
-		drops: drops, dropsOK: dropsOK}
+		drops: drops, dropsOK: dropsOK, dropPkts: dropPkts}
 	m, warns, obs := streamMetrics(p, so, fr.StreamTx.summary(), rr, drain)
 	warns = append(rr.warns, warns...)
 	if ferr != nil {

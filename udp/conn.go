@@ -52,9 +52,11 @@ type Options struct {
 	NoGSO bool
 
 	// GRO turns on UDP GRO (UDP_GRO) when the kernel has it: the kernel may queue
-	// datagrams from one sender coalesced, and Recv splits them back. Off by default
-	// because it makes RecvDrops inexact: a receive buffer that overflows drops a
-	// whole super-packet and SO_MEMINFO counts it once, however many datagrams it held.
+	// datagrams from one sender coalesced, and Recv (or RecvViews) splits them back.
+	// Off by default: it costs 64 KiB of receive room per batch entry, and RecvDrops
+	// then counts packets, not datagrams: a receive buffer that overflows drops a
+	// whole super-packet and SO_MEMINFO counts it once, however many datagrams it
+	// held (RecvViews' Packet.Drops lets a caller that knows its sequence convert).
 	GRO bool
 
 	// NoTimestamps leaves the kernel's receive timestamps off. By default a socket
@@ -284,6 +286,41 @@ func (c *Conn) Recv(bufs [][]byte, sizes []int) (n int, err error) {
 	return c.recv(bufs, sizes)
 }
 
+// A Packet describes one packet the kernel queued at the socket, as RecvViews
+// returns it: a datagram, or with UDP GRO a super-packet, several datagrams of one
+// source coalesced, cut back into its datagrams.
+type Packet struct {
+	// Datagrams is how many of the returned datagrams the packet holds, one after
+	// another: the first packet's come first. A super-packet that did not fit the
+	// call ends its first part here and goes on as the next call's first packet.
+	Datagrams int
+	// Drops is the socket's drop counter as the kernel read it when it queued the
+	// packet (SO_RXQ_OVFL; 0 when the packet carried none): how many packets the
+	// socket had dropped since it opened, a dropped super-packet counting once
+	// however many datagrams it held (what Linux counts, measured on 6.18). It is a
+	// 32-bit counter and wraps; compare two readings by their uint32 difference.
+	Drops uint32
+}
+
+// RecvViews is Recv without the copy: it blocks until at least one datagram has
+// arrived, then returns every datagram already queued as views into the Conn's own
+// receive buffers, up to len(views) datagrams (not limited to Options.Batch: one
+// packet may hold many), and describes the packets they came in. views[i] is
+// datagram i; pkts[:np] are the packets, in order, whose Datagrams sum to n. A
+// view is valid until the next Recv or RecvViews; the caller must not write to it.
+// With UDP GRO on (Offload) one system call returns up to Options.Batch packets and
+// each may hold many datagrams; without, each packet is one datagram. Datagrams that
+// do not fit views (or packets beyond len(pkts)) come first in the next call,
+// without a system call. RecvStamps covers the datagrams returned, as after Recv.
+//
+// Errors are as for Recv. Elsewhere than on Linux it returns one datagram per call.
+func (c *Conn) RecvViews(views [][]byte, pkts []Packet) (n, np int, err error) {
+	if len(views) == 0 || len(pkts) == 0 {
+		return 0, 0, nil
+	}
+	return c.recvViews(views, pkts)
+}
+
 // SetReadDeadline bounds Recv: after t, a blocked or new Recv returns an error
 // satisfying errors.Is(err, os.ErrDeadlineExceeded). The zero time means no deadline.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
@@ -304,7 +341,8 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
 // RecvDrops returns how many datagrams the kernel dropped at this socket since it
 // was opened, mostly because its receive buffer was full (SO_MEMINFO's drops field,
-// the per-socket share of Udp: RcvbufErrors). The count is exact and final,
+// the per-socket share of Udp: RcvbufErrors). With UDP GRO on it counts packets: a
+// dropped super-packet counts once. The count is exact and final,
 // including drops after the last datagram read; it is a 32-bit kernel counter and
 // wraps. Linux only; elsewhere the error wraps errors.ErrUnsupported.
 func (c *Conn) RecvDrops() (uint64, error) { return c.recvDrops() }

@@ -48,6 +48,21 @@ func (c *Conn) recv(bufs [][]byte, sizes []int) (int, error) {
 	return 1, nil
 }
 
+// recvViews returns one datagram per call, a view into the scratch buffer.
+func (c *Conn) recvViews(views [][]byte, pkts []Packet) (int, int, error) {
+	n, ap, err := c.uc.ReadFromUDPAddrPort(c.sys.scratch)
+	if err != nil {
+		return 0, 0, c.recvErr(unwrapOp(err))
+	}
+	views[0] = c.sys.scratch[:n:n]
+	pkts[0] = Packet{Datagrams: 1}
+	if !c.connected {
+		c.sys.src[0].ap = ap
+		c.setPeers(c.sys.src[:])
+	}
+	return 1, 1, nil
+}
+
 func (c *Conn) recvErr(err error) error {
 	if c.connected {
 		return fmt.Errorf("udp: recvfrom %v: %w", c.raddr, err)

@@ -53,14 +53,21 @@
 // never use GSO: their replies go to the sources of many peers.
 //
 // UDP GRO is off unless Options.GRO asks for it. With it, the kernel may queue a
-// super-packet, the datagrams of one GSO send still coalesced; Recv receives into its
-// own 64 KiB buffers per batch entry (allocated by the first Recv), splits each
-// super-packet at the segment size of its UDP_GRO control message, and returns each
-// datagram in its own buffer; what does not fit the call's buffers comes first in the
-// next Recv, without a system call. It is off by default because it breaks exact
-// drop counting: a full receive buffer drops a whole super-packet, and SO_MEMINFO
-// counts it as one drop however many datagrams it held. Without GRO the kernel splits
-// super-datagrams before queueing them and counts every dropped datagram.
+// super-packet, the datagrams of one GSO send (or consecutive datagrams of one
+// sender that the host's GRO coalesced) still together; Recv receives into its own
+// 64 KiB buffers per batch entry (allocated by the first Recv), splits each
+// super-packet at the segment size of its UDP_GRO control message (the last segment
+// may be shorter), and copies each datagram into its own buffer; what does not fit
+// the call's buffers comes first in the next Recv, without a system call. RecvViews
+// skips that copy: it returns views into those buffers, valid until the next
+// receive, and says which datagrams came in one packet, with the drop counter the
+// packet carried (SO_RXQ_OVFL). That is what a caller needs to count drops in
+// datagrams: a full receive buffer drops a whole super-packet, and Linux counts it
+// once however many datagrams it held (measured on 6.18: SO_MEMINFO, SO_RXQ_OVFL,
+// Udp: RcvbufErrors and InErrors each add 1; InDatagrams adds 1 per packet read).
+// Without GRO the kernel splits super-datagrams before queueing them and counts
+// every dropped datagram. GRO is off by default for that, and for the 64 KiB per
+// batch entry it costs.
 //
 // Options.NoGSO turns both off. Offload reports what a socket uses.
 //

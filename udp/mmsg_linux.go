@@ -83,13 +83,16 @@ type sysConn struct {
 	nstamps int
 }
 
-// groScratch holds what one recvmmsg call with GRO on received, and the datagrams
-// of it not yet returned: entries pend..n-1, from offset off of entry pend.
+// groScratch holds what one recvmmsg call into the Conn's own buffers received (with
+// GRO on, or for RecvViews), and the datagrams of it not yet returned: entries
+// pend..n-1, from offset off of entry pend. Its arrays are allocated by the first
+// call that uses them.
 type groScratch struct {
-	buf   []byte     // groBufSize bytes per batch entry; allocated by the first Recv
+	buf   []byte     // groBufSize bytes per batch entry
 	lens  []int      // per entry: bytes received
 	segs  []int      // per entry: GRO segment size, 0 for a single datagram
 	stamp []int64    // per entry: kernel receive time, Unix ns; 0 = none (or no timestamps)
+	drops []uint32   // per entry: the socket's drop counter it carried (SO_RXQ_OVFL), 0 = none
 	trunc []bool     // per entry: larger than groBufSize (MSG_TRUNC)
 	peers []peerAddr // per returned message: its source
 	pend  int
@@ -168,14 +171,6 @@ func (c *Conn) initSys() error {
 		if c.maxPayload == MaxPayloadIPv6 {
 			c.sys.gsoSeg = gsoMaxSegIPv6
 		}
-	}
-	if c.gro {
-		g := &c.sys.gro
-		g.lens = make([]int, c.batch)
-		g.segs = make([]int, c.batch)
-		g.trunc = make([]bool, c.batch)
-		g.peers = make([]peerAddr, c.batch)
-		g.stamp = make([]int64, c.batch)
 	}
 	if c.rxStamps {
 		c.sys.stamps = make([]int64, c.batch)
@@ -265,7 +260,7 @@ func asyncErr(errno syscall.Errno) bool {
 
 func (c *Conn) recv(bufs [][]byte, sizes []int) (int, error) {
 	c.sys.nstamps = 0
-	if c.gro {
+	if c.gro || c.sys.gro.pend < c.sys.gro.n { // what a RecvViews left comes first
 		return c.recvGRO(bufs, sizes)
 	}
 	rx := &c.sys.rx
@@ -375,30 +370,105 @@ func (c *Conn) readRx() error {
 // in the next Recv.
 func (c *Conn) recvGRO(bufs [][]byte, sizes []int) (int, error) {
 	g := &c.sys.gro
-	if g.pend < g.n {
-		return c.splitGRO(bufs, sizes)
-	}
-	if g.buf == nil {
-		g.buf = make([]byte, c.batch*groBufSize)
-		rx := &c.sys.rx
-		for i := range c.batch {
-			rx.iovs[i].Base = &g.buf[i*groBufSize]
-			rx.iovs[i].SetLen(groBufSize)
+	if g.pend >= g.n {
+		// Each entry holds at least one datagram: no more entries than buffers.
+		if err := c.fillGRO(len(bufs)); err != nil {
+			return 0, err
 		}
 	}
+	k := 0
+	var err error
+	for k < len(bufs) && g.pend < g.n {
+		start, l, e, terr := g.next()
+		if terr != nil {
+			err = terr
+			break
+		}
+		if l > len(bufs[k]) {
+			err = fmt.Errorf("%w: message %d of the batch is %d bytes, its buffer %d bytes", ErrTruncated, k, l, len(bufs[k]))
+			break
+		}
+		sizes[k] = copy(bufs[k], g.buf[start:start+l])
+		c.keepSource(k, e)
+		k++
+	}
+	return c.endSplit(k, err)
+}
+
+// recvViews is RecvViews: the entries of one recvmmsg call into the Conn's own
+// buffers, returned as views, packet by packet.
+func (c *Conn) recvViews(views [][]byte, pkts []Packet) (int, int, error) {
+	g := &c.sys.gro
+	if g.pend >= g.n {
+		if err := c.fillGRO(len(views)); err != nil {
+			return 0, 0, err
+		}
+	}
+	if len(c.sys.stamps) < len(views) && c.rxStamps {
+		c.sys.stamps = make([]int64, len(views)) // once, for the largest call
+	}
+	if len(g.peers) < len(views) && !c.connected {
+		g.peers = make([]peerAddr, len(views))
+	}
+	k, np, last := 0, 0, -1
+	var err error
+	for k < len(views) && g.pend < g.n {
+		e0 := g.pend
+		if e0 != last && np == len(pkts) {
+			break // no room to describe another packet
+		}
+		start, l, e, terr := g.next()
+		if terr != nil {
+			err = terr
+			break
+		}
+		if e != last {
+			pkts[np] = Packet{Drops: g.drops[e]}
+			np++
+			last = e
+		}
+		pkts[np-1].Datagrams++
+		views[k] = g.buf[start : start+l : start+l]
+		c.keepSource(k, e)
+		k++
+	}
+	n, err := c.endSplit(k, err)
+	return n, np, err
+}
+
+// fillGRO receives up to min(vlen, batch) entries into the Conn's own buffers and
+// records each entry's length, segment size, stamp, drop counter and source.
+func (c *Conn) fillGRO(vlen int) error {
+	g := &c.sys.gro
 	rx := &c.sys.rx
-	// Each entry holds at least one datagram: no more entries than buffers.
-	if err := c.recvmmsg(len(bufs)); err != nil {
-		return 0, err
+	if g.buf == nil {
+		g.buf = make([]byte, c.batch*groBufSize)
+		g.lens = make([]int, c.batch)
+		g.segs = make([]int, c.batch)
+		g.trunc = make([]bool, c.batch)
+		g.drops = make([]uint32, c.batch)
+		g.stamp = make([]int64, c.batch)
+		if len(g.peers) < c.batch {
+			g.peers = make([]peerAddr, c.batch)
+		}
+	}
+	vlen = min(vlen, c.batch)
+	for i := range vlen { // every call: a copying Recv without GRO points them at the caller's buffers
+		rx.iovs[i].Base = &g.buf[i*groBufSize]
+		rx.iovs[i].SetLen(groBufSize)
+	}
+	if err := c.recvmmsg(vlen); err != nil {
+		return err
 	}
 	for i := range rx.n {
 		m := &rx.hdrs[i]
-		g.segs[i], g.stamp[i] = 0, 0
+		g.segs[i], g.stamp[i], g.drops[i] = 0, 0, 0
 		if m.Hdr.Controllen > 0 {
 			ctrl := rx.ctrl[i*ctrlSpace : i*ctrlSpace+int(m.Hdr.Controllen)]
 			drops, dok, seg, sok, _ := parseRecvCmsgs(ctrl)
 			if dok {
 				c.rxqOvfl.Store(uint64(drops))
+				g.drops[i] = drops
 			}
 			if sok {
 				g.segs[i] = seg
@@ -412,50 +482,51 @@ func (c *Conn) recvGRO(bufs [][]byte, sizes []int) (int, error) {
 		g.trunc[i] = m.Hdr.Flags&unix.MSG_TRUNC != 0
 	}
 	g.pend, g.n, g.off = 0, rx.n, 0
-	return c.splitGRO(bufs, sizes)
+	return nil
 }
 
-// splitGRO returns the pending datagrams of the last recvmmsg call, in order, one
-// per buffer. A datagram larger than its buffer is discarded and ends the call with
-// ErrTruncated; the datagrams after it stay pending.
-func (c *Conn) splitGRO(bufs [][]byte, sizes []int) (int, error) {
-	g := &c.sys.gro
-	names := c.sys.rx.names
-	k := 0
-	var err error
-	for k < len(bufs) && g.pend < g.n {
-		e := g.pend
-		total := g.lens[e]
-		if g.trunc[e] { // cannot happen: a UDP datagram fits groBufSize
-			g.pend, g.off = e+1, 0
-			err = fmt.Errorf("%w: a datagram of %d bytes exceeds %d", ErrTruncated, total, groBufSize)
-			break
-		}
-		seg := g.segs[e]
-		if seg <= 0 || seg > total {
-			seg = total
-		}
-		l := min(seg, total-g.off)
-		start := e*groBufSize + g.off
-		if g.off += l; g.off >= total {
-			g.pend, g.off = e+1, 0
-		}
-		if l > len(bufs[k]) {
-			err = fmt.Errorf("%w: message %d of the batch is %d bytes, its buffer %d bytes", ErrTruncated, k, l, len(bufs[k]))
-			break
-		}
-		sizes[k] = copy(bufs[k], g.buf[start:start+l])
-		g.peers[k] = names[e]
-		if c.rxStamps {
-			c.sys.stamps[k] = g.stamp[e] // one super-packet, one arrival
-		}
-		k++
+// next takes the next pending datagram: its offset and length in buf and its entry.
+// A truncated entry (which cannot happen: a UDP datagram fits groBufSize) is
+// skipped whole with an error wrapping ErrTruncated. The last segment of a
+// super-packet may be shorter than the segment size; a segment size of 0, or
+// larger than the entry, means one datagram.
+func (g *groScratch) next() (start, l, e int, err error) {
+	e = g.pend
+	total := g.lens[e]
+	if g.trunc[e] {
+		g.pend, g.off = e+1, 0
+		return 0, 0, e, fmt.Errorf("%w: a datagram of %d bytes exceeds %d", ErrTruncated, total, groBufSize)
 	}
+	seg := g.segs[e]
+	if seg <= 0 || seg > total {
+		seg = total
+	}
+	l = min(seg, total-g.off)
+	start = e*groBufSize + g.off
+	if g.off += l; g.off >= total {
+		g.pend, g.off = e+1, 0
+	}
+	return start, l, e, nil
+}
+
+// keepSource records the source and stamp of returned message k, from entry e.
+func (c *Conn) keepSource(k, e int) {
+	g := &c.sys.gro
+	if !c.connected {
+		g.peers[k] = c.sys.rx.names[e]
+	}
+	if c.rxStamps {
+		c.sys.stamps[k] = g.stamp[e] // one super-packet, one arrival
+	}
+}
+
+// endSplit ends a call that returned k messages from the scratch, with err.
+func (c *Conn) endSplit(k int, err error) (int, error) {
 	if c.rxStamps {
 		c.sys.nstamps = k
 	}
 	if !c.connected {
-		c.setPeers(g.peers[:k])
+		c.setPeers(c.sys.gro.peers[:k])
 	}
 	if err != nil {
 		return k, c.recvErr(err)

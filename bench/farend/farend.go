@@ -475,6 +475,9 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 	req := remote.TestRequest{Experiment: wirePrefix + spec.Experiment, Transport: spec.Transport, Size: spec.Size,
 		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir, Listen: spec.Listen, Sockets: socketOptions(spec.Net, spec.Batch, spec.Verify)}
 	if spec.Experiment == bench.ExpStream {
+		// A UDP stream's receivers take GRO super-packets unless --no-gso (a server
+		// without remote.CapGRO keeps one datagram per packet: remote.Client.Run).
+		req.Sockets.GRO = spec.Transport == "udp" && !spec.Net.NoGSO
 		req.Direction = remote.Forward
 		sp := streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())}
 		if spec.Reverse || spec.Bidir {

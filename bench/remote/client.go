@@ -47,6 +47,7 @@ type Client struct {
 	listen   bool // the server offers CapListen
 	sockets  bool // the server offers CapSockets
 	verify   bool // the server offers CapVerify
+	gro      bool // the server offers CapGRO
 
 	runMu  sync.Mutex // held by Run: one test at a time
 	nextID uint32     // guarded by runMu
@@ -90,7 +91,7 @@ func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 // challenge, possibly before the hello arrived: the refuse is read even when writing
 // the hello failed, and returned as a *RefusedError.
 func (cl *Client) handshake(ctx context.Context, key []byte, software string) error {
-	werr := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen, CapSent, CapSockets, CapVerify}})
+	werr := cl.cc.WriteMsg(&Hello{Software: software, Caps: []string{CapListen, CapSent, CapSockets, CapVerify, CapGRO}})
 	if werr != nil && isTimeout(werr) {
 		return werr // the server does not read: nothing will come either
 	}
@@ -109,6 +110,7 @@ func (cl *Client) handshake(ctx context.Context, key []byte, software string) er
 	cl.listen = slices.Contains(ch.Caps, CapListen)
 	cl.sockets = slices.Contains(ch.Caps, CapSockets)
 	cl.verify = slices.Contains(ch.Caps, CapVerify)
+	cl.gro = slices.Contains(ch.Caps, CapGRO)
 	switch {
 	case ch.Auth == AuthNone && key != nil:
 		return fmt.Errorf("%w: the server has no key, so it cannot prove who it is; refusing (run the server with --key-file, or the client without)", ErrAuth)
@@ -185,6 +187,11 @@ func (cl *Client) Run(ctx context.Context, req TestRequest) (TestResults, error)
 	}
 	cl.nextID++
 	req.ID = cl.nextID
+	if req.Sockets.GRO && !cl.gro {
+		// An older server: its end keeps one datagram per packet (its report says
+		// gro false), and this end does the same, so both ends receive alike.
+		req.Sockets.GRO = false
+	}
 	out := TestResults{Request: req}
 	if err := req.Validate(); err != nil {
 		return out, err

@@ -215,6 +215,14 @@ type UDPPath struct {
 	rsizes    []int
 	rstamps   []int64 // the datagrams' kernel receive stamps
 	stamps    []int64 // the stamps of the messages the last Recv returned (RecvStamps)
+
+	// RecvViews' scratch: the batched socket's views, packets and stamps, sized
+	// by the largest call; vbuf is the unbatched path's one message.
+	vviews  [][]byte
+	vpkts   []udp.Packet
+	vstamps []int64
+	vbuf    [][]byte
+	vsize   []int
 }
 
 // udpBatch is the most datagrams one batched Send or Recv moves, unless the test's
@@ -229,7 +237,7 @@ func (p *UDPPath) batcher() *udp.Conn {
 			return
 		}
 		b := p.opts.batch()
-		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: b, NoGSO: p.opts.NoGSO, BusyPoll: p.opts.BusyPoll})
+		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: b, NoGSO: p.opts.NoGSO, GRO: p.opts.GRO, BusyPoll: p.opts.BusyPoll})
 		if err != nil {
 			return
 		}
@@ -388,6 +396,71 @@ func (p *UDPPath) recvBatch(bc *udp.Conn, bufs [][]byte, sizes []int) (int, erro
 		}
 		if out > 0 {
 			return out, nil
+		}
+	}
+}
+
+// RecvViews is Recv without the copy, through the batched socket
+// (udp.Conn.RecvViews): views[i] is message i, the body of a datagram in the
+// socket's own buffers, valid until the next Recv or RecvViews; pkts[:np] are the
+// packets they came in (with UDP GRO a super-packet holds many). Datagrams with
+// another token or kind are dropped and counted (Ignored), and leave their packet
+// out of its count. Without the batched socket it returns one message per call, a
+// view into the path's own buffer.
+func (p *UDPPath) RecvViews(views [][]byte, pkts []udp.Packet) (int, int, error) {
+	if len(views) == 0 || len(pkts) == 0 {
+		return 0, 0, nil
+	}
+	bc := p.batcher()
+	if bc == nil {
+		if p.vbuf == nil {
+			p.vbuf = [][]byte{make([]byte, MaxUDPMessage)}
+			p.vsize = []int{0}
+		}
+		n, err := p.Recv(p.vbuf, p.vsize)
+		if n > 0 {
+			views[0], pkts[0] = p.vbuf[0][:p.vsize[0]], udp.Packet{Datagrams: 1}
+		}
+		return n, n, err
+	}
+	if len(p.vviews) < len(views) {
+		p.vviews = make([][]byte, len(views))
+		p.vpkts = make([]udp.Packet, len(views))
+		p.vstamps = make([]int64, len(views))
+		p.stamps = make([]int64, 0, len(views))
+	}
+	for {
+		n, np, err := bc.RecvViews(p.vviews[:len(views)], p.vpkts[:min(len(pkts), len(views))])
+		stamped := bc.RecvStamps(p.vstamps[:n]) == n
+		p.stamps = p.stamps[:0]
+		out, op, i := 0, 0, 0
+		for _, pk := range p.vpkts[:np] {
+			kept := 0
+			for range pk.Datagrams {
+				kind, body, perr := parseDatagram(p.vviews[i], p.token)
+				if perr == nil && kind == kindData {
+					views[out] = body
+					if stamped {
+						p.stamps = append(p.stamps, p.vstamps[i])
+					}
+					out++
+					kept++
+				} else {
+					p.ignored.Add(1)
+				}
+				i++
+			}
+			if kept > 0 {
+				pkts[op] = udp.Packet{Datagrams: kept, Drops: pk.Drops}
+				op++
+			}
+		}
+		if err != nil {
+			p.lost(err)
+			return out, op, err
+		}
+		if out > 0 {
+			return out, op, nil
 		}
 	}
 }

@@ -53,7 +53,7 @@
 //
 // The messages, C for client, S for server; a field marked ? may be absent:
 //
-//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines "listen", "sent", "sockets", "verify")
+//	hello      C→S  software (string ≤128), caps? ([]string ≤32, each [a-z0-9.-]{1,128}; v1 defines "listen", "sent", "sockets", "verify", "gro")
 //	challenge  S→C  nonce (32 bytes), auth ("hmac-sha256" or "none"), software, caps?
 //	auth       C→S  nonce (32 bytes, the client's), mac? (32 bytes; absent when auth is "none")
 //	auth-ok    S→C  mac? (32 bytes; absent when auth is "none"),
@@ -67,7 +67,7 @@
 //	                client sends, "reverse": server sends, "bidir"), count? (messages per stream, then
 //	                stop; duration_ms still bounds the test), params? (object, experiment-specific),
 //	                listen? (bool; only when both sides listed "listen": see Listen), sockets?
-//	                ({recv_buffer?, send_buffer? (bytes, 0..2^30), no_gso?, busy_poll? (bool),
+//	                ({recv_buffer?, send_buffer? (bytes, 0..2^30), no_gso?, gro?, busy_poll? (bool),
 //	                batch? (1..1024), verify? ("payload" or "header"; only when both sides listed
 //	                "verify")}; only to a server that listed "sockets": see Sockets)
 //	accept     S→C  id, ports ([]uint16: tcp one listener, udp one socket per stream, then with listen
@@ -246,6 +246,13 @@
 // CAP_NET_ADMIN); each end reads the grant back and reports it with its results. A
 // server that did not list "sockets" in its challenge reads the field as unknown:
 // the client never sends it there, and refuses the test instead.
+//
+// "gro" asks the receiving ends of a UDP stream to take UDP GRO super-packets
+// (several datagrams of one sender in one packet, split back at the receiver);
+// bench's far stream sets it unless --no-gso. Only to a server that listed "gro":
+// to an older one the client sends the test without it, and both ends keep one
+// datagram per packet; each end's report (env.sockets, env.peer.sockets: gro) says
+// what it used.
 //
 // # Logs
 //

@@ -600,7 +600,7 @@ func (s *Server) handshake(cc *ControlConn) (*Hello, error) {
 	if s.Key != nil {
 		method = AuthHMAC
 	}
-	if err := cc.WriteMsg(&Challenge{Nonce: serverNonce, Auth: method, Software: s.Software, Caps: []string{CapListen, CapSent, CapSockets, CapVerify}}); err != nil {
+	if err := cc.WriteMsg(&Challenge{Nonce: serverNonce, Auth: method, Software: s.Software, Caps: []string{CapListen, CapSent, CapSockets, CapVerify, CapGRO}}); err != nil {
 		return nil, fail(&s.st.handshakeFailed, err)
 	}
 	auth, err := expect[*Auth](s.ctx, cc, s.limits.HandshakeTimeout)

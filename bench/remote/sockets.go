@@ -29,6 +29,11 @@ const (
 	VerifyHeader = "header"
 )
 
+// CapGRO is the capability of a peer that knows SocketOptions.GRO. A client asks
+// for GRO only of a server that lists it; an older server keeps receiving one
+// datagram per packet, and its end's report (Offload, bench.Sock) says so.
+const CapGRO = "gro"
+
 // SocketOptions shape both ends' sockets of a test's data path: tcpvsudp run's
 // --rcvbuf, --sndbuf, --no-gso, --busy-poll and --batch. Each end applies them to
 // the sockets it opens for the test (the server's listener before listen(2), so
@@ -42,6 +47,10 @@ type SocketOptions struct {
 	SendBuffer int  `json:"send_buffer,omitempty"` // SO_SNDBUF request, bytes; 0 = kernel default
 	NoGSO      bool `json:"no_gso,omitempty"`      // udp: no segmentation offload, one datagram per kernel send
 	BusyPoll   bool `json:"busy_poll,omitempty"`   // receivers spin on non-blocking reads, and ask for SO_BUSY_POLL
+	// GRO asks the receiving ends of a UDP stream to take UDP GRO super-packets
+	// (UDP_GRO) and split them, instead of one datagram per packet; ignored with
+	// NoGSO. Both sides must have listed CapGRO: a client leaves it off otherwise.
+	GRO bool `json:"gro,omitempty"`
 	// Batch is the most messages one send or receive call of a UDP path moves (and
 	// what the server half's experiment hands it at once); 0 = 64, at most 1024.
 	Batch int `json:"batch,omitempty"`
@@ -76,6 +85,9 @@ func (o SocketOptions) String() string {
 	}
 	if o.NoGSO {
 		opts = append(opts, "no-gso")
+	}
+	if o.GRO && !o.NoGSO {
+		opts = append(opts, "gro")
 	}
 	if o.BusyPoll {
 		opts = append(opts, "busy-poll")

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strings"
@@ -12,11 +13,11 @@ import (
 // then reads whatever the client sends next and reports it on got.
 func olderServer(t *testing.T) (addr string, got <-chan Msg) {
 	t.Helper()
-	return olderServerWith(t, CapListen)
+	return serverWithCaps(t, CapListen)
 }
 
-// olderServerWith is olderServer listing caps.
-func olderServerWith(t *testing.T, caps ...string) (addr string, got <-chan Msg) {
+// serverWithCaps is olderServer listing caps.
+func serverWithCaps(t *testing.T, caps ...string) (addr string, got <-chan Msg) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,7 +90,7 @@ func TestSocketsNeedTheCapability(t *testing.T) {
 func TestVerifyNeedsTheCapability(t *testing.T) {
 	req := TestRequest{Experiment: "stream", Transport: "tcp", Size: 100, Duration: time.Second, Streams: 1, Direction: Forward}
 	t.Run("header refused", func(t *testing.T) {
-		addr, got := olderServerWith(t, CapListen, CapSent, CapSockets)
+		addr, got := serverWithCaps(t, CapListen, CapSent, CapSockets)
 		c, err := Dial(t.Context(), addr, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +112,7 @@ func TestVerifyNeedsTheCapability(t *testing.T) {
 		}
 	})
 	t.Run("payload sent without the field", func(t *testing.T) {
-		addr, got := olderServerWith(t, CapListen, CapSent, CapSockets)
+		addr, got := serverWithCaps(t, CapListen, CapSent, CapSockets)
 		c, err := Dial(t.Context(), addr, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -135,4 +136,46 @@ func TestVerifyNeedsTheCapability(t *testing.T) {
 			t.Errorf("verify \"off\" on the wire: %v; want refused naming sockets.verify", err)
 		}
 	})
+}
+
+// TestGROOnlyToAServerThatKnowsIt: a UDP stream's request asks for GRO; to a server
+// that lists "sockets" but not "gro" (a server older than GRO), the client sends the
+// test without it, so the server keeps one datagram per packet instead of refusing
+// an unknown field; to one that lists "gro" it goes as asked.
+func TestGROOnlyToAServerThatKnowsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		caps    []string
+		wantGRO bool
+	}{
+		{"older server", []string{CapListen, CapSockets}, false},
+		{"server with gro", []string{CapListen, CapSockets, CapGRO}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, got := serverWithCaps(t, tc.caps...)
+			c, err := Dial(t.Context(), addr, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			req := TestRequest{Experiment: "stream", Transport: "udp", Size: 100, Duration: time.Second, Streams: 1, Direction: Forward,
+				Sockets: SocketOptions{RecvBuffer: 1 << 20, GRO: true}}
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			ran := make(chan struct{})
+			go func() { defer close(ran); c.Run(ctx, req) }() //nolint:errcheck // the fake server never answers: only what it read counts
+			defer func() { <-ran }()
+			m, ok := <-got
+			if !ok {
+				t.Fatal("the server read nothing after its handshake")
+			}
+			test, isTest := m.(*Test)
+			if !isTest {
+				t.Fatalf("the server got %s, want the test", m.Type())
+			}
+			if test.Sockets == nil || test.Sockets.GRO != tc.wantGRO || test.Sockets.RecvBuffer != 1<<20 {
+				t.Errorf("the server read sockets %+v; want rcvbuf 1048576 and gro %v", test.Sockets, tc.wantGRO)
+			}
+		})
+	}
 }

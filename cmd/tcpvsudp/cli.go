@@ -225,7 +225,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.verify, "verify", "payload", "what receivers check of each message: payload = header and payload CRC32C, every corrupted message counted; "+
 		"header = header CRC32C only (sequence numbers stay trusted), saving a pass over each payload byte (iperf3 checks none), "+
 		"and the report says payloads were not verified. With --server, the server's receivers too")
-	fs.BoolVar(&rf.noGSO, "no-gso", false, "send UDP one datagram per message, without UDP GSO (default: GSO when the kernel has it; UDP GRO is never used)")
+	fs.BoolVar(&rf.noGSO, "no-gso", false, "UDP without segmentation offloads in batched cells too: senders without UDP GSO, stream receivers without UDP GRO, one datagram per packet (default: both offloads when the kernel has them)")
 	fs.StringVar(&rf.rcvbuf, "rcvbuf", "0", "SO_RCVBUF to request on both ends' data sockets, bytes, K/M/G binary (1M = 1048576), up to 1G; "+
 		"0 = kernel default (each end's granted size is reported: Linux doubles a request, net.core.rmem_max caps it)")
 	fs.StringVar(&rf.sndbuf, "sndbuf", "0", "SO_SNDBUF to request on both ends' data sockets, bytes, K/M/G binary, up to 1G; "+

@@ -83,8 +83,9 @@ session goes on. It ends a session idle for --idle-timeout or older than
 --max-session-time.
 
 Socket flags: the client's --rcvbuf, --sndbuf, --no-gso, --busy-poll and --batch
-shape the server's data sockets of its tests too, and its --verify what the
-server's receivers check. The kernel grants what its limits
+shape the server's data sockets of its tests too (a UDP stream's receivers take
+GRO super-packets unless --no-gso), and its --verify what the server's receivers
+check. The kernel grants what its limits
 allow (net.core.rmem_max and wmem_max cap a buffer; SO_BUSY_POLL needs
 CAP_NET_ADMIN); the server reads each grant back and reports it, and what was
 refused, in the client's report (env.peer.sockets).
