@@ -8,17 +8,19 @@ import (
 )
 
 // ioModes are the ways a run can move messages, each of which must give the same
-// known answers: UDP batched with GSO or without, one message per call with GSO or
-// without (textbook I/O is batch 1, no GSO).
+// known answers: UDP batched with offloads (GSO sends; a stream's receiver takes GRO
+// super-packets) or without, one message per call with them or without (textbook
+// I/O is batch 1, no GSO, no GRO). TestStreamOffloadModes and
+// TestStreamGROCorruptInSuperPacket check receives that coalesce for certain.
 var ioModes = []struct {
 	name  string
 	net   NetOptions
 	batch int
 }{
-	{"batch 64, gso", NetOptions{}, 64},
-	{"batch 64, no gso", NetOptions{NoGSO: true}, 64},
-	{"batch 1, gso", NetOptions{}, 1},
-	{"batch 1, no gso (textbook)", NetOptions{NoGSO: true}, 1},
+	{"batch 64, gso+gro", NetOptions{}, 64},
+	{"batch 64, no offloads", NetOptions{NoGSO: true}, 64},
+	{"batch 1, gso+gro", NetOptions{}, 1},
+	{"batch 1, no offloads (textbook)", NetOptions{NoGSO: true}, 1},
 }
 
 // TestStreamKnownAnswerIOModes: in every I/O mode, over both transports, a stream of
