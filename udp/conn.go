@@ -72,7 +72,27 @@ type Options struct {
 	// net.core.busy_read) and which polls only devices with NAPI, not loopback:
 	// BusyPoll reports what was granted. Linux only; elsewhere Dial and Listen fail.
 	BusyPoll bool
+
+	// Blocking makes Recv sleep in the kernel instead of in Go's poller: the socket
+	// is put in blocking mode and Recv calls a blocking recvmmsg on the calling
+	// goroutine's OS thread, which the arriving datagram wakes directly, saving the
+	// poller's wake-up and the scheduler's hand-over (about what sockperf's
+	// blocking recvfrom costs). The thread stays blocked while Recv waits, so use it
+	// for a few latency-bound sockets (request/response), not for many. Read
+	// deadlines and Close work as without it: Close wakes a blocked Recv at once; a
+	// deadline is checked at least every 50 ms and honoured to the kernel's timer
+	// granularity (a jiffy, 1–10 ms). Send never blocks the thread (MSG_DONTWAIT, the
+	// poller waits for room as without it). Not with BusyPoll. Linux only; elsewhere
+	// it is ignored and Recv parks in the poller (RecvMode says which).
+	Blocking bool
 }
+
+// Receive modes, as RecvMode names them.
+const (
+	RecvPoller   = "poller"    // Recv parks in Go's network poller until the socket is readable
+	RecvBlocking = "blocking"  // Recv sleeps in a blocking recvmmsg (Options.Blocking)
+	RecvBusyPoll = "busy-poll" // Recv spins on non-blocking recvmmsg (Options.BusyPoll)
+)
 
 // A Conn is a UDP socket that moves whole datagrams in batches. A Conn from Dial is
 // connected to one peer; a Conn from Listen is a server socket that answers whoever
@@ -94,6 +114,7 @@ type Conn struct {
 	rxStamps   bool        // SO_TIMESTAMPNS is on: Recv keeps each datagram's kernel receive time
 	busyPoll   bool        // Options.BusyPoll: Recv spins on non-blocking recvmmsg
 	busyPollUs int         // SO_BUSY_POLL as read back at open, µs; 0 = off or refused
+	blk        blocker     // Options.Blocking: Recv sleeps in a blocking recvmmsg (blocking_linux.go)
 
 	rxqOvfl  atomic.Uint64 // last SO_RXQ_OVFL value seen
 	sendErrs atomic.Uint64 // datagrams refused, see SendErrors
@@ -172,6 +193,8 @@ func (o Options) check() error {
 		return fmt.Errorf("udp: Options.SendBuffer: must be ≥ 0 bytes, got %d", o.SendBuffer)
 	case o.Batch < 0 || o.Batch > maxBatch:
 		return fmt.Errorf("udp: Options.Batch: must be 0..%d messages, got %d", maxBatch, o.Batch)
+	case o.Blocking && o.BusyPoll:
+		return errors.New("udp: Options.Blocking and Options.BusyPoll: choose one way for Recv to wait, got both")
 	}
 	return nil
 }
@@ -224,6 +247,9 @@ func openConn(uc *net.UDPConn, peer net.Addr, o Options) (*Conn, error) {
 		return nil, err
 	}
 	if err := c.initSys(); err != nil {
+		return nil, err
+	}
+	if err := c.initBlocking(o); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -323,7 +349,12 @@ func (c *Conn) RecvViews(views [][]byte, pkts []Packet) (n, np int, err error) {
 
 // SetReadDeadline bounds Recv: after t, a blocked or new Recv returns an error
 // satisfying errors.Is(err, os.ErrDeadlineExceeded). The zero time means no deadline.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.blk.on {
+		c.setBlockingDeadline(t)
+	}
+	return c.uc.SetReadDeadline(t)
+}
 
 // SetWriteDeadline bounds Send while the send buffer is full; a datagram still waiting
 // at t counts in SendErrors. The zero time means no deadline.
@@ -331,7 +362,10 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { return c.uc.SetWriteDeadlin
 
 // Close closes the socket and unblocks Send and Recv, which then return errors
 // wrapping net.ErrClosed.
-func (c *Conn) Close() error { return c.uc.Close() }
+func (c *Conn) Close() error {
+	c.closeBlocking()
+	return c.uc.Close()
+}
 
 // LocalAddr returns the socket's local address.
 func (c *Conn) LocalAddr() net.Addr { return c.laddr }
@@ -394,6 +428,18 @@ func (c *Conn) Timestamps() bool { return c.rxStamps }
 // as read back, in µs: 50 when the kernel granted the request, else what it kept
 // (net.core.busy_read, 0 by default).
 func (c *Conn) BusyPoll() (spin bool, kernelUs int) { return c.busyPoll, c.busyPollUs }
+
+// RecvMode names how Recv waits for a datagram, as set at open: RecvBlocking
+// (Options.Blocking, on Linux), RecvBusyPoll (Options.BusyPoll) or RecvPoller.
+func (c *Conn) RecvMode() string {
+	switch {
+	case c.blk.on:
+		return RecvBlocking
+	case c.busyPoll:
+		return RecvBusyPoll
+	}
+	return RecvPoller
+}
 
 // SendErrors returns how many datagrams the kernel refused since the socket opened:
 // those Send could not hand over (ENOBUFS, ECONNREFUSED, EAGAIN past the write

@@ -204,8 +204,10 @@ func (c *Conn) initSys() error {
 	}
 	tx.fn = func(fd uintptr) bool {
 		for {
+			// MSG_DONTWAIT: never sleep here, even on a socket in blocking mode
+			// (Options.Blocking); the poller waits for room, or the deadline.
 			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&tx.hdrs[0])),
-				uintptr(tx.vlen), 0, 0, 0)
+				uintptr(tx.vlen), unix.MSG_DONTWAIT, 0, 0)
 			switch e {
 			case 0:
 				tx.n = int(r)
@@ -341,12 +343,15 @@ func (c *Conn) recvmmsg(vlen int) error {
 
 // readRx runs the receive callback on the first rx.vlen entries until it received
 // datagrams or failed. By default it parks in Go's poller until the socket is
-// readable; with busy polling it spins instead: one non-blocking recvmmsg per
+// readable; with Options.Blocking it sleeps in the kernel (recvBlocking); with busy polling it spins instead: one non-blocking recvmmsg per
 // RawConn.Read, which checks the read deadline and Close before each, and a
 // runtime.Gosched between tries, so other goroutines (the sender, on a small
 // machine) still run.
 func (c *Conn) readRx() error {
 	rx := &c.sys.rx
+	if c.blk.on {
+		return c.recvBlocking()
+	}
 	if !c.busyPoll {
 		return c.raw.Read(rx.fn)
 	}

@@ -66,11 +66,44 @@ func InCall(fn string, parked bool, done <-chan error, timeout time.Duration) er
 	return nil
 }
 
+// InSyscall waits until some goroutine's stack contains fn and that goroutine is in
+// a system call ("[syscall"): a receive asleep in the kernel, outside Go's poller
+// (udp and tcp's Options.Blocking). It returns as InCall does.
+func InSyscall(fn string, done <-chan error, timeout time.Duration) error {
+	buf := make([]byte, 1<<20)
+	var returned error
+	ok := Cond(timeout, func() bool {
+		select {
+		case err := <-done:
+			returned = fmt.Errorf("%s returned %v before it was seen in a system call", fn, err)
+			return true
+		default:
+		}
+		return seenState(buf, fn, "[syscall")
+	})
+	switch {
+	case returned != nil:
+		return returned
+	case !ok:
+		return fmt.Errorf("no goroutine in a system call in %s after %v", fn, timeout)
+	}
+	return nil
+}
+
 func seen(buf []byte, fn string, parked bool) bool {
+	if parked {
+		return seenState(buf, fn, "[IO wait")
+	}
+	return seenState(buf, fn, "")
+}
+
+// seenState reports whether a goroutine's stack contains fn while its state (the
+// head line, "goroutine 7 [IO wait]:") contains state.
+func seenState(buf []byte, fn, state string) bool {
 	n := runtime.Stack(buf, true)
 	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		head, _, _ := strings.Cut(g, "\n") // "goroutine 7 [IO wait]:"
-		if strings.Contains(g, fn) && (!parked || strings.Contains(head, "[IO wait")) {
+		head, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(g, fn) && strings.Contains(head, state) {
 			return true
 		}
 	}
