@@ -52,7 +52,26 @@ type Options struct {
 	// polls only devices with NAPI, not loopback: Conn.BusyPoll reports what was
 	// granted. Linux only; elsewhere Dial and Listen fail.
 	BusyPoll bool
+	// Blocking makes Recv sleep in the kernel instead of in Go's poller: the socket
+	// is put in blocking mode and Recv reads with a blocking read(2) on the calling
+	// goroutine's OS thread, which the peer's data wakes directly, saving the
+	// poller's wake-up and the scheduler's hand-over (about what sockperf's blocking
+	// recv costs). The thread stays blocked while Recv waits: use it for a few
+	// latency-bound connections (request/response), not for many. Read deadlines
+	// and Close work as without it: Close wakes a blocked Recv at once; a deadline is
+	// checked at least every 50 ms and honoured to the kernel's timer granularity (a
+	// jiffy, 1–10 ms). Send still goes through the net package: on a full send
+	// buffer it sleeps in write(2) at most 10 ms (SO_SNDTIMEO), then in the poller.
+	// Not with BusyPoll. Linux only; elsewhere it is ignored (RecvMode says so).
+	Blocking bool
 }
+
+// Receive modes, as RecvMode names them.
+const (
+	RecvPoller   = "poller"    // Recv parks in Go's network poller until the socket is readable
+	RecvBlocking = "blocking"  // Recv sleeps in a blocking read(2) (Options.Blocking)
+	RecvBusyPoll = "busy-poll" // Recv spins on non-blocking reads (Options.BusyPoll)
+)
 
 // resolve checks o and fills in its defaults.
 func (o Options) resolve() (Options, error) {
@@ -65,7 +84,10 @@ func (o Options) resolve() (Options, error) {
 		return o, fmt.Errorf("tcp: Options.MaxMessage: must be 0..%d bytes, got %d", uint64(maxFrameLen), o.MaxMessage)
 	case o.BusyPoll && !busyPollSupported:
 		return o, fmt.Errorf("tcp: Options.BusyPoll: %w on %s", errors.ErrUnsupported, runtime.GOOS)
+	case o.BusyPoll && o.Blocking:
+		return o, errors.New("tcp: Options.Blocking and Options.BusyPoll: choose one way for Recv to wait, got both")
 	}
+	o.Blocking = o.Blocking && blockingSupported
 	if o.MaxMessage == 0 {
 		o.MaxMessage = DefaultMaxMessage
 	}
@@ -88,6 +110,9 @@ type Conn struct {
 
 	busyPoll   bool // Options.BusyPoll: rd reads through a spinReader
 	busyPollUs int  // SO_BUSY_POLL as read back at open, µs; 0 = off or refused
+	// blk, with Options.Blocking, is what rd reads through: blocking read(2)s
+	// outside Go's poller (blocking_linux.go); nil otherwise.
+	blk *blockingReader
 }
 
 func newConn(c *net.TCPConn, o Options) *Conn {
@@ -106,6 +131,10 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 	} else {
 		cn.rd.vec = newVecReader(c) // reads the socket as c.Read does, two buffers at once
 	}
+	if o.Blocking {
+		cn.blk = newBlockingReader(c)
+		cn.rd.src = cn.blk
+	}
 	return cn
 }
 
@@ -113,7 +142,7 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 // *net.TCPConn (remote mode wraps its data connections to pace them). Socket options
 // (Options.RecvBuffer, SendBuffer, NoDelay) are refused unless c is a *net.TCPConn.
 // A wrapper that implements syscall.Conn (its socket's) still has BufferSizes,
-// SetBuffers and Info, and may ask for Options.BusyPoll: Recv then spins on the
+// SetBuffers and Info, and may ask for Options.BusyPoll or Blocking: Recv then spins, or sleeps, on the
 // socket itself, which is what the wrapper's Read would read (a wrapper that changes
 // what is read must not offer its socket); without BusyPoll, Recv reads the ends of
 // large messages from that socket with readv(2), as on a *net.TCPConn. Without syscall.Conn they return errors
@@ -139,7 +168,7 @@ func Frame(c net.Conn, o Options) (*Conn, error) {
 		return newConn(tc, o), nil
 	}
 	raw, _ := c.(syscall.Conn)
-	if o.RecvBuffer != 0 || o.SendBuffer != 0 || o.NoDelay || (o.BusyPoll && raw == nil) {
+	if o.RecvBuffer != 0 || o.SendBuffer != 0 || o.NoDelay || ((o.BusyPoll || o.Blocking) && raw == nil) {
 		return nil, fmt.Errorf("tcp: Frame: socket options need a *net.TCPConn, got %T: %w", c, errors.ErrUnsupported)
 	}
 	cn := &Conn{
@@ -155,6 +184,10 @@ func Frame(c net.Conn, o Options) (*Conn, error) {
 		cn.rd.src, cn.busyPoll = src, true
 	} else if raw != nil {
 		cn.rd.vec = newVecReader(raw) // the socket the wrapper's Read reads
+	}
+	if o.Blocking {
+		cn.blk = newBlockingReader(raw)
+		cn.rd.src = cn.blk
 	}
 	return cn, nil
 }
@@ -213,6 +246,9 @@ func (c *Conn) Recv(bufs [][]byte, sizes []int) (n int, err error) {
 
 // SetReadDeadline sets the deadline for Recv; see net.Conn.
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.blk != nil {
+		c.blk.setDeadline(t)
+	}
 	if err := c.nc.SetReadDeadline(t); err != nil {
 		return c.opError("set read deadline on", err)
 	}
@@ -230,6 +266,9 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // Close closes the connection. Blocked Send and Recv calls return errors wrapping
 // net.ErrClosed, as do later calls.
 func (c *Conn) Close() error {
+	if c.blk != nil {
+		c.blk.close()
+	}
 	if err := c.nc.Close(); err != nil {
 		return c.opError("close connection to", err)
 	}
@@ -288,6 +327,18 @@ func (c *Conn) SetBuffers(recv, send int) error {
 // as read back, in µs: 50 when the kernel granted the request, else what it kept
 // (net.core.busy_read, 0 by default).
 func (c *Conn) BusyPoll() (spin bool, kernelUs int) { return c.busyPoll, c.busyPollUs }
+
+// RecvMode names how Recv waits for data, as set at open: RecvBlocking
+// (Options.Blocking, on Linux), RecvBusyPoll (Options.BusyPoll) or RecvPoller.
+func (c *Conn) RecvMode() string {
+	switch {
+	case c.blk != nil:
+		return RecvBlocking
+	case c.busyPoll:
+		return RecvBusyPoll
+	}
+	return RecvPoller
+}
 
 // Info returns a snapshot of the kernel's TCP_INFO for the connection. On systems
 // other than Linux it returns an error wrapping errors.ErrUnsupported.
