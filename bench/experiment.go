@@ -1,13 +1,16 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -102,11 +105,63 @@ type runEnv struct {
 	far      Far           // where server halves run in remote mode; nil = in this process
 	farDone  *farFinishes  // the running cell's far halves, as they finished (openFar); set per cell by runCell
 	net      NetOptions    // the run's socket flags, for far ends (openFar)
+	rx       *rxModes      // how the cells' ends received, for env.sockets (one host); nil = not recorded
 
 	// onMeasured, when set (lab cells), is told where an experiment's measured phase
 	// starts (end false: after its warm-up) and ends (end true: after its drain), so
 	// that the link's figures cover that phase only. May be called concurrently.
 	onMeasured func(end bool)
+}
+
+// rxModes records, by transport, how the ends of the cells on this host received
+// (Sock.Rx): the mode of each end, by experiment.
+type rxModes struct {
+	mu sync.Mutex
+	by map[string]*Sock // by transport; guarded by mu
+}
+
+// note records that a cell of exp over transport tr received in client mode on the
+// client's end and server on the server's ("" = unknown, not recorded). Equal modes
+// are one; different ones read "client M, server M".
+func (r *rxModes) note(tr, exp, client, server string) {
+	if r == nil || (client == "" && server == "") {
+		return
+	}
+	mode := client
+	if client != server {
+		mode = fmt.Sprintf("client %s, server %s", cmp.Or(client, "unknown"), cmp.Or(server, "unknown"))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.by == nil {
+		r.by = make(map[string]*Sock)
+	}
+	sk := r.by[tr]
+	if sk == nil {
+		sk = &Sock{}
+		r.by[tr] = sk
+	}
+	if old, ok := sk.Rx[exp]; ok && old != mode {
+		mode = old + "; " + mode
+	}
+	if sk.Rx == nil {
+		sk.Rx = make(map[string]string)
+	}
+	sk.Rx[exp] = mode
+}
+
+// addTo writes what r recorded into socks' Rx, by transport.
+func (r *rxModes) addTo(socks map[string]Sock) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for tr, sk := range r.by {
+		s := socks[tr]
+		s.Rx = maps.Clone(sk.Rx)
+		socks[tr] = s
+	}
 }
 
 // markMeasured tells the runner that the measured phase starts (end false) or has
@@ -172,10 +227,11 @@ type server struct {
 	stopOnce sync.Once
 	stopErr  error // set by stop
 
-	mu      sync.Mutex             // guards conns, errs, sockets
+	mu      sync.Mutex             // guards conns, errs, sockets, rx
 	conns   map[Transport]struct{} // endpoints being served
 	errs    []error
-	sockets int // endpoints Accept returned
+	sockets int    // endpoints Accept returned
+	rx      string // how the first endpoint Accept returned receives (RecvModeOf); "" = none yet
 }
 
 // startServer listens on e.address and serves every accepted endpoint with serve.
@@ -198,6 +254,9 @@ func startServer(ctx context.Context, e *runEnv, nw Network, serve func(ctx cont
 			s.mu.Lock()
 			s.conns[t] = struct{}{}
 			s.sockets++
+			if s.rx == "" {
+				s.rx = RecvModeOf(t)
+			}
 			s.mu.Unlock()
 			s.wg.Add(1)
 			go func() {
@@ -228,6 +287,13 @@ func (s *server) acceptedCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sockets
+}
+
+// recvMode is how the server's first endpoint received ("" before one was accepted).
+func (s *server) recvMode() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rx
 }
 
 // endpoints returns the endpoints accepted so far.
@@ -263,8 +329,12 @@ func (s *server) shutdown() error {
 	return nil
 }
 
+// rxBlocking is RecvMode's name of a Recv that blocks in the kernel.
+const rxBlocking = "blocking"
+
 // startEchoServer starts the server of the request/response experiments: every
-// endpoint it accepts echoes what it receives.
+// endpoint it accepts echoes what it receives. The endpoints receive as nw's do:
+// pingpong passes a blocking Network (blockingNet).
 func startEchoServer(ctx context.Context, e *runEnv, nw Network, size int) (*server, error) {
 	return startServer(ctx, e, nw, func(ctx context.Context, t Transport) error {
 		return echo(ctx, t, e.batch, size)
@@ -305,7 +375,14 @@ func echo(ctx context.Context, t Transport, batch, size int) error {
 // replies go out in one Send. A datagram refusal (ICMP from a client that went) is
 // no error. It returns when ctx ends or t is closed (stopped false), or once a
 // handler stopped it (stopped true, the rest of that batch dropped unanswered).
+//
+// On an endpoint whose Recv blocks in the kernel (RecvMode "blocking") the loop runs
+// on a locked OS thread: the thread the reply wakes is the one that answers.
 func serveMessages(ctx context.Context, t Transport, batch, size int, handle func(msg []byte) (reply []byte, stop bool)) (stopped bool, err error) {
+	if RecvModeOf(t) == rxBlocking {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	batch = max(1, min(batch, (16<<10)/size))
 	bufs, sizes, out := makeBufs(batch, size), make([]int, batch), make([][]byte, batch)
 	for ctx.Err() == nil {

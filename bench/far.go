@@ -267,8 +267,11 @@ func (x *echoEnd) close(ctx context.Context) (sockets int, warns []string) {
 }
 
 // openEcho starts the server half of a request/response cell and opens the client's
-// endpoint to it. The caller must call close.
-func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration) (*echoEnd, error) {
+// endpoint to it. The caller must call close. With blocking (closed loop, whose one
+// goroutine sends and then waits), both ends in this process receive blocking
+// (blockingNet: a blocking recvmsg or read on a locked OS thread, unless
+// --busy-poll); each end's mode is recorded in e.rx.
+func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration, blocking bool) (*echoEnd, error) {
 	if e.far != nil {
 		fc, err := e.openFar(ctx, FarSpec{Experiment: ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur})
 		if err != nil {
@@ -291,6 +294,9 @@ func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Dur
 		}
 		return &echoEnd{t: ts[0], finish: finish}, nil
 	}
+	if blocking {
+		nw = blockingNet(nw)
+	}
 	srv, err := startEchoServer(ctx, e, nw, size)
 	if err != nil {
 		return nil, err
@@ -305,6 +311,7 @@ func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Dur
 		if err := srv.stop(); err != nil {
 			warns = append(warns, fmt.Sprintf("server: %v", err))
 		}
+		e.rx.note(nw.Name(), ExpPingPong, RecvModeOf(t), srv.recvMode())
 		return srv.sockets, warns, nil
 	}}, nil
 }

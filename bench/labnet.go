@@ -43,6 +43,14 @@ func (n labNetwork) Dial(ctx context.Context, address string) (Transport, error)
 	return t, err
 }
 
+// withBlocking keeps the request/response ends' blocking receives across the lab.
+func (n labNetwork) withBlocking() Network {
+	if b, ok := n.Network.(blockingOpener); ok {
+		return labNetwork{Network: b.withBlocking(), lab: n.lab}
+	}
+	return n
+}
+
 // withBuffers keeps the slow-receiver's small buffers working across the lab.
 func (n labNetwork) withBuffers(recv, send int) Network {
 	if o, ok := n.Network.(optionable); ok {

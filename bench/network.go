@@ -24,6 +24,8 @@ var (
 	_ RecvStamper = (*udp.Conn)(nil)
 	_ BusyPoller  = (*udp.Conn)(nil)
 	_ BusyPoller  = tcpConn{}
+	_ RecvModer   = (*udp.Conn)(nil)
+	_ RecvModer   = tcpConn{}
 )
 
 // NetOptions shape the sockets every transport opens.
@@ -189,6 +191,31 @@ func isOversize(err error) bool { return errors.Is(err, udp.ErrTruncated) }
 // isStreamBroken reports a frame too large to read: a byte stream cannot skip it, so
 // the connection is done.
 func isStreamBroken(err error) bool { return errors.Is(err, tcp.ErrMessageTooLarge) }
+
+// blockingOpener is a Network that can open endpoints whose Recv sleeps in the
+// kernel, on the caller's OS thread, outside Go's poller (tcp.Options.Blocking,
+// udp.Options.Blocking): the request/response experiments' ends, whose latency
+// the poller's wake-up would otherwise add to (the --busy-poll path stays as it is).
+type blockingOpener interface{ withBlocking() Network }
+
+func (n tcpNetwork) withBlocking() Network {
+	n.o.Blocking = !n.o.BusyPoll
+	return n
+}
+
+func (n udpNetwork) withBlocking() Network {
+	n.o.Blocking = !n.o.BusyPoll
+	return n
+}
+
+// blockingNet is nw opening blocking endpoints (blockingOpener), or nw as it is
+// when it cannot.
+func blockingNet(nw Network) Network {
+	if b, ok := nw.(blockingOpener); ok {
+		return b.withBlocking()
+	}
+	return nw
+}
 
 // optionable is a Network that can open the same transport with socket buffers of
 // other sizes: the slow-receiver experiment shrinks them so flow control shows

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"time"
 
@@ -23,12 +24,18 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 	if p.Count > 0 {
 		dur = 0 // unknown: the far end bounds it by its own limit
 	}
-	end, err := openEcho(ctx, e, nw, p.Size, e.warmup+dur)
+	end, err := openEcho(ctx, e, nw, p.Size, e.warmup+dur, true)
 	if err != nil {
 		return Metrics{}, nil, err
 	}
 	defer end.close(ctx)
 	t := end.t
+	if RecvModeOf(t) == rxBlocking {
+		// The reply wakes this thread in its blocking receive: keep the goroutine on
+		// it, from the warm-up to the last round trip.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	c, stopWatch, err := warmUp(ctx, e, t, p.Size)
 	defer stopWatch()
 	if err != nil {
@@ -270,7 +277,11 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 	window := time.Duration(float64(n) / rate * float64(time.Second))
 	ctx, cancel := context.WithTimeout(ctx, e.warmup+window+e.timeout+30*time.Second)
 	defer cancel()
-	end, err := openEcho(ctx, e, nw, p.Size, e.warmup+window+e.timeout)
+	// Both ends stay in Go's poller: the sender keeps the timetable on the
+	// goroutines' processors, and a receiver asleep in the kernel keeps its
+	// processor until the runtime's monitor takes it back (20 µs to 10 ms later):
+	// with GOMAXPROCS 1 (under taskset) that would delay the sends.
+	end, err := openEcho(ctx, e, nw, p.Size, e.warmup+window+e.timeout, false)
 	if err != nil {
 		return outcome{}, err
 	}

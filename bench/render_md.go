@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -267,6 +268,9 @@ func mdIntro(r *Report) string {
 	}
 	if e.Peer != nil && len(e.Peer.Sockets) > 0 {
 		s = append(s, "To the server's: "+socketsText(sockOrder(r, e.Peer.Sockets), e.Peer.Sockets)+".")
+		if rxKnown(e.Sockets) && !rxKnown(e.Peer.Sockets) {
+			s = append(s, "The server did not say how its receivers waited (an older tcpvsudp serve): its receive mode is unknown.")
+		}
 	}
 	if r.Tool != "" {
 		s = append(s, "Written by "+r.Tool+".")
@@ -289,6 +293,9 @@ func socketsText(order []string, socks map[string]Sock) string {
 		if k.BusyPoll {
 			sk += fmt.Sprintf(", busy-poll (SO_BUSY_POLL %d us granted)", k.BusyPollUs)
 		}
+		for _, x := range slices.Sorted(maps.Keys(k.Rx)) {
+			sk += fmt.Sprintf(", %s receives %s", x, k.Rx[x])
+		}
 		if k.SendCalls != nil && k.SentDatagrams != nil {
 			gso := "without GSO"
 			if k.GSO {
@@ -299,6 +306,16 @@ func socketsText(order []string, socks map[string]Sock) string {
 		out = append(out, sk)
 	}
 	return strings.Join(out, "; ")
+}
+
+// rxKnown reports whether some transport of socks says how its receivers waited.
+func rxKnown(socks map[string]Sock) bool {
+	for _, k := range socks {
+		if len(k.Rx) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // sockOrder lists the transports of socks (an Env's Sockets) in column order, then

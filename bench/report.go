@@ -104,6 +104,15 @@ type Sock struct {
 	// payload goes uncounted). Absent in reports that predate it, whose receivers
 	// checked payloads.
 	Verify string `json:"verify,omitempty"`
+	// Rx is how the end's receivers waited for data, by experiment (so far the
+	// request/response ones: "pingpong"): "blocking" (a blocking recvmsg/read on a
+	// locked OS thread, outside Go's poller; the default of closed-loop pingpong's
+	// client and of every echo server), "poller" (parked in Go's network poller until
+	// the socket is readable, then woken by the scheduler) or "busy-poll"
+	// (--busy-poll). On one host both ends are this process: a value of two modes
+	// says "client M, server M". Absent for a far end that did not say (an older
+	// server): its mode is unknown.
+	Rx map[string]string `json:"rx,omitempty"`
 
 	// Across hosts (remote mode) each end describes its own data-path endpoints:
 	// DataSockets counts those these figures cover, over the run; the buffers are

@@ -315,6 +315,9 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 	rep.Env.Link = Link{Kind: "loopback", Addr: address, MTU: loopbackMTU()}
 	e := &runEnv{epoch: started, run: newRunID(), seed: p.Seed, address: address,
 		warmup: p.warmup(), drain: p.drain(), timeout: p.Timeout, batch: p.Batch, verify: p.Verify, far: p.Far, net: p.Net}
+	if p.Far == nil {
+		e.rx = &rxModes{}
+	}
 	if p.Far != nil {
 		rep.Env.Link = p.Far.Link()
 	}
@@ -422,6 +425,9 @@ outer:
 		}
 		res.Warnings = append(res.Warnings, honesty(res, rep.Env.Link)...)
 		rep.Results = append(rep.Results, res)
+	}
+	if rep.Env.Sockets != nil {
+		e.rx.addTo(rep.Env.Sockets)
 	}
 	if p.Far != nil {
 		rep.Env.Peer = p.Far.PeerEnv()

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
+	"strings"
 )
 
 // What each end of a data path got of the run's socket flags (--rcvbuf, --sndbuf,
@@ -61,6 +63,35 @@ func SocketsOf(ts []Transport, batch int) Sock {
 	return s
 }
 
+// NoteRx records that the end's endpoints of experiment exp received in mode (a
+// RecvModer's name; "" records nothing). A second, different mode for the same
+// experiment joins the first ("blocking, poller").
+func (s *Sock) NoteRx(exp, mode string) {
+	if mode == "" {
+		return
+	}
+	if s.Rx == nil {
+		s.Rx = make(map[string]string)
+	}
+	switch old, ok := s.Rx[exp]; {
+	case !ok:
+		s.Rx[exp] = mode
+	case !slices.Contains(strings.Split(old, ", "), mode):
+		s.Rx[exp] = old + ", " + mode
+	}
+}
+
+// RecvModes is the receive mode of ts, one end's endpoints of a cell: the first
+// that says (RecvModer), or "" when none does.
+func RecvModes(ts []Transport) string {
+	for _, t := range ts {
+		if m := RecvModeOf(t); m != "" {
+			return m
+		}
+	}
+	return ""
+}
+
 // AddSends adds the send calls and datagrams of ts (SendCaller) to s; endpoints
 // that do not count them (TCP) add nothing.
 func (s *Sock) AddSends(ts []Transport) {
@@ -82,6 +113,7 @@ func (s *Sock) Merge(c Sock) {
 	if s.DataSockets == 0 {
 		*s = c
 		s.Refused = append([]string(nil), c.Refused...)
+		s.Rx = maps.Clone(c.Rx)
 		return
 	}
 	s.RecvBuffer, s.SendBuffer = minNonZero(s.RecvBuffer, c.RecvBuffer), minNonZero(s.SendBuffer, c.SendBuffer)
@@ -96,6 +128,11 @@ func (s *Sock) Merge(c Sock) {
 	for _, r := range c.Refused {
 		if !slices.Contains(s.Refused, r) {
 			s.Refused = append(s.Refused, r)
+		}
+	}
+	for _, exp := range slices.Sorted(maps.Keys(c.Rx)) {
+		for _, m := range strings.Split(c.Rx[exp], ", ") {
+			s.NoteRx(exp, m)
 		}
 	}
 }

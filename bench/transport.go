@@ -123,3 +123,18 @@ type RecvStamper interface {
 type BusyPoller interface {
 	BusyPoll() (spin bool, kernelUs int)
 }
+
+// RecvModer is a transport that names how its Recv waits for data: "blocking" (a
+// blocking read on the caller's OS thread, outside Go's poller), "poller" (parked
+// in Go's network poller) or "busy-poll" (spinning on non-blocking reads).
+type RecvModer interface {
+	RecvMode() string
+}
+
+// RecvModeOf is how t's Recv waits (RecvModer), or "" when t does not say.
+func RecvModeOf(t Transport) string {
+	if m, ok := t.(RecvModer); ok {
+		return m.RecvMode()
+	}
+	return ""
+}

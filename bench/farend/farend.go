@@ -127,16 +127,26 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 // bench's TCP transport frames them (busy polling as the test asked), UDP paths as
 // they are (each datagram one message, the token prefix handled below them; their
 // socket options are bench/remote's).
-func transports(d *remote.Data) ([]bench.Transport, error) {
+//
+// With blocking (a pingpong server half, unless the test asked for busy polling)
+// they receive blocking, outside Go's poller (tcp and udp Options.Blocking), as the
+// echo servers of one host do.
+func transports(d *remote.Data, blocking bool) ([]bench.Transport, error) {
+	blocking = blocking && !d.Request.Sockets.BusyPoll
 	var ts []bench.Transport
 	for _, c := range d.Conns {
-		fc, err := tcp.Frame(c, tcpOptions(d.Request))
+		o := tcpOptions(d.Request)
+		o.Blocking = blocking
+		fc, err := tcp.Frame(c, o)
 		if err != nil {
 			return nil, err
 		}
 		ts = append(ts, bench.FramedTCP(fc, c)) // TCP_INFO, buffer sizes and the byte stream under the pacing wrapper
 	}
 	for _, p := range d.Paths {
+		if blocking {
+			p.SetBlocking()
+		}
 		ts = append(ts, p)
 	}
 	if len(ts) == 0 {
@@ -206,6 +216,9 @@ func describe(req remote.TestRequest, ts []bench.Transport) bench.Sock {
 	s := bench.SocketsOf(ts, batchOf(req))
 	s.Verify = verifyOf(req).String()
 	s.Refused = bench.Refusals(netOptions(req.Sockets), req.Transport, s)
+	if x, ok := benchExperiment(req.Experiment); ok && bench.RequestResponse(x) {
+		s.NoteRx(x, bench.RecvModes(ts))
+	}
 	return s
 }
 
@@ -302,11 +315,12 @@ func measured(d *remote.Data, ts []bench.Transport, serve func() (bench.FarResul
 
 // serve is Serve for bench's far experiments.
 func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
-	ts, err := transports(d)
+	x, _ := benchExperiment(d.Request.Experiment)
+	ts, err := transports(d, x == bench.ExpPingPong)
 	if err != nil {
 		return remote.Results{Error: err.Error()}, err
 	}
-	if x, _ := benchExperiment(d.Request.Experiment); x == bench.ExpStream {
+	if x == bench.ExpStream {
 		spec, err := parseStreamParams(d.Request)
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
@@ -322,7 +336,6 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 			return bench.ServeStreamRx(ctx, spec, ts, clientPeer{d})
 		})
 	}
-	x, _ := benchExperiment(d.Request.Experiment)
 	if x == bench.ExpConnect || x == bench.ExpClients {
 		return measured(d, ts, func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == bench.ExpClients) })
 	}
@@ -552,7 +565,7 @@ func (b *bridge) Drive(ctx context.Context, d *remote.Data) (remote.Results, err
 	if c == nil {
 		return remote.Results{Error: "no cell waits for this test"}, errors.New("farend: a test nobody asked for")
 	}
-	ts, err := transports(d)
+	ts, err := transports(d, false) // this host's ends stay in the poller
 	if err != nil {
 		return remote.Results{Error: err.Error()}, err
 	}

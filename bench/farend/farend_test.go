@@ -74,6 +74,16 @@ func TestFarCells(t *testing.T) {
 	if rep.Env.Peer == nil || rep.Env.Peer.Kernel == "" || rep.Env.Peer.CPUs == 0 {
 		t.Errorf("peer env %+v, want the server host's", rep.Env.Peer)
 	}
+	// The server's pingpong ends receive blocking (outside Go's poller), this host's
+	// stay in the poller; each end says so, by transport.
+	for _, tr := range []string{"tcp", "udp"} {
+		if rep.Env.Peer == nil || rep.Env.Peer.Sockets[tr].Rx["pingpong"] != "blocking" {
+			t.Errorf("env.peer.sockets.%s.rx: %v, want pingpong blocking", tr, rep.Env.Peer.Sockets[tr].Rx)
+		}
+		if got := rep.Env.Sockets[tr].Rx["pingpong"]; got != "poller" {
+			t.Errorf("env.sockets.%s.rx.pingpong = %q, want poller", tr, got)
+		}
+	}
 	for _, r := range rep.Results {
 		m := r.Metrics
 		t.Logf("%s %s %d B: sent %d recv %d lost %d (socket drops %v) late %d send rate %.4g goodput %.4g, server sockets %d, warnings %q", r.Experiment, r.Transport, r.Params.Size,

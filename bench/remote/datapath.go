@@ -193,6 +193,9 @@ type UDPPath struct {
 	// transaction: setting up the batch would cost more than it saves).
 	single bool
 	opts   SocketOptions // the test's: batch, GSO and busy polling of the batched socket
+	// blocking: the batched socket receives blocking, outside Go's poller
+	// (udp.Options.Blocking); set by SetBlocking before the path is used.
+	blocking bool
 
 	// The unbatched path's sends (SendCalls): one datagram per system call.
 	sendCalls atomic.Uint64
@@ -237,7 +240,8 @@ func (p *UDPPath) batcher() *udp.Conn {
 			return
 		}
 		b := p.opts.batch()
-		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: b, NoGSO: p.opts.NoGSO, GRO: p.opts.GRO, BusyPoll: p.opts.BusyPoll})
+		bc, err := udp.FromConn(p.conn, net.UDPAddrFromAddrPort(p.peer), udp.Options{Batch: b, NoGSO: p.opts.NoGSO, GRO: p.opts.GRO, BusyPoll: p.opts.BusyPoll,
+			Blocking: p.blocking && !p.opts.BusyPoll})
 		if err != nil {
 			return
 		}
@@ -480,11 +484,42 @@ func (p *UDPPath) lost(err error) {
 	}
 }
 
+// SetBlocking asks for a batched socket whose Recv sleeps in the kernel, on the
+// caller's OS thread, outside Go's poller (udp.Options.Blocking): a request/response
+// server half's, whose reply latency the poller's wake-up would add to. Busy polling,
+// when the test asked for it, wins. Call it before the path is first used, from the
+// goroutine that hands it on; RecvMode says what the path got.
+func (p *UDPPath) SetBlocking() { p.blocking = true }
+
+// RecvMode names how Recv waits (udp.Conn.RecvMode of the batched socket), or
+// "poller" without one.
+func (p *UDPPath) RecvMode() string {
+	if bc := p.batcher(); bc != nil {
+		return bc.RecvMode()
+	}
+	return udp.RecvPoller
+}
+
 // SetReadDeadline bounds Recv.
-func (p *UDPPath) SetReadDeadline(t time.Time) error { return p.conn.SetReadDeadline(t) }
+func (p *UDPPath) SetReadDeadline(t time.Time) error {
+	if p.blocking {
+		if bc := p.batcher(); bc != nil {
+			return bc.SetReadDeadline(t) // a blocking Recv keeps its own deadline
+		}
+	}
+	return p.conn.SetReadDeadline(t)
+}
 
 // Close closes the socket; it unblocks Send and Recv.
-func (p *UDPPath) Close() error { return p.conn.Close() }
+func (p *UDPPath) Close() error {
+	if p.blocking {
+		p.batchOnce.Do(func() {}) // no batched socket made after this
+		if p.bc != nil {
+			return p.bc.Close() // wakes a Recv asleep in the kernel
+		}
+	}
+	return p.conn.Close()
+}
 
 // Peer is the validated address data goes to.
 func (p *UDPPath) Peer() netip.AddrPort { return p.peer }
