@@ -65,6 +65,14 @@
 // and asks for SO_BUSY_POLL: lower latency for a full CPU core per waiting Recv. See
 // Conn.BusyPoll for what the kernel granted.
 //
+// Options.Blocking gets most of that latency without the spin: the socket is put in
+// blocking mode and Recv sleeps in read(2) on the calling goroutine's OS thread,
+// outside Go's poller, so the peer's data wakes that thread directly instead of the
+// poller and then the scheduler. Close wakes a sleeping Recv at once (shutdown of the
+// receive side); each sleep is bounded by SO_RCVTIMEO, so the read deadline is
+// checked at least every 50 ms and honoured to the kernel's timer granularity. Send
+// stays the net package's. Conn.RecvMode names the mode a Conn got.
+//
 // There are no kernel receive timestamps per message: a byte stream's messages have no
 // arrival of their own (one segment carries many, one message spans several), so
 // callers time arrivals themselves, in user space.
@@ -73,5 +81,6 @@
 //
 // Linux is the reference. Elsewhere, buffer sizes are set after the handshake,
 // Conn.Info and Conn.BufferSizes return errors wrapping errors.ErrUnsupported, and
-// Options.BusyPoll fails Dial and Listen the same way.
+// Options.BusyPoll fails Dial and Listen the same way; Options.Blocking is ignored
+// (RecvMode says "poller").
 package tcp

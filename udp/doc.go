@@ -126,6 +126,18 @@
 // net.core.busy_read), and loopback has no NAPI queue, so there it changes nothing:
 // the spin in user space is what helps. BusyPoll reports both.
 //
+// # Blocking receives
+//
+// Options.Blocking gets most of busy polling's latency without the spin: the socket is
+// put in blocking mode and Recv calls a blocking recvmmsg (MSG_WAITFORONE: it sleeps
+// for the first datagram only, then takes what is queued, as the poller's path does)
+// on the calling goroutine's OS thread, outside Go's poller, so the datagram wakes
+// that thread directly instead of the poller and then the scheduler. Close wakes a
+// sleeping Recv at once (shutdown(SHUT_RD)); each sleep is bounded by SO_RCVTIMEO, so
+// the read deadline is checked at least every 50 ms and honoured to the kernel's
+// timer granularity. Send passes MSG_DONTWAIT and waits for room in the poller, as
+// without it. Counters, timestamps and GRO work the same. RecvMode names the mode.
+//
 // # Buffers
 //
 // Options.RecvBuffer and Options.SendBuffer set SO_RCVBUF and SO_SNDBUF at open.
