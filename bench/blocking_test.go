@@ -191,3 +191,22 @@ func TestSockRx(t *testing.T) {
 		t.Errorf("socketsText = %q, want it to say pingpong receives blocking", got)
 	}
 }
+
+// TestRenderRxUnknown: a far end that did not say how it received (an older server)
+// is reported unknown, beside this host's mode.
+func TestRenderRxUnknown(t *testing.T) {
+	r := &Report{Env: Env{
+		Sockets: map[string]Sock{"udp": {RecvBuffer: 1, SendBuffer: 1, Rx: map[string]string{"pingpong": "poller"}}},
+		Peer:    &Env{Sockets: map[string]Sock{"udp": {RecvBuffer: 1, SendBuffer: 1}}},
+	}}
+	got := mdIntro(r)
+	for _, want := range []string{"pingpong receives poller", "its receive mode is unknown"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("markdown intro %q: want it to say %q", got, want)
+		}
+	}
+	r.Env.Peer.Sockets["udp"] = Sock{RecvBuffer: 1, SendBuffer: 1, Rx: map[string]string{"pingpong": "blocking"}}
+	if got := mdIntro(r); strings.Contains(got, "unknown") || !strings.Contains(got, "pingpong receives blocking") {
+		t.Errorf("markdown intro %q: want the server's mode, not unknown", got)
+	}
+}
