@@ -10,7 +10,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -329,9 +328,6 @@ func (s *server) shutdown() error {
 	return nil
 }
 
-// rxBlocking is RecvMode's name of a Recv that blocks in the kernel.
-const rxBlocking = "blocking"
-
 // startEchoServer starts the server of the request/response experiments: every
 // endpoint it accepts echoes what it receives. The endpoints receive as nw's do:
 // pingpong passes a blocking Network (blockingNet).
@@ -375,14 +371,7 @@ func echo(ctx context.Context, t Transport, batch, size int) error {
 // replies go out in one Send. A datagram refusal (ICMP from a client that went) is
 // no error. It returns when ctx ends or t is closed (stopped false), or once a
 // handler stopped it (stopped true, the rest of that batch dropped unanswered).
-//
-// On an endpoint whose Recv blocks in the kernel (RecvMode "blocking") the loop runs
-// on a locked OS thread: the thread the reply wakes is the one that answers.
 func serveMessages(ctx context.Context, t Transport, batch, size int, handle func(msg []byte) (reply []byte, stop bool)) (stopped bool, err error) {
-	if RecvModeOf(t) == rxBlocking {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-	}
 	batch = max(1, min(batch, (16<<10)/size))
 	bufs, sizes, out := makeBufs(batch, size), make([]int, batch), make([][]byte, batch)
 	for ctx.Err() == nil {

@@ -269,7 +269,7 @@ func (x *echoEnd) close(ctx context.Context) (sockets int, warns []string) {
 // openEcho starts the server half of a request/response cell and opens the client's
 // endpoint to it. The caller must call close. With blocking (closed loop, whose one
 // goroutine sends and then waits), both ends in this process receive blocking
-// (blockingNet: a blocking recvmsg or read on a locked OS thread, unless
+// (blockingNet: a blocking recvmsg or read on the goroutine's OS thread, unless
 // --busy-poll); each end's mode is recorded in e.rx.
 func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration, blocking bool) (*echoEnd, error) {
 	if e.far != nil {

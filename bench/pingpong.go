@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 	"time"
 
@@ -30,12 +29,6 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 	}
 	defer end.close(ctx)
 	t := end.t
-	if RecvModeOf(t) == rxBlocking {
-		// The reply wakes this thread in its blocking receive: keep the goroutine on
-		// it, from the warm-up to the last round trip.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-	}
 	c, stopWatch, err := warmUp(ctx, e, t, p.Size)
 	defer stopWatch()
 	if err != nil {

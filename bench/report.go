@@ -106,7 +106,7 @@ type Sock struct {
 	Verify string `json:"verify,omitempty"`
 	// Rx is how the end's receivers waited for data, by experiment (so far the
 	// request/response ones: "pingpong"): "blocking" (a blocking recvmsg/read on a
-	// locked OS thread, outside Go's poller; the default of closed-loop pingpong's
+	// goroutine's OS thread, outside Go's poller; the default of closed-loop pingpong's
 	// client and of every echo server), "poller" (parked in Go's network poller until
 	// the socket is readable, then woken by the scheduler) or "busy-poll"
 	// (--busy-poll). On one host both ends are this process: a value of two modes

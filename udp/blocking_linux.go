@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -98,8 +99,15 @@ func (c *Conn) initBlocking(o Options) error {
 // rounded up to whole ms so that the option is set again only when it changes), and
 // the deadline and Close are checked after each. Close shuts the receive side
 // (shutdown(2)), which ends the sleep at once.
+//
+// It yields the processor first (runtime.Gosched): a thread asleep in a system call
+// keeps its processor (P) until the runtime's monitor takes it back, 20 µs to 10 ms
+// later, so a goroutine made runnable meanwhile (the peer's, woken by the message
+// just sent, with GOMAXPROCS 1) would wait that long. Yielding runs it first, on this
+// thread; with nothing runnable it costs a trip through the scheduler.
 func (c *Conn) recvBlocking() error {
 	b := &c.blk
+	runtime.Gosched()
 	for {
 		if b.closed.Load() {
 			return net.ErrClosed
