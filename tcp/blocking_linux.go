@@ -119,11 +119,13 @@ func (b *blockingReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	// Yield first: a thread asleep in a system call keeps its processor until the
-	// runtime's monitor takes it back (20 µs to 10 ms), so a goroutine made runnable
-	// meanwhile (the peer's, with GOMAXPROCS 1) would wait that long; this runs it
-	// first, on this thread (udp's recvBlocking says more).
-	runtime.Gosched()
+	// With GOMAXPROCS 1, yield first: a thread asleep in a system call keeps its
+	// processor until the runtime's monitor takes it back (20 µs to 10 ms), so a
+	// goroutine made runnable meanwhile (the peer's) would wait that long; this runs
+	// it first, on this thread (udp's recvBlocking says more).
+	if runtime.GOMAXPROCS(0) == 1 {
+		runtime.Gosched()
+	}
 	b.p = p
 	defer func() { b.p = nil }() // keep no reference to the caller's buffer
 	for {

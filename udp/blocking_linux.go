@@ -100,14 +100,17 @@ func (c *Conn) initBlocking(o Options) error {
 // the deadline and Close are checked after each. Close shuts the receive side
 // (shutdown(2)), which ends the sleep at once.
 //
-// It yields the processor first (runtime.Gosched): a thread asleep in a system call
-// keeps its processor (P) until the runtime's monitor takes it back, 20 µs to 10 ms
-// later, so a goroutine made runnable meanwhile (the peer's, woken by the message
-// just sent, with GOMAXPROCS 1) would wait that long. Yielding runs it first, on this
-// thread; with nothing runnable it costs a trip through the scheduler.
+// With GOMAXPROCS 1 it yields the processor first (runtime.Gosched): a thread asleep
+// in a system call keeps its processor (P) until the runtime's monitor takes it back,
+// 20 µs to 10 ms later, so a goroutine made runnable meanwhile (the peer's, woken by
+// the message just sent) would wait that long; yielding runs it first, on this
+// thread. With more processors another one runs it, and a yield would only wake an
+// idle one to look for work (a futex and, on a VM, an interprocessor interrupt).
 func (c *Conn) recvBlocking() error {
 	b := &c.blk
-	runtime.Gosched()
+	if runtime.GOMAXPROCS(0) == 1 {
+		runtime.Gosched()
+	}
 	for {
 		if b.closed.Load() {
 			return net.ErrClosed
