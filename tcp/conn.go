@@ -133,7 +133,9 @@ func newConn(c *net.TCPConn, o Options) *Conn {
 	}
 	if o.Blocking {
 		cn.blk = newBlockingReader(c)
-		cn.rd.src = cn.blk
+		// Every read goes through blk, one read(2) at a time: the vectored reader
+		// would wait in Go's poller, which a blocking socket must not.
+		cn.rd.src, cn.rd.vec = cn.blk, nil
 	}
 	return cn
 }
@@ -187,7 +189,7 @@ func Frame(c net.Conn, o Options) (*Conn, error) {
 	}
 	if o.Blocking {
 		cn.blk = newBlockingReader(raw)
-		cn.rd.src = cn.blk
+		cn.rd.src, cn.rd.vec = cn.blk, nil // as in newConn
 	}
 	return cn, nil
 }
