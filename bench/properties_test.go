@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,23 @@ func TestHonestyWarnings(t *testing.T) {
 				t.Fatalf("warnings %q, want %q", w, tc.want)
 			}
 		})
+	}
+}
+
+// TestAttachLab: the lab's rows replace or join the loopback table, except those the
+// loopback measured better (throughput and cost among them: the lab's streams are
+// paced to its link rate, so its "throughput" is that rate).
+func TestAttachLab(t *testing.T) {
+	r := &Report{Properties: []Property{{ID: "throughput", TCP: "loopback"}, {ID: "ordering", TCP: "loopback"}}}
+	l := &Report{Properties: []Property{{ID: "throughput", TCP: "lab"}, {ID: "cost", TCP: "lab"}, {ID: "ordering", Property: "ordering", TCP: "lab"},
+		{ID: "duplicates", Property: "duplicates", TCP: "lab"}}}
+	r.AttachLab(l)
+	var got []string
+	for _, p := range r.Properties {
+		got = append(got, p.ID+"="+p.TCP+" "+p.Property)
+	}
+	want := []string{"throughput=loopback ", "ordering=lab ordering (emulated link)", "duplicates=lab duplicates (emulated link)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q", got, want)
 	}
 }

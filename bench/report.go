@@ -46,7 +46,7 @@ func (r *Report) AttachLab(l *Report) {
 	}
 	for _, p := range l.Properties {
 		switch p.ID {
-		case "connection-setup", "per-client-socket", "rtt", "cost", "reliability", "flow-control":
+		case "connection-setup", "per-client-socket", "rtt", "throughput", "cost", "reliability", "flow-control":
 			continue // measured on loopback above; across the link they say the same, slower
 		}
 		p.Property += " (emulated link)"
