@@ -21,6 +21,18 @@ type SendCaller interface {
 	SendCalls() (calls, datagrams uint64)
 }
 
+// sendCalls sums the send system calls of ts and the datagrams they carried, over
+// those that count them (SendCaller: UDP); ok when any does.
+func sendCalls(ts []Transport) (calls, datagrams uint64, ok bool) {
+	for _, t := range ts {
+		if sc, is := t.(SendCaller); is {
+			c, d := sc.SendCalls()
+			calls, datagrams, ok = calls+c, datagrams+d, true
+		}
+	}
+	return calls, datagrams, ok
+}
+
 // batchSizer is a transport that says the most messages one of its calls moves.
 type batchSizer interface{ Batch() int }
 
@@ -95,12 +107,7 @@ func RecvModes(ts []Transport) string {
 // AddSends adds the send calls and datagrams of ts (SendCaller) to s; endpoints
 // that do not count them (TCP) add nothing.
 func (s *Sock) AddSends(ts []Transport) {
-	for _, t := range ts {
-		sc, ok := t.(SendCaller)
-		if !ok {
-			continue
-		}
-		calls, dgrams := sc.SendCalls()
+	if calls, dgrams, ok := sendCalls(ts); ok {
 		s.SendCalls = addU64(s.SendCalls, calls)
 		s.SentDatagrams = addU64(s.SentDatagrams, dgrams)
 	}

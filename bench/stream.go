@@ -188,18 +188,6 @@ func sentPerFlow(txs []*streamTx) []uint64 {
 	return sent
 }
 
-// sendCalls sums the send system calls of ts and the datagrams they carried, over
-// those that count them (SendCaller: UDP); ok when any does.
-func sendCalls(ts []Transport) (calls, datagrams uint64, ok bool) {
-	for _, t := range ts {
-		if sc, is := t.(SendCaller); is {
-			c, d := sc.SendCalls()
-			calls, datagrams, ok = calls+c, datagrams+d, true
-		}
-	}
-	return calls, datagrams, ok
-}
-
 // tcpLimits sums the TCP_INFO time-limited counters over the transports that can
 // report them; ok is false when none can.
 func tcpLimits(ts []Transport) (sum TCPInfo, ok bool) {

@@ -310,12 +310,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 		return p, err
 	}
 	if p.UDPIO, err = parseList("--udp-io", rf.udpIO); err != nil {
-		return p, err
-	}
-	for _, m := range p.UDPIO {
-		if m != bench.IOBatched && m != bench.IOTextbook {
-			return p, fmt.Errorf("--udp-io: want %s, %s or both, comma-separated, got %q", bench.IOBatched, bench.IOTextbook, originalItem(rf.udpIO, m))
-		}
+		return p, err // each mode is checked with the plan (Validate)
 	}
 	if p.RateBps, err = parseRate("--rate", rf.rate); err != nil {
 		return p, err

@@ -103,6 +103,8 @@ func TestUsageExitStatus(t *testing.T) {
 			want: []string{"takes no arguments", `"extra-arg"`, "see 'tcpvsudp --help'"}},
 		{name: "server address unclosed bracket", args: []string{"run", "--server", "[::1"},
 			want: []string{"--server", "HOST:PORT", `"[::1"`}},
+		{name: "udp-io unknown", args: append([]string{"run", "--udp-io", "batched,fast"}, cell...),
+			want: []string{"--udp-io", "batched, textbook or both", `"batched,fast"`}},
 		{name: "verify unknown", args: append([]string{"run", "--verify", "off"}, cell...),
 			want: []string{"--verify", "payload or header", `"off"`}},
 		{name: "verify empty", args: append([]string{"run", "--verify="}, cell...),
