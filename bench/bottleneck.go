@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // ExpBottleneck is the congestion-control experiment (lab only, a link with a rate).
@@ -107,7 +109,7 @@ func runBottleneck(ctx context.Context, e *runEnv, nw Network, p Params) (outcom
 		var err error
 		comp, err = streamCell(gctx, ce, cross, cp, fo)
 		if err != nil {
-			return fmt.Errorf("competitor (%s at %s): %w", cross.Name(), bps(cp.RateBps), err)
+			return fmt.Errorf("competitor (%s at %s): %w", cross.Name(), units.Bps(cp.RateBps), err)
 		}
 		return nil
 	})

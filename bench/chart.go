@@ -18,6 +18,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // This file draws a Report's charts as SVG files with gonum.org/v1/plot. Like the
@@ -311,12 +313,12 @@ func otherParams(p Params) string {
 		s += fmt.Sprintf(", %d streams", p.Streams)
 	}
 	if p.RateBps > 0 {
-		s += ", rate " + bps(p.RateBps)
+		s += ", rate " + units.Bps(p.RateBps)
 	}
 	if p.Count > 0 {
-		s += ", " + count(p.Count) + " msgs"
+		s += ", " + units.Count(p.Count) + " msgs"
 	} else if p.DurationS > 0 {
-		s += ", " + secs(p.DurationS)
+		s += ", " + units.Secs(p.DurationS)
 	}
 	return s
 }
@@ -571,7 +573,7 @@ func logTicks(label func(float64) string, dense float64, maxLabels int) plot.Tic
 		var out []plot.Tick
 		for k := int(math.Floor(math.Log10(lo))) - 1; k <= int(math.Ceil(math.Log10(hi)))+1; k++ {
 			for m := 1; m <= 9; m++ {
-				v := roundSig(float64(m)*math.Pow10(k), 6)
+				v := units.RoundSig(float64(m)*math.Pow10(k), 6)
 				if v < lo*(1-1e-9) || v > hi*(1+1e-9) {
 					continue
 				}
@@ -607,7 +609,7 @@ func floor125(x float64) float64 {
 	e := math.Pow10(int(math.Floor(math.Log10(x) + 1e-9)))
 	for _, m := range []float64{5, 2, 1} {
 		if m*e <= x*(1+1e-9) {
-			return roundSig(m*e, 6)
+			return units.RoundSig(m*e, 6)
 		}
 	}
 	return e
@@ -617,7 +619,7 @@ func ceil125(x float64) float64 {
 	e := math.Pow10(int(math.Floor(math.Log10(x) - 1e-9)))
 	for _, m := range []float64{1, 2, 5, 10} {
 		if m*e >= x*(1-1e-9) {
-			return roundSig(m*e, 6)
+			return units.RoundSig(m*e, 6)
 		}
 	}
 	return 10 * e
@@ -632,7 +634,7 @@ func niceCeil(x float64) float64 {
 	e := math.Pow10(int(math.Floor(math.Log10(x))))
 	for _, m := range []float64{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
 		if m*e >= x*(1-1e-9) {
-			return roundSig(m*e, 6)
+			return units.RoundSig(m*e, 6)
 		}
 	}
 	return 10 * e
@@ -641,9 +643,9 @@ func niceCeil(x float64) float64 {
 // Tick labels: shortest exact figures, units where the axis has none.
 func tickPlain(v float64) string {
 	if v >= 1000 {
-		return group(int64(math.Round(v)))
+		return units.Group(int64(math.Round(v)))
 	}
-	return strconv.FormatFloat(roundSig(v, 3), 'f', -1, 64)
+	return strconv.FormatFloat(units.RoundSig(v, 3), 'f', -1, 64)
 }
 
 // tickTail labels a "fraction slower" tick, naming the percentile it marks.
@@ -664,12 +666,12 @@ func tickTail(v float64) string {
 	return fmt.Sprintf("1e-%d", k)
 }
 
-func tickBps(v float64) string { return tickUnit(v, bpsUnits) }
-func tickSI(v float64) string  { return tickUnit(v, siUnits) }
+func tickBps(v float64) string { return tickUnit(v, units.BpsUnits) }
+func tickSI(v float64) string  { return tickUnit(v, units.SIUnits) }
 
-func tickUnit(v float64, units []unit) string {
-	u := pickUnit(v, units)
-	return strconv.FormatFloat(roundSig(v/u.div, 3), 'f', -1, 64) + u.suffix
+func tickUnit(v float64, scale []units.Unit) string {
+	u := units.PickUnit(v, scale)
+	return strconv.FormatFloat(units.RoundSig(v/u.Div, 3), 'f', -1, 64) + u.Suffix
 }
 
 // sizeLabel names a message size: "64 B", "1400 B", "8 KiB".

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // Properties turns the measured results into the properties table: each row a
@@ -283,16 +285,16 @@ func propThroughput(r *Report) (Property, bool) {
 	}
 	ev := map[string]any{"experiment": ExpStream, "size": t.Params.Size,
 		"tcp_goodput_bps": round3(t.Metrics.GoodputBps), "udp_goodput_bps": round3(u.Metrics.GoodputBps)}
-	udp := fmt.Sprintf("%s goodput (%s)", bps(u.Metrics.GoodputBps), udpBatchedLabel(r))
+	udp := fmt.Sprintf("%s goodput (%s)", units.Bps(u.Metrics.GoodputBps), udpBatchedLabel(r))
 	if ok3 && tb.Metrics.GoodputBps > 0 {
-		udp += fmt.Sprintf("; %s (%s)", bps(tb.Metrics.GoodputBps), textbookLabel)
+		udp += fmt.Sprintf("; %s (%s)", units.Bps(tb.Metrics.GoodputBps), textbookLabel)
 		ev["udp_textbook_goodput_bps"] = round3(tb.Metrics.GoodputBps)
 	}
 	return Property{
 		ID:       "throughput",
 		Property: "throughput",
 		Claim:    "what one unpaced stream delivers on this path (stream, largest size)" + offloadsClaim,
-		TCP:      fmt.Sprintf("%s goodput at %d-byte messages", bps(t.Metrics.GoodputBps), t.Params.Size),
+		TCP:      fmt.Sprintf("%s goodput at %d-byte messages", units.Bps(t.Metrics.GoodputBps), t.Params.Size),
 		UDP:      udp + fmt.Sprintf(" at %d-byte messages", u.Params.Size),
 		Evidence: ev,
 	}, true
@@ -359,7 +361,7 @@ func nsText(ns int64) string {
 }
 
 // g prints a count with thousands grouping, as the tables do.
-func g(n uint64) string { return group(int64(n)) }
+func g(n uint64) string { return units.Group(int64(n)) }
 
 // observed returns the observations of the first successful result of exp over
 // transport, or nil.
@@ -474,7 +476,7 @@ func propClose(r *Report) (Property, bool) {
 func slowText(o map[string]any, m Metrics) string {
 	reader, _ := obsNum(o, "reader_rate_bps")
 	steady, _ := obsNum(o, "send_rate_steady_bps")
-	t := fmt.Sprintf("reader at %s: sender settled at %s", bps(reader), bps(steady))
+	t := fmt.Sprintf("reader at %s: sender settled at %s", units.Bps(reader), units.Bps(steady))
 	if d, ok := obsNum(o, "rwnd_limited_ns"); ok && d > 0 {
 		t += fmt.Sprintf(", held by the receive window for %s", nsText(int64(d)))
 	}

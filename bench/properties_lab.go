@@ -1,6 +1,10 @@
 package bench
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
+)
 
 // The property rows of the lab experiments that measure more than counts: bottleneck
 // (congestion control) and hol (head-of-line blocking). Each row appears only when
@@ -14,11 +18,11 @@ func congestionText(o map[string]any) string {
 	sent, _ := obsNum(o, "alone_sent_msgs")
 	shared, _ := obsNum(o, "shared_share_of_link")
 	t := fmt.Sprintf("alone at 2x the %s link: %s of the link, %s of %s messages lost",
-		bps(link), pct(alone), g(uint64(lost)), g(uint64(sent)))
+		units.Bps(link), units.Pct(alone), g(uint64(lost)), g(uint64(sent)))
 	if r, ok := obsNum(o, "alone_retransmits"); ok {
 		t += fmt.Sprintf(" (%s retransmits)", g(uint64(r)))
 	}
-	t += fmt.Sprintf("; beside a UDP flow at the link rate: %s of the link", pct(shared))
+	t += fmt.Sprintf("; beside a UDP flow at the link rate: %s of the link", units.Pct(shared))
 	if j, ok := obsNum(o, "jain_fairness"); ok {
 		t += fmt.Sprintf(", Jain index %.2f", j)
 	}
@@ -68,10 +72,10 @@ func holText(o map[string]any) string {
 		t = "no message delivered"
 	}
 	if late, ok := obsNum(o, "late_fraction_over_2x_p50"); ok {
-		t += fmt.Sprintf("; %s later than twice the median", pct(late))
+		t += fmt.Sprintf("; %s later than twice the median", units.Pct(late))
 	}
 	if f, ok := obsNum(o, "delivered_fraction"); ok {
-		t += fmt.Sprintf("; delivered %s", pct(f))
+		t += fmt.Sprintf("; delivered %s", units.Pct(f))
 	}
 	return t
 }

@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // injectedSection sets what the emulated link did beside what each transport
@@ -23,13 +25,13 @@ func injectedSection(r *Report) (section, bool) {
 		f := in.Figures()
 		retr := "-"
 		if m.Retransmits != nil {
-			retr = group(int64(*m.Retransmits))
+			retr = units.Group(int64(*m.Retransmits))
 		}
 		t.rows = append(t.rows, []string{
 			res.Experiment, res.Transport, fmt.Sprintf("%d B", res.Params.Size),
-			group(int64(f.Dropped)), group(int64(f.Queue)), group(int64(f.Corrupted)), group(int64(f.Duplicated)),
-			group(int64(f.Reordered)), group(int64(f.BeforeLink)),
-			group(int64(m.LostMsgs)), group(int64(m.DupMsgs)), group(int64(m.ReorderedMsgs)), retr,
+			units.Group(int64(f.Dropped)), units.Group(int64(f.Queue)), units.Group(int64(f.Corrupted)), units.Group(int64(f.Duplicated)),
+			units.Group(int64(f.Reordered)), units.Group(int64(f.BeforeLink)),
+			units.Group(int64(m.LostMsgs)), units.Group(int64(m.DupMsgs)), units.Group(int64(m.ReorderedMsgs)), retr,
 		})
 	}
 	if len(t.rows) == 0 {

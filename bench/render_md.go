@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // RenderMarkdown writes r as a markdown report: what was run and how to reproduce it,
@@ -209,15 +211,15 @@ func mdIntro(r *Report) string {
 	ran := "Each cell ran"
 	switch {
 	case c.Count > 0:
-		ran = "Each cell sent " + count(c.Count) + " msgs per stream"
+		ran = "Each cell sent " + units.Count(c.Count) + " msgs per stream"
 	case c.DurationS > 0:
-		ran += " " + secs(c.DurationS)
+		ran += " " + units.Secs(c.DurationS)
 	}
 	if c.WarmupS > 0 {
-		ran += " after a " + secs(c.WarmupS) + " warm-up"
+		ran += " after a " + units.Secs(c.WarmupS) + " warm-up"
 	}
 	if c.DrainS > 0 {
-		ran += ", then drained " + secs(c.DrainS)
+		ran += ", then drained " + units.Secs(c.DrainS)
 	}
 	var cell []string
 	if len(c.Sizes) > 0 {
@@ -232,7 +234,7 @@ func mdIntro(r *Report) string {
 	}
 	cell = append(cell, rateLabel(c.RateBps))
 	if c.TimeoutS > 0 && slices.ContainsFunc(r.Results, func(res Result) bool { return RequestResponse(res.Experiment) }) {
-		cell = append(cell, "request timeout "+secs(c.TimeoutS))
+		cell = append(cell, "request timeout "+units.Secs(c.TimeoutS))
 	}
 	if c.Repeat > 0 {
 		cell = append(cell, fmt.Sprintf("repeat %d", c.Repeat))
@@ -254,7 +256,7 @@ func mdIntro(r *Report) string {
 		when = append(when, "Started "+c.Started)
 	}
 	if c.WallS > 0 {
-		when = append(when, "wall time "+secs(c.WallS))
+		when = append(when, "wall time "+units.Secs(c.WallS))
 	}
 	if len(when) > 0 {
 		s = append(s, strings.Join(when, ", ")+".")
@@ -286,7 +288,7 @@ func socketsText(order []string, socks map[string]Sock) string {
 	var out []string
 	for _, tr := range order {
 		k := socks[tr]
-		sk := fmt.Sprintf("%s receive %s B, send %s B", tr, group(int64(k.RecvBuffer)), group(int64(k.SendBuffer)))
+		sk := fmt.Sprintf("%s receive %s B, send %s B", tr, units.Group(int64(k.RecvBuffer)), units.Group(int64(k.SendBuffer)))
 		if k.RxTimestamps {
 			sk += ", kernel receive timestamps"
 		}
@@ -301,7 +303,7 @@ func socketsText(order []string, socks map[string]Sock) string {
 			if k.GSO {
 				gso = "with GSO"
 			}
-			sk += fmt.Sprintf(", %s datagrams sent in %s calls (batch %d, %s)", group(int64(*k.SentDatagrams)), group(int64(*k.SendCalls)), k.Batch, gso)
+			sk += fmt.Sprintf(", %s datagrams sent in %s calls (batch %d, %s)", units.Group(int64(*k.SentDatagrams)), units.Group(int64(*k.SendCalls)), k.Batch, gso)
 		}
 		out = append(out, sk)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // This file renders a Report as terminal tables, and holds the table model both
@@ -136,9 +138,9 @@ func archSuffix(arch string) string {
 func runLength(c Config) string {
 	switch {
 	case c.Count > 0:
-		return count(c.Count) + " msgs per stream"
+		return units.Count(c.Count) + " msgs per stream"
 	case c.DurationS > 0:
-		return secs(c.DurationS) + " per cell"
+		return units.Secs(c.DurationS) + " per cell"
 	}
 	return ""
 }
@@ -283,7 +285,7 @@ func paramsLabel(p Params) string {
 		parts = append(parts, fmt.Sprintf("%d streams", p.Streams))
 	}
 	if p.RateBps > 0 {
-		parts = append(parts, "rate "+bps(p.RateBps))
+		parts = append(parts, "rate "+units.Bps(p.RateBps))
 	}
 	if directionKey(p) > 0 {
 		parts = append(parts, direction(p))
@@ -401,8 +403,8 @@ var params = []param{
 	{"size", func(p Params) string { return fmt.Sprintf("%d B", p.Size) }, func(p Params) float64 { return float64(p.Size) }},
 	{"streams", func(p Params) string { return strconv.Itoa(p.Streams) }, func(p Params) float64 { return float64(p.Streams) }},
 	{"rate", func(p Params) string { return rateLabel(p.RateBps) }, func(p Params) float64 { return p.RateBps }},
-	{"duration", func(p Params) string { return secs(p.DurationS) }, func(p Params) float64 { return p.DurationS }},
-	{"count", func(p Params) string { return count(p.Count) }, func(p Params) float64 { return float64(p.Count) }},
+	{"duration", func(p Params) string { return units.Secs(p.DurationS) }, func(p Params) float64 { return p.DurationS }},
+	{"count", func(p Params) string { return units.Count(p.Count) }, func(p Params) float64 { return float64(p.Count) }},
 	{"direction", direction, func(p Params) float64 { return float64(directionKey(p)) }},
 	{"UDP I/O", udpIO, func(p Params) float64 { return float64(len(p.IO)) }},
 }
@@ -446,7 +448,7 @@ func rateLabel(v float64) string {
 	if v == 0 {
 		return "unpaced"
 	}
-	return bps(v)
+	return units.Bps(v)
 }
 
 // labelParams splits the parameters into those that label rows (size always, the
@@ -482,11 +484,11 @@ func labelParams(exp string, cells []*paramRow) (cols []param, fixed string) {
 			desc = append(desc, rateLabel(p.RateBps))
 		case "duration":
 			if p.DurationS > 0 && p.Count == 0 {
-				desc = append(desc, secs(p.DurationS)+" per cell")
+				desc = append(desc, units.Secs(p.DurationS)+" per cell")
 			}
 		case "count":
 			if p.Count > 0 {
-				desc = append(desc, count(p.Count)+" msgs per stream")
+				desc = append(desc, units.Count(p.Count)+" msgs per stream")
 			}
 		case "direction":
 			if d := directionText(p); d != "" {
@@ -505,10 +507,15 @@ type figure struct {
 	cell  func(m *Metrics) (string, bool) // false: not measured
 }
 
-func ciBps(iv Interval, runs int) string   { return interval(iv, runs, bpsUnits, true) }
-func ciDur(iv Interval, runs int) string   { return interval(iv, runs, durUnits, true) }
-func ciSI(iv Interval, runs int) string    { return interval(iv, runs, siUnits, false) }
-func ciCount(iv Interval, runs int) string { return interval(iv, runs, siUnits, true) }
+// interval formats iv, a median from runs runs, in one unit of scale.
+func interval(iv Interval, runs int, scale []units.Unit, intBase bool) string {
+	return units.IntervalOf(iv.Median, iv.Lo, iv.Hi, iv.Confidence, runs, scale, intBase)
+}
+
+func ciBps(iv Interval, runs int) string   { return interval(iv, runs, units.BpsUnits, true) }
+func ciDur(iv Interval, runs int) string   { return interval(iv, runs, units.DurUnits, true) }
+func ciSI(iv Interval, runs int) string    { return interval(iv, runs, units.SIUnits, false) }
+func ciCount(iv Interval, runs int) string { return interval(iv, runs, units.SIUnits, true) }
 
 func always(s string) (string, bool) { return s, true }
 
@@ -517,7 +524,7 @@ func optCount(v *uint64) (string, bool) {
 	if v == nil {
 		return "-", false
 	}
-	return count(*v), true
+	return units.Count(*v), true
 }
 
 // percentile formats one RTT percentile; a nil one had too few samples (PITFALLS 10).
@@ -528,9 +535,9 @@ func percentile(pick func(*LatencyStats) *int64) func(m *Metrics) (string, bool)
 		}
 		v := pick(m.RTT)
 		if v == nil {
-			return fmt.Sprintf("n/a (%s samples)", count(m.RTT.Samples)), true
+			return fmt.Sprintf("n/a (%s samples)", units.Count(m.RTT.Samples)), true
 		}
-		return dur(float64(*v)), true
+		return units.Dur(float64(*v)), true
 	}
 }
 
@@ -541,40 +548,40 @@ func rttMax(m *Metrics) (string, bool) {
 	if m.RTT.Samples == 0 {
 		return "n/a (0 samples)", true
 	}
-	return dur(float64(m.RTT.Max)), true
+	return units.Dur(float64(m.RTT.Max)), true
 }
 
 // unanswered formats the requests of a request/response cell that had no reply
 // within the timeout, of those sent: never "lost", since a TCP request is never lost
 // and a UDP one may only be late.
 func unanswered(m *Metrics) (string, bool) {
-	return countOf(m.Timeouts, m.SentMsgs), true
+	return units.CountOf(m.Timeouts, m.SentMsgs), true
 }
 
 var (
 	streamRate = []figure{
-		{"goodput", "goodput_bps", ciBps, func(m *Metrics) (string, bool) { return always(bps(m.GoodputBps)) }},
-		{"msgs/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(si(m.MsgsPerS)) }},
-		{"sender rate", "send_rate_bps", ciBps, func(m *Metrics) (string, bool) { return always(bps(m.SendRateBps)) }},
+		{"goodput", "goodput_bps", ciBps, func(m *Metrics) (string, bool) { return always(units.Bps(m.GoodputBps)) }},
+		{"msgs/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(units.SI(m.MsgsPerS)) }},
+		{"sender rate", "send_rate_bps", ciBps, func(m *Metrics) (string, bool) { return always(units.Bps(m.SendRateBps)) }},
 		{"CPU s/GB", "cpu_s_per_gb", ciNum, func(m *Metrics) (string, bool) {
 			if m.CPUSecPerGB == nil {
 				return "-", false
 			}
-			return num(*m.CPUSecPerGB), true
+			return units.Num(*m.CPUSecPerGB), true
 		}},
 	}
 	streamDelivery = []figure{
-		{"lost", "lost_msgs", ciCount, func(m *Metrics) (string, bool) { return always(countOf(m.LostMsgs, m.SentMsgs)) }},
-		{"reordered", "", nil, func(m *Metrics) (string, bool) { return always(count(m.ReorderedMsgs)) }},
-		{"duplicates", "", nil, func(m *Metrics) (string, bool) { return always(count(m.DupMsgs)) }},
+		{"lost", "lost_msgs", ciCount, func(m *Metrics) (string, bool) { return always(units.CountOf(m.LostMsgs, m.SentMsgs)) }},
+		{"reordered", "", nil, func(m *Metrics) (string, bool) { return always(units.Count(m.ReorderedMsgs)) }},
+		{"duplicates", "", nil, func(m *Metrics) (string, bool) { return always(units.Count(m.DupMsgs)) }},
 		{"retransmits", "", nil, func(m *Metrics) (string, bool) { return optCount(m.Retransmits) }},
 		{"socket drops", "", nil, func(m *Metrics) (string, bool) { return optCount(m.DropsSocket) }},
-		{"sender drops", "", nil, func(m *Metrics) (string, bool) { return always(count(m.DropsSender)) }},
+		{"sender drops", "", nil, func(m *Metrics) (string, bool) { return always(units.Count(m.DropsSender)) }},
 		{"jitter", "jitter_ns", ciDur, func(m *Metrics) (string, bool) {
 			if m.JitterNs == nil {
 				return "-", false
 			}
-			return dur(*m.JitterNs), true
+			return units.Dur(*m.JitterNs), true
 		}},
 	}
 	pingpongFigures = []figure{
@@ -583,7 +590,7 @@ var (
 		{"RTT p99", "rtt_p99_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P99 })},
 		{"RTT p99.9", "rtt_p999_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P999 })},
 		{"RTT max", "rtt_max_ns", ciDur, rttMax},
-		{"round trips/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(si(m.MsgsPerS)) }},
+		{"round trips/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(units.SI(m.MsgsPerS)) }},
 		{"CPU", "", nil, cpuCores},
 		{"unanswered", "", nil, unanswered},
 	}
@@ -591,14 +598,14 @@ var (
 		{"answer p50", "rtt_p50_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P50 })},
 		{"answer p99", "rtt_p99_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P99 })},
 		{"answer max", "rtt_max_ns", ciDur, rttMax},
-		{"transactions/s", "transactions_per_s", ciSI, func(m *Metrics) (string, bool) { return always(si(m.TransPerS)) }},
+		{"transactions/s", "transactions_per_s", ciSI, func(m *Metrics) (string, bool) { return always(units.SI(m.TransPerS)) }},
 		{"unanswered", "", nil, unanswered},
-		{"server sockets", "", nil, func(m *Metrics) (string, bool) { return always(count(uint64(max(m.ServerSockets, 0)))) }},
+		{"server sockets", "", nil, func(m *Metrics) (string, bool) { return always(units.Count(uint64(max(m.ServerSockets, 0)))) }},
 	}
 )
 
 func ciNum(iv Interval, runs int) string {
-	return interval(iv, runs, []unit{{1, ""}}, false)
+	return interval(iv, runs, []units.Unit{{Div: 1}}, false)
 }
 
 // alsoKeys are counters the experiment tables do not show; when non-zero they are
@@ -725,7 +732,7 @@ func answerText(trs []string) string {
 
 func drainText(r *Report) string {
 	if r.Config.DrainS > 0 {
-		return "a " + secs(r.Config.DrainS) + " drain"
+		return "a " + units.Secs(r.Config.DrainS) + " drain"
 	}
 	return "the drain"
 }
@@ -795,7 +802,7 @@ func jitterClockText(cells []*paramRow, trs []string) string {
 		case kernel > 0 && kernel >= all:
 			parts = append(parts, tr+" from kernel receive timestamps (SO_TIMESTAMPNS)")
 		case kernel > 0:
-			parts = append(parts, fmt.Sprintf("%s from kernel receive timestamps for %s of %s messages, the rest read in user space", tr, count(kernel), count(all)))
+			parts = append(parts, fmt.Sprintf("%s from kernel receive timestamps for %s of %s messages, the rest read in user space", tr, units.Count(kernel), units.Count(all)))
 		case tr == "tcp":
 			parts = append(parts, "tcp read in user space when each receive call returned (a byte stream has no per-message arrival)")
 		default:
@@ -813,7 +820,7 @@ func jitterClockText(cells []*paramRow, trs []string) string {
 func timeoutText(r *Report, trs []string) string {
 	within := "within the timeout"
 	if r.Config.TimeoutS > 0 {
-		within = "within " + secs(r.Config.TimeoutS)
+		within = "within " + units.Secs(r.Config.TimeoutS)
 	}
 	s := " Unanswered = requests with no reply " + within + " (the client moves on)"
 	if slices.Contains(trs, "udp") {
@@ -1149,24 +1156,24 @@ func formatByKey(key string, v float64) string {
 	}
 	switch {
 	case strings.HasSuffix(key, "_per_s"):
-		return si(v) + "/s"
+		return units.SI(v) + "/s"
 	case strings.HasSuffix(key, "_per_gb"):
-		return num(v)
+		return units.Num(v)
 	case strings.HasSuffix(key, "_bps"):
-		return bps(v)
+		return units.Bps(v)
 	case strings.HasSuffix(key, "_bytes"):
-		return byteSize(v)
+		return units.ByteSize(v)
 	case strings.HasSuffix(key, "_ns") || strings.Contains(key, "_ns."):
 		if strings.HasSuffix(key, ".samples") {
-			return count(uint64(v))
+			return units.Count(uint64(v))
 		}
-		return dur(v)
+		return units.Dur(v)
 	case strings.HasSuffix(key, "_s"):
-		return secs(v)
+		return units.Secs(v)
 	case v >= 0 && v == float64(uint64(v)):
-		return count(uint64(v))
+		return units.Count(uint64(v))
 	}
-	return num(v)
+	return units.Num(v)
 }
 
 // hasObserved says whether any result of the rows carries observations.
@@ -1225,7 +1232,7 @@ func observedParams(exp string, cells []*paramRow) (cols []param, fixed string) 
 			}
 		case "rate":
 			if p.RateBps > 0 {
-				desc = append(desc, "rate "+bps(p.RateBps))
+				desc = append(desc, "rate "+units.Bps(p.RateBps))
 			}
 		case "clients":
 			if p.Clients > 0 {
@@ -1237,7 +1244,7 @@ func observedParams(exp string, cells []*paramRow) (cols []param, fixed string) 
 			}
 		case "reader rate":
 			if p.ReaderBps > 0 {
-				desc = append(desc, "reader at "+bps(p.ReaderBps))
+				desc = append(desc, "reader at "+units.Bps(p.ReaderBps))
 			}
 		case "direction":
 			if d := directionText(p); d != "" {
@@ -1408,7 +1415,7 @@ func observedItem(key string, v any) string {
 		parts := make([]string, len(keys))
 		for i, k := range keys {
 			unitKey := key // an inner key with a unit of its own formats by it
-			if formatByKey(k, 1.5) != num(1.5) {
+			if formatByKey(k, 1.5) != units.Num(1.5) {
 				unitKey = k
 			}
 			parts[i] = k + "=" + observedItem(unitKey, x[k])

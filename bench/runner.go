@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // Plan is what one run measures: every experiment, for every size, over every
@@ -577,9 +578,9 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 func interrupted(ctx context.Context, d time.Duration, err error) error {
 	cause := context.Cause(ctx)
 	if err == nil || errors.Is(err, ctx.Err()) || errors.Is(err, cause) || errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("interrupted (%w) after %s, before the cell finished", cause, secs(d.Seconds()))
+		return fmt.Errorf("interrupted (%w) after %s, before the cell finished", cause, units.Secs(d.Seconds()))
 	}
-	return fmt.Errorf("interrupted (%w) after %s, before the cell finished: %w", cause, secs(d.Seconds()), err)
+	return fmt.Errorf("interrupted (%w) after %s, before the cell finished: %w", cause, units.Secs(d.Seconds()), err)
 }
 
 // runWarnings are caveats that hold for the whole run.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
 )
@@ -307,7 +308,7 @@ func measured(d *remote.Data, ts []bench.Transport, serve func() (bench.FarResul
 	fr.Sockets = &sk
 	if rate, capped, held := d.Paced(); capped && held >= heldNotable {
 		fr.Warnings = append(fr.Warnings, fmt.Sprintf("the server's --max-rate (%s) held its sending back for %v, summed over its senders: what it sent shows that cap, not the path (serve with a higher --max-rate to go past it)",
-			bench.FormatBps(rate), held.Round(time.Microsecond)))
+			units.Bps(rate), held.Round(time.Microsecond)))
 		fr.RateCapHeldNs = int64(held)
 	}
 	return results(fr, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // progress shows where a run is on stderr: a bar when stderr is a terminal, one
@@ -95,7 +96,7 @@ func summary(r *bench.Result) string {
 		if m.SentMsgs > 0 {
 			lost = 100 * float64(m.LostMsgs) / float64(m.SentMsgs)
 		}
-		return fmt.Sprintf("goodput %s (receiver), sent %d, lost %d (%.2f%%)", bench.FormatBps(m.GoodputBps), m.SentMsgs, m.LostMsgs, lost)
+		return fmt.Sprintf("goodput %s (receiver), sent %d, lost %d (%.2f%%)", units.Bps(m.GoodputBps), m.SentMsgs, m.LostMsgs, lost)
 	case r.Experiment == bench.ExpRefused:
 		return refusedSummary(r.Observed)
 	case r.Experiment == bench.ExpClose:
@@ -103,7 +104,7 @@ func summary(r *bench.Result) string {
 	case bench.RequestResponse(r.Experiment):
 		p50 := "n/a"
 		if m.RTT != nil && m.RTT.P50 != nil {
-			p50 = bench.FormatNs(float64(*m.RTT.P50))
+			p50 = units.Dur(float64(*m.RTT.P50))
 		}
 		what := "RTT"
 		if r.Experiment == bench.ExpConnect {
@@ -162,16 +163,16 @@ func closeSummary(o map[string]any) string {
 func obsDur(o map[string]any, key string) string {
 	switch v := o[key].(type) {
 	case int64:
-		return bench.FormatNs(float64(v))
+		return units.Dur(float64(v))
 	case int:
-		return bench.FormatNs(float64(v))
+		return units.Dur(float64(v))
 	case uint64:
-		return bench.FormatNs(float64(v))
+		return units.Dur(float64(v))
 	case float64:
-		return bench.FormatNs(v)
+		return units.Dur(v)
 	case json.Number:
 		if f, err := v.Float64(); err == nil {
-			return bench.FormatNs(f)
+			return units.Dur(f)
 		}
 	}
 	return "?"

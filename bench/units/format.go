@@ -1,4 +1,8 @@
-package bench
+// Package units formats figures for people: three significant digits, plain ASCII,
+// bits/s in decimal SI, durations from nanoseconds, sizes in binary units. Small
+// pure functions shared by the renderers, the property phrases and the progress
+// lines.
+package units
 
 import (
 	"fmt"
@@ -7,27 +11,25 @@ import (
 	"strings"
 )
 
-// Unit formatting for the renderers: small pure functions, plain ASCII, three
-// significant digits. Bits/s are decimal SI (PITFALLS.md 12 asks for labelled,
-// comparable figures); durations come in nanoseconds.
+// PITFALLS.md 12 asks for labelled, comparable figures.
 
-// unit is one step of a scale: values are divided by div and suffixed with suffix
+// A Unit is one step of a scale: values are divided by Div and suffixed with Suffix
 // (which starts with a space for a unit name, not for an SI prefix: "1.23M").
-type unit struct {
-	div    float64
-	suffix string
+type Unit struct {
+	Div    float64
+	Suffix string
 }
 
 var (
-	bpsUnits = []unit{{1, " bit/s"}, {1e3, " kbit/s"}, {1e6, " Mbit/s"}, {1e9, " Gbit/s"}, {1e12, " Tbit/s"}}
-	durUnits = []unit{{1, " ns"}, {1e3, " us"}, {1e6, " ms"}, {1e9, " s"}}
-	siUnits  = []unit{{1, ""}, {1e3, "k"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}}
+	BpsUnits = []Unit{{1, " bit/s"}, {1e3, " kbit/s"}, {1e6, " Mbit/s"}, {1e9, " Gbit/s"}, {1e12, " Tbit/s"}}
+	DurUnits = []Unit{{1, " ns"}, {1e3, " us"}, {1e6, " ms"}, {1e9, " s"}}
+	SIUnits  = []Unit{{1, ""}, {1e3, "k"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}}
 	// byteUnits are binary: sizes of buffers and messages.
-	byteUnits = []unit{{1, " B"}, {1 << 10, " KiB"}, {1 << 20, " MiB"}, {1 << 30, " GiB"}, {1 << 40, " TiB"}}
+	byteUnits = []Unit{{1, " B"}, {1 << 10, " KiB"}, {1 << 20, " MiB"}, {1 << 30, " GiB"}, {1 << 40, " TiB"}}
 )
 
 // roundSig rounds x to n significant digits.
-func roundSig(x float64, n int) float64 {
+func RoundSig(x float64, n int) float64 {
 	if x == 0 || math.IsInf(x, 0) || math.IsNaN(x) {
 		return x
 	}
@@ -37,9 +39,9 @@ func roundSig(x float64, n int) float64 {
 
 // pickUnit returns the largest unit in which ref reads at least 1 once rounded to
 // three significant digits, so 999.6 Mbit/s reads 1.00 Gbit/s, never 1000 Mbit/s.
-func pickUnit(ref float64, units []unit) unit {
+func PickUnit(ref float64, units []Unit) Unit {
 	for i := len(units) - 1; i > 0; i-- {
-		if math.Abs(roundSig(ref/units[i].div, 3)) >= 1 {
+		if math.Abs(RoundSig(ref/units[i].Div, 3)) >= 1 {
 			return units[i]
 		}
 	}
@@ -48,7 +50,7 @@ func pickUnit(ref float64, units []unit) unit {
 
 // decimals is how many decimals show three significant digits of x (0 at or above 100).
 func decimals(x float64) int {
-	r := math.Abs(roundSig(x, 3))
+	r := math.Abs(RoundSig(x, 3))
 	switch {
 	case r == 0 || r >= 100:
 		return 0
@@ -62,43 +64,43 @@ func decimals(x float64) int {
 }
 
 // scaled formats v in unit u with d decimals and no unit name.
-func scaled(v float64, u unit, d int) string {
-	return strconv.FormatFloat(v/u.div, 'f', d, 64)
+func scaled(v float64, u Unit, d int) string {
+	return strconv.FormatFloat(v/u.Div, 'f', d, 64)
 }
 
 // format3 formats v with three significant digits in the unit that suits it. In the
 // base unit of an integer scale (ns, bit/s) it prints no decimals.
-func format3(v float64, units []unit, intBase bool) string {
+func format3(v float64, units []Unit, intBase bool) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
 	}
-	u := pickUnit(v, units)
-	d := decimals(v / u.div)
-	if intBase && u.div == 1 {
+	u := PickUnit(v, units)
+	d := decimals(v / u.Div)
+	if intBase && u.Div == 1 {
 		d = 0
 	}
-	return scaled(v, u, d) + u.suffix
+	return scaled(v, u, d) + u.Suffix
 }
 
 // bps formats bits per second in decimal SI: "941 Mbit/s", "1.23 Gbit/s", "512 kbit/s".
-func bps(v float64) string { return format3(v, bpsUnits, true) }
+func Bps(v float64) string { return format3(v, BpsUnits, true) }
 
 // dur formats a duration given in nanoseconds: "850 ns", "12.3 us", "1.20 ms", "2.00 s".
-func dur(ns float64) string { return format3(ns, durUnits, true) }
+func Dur(ns float64) string { return format3(ns, DurUnits, true) }
 
 // secs formats a duration given in seconds, like dur.
-func secs(s float64) string { return dur(s * 1e9) }
+func Secs(s float64) string { return Dur(s * 1e9) }
 
 // si formats a rate or other real number with an SI prefix: "950", "12.5", "812k", "1.23M".
-func si(v float64) string { return format3(v, siUnits, false) }
+func SI(v float64) string { return format3(v, SIUnits, false) }
 
 // num formats a plain real number with three significant digits ("0.912", "12.3", "4521").
-func num(v float64) string {
+func Num(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
 	}
 	if math.Abs(v) >= 1000 {
-		return group(int64(math.Round(v)))
+		return Group(int64(math.Round(v)))
 	}
 	return strconv.FormatFloat(v, 'f', decimals(v), 64)
 }
@@ -106,31 +108,31 @@ func num(v float64) string {
 // byteSize formats a size in bytes in binary units: exact with grouping below 1 MiB
 // unless a whole number of KiB ("65,507 B", "64 KiB"), three significant digits
 // above ("1.50 MiB", "1.63 GiB") and for fractions ("1.21 KiB").
-func byteSize(v float64) string {
+func ByteSize(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
 	}
 	whole := v == math.Trunc(v)
 	switch {
 	case whole && v >= 1024 && math.Mod(v, 1024) == 0 && v < 1<<20:
-		return group(int64(v)/1024) + " KiB"
+		return Group(int64(v)/1024) + " KiB"
 	case whole && math.Abs(v) < 1<<20:
-		return group(int64(v)) + " B"
+		return Group(int64(v)) + " B"
 	}
 	return format3(v, byteUnits, false)
 }
 
 // count formats a number of things: exact with thousands grouping below a million
 // ("12,345"), SI above ("1.23M").
-func count(n uint64) string {
+func Count(n uint64) string {
 	if n < 1e6 {
-		return group(int64(n))
+		return Group(int64(n))
 	}
-	return si(float64(n))
+	return SI(float64(n))
 }
 
 // group writes n with commas between groups of three digits.
-func group(n int64) string {
+func Group(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
@@ -149,7 +151,7 @@ func group(n int64) string {
 
 // pct formats a fraction as a percentage: 0.0012 -> "0.12%". A non-zero fraction
 // never reads "0.00%": below 0.01% it reads "<0.01%".
-func pct(f float64) string {
+func Pct(f float64) string {
 	x := f * 100
 	switch {
 	case math.IsNaN(x) || math.IsInf(x, 0):
@@ -171,52 +173,44 @@ func ratio(part, whole uint64) string {
 	if whole == 0 {
 		return ""
 	}
-	return pct(float64(part) / float64(whole))
+	return Pct(float64(part) / float64(whole))
 }
 
 // countOf formats a count with its share of a whole: "12 (0.12%)"; a zero count or
 // an empty whole prints the count alone.
-func countOf(part, whole uint64) string {
+func CountOf(part, whole uint64) string {
 	if part == 0 || whole == 0 {
-		return count(part)
+		return Count(part)
 	}
-	return count(part) + " (" + ratio(part, whole) + ")"
+	return Count(part) + " (" + ratio(part, whole) + ")"
 }
 
-// interval formats a median with its confidence interval in one unit: symmetric
+// intervalOf formats a median with its confidence interval [lo, hi] in one unit: symmetric
 // intervals read "941 +/- 12 Mbit/s (n=5)", others "941 [925, 960] Mbit/s (n=5)". A
 // confidence other than 95% is named: "(n=3, 75% CI)".
-func interval(iv Interval, runs int, units []unit, intBase bool) string {
-	u := pickUnit(iv.Median, units)
-	d := decimals(iv.Median / u.div)
-	if intBase && u.div == 1 {
+func IntervalOf(median, lo, hi, confidence float64, runs int, units []Unit, intBase bool) string {
+	u := PickUnit(median, units)
+	d := decimals(median / u.Div)
+	if intBase && u.Div == 1 {
 		d = 0
 	}
 	f := func(v float64) string { return scaled(v, u, d) }
-	suffix := u.suffix
+	suffix := u.Suffix
 	if !strings.HasPrefix(suffix, " ") { // an SI prefix goes on every number: "625k [610k, 631k]"
-		f = func(v float64) string { return scaled(v, u, d) + u.suffix }
+		f = func(v float64) string { return scaled(v, u, d) + u.Suffix }
 		suffix = ""
 	}
 	tag := fmt.Sprintf("(n=%d)", runs)
-	if iv.Confidence > 0 && math.Abs(iv.Confidence-0.95) > 1e-9 {
-		c := strconv.FormatFloat(roundSig(iv.Confidence*100, 3), 'f', -1, 64)
+	if confidence > 0 && math.Abs(confidence-0.95) > 1e-9 {
+		c := strconv.FormatFloat(RoundSig(confidence*100, 3), 'f', -1, 64)
 		tag = fmt.Sprintf("(n=%d, %s%% CI)", runs, c)
 	}
-	up, down := f(iv.Hi-iv.Median), f(iv.Median-iv.Lo)
+	up, down := f(hi-median), f(median-lo)
 	var s string
 	if up == down {
-		s = f(iv.Median) + " +/- " + up
+		s = f(median) + " +/- " + up
 	} else {
-		s = f(iv.Median) + " [" + f(iv.Lo) + ", " + f(iv.Hi) + "]"
+		s = f(median) + " [" + f(lo) + ", " + f(hi) + "]"
 	}
 	return s + suffix + " " + tag
 }
-
-// FormatBps prints bits/s in decimal SI with three significant digits ("941 Mbit/s"),
-// as the tables do; for progress lines and other renderers outside this package.
-func FormatBps(v float64) string { return bps(v) }
-
-// FormatNs prints a duration given in nanoseconds with three significant digits
-// ("12.3 us"), as the tables do.
-func FormatNs(ns float64) string { return dur(ns) }
