@@ -11,9 +11,6 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
-// ExpBottleneck is the congestion-control experiment (lab only, a link with a rate).
-const ExpBottleneck = "bottleneck"
-
 func init() { experiments[ExpBottleneck] = runBottleneck }
 
 // bottleneckMax bounds each phase of bottleneck, whatever --duration says.

@@ -147,7 +147,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 		m.DropsSocket = u64p(drops1 - drops0)
 	}
 	if uerr == nil {
-		m.setUsage(u1.Sub(u0), m.SentBytes+m.RecvBytes)
+		setUsage(&m, u1.Sub(u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = sockets
 	m.ServerCPUSec = serverCPU

@@ -97,7 +97,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 
 	finishRequests(&m, lat, p.Size, elapsed)
 	if uerr == nil {
-		m.setUsage(u1.Sub(u0), 0) // no bytes: a connection's cost is per transaction
+		setUsage(&m, u1.Sub(u0), 0) // no bytes: a connection's cost is per transaction
 	}
 	// Server sockets the measured transactions needed: TCP one per client, UDP none
 	// beyond the one it had (then the figure is that one).

@@ -17,35 +17,9 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 )
 
-// Experiment names, as --experiments and reports spell them.
-const (
-	ExpStream       = "stream"
-	ExpPingPong     = "pingpong"
-	ExpConnect      = "connect"
-	ExpRefused      = "refused"
-	ExpClose        = "close"
-	ExpClients      = "clients"
-	ExpBoundaries   = "boundaries"
-	ExpSlowReceiver = "slow-receiver"
-	ExpFanout       = "fanout"
-)
-
 // order is the order the default suite runs experiments in: the property
 // experiments first (they are short and lead the report), then the measurements.
 var order = []string{ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver, ExpFanout, ExpBottleneck, ExpHOL, ExpStream, ExpPingPong, ExpConnect}
-
-// requestResponse are the experiments that send requests and count replies: a
-// request with no reply within --timeout counts in Metrics.Timeouts, as unanswered,
-// whatever the transport. A TCP request is never lost, only not answered in time (a
-// loaded host, a stalled server); a UDP one may have been lost or only be late
-// (LateMsgs). Metrics.LostMsgs repeats Timeouts for them, kept for the JSON
-// contract; only the experiments that account for sequence numbers (stream,
-// boundaries, fanout, ...) have messages that are lost.
-var requestResponse = map[string]bool{ExpPingPong: true, ExpConnect: true, ExpClients: true, ExpClose: true}
-
-// RequestResponse reports whether experiment exp counts requests and their replies:
-// its figures say "unanswered" (Metrics.Timeouts), never "lost".
-func RequestResponse(exp string) bool { return requestResponse[exp] }
 
 // An outcome is what one cell measured.
 type outcome struct {

@@ -347,7 +347,7 @@ func (f *fanout) run(ctx context.Context) (outcome, error) {
 	if uerr == nil {
 		d := u1.Sub(u0)
 		cpu = d.CPU()
-		m.setUsage(d, m.RecvBytes)
+		setUsage(&m, d, m.RecvBytes)
 	}
 	m.ServerSockets = n
 	if m.LostMsgs > 0 {

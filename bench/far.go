@@ -237,13 +237,6 @@ func farSkipWarning(p Plan) string {
 		strings.Join(not, ", "), verb, their, strings.Join(FarExperiments, ", "))
 }
 
-// skipped reports whether a result is a cell that did not run (its observed
-// "skipped" says why), as properties and summaries must leave it out.
-func skipped(r Result) bool {
-	_, ok := r.Observed["skipped"]
-	return ok
-}
-
 // echoEnd is the server half of a request/response cell, seen from the client: an
 // echo server in this process, or the far end's.
 type echoEnd struct {

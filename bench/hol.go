@@ -5,9 +5,6 @@ import (
 	"time"
 )
 
-// ExpHOL is the head-of-line blocking experiment.
-const ExpHOL = "hol"
-
 func init() { experiments[ExpHOL] = runHOL }
 
 // Head-of-line blocking's workload: small messages at a modest fixed rate, so the

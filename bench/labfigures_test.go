@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // TestLabFiguresOneDefinition: every place the report quotes one of the emulated
@@ -69,7 +71,7 @@ func TestLabFiguresOneDefinition(t *testing.T) {
 				transport, text string
 				want            uint64
 			}{{"tcp", p.TCP, tc.tcp}, {"udp", p.UDP, tc.udp}} {
-				want := g(x.want)
+				want := units.Group(int64(x.want))
 				if got := cell(x.transport, tc.column); got != want {
 					t.Errorf("%s: table %q = %s, want %s (client to server)", x.transport, tc.column, got, want)
 				}
@@ -87,7 +89,7 @@ func TestLabFiguresOneDefinition(t *testing.T) {
 			transport string
 			want      uint64
 		}{{"tcp", 6}, {"udp", 17}} {
-			if got := cell(x.transport, "dropped before the link"); got != g(x.want) {
+			if got := cell(x.transport, "dropped before the link"); got != units.Group(int64(x.want)) {
 				t.Errorf("%s: table %q = %s, want %d (client to server)", x.transport, "dropped before the link", got, x.want)
 			}
 		}

@@ -88,7 +88,7 @@ func (c requestCost) finish(ctx context.Context, m *Metrics, lat *Latency, size 
 		m.Retransmits = u64p(retr1 - c.retr0)
 	}
 	if c.uerr == nil {
-		m.setUsage(u1.Sub(c.u0), m.SentBytes+m.RecvBytes)
+		setUsage(m, u1.Sub(c.u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = sockets
 	m.ServerCPUSec = end.serverCPU

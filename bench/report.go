@@ -174,7 +174,7 @@ type Config struct {
 // CRC32C, so that its corrupt_msgs are measured figures: true unless --verify header
 // (and for reports that predate --verify). With a far end, both ends used the policy.
 func (c Config) PayloadsVerified() bool {
-	return c.Verify == "" || c.Verify == VerifyPayloadCRC.String()
+	return c.Verify == "" || c.Verify == "payload" // --verify's default
 }
 
 // Result is one experiment over one transport with one set of parameters.

@@ -453,15 +453,6 @@ outer:
 // String names the cell as errors and reports do: "stream over tcp (size 1024)".
 func (c cell) String() string { return cellName(c.exp, c.transport, c.params) }
 
-// cellName names a cell: "stream over tcp (size 1024)", "stream over udp (size
-// 1024, textbook I/O)".
-func cellName(exp, transport string, p Params) string {
-	if p.IO != "" {
-		return fmt.Sprintf("%s over %s (size %d, %s I/O)", exp, transport, p.Size, p.IO)
-	}
-	return fmt.Sprintf("%s over %s (size %d)", exp, transport, p.Size)
-}
-
 // stopped is where a run stopped before its end: the cell running then (or, with
 // before, the cell it was about to start) and its run number (--repeat).
 type stopped struct {

@@ -2,10 +2,7 @@ package bench
 
 import (
 	"fmt"
-	"maps"
 	"runtime"
-	"slices"
-	"strings"
 )
 
 // What each end of a data path got of the run's socket flags (--rcvbuf, --sndbuf,
@@ -75,24 +72,6 @@ func SocketsOf(ts []Transport, batch int) Sock {
 	return s
 }
 
-// NoteRx records that the end's endpoints of experiment exp received in mode (a
-// RecvModer's name; "" records nothing). A second, different mode for the same
-// experiment joins the first ("blocking, poller").
-func (s *Sock) NoteRx(exp, mode string) {
-	if mode == "" {
-		return
-	}
-	if s.Rx == nil {
-		s.Rx = make(map[string]string)
-	}
-	switch old, ok := s.Rx[exp]; {
-	case !ok:
-		s.Rx[exp] = mode
-	case !slices.Contains(strings.Split(old, ", "), mode):
-		s.Rx[exp] = old + ", " + mode
-	}
-}
-
 // RecvModes is the receive mode of ts, one end's endpoints of a cell: the first
 // that says (RecvModer), or "" when none does.
 func RecvModes(ts []Transport) string {
@@ -106,41 +85,10 @@ func RecvModes(ts []Transport) string {
 
 // AddSends adds the send calls and datagrams of ts (SendCaller) to s; endpoints
 // that do not count them (TCP) add nothing.
-func (s *Sock) AddSends(ts []Transport) {
+func AddSends(s *Sock, ts []Transport) {
 	if calls, dgrams, ok := sendCalls(ts); ok {
-		s.SendCalls = addU64(s.SendCalls, calls)
-		s.SentDatagrams = addU64(s.SentDatagrams, dgrams)
-	}
-}
-
-// Merge adds a cell's description of one end to s, the run's: the smallest grants
-// and batch, the flags and refusals as first reported (refusals once each), the
-// endpoints and send counts summed.
-func (s *Sock) Merge(c Sock) {
-	if s.DataSockets == 0 {
-		*s = c
-		s.Refused = append([]string(nil), c.Refused...)
-		s.Rx = maps.Clone(c.Rx)
-		return
-	}
-	s.RecvBuffer, s.SendBuffer = minNonZero(s.RecvBuffer, c.RecvBuffer), minNonZero(s.SendBuffer, c.SendBuffer)
-	if c.Batch > 0 {
-		s.Batch = minNonZero(s.Batch, c.Batch)
-	}
-	s.DataSockets += c.DataSockets
-	if c.SendCalls != nil {
-		s.SendCalls = addU64(s.SendCalls, *c.SendCalls)
-		s.SentDatagrams = addU64(s.SentDatagrams, derefU64(c.SentDatagrams))
-	}
-	for _, r := range c.Refused {
-		if !slices.Contains(s.Refused, r) {
-			s.Refused = append(s.Refused, r)
-		}
-	}
-	for _, exp := range slices.Sorted(maps.Keys(c.Rx)) {
-		for _, m := range strings.Split(c.Rx[exp], ", ") {
-			s.NoteRx(exp, m)
-		}
+		s.SendCalls = addCount(s.SendCalls, calls)
+		s.SentDatagrams = addCount(s.SentDatagrams, dgrams)
 	}
 }
 
@@ -164,21 +112,6 @@ func Refusals(want NetOptions, transport string, got Sock) []string {
 		out = append(out, fmt.Sprintf("--busy-poll: %s: SO_BUSY_POLL refused (raising it above net.core.busy_read needs CAP_NET_ADMIN); receivers still spin on non-blocking reads", transport))
 	}
 	return out
-}
-
-func addU64(p *uint64, n uint64) *uint64 {
-	v := n
-	if p != nil {
-		v += *p
-	}
-	return &v
-}
-
-func derefU64(p *uint64) uint64 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }
 
 // minNonZero is the smaller of a and b where both are known (non-zero), else the

@@ -137,7 +137,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	m, w, obs := streamMetrics(p, so, ts, rr, drain)
 	warns = append(warns, w...)
 	if uerr == nil {
-		m.setUsage(u1.Sub(u0), m.RecvBytes)
+		setUsage(&m, u1.Sub(u0), m.RecvBytes)
 	}
 	if retrOK {
 		m.Retransmits = u64p(retr1 - retr0)

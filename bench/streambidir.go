@@ -244,7 +244,7 @@ func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so st
 	m.ServerSockets = fr.ServerSockets
 	m.ServerCPUSec = fr.CPUSec
 	if uerr == nil {
-		m.setUsage(u1.Sub(u0), m.RecvBytes)
+		setUsage(&m, u1.Sub(u0), m.RecvBytes)
 	}
 	warns := append([]string(nil), fr.Warnings...)
 	for _, w := range wf {

@@ -112,7 +112,7 @@ func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so 
 		warns = append(warns, fmt.Sprintf("receiver: %v", serr))
 	}
 	if uerr == nil {
-		m.setUsage(u1.Sub(u0), m.RecvBytes)
+		setUsage(&m, u1.Sub(u0), m.RecvBytes)
 	}
 	return outcome{m: m, warns: warns, observed: obs}, nil
 }

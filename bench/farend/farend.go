@@ -304,7 +304,7 @@ const heldNotable = time.Millisecond
 func measured(d *remote.Data, ts []bench.Transport, serve func() (bench.FarResult, error)) (remote.Results, error) {
 	sk := describe(d.Request, ts)
 	fr, err := bench.MeasureServerHalf(serve)
-	sk.AddSends(ts)
+	bench.AddSends(&sk, ts)
 	fr.Sockets = &sk
 	if rate, capped, held := d.Paced(); capped && held >= heldNotable {
 		fr.Warnings = append(fr.Warnings, fmt.Sprintf("the server's --max-rate (%s) held its sending back for %v, summed over its senders: what it sent shows that cap, not the path (serve with a higher --max-rate to go past it)",
@@ -648,7 +648,7 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 		r.Sockets.Verify = bench.VerifyPayloadCRC.String()
 	}
 	if c.data != nil { // the data path opened: both ends have endpoints to describe
-		c.sock.AddSends(c.ts)
+		bench.AddSends(&c.sock, c.ts)
 		c.far.record(c.data.Request.Transport, c.sock, r.Sockets)
 	}
 	if c.res.Overlap > 0 {
