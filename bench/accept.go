@@ -3,6 +3,8 @@ package bench
 import (
 	"errors"
 	"fmt"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // Verify is what a receiver checks of each message before it counts it (--verify).
@@ -78,7 +80,7 @@ func (r *rejects) accept(msg []byte, e *runEnv) (Header, bool) {
 }
 
 // addTo adds the counts to a result's metrics.
-func (r rejects) addTo(m *Metrics) {
+func (r rejects) addTo(m *report.Metrics) {
 	m.ForeignMsgs += r.foreign
 	m.CorruptMsgs += r.corrupt
 	m.MalformedMsgs += r.malformed

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestAcceptVerify is accept's known answer under each policy: a message whose
@@ -139,7 +141,7 @@ func TestStreamVerifyKnownAnswer(t *testing.T) {
 				e := testEnv(t)
 				e.verify = tc.verify
 				e.drain = 2 * time.Second // the corrupted messages never arrive intact: the drain ends the cell
-				m, w, err := runStream(context.Background(), e, nw, Params{Size: 1024, Streams: 1, Count: 10, RateBps: 200e6})
+				m, w, err := runStream(context.Background(), e, nw, report.Params{Size: 1024, Streams: 1, Count: 10, RateBps: 200e6})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -157,32 +159,32 @@ func TestStreamVerifyKnownAnswer(t *testing.T) {
 // quotes no corrupt_msgs evidence, and both renderers' run lines say so. The default
 // run quotes the count.
 func TestPayloadsNotVerifiedShown(t *testing.T) {
-	report := func(verify string) *Report {
-		up := LinkCounts{Packets: 5000, Corrupted: 13}
-		udpUp := LinkCounts{Packets: 2000, Corrupted: 12, Data: DataCounts{Packets: 1983, Corrupted: 11}}
-		r := &Report{Env: Env{Link: Link{Kind: "lab"}}, Config: Config{Verify: verify, Transports: []string{"tcp", "udp"}}, Results: []Result{
-			{Experiment: ExpStream, Transport: "tcp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 2000, RecvMsgs: 2000}, Injected: &Injected{Up: up}},
-			{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 2000, RecvMsgs: 1989, LostMsgs: 11}, Injected: &Injected{Up: udpUp}},
+	reportFor := func(verify string) *report.Report {
+		up := report.LinkCounts{Packets: 5000, Corrupted: 13}
+		udpUp := report.LinkCounts{Packets: 2000, Corrupted: 12, Data: report.DataCounts{Packets: 1983, Corrupted: 11}}
+		r := &report.Report{Env: report.Env{Link: report.Link{Kind: "lab"}}, Config: report.Config{Verify: verify, Transports: []string{"tcp", "udp"}}, Results: []report.Result{
+			{Experiment: report.ExpStream, Transport: "tcp", Params: report.Params{Size: 1024}, Metrics: report.Metrics{SentMsgs: 2000, RecvMsgs: 2000}, Injected: &report.Injected{Up: up}},
+			{Experiment: report.ExpStream, Transport: "udp", Params: report.Params{Size: 1024}, Metrics: report.Metrics{SentMsgs: 2000, RecvMsgs: 1989, LostMsgs: 11}, Injected: &report.Injected{Up: udpUp}},
 		}}
-		r.Properties = Properties(r)
+		r.Properties = report.Properties(r)
 		return r
 	}
-	checksum := func(r *Report) Property {
+	checksum := func(r *report.Report) report.Property {
 		for _, p := range r.Properties {
 			if p.ID == "checksum" {
 				return p
 			}
 		}
 		t.Fatalf("no checksum row in %+v", r.Properties)
-		return Property{}
+		return report.Property{}
 	}
 	for _, verify := range []string{"", "payload"} {
-		p := checksum(report(verify))
+		p := checksum(reportFor(verify))
 		if !strings.Contains(p.TCP, "0 corrupt messages reached the application") || p.Evidence["tcp_corrupt_msgs"] != uint64(0) {
 			t.Errorf("verify %q: checksum row %q, evidence %v; want the measured 0 quoted", verify, p.TCP, p.Evidence)
 		}
 	}
-	r := report("header")
+	r := reportFor("header")
 	p := checksum(r)
 	for _, s := range []string{p.TCP, p.UDP} {
 		if !strings.Contains(s, "payloads not verified") || strings.Contains(s, "0 corrupt") {
@@ -198,7 +200,7 @@ func TestPayloadsNotVerifiedShown(t *testing.T) {
 			t.Errorf("%s: does not say payloads were not verified:\n%s", name, out)
 		}
 	}
-	text, md = renderBoth(t, report("payload"))
+	text, md = renderBoth(t, reportFor("payload"))
 	for name, out := range map[string]string{"text": text, "markdown": md} {
 		if strings.Contains(out, "not verified") {
 			t.Errorf("%s: a verifying run says something was not verified:\n%s", name, out)
@@ -218,7 +220,7 @@ func BenchmarkStreamVerify(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
 			b.ResetTimer()
-			m, _, err := runStream(context.Background(), e, nw, Params{Size: size, Streams: 1, Count: uint64(b.N)})
+			m, _, err := runStream(context.Background(), e, nw, report.Params{Size: size, Streams: 1, Count: uint64(b.N)})
 			if err != nil {
 				b.Fatal(err)
 			}

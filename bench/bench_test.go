@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // The benchmarks run the experiments themselves with b.N as the exact count, so
@@ -33,7 +35,7 @@ func BenchmarkStream(b *testing.B) {
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				b.ResetTimer()
-				m, _, err := runStream(context.Background(), benchEnv(b), nw, Params{Size: size, Streams: 1, Count: uint64(b.N)})
+				m, _, err := runStream(context.Background(), benchEnv(b), nw, report.Params{Size: size, Streams: 1, Count: uint64(b.N)})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -53,7 +55,7 @@ func BenchmarkPingPong(b *testing.B) {
 				b.SetBytes(int64(2 * size))
 				b.ReportAllocs()
 				b.ResetTimer()
-				m, _, err := runPingPong(context.Background(), benchEnv(b), nw, Params{Size: size, Count: uint64(b.N)})
+				m, _, err := runPingPong(context.Background(), benchEnv(b), nw, report.Params{Size: size, Count: uint64(b.N)})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -72,7 +74,7 @@ func BenchmarkConnect(b *testing.B) {
 			nw := mustNetwork(b, name, NetOptions{NoDelay: true})
 			b.ReportAllocs()
 			b.ResetTimer()
-			m, _, err := runConnect(context.Background(), benchEnv(b), nw, Params{Size: 64, Count: uint64(b.N)})
+			m, _, err := runConnect(context.Background(), benchEnv(b), nw, report.Params{Size: 64, Count: uint64(b.N)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -97,7 +99,7 @@ func BenchmarkStreamPacer(b *testing.B) {
 				nw := mustNetwork(b, name, NetOptions{NoDelay: true})
 				b.SetBytes(1400)
 				b.ResetTimer()
-				m, _, err := runStream(context.Background(), benchEnv(b), nw, Params{Size: 1400, Streams: 1, Count: uint64(b.N), RateBps: rate})
+				m, _, err := runStream(context.Background(), benchEnv(b), nw, report.Params{Size: 1400, Streams: 1, Count: uint64(b.N), RateBps: rate})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -118,7 +120,7 @@ func BenchmarkOpenLoopPacer(b *testing.B) {
 	nw := mustNetwork(b, "udp", NetOptions{})
 	e := benchEnv(b)
 	b.ResetTimer()
-	o, err := runPingPongCell(context.Background(), e, nw, Params{Size: 64, Count: uint64(b.N), PingRate: 1000})
+	o, err := runPingPongCell(context.Background(), e, nw, report.Params{Size: 64, Count: uint64(b.N), PingRate: 1000})
 	if err != nil {
 		b.Fatal(err)
 	}

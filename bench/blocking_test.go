@@ -3,10 +3,10 @@ package bench
 import (
 	"context"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
@@ -32,7 +32,7 @@ func TestPingPongBlocking(t *testing.T) {
 			e.timeout = patience // every request is answered on loopback
 			e.rx = &rxModes{}
 			const n = 1000
-			o, err := runPingPongCell(context.Background(), e, mustNetwork(t, tc.transport, tc.o), Params{Size: 64, Count: n, PingRate: tc.rate})
+			o, err := runPingPongCell(context.Background(), e, mustNetwork(t, tc.transport, tc.o), report.Params{Size: 64, Count: n, PingRate: tc.rate})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +40,7 @@ func TestPingPongBlocking(t *testing.T) {
 			if m.SentMsgs != n || m.RecvMsgs != n || m.Timeouts != 0 || m.LateMsgs != 0 || m.RTT == nil || m.RTT.Samples != n {
 				t.Errorf("sent %d recv %d timeouts %d late %d, want %d %d 0 0 and %d RTT samples (%+v)", m.SentMsgs, m.RecvMsgs, m.Timeouts, m.LateMsgs, n, n, n, m.RTT)
 			}
-			socks := map[string]Sock{tc.transport: {}}
+			socks := map[string]report.Sock{tc.transport: {}}
 			e.rx.addTo(socks)
 			if got := socks[tc.transport].Rx["pingpong"]; got != tc.want {
 				t.Errorf("env.sockets.%s.rx.pingpong = %q, want %q", tc.transport, got, tc.want)
@@ -119,7 +119,7 @@ func TestPingPongBlockingUnanswered(t *testing.T) {
 			e.warmup = 0 // sequence numbers from the first measured request
 			e.rx = &rxModes{}
 			nw := answerDropper{Network: mustNetwork(t, name, NetOptions{NoDelay: true}), drop: map[uint64]bool{17: true}}
-			m, _, err := runPingPong(context.Background(), e, nw, Params{Size: 64, Count: 50})
+			m, _, err := runPingPong(context.Background(), e, nw, report.Params{Size: 64, Count: 50})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,7 +127,7 @@ func TestPingPongBlockingUnanswered(t *testing.T) {
 				t.Errorf("sent %d recv %d timeouts %d lost %d late %d samples %d, want 50 49 1 1 0 49",
 					m.SentMsgs, m.RecvMsgs, m.Timeouts, m.LostMsgs, m.LateMsgs, m.RTT.Samples)
 			}
-			socks := map[string]Sock{name: {}}
+			socks := map[string]report.Sock{name: {}}
 			e.rx.addTo(socks)
 			if got := socks[name].Rx["pingpong"]; got != "blocking" {
 				t.Errorf("rx.pingpong = %q, want blocking", got)
@@ -176,37 +176,14 @@ func TestEchoServerBlockingStops(t *testing.T) {
 	}
 }
 
-// TestSockRx: receive modes merge by experiment, once each, and the report says them.
+// TestSockRx: receive modes merge by experiment, once each.
 func TestSockRx(t *testing.T) {
-	var s Sock
-	s.Merge(Sock{DataSockets: 1, Rx: map[string]string{"pingpong": "blocking"}})
-	s.Merge(Sock{DataSockets: 1, Rx: map[string]string{"pingpong": "blocking", "stream": "poller"}})
-	s.Merge(Sock{DataSockets: 1, Rx: map[string]string{"pingpong": "busy-poll"}})
+	var s report.Sock
+	s.Merge(report.Sock{DataSockets: 1, Rx: map[string]string{"pingpong": "blocking"}})
+	s.Merge(report.Sock{DataSockets: 1, Rx: map[string]string{"pingpong": "blocking", "stream": "poller"}})
+	s.Merge(report.Sock{DataSockets: 1, Rx: map[string]string{"pingpong": "busy-poll"}})
 	want := map[string]string{"pingpong": "blocking, busy-poll", "stream": "poller"}
 	if len(s.Rx) != len(want) || s.Rx["pingpong"] != want["pingpong"] || s.Rx["stream"] != want["stream"] {
 		t.Errorf("merged Rx = %v, want %v", s.Rx, want)
-	}
-	got := socketsText([]string{"udp"}, map[string]Sock{"udp": {RecvBuffer: 1, SendBuffer: 1, Rx: map[string]string{"pingpong": "blocking"}}})
-	if !strings.Contains(got, "pingpong receives blocking") {
-		t.Errorf("socketsText = %q, want it to say pingpong receives blocking", got)
-	}
-}
-
-// TestRenderRxUnknown: a far end that did not say how it received (an older server)
-// is reported unknown, beside this host's mode.
-func TestRenderRxUnknown(t *testing.T) {
-	r := &Report{Env: Env{
-		Sockets: map[string]Sock{"udp": {RecvBuffer: 1, SendBuffer: 1, Rx: map[string]string{"pingpong": "poller"}}},
-		Peer:    &Env{Sockets: map[string]Sock{"udp": {RecvBuffer: 1, SendBuffer: 1}}},
-	}}
-	got := mdIntro(r)
-	for _, want := range []string{"pingpong receives poller", "its receive mode is unknown"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("markdown intro %q: want it to say %q", got, want)
-		}
-	}
-	r.Env.Peer.Sockets["udp"] = Sock{RecvBuffer: 1, SendBuffer: 1, Rx: map[string]string{"pingpong": "blocking"}}
-	if got := mdIntro(r); strings.Contains(got, "unknown") || !strings.Contains(got, "pingpong receives blocking") {
-		t.Errorf("markdown intro %q: want the server's mode, not unknown", got)
 	}
 }

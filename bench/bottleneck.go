@@ -8,10 +8,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
-func init() { experiments[ExpBottleneck] = runBottleneck }
+func init() { experiments[report.ExpBottleneck] = runBottleneck }
 
 // bottleneckMax bounds each phase of bottleneck, whatever --duration says.
 const bottleneckMax = 3 * time.Second
@@ -45,7 +46,7 @@ const competitorTransport = "udp"
 // Both flows are stream cells: the same pacing, receiver accounting and drain as
 // stream. Metrics are the alone phase's. Without a rate-limited link (loopback, or a
 // lab link without a rate) the cell says so and measures nothing.
-func runBottleneck(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runBottleneck(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	if e.lab == nil || e.linkRate <= 0 {
 		return outcome{warns: []string{bottleneckSkip}, observed: map[string]any{"skipped": bottleneckSkip}}, nil
 	}
@@ -70,7 +71,7 @@ func runBottleneck(ctx context.Context, e *runEnv, nw Network, p Params) (outcom
 		"competitor":          competitorTransport,
 		"alone_goodput_bps":   alone.m.GoodputBps,
 		"alone_send_bps":      alone.m.SendRateBps,
-		"alone_share_of_link": round3(alone.m.GoodputBps / e.linkRate),
+		"alone_share_of_link": report.Round3(alone.m.GoodputBps / e.linkRate),
 		"alone_sent_msgs":     alone.m.SentMsgs,
 		"alone_lost_msgs":     alone.m.LostMsgs,
 	}
@@ -117,18 +118,18 @@ func runBottleneck(ctx context.Context, e *runEnv, nw Network, p Params) (outcom
 	warns = append(warns, prefixed("competitor: ", comp.warns)...)
 	x1, x2 := shared.m.GoodputBps, comp.m.GoodputBps
 	obs["shared_goodput_bps"] = x1
-	obs["shared_share_of_link"] = round3(x1 / e.linkRate)
+	obs["shared_share_of_link"] = report.Round3(x1 / e.linkRate)
 	obs["shared_sent_msgs"] = shared.m.SentMsgs
 	obs["shared_lost_msgs"] = shared.m.LostMsgs
 	if r := shared.m.Retransmits; r != nil {
 		obs["shared_retransmits"] = *r
 	}
 	obs["competitor_goodput_bps"] = x2
-	obs["competitor_share_of_link"] = round3(x2 / e.linkRate)
+	obs["competitor_share_of_link"] = report.Round3(x2 / e.linkRate)
 	obs["competitor_sent_msgs"] = comp.m.SentMsgs
 	obs["competitor_lost_msgs"] = comp.m.LostMsgs
 	if j, ok := jain(x1, x2); ok {
-		obs["jain_fairness"] = round3(j)
+		obs["jain_fairness"] = report.Round3(j)
 	}
 	return outcome{m: alone.m, warns: warns, observed: obs}, nil
 }

@@ -5,12 +5,14 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestBottleneckSkip: without a rate-limited link the cell says what it needs and
 // measures nothing, without failing.
 func TestBottleneckSkip(t *testing.T) {
-	p := Params{Size: propertySize, Streams: 1, DurationS: 0.2}
+	p := report.Params{Size: propertySize, Streams: 1, DurationS: 0.2}
 	for _, tr := range []string{"tcp", "udp"} {
 		t.Run(tr, func(t *testing.T) {
 			o, err := runBottleneck(context.Background(), testEnv(t), mustNetwork(t, tr, NetOptions{}), p)
@@ -57,7 +59,7 @@ func TestJain(t *testing.T) {
 // "most of the link" is a majority (about 90% on an idle host and under a busy
 // loop), and "about half" lost is a quarter to three quarters.
 func TestBottleneckLab(t *testing.T) {
-	p := Plan{Experiments: []string{ExpBottleneck}, Duration: 2 * time.Second, Seed: 7,
+	p := Plan{Experiments: []string{report.ExpBottleneck}, Duration: 2 * time.Second, Seed: 7,
 		Net: NetOptions{NoDelay: true}}
 	rep := runLab(t, "rate=20M,queue=50", p)
 	got := map[string]map[string]any{}
@@ -70,7 +72,7 @@ func TestBottleneckLab(t *testing.T) {
 	}
 	num := func(tr, k string) float64 {
 		t.Helper()
-		v, ok := obsNum(got[tr], k)
+		v, ok := report.ObsNum(got[tr], k)
 		if !ok {
 			t.Fatalf("%s: no %s in %v", tr, k, got[tr])
 		}
@@ -103,11 +105,11 @@ func TestPropCongestion(t *testing.T) {
 	}
 	tcp := obs(0.96, 0.05, 0.55, 0, 5000)
 	tcp["alone_retransmits"] = uint64(3)
-	rep := &Report{Results: []Result{
-		{Experiment: ExpBottleneck, Transport: "tcp", Observed: tcp},
-		{Experiment: ExpBottleneck, Transport: "udp", Observed: obs(0.97, 0.55, 0.99, 4962, 9766)},
+	rep := &report.Report{Results: []report.Result{
+		{Experiment: report.ExpBottleneck, Transport: "tcp", Observed: tcp},
+		{Experiment: report.ExpBottleneck, Transport: "udp", Observed: obs(0.97, 0.55, 0.99, 4962, 9766)},
 	}}
-	p, ok := propCongestion(rep)
+	p, ok := report.PropCongestion(rep)
 	if !ok {
 		t.Fatal("no congestion row")
 	}
@@ -120,7 +122,7 @@ func TestPropCongestion(t *testing.T) {
 		t.Errorf("evidence %v", p.Evidence)
 	}
 	rep.Results[1].Observed = map[string]any{"skipped": bottleneckSkip}
-	if p, ok := propCongestion(rep); ok {
+	if p, ok := report.PropCongestion(rep); ok {
 		t.Errorf("row %+v from a skipped cell", p)
 	}
 }

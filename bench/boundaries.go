@@ -14,10 +14,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
-func init() { experiments[ExpBoundaries] = runBoundaries }
+func init() { experiments[report.ExpBoundaries] = runBoundaries }
 
 // rawStreamer is a transport with a byte stream under its messages (TCP): the
 // boundaries experiment writes and reads it directly, without the framing.
@@ -82,7 +83,7 @@ const (
 // received when its bytes arrive intact at a write boundary of what was read.
 //
 // In remote mode this side writes and the far end reads (boundariesfar.go).
-func runBoundaries(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runBoundaries(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	if e.far != nil {
 		return runBoundariesFar(ctx, e, nw, p)
 	}
@@ -143,15 +144,15 @@ func (l *largest) observe(obs map[string]any, maxSize int) {
 // the field names below. Each far cell fills the fields of its part.
 type BoundariesRx struct {
 	// The burst.
-	Raw              bool           `json:"raw_stream,omitempty"`            // read as a raw byte stream
-	Reads            int            `json:"reads,omitempty"`                 // read calls that returned bytes
-	ReadSizes        map[string]int `json:"read_sizes,omitempty"`            // reads by size in bytes (sizeHistogram)
-	ReadsEqualWrites bool           `json:"reads_equal_to_writes,omitempty"` // every read one whole write
-	Coalesced        int            `json:"coalesced_reads,omitempty"`       // reads of more than one write
-	Split            int            `json:"split_reads,omitempty"`           // reads that cut a write
-	LargestRead      int            `json:"largest_read,omitempty"`          // bytes
-	InOrder          bool           `json:"bytes_in_order,omitempty"`        // every byte arrived, once, in order
-	Burst            *Metrics       `json:"burst,omitempty"`                 // the burst's counts (burst.metrics)
+	Raw              bool            `json:"raw_stream,omitempty"`            // read as a raw byte stream
+	Reads            int             `json:"reads,omitempty"`                 // read calls that returned bytes
+	ReadSizes        map[string]int  `json:"read_sizes,omitempty"`            // reads by size in bytes (sizeHistogram)
+	ReadsEqualWrites bool            `json:"reads_equal_to_writes,omitempty"` // every read one whole write
+	Coalesced        int             `json:"coalesced_reads,omitempty"`       // reads of more than one write
+	Split            int             `json:"split_reads,omitempty"`           // reads that cut a write
+	LargestRead      int             `json:"largest_read,omitempty"`          // bytes
+	InOrder          bool            `json:"bytes_in_order,omitempty"`        // every byte arrived, once, in order
+	Burst            *report.Metrics `json:"burst,omitempty"`                 // the burst's counts (burst.metrics)
 
 	// The largest messages: each message that arrived, in order.
 	Messages []MessageRx `json:"messages,omitempty"`
@@ -405,8 +406,8 @@ func putIndex(stream []byte, i int) {
 
 // metrics counts the burst: a write counts received when its bytes arrived intact
 // at a write boundary of what was read (so a lost datagram costs only itself).
-func (b *burst) metrics() Metrics {
-	m := Metrics{SentMsgs: burstWrites, SentBytes: uint64(len(b.want))}
+func (b *burst) metrics() report.Metrics {
+	m := report.Metrics{SentMsgs: burstWrites, SentBytes: uint64(len(b.want))}
 	seen := make([]bool, burstWrites)
 	var high = -1
 	for off := 0; off+burstWriteBytes <= len(b.got); off += burstWriteBytes {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestBoundariesKnownAnswer sends the burst and the largest messages over real
@@ -17,7 +19,7 @@ func TestBoundariesKnownAnswer(t *testing.T) {
 			// has come for e.timeout, which a writer stalled on a busy host must not
 			// outlast, nor a large message e.drain. A complete burst ends the wait.
 			e.timeout, e.drain = patience, patience
-			o, err := runBoundaries(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: propertySize})
+			o, err := runBoundaries(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), report.Params{Size: propertySize})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +168,7 @@ func TestBoundariesUDPOverflow(t *testing.T) {
 	// which never comes here (4 chunks: 4 waits). A writer stalled longer than that
 	// on a busy host would leave its last datagrams unread, lost but not dropped.
 	e.timeout = time.Second
-	o, err := runBoundaries(context.Background(), e, mustNetwork(t, "udp", NetOptions{RecvBuffer: 4096}), Params{Size: propertySize})
+	o, err := runBoundaries(context.Background(), e, mustNetwork(t, "udp", NetOptions{RecvBuffer: 4096}), report.Params{Size: propertySize})
 	if err != nil {
 		t.Fatal(err)
 	}

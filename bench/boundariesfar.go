@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // boundaries against a far end. This side writes and the far end reads: the reader
@@ -60,7 +62,7 @@ const burstFarPause = 10 * time.Millisecond
 func boundariesFarTime(e *runEnv) time.Duration { return 2*(e.timeout+e.drain) + 10*time.Second }
 
 // runBoundariesFar is boundaries with the reader at the far end.
-func runBoundariesFar(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runBoundariesFar(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	obs := map[string]any{}
@@ -122,7 +124,7 @@ func runBoundariesFar(ctx context.Context, e *runEnv, nw Network, p Params) (out
 // openBoundariesFar opens the far cell of one part of boundaries, of messages up to
 // size bytes.
 func openBoundariesFar(ctx context.Context, e *runEnv, nw Network, part string, size int, quiet time.Duration) (*farOne, error) {
-	return openFarSpec(ctx, e, FarSpec{Experiment: ExpBoundaries, Transport: nw.Name(), Size: size, Streams: 1,
+	return openFarSpec(ctx, e, FarSpec{Experiment: report.ExpBoundaries, Transport: nw.Name(), Size: size, Streams: 1,
 		Duration: boundariesFarTime(e), Boundaries: &FarBoundaries{Part: part, Seed: e.seed, Quiet: quiet}})
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestServeBoundaries: the far half of boundaries, the reader, over real loopback
@@ -74,7 +76,7 @@ func TestServeBoundaries(t *testing.T) {
 	} {
 		t.Run(tc.name+"/"+tc.transport, func(t *testing.T) {
 			c, s := loopbackPair(t, mustNetwork(t, tc.transport, NetOptions{NoDelay: true}))
-			spec := FarSpec{Experiment: ExpBoundaries, Transport: tc.transport, Size: 8192, Streams: 1,
+			spec := FarSpec{Experiment: report.ExpBoundaries, Transport: tc.transport, Size: 8192, Streams: 1,
 				Boundaries: &FarBoundaries{Part: tc.part, Seed: seed, Quiet: time.Second}}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
 			defer cancel()

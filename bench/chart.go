@@ -19,6 +19,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgsvg"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
@@ -46,7 +47,7 @@ type chart struct {
 
 // ChartNames returns the file names WriteCharts writes for r, in the order it
 // writes them. It touches no file: RenderMarkdown uses it to link the images.
-func ChartNames(r *Report) []string {
+func ChartNames(r *report.Report) []string {
 	var out []string
 	for _, c := range charts(r) {
 		out = append(out, c.name)
@@ -56,7 +57,7 @@ func ChartNames(r *Report) []string {
 
 // WriteCharts writes r's charts into dir as SVG files and returns their file names
 // (as ChartNames does). A report without the data for a chart gets no file for it.
-func WriteCharts(dir string, r *Report) ([]string, error) {
+func WriteCharts(dir string, r *report.Report) ([]string, error) {
 	var names []string
 	for _, c := range charts(r) {
 		b, err := c.draw()
@@ -72,30 +73,30 @@ func WriteCharts(dir string, r *Report) ([]string, error) {
 }
 
 // charts lists the charts r has data for.
-func charts(r *Report) []chart {
+func charts(r *report.Report) []chart {
 	var out []chart
-	if panels := latencyPanels(r, ExpPingPong); len(panels) > 0 {
-		out = append(out, chart{name: "rtt_cdf.svg", title: "RTT distribution", exp: ExpPingPong, draw: func() ([]byte, error) {
-			return latencyChart(panels, "Round-trip time distribution", ExpPingPong, "RTT (us)", "fraction of round trips slower")
+	if panels := latencyPanels(r, report.ExpPingPong); len(panels) > 0 {
+		out = append(out, chart{name: "rtt_cdf.svg", title: "RTT distribution", exp: report.ExpPingPong, draw: func() ([]byte, error) {
+			return latencyChart(panels, "Round-trip time distribution", report.ExpPingPong, "RTT (us)", "fraction of round trips slower")
 		}})
 	}
-	if panels := latencyPanels(r, ExpConnect); len(panels) > 0 {
-		out = append(out, chart{name: "connect_cdf.svg", title: "Time to first answer", exp: ExpConnect, draw: func() ([]byte, error) {
-			return latencyChart(panels, "Time to first answer distribution", ExpConnect, "time to first answer (us)", "fraction of answers slower")
+	if panels := latencyPanels(r, report.ExpConnect); len(panels) > 0 {
+		out = append(out, chart{name: "connect_cdf.svg", title: "Time to first answer", exp: report.ExpConnect, draw: func() ([]byte, error) {
+			return latencyChart(panels, "Time to first answer distribution", report.ExpConnect, "time to first answer (us)", "fraction of answers slower")
 		}})
 	}
-	if lines := sizeLines(r, func(m *Metrics) float64 { return m.GoodputBps }); len(lines) > 0 {
-		out = append(out, chart{name: "goodput_by_size.svg", title: "Goodput by message size", exp: ExpStream, draw: func() ([]byte, error) {
+	if lines := sizeLines(r, func(m *report.Metrics) float64 { return m.GoodputBps }); len(lines) > 0 {
+		out = append(out, chart{name: "goodput_by_size.svg", title: "Goodput by message size", exp: report.ExpStream, draw: func() ([]byte, error) {
 			return sizeChart(lines, "Stream goodput at the receiver, by message size", "goodput (receiver)", tickBps, true)
 		}})
 	}
-	if lines := sizeLines(r, func(m *Metrics) float64 { return m.MsgsPerS }); len(lines) > 0 {
-		out = append(out, chart{name: "msgs_by_size.svg", title: "Messages/s by message size", exp: ExpStream, draw: func() ([]byte, error) {
+	if lines := sizeLines(r, func(m *report.Metrics) float64 { return m.MsgsPerS }); len(lines) > 0 {
+		out = append(out, chart{name: "msgs_by_size.svg", title: "Messages/s by message size", exp: report.ExpStream, draw: func() ([]byte, error) {
 			return sizeChart(lines, "Stream messages/s at the receiver, by message size", "messages/s (receiver)", tickSI, false)
 		}})
 	}
-	if rs := seriesResults(r, ExpSlowReceiver); len(rs) > 0 {
-		out = append(out, chart{name: "slow_receiver.svg", title: "Slow receiver: messages sent and delivered", exp: ExpSlowReceiver, draw: func() ([]byte, error) {
+	if rs := seriesResults(r, report.ExpSlowReceiver); len(rs) > 0 {
+		out = append(out, chart{name: "slow_receiver.svg", title: "Slow receiver: messages sent and delivered", exp: report.ExpSlowReceiver, draw: func() ([]byte, error) {
 			return seriesChart(r, rs, "Slow receiver: messages sent and delivered (cumulative)")
 		}})
 	}
@@ -147,7 +148,7 @@ type panel struct {
 // distribution, a line per transport. The line is the tail of the distribution:
 // (latency in us, fraction of samples slower), drawn through the CDF points, or
 // through the percentiles when the report has no CDF.
-func latencyPanels(r *Report, exp string) []panel {
+func latencyPanels(r *report.Report, exp string) []panel {
 	cells := paramRows(r, exp)
 	cols, _ := labelParams(exp, cells)
 	trs := transportOrder(r)
@@ -171,7 +172,7 @@ func latencyPanels(r *Report, exp string) []panel {
 }
 
 // rowLabel names a row of results by the parameters that label rows: "64 B".
-func rowLabel(cols []param, p Params) string {
+func rowLabel(cols []param, p report.Params) string {
 	var parts []string
 	for _, pr := range cols {
 		parts = append(parts, pr.label(p))
@@ -181,7 +182,7 @@ func rowLabel(cols []param, p Params) string {
 
 // tailPoints turns a latency distribution into (us, fraction slower) points. The
 // maximum, where no sample is slower, is drawn at 1/samples: the one slowest sample.
-func tailPoints(l *LatencyStats) plotter.XYs {
+func tailPoints(l *report.LatencyStats) plotter.XYs {
 	if l == nil || l.Samples == 0 {
 		return nil
 	}
@@ -259,15 +260,15 @@ func latencyChart(panels []panel, title, exp, xlabel, ylabel string) ([]byte, er
 
 // sizeLines returns, for the stream results, a line per transport (and per setting
 // of the other parameters when they vary) of figure against message size.
-func sizeLines(r *Report, figure func(*Metrics) float64) []series {
+func sizeLines(r *report.Report, figure func(*report.Metrics) float64) []series {
 	type key struct {
 		tr string
-		p  Params // Size zeroed
+		p  report.Params // Size zeroed
 	}
 	var keys []key
 	pts := map[key]plotter.XYs{}
 	for _, res := range r.Results {
-		if res.Experiment != ExpStream || res.Error != "" || res.Params.Size <= 0 {
+		if res.Experiment != report.ExpStream || res.Error != "" || res.Params.Size <= 0 {
 			continue
 		}
 		v := figure(&res.Metrics)
@@ -307,7 +308,7 @@ func sizeLines(r *Report, figure func(*Metrics) float64) []series {
 }
 
 // otherParams names a stream's parameters other than size: ", 4 streams, rate 1.00 Gbit/s".
-func otherParams(p Params) string {
+func otherParams(p report.Params) string {
 	var s string
 	if p.Streams > 1 {
 		s += fmt.Sprintf(", %d streams", p.Streams)
@@ -357,8 +358,8 @@ func sizeChart(lines []series, title, ylabel string, tick func(float64) string, 
 }
 
 // seriesResults returns exp's results that have a time line, in report order.
-func seriesResults(r *Report, exp string) []*Result {
-	var out []*Result
+func seriesResults(r *report.Report, exp string) []*report.Result {
+	var out []*report.Result
 	for _, c := range paramRows(r, exp) {
 		for _, tr := range transportOrder(r) {
 			if res := c.res[tr]; res != nil && res.Error == "" && len(res.Series) > 0 {
@@ -373,7 +374,7 @@ func seriesResults(r *Report, exp string) []*Result {
 // time. Time is shared; each panel has its own message scale, so that the gap
 // between sent and delivered shows whatever the transport's volume (a UDP sender
 // may hand over fifty times what a TCP one can).
-func seriesChart(r *Report, rs []*Result, title string) ([]byte, error) {
+func seriesChart(r *report.Report, rs []*report.Result, title string) ([]byte, error) {
 	trs := transportOrder(r)
 	multi := false
 	for _, res := range rs {

@@ -12,15 +12,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // chartReport is testReport with a slow-receiver time line for each transport: TCP's
 // sender held to the reader's pace, UDP's running away from it.
-func chartReport() *Report {
+func chartReport() *report.Report {
 	r := testReport()
-	r.Config.Experiments = append(r.Config.Experiments, ExpSlowReceiver)
+	r.Config.Experiments = append(r.Config.Experiments, report.ExpSlowReceiver)
 	for _, tr := range []string{"tcp", "udp"} {
-		res := Result{Experiment: ExpSlowReceiver, Transport: tr, Params: Params{Size: 1024, Streams: 1, DurationS: 2, ReaderBps: 8e6}}
+		res := report.Result{Experiment: report.ExpSlowReceiver, Transport: tr, Params: report.Params{Size: 1024, Streams: 1, DurationS: 2, ReaderBps: 8e6}}
 		for i := range 41 {
 			ts := float64(i) * 0.05
 			got := uint64(i) * 49
@@ -28,7 +30,7 @@ func chartReport() *Report {
 			if tr == "udp" {
 				sent = uint64(i) * 2100
 			}
-			res.Series = append(res.Series, Sample{TS: ts, SentMsgs: sent, RecvMsgs: got})
+			res.Series = append(res.Series, report.Sample{TS: ts, SentMsgs: sent, RecvMsgs: got})
 		}
 		r.Results = append(r.Results, res)
 	}
@@ -136,35 +138,35 @@ func svgText(b []byte) (string, error) {
 }
 
 func TestChartsNeedTheirData(t *testing.T) {
-	drop := func(exps ...string) func(*Report) {
-		return func(r *Report) {
-			r.Results = slices.DeleteFunc(r.Results, func(res Result) bool { return slices.Contains(exps, res.Experiment) })
+	drop := func(exps ...string) func(*report.Report) {
+		return func(r *report.Report) {
+			r.Results = slices.DeleteFunc(r.Results, func(res report.Result) bool { return slices.Contains(exps, res.Experiment) })
 		}
 	}
 	for _, tc := range []struct {
 		name   string
-		change func(*Report)
+		change func(*report.Report)
 		want   []string
 	}{
-		{"all", func(*Report) {}, []string{"rtt_cdf.svg", "connect_cdf.svg", "goodput_by_size.svg", "msgs_by_size.svg", "slow_receiver.svg"}},
-		{"no pingpong", drop(ExpPingPong), []string{"connect_cdf.svg", "goodput_by_size.svg", "msgs_by_size.svg", "slow_receiver.svg"}},
-		{"no stream", drop(ExpStream), []string{"rtt_cdf.svg", "connect_cdf.svg", "slow_receiver.svg"}},
-		{"no series", func(r *Report) {
+		{"all", func(*report.Report) {}, []string{"rtt_cdf.svg", "connect_cdf.svg", "goodput_by_size.svg", "msgs_by_size.svg", "slow_receiver.svg"}},
+		{"no pingpong", drop(report.ExpPingPong), []string{"connect_cdf.svg", "goodput_by_size.svg", "msgs_by_size.svg", "slow_receiver.svg"}},
+		{"no stream", drop(report.ExpStream), []string{"rtt_cdf.svg", "connect_cdf.svg", "slow_receiver.svg"}},
+		{"no series", func(r *report.Report) {
 			for i := range r.Results {
 				r.Results[i].Series = nil
 			}
 		}, []string{"rtt_cdf.svg", "connect_cdf.svg", "goodput_by_size.svg", "msgs_by_size.svg"}},
-		{"latency without samples", func(r *Report) {
+		{"latency without samples", func(r *report.Report) {
 			for i := range r.Results {
 				r.Results[i].Metrics.RTT = nil
 			}
 		}, []string{"goodput_by_size.svg", "msgs_by_size.svg", "slow_receiver.svg"}},
-		{"failed cells", func(r *Report) {
+		{"failed cells", func(r *report.Report) {
 			for i := range r.Results {
 				r.Results[i].Error = "boom"
 			}
 		}, nil},
-		{"empty", func(r *Report) { r.Results = nil }, nil},
+		{"empty", func(r *report.Report) { r.Results = nil }, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := chartReport()
@@ -215,7 +217,7 @@ func TestRenderMarkdownLinksCharts(t *testing.T) {
 			t.Errorf("section %q does not show %s:\n%s", tc.section, tc.image, sec)
 		}
 	}
-	r.Results = slices.DeleteFunc(r.Results, func(res Result) bool { return res.Experiment == ExpPingPong })
+	r.Results = slices.DeleteFunc(r.Results, func(res report.Result) bool { return res.Experiment == report.ExpPingPong })
 	if _, md := renderBoth(t, r); strings.Contains(md, "rtt_cdf.svg") {
 		t.Error("a report without pingpong links rtt_cdf.svg")
 	}
@@ -241,7 +243,7 @@ func TestTailPoints(t *testing.T) {
 	if last := got[len(got)-1]; last.X != 90 || last.Y != 0.001 {
 		t.Errorf("CDF points: the maximum is at (%v, %v), want (90, 0.001): one sample in 1000", last.X, last.Y)
 	}
-	if tailPoints(nil) != nil || tailPoints(&LatencyStats{}) != nil {
+	if tailPoints(nil) != nil || tailPoints(&report.LatencyStats{}) != nil {
 		t.Error("points for no samples")
 	}
 }

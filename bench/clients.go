@@ -13,10 +13,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
-func init() { experiments[ExpClients] = runClients }
+func init() { experiments[report.ExpClients] = runClients }
 
 // clientsMaxS caps the traffic phase of clients in duration mode, in seconds: the
 // figures that make the point are counts (sockets, descriptors, bytes per client),
@@ -44,7 +45,7 @@ const clientsMaxS = 1.0
 // listen mode: the far end reads its own footprint before its first client and
 // again once this side is done with every client still connected, so the figures
 // are the server's alone (footprint_of says so), on its own kernel.
-func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	n := p.Clients
 	if n < 1 {
 		return outcome{}, fmt.Errorf("clients: need at least 1 client, got %d", n)
@@ -93,7 +94,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 	// One round trip each before measuring: a TCP reply proves its connection was
 	// accepted, and every path is warm.
 	if err := forEachClient(ctx, conns, func(ctx context.Context, i int) error {
-		var warm Metrics
+		var warm report.Metrics
 		return reqs[i].roundTrip(conns[i], KindWarmup, &warm, nil, -1)
 	}); err != nil {
 		return outcome{}, fmt.Errorf("warm-up: %w", err)
@@ -101,7 +102,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 
 	u0, uerr := ReadUsage()
 	drops0, _ := srv.drops()
-	per := make([]Metrics, n)
+	per := make([]report.Metrics, n)
 	var latMu sync.Mutex // guards lat while clients run
 	var until time.Time
 	if p.Count == 0 {
@@ -138,7 +139,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 	fp, clientFDs, sockets, swarns, serverCPU := srv.footprint(ctx)
 	warns = append(warns, swarns...)
 
-	var m Metrics
+	var m report.Metrics
 	for i := range per {
 		addRequestCounts(&m, &per[i])
 	}
@@ -188,7 +189,7 @@ func forEachClient(ctx context.Context, conns []Transport, f func(ctx context.Co
 }
 
 // addRequestCounts adds the counts one requester kept in src to dst.
-func addRequestCounts(dst, src *Metrics) {
+func addRequestCounts(dst, src *report.Metrics) {
 	dst.SentMsgs += src.SentMsgs
 	dst.RecvMsgs += src.RecvMsgs
 	dst.Timeouts += src.Timeouts

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestClientsSockets runs 50 clients against one server on real sockets: TCP needs a
@@ -34,7 +36,7 @@ func TestClientsSockets(t *testing.T) {
 			// either, but a loss would be its own, so it is not asserted.)
 			e.timeout = patience
 			nw := mustNetwork(t, tc.transport, NetOptions{NoDelay: true})
-			o, err := runClients(context.Background(), e, nw, Params{Size: 1024, Clients: n, DurationS: 0.3})
+			o, err := runClients(context.Background(), e, nw, report.Params{Size: 1024, Clients: n, DurationS: 0.3})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +86,7 @@ func TestClientsSockets(t *testing.T) {
 func TestClientsCount(t *testing.T) {
 	e := testEnv(t)
 	e.timeout = patience // TCP answers every request: only a hang may time out
-	o, err := runClients(context.Background(), e, mustNetwork(t, "tcp", NetOptions{NoDelay: true}), Params{Size: 64, Clients: 4, Count: 25})
+	o, err := runClients(context.Background(), e, mustNetwork(t, "tcp", NetOptions{NoDelay: true}), report.Params{Size: 64, Clients: 4, Count: 25})
 	if err != nil {
 		t.Fatal(err)
 	}

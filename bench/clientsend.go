@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // clientsEnd is the server half of a clients cell, seen from the clients: an echo
@@ -68,7 +70,7 @@ func intp(v int) *int { return &v }
 // e.timeout each.
 func answered(ctx context.Context, e *runEnv, t Transport, size, tries int) bool {
 	r := newRequester(e, size)
-	var m Metrics
+	var m report.Metrics
 	for range tries {
 		if err := r.roundTrip(t, KindWarmup, &m, nil, -1); err != nil || ctx.Err() != nil {
 			return false
@@ -115,7 +117,7 @@ func StartFootprint(ctx context.Context) func() FootprintDelta {
 
 // openClientsLocal starts the echo server in this process, the footprint's
 // baseline read first.
-func openClientsLocal(ctx context.Context, e *runEnv, nw Network, p Params) (*clientsEnd, error) {
+func openClientsLocal(ctx context.Context, e *runEnv, nw Network, p report.Params) (*clientsEnd, error) {
 	// The runtime's poller opens its own descriptors on first network use: open and
 	// close one endpoint first, so the baseline already has them.
 	if l, err := nw.Listen(ctx, e.address); err == nil {
@@ -147,7 +149,7 @@ const maxFarClients = 1024
 // openClientsFar asks the far end for a listen-mode cell; it reads its own
 // footprint before its first client, and again when this side finishes with every
 // client still connected.
-func openClientsFar(ctx context.Context, e *runEnv, nw Network, p Params) (*clientsEnd, error) {
+func openClientsFar(ctx context.Context, e *runEnv, nw Network, p report.Params) (*clientsEnd, error) {
 	if p.Clients > maxFarClients {
 		return nil, fmt.Errorf("--clients: at most %d against a remote server (the clients it keeps open at once), got %d", maxFarClients, p.Clients)
 	}
@@ -155,7 +157,7 @@ func openClientsFar(ctx context.Context, e *runEnv, nw Network, p Params) (*clie
 	if p.Count > 0 {
 		dur = 0
 	}
-	fl, err := openFarListen(ctx, e, ExpClients, nw, p.Size, dur)
+	fl, err := openFarListen(ctx, e, report.ExpClients, nw, p.Size, dur)
 	if err != nil {
 		return nil, err
 	}

@@ -8,9 +8,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { experiments[ExpClose] = runClose }
+func init() { experiments[report.ExpClose] = runClose }
 
 // closeWait bounds how long the reader waits to learn that its peer has gone.
 const closeWait = time.Second
@@ -25,12 +27,12 @@ const closeWait = time.Second
 // one socket is the listener, so every client loses it at once.
 //
 // In remote mode the far end closes and this side reads (closefar.go).
-func runClose(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runClose(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	if e.far != nil {
 		return runCloseFar(ctx, e, nw, p)
 	}
 	obs := map[string]any{}
-	var m Metrics
+	var m report.Metrics
 	if err := peerClose(ctx, e, nw, p, obs, &m); err != nil {
 		return outcome{}, fmt.Errorf("peer close: %w", err)
 	}
@@ -42,7 +44,7 @@ func runClose(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, er
 
 // peerClose: the client sends one message, the server reads it, the client closes;
 // how long until the server's reader knows?
-func peerClose(ctx context.Context, e *runEnv, nw Network, p Params, obs map[string]any, m *Metrics) error {
+func peerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, obs map[string]any, m *report.Metrics) error {
 	got := make(chan struct{})   // closed when the server has read the message
 	ended := make(chan error, 1) // the reader's end of stream, with the error it saw
 	var gotOnce sync.Once
@@ -114,7 +116,7 @@ func endText(err error) string {
 
 // listenerClose: a client connects and is answered; the server closes its listening
 // socket; does the client still get answers, and can a new client connect?
-func listenerClose(ctx context.Context, e *runEnv, nw Network, p Params, obs map[string]any, m *Metrics) error {
+func listenerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, obs map[string]any, m *report.Metrics) error {
 	srv, err := startEchoServer(ctx, e, nw, p.Size)
 	if err != nil {
 		return err

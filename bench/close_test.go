@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestClose: a TCP reader sees EOF when its peer closes, a UDP reader sees nothing;
@@ -18,7 +20,7 @@ func TestClose(t *testing.T) {
 		return e
 	}
 	t.Run("tcp", func(t *testing.T) {
-		o, err := runClose(context.Background(), env(t), mustNetwork(t, "tcp", NetOptions{NoDelay: true}), Params{Size: propertySize})
+		o, err := runClose(context.Background(), env(t), mustNetwork(t, "tcp", NetOptions{NoDelay: true}), report.Params{Size: propertySize})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +33,7 @@ func TestClose(t *testing.T) {
 		}
 	})
 	t.Run("udp", func(t *testing.T) {
-		o, err := runClose(context.Background(), env(t), mustNetwork(t, "udp", NetOptions{}), Params{Size: propertySize})
+		o, err := runClose(context.Background(), env(t), mustNetwork(t, "udp", NetOptions{}), report.Params{Size: propertySize})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // close against a far end. The clocks of two hosts differ, so everything is
@@ -37,7 +39,7 @@ const closeEchoes = 5
 
 // runCloseFar is close with the server halves at the far end: one far cell for each
 // part, since a far UDP half that closed has no socket left.
-func runCloseFar(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runCloseFar(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	obs := map[string]any{}
 	var o outcome
 	r, err := peerCloseFar(ctx, e, nw, p, obs, &o.m)
@@ -61,7 +63,7 @@ func runCloseFar(ctx context.Context, e *runEnv, nw Network, p Params) (outcome,
 func closeFarTime(e *runEnv) time.Duration { return closeWait + (closeEchoes+5)*e.timeout }
 
 // sendClose sends c's message as a close request naming what, unanswered.
-func sendClose(c *requester, t Transport, what uint32, m *Metrics) error {
+func sendClose(c *requester, t Transport, what uint32, m *report.Metrics) error {
 	PutHeader(c.req, Header{Kind: KindEnd, Run: c.e.run, Flow: what, Len: uint32(len(c.req)), Seq: c.seq, SendNs: c.e.now(), PayloadCRC: c.pcrc})
 	c.seq++
 	c.out[0] = c.req
@@ -74,8 +76,8 @@ func sendClose(c *requester, t Transport, what uint32, m *Metrics) error {
 
 // peerCloseFar: after closeEchoes echoes, the client asks the far half to close its
 // endpoint and reads until end of stream, or gives up after closeWait.
-func peerCloseFar(ctx context.Context, e *runEnv, nw Network, p Params, obs map[string]any, m *Metrics) (r FarResult, err error) {
-	fo, err := openFarOne(ctx, e, ExpClose, nw, p.Size, closeFarTime(e))
+func peerCloseFar(ctx context.Context, e *runEnv, nw Network, p report.Params, obs map[string]any, m *report.Metrics) (r FarResult, err error) {
+	fo, err := openFarOne(ctx, e, report.ExpClose, nw, p.Size, closeFarTime(e))
 	if err != nil {
 		return FarResult{}, err
 	}
@@ -143,8 +145,8 @@ func peerCloseFar(ctx context.Context, e *runEnv, nw Network, p Params, obs map[
 // listenerCloseFar: a client is answered; the far half is asked to close its
 // listening socket; is the client still answered, and can a new client of the data
 // port connect?
-func listenerCloseFar(ctx context.Context, e *runEnv, nw Network, p Params, obs map[string]any, m *Metrics) (r FarResult, err error) {
-	fo, err := openFarOne(ctx, e, ExpClose, nw, p.Size, closeFarTime(e))
+func listenerCloseFar(ctx context.Context, e *runEnv, nw Network, p report.Params, obs map[string]any, m *report.Metrics) (r FarResult, err error) {
+	fo, err := openFarOne(ctx, e, report.ExpClose, nw, p.Size, closeFarTime(e))
 	if err != nil {
 		return FarResult{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
@@ -15,20 +16,20 @@ import (
 // close. The time to first answer runs from the start of the dial to the reply;
 // transactions/s includes the close. The server's endpoint count shows the other
 // half of the claim: TCP accepts a socket per client, UDP answers all from one.
-func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
+func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (report.Metrics, []string, error) {
 	var warns []string
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	srv, err := openConnectEnd(ctx, e, nw, p)
 	if err != nil {
-		return Metrics{}, nil, err
+		return report.Metrics{}, nil, err
 	}
 	defer srv.finish(context.WithoutCancel(ctx))
 	c := newRequester(e, p.Size)
 
 	var dialErrs, dialed uint64
 	var firstErr error
-	transact := func(m *Metrics, lat *Latency) error {
+	transact := func(m *report.Metrics, lat *Latency) error {
 		from := e.now()
 		t, err := srv.dial(ctx)
 		if err != nil {
@@ -53,12 +54,12 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 		return err
 	}
 
-	var warm Metrics
+	var warm report.Metrics
 	if e.warmup > 0 {
 		until := time.Now().Add(e.warmup)
 		for n := 0; n < 1000 && time.Now().Before(until) && ctx.Err() == nil; n++ {
 			if err := transact(&warm, nil); err != nil {
-				return Metrics{}, nil, fmt.Errorf("warm-up: %w", err)
+				return report.Metrics{}, nil, fmt.Errorf("warm-up: %w", err)
 			}
 		}
 	}
@@ -70,7 +71,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 
 	u0, uerr := ReadUsage()
 	lat := NewLatency()
-	var m Metrics
+	var m report.Metrics
 	start := time.Now()
 	until := start.Add(time.Duration(p.DurationS * float64(time.Second)))
 	for ctx.Err() == nil {
@@ -81,12 +82,12 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, 
 			break
 		}
 		if err := transact(&m, lat); err != nil {
-			return Metrics{}, nil, fmt.Errorf("transaction %d: %w", m.SentMsgs, err)
+			return report.Metrics{}, nil, fmt.Errorf("transaction %d: %w", m.SentMsgs, err)
 		}
 	}
 	elapsed := time.Since(start)
 	if err := ctx.Err(); err != nil {
-		return Metrics{}, nil, fmt.Errorf("stopped after %d transactions: %w", m.SentMsgs, err)
+		return report.Metrics{}, nil, fmt.Errorf("stopped after %d transactions: %w", m.SentMsgs, err)
 	}
 	u1, _ := ReadUsage()
 	socketsAfter, swarns, serverCPU := srv.finish(ctx)
@@ -126,7 +127,7 @@ func (c *connectEnd) finish(ctx context.Context) (int, []string, *float64) {
 	return c.sockets, c.warns, c.serverCPU
 }
 
-func openConnectEnd(ctx context.Context, e *runEnv, nw Network, p Params) (*connectEnd, error) {
+func openConnectEnd(ctx context.Context, e *runEnv, nw Network, p report.Params) (*connectEnd, error) {
 	if e.far == nil {
 		srv, err := startEchoServer(ctx, e, nw, p.Size)
 		if err != nil {
@@ -149,7 +150,7 @@ func openConnectEnd(ctx context.Context, e *runEnv, nw Network, p Params) (*conn
 	if p.Count > 0 {
 		dur = 0
 	}
-	fl, err := openFarListen(ctx, e, ExpConnect, nw, p.Size, dur)
+	fl, err := openFarListen(ctx, e, report.ExpConnect, nw, p.Size, dur)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package bench
 import (
 	"runtime"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // Usage is a snapshot of the process's CPU time and Go GC pauses, from ReadUsage.
@@ -40,7 +42,7 @@ func CPUSecPerGB(cpu time.Duration, bytes uint64) *float64 {
 
 // setUsage records in m the CPU a cell used, d (Sub of its two readings): seconds,
 // seconds per GB of the bytes it moved (none for bytes 0), and GC pauses.
-func setUsage(m *Metrics, d Usage, bytes uint64) {
+func setUsage(m *report.Metrics, d Usage, bytes uint64) {
 	m.CPUSec = d.CPU().Seconds()
 	m.CPUSecPerGB = CPUSecPerGB(d.CPU(), bytes)
 	m.GCPauseNs = uint64(d.GCPause)

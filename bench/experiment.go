@@ -15,36 +15,37 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // order is the order the default suite runs experiments in: the property
 // experiments first (they are short and lead the report), then the measurements.
-var order = []string{ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver, ExpFanout, ExpBottleneck, ExpHOL, ExpStream, ExpPingPong, ExpConnect}
+var order = []string{report.ExpRefused, report.ExpClose, report.ExpClients, report.ExpBoundaries, report.ExpSlowReceiver, report.ExpFanout, report.ExpBottleneck, report.ExpHOL, report.ExpStream, report.ExpPingPong, report.ExpConnect}
 
 // An outcome is what one cell measured.
 type outcome struct {
-	m        Metrics
+	m        report.Metrics
 	warns    []string
-	observed map[string]any // Result.Observed
-	series   []Sample       // Result.Series
-	injected *Injected      // Result.Injected: set by the runner in lab runs
+	observed map[string]any   // Result.Observed
+	series   []report.Sample  // Result.Series
+	injected *report.Injected // Result.Injected: set by the runner in lab runs
 }
 
 // An experimentFunc runs one cell: one experiment, one transport, one set of params.
 // An error means no figures.
-type experimentFunc func(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error)
+type experimentFunc func(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error)
 
 // experiments holds every experiment by name. The measurement experiments are
 // listed here; each property experiment registers itself from its own file's init.
 var experiments = map[string]experimentFunc{
-	ExpStream:   runStreamCell,
-	ExpPingPong: runPingPongCell,
-	ExpConnect:  metricsOnly(runConnect),
+	report.ExpStream:   runStreamCell,
+	report.ExpPingPong: runPingPongCell,
+	report.ExpConnect:  metricsOnly(runConnect),
 }
 
 // metricsOnly adapts an experiment that measures only Metrics.
-func metricsOnly(f func(context.Context, *runEnv, Network, Params) (Metrics, []string, error)) experimentFunc {
-	return func(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func metricsOnly(f func(context.Context, *runEnv, Network, report.Params) (report.Metrics, []string, error)) experimentFunc {
+	return func(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 		m, w, err := f(ctx, e, nw, p)
 		return outcome{m: m, warns: w}, err
 	}
@@ -90,7 +91,7 @@ type runEnv struct {
 // (Sock.Rx): the mode of each end, by experiment.
 type rxModes struct {
 	mu sync.Mutex
-	by map[string]*Sock // by transport; guarded by mu
+	by map[string]*report.Sock // by transport; guarded by mu
 }
 
 // note records that a cell of exp over transport tr received in client mode on the
@@ -107,11 +108,11 @@ func (r *rxModes) note(tr, exp, client, server string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.by == nil {
-		r.by = make(map[string]*Sock)
+		r.by = make(map[string]*report.Sock)
 	}
 	sk := r.by[tr]
 	if sk == nil {
-		sk = &Sock{}
+		sk = &report.Sock{}
 		r.by[tr] = sk
 	}
 	if old, ok := sk.Rx[exp]; ok && old != mode {
@@ -124,7 +125,7 @@ func (r *rxModes) note(tr, exp, client, server string) {
 }
 
 // addTo writes what r recorded into socks' Rx, by transport.
-func (r *rxModes) addTo(socks map[string]Sock) {
+func (r *rxModes) addTo(socks map[string]report.Sock) {
 	if r == nil {
 		return
 	}
@@ -151,7 +152,7 @@ const propertySize = 1024
 
 // cellLimit bounds one cell's run time, whatever happens: the duration with warm-up
 // and drain plus a grace period, or maxCountCell in count mode.
-func (e *runEnv) cellLimit(p Params) time.Duration {
+func (e *runEnv) cellLimit(p report.Params) time.Duration {
 	if p.Count > 0 {
 		return maxCountCell
 	}
@@ -313,7 +314,7 @@ func startEchoServer(ctx context.Context, e *runEnv, nw Network, size int) (*ser
 
 // finishRequests fills in the figures pingpong and connect derive the same way from
 // their counts, the latency histogram and the measured interval.
-func finishRequests(m *Metrics, lat *Latency, size int, elapsed time.Duration) {
+func finishRequests(m *report.Metrics, lat *Latency, size int, elapsed time.Duration) {
 	m.SentBytes = m.SentMsgs * uint64(size)
 	m.RecvBytes = m.RecvMsgs * uint64(size)
 	m.LostMsgs = m.Timeouts

@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // testEnv is a run environment for one test, on an ephemeral loopback port.
@@ -119,7 +121,7 @@ func TestStreamKnownAnswer(t *testing.T) {
 			}
 			e := testEnv(t)
 			e.drain = patience // TCP delivers everything: only a hang may end the drain first
-			p := Params{Size: 1024, Streams: 1, Count: tc.count, RateBps: 200e6}
+			p := report.Params{Size: 1024, Streams: 1, Count: tc.count, RateBps: 200e6}
 			m, w, err := runStream(context.Background(), e, nw, p)
 			if err != nil {
 				t.Fatal(err)
@@ -165,7 +167,7 @@ func TestStreamSocketDrops(t *testing.T) {
 	nw := mustNetwork(t, "udp", NetOptions{RecvBuffer: 4096})
 	e := testEnv(t)
 	const count = 20000
-	m, w, err := runStream(context.Background(), e, nw, Params{Size: 1024, Streams: 2, Count: count})
+	m, w, err := runStream(context.Background(), e, nw, report.Params{Size: 1024, Streams: 2, Count: count})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +198,7 @@ func TestPingPongKnownAnswer(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := testEnv(t)
 			e.timeout = patience // on loopback every request is answered: a timeout would be the host's, not the transport's
-			m, _, err := runPingPong(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: 64, Count: 2000})
+			m, _, err := runPingPong(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), report.Params{Size: 64, Count: 2000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -221,7 +223,7 @@ func TestPingPongKnownAnswer(t *testing.T) {
 		// of measurement instead, so no warm-up here.
 		e.warmup = 0
 		nw.drop[10], nw.drop[20] = true, true
-		m, _, err := runPingPong(context.Background(), e, nw, Params{Size: 64, Count: 100})
+		m, _, err := runPingPong(context.Background(), e, nw, report.Params{Size: 64, Count: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +239,7 @@ func TestConnectSockets(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := testEnv(t)
 			e.timeout = patience // every transaction is answered on loopback
-			m, _, err := runConnect(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: 64, Count: 200})
+			m, _, err := runConnect(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), report.Params{Size: 64, Count: 200})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -258,7 +260,7 @@ func TestRunDurationMode(t *testing.T) {
 	// TCP loses nothing: a request timeout or a drain that a busy host could outlast
 	// would count its late messages lost. A complete flow ends the drain at once; a
 	// UDP stream that lost messages ends it on a quiet spell.
-	p := Plan{Experiments: []string{ExpStream, ExpPingPong, ExpConnect}, Sizes: []int{64, 1024}, Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond,
+	p := Plan{Experiments: []string{report.ExpStream, report.ExpPingPong, report.ExpConnect}, Sizes: []int{64, 1024}, Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond,
 		Drain: 3 * time.Second, Timeout: patience}
 	rep, err := Run(context.Background(), p)
 	if err != nil {
@@ -276,7 +278,7 @@ func TestRunDurationMode(t *testing.T) {
 		if r.Transport == "tcp" && r.Metrics.LostMsgs != 0 {
 			t.Errorf("%s tcp size %d lost %d", r.Experiment, r.Params.Size, r.Metrics.LostMsgs)
 		}
-		if r.Experiment == ExpStream && r.Transport == "udp" {
+		if r.Experiment == report.ExpStream && r.Transport == "udp" {
 			m := r.Metrics
 			if m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
 				t.Errorf("udp size %d: sent %d != recv %d − dup %d + lost %d", r.Params.Size, m.SentMsgs, m.RecvMsgs, m.DupMsgs, m.LostMsgs)
@@ -304,7 +306,7 @@ func TestStreamGoodputKnownAnswer(t *testing.T) {
 			e := testEnv(t)
 			e.warmup = 0
 			e.drain = patience
-			m, _, err := runStream(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), Params{Size: size, Streams: 1, Count: count, RateBps: rate})
+			m, _, err := runStream(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), report.Params{Size: size, Streams: 1, Count: count, RateBps: rate})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -345,7 +347,7 @@ func TestStreamPacer(t *testing.T) {
 				e := testEnv(t)
 				e.warmup = 0
 				m, _, err := runStream(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}),
-					Params{Size: 1400, Streams: 1, DurationS: 1, RateBps: rate})
+					report.Params{Size: 1400, Streams: 1, DurationS: 1, RateBps: rate})
 				if err != nil {
 					t.Fatal(err)
 				}

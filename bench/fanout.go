@@ -10,11 +10,12 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
-func init() { experiments[ExpFanout] = runFanout }
+func init() { experiments[report.ExpFanout] = runFanout }
 
 // A Multicaster is a Network that can hand one message to many receivers with one
 // send: the network, not the sender, makes the copies (UDP multicast). A Network
@@ -95,7 +96,7 @@ const (
 // deliveries. CPU is the whole process: both ends run here. Without multicast on the
 // host (errors.ErrUnsupported), the cell has no figures: a warning and
 // observed "multicast" say why.
-func runFanout(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runFanout(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	n := p.Receivers
 	if n <= 0 {
 		n = 8
@@ -282,7 +283,7 @@ func (f *fanout) run(ctx context.Context) (outcome, error) {
 	}
 
 	var warns []string
-	var m Metrics
+	var m report.Metrics
 	copies := uint64(len(f.senders))
 	m.SentMsgs = f.count * copies
 	m.SentBytes = m.SentMsgs * uint64(f.size)

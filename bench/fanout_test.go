@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestFanoutKnownAnswer: 4 receivers, 200 messages. UDP multicast sends each message
@@ -32,7 +34,7 @@ func TestFanoutKnownAnswer(t *testing.T) {
 			}
 			e := testEnv(t)
 			e.drain = patience // TCP delivers everything: a complete fanout ends the drain at once
-			p := Params{Size: propertySize, Streams: 1, Receivers: receivers, Count: count}
+			p := report.Params{Size: propertySize, Streams: 1, Receivers: receivers, Count: count}
 			o, err := runFanout(context.Background(), e, nw, p)
 			if err != nil {
 				t.Fatal(err)
@@ -114,7 +116,7 @@ func TestFanoutOneToOneFallback(t *testing.T) {
 		t.Fatal("wrapped network still a Multicaster")
 	}
 	e := testEnv(t)
-	_, err := runFanout(context.Background(), e, nw, Params{Size: propertySize, Streams: 1, Receivers: 2, Count: 10})
+	_, err := runFanout(context.Background(), e, nw, report.Params{Size: propertySize, Streams: 1, Receivers: 2, Count: 10})
 	if err == nil || !strings.Contains(err.Error(), "receiver 1") {
 		t.Fatalf("err %v, want receiver 1 failing to get its own endpoint", err)
 	}
@@ -136,7 +138,7 @@ func (noMulticast) DialGroup(ctx context.Context, group string) (Transport, erro
 // observation "multicast" carry the reason, so the run goes on and says why.
 func TestFanoutMulticastUnavailable(t *testing.T) {
 	nw := noMulticast{mustNetwork(t, "udp", NetOptions{})}
-	o, err := runFanout(context.Background(), testEnv(t), nw, Params{Size: propertySize, Streams: 1, Receivers: 4, Count: 10})
+	o, err := runFanout(context.Background(), testEnv(t), nw, report.Params{Size: propertySize, Streams: 1, Receivers: 4, Count: 10})
 	if err != nil {
 		t.Fatalf("err %v, want none: the outcome carries the reason", err)
 	}

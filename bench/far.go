@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // A Far runs the server half of cells on another host (remote mode: tcpvsudp serve
@@ -19,9 +21,9 @@ import (
 // end measures its own half. Far ends support the experiments FarExperiments lists.
 type Far interface {
 	// Link describes the far end for the report's env.link (Kind "remote").
-	Link() Link
+	Link() report.Link
 	// PeerEnv is the far host's environment as it last reported it; nil before it did.
-	PeerEnv() *Env
+	PeerEnv() *report.Env
 	// Open starts the server half of one cell and returns it with its data path open.
 	Open(ctx context.Context, spec FarSpec) (FarCell, error)
 }
@@ -42,7 +44,7 @@ func farLost(f Far) error {
 }
 
 // FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{ExpStream, ExpPingPong, ExpConnect, ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver}
+var FarExperiments = []string{report.ExpStream, report.ExpPingPong, report.ExpConnect, report.ExpRefused, report.ExpClose, report.ExpClients, report.ExpBoundaries, report.ExpSlowReceiver}
 
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {
@@ -126,13 +128,13 @@ type FarResult struct {
 	ServerSockets int `json:"server_sockets"` // endpoints the server half served
 	// Sockets is what the far end's kernel granted its data-path endpoints of the
 	// cell, read back when they opened, and what its sends on them did (DataSockets).
-	Sockets       *Sock     `json:"sockets,omitempty"`
-	Warnings      []string  `json:"warnings,omitempty"`         // what the far end wants the report to say about the cell
-	Stream        *StreamRx `json:"stream,omitempty"`           // stream: the receiver's figures
-	StreamTx      *StreamTx `json:"stream_tx,omitempty"`        // reverse stream: the far senders' figures
-	CPUSec        *float64  `json:"cpu_s,omitempty"`            // the far process's user+sys CPU over the cell
-	Env           *Env      `json:"env,omitempty"`              // the far host, as HostEnv describes it
-	RateCapHeldNs int64     `json:"rate_cap_held_ns,omitempty"` // how long the far end's --max-rate held its senders back, summed
+	Sockets       *report.Sock `json:"sockets,omitempty"`
+	Warnings      []string     `json:"warnings,omitempty"`         // what the far end wants the report to say about the cell
+	Stream        *StreamRx    `json:"stream,omitempty"`           // stream: the receiver's figures
+	StreamTx      *StreamTx    `json:"stream_tx,omitempty"`        // reverse stream: the far senders' figures
+	CPUSec        *float64     `json:"cpu_s,omitempty"`            // the far process's user+sys CPU over the cell
+	Env           *report.Env  `json:"env,omitempty"`              // the far host, as HostEnv describes it
+	RateCapHeldNs int64        `json:"rate_cap_held_ns,omitempty"` // how long the far end's --max-rate held its senders back, summed
 
 	// Footprint is what the far process and kernel gained while a clients cell's
 	// clients connected.
@@ -211,7 +213,7 @@ func farSkipped(x string) outcome {
 // farSkipWhy says, for the experiments that have a reason of their own, why they do
 // not run against a remote server.
 var farSkipWhy = map[string]string{
-	ExpFanout: "fanout does not run against a remote server: its one-to-many half is a multicast group, which the server's data paths (validated, one peer each) do not carry; run it on one host, or on a network whose multicast you control",
+	report.ExpFanout: "fanout does not run against a remote server: its one-to-many half is a multicast group, which the server's data paths (validated, one peer each) do not carry; run it on one host, or on a network whose multicast you control",
 }
 
 // farSkipWarning names the experiments of a plan that a far end cannot run yet; ""
@@ -266,7 +268,7 @@ func (x *echoEnd) close(ctx context.Context) (sockets int, warns []string) {
 // --busy-poll); each end's mode is recorded in e.rx.
 func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration, blocking bool) (*echoEnd, error) {
 	if e.far != nil {
-		fc, err := e.openFar(ctx, FarSpec{Experiment: ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur})
+		fc, err := e.openFar(ctx, FarSpec{Experiment: report.ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur})
 		if err != nil {
 			return nil, fmt.Errorf("far end: %w", err)
 		}
@@ -304,7 +306,7 @@ func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Dur
 		if err := srv.stop(); err != nil {
 			warns = append(warns, fmt.Sprintf("server: %v", err))
 		}
-		e.rx.note(nw.Name(), ExpPingPong, RecvModeOf(t), srv.recvMode())
+		e.rx.note(nw.Name(), report.ExpPingPong, RecvModeOf(t), srv.recvMode())
 		return srv.sockets, warns, nil
 	}}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // loopFar is a far end in this process: it opens each cell's data path on loopback
@@ -18,12 +20,12 @@ import (
 type loopFar struct {
 	mu    sync.Mutex
 	specs []FarSpec
-	env   *Env
+	env   *report.Env
 }
 
-func (f *loopFar) Link() Link { return Link{Kind: "remote", Addr: "loopfar"} }
+func (f *loopFar) Link() report.Link { return report.Link{Kind: "remote", Addr: "loopfar"} }
 
-func (f *loopFar) PeerEnv() *Env {
+func (f *loopFar) PeerEnv() *report.Env {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.env
@@ -37,7 +39,7 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &loopCell{done: make(chan farDone, 1), senderDone: make(chan struct{}), sendersDone: make(chan struct{}), echo: spec.Experiment != ExpStream}
+	c := &loopCell{done: make(chan farDone, 1), senderDone: make(chan struct{}), sendersDone: make(chan struct{}), echo: spec.Experiment != report.ExpStream}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
 	// One listener per stream, as remote mode opens one data path per stream; a
@@ -105,11 +107,11 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 		}
 		r, err := MeasureServerHalf(func() (FarResult, error) {
 			switch {
-			case spec.Experiment == ExpStream && spec.Bidir:
+			case spec.Experiment == report.ExpStream && spec.Bidir:
 				return ServeStreamBidir(sctx, spec, srvs, loopPeer{c}, c.farEnded)
-			case spec.Experiment == ExpStream && spec.Reverse:
+			case spec.Experiment == report.ExpStream && spec.Reverse:
 				return ServeStreamTx(sctx, spec, srvs, c.farEnded)
-			case spec.Experiment == ExpStream:
+			case spec.Experiment == report.ExpStream:
 				return ServeStreamRx(sctx, spec, srvs, loopPeer{c})
 			}
 			return FarResult{ServerSockets: 1}, ServeEcho(sctx, srvs[0], spec.Size, 64)
@@ -204,7 +206,7 @@ func (c *loopCell) Finish(ctx context.Context) (FarResult, error) {
 // request is answered and every TCP message arrives, however busy the host.
 func TestFarCells(t *testing.T) {
 	far := &loopFar{}
-	rep, err := Run(context.Background(), Plan{Far: far, Experiments: []string{ExpStream, ExpPingPong}, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
+	rep, err := Run(context.Background(), Plan{Far: far, Experiments: []string{report.ExpStream, report.ExpPingPong}, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
 		Streams: 2, RateBps: 20e6, Count: 300, Warmup: 20 * time.Millisecond, Timeout: patience, Drain: patience})
 	if err != nil {
 		t.Fatal(err)
@@ -233,11 +235,11 @@ func TestFarCells(t *testing.T) {
 			t.Errorf("%s %s: warnings %q, want the far end's", r.Experiment, r.Transport, r.Warnings)
 		}
 		switch r.Experiment {
-		case ExpPingPong:
+		case report.ExpPingPong:
 			if m.SentMsgs != 300 || m.RecvMsgs+m.LostMsgs != 300 || m.RecvMsgs < 298 || m.ServerSockets != 1 {
 				t.Errorf("pingpong %s: sent %d recv %d lost %d sockets %d, want 300 sent, (nearly) all answered by 1 socket", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
 			}
-		case ExpStream:
+		case report.ExpStream:
 			what := fmt.Sprintf("stream %s %d B", r.Transport, r.Params.Size)
 			// Paced at 20 Mbit/s on loopback: nothing is lost, so the known answer is exact.
 			checkPacedCounts(t, what, m, 600)
@@ -254,7 +256,7 @@ func TestFarCells(t *testing.T) {
 		}
 	}
 	// Reverse: the far end sends, this host receives and accounts.
-	rep, err = Run(context.Background(), Plan{Far: far, Reverse: true, Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"},
+	rep, err = Run(context.Background(), Plan{Far: far, Reverse: true, Experiments: []string{report.ExpStream}, Transports: []string{"tcp", "udp"},
 		Sizes: []int{1024}, Streams: 2, RateBps: 20e6, Count: 300, Warmup: 20 * time.Millisecond, Drain: patience})
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +276,7 @@ func TestFarCells(t *testing.T) {
 		checkFarGoodput(t, "reverse "+r.Transport, m, r.Params.Size)
 	}
 	for _, sp := range far.specs {
-		if sp.Experiment == ExpStream && (sp.Run == 0 || sp.Streams != 2 || sp.Drain != patience) {
+		if sp.Experiment == report.ExpStream && (sp.Run == 0 || sp.Streams != 2 || sp.Drain != patience) {
 			t.Errorf("far end asked for %+v: want the run id, 2 streams and the drain", sp)
 		}
 	}
@@ -284,7 +286,7 @@ func TestFarCells(t *testing.T) {
 // each received once, in order. A busy host can starve a UDP receiver until its
 // socket drops; then every lost message must be a counted drop (socket + sender,
 // network 0), and the rest arrive once, in order.
-func checkPacedCounts(t *testing.T, what string, m Metrics, want uint64) {
+func checkPacedCounts(t *testing.T, what string, m report.Metrics, want uint64) {
 	t.Helper()
 	var lost uint64
 	if m.DropsSocket != nil && *m.DropsSocket+m.DropsSender > 0 {
@@ -317,11 +319,11 @@ func TestFarRefusesWhatItCannotRun(t *testing.T) {
 		p    Plan
 		want string
 	}{
-		{Plan{Far: &loopFar{}, Experiments: []string{ExpFanout}}, "--experiments: fanout cannot run against a remote server"},
-		{Plan{Far: &loopFar{}, Experiments: []string{ExpPingPong}, Lab: &LabConfig{}}, "--server: an emulated link"},
-		{Plan{Reverse: true, Experiments: []string{ExpStream}}, "--reverse: only with --server"},
-		{Plan{Bidir: true, Experiments: []string{ExpStream}}, "--bidir: only with --server"},
-		{Plan{Far: &loopFar{}, Bidir: true, Reverse: true, Experiments: []string{ExpStream}}, "--bidir: streams both ways already; it cannot be combined with --reverse"},
+		{Plan{Far: &loopFar{}, Experiments: []string{report.ExpFanout}}, "--experiments: fanout cannot run against a remote server"},
+		{Plan{Far: &loopFar{}, Experiments: []string{report.ExpPingPong}, Lab: &LabConfig{}}, "--server: an emulated link"},
+		{Plan{Reverse: true, Experiments: []string{report.ExpStream}}, "--reverse: only with --server"},
+		{Plan{Bidir: true, Experiments: []string{report.ExpStream}}, "--bidir: only with --server"},
+		{Plan{Far: &loopFar{}, Bidir: true, Reverse: true, Experiments: []string{report.ExpStream}}, "--bidir: streams both ways already; it cannot be combined with --reverse"},
 	} {
 		err := tc.p.WithDefaults().Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -338,7 +340,7 @@ func TestFarRefusesWhatItCannotRun(t *testing.T) {
 // checked to agree within a factor of 2, where the interval is long enough (100 ms)
 // that no stall short of a hang halves it; the ratio, which was within 10% on an
 // idle host, is logged.
-func checkFarGoodput(t *testing.T, what string, m Metrics, size int) {
+func checkFarGoodput(t *testing.T, what string, m report.Metrics, size int) {
 	t.Helper()
 	if m.SendRateBps <= 0 || m.GoodputBps <= 0 {
 		t.Errorf("%s: goodput %.4g, sender rate %.4g: want both > 0", what, m.GoodputBps, m.SendRateBps)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestFarDefaultSuite: against a far end the default suite has the loopback suite's
@@ -45,7 +47,7 @@ func TestFarDefaultSuite(t *testing.T) {
 	}
 	for _, r := range rep.Results {
 		why, _ := r.Observed["skipped"].(string)
-		if !skipped(r) || !strings.Contains(why, r.Experiment+" does not run against a remote server") || r.Error != "" || r.Metrics.SentMsgs != 0 {
+		if !report.Skipped(r) || !strings.Contains(why, r.Experiment+" does not run against a remote server") || r.Error != "" || r.Metrics.SentMsgs != 0 {
 			t.Errorf("%s %s: observed %v, error %q, sent %d; want skipped, saying why, with no figures", r.Experiment, r.Transport, r.Observed, r.Error, r.Metrics.SentMsgs)
 		}
 	}
@@ -93,16 +95,16 @@ func TestFarDefaultSuite(t *testing.T) {
 func TestBothEndsPerGB(t *testing.T) {
 	two, three := 2.0, 3.0
 	for _, tc := range []struct {
-		m    Metrics
+		m    report.Metrics
 		want float64
 		ok   bool
 	}{
-		{Metrics{CPUSec: 1, CPUSecPerGB: &two, ServerCPUSec: &three}, 8, true},
-		{Metrics{CPUSec: 1, CPUSecPerGB: &two}, 2, true},
-		{Metrics{CPUSec: 0, CPUSecPerGB: &two, ServerCPUSec: &three}, 0, false},
-		{Metrics{CPUSec: 1}, 0, false},
+		{report.Metrics{CPUSec: 1, CPUSecPerGB: &two, ServerCPUSec: &three}, 8, true},
+		{report.Metrics{CPUSec: 1, CPUSecPerGB: &two}, 2, true},
+		{report.Metrics{CPUSec: 0, CPUSecPerGB: &two, ServerCPUSec: &three}, 0, false},
+		{report.Metrics{CPUSec: 1}, 0, false},
 	} {
-		got, ok := bothEndsPerGB(tc.m)
+		got, ok := report.BothEndsPerGB(tc.m)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("bothEndsPerGB(cpu %v, per GB %v, server %v) = %v, %v; want %v, %v", tc.m.CPUSec, tc.m.CPUSecPerGB, tc.m.ServerCPUSec, got, ok, tc.want, tc.ok)
 		}

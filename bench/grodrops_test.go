@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
@@ -104,7 +105,7 @@ func TestStreamOffloadModes(t *testing.T) {
 				e := testEnv(t)
 				e.drain = patience
 				nw := mustNetwork(t, "udp", NetOptions{NoGSO: noGSO, RecvBuffer: 4 << 20})
-				m, _, err := runStream(context.Background(), e, nw, Params{Size: size, Streams: 2, Count: count, RateBps: 100e6})
+				m, _, err := runStream(context.Background(), e, nw, report.Params{Size: size, Streams: 2, Count: count, RateBps: 100e6})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -142,7 +143,7 @@ func TestStreamGROCorruptInSuperPacket(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := testEnv(t)
-			p := Params{Size: 256, Streams: 1}
+			p := report.Params{Size: 256, Streams: 1}
 			rx := newStreamRx(e, p, "udp")
 			srv, err := udp.Listen(t.Context(), "127.0.0.1:0", udp.Options{GRO: true, RecvBuffer: 1 << 20})
 			if err != nil {
@@ -203,7 +204,7 @@ func TestStreamGROReceiveAllocs(t *testing.T) {
 	for _, size := range []int{64, 1400} {
 		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
 			e := testEnv(t)
-			p := Params{Size: size, Streams: 1}
+			p := report.Params{Size: size, Streams: 1}
 			rx := newStreamRx(e, p, "udp")
 			srv, err := udp.Listen(t.Context(), "127.0.0.1:0", udp.Options{GRO: true, RecvBuffer: 4 << 20})
 			if err != nil {

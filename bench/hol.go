@@ -3,9 +3,11 @@ package bench
 import (
 	"context"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { experiments[ExpHOL] = runHOL }
+func init() { experiments[report.ExpHOL] = runHOL }
 
 // Head-of-line blocking's workload: small messages at a modest fixed rate, so the
 // link is never the bottleneck and every delay is the transport's or the link's.
@@ -28,7 +30,7 @@ const (
 // (late_fraction_over_2x_p50 counts those victims). A transport that delivers each
 // datagram as it comes keeps every delivered message's latency and loses the rest
 // (delivered_fraction < 1). On loopback nothing is lost and both are flat.
-func runHOL(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runHOL(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	d := holMax.Seconds()
 	if p.DurationS > 0 {
 		d = min(p.DurationS, d)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestHOLLoopback: on loopback nothing is lost and nothing waits: every message is
 // delivered, and the figures are there for both transports.
 func TestHOLLoopback(t *testing.T) {
-	p := Params{Size: propertySize, Streams: 1, DurationS: 0.5}
+	p := report.Params{Size: propertySize, Streams: 1, DurationS: 0.5}
 	for _, tr := range []string{"tcp", "udp"} {
 		t.Run(tr, func(t *testing.T) {
 			o, err := runHOL(context.Background(), testEnv(t), mustNetwork(t, tr, NetOptions{NoDelay: true}), p)
@@ -18,12 +20,12 @@ func TestHOLLoopback(t *testing.T) {
 			}
 			obs := o.observed
 			t.Logf("observed %v; warnings %q", obs, o.warns)
-			if f, _ := obsNum(obs, "delivered_fraction"); f != 1 {
+			if f, _ := report.ObsNum(obs, "delivered_fraction"); f != 1 {
 				t.Errorf("delivered_fraction %v, want 1", obs["delivered_fraction"])
 			}
 			// The timetable sends 250 in 0.5 s at 500/s, never more; a busy host may
 			// stall the sender past the end, so fewer only says it paced.
-			if n, _ := obsNum(obs, "sent_msgs"); n < 125 || n > 251 {
+			if n, _ := report.ObsNum(obs, "sent_msgs"); n < 125 || n > 251 {
 				t.Errorf("sent %v messages in 0.5 s at 500/s, want 250: never more, not half", n)
 			}
 			for _, k := range []string{"latency_p50_ns", "latency_max_ns", "late_fraction_over_2x_p50", "latency"} {
@@ -37,7 +39,7 @@ func TestHOLLoopback(t *testing.T) {
 					t.Errorf("%s = %v from %v samples: want it absent", k, v, obs["delivered_msgs"])
 				}
 			}
-			if st, _ := obs["latency"].(*LatencyStats); st == nil || len(st.CDF) < 3 {
+			if st, _ := obs["latency"].(*report.LatencyStats); st == nil || len(st.CDF) < 3 {
 				t.Errorf("latency %v: want the stats with a CDF", obs["latency"])
 			}
 		})
@@ -68,7 +70,7 @@ func TestLatencyCountAbove(t *testing.T) {
 // far UDP's p99 stays under twice its median (it did on an idle host) is logged, not
 // bounded: the comparison with TCP, which the host delays alike, is the check.
 func TestHOLLab(t *testing.T) {
-	p := Plan{Experiments: []string{ExpHOL}, Duration: 3 * time.Second, Seed: 7,
+	p := Plan{Experiments: []string{report.ExpHOL}, Duration: 3 * time.Second, Seed: 7,
 		Net: NetOptions{NoDelay: true}}
 	rep := runLab(t, "loss=2%,delay=10ms", p)
 	got := map[string]map[string]any{}
@@ -83,7 +85,7 @@ func TestHOLLab(t *testing.T) {
 	}
 	num := func(tr, k string) float64 {
 		t.Helper()
-		v, ok := obsNum(got[tr], k)
+		v, ok := report.ObsNum(got[tr], k)
 		if !ok {
 			t.Fatalf("%s: no %s in %v", tr, k, got[tr])
 		}
@@ -113,13 +115,13 @@ func TestHOLLab(t *testing.T) {
 // TestPropHOL: the head-of-line row reads the hol observations of both transports,
 // and leaves out the percentiles too few messages could give.
 func TestPropHOL(t *testing.T) {
-	rep := &Report{Env: Env{Link: Link{Kind: "lab"}}, Results: []Result{
-		{Experiment: ExpHOL, Transport: "tcp", Observed: map[string]any{"latency_p50_ns": int64(10_400_000), "latency_p99_ns": int64(36_400_000),
+	rep := &report.Report{Env: report.Env{Link: report.Link{Kind: "lab"}}, Results: []report.Result{
+		{Experiment: report.ExpHOL, Transport: "tcp", Observed: map[string]any{"latency_p50_ns": int64(10_400_000), "latency_p99_ns": int64(36_400_000),
 			"latency_max_ns": int64(38_700_000), "late_fraction_over_2x_p50": 0.146, "delivered_fraction": 1.0}},
-		{Experiment: ExpHOL, Transport: "udp", Observed: map[string]any{"latency_p50_ns": int64(10_100_000),
+		{Experiment: report.ExpHOL, Transport: "udp", Observed: map[string]any{"latency_p50_ns": int64(10_100_000),
 			"latency_max_ns": int64(13_000_000), "late_fraction_over_2x_p50": 0.0, "delivered_fraction": 0.981}},
 	}}
-	p, ok := propHOL(rep)
+	p, ok := report.PropHOL(rep)
 	if !ok {
 		t.Fatal("no head-of-line row")
 	}
@@ -135,7 +137,7 @@ func TestPropHOL(t *testing.T) {
 		t.Errorf("evidence %v: udp has no p99", p.Evidence)
 	}
 	rep.Results = rep.Results[:1]
-	if p, ok := propHOL(rep); ok {
+	if p, ok := report.PropHOL(rep); ok {
 		t.Errorf("row %+v from one transport", p)
 	}
 }

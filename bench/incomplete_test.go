@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestRunInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := Plan{Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"}, Sizes: []int{64}, Count: 200, RateBps: 20e6, UDPIO: []string{IOBatched},
+	p := Plan{Experiments: []string{report.ExpStream}, Transports: []string{"tcp", "udp"}, Sizes: []int{64}, Count: 200, RateBps: 20e6, UDPIO: []string{report.IOBatched},
 		Warmup: NoWarmup, Drain: patience, // the first cell's 200 TCP messages all arrive: a complete flow ends the drain
 		Progress: func(ev ProgressEvent) {
 			if ev.Done && ev.Index == 1 {
@@ -55,7 +56,7 @@ func TestRunInterruptedDuringCell(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	started := make(chan struct{}) // closed by Progress when the third cell starts
-	p := Plan{Experiments: []string{ExpPingPong, ExpStream}, Transports: []string{"tcp", "udp"}, Sizes: []int{64}, UDPIO: []string{IOBatched},
+	p := Plan{Experiments: []string{report.ExpPingPong, report.ExpStream}, Transports: []string{"tcp", "udp"}, Sizes: []int{64}, UDPIO: []string{report.IOBatched},
 		// 200 messages of 512 bits at 8 kbit/s take 12.8 s: the stream is still
 		// sending when the test cancels it. A pingpong cell is 200 round trips.
 		Count: 200, RateBps: 8e3, Warmup: NoWarmup, Timeout: patience,
@@ -65,7 +66,7 @@ func TestRunInterruptedDuringCell(t *testing.T) {
 			}
 		}}
 	type ran struct {
-		rep *Report
+		rep *report.Report
 		err error
 	}
 	out := make(chan ran, 1)
@@ -103,7 +104,7 @@ func TestRunInterruptedDuringCell(t *testing.T) {
 	if !why.MatchString(st.Error) {
 		t.Errorf("stream tcp error %q, want it to match %s", st.Error, why)
 	}
-	if st.Metrics != (Metrics{}) {
+	if st.Metrics != (report.Metrics{}) {
 		t.Errorf("stream tcp metrics %+v, want none", st.Metrics)
 	}
 	const incomplete = "interrupted (context canceled) during stream over tcp (size 64), which has no figures: 1 of 4 cells did not run"
@@ -127,7 +128,7 @@ func TestRunInterruptedDuringCell(t *testing.T) {
 	// Properties use measured cells only: without the interrupted cell they are the same.
 	measured := *rep
 	measured.Results = rep.Results[:2]
-	if got, want := Properties(rep), Properties(&measured); !reflect.DeepEqual(got, want) {
+	if got, want := report.Properties(rep), report.Properties(&measured); !reflect.DeepEqual(got, want) {
 		t.Errorf("properties with the interrupted cell %+v, without %+v; want the same", got, want)
 	}
 
@@ -136,13 +137,13 @@ func TestRunInterruptedDuringCell(t *testing.T) {
 	if err := rep.WriteJSON(&js); err != nil {
 		t.Fatal(err)
 	}
-	back, err := ReadReport(&js)
+	back, err := report.ReadReport(&js)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, src := range []struct {
 		name string
-		rep  *Report
+		rep  *report.Report
 	}{{"run", rep}, {"report.json", back}} {
 		text, md := renderBoth(t, src.rep)
 		for _, tc := range []struct {
@@ -192,10 +193,10 @@ func TestRunInterruptedDuringCell(t *testing.T) {
 func TestRunInterruptedInLastCell(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := Plan{Experiments: []string{ExpStream}, Transports: []string{"tcp"}, Sizes: []int{64},
+	p := Plan{Experiments: []string{report.ExpStream}, Transports: []string{"tcp"}, Sizes: []int{64},
 		Count: 200, RateBps: 8e3, Warmup: NoWarmup} // 12.8 s: still sending when cancelled
 	done := make(chan error, 1)
-	out := make(chan *Report, 1)
+	out := make(chan *report.Report, 1)
 	go func() {
 		rep, err := Run(ctx, p)
 		out <- rep
@@ -217,7 +218,7 @@ func TestRunInterruptedInLastCell(t *testing.T) {
 
 // notRunJSON lists the report's not_run cells, as the JSON document has them, as
 // "experiment transport size".
-func notRunJSON(t *testing.T, rep *Report) []string {
+func notRunJSON(t *testing.T, rep *report.Report) []string {
 	t.Helper()
 	var doc struct {
 		NotRun []struct {
@@ -234,7 +235,7 @@ func notRunJSON(t *testing.T, rep *Report) []string {
 }
 
 // decodeJSON decodes rep's JSON document into v.
-func decodeJSON(t *testing.T, rep *Report, v any) {
+func decodeJSON(t *testing.T, rep *report.Report, v any) {
 	t.Helper()
 	var b bytes.Buffer
 	if err := rep.WriteJSON(&b); err != nil {

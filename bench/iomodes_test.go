@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // ioModes are the ways a run can move messages, each of which must give the same
@@ -50,7 +52,7 @@ func TestStreamKnownAnswerIOModes(t *testing.T) {
 					// quiet spell; TCP, which never gets 3 and 7, only at its end).
 					e.batch, e.drain = mode.batch, 2*time.Second
 					e.verify = verify
-					m, w, err := runStream(context.Background(), e, nw, Params{Size: 1024, Streams: 1, Count: 10, RateBps: 200e6})
+					m, w, err := runStream(context.Background(), e, nw, report.Params{Size: 1024, Streams: 1, Count: 10, RateBps: 200e6})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestLabKnownAnswers runs seeded impairments across the emulated link and checks
@@ -33,29 +34,29 @@ func TestLabKnownAnswers(t *testing.T) {
 		spec string
 		// check compares UDP's measurements with the link's data counts and the
 		// host's counted drops.
-		check func(t *testing.T, m Metrics, in DataCounts, host uint64)
+		check func(t *testing.T, m report.Metrics, in report.DataCounts, host uint64)
 	}{
-		{"loss", "loss=5%", func(t *testing.T, m Metrics, in DataCounts, host uint64) {
+		{"loss", "loss=5%", func(t *testing.T, m report.Metrics, in report.DataCounts, host uint64) {
 			// (A datagram the link corrupted is dropped at the socket: among host's.)
 			if in.Dropped == 0 || m.LostMsgs != in.Dropped+in.QueueDropped+host {
 				t.Errorf("udp lost %d, link dropped %d (queue %d), host dropped %d: want lost = link + host, link > 0",
 					m.LostMsgs, in.Dropped, in.QueueDropped, host)
 			}
 		}},
-		{"duplicate", "dup=3%", func(t *testing.T, m Metrics, in DataCounts, host uint64) {
+		{"duplicate", "dup=3%", func(t *testing.T, m report.Metrics, in report.DataCounts, host uint64) {
 			// A host drop loses a message, or one copy of a duplicated one.
 			if in.Duplicated == 0 || m.DupMsgs > in.Duplicated || m.LostMsgs+in.Duplicated-m.DupMsgs != host {
 				t.Errorf("udp duplicates %d lost %d, link duplicated %d, host dropped %d: want duplicates = link's and none lost, less what the host dropped",
 					m.DupMsgs, m.LostMsgs, in.Duplicated, host)
 			}
 		}},
-		{"reorder", "reorder=3%,reorderby=2ms", func(t *testing.T, m Metrics, in DataCounts, host uint64) {
+		{"reorder", "reorder=3%,reorderby=2ms", func(t *testing.T, m report.Metrics, in report.DataCounts, host uint64) {
 			if in.Reordered == 0 || m.LostMsgs != host || (host == 0 && m.ReorderedMsgs != in.Reordered) {
 				t.Errorf("udp reordered %d lost %d, link reordered %d, host dropped %d: want reordered = link's > 0, lost = host's drops",
 					m.ReorderedMsgs, m.LostMsgs, in.Reordered, host)
 			}
 		}},
-		{"corrupt", "corrupt=2%", func(t *testing.T, m Metrics, in DataCounts, host uint64) {
+		{"corrupt", "corrupt=2%", func(t *testing.T, m report.Metrics, in report.DataCounts, host uint64) {
 			// The receiving socket drops a corrupted datagram (its checksum fails):
 			// the host's drops are the corrupted ones and any overflow.
 			if in.Corrupted == 0 || m.LostMsgs != host || host < in.Corrupted || m.CorruptMsgs != 0 {
@@ -74,7 +75,7 @@ func TestLabKnownAnswers(t *testing.T) {
 			// receiver does not overflow unless the host starves it. TCP repairs a
 			// loss at the tail after a retransmission timeout or two: the drain is
 			// a hang guard, which a complete flow ends at once.
-			p := Plan{Experiments: []string{ExpStream}, Sizes: []int{1024}, Count: count, RateBps: 20e6,
+			p := Plan{Experiments: []string{report.ExpStream}, Sizes: []int{1024}, Count: count, RateBps: 20e6,
 				Seed: 7, Warmup: NoWarmup, Drain: patience, Net: NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im}}
 			rep, err := Run(context.Background(), p)
 			if errors.Is(err, os.ErrPermission) {
@@ -132,7 +133,7 @@ func TestLabDelay(t *testing.T) {
 		t.Skipf("lab: needs Linux, not %s", runtime.GOOS)
 	}
 	im := lab.Impair{Delay: 10 * time.Millisecond}
-	p := Plan{Experiments: []string{ExpPingPong}, Sizes: []int{64}, Count: 50, Warmup: NoWarmup, Timeout: patience, Lab: &LabConfig{Up: im, Down: im}}
+	p := Plan{Experiments: []string{report.ExpPingPong}, Sizes: []int{64}, Count: 50, Warmup: NoWarmup, Timeout: patience, Lab: &LabConfig{Up: im, Down: im}}
 	rep, err := Run(context.Background(), p)
 	if errors.Is(err, os.ErrPermission) {
 		t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)
@@ -158,7 +159,7 @@ func TestLabDelay(t *testing.T) {
 // runLab runs p across an emulated link impaired both ways by spec, skipping the
 // test where the lab cannot be built (no Linux, no privileges), and fails on any
 // cell error.
-func runLab(t *testing.T, spec string, p Plan) *Report {
+func runLab(t *testing.T, spec string, p Plan) *report.Report {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skipf("lab: needs Linux, not %s", runtime.GOOS)
@@ -184,7 +185,7 @@ func runLab(t *testing.T, spec string, p Plan) *Report {
 }
 
 // checkRow fails unless rep has the property row id with the given evidence keys.
-func checkRow(t *testing.T, rep *Report, id string, evidence ...string) {
+func checkRow(t *testing.T, rep *report.Report, id string, evidence ...string) {
 	t.Helper()
 	for _, pr := range rep.Properties {
 		if pr.ID != id {

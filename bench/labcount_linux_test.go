@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestLabDroppedBeforeLinkCapture checks "dropped before the link" against packet
@@ -45,7 +46,7 @@ func TestLabDroppedBeforeLinkCapture(t *testing.T) {
 	}
 
 	// An unpaced UDP stream whose unpaced warm-up outruns the emulator.
-	p := Plan{Transports: []string{"udp"}, Experiments: []string{ExpStream}, Sizes: []int{1200}, Count: count,
+	p := Plan{Transports: []string{"udp"}, Experiments: []string{report.ExpStream}, Sizes: []int{1200}, Count: count,
 		Warmup: 100 * time.Millisecond, Seed: 1, Net: NetOptions{RecvBuffer: 4 << 20}}.WithDefaults()
 	e := &runEnv{epoch: time.Now(), run: newRunID(), seed: p.Seed, address: labAddress("0"),
 		warmup: p.warmup(), drain: p.drain(), timeout: p.Timeout, batch: p.Batch, lab: l}
@@ -206,10 +207,10 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func TestLabCellWindow(t *testing.T) {
 	const count = 1000
 	im := lab.Impair{Delay: 20 * time.Millisecond}
-	p := Plan{Experiments: []string{ExpStream}, Sizes: []int{1024}, Count: count, RateBps: 20e6, Repeat: 2,
+	p := Plan{Experiments: []string{report.ExpStream}, Sizes: []int{1024}, Count: count, RateBps: 20e6, Repeat: 2,
 		Warmup: 50 * time.Millisecond, Drain: patience, Seed: 5, Net: NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im},
-		UDPIO: []string{IOBatched}}
-	var injected []*Injected // every run's, in order, from the progress events
+		UDPIO: []string{report.IOBatched}}
+	var injected []*report.Injected // every run's, in order, from the progress events
 	p.Progress = func(ev ProgressEvent) {
 		if ev.Done && ev.Result != nil {
 			injected = append(injected, ev.Result.Injected)
@@ -232,7 +233,7 @@ func TestLabCellWindow(t *testing.T) {
 		t.Logf("cell %d: up %+v down %+v", i+1, in.Up, in.Down)
 		for _, d := range []struct {
 			name string
-			c    LinkCounts
+			c    report.LinkCounts
 		}{{"up", in.Up}, {"down", in.Down}} {
 			if d.c.Passed != d.c.Packets {
 				t.Errorf("cell %d, %s: the link took in %d packets and passed %d: want equal (a delay loses nothing)", i+1, d.name, d.c.Packets, d.c.Passed)

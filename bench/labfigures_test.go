@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
@@ -16,16 +17,16 @@ import (
 func TestLabFiguresOneDefinition(t *testing.T) {
 	// Each figure differs between the directions, and for UDP between data and all
 	// packets, so a place that counts otherwise shows another number.
-	tcpUp := LinkCounts{Packets: 5000, Dropped: 40, QueueDropped: 2, Corrupted: 13, Duplicated: 19, Reordered: 14, DeviceDropped: 6}
-	tcpDown := LinkCounts{Packets: 900, Dropped: 31, Corrupted: 5, Duplicated: 7, Reordered: 3, DeviceDropped: 1}
-	udpUp := LinkCounts{Packets: 2203, Dropped: 35, Corrupted: 12, Duplicated: 26, Reordered: 29, DeviceDropped: 17,
-		Data: DataCounts{Packets: 1983, Dropped: 32, Corrupted: 11, Duplicated: 24, Reordered: 27}}
-	udpDown := LinkCounts{Packets: 3, Dropped: 1}
-	rep := &Report{Env: Env{Link: Link{Kind: "lab"}}, Results: []Result{
-		{Experiment: ExpStream, Transport: "tcp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 2000, RecvMsgs: 2000, Retransmits: u64p(57)},
-			Injected: &Injected{Up: tcpUp, Down: tcpDown}},
-		{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 2000, RecvMsgs: 1964, LostMsgs: 60, DupMsgs: 24, ReorderedMsgs: 27},
-			Injected: &Injected{Up: udpUp, Down: udpDown}},
+	tcpUp := report.LinkCounts{Packets: 5000, Dropped: 40, QueueDropped: 2, Corrupted: 13, Duplicated: 19, Reordered: 14, DeviceDropped: 6}
+	tcpDown := report.LinkCounts{Packets: 900, Dropped: 31, Corrupted: 5, Duplicated: 7, Reordered: 3, DeviceDropped: 1}
+	udpUp := report.LinkCounts{Packets: 2203, Dropped: 35, Corrupted: 12, Duplicated: 26, Reordered: 29, DeviceDropped: 17,
+		Data: report.DataCounts{Packets: 1983, Dropped: 32, Corrupted: 11, Duplicated: 24, Reordered: 27}}
+	udpDown := report.LinkCounts{Packets: 3, Dropped: 1}
+	rep := &report.Report{Env: report.Env{Link: report.Link{Kind: "lab"}}, Results: []report.Result{
+		{Experiment: report.ExpStream, Transport: "tcp", Params: report.Params{Size: 1024}, Metrics: report.Metrics{SentMsgs: 2000, RecvMsgs: 2000, Retransmits: ptr[uint64](57)},
+			Injected: &report.Injected{Up: tcpUp, Down: tcpDown}},
+		{Experiment: report.ExpStream, Transport: "udp", Params: report.Params{Size: 1024}, Metrics: report.Metrics{SentMsgs: 2000, RecvMsgs: 1964, LostMsgs: 60, DupMsgs: 24, ReorderedMsgs: 27},
+			Injected: &report.Injected{Up: udpUp, Down: udpDown}},
 	}}
 	sec, ok := injectedSection(rep)
 	if !ok || len(sec.tables) != 1 {
@@ -45,8 +46,8 @@ func TestLabFiguresOneDefinition(t *testing.T) {
 		t.Fatalf("no %s row", transport)
 		return ""
 	}
-	props := map[string]Property{}
-	for _, p := range Properties(rep) {
+	props := map[string]report.Property{}
+	for _, p := range report.Properties(rep) {
 		props[p.ID] = p
 	}
 	tests := []struct {

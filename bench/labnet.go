@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // labNetwork opens the server end in the lab's server namespace and the client end in
@@ -71,16 +72,16 @@ func classifyData(payload []byte) (flow uint32, data bool) {
 
 // injected converts the emulator's counts taken before and after a cell into the
 // report's figures for that cell.
-func injected(up0, down0, up1, down1 lab.Counts) *Injected {
-	return &Injected{Up: linkDelta(up0, up1), Down: linkDelta(down0, down1)}
+func injected(up0, down0, up1, down1 lab.Counts) *report.Injected {
+	return &report.Injected{Up: linkDelta(up0, up1), Down: linkDelta(down0, down1)}
 }
 
-func linkDelta(a, b lab.Counts) LinkCounts {
-	return LinkCounts{
+func linkDelta(a, b lab.Counts) report.LinkCounts {
+	return report.LinkCounts{
 		Packets: b.Packets - a.Packets, Dropped: b.Dropped - a.Dropped, QueueDropped: b.QueueDropped - a.QueueDropped,
 		Corrupted: b.Corrupted - a.Corrupted, Duplicated: b.Duplicated - a.Duplicated, Reordered: b.Reordered - a.Reordered,
 		Passed: b.Passed - a.Passed,
-		Data: DataCounts{
+		Data: report.DataCounts{
 			Packets: b.Data.Packets - a.Data.Packets, Dropped: b.Data.Dropped - a.Data.Dropped,
 			QueueDropped: b.Data.QueueDropped - a.Data.QueueDropped, Corrupted: b.Data.Corrupted - a.Data.Corrupted,
 			Duplicated: b.Data.Duplicated - a.Data.Duplicated, Reordered: b.Data.Reordered - a.Data.Reordered,
@@ -89,7 +90,7 @@ func linkDelta(a, b lab.Counts) LinkCounts {
 }
 
 // labLink describes the lab link for the report's env.
-func labLink(c *LabConfig, seed int64, addr string) Link {
+func labLink(c *LabConfig, seed int64, addr string) report.Link {
 	mtu := c.Up.MTU
 	if mtu == 0 {
 		mtu = lab.DefaultMTU
@@ -98,7 +99,7 @@ func labLink(c *LabConfig, seed int64, addr string) Link {
 	if c.Name != "" {
 		imp["preset"] = c.Name
 	}
-	return Link{Kind: "lab", Addr: addr, MTU: mtu, Impair: imp}
+	return report.Link{Kind: "lab", Addr: addr, MTU: mtu, Impair: imp}
 }
 
 // labAddress is where the server end listens in the lab.
@@ -181,7 +182,7 @@ func (c *labCell) measured(end bool) {
 
 // finish ends the cell (sent: the messages the cell's senders handed over, refused
 // ones not counted) and returns the link's figures for it, with warnings.
-func (c *labCell) finish(ctx context.Context, sent uint64) (*Injected, []string) {
+func (c *labCell) finish(ctx context.Context, sent uint64) (*report.Injected, []string) {
 	end := c.read(ctx) // the cell's own packets leave the link before the next cell starts
 	c.mu.Lock()
 	defer c.mu.Unlock()

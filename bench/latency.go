@@ -7,6 +7,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // LatencyMinNs and LatencyMaxNs bound the values a Latency records, in ns; values
@@ -113,12 +115,12 @@ func (l *Latency) Reset() {
 // sample at that rank (within 0.1% of it), capped to [Min, Max]. A percentile q is
 // present only with at least 10/(1−q) samples (p50: 20, p90: 100, p99: 1000,
 // p99.9: 10000) and nil otherwise (PITFALLS.md #10).
-func (l *Latency) Stats() *LatencyStats {
+func (l *Latency) Stats() *report.LatencyStats {
 	n := l.Count()
 	if n == 0 {
 		return nil
 	}
-	s := &LatencyStats{Samples: n, Min: l.min, Max: l.max}
+	s := &report.LatencyStats{Samples: n, Min: l.min, Max: l.max}
 	ptrs := [...]**int64{&s.P50, &s.P90, &s.P99, &s.P999}
 	for i, lq := range latencyQuantiles {
 		if n < lq.samples {
@@ -140,9 +142,9 @@ var cdfQuantiles = []float64{0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0
 // cdf returns the distribution at cdfQuantiles (those the sample count can resolve,
 // q ≤ 1 − 1/n) and at the maximum, in ascending order. A chart, not a figure: the
 // table's percentiles keep their own, stricter sample rule.
-func (l *Latency) cdf() []CDFPoint {
+func (l *Latency) cdf() []report.CDFPoint {
 	n := float64(l.Count())
-	pts := []CDFPoint{{Ns: l.min, Q: 0}}
+	pts := []report.CDFPoint{{Ns: l.min, Q: 0}}
 	for _, q := range cdfQuantiles[1:] {
 		if q > 1-1/n {
 			break
@@ -151,9 +153,9 @@ func (l *Latency) cdf() []CDFPoint {
 		if v < pts[len(pts)-1].Ns {
 			v = pts[len(pts)-1].Ns
 		}
-		pts = append(pts, CDFPoint{Ns: v, Q: q})
+		pts = append(pts, report.CDFPoint{Ns: v, Q: q})
 	}
-	return append(pts, CDFPoint{Ns: l.max, Q: 1})
+	return append(pts, report.CDFPoint{Ns: l.max, Q: 1})
 }
 
 // moments returns the exact mean and population standard deviation, rounded to

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // within reports whether got is within rel (relative) of want.
@@ -18,46 +20,46 @@ func TestLatencyKnownAnswers(t *testing.T) {
 	cases := []struct {
 		name   string
 		values []int64 // ns
-		want   LatencyStats
+		want   report.LatencyStats
 	}{
 		{
 			name:   "1..1000 µs once each",
 			values: seqValues(1, 1000, us),
-			want: LatencyStats{Samples: 1000, Min: 1 * us, Max: 1000 * us,
+			want: report.LatencyStats{Samples: 1000, Min: 1 * us, Max: 1000 * us,
 				P50: p(500 * us), P90: p(900 * us), P99: p(990 * us), P999: nil,
 				Mean: 500.5 * us, Stddev: math.Sqrt((1000*1000-1)/12.0) * us},
 		},
 		{
 			name:   "19 samples: no p50",
 			values: seqValues(1, 19, us),
-			want:   LatencyStats{Samples: 19, Min: 1 * us, Max: 19 * us, Mean: 10 * us, Stddev: math.Sqrt((19*19-1)/12.0) * us},
+			want:   report.LatencyStats{Samples: 19, Min: 1 * us, Max: 19 * us, Mean: 10 * us, Stddev: math.Sqrt((19*19-1)/12.0) * us},
 		},
 		{
 			name:   "20 samples: p50 only",
 			values: seqValues(1, 20, us),
-			want:   LatencyStats{Samples: 20, Min: 1 * us, Max: 20 * us, P50: p(10 * us), Mean: 10.5 * us, Stddev: math.Sqrt((20*20-1)/12.0) * us},
+			want:   report.LatencyStats{Samples: 20, Min: 1 * us, Max: 20 * us, P50: p(10 * us), Mean: 10.5 * us, Stddev: math.Sqrt((20*20-1)/12.0) * us},
 		},
 		{
 			name:   "10000 samples: p99.9 too",
 			values: seqValues(1, 10000, 100),
-			want: LatencyStats{Samples: 10000, Min: 100, Max: 1e6,
+			want: report.LatencyStats{Samples: 10000, Min: 100, Max: 1e6,
 				P50: p(500_000), P90: p(900_000), P99: p(990_000), P999: p(999_000),
 				Mean: 500050, Stddev: math.Sqrt((1e8-1)/12.0) * 100},
 		},
 		{
 			name:   "one value",
 			values: []int64{12345},
-			want:   LatencyStats{Samples: 1, Min: 12345, Max: 12345, Mean: 12345},
+			want:   report.LatencyStats{Samples: 1, Min: 12345, Max: 12345, Mean: 12345},
 		},
 		{
 			name:   "exact min and max where the histogram rounds",
 			values: []int64{1_000_001, 59_999_999_999},
-			want:   LatencyStats{Samples: 2, Min: 1_000_001, Max: 59_999_999_999, Mean: 30_000_500_000, Stddev: 29_999_499_999},
+			want:   report.LatencyStats{Samples: 2, Min: 1_000_001, Max: 59_999_999_999, Mean: 30_000_500_000, Stddev: 29_999_499_999},
 		},
 		{
 			name:   "clamped at both ends",
 			values: []int64{-5, 0, 70e9},
-			want:   LatencyStats{Samples: 3, Min: 1, Max: 60e9, Mean: (2 + 60e9) / 3.0, Stddev: stddevOf(1, 1, 60e9)},
+			want:   report.LatencyStats{Samples: 3, Min: 1, Max: 60e9, Mean: (2 + 60e9) / 3.0, Stddev: stddevOf(1, 1, 60e9)},
 		},
 	}
 	for _, tc := range cases {
@@ -75,7 +77,7 @@ func TestLatencyKnownAnswers(t *testing.T) {
 	}
 }
 
-func checkLatencyStats(t *testing.T, got, want *LatencyStats) {
+func checkLatencyStats(t *testing.T, got, want *report.LatencyStats) {
 	t.Helper()
 	if got.Samples != want.Samples || got.Min != want.Min || got.Max != want.Max {
 		t.Errorf("samples/min/max: got %d/%d/%d, want %d/%d/%d", got.Samples, got.Min, got.Max, want.Samples, want.Min, want.Max)

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // stallNetwork wraps a real Network: its client's Recv sleeps once, for stall,
@@ -66,7 +68,7 @@ func TestOpenLoopStall(t *testing.T) {
 			e.timeout = patience // nothing is lost: every request is answered, the stalled ones within a second
 
 			o, err := runPingPongCell(context.Background(), e, stallNetwork{Network: base, after: 200, stall: stall},
-				Params{Size: 64, Count: 2000, PingRate: 1000})
+				report.Params{Size: 64, Count: 2000, PingRate: 1000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +99,7 @@ func TestOpenLoopStall(t *testing.T) {
 			e = testEnv(t)
 			e.timeout = patience
 			c, err := runPingPongCell(context.Background(), e, stallNetwork{Network: base, after: 200, stall: stall},
-				Params{Size: 64, Count: 2000})
+				report.Params{Size: 64, Count: 2000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +167,7 @@ func TestOpenLoopPacer(t *testing.T) {
 	e.timeout = patience // the checks are of the sender; no reply need time out
 	at := make([]int64, 0, 4000)
 	o, err := runPingPongCell(context.Background(), e, sendClock{Network: mustNetwork(t, "udp", NetOptions{}), at: &at},
-		Params{Size: 64, DurationS: 2, PingRate: rate})
+		report.Params{Size: 64, DurationS: 2, PingRate: rate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +201,7 @@ func TestOpenLoopLoss(t *testing.T) {
 	// less than 2 s, however busy the host.
 	e.timeout = 2 * time.Second
 	nw := impairedNetwork{Network: mustNetwork(t, "udp", NetOptions{}), drop: map[uint64]bool{10: true, 20: true}, dup: map[uint64]bool{30: true}}
-	o, err := runPingPongCell(context.Background(), e, nw, Params{Size: 64, Count: 100, PingRate: 500})
+	o, err := runPingPongCell(context.Background(), e, nw, report.Params{Size: 64, Count: 100, PingRate: 500})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +221,7 @@ func TestOpenLoopNoAllocPerRequest(t *testing.T) {
 		e.warmup = 0
 		var a, b runtime.MemStats
 		runtime.ReadMemStats(&a)
-		if _, err := runPingPongCell(context.Background(), e, nw, Params{Size: 64, Count: count, PingRate: 20000}); err != nil {
+		if _, err := runPingPongCell(context.Background(), e, nw, report.Params{Size: 64, Count: count, PingRate: 20000}); err != nil {
 			t.Fatal(err)
 		}
 		runtime.ReadMemStats(&b)

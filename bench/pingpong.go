@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
@@ -16,7 +17,7 @@ import (
 // next. A request unanswered within e.timeout counts as unanswered (Timeouts) and the
 // client moves on, so one lost datagram never stalls the run (PITFALLS 9). Closed-loop figures are
 // labelled as such: they hide queueing, by construction.
-func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
+func runPingPong(ctx context.Context, e *runEnv, nw Network, p report.Params) (report.Metrics, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	dur := time.Duration(p.DurationS * float64(time.Second))
@@ -25,19 +26,19 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 	}
 	end, err := openEcho(ctx, e, nw, p.Size, e.warmup+dur, true)
 	if err != nil {
-		return Metrics{}, nil, err
+		return report.Metrics{}, nil, err
 	}
 	defer end.close(ctx)
 	t := end.t
 	c, stopWatch, err := warmUp(ctx, e, t, p.Size)
 	defer stopWatch()
 	if err != nil {
-		return Metrics{}, nil, err
+		return report.Metrics{}, nil, err
 	}
 
 	cost := startRequestCost(t)
 	lat := NewLatency()
-	var m Metrics
+	var m report.Metrics
 	start := time.Now()
 	until := start.Add(time.Duration(p.DurationS * float64(time.Second)))
 	for ctx.Err() == nil {
@@ -48,12 +49,12 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics,
 			break
 		}
 		if err := c.roundTrip(t, KindRequest, &m, lat, -1); err != nil {
-			return Metrics{}, nil, err
+			return report.Metrics{}, nil, err
 		}
 	}
 	elapsed := time.Since(start)
 	if err := ctx.Err(); err != nil {
-		return Metrics{}, nil, fmt.Errorf("stopped after %d round trips: %w", m.SentMsgs, err)
+		return report.Metrics{}, nil, fmt.Errorf("stopped after %d round trips: %w", m.SentMsgs, err)
 	}
 	warns := cost.finish(ctx, &m, lat, p.Size, elapsed, end)
 	return m, warns, nil
@@ -78,7 +79,7 @@ func startRequestCost(t Transport) requestCost {
 // finish ends the measured phase: it reads CPU and retransmits, closes the cell's
 // server half (end), and fills m's request figures from lat over elapsed, its costs
 // and the server's sockets and CPU. It returns the server half's warnings.
-func (c requestCost) finish(ctx context.Context, m *Metrics, lat *Latency, size int, elapsed time.Duration, end *echoEnd) []string {
+func (c requestCost) finish(ctx context.Context, m *report.Metrics, lat *Latency, size int, elapsed time.Duration, end *echoEnd) []string {
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits([]Transport{c.t})
 	sockets, warns := end.close(ctx)
@@ -102,7 +103,7 @@ func (c requestCost) finish(ctx context.Context, m *Metrics, lat *Latency, size 
 func warmUp(ctx context.Context, e *runEnv, t Transport, size int) (*requester, func() bool, error) {
 	stopWatch := ctxwatch.OnDone(ctx, func() { t.Close() })
 	c := newRequester(e, size)
-	var warm Metrics
+	var warm report.Metrics
 	for until := time.Now().Add(e.warmup); e.warmup > 0 && time.Now().Before(until) && ctx.Err() == nil; {
 		if err := c.roundTrip(t, KindWarmup, &warm, nil, -1); err != nil {
 			return nil, stopWatch, fmt.Errorf("warm-up: %w", err)
@@ -133,7 +134,7 @@ func newRequester(e *runEnv, size int) *requester {
 // counts in m.Timeouts; a reply to an earlier request counts in m.LateMsgs and the
 // wait goes on. lat, when not nil, records the time from `from` (ns since the
 // epoch; negative means the send) to the reply.
-func (c *requester) roundTrip(t Transport, kind Kind, m *Metrics, lat *Latency, from int64) error {
+func (c *requester) roundTrip(t Transport, kind Kind, m *report.Metrics, lat *Latency, from int64) error {
 	seq := c.seq
 	c.seq++
 	sent := c.e.now()
@@ -194,7 +195,7 @@ func (c *requester) roundTrip(t Transport, kind Kind, m *Metrics, lat *Latency, 
 
 // runPingPongCell runs pingpong closed loop, or open loop when p.PingRate > 0.
 // Closed-loop results carry no observations, so their reports stay as they were.
-func runPingPongCell(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runPingPongCell(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	if p.PingRate > 0 {
 		return runOpenLoop(ctx, e, nw, p)
 	}
@@ -242,7 +243,7 @@ type openLoop struct {
 	lastSend    int64 // time of the last send, ns since e.epoch
 
 	// receiver's, read after it returned
-	m    Metrics
+	m    report.Metrics
 	lat  *Latency
 	tags []uint64 // slot seq&mask holds seq+1 once request seq is answered
 	mask uint64
@@ -257,7 +258,7 @@ func (o *openLoop) sched(i uint64) int64 { return o.tt.at(i) }
 // replies by sequence number. A request unanswered e.timeout after its scheduled
 // time is lost (Timeouts); a reply after that counts in LateMsgs. Neither goroutine
 // allocates per request.
-func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	rate := p.PingRate
 	n := p.Count
 	if n == 0 {

@@ -6,23 +6,25 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 func TestPropertiesKnownAnswer(t *testing.T) {
-	p50 := func(ns int64) *LatencyStats { return &LatencyStats{Samples: 100, P50: &ns} }
+	p50 := func(ns int64) *report.LatencyStats { return &report.LatencyStats{Samples: 100, P50: &ns} }
 	cpu := func(v float64) *float64 { return &v }
-	rep := &Report{Results: []Result{
-		{Experiment: ExpStream, Transport: "tcp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 1000, SendRateBps: 8e9, GoodputBps: 8e9, CPUSecPerGB: cpu(0.5)}},
-		{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 902, DupMsgs: 2, LostMsgs: 100, ReorderedMsgs: 3,
+	rep := &report.Report{Results: []report.Result{
+		{Experiment: report.ExpStream, Transport: "tcp", Params: report.Params{Size: 1024}, Metrics: report.Metrics{SentMsgs: 1000, RecvMsgs: 1000, SendRateBps: 8e9, GoodputBps: 8e9, CPUSecPerGB: cpu(0.5)}},
+		{Experiment: report.ExpStream, Transport: "udp", Params: report.Params{Size: 1024}, Metrics: report.Metrics{SentMsgs: 1000, RecvMsgs: 902, DupMsgs: 2, LostMsgs: 100, ReorderedMsgs: 3,
 			DropsSocket: u64p(90), DropsSender: 4, DropsNetwork: u64p(6), SendRateBps: 4e9, GoodputBps: 2e9, CPUSecPerGB: cpu(2)}},
-		{Experiment: ExpConnect, Transport: "tcp", Params: Params{Size: 64}, Metrics: Metrics{SentMsgs: 500, ServerSockets: 500, TransPerS: 5000, RTT: p50(120_000)}},
-		{Experiment: ExpConnect, Transport: "udp", Params: Params{Size: 64}, Metrics: Metrics{SentMsgs: 2000, ServerSockets: 1, TransPerS: 20000, RTT: p50(40_000)}},
-		{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1024, IO: IOTextbook}, Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 10, LostMsgs: 990,
+		{Experiment: report.ExpConnect, Transport: "tcp", Params: report.Params{Size: 64}, Metrics: report.Metrics{SentMsgs: 500, ServerSockets: 500, TransPerS: 5000, RTT: p50(120_000)}},
+		{Experiment: report.ExpConnect, Transport: "udp", Params: report.Params{Size: 64}, Metrics: report.Metrics{SentMsgs: 2000, ServerSockets: 1, TransPerS: 20000, RTT: p50(40_000)}},
+		{Experiment: report.ExpStream, Transport: "udp", Params: report.Params{Size: 1024, IO: report.IOTextbook}, Metrics: report.Metrics{SentMsgs: 1000, RecvMsgs: 10, LostMsgs: 990,
 			DropsSocket: u64p(990), SendRateBps: 1e9, GoodputBps: 0.5e9, CPUSecPerGB: cpu(8)}},
-		{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 64}, Error: "failed: ignored"},
-	}, Env: Env{Link: Link{Kind: "loopback"}, Sockets: map[string]Sock{"udp": {GSO: true, GRO: true}}}}
-	props := map[string]Property{}
-	for _, p := range Properties(rep) {
+		{Experiment: report.ExpStream, Transport: "udp", Params: report.Params{Size: 64}, Error: "failed: ignored"},
+	}, Env: report.Env{Link: report.Link{Kind: "loopback"}, Sockets: map[string]report.Sock{"udp": {GSO: true, GRO: true}}}}
+	props := map[string]report.Property{}
+	for _, p := range report.Properties(rep) {
 		props[p.Property] = p
 	}
 	tests := []struct {
@@ -65,7 +67,7 @@ func TestPropertiesKnownAnswer(t *testing.T) {
 	if _, ok := props["round-trip time"]; ok {
 		t.Error("round-trip time row without pingpong results")
 	}
-	for _, p := range Properties(&Report{}) {
+	for _, p := range report.Properties(&report.Report{}) {
 		if strings.TrimSpace(p.Property) != "" {
 			t.Errorf("empty report gave a %q row", p.Property)
 		}
@@ -78,7 +80,7 @@ func TestRunPropertyExperiments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every property experiment")
 	}
-	p := Plan{Experiments: []string{ExpRefused, ExpClose, ExpClients, ExpBoundaries, ExpSlowReceiver, ExpFanout},
+	p := Plan{Experiments: []string{report.ExpRefused, report.ExpClose, report.ExpClients, report.ExpBoundaries, report.ExpSlowReceiver, report.ExpFanout},
 		Duration: 300 * time.Millisecond, Clients: 20, Receivers: 3, Count: 0, Warmup: NoWarmup, Drain: 300 * time.Millisecond,
 		// A round trip that must be answered (close's before the listener closes) is
 		// an error when it times out: the timeout is a hang guard. Those that must not
@@ -96,7 +98,7 @@ func TestRunPropertyExperiments(t *testing.T) {
 			t.Errorf("%s %s: nothing observed", r.Experiment, r.Transport)
 		}
 	}
-	ids := map[string]Property{}
+	ids := map[string]report.Property{}
 	for _, pr := range rep.Properties {
 		ids[pr.ID] = pr
 	}
@@ -115,17 +117,17 @@ func TestRunPropertyExperiments(t *testing.T) {
 func TestHonestyWarnings(t *testing.T) {
 	tests := []struct {
 		name string
-		r    Result
+		r    report.Result
 		want string
 	}{
-		{"udp fragments", Result{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 8192}, Metrics: Metrics{SentMsgs: 1, RecvMsgs: 1}}, "6 IP fragments"},
-		{"udp fits", Result{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1472}, Metrics: Metrics{SentMsgs: 1, RecvMsgs: 1}}, ""},
-		{"tcp large", Result{Experiment: ExpStream, Transport: "tcp", Params: Params{Size: 8192}, Metrics: Metrics{SentMsgs: 1, RecvMsgs: 1}}, ""},
-		{"identity broken", Result{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 64}, Metrics: Metrics{SentMsgs: 10, RecvMsgs: 9, LostMsgs: 2}}, "does not add up"},
+		{"udp fragments", report.Result{Experiment: report.ExpStream, Transport: "udp", Params: report.Params{Size: 8192}, Metrics: report.Metrics{SentMsgs: 1, RecvMsgs: 1}}, "6 IP fragments"},
+		{"udp fits", report.Result{Experiment: report.ExpStream, Transport: "udp", Params: report.Params{Size: 1472}, Metrics: report.Metrics{SentMsgs: 1, RecvMsgs: 1}}, ""},
+		{"tcp large", report.Result{Experiment: report.ExpStream, Transport: "tcp", Params: report.Params{Size: 8192}, Metrics: report.Metrics{SentMsgs: 1, RecvMsgs: 1}}, ""},
+		{"identity broken", report.Result{Experiment: report.ExpStream, Transport: "udp", Params: report.Params{Size: 64}, Metrics: report.Metrics{SentMsgs: 10, RecvMsgs: 9, LostMsgs: 2}}, "does not add up"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := strings.Join(honesty(tc.r, Link{Kind: "loopback"}), "\n")
+			w := strings.Join(honesty(tc.r, report.Link{Kind: "loopback"}), "\n")
 			if (tc.want == "") != (w == "") || !strings.Contains(w, tc.want) {
 				t.Fatalf("warnings %q, want %q", w, tc.want)
 			}
@@ -137,8 +139,8 @@ func TestHonestyWarnings(t *testing.T) {
 // loopback measured better (throughput and cost among them: the lab's streams are
 // paced to its link rate, so its "throughput" is that rate).
 func TestAttachLab(t *testing.T) {
-	r := &Report{Properties: []Property{{ID: "throughput", TCP: "loopback"}, {ID: "ordering", TCP: "loopback"}}}
-	l := &Report{Properties: []Property{{ID: "throughput", TCP: "lab"}, {ID: "cost", TCP: "lab"}, {ID: "ordering", Property: "ordering", TCP: "lab"},
+	r := &report.Report{Properties: []report.Property{{ID: "throughput", TCP: "loopback"}, {ID: "ordering", TCP: "loopback"}}}
+	l := &report.Report{Properties: []report.Property{{ID: "throughput", TCP: "lab"}, {ID: "cost", TCP: "lab"}, {ID: "ordering", Property: "ordering", TCP: "lab"},
 		{ID: "duplicates", Property: "duplicates", TCP: "lab"}}}
 	r.AttachLab(l)
 	var got []string

@@ -7,9 +7,11 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { experiments[ExpRefused] = runRefused }
+func init() { experiments[report.ExpRefused] = runRefused }
 
 // refusedWait bounds how long a transport is given to report that nobody listens.
 const refusedWait = time.Second
@@ -23,7 +25,7 @@ const refusedWait = time.Second
 //
 // In remote mode the closed port is the far host's (refusedfar.go); what is measured
 // is the same, by refusedAt.
-func runRefused(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runRefused(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	if e.far != nil {
 		return runRefusedFar(ctx, e, nw, p)
 	}
@@ -36,9 +38,9 @@ func runRefused(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, 
 
 // refusedAt dials addr, where nobody listens for nw, sends one message, and records
 // when and how the transport says so.
-func refusedAt(ctx context.Context, e *runEnv, nw Network, p Params, addr string) outcome {
+func refusedAt(ctx context.Context, e *runEnv, nw Network, p report.Params, addr string) outcome {
 	obs := map[string]any{"address": addr}
-	var m Metrics
+	var m report.Metrics
 	msg := make([]byte, p.Size)
 	FillPayload(msg[HeaderLen:], e.seed, 0)
 	PutHeader(msg, Header{Kind: KindRequest, Run: e.run, Len: uint32(p.Size), PayloadCRC: PayloadCRC(msg[HeaderLen:])})

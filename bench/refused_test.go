@@ -3,13 +3,15 @@ package bench
 import (
 	"context"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestRefused: TCP is refused while dialling; UDP's dial and first send succeed and a
 // connected socket learns of the refusal afterwards; an unconnected one never does.
 func TestRefused(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) {
-		o, err := runRefused(context.Background(), testEnv(t), mustNetwork(t, "tcp", NetOptions{}), Params{Size: propertySize})
+		o, err := runRefused(context.Background(), testEnv(t), mustNetwork(t, "tcp", NetOptions{}), report.Params{Size: propertySize})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -22,7 +24,7 @@ func TestRefused(t *testing.T) {
 		}
 	})
 	t.Run("udp", func(t *testing.T) {
-		o, err := runRefused(context.Background(), testEnv(t), mustNetwork(t, "udp", NetOptions{}), Params{Size: propertySize})
+		o, err := runRefused(context.Background(), testEnv(t), mustNetwork(t, "udp", NetOptions{}), report.Params{Size: propertySize})
 		if err != nil {
 			t.Fatal(err)
 		}

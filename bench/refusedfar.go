@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // refused against a far end. The far end finds a port of its own on which nobody
@@ -21,10 +23,10 @@ import (
 const refusedAsks = 5
 
 // runRefusedFar is refused with the closed port at the far end.
-func runRefusedFar(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runRefusedFar(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	// The far half lives while the port is asked for and the measurement runs.
 	dur := refusedAsks*e.timeout + 2*refusedWait
-	fo, err := openFarOne(ctx, e, ExpRefused, nw, p.Size, dur)
+	fo, err := openFarOne(ctx, e, report.ExpRefused, nw, p.Size, dur)
 	if err != nil {
 		return outcome{}, err
 	}

@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
 // injectedSection sets what the emulated link did beside what each transport
 // measured, one row per lab result: the check that the tool's counts are true.
-func injectedSection(r *Report) (section, bool) {
+func injectedSection(r *report.Report) (section, bool) {
 	t := table{
 		head: []string{"experiment", "transport", "size",
 			"link dropped", "of which queue", "link corrupted", "link duplicated", "link reordered", "dropped before the link",
@@ -50,7 +51,7 @@ func injectedSection(r *Report) (section, bool) {
 }
 
 // labIntro says what the lab section ran and across what link.
-func labIntro(l *Report) string {
+func labIntro(l *report.Report) string {
 	imp := l.Env.Link.Impair
 	what := "the emulated link"
 	if imp != nil {

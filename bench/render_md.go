@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
@@ -16,7 +17,7 @@ import (
 // every metric and the charts of ChartNames linked by relative name (WriteCharts
 // writes them beside the report), the metric definitions and the warnings. It shows the same tables as
 // RenderText; cells are escaped here (tablewriter's markdown renderer escapes nothing).
-func RenderMarkdown(w io.Writer, r *Report) error {
+func RenderMarkdown(w io.Writer, r *report.Report) error {
 	var b bytes.Buffer
 	b.WriteString("# tcpvsudp report\n\n")
 	b.WriteString(mdIntro(r))
@@ -97,7 +98,7 @@ func mdNotMeasured(b *bytes.Buffer, lines []string) {
 // into those with a measured cell, those whose every cell was skipped, those whose
 // cells all failed or were interrupted (unmeasured), and those with no cell that
 // started (notRun: the run was interrupted first).
-func ranExperiments(r *Report) (ran, skip, unmeasured, notRun []string) {
+func ranExperiments(r *report.Report) (ran, skip, unmeasured, notRun []string) {
 	exps := slices.Clone(r.Config.Experiments)
 	for _, res := range r.Results {
 		if !slices.Contains(exps, res.Experiment) {
@@ -110,7 +111,7 @@ func ranExperiments(r *Report) (ran, skip, unmeasured, notRun []string) {
 			if res.Experiment == x {
 				n++
 				switch {
-				case skipped(res):
+				case report.Skipped(res):
 					nskip++
 				case res.Measured():
 					nmeasured++
@@ -134,10 +135,10 @@ func ranExperiments(r *Report) (ran, skip, unmeasured, notRun []string) {
 }
 
 // ranTransports lists the transports with a measured cell, in column order.
-func ranTransports(r *Report) []string {
+func ranTransports(r *report.Report) []string {
 	var out []string
 	for _, tr := range transportOrder(r) {
-		if slices.ContainsFunc(r.Results, func(res Result) bool { return res.Transport == tr && res.Measured() && !skipped(res) }) {
+		if slices.ContainsFunc(r.Results, func(res report.Result) bool { return res.Transport == tr && res.Measured() && !report.Skipped(res) }) {
 			out = append(out, tr)
 		}
 	}
@@ -145,7 +146,7 @@ func ranTransports(r *Report) []string {
 }
 
 // mdIntro is the opening paragraph: what was run, where, and the command line.
-func mdIntro(r *Report) string {
+func mdIntro(r *report.Report) string {
 	e, c := r.Env, r.Config
 	var s []string
 	did, skip, unmeasured, notRun := ranExperiments(r)
@@ -233,7 +234,7 @@ func mdIntro(r *Report) string {
 		cell = append(cell, fmt.Sprintf("%d stream%s", c.Streams, plural(c.Streams)))
 	}
 	cell = append(cell, rateLabel(c.RateBps))
-	if c.TimeoutS > 0 && slices.ContainsFunc(r.Results, func(res Result) bool { return RequestResponse(res.Experiment) }) {
+	if c.TimeoutS > 0 && slices.ContainsFunc(r.Results, func(res report.Result) bool { return report.RequestResponse(res.Experiment) }) {
 		cell = append(cell, "request timeout "+units.Secs(c.TimeoutS))
 	}
 	if c.Repeat > 0 {
@@ -284,7 +285,7 @@ func mdIntro(r *Report) string {
 }
 
 // socketsText describes one end's sockets, by transport in order.
-func socketsText(order []string, socks map[string]Sock) string {
+func socketsText(order []string, socks map[string]report.Sock) string {
 	var out []string
 	for _, tr := range order {
 		k := socks[tr]
@@ -311,7 +312,7 @@ func socketsText(order []string, socks map[string]Sock) string {
 }
 
 // rxKnown reports whether some transport of socks says how its receivers waited.
-func rxKnown(socks map[string]Sock) bool {
+func rxKnown(socks map[string]report.Sock) bool {
 	for _, k := range socks {
 		if len(k.Rx) > 0 {
 			return true
@@ -322,7 +323,7 @@ func rxKnown(socks map[string]Sock) bool {
 
 // sockOrder lists the transports of socks (an Env's Sockets) in column order, then
 // any others sorted.
-func sockOrder(r *Report, socks map[string]Sock) []string {
+func sockOrder(r *report.Report, socks map[string]report.Sock) []string {
 	var out []string
 	for _, tr := range transportOrder(r) {
 		if _, ok := socks[tr]; ok {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
@@ -19,14 +20,14 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the rend
 func ptr[T any](v T) *T { return &v }
 
 // latencyStats builds LatencyStats with every percentile present, in ns.
-func latencyStats(samples uint64, min, p50, p90, p99, p999, max int64) *LatencyStats {
-	return &LatencyStats{Samples: samples, Min: min, P50: &p50, P90: &p90, P99: &p99, P999: &p999, Max: max,
+func latencyStats(samples uint64, min, p50, p90, p99, p999, max int64) *report.LatencyStats {
+	return &report.LatencyStats{Samples: samples, Min: min, P50: &p50, P90: &p90, P99: &p99, P999: &p999, Max: max,
 		Mean: float64(p50) * 1.1, Stddev: float64(p90-p50) / 2}
 }
 
 // withCDF adds CDF points to l, through its percentiles, as Latency.cdf draws them.
-func withCDF(l *LatencyStats) *LatencyStats {
-	l.CDF = []CDFPoint{{Ns: l.Min, Q: 0}, {Ns: (l.Min + *l.P50) / 2, Q: 0.1}, {Ns: *l.P50, Q: 0.5},
+func withCDF(l *report.LatencyStats) *report.LatencyStats {
+	l.CDF = []report.CDFPoint{{Ns: l.Min, Q: 0}, {Ns: (l.Min + *l.P50) / 2, Q: 0.1}, {Ns: *l.P50, Q: 0.5},
 		{Ns: *l.P90, Q: 0.9}, {Ns: *l.P99, Q: 0.99}, {Ns: *l.P999, Q: 0.999}, {Ns: l.Max, Q: 1}}
 	return l
 }
@@ -35,23 +36,23 @@ func withCDF(l *LatencyStats) *LatencyStats {
 // percentile with too few samples, a result with repeats and one with CDF points,
 // a property experiment with observations, warnings, and cells that need markdown
 // escaping.
-func testReport() *Report {
-	p := func(size int) Params { return Params{Size: size, Streams: 1, DurationS: 2} }
+func testReport() *report.Report {
+	p := func(size int) report.Params { return report.Params{Size: size, Streams: 1, DurationS: 2} }
 	fewer := latencyStats(420, 21_000, 30_500, 41_200, 88_000, 0, 2_300_000)
 	fewer.P999 = nil // 420 samples cannot support p99.9 (needs 10,000)
-	return &Report{
-		Schema: Schema,
+	return &report.Report{
+		Schema: report.Schema,
 		Tool:   "tcpvsudp v0.1.0",
-		Env: Env{
+		Env: report.Env{
 			Host: "testhost", OS: "linux", Arch: "amd64", Kernel: "6.18.0", Go: "go1.26.0",
 			CPUs: 8, GOMAXPROCS: 8,
-			Link: Link{Kind: "loopback", Addr: "127.0.0.1:0", MTU: 65536},
-			Sockets: map[string]Sock{
+			Link: report.Link{Kind: "loopback", Addr: "127.0.0.1:0", MTU: 65536},
+			Sockets: map[string]report.Sock{
 				"tcp": {RecvBuffer: 131072, SendBuffer: 16384},
 				"udp": {RecvBuffer: 425984, SendBuffer: 425984},
 			},
 		},
-		Config: Config{
+		Config: report.Config{
 			Command:     "tcpvsudp run --sizes 64,1400 --duration 2s --seed 42 --json run.json",
 			Transports:  []string{"tcp", "udp"},
 			Experiments: []string{"stream", "pingpong", "connect", "refused"},
@@ -66,14 +67,14 @@ func testReport() *Report {
 			Started:     "2026-11-26T02:00:00Z",
 			WallS:       37.4,
 		},
-		Results: []Result{
-			{Experiment: "stream", Transport: "tcp", Params: p(64), Metrics: Metrics{
+		Results: []report.Result{
+			{Experiment: "stream", Transport: "tcp", Params: p(64), Metrics: report.Metrics{
 				SentMsgs: 9_500_000, RecvMsgs: 9_500_000, SentBytes: 608_000_000, RecvBytes: 608_000_000,
 				GoodputBps: 2.432e9, MsgsPerS: 4.75e6, SendRateBps: 2.44e9, SendMsgsPerS: 4.76e6,
 				RecvIntervalS: 2, SendIntervalS: 2, DrainS: 0.5,
 				JitterNs: ptr(210.4), Retransmits: ptr(uint64(0)), CPUSecPerGB: ptr(1.64),
 			}},
-			{Experiment: "stream", Transport: "udp", Params: p(64), Metrics: Metrics{
+			{Experiment: "stream", Transport: "udp", Params: p(64), Metrics: report.Metrics{
 				SentMsgs: 3_100_000, RecvMsgs: 2_985_000, LostMsgs: 115_000, ReorderedMsgs: 12, ReorderExtent: 3,
 				SentBytes: 198_400_000, RecvBytes: 191_040_000,
 				GoodputBps: 764.2e6, MsgsPerS: 1.4925e6, SendRateBps: 793.6e6, SendMsgsPerS: 1.55e6,
@@ -81,13 +82,13 @@ func testReport() *Report {
 				JitterNs: ptr(1830.0), CPUSecPerGB: ptr(9.81), DropsSender: 0,
 				DropsSocket: ptr(uint64(115_000)), DropsNetwork: ptr(uint64(0)),
 			}},
-			{Experiment: "stream", Transport: "tcp", Params: p(1400), Metrics: Metrics{
+			{Experiment: "stream", Transport: "tcp", Params: p(1400), Metrics: report.Metrics{
 				SentMsgs: 3_400_000, RecvMsgs: 3_400_000, SentBytes: 4_760_000_000, RecvBytes: 4_760_000_000,
 				GoodputBps: 19.04e9, MsgsPerS: 1.7e6, SendRateBps: 19.1e9, SendMsgsPerS: 1.705e6,
 				RecvIntervalS: 2, SendIntervalS: 2, DrainS: 0.5,
 				JitterNs: ptr(95.0), Retransmits: ptr(uint64(3)), CPUSecPerGB: ptr(0.212),
 			}},
-			{Experiment: "stream", Transport: "udp", Params: p(1400), Metrics: Metrics{
+			{Experiment: "stream", Transport: "udp", Params: p(1400), Metrics: report.Metrics{
 				SentMsgs: 1_250_000, RecvMsgs: 1_249_990, LostMsgs: 12, DupMsgs: 2, CorruptMsgs: 1,
 				SentBytes: 1_750_000_000, RecvBytes: 1_749_983_200,
 				GoodputBps: 6.9999e9, MsgsPerS: 624_995, SendRateBps: 7.0e9, SendMsgsPerS: 625_000,
@@ -95,46 +96,46 @@ func testReport() *Report {
 				JitterNs: ptr(512.0), CPUSecPerGB: ptr(0.918), DropsSender: 4,
 				DropsSocket: ptr(uint64(8)), DropsNetwork: ptr(uint64(0)),
 			},
-				Repeat: &Repeat{Runs: 5, CI: map[string]Interval{
+				Repeat: &report.Repeat{Runs: 5, CI: map[string]report.Interval{
 					"goodput_bps": {Median: 6.9999e9, Lo: 6.8999e9, Hi: 7.0999e9, Confidence: 0.95},
 					"msgs_per_s":  {Median: 624_995, Lo: 610_000, Hi: 631_000, Confidence: 0.9375},
 					"lost_msgs":   {Median: 12, Lo: 8, Hi: 15, Confidence: 0.9375},
 				}},
 				Warnings: []string{"receive buffer: want 4194304, got 425984 (net.core.rmem_max caps it)"},
 			},
-			{Experiment: "pingpong", Transport: "tcp", Params: p(64), Metrics: Metrics{
+			{Experiment: "pingpong", Transport: "tcp", Params: p(64), Metrics: report.Metrics{
 				SentMsgs: 61_000, RecvMsgs: 61_000, MsgsPerS: 30_500,
 				RTT: withCDF(latencyStats(61_000, 19_800, 31_200, 35_100, 52_000, 140_000, 1_210_000)),
 			}},
-			{Experiment: "pingpong", Transport: "udp", Params: p(64), Metrics: Metrics{
+			{Experiment: "pingpong", Transport: "udp", Params: p(64), Metrics: report.Metrics{
 				SentMsgs: 80_001, RecvMsgs: 80_000, LostMsgs: 1, Timeouts: 1, MsgsPerS: 40_000,
 				RTT: latencyStats(80_000, 14_100, 24_600, 27_900, 41_000, 98_500, 1_000_000_000),
 			}},
-			{Experiment: "pingpong", Transport: "tcp", Params: p(1400), Metrics: Metrics{
+			{Experiment: "pingpong", Transport: "tcp", Params: p(1400), Metrics: report.Metrics{
 				SentMsgs: 420, RecvMsgs: 420, MsgsPerS: 210, RTT: fewer,
 			}},
-			{Experiment: "pingpong", Transport: "udp", Params: p(1400), Metrics: Metrics{
+			{Experiment: "pingpong", Transport: "udp", Params: p(1400), Metrics: report.Metrics{
 				SentMsgs: 71_000, RecvMsgs: 71_000, MsgsPerS: 35_500, LateMsgs: 2,
 				RTT: latencyStats(71_000, 16_000, 27_300, 30_100, 45_800, 101_000, 990_000),
 			}},
-			{Experiment: "connect", Transport: "tcp", Params: p(64), Metrics: Metrics{
+			{Experiment: "connect", Transport: "tcp", Params: p(64), Metrics: report.Metrics{
 				SentMsgs: 24_000, RecvMsgs: 24_000, TransPerS: 12_000, ServerSockets: 24_000,
 				RTT: latencyStats(24_000, 52_000, 80_400, 96_000, 151_000, 420_000, 2_050_000),
 			}},
-			{Experiment: "connect", Transport: "udp", Params: p(64), Metrics: Metrics{
+			{Experiment: "connect", Transport: "udp", Params: p(64), Metrics: report.Metrics{
 				SentMsgs: 60_000, RecvMsgs: 59_998, LostMsgs: 2, Timeouts: 2, TransPerS: 29_999, ServerSockets: 1,
 				RTT: latencyStats(59_998, 17_900, 31_000, 36_500, 58_000, 133_000, 1_000_000_000),
 			}},
-			{Experiment: "refused", Transport: "tcp", Params: Params{Size: 64, Streams: 1}, Observed: map[string]any{
+			{Experiment: "refused", Transport: "tcp", Params: report.Params{Size: 64, Streams: 1}, Observed: map[string]any{
 				"connect_error": "connection refused", "detect_ns": 41000, "refused_at": "dial",
 			}},
-			{Experiment: "refused", Transport: "udp", Params: Params{Size: 64, Streams: 1}, Metrics: Metrics{SentMsgs: 1, LostMsgs: 1},
+			{Experiment: "refused", Transport: "udp", Params: report.Params{Size: 64, Streams: 1}, Metrics: report.Metrics{SentMsgs: 1, LostMsgs: 1},
 				Observed: map[string]any{
 					"send_error": "", "detect_ns": 0, "silent": true, "refused_at": "never",
 					"calls": map[string]any{"send": 21, "recv": 20}, "note": "no *ICMP* [reply] <seen>",
 				}},
 		},
-		Properties: []Property{
+		Properties: []report.Property{
 			{ID: "connection-setup", Property: "connection", Claim: "TCP needs a connection first (three-way handshake)",
 				TCP: "dial + request + reply", UDP: "one request + reply",
 				Evidence: map[string]any{"tcp_first_answer_p50_ns": 80400.0, "udp_first_answer_p50_ns": 31000.0}},
@@ -171,10 +172,10 @@ func TestRenderGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		file   string
-		render func(*bytes.Buffer, *Report) error
+		render func(*bytes.Buffer, *report.Report) error
 	}{
-		{"text", "render_text.golden", func(b *bytes.Buffer, r *Report) error { return RenderText(b, r) }},
-		{"markdown", "render_md.golden", func(b *bytes.Buffer, r *Report) error { return RenderMarkdown(b, r) }},
+		{"text", "render_text.golden", func(b *bytes.Buffer, r *report.Report) error { return RenderText(b, r) }},
+		{"markdown", "render_md.golden", func(b *bytes.Buffer, r *report.Report) error { return RenderMarkdown(b, r) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -201,7 +202,7 @@ func nonASCII(s string) string {
 	return ""
 }
 
-func renderBoth(t *testing.T, r *Report) (text, md string) {
+func renderBoth(t *testing.T, r *report.Report) (text, md string) {
 	t.Helper()
 	var tb, mb bytes.Buffer
 	if err := RenderText(&tb, r); err != nil {
@@ -218,7 +219,7 @@ func TestRenderTCPOnly(t *testing.T) {
 	r.Config.Transports = []string{"tcp"}
 	r.Properties = nil
 	delete(r.Env.Sockets, "udp")
-	var keep []Result
+	var keep []report.Result
 	for _, res := range r.Results {
 		if res.Transport == "tcp" {
 			keep = append(keep, res)
@@ -241,10 +242,10 @@ func TestRenderTCPOnly(t *testing.T) {
 func TestRenderUnknownExperiment(t *testing.T) {
 	r := testReport()
 	r.Results = append(r.Results,
-		Result{Experiment: "fanout", Transport: "udp", Params: Params{Size: 512, Streams: 1, DurationS: 2},
-			Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 4000, GoodputBps: 8.192e6, ServerSockets: 1, JitterNs: ptr(1500.0)}},
-		Result{Experiment: "fanout", Transport: "tcp", Params: Params{Size: 512, Streams: 1, DurationS: 2},
-			Metrics: Metrics{SentMsgs: 4000, RecvMsgs: 4000, GoodputBps: 8.192e6, ServerSockets: 4}},
+		report.Result{Experiment: "fanout", Transport: "udp", Params: report.Params{Size: 512, Streams: 1, DurationS: 2},
+			Metrics: report.Metrics{SentMsgs: 1000, RecvMsgs: 4000, GoodputBps: 8.192e6, ServerSockets: 1, JitterNs: ptr(1500.0)}},
+		report.Result{Experiment: "fanout", Transport: "tcp", Params: report.Params{Size: 512, Streams: 1, DurationS: 2},
+			Metrics: report.Metrics{SentMsgs: 4000, RecvMsgs: 4000, GoodputBps: 8.192e6, ServerSockets: 4}},
 	)
 	text, md := renderBoth(t, r)
 	for name, out := range map[string]string{"text": text, "markdown": md} {
@@ -346,10 +347,10 @@ func TestFormat(t *testing.T) {
 		{"countOf", units.CountOf(12, 10_000), "12 (0.12%)"},
 		{"countOf zero", units.CountOf(0, 10_000), "0"},
 		{"countOf no whole", units.CountOf(3, 0), "3"},
-		{"interval symmetric", interval(Interval{Median: 941e6, Lo: 929e6, Hi: 953e6, Confidence: 0.95}, 5, units.BpsUnits, true), "941 +/- 12 Mbit/s (n=5)"},
-		{"interval asymmetric", interval(Interval{Median: 941e6, Lo: 925e6, Hi: 960e6, Confidence: 0.95}, 7, units.BpsUnits, true), "941 [925, 960] Mbit/s (n=7)"},
-		{"interval low confidence", interval(Interval{Median: 12_300, Lo: 12_000, Hi: 12_600, Confidence: 0.75}, 3, units.DurUnits, true), "12.3 +/- 0.3 us (n=3, 75% CI)"},
-		{"interval SI", interval(Interval{Median: 624_995, Lo: 610_000, Hi: 631_000, Confidence: 0.95}, 5, units.SIUnits, false), "625k [610k, 631k] (n=5)"},
+		{"interval symmetric", interval(report.Interval{Median: 941e6, Lo: 929e6, Hi: 953e6, Confidence: 0.95}, 5, units.BpsUnits, true), "941 +/- 12 Mbit/s (n=5)"},
+		{"interval asymmetric", interval(report.Interval{Median: 941e6, Lo: 925e6, Hi: 960e6, Confidence: 0.95}, 7, units.BpsUnits, true), "941 [925, 960] Mbit/s (n=7)"},
+		{"interval low confidence", interval(report.Interval{Median: 12_300, Lo: 12_000, Hi: 12_600, Confidence: 0.75}, 3, units.DurUnits, true), "12.3 +/- 0.3 us (n=3, 75% CI)"},
+		{"interval SI", interval(report.Interval{Median: 624_995, Lo: 610_000, Hi: 631_000, Confidence: 0.95}, 5, units.SIUnits, false), "625k [610k, 631k] (n=5)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {
@@ -375,8 +376,8 @@ func TestFormatMarkdownCell(t *testing.T) {
 func TestRenderTransportOrder(t *testing.T) {
 	r := testReport()
 	r.Config.Transports = []string{"udp", "quic"} // tcp results still render, after these
-	r.Results = append(r.Results, Result{Experiment: "stream", Transport: "quic", Params: Params{Size: 64, Streams: 1, DurationS: 2},
-		Metrics: Metrics{SentMsgs: 100, RecvMsgs: 100, GoodputBps: 1e9}})
+	r.Results = append(r.Results, report.Result{Experiment: "stream", Transport: "quic", Params: report.Params{Size: 64, Streams: 1, DurationS: 2},
+		Metrics: report.Metrics{SentMsgs: 100, RecvMsgs: 100, GoodputBps: 1e9}})
 	text, md := renderBoth(t, r)
 	for name, out := range map[string]string{"text": text, "markdown": md} {
 		u, q, tc := strings.Index(out, "goodput udp"), strings.Index(out, "goodput quic"), strings.Index(out, "goodput tcp")
@@ -387,7 +388,7 @@ func TestRenderTransportOrder(t *testing.T) {
 }
 
 func TestRenderEmpty(t *testing.T) {
-	text, md := renderBoth(t, &Report{Schema: Schema})
+	text, md := renderBoth(t, &report.Report{Schema: report.Schema})
 	if !strings.HasPrefix(md, "# tcpvsudp report") || !strings.HasPrefix(text, "tcpvsudp:") {
 		t.Errorf("empty report:\ntext:\n%s\nmarkdown:\n%s", text, md)
 	}
@@ -442,15 +443,15 @@ func TestObservedValue(t *testing.T) {
 func TestRenderObservedSections(t *testing.T) {
 	r := testReport()
 	r.Results = append(r.Results,
-		Result{Experiment: ExpFanout, Transport: "udp", Params: Params{Size: 1024, Receivers: 4},
+		report.Result{Experiment: report.ExpFanout, Transport: "udp", Params: report.Params{Size: 1024, Receivers: 4},
 			Observed: map[string]any{"copies_per_message": 1, "mode": "multicast"}},
-		Result{Experiment: ExpFanout, Transport: "tcp", Params: Params{Size: 1024, Receivers: 4},
+		report.Result{Experiment: report.ExpFanout, Transport: "tcp", Params: report.Params{Size: 1024, Receivers: 4},
 			Observed: map[string]any{"copies_per_message": 4, "mode": "connections"}},
-		Result{Experiment: ExpFanout, Transport: "tcp", Params: Params{Size: 1024, Receivers: 16},
+		report.Result{Experiment: report.ExpFanout, Transport: "tcp", Params: report.Params{Size: 1024, Receivers: 16},
 			Observed: map[string]any{"copies_per_message": 16, "mode": "connections"}},
-		Result{Experiment: ExpClose, Transport: "udp", Params: Params{Size: 64}, Error: "listen: address in use"},
-		Result{Experiment: ExpClose, Transport: "tcp", Params: Params{Size: 64}, Observed: map[string]any{"peer_close_seen": true}},
-		Result{Experiment: "warp", Transport: "tcp", Params: Params{Size: 64}, Observed: map[string]any{"speed_bps": 1e9}},
+		report.Result{Experiment: report.ExpClose, Transport: "udp", Params: report.Params{Size: 64}, Error: "listen: address in use"},
+		report.Result{Experiment: report.ExpClose, Transport: "tcp", Params: report.Params{Size: 64}, Observed: map[string]any{"peer_close_seen": true}},
+		report.Result{Experiment: "warp", Transport: "tcp", Params: report.Params{Size: 64}, Observed: map[string]any{"speed_bps": 1e9}},
 	)
 	text, md := renderBoth(t, r)
 	for name, out := range map[string]string{"text": text, "markdown": md} {
@@ -480,16 +481,16 @@ func TestRenderObservedSections(t *testing.T) {
 // never lost; a UDP one may only be late). Known answer: TCP 1 of 47,090 and UDP 3
 // of 1,000 unanswered; lost_msgs repeats timeouts, as the experiments fill it in.
 func TestRenderUnanswered(t *testing.T) {
-	rr := func(exp, tr string, sent, timeouts uint64) Result {
-		return Result{Experiment: exp, Transport: tr, Params: Params{Size: 64, DurationS: 1, Clients: 100},
-			Metrics: Metrics{SentMsgs: sent, RecvMsgs: sent - timeouts, Timeouts: timeouts, LostMsgs: timeouts}}
+	rr := func(exp, tr string, sent, timeouts uint64) report.Result {
+		return report.Result{Experiment: exp, Transport: tr, Params: report.Params{Size: 64, DurationS: 1, Clients: 100},
+			Metrics: report.Metrics{SentMsgs: sent, RecvMsgs: sent - timeouts, Timeouts: timeouts, LostMsgs: timeouts}}
 	}
-	r := &Report{Schema: Schema, Config: Config{Transports: []string{"tcp", "udp"}, TimeoutS: 0.2, DurationS: 1}}
-	r.Results = []Result{
-		rr(ExpPingPong, "tcp", 47090, 1), rr(ExpPingPong, "udp", 1000, 3),
-		rr(ExpConnect, "tcp", 47090, 1), rr(ExpConnect, "udp", 1000, 3),
-		rr(ExpClients, "tcp", 47090, 1), rr(ExpClients, "udp", 1000, 3),
-		rr(ExpClose, "tcp", 2, 0), rr(ExpClose, "udp", 3, 2),
+	r := &report.Report{Schema: report.Schema, Config: report.Config{Transports: []string{"tcp", "udp"}, TimeoutS: 0.2, DurationS: 1}}
+	r.Results = []report.Result{
+		rr(report.ExpPingPong, "tcp", 47090, 1), rr(report.ExpPingPong, "udp", 1000, 3),
+		rr(report.ExpConnect, "tcp", 47090, 1), rr(report.ExpConnect, "udp", 1000, 3),
+		rr(report.ExpClients, "tcp", 47090, 1), rr(report.ExpClients, "udp", 1000, 3),
+		rr(report.ExpClose, "tcp", 2, 0), rr(report.ExpClose, "udp", 3, 2),
 	}
 	for i := 4; i < 8; i++ {
 		r.Results[i].Observed = map[string]any{"clients": 100}

@@ -14,6 +14,7 @@ import (
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
@@ -25,7 +26,7 @@ import (
 // RenderText writes r as plain-ASCII terminal tables: a one-line header saying where
 // and how the run happened, the properties table, one section per experiment with TCP
 // and UDP side by side for every metric, and the warnings.
-func RenderText(w io.Writer, r *Report) error {
+func RenderText(w io.Writer, r *report.Report) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "tcpvsudp: %s\n", orDash(textHeader(r)))
 	if r.Config.Command != "" {
@@ -88,7 +89,7 @@ func RenderText(w io.Writer, r *Report) error {
 }
 
 // textHeader is the one-line summary of where and how the run happened.
-func textHeader(r *Report) string {
+func textHeader(r *report.Report) string {
 	e, c := r.Env, r.Config
 	parts := []string{}
 	add := func(s string) {
@@ -135,7 +136,7 @@ func archSuffix(arch string) string {
 }
 
 // runLength says how long each cell ran: a duration or a message count.
-func runLength(c Config) string {
+func runLength(c report.Config) string {
 	switch {
 	case c.Count > 0:
 		return units.Count(c.Count) + " msgs per stream"
@@ -210,7 +211,7 @@ func writeTable(w io.Writer, t table, md bool) error {
 }
 
 // propertiesTable is the properties table: claim, what each transport did, evidence.
-func propertiesTable(r *Report) table {
+func propertiesTable(r *report.Report) table {
 	t := table{head: []string{"property", "claim", "TCP", "UDP", "evidence"}}
 	for _, p := range r.Properties {
 		t.rows = append(t.rows, []string{p.Property, p.Claim, orDash(p.TCP), orDash(p.UDP), orDash(evidence(p.Evidence))})
@@ -268,7 +269,7 @@ func orDash(s string) string {
 }
 
 // warnings lists run-wide warnings, then each result's, prefixed with the result.
-func warnings(r *Report) []string {
+func warnings(r *report.Report) []string {
 	out := slices.Clone(r.Warnings)
 	for _, res := range r.Results {
 		for _, w := range res.Warnings {
@@ -279,7 +280,7 @@ func warnings(r *Report) []string {
 }
 
 // paramsLabel names a result's parameters compactly: "size 1400 B, 4 streams".
-func paramsLabel(p Params) string {
+func paramsLabel(p report.Params) string {
 	parts := []string{fmt.Sprintf("size %d B", p.Size)}
 	if p.Streams > 1 {
 		parts = append(parts, fmt.Sprintf("%d streams", p.Streams))
@@ -290,7 +291,7 @@ func paramsLabel(p Params) string {
 	if directionKey(p) > 0 {
 		parts = append(parts, direction(p))
 	}
-	if p.IO == IOTextbook {
+	if p.IO == report.IOTextbook {
 		parts = append(parts, "textbook I/O")
 	}
 	return strings.Join(parts, ", ")
@@ -298,7 +299,7 @@ func paramsLabel(p Params) string {
 
 // transportOrder is the column order: as r.Config.Transports lists them, then any
 // other transport a result names, in the order results name it.
-func transportOrder(r *Report) []string {
+func transportOrder(r *report.Report) []string {
 	var out []string
 	for _, t := range r.Config.Transports {
 		if !slices.Contains(out, t) {
@@ -315,7 +316,7 @@ func transportOrder(r *Report) []string {
 
 // experimentOrder lists the experiments that have results: as r.Config.Experiments
 // lists them, then any other in the order results name it.
-func experimentOrder(r *Report) []string {
+func experimentOrder(r *report.Report) []string {
 	has := map[string]bool{}
 	for _, res := range r.Results {
 		has[res.Experiment] = true
@@ -337,14 +338,14 @@ func experimentOrder(r *Report) []string {
 // paramRow is one table row's worth of results: one set of parameters, one result per
 // transport at most.
 type paramRow struct {
-	p   Params
-	res map[string]*Result
+	p   report.Params
+	res map[string]*report.Result
 }
 
 // paramRows groups an experiment's results by parameters, sorted by size, streams,
 // rate, duration and count. A second result for the same parameters and transport
 // opens another row rather than hiding the first.
-func paramRows(r *Report, exp string) []*paramRow {
+func paramRows(r *report.Report, exp string) []*paramRow {
 	var cells []*paramRow
 	for i := range r.Results {
 		res := &r.Results[i]
@@ -359,7 +360,7 @@ func paramRows(r *Report, exp string) []*paramRow {
 			}
 		}
 		if c == nil {
-			c = &paramRow{p: res.Params, res: map[string]*Result{}}
+			c = &paramRow{p: res.Params, res: map[string]*report.Result{}}
 			cells = append(cells, c)
 		}
 		c.res[res.Transport] = res
@@ -395,35 +396,35 @@ func cmpFloat(a, b float64) int {
 // param is one parameter a row can be labelled by.
 type param struct {
 	head  string
-	label func(Params) string
-	key   func(Params) float64
+	label func(report.Params) string
+	key   func(report.Params) float64
 }
 
 var params = []param{
-	{"size", func(p Params) string { return fmt.Sprintf("%d B", p.Size) }, func(p Params) float64 { return float64(p.Size) }},
-	{"streams", func(p Params) string { return strconv.Itoa(p.Streams) }, func(p Params) float64 { return float64(p.Streams) }},
-	{"rate", func(p Params) string { return rateLabel(p.RateBps) }, func(p Params) float64 { return p.RateBps }},
-	{"duration", func(p Params) string { return units.Secs(p.DurationS) }, func(p Params) float64 { return p.DurationS }},
-	{"count", func(p Params) string { return units.Count(p.Count) }, func(p Params) float64 { return float64(p.Count) }},
-	{"direction", direction, func(p Params) float64 { return float64(directionKey(p)) }},
-	{"UDP I/O", udpIO, func(p Params) float64 { return float64(len(p.IO)) }},
+	{"size", func(p report.Params) string { return fmt.Sprintf("%d B", p.Size) }, func(p report.Params) float64 { return float64(p.Size) }},
+	{"streams", func(p report.Params) string { return strconv.Itoa(p.Streams) }, func(p report.Params) float64 { return float64(p.Streams) }},
+	{"rate", func(p report.Params) string { return rateLabel(p.RateBps) }, func(p report.Params) float64 { return p.RateBps }},
+	{"duration", func(p report.Params) string { return units.Secs(p.DurationS) }, func(p report.Params) float64 { return p.DurationS }},
+	{"count", func(p report.Params) string { return units.Count(p.Count) }, func(p report.Params) float64 { return float64(p.Count) }},
+	{"direction", direction, func(p report.Params) float64 { return float64(directionKey(p)) }},
+	{"UDP I/O", udpIO, func(p report.Params) float64 { return float64(len(p.IO)) }},
 }
 
 // udpIO names a UDP stream cell's I/O mode (Params.IO): batched or textbook.
-func udpIO(p Params) string {
+func udpIO(p report.Params) string {
 	if p.IO == "" {
-		return IOBatched
+		return report.IOBatched
 	}
 	return p.IO
 }
 
 // direction names which way a stream ran in remote mode: forward (this host sends),
 // reverse (the server sends) or bidir (both at once, the figures both ways summed).
-func direction(p Params) string {
+func direction(p report.Params) string {
 	return [...]string{"forward", "reverse", "bidir"}[directionKey(p)]
 }
 
-func directionKey(p Params) int {
+func directionKey(p report.Params) int {
 	switch {
 	case p.Bidir:
 		return 2
@@ -434,7 +435,7 @@ func directionKey(p Params) int {
 }
 
 // directionText describes a stream's direction when it is not forward; "" when it is.
-func directionText(p Params) string {
+func directionText(p report.Params) string {
 	switch {
 	case p.Bidir:
 		return "both ways at once (--bidir: each figure is the two directions summed, observed splits them)"
@@ -470,7 +471,7 @@ func labelParams(exp string, cells []*paramRow) (cols []param, fixed string) {
 			continue
 		}
 		p := cells[0].p
-		if exp != ExpStream && (pr.head == "streams" || pr.head == "rate") {
+		if exp != report.ExpStream && (pr.head == "streams" || pr.head == "rate") {
 			continue
 		}
 		switch pr.head {
@@ -503,19 +504,19 @@ func labelParams(exp string, cells []*paramRow) (cols []param, fixed string) {
 type figure struct {
 	head  string // "goodput"; the transport name follows
 	ci    string // key in Repeat.CI, as repeat.go names it ("goodput_bps", "rtt_p99_ns"); "" when none
-	ciFmt func(iv Interval, runs int) string
-	cell  func(m *Metrics) (string, bool) // false: not measured
+	ciFmt func(iv report.Interval, runs int) string
+	cell  func(m *report.Metrics) (string, bool) // false: not measured
 }
 
 // interval formats iv, a median from runs runs, in one unit of scale.
-func interval(iv Interval, runs int, scale []units.Unit, intBase bool) string {
+func interval(iv report.Interval, runs int, scale []units.Unit, intBase bool) string {
 	return units.IntervalOf(iv.Median, iv.Lo, iv.Hi, iv.Confidence, runs, scale, intBase)
 }
 
-func ciBps(iv Interval, runs int) string   { return interval(iv, runs, units.BpsUnits, true) }
-func ciDur(iv Interval, runs int) string   { return interval(iv, runs, units.DurUnits, true) }
-func ciSI(iv Interval, runs int) string    { return interval(iv, runs, units.SIUnits, false) }
-func ciCount(iv Interval, runs int) string { return interval(iv, runs, units.SIUnits, true) }
+func ciBps(iv report.Interval, runs int) string   { return interval(iv, runs, units.BpsUnits, true) }
+func ciDur(iv report.Interval, runs int) string   { return interval(iv, runs, units.DurUnits, true) }
+func ciSI(iv report.Interval, runs int) string    { return interval(iv, runs, units.SIUnits, false) }
+func ciCount(iv report.Interval, runs int) string { return interval(iv, runs, units.SIUnits, true) }
 
 func always(s string) (string, bool) { return s, true }
 
@@ -528,8 +529,8 @@ func optCount(v *uint64) (string, bool) {
 }
 
 // percentile formats one RTT percentile; a nil one had too few samples (PITFALLS 10).
-func percentile(pick func(*LatencyStats) *int64) func(m *Metrics) (string, bool) {
-	return func(m *Metrics) (string, bool) {
+func percentile(pick func(*report.LatencyStats) *int64) func(m *report.Metrics) (string, bool) {
+	return func(m *report.Metrics) (string, bool) {
 		if m.RTT == nil {
 			return "-", false
 		}
@@ -541,7 +542,7 @@ func percentile(pick func(*LatencyStats) *int64) func(m *Metrics) (string, bool)
 	}
 }
 
-func rttMax(m *Metrics) (string, bool) {
+func rttMax(m *report.Metrics) (string, bool) {
 	if m.RTT == nil {
 		return "-", false
 	}
@@ -554,16 +555,16 @@ func rttMax(m *Metrics) (string, bool) {
 // unanswered formats the requests of a request/response cell that had no reply
 // within the timeout, of those sent: never "lost", since a TCP request is never lost
 // and a UDP one may only be late.
-func unanswered(m *Metrics) (string, bool) {
+func unanswered(m *report.Metrics) (string, bool) {
 	return units.CountOf(m.Timeouts, m.SentMsgs), true
 }
 
 var (
 	streamRate = []figure{
-		{"goodput", "goodput_bps", ciBps, func(m *Metrics) (string, bool) { return always(units.Bps(m.GoodputBps)) }},
-		{"msgs/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(units.SI(m.MsgsPerS)) }},
-		{"sender rate", "send_rate_bps", ciBps, func(m *Metrics) (string, bool) { return always(units.Bps(m.SendRateBps)) }},
-		{"CPU s/GB", "cpu_s_per_gb", ciNum, func(m *Metrics) (string, bool) {
+		{"goodput", "goodput_bps", ciBps, func(m *report.Metrics) (string, bool) { return always(units.Bps(m.GoodputBps)) }},
+		{"msgs/s", "msgs_per_s", ciSI, func(m *report.Metrics) (string, bool) { return always(units.SI(m.MsgsPerS)) }},
+		{"sender rate", "send_rate_bps", ciBps, func(m *report.Metrics) (string, bool) { return always(units.Bps(m.SendRateBps)) }},
+		{"CPU s/GB", "cpu_s_per_gb", ciNum, func(m *report.Metrics) (string, bool) {
 			if m.CPUSecPerGB == nil {
 				return "-", false
 			}
@@ -571,13 +572,13 @@ var (
 		}},
 	}
 	streamDelivery = []figure{
-		{"lost", "lost_msgs", ciCount, func(m *Metrics) (string, bool) { return always(units.CountOf(m.LostMsgs, m.SentMsgs)) }},
-		{"reordered", "", nil, func(m *Metrics) (string, bool) { return always(units.Count(m.ReorderedMsgs)) }},
-		{"duplicates", "", nil, func(m *Metrics) (string, bool) { return always(units.Count(m.DupMsgs)) }},
-		{"retransmits", "", nil, func(m *Metrics) (string, bool) { return optCount(m.Retransmits) }},
-		{"socket drops", "", nil, func(m *Metrics) (string, bool) { return optCount(m.DropsSocket) }},
-		{"sender drops", "", nil, func(m *Metrics) (string, bool) { return always(units.Count(m.DropsSender)) }},
-		{"jitter", "jitter_ns", ciDur, func(m *Metrics) (string, bool) {
+		{"lost", "lost_msgs", ciCount, func(m *report.Metrics) (string, bool) { return always(units.CountOf(m.LostMsgs, m.SentMsgs)) }},
+		{"reordered", "", nil, func(m *report.Metrics) (string, bool) { return always(units.Count(m.ReorderedMsgs)) }},
+		{"duplicates", "", nil, func(m *report.Metrics) (string, bool) { return always(units.Count(m.DupMsgs)) }},
+		{"retransmits", "", nil, func(m *report.Metrics) (string, bool) { return optCount(m.Retransmits) }},
+		{"socket drops", "", nil, func(m *report.Metrics) (string, bool) { return optCount(m.DropsSocket) }},
+		{"sender drops", "", nil, func(m *report.Metrics) (string, bool) { return always(units.Count(m.DropsSender)) }},
+		{"jitter", "jitter_ns", ciDur, func(m *report.Metrics) (string, bool) {
 			if m.JitterNs == nil {
 				return "-", false
 			}
@@ -585,26 +586,26 @@ var (
 		}},
 	}
 	pingpongFigures = []figure{
-		{"RTT p50", "rtt_p50_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P50 })},
-		{"RTT p90", "rtt_p90_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P90 })},
-		{"RTT p99", "rtt_p99_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P99 })},
-		{"RTT p99.9", "rtt_p999_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P999 })},
+		{"RTT p50", "rtt_p50_ns", ciDur, percentile(func(l *report.LatencyStats) *int64 { return l.P50 })},
+		{"RTT p90", "rtt_p90_ns", ciDur, percentile(func(l *report.LatencyStats) *int64 { return l.P90 })},
+		{"RTT p99", "rtt_p99_ns", ciDur, percentile(func(l *report.LatencyStats) *int64 { return l.P99 })},
+		{"RTT p99.9", "rtt_p999_ns", ciDur, percentile(func(l *report.LatencyStats) *int64 { return l.P999 })},
 		{"RTT max", "rtt_max_ns", ciDur, rttMax},
-		{"round trips/s", "msgs_per_s", ciSI, func(m *Metrics) (string, bool) { return always(units.SI(m.MsgsPerS)) }},
+		{"round trips/s", "msgs_per_s", ciSI, func(m *report.Metrics) (string, bool) { return always(units.SI(m.MsgsPerS)) }},
 		{"CPU", "", nil, cpuCores},
 		{"unanswered", "", nil, unanswered},
 	}
 	connectFigures = []figure{
-		{"answer p50", "rtt_p50_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P50 })},
-		{"answer p99", "rtt_p99_ns", ciDur, percentile(func(l *LatencyStats) *int64 { return l.P99 })},
+		{"answer p50", "rtt_p50_ns", ciDur, percentile(func(l *report.LatencyStats) *int64 { return l.P50 })},
+		{"answer p99", "rtt_p99_ns", ciDur, percentile(func(l *report.LatencyStats) *int64 { return l.P99 })},
 		{"answer max", "rtt_max_ns", ciDur, rttMax},
-		{"transactions/s", "transactions_per_s", ciSI, func(m *Metrics) (string, bool) { return always(units.SI(m.TransPerS)) }},
+		{"transactions/s", "transactions_per_s", ciSI, func(m *report.Metrics) (string, bool) { return always(units.SI(m.TransPerS)) }},
 		{"unanswered", "", nil, unanswered},
-		{"server sockets", "", nil, func(m *Metrics) (string, bool) { return always(units.Count(uint64(max(m.ServerSockets, 0)))) }},
+		{"server sockets", "", nil, func(m *report.Metrics) (string, bool) { return always(units.Count(uint64(max(m.ServerSockets, 0)))) }},
 	}
 )
 
-func ciNum(iv Interval, runs int) string {
+func ciNum(iv report.Interval, runs int) string {
 	return interval(iv, runs, []units.Unit{{Div: 1}}, false)
 }
 
@@ -617,7 +618,7 @@ var alsoKeys = map[string][]string{
 }
 
 // buildSections turns the results into one section per experiment.
-func buildSections(r *Report) []section {
+func buildSections(r *report.Report) []section {
 	trs := transportOrder(r)
 	var out []section
 	for _, exp := range experimentOrder(r) {
@@ -681,21 +682,21 @@ func buildSections(r *Report) []section {
 
 // dedicated are the experiments with tables of their own; what they observe beyond
 // their metrics follows in an extra table.
-var dedicated = map[string]bool{ExpStream: true, ExpPingPong: true, ExpConnect: true}
+var dedicated = map[string]bool{report.ExpStream: true, report.ExpPingPong: true, report.ExpConnect: true}
 
 // experimentTitles name the experiments' sections.
 var experimentTitles = map[string]string{
-	ExpStream:       "Throughput (stream)",
-	ExpPingPong:     "Round-trip time (pingpong)",
-	ExpConnect:      "Connection setup (connect)",
-	ExpRefused:      "Refused connections (refused)",
-	ExpClose:        "Peer close (close)",
-	ExpClients:      "Many clients (clients)",
-	ExpBoundaries:   "Message boundaries (boundaries)",
-	ExpSlowReceiver: "Slow receiver (slow-receiver)",
-	ExpFanout:       "One sender, many receivers (fanout)",
-	ExpBottleneck:   "A congested link (bottleneck)",
-	ExpHOL:          "Head-of-line blocking (hol)",
+	report.ExpStream:       "Throughput (stream)",
+	report.ExpPingPong:     "Round-trip time (pingpong)",
+	report.ExpConnect:      "Connection setup (connect)",
+	report.ExpRefused:      "Refused connections (refused)",
+	report.ExpClose:        "Peer close (close)",
+	report.ExpClients:      "Many clients (clients)",
+	report.ExpBoundaries:   "Message boundaries (boundaries)",
+	report.ExpSlowReceiver: "Slow receiver (slow-receiver)",
+	report.ExpFanout:       "One sender, many receivers (fanout)",
+	report.ExpBottleneck:   "A congested link (bottleneck)",
+	report.ExpHOL:          "Head-of-line blocking (hol)",
 }
 
 func experimentTitle(exp string) string {
@@ -730,7 +731,7 @@ func answerText(trs []string) string {
 	return ": " + strings.Join(parts, ", ")
 }
 
-func drainText(r *Report) string {
+func drainText(r *report.Report) string {
 	if r.Config.DrainS > 0 {
 		return "a " + units.Secs(r.Config.DrainS) + " drain"
 	}
@@ -749,7 +750,7 @@ func rttMode(cells []*paramRow) string {
 
 // cpuCores formats the process's CPU use over a cell's measured interval, in cores
 // (CPU seconds per second): what spinning receivers (--busy-poll) cost shows here.
-func cpuCores(m *Metrics) (string, bool) {
+func cpuCores(m *report.Metrics) (string, bool) {
 	if m.CPUSec <= 0 || m.RecvIntervalS <= 0 {
 		return "-", false
 	}
@@ -757,7 +758,7 @@ func cpuCores(m *Metrics) (string, bool) {
 }
 
 // cpuText explains the CPU column of the pingpong table, when it shows.
-func cpuText(r *Report, cells []*paramRow, trs []string) string {
+func cpuText(r *report.Report, cells []*paramRow, trs []string) string {
 	shown := false
 	for _, c := range cells {
 		for _, tr := range trs {
@@ -817,7 +818,7 @@ func jitterClockText(cells []*paramRow, trs []string) string {
 
 // timeoutText says what "unanswered" counts, for every transport: a TCP request is
 // never lost, only not answered in time; a UDP one may be lost or late.
-func timeoutText(r *Report, trs []string) string {
+func timeoutText(r *report.Report, trs []string) string {
 	within := "within the timeout"
 	if r.Config.TimeoutS > 0 {
 		within = "within " + units.Secs(r.Config.TimeoutS)
@@ -861,7 +862,7 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 				if res == nil {
 					continue
 				}
-				if skipped(*res) {
+				if report.Skipped(*res) {
 					col[i] = "skipped"
 					continue
 				}
@@ -895,7 +896,7 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 func allSkipped(cells []*paramRow) bool {
 	for _, c := range cells {
 		for _, res := range c.res {
-			if !skipped(*res) {
+			if !report.Skipped(*res) {
 				return false
 			}
 		}
@@ -991,7 +992,7 @@ func genericTable(cols []param, trs []string, cells []*paramRow) table {
 func requestRows(cells []*paramRow) bool {
 	for _, c := range cells {
 		for _, res := range c.res {
-			if RequestResponse(res.Experiment) {
+			if report.RequestResponse(res.Experiment) {
 				return true
 			}
 		}
@@ -1052,7 +1053,7 @@ func notMeasured(trs []string, cells []*paramRow) []string {
 				continue
 			}
 			// The error names the cell; the label says it already.
-			why := strings.TrimPrefix(res.Error, cellName(res.Experiment, res.Transport, res.Params)+": ")
+			why := strings.TrimPrefix(res.Error, report.CellName(res.Experiment, res.Transport, res.Params)+": ")
 			out = append(out, fmt.Sprintf("%s, %s: %s", tr, paramsLabel(c.p), why))
 		}
 	}
@@ -1064,7 +1065,7 @@ const maxNotRun = 6
 
 // cellList names cells as "stream over udp (size 64 B), pingpong over tcp (size 64 B)",
 // the first max of them, then how many more.
-func cellList(cs []Cell, max int) string {
+func cellList(cs []report.Cell, max int) string {
 	var parts []string
 	for i, c := range cs {
 		if i == max {
@@ -1085,7 +1086,7 @@ type metricValue struct {
 // flatMetrics lists the figures of m by JSON name, in the order the JSON document
 // holds them, nested objects flattened with dots ("rtt_ns.p99"); absent (null)
 // figures and lists (rtt_ns.cdf) are left out. Going through JSON keeps future Metrics fields visible.
-func flatMetrics(m *Metrics) []metricValue {
+func flatMetrics(m *report.Metrics) []metricValue {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil
@@ -1191,14 +1192,14 @@ func hasObserved(cells []*paramRow) bool {
 // paramCols are the parameters an observations table can label rows by, beyond
 // those of params: the property experiments' own.
 var paramCols = append(slices.Clone(params),
-	param{"clients", func(p Params) string { return strconv.Itoa(p.Clients) }, func(p Params) float64 { return float64(p.Clients) }},
-	param{"receivers", func(p Params) string { return strconv.Itoa(p.Receivers) }, func(p Params) float64 { return float64(p.Receivers) }},
-	param{"reader rate", func(p Params) string { return rateLabel(p.ReaderBps) }, func(p Params) float64 { return p.ReaderBps }},
+	param{"clients", func(p report.Params) string { return strconv.Itoa(p.Clients) }, func(p report.Params) float64 { return float64(p.Clients) }},
+	param{"receivers", func(p report.Params) string { return strconv.Itoa(p.Receivers) }, func(p report.Params) float64 { return float64(p.Receivers) }},
+	param{"reader rate", func(p report.Params) string { return rateLabel(p.ReaderBps) }, func(p report.Params) float64 { return p.ReaderBps }},
 )
 
 // ownParam names the experiment a parameter of paramCols belongs to: the runner
 // hands every cell all of them, so the others would only mislead.
-var ownParam = map[string]string{"clients": ExpClients, "receivers": ExpFanout, "reader rate": ExpSlowReceiver}
+var ownParam = map[string]string{"clients": report.ExpClients, "receivers": report.ExpFanout, "reader rate": report.ExpSlowReceiver}
 
 // observedParams splits the parameters of an observations table into those that
 // vary between rows (a column each) and a description of the others that say
@@ -1282,7 +1283,7 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 		for _, pr := range cols {
 			label = append(label, pr.label(c.p))
 		}
-		addRow := func(key string, cell func(res *Result) (string, bool)) {
+		addRow := func(key string, cell func(res *report.Result) (string, bool)) {
 			row := append(slices.Clone(label), key)
 			for _, tr := range present {
 				v := "-"
@@ -1299,7 +1300,7 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 		for _, tr := range present {
 			if res := c.res[tr]; res != nil {
 				for k, v := range res.Observed {
-					if _, dist := v.(*LatencyStats); dist || k == "latency" {
+					if _, dist := v.(*report.LatencyStats); dist || k == "latency" {
 						continue // a whole distribution: its percentiles have rows of their own
 					}
 					if !slices.Contains(keys, k) {
@@ -1310,7 +1311,7 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			addRow(k, func(res *Result) (string, bool) {
+			addRow(k, func(res *report.Result) (string, bool) {
 				v, ok := res.Observed[k]
 				if !ok {
 					return "", false
@@ -1344,9 +1345,9 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 			if !nonZero {
 				continue
 			}
-			addRow(k, func(res *Result) (string, bool) {
+			addRow(k, func(res *report.Result) (string, bool) {
 				v, ok := vals[res.Transport][k]
-				if !ok && k == "timeouts" && RequestResponse(res.Experiment) && res.Measured() {
+				if !ok && k == "timeouts" && report.RequestResponse(res.Experiment) && res.Measured() {
 					return "0", true // omitted from the JSON when zero: every request was answered
 				}
 				if !ok {

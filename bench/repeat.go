@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/perf/benchmath"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // Confidence95 is the confidence level of the intervals in a Repeat.
@@ -24,7 +26,7 @@ const Confidence95 = 0.95
 // min–max range, with the confidence it does have, 1 − 2^(1−n) for n runs (75% for
 // 3), and a warning says so. The median of an even count is the mean of the middle
 // two. NaN and ±Inf values are left out, with a warning. values is not modified.
-func Summarize(values []float64, confidence float64) (Interval, []string) {
+func Summarize(values []float64, confidence float64) (report.Interval, []string) {
 	var warnings []string
 	xs := make([]float64, 0, len(values))
 	for _, v := range values {
@@ -37,10 +39,10 @@ func Summarize(values []float64, confidence float64) (Interval, []string) {
 	}
 	n := len(xs)
 	if n == 0 {
-		return Interval{}, append(warnings, "no runs to summarize")
+		return report.Interval{}, append(warnings, "no runs to summarize")
 	}
 	slices.Sort(xs)
-	iv := Interval{Median: median(xs), Lo: xs[0], Hi: xs[n-1], Confidence: minMaxConfidence(n)}
+	iv := report.Interval{Median: median(xs), Lo: xs[0], Hi: xs[n-1], Confidence: minMaxConfidence(n)}
 	if !(confidence > 0 && confidence < 1) {
 		return iv, append(warnings, fmt.Sprintf("confidence %v is not in (0, 1): showing the min-max range (%s confidence)",
 			confidence, percent(iv.Confidence)))
@@ -91,18 +93,22 @@ func percent(c float64) string {
 // ciMetrics are the figures a Repeat gives intervals for, by JSON name.
 var ciMetrics = []struct {
 	name string
-	get  func(m *Metrics) (v float64, ok bool)
+	get  func(m *report.Metrics) (v float64, ok bool)
 }{
-	{"goodput_bps", func(m *Metrics) (float64, bool) { return m.GoodputBps, true }},
-	{"msgs_per_s", func(m *Metrics) (float64, bool) { return m.MsgsPerS, true }},
-	{"send_rate_bps", func(m *Metrics) (float64, bool) { return m.SendRateBps, true }},
-	{"lost_msgs", func(m *Metrics) (float64, bool) { return float64(m.LostMsgs), true }},
-	{"transactions_per_s", func(m *Metrics) (float64, bool) { return m.TransPerS, true }},
-	{"rtt_p50_ns", func(m *Metrics) (float64, bool) { return rttQuantile(m, func(s *LatencyStats) *int64 { return s.P50 }) }},
-	{"rtt_p99_ns", func(m *Metrics) (float64, bool) { return rttQuantile(m, func(s *LatencyStats) *int64 { return s.P99 }) }},
+	{"goodput_bps", func(m *report.Metrics) (float64, bool) { return m.GoodputBps, true }},
+	{"msgs_per_s", func(m *report.Metrics) (float64, bool) { return m.MsgsPerS, true }},
+	{"send_rate_bps", func(m *report.Metrics) (float64, bool) { return m.SendRateBps, true }},
+	{"lost_msgs", func(m *report.Metrics) (float64, bool) { return float64(m.LostMsgs), true }},
+	{"transactions_per_s", func(m *report.Metrics) (float64, bool) { return m.TransPerS, true }},
+	{"rtt_p50_ns", func(m *report.Metrics) (float64, bool) {
+		return rttQuantile(m, func(s *report.LatencyStats) *int64 { return s.P50 })
+	}},
+	{"rtt_p99_ns", func(m *report.Metrics) (float64, bool) {
+		return rttQuantile(m, func(s *report.LatencyStats) *int64 { return s.P99 })
+	}},
 }
 
-func rttQuantile(m *Metrics, q func(*LatencyStats) *int64) (float64, bool) {
+func rttQuantile(m *report.Metrics, q func(*report.LatencyStats) *int64) (float64, bool) {
 	if m.RTT == nil || q(m.RTT) == nil {
 		return 0, false
 	}
@@ -125,55 +131,55 @@ func rttQuantile(m *Metrics, q func(*LatencyStats) *int64) (float64, bool) {
 // differ from the Metrics figure by the rounding of a count.
 //
 // One run is returned unchanged, with a nil Repeat.
-func CombineMetrics(runs []Metrics) (Metrics, *Repeat, []string) {
+func CombineMetrics(runs []report.Metrics) (report.Metrics, *report.Repeat, []string) {
 	switch len(runs) {
 	case 0:
-		return Metrics{}, nil, []string{"no runs to combine"}
+		return report.Metrics{}, nil, []string{"no runs to combine"}
 	case 1:
 		return runs[0], nil, nil
 	}
 	c := &combiner{runs: runs}
-	m := Metrics{
-		SentMsgs:      medianOf(c, func(m *Metrics) uint64 { return m.SentMsgs }),
-		RecvMsgs:      medianOf(c, func(m *Metrics) uint64 { return m.RecvMsgs }),
-		LostMsgs:      medianOf(c, func(m *Metrics) uint64 { return m.LostMsgs }),
-		DupMsgs:       medianOf(c, func(m *Metrics) uint64 { return m.DupMsgs }),
-		ReorderedMsgs: medianOf(c, func(m *Metrics) uint64 { return m.ReorderedMsgs }),
-		ReorderExtent: medianOf(c, func(m *Metrics) uint64 { return m.ReorderExtent }),
-		CorruptMsgs:   medianOf(c, func(m *Metrics) uint64 { return m.CorruptMsgs }),
-		MalformedMsgs: medianOf(c, func(m *Metrics) uint64 { return m.MalformedMsgs }),
-		ForeignMsgs:   medianOf(c, func(m *Metrics) uint64 { return m.ForeignMsgs }),
-		LateMsgs:      medianOf(c, func(m *Metrics) uint64 { return m.LateMsgs }),
-		SentBytes:     medianOf(c, func(m *Metrics) uint64 { return m.SentBytes }),
-		RecvBytes:     medianOf(c, func(m *Metrics) uint64 { return m.RecvBytes }),
+	m := report.Metrics{
+		SentMsgs:      medianOf(c, func(m *report.Metrics) uint64 { return m.SentMsgs }),
+		RecvMsgs:      medianOf(c, func(m *report.Metrics) uint64 { return m.RecvMsgs }),
+		LostMsgs:      medianOf(c, func(m *report.Metrics) uint64 { return m.LostMsgs }),
+		DupMsgs:       medianOf(c, func(m *report.Metrics) uint64 { return m.DupMsgs }),
+		ReorderedMsgs: medianOf(c, func(m *report.Metrics) uint64 { return m.ReorderedMsgs }),
+		ReorderExtent: medianOf(c, func(m *report.Metrics) uint64 { return m.ReorderExtent }),
+		CorruptMsgs:   medianOf(c, func(m *report.Metrics) uint64 { return m.CorruptMsgs }),
+		MalformedMsgs: medianOf(c, func(m *report.Metrics) uint64 { return m.MalformedMsgs }),
+		ForeignMsgs:   medianOf(c, func(m *report.Metrics) uint64 { return m.ForeignMsgs }),
+		LateMsgs:      medianOf(c, func(m *report.Metrics) uint64 { return m.LateMsgs }),
+		SentBytes:     medianOf(c, func(m *report.Metrics) uint64 { return m.SentBytes }),
+		RecvBytes:     medianOf(c, func(m *report.Metrics) uint64 { return m.RecvBytes }),
 
-		GoodputBps:    medianOf(c, func(m *Metrics) float64 { return m.GoodputBps }),
-		MsgsPerS:      medianOf(c, func(m *Metrics) float64 { return m.MsgsPerS }),
-		SendRateBps:   medianOf(c, func(m *Metrics) float64 { return m.SendRateBps }),
-		SendMsgsPerS:  medianOf(c, func(m *Metrics) float64 { return m.SendMsgsPerS }),
-		RecvIntervalS: medianOf(c, func(m *Metrics) float64 { return m.RecvIntervalS }),
-		SendIntervalS: medianOf(c, func(m *Metrics) float64 { return m.SendIntervalS }),
-		DrainS:        medianOf(c, func(m *Metrics) float64 { return m.DrainS }),
+		GoodputBps:    medianOf(c, func(m *report.Metrics) float64 { return m.GoodputBps }),
+		MsgsPerS:      medianOf(c, func(m *report.Metrics) float64 { return m.MsgsPerS }),
+		SendRateBps:   medianOf(c, func(m *report.Metrics) float64 { return m.SendRateBps }),
+		SendMsgsPerS:  medianOf(c, func(m *report.Metrics) float64 { return m.SendMsgsPerS }),
+		RecvIntervalS: medianOf(c, func(m *report.Metrics) float64 { return m.RecvIntervalS }),
+		SendIntervalS: medianOf(c, func(m *report.Metrics) float64 { return m.SendIntervalS }),
+		DrainS:        medianOf(c, func(m *report.Metrics) float64 { return m.DrainS }),
 
-		RTT:           c.latency("rtt_ns", func(m *Metrics) *LatencyStats { return m.RTT }),
-		JitterNs:      optMedianOf(c, "jitter_ns", func(m *Metrics) *float64 { return m.JitterNs }),
-		TransPerS:     medianOf(c, func(m *Metrics) float64 { return m.TransPerS }),
-		Timeouts:      medianOf(c, func(m *Metrics) uint64 { return m.Timeouts }),
-		Retransmits:   optMedianOf(c, "retransmits", func(m *Metrics) *uint64 { return m.Retransmits }),
-		CPUSecPerGB:   optMedianOf(c, "cpu_s_per_gb", func(m *Metrics) *float64 { return m.CPUSecPerGB }),
-		CPUSec:        medianOf(c, func(m *Metrics) float64 { return m.CPUSec }),
-		GCPauseNs:     medianOf(c, func(m *Metrics) uint64 { return m.GCPauseNs }),
-		DropsSender:   medianOf(c, func(m *Metrics) uint64 { return m.DropsSender }),
-		DropsSocket:   optMedianOf(c, "drops_socket", func(m *Metrics) *uint64 { return m.DropsSocket }),
-		DropsNetwork:  optMedianOf(c, "drops_network", func(m *Metrics) *uint64 { return m.DropsNetwork }),
-		ServerSockets: medianOf(c, func(m *Metrics) int { return m.ServerSockets }),
+		RTT:           c.latency("rtt_ns", func(m *report.Metrics) *report.LatencyStats { return m.RTT }),
+		JitterNs:      optMedianOf(c, "jitter_ns", func(m *report.Metrics) *float64 { return m.JitterNs }),
+		TransPerS:     medianOf(c, func(m *report.Metrics) float64 { return m.TransPerS }),
+		Timeouts:      medianOf(c, func(m *report.Metrics) uint64 { return m.Timeouts }),
+		Retransmits:   optMedianOf(c, "retransmits", func(m *report.Metrics) *uint64 { return m.Retransmits }),
+		CPUSecPerGB:   optMedianOf(c, "cpu_s_per_gb", func(m *report.Metrics) *float64 { return m.CPUSecPerGB }),
+		CPUSec:        medianOf(c, func(m *report.Metrics) float64 { return m.CPUSec }),
+		GCPauseNs:     medianOf(c, func(m *report.Metrics) uint64 { return m.GCPauseNs }),
+		DropsSender:   medianOf(c, func(m *report.Metrics) uint64 { return m.DropsSender }),
+		DropsSocket:   optMedianOf(c, "drops_socket", func(m *report.Metrics) *uint64 { return m.DropsSocket }),
+		DropsNetwork:  optMedianOf(c, "drops_network", func(m *report.Metrics) *uint64 { return m.DropsNetwork }),
+		ServerSockets: medianOf(c, func(m *report.Metrics) int { return m.ServerSockets }),
 
-		JitterKernelMsgs:   optMedianOf(c, "jitter_kernel_msgs", func(m *Metrics) *uint64 { return m.JitterKernelMsgs }),
-		DropsSocketPackets: optMedianOf(c, "drops_socket_packets", func(m *Metrics) *uint64 { return m.DropsSocketPackets }),
-		ServerCPUSec:       optMedianOf(c, "server_cpu_s", func(m *Metrics) *float64 { return m.ServerCPUSec }),
+		JitterKernelMsgs:   optMedianOf(c, "jitter_kernel_msgs", func(m *report.Metrics) *uint64 { return m.JitterKernelMsgs }),
+		DropsSocketPackets: optMedianOf(c, "drops_socket_packets", func(m *report.Metrics) *uint64 { return m.DropsSocketPackets }),
+		ServerCPUSec:       optMedianOf(c, "server_cpu_s", func(m *report.Metrics) *float64 { return m.ServerCPUSec }),
 	}
 
-	rep := &Repeat{Runs: len(runs), CI: map[string]Interval{}}
+	rep := &report.Repeat{Runs: len(runs), CI: map[string]report.Interval{}}
 	var ciWarnings []string // in first-seen order
 	warnedFor := map[string][]string{}
 	for _, cm := range ciMetrics {
@@ -208,7 +214,7 @@ func CombineMetrics(runs []Metrics) (Metrics, *Repeat, []string) {
 
 // combiner takes medians across runs and collects warnings.
 type combiner struct {
-	runs     []Metrics
+	runs     []report.Metrics
 	warnings []string
 }
 
@@ -223,7 +229,7 @@ type number interface {
 	uint64 | int64 | int | float64
 }
 
-func medianOf[T number](c *combiner, get func(*Metrics) T) T {
+func medianOf[T number](c *combiner, get func(*report.Metrics) T) T {
 	xs := make([]T, len(c.runs))
 	for i := range c.runs {
 		xs[i] = get(&c.runs[i])
@@ -232,7 +238,7 @@ func medianOf[T number](c *combiner, get func(*Metrics) T) T {
 }
 
 // optMedianOf is medianOf for a figure some runs may lack: nil unless every run has it.
-func optMedianOf[T number](c *combiner, name string, get func(*Metrics) *T) *T {
+func optMedianOf[T number](c *combiner, name string, get func(*report.Metrics) *T) *T {
 	var xs []T
 	for i := range c.runs {
 		if p := get(&c.runs[i]); p != nil {
@@ -256,8 +262,8 @@ func (c *combiner) inAll(name string, have int) bool {
 }
 
 // latency combines LatencyStats field by field.
-func (c *combiner) latency(name string, get func(*Metrics) *LatencyStats) *LatencyStats {
-	var stats []*LatencyStats
+func (c *combiner) latency(name string, get func(*report.Metrics) *report.LatencyStats) *report.LatencyStats {
+	var stats []*report.LatencyStats
 	for i := range c.runs {
 		if s := get(&c.runs[i]); s != nil {
 			stats = append(stats, s)
@@ -266,23 +272,23 @@ func (c *combiner) latency(name string, get func(*Metrics) *LatencyStats) *Laten
 	if !c.inAll(name, len(stats)) {
 		return nil
 	}
-	sub := &combiner{runs: make([]Metrics, len(stats))}
+	sub := &combiner{runs: make([]report.Metrics, len(stats))}
 	for i, s := range stats {
 		sub.runs[i].RTT = s
 	}
-	field := func(f func(*LatencyStats) *int64) func(*Metrics) *int64 {
-		return func(m *Metrics) *int64 { return f(m.RTT) }
+	field := func(f func(*report.LatencyStats) *int64) func(*report.Metrics) *int64 {
+		return func(m *report.Metrics) *int64 { return f(m.RTT) }
 	}
-	out := &LatencyStats{
-		Samples: medianOf(sub, func(m *Metrics) uint64 { return m.RTT.Samples }),
-		Min:     medianOf(sub, func(m *Metrics) int64 { return m.RTT.Min }),
-		P50:     optMedianOf(sub, name+".p50", field(func(s *LatencyStats) *int64 { return s.P50 })),
-		P90:     optMedianOf(sub, name+".p90", field(func(s *LatencyStats) *int64 { return s.P90 })),
-		P99:     optMedianOf(sub, name+".p99", field(func(s *LatencyStats) *int64 { return s.P99 })),
-		P999:    optMedianOf(sub, name+".p999", field(func(s *LatencyStats) *int64 { return s.P999 })),
-		Max:     medianOf(sub, func(m *Metrics) int64 { return m.RTT.Max }),
-		Mean:    medianOf(sub, func(m *Metrics) float64 { return m.RTT.Mean }),
-		Stddev:  medianOf(sub, func(m *Metrics) float64 { return m.RTT.Stddev }),
+	out := &report.LatencyStats{
+		Samples: medianOf(sub, func(m *report.Metrics) uint64 { return m.RTT.Samples }),
+		Min:     medianOf(sub, func(m *report.Metrics) int64 { return m.RTT.Min }),
+		P50:     optMedianOf(sub, name+".p50", field(func(s *report.LatencyStats) *int64 { return s.P50 })),
+		P90:     optMedianOf(sub, name+".p90", field(func(s *report.LatencyStats) *int64 { return s.P90 })),
+		P99:     optMedianOf(sub, name+".p99", field(func(s *report.LatencyStats) *int64 { return s.P99 })),
+		P999:    optMedianOf(sub, name+".p999", field(func(s *report.LatencyStats) *int64 { return s.P999 })),
+		Max:     medianOf(sub, func(m *report.Metrics) int64 { return m.RTT.Max }),
+		Mean:    medianOf(sub, func(m *report.Metrics) float64 { return m.RTT.Mean }),
+		Stddev:  medianOf(sub, func(m *report.Metrics) float64 { return m.RTT.Stddev }),
 	}
 	out.CDF = medianRunCDF(stats)
 	for _, w := range sub.warnings {
@@ -293,8 +299,8 @@ func (c *combiner) latency(name string, get func(*Metrics) *LatencyStats) *Laten
 
 // medianRunCDF returns the CDF of the run whose p50 is the median one: a real curve,
 // not a blend of several runs.
-func medianRunCDF(stats []*LatencyStats) []CDFPoint {
-	var with []*LatencyStats
+func medianRunCDF(stats []*report.LatencyStats) []report.CDFPoint {
+	var with []*report.LatencyStats
 	for _, s := range stats {
 		if s.P50 != nil && len(s.CDF) > 0 {
 			with = append(with, s)
@@ -303,7 +309,7 @@ func medianRunCDF(stats []*LatencyStats) []CDFPoint {
 	if len(with) == 0 {
 		return nil
 	}
-	slices.SortFunc(with, func(a, b *LatencyStats) int { return cmp.Compare(*a.P50, *b.P50) })
+	slices.SortFunc(with, func(a, b *report.LatencyStats) int { return cmp.Compare(*a.P50, *b.P50) })
 	return with[(len(with)-1)/2].CDF
 }
 

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // medianCIConfidence returns, independently of benchmath, the confidence that the
@@ -48,46 +50,46 @@ func TestSummarize(t *testing.T) {
 	cases := []struct {
 		name     string
 		values   []float64
-		want     Interval
+		want     report.Interval
 		warnings []string
 	}{
 		{
 			name:     "no runs",
-			want:     Interval{},
+			want:     report.Interval{},
 			warnings: []string{"no runs to summarize"},
 		},
 		{
 			name:     "one run",
 			values:   []float64{5},
-			want:     Interval{Median: 5, Lo: 5, Hi: 5, Confidence: 0},
+			want:     report.Interval{Median: 5, Lo: 5, Hi: 5, Confidence: 0},
 			warnings: []string{"95% CI needs >= 6 runs, got 1: showing the min-max range (0% confidence)"},
 		},
 		{
 			name:     "3 runs: min–max range at 75%",
 			values:   []float64{3, 1, 2},
-			want:     Interval{Median: 2, Lo: 1, Hi: 3, Confidence: 0.75},
+			want:     report.Interval{Median: 2, Lo: 1, Hi: 3, Confidence: 0.75},
 			warnings: []string{"95% CI needs >= 6 runs, got 3: showing the min-max range (75% confidence)"},
 		},
 		{
 			name:     "5 runs: 93.75% is still short of 95%",
 			values:   []float64{10, 50, 20, 40, 30},
-			want:     Interval{Median: 30, Lo: 10, Hi: 50, Confidence: 0.9375},
+			want:     report.Interval{Median: 30, Lo: 10, Hi: 50, Confidence: 0.9375},
 			warnings: []string{"95% CI needs >= 6 runs, got 5: showing the min-max range (93.8% confidence)"},
 		},
 		{
 			name:   "6 runs: first 95% interval (benchmath's own test case)",
 			values: []float64{-10, 2, 3, 4, 5, 6},
-			want:   Interval{Median: 3.5, Lo: -10, Hi: 6, Confidence: 1 - 0.03125},
+			want:   report.Interval{Median: 3.5, Lo: -10, Hi: 6, Confidence: 1 - 0.03125},
 		},
 		{
 			name:   "1..7",
 			values: seqFloats(1, 7),
-			want:   Interval{Median: 4, Lo: 1, Hi: 7, Confidence: 1 - 2.0/128},
+			want:   report.Interval{Median: 4, Lo: 1, Hi: 7, Confidence: 1 - 2.0/128},
 		},
 		{
 			name:     "NaN and Inf left out",
 			values:   []float64{math.NaN(), 1, 2, 3, 4, 5, 6, inf},
-			want:     Interval{Median: 3.5, Lo: 1, Hi: 6, Confidence: 1 - 0.03125},
+			want:     report.Interval{Median: 3.5, Lo: 1, Hi: 6, Confidence: 1 - 0.03125},
 			warnings: []string{"2 of 8 runs gave no finite value: left out"},
 		},
 	}
@@ -155,9 +157,9 @@ func TestMedian(t *testing.T) {
 }
 
 func TestCombineMetricsKnownAnswer(t *testing.T) {
-	var runs []Metrics
+	var runs []report.Metrics
 	for _, g := range []float64{3, 7, 1, 5, 2, 6, 4} {
-		runs = append(runs, Metrics{GoodputBps: g, SentMsgs: uint64(g) * 100, LostMsgs: uint64(g) - 1})
+		runs = append(runs, report.Metrics{GoodputBps: g, SentMsgs: uint64(g) * 100, LostMsgs: uint64(g) - 1})
 	}
 	m, rep, warnings := CombineMetrics(runs)
 	if m.GoodputBps != 4 || m.SentMsgs != 400 || m.LostMsgs != 3 {
@@ -166,7 +168,7 @@ func TestCombineMetricsKnownAnswer(t *testing.T) {
 	if rep == nil || rep.Runs != 7 {
 		t.Fatalf("Repeat = %+v, want 7 runs", rep)
 	}
-	want := map[string]Interval{
+	want := map[string]report.Interval{
 		"goodput_bps": {Median: 4, Lo: 1, Hi: 7, Confidence: 1 - 2.0/128},
 		"lost_msgs":   {Median: 3, Lo: 0, Hi: 6, Confidence: 1 - 2.0/128},
 	}
@@ -181,28 +183,28 @@ func TestCombineMetricsKnownAnswer(t *testing.T) {
 func TestCombineMetricsEdges(t *testing.T) {
 	t.Run("no runs", func(t *testing.T) {
 		m, rep, w := CombineMetrics(nil)
-		if m != (Metrics{}) || rep != nil || len(w) != 1 {
+		if m != (report.Metrics{}) || rep != nil || len(w) != 1 {
 			t.Fatalf("got %+v, %+v, %q", m, rep, w)
 		}
 	})
 	t.Run("one run unchanged", func(t *testing.T) {
-		one := Metrics{GoodputBps: 1e9, RTT: &LatencyStats{Samples: 3}, Retransmits: new(uint64(2))}
-		m, rep, w := CombineMetrics([]Metrics{one})
+		one := report.Metrics{GoodputBps: 1e9, RTT: &report.LatencyStats{Samples: 3}, Retransmits: new(uint64(2))}
+		m, rep, w := CombineMetrics([]report.Metrics{one})
 		if !reflect.DeepEqual(m, one) || rep != nil || w != nil {
 			t.Fatalf("got %+v, %+v, %q", m, rep, w)
 		}
 	})
 	t.Run("pointer figures present in some runs", func(t *testing.T) {
-		runs := []Metrics{
-			{GoodputBps: 1, Retransmits: new(uint64(5)), RTT: &LatencyStats{Samples: 50, Min: 1, P50: new(int64(10)), Max: 90}},
-			{GoodputBps: 2, RTT: &LatencyStats{Samples: 10, Min: 2, Max: 80}},
-			{GoodputBps: 3, Retransmits: new(uint64(7)), RTT: &LatencyStats{Samples: 30, Min: 3, P50: new(int64(30)), Max: 70}},
+		runs := []report.Metrics{
+			{GoodputBps: 1, Retransmits: new(uint64(5)), RTT: &report.LatencyStats{Samples: 50, Min: 1, P50: new(int64(10)), Max: 90}},
+			{GoodputBps: 2, RTT: &report.LatencyStats{Samples: 10, Min: 2, Max: 80}},
+			{GoodputBps: 3, Retransmits: new(uint64(7)), RTT: &report.LatencyStats{Samples: 30, Min: 3, P50: new(int64(30)), Max: 70}},
 		}
 		m, rep, w := CombineMetrics(runs)
 		if m.Retransmits != nil {
 			t.Errorf("retransmits = %d, want nil (measured in 2 of 3 runs)", *m.Retransmits)
 		}
-		wantRTT := &LatencyStats{Samples: 30, Min: 2, Max: 80}
+		wantRTT := &report.LatencyStats{Samples: 30, Min: 2, Max: 80}
 		if !reflect.DeepEqual(m.RTT, wantRTT) {
 			t.Errorf("rtt = %+v, want %+v", m.RTT, wantRTT)
 		}
@@ -219,7 +221,7 @@ func TestCombineMetricsEdges(t *testing.T) {
 		}
 	})
 	t.Run("one CI warning names every figure", func(t *testing.T) {
-		runs := []Metrics{{GoodputBps: 1, MsgsPerS: 1}, {GoodputBps: 2, MsgsPerS: 2}}
+		runs := []report.Metrics{{GoodputBps: 1, MsgsPerS: 1}, {GoodputBps: 2, MsgsPerS: 2}}
 		_, rep, w := CombineMetrics(runs)
 		want := []string{"goodput_bps, msgs_per_s: 95% CI needs >= 6 runs, got 2: showing the min-max range (50% confidence)"}
 		if !slices.Equal(w, want) || len(rep.CI) != 2 {
@@ -235,7 +237,7 @@ func TestCombineMetricsEdges(t *testing.T) {
 func TestCombineMetricsCoversEveryField(t *testing.T) {
 	const runs = 5
 	perm := []int{3, 0, 4, 1, 2} // value rank of each run; the median has rank 2
-	ms := make([]Metrics, runs)
+	ms := make([]report.Metrics, runs)
 	fieldNo := 0
 	// fill sets field path in run r to base(field)+rank, allocating pointers.
 	var fill func(v reflect.Value, path string, r int)
@@ -347,10 +349,10 @@ func TestPercent(t *testing.T) {
 // TestCombineCDF: with repeats, the chart shows the curve of the run whose p50 is the
 // median, a real distribution rather than a blend of several.
 func TestCombineCDF(t *testing.T) {
-	run := func(p50 int64) Metrics {
-		return Metrics{RTT: &LatencyStats{Samples: 100, P50: &p50, CDF: []CDFPoint{{Ns: p50, Q: 0.5}}}}
+	run := func(p50 int64) report.Metrics {
+		return report.Metrics{RTT: &report.LatencyStats{Samples: 100, P50: &p50, CDF: []report.CDFPoint{{Ns: p50, Q: 0.5}}}}
 	}
-	got, _, _ := CombineMetrics([]Metrics{run(30), run(10), run(20)})
+	got, _, _ := CombineMetrics([]report.Metrics{run(30), run(10), run(20)})
 	if len(got.RTT.CDF) != 1 || got.RTT.CDF[0].Ns != 20 {
 		t.Fatalf("CDF %v, want the p50=20 run's", got.RTT.CDF)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
@@ -68,9 +69,9 @@ type LabConfig struct {
 
 // ProgressEvent tells a progress display where a run is.
 type ProgressEvent struct {
-	Index, Total int     // cell number, 1-based, and the cell count
-	Done         bool    // false before the cell runs, true after
-	Result       *Result // when Done
+	Index, Total int            // cell number, 1-based, and the cell count
+	Done         bool           // false before the cell runs, true after
+	Result       *report.Result // when Done
 	Expected     time.Duration
 }
 
@@ -99,7 +100,7 @@ func (p Plan) WithDefaults() Plan {
 		// the far end cannot run yet says so (farSkipped).
 		p.suite = true
 		for _, x := range Experiments() {
-			if p.Lab == nil && (x == ExpBottleneck || x == ExpHOL) {
+			if p.Lab == nil && (x == report.ExpBottleneck || x == report.ExpHOL) {
 				continue // they show what a lossy or slow link does: the lab section runs them
 			}
 			p.Experiments = append(p.Experiments, x)
@@ -112,7 +113,7 @@ func (p Plan) WithDefaults() Plan {
 		p.Streams = 1
 	}
 	if len(p.UDPIO) == 0 {
-		p.UDPIO = []string{IOBatched, IOTextbook}
+		p.UDPIO = []string{report.IOBatched, report.IOTextbook}
 	}
 	if p.Duration == 0 && p.Count == 0 {
 		p.Duration = 3 * time.Second
@@ -196,8 +197,8 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("--timeout: must be positive, got %v", p.Timeout)
 	case p.Batch < 1 || p.Batch > 1024:
 		return fmt.Errorf("--batch: must be 1..1024, got %d", p.Batch)
-	case slices.ContainsFunc(p.UDPIO, func(m string) bool { return m != IOBatched && m != IOTextbook }):
-		return fmt.Errorf("--udp-io: want %s, %s or both, comma-separated, got %q", IOBatched, IOTextbook, strings.Join(p.UDPIO, ","))
+	case slices.ContainsFunc(p.UDPIO, func(m string) bool { return m != report.IOBatched && m != report.IOTextbook }):
+		return fmt.Errorf("--udp-io: want %s, %s or both, comma-separated, got %q", report.IOBatched, report.IOTextbook, strings.Join(p.UDPIO, ","))
 	case p.Clients < 1 || p.Clients > MaxClients:
 		return fmt.Errorf("--clients: must be 1..%d, got %d", MaxClients, p.Clients)
 	case p.Receivers < 1 || p.Receivers > MaxReceivers:
@@ -217,7 +218,7 @@ func (p Plan) Validate() error {
 // cell is one experiment over one transport with one set of params.
 type cell struct {
 	exp, transport string
-	params         Params
+	params         report.Params
 }
 
 // cells lists the plan's cells in run order: transports interleave within each
@@ -225,14 +226,14 @@ type cell struct {
 func (p Plan) cells() []cell {
 	var cs []cell
 	for _, x := range p.Experiments {
-		if x != ExpStream && x != ExpPingPong && x != ExpConnect {
+		if x != report.ExpStream && x != report.ExpPingPong && x != report.ExpConnect {
 			// A property experiment shows behaviour once, at one size.
 			size := propertySize
-			if x == ExpHOL {
+			if x == report.ExpHOL {
 				size = holSize // small messages: latency, not throughput
 			}
 			for _, t := range p.Transports {
-				cs = append(cs, cell{x, t, Params{Size: size, Streams: 1, Clients: p.Clients,
+				cs = append(cs, cell{x, t, report.Params{Size: size, Streams: 1, Clients: p.Clients,
 					Receivers: p.Receivers, ReaderBps: p.ReaderBps, DurationS: p.Duration.Seconds(), Count: p.Count}})
 			}
 			continue
@@ -240,20 +241,20 @@ func (p Plan) cells() []cell {
 		sizes := p.Sizes
 		streams := p.Streams
 		rate, pingRate := p.RateBps, 0.0
-		if x != ExpStream {
+		if x != report.ExpStream {
 			streams, rate = 1, 0
 		}
-		if x == ExpPingPong {
+		if x == report.ExpPingPong {
 			pingRate = p.PingRate
 		}
-		if x == ExpConnect {
+		if x == report.ExpConnect {
 			sizes = []int{slices.Min(p.Sizes)} // connection cost does not depend on size
 		}
 		for _, s := range sizes {
 			for _, t := range p.Transports {
-				ps := Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
-					Reverse: p.Reverse && x == ExpStream, Bidir: p.Bidir && x == ExpStream}
-				if x != ExpStream || t != "udp" {
+				ps := report.Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
+					Reverse: p.Reverse && x == report.ExpStream, Bidir: p.Bidir && x == report.ExpStream}
+				if x != report.ExpStream || t != "udp" {
 					cs = append(cs, cell{x, t, ps})
 					continue
 				}
@@ -261,8 +262,8 @@ func (p Plan) cells() []cell {
 				// as the textbook sends, so a reader sees what each costs.
 				for _, m := range p.UDPIO {
 					ps.IO = ""
-					if m == IOTextbook {
-						ps.IO = IOTextbook
+					if m == report.IOTextbook {
+						ps.IO = report.IOTextbook
 					}
 					cs = append(cs, cell{x, t, ps})
 				}
@@ -290,17 +291,17 @@ func (p Plan) ExpectedDuration() time.Duration {
 // Run measures the plan and returns the report. A cell that fails is reported with
 // its error and the run goes on; Run fails only when ctx ends it or the plan is
 // invalid, and then returns the report of what was measured so far.
-func Run(ctx context.Context, p Plan) (*Report, error) {
+func Run(ctx context.Context, p Plan) (*report.Report, error) {
 	p = p.WithDefaults()
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	started := time.Now()
-	rep := &Report{
-		Schema: Schema,
+	rep := &report.Report{
+		Schema: report.Schema,
 		Tool:   "tcpvsudp " + Version,
 		Env:    hostEnv(),
-		Config: Config{
+		Config: report.Config{
 			Command: p.Command, Transports: p.Transports, Experiments: p.Experiments, Sizes: p.Sizes,
 			Streams: p.Streams, DurationS: p.Duration.Seconds(), Count: p.Count, RateBps: p.RateBps,
 			Repeat: p.Repeat, Port: p.Port, Seed: p.Seed, Quick: p.Quick, WarmupS: p.warmup().Seconds(),
@@ -313,7 +314,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 		},
 	}
 	address := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
-	rep.Env.Link = Link{Kind: "loopback", Addr: address, MTU: loopbackMTU()}
+	rep.Env.Link = report.Link{Kind: "loopback", Addr: address, MTU: loopbackMTU()}
 	e := &runEnv{epoch: started, run: newRunID(), seed: p.Seed, address: address,
 		warmup: p.warmup(), drain: p.drain(), timeout: p.Timeout, batch: p.Batch, verify: p.Verify, far: p.Far, net: p.Net}
 	if p.Far == nil {
@@ -345,7 +346,7 @@ func Run(ctx context.Context, p Plan) (*Report, error) {
 
 	cs := p.cells()
 	total := len(cs) * p.Repeat
-	runs := make([][]Metrics, len(cs))
+	runs := make([][]report.Metrics, len(cs))
 	last := make([]outcome, len(cs)) // the latest successful run's observations
 	warns := make([][]string, len(cs))
 	errs := make([]string, len(cs))
@@ -367,12 +368,12 @@ outer:
 			idx++
 			begun[i] = true
 			if p.Progress != nil {
-				p.Progress(ProgressEvent{Index: idx, Total: total, Expected: p.Duration + p.warmup(), Result: &Result{Experiment: c.exp, Transport: c.transport, Params: c.params}})
+				p.Progress(ProgressEvent{Index: idx, Total: total, Expected: p.Duration + p.warmup(), Result: &report.Result{Experiment: c.exp, Transport: c.transport, Params: c.params}})
 			}
 			o, err := runCell(ctx, e, p, c)
 			interrupted := err != nil && ctx.Err() != nil
 			m, w := o.m, o.warns
-			res := &Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w, Observed: o.observed, Series: o.series, Injected: o.injected}
+			res := &report.Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w, Observed: o.observed, Series: o.series, Injected: o.injected}
 			if err != nil {
 				res.Error, res.Interrupted = err.Error(), interrupted
 				if errs[i] == "" {
@@ -402,12 +403,12 @@ outer:
 		runErr = ctx.Err() // interrupted in the last cell
 	}
 	for i, c := range cs {
-		res := Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Warnings: warns[i],
+		res := report.Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Warnings: warns[i],
 			Observed: last[i].observed, Series: last[i].series, Injected: last[i].injected}
 		if len(runs[i]) == 0 {
 			if !begun[i] {
 				// Never ran: the run was interrupted first.
-				rep.NotRun = append(rep.NotRun, Cell{Experiment: c.exp, Transport: c.transport, Params: c.params})
+				rep.NotRun = append(rep.NotRun, report.Cell{Experiment: c.exp, Transport: c.transport, Params: c.params})
 				continue
 			}
 			res.Error, res.Interrupted = errs[i], intr[i]
@@ -443,7 +444,7 @@ outer:
 	if rep.Incomplete != "" {
 		rep.Warnings = append(rep.Warnings, "incomplete: "+rep.Incomplete)
 	}
-	rep.Properties = Properties(rep)
+	rep.Properties = report.Properties(rep)
 	rep.Warnings = append(rep.Warnings, runWarnings(p)...)
 	rep.Warnings = append(rep.Warnings, jitterClockWarnings(rep.Results)...)
 	rep.Config.WallS = time.Since(started).Seconds()
@@ -451,7 +452,7 @@ outer:
 }
 
 // String names the cell as errors and reports do: "stream over tcp (size 1024)".
-func (c cell) String() string { return cellName(c.exp, c.transport, c.params) }
+func (c cell) String() string { return report.CellName(c.exp, c.transport, c.params) }
 
 // stopped is where a run stopped before its end: the cell running then (or, with
 // before, the cell it was about to start) and its run number (--repeat).
@@ -510,7 +511,7 @@ func (s stopped) lost(why error, repeat, total int) string {
 func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 	start := time.Now()
 	opts := p.Net
-	if c.params.IO == IOTextbook {
+	if c.params.IO == report.IOTextbook {
 		// One datagram per call, no offloads, at both ends (a far end's too: its
 		// socket flags come from e).
 		ce := *e
@@ -589,12 +590,12 @@ func runWarnings(p Plan) []string {
 // jitterClockWarnings flags the stream results whose jitter used arrival times read
 // in user space, for all or some messages (PITFALLS 8): kernel receive timestamps are
 // used wherever the transport has them (UDP on Linux); a byte stream (TCP) has none.
-func jitterClockWarnings(rs []Result) []string {
+func jitterClockWarnings(rs []report.Result) []string {
 	var user []string
 	tcpUser := false
 	for _, r := range rs {
 		m := r.Metrics
-		if r.Experiment != ExpStream || r.Error != "" || m.JitterNs == nil {
+		if r.Experiment != report.ExpStream || r.Error != "" || m.JitterNs == nil {
 			continue
 		}
 		var k uint64
@@ -626,7 +627,7 @@ func jitterClockWarnings(rs []Result) []string {
 
 // busyPollWarnings says when receivers spin (--busy-poll) but the kernel refused
 // SO_BUSY_POLL on their sockets.
-func busyPollWarnings(socks map[string]Sock) []string {
+func busyPollWarnings(socks map[string]report.Sock) []string {
 	var refused []string
 	for _, tr := range slices.Sorted(maps.Keys(socks)) {
 		if sk := socks[tr]; sk.BusyPoll && sk.BusyPollUs == 0 {
@@ -648,7 +649,7 @@ const ethernetPayload = 1472
 // honesty returns the warnings a result must carry because of how it was measured:
 // datagrams that would fragment on a real link (PITFALLS 3), and counts that break
 // the accounting identity sent = received − duplicates + lost (PITFALLS 4).
-func honesty(r Result, link Link) []string {
+func honesty(r report.Result, link report.Link) []string {
 	var w []string
 	if r.Transport == "udp" && r.Params.Size > ethernetPayload {
 		frags := (r.Params.Size + 8 + 1479) / 1480 // IPv4 fragments carry 1480 bytes
@@ -659,7 +660,7 @@ func honesty(r Result, link Link) []string {
 		}
 	}
 	m := r.Metrics
-	if r.Error == "" && r.Experiment == ExpStream && m.RecvMsgs >= m.DupMsgs && m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
+	if r.Error == "" && r.Experiment == report.ExpStream && m.RecvMsgs >= m.DupMsgs && m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
 		w = append(w, fmt.Sprintf("accounting does not add up: sent %d != received %d - duplicates %d + lost %d", m.SentMsgs, m.RecvMsgs, m.DupMsgs, m.LostMsgs))
 	}
 	return w
@@ -678,24 +679,24 @@ func newRunID() uint64 {
 
 // HostEnv describes this host and its Go runtime (no link, no sockets): what a far
 // end reports of itself.
-func HostEnv() Env { return hostEnv() }
+func HostEnv() report.Env { return hostEnv() }
 
-func hostEnv() Env {
+func hostEnv() report.Env {
 	host, _ := os.Hostname()
-	return Env{Host: host, OS: runtime.GOOS, Arch: runtime.GOARCH, Kernel: kernelRelease(),
+	return report.Env{Host: host, OS: runtime.GOOS, Arch: runtime.GOARCH, Kernel: kernelRelease(),
 		Go: runtime.Version(), CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 }
 
 // A farSocketer is a Far that describes both ends' data-path endpoints over the run
 // (bench/farend's Far): what each end's kernel granted and how they sent.
 type farSocketer interface {
-	Sockets() (local, peer map[string]Sock)
+	Sockets() (local, peer map[string]report.Sock)
 }
 
 // farSockets records both ends' data-path endpoints in env (this host's in Sockets,
 // the far end's in Peer.Sockets) and returns a warning for each refusal, naming the
 // end.
-func farSockets(f Far, env *Env) []string {
+func farSockets(f Far, env *report.Env) []string {
 	fs, ok := f.(farSocketer)
 	if !ok {
 		return nil
@@ -712,7 +713,7 @@ func farSockets(f Far, env *Env) []string {
 	}
 	if len(peer) > 0 {
 		if env.Peer == nil {
-			env.Peer = &Env{}
+			env.Peer = &report.Env{}
 		} else {
 			p := *env.Peer // the Far's: not to be written
 			env.Peer = &p
@@ -729,8 +730,8 @@ func farSockets(f Far, env *Env) []string {
 
 // grantedSockets opens one client endpoint per transport and records the buffer
 // sizes the kernel granted it.
-func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]Sock {
-	out := make(map[string]Sock)
+func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]report.Sock {
+	out := make(map[string]report.Sock)
 	host, _, _ := net.SplitHostPort(e.address)
 	for _, name := range p.Transports {
 		nw, err := NetworkByName(name, p.Net)

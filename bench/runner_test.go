@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestWithDefaultsTwice: defaults applied any number of times give the same plan, and
@@ -37,7 +40,7 @@ func TestWithDefaultsTwice(t *testing.T) {
 // TestUDPIOCells: UDP streams run once per I/O mode asked for, each its own cell,
 // and nothing else does; an unknown mode is refused naming the flag.
 func TestUDPIOCells(t *testing.T) {
-	p := Plan{Transports: []string{"tcp", "udp"}, Experiments: []string{ExpStream, ExpPingPong}, Sizes: []int{64, 1024}}.WithDefaults()
+	p := Plan{Transports: []string{"tcp", "udp"}, Experiments: []string{report.ExpStream, report.ExpPingPong}, Sizes: []int{64, 1024}}.WithDefaults()
 	var got []string
 	for _, c := range p.cells() {
 		got = append(got, c.String())
@@ -50,8 +53,8 @@ func TestUDPIOCells(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("cells:\n got %q\nwant %q", got, want)
 	}
-	p.UDPIO = []string{IOTextbook}
-	if cs := p.cells(); len(cs) != 8 || cs[1].params.IO != IOTextbook {
+	p.UDPIO = []string{report.IOTextbook}
+	if cs := p.cells(); len(cs) != 8 || cs[1].params.IO != report.IOTextbook {
 		t.Errorf("--udp-io textbook: %v", cs)
 	}
 	p.UDPIO = []string{"fast"}
@@ -64,7 +67,7 @@ func TestUDPIOCells(t *testing.T) {
 // datagram, and a batched one carries many per call; both deliver the same count.
 func TestTextbookSendCalls(t *testing.T) {
 	const count = 2000
-	p := Plan{Transports: []string{"udp"}, Experiments: []string{ExpStream}, Sizes: []int{512}, Count: count, RateBps: 100e6,
+	p := Plan{Transports: []string{"udp"}, Experiments: []string{report.ExpStream}, Sizes: []int{512}, Count: count, RateBps: 100e6,
 		Warmup: NoWarmup, Net: NetOptions{RecvBuffer: 4 << 20}}.WithDefaults()
 	e := testEnv(t)
 	e.batch = p.Batch
@@ -73,7 +76,7 @@ func TestTextbookSendCalls(t *testing.T) {
 		t.Fatalf("cells %v, want batched and textbook", cs)
 	}
 	for _, c := range cs {
-		t.Run(udpIO(c.params), func(t *testing.T) {
+		t.Run(cmp.Or(c.params.IO, report.IOBatched), func(t *testing.T) {
 			o, err := runCell(context.Background(), e, p, c)
 			if err != nil {
 				t.Fatal(err)
@@ -83,7 +86,7 @@ func TestTextbookSendCalls(t *testing.T) {
 			if dgrams != uint64(count) || o.m.SentMsgs != count {
 				t.Errorf("sent_datagrams %v, sent_msgs %d; want %d", dgrams, o.m.SentMsgs, count)
 			}
-			if c.params.IO == IOTextbook && calls != uint64(count) {
+			if c.params.IO == report.IOTextbook && calls != uint64(count) {
 				t.Errorf("textbook: %v send calls, want one per datagram (%d)", calls, count)
 			}
 			if c.params.IO == "" && calls.(uint64) >= count/2 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
@@ -117,7 +118,7 @@ func TestStreamJitterFromStamps(t *testing.T) {
 	e.drain = patience // TCP delivers all 200: a complete flow ends the drain
 	nw := stampNetwork{Network: mustNetwork(t, "tcp", NetOptions{NoDelay: true}), epoch: e.epoch,
 		transit: func(seq uint64) int64 { return 1000 + int64(seq%2)*10000 }}
-	m, _, err := runStream(context.Background(), e, nw, Params{Size: 256, Streams: 1, Count: count, RateBps: 20e6})
+	m, _, err := runStream(context.Background(), e, nw, report.Params{Size: 256, Streams: 1, Count: count, RateBps: 20e6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestStreamJitterClock(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := testEnv(t)
 			e.drain = patience // TCP delivers all 2000: a complete flow ends the drain
-			m, _, err := runStream(context.Background(), e, tc.nw, Params{Size: 1024, Streams: 1, Count: count, RateBps: 200e6})
+			m, _, err := runStream(context.Background(), e, tc.nw, report.Params{Size: 1024, Streams: 1, Count: count, RateBps: 200e6})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +170,7 @@ func TestStreamJitterClock(t *testing.T) {
 			if *m.JitterKernelMsgs != want {
 				t.Errorf("jitter_kernel_msgs %d of %d received, want %d", *m.JitterKernelMsgs, m.RecvMsgs, want)
 			}
-			w := jitterClockWarnings([]Result{{Experiment: ExpStream, Transport: tc.nw.Name(), Metrics: m}})
+			w := jitterClockWarnings([]report.Result{{Experiment: report.ExpStream, Transport: tc.nw.Name(), Metrics: m}})
 			switch {
 			case tc.warnsAbout == "" && len(w) > 0:
 				t.Errorf("warnings %q, want none: every arrival was kernel-stamped", w)
@@ -182,19 +183,19 @@ func TestStreamJitterClock(t *testing.T) {
 
 func TestJitterClockWarnings(t *testing.T) {
 	j, all, some := 5.0, uint64(100), uint64(40)
-	res := func(tr string, kernel *uint64) Result {
-		return Result{Experiment: ExpStream, Transport: tr, Params: Params{Size: 64}, Metrics: Metrics{RecvMsgs: 100, JitterNs: &j, JitterKernelMsgs: kernel}}
+	res := func(tr string, kernel *uint64) report.Result {
+		return report.Result{Experiment: report.ExpStream, Transport: tr, Params: report.Params{Size: 64}, Metrics: report.Metrics{RecvMsgs: 100, JitterNs: &j, JitterKernelMsgs: kernel}}
 	}
 	for _, tc := range []struct {
 		name string
-		rs   []Result
+		rs   []report.Result
 		want string // "" = no warning
 	}{
-		{"udp kernel", []Result{res("udp", &all)}, ""},
-		{"tcp user", []Result{res("tcp", new(uint64)), res("udp", &all)}, "jitter of stream over tcp: arrival times are read in user space"},
-		{"udp partly", []Result{res("udp", &some)}, "over udp (size 64: 60 of 100 messages)"},
-		{"no record", []Result{res("udp", nil)}, "over udp:"},
-		{"not stream", []Result{{Experiment: ExpPingPong, Transport: "tcp"}}, ""},
+		{"udp kernel", []report.Result{res("udp", &all)}, ""},
+		{"tcp user", []report.Result{res("tcp", new(uint64)), res("udp", &all)}, "jitter of stream over tcp: arrival times are read in user space"},
+		{"udp partly", []report.Result{res("udp", &some)}, "over udp (size 64: 60 of 100 messages)"},
+		{"no record", []report.Result{res("udp", nil)}, "over udp:"},
+		{"not stream", []report.Result{{Experiment: report.ExpPingPong, Transport: "tcp"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := jitterClockWarnings(tc.rs)
@@ -220,7 +221,7 @@ func TestBusyPollExperiments(t *testing.T) {
 		t.Run("pingpong/"+name, func(t *testing.T) {
 			e := testEnv(t)
 			e.timeout = 5 * time.Second // two spinners on a busy 2-core host may stall a round trip past 100 ms
-			m, _, err := runPingPong(context.Background(), e, mustNetwork(t, name, o), Params{Size: 64, Count: 1000})
+			m, _, err := runPingPong(context.Background(), e, mustNetwork(t, name, o), report.Params{Size: 64, Count: 1000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -234,7 +235,7 @@ func TestBusyPollExperiments(t *testing.T) {
 		t.Run("stream/"+name, func(t *testing.T) {
 			e := testEnv(t)
 			e.drain = patience // TCP delivers all 2000: a complete flow ends the drain
-			m, _, err := runStream(context.Background(), e, mustNetwork(t, name, o), Params{Size: 1024, Streams: 1, Count: 2000, RateBps: 200e6})
+			m, _, err := runStream(context.Background(), e, mustNetwork(t, name, o), report.Params{Size: 1024, Streams: 1, Count: 2000, RateBps: 200e6})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,7 +245,7 @@ func TestBusyPollExperiments(t *testing.T) {
 		})
 	}
 	t.Run("report", func(t *testing.T) {
-		p := Plan{Experiments: []string{ExpPingPong}, Sizes: []int{64}, Count: 200, Warmup: NoWarmup, Net: o}
+		p := Plan{Experiments: []string{report.ExpPingPong}, Sizes: []int{64}, Count: 200, Warmup: NoWarmup, Net: o}
 		rep, err := Run(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)

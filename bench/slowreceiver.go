@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { experiments[ExpSlowReceiver] = runSlowReceiver }
+func init() { experiments[report.ExpSlowReceiver] = runSlowReceiver }
 
 // slowBuffer is the receive and send buffer the slow-receiver sockets ask for, in
 // bytes (the kernel doubles it): small, so the sender meets the reader's pace within
@@ -29,7 +31,7 @@ const slowReceiverMax = 2 * time.Second
 // buffer on its endpoints and reads at the pace, this host asks for the small send
 // buffer on its own, and the time line joins both hosts' counts at the first data
 // message (mergeSeries).
-func runSlowReceiver(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runSlowReceiver(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	var warns []string
 	var farBuffers bool
 	if e.far != nil {
@@ -75,7 +77,7 @@ func runSlowReceiver(ctx context.Context, e *runEnv, nw Network, p Params) (outc
 
 // steadySendRate is the sender's rate, bits/s, over the second half of its sending
 // time: once the socket buffers are full, what the transport lets it do.
-func steadySendRate(series []Sample, size int) (float64, bool) {
+func steadySendRate(series []report.Sample, size int) (float64, bool) {
 	// The sending phase ends at the first sample after which sent stops growing.
 	end := len(series) - 1
 	for end > 0 && series[end-1].SentMsgs == series[end].SentMsgs {

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestSlowReceiver: with a reader at 20 Mbit/s, TCP's sender is held to that pace and
@@ -10,7 +12,7 @@ import (
 // counted drop.
 func TestSlowReceiver(t *testing.T) {
 	const reader = 20e6
-	p := Params{Size: propertySize, Streams: 1, DurationS: 0.5, ReaderBps: reader}
+	p := report.Params{Size: propertySize, Streams: 1, DurationS: 0.5, ReaderBps: reader}
 	t.Run("tcp", func(t *testing.T) {
 		o, err := runSlowReceiver(context.Background(), testEnv(t), mustNetwork(t, "tcp", NetOptions{NoDelay: true}), p)
 		if err != nil {

@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"runtime"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // What each end of a data path got of the run's socket flags (--rcvbuf, --sndbuf,
@@ -39,8 +41,8 @@ type batchSizer interface{ Batch() int }
 // busy polling of the first that reports them. batch is the most messages one of
 // the end's calls moves (the transport's own limit when it has one); the send
 // counts start at zero (AddSends).
-func SocketsOf(ts []Transport, batch int) Sock {
-	s := Sock{Batch: batch, DataSockets: len(ts)}
+func SocketsOf(ts []Transport, batch int) report.Sock {
+	s := report.Sock{Batch: batch, DataSockets: len(ts)}
 	first := true
 	for _, t := range ts {
 		if b, ok := t.(batchSizer); ok {
@@ -85,10 +87,10 @@ func RecvModes(ts []Transport) string {
 
 // AddSends adds the send calls and datagrams of ts (SendCaller) to s; endpoints
 // that do not count them (TCP) add nothing.
-func AddSends(s *Sock, ts []Transport) {
+func AddSends(s *report.Sock, ts []Transport) {
 	if calls, dgrams, ok := sendCalls(ts); ok {
-		s.SendCalls = addCount(s.SendCalls, calls)
-		s.SentDatagrams = addCount(s.SentDatagrams, dgrams)
+		s.SendCalls = report.AddCount(s.SendCalls, calls)
+		s.SentDatagrams = report.AddCount(s.SentDatagrams, dgrams)
 	}
 }
 
@@ -96,7 +98,7 @@ func AddSends(s *Sock, ts []Transport) {
 // its endpoints read back got: a buffer granted less than asked (Linux doubles a
 // request to make room for its bookkeeping, so less than twice it there), busy
 // polling without SO_BUSY_POLL. Each line names the flag.
-func Refusals(want NetOptions, transport string, got Sock) []string {
+func Refusals(want NetOptions, transport string, got report.Sock) []string {
 	factor := 1
 	if runtime.GOOS == "linux" {
 		factor = 2

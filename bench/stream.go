@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
@@ -18,7 +19,7 @@ import (
 // endpoint and flow, send p.Size-byte messages for p.DurationS or exactly p.Count
 // each, unpaced or paced to p.RateBps in all. The receiver accounts every message by
 // flow and sequence number; loss is counted after a drain.
-func runStream(ctx context.Context, e *runEnv, nw Network, p Params) (Metrics, []string, error) {
+func runStream(ctx context.Context, e *runEnv, nw Network, p report.Params) (report.Metrics, []string, error) {
 	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
 	return o.m, o.warns, err
 }
@@ -38,7 +39,7 @@ type streamOpts struct {
 
 // streamCell runs one stream cell and returns its figures, observations (sender
 // blocked time, TCP_INFO limits) and, when asked, its time line.
-func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
+func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (outcome, error) {
 	if p.Reverse && e.far != nil {
 		return streamCellReverse(ctx, e, nw, p, so)
 	}
@@ -87,7 +88,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p Params, so streamO
 	lim0, _ := tcpLimits(conns)
 	end.markStart()
 	measureStart := time.Now()
-	var series []Sample
+	var series []report.Sample
 	stopSeries := func() {}
 	if so.seriesStep > 0 {
 		stopSeries = end.sampleSeries(measureStart, so.seriesStep, txs)
@@ -213,7 +214,7 @@ func sampleSeries(start time.Time, step time.Duration, txs []*streamTx, rx *stre
 
 // sampleInto is sampleSeries into add, with delivered counting the receiver's
 // deliveries (nil: none here, the far end counts them).
-func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered func() uint64, add func(Sample)) func() {
+func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered func() uint64, add func(report.Sample)) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -225,7 +226,7 @@ func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered 
 			for _, tx := range txs {
 				sent += tx.sentNow.Load()
 			}
-			s := Sample{TS: round3(time.Since(start).Seconds()), SentMsgs: sent}
+			s := report.Sample{TS: report.Round3(time.Since(start).Seconds()), SentMsgs: sent}
 			if delivered != nil {
 				s.RecvMsgs = delivered()
 			}
@@ -266,7 +267,7 @@ type streamTx struct {
 	lastNs  int64
 }
 
-func newStreamTx(e *runEnv, p Params, flow uint32, t Transport) *streamTx {
+func newStreamTx(e *runEnv, p report.Params, flow uint32, t Transport) *streamTx {
 	batch := max(1, min(e.batch, (1<<20)/p.Size))
 	tx := &streamTx{e: e, t: t, flow: flow, size: p.Size, bufs: makeBufs(batch, p.Size), out: make([][]byte, batch)}
 	for _, b := range tx.bufs {
@@ -379,7 +380,7 @@ func (tx *streamTx) fill(kind Kind, k int, sendNs int64) {
 // its own goroutine (serve) with its own flow table; tables merge when serve returns.
 type streamRx struct {
 	e *runEnv
-	p Params
+	p report.Params
 
 	lastArrival atomic.Int64 // ns since epoch of the latest read that returned messages
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
@@ -42,7 +43,7 @@ func TestStreamSendTimePerBatch(t *testing.T) {
 			client, server := loopbackPair(t, mustNetwork(t, name, NetOptions{NoDelay: true}))
 			e := testEnv(t)
 			log := &sendLog{Transport: client}
-			tx := newStreamTx(e, Params{Size: size, Streams: 1}, 0, log)
+			tx := newStreamTx(e, report.Params{Size: size, Streams: 1}, 0, log)
 			tx.reset()
 			before := e.now()
 			if err := tx.send(context.Background(), KindData, count, time.Time{}); err != nil {
@@ -105,7 +106,7 @@ func dataMsg(run uint64, flow uint32, seq uint64, size int) []byte {
 // unique count reaches the count its sender reported, whichever comes first.
 func TestStreamPublish(t *testing.T) {
 	e := testEnv(t)
-	rx := newStreamRx(e, Params{Size: 64, Streams: 2}, "udp")
+	rx := newStreamRx(e, report.Params{Size: 64, Streams: 2}, "udp")
 	flows := make([]*flowRx, 2)
 	local := rxTotals{firstSendNs: -1, firstRecvNs: -1}
 	recv := func(msgs ...[]byte) {
@@ -161,7 +162,7 @@ func TestStreamCompleteRace(t *testing.T) {
 		msgs[i] = dataMsg(e.run, 0, uint64(i), 64)
 	}
 	for r := range rounds {
-		rx := newStreamRx(e, Params{Size: 64, Streams: 1}, "udp")
+		rx := newStreamRx(e, report.Params{Size: 64, Streams: 1}, "udp")
 		flows := make([]*flowRx, 1)
 		local := rxTotals{firstSendNs: -1, firstRecvNs: -1}
 		var wg sync.WaitGroup
@@ -187,7 +188,7 @@ func TestStreamCompleteRace(t *testing.T) {
 // accounting take no allocation per message once running.
 func TestStreamHotPathAllocs(t *testing.T) {
 	e := testEnv(t)
-	p := Params{Size: 64, Streams: 1}
+	p := report.Params{Size: 64, Streams: 1}
 	tx := newStreamTx(e, p, 0, nil)
 	tx.reset()
 	tx.fill(KindData, len(tx.bufs), e.now())
@@ -229,7 +230,7 @@ func TestStreamServeCompletes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			client, server := loopbackPair(t, mustNetwork(t, name, NetOptions{NoDelay: true, RecvBuffer: 1 << 20}))
 			e := testEnv(t)
-			p := Params{Size: size, Streams: 1, RateBps: 20e6} // paced, and a large buffer: nothing for a loopback socket to drop
+			p := report.Params{Size: size, Streams: 1, RateBps: 20e6} // paced, and a large buffer: nothing for a loopback socket to drop
 			rx := newStreamRx(e, p, name)
 			ctx, cancel := context.WithCancel(context.Background())
 			served := make(chan error, 1)

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
@@ -30,7 +31,7 @@ import (
 // runStreamCell is stream's experimentFunc. A both-ways cell keeps its
 // observations, where its directions are apart; the other cells report their
 // metrics only (runStream).
-func runStreamCell(ctx context.Context, e *runEnv, nw Network, p Params) (outcome, error) {
+func runStreamCell(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	if p.Bidir && e.far != nil {
 		return streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
 	}
@@ -143,7 +144,7 @@ func ServeStreamBidir(ctx context.Context, spec FarSpec, ts []Transport, peer Fa
 // receiver on the second half (as streamCellReverse's), the far end's receiver and
 // senders likewise; each direction's figures come from streamMetrics, and the cell's
 // are their sum (bothWays).
-func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
+func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	fc, ts, dur, err := openFarSenders(ctx, e, nw, p, so, true)
@@ -277,7 +278,7 @@ func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p Params, so st
 // enough to check the cell's sums (bothWays) and each direction's goodput against
 // its sender's rate. obs of streamMetrics (the senders' time in Send) follow,
 // prefixed too.
-func directionObserved(obs map[string]any, prefix string, m Metrics, dirObs map[string]any) {
+func directionObserved(obs map[string]any, prefix string, m report.Metrics, dirObs map[string]any) {
 	obs[prefix+"goodput_bps"] = m.GoodputBps
 	obs[prefix+"msgs_per_s"] = m.MsgsPerS
 	obs[prefix+"send_rate_bps"] = m.SendRateBps
@@ -306,8 +307,8 @@ func directionObserved(obs map[string]any, prefix string, m Metrics, dirObs map[
 // the flows of both directions, as one direction's is over its flows (fj, rj: the
 // receivers' totals). Socket and network drops are there only when both receivers
 // could count them. Retransmits are left out: only this host's senders' are known.
-func bothWays(f, r Metrics, fj, rj rxTotals) Metrics {
-	m := Metrics{
+func bothWays(f, r report.Metrics, fj, rj rxTotals) report.Metrics {
+	m := report.Metrics{
 		SentMsgs: f.SentMsgs + r.SentMsgs, RecvMsgs: f.RecvMsgs + r.RecvMsgs, LostMsgs: f.LostMsgs + r.LostMsgs,
 		DupMsgs: f.DupMsgs + r.DupMsgs, ReorderedMsgs: f.ReorderedMsgs + r.ReorderedMsgs,
 		ReorderExtent: max(f.ReorderExtent, r.ReorderExtent),

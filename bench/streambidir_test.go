@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestFarBidir: a both-ways stream against the in-process far end, paced at 20
@@ -15,8 +17,8 @@ import (
 // and the cell's figures are the two directions' sums.
 func TestFarBidir(t *testing.T) {
 	far := &loopFar{}
-	rep, err := Run(context.Background(), Plan{Far: far, Bidir: true, Experiments: []string{ExpStream}, Transports: []string{"tcp", "udp"},
-		Sizes: []int{1024}, Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Drain: patience, UDPIO: []string{IOBatched}})
+	rep, err := Run(context.Background(), Plan{Far: far, Bidir: true, Experiments: []string{report.ExpStream}, Transports: []string{"tcp", "udp"},
+		Sizes: []int{1024}, Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Drain: patience, UDPIO: []string{report.IOBatched}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func TestFarBidir(t *testing.T) {
 // direction that lost nothing: each direction exact, the cell their sum. A busy host
 // can starve a UDP receiver until its socket drops: then that direction's every lost
 // message must be a counted drop, and the rest arrive once, in order.
-func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64) {
+func checkBidir(t *testing.T, r report.Result, streams int, count uint64, rate float64) {
 	t.Helper()
 	m, obs := r.Metrics, r.Observed
 	t.Logf("bidir %s %d B: sent %d recv %d lost %d goodput %.4g (forward %v, reverse %v), server sockets %d, warnings %q",
@@ -58,15 +60,15 @@ func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64)
 	for _, dir := range []string{"forward", "reverse"} {
 		got := map[string]float64{}
 		for _, k := range []string{"sent_msgs", "recv_msgs", "lost_msgs", "dup_msgs", "reordered_msgs", "goodput_bps", "send_rate_bps", "msgs_per_s", "recv_interval_s"} {
-			v, ok := obsNum(obs, dir+"_"+k)
+			v, ok := report.ObsNum(obs, dir+"_"+k)
 			if !ok {
 				t.Errorf("bidir %s: observed %s_%s missing", r.Transport, dir, k)
 			}
 			got[k] = v
 		}
 		var lost float64
-		if sock, ok := obsNum(obs, dir+"_drops_socket"); ok && sock > 0 {
-			sender, _ := obsNum(obs, dir+"_drops_sender")
+		if sock, ok := report.ObsNum(obs, dir+"_drops_socket"); ok && sock > 0 {
+			sender, _ := report.ObsNum(obs, dir+"_drops_sender")
 			if got["lost_msgs"] != sock+sender {
 				t.Errorf("bidir %s %s: lost %v, socket drops %v, sender drops %v: want lost = socket + sender", r.Transport, dir, got["lost_msgs"], sock, sender)
 			}
@@ -102,8 +104,8 @@ func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64)
 		key  string
 		cell float64
 	}{{"goodput_bps", m.GoodputBps}, {"send_rate_bps", m.SendRateBps}, {"msgs_per_s", m.MsgsPerS}} {
-		f, _ := obsNum(obs, "forward_"+k.key)
-		b, _ := obsNum(obs, "reverse_"+k.key)
+		f, _ := report.ObsNum(obs, "forward_"+k.key)
+		b, _ := report.ObsNum(obs, "reverse_"+k.key)
 		if math.Abs(k.cell-(f+b)) > 1e-9*k.cell || k.cell == 0 {
 			t.Errorf("bidir %s: cell %s %.6g, want forward %.6g + reverse %.6g", r.Transport, k.key, k.cell, f, b)
 		}
@@ -116,8 +118,8 @@ func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64)
 			r.Transport, m.ServerSockets, m.ServerCPUSec, 2*streams)
 	}
 	if r.Transport == "udp" {
-		f, fok := obsNum(obs, "forward_drops_socket")
-		b, bok := obsNum(obs, "reverse_drops_socket")
+		f, fok := report.ObsNum(obs, "forward_drops_socket")
+		b, bok := report.ObsNum(obs, "reverse_drops_socket")
 		if !fok || !bok || m.DropsSocket == nil || float64(*m.DropsSocket) != f+b {
 			t.Errorf("bidir udp: socket drops forward %v reverse %v cell %v, want both receivers' counts, summed", obs["forward_drops_socket"], obs["reverse_drops_socket"], deref(m.DropsSocket))
 		}
@@ -128,9 +130,9 @@ func checkBidir(t *testing.T, r Result, streams int, count uint64, rate float64)
 // rates add, extents and intervals take the larger, jitter is the mean over every
 // flow, socket drops only when both receivers counted them.
 func TestBothWays(t *testing.T) {
-	f := Metrics{SentMsgs: 10, RecvMsgs: 9, LostMsgs: 1, DupMsgs: 1, ReorderedMsgs: 2, ReorderExtent: 3, SentBytes: 1000, RecvBytes: 800,
+	f := report.Metrics{SentMsgs: 10, RecvMsgs: 9, LostMsgs: 1, DupMsgs: 1, ReorderedMsgs: 2, ReorderExtent: 3, SentBytes: 1000, RecvBytes: 800,
 		GoodputBps: 100, MsgsPerS: 5, SendRateBps: 120, RecvIntervalS: 2, DrainS: 0.1, DropsSocket: u64p(1), DropsNetwork: u64p(0), JitterKernelMsgs: u64p(4)}
-	r := Metrics{SentMsgs: 20, RecvMsgs: 20, ReorderExtent: 1, SentBytes: 2000, RecvBytes: 2000,
+	r := report.Metrics{SentMsgs: 20, RecvMsgs: 20, ReorderExtent: 1, SentBytes: 2000, RecvBytes: 2000,
 		GoodputBps: 200, MsgsPerS: 10, SendRateBps: 210, RecvIntervalS: 1.5, DrainS: 0.3, JitterKernelMsgs: u64p(6)}
 	fj := rxTotals{jitterSum: 30, jitterFlows: 1} // one flow of 30 ns
 	rj := rxTotals{jitterSum: 30, jitterFlows: 2} // two flows of 15 ns each
@@ -204,44 +206,4 @@ func indexOf(ts []Transport, t Transport) int {
 		}
 	}
 	return -1
-}
-
-// TestRenderDirection: the tables say which way a stream ran. Bidir cells beside
-// forward ones get a direction column; a report of bidir cells only says in its
-// note that each figure is both directions summed. A forward-only report says
-// nothing of direction (the golden files).
-func TestRenderDirection(t *testing.T) {
-	r := testReport()
-	r.Properties = nil
-	var fwd []Result
-	for _, res := range r.Results {
-		if res.Experiment == ExpStream {
-			fwd = append(fwd, res)
-		}
-	}
-	if len(fwd) == 0 {
-		t.Fatal("the test report has no stream results")
-	}
-	var bidir []Result
-	for _, res := range fwd {
-		res.Params.Bidir = true
-		res.Observed = map[string]any{"forward_goodput_bps": 1e6, "reverse_goodput_bps": 2e6}
-		bidir = append(bidir, res)
-	}
-	r.Results = append(append([]Result(nil), fwd...), bidir...)
-	text, md := renderBoth(t, r)
-	for name, out := range map[string]string{"text": text, "markdown": md} {
-		for _, want := range []string{"direction", "forward", "bidir", "forward_goodput_bps", "reverse_goodput_bps"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("%s: forward and bidir cells: no %q:\n%s", name, want, out)
-			}
-		}
-	}
-	r.Results = bidir
-	text, md = renderBoth(t, r)
-	for name, out := range map[string]string{"text": text, "markdown": md} {
-		if !strings.Contains(out, "both ways at once") || !strings.Contains(out, "summed") {
-			t.Errorf("%s: bidir cells only: the note does not say both ways, summed:\n%s", name, out)
-		}
-	}
 }

@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"testing"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // The stream's user-space cost per message, without sockets: what the sender does
@@ -19,7 +21,7 @@ func BenchmarkStreamSendBatch(b *testing.B) {
 	for _, size := range streamCostSizes {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
 			e := testEnv(b)
-			tx := newStreamTx(e, Params{Size: size, Streams: 1}, 0, nil)
+			tx := newStreamTx(e, report.Params{Size: size, Streams: 1}, 0, nil)
 			if len(tx.bufs) != streamCostBatch {
 				b.Fatalf("batch of %d messages, want %d", len(tx.bufs), streamCostBatch)
 			}
@@ -49,7 +51,7 @@ func BenchmarkStreamRecvBatch(b *testing.B) {
 	for _, size := range streamCostSizes {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
 			e := testEnv(b)
-			p := Params{Size: size, Streams: 1}
+			p := report.Params{Size: size, Streams: 1}
 			ringMsgs := max(streamCostBatch, min(4096, (512<<10)/size/streamCostBatch*streamCostBatch))
 			tx := newStreamTx(e, p, 0, nil)
 			tx.reset()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // A streamEnd is the receiving half of a stream cell, seen from the senders: a
@@ -19,7 +21,7 @@ type streamEnd interface {
 	sampleSeries(start time.Time, step time.Duration, txs []*streamTx) (stop func())
 	ended(sent []uint64) // the senders are done: how many messages each flow sent, by flow
 	drain(ctx context.Context, d time.Duration)
-	series() []Sample
+	series() []report.Sample
 	finish(ctx context.Context) (rxResult, error) // closes the senders' endpoints and stops the receiver
 	close()                                       // releases everything; after finish, or instead of it on an error
 }
@@ -61,7 +63,7 @@ func (r rxResult) recvInterval() int64 {
 }
 
 // newStreamRx is a receiver of p's flows over transport, nothing received yet.
-func newStreamRx(e *runEnv, p Params, transport string) *streamRx {
+func newStreamRx(e *runEnv, p report.Params, transport string) *streamRx {
 	rx := &streamRx{e: e, p: p, done: make(chan struct{}), tot: rxTotals{firstSendNs: -1, firstRecvNs: -1},
 		sentOf: make([]atomic.Int64, p.Streams), uniqueOf: make([]atomic.Uint64, p.Streams), doneOf: make([]atomic.Bool, p.Streams),
 		reliable: transport == "tcp", quietFor: settleQuiet}
@@ -159,7 +161,7 @@ type localStream struct {
 	once   sync.Once
 }
 
-func openStreamLocal(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (*localStream, error) {
+func openStreamLocal(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (*localStream, error) {
 	rx := newStreamRx(e, p, nw.Name())
 	rx.readerBps, rx.oneWay = so.readerBps, so.oneWay
 	srv, err := startServer(ctx, e, receiverNetwork(nw), rx.serve)
@@ -188,7 +190,7 @@ func (ls *localStream) sampleSeries(start time.Time, step time.Duration, txs []*
 }
 func (ls *localStream) ended(sent []uint64)                        { ls.rx.endFlows(sent) }
 func (ls *localStream) drain(ctx context.Context, d time.Duration) { ls.rx.waitDrained(ctx, d) }
-func (ls *localStream) series() []Sample                           { return ls.rx.series.result() }
+func (ls *localStream) series() []report.Sample                    { return ls.rx.series.result() }
 
 func (ls *localStream) finish(context.Context) (rxResult, error) {
 	var r rxResult
@@ -230,7 +232,7 @@ type farStream struct {
 	warns      []string // from opening
 }
 
-func openStreamFar(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (*farStream, error) {
+func openStreamFar(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (*farStream, error) {
 	if so.oneWay != nil {
 		return nil, errors.New("far end: one-way latency needs one clock: it runs only in this process")
 	}
@@ -238,7 +240,7 @@ func openStreamFar(ctx context.Context, e *runEnv, nw Network, p Params, so stre
 	if p.Count > 0 {
 		dur = 0
 	}
-	fc, err := e.openFar(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
+	fc, err := e.openFar(ctx, FarSpec{Experiment: report.ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
 		Duration: dur, Run: e.run, Drain: so.drain, ReaderBps: so.readerBps, RecvBuffer: so.recvBuffer, SeriesStep: so.seriesStep})
 	if err != nil {
 		return nil, fmt.Errorf("far end: %w", err)
@@ -281,7 +283,7 @@ func (fs *farStream) sampleSeries(start time.Time, step time.Duration, txs []*st
 			for _, tx := range txs {
 				sent += tx.sentNow.Load()
 			}
-			fs.sent.add(Sample{TS: round3(time.Since(start).Seconds()), SentMsgs: sent})
+			fs.sent.add(report.Sample{TS: report.Round3(time.Since(start).Seconds()), SentMsgs: sent})
 		})
 	}
 }
@@ -292,7 +294,7 @@ func (fs *farStream) ended(sent []uint64)                  { fs.fc.SendersEnded(
 func (fs *farStream) drain(context.Context, time.Duration) {}
 
 // series is the merged time line; it is complete after finish.
-func (fs *farStream) series() []Sample {
+func (fs *farStream) series() []report.Sample {
 	if !fs.sampled {
 		return nil
 	}
@@ -396,7 +398,7 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPe
 			MinSeriesStep, spec.ReaderBps, spec.RecvBuffer, spec.SeriesStep)
 	}
 	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: farBatch(spec), drain: spec.Drain, verify: spec.Verify}
-	rx := newStreamRx(e, Params{Size: spec.Size, Streams: spec.Streams}, spec.Transport)
+	rx := newStreamRx(e, report.Params{Size: spec.Size, Streams: spec.Streams}, spec.Transport)
 	rx.readerBps = spec.ReaderBps
 	gotRecv, _, warns := setBuffers(ts, spec.RecvBuffer, 0)
 	series := startRxSeries(rx, spec.SeriesStep)

@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // txSummary is what a stream cell's senders did, summed over its flows.
@@ -42,8 +44,8 @@ func (ts txSummary) span() int64 {
 // streamMetrics turns what a stream cell's senders did and what its receiver
 // counted into the cell's figures, warnings and observations. CPU, retransmits and
 // TCP_INFO limits are the caller's, who knows which host measured them.
-func streamMetrics(p Params, so streamOpts, ts txSummary, rr rxResult, drain time.Duration) (Metrics, []string, map[string]any) {
-	var m Metrics
+func streamMetrics(p report.Params, so streamOpts, ts txSummary, rr rxResult, drain time.Duration) (report.Metrics, []string, map[string]any) {
+	var m report.Metrics
 	var warns []string
 	m.SentMsgs = ts.sent
 	m.DropsSender = ts.refused
@@ -110,7 +112,7 @@ func streamMetrics(p Params, so streamOpts, ts txSummary, rr rxResult, drain tim
 		"sender_in_send_ns": int64(ts.blocked / flows),
 	}
 	if m.SendIntervalS > 0 {
-		obs["sender_in_send_fraction"] = round3(ts.blocked.Seconds() / float64(flows) / m.SendIntervalS)
+		obs["sender_in_send_fraction"] = report.Round3(ts.blocked.Seconds() / float64(flows) / m.SendIntervalS)
 	}
 	if rr.recvBuffer > 0 { // asked for on open endpoints (a far receiver's): what the kernel granted
 		obs["recv_buffer_bytes"] = rr.recvBuffer

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // StreamTx is what the far senders of a reverse stream did, as it travels from the
@@ -35,7 +37,7 @@ func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport, ended func
 			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size, spec.Count, spec.SendFor)
 	}
 	e := &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: farBatch(spec)}
-	p := Params{Size: spec.Size, Streams: len(ts), RateBps: spec.RateBps}
+	p := report.Params{Size: spec.Size, Streams: len(ts), RateBps: spec.RateBps}
 	txs := make([]*streamTx, len(ts))
 	for i, t := range ts {
 		txs[i] = newStreamTx(e, p, uint32(i), t)
@@ -67,7 +69,7 @@ func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport, ended func
 
 // streamCellReverse is a stream cell whose senders are at the far end: this host
 // receives and accounts every message, and the far end reports what it sent.
-func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts) (outcome, error) {
+func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	fc, ts, dur, err := openFarSenders(ctx, e, nw, p, so, false)
@@ -124,7 +126,7 @@ func streamCellReverse(ctx context.Context, e *runEnv, nw Network, p Params, so 
 // paced rate, at least 500 ms), when the far end ended the cell (ended), or when the
 // senders' time dur (0 = unknown) and the drain have passed; every flow's end is then
 // unknown, and the drain that follows ends at once.
-func awaitFarSenders(ctx context.Context, e *runEnv, rx *streamRx, p Params, so streamOpts, dur time.Duration, ended <-chan struct{}, senders FarPeer) {
+func awaitFarSenders(ctx context.Context, e *runEnv, rx *streamRx, p report.Params, so streamOpts, dur time.Duration, ended <-chan struct{}, senders FarPeer) {
 	defer rx.endUnknown()
 	quietStop := max(so.drain, 500*time.Millisecond)
 	if p.RateBps > 0 {
@@ -159,7 +161,7 @@ func awaitFarSenders(ctx context.Context, e *runEnv, rx *streamRx, p Params, so 
 // ways (2×p.Streams data paths, the far end's flows on the second half). It returns
 // the cell, this side's endpoints and how long the far senders run, warm-up
 // included (0 in count mode). The caller ends the cell with Finish, or abandonFar.
-func openFarSenders(ctx context.Context, e *runEnv, nw Network, p Params, so streamOpts, bidir bool) (FarCell, []Transport, time.Duration, error) {
+func openFarSenders(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts, bidir bool) (FarCell, []Transport, time.Duration, error) {
 	what, want := "a reverse stream", p.Streams
 	if bidir {
 		what, want = "a both-ways stream", 2*p.Streams
@@ -172,7 +174,7 @@ func openFarSenders(ctx context.Context, e *runEnv, nw Network, p Params, so str
 	if p.Count > 0 {
 		sendFor, dur = 0, 0
 	}
-	fc, err := e.openFar(ctx, FarSpec{Experiment: ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
+	fc, err := e.openFar(ctx, FarSpec{Experiment: report.ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
 		Duration: dur, Run: e.run, Drain: so.drain, Reverse: !bidir, Bidir: bidir, Count: p.Count, SendFor: sendFor, Warmup: so.warmup, RateBps: p.RateBps})
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("far end: %w", err)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
@@ -147,7 +148,7 @@ func (s *rxSeries) sample() (full bool) {
 		s.full = true
 		return true
 	}
-	s.samples = append(s.samples, RecvSample{TS: round3(time.Since(s.firstAt).Seconds()), RecvMsgs: s.delivered()})
+	s.samples = append(s.samples, RecvSample{TS: report.Round3(time.Since(s.firstAt).Seconds()), RecvMsgs: s.delivered()})
 	return false
 }
 
@@ -172,20 +173,20 @@ func (s *rxSeries) stop() (out []RecvSample, warns []string) {
 // receiver's, or this host's half of a far one.
 type sampleLog struct {
 	mu      sync.Mutex // guards samples
-	samples []Sample
+	samples []report.Sample
 }
 
-func (sl *sampleLog) add(s Sample) {
+func (sl *sampleLog) add(s report.Sample) {
 	sl.mu.Lock()
 	sl.samples = append(sl.samples, s)
 	sl.mu.Unlock()
 }
 
 // result is a copy of the samples so far.
-func (sl *sampleLog) result() []Sample {
+func (sl *sampleLog) result() []report.Sample {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
-	return append([]Sample(nil), sl.samples...)
+	return append([]report.Sample(nil), sl.samples...)
 }
 
 // seriesAlignWarning says how a merged time line's two clocks meet.
@@ -200,9 +201,9 @@ const seriesAlignWarning = "series: sent counts are this host's and delivered co
 // receiver's tail. Deliveries never exceed the sent count of the same point: where
 // they would, the clocks' offset (one one-way delay) put them there, and the point
 // says the sent count.
-func mergeSeries(sent []Sample, far []RecvSample) []Sample {
-	out := make([]Sample, 0, len(sent)+len(far))
-	var last Sample
+func mergeSeries(sent []report.Sample, far []RecvSample) []report.Sample {
+	out := make([]report.Sample, 0, len(sent)+len(far))
+	var last report.Sample
 	for _, s := range sent {
 		s.RecvMsgs = min(recvAt(far, s.TS), s.SentMsgs)
 		out = append(out, s)
@@ -210,7 +211,7 @@ func mergeSeries(sent []Sample, far []RecvSample) []Sample {
 	}
 	for _, f := range far {
 		if len(out) == 0 || f.TS > last.TS {
-			out = append(out, Sample{TS: f.TS, SentMsgs: last.SentMsgs, RecvMsgs: min(f.RecvMsgs, last.SentMsgs)})
+			out = append(out, report.Sample{TS: f.TS, SentMsgs: last.SentMsgs, RecvMsgs: min(f.RecvMsgs, last.SentMsgs)})
 		}
 	}
 	return out

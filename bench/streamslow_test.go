@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestFarSlowReceiver: slow-receiver with its receiver at a far end (loopFar: real
@@ -17,7 +19,7 @@ import (
 // line, which joins this host's at the first data message.
 func TestFarSlowReceiver(t *testing.T) {
 	const reader = 20e6
-	p := Params{Size: propertySize, Streams: 1, DurationS: 0.5, ReaderBps: reader}
+	p := report.Params{Size: propertySize, Streams: 1, DurationS: 0.5, ReaderBps: reader}
 	for _, transport := range []string{"tcp", "udp"} {
 		t.Run(transport, func(t *testing.T) {
 			far := &loopFar{}
@@ -32,7 +34,7 @@ func TestFarSlowReceiver(t *testing.T) {
 			if len(far.specs) != 1 {
 				t.Fatalf("far end asked for %d cells, want 1", len(far.specs))
 			}
-			if sp := far.specs[0]; sp.Experiment != ExpStream || sp.ReaderBps != reader || sp.RecvBuffer != slowBuffer || sp.SeriesStep != 50*time.Millisecond {
+			if sp := far.specs[0]; sp.Experiment != report.ExpStream || sp.ReaderBps != reader || sp.RecvBuffer != slowBuffer || sp.SeriesStep != 50*time.Millisecond {
 				t.Errorf("far end asked for %+v: want a stream with reader %g bit/s, receive buffer %d B, series every 50ms", sp, reader, slowBuffer)
 			}
 			checkSlowFar(t, transport, o, reader)
@@ -100,7 +102,7 @@ func checkSlowFar(t *testing.T, transport string, o outcome, reader float64) {
 // first read, so goodput is never above it (+10%: a batch read at once); a busy host
 // can only make it fall behind, so below, the bound says "paced, not 2x off". The
 // figure, within 25% on an idle host, is logged by the caller.
-func checkReaderGoodput(t *testing.T, m Metrics, reader float64) {
+func checkReaderGoodput(t *testing.T, m report.Metrics, reader float64) {
 	t.Helper()
 	if m.GoodputBps < 0.5*reader || m.GoodputBps > 1.1*reader {
 		t.Errorf("goodput %.4g bit/s, want the reader's pace %.4g: never 10%% above it, not half of it", m.GoodputBps, reader)
@@ -109,7 +111,7 @@ func checkReaderGoodput(t *testing.T, m Metrics, reader float64) {
 
 // checkMergedSeries: a joined time line starts at 0, runs forward, both counts only
 // grow, delivered never exceeds sent, and it ends with the cell's totals.
-func checkMergedSeries(t *testing.T, series []Sample, m Metrics) {
+func checkMergedSeries(t *testing.T, series []report.Sample, m report.Metrics) {
 	t.Helper()
 	if len(series) < 5 {
 		t.Fatalf("series of %d samples, want a time line", len(series))
@@ -136,15 +138,15 @@ func checkMergedSeries(t *testing.T, series []Sample, m Metrics) {
 // linearly between the far points, held after the last, never above sent; the far
 // tail follows with the final sent count.
 func TestMergeSeries(t *testing.T) {
-	sent := []Sample{{TS: 0, SentMsgs: 0}, {TS: 0.05, SentMsgs: 100}, {TS: 0.1, SentMsgs: 200}, {TS: 0.15, SentMsgs: 250}}
+	sent := []report.Sample{{TS: 0, SentMsgs: 0}, {TS: 0.05, SentMsgs: 100}, {TS: 0.1, SentMsgs: 200}, {TS: 0.15, SentMsgs: 250}}
 	far := []RecvSample{{TS: 0, RecvMsgs: 1}, {TS: 0.04, RecvMsgs: 40}, {TS: 0.08, RecvMsgs: 120}, {TS: 0.2, RecvMsgs: 240}, {TS: 0.3, RecvMsgs: 250}}
 	for _, tc := range []struct {
 		name string
-		sent []Sample
+		sent []report.Sample
 		far  []RecvSample
-		want []Sample
+		want []report.Sample
 	}{
-		{"joined", sent, far, []Sample{
+		{"joined", sent, far, []report.Sample{
 			{TS: 0, SentMsgs: 0, RecvMsgs: 0},       // far's 1 at its zero is above sent: the clocks' offset
 			{TS: 0.05, SentMsgs: 100, RecvMsgs: 60}, // 40 + (0.01/0.04)·80
 			{TS: 0.1, SentMsgs: 200, RecvMsgs: 140}, // 120 + (0.02/0.12)·120
@@ -152,11 +154,11 @@ func TestMergeSeries(t *testing.T) {
 			{TS: 0.2, SentMsgs: 250, RecvMsgs: 240}, // the far tail
 			{TS: 0.3, SentMsgs: 250, RecvMsgs: 250},
 		}},
-		{"far ends first", sent, far[:2], []Sample{
+		{"far ends first", sent, far[:2], []report.Sample{
 			{TS: 0, SentMsgs: 0}, {TS: 0.05, SentMsgs: 100, RecvMsgs: 40}, {TS: 0.1, SentMsgs: 200, RecvMsgs: 40}, {TS: 0.15, SentMsgs: 250, RecvMsgs: 40},
 		}},
-		{"no far line", sent[:2], nil, []Sample{{TS: 0}, {TS: 0.05, SentMsgs: 100}}},
-		{"no sent line", nil, far[:2], []Sample{{TS: 0}, {TS: 0.04}}},
+		{"no far line", sent[:2], nil, []report.Sample{{TS: 0}, {TS: 0.05, SentMsgs: 100}}},
+		{"no sent line", nil, far[:2], []report.Sample{{TS: 0}, {TS: 0.04}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := mergeSeries(tc.sent, tc.far); !slices.Equal(got, tc.want) {

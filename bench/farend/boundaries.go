@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
@@ -59,7 +60,7 @@ func parseBoundaries(req remote.TestRequest) (bench.FarSpec, error) {
 	if err != nil {
 		return bench.FarSpec{}, err
 	}
-	return bench.FarSpec{Experiment: bench.ExpBoundaries, Transport: req.Transport, Size: req.Size, Streams: 1, Duration: req.Duration,
+	return bench.FarSpec{Experiment: report.ExpBoundaries, Transport: req.Transport, Size: req.Size, Streams: 1, Duration: req.Duration,
 		Boundaries: &bench.FarBoundaries{Part: bp.Part, Seed: bp.Seed, Quiet: quiet}}, nil
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
@@ -86,7 +87,7 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 	if err != nil {
 		return bench.FarSpec{}, err
 	}
-	spec := bench.FarSpec{Experiment: bench.ExpStream, Transport: req.Transport, Size: req.Size, Streams: req.Streams,
+	spec := bench.FarSpec{Experiment: report.ExpStream, Transport: req.Transport, Size: req.Size, Streams: req.Streams,
 		Duration: req.Duration, Run: run, Drain: drain}
 	if req.Direction == remote.Bidir { // the first half of the streams is the client's to send on, the second the server's
 		if req.Streams%2 != 0 {
@@ -213,11 +214,11 @@ func netOptions(o remote.SocketOptions) bench.NetOptions {
 
 // describe is one end's data-path endpoints of a cell, as they opened: what its
 // kernel granted of req's socket options, and what it refused.
-func describe(req remote.TestRequest, ts []bench.Transport) bench.Sock {
+func describe(req remote.TestRequest, ts []bench.Transport) report.Sock {
 	s := bench.SocketsOf(ts, batchOf(req))
 	s.Verify = verifyOf(req).String()
 	s.Refused = bench.Refusals(netOptions(req.Sockets), req.Transport, s)
-	if x, ok := benchExperiment(req.Experiment); ok && bench.RequestResponse(x) {
+	if x, ok := benchExperiment(req.Experiment); ok && report.RequestResponse(x) {
 		s.NoteRx(x, bench.RecvModes(ts))
 	}
 	return s
@@ -250,19 +251,19 @@ func (r Runner) Check(req remote.TestRequest) error {
 		return fmt.Errorf("size: %s needs at least %d bytes (its header), got %d", req.Experiment, bench.HeaderLen, req.Size)
 	}
 	switch x, _ := benchExperiment(req.Experiment); x {
-	case bench.ExpStream:
+	case report.ExpStream:
 		if req.Direction != remote.Forward && req.Direction != remote.Reverse && req.Direction != remote.Bidir {
 			return fmt.Errorf("direction: %s runs forward, reverse or bidir, got %s", req.Experiment, req.Direction)
 		}
 		_, err := parseStreamParams(req)
 		return err
-	case bench.ExpRefused, bench.ExpClose:
+	case report.ExpRefused, report.ExpClose:
 		return checkProperty(req)
-	case bench.ExpConnect, bench.ExpClients:
+	case report.ExpConnect, report.ExpClients:
 		return checkListen(req)
-	case bench.ExpSlowReceiver:
+	case report.ExpSlowReceiver:
 		return errSlowOnWire(req)
-	case bench.ExpBoundaries:
+	case report.ExpBoundaries:
 		_, err := parseBoundaries(req)
 		return err
 	default:
@@ -317,11 +318,11 @@ func measured(d *remote.Data, ts []bench.Transport, serve func() (bench.FarResul
 // serve is Serve for bench's far experiments.
 func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
 	x, _ := benchExperiment(d.Request.Experiment)
-	ts, err := transports(d, x == bench.ExpPingPong)
+	ts, err := transports(d, x == report.ExpPingPong)
 	if err != nil {
 		return remote.Results{Error: err.Error()}, err
 	}
-	if x == bench.ExpStream {
+	if x == report.ExpStream {
 		spec, err := parseStreamParams(d.Request)
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
@@ -337,10 +338,10 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 			return bench.ServeStreamRx(ctx, spec, ts, clientPeer{d})
 		})
 	}
-	if x == bench.ExpConnect || x == bench.ExpClients {
-		return measured(d, ts, func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == bench.ExpClients) })
+	if x == report.ExpConnect || x == report.ExpClients {
+		return measured(d, ts, func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == report.ExpClients) })
 	}
-	if x == bench.ExpBoundaries {
+	if x == report.ExpBoundaries {
 		spec, err := parseBoundaries(d.Request)
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
@@ -408,16 +409,16 @@ type Far struct {
 	addr string
 	br   *bridge
 
-	mu  sync.Mutex // guards env, local, peer
-	env *bench.Env // the server's, from its latest results
+	mu  sync.Mutex  // guards env, local, peer
+	env *report.Env // the server's, from its latest results
 	// Both ends' data-path endpoints over the session's cells, by transport: this
 	// host's as Drive opened them, the server's as its results describe them.
-	local, peer map[string]bench.Sock
+	local, peer map[string]report.Sock
 }
 
 // Sockets describes both ends' data-path endpoints over the cells so far, by
 // transport: this host's, and the server's as it reported them.
-func (f *Far) Sockets() (local, peer map[string]bench.Sock) {
+func (f *Far) Sockets() (local, peer map[string]report.Sock) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return maps.Clone(f.local), maps.Clone(f.peer)
@@ -425,11 +426,11 @@ func (f *Far) Sockets() (local, peer map[string]bench.Sock) {
 
 // record adds one cell's descriptions of both ends to the session's; peer is nil
 // when the server described none (an older server).
-func (f *Far) record(transport string, local bench.Sock, peer *bench.Sock) {
+func (f *Far) record(transport string, local report.Sock, peer *report.Sock) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.local == nil {
-		f.local, f.peer = map[string]bench.Sock{}, map[string]bench.Sock{}
+		f.local, f.peer = map[string]report.Sock{}, map[string]report.Sock{}
 	}
 	l := f.local[transport]
 	l.Merge(local)
@@ -459,14 +460,14 @@ func (f *Far) Close() error { return f.cl.Close() }
 func (f *Far) Lost() error { return f.cl.Broken() }
 
 // PeerEnv is the server host's environment from its latest results.
-func (f *Far) PeerEnv() *bench.Env {
+func (f *Far) PeerEnv() *report.Env {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.env
 }
 
 // Link says the run crossed a network to addr.
-func (f *Far) Link() bench.Link { return bench.Link{Kind: "remote", Addr: f.addr} }
+func (f *Far) Link() report.Link { return report.Link{Kind: "remote", Addr: f.addr} }
 
 // Open asks the server for one test and returns the cell once its data path is open
 // and the test has started.
@@ -488,7 +489,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 	}
 	req := remote.TestRequest{Experiment: wirePrefix + spec.Experiment, Transport: spec.Transport, Size: spec.Size,
 		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir, Listen: spec.Listen, Sockets: socketOptions(spec.Net, spec.Batch, spec.Verify)}
-	if spec.Experiment == bench.ExpStream {
+	if spec.Experiment == report.ExpStream {
 		// A UDP stream's receivers take GRO super-packets unless --no-gso (a server
 		// without remote.CapGRO keeps one datagram per packet: remote.Client.Run).
 		req.Sockets.GRO = spec.Transport == "udp" && !spec.Net.NoGSO
@@ -512,7 +513,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		}
 		req.Params = p
 	}
-	if spec.Experiment == bench.ExpBoundaries {
+	if spec.Experiment == report.ExpBoundaries {
 		p, err := boundariesParamsOf(spec)
 		if err != nil {
 			return nil, err
@@ -587,7 +588,7 @@ type cell struct {
 	ts     []bench.Transport
 	addrs  []netip.AddrPort // the server's ends of ts; set by Drive
 	data   *remote.Data     // the test's data path; set by Drive
-	sock   bench.Sock       // this host's ends of ts as they opened; set by Drive
+	sock   report.Sock      // this host's ends of ts as they opened; set by Drive
 	ready  chan []bench.Transport
 	finish chan struct{}
 	done   chan struct{} // closed when Client.Run returned res and err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 var testKey = []byte("farend test key, 32 bytes long!!")
@@ -60,7 +61,7 @@ func dialServer(t testing.TB, lim remote.Limits) (*Far, string) {
 // (BenchmarkFarStream reports them).
 func TestFarCells(t *testing.T) {
 	far, addr := dialServer(t, remote.Limits{})
-	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpStream, bench.ExpPingPong}, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpStream, report.ExpPingPong}, Transports: []string{"tcp", "udp"}, Sizes: []int{64, 1024},
 		Streams: 2, RateBps: 20e6, Count: 500, Warmup: 20 * time.Millisecond, Timeout: 2 * time.Second, Drain: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -99,11 +100,11 @@ func TestFarCells(t *testing.T) {
 			t.Errorf("%s %s: corrupt %d malformed %d foreign %d, want none", r.Experiment, r.Transport, m.CorruptMsgs, m.MalformedMsgs, m.ForeignMsgs)
 		}
 		switch r.Experiment {
-		case bench.ExpPingPong:
+		case report.ExpPingPong:
 			if m.SentMsgs != 500 || m.RecvMsgs+m.LostMsgs != 500 || m.RecvMsgs < 495 || m.ServerSockets != 1 {
 				t.Errorf("pingpong %s: sent %d recv %d lost %d sockets %d, want 500 sent, (nearly) all answered by 1 socket", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
 			}
-		case bench.ExpStream:
+		case report.ExpStream:
 			what := fmt.Sprintf("stream %s %d B", r.Transport, r.Params.Size)
 			if m.SentMsgs != 1000 || m.ServerSockets != 2 {
 				t.Errorf("%s: sent %d by %d server sockets, want 1000 by 2", what, m.SentMsgs, m.ServerSockets)
@@ -129,9 +130,9 @@ func TestFarReverse(t *testing.T) {
 		{Count: 500},
 		{Duration: 300 * time.Millisecond},
 	} {
-		p.Far, p.Reverse, p.Experiments, p.Transports = far, true, []string{bench.ExpStream}, []string{"tcp", "udp"}
+		p.Far, p.Reverse, p.Experiments, p.Transports = far, true, []string{report.ExpStream}, []string{"tcp", "udp"}
 		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 5*time.Second
-		p.UDPIO = []string{bench.IOBatched}
+		p.UDPIO = []string{report.IOBatched}
 		rep, err := bench.Run(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
@@ -170,9 +171,9 @@ func TestFarReverse(t *testing.T) {
 func TestFarBidir(t *testing.T) {
 	far, _ := dialServer(t, remote.Limits{})
 	for _, p := range []bench.Plan{{Count: 500}, {Duration: 300 * time.Millisecond}} {
-		p.Far, p.Bidir, p.Experiments, p.Transports = far, true, []string{bench.ExpStream}, []string{"tcp", "udp"}
+		p.Far, p.Bidir, p.Experiments, p.Transports = far, true, []string{report.ExpStream}, []string{"tcp", "udp"}
 		p.Sizes, p.Streams, p.RateBps, p.Warmup, p.Drain = []int{1024}, 2, 20e6, 20*time.Millisecond, 5*time.Second
-		p.UDPIO = []string{bench.IOBatched}
+		p.UDPIO = []string{report.IOBatched}
 		checkFarBidir(t, p)
 	}
 }
@@ -220,7 +221,7 @@ func checkFarBidir(t *testing.T, p bench.Plan) {
 				d := uint64(n("drops_socket"))
 				drops = &d
 			}
-			checkDelivered(t, "bidir "+r.Transport+" "+dir, r.Transport, bench.Metrics{SentMsgs: uint64(sent), RecvMsgs: uint64(n("recv_msgs")),
+			checkDelivered(t, "bidir "+r.Transport+" "+dir, r.Transport, report.Metrics{SentMsgs: uint64(sent), RecvMsgs: uint64(n("recv_msgs")),
 				LostMsgs: uint64(n("lost_msgs")), DupMsgs: uint64(n("dup_msgs")), ReorderedMsgs: uint64(n("reordered_msgs")),
 				DropsSender: uint64(n("drops_sender")), DropsSocket: drops})
 			sentBoth += uint64(sent)
@@ -248,7 +249,7 @@ func checkFarBidir(t *testing.T, p bench.Plan) {
 // fails with the server's reason, naming the limit, and the session serves the next.
 func TestFarRefused(t *testing.T) {
 	far, _ := dialServer(t, remote.Limits{MaxDuration: 2 * time.Second})
-	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"udp"}, Sizes: []int{64},
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpPingPong}, Transports: []string{"udp"}, Sizes: []int{64},
 		Duration: 5 * time.Second, Warmup: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +257,7 @@ func TestFarRefused(t *testing.T) {
 	if r := rep.Results[0]; !strings.Contains(r.Error, "max-duration") {
 		t.Errorf("error %q, want the server's refusal naming max-duration", r.Error)
 	}
-	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"udp"}, Sizes: []int{64},
+	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpPingPong}, Transports: []string{"udp"}, Sizes: []int{64},
 		Duration: 200 * time.Millisecond, Warmup: 20 * time.Millisecond, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +319,7 @@ func TestRunnerCheck(t *testing.T) {
 // it is about the sender's rate (both span the same messages, a transit time apart),
 // but a receiver held up by a loaded machine shifts its span: the two are logged,
 // not compared (BenchmarkFarStream reports them).
-func checkFarGoodput(t *testing.T, what string, m bench.Metrics, size int) {
+func checkFarGoodput(t *testing.T, what string, m report.Metrics, size int) {
 	t.Helper()
 	t.Logf("%s: goodput %.4g, sender rate %.4g (goodput/send %.3f)", what, m.GoodputBps, m.SendRateBps, m.GoodputBps/m.SendRateBps)
 	if m.SendRateBps <= 0 || m.GoodputBps <= 0 {
@@ -333,7 +334,7 @@ func checkFarGoodput(t *testing.T, what string, m bench.Metrics, size int) {
 // arrived once and in order, except, over UDP, those the kernel dropped and counted
 // (the receiving socket's buffer overflowing while a loaded machine held its reader
 // up, or a send refused): lost is exactly those, and no other message is missing.
-func checkDelivered(t *testing.T, what, transport string, m bench.Metrics) {
+func checkDelivered(t *testing.T, what, transport string, m report.Metrics) {
 	t.Helper()
 	var dropped uint64
 	if transport == "udp" {
@@ -363,7 +364,7 @@ func BenchmarkFarStream(b *testing.B) {
 			b.Run(fmt.Sprintf("dir=%s/transport=%s", dir, transport), func(b *testing.B) {
 				var send, goodput, lost, sent float64
 				for b.Loop() {
-					rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Reverse: dir == "reverse", Experiments: []string{bench.ExpStream},
+					rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Reverse: dir == "reverse", Experiments: []string{report.ExpStream},
 						Transports: []string{transport}, Sizes: []int{256}, Streams: 2, RateBps: pace, Count: 1000, Warmup: bench.NoWarmup, Drain: 5 * time.Second})
 					if err != nil {
 						b.Fatal(err)
@@ -435,7 +436,7 @@ func TestFarVerify(t *testing.T) {
 		{bench.VerifyHeaderCRC, true},
 	} {
 		far, _ := dialServer(t, remote.Limits{}) // a session's env.sockets describe its cells since it opened
-		rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpStream}, Transports: []string{"tcp"},
+		rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpStream}, Transports: []string{"tcp"},
 			Sizes: []int{1024}, Count: 200, RateBps: 20e6, Warmup: bench.NoWarmup, Drain: 5 * time.Second, Verify: tc.verify, Reverse: tc.reverse})
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestFarConnect: connect against a real server session, each transaction a new
@@ -16,7 +17,7 @@ import (
 // served every UDP client from one socket.
 func TestFarConnect(t *testing.T) {
 	far, _ := dialServer(t, remote.Limits{})
-	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpConnect}, Transports: []string{"tcp", "udp"},
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpConnect}, Transports: []string{"tcp", "udp"},
 		Sizes: []int{64}, Count: 300, Warmup: 50 * time.Millisecond, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +58,7 @@ func TestFarConnect(t *testing.T) {
 // clients'; the two-namespace test in cmd checks them exactly.)
 func TestFarClients(t *testing.T) {
 	far, _ := dialServer(t, remote.Limits{})
-	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpClients}, Transports: []string{"tcp", "udp"},
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpClients}, Transports: []string{"tcp", "udp"},
 		Clients: 50, Count: 20, Warmup: bench.NoWarmup, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

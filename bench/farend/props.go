@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // The property experiments against a far end: refused and close run one data path
@@ -33,14 +34,14 @@ func checkProperty(req remote.TestRequest) error {
 func halfServer(x string, d *remote.Data) (func(ctx context.Context, t bench.Transport) error, error) {
 	size := d.Request.Size
 	switch x {
-	case bench.ExpClose:
+	case report.ExpClose:
 		// A UDP data socket serves the one client and is the test's listener too;
 		// the TCP data listener closed when the connection arrived.
 		listener := d.Request.Transport == "udp"
 		return func(ctx context.Context, t bench.Transport) error {
 			return bench.ServeClose(ctx, t, size, batchOf(d.Request), listener)
 		}, nil
-	case bench.ExpRefused:
+	case report.ExpRefused:
 		port, err := d.ClosedPort()
 		if err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/freeports"
 )
 
@@ -27,7 +28,7 @@ import (
 func TestFarProperties(t *testing.T) {
 	r := freePorts(t, 4)
 	far, _ := dialServer(t, remote.Limits{DataPorts: r, MaxStreams: 2})
-	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpRefused, bench.ExpClose},
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpRefused, report.ExpClose},
 		Transports: []string{"tcp", "udp"}, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +49,9 @@ func TestFarProperties(t *testing.T) {
 			t.Errorf("%s %s: warnings %q, want none", res.Experiment, res.Transport, res.Warnings)
 		}
 		switch res.Experiment {
-		case bench.ExpRefused:
+		case report.ExpRefused:
 			checkFarRefused(t, res.Transport, res.Observed, r)
-		case bench.ExpClose:
+		case report.ExpClose:
 			checkFarClose(t, res.Transport, res.Observed)
 		}
 	}
@@ -199,7 +200,7 @@ func TestFarBoundaries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			far, _ := dialServer(t, remote.Limits{MaxSize: tc.maxSize})
-			rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpBoundaries}, Transports: []string{"tcp", "udp"}})
+			rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpBoundaries}, Transports: []string{"tcp", "udp"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -228,7 +229,7 @@ func TestFarBoundaries(t *testing.T) {
 
 // checkBoundaries checks boundaries' known answers across hosts for transport in m
 // and obs; tcpMax is the server's --max-size.
-func checkBoundaries(t testing.TB, transport string, m bench.Metrics, obs map[string]any, tcpMax int) {
+func checkBoundaries(t testing.TB, transport string, m report.Metrics, obs map[string]any, tcpMax int) {
 	t.Helper()
 	const writes, size = 200, 1000
 	var dropped uint64 // datagrams the kernel dropped and counted: none over TCP

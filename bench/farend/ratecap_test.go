@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestFarRateCap: a server whose --max-rate holds its sending back says so in the
@@ -21,7 +22,7 @@ import (
 func TestFarRateCap(t *testing.T) {
 	var capBps = 2e6
 	far, _ := dialServer(t, remote.Limits{MaxRateBps: uint64(capBps)})
-	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpPingPong}, Transports: []string{"tcp", "udp"},
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpPingPong}, Transports: []string{"tcp", "udp"},
 		Sizes: []int{1024}, Duration: 300 * time.Millisecond, Warmup: bench.NoWarmup, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +56,7 @@ func TestFarRateCap(t *testing.T) {
 			t.Errorf("pingpong %s: %d replies, want at most %d under the cap", r.Transport, m.RecvMsgs, max)
 		}
 	}
-	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Reverse: true, Experiments: []string{bench.ExpStream}, Transports: []string{"tcp", "udp"},
+	rep, err = bench.Run(context.Background(), bench.Plan{Far: far, Reverse: true, Experiments: []string{report.ExpStream}, Transports: []string{"tcp", "udp"},
 		Sizes: []int{1024}, RateBps: capBps / 2, Count: 30, Warmup: bench.NoWarmup, Drain: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // slowParams are a forward bench.stream's slow receiver (bench's slow-receiver
@@ -66,5 +67,5 @@ func (sp slowParams) apply(spec *bench.FarSpec, req remote.TestRequest) error {
 // errSlowOnWire refuses a test named after slow-receiver: its far half is a
 // bench.stream with a slow receiver's parameters.
 func errSlowOnWire(req remote.TestRequest) error {
-	return fmt.Errorf("experiment %q: a slow receiver runs as %s%s with params.reader_bps", req.Experiment, wirePrefix, bench.ExpStream)
+	return fmt.Errorf("experiment %q: a slow receiver runs as %s%s with params.reader_bps", req.Experiment, wirePrefix, report.ExpStream)
 }

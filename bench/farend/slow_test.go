@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestFarSlowReceiver: slow-receiver through a real server session on loopback,
@@ -21,7 +22,7 @@ import (
 func TestFarSlowReceiver(t *testing.T) {
 	const reader = 20e6
 	far, _ := dialServer(t, remote.Limits{})
-	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpSlowReceiver}, Transports: []string{"tcp", "udp"},
+	rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpSlowReceiver}, Transports: []string{"tcp", "udp"},
 		ReaderBps: reader, Duration: 500 * time.Millisecond, Drain: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ func TestFarSlowReceiver(t *testing.T) {
 // checkSlowReceiver checks a slow-receiver result whose receiver was at a far end
 // against the known answers (bench's TestSlowReceiver's on one host, with the
 // bounds of a far cell).
-func checkSlowReceiver(t testing.TB, r bench.Result, reader float64) {
+func checkSlowReceiver(t testing.TB, r report.Result, reader float64) {
 	t.Helper()
 	m, obs := r.Metrics, r.Observed
 	what := "slow-receiver " + r.Transport
@@ -165,7 +166,7 @@ func TestRunnerCheckSlow(t *testing.T) {
 		t.Errorf("Check(60 s, series every 10 ms) = %v, want params.series_ms refused: 6100 samples, at least 31 ms", err)
 	}
 	named := req
-	named.Experiment = "bench." + bench.ExpSlowReceiver
+	named.Experiment = "bench." + report.ExpSlowReceiver
 	if err := (Runner{}).Check(named); err == nil || !strings.Contains(err.Error(), "runs as bench.stream") {
 		t.Errorf("Check(bench.slow-receiver) = %v, want it refused naming bench.stream", err)
 	}
@@ -199,7 +200,7 @@ func BenchmarkFarSlowReceiver(b *testing.B) {
 		b.Run("transport="+transport, func(b *testing.B) {
 			var steady, goodput, lost, sent float64
 			for b.Loop() {
-				rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{bench.ExpSlowReceiver}, Transports: []string{transport},
+				rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpSlowReceiver}, Transports: []string{transport},
 					ReaderBps: reader, Duration: 500 * time.Millisecond, Drain: 500 * time.Millisecond})
 				if err != nil {
 					b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestFarKernelStamps: across remote UDP data paths, jitter uses the kernel's receive
@@ -18,7 +19,7 @@ import (
 func TestFarKernelStamps(t *testing.T) {
 	far, _ := dialServer(t, remote.Limits{})
 	for _, reverse := range []bool{false, true} {
-		rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Reverse: reverse, Experiments: []string{bench.ExpStream}, Transports: []string{"udp"},
+		rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Reverse: reverse, Experiments: []string{report.ExpStream}, Transports: []string{"udp"},
 			Sizes: []int{256}, RateBps: 10e6, Count: 300, Warmup: bench.NoWarmup, Drain: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -58,7 +59,7 @@ func TestFarReversePace(t *testing.T) {
 	far, _ := dialServer(t, remote.Limits{})
 	const pace = 10e6
 	for _, transport := range []string{"tcp", "udp"} {
-		rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Reverse: true, Experiments: []string{bench.ExpStream}, Transports: []string{transport},
+		rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Reverse: true, Experiments: []string{report.ExpStream}, Transports: []string{transport},
 			Sizes: []int{256}, RateBps: pace, Count: 2000, Warmup: bench.NoWarmup, Drain: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)

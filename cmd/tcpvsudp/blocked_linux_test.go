@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestRunServerUDPBlocked: a firewall at the server drops every UDP datagram that
@@ -41,7 +41,7 @@ func TestRunServerUDPBlocked(t *testing.T) {
 	if rep.Incomplete != "" {
 		t.Errorf("report incomplete: %q; want complete (the server refused one test, it was not lost)", rep.Incomplete)
 	}
-	got := map[string]bench.Result{}
+	got := map[string]report.Result{}
 	for _, r := range rep.Results {
 		got[r.Transport] = r
 	}
@@ -112,7 +112,7 @@ const dropDevice = "tvudrop0"
 
 // runInStatus is runIn for a run that may fail: it returns the report, the exit
 // status and stderr.
-func runInStatus(t *testing.T, p *lab.Pair, cs *childServe, args ...string) (bench.Report, int, string) {
+func runInStatus(t *testing.T, p *lab.Pair, cs *childServe, args ...string) (report.Report, int, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cmd := helperCommand(append(append([]string{"run"}, args...), "--out", dir)...)

@@ -18,6 +18,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
@@ -500,7 +501,7 @@ func (e stoppedError) Error() string { return e.msg }
 func (e stoppedError) Unwrap() error { return e.err }
 
 // countNotMeasured counts the results without figures: failed or interrupted.
-func countNotMeasured(rep *bench.Report) int {
+func countNotMeasured(rep *report.Report) int {
 	n := 0
 	for _, r := range rep.Results {
 		if !r.Measured() {
@@ -510,12 +511,12 @@ func countNotMeasured(rep *bench.Report) int {
 	return n
 }
 
-func collectWarnings(rep *bench.Report) []string {
+func collectWarnings(rep *report.Report) []string {
 	var out []string
 	out = append(out, rep.Warnings...)
 	results := rep.Results
 	if rep.Lab != nil {
-		results = append(append([]bench.Result(nil), results...), rep.Lab.Results...)
+		results = append(append([]report.Result(nil), results...), rep.Lab.Results...)
 	}
 	for _, r := range results {
 		prefix := fmt.Sprintf("%s %s size=%d: ", r.Experiment, r.Transport, r.Params.Size)
@@ -553,8 +554,8 @@ func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
 	if err := reportFile(path); err != nil {
 		return usageError{err}
 	}
-	rep, err := bench.LoadReport(path)
-	if errors.Is(err, bench.ErrNotReport) {
+	rep, err := report.LoadReport(path)
+	if errors.Is(err, report.ErrNotReport) {
 		return usageError{err}
 	}
 	if err != nil {
@@ -605,7 +606,7 @@ const labSectionImpair = "loss=2%,dup=1%,reorder=1%,corrupt=0.5%,delay=5ms,rate=
 // addLabSection runs the default suite's short section across an emulated link and
 // attaches it to rep. Without the privileges it says, in one line, what is missing;
 // the loopback results stand either way.
-func addLabSection(ctx context.Context, rep *bench.Report, p bench.Plan, stderr io.Writer) {
+func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr io.Writer) {
 	im, err := lab.ParseImpair("lab section", labSectionImpair)
 	if err != nil {
 		panic(err) // a constant: a test pins it
@@ -614,7 +615,7 @@ func addLabSection(ctx context.Context, rep *bench.Report, p bench.Plan, stderr 
 	if p.Quick {
 		count = 1000
 	}
-	exps := []string{bench.ExpStream}
+	exps := []string{report.ExpStream}
 	for _, x := range []string{"hol", "bottleneck"} {
 		if slices.Contains(bench.Experiments(), x) {
 			exps = append(exps, x)

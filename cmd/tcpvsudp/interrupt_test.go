@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
@@ -156,7 +157,7 @@ func (w *cancelOnWrite) Write(p []byte) (int, error) {
 func TestLabSectionInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rep := &bench.Report{}
+	rep := &report.Report{}
 	p := bench.Plan{Quick: true}.WithDefaults()
 	p.Duration = 500 * time.Millisecond
 	w := &cancelOnWrite{prefix: "[1/", cancel: cancel} // after the section's first cell

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestWarmupZeroKernelCount: with --warmup 0 a UDP stream cell sends its messages and
@@ -119,7 +119,7 @@ func TestGROSocketDropsKernelCount(t *testing.T) {
 // kernel's Udp: counters over the run (in InDatagrams, rcvbuf RcvbufErrors): every
 // datagram that reached a socket was one of the cell's messages, and the socket's
 // drops are exactly the cell's drops_socket.
-func checkKernelCount(t *testing.T, m bench.Metrics, in, rcvbuf uint64) {
+func checkKernelCount(t *testing.T, m report.Metrics, in, rcvbuf uint64) {
 	t.Helper()
 	if sent := m.SentMsgs - m.DropsSender; in+rcvbuf != sent {
 		t.Errorf("kernel: InDatagrams %d + RcvbufErrors %d = %d datagrams reached a UDP socket; want the cell's %d sent, less %d its kernel refused to send, = %d",
@@ -131,7 +131,7 @@ func checkKernelCount(t *testing.T, m bench.Metrics, in, rcvbuf uint64) {
 }
 
 // oneCell is the metrics of a report's one cell, which must have measured.
-func oneCell(t *testing.T, rep bench.Report) bench.Metrics {
+func oneCell(t *testing.T, rep report.Report) report.Metrics {
 	t.Helper()
 	if len(rep.Results) != 1 || rep.Results[0].Error != "" {
 		t.Fatalf("results %+v, want one measured udp stream cell", rep.Results)
@@ -164,7 +164,7 @@ func TestRemoteGROSocketDropsKernelCount(t *testing.T) {
 	after := udpSNMPIn(t, p.InServer)
 	m := oneCell(t, rep)
 	rcvbuf := after["RcvbufErrors"] - before["RcvbufErrors"]
-	var peer bench.Sock
+	var peer report.Sock
 	if rep.Env.Peer != nil {
 		peer = rep.Env.Peer.Sockets["udp"]
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 func TestParseRate(t *testing.T) {
@@ -175,7 +176,7 @@ func TestReportBadFile(t *testing.T) {
 // TestLabSection: the default suite's emulated-link section attaches a lab report and
 // adds the reliability rows to the properties table; without privileges it says so.
 func TestLabSection(t *testing.T) {
-	rep := &bench.Report{}
+	rep := &report.Report{}
 	p := bench.Plan{Quick: true}.WithDefaults()
 	// The section's hol and bottleneck cells run for min(p.Duration, 2 s): 500 ms
 	// shows them as well and saves 8 s. Its stream cells, whose link counts make the

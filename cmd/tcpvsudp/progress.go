@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
@@ -82,7 +83,7 @@ func (pr *progress) close() {
 // cell measured, in words that fit beside its name in 100 columns. Requests with no
 // reply within --timeout are unanswered, never lost (bench.RequestResponse); only
 // sequence-numbered messages are lost.
-func summary(r *bench.Result) string {
+func summary(r *report.Result) string {
 	if !r.Measured() {
 		return "not measured: " + r.Error // no figures, not zeros
 	}
@@ -91,23 +92,23 @@ func summary(r *bench.Result) string {
 	}
 	m := r.Metrics
 	switch {
-	case r.Experiment == bench.ExpStream || r.Experiment == bench.ExpSlowReceiver:
+	case r.Experiment == report.ExpStream || r.Experiment == report.ExpSlowReceiver:
 		lost := 0.0
 		if m.SentMsgs > 0 {
 			lost = 100 * float64(m.LostMsgs) / float64(m.SentMsgs)
 		}
 		return fmt.Sprintf("goodput %s (receiver), sent %d, lost %d (%.2f%%)", units.Bps(m.GoodputBps), m.SentMsgs, m.LostMsgs, lost)
-	case r.Experiment == bench.ExpRefused:
+	case r.Experiment == report.ExpRefused:
 		return refusedSummary(r.Observed)
-	case r.Experiment == bench.ExpClose:
+	case r.Experiment == report.ExpClose:
 		return closeSummary(r.Observed)
-	case bench.RequestResponse(r.Experiment):
+	case report.RequestResponse(r.Experiment):
 		p50 := "n/a"
 		if m.RTT != nil && m.RTT.P50 != nil {
 			p50 = units.Dur(float64(*m.RTT.P50))
 		}
 		what := "RTT"
-		if r.Experiment == bench.ExpConnect {
+		if r.Experiment == report.ExpConnect {
 			what = "first answer"
 		}
 		return fmt.Sprintf("%s p50 %s, %.0f/s, unanswered %d of %d", what, p50, m.MsgsPerS, m.Timeouts, m.SentMsgs)

@@ -13,6 +13,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/farend"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // serverAddr reads --server: HOST, HOST:PORT, an IPv6 address alone (bracketed or
@@ -77,9 +78,9 @@ type pendingFar struct {
 	key  []byte // --key-file's key, read while the flags were checked; nil = none
 }
 
-func (f pendingFar) Link() bench.Link { return bench.Link{Kind: "remote", Addr: f.addr} }
+func (f pendingFar) Link() report.Link { return report.Link{Kind: "remote", Addr: f.addr} }
 
-func (f pendingFar) PeerEnv() *bench.Env { return nil }
+func (f pendingFar) PeerEnv() *report.Env { return nil }
 
 func (f pendingFar) Open(context.Context, bench.FarSpec) (bench.FarCell, error) {
 	return nil, errors.New("not connected")

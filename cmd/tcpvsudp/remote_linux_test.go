@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestRunServerTwoHosts: 'tcpvsudp serve' in one namespace, 'tcpvsudp run --server'
@@ -45,12 +45,12 @@ func TestRunServerTwoHosts(t *testing.T) {
 			continue
 		}
 		switch r.Experiment {
-		case bench.ExpPingPong:
+		case report.ExpPingPong:
 			if m.SentMsgs != 500 || m.RecvMsgs+m.LostMsgs != 500 || m.RecvMsgs < 495 || m.ServerSockets != 1 {
 				t.Errorf("pingpong %s %d B: sent %d, recv %d, lost %d, server sockets %d; want 500 answered by one server socket",
 					r.Transport, r.Params.Size, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
 			}
-		case bench.ExpStream:
+		case report.ExpStream:
 			// Paced at 20 Mbit/s across a veth pair: the known answer is exact.
 			if !deliveredOrCounted(m, 500) || m.ServerSockets != 1 {
 				t.Errorf("stream %s %d B: sent %d, recv %d, lost %d (kernel drops: socket %v, sender %d), dup %d, reordered %d, server sockets %d; want 500 received once, in order, or dropped and counted by a kernel",
@@ -183,7 +183,7 @@ func TestRunServerTwoHostsProperties(t *testing.T) {
 		num := func(k string) float64 { f, _ := o[k].(float64); return f }
 		tcp := r.Transport == "tcp"
 		switch r.Experiment {
-		case bench.ExpRefused:
+		case report.ExpRefused:
 			host, port, err := net.SplitHostPort(fmt.Sprint(o["address"]))
 			if n, _ := strconv.Atoi(port); err != nil || host != lab.PairServerAddr || n < 41000 || n > 41015 {
 				t.Errorf("refused %s: address %v, want %s and a port of --data-ports 41000-41015", r.Transport, o["address"], lab.PairServerAddr)
@@ -195,7 +195,7 @@ func TestRunServerTwoHostsProperties(t *testing.T) {
 				o["unconnected_send_error"] != "" || o["unconnected_told"] != false) {
 				t.Errorf("refused udp: observed %v; want dial and send to succeed, ECONNREFUSED after the send, an unconnected socket told nothing", o)
 			}
-		case bench.ExpClose:
+		case report.ExpClose:
 			raw, rtt, detect := num("peer_close_request_to_eof_ns"), num("echo_rtt_ns"), num("peer_close_detect_ns")
 			if tcp && (o["peer_close_seen"] != true || raw <= 0 || rtt <= 0 || detect != max(0, raw-rtt) || detect >= closeDetectMax ||
 				o["listener_closed_existing_answered"] != true || o["listener_closed_new_refused"] != true) {
@@ -205,7 +205,7 @@ func TestRunServerTwoHostsProperties(t *testing.T) {
 				o["listener_closed_new_refused"] != false || !strings.HasPrefix(fmt.Sprint(o["listener_closed_new_client"]), "dial succeeded; request unanswered")) {
 				t.Errorf("close udp: observed %v; want nothing seen within 1 s, and no one answered once the socket closed", o)
 			}
-		case bench.ExpBoundaries:
+		case report.ExpBoundaries:
 			m := r.Metrics
 			t.Logf("boundaries %s: sent %d recv %d lost %d, server sockets %d", r.Transport, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.ServerSockets)
 			// UDP's burst comes 50 datagrams at a time, 10 ms apart: a loaded host can
@@ -257,7 +257,7 @@ func deref(p *uint64) any {
 // runIn runs 'tcpvsudp run ARGS --out DIR' as a child process in p's client
 // namespace, waits for it (60 s at most) and returns the report it wrote. cs is the
 // server whose log a failure shows, or nil.
-func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) bench.Report {
+func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) report.Report {
 	t.Helper()
 	rep, status, stderr := runInStatus(t, p, cs, args...)
 	if status != 0 {
@@ -275,7 +275,7 @@ func runIn(t *testing.T, p *lab.Pair, cs *childServe, args ...string) bench.Repo
 // socket's): the known answer of a paced stream. Idle, nothing is dropped; a loaded
 // host can starve a UDP receiver past its buffer, and then the kernel's count is the
 // answer. TCP has no drop counts, so for it every message must arrive.
-func deliveredOrCounted(m bench.Metrics, want uint64) bool {
+func deliveredOrCounted(m report.Metrics, want uint64) bool {
 	dropped := m.DropsSender
 	if m.DropsSocket != nil {
 		dropped += *m.DropsSocket

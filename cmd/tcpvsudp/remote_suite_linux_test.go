@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestRunServerTwoHostsFullSuite: the default suite, once with 'run --server' across
@@ -28,7 +29,7 @@ func TestRunServerTwoHostsFullSuite(t *testing.T) {
 	far := runIn(t, p, cs, append([]string{"--server", addr, "--key-file", key}, flags...)...)
 	local := runIn(t, p, cs, append([]string{"--no-lab"}, flags...)...)
 
-	shape := func(rep bench.Report) []string {
+	shape := func(rep report.Report) []string {
 		var s []string
 		for _, r := range rep.Results {
 			s = append(s, fmt.Sprintf("%s/%s/%+v", r.Experiment, r.Transport, r.Params))

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/farend"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // TestServerAddr: --server takes a host or an address alone (port 5299) or with a
@@ -106,13 +106,13 @@ func startKeyedServer(t *testing.T, runner func(*remote.Server) remote.Runner) (
 const lossTimeout = "5s"
 
 // readReport reads the report.json a run wrote into dir.
-func readReport(t *testing.T, dir string) bench.Report {
+func readReport(t *testing.T, dir string) report.Report {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	if err != nil {
 		t.Fatalf("no report written: %v", err)
 	}
-	var rep bench.Report
+	var rep report.Report
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
@@ -74,7 +74,7 @@ func TestRunServerSocketFlags(t *testing.T) {
 	if rep.Config.RecvBuffer != 1<<20 || !rep.Config.NoGSO || rep.Config.Batch != 1 {
 		t.Errorf("config recv_buffer %d, no_gso %v, batch %d; want 1048576, true, 1", rep.Config.RecvBuffer, rep.Config.NoGSO, rep.Config.Batch)
 	}
-	ends := map[string]map[string]bench.Sock{"client": rep.Env.Sockets}
+	ends := map[string]map[string]report.Sock{"client": rep.Env.Sockets}
 	if rep.Env.Peer != nil {
 		ends["server"] = rep.Env.Peer.Sockets
 	}
@@ -212,7 +212,7 @@ func readPerfCount(file string) (uint64, error) {
 
 // runInCounted is runIn, with the run's sendmmsg calls counted by perf stat when
 // counted is true (0 otherwise).
-func runInCounted(t *testing.T, p *lab.Pair, cs *childServe, counted bool, args ...string) (bench.Report, uint64) {
+func runInCounted(t *testing.T, p *lab.Pair, cs *childServe, counted bool, args ...string) (report.Report, uint64) {
 	t.Helper()
 	if !counted {
 		return runIn(t, p, cs, args...), 0

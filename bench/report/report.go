@@ -1,4 +1,8 @@
-package bench
+// Package report is the run's JSON document, the source of truth and the only
+// input of the renderers: plain data (Report and what it holds), the names of
+// experiments and cells as reports spell them, and the property rows derived from
+// a report's results (Properties). Nothing here measures.
+package report
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"fmt"
@@ -15,7 +15,7 @@ func Properties(r *Report) []Property {
 	var ps []Property
 	for _, f := range []func(*Report) (Property, bool){propSetup, propRefused, propClose, propSockets, propBoundaries,
 		propFlowControl, propFanout, propRetransmission, propLabOrdering, propDuplicates, propChecksum,
-		propCongestion, propHOL, propReliability, propOrdering, propRTT, propThroughput, propCost} {
+		PropCongestion, PropHOL, propReliability, propOrdering, propRTT, propThroughput, propCost} {
 		if p, ok := f(r); ok {
 			ps = append(ps, p)
 		}
@@ -32,7 +32,7 @@ func pick(r *Report, exp, transport string) []Result { return pickIO(r, exp, tra
 func pickIO(r *Report, exp, transport, io string) []Result {
 	var out []Result
 	for _, res := range r.Results {
-		if res.Experiment == exp && res.Transport == transport && res.Params.IO == io && res.Error == "" && !skipped(res) {
+		if res.Experiment == exp && res.Transport == transport && res.Params.IO == io && res.Error == "" && !Skipped(res) {
 			out = append(out, res)
 		}
 	}
@@ -112,7 +112,7 @@ func propFlowControl(r *Report) (Property, bool) {
 		Claim:    "a TCP sender is held to the pace its receiver reads at; a UDP sender is not, and the excess is dropped",
 		TCP:      fmt.Sprintf("sender ran at %.2fx the receiver's goodput", ts/tg),
 		UDP:      fmt.Sprintf("sender ran at %.2fx the receiver's goodput", us/ug),
-		Evidence: map[string]any{"experiment": ExpStream + " (unpaced)", "tcp_send_over_goodput": round3(ts / tg), "udp_send_over_goodput": round3(us / ug)},
+		Evidence: map[string]any{"experiment": ExpStream + " (unpaced)", "tcp_send_over_goodput": Round3(ts / tg), "udp_send_over_goodput": Round3(us / ug)},
 	}, true
 }
 
@@ -162,23 +162,23 @@ func propSetup(r *Report) (Property, bool) {
 		Claim:    "TCP needs a three-way handshake before the first byte; UDP's first datagram is the request",
 		TCP:      fmt.Sprintf("first answer in %s (p50), %s transactions/s", nsText(t), g(uint64(tcp[0].Metrics.TransPerS+0.5))),
 		UDP:      fmt.Sprintf("first answer in %s (p50), %s transactions/s", nsText(u), g(uint64(udp[0].Metrics.TransPerS+0.5))),
-		Evidence: map[string]any{"experiment": ExpConnect, "tcp_p50_ns": t, "udp_p50_ns": u, "tcp_over_udp": round3(float64(t) / float64(max(u, 1)))},
+		Evidence: map[string]any{"experiment": ExpConnect, "tcp_p50_ns": t, "udp_p50_ns": u, "tcp_over_udp": Round3(float64(t) / float64(max(u, 1)))},
 	}, true
 }
 
 func clientsText(o map[string]any) string {
-	n, _ := obsNum(o, "clients")
-	sk, _ := obsNum(o, "server_sockets")
-	fds, _ := obsNum(o, "server_fds")
+	n, _ := ObsNum(o, "clients")
+	sk, _ := ObsNum(o, "server_sockets")
+	fds, _ := ObsNum(o, "server_fds")
 	t := fmt.Sprintf("%.0f clients: %s, %s", n, countNoun(sk, "server socket"), countNoun(fds, "server file descriptor"))
-	if slab, ok := obsNum(o, "kernel_socket_slab_bytes_per_client"); ok && slab > 0 {
+	if slab, ok := ObsNum(o, "kernel_socket_slab_bytes_per_client"); ok && slab > 0 {
 		whose := "both ends"
 		if _, far := o["footprint_of"]; far {
 			whose = "the server's kernel" // across hosts (footprint_of says what a shared kernel adds)
 		}
 		t += fmt.Sprintf(", %.0f B of kernel socket objects per client (%s)", slab, whose)
 	}
-	if rps, ok := obsNum(o, "requests_per_s"); ok {
+	if rps, ok := ObsNum(o, "requests_per_s"); ok {
 		t += fmt.Sprintf("; %s requests/s", g(uint64(rps+0.5)))
 	}
 	return t
@@ -284,11 +284,11 @@ func propThroughput(r *Report) (Property, bool) {
 		return Property{}, false
 	}
 	ev := map[string]any{"experiment": ExpStream, "size": t.Params.Size,
-		"tcp_goodput_bps": round3(t.Metrics.GoodputBps), "udp_goodput_bps": round3(u.Metrics.GoodputBps)}
+		"tcp_goodput_bps": Round3(t.Metrics.GoodputBps), "udp_goodput_bps": Round3(u.Metrics.GoodputBps)}
 	udp := fmt.Sprintf("%s goodput (%s)", units.Bps(u.Metrics.GoodputBps), udpBatchedLabel(r))
 	if ok3 && tb.Metrics.GoodputBps > 0 {
 		udp += fmt.Sprintf("; %s (%s)", units.Bps(tb.Metrics.GoodputBps), textbookLabel)
-		ev["udp_textbook_goodput_bps"] = round3(tb.Metrics.GoodputBps)
+		ev["udp_textbook_goodput_bps"] = Round3(tb.Metrics.GoodputBps)
 	}
 	return Property{
 		ID:       "throughput",
@@ -305,8 +305,8 @@ func propCost(r *Report) (Property, bool) {
 	if !ok {
 		return Property{}, false
 	}
-	tc, tok := bothEndsPerGB(t.Metrics)
-	uc, uok := bothEndsPerGB(u.Metrics)
+	tc, tok := BothEndsPerGB(t.Metrics)
+	uc, uok := BothEndsPerGB(u.Metrics)
 	if !tok || !uok {
 		return Property{}, false
 	}
@@ -314,11 +314,11 @@ func propCost(r *Report) (Property, bool) {
 	if t.Metrics.ServerCPUSec != nil {
 		where = "both hosts together (this host's process and the server's)"
 	}
-	ev := map[string]any{"experiment": ExpStream, "size": t.Params.Size, "tcp_cpu_s_per_gb": round3(tc), "udp_cpu_s_per_gb": round3(uc)}
+	ev := map[string]any{"experiment": ExpStream, "size": t.Params.Size, "tcp_cpu_s_per_gb": Round3(tc), "udp_cpu_s_per_gb": Round3(uc)}
 	udp := fmt.Sprintf("%.2f CPU s/GB (%s)", uc, udpBatchedLabel(r))
-	if bc, bok := bothEndsPerGB(tb.Metrics); ok3 && bok {
+	if bc, bok := BothEndsPerGB(tb.Metrics); ok3 && bok {
 		udp += fmt.Sprintf("; %.2f CPU s/GB (%s)", bc, textbookLabel)
-		ev["udp_textbook_cpu_s_per_gb"] = round3(bc)
+		ev["udp_textbook_cpu_s_per_gb"] = Round3(bc)
 	}
 	return Property{
 		ID:       "cost",
@@ -333,7 +333,7 @@ func propCost(r *Report) (Property, bool) {
 // bothEndsPerGB is the CPU seconds per gigabyte of both ends of a stream cell: on one
 // host its CPUSecPerGB (one process runs both), across hosts that scaled by the
 // server's CPU added to this host's.
-func bothEndsPerGB(m Metrics) (float64, bool) {
+func BothEndsPerGB(m Metrics) (float64, bool) {
 	switch {
 	case m.CPUSecPerGB == nil:
 		return 0, false
@@ -345,7 +345,7 @@ func bothEndsPerGB(m Metrics) (float64, bool) {
 	return *m.CPUSecPerGB * (m.CPUSec + *m.ServerCPUSec) / m.CPUSec, true
 }
 
-func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
+func Round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
 
 // nsText prints a duration given in ns for a property's sentence.
 func nsText(ns int64) string {
@@ -381,7 +381,7 @@ func both(r *Report, exp string) (tcp, udp map[string]any, ok bool) {
 }
 
 // obsNum reads a number from observations whatever its JSON-decoded type.
-func obsNum(o map[string]any, key string) (float64, bool) {
+func ObsNum(o map[string]any, key string) (float64, bool) {
 	switch v := o[key].(type) {
 	case int64:
 		return float64(v), true
@@ -430,7 +430,7 @@ func pick3(ev map[string]any, prefix string, o map[string]any, keys ...string) {
 
 // refusedText tells what one transport's refused observation shows.
 func refusedText(o map[string]any) string {
-	d, _ := obsNum(o, "detect_ns")
+	d, _ := ObsNum(o, "detect_ns")
 	switch obsStr(o, "refused_at") {
 	case "dial":
 		return fmt.Sprintf("connect failed after %s: %s", nsText(int64(d)), obsStr(o, "dial_error"))
@@ -441,7 +441,7 @@ func refusedText(o map[string]any) string {
 		}
 		return t
 	}
-	w, _ := obsNum(o, "waited_ns")
+	w, _ := ObsNum(o, "waited_ns")
 	return fmt.Sprintf("nothing reported in %s", nsText(int64(w)))
 }
 
@@ -454,7 +454,7 @@ func propRefused(r *Report) (Property, bool) {
 func closeText(o map[string]any) string {
 	var peer string
 	if obsFlag(o, "peer_close_seen") {
-		d, _ := obsNum(o, "peer_close_detect_ns")
+		d, _ := ObsNum(o, "peer_close_detect_ns")
 		peer = fmt.Sprintf("peer close: %s after %s", obsStr(o, "peer_close_result"), nsText(int64(d)))
 	} else {
 		peer = "peer close: " + obsStr(o, "peer_close_result")
@@ -474,10 +474,10 @@ func propClose(r *Report) (Property, bool) {
 }
 
 func slowText(o map[string]any, m Metrics) string {
-	reader, _ := obsNum(o, "reader_rate_bps")
-	steady, _ := obsNum(o, "send_rate_steady_bps")
+	reader, _ := ObsNum(o, "reader_rate_bps")
+	steady, _ := ObsNum(o, "send_rate_steady_bps")
 	t := fmt.Sprintf("reader at %s: sender settled at %s", units.Bps(reader), units.Bps(steady))
-	if d, ok := obsNum(o, "rwnd_limited_ns"); ok && d > 0 {
+	if d, ok := ObsNum(o, "rwnd_limited_ns"); ok && d > 0 {
 		t += fmt.Sprintf(", held by the receive window for %s", nsText(int64(d)))
 	}
 	t += fmt.Sprintf("; %s of %s messages missing", g(m.LostMsgs), g(m.SentMsgs))
@@ -508,24 +508,24 @@ func propSlowReceiver(r *Report) (Property, bool) {
 }
 
 func boundariesText(o map[string]any) string {
-	writes, _ := obsNum(o, "writes")
-	size, _ := obsNum(o, "write_bytes")
-	reads, _ := obsNum(o, "reads")
+	writes, _ := ObsNum(o, "writes")
+	size, _ := ObsNum(o, "write_bytes")
+	reads, _ := ObsNum(o, "reads")
 	var t string
 	if obsFlag(o, "reads_equal_to_writes") {
 		t = fmt.Sprintf("%.0f writes of %.0f B came back as %.0f reads, each exactly one write", writes, size, reads)
 	} else {
-		co, _ := obsNum(o, "coalesced_reads")
-		sp, _ := obsNum(o, "split_reads")
-		lr, _ := obsNum(o, "largest_read")
+		co, _ := ObsNum(o, "coalesced_reads")
+		sp, _ := ObsNum(o, "split_reads")
+		lr, _ := ObsNum(o, "largest_read")
 		t = fmt.Sprintf("%.0f writes of %.0f B came back as %.0f reads (largest %.0f B): %.0f coalesced writes, %.0f cut one", writes, size, reads, lr, co, sp)
 	}
 	if obsFlag(o, "max_plus_one_emsgsize") {
-		mx, _ := obsNum(o, "max_message_bytes")
+		mx, _ := ObsNum(o, "max_message_bytes")
 		t += fmt.Sprintf("; largest message %.0f B, one byte more refused (EMSGSIZE)", mx)
 	} else if obsFlag(o, "one_mib_send_ok") {
 		t += "; a 1 MiB message goes through"
-		if n, ok := obsNum(o, "one_mib_reads"); ok && n > 0 {
+		if n, ok := ObsNum(o, "one_mib_reads"); ok && n > 0 {
 			t += fmt.Sprintf(" (raw, it took %.0f reads)", n)
 		}
 	}
@@ -543,13 +543,13 @@ func fanoutText(o map[string]any) string {
 	if m := obsStr(o, "multicast"); strings.HasPrefix(m, "unavailable") {
 		return "multicast " + m
 	}
-	n, _ := obsNum(o, "receivers")
-	copies, _ := obsNum(o, "copies_per_message")
-	socks, _ := obsNum(o, "sender_sockets")
-	calls, _ := obsNum(o, "send_calls")
-	lo, _ := obsNum(o, "delivered_min")
-	hi, _ := obsNum(o, "delivered_max")
-	ratio, _ := obsNum(o, "sender_bytes_per_delivered_byte")
+	n, _ := ObsNum(o, "receivers")
+	copies, _ := ObsNum(o, "copies_per_message")
+	socks, _ := ObsNum(o, "sender_sockets")
+	calls, _ := ObsNum(o, "send_calls")
+	lo, _ := ObsNum(o, "delivered_min")
+	hi, _ := ObsNum(o, "delivered_max")
+	ratio, _ := ObsNum(o, "sender_bytes_per_delivered_byte")
 	copyText := fmt.Sprintf("%.0f copies", copies)
 	if copies == 1 {
 		copyText = "1 copy"

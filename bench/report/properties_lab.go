@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"fmt"
@@ -12,32 +12,32 @@ import (
 
 // congestionText tells what one transport did in bottleneck.
 func congestionText(o map[string]any) string {
-	link, _ := obsNum(o, "link_rate_bps")
-	alone, _ := obsNum(o, "alone_share_of_link")
-	lost, _ := obsNum(o, "alone_lost_msgs")
-	sent, _ := obsNum(o, "alone_sent_msgs")
-	shared, _ := obsNum(o, "shared_share_of_link")
+	link, _ := ObsNum(o, "link_rate_bps")
+	alone, _ := ObsNum(o, "alone_share_of_link")
+	lost, _ := ObsNum(o, "alone_lost_msgs")
+	sent, _ := ObsNum(o, "alone_sent_msgs")
+	shared, _ := ObsNum(o, "shared_share_of_link")
 	t := fmt.Sprintf("alone at 2x the %s link: %s of the link, %s of %s messages lost",
 		units.Bps(link), units.Pct(alone), g(uint64(lost)), g(uint64(sent)))
-	if r, ok := obsNum(o, "alone_retransmits"); ok {
+	if r, ok := ObsNum(o, "alone_retransmits"); ok {
 		t += fmt.Sprintf(" (%s retransmits)", g(uint64(r)))
 	}
 	t += fmt.Sprintf("; beside a UDP flow at the link rate: %s of the link", units.Pct(shared))
-	if j, ok := obsNum(o, "jain_fairness"); ok {
+	if j, ok := ObsNum(o, "jain_fairness"); ok {
 		t += fmt.Sprintf(", Jain index %.2f", j)
 	}
 	return t
 }
 
-func propCongestion(r *Report) (Property, bool) {
+func PropCongestion(r *Report) (Property, bool) {
 	t, u, ok := both(r, ExpBottleneck)
 	if !ok {
 		return Property{}, false
 	}
-	if _, ok := obsNum(t, "shared_share_of_link"); !ok {
+	if _, ok := ObsNum(t, "shared_share_of_link"); !ok {
 		return Property{}, false // skipped: no rate-limited link
 	}
-	if _, ok := obsNum(u, "shared_share_of_link"); !ok {
+	if _, ok := ObsNum(u, "shared_share_of_link"); !ok {
 		return Property{}, false
 	}
 	ev := map[string]any{"experiment": ExpBottleneck}
@@ -58,9 +58,9 @@ func propCongestion(r *Report) (Property, bool) {
 // holText tells what one transport's messages met in hol.
 func holText(o map[string]any) string {
 	var t string
-	p50, ok50 := obsNum(o, "latency_p50_ns")
-	p99, ok99 := obsNum(o, "latency_p99_ns")
-	mx, okMax := obsNum(o, "latency_max_ns")
+	p50, ok50 := ObsNum(o, "latency_p50_ns")
+	p99, ok99 := ObsNum(o, "latency_p99_ns")
+	mx, okMax := ObsNum(o, "latency_max_ns")
 	switch {
 	case ok50 && ok99:
 		t = fmt.Sprintf("one-way latency p50 %s, p99 %s, max %s", nsText(int64(p50)), nsText(int64(p99)), nsText(int64(mx)))
@@ -71,16 +71,16 @@ func holText(o map[string]any) string {
 	default:
 		t = "no message delivered"
 	}
-	if late, ok := obsNum(o, "late_fraction_over_2x_p50"); ok {
+	if late, ok := ObsNum(o, "late_fraction_over_2x_p50"); ok {
 		t += fmt.Sprintf("; %s later than twice the median", units.Pct(late))
 	}
-	if f, ok := obsNum(o, "delivered_fraction"); ok {
+	if f, ok := ObsNum(o, "delivered_fraction"); ok {
 		t += fmt.Sprintf("; delivered %s", units.Pct(f))
 	}
 	return t
 }
 
-func propHOL(r *Report) (Property, bool) {
+func PropHOL(r *Report) (Property, bool) {
 	t, u, ok := both(r, ExpHOL)
 	if !ok {
 		return Property{}, false
