@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
@@ -69,10 +70,10 @@ func TestFarDefaultSuite(t *testing.T) {
 		t.Errorf("run warnings %q: want one naming the skipped experiments", rep.Warnings)
 	}
 	var txt, md bytes.Buffer
-	if err := RenderText(&txt, rep); err != nil {
+	if err := render.Text(&txt, rep); err != nil {
 		t.Fatal(err)
 	}
-	if err := RenderMarkdown(&md, rep); err != nil {
+	if err := render.Markdown(&md, rep); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(txt.String(), "Not run.") != len(not) {

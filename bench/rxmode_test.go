@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
@@ -271,7 +272,7 @@ func TestBusyPollExperiments(t *testing.T) {
 			}
 		}
 		var text strings.Builder
-		if err := RenderText(&text, rep); err != nil {
+		if err := render.Text(&text, rep); err != nil {
 			t.Fatal(err)
 		}
 		for _, want := range []string{"busy-poll receivers", "CPU tcp", "CPU udp", " cores", "Receivers busy-poll"} {

@@ -18,6 +18,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
@@ -457,7 +458,7 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	for _, w := range collectWarnings(rep) {
 		fmt.Fprintf(stderr, "warning: %s\n", remote.Printable(w)) // a server's words among them
 	}
-	if err := bench.RenderText(stdout, rep); err != nil {
+	if err := render.Text(stdout, rep); err != nil {
 		return fmt.Errorf("render tables: %w", err)
 	}
 	if !rf.noFiles {
@@ -466,12 +467,12 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		if err := writeFile(jsonPath, rep.WriteJSON); err != nil {
 			return err
 		}
-		if err := writeFile(mdPath, func(w io.Writer) error { return bench.RenderMarkdown(w, rep) }); err != nil {
+		if err := writeFile(mdPath, func(w io.Writer) error { return render.Markdown(w, rep) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "wrote %s and %s\n", jsonPath, mdPath)
 		// The charts report.md links; a chart that fails costs the chart, not the run.
-		names, err := bench.WriteCharts(rf.out, rep)
+		names, err := render.Charts(rf.out, rep)
 		if err != nil {
 			fmt.Fprintf(stderr, "warning: %v\n", err)
 		}
@@ -563,9 +564,9 @@ func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
 	}
 	switch format {
 	case "text":
-		err = bench.RenderText(stdout, rep)
+		err = render.Text(stdout, rep)
 	case "markdown", "md":
-		err = bench.RenderMarkdown(stdout, rep)
+		err = render.Markdown(stdout, rep)
 	case "json":
 		err = rep.WriteJSON(stdout)
 	default:
@@ -580,11 +581,11 @@ func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
 	if mdOut == "" {
 		return nil
 	}
-	if err := writeFile(mdOut, func(w io.Writer) error { return bench.RenderMarkdown(w, rep) }); err != nil {
+	if err := writeFile(mdOut, func(w io.Writer) error { return render.Markdown(w, rep) }); err != nil {
 		return err
 	}
 	// The charts the markdown links, beside it.
-	_, err = bench.WriteCharts(filepath.Dir(mdOut), rep)
+	_, err = render.Charts(filepath.Dir(mdOut), rep)
 	return err
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
@@ -174,7 +175,7 @@ func TestLabSectionInterrupted(t *testing.T) {
 		t.Errorf("incomplete %q, %d lab results; want %q and the first cell measured", rep.Incomplete, len(rep.Lab.Results), want)
 	}
 	var text bytes.Buffer
-	if err := bench.RenderText(&text, rep); err != nil {
+	if err := render.Text(&text, rep); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []string{"\nincomplete: " + want + "\n", " Incomplete: interrupted (context canceled) before stream over udp (size 1024)",

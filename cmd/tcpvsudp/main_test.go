@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
@@ -204,7 +205,7 @@ func TestLabSection(t *testing.T) {
 		t.Errorf("lab env.link.kind %q", rep.Lab.Env.Link.Kind)
 	}
 	var md bytes.Buffer
-	if err := bench.RenderMarkdown(&md, rep); err != nil || !strings.Contains(md.String(), "Across an emulated link") {
+	if err := render.Markdown(&md, rep); err != nil || !strings.Contains(md.String(), "Across an emulated link") {
 		t.Errorf("markdown: %v; has the lab section: %v", err, strings.Contains(md.String(), "Across an emulated link"))
 	}
 }

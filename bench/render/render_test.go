@@ -1,4 +1,4 @@
-package bench
+package render
 
 import (
 	"bytes"
@@ -174,8 +174,8 @@ func TestRenderGolden(t *testing.T) {
 		file   string
 		render func(*bytes.Buffer, *report.Report) error
 	}{
-		{"text", "render_text.golden", func(b *bytes.Buffer, r *report.Report) error { return RenderText(b, r) }},
-		{"markdown", "render_md.golden", func(b *bytes.Buffer, r *report.Report) error { return RenderMarkdown(b, r) }},
+		{"text", "render_text.golden", func(b *bytes.Buffer, r *report.Report) error { return Text(b, r) }},
+		{"markdown", "render_md.golden", func(b *bytes.Buffer, r *report.Report) error { return Markdown(b, r) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -205,11 +205,11 @@ func nonASCII(s string) string {
 func renderBoth(t *testing.T, r *report.Report) (text, md string) {
 	t.Helper()
 	var tb, mb bytes.Buffer
-	if err := RenderText(&tb, r); err != nil {
-		t.Fatalf("RenderText: %v", err)
+	if err := Text(&tb, r); err != nil {
+		t.Fatalf("Text: %v", err)
 	}
-	if err := RenderMarkdown(&mb, r); err != nil {
-		t.Fatalf("RenderMarkdown: %v", err)
+	if err := Markdown(&mb, r); err != nil {
+		t.Fatalf("Markdown: %v", err)
 	}
 	return tb.String(), mb.String()
 }

@@ -1,4 +1,4 @@
-package bench
+package render
 
 import (
 	"bytes"
@@ -12,12 +12,12 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/units"
 )
 
-// RenderMarkdown writes r as a markdown report: what was run and how to reproduce it,
+// Markdown writes r as a markdown report: what was run and how to reproduce it,
 // the properties table, one section per experiment with TCP and UDP side by side for
-// every metric and the charts of ChartNames linked by relative name (WriteCharts
+// every metric and the charts of ChartNames linked by relative name (Charts
 // writes them beside the report), the metric definitions and the warnings. It shows the same tables as
-// RenderText; cells are escaped here (tablewriter's markdown renderer escapes nothing).
-func RenderMarkdown(w io.Writer, r *report.Report) error {
+// Text; cells are escaped here (tablewriter's markdown renderer escapes nothing).
+func Markdown(w io.Writer, r *report.Report) error {
 	var b bytes.Buffer
 	b.WriteString("# tcpvsudp report\n\n")
 	b.WriteString(mdIntro(r))
@@ -28,7 +28,7 @@ func RenderMarkdown(w io.Writer, r *report.Report) error {
 			return fmt.Errorf("render markdown: properties: %w", err)
 		}
 	}
-	images := map[string][]chart{} // by experiment: the charts WriteCharts draws beside the report
+	images := map[string][]chart{} // by experiment: the charts Charts draws beside the report
 	for _, c := range charts(r) {
 		images[c.exp] = append(images[c.exp], c)
 	}

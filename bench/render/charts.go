@@ -1,4 +1,4 @@
-package bench
+package render
 
 import (
 	"bytes"
@@ -45,8 +45,8 @@ type chart struct {
 	draw  func() ([]byte, error)
 }
 
-// ChartNames returns the file names WriteCharts writes for r, in the order it
-// writes them. It touches no file: RenderMarkdown uses it to link the images.
+// ChartNames returns the file names Charts writes for r, in the order it
+// writes them. It touches no file: Markdown uses it to link the images.
 func ChartNames(r *report.Report) []string {
 	var out []string
 	for _, c := range charts(r) {
@@ -55,9 +55,9 @@ func ChartNames(r *report.Report) []string {
 	return out
 }
 
-// WriteCharts writes r's charts into dir as SVG files and returns their file names
+// Charts writes r's charts into dir as SVG files and returns their file names
 // (as ChartNames does). A report without the data for a chart gets no file for it.
-func WriteCharts(dir string, r *report.Report) ([]string, error) {
+func Charts(dir string, r *report.Report) ([]string, error) {
 	var names []string
 	for _, c := range charts(r) {
 		b, err := c.draw()

@@ -1,4 +1,4 @@
-package bench
+package render
 
 import (
 	"strings"
@@ -16,7 +16,7 @@ func TestRenderBothEnds(t *testing.T) {
 	r.Env.Sockets = map[string]report.Sock{"udp": sk}
 	r.Env.Peer = &report.Env{Host: "far", OS: "linux", Sockets: map[string]report.Sock{"udp": sk}}
 	var b strings.Builder
-	if err := RenderMarkdown(&b, r); err != nil {
+	if err := Markdown(&b, r); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{

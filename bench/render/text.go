@@ -1,4 +1,8 @@
-package bench
+// Package render turns a report (bench/report) into what people read: terminal
+// tables (Text), a markdown report (Markdown) and SVG charts (Charts). It formats and
+// never computes: everything it prints is in the report, so a report.json renders
+// the same later, on another host.
+package render
 
 import (
 	"bytes"
@@ -19,14 +23,14 @@ import (
 )
 
 // This file renders a Report as terminal tables, and holds the table model both
-// renderers share: RenderText and RenderMarkdown show the same tables, built once by
+// renderers share: Text and Markdown show the same tables, built once by
 // buildSections. Renderers format; they compute nothing but shares of figures already
 // in the report (lost as a percentage of sent).
 
-// RenderText writes r as plain-ASCII terminal tables: a one-line header saying where
+// Text writes r as plain-ASCII terminal tables: a one-line header saying where
 // and how the run happened, the properties table, one section per experiment with TCP
 // and UDP side by side for every metric, and the warnings.
-func RenderText(w io.Writer, r *report.Report) error {
+func Text(w io.Writer, r *report.Report) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "tcpvsudp: %s\n", orDash(textHeader(r)))
 	if r.Config.Command != "" {

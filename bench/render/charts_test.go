@@ -1,4 +1,4 @@
-package bench
+package render
 
 import (
 	"bytes"
@@ -40,20 +40,20 @@ func chartReport() *report.Report {
 func TestWriteChartsDeterministic(t *testing.T) {
 	r := chartReport()
 	a, b := t.TempDir(), t.TempDir()
-	na, err := WriteCharts(a, r)
+	na, err := Charts(a, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nb, err := WriteCharts(b, chartReport())
+	nb, err := Charts(b, chartReport())
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"rtt_cdf.svg", "connect_cdf.svg", "goodput_by_size.svg", "msgs_by_size.svg", "slow_receiver.svg"}
 	if !slices.Equal(na, want) || !slices.Equal(nb, want) {
-		t.Fatalf("WriteCharts wrote %v and %v, want %v", na, nb, want)
+		t.Fatalf("Charts wrote %v and %v, want %v", na, nb, want)
 	}
 	if names := ChartNames(r); !slices.Equal(names, na) {
-		t.Errorf("ChartNames = %v, WriteCharts wrote %v", names, na)
+		t.Errorf("ChartNames = %v, Charts wrote %v", names, na)
 	}
 	onDisk, err := filepath.Glob(filepath.Join(a, "*"))
 	if err != nil {
@@ -63,7 +63,7 @@ func TestWriteChartsDeterministic(t *testing.T) {
 		onDisk[i] = filepath.Base(onDisk[i])
 	}
 	if !slices.Equal(onDisk, slices.Sorted(slices.Values(na))) {
-		t.Errorf("files in the directory: %v, WriteCharts said %v", onDisk, na)
+		t.Errorf("files in the directory: %v, Charts said %v", onDisk, na)
 	}
 	for _, n := range na {
 		x, errA := os.ReadFile(filepath.Join(a, n))
@@ -79,7 +79,7 @@ func TestWriteChartsDeterministic(t *testing.T) {
 
 func TestChartsSVG(t *testing.T) {
 	dir := t.TempDir()
-	names, err := WriteCharts(dir, chartReport())
+	names, err := Charts(dir, chartReport())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,12 +175,12 @@ func TestChartsNeedTheirData(t *testing.T) {
 				t.Errorf("ChartNames = %v, want %v", got, tc.want)
 			}
 			dir := t.TempDir()
-			got, err := WriteCharts(dir, r)
+			got, err := Charts(dir, r)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(got, tc.want) {
-				t.Errorf("WriteCharts wrote %v, want %v", got, tc.want)
+				t.Errorf("Charts wrote %v, want %v", got, tc.want)
 			}
 		})
 	}
