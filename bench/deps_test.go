@@ -26,3 +26,32 @@ func TestLeafDeps(t *testing.T) {
 		}
 	}
 }
+
+// TestModelAndRendererDeps: the report model and the renderers know nothing of how
+// figures are measured (no bench, transports, lab or remote), and the server side
+// (bench/farend, `serve`) links no renderer.
+func TestModelAndRendererDeps(t *testing.T) {
+	const mod = "github.com/tcpvsudp/tcpvsudp/"
+	deps := func(pkgs ...string) []string {
+		out, err := exec.Command("go", append([]string{"list", "-deps"}, pkgs...)...).CombinedOutput()
+		if err != nil {
+			t.Skipf("go list unavailable: %v: %s", err, out)
+		}
+		return strings.Fields(string(out))
+	}
+	for _, dep := range deps("./farend") {
+		if dep == mod+"bench/render" || strings.HasPrefix(dep, "gonum.org/") || strings.Contains(dep, "tablewriter") {
+			t.Errorf("the server side (bench/farend) links %s", dep)
+		}
+	}
+	for _, dep := range deps("./report", "./render") {
+		if !strings.HasPrefix(dep, mod) {
+			continue
+		}
+		switch strings.TrimPrefix(dep, mod) {
+		case "bench/report", "bench/render", "internal/units":
+		default:
+			t.Errorf("the report model or a renderer depends on %s", dep)
+		}
+	}
+}

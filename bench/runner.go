@@ -20,7 +20,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // Plan is what one run measures: every experiment, for every size, over every

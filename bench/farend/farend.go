@@ -27,8 +27,8 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strconv"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // injectedSection sets what the emulated link did beside what each transport

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // TestLabFiguresOneDefinition: every place the report quotes one of the emulated

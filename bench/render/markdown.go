@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // Markdown writes r as a markdown report: what was run and how to reproduce it,

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the renderers' output")

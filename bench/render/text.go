@@ -19,7 +19,7 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // This file renders a Report as terminal tables, and holds the table model both

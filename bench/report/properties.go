@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // Properties turns the measured results into the properties table: each row a

@@ -3,7 +3,7 @@ package report
 import (
 	"fmt"
 
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // The property rows of the lab experiments that measure more than counts: bottleneck

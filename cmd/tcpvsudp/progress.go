@@ -16,7 +16,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/bench/units"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 // progress shows where a run is on stderr: a bar when stderr is a terminal, one

@@ -1,7 +1,10 @@
-// Package units reads the quantities that flags and link specs take as text: bit
-// rates with a decimal SI prefix ("500M", "1.5Gbit/s"), counts per second ("1k")
-// and byte sizes with a binary prefix ("256K", "1M"). Errors say what was expected and never name a flag: the caller knows which
-// flag it parsed, and prefixes it.
+// Package units reads and writes quantities. Reading (this file): the quantities
+// that flags and link specs take as text: bit rates with a decimal SI prefix
+// ("500M", "1.5Gbit/s"), counts per second ("1k") and byte sizes with a binary
+// prefix ("256K", "1M"). Writing (format.go): figures with three significant
+// digits and their unit, for tables, sentences and progress lines. Parse errors
+// say what was expected and never name a flag: the caller knows which flag it
+// parsed, and prefixes it.
 package units
 
 import (

@@ -1,7 +1,7 @@
-// Package units formats figures for people: three significant digits, plain ASCII,
-// bits/s in decimal SI, durations from nanoseconds, sizes in binary units. Small
-// pure functions shared by the renderers, the property phrases and the progress
-// lines.
+// Formatting: figures for people, three significant digits, plain ASCII, bits/s
+// in decimal SI, durations from nanoseconds, sizes in binary units. Shared by the
+// renderers, the property phrases and the progress lines.
+
 package units
 
 import (
