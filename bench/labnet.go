@@ -134,8 +134,7 @@ type labMark struct {
 const linkQuiet = 20 * time.Millisecond
 
 func startLabCell(ctx context.Context, l *lab.Lab, nw Network, idle time.Duration) *labCell {
-	d, _ := nw.(datagrammer)
-	c := &labCell{lab: l, datagrams: d != nil && d.datagrams(), idle: cmp.Or(idle, time.Second)}
+	c := &labCell{lab: l, datagrams: CapsOf(nw.Name()).Datagrams, idle: cmp.Or(idle, time.Second)}
 	c.first = c.read(ctx)
 	return c
 }

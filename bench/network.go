@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/tcpvsudp/tcpvsudp/tcp"
@@ -38,34 +36,6 @@ type NetOptions struct {
 	// until data arrives, and asks for SO_BUSY_POLL (tcp.Options.BusyPoll,
 	// udp.Options.BusyPoll): lower latency for a full CPU core per receiving socket.
 	BusyPoll bool
-}
-
-// Transports lists the transport names NetworkByName knows, sorted.
-func Transports() []string {
-	names := make([]string, 0, len(networks))
-	for n := range networks {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-var networks = map[string]func(NetOptions) Network{
-	"tcp": func(o NetOptions) Network {
-		return tcpNetwork{tcp.Options{NoDelay: o.NoDelay, RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, BusyPoll: o.BusyPoll}}
-	},
-	"udp": func(o NetOptions) Network {
-		return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll}}
-	},
-}
-
-// NetworkByName returns the Network for a transport name ("tcp" or "udp").
-func NetworkByName(name string, o NetOptions) (Network, error) {
-	f, ok := networks[name]
-	if !ok {
-		return nil, fmt.Errorf("bench: unknown transport %q (known: %s)", name, strings.Join(Transports(), ", "))
-	}
-	return f(o), nil
 }
 
 type tcpNetwork struct{ o tcp.Options }
@@ -114,12 +84,6 @@ func (c tcpConn) TCPInfo() (TCPInfo, error) {
 }
 
 type udpNetwork struct{ o udp.Options }
-
-// datagrammer is a Network whose messages each travel as one datagram: the lab's
-// classifier counts them one for one.
-type datagrammer interface{ datagrams() bool }
-
-func (udpNetwork) datagrams() bool { return true }
 
 func (udpNetwork) Name() string    { return "udp" }
 func (udpNetwork) MaxMessage() int { return udp.MaxPayloadIPv4 }

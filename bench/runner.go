@@ -161,7 +161,7 @@ func (p Plan) drain() time.Duration { return max(p.Drain, 0) }
 // value, e.g. "--sizes: must be 48..65507 for udp, got 70000".
 func (p Plan) Validate() error {
 	for _, t := range p.Transports {
-		if _, ok := networks[t]; !ok {
+		if !slices.Contains(Transports(), t) {
 			return fmt.Errorf("--transports: unknown transport %q (known: %s)", t, strings.Join(Transports(), ", "))
 		}
 	}
@@ -254,7 +254,7 @@ func (p Plan) cells() []cell {
 			for _, t := range p.Transports {
 				ps := report.Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
 					Reverse: p.Reverse && x == report.ExpStream, Bidir: p.Bidir && x == report.ExpStream}
-				if x != report.ExpStream || t != "udp" {
+				if x != report.ExpStream || !CapsOf(t).TextbookIO {
 					cs = append(cs, cell{x, t, ps})
 					continue
 				}
@@ -592,7 +592,7 @@ func runWarnings(p Plan) []string {
 // used wherever the transport has them (UDP on Linux); a byte stream (TCP) has none.
 func jitterClockWarnings(rs []report.Result) []string {
 	var user []string
-	tcpUser := false
+	streamUser := false // a transport with no datagrams (TCP) has no per-message arrival to stamp
 	for _, r := range rs {
 		m := r.Metrics
 		if r.Experiment != report.ExpStream || r.Error != "" || m.JitterNs == nil {
@@ -612,14 +612,14 @@ func jitterClockWarnings(rs []report.Result) []string {
 		if !slices.Contains(user, what) {
 			user = append(user, what)
 		}
-		tcpUser = tcpUser || r.Transport == "tcp"
+		streamUser = streamUser || !CapsOf(r.Transport).Datagrams
 	}
 	if len(user) == 0 {
 		return nil
 	}
 	w := "jitter of stream over " + strings.Join(user, ", ") + ": arrival times are read in user space after each receive call, " +
 		"not taken from kernel timestamps (SO_TIMESTAMPNS), so jitter includes the receiver's scheduling delay"
-	if tcpUser {
+	if streamUser {
 		w += " (TCP cannot do better: a byte stream has no per-message arrival)"
 	}
 	return []string{w}
@@ -651,7 +651,7 @@ const ethernetPayload = 1472
 // the accounting identity sent = received − duplicates + lost (PITFALLS 4).
 func honesty(r report.Result, link report.Link) []string {
 	var w []string
-	if r.Transport == "udp" && r.Params.Size > ethernetPayload {
+	if CapsOf(r.Transport).Datagrams && r.Params.Size > ethernetPayload {
 		frags := (r.Params.Size + 8 + 1479) / 1480 // IPv4 fragments carry 1480 bytes
 		if link.Kind == "loopback" {
 			w = append(w, fmt.Sprintf("%d-byte datagrams exceed a 1500-byte MTU: on a real link each would travel as %d IP fragments, and losing one loses the datagram; loopback (MTU %d) does not fragment", r.Params.Size, frags, loopbackMTU()))

@@ -1,0 +1,103 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/tcpvsudp/tcpvsudp/tcp"
+	"github.com/tcpvsudp/tcpvsudp/udp"
+)
+
+// A TransportSpec is one transport as the runner knows it: its name, how to open it
+// with the run's socket flags, and what it can do. A transport is a leaf package
+// (tcp, udp) plus one RegisterTransport call; experiments never test a transport's
+// name, they ask for its Caps.
+type TransportSpec struct {
+	Name string                   // as flags and reports spell it: "tcp", "udp"
+	Open func(NetOptions) Network // opens both ends with the run's socket flags
+	Caps Caps
+}
+
+// Caps are what a transport does that experiments, warnings and reports must know.
+type Caps struct {
+	// Reliable: every message arrives once and in order, or the connection fails
+	// (TCP). A reliable stream's losses show as retransmits, never as lost messages.
+	Reliable bool
+	// Connected: a server endpoint per client (Listener.Accept returns one for each),
+	// where a connectionless transport has one endpoint serve every client (UDP).
+	Connected bool
+	// Datagrams: each message travels as one IP datagram (UDP). Larger than a
+	// link's MTU, it fragments; the lab counts such messages one for one.
+	Datagrams bool
+	// TextbookIO: besides its batched path, it can send and receive one message per
+	// system call with no offloads (--udp-io textbook), so a reader sees what each
+	// costs.
+	TextbookIO bool
+}
+
+var registry struct {
+	sync.RWMutex
+	specs map[string]TransportSpec
+}
+
+// RegisterTransport makes a transport known to the runner, the flags and the
+// reports. It panics on an empty name, a nil Open or a name already registered: a
+// registration is a program's constant, made at init.
+func RegisterTransport(s TransportSpec) {
+	if s.Name == "" || s.Open == nil {
+		panic("bench: RegisterTransport needs a name and an Open function")
+	}
+	registry.Lock()
+	defer registry.Unlock()
+	if _, dup := registry.specs[s.Name]; dup {
+		panic(fmt.Sprintf("bench: transport %q registered twice", s.Name))
+	}
+	if registry.specs == nil {
+		registry.specs = map[string]TransportSpec{}
+	}
+	registry.specs[s.Name] = s
+}
+
+func init() {
+	RegisterTransport(TransportSpec{Name: "tcp", Caps: Caps{Reliable: true, Connected: true},
+		Open: func(o NetOptions) Network {
+			return tcpNetwork{tcp.Options{NoDelay: o.NoDelay, RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, BusyPoll: o.BusyPoll}}
+		}})
+	RegisterTransport(TransportSpec{Name: "udp", Caps: Caps{Datagrams: true, TextbookIO: true},
+		Open: func(o NetOptions) Network {
+			return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll}}
+		}})
+}
+
+// Transports lists the registered transport names, sorted.
+func Transports() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	names := make([]string, 0, len(registry.specs))
+	for n := range registry.specs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// CapsOf is what the transport named name can do; the zero Caps for a name not
+// registered.
+func CapsOf(name string) Caps {
+	registry.RLock()
+	defer registry.RUnlock()
+	return registry.specs[name].Caps
+}
+
+// NetworkByName returns the Network of a registered transport, opened with o.
+func NetworkByName(name string, o NetOptions) (Network, error) {
+	registry.RLock()
+	s, ok := registry.specs[name]
+	registry.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("bench: unknown transport %q (known: %s)", name, strings.Join(Transports(), ", "))
+	}
+	return s.Open(o), nil
+}
