@@ -3,11 +3,13 @@
 //
 // # What it holds
 //
-// The Transport interface (declared here, where it is used; the tcp and udp packages
-// satisfy it without importing bench), the message header codec, the experiments, the
-// metrics (sequence accounting, RFC 3550 jitter, HDR latency histograms, CPU per GB),
-// the properties table (properties.go), the report model (report.go), its renderers
-// (render_text.go, render_md.go) and charts (chart.go).
+// Plan and Run; the Transport interface (declared here, where it is used; the tcp
+// and udp packages satisfy it without importing bench) and the transport registry
+// (transports.go: RegisterTransport, Caps); the message header codec; the
+// experiments; and their metrics (sequence accounting, RFC 3550 jitter, HDR latency
+// histograms, CPU per GB). Beside it: bench/report (the report model and the
+// properties table derived from it), bench/render (terminal, markdown, SVG: they read
+// the report model only) and bench/transporttest (the suite every transport passes).
 //
 // # Experiments
 //
@@ -20,7 +22,8 @@
 // # Invariants
 //
 // Experiments are written once against Network, Listener and Transport and run for
-// every transport: none asks which transport it is running over. Optional kernel
+// every registered transport: none asks which transport it is running over, only
+// what it can do (Caps: reliable, connected, datagrams). Optional kernel
 // figures (TCP_INFO, receive-buffer drops, granted buffer sizes) come through small
 // capability interfaces checked with a type assertion.
 //
