@@ -12,7 +12,10 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
-func init() { experiments[report.ExpBottleneck] = runBottleneck }
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpBottleneck, place: 70, run: runBottleneck, labOnly: true,
+		notRemote: "bottleneck does not run against a remote server yet (it runs on one host)"})
+}
 
 // bottleneckMax bounds each phase of bottleneck, whatever --duration says.
 const bottleneckMax = 3 * time.Second

@@ -18,7 +18,9 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
-func init() { experiments[report.ExpBoundaries] = runBoundaries }
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpBoundaries, place: 40, run: runBoundaries})
+}
 
 // rawStreamer is a transport with a byte stream under its messages (TCP): the
 // boundaries experiment writes and reads it directly, without the framing.

@@ -17,7 +17,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
-func init() { experiments[report.ExpClients] = runClients }
+func init() { registerExperiment(experimentSpec{name: report.ExpClients, place: 30, run: runClients}) }
 
 // clientsMaxS caps the traffic phase of clients in duration mode, in seconds: the
 // figures that make the point are counts (sockets, descriptors, bytes per client),

@@ -12,7 +12,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { experiments[report.ExpClose] = runClose }
+func init() { registerExperiment(experimentSpec{name: report.ExpClose, place: 20, run: runClose}) }
 
 // closeWait bounds how long the reader waits to learn that its peer has gone.
 const closeWait = time.Second

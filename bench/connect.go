@@ -10,6 +10,10 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpConnect, place: 110, run: metricsOnly(runConnect), measures: true, smallestSize: true})
+}
+
 // runConnect measures what it costs to get a first answer from a server nobody has
 // talked to yet. One transaction: open a client endpoint (TCP: the three-way
 // handshake; UDP: a local socket, no packet), send one request, read one reply,

@@ -18,10 +18,6 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-// order is the order the default suite runs experiments in: the property
-// experiments first (they are short and lead the report), then the measurements.
-var order = []string{report.ExpRefused, report.ExpClose, report.ExpClients, report.ExpBoundaries, report.ExpSlowReceiver, report.ExpFanout, report.ExpBottleneck, report.ExpHOL, report.ExpStream, report.ExpPingPong, report.ExpConnect}
-
 // An outcome is what one cell measured.
 type outcome struct {
 	m        report.Metrics
@@ -35,31 +31,12 @@ type outcome struct {
 // An error means no figures.
 type experimentFunc func(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error)
 
-// experiments holds every experiment by name. The measurement experiments are
-// listed here; each property experiment registers itself from its own file's init.
-var experiments = map[string]experimentFunc{
-	report.ExpStream:   runStreamCell,
-	report.ExpPingPong: runPingPongCell,
-	report.ExpConnect:  metricsOnly(runConnect),
-}
-
 // metricsOnly adapts an experiment that measures only Metrics.
 func metricsOnly(f func(context.Context, *runEnv, Network, report.Params) (report.Metrics, []string, error)) experimentFunc {
 	return func(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 		m, w, err := f(ctx, e, nw, p)
 		return outcome{m: m, warns: w}, err
 	}
-}
-
-// Experiments lists the experiment names in the order the default suite runs them.
-func Experiments() []string {
-	var out []string
-	for _, x := range order {
-		if _, ok := experiments[x]; ok {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // runEnv is what every cell of one run shares.

@@ -15,7 +15,9 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
-func init() { experiments[report.ExpFanout] = runFanout }
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpFanout, place: 60, run: runFanout, notRemote: "fanout does not run against a remote server: its one-to-many half is a multicast group, which the server's data paths (validated, one peer each) do not carry; run it on one host, or on a network whose multicast you control"})
+}
 
 // A Multicaster is a Network that can hand one message to many receivers with one
 // send: the network, not the sender, makes the copies (UDP multicast). A Network

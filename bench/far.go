@@ -43,9 +43,6 @@ func farLost(f Far) error {
 	return nil
 }
 
-// FarExperiments are the experiments a cell can run against a Far.
-var FarExperiments = []string{report.ExpStream, report.ExpPingPong, report.ExpConnect, report.ExpRefused, report.ExpClose, report.ExpClients, report.ExpBoundaries, report.ExpSlowReceiver}
-
 // FarSpec is one cell's server half as the far end is asked for it.
 type FarSpec struct {
 	Experiment string        // one of FarExperiments
@@ -203,17 +200,7 @@ func checkFar(p Plan) error {
 // report keeps the loopback report's shape, and the cell says why it has no figures.
 // The run's warnings name them all once (farSkipWarning).
 func farSkipped(x string) outcome {
-	why, ok := farSkipWhy[x]
-	if !ok {
-		why = fmt.Sprintf("%s does not run against a remote server yet (it runs on one host)", x)
-	}
-	return outcome{observed: map[string]any{"skipped": why}}
-}
-
-// farSkipWhy says, for the experiments that have a reason of their own, why they do
-// not run against a remote server.
-var farSkipWhy = map[string]string{
-	report.ExpFanout: "fanout does not run against a remote server: its one-to-many half is a multicast group, which the server's data paths (validated, one peer each) do not carry; run it on one host, or on a network whose multicast you control",
+	return outcome{observed: map[string]any{"skipped": remoteWhy(x)}}
 }
 
 // farSkipWarning names the experiments of a plan that a far end cannot run yet; ""

@@ -7,7 +7,10 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { experiments[report.ExpHOL] = runHOL }
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpHOL, place: 80, run: runHOL, size: holSize, labOnly: true,
+		notRemote: "hol does not run against a remote server yet (it runs on one host)"})
+}
 
 // Head-of-line blocking's workload: small messages at a modest fixed rate, so the
 // link is never the bottleneck and every delay is the transport's or the link's.

@@ -12,6 +12,10 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpPingPong, place: 100, run: runPingPongCell, measures: true, openLoop: true})
+}
+
 // runPingPong is closed-loop request/response: one client sends a p.Size-byte
 // request, waits for the echo, records the round-trip time, and only then sends the
 // next. A request unanswered within e.timeout counts as unanswered (Timeouts) and the

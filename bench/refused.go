@@ -11,7 +11,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { experiments[report.ExpRefused] = runRefused }
+func init() { registerExperiment(experimentSpec{name: report.ExpRefused, place: 10, run: runRefused}) }
 
 // refusedWait bounds how long a transport is given to report that nobody listens.
 const refusedWait = time.Second

@@ -100,8 +100,8 @@ func (p Plan) WithDefaults() Plan {
 		// the far end cannot run yet says so (farSkipped).
 		p.suite = true
 		for _, x := range Experiments() {
-			if p.Lab == nil && (x == report.ExpBottleneck || x == report.ExpHOL) {
-				continue // they show what a lossy or slow link does: the lab section runs them
+			if spec, _ := experimentByName(x); p.Lab == nil && spec.labOnly {
+				continue // it shows what a lossy or slow link does: the lab section runs it
 			}
 			p.Experiments = append(p.Experiments, x)
 		}
@@ -166,7 +166,7 @@ func (p Plan) Validate() error {
 		}
 	}
 	for _, x := range p.Experiments {
-		if _, ok := experiments[x]; !ok {
+		if _, ok := experimentByName(x); !ok {
 			return fmt.Errorf("--experiments: unknown experiment %q (known: %s)", x, strings.Join(Experiments(), ", "))
 		}
 	}
@@ -226,35 +226,27 @@ type cell struct {
 func (p Plan) cells() []cell {
 	var cs []cell
 	for _, x := range p.Experiments {
-		if x != report.ExpStream && x != report.ExpPingPong && x != report.ExpConnect {
+		spec, _ := experimentByName(x)
+		if !spec.measures {
 			// A property experiment shows behaviour once, at one size.
-			size := propertySize
-			if x == report.ExpHOL {
-				size = holSize // small messages: latency, not throughput
-			}
 			for _, t := range p.Transports {
-				cs = append(cs, cell{x, t, report.Params{Size: size, Streams: 1, Clients: p.Clients,
+				cs = append(cs, cell{x, t, report.Params{Size: spec.sizes(p)[0], Streams: 1, Clients: p.Clients,
 					Receivers: p.Receivers, ReaderBps: p.ReaderBps, DurationS: p.Duration.Seconds(), Count: p.Count}})
 			}
 			continue
 		}
-		sizes := p.Sizes
-		streams := p.Streams
-		rate, pingRate := p.RateBps, 0.0
-		if x != report.ExpStream {
-			streams, rate = 1, 0
+		streams, rate, pingRate := 1, 0.0, 0.0
+		if spec.streams {
+			streams, rate = p.Streams, p.RateBps
 		}
-		if x == report.ExpPingPong {
+		if spec.openLoop {
 			pingRate = p.PingRate
 		}
-		if x == report.ExpConnect {
-			sizes = []int{slices.Min(p.Sizes)} // connection cost does not depend on size
-		}
-		for _, s := range sizes {
+		for _, s := range spec.sizes(p) {
 			for _, t := range p.Transports {
 				ps := report.Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
-					Reverse: p.Reverse && x == report.ExpStream, Bidir: p.Bidir && x == report.ExpStream}
-				if x != report.ExpStream || !CapsOf(t).TextbookIO {
+					Reverse: p.Reverse && spec.directions, Bidir: p.Bidir && spec.directions}
+				if !spec.ioModes || !CapsOf(t).TextbookIO {
 					cs = append(cs, cell{x, t, ps})
 					continue
 				}
@@ -538,7 +530,8 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 		ce.farDone = &farFinishes{}
 		e = &ce
 	}
-	o, err := experiments[c.exp](ctx, e, nw, c.params)
+	spec, _ := experimentByName(c.exp)
+	o, err := spec.run(ctx, e, nw, c.params)
 	if err == nil && e.farDone != nil {
 		// This side measured the cell, but the far end's half did not complete: its
 		// figures cover part of the cell at most, so the cell is not a measurement.

@@ -8,7 +8,9 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { experiments[report.ExpSlowReceiver] = runSlowReceiver }
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpSlowReceiver, place: 50, run: runSlowReceiver})
+}
 
 // slowBuffer is the receive and send buffer the slow-receiver sockets ask for, in
 // bytes (the kernel doubles it): small, so the sender meets the reader's pace within

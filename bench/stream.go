@@ -15,6 +15,11 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpStream, place: 90, run: runStreamCell, measures: true,
+		streams: true, directions: true, ioModes: true})
+}
+
 // runStream is the one-way bulk transfer: p.Streams senders, each its own client
 // endpoint and flow, send p.Size-byte messages for p.DurationS or exactly p.Count
 // each, unpaced or paced to p.RateBps in all. The receiver accounts every message by

@@ -37,7 +37,7 @@ type Caps struct {
 	TextbookIO bool
 }
 
-var registry struct {
+var transportRegistry struct {
 	sync.RWMutex
 	specs map[string]TransportSpec
 }
@@ -49,15 +49,15 @@ func RegisterTransport(s TransportSpec) {
 	if s.Name == "" || s.Open == nil {
 		panic("bench: RegisterTransport needs a name and an Open function")
 	}
-	registry.Lock()
-	defer registry.Unlock()
-	if _, dup := registry.specs[s.Name]; dup {
+	transportRegistry.Lock()
+	defer transportRegistry.Unlock()
+	if _, dup := transportRegistry.specs[s.Name]; dup {
 		panic(fmt.Sprintf("bench: transport %q registered twice", s.Name))
 	}
-	if registry.specs == nil {
-		registry.specs = map[string]TransportSpec{}
+	if transportRegistry.specs == nil {
+		transportRegistry.specs = map[string]TransportSpec{}
 	}
-	registry.specs[s.Name] = s
+	transportRegistry.specs[s.Name] = s
 }
 
 func init() {
@@ -73,10 +73,10 @@ func init() {
 
 // Transports lists the registered transport names, sorted.
 func Transports() []string {
-	registry.RLock()
-	defer registry.RUnlock()
-	names := make([]string, 0, len(registry.specs))
-	for n := range registry.specs {
+	transportRegistry.RLock()
+	defer transportRegistry.RUnlock()
+	names := make([]string, 0, len(transportRegistry.specs))
+	for n := range transportRegistry.specs {
 		names = append(names, n)
 	}
 	slices.Sort(names)
@@ -86,16 +86,16 @@ func Transports() []string {
 // CapsOf is what the transport named name can do; the zero Caps for a name not
 // registered.
 func CapsOf(name string) Caps {
-	registry.RLock()
-	defer registry.RUnlock()
-	return registry.specs[name].Caps
+	transportRegistry.RLock()
+	defer transportRegistry.RUnlock()
+	return transportRegistry.specs[name].Caps
 }
 
 // NetworkByName returns the Network of a registered transport, opened with o.
 func NetworkByName(name string, o NetOptions) (Network, error) {
-	registry.RLock()
-	s, ok := registry.specs[name]
-	registry.RUnlock()
+	transportRegistry.RLock()
+	s, ok := transportRegistry.specs[name]
+	transportRegistry.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("bench: unknown transport %q (known: %s)", name, strings.Join(Transports(), ", "))
 	}

@@ -1,0 +1,97 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+)
+
+// An experimentSpec is everything the runner knows of one experiment, in one
+// place: each experiment's file registers its own (registerExperiment, from init).
+// Nothing else in the runner asks for an experiment by name.
+type experimentSpec struct {
+	name  string         // as --experiments and reports spell it (report.Exp*)
+	place int            // where the default suite runs it, lowest first: property experiments lead
+	run   experimentFunc // runs one cell
+
+	// measures is true for a measurement, which runs a cell per --sizes; a property
+	// experiment shows a behaviour once, at size (propertySize when 0).
+	measures bool
+	size     int
+	// smallestSize: a measurement whose figure does not depend on the message size
+	// runs at the smallest of --sizes only (connect).
+	smallestSize bool
+	// The plan's parameters a measurement takes, beside --sizes: streams takes
+	// --streams and --rate; openLoop takes --ping-rate; directions takes --reverse
+	// and --bidir; ioModes runs a cell per --udp-io mode on a transport that has a
+	// textbook path (Caps.TextbookIO).
+	streams, openLoop, directions, ioModes bool
+	// labOnly: it shows what a lossy or slow link does, so it runs across the
+	// emulated link only (the default suite's lab section runs it).
+	labOnly bool
+	// notRemote says why it does not run against a remote server; "" when it does.
+	notRemote string
+}
+
+// experimentRegistry holds every registered experiment in the default suite's order.
+var experimentRegistry []experimentSpec
+
+// FarExperiments are the experiments a cell can run against a Far, in the default
+// suite's order: those registered with no notRemote reason.
+var FarExperiments []string
+
+// registerExperiment adds s to the experimentRegistry. It panics on a name registered twice
+// or a spec with no run function: registrations are the program's constants.
+func registerExperiment(s experimentSpec) {
+	if s.run == nil || s.name == "" {
+		panic("bench: an experiment needs a name and a run function")
+	}
+	if _, dup := experimentByName(s.name); dup {
+		panic(fmt.Sprintf("bench: experiment %q registered twice", s.name))
+	}
+	i, _ := slices.BinarySearchFunc(experimentRegistry, s.place, func(e experimentSpec, place int) int { return e.place - place })
+	experimentRegistry = slices.Insert(experimentRegistry, i, s)
+	FarExperiments = FarExperiments[:0]
+	for _, e := range experimentRegistry {
+		if e.notRemote == "" {
+			FarExperiments = append(FarExperiments, e.name)
+		}
+	}
+}
+
+// experimentByName is the registered experiment called name.
+func experimentByName(name string) (experimentSpec, bool) {
+	i := slices.IndexFunc(experimentRegistry, func(e experimentSpec) bool { return e.name == name })
+	if i < 0 {
+		return experimentSpec{}, false
+	}
+	return experimentRegistry[i], true
+}
+
+// Experiments lists the experiment names in the order the default suite runs them.
+func Experiments() []string {
+	out := make([]string, len(experimentRegistry))
+	for i, e := range experimentRegistry {
+		out[i] = e.name
+	}
+	return out
+}
+
+// sizes are the message sizes of x's cells in plan p.
+func (x experimentSpec) sizes(p Plan) []int {
+	switch {
+	case !x.measures:
+		if x.size > 0 {
+			return []int{x.size}
+		}
+		return []int{propertySize}
+	case x.smallestSize:
+		return []int{slices.Min(p.Sizes)}
+	}
+	return p.Sizes
+}
+
+// remoteWhy is why x does not run against a remote server ("" when it does).
+func remoteWhy(name string) string {
+	x, _ := experimentByName(name)
+	return x.notRemote
+}
