@@ -51,7 +51,7 @@ const competitorTransport = "udp"
 // lab link without a rate) the cell says so and measures nothing.
 func runBottleneck(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	if e.lab == nil || e.linkRate <= 0 {
-		return outcome{warns: []string{bottleneckSkip}, observed: map[string]any{"skipped": bottleneckSkip}}, nil
+		return outcome{warns: []string{bottleneckSkip}, observed: map[string]any{report.ObsSkipped.Key(): bottleneckSkip}}, nil
 	}
 	d := bottleneckMax.Seconds()
 	if p.DurationS > 0 {
@@ -69,17 +69,17 @@ func runBottleneck(ctx context.Context, e *runEnv, nw Network, p report.Params) 
 		return outcome{}, fmt.Errorf("alone: %w", err)
 	}
 	obs := map[string]any{
-		"link_rate_bps":       e.linkRate,
-		"offered_rate_bps":    p.RateBps,
-		"competitor":          competitorTransport,
-		"alone_goodput_bps":   alone.m.GoodputBps,
-		"alone_send_bps":      alone.m.SendRateBps,
-		"alone_share_of_link": report.Round3(alone.m.GoodputBps / e.linkRate),
-		"alone_sent_msgs":     alone.m.SentMsgs,
-		"alone_lost_msgs":     alone.m.LostMsgs,
+		report.ObsLinkRateBps.Key():      e.linkRate,
+		report.ObsOfferedRateBps.Key():   p.RateBps,
+		report.ObsCompetitor.Key():       competitorTransport,
+		report.ObsAloneGoodputBps.Key():  alone.m.GoodputBps,
+		report.ObsAloneSendBps.Key():     alone.m.SendRateBps,
+		report.ObsAloneShareOfLink.Key(): report.Round3(alone.m.GoodputBps / e.linkRate),
+		report.ObsAloneSentMsgs.Key():    alone.m.SentMsgs,
+		report.ObsAloneLostMsgs.Key():    alone.m.LostMsgs,
 	}
 	if r := alone.m.Retransmits; r != nil {
-		obs["alone_retransmits"] = *r
+		report.Set(obs, report.ObsAloneRetransmits, *r)
 	}
 	warns := prefixed("alone: ", alone.warns)
 
@@ -120,19 +120,19 @@ func runBottleneck(ctx context.Context, e *runEnv, nw Network, p report.Params) 
 	warns = append(warns, prefixed("shared: ", shared.warns)...)
 	warns = append(warns, prefixed("competitor: ", comp.warns)...)
 	x1, x2 := shared.m.GoodputBps, comp.m.GoodputBps
-	obs["shared_goodput_bps"] = x1
-	obs["shared_share_of_link"] = report.Round3(x1 / e.linkRate)
-	obs["shared_sent_msgs"] = shared.m.SentMsgs
-	obs["shared_lost_msgs"] = shared.m.LostMsgs
+	report.Set(obs, report.ObsSharedGoodputBps, x1)
+	report.Set(obs, report.ObsSharedShareOfLink, report.Round3(x1/e.linkRate))
+	report.Set(obs, report.ObsSharedSentMsgs, shared.m.SentMsgs)
+	report.Set(obs, report.ObsSharedLostMsgs, shared.m.LostMsgs)
 	if r := shared.m.Retransmits; r != nil {
-		obs["shared_retransmits"] = *r
+		report.Set(obs, report.ObsSharedRetransmits, *r)
 	}
-	obs["competitor_goodput_bps"] = x2
-	obs["competitor_share_of_link"] = report.Round3(x2 / e.linkRate)
-	obs["competitor_sent_msgs"] = comp.m.SentMsgs
-	obs["competitor_lost_msgs"] = comp.m.LostMsgs
+	report.Set(obs, report.ObsCompetitorGoodputBps, x2)
+	report.Set(obs, report.ObsCompetitorShareOfLink, report.Round3(x2/e.linkRate))
+	report.Set(obs, report.ObsCompetitorSentMsgs, comp.m.SentMsgs)
+	report.Set(obs, report.ObsCompetitorLostMsgs, comp.m.LostMsgs)
 	if j, ok := jain(x1, x2); ok {
-		obs["jain_fairness"] = report.Round3(j)
+		report.Set(obs, report.ObsJainFairness, report.Round3(j))
 	}
 	return outcome{m: alone.m, warns: warns, observed: obs}, nil
 }

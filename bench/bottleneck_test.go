@@ -72,7 +72,7 @@ func TestBottleneckLab(t *testing.T) {
 	}
 	num := func(tr, k string) float64 {
 		t.Helper()
-		v, ok := report.ObsNum(got[tr], k)
+		v, ok := report.NumAt(got[tr], k)
 		if !ok {
 			t.Fatalf("%s: no %s in %v", tr, k, got[tr])
 		}

@@ -114,30 +114,31 @@ func runBoundaries(ctx context.Context, e *runEnv, nw Network, p report.Params) 
 
 // burstObs records what the reader of the burst saw, rx, in obs.
 func burstObs(obs map[string]any, rx *BoundariesRx) {
-	obs["raw_stream"] = rx.Raw
-	obs["writes"] = burstWrites
-	obs["write_bytes"] = burstWriteBytes
-	obs["reads"] = rx.Reads
-	obs["read_sizes"] = rx.ReadSizes
-	obs["reads_equal_to_writes"] = rx.ReadsEqualWrites
-	obs["coalesced_reads"], obs["split_reads"] = rx.Coalesced, rx.Split
-	obs["largest_read"] = rx.LargestRead
-	obs["bytes_in_order"] = rx.InOrder
+	report.Set(obs, report.ObsRawStream, rx.Raw)
+	report.Set(obs, report.ObsWrites, burstWrites)
+	report.Set(obs, report.ObsWriteBytes, burstWriteBytes)
+	report.Set(obs, report.ObsReads, rx.Reads)
+	report.Set(obs, report.ObsReadSizes, rx.ReadSizes)
+	report.Set(obs, report.ObsReadsEqualToWrites, rx.ReadsEqualWrites)
+	report.Set(obs, report.ObsCoalescedReads, rx.Coalesced)
+	report.Set(obs, report.ObsSplitReads, rx.Split)
+	report.Set(obs, report.ObsLargestRead, rx.LargestRead)
+	report.Set(obs, report.ObsBytesInOrder, rx.InOrder)
 }
 
 // observe records the largest-message probes in obs; maxSize is the largest
 // message the path carries.
 func (l *largest) observe(obs map[string]any, maxSize int) {
-	obs["max_message_bytes"] = maxSize
-	obs["max_message_ok"] = l.maxOK
-	obs["max_plus_one_error"] = errText(l.plusOneErr)
-	obs["max_plus_one_kernel_error"] = errText(l.plusOneKernelErr)
-	obs["max_plus_one_emsgsize"] = errors.Is(l.plusOneErr, syscall.EMSGSIZE) || errors.Is(l.plusOneKernelErr, syscall.EMSGSIZE)
-	obs["one_mib_send_ok"] = l.oneMiBOK
-	obs["one_mib_send_error"] = errText(l.oneMiBErr)
+	report.Set(obs, report.ObsMaxMessageBytes, maxSize)
+	report.Set(obs, report.ObsMaxMessageOk, l.maxOK)
+	report.Set(obs, report.ObsMaxPlusOneError, errText(l.plusOneErr))
+	report.Set(obs, report.ObsMaxPlusOneKernelError, errText(l.plusOneKernelErr))
+	report.Set(obs, report.ObsMaxPlusOneEMSGSIZE, errors.Is(l.plusOneErr, syscall.EMSGSIZE) || errors.Is(l.plusOneKernelErr, syscall.EMSGSIZE))
+	report.Set(obs, report.ObsOneMiBSendOk, l.oneMiBOK)
+	report.Set(obs, report.ObsOneMiBSendError, errText(l.oneMiBErr))
 	if l.oneMiBReads > 0 {
-		obs["one_mib_reads"] = l.oneMiBReads
-		obs["one_mib_raw_in_order"] = l.oneMiBRawInOrder
+		report.Set(obs, report.ObsOneMiBReads, l.oneMiBReads)
+		report.Set(obs, report.ObsOneMiBRawInOrder, l.oneMiBRawInOrder)
 	}
 }
 

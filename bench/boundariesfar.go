@@ -116,7 +116,7 @@ func runBoundariesFar(ctx context.Context, e *runEnv, nw Network, p report.Param
 	}
 	o.warns = append(o.warns, l.warns...)
 	l.observe(obs, maxSize)
-	obs["max_message_limit"] = why
+	report.Set(obs, report.ObsMaxMessageLimit, why)
 	o.observed = obs
 	return o, nil
 }

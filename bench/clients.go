@@ -157,20 +157,20 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 	}
 
 	obs := map[string]any{
-		"clients":        n,
-		"server_sockets": sockets,
-		"requests_per_s": m.TransPerS,
-		"measured_s":     elapsed.Seconds(),
+		report.ObsClients.Key():       n,
+		report.ObsServerSockets.Key(): sockets,
+		report.ObsRequestsPerS.Key():  m.TransPerS,
+		report.ObsMeasuredS.Key():     elapsed.Seconds(),
 	}
 	if e.far != nil {
-		obs["footprint_of"] = "the server's process and kernel (where the server shares a kernel with this host, its socket counts include the clients')"
+		report.Set(obs, report.ObsFootprintOf, "the server's process and kernel (where the server shares a kernel with this host, its socket counts include the clients')")
 	}
 	if m.RTT != nil {
 		if m.RTT.P50 != nil {
-			obs["rtt_p50_ns"] = *m.RTT.P50
+			report.Set(obs, report.ObsRTTP50Ns, *m.RTT.P50)
 		}
 		if m.RTT.P99 != nil {
-			obs["rtt_p99_ns"] = *m.RTT.P99
+			report.Set(obs, report.ObsRTTP99Ns, *m.RTT.P99)
 		}
 	}
 	fp.observe(obs, n, clientFDs)

@@ -85,21 +85,21 @@ func answered(ctx context.Context, e *runEnv, t Transport, size, tries int) bool
 // observe adds the footprint's per-client figures to obs, for n clients of which
 // clientFDs descriptors are the clients' own.
 func (d FootprintDelta) observe(obs map[string]any, n, clientFDs int) {
-	obs["server_goroutines"] = d.Goroutines
-	obs["heap_bytes_per_client"] = float64(d.HeapBytes) / float64(n)
+	report.Set(obs, report.ObsServerGoroutines, d.Goroutines)
+	report.Set(obs, report.ObsHeapBytesPerClient, float64(d.HeapBytes)/float64(n))
 	if d.FDs != nil {
-		obs["process_fds_delta"] = *d.FDs
-		obs["client_fds"] = clientFDs
-		obs["server_fds"] = *d.FDs - clientFDs
-		obs["server_fds_per_client"] = float64(*d.FDs-clientFDs) / float64(n)
+		report.Set(obs, report.ObsProcessFDsDelta, *d.FDs)
+		report.Set(obs, report.ObsClientFDs, clientFDs)
+		report.Set(obs, report.ObsServerFDs, *d.FDs-clientFDs)
+		report.Set(obs, report.ObsServerFDsPerClient, float64(*d.FDs-clientFDs)/float64(n))
 	}
 	if d.KernelSockets != nil && d.KernelSocketMemPages != nil {
-		obs["kernel_sockets_delta"] = *d.KernelSockets
-		obs["kernel_socket_mem_pages_delta"] = *d.KernelSocketMemPages
-		obs["kernel_socket_bytes_per_client"] = float64(max(*d.KernelSocketMemPages, 0)*int64(os.Getpagesize())) / float64(n)
+		report.Set(obs, report.ObsKernelSocketsDelta, *d.KernelSockets)
+		report.Set(obs, report.ObsKernelSocketMemPagesDelta, *d.KernelSocketMemPages)
+		report.Set(obs, report.ObsKernelSocketBytesPerClient, float64(max(*d.KernelSocketMemPages, 0)*int64(os.Getpagesize()))/float64(n))
 	}
 	if d.SlabBytes != nil {
-		obs["kernel_socket_slab_bytes_per_client"] = float64(*d.SlabBytes) / float64(n)
+		report.Set(obs, report.ObsKernelSocketSlabBytesPerClient, float64(*d.SlabBytes)/float64(n))
 	}
 }
 

@@ -96,13 +96,13 @@ func peerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, obs 
 	}
 	select {
 	case err := <-ended:
-		obs["peer_close_seen"] = true
-		obs["peer_close_detect_ns"] = time.Since(closedAt).Nanoseconds()
-		obs["peer_close_result"] = endText(err)
+		report.Set(obs, report.ObsPeerCloseSeen, true)
+		report.Set(obs, report.ObsPeerCloseDetectNs, time.Since(closedAt).Nanoseconds())
+		report.Set(obs, report.ObsPeerCloseResult, endText(err))
 	case <-time.After(closeWait):
-		obs["peer_close_seen"] = false
-		obs["peer_close_waited_ns"] = closeWait.Nanoseconds()
-		obs["peer_close_result"] = fmt.Sprintf("nothing: still waiting after %v", closeWait)
+		report.Set(obs, report.ObsPeerCloseSeen, false)
+		report.Set(obs, report.ObsPeerCloseWaitedNs, closeWait.Nanoseconds())
+		report.Set(obs, report.ObsPeerCloseResult, fmt.Sprintf("nothing: still waiting after %v", closeWait))
 	}
 	return srv.stop()
 }
@@ -142,7 +142,7 @@ func listenerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, 
 		return err
 	}
 	ok, err = answered(t)
-	obs["listener_closed_existing_answered"] = ok && err == nil
+	report.Set(obs, report.ObsListenerClosedExistingAnswered, ok && err == nil)
 	m.ServerSockets = srv.acceptedCount()
 
 	newClient(ctx, e, nw, addr, answered, obs)
@@ -156,19 +156,19 @@ func newClient(ctx context.Context, e *runEnv, nw Network, addr string, answered
 	t2, err := nw.Dial(ctx, addr)
 	switch {
 	case err != nil:
-		obs["listener_closed_new_client"] = "dial failed: " + err.Error()
-		obs["listener_closed_new_refused"] = errors.Is(err, syscall.ECONNREFUSED)
+		report.Set(obs, report.ObsListenerClosedNewClient, "dial failed: "+err.Error())
+		report.Set(obs, report.ObsListenerClosedNewRefused, errors.Is(err, syscall.ECONNREFUSED))
 	default:
 		defer t2.Close()
 		ok, rerr := answered(t2)
 		switch {
 		case ok:
-			obs["listener_closed_new_client"] = "answered"
+			report.Set(obs, report.ObsListenerClosedNewClient, "answered")
 		case rerr != nil:
-			obs["listener_closed_new_client"] = "request failed: " + rerr.Error()
+			report.Set(obs, report.ObsListenerClosedNewClient, "request failed: "+rerr.Error())
 		default:
-			obs["listener_closed_new_client"] = fmt.Sprintf("dial succeeded; request unanswered after %v", e.timeout)
+			report.Set(obs, report.ObsListenerClosedNewClient, fmt.Sprintf("dial succeeded; request unanswered after %v", e.timeout))
 		}
-		obs["listener_closed_new_refused"] = false
+		report.Set(obs, report.ObsListenerClosedNewRefused, false)
 	}
 }

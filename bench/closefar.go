@@ -97,7 +97,7 @@ func peerCloseFar(ctx context.Context, e *runEnv, nw Network, p report.Params, o
 	if rtt < 0 {
 		return FarResult{}, fmt.Errorf("none of %d echoes answered within %v before the close", closeEchoes, e.timeout)
 	}
-	obs["echo_rtt_ns"] = rtt.Nanoseconds()
+	report.Set(obs, report.ObsEchoRTTNs, rtt.Nanoseconds())
 
 	sent := time.Now()
 	if err := sendClose(c, t, closeEndpoint, m); err != nil {
@@ -128,17 +128,17 @@ func peerCloseFar(ctx context.Context, e *runEnv, nw Network, p report.Params, o
 	}
 	raw := time.Since(sent)
 	if ended == nil {
-		obs["peer_close_seen"] = false
-		obs["peer_close_waited_ns"] = closeWait.Nanoseconds()
-		obs["peer_close_result"] = fmt.Sprintf("nothing: still waiting after %v", closeWait)
+		report.Set(obs, report.ObsPeerCloseSeen, false)
+		report.Set(obs, report.ObsPeerCloseWaitedNs, closeWait.Nanoseconds())
+		report.Set(obs, report.ObsPeerCloseResult, fmt.Sprintf("nothing: still waiting after %v", closeWait))
 		return FarResult{}, nil
 	}
-	obs["peer_close_seen"] = true
-	obs["peer_close_request_to_eof_ns"] = raw.Nanoseconds()
+	report.Set(obs, report.ObsPeerCloseSeen, true)
+	report.Set(obs, report.ObsPeerCloseRequestToEOFNs, raw.Nanoseconds())
 	// Two single samples of nearly the same path: the difference can come out a
 	// little below zero, which means "at once".
-	obs["peer_close_detect_ns"] = max(0, raw-rtt).Nanoseconds()
-	obs["peer_close_result"] = endText(ended)
+	report.Set(obs, report.ObsPeerCloseDetectNs, max(0, raw-rtt).Nanoseconds())
+	report.Set(obs, report.ObsPeerCloseResult, endText(ended))
 	return FarResult{}, nil
 }
 
@@ -165,7 +165,7 @@ func listenerCloseFar(ctx context.Context, e *runEnv, nw Network, p report.Param
 		return FarResult{}, err
 	}
 	ok, err = answered(fo.t)
-	obs["listener_closed_existing_answered"] = ok && err == nil
+	report.Set(obs, report.ObsListenerClosedExistingAnswered, ok && err == nil)
 	newClient(ctx, e, nw, netip.AddrPortFrom(fo.remote.Addr().Unmap(), fo.remote.Port()).String(), answered, obs)
 	m.LostMsgs = m.Timeouts
 	return FarResult{}, nil

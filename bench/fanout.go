@@ -116,20 +116,20 @@ func runFanout(ctx context.Context, e *runEnv, nw Network, p report.Params) (out
 	ctx, cancel := context.WithTimeout(ctx, sendTime+e.drain+30*time.Second)
 	defer cancel()
 
-	f := &fanout{e: e, size: p.Size, count: count, perSec: perSec, obs: map[string]any{"receivers": n, "rate_bps": rate}}
+	f := &fanout{e: e, size: p.Size, count: count, perSec: perSec, obs: map[string]any{report.ObsReceivers.Key(): n, report.ObsRateBps.Key(): rate}}
 	defer f.closeAll()
 	if mc, ok := nw.(Multicaster); ok {
 		err := f.openGroup(ctx, mc, n)
 		if errors.Is(err, errors.ErrUnsupported) {
 			f.closeAll()
-			f.obs["multicast"] = "unavailable: " + err.Error()
+			report.Set(f.obs, report.ObsMulticast, "unavailable: "+err.Error())
 			return outcome{warns: []string{fmt.Sprintf("%s: no one-to-many delivery on this host, nothing measured: %v", nw.Name(), err)},
 				observed: f.obs}, nil
 		}
 		if err != nil {
 			return outcome{}, err
 		}
-		f.obs["multicast"] = "available"
+		report.Set(f.obs, report.ObsMulticast, "available")
 	} else if err := f.openPairs(ctx, nw, n); err != nil {
 		return outcome{}, err
 	}
@@ -192,8 +192,8 @@ func (f *fanout) openGroup(ctx context.Context, mc Multicaster, n int) error {
 		return fmt.Errorf("sender to %s: %w", group, err)
 	}
 	f.senders = []Transport{tx}
-	f.obs["group"] = group
-	f.obs["listening_sockets"] = 0
+	report.Set(f.obs, report.ObsGroup, group)
+	report.Set(f.obs, report.ObsListeningSockets, 0)
 	return nil
 }
 
@@ -229,7 +229,7 @@ func (f *fanout) openPairs(ctx context.Context, nw Network, n int) error {
 	if err := l.Close(); err != nil && !isClosed(err) {
 		return fmt.Errorf("close listener %v: %w", l.Addr(), err)
 	}
-	f.obs["listening_sockets"] = 1
+	report.Set(f.obs, report.ObsListeningSockets, 1)
 	return nil
 }
 
@@ -358,18 +358,18 @@ func (f *fanout) run(ctx context.Context) (outcome, error) {
 	}
 
 	o := f.obs
-	o["mode"] = f.mode
-	o["sender_sockets"] = len(f.senders)
-	o["receiver_sockets"] = n
-	o["copies_per_message"] = copies
-	o["send_calls"] = f.sendCalls
-	o["deliveries"] = unique
-	o["delivered_min"] = minU
-	o["delivered_max"] = maxU
+	report.Set(o, report.ObsMode, f.mode)
+	report.Set(o, report.ObsSenderSockets, len(f.senders))
+	report.Set(o, report.ObsReceiverSockets, n)
+	report.Set(o, report.ObsCopiesPerMessage, copies)
+	report.Set(o, report.ObsSendCalls, f.sendCalls)
+	report.Set(o, report.ObsDeliveries, unique)
+	report.Set(o, report.ObsDeliveredMin, minU)
+	report.Set(o, report.ObsDeliveredMax, maxU)
 	if unique > 0 {
-		o["sender_bytes_per_delivered_byte"] = float64(m.SentBytes) / float64(m.RecvBytes)
+		report.Set(o, report.ObsSenderBytesPerDeliveredByte, float64(m.SentBytes)/float64(m.RecvBytes))
 		if uerr == nil {
-			o["cpu_ns_per_delivery"] = float64(cpu.Nanoseconds()) / float64(unique)
+			report.Set(o, report.ObsCPUNsPerDelivery, float64(cpu.Nanoseconds())/float64(unique))
 		}
 	}
 	return outcome{m: m, warns: warns, observed: o}, nil

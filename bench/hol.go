@@ -54,24 +54,24 @@ func runHOL(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcom
 	}
 	m := o.m
 	obs := o.observed
-	obs["message_bytes"] = p.Size
-	obs["rate_bps"] = p.RateBps
-	obs["sent_msgs"] = m.SentMsgs
-	obs["delivered_msgs"] = lat.Count()
+	report.Set(obs, report.ObsMessageBytes, p.Size)
+	report.Set(obs, report.ObsRateBps, p.RateBps)
+	report.Set(obs, report.ObsSentMsgs, m.SentMsgs)
+	report.Set(obs, report.ObsDeliveredMsgs, lat.Count())
 	if m.SentMsgs > 0 {
-		obs["delivered_fraction"] = round6(float64(lat.Count()) / float64(m.SentMsgs))
+		report.Set(obs, report.ObsDeliveredFraction, round6(float64(lat.Count())/float64(m.SentMsgs)))
 	}
 	if st := lat.Stats(); st != nil {
-		obs["latency"] = st
-		obs["latency_min_ns"] = st.Min
-		obs["latency_max_ns"] = st.Max
-		for k, v := range map[string]*int64{"latency_p50_ns": st.P50, "latency_p90_ns": st.P90, "latency_p99_ns": st.P99, "latency_p999_ns": st.P999} {
+		report.Set(obs, report.ObsLatency, st)
+		report.Set(obs, report.ObsLatencyMinNs, st.Min)
+		report.Set(obs, report.ObsLatencyMaxNs, st.Max)
+		for k, v := range map[report.Obs[int64]]*int64{report.ObsLatencyP50Ns: st.P50, report.ObsLatencyP90Ns: st.P90, report.ObsLatencyP99Ns: st.P99, report.ObsLatencyP999Ns: st.P999} {
 			if v != nil {
-				obs[k] = *v
+				report.Set(obs, k, *v)
 			}
 		}
 		if st.P50 != nil {
-			obs["late_fraction_over_2x_p50"] = round6(float64(lat.countAbove(2**st.P50)) / float64(lat.Count()))
+			report.Set(obs, report.ObsLateFractionOver2xP50, round6(float64(lat.countAbove(2**st.P50))/float64(lat.Count())))
 		}
 		if below, above := lat.Clamped(); below+above > 0 {
 			o.warns = append(o.warns, "one-way latency: some values fell outside 1 ns..60 s and were clamped")

@@ -20,12 +20,12 @@ func TestHOLLoopback(t *testing.T) {
 			}
 			obs := o.observed
 			t.Logf("observed %v; warnings %q", obs, o.warns)
-			if f, _ := report.ObsNum(obs, "delivered_fraction"); f != 1 {
+			if f, _ := report.NumAt(obs, "delivered_fraction"); f != 1 {
 				t.Errorf("delivered_fraction %v, want 1", obs["delivered_fraction"])
 			}
 			// The timetable sends 250 in 0.5 s at 500/s, never more; a busy host may
 			// stall the sender past the end, so fewer only says it paced.
-			if n, _ := report.ObsNum(obs, "sent_msgs"); n < 125 || n > 251 {
+			if n, _ := report.NumAt(obs, "sent_msgs"); n < 125 || n > 251 {
 				t.Errorf("sent %v messages in 0.5 s at 500/s, want 250: never more, not half", n)
 			}
 			for _, k := range []string{"latency_p50_ns", "latency_max_ns", "late_fraction_over_2x_p50", "latency"} {
@@ -85,7 +85,7 @@ func TestHOLLab(t *testing.T) {
 	}
 	num := func(tr, k string) float64 {
 		t.Helper()
-		v, ok := report.ObsNum(got[tr], k)
+		v, ok := report.NumAt(got[tr], k)
 		if !ok {
 			t.Fatalf("%s: no %s in %v", tr, k, got[tr])
 		}

@@ -336,8 +336,8 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p report.Params) (o
 	// The RTTs include the sender's own lateness (timer granularity, scheduling):
 	// mean_send_lag_ns says how much of the base RTT that is. The sender spins for
 	// pacer_spin_ns before each scheduled time to keep that lag small.
-	obs := map[string]any{"mode": "open-loop", "rate_per_s": rate, "max_send_lag_ns": o.maxLag,
-		"mean_send_lag_ns": o.sumLag / int64(n), "pacer_spin_ns": int64(o.spin)}
+	obs := map[string]any{report.ObsMode.Key(): "open-loop", report.ObsRatePerS.Key(): rate, report.ObsMaxSendLagNs.Key(): o.maxLag,
+		report.ObsMeanSendLagNs.Key(): o.sumLag / int64(n), report.ObsPacerSpinNs.Key(): int64(o.spin)}
 	return outcome{m: m, warns: warns, observed: obs}, nil
 }
 

@@ -39,7 +39,7 @@ func runRefused(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 // refusedAt dials addr, where nobody listens for nw, sends one message, and records
 // when and how the transport says so.
 func refusedAt(ctx context.Context, e *runEnv, nw Network, p report.Params, addr string) outcome {
-	obs := map[string]any{"address": addr}
+	obs := map[string]any{report.ObsAddress.Key(): addr}
 	var m report.Metrics
 	msg := make([]byte, p.Size)
 	FillPayload(msg[HeaderLen:], e.seed, 0)
@@ -48,42 +48,42 @@ func refusedAt(ctx context.Context, e *runEnv, nw Network, p report.Params, addr
 	start := time.Now()
 	t, err := nw.Dial(ctx, addr)
 	dialNs := time.Since(start).Nanoseconds()
-	obs["dial_ns"] = dialNs
+	report.Set(obs, report.ObsDialNs, dialNs)
 	if err != nil {
-		obs["dial_error"] = errText(err)
-		obs["refused"] = errors.Is(err, syscall.ECONNREFUSED)
-		obs["refused_at"] = "dial"
-		obs["detect_ns"] = dialNs
+		report.Set(obs, report.ObsDialError, errText(err))
+		report.Set(obs, report.ObsRefused, errors.Is(err, syscall.ECONNREFUSED))
+		report.Set(obs, report.ObsRefusedAt, "dial")
+		report.Set(obs, report.ObsDetectNs, dialNs)
 		return outcome{m: m, observed: obs}
 	}
 	defer t.Close()
-	obs["dial_error"] = ""
+	report.Set(obs, report.ObsDialError, "")
 
 	// The dial succeeded: send, then wait for the kernel to pass on what came back.
 	sendStart := time.Now()
 	_, serr := t.Send([][]byte{msg})
 	m.SentMsgs, m.SentBytes = 1, uint64(p.Size)
-	obs["first_send_error"] = errText(serr)
+	report.Set(obs, report.ObsFirstSendError, errText(serr))
 	detectErr, detectNs := serr, time.Since(sendStart).Nanoseconds()
 	if serr == nil {
 		detectNs, detectErr = waitRefused(t, sendStart)
 	}
-	obs["refused"] = errors.Is(detectErr, syscall.ECONNREFUSED)
-	obs["refused_error"] = errText(detectErr)
+	report.Set(obs, report.ObsRefused, errors.Is(detectErr, syscall.ECONNREFUSED))
+	report.Set(obs, report.ObsRefusedError, errText(detectErr))
 	if detectErr != nil {
-		obs["refused_at"] = "after send"
-		obs["detect_ns"] = detectNs
+		report.Set(obs, report.ObsRefusedAt, "after send")
+		report.Set(obs, report.ObsDetectNs, detectNs)
 	} else {
-		obs["refused_at"] = "never"
-		obs["waited_ns"] = refusedWait.Nanoseconds()
+		report.Set(obs, report.ObsRefusedAt, "never")
+		report.Set(obs, report.ObsWaitedNs, refusedWait.Nanoseconds())
 	}
 	m.LostMsgs = 1
 
 	// The same send from an unconnected socket, where the capability exists.
 	if u, ok := nw.(unconnectedSender); ok {
 		sendErr, laterErr := u.sendUnconnected(addr, msg, refusedWait/4)
-		obs["unconnected_send_error"] = errText(sendErr)
-		obs["unconnected_told"] = laterErr != nil
+		report.Set(obs, report.ObsUnconnectedSendError, errText(sendErr))
+		report.Set(obs, report.ObsUnconnectedTold, laterErr != nil)
 	}
 	return outcome{m: m, observed: obs}
 }

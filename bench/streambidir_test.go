@@ -60,15 +60,15 @@ func checkBidir(t *testing.T, r report.Result, streams int, count uint64, rate f
 	for _, dir := range []string{"forward", "reverse"} {
 		got := map[string]float64{}
 		for _, k := range []string{"sent_msgs", "recv_msgs", "lost_msgs", "dup_msgs", "reordered_msgs", "goodput_bps", "send_rate_bps", "msgs_per_s", "recv_interval_s"} {
-			v, ok := report.ObsNum(obs, dir+"_"+k)
+			v, ok := report.NumAt(obs, dir+"_"+k)
 			if !ok {
 				t.Errorf("bidir %s: observed %s_%s missing", r.Transport, dir, k)
 			}
 			got[k] = v
 		}
 		var lost float64
-		if sock, ok := report.ObsNum(obs, dir+"_drops_socket"); ok && sock > 0 {
-			sender, _ := report.ObsNum(obs, dir+"_drops_sender")
+		if sock, ok := report.NumAt(obs, dir+"_drops_socket"); ok && sock > 0 {
+			sender, _ := report.NumAt(obs, dir+"_drops_sender")
 			if got["lost_msgs"] != sock+sender {
 				t.Errorf("bidir %s %s: lost %v, socket drops %v, sender drops %v: want lost = socket + sender", r.Transport, dir, got["lost_msgs"], sock, sender)
 			}
@@ -104,8 +104,8 @@ func checkBidir(t *testing.T, r report.Result, streams int, count uint64, rate f
 		key  string
 		cell float64
 	}{{"goodput_bps", m.GoodputBps}, {"send_rate_bps", m.SendRateBps}, {"msgs_per_s", m.MsgsPerS}} {
-		f, _ := report.ObsNum(obs, "forward_"+k.key)
-		b, _ := report.ObsNum(obs, "reverse_"+k.key)
+		f, _ := report.NumAt(obs, "forward_"+k.key)
+		b, _ := report.NumAt(obs, "reverse_"+k.key)
 		if math.Abs(k.cell-(f+b)) > 1e-9*k.cell || k.cell == 0 {
 			t.Errorf("bidir %s: cell %s %.6g, want forward %.6g + reverse %.6g", r.Transport, k.key, k.cell, f, b)
 		}
@@ -118,8 +118,8 @@ func checkBidir(t *testing.T, r report.Result, streams int, count uint64, rate f
 			r.Transport, m.ServerSockets, m.ServerCPUSec, 2*streams)
 	}
 	if r.Transport == "udp" {
-		f, fok := report.ObsNum(obs, "forward_drops_socket")
-		b, bok := report.ObsNum(obs, "reverse_drops_socket")
+		f, fok := report.NumAt(obs, "forward_drops_socket")
+		b, bok := report.NumAt(obs, "reverse_drops_socket")
 		if !fok || !bok || m.DropsSocket == nil || float64(*m.DropsSocket) != f+b {
 			t.Errorf("bidir udp: socket drops forward %v reverse %v cell %v, want both receivers' counts, summed", obs["forward_drops_socket"], obs["reverse_drops_socket"], deref(m.DropsSocket))
 		}

@@ -167,18 +167,18 @@ func propSetup(r *Report) (Property, bool) {
 }
 
 func clientsText(o map[string]any) string {
-	n, _ := ObsNum(o, "clients")
-	sk, _ := ObsNum(o, "server_sockets")
-	fds, _ := ObsNum(o, "server_fds")
+	n, _ := ObsNum(o, ObsClients)
+	sk, _ := ObsNum(o, ObsServerSockets)
+	fds, _ := ObsNum(o, ObsServerFDs)
 	t := fmt.Sprintf("%.0f clients: %s, %s", n, countNoun(sk, "server socket"), countNoun(fds, "server file descriptor"))
-	if slab, ok := ObsNum(o, "kernel_socket_slab_bytes_per_client"); ok && slab > 0 {
+	if slab, ok := ObsNum(o, ObsKernelSocketSlabBytesPerClient); ok && slab > 0 {
 		whose := "both ends"
-		if _, far := o["footprint_of"]; far {
+		if _, far := o[ObsFootprintOf.Key()]; far {
 			whose = "the server's kernel" // across hosts (footprint_of says what a shared kernel adds)
 		}
 		t += fmt.Sprintf(", %.0f B of kernel socket objects per client (%s)", slab, whose)
 	}
-	if rps, ok := ObsNum(o, "requests_per_s"); ok {
+	if rps, ok := ObsNum(o, ObsRequestsPerS); ok {
 		t += fmt.Sprintf("; %s requests/s", g(uint64(rps+0.5)))
 	}
 	return t
@@ -187,7 +187,7 @@ func clientsText(o map[string]any) string {
 func propSockets(r *Report) (Property, bool) {
 	if p, ok := obsRow(r, ExpClients, "per-client-socket", "one socket per client",
 		"a TCP server accepts a socket (and a file descriptor) for every client; one UDP socket serves them all",
-		[]string{"clients", "server_sockets", "server_fds", "kernel_socket_slab_bytes_per_client", "heap_bytes_per_client", "requests_per_s"},
+		[]ObsKey{ObsClients, ObsServerSockets, ObsServerFDs, ObsKernelSocketSlabBytesPerClient, ObsHeapBytesPerClient, ObsRequestsPerS},
 		clientsText); ok {
 		return p, true
 	}
@@ -380,35 +380,28 @@ func both(r *Report, exp string) (tcp, udp map[string]any, ok bool) {
 	return tcp, udp, tcp != nil && udp != nil
 }
 
-// obsNum reads a number from observations whatever its JSON-decoded type.
-func ObsNum(o map[string]any, key string) (float64, bool) {
-	switch v := o[key].(type) {
-	case int64:
-		return float64(v), true
-	case uint64:
-		return float64(v), true
-	case int:
-		return float64(v), true
-	case float64:
-		return v, true
-	}
-	return 0, false
-}
+// ObsNum reads numeric observation k as a float64, whatever its Go or JSON-decoded type.
+func ObsNum[T any](o map[string]any, k Obs[T]) (float64, bool) { return NumAt(o, k.Key()) }
 
-func obsStr(o map[string]any, key string) string {
-	s, _ := o[key].(string)
+// NumAt reads the number under key in o (observations or evidence) as a float64,
+// whatever its Go or JSON-decoded type: for keys made at run time (a direction's
+// prefix) and tests; properties name their observations (ObsNum).
+func NumAt(o map[string]any, key string) (float64, bool) { return asFloat(o[key]) }
+
+func obsStr(o map[string]any, k Obs[string]) string {
+	s, _ := Get(o, k)
 	return s
 }
 
-func obsFlag(o map[string]any, key string) bool {
-	b, _ := o[key].(bool)
+func obsFlag(o map[string]any, k Obs[bool]) bool {
+	b, _ := Get(o, k)
 	return b
 }
 
 // obsRow builds the row of a property experiment from its observations: the same
 // text function over each transport's, and the named keys as evidence. ok is false
 // unless both transports have observations.
-func obsRow(r *Report, exp, id, name, claim string, keys []string, text func(map[string]any) string) (Property, bool) {
+func obsRow(r *Report, exp, id, name, claim string, keys []ObsKey, text func(map[string]any) string) (Property, bool) {
 	t, u, ok := both(r, exp)
 	if !ok {
 		return Property{}, false
@@ -420,68 +413,68 @@ func obsRow(r *Report, exp, id, name, claim string, keys []string, text func(map
 }
 
 // pick3 copies the named observations of one transport into evidence, prefixed.
-func pick3(ev map[string]any, prefix string, o map[string]any, keys ...string) {
+func pick3(ev map[string]any, prefix string, o map[string]any, keys ...ObsKey) {
 	for _, k := range keys {
-		if v, ok := o[k]; ok {
-			ev[prefix+"_"+k] = v
+		if v, ok := o[k.Key()]; ok {
+			ev[prefix+"_"+k.Key()] = v
 		}
 	}
 }
 
 // refusedText tells what one transport's refused observation shows.
 func refusedText(o map[string]any) string {
-	d, _ := ObsNum(o, "detect_ns")
-	switch obsStr(o, "refused_at") {
+	d, _ := ObsNum(o, ObsDetectNs)
+	switch obsStr(o, ObsRefusedAt) {
 	case "dial":
-		return fmt.Sprintf("connect failed after %s: %s", nsText(int64(d)), obsStr(o, "dial_error"))
+		return fmt.Sprintf("connect failed after %s: %s", nsText(int64(d)), obsStr(o, ObsDialError))
 	case "after send":
 		t := fmt.Sprintf("connect and first send succeeded; ECONNREFUSED (from ICMP) came %s after the send", nsText(int64(d)))
-		if _, ok := o["unconnected_told"]; ok && !obsFlag(o, "unconnected_told") {
+		if _, ok := o[ObsUnconnectedTold.Key()]; ok && !obsFlag(o, ObsUnconnectedTold) {
 			t += "; an unconnected socket was told nothing"
 		}
 		return t
 	}
-	w, _ := ObsNum(o, "waited_ns")
+	w, _ := ObsNum(o, ObsWaitedNs)
 	return fmt.Sprintf("nothing reported in %s", nsText(int64(w)))
 }
 
 func propRefused(r *Report) (Property, bool) {
 	return obsRow(r, ExpRefused, "refused", "connecting to nobody",
 		"TCP finds out while connecting that nobody listens; UDP sends into the void and learns only from ICMP, if at all",
-		[]string{"refused", "refused_at", "detect_ns", "unconnected_told"}, refusedText)
+		[]ObsKey{ObsRefused, ObsRefusedAt, ObsDetectNs, ObsUnconnectedTold}, refusedText)
 }
 
 func closeText(o map[string]any) string {
 	var peer string
-	if obsFlag(o, "peer_close_seen") {
-		d, _ := ObsNum(o, "peer_close_detect_ns")
-		peer = fmt.Sprintf("peer close: %s after %s", obsStr(o, "peer_close_result"), nsText(int64(d)))
+	if obsFlag(o, ObsPeerCloseSeen) {
+		d, _ := ObsNum(o, ObsPeerCloseDetectNs)
+		peer = fmt.Sprintf("peer close: %s after %s", obsStr(o, ObsPeerCloseResult), nsText(int64(d)))
 	} else {
-		peer = "peer close: " + obsStr(o, "peer_close_result")
+		peer = "peer close: " + obsStr(o, ObsPeerCloseResult)
 	}
 	existing := "the connected client got no answer"
-	if obsFlag(o, "listener_closed_existing_answered") {
+	if obsFlag(o, ObsListenerClosedExistingAnswered) {
 		existing = "the connected client was still answered"
 	}
-	return fmt.Sprintf("%s; listener closed: %s, a new client: %s", peer, existing, obsStr(o, "listener_closed_new_client"))
+	return fmt.Sprintf("%s; listener closed: %s, a new client: %s", peer, existing, obsStr(o, ObsListenerClosedNewClient))
 }
 
 func propClose(r *Report) (Property, bool) {
 	return obsRow(r, ExpClose, "close", "closing",
 		"a TCP peer's close reaches the reader as end of stream; a UDP reader learns nothing and waits out its own timeout",
-		[]string{"peer_close_seen", "peer_close_detect_ns", "peer_close_waited_ns", "listener_closed_existing_answered", "listener_closed_new_refused"},
+		[]ObsKey{ObsPeerCloseSeen, ObsPeerCloseDetectNs, ObsPeerCloseWaitedNs, ObsListenerClosedExistingAnswered, ObsListenerClosedNewRefused},
 		closeText)
 }
 
 func slowText(o map[string]any, m Metrics) string {
-	reader, _ := ObsNum(o, "reader_rate_bps")
-	steady, _ := ObsNum(o, "send_rate_steady_bps")
+	reader, _ := ObsNum(o, ObsReaderRateBps)
+	steady, _ := ObsNum(o, ObsSendRateSteadyBps)
 	t := fmt.Sprintf("reader at %s: sender settled at %s", units.Bps(reader), units.Bps(steady))
-	if d, ok := ObsNum(o, "rwnd_limited_ns"); ok && d > 0 {
+	if d, ok := ObsNum(o, ObsRwndLimitedNs); ok && d > 0 {
 		t += fmt.Sprintf(", held by the receive window for %s", nsText(int64(d)))
 	}
 	t += fmt.Sprintf("; %s of %s messages missing", g(m.LostMsgs), g(m.SentMsgs))
-	if m.LostMsgs > 0 && obsFlag(o, "drops_account_for_missing") {
+	if m.LostMsgs > 0 && obsFlag(o, ObsDropsAccountForMissing) {
 		t += ", every one a counted receive-buffer drop"
 	}
 	return t
@@ -494,7 +487,7 @@ func propSlowReceiver(r *Report) (Property, bool) {
 	}
 	t, u := tr[0].Observed, ur[0].Observed
 	ev := map[string]any{"experiment": ExpSlowReceiver}
-	keys := []string{"reader_rate_bps", "send_rate_steady_bps", "rwnd_limited_ns", "missing_msgs", "drops_socket", "drops_account_for_missing"}
+	keys := []ObsKey{ObsReaderRateBps, ObsSendRateSteadyBps, ObsRwndLimitedNs, ObsMissingMsgs, ObsDropsSocket, ObsDropsAccountForMissing}
 	pick3(ev, "tcp", t, keys...)
 	pick3(ev, "udp", u, keys...)
 	return Property{
@@ -508,24 +501,24 @@ func propSlowReceiver(r *Report) (Property, bool) {
 }
 
 func boundariesText(o map[string]any) string {
-	writes, _ := ObsNum(o, "writes")
-	size, _ := ObsNum(o, "write_bytes")
-	reads, _ := ObsNum(o, "reads")
+	writes, _ := ObsNum(o, ObsWrites)
+	size, _ := ObsNum(o, ObsWriteBytes)
+	reads, _ := ObsNum(o, ObsReads)
 	var t string
-	if obsFlag(o, "reads_equal_to_writes") {
+	if obsFlag(o, ObsReadsEqualToWrites) {
 		t = fmt.Sprintf("%.0f writes of %.0f B came back as %.0f reads, each exactly one write", writes, size, reads)
 	} else {
-		co, _ := ObsNum(o, "coalesced_reads")
-		sp, _ := ObsNum(o, "split_reads")
-		lr, _ := ObsNum(o, "largest_read")
+		co, _ := ObsNum(o, ObsCoalescedReads)
+		sp, _ := ObsNum(o, ObsSplitReads)
+		lr, _ := ObsNum(o, ObsLargestRead)
 		t = fmt.Sprintf("%.0f writes of %.0f B came back as %.0f reads (largest %.0f B): %.0f coalesced writes, %.0f cut one", writes, size, reads, lr, co, sp)
 	}
-	if obsFlag(o, "max_plus_one_emsgsize") {
-		mx, _ := ObsNum(o, "max_message_bytes")
+	if obsFlag(o, ObsMaxPlusOneEMSGSIZE) {
+		mx, _ := ObsNum(o, ObsMaxMessageBytes)
 		t += fmt.Sprintf("; largest message %.0f B, one byte more refused (EMSGSIZE)", mx)
-	} else if obsFlag(o, "one_mib_send_ok") {
+	} else if obsFlag(o, ObsOneMiBSendOk) {
 		t += "; a 1 MiB message goes through"
-		if n, ok := ObsNum(o, "one_mib_reads"); ok && n > 0 {
+		if n, ok := ObsNum(o, ObsOneMiBReads); ok && n > 0 {
 			t += fmt.Sprintf(" (raw, it took %.0f reads)", n)
 		}
 	}
@@ -535,21 +528,21 @@ func boundariesText(o map[string]any) string {
 func propBoundaries(r *Report) (Property, bool) {
 	return obsRow(r, ExpBoundaries, "boundaries", "message boundaries",
 		"TCP is a byte stream: reads coalesce and split writes, and framing is the application's job; each UDP datagram arrives whole, up to 65507 bytes",
-		[]string{"writes", "reads", "reads_equal_to_writes", "coalesced_reads", "split_reads", "max_message_bytes", "max_plus_one_emsgsize", "one_mib_reads"},
+		[]ObsKey{ObsWrites, ObsReads, ObsReadsEqualToWrites, ObsCoalescedReads, ObsSplitReads, ObsMaxMessageBytes, ObsMaxPlusOneEMSGSIZE, ObsOneMiBReads},
 		boundariesText)
 }
 
 func fanoutText(o map[string]any) string {
-	if m := obsStr(o, "multicast"); strings.HasPrefix(m, "unavailable") {
+	if m := obsStr(o, ObsMulticast); strings.HasPrefix(m, "unavailable") {
 		return "multicast " + m
 	}
-	n, _ := ObsNum(o, "receivers")
-	copies, _ := ObsNum(o, "copies_per_message")
-	socks, _ := ObsNum(o, "sender_sockets")
-	calls, _ := ObsNum(o, "send_calls")
-	lo, _ := ObsNum(o, "delivered_min")
-	hi, _ := ObsNum(o, "delivered_max")
-	ratio, _ := ObsNum(o, "sender_bytes_per_delivered_byte")
+	n, _ := ObsNum(o, ObsReceivers)
+	copies, _ := ObsNum(o, ObsCopiesPerMessage)
+	socks, _ := ObsNum(o, ObsSenderSockets)
+	calls, _ := ObsNum(o, ObsSendCalls)
+	lo, _ := ObsNum(o, ObsDeliveredMin)
+	hi, _ := ObsNum(o, ObsDeliveredMax)
+	ratio, _ := ObsNum(o, ObsSenderBytesPerDeliveredByte)
 	copyText := fmt.Sprintf("%.0f copies", copies)
 	if copies == 1 {
 		copyText = "1 copy"
@@ -561,7 +554,7 @@ func fanoutText(o map[string]any) string {
 func propFanout(r *Report) (Property, bool) {
 	return obsRow(r, ExpFanout, "fanout", "one to many",
 		"TCP is one-to-one: N receivers need N connections and N copies; one UDP multicast send reaches them all",
-		[]string{"receivers", "copies_per_message", "sender_sockets", "send_calls", "delivered_min", "delivered_max", "sender_bytes_per_delivered_byte", "multicast"},
+		[]ObsKey{ObsReceivers, ObsCopiesPerMessage, ObsSenderSockets, ObsSendCalls, ObsDeliveredMin, ObsDeliveredMax, ObsSenderBytesPerDeliveredByte, ObsMulticast},
 		fanoutText)
 }
 

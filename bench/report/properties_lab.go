@@ -12,18 +12,18 @@ import (
 
 // congestionText tells what one transport did in bottleneck.
 func congestionText(o map[string]any) string {
-	link, _ := ObsNum(o, "link_rate_bps")
-	alone, _ := ObsNum(o, "alone_share_of_link")
-	lost, _ := ObsNum(o, "alone_lost_msgs")
-	sent, _ := ObsNum(o, "alone_sent_msgs")
-	shared, _ := ObsNum(o, "shared_share_of_link")
+	link, _ := ObsNum(o, ObsLinkRateBps)
+	alone, _ := ObsNum(o, ObsAloneShareOfLink)
+	lost, _ := ObsNum(o, ObsAloneLostMsgs)
+	sent, _ := ObsNum(o, ObsAloneSentMsgs)
+	shared, _ := ObsNum(o, ObsSharedShareOfLink)
 	t := fmt.Sprintf("alone at 2x the %s link: %s of the link, %s of %s messages lost",
 		units.Bps(link), units.Pct(alone), g(uint64(lost)), g(uint64(sent)))
-	if r, ok := ObsNum(o, "alone_retransmits"); ok {
+	if r, ok := ObsNum(o, ObsAloneRetransmits); ok {
 		t += fmt.Sprintf(" (%s retransmits)", g(uint64(r)))
 	}
 	t += fmt.Sprintf("; beside a UDP flow at the link rate: %s of the link", units.Pct(shared))
-	if j, ok := ObsNum(o, "jain_fairness"); ok {
+	if j, ok := ObsNum(o, ObsJainFairness); ok {
 		t += fmt.Sprintf(", Jain index %.2f", j)
 	}
 	return t
@@ -34,15 +34,14 @@ func PropCongestion(r *Report) (Property, bool) {
 	if !ok {
 		return Property{}, false
 	}
-	if _, ok := ObsNum(t, "shared_share_of_link"); !ok {
+	if _, ok := ObsNum(t, ObsSharedShareOfLink); !ok {
 		return Property{}, false // skipped: no rate-limited link
 	}
-	if _, ok := ObsNum(u, "shared_share_of_link"); !ok {
+	if _, ok := ObsNum(u, ObsSharedShareOfLink); !ok {
 		return Property{}, false
 	}
 	ev := map[string]any{"experiment": ExpBottleneck}
-	keys := []string{"link_rate_bps", "alone_goodput_bps", "alone_share_of_link", "alone_sent_msgs", "alone_lost_msgs", "alone_retransmits",
-		"shared_goodput_bps", "shared_share_of_link", "competitor_goodput_bps", "jain_fairness"}
+	keys := []ObsKey{ObsLinkRateBps, ObsAloneGoodputBps, ObsAloneShareOfLink, ObsAloneSentMsgs, ObsAloneLostMsgs, ObsAloneRetransmits, ObsSharedGoodputBps, ObsSharedShareOfLink, ObsCompetitorGoodputBps, ObsJainFairness}
 	pick3(ev, "tcp", t, keys...)
 	pick3(ev, "udp", u, keys...)
 	return Property{
@@ -58,9 +57,9 @@ func PropCongestion(r *Report) (Property, bool) {
 // holText tells what one transport's messages met in hol.
 func holText(o map[string]any) string {
 	var t string
-	p50, ok50 := ObsNum(o, "latency_p50_ns")
-	p99, ok99 := ObsNum(o, "latency_p99_ns")
-	mx, okMax := ObsNum(o, "latency_max_ns")
+	p50, ok50 := ObsNum(o, ObsLatencyP50Ns)
+	p99, ok99 := ObsNum(o, ObsLatencyP99Ns)
+	mx, okMax := ObsNum(o, ObsLatencyMaxNs)
 	switch {
 	case ok50 && ok99:
 		t = fmt.Sprintf("one-way latency p50 %s, p99 %s, max %s", nsText(int64(p50)), nsText(int64(p99)), nsText(int64(mx)))
@@ -71,10 +70,10 @@ func holText(o map[string]any) string {
 	default:
 		t = "no message delivered"
 	}
-	if late, ok := ObsNum(o, "late_fraction_over_2x_p50"); ok {
+	if late, ok := ObsNum(o, ObsLateFractionOver2xP50); ok {
 		t += fmt.Sprintf("; %s later than twice the median", units.Pct(late))
 	}
-	if f, ok := ObsNum(o, "delivered_fraction"); ok {
+	if f, ok := ObsNum(o, ObsDeliveredFraction); ok {
 		t += fmt.Sprintf("; delivered %s", units.Pct(f))
 	}
 	return t
@@ -86,8 +85,7 @@ func PropHOL(r *Report) (Property, bool) {
 		return Property{}, false
 	}
 	ev := map[string]any{"experiment": ExpHOL, "link": r.Env.Link.Kind}
-	keys := []string{"message_bytes", "rate_bps", "latency_p50_ns", "latency_p99_ns", "latency_p999_ns", "latency_max_ns",
-		"late_fraction_over_2x_p50", "delivered_fraction"}
+	keys := []ObsKey{ObsMessageBytes, ObsRateBps, ObsLatencyP50Ns, ObsLatencyP99Ns, ObsLatencyP999Ns, ObsLatencyMaxNs, ObsLateFractionOver2xP50, ObsDeliveredFraction}
 	pick3(ev, "tcp", t, keys...)
 	pick3(ev, "udp", u, keys...)
 	return Property{
