@@ -35,9 +35,10 @@ func halfServer(x string, d *remote.Data) (func(ctx context.Context, t bench.Tra
 	size := d.Request.Size
 	switch x {
 	case report.ExpClose:
-		// A UDP data socket serves the one client and is the test's listener too;
-		// the TCP data listener closed when the connection arrived.
-		listener := d.Request.Transport == "udp"
+		// A connectionless transport's data socket (UDP) serves the one client and
+		// is the test's listener too; a connected one's data listener (TCP) closed
+		// when the connection arrived.
+		listener := !bench.CapsOf(d.Request.Transport).Connected
 		return func(ctx context.Context, t bench.Transport) error {
 			return bench.ServeClose(ctx, t, size, batchOf(d.Request), listener)
 		}, nil
