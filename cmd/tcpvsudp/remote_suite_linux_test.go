@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
@@ -78,7 +79,23 @@ func TestRunServerTwoHostsFullSuite(t *testing.T) {
 		localProps = append(localProps, pr.ID)
 	}
 	t.Logf("properties: remote %v, loopback %v", farProps, localProps)
-	for _, id := range farProps {
+	// A loopback cell that sent and received nothing (its receiver starved of CPU
+	// for the whole 100 ms, every datagram a socket drop) is a true figure, but one
+	// a property cannot be derived from: then only that cell's rows may be missing.
+	starved := map[string]bool{}
+	for _, r := range local.Results {
+		if r.Error == "" && r.Metrics.SentMsgs > 0 && r.Metrics.RecvMsgs == 0 {
+			starved[r.Experiment] = true
+			t.Logf("loopback %s over %s delivered none of %d messages (socket drops %v)", r.Experiment, r.Transport, r.Metrics.SentMsgs, r.Metrics.DropsSocket)
+		}
+	}
+	for _, pr := range far.Properties {
+		id := pr.ID
+		x, _ := pr.Evidence["experiment"].(string) // "stream", or "stream (unpaced)"
+		if x, _, _ = strings.Cut(x, " "); !slices.Contains(localProps, id) && starved[x] {
+			t.Logf("property %s only in the remote report: the loopback %s cells delivered nothing", id, x)
+			continue
+		}
 		if !slices.Contains(localProps, id) {
 			t.Errorf("property %s only in the remote report; the loopback run's cells:", id)
 			for _, r := range local.Results {
