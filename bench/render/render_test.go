@@ -3,7 +3,6 @@ package render
 import (
 	"bytes"
 	"flag"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the renderers' output")
@@ -302,61 +300,6 @@ func TestRenderMarkdownCellsEscaped(t *testing.T) {
 	}
 	if tables < 5 {
 		t.Errorf("found %d tables, want at least 5 (properties, stream x2, pingpong, connect)", tables)
-	}
-}
-
-func TestFormat(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		got  string
-		want string
-	}{
-		{"bps zero", units.Bps(0), "0 bit/s"},
-		{"bps small", units.Bps(999), "999 bit/s"},
-		{"bps kbit", units.Bps(512e3), "512 kbit/s"},
-		{"bps Mbit", units.Bps(941e6), "941 Mbit/s"},
-		{"bps Mbit rounds", units.Bps(941.4e6), "941 Mbit/s"},
-		{"bps Gbit", units.Bps(1.234e9), "1.23 Gbit/s"},
-		{"bps rolls over", units.Bps(999.6e6), "1.00 Gbit/s"},
-		{"bps tens", units.Bps(12.34e9), "12.3 Gbit/s"},
-		{"dur ns", units.Dur(850), "850 ns"},
-		{"dur ns fraction", units.Dur(5.4), "5 ns"},
-		{"dur us", units.Dur(12_340), "12.3 us"},
-		{"dur ms", units.Dur(1.2e6), "1.20 ms"},
-		{"dur s", units.Dur(2e9), "2.00 s"},
-		{"dur rolls over", units.Dur(999_999), "1.00 ms"},
-		{"dur long", units.Dur(1234e9), "1234 s"},
-		{"secs", units.Secs(0.5), "500 ms"},
-		{"count zero", units.Count(0), "0"},
-		{"count grouped", units.Count(12_345), "12,345"},
-		{"count below a million", units.Count(999_999), "999,999"},
-		{"count M", units.Count(1_234_567), "1.23M"},
-		{"count G", units.Count(45_600_000_000), "45.6G"},
-		{"si small", units.SI(12.5), "12.5"},
-		{"si k", units.SI(812_000), "812k"},
-		{"si M", units.SI(1.2e6), "1.20M"},
-		{"si below one", units.SI(0.5), "0.500"},
-		{"num", units.Num(0.9184), "0.918"},
-		{"num large", units.Num(4521.4), "4,521"},
-		{"pct zero", units.Pct(0), "0%"},
-		{"pct small", units.Pct(0.0012), "0.12%"},
-		{"pct tiny", units.Pct(0.000001), "<0.01%"},
-		{"pct tens", units.Pct(0.1234), "12.3%"},
-		{"pct all", units.Pct(1), "100%"},
-		{"pct NaN", units.Pct(math.NaN()), "-"},
-		{"countOf", units.CountOf(12, 10_000), "12 (0.12%)"},
-		{"countOf zero", units.CountOf(0, 10_000), "0"},
-		{"countOf no whole", units.CountOf(3, 0), "3"},
-		{"interval symmetric", interval(report.Interval{Median: 941e6, Lo: 929e6, Hi: 953e6, Confidence: 0.95}, 5, units.BpsUnits, true), "941 +/- 12 Mbit/s (n=5)"},
-		{"interval asymmetric", interval(report.Interval{Median: 941e6, Lo: 925e6, Hi: 960e6, Confidence: 0.95}, 7, units.BpsUnits, true), "941 [925, 960] Mbit/s (n=7)"},
-		{"interval low confidence", interval(report.Interval{Median: 12_300, Lo: 12_000, Hi: 12_600, Confidence: 0.75}, 3, units.DurUnits, true), "12.3 +/- 0.3 us (n=3, 75% CI)"},
-		{"interval SI", interval(report.Interval{Median: 624_995, Lo: 610_000, Hi: 631_000, Confidence: 0.95}, 5, units.SIUnits, false), "625k [610k, 631k] (n=5)"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.got != tc.want {
-				t.Errorf("got %q, want %q", tc.got, tc.want)
-			}
-		})
 	}
 }
 

@@ -1,0 +1,91 @@
+package report
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func u64p(v uint64) *uint64 { return &v }
+
+func TestPropertiesKnownAnswer(t *testing.T) {
+	p50 := func(ns int64) *LatencyStats { return &LatencyStats{Samples: 100, P50: &ns} }
+	cpu := func(v float64) *float64 { return &v }
+	rep := &Report{Results: []Result{
+		{Experiment: ExpStream, Transport: "tcp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 1000, SendRateBps: 8e9, GoodputBps: 8e9, CPUSecPerGB: cpu(0.5)}},
+		{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1024}, Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 902, DupMsgs: 2, LostMsgs: 100, ReorderedMsgs: 3,
+			DropsSocket: u64p(90), DropsSender: 4, DropsNetwork: u64p(6), SendRateBps: 4e9, GoodputBps: 2e9, CPUSecPerGB: cpu(2)}},
+		{Experiment: ExpConnect, Transport: "tcp", Params: Params{Size: 64}, Metrics: Metrics{SentMsgs: 500, ServerSockets: 500, TransPerS: 5000, RTT: p50(120_000)}},
+		{Experiment: ExpConnect, Transport: "udp", Params: Params{Size: 64}, Metrics: Metrics{SentMsgs: 2000, ServerSockets: 1, TransPerS: 20000, RTT: p50(40_000)}},
+		{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 1024, IO: IOTextbook}, Metrics: Metrics{SentMsgs: 1000, RecvMsgs: 10, LostMsgs: 990,
+			DropsSocket: u64p(990), SendRateBps: 1e9, GoodputBps: 0.5e9, CPUSecPerGB: cpu(8)}},
+		{Experiment: ExpStream, Transport: "udp", Params: Params{Size: 64}, Error: "failed: ignored"},
+	}, Env: Env{Link: Link{Kind: "loopback"}, Sockets: map[string]Sock{"udp": {GSO: true, GRO: true}}}}
+	props := map[string]Property{}
+	for _, p := range Properties(rep) {
+		props[p.Property] = p
+	}
+	tests := []struct {
+		property, tcp, udp string
+		evidence           map[string]any
+	}{
+		{"reliable delivery", "lost 0 of 1,000 messages (0.00%)", "lost 100 of 1,000 messages (10.00%): 90 overflowed the receive buffer, 4 refused at the sender",
+			map[string]any{"udp_lost_msgs": uint64(100), "udp_drops_socket": uint64(90), "tcp_lost_msgs": uint64(0)}},
+		{"flow control", "sender ran at 1.00x the receiver's goodput", "sender ran at 2.00x the receiver's goodput",
+			map[string]any{"udp_send_over_goodput": 2.0}},
+		{"ordering and duplicates", "0 reordered, 0 duplicated", "3 reordered, 2 duplicated", nil},
+		{"connection setup", "first answer in 120.0 us (p50), 5,000 transactions/s", "first answer in 40.0 us (p50), 20,000 transactions/s",
+			map[string]any{"tcp_over_udp": 3.0}},
+		{"one socket per client", "500 server sockets for 500 clients", "1 server socket for 2,000 clients", nil},
+		// The textbook UDP cell has a row of its own in throughput and cost, and no
+		// part in the rows above (its 990 lost are not in "reliable delivery").
+		{"throughput", "8.00 Gbit/s goodput at 1024-byte messages",
+			"2.00 Gbit/s goodput (batched, GSO/GRO); 500 Mbit/s (textbook: one datagram per call) at 1024-byte messages",
+			map[string]any{"udp_goodput_bps": 2e9, "udp_textbook_goodput_bps": 0.5e9}},
+		{"cost per byte", "0.50 CPU s/GB at 1024-byte messages",
+			"2.00 CPU s/GB (batched, GSO/GRO); 8.00 CPU s/GB (textbook: one datagram per call) at 1024-byte messages",
+			map[string]any{"udp_textbook_cpu_s_per_gb": 8.0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.property, func(t *testing.T) {
+			p, ok := props[tc.property]
+			if !ok {
+				t.Fatalf("no %q row in %v", tc.property, props)
+			}
+			if p.TCP != tc.tcp || p.UDP != tc.udp {
+				t.Errorf("got tcp %q udp %q\nwant tcp %q udp %q", p.TCP, p.UDP, tc.tcp, tc.udp)
+			}
+			for k, want := range tc.evidence {
+				if got := p.Evidence[k]; got != want {
+					t.Errorf("evidence %s = %v (%T), want %v (%T)", k, got, got, want, want)
+				}
+			}
+		})
+	}
+	if _, ok := props["round-trip time"]; ok {
+		t.Error("round-trip time row without pingpong results")
+	}
+	for _, p := range Properties(&Report{}) {
+		if strings.TrimSpace(p.Property) != "" {
+			t.Errorf("empty report gave a %q row", p.Property)
+		}
+	}
+}
+
+// TestAttachLab: the lab's rows replace or join the loopback table, except those the
+// loopback measured better (throughput and cost among them: the lab's streams are
+// paced to its link rate, so its "throughput" is that rate).
+func TestAttachLab(t *testing.T) {
+	r := &Report{Properties: []Property{{ID: "throughput", TCP: "loopback"}, {ID: "ordering", TCP: "loopback"}}}
+	l := &Report{Properties: []Property{{ID: "throughput", TCP: "lab"}, {ID: "cost", TCP: "lab"}, {ID: "ordering", Property: "ordering", TCP: "lab"},
+		{ID: "duplicates", Property: "duplicates", TCP: "lab"}}}
+	r.AttachLab(l)
+	var got []string
+	for _, p := range r.Properties {
+		got = append(got, p.ID+"="+p.TCP+" "+p.Property)
+	}
+	want := []string{"throughput=loopback ", "ordering=lab ordering (emulated link)", "duplicates=lab duplicates (emulated link)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q", got, want)
+	}
+}
