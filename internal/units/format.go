@@ -28,7 +28,7 @@ var (
 	byteUnits = []Unit{{1, " B"}, {1 << 10, " KiB"}, {1 << 20, " MiB"}, {1 << 30, " GiB"}, {1 << 40, " TiB"}}
 )
 
-// roundSig rounds x to n significant digits.
+// RoundSig rounds x to n significant digits.
 func RoundSig(x float64, n int) float64 {
 	if x == 0 || math.IsInf(x, 0) || math.IsNaN(x) {
 		return x
@@ -37,7 +37,7 @@ func RoundSig(x float64, n int) float64 {
 	return math.Round(x*p) / p
 }
 
-// pickUnit returns the largest unit in which ref reads at least 1 once rounded to
+// PickUnit returns the largest unit in which ref reads at least 1 once rounded to
 // three significant digits, so 999.6 Mbit/s reads 1.00 Gbit/s, never 1000 Mbit/s.
 func PickUnit(ref float64, units []Unit) Unit {
 	for i := len(units) - 1; i > 0; i-- {
@@ -82,19 +82,19 @@ func format3(v float64, units []Unit, intBase bool) string {
 	return scaled(v, u, d) + u.Suffix
 }
 
-// bps formats bits per second in decimal SI: "941 Mbit/s", "1.23 Gbit/s", "512 kbit/s".
+// Bps formats bits per second in decimal SI: "941 Mbit/s", "1.23 Gbit/s", "512 kbit/s".
 func Bps(v float64) string { return format3(v, BpsUnits, true) }
 
-// dur formats a duration given in nanoseconds: "850 ns", "12.3 us", "1.20 ms", "2.00 s".
+// Dur formats a duration given in nanoseconds: "850 ns", "12.3 us", "1.20 ms", "2.00 s".
 func Dur(ns float64) string { return format3(ns, DurUnits, true) }
 
-// secs formats a duration given in seconds, like dur.
+// Secs formats a duration given in seconds, like dur.
 func Secs(s float64) string { return Dur(s * 1e9) }
 
-// si formats a rate or other real number with an SI prefix: "950", "12.5", "812k", "1.23M".
+// SI formats a rate or other real number with an SI prefix: "950", "12.5", "812k", "1.23M".
 func SI(v float64) string { return format3(v, SIUnits, false) }
 
-// num formats a plain real number with three significant digits ("0.912", "12.3", "4521").
+// Num formats a plain real number with three significant digits ("0.912", "12.3", "4521").
 func Num(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
@@ -105,7 +105,7 @@ func Num(v float64) string {
 	return strconv.FormatFloat(v, 'f', decimals(v), 64)
 }
 
-// byteSize formats a size in bytes in binary units: exact with grouping below 1 MiB
+// ByteSize formats a size in bytes in binary units: exact with grouping below 1 MiB
 // unless a whole number of KiB ("65,507 B", "64 KiB"), three significant digits
 // above ("1.50 MiB", "1.63 GiB") and for fractions ("1.21 KiB").
 func ByteSize(v float64) string {
@@ -122,7 +122,7 @@ func ByteSize(v float64) string {
 	return format3(v, byteUnits, false)
 }
 
-// count formats a number of things: exact with thousands grouping below a million
+// Count formats a number of things: exact with thousands grouping below a million
 // ("12,345"), SI above ("1.23M").
 func Count(n uint64) string {
 	if n < 1e6 {
@@ -131,7 +131,7 @@ func Count(n uint64) string {
 	return SI(float64(n))
 }
 
-// group writes n with commas between groups of three digits.
+// Group writes n with commas between groups of three digits.
 func Group(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
@@ -149,7 +149,7 @@ func Group(n int64) string {
 	return b.String()
 }
 
-// pct formats a fraction as a percentage: 0.0012 -> "0.12%". A non-zero fraction
+// Pct formats a fraction as a percentage: 0.0012 -> "0.12%". A non-zero fraction
 // never reads "0.00%": below 0.01% it reads "<0.01%".
 func Pct(f float64) string {
 	x := f * 100
@@ -176,7 +176,7 @@ func ratio(part, whole uint64) string {
 	return Pct(float64(part) / float64(whole))
 }
 
-// countOf formats a count with its share of a whole: "12 (0.12%)"; a zero count or
+// CountOf formats a count with its share of a whole: "12 (0.12%)"; a zero count or
 // an empty whole prints the count alone.
 func CountOf(part, whole uint64) string {
 	if part == 0 || whole == 0 {
