@@ -56,7 +56,7 @@ func SocketsOf(ts []Transport, batch int) report.Sock {
 		if err != nil {
 			continue
 		}
-		s.RecvBuffer, s.SendBuffer = minNonZero(s.RecvBuffer, r), minNonZero(s.SendBuffer, w)
+		s.RecvBuffer, s.SendBuffer = report.SmallerKnown(s.RecvBuffer, r), report.SmallerKnown(s.SendBuffer, w)
 		if !first {
 			continue
 		}
@@ -114,16 +114,4 @@ func Refusals(want NetOptions, transport string, got report.Sock) []string {
 		out = append(out, fmt.Sprintf("--busy-poll: %s: SO_BUSY_POLL refused (raising it above net.core.busy_read needs CAP_NET_ADMIN); receivers still spin on non-blocking reads", transport))
 	}
 	return out
-}
-
-// minNonZero is the smaller of a and b where both are known (non-zero), else the
-// one that is.
-func minNonZero(a, b int) int {
-	switch {
-	case a == 0:
-		return b
-	case b == 0:
-		return a
-	}
-	return min(a, b)
 }

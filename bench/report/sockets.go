@@ -34,9 +34,9 @@ func (s *Sock) Merge(c Sock) {
 		s.Rx = maps.Clone(c.Rx)
 		return
 	}
-	s.RecvBuffer, s.SendBuffer = smallerKnown(s.RecvBuffer, c.RecvBuffer), smallerKnown(s.SendBuffer, c.SendBuffer)
+	s.RecvBuffer, s.SendBuffer = SmallerKnown(s.RecvBuffer, c.RecvBuffer), SmallerKnown(s.SendBuffer, c.SendBuffer)
 	if c.Batch > 0 {
-		s.Batch = smallerKnown(s.Batch, c.Batch)
+		s.Batch = SmallerKnown(s.Batch, c.Batch)
 	}
 	s.DataSockets += c.DataSockets
 	if c.SendCalls != nil {
@@ -72,9 +72,9 @@ func countOr0(p *uint64) uint64 {
 	return *p
 }
 
-// smallerKnown is the smaller of a and b where both are known (non-zero), else the
+// SmallerKnown is the smaller of a and b where both are known (non-zero), else the
 // one that is.
-func smallerKnown(a, b int) int {
+func SmallerKnown(a, b int) int {
 	switch {
 	case a == 0:
 		return b
