@@ -29,7 +29,8 @@ func TestLeafDeps(t *testing.T) {
 
 // TestModelAndRendererDeps: the report model and the renderers know nothing of how
 // figures are measured (no bench, transports, lab or remote), and the server side
-// (bench/farend, `serve`) links no renderer.
+// (bench/farend, `serve`) links no renderer; bench itself imports neither the
+// renderers nor the far end's package nor the CLI, which sit above it.
 func TestModelAndRendererDeps(t *testing.T) {
 	const mod = "github.com/tcpvsudp/tcpvsudp/"
 	deps := func(pkgs ...string) []string {
@@ -42,6 +43,11 @@ func TestModelAndRendererDeps(t *testing.T) {
 	for _, dep := range deps("./farend") {
 		if dep == mod+"bench/render" || strings.HasPrefix(dep, "gonum.org/") || strings.Contains(dep, "tablewriter") {
 			t.Errorf("the server side (bench/farend) links %s", dep)
+		}
+	}
+	for _, dep := range deps(".") {
+		if dep == mod+"bench/render" || dep == mod+"bench/farend" || strings.HasPrefix(dep, mod+"cmd/") {
+			t.Errorf("bench (the runner and experiments) depends on %s, which depends on it", dep)
 		}
 	}
 	for _, dep := range deps("./report", "./render") {
