@@ -8,7 +8,7 @@
 #                 fewest for which benchstat prints a 95% confidence interval)
 #   -t BENCHTIME  go test -benchtime of each run (env BENCHTIME, default 1s)
 #   -o FILE       where the tables are written besides stdout
-#                 (env OUT, default results/benchstat.txt)
+#                 (env OUT, default results/reference/benchstat.txt)
 #   -r RAWFILE    also keep the raw go test output there, benchstat-readable
 #                 (env RAW, default: not kept)
 #
@@ -58,7 +58,7 @@ case $BENCHTIME in *[!0-9a-z.]* | '') echo "benchstat.sh: BENCHTIME (-t) must be
 die() { echo "benchstat.sh: $*" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${OUT:-$REPO/results/benchstat.txt}
+OUT=${OUT:-$REPO/results/reference/benchstat.txt}
 command -v go >/dev/null || die "go is needed (PATH=$PATH)"
 
 # --- benchstat ---------------------------------------------------------------------

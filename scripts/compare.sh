@@ -2,7 +2,7 @@
 # compare.sh: tcpvsudp beside iperf3 and sockperf on loopback (issue 5).
 #
 # Usage:
-#   scripts/compare.sh [-n RUNS] [-d SECONDS] [-p PORT]  | tee results/compare.txt
+#   scripts/compare.sh [-n RUNS] [-d SECONDS] [-p PORT]  | tee results/reference/compare.txt
 #
 #   -n RUNS      runs of each tool per figure, alternating tcpvsudp and the peer
 #                (env RUNS, default 3); medians are quoted

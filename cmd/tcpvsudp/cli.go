@@ -203,7 +203,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 		"each direction counted by its receiver (like iperf3 --bidir); --rate paces each direction, and a cell's figures are both directions summed "+
 		"(goodput too; the report's observed keeps each apart)")
 	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a regular file only its owner may access)")
-	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing; checked writable before anything is measured")
+	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing; checked writable before anything is measured (results/ is ignored by git; the committed reference run is results/reference/)")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
 	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms, --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
 	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
