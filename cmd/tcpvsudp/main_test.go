@@ -76,7 +76,7 @@ func TestBadFlags(t *testing.T) {
 		{"a transport as a command", []string{"udp"}, []string{`unknown command "udp"`, "run -t udp"}},
 		{"an unknown command", []string{"bogus"}, []string{`unknown command "bogus"`, "run, serve and report"}},
 		{"run with an argument", []string{"run", "stream"}, []string{"takes no arguments", "run -e stream"}},
-		{"report of the markdown", []string{"report", "../../results/report.md"}, []string{"not a JSON report", "report.json"}},
+		{"report of the markdown", []string{"report", "../../results/reference/report.md"}, []string{"not a JSON report", "report.json"}},
 		{"negative duration", []string{"run", "--duration", "-3s"}, []string{"--duration", "-3s"}},
 		{"rate without unit", []string{"run", "--rate", "500"}, []string{"--rate", "unit", "500"}},
 		{"streams zero", []string{"run", "--streams", "0"}, []string{"--streams", "1..1024", "0"}},
