@@ -19,7 +19,9 @@ import (
 )
 
 func init() {
-	registerExperiment(experimentSpec{name: report.ExpBoundaries, place: 40, run: runBoundaries})
+	registerExperiment(experimentSpec{name: report.ExpBoundaries,
+		help:  "unframed writes: TCP reads coalesce and split them; UDP reads return each datagram whole; the largest datagram (65507 bytes)",
+		place: 40, run: runBoundaries})
 }
 
 // rawStreamer is a transport with a byte stream under its messages (TCP): the

@@ -17,7 +17,11 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
-func init() { registerExperiment(experimentSpec{name: report.ExpClients, place: 30, run: runClients}) }
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpClients,
+		help:  "--clients concurrent clients: server sockets, file descriptors and kernel memory per client (TCP: one each; UDP: one for all)",
+		place: 30, run: runClients})
+}
 
 // clientsMaxS caps the traffic phase of clients in duration mode, in seconds: the
 // figures that make the point are counts (sockets, descriptors, bytes per client),

@@ -12,7 +12,11 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { registerExperiment(experimentSpec{name: report.ExpClose, place: 20, run: runClose}) }
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpClose,
+		help:  "the peer closes: a TCP reader sees EOF; a UDP reader sees nothing. Then the server closes its listening socket",
+		place: 20, run: runClose})
+}
 
 // closeWait bounds how long the reader waits to learn that its peer has gone.
 const closeWait = time.Second

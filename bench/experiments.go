@@ -12,6 +12,7 @@ type experimentSpec struct {
 	name  string         // as --experiments and reports spell it (report.Exp*)
 	place int            // where the default suite runs it, lowest first: property experiments lead
 	run   experimentFunc // runs one cell
+	help  string         // what it does and shows, one sentence for --help
 
 	// measures is true for a measurement, which runs a cell per --sizes; a property
 	// experiment shows a behaviour once, at size (propertySize when 0).
@@ -72,6 +73,23 @@ func Experiments() []string {
 	out := make([]string, len(experimentRegistry))
 	for i, e := range experimentRegistry {
 		out[i] = e.name
+	}
+	return out
+}
+
+// An ExperimentInfo describes a registered experiment for help texts.
+type ExperimentInfo struct {
+	Name     string
+	Measures bool   // a measurement, run at every --sizes; else a property experiment, run once
+	LabOnly  bool   // runs across the emulated link only
+	Help     string // what it does and shows, one sentence
+}
+
+// ExperimentInfos describes the registered experiments, in the default suite's order.
+func ExperimentInfos() []ExperimentInfo {
+	out := make([]ExperimentInfo, len(experimentRegistry))
+	for i, x := range experimentRegistry {
+		out[i] = ExperimentInfo{Name: x.name, Measures: x.measures, LabOnly: x.labOnly, Help: x.help}
 	}
 	return out
 }

@@ -8,7 +8,9 @@ import (
 )
 
 func init() {
-	registerExperiment(experimentSpec{name: report.ExpHOL, place: 80, run: runHOL, size: holSize, labOnly: true,
+	registerExperiment(experimentSpec{name: report.ExpHOL,
+		help:  "200-byte messages at 500/s across a lossy link: one-way delivery latency; TCP's tail grows (head-of-line blocking), UDP's does not",
+		place: 80, run: runHOL, size: holSize, labOnly: true,
 		notRemote: "hol does not run against a remote server yet (it runs on one host)"})
 }
 

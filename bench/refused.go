@@ -11,7 +11,11 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-func init() { registerExperiment(experimentSpec{name: report.ExpRefused, place: 10, run: runRefused}) }
+func init() {
+	registerExperiment(experimentSpec{name: report.ExpRefused,
+		help:  "talk to a port nobody listens on: TCP's dial fails at once with ECONNREFUSED; UDP's send succeeds and only ICMP tells, later",
+		place: 10, run: runRefused})
+}
 
 // refusedWait bounds how long a transport is given to report that nobody listens.
 const refusedWait = time.Second

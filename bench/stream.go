@@ -16,7 +16,9 @@ import (
 )
 
 func init() {
-	registerExperiment(experimentSpec{name: report.ExpStream, place: 90, run: runStreamCell, measures: true,
+	registerExperiment(experimentSpec{name: report.ExpStream,
+		help:  "one-way bulk transfer: goodput at the receiver, loss after a drain, reordering, duplicates, jitter, retransmits, CPU per GB",
+		place: 90, run: runStreamCell, measures: true,
 		streams: true, directions: true, ioModes: true})
 }
 

@@ -47,34 +47,7 @@ type runFlags struct {
 
 var runLong = `Run measures the same workloads over TCP and over UDP and prints them side by side.
 
-Experiments that show a property (each runs once, at 1024-byte messages):
-  refused        talk to a port nobody listens on: TCP's dial fails at once with
-                 ECONNREFUSED; UDP's send succeeds and only ICMP tells, later
-  close          the peer closes: a TCP reader sees EOF; a UDP reader sees nothing.
-                 Then the server closes its listening socket
-  clients        --clients concurrent clients: server sockets, file descriptors and
-                 kernel memory per client (TCP: one each; UDP: one for all)
-  boundaries     unframed writes: TCP reads coalesce and split them; UDP reads
-                 return each datagram whole; the largest datagram (65507 bytes)
-  slow-receiver  a reader at --reader-rate: TCP holds the sender to it and loses
-                 nothing; UDP's sender runs on and the receive buffer drops the rest
-  fanout         one sender, --receivers receivers: one UDP multicast send reaches
-                 all; TCP needs a connection and a copy per receiver
-
-Experiments for an emulated link (they run by default only across one):
-  bottleneck     a rate-limited link: each transport alone at 2x the link rate, then
-                 beside an unresponsive UDP flow: TCP backs off, UDP does not
-  hol            200-byte messages at 500/s across a lossy link: one-way delivery
-                 latency; TCP's tail grows (head-of-line blocking), UDP's does not
-
-Experiments that measure (each runs at every --sizes):
-  stream         one-way bulk transfer: goodput at the receiver, loss after a drain,
-                 reordering, duplicates, jitter, retransmits, CPU per GB
-  pingpong       request/response: round-trip time percentiles; a request with no
-                 reply within --timeout counts as unanswered. Closed loop by
-                 default; --ping-rate N sends N requests/s on a timetable instead
-  connect        time to first answer from a new client (TCP: handshake + request +
-                 reply; UDP: one request + reply) and transactions/s
+` + experimentList() + `
 
 Every message carries a 48-byte header (run, flow, 64-bit sequence number, send
 time, CRC32C), so --sizes counts from 48. Loss, duplicates and reordering come from
@@ -587,6 +560,52 @@ func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
 	// The charts the markdown links, beside it.
 	_, err = render.Charts(filepath.Dir(mdOut), rep)
 	return err
+}
+
+// experimentList describes the registered experiments, grouped as the suite runs
+// them: those that show a property, those for an emulated link, those that measure;
+// each one's help wrapped under its name.
+func experimentList() string {
+	groups := []struct {
+		head string
+		in   func(bench.ExperimentInfo) bool
+	}{
+		{"Experiments that show a property (each runs once, at 1024-byte messages):", func(x bench.ExperimentInfo) bool { return !x.Measures && !x.LabOnly }},
+		{"Experiments for an emulated link (they run by default only across one):", func(x bench.ExperimentInfo) bool { return x.LabOnly }},
+		{"Experiments that measure (each runs at every --sizes):", func(x bench.ExperimentInfo) bool { return x.Measures && !x.LabOnly }},
+	}
+	var b strings.Builder
+	for i, g := range groups {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(g.head + "\n")
+		for _, x := range bench.ExperimentInfos() {
+			if g.in(x) {
+				b.WriteString(hanging(fmt.Sprintf("  %-15s", x.Name), x.Help, 84))
+			}
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// hanging writes text after head, wrapped at word boundaries to width columns, its
+// later lines indented as far as head is long.
+func hanging(head, text string, width int) string {
+	var b strings.Builder
+	line := head
+	for _, w := range strings.Fields(text) {
+		if len(line) > len(head) && len(line)+1+len(w) > width {
+			b.WriteString(strings.TrimRight(line, " ") + "\n")
+			line = strings.Repeat(" ", len(head))
+		}
+		if len(line) > len(head) {
+			line += " "
+		}
+		line += w
+	}
+	b.WriteString(line + "\n")
+	return b.String()
 }
 
 func impairKeys() string {
