@@ -31,6 +31,8 @@ type experimentSpec struct {
 	labOnly bool
 	// notRemote says why it does not run against a remote server; "" when it does.
 	notRemote string
+	// optional: it runs only when named (--experiments), never in the default suite.
+	optional bool
 }
 
 // experimentRegistry holds every registered experiment in the default suite's order.

@@ -100,8 +100,9 @@ func (p Plan) WithDefaults() Plan {
 		// the far end cannot run yet says so (farSkipped).
 		p.suite = true
 		for _, x := range Experiments() {
-			if spec, _ := experimentByName(x); p.Lab == nil && spec.labOnly {
-				continue // it shows what a lossy or slow link does: the lab section runs it
+			spec, _ := experimentByName(x)
+			if spec.optional || p.Lab == nil && spec.labOnly {
+				continue // asked for by name only; or it shows what a lossy or slow link does: the lab section runs it
 			}
 			p.Experiments = append(p.Experiments, x)
 		}

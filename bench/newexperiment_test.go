@@ -1,0 +1,96 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
+)
+
+// echoCount is an experiment defined here, in a test, to show that a new experiment
+// is its two halves plus one registration: the client sends Params.Count numbered
+// messages one at a time and counts the echoes that come back intact.
+const echoCount = "echo-count"
+
+func init() {
+	bench.RegisterExperiment(bench.Experiment{Name: echoCount, Optional: true, Measures: true,
+		Help: "a test's own: numbered messages one at a time, each echoed back",
+		Server: func(ctx context.Context, t bench.Transport, p report.Params) error {
+			bufs, sizes := [][]byte{make([]byte, p.Size)}, []int{0}
+			for ctx.Err() == nil {
+				t.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				n, err := t.Recv(bufs, sizes)
+				if n == 1 {
+					if _, err := t.Send([][]byte{bufs[0][:sizes[0]]}); err != nil {
+						return err
+					}
+				}
+				var ne interface{ Timeout() bool }
+				if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+					return nil // the client is gone
+				}
+			}
+			return nil
+		},
+		Client: func(ctx context.Context, c bench.Cell) (bench.Outcome, error) {
+			var o bench.Outcome
+			t, err := c.Network.Dial(ctx, c.Addr)
+			if err != nil {
+				return o, err
+			}
+			defer t.Close()
+			msg, bufs, sizes := make([]byte, c.Params.Size), [][]byte{make([]byte, c.Params.Size)}, []int{0}
+			for i := range c.Params.Count {
+				copy(msg, fmt.Sprintf("message %d", i))
+				if _, err := t.Send([][]byte{msg}); err != nil {
+					return o, err
+				}
+				o.Metrics.SentMsgs++
+				t.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if n, err := t.Recv(bufs, sizes); err != nil || n != 1 {
+					return o, fmt.Errorf("echo %d: %d messages, %v", i, n, err)
+				}
+				if bytes.Equal(bufs[0][:sizes[0]], msg) {
+					o.Metrics.RecvMsgs++
+				}
+			}
+			o.Observed = map[string]any{"echoed": o.Metrics.RecvMsgs}
+			return o, nil
+		},
+	})
+}
+
+// TestNewExperiment: an experiment registered by a test, with no file of bench
+// changed, runs over both transports with a known count, reports what its halves
+// measured, and stays out of the default suite (it is optional).
+func TestNewExperiment(t *testing.T) {
+	if !slices.Contains(bench.Experiments(), echoCount) {
+		t.Fatalf("experiments %v: %s not registered", bench.Experiments(), echoCount)
+	}
+	if p := (bench.Plan{}).WithDefaults(); slices.Contains(p.Experiments, echoCount) {
+		t.Errorf("default suite %v includes the optional %s", p.Experiments, echoCount)
+	}
+	const count = 300
+	rep, err := bench.Run(context.Background(), bench.Plan{Experiments: []string{echoCount}, Sizes: []int{100}, Count: count,
+		Warmup: bench.NoWarmup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range rep.Results {
+		got[r.Transport] = true
+		m := r.Metrics
+		if r.Experiment != echoCount || r.Error != "" || m.SentMsgs != count || m.RecvMsgs != count || r.Observed["echoed"] != uint64(count) {
+			t.Errorf("%s over %s: error %q, sent %d, echoed %d, observed %v; want %d each", r.Experiment, r.Transport, r.Error, m.SentMsgs, m.RecvMsgs, r.Observed, count)
+		}
+	}
+	if !got["tcp"] || !got["udp"] {
+		t.Errorf("results for %v, want tcp and udp", got)
+	}
+}
