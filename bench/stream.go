@@ -468,6 +468,7 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	arr := newArrivals(t, batch) // kernel receive stamps, when the transport has them
 	flows := make([]*flowRx, rx.p.Streams)
 	var local rxTotals
+	local.memo = &payloadMemo{} // a flow's payloads repeat: verified by comparison once one passed its CRC
 	if rx.oneWay != nil {
 		local.oneWay = NewLatency()
 	}
