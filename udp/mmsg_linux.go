@@ -432,27 +432,50 @@ func (c *Conn) recvViews(views [][]byte, pkts []Packet) (int, int, error) {
 	if len(g.peers) < len(views) && !c.connected {
 		g.peers = make([]peerAddr, len(views))
 	}
-	k, np, last := 0, 0, -1
+	k, np := 0, 0
 	var err error
-	for k < len(views) && g.pend < g.n {
-		e0 := g.pend
-		if e0 != last && np == len(pkts) {
-			break // no room to describe another packet
-		}
-		start, l, e, terr := g.next()
-		if terr != nil {
-			err = terr
+	// Entry by entry: the datagrams of one packet, as many as views has room for,
+	// cut at its segment size as next cuts them.
+	for k < len(views) && g.pend < g.n && np < len(pkts) {
+		e := g.pend
+		if g.trunc[e] {
+			_, _, _, err = g.next() // skips the entry, with the error
 			break
 		}
-		if e != last {
-			pkts[np] = Packet{Drops: g.drops[e]}
-			np++
-			last = e
+		total, seg, off := g.lens[e], g.segs[e], g.off
+		if seg <= 0 || seg > total {
+			seg = total
 		}
-		pkts[np-1].Datagrams++
-		views[k] = g.buf[start : start+l : start+l]
-		c.keepSource(k, e)
-		k++
+		k0, base := k, e*groBufSize
+		for k < len(views) {
+			l := min(seg, total-off)
+			s := base + off
+			views[k] = g.buf[s : s+l : s+l]
+			off += l
+			k++
+			if off >= total {
+				break
+			}
+		}
+		if off >= total {
+			g.pend, g.off = e+1, 0
+		} else {
+			g.off = off
+		}
+		pkts[np] = Packet{Datagrams: k - k0, Drops: g.drops[e]}
+		np++
+		if !c.connected {
+			p := c.sys.rx.names[e]
+			for i := k0; i < k; i++ {
+				g.peers[i] = p
+			}
+		}
+		if c.rxStamps {
+			st := g.stamp[e] // one super-packet, one arrival
+			for i := k0; i < k; i++ {
+				c.sys.stamps[i] = st
+			}
+		}
 	}
 	n, err := c.endSplit(k, err)
 	return n, np, err
