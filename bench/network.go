@@ -32,6 +32,12 @@ type NetOptions struct {
 	SendBuffer int  // SO_SNDBUF request, bytes; 0 = kernel default
 	NoDelay    bool // TCP_NODELAY (TCP only: UDP has no Nagle)
 	NoGSO      bool // UDP only: send one datagram per message, without UDP GSO (udp.Options.NoGSO)
+	// Batch is the most messages one send or receive system call moves (--batch);
+	// 0 = the transport's default. UDP: udp.Options.Batch, sendmmsg/recvmmsg entries,
+	// each one datagram, or with GSO a super-datagram of up to 128 messages and with
+	// GRO a coalesced packet, so a Send of Batch messages is one system call. TCP has
+	// no such option: a Send of any number of messages is one write or writev.
+	Batch int
 	// BusyPoll makes every receiver spin on non-blocking reads instead of sleeping
 	// until data arrives, and asks for SO_BUSY_POLL (tcp.Options.BusyPoll,
 	// udp.Options.BusyPoll): lower latency for a full CPU core per receiving socket.

@@ -140,6 +140,9 @@ func (p Plan) WithDefaults() Plan {
 	if p.Batch == 0 {
 		p.Batch = 64
 	}
+	if p.Net.Batch == 0 {
+		p.Net.Batch = p.Batch // the sockets' batch is the calls' (udp.Options.Batch)
+	}
 	if p.Clients == 0 {
 		p.Clients = 100
 	}
@@ -198,6 +201,8 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("--timeout: must be positive, got %v", p.Timeout)
 	case p.Batch < 1 || p.Batch > 1024:
 		return fmt.Errorf("--batch: must be 1..1024, got %d", p.Batch)
+	case p.Net.Batch < 0 || p.Net.Batch > 1024:
+		return fmt.Errorf("--batch: sockets' batch must be 1..1024, got %d", p.Net.Batch)
 	case slices.ContainsFunc(p.UDPIO, func(m string) bool { return m != report.IOBatched && m != report.IOTextbook }):
 		return fmt.Errorf("--udp-io: want %s, %s or both, comma-separated, got %q", report.IOBatched, report.IOTextbook, strings.Join(p.UDPIO, ","))
 	case p.Clients < 1 || p.Clients > MaxClients:
@@ -509,6 +514,7 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 		// socket flags come from e).
 		ce := *e
 		ce.batch, ce.net.NoGSO, opts.NoGSO = 1, true, true
+		ce.net.Batch, opts.Batch = 1, 1
 		e = &ce
 	}
 	nw, err := NetworkByName(c.transport, opts)
@@ -742,7 +748,7 @@ func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]report.So
 		}
 		t, err := nw.Dial(ctx, l.Addr().String())
 		if err == nil {
-			if sk := SocketsOf([]Transport{t}, 0); sk.RecvBuffer > 0 || sk.SendBuffer > 0 {
+			if sk := SocketsOf([]Transport{t}, p.Batch); sk.RecvBuffer > 0 || sk.SendBuffer > 0 {
 				sk.DataSockets = 0 // a probe, not a data socket
 				sk.Verify = p.Verify.String()
 				out[name] = sk

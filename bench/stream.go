@@ -476,6 +476,7 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	arr := newArrivals(t, batch) // kernel receive stamps, when the transport has them
 	flows := make([]*flowRx, rx.p.Streams)
 	var local rxTotals
+	local.memo = &payloadMemo{} // a flow's payloads repeat: verified by comparison once one passed its CRC
 	if rx.oneWay != nil {
 		local.oneWay = NewLatency()
 	}
@@ -549,9 +550,9 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 }
 
 // groViews is how many datagrams a GRO receive takes per packet of its batch: a
-// super-packet from a GSO sender holds up to 64 (UDP_MAX_SEGMENTS before Linux
-// 6.9, and what udp.Conn sends); a larger one is returned over two receives.
-const groViews = 64
+// super-packet from a GSO sender holds up to 128 (UDP_MAX_SEGMENTS since Linux 6.9,
+// and what udp.Conn sends there); a larger one is returned over two receives.
+const groViews = 128
 
 // account counts one received message. now is when the Recv that returned it came
 // back (delivery to the application: the goodput interval and one-way latency);

@@ -73,6 +73,7 @@ func BenchmarkStreamRecvBatch(b *testing.B) {
 			rx := newStreamRx(e, p, "udp")
 			flows := make([]*flowRx, p.Streams)
 			local := rxTotals{firstSendNs: -1, firstRecvNs: -1}
+			local.memo = &payloadMemo{} // as serve sets it
 			arr := &arrivals{stamps: make([]int64, streamCostBatch)}
 			sizes := make([]int, streamCostBatch)
 			for i := range sizes {

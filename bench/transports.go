@@ -67,7 +67,7 @@ func init() {
 		}})
 	RegisterTransport(TransportSpec{Name: "udp", Caps: Caps{Datagrams: true, TextbookIO: true},
 		Open: func(o NetOptions) Network {
-			return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll}}
+			return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll, Batch: o.Batch}}
 		}})
 }
 

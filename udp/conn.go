@@ -44,7 +44,14 @@ var ErrNoPeer = errors.New("udp: no peer to answer")
 type Options struct {
 	RecvBuffer int // SO_RCVBUF request, bytes; 0 = kernel default
 	SendBuffer int // SO_SNDBUF request, bytes; 0 = kernel default
-	Batch      int // most messages per recvmmsg/sendmmsg call; 0 = 64, at most 1024
+	// Batch is the most entries one recvmmsg or sendmmsg call moves; 0 = 64, at most
+	// 1024. An entry is one datagram, except with the offloads on: with GSO a Send
+	// entry is a super-datagram of up to 128 messages (64 on kernels before 6.9,
+	// found out at the first refusal), so one sendmmsg carries up to Batch × 128
+	// messages; with GRO a receive entry is a packet the kernel may have coalesced
+	// from many datagrams. Without offloads (NoGSO, a server socket's replies) it is
+	// the most datagrams per call, and Batch 1 is one datagram per system call.
+	Batch int
 
 	// NoGSO turns off both segmentation offloads: UDP GSO (UDP_SEGMENT) on Send and
 	// UDP GRO on Recv, whatever GRO says. By default a Conn sends with GSO when the
@@ -418,6 +425,11 @@ func (c *Conn) RecvStamps(dst []int64) int {
 	return c.recvStamps(dst)
 }
 
+// Batch returns the most entries one system call of the Conn moves (Options.Batch,
+// 64 when it was 0): datagrams, or with the offloads on super-datagrams and
+// coalesced packets (see Options.Batch).
+func (c *Conn) Batch() int { return c.batch }
+
 // Timestamps reports whether the kernel stamps each datagram the socket receives
 // (SO_TIMESTAMPNS, set and read back at open): false with Options.NoTimestamps and
 // on systems other than Linux.
@@ -451,7 +463,9 @@ func (c *Conn) SendErrors() uint64 { return c.sendErrs.Load() }
 // kernel (sendmmsg on Linux; one write or sendto per datagram elsewhere), and how many
 // datagrams they carried, since the socket opened. A UDP_SEGMENT super-datagram
 // counts as the datagrams the kernel cuts it into. datagrams/calls is what batching
-// and GSO bought: 1 with Options.Batch 1, up to Batch per call otherwise.
+// and GSO bought: without GSO 1 with Options.Batch 1 and up to Batch per call
+// otherwise; with GSO up to Batch super-datagrams of up to 128 (64 on kernels
+// before 6.9) datagrams each, as many as one Send call hands over.
 func (c *Conn) SendCalls() (calls, datagrams uint64) {
 	return c.sendCalls.Load(), c.sentDgrams.Load()
 }

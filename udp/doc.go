@@ -43,14 +43,18 @@
 //
 // On Linux a connected socket sends with UDP GSO when the kernel has it (probed at
 // open: UDP_SEGMENT set, then read back): Send hands each run of consecutive messages
-// of one length L (at most 1472 bytes, 1452 over IPv6; at most 64 messages and one
-// datagram's worth of bytes; optionally ended by one shorter message) to the kernel
-// as one super-datagram with a UDP_SEGMENT control message, in one sendmmsg entry
-// whose iovecs point at the messages themselves. The kernel cuts it back into one
-// datagram per message; Send still counts messages, and a partial sendmmsg maps back
-// to whole runs. If the kernel refuses a super-datagram (EIO, EINVAL, EMSGSIZE), the
-// socket sends one datagram per message from then on. Server sockets (from Listen)
-// never use GSO: their replies go to the sources of many peers.
+// of one length L (at most 1472 bytes, 1452 over IPv6; at most 128 messages, the
+// kernel's UDP_MAX_SEGMENTS since Linux 6.9, and one datagram's worth of bytes;
+// optionally ended by one shorter message) to the kernel as one super-datagram with a
+// UDP_SEGMENT control message, in one sendmmsg entry whose iovecs point at the
+// messages themselves, one iovec per stretch of messages adjacent in memory. One
+// sendmmsg carries up to Options.Batch such entries. The kernel cuts each back into
+// one datagram per message; Send still counts messages, and a partial sendmmsg maps
+// back to whole runs. A kernel before 6.9 refuses more than 64 segments (EINVAL):
+// the first refusal lowers the limit to 64 for the Conn and for Conns opened after
+// it, and the call is retried. If the kernel refuses a super-datagram otherwise (EIO,
+// EINVAL, EMSGSIZE), the socket sends one datagram per message from then on. Server
+// sockets (from Listen) never use GSO: their replies go to the sources of many peers.
 //
 // UDP GRO is off unless Options.GRO asks for it. With it, the kernel may queue a
 // super-packet, the datagrams of one GSO send (or consecutive datagrams of one
@@ -163,8 +167,8 @@
 //
 // # What varies by OS
 //
-// On Linux, Send and Recv use sendmmsg and recvmmsg, Options.Batch datagrams per system
-// call, through syscall.RawConn so Go's poller waits and deadlines work; all counters
+// On Linux, Send and Recv use sendmmsg and recvmmsg, Options.Batch entries (datagrams,
+// or with the offloads super-datagrams and coalesced packets) per system call, through syscall.RawConn so Go's poller waits and deadlines work; all counters
 // work. Elsewhere Recv returns one datagram per call and Send makes one system call per
 // datagram (net.UDPConn.ReadFromUDPAddrPort / WriteToUDPAddrPort); RecvDrops returns an
 // error wrapping errors.ErrUnsupported, RxqOverflow stays 0, SendErrors counts only

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -23,9 +24,12 @@ const ctrlSpace = 128
 
 // GSO and GRO limits.
 const (
-	// gsoMaxSegments is the most datagrams one super-datagram carries: the kernel's
-	// UDP_MAX_SEGMENTS (64 before Linux 6.9, 128 since; the smaller works everywhere).
-	gsoMaxSegments = 64
+	// gsoMaxSegments is the most datagrams one super-datagram carries where the
+	// kernel allows it: UDP_MAX_SEGMENTS, 128 since Linux 6.9. gsoOldSegments is
+	// the limit before (64), to which a Conn falls back when the kernel refuses a
+	// super-datagram of more (EINVAL).
+	gsoMaxSegments = 128
+	gsoOldSegments = 64
 	// gsoMaxSegIPv4 and gsoMaxSegIPv6 are the largest segment sizes Send coalesces,
 	// in bytes: a 1500-byte MTU less the IP and UDP headers. The kernel refuses a
 	// segment that does not fit the route's MTU (EINVAL); larger messages go alone.
@@ -39,6 +43,14 @@ const (
 // txCtrlSpace is the control-message room per sendmmsg entry: one UDP_SEGMENT message
 // carrying a uint16.
 var txCtrlSpace = unix.CmsgSpace(2)
+
+// gsoSegLimit is the most segments a super-datagram of this process carries:
+// gsoMaxSegments until some Conn's kernel refused that many with EINVAL (a kernel
+// before 6.9), gsoOldSegments from then on. A Conn reads it at open and keeps its own
+// copy (sysConn.gsoSegs), so one refusal costs each Conn at most one retried call.
+var gsoSegLimit atomic.Int32
+
+func init() { gsoSegLimit.Store(gsoMaxSegments) }
 
 // A peerAddr is a raw sockaddr_in or sockaddr_in6 as the kernel wrote it (the larger
 // of the two fits), with its length.
@@ -69,10 +81,14 @@ type sysConn struct {
 
 	// GSO (owned by the goroutine in Send): one UDP_SEGMENT control message per
 	// sendmmsg entry, and how many messages each entry of the current call carries.
+	// With GSO, Options.Batch counts entries: one call carries up to batch × gsoSegs
+	// messages, whose iovecs (tx.iovs, grown to the largest call) adjacent messages
+	// share.
 	txCtrl  []byte
 	txMsgs  []int
 	gsoSeg  int // largest segment coalesced, bytes
 	gsoSize int // largest super-datagram payload, bytes
+	gsoSegs int // most segments per super-datagram: gsoSegLimit at open, lowered on EINVAL
 
 	gro groScratch // owned by the goroutine in Recv
 
@@ -168,6 +184,7 @@ func (c *Conn) initSys() error {
 			h.SetLen(unix.CmsgLen(2))
 		}
 		c.sys.gsoSeg, c.sys.gsoSize = gsoMaxSegIPv4, c.maxPayload
+		c.sys.gsoSegs = int(gsoSegLimit.Load())
 		if c.maxPayload == MaxPayloadIPv6 {
 			c.sys.gsoSeg = gsoMaxSegIPv6
 		}
@@ -415,27 +432,50 @@ func (c *Conn) recvViews(views [][]byte, pkts []Packet) (int, int, error) {
 	if len(g.peers) < len(views) && !c.connected {
 		g.peers = make([]peerAddr, len(views))
 	}
-	k, np, last := 0, 0, -1
+	k, np := 0, 0
 	var err error
-	for k < len(views) && g.pend < g.n {
-		e0 := g.pend
-		if e0 != last && np == len(pkts) {
-			break // no room to describe another packet
-		}
-		start, l, e, terr := g.next()
-		if terr != nil {
-			err = terr
+	// Entry by entry: the datagrams of one packet, as many as views has room for,
+	// cut at its segment size as next cuts them.
+	for k < len(views) && g.pend < g.n && np < len(pkts) {
+		e := g.pend
+		if g.trunc[e] {
+			_, _, _, err = g.next() // skips the entry, with the error
 			break
 		}
-		if e != last {
-			pkts[np] = Packet{Drops: g.drops[e]}
-			np++
-			last = e
+		total, seg, off := g.lens[e], g.segs[e], g.off
+		if seg <= 0 || seg > total {
+			seg = total
 		}
-		pkts[np-1].Datagrams++
-		views[k] = g.buf[start : start+l : start+l]
-		c.keepSource(k, e)
-		k++
+		k0, base := k, e*groBufSize
+		for k < len(views) {
+			l := min(seg, total-off)
+			s := base + off
+			views[k] = g.buf[s : s+l : s+l]
+			off += l
+			k++
+			if off >= total {
+				break
+			}
+		}
+		if off >= total {
+			g.pend, g.off = e+1, 0
+		} else {
+			g.off = off
+		}
+		pkts[np] = Packet{Datagrams: k - k0, Drops: g.drops[e]}
+		np++
+		if !c.connected {
+			p := c.sys.rx.names[e]
+			for i := k0; i < k; i++ {
+				g.peers[i] = p
+			}
+		}
+		if c.rxStamps {
+			st := g.stamp[e] // one super-packet, one arrival
+			for i := k0; i < k; i++ {
+				c.sys.stamps[i] = st
+			}
+		}
 	}
 	n, err := c.endSplit(k, err)
 	return n, np, err
@@ -565,22 +605,28 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 			noPeer = fmt.Errorf("%w: message %d, the last Recv returned %d", ErrNoPeer, np, np)
 		}
 	}
-	defer clearIovs(tx.iovs[:min(len(todo), len(tx.iovs))])
+	// used is how many iovecs the calls so far pointed at the caller's messages.
+	used := 0
+	defer func() { clearIovs(tx.iovs[:used]) }()
 	sent, retried := 0, -1
 	for sent < len(todo) {
-		chunk := todo[sent:min(len(todo), sent+c.batch)]
-		for i, m := range chunk {
-			iov := &tx.iovs[i]
-			iov.Base = nil
-			if len(m) > 0 {
-				iov.Base = &m[0]
-			}
-			iov.SetLen(len(m))
-		}
 		gso := c.gso.Load()
+		var take int // messages this call's entries carry
 		if gso {
-			tx.vlen = c.gsoEntries(chunk)
+			var niov int
+			tx.vlen, take, niov = c.gsoEntries(todo[sent:])
+			used = max(used, niov)
 		} else {
+			chunk := todo[sent:min(len(todo), sent+c.batch)]
+			for i, m := range chunk {
+				iov := &tx.iovs[i]
+				iov.Base = nil
+				if len(m) > 0 {
+					iov.Base = &m[0]
+				}
+				iov.SetLen(len(m))
+			}
+			used = max(used, len(chunk))
 			for i := range chunk {
 				h := &tx.hdrs[i].Hdr
 				h.Iov = &tx.iovs[i]
@@ -593,7 +639,7 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 					h.Namelen = p.len
 				}
 			}
-			tx.vlen = len(chunk)
+			tx.vlen, take = len(chunk), len(chunk)
 		}
 		// first is how many messages the call's first entry carries.
 		first := 1
@@ -610,8 +656,8 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 		}
 		if tx.errno == 0 {
 			before := sent
-			if !gso {
-				sent += tx.n
+			if !gso || tx.n == tx.vlen {
+				sent += take
 			} else {
 				for _, k := range c.sys.txMsgs[:tx.n] {
 					sent += k
@@ -619,6 +665,13 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 			}
 			c.sendCalls.Add(1)
 			c.sentDgrams.Add(uint64(sent - before))
+			continue
+		}
+		if gso && first > gsoOldSegments && tx.errno == unix.EINVAL {
+			// A kernel before 6.9 allows 64 segments per super-datagram: use that
+			// from now on, in this Conn and in those opened later.
+			c.sys.gsoSegs = gsoOldSegments
+			gsoSegLimit.Store(gsoOldSegments)
 			continue
 		}
 		if gso && first > 1 && (tx.errno == unix.EIO || tx.errno == unix.EINVAL || tx.errno == unix.EMSGSIZE) {
@@ -641,23 +694,51 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 		}
 		return sent, c.sendErr(sent, err)
 	}
+	// The iovecs of a run of adjacent messages point into the first only: keep the
+	// others' memory alive until the kernel has copied them.
+	runtime.KeepAlive(todo)
 	if noPeer != nil {
 		return sent, fmt.Errorf("udp: sendmmsg on %v: %w", c.laddr, noPeer)
 	}
 	return sent, nil
 }
 
-// gsoEntries fills the send scratch's entries for chunk, whose iovecs are set: each
-// entry carries the run of messages gsoRun picks, with a UDP_SEGMENT control message
-// when the run has more than one. It returns the number of entries.
-func (c *Conn) gsoEntries(chunk [][]byte) int {
+// gsoEntries fills the send scratch's entries for the first messages of msgs, up
+// to Options.Batch entries: each entry carries the run of messages gsoRun picks,
+// with a UDP_SEGMENT control message when the run has more than one, and one iovec
+// per stretch of messages adjacent in memory (a run from one buffer is one iovec,
+// as a single write's would be). It returns the number of entries, of messages they
+// carry and of iovecs they use.
+func (c *Conn) gsoEntries(msgs [][]byte) (entries, taken, iovecs int) {
 	tx := &c.sys.tx
-	ne := 0
-	for i := 0; i < len(chunk); ne++ {
-		k, seg := gsoRun(chunk[i:], c.sys.gsoSeg, c.sys.gsoSize)
+	if need := min(len(msgs), c.batch*c.sys.gsoSegs); len(tx.iovs) < need {
+		tx.iovs = make([]unix.Iovec, need) // once, for the largest call; the old ones point nowhere
+	}
+	ne, i, iv := 0, 0, 0
+	for i < len(msgs) && ne < c.batch {
+		k, seg := gsoRun(msgs[i:], c.sys.gsoSeg, c.sys.gsoSize, c.sys.gsoSegs)
+		start := iv
+		var end uintptr // one past the last byte the current iovec covers
+		for _, m := range msgs[i : i+k] {
+			if len(m) == 0 { // only alone in its entry
+				tx.iovs[iv].Base = nil
+				tx.iovs[iv].SetLen(0)
+				iv++
+				continue
+			}
+			p := uintptr(unsafe.Pointer(&m[0]))
+			if iv > start && p == end {
+				tx.iovs[iv-1].SetLen(int(tx.iovs[iv-1].Len) + len(m))
+			} else {
+				tx.iovs[iv].Base = &m[0]
+				tx.iovs[iv].SetLen(len(m))
+				iv++
+			}
+			end = p + uintptr(len(m))
+		}
 		h := &tx.hdrs[ne].Hdr
-		h.Iov = &tx.iovs[i]
-		h.SetIovlen(k)
+		h.Iov = &tx.iovs[start]
+		h.SetIovlen(iv - start)
 		if seg > 0 {
 			ctrl := c.sys.txCtrl[ne*txCtrlSpace : (ne+1)*txCtrlSpace]
 			binary.NativeEndian.PutUint16(ctrl[unix.CmsgLen(0):], uint16(seg))
@@ -669,16 +750,17 @@ func (c *Conn) gsoEntries(chunk [][]byte) int {
 		}
 		c.sys.txMsgs[ne] = k
 		i += k
+		ne++
 	}
-	return ne
+	return ne, i, iv
 }
 
 // gsoRun returns how many messages from the start of msgs one UDP_SEGMENT
 // super-datagram carries, and its segment size (0: the first message goes alone,
 // without a control message). A run is messages of the first one's length L, with
 // 0 < L ≤ maxSeg, optionally ended by one shorter non-empty message (the kernel
-// allows a short last segment), at most gsoMaxSegments messages and maxTotal bytes.
-func gsoRun(msgs [][]byte, maxSeg, maxTotal int) (n, seg int) {
+// allows a short last segment), at most maxSegs messages and maxTotal bytes.
+func gsoRun(msgs [][]byte, maxSeg, maxTotal, maxSegs int) (n, seg int) {
 	if len(msgs) == 0 {
 		return 0, 0
 	}
@@ -688,7 +770,7 @@ func gsoRun(msgs [][]byte, maxSeg, maxTotal int) (n, seg int) {
 	}
 	n, total := 1, l
 	for _, m := range msgs[1:] {
-		if n == gsoMaxSegments || total+len(m) > maxTotal || len(m) == 0 || len(m) > l {
+		if n == maxSegs || total+len(m) > maxTotal || len(m) == 0 || len(m) > l {
 			break
 		}
 		n, total = n+1, total+len(m)

@@ -215,7 +215,7 @@ func TestGSORun(t *testing.T) {
 		{"empty", nil, 0, 0},
 		{"one", []int{64}, 1, 0},
 		{"equal", repeat(10, 64), 10, 64},
-		{"segment cap", repeat(100, 64), gsoMaxSegments, 64},
+		{"segment cap", repeat(200, 64), gsoMaxSegments, 64},
 		{"total cap", repeat(64, 1400), MaxPayloadIPv4 / 1400, 1400},
 		{"short last", []int{100, 100, 50, 100}, 3, 100},
 		{"longer next", []int{100, 100, 200}, 2, 100},
@@ -225,7 +225,7 @@ func TestGSORun(t *testing.T) {
 		{"too large to segment", []int{1473, 1473}, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n, s := gsoRun(messages(0, tc.sizes...), seg, total)
+			n, s := gsoRun(messages(0, tc.sizes...), seg, total, gsoMaxSegments)
 			if n != tc.n || s != tc.want {
 				t.Errorf("gsoRun(sizes %v) = %d, %d; want %d, %d", tc.sizes, n, s, tc.n, tc.want)
 			}

@@ -209,7 +209,7 @@ func verifyOf(req remote.TestRequest) bench.Verify {
 
 // netOptions are the run's flags a request's socket options stand for.
 func netOptions(o remote.SocketOptions) bench.NetOptions {
-	return bench.NetOptions{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll}
+	return bench.NetOptions{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll, Batch: cmp.Or(o.Batch, defaultBatch)}
 }
 
 // describe is one end's data-path endpoints of a cell, as they opened: what its

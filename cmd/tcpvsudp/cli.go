@@ -191,7 +191,10 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.impairUp, "impair-up", "", "impairments of the client-to-server direction only (replaces --impair/--link for it)")
 	fs.StringVar(&rf.impairDown, "impair-down", "", "impairments of the server-to-client direction only (replaces --impair/--link for it)")
 	fs.BoolVar(&rf.noLab, "no-lab", false, "skip the short emulated-link section the default suite adds when it runs as root")
-	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call, at both ends (with --server, the server's too), 1..1024")
+	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive system call, at both ends (with --server, the server's too), 1..1024. "+
+		"UDP: sendmmsg/recvmmsg entries; with GSO an entry is a super-datagram of up to 128 messages, so a send of N messages is one call, "+
+		"and with GRO a receive entry is a packet the kernel may have coalesced from many datagrams. TCP: a send of N messages is one write or writev; "+
+		"a receive reads as many framed messages as one read brought, up to N. Textbook UDP cells use 1")
 	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
 	fs.BoolVar(&rf.busyPoll, "busy-poll", false, "receivers spin on non-blocking reads instead of sleeping until data arrives, and ask for SO_BUSY_POLL of 50us "+
 		"(granted only with CAP_NET_ADMIN; it polls NIC queues, and loopback has none): lower, steadier latency "+
@@ -270,7 +273,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
 		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, Reverse: rf.reverse, Bidir: rf.bidir,
-		Net: bench.NetOptions{NoDelay: rf.nodelay, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll},
+		Net: bench.NetOptions{NoDelay: rf.nodelay, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll, Batch: rf.batch},
 	}
 	var err error
 	if p.Transports, err = parseList("--transports", rf.transports); err != nil {
