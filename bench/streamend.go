@@ -89,15 +89,18 @@ func newStreamRx(e *runEnv, p report.Params, transport string) *streamRx {
 const settleQuiet = 50 * time.Millisecond
 
 // rxRun serves a given set of endpoints with one receiver, each on a goroutine of
-// its own: a far end's data path, or this host's in a reverse stream. Socket drops
-// count from the first data message, the start of the measured phase here (warm-up
-// overflow is not the measurement's).
+// its own. Socket drops count from markStart (a receiver on the senders' host, told
+// where the measured phase starts) or else from the first data message, the start of
+// the measured phase as a far receiver sees it (warm-up overflow is not the
+// measurement's).
 type rxRun struct {
-	rx   *streamRx
-	ts   []Transport
-	stop context.CancelFunc
-	wg   sync.WaitGroup
-	errs []error
+	rx      *streamRx
+	ts      []Transport
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	errs    []error
+	endOnce sync.Once
+	endErr  error
 
 	mu     sync.Mutex // guards drops0, based
 	drops0 uint64
@@ -109,7 +112,9 @@ func startRx(ctx context.Context, rx *streamRx, ts []Transport) *rxRun {
 	also := rx.onFirstData // the caller's, if any: called after the base is taken
 	rx.onFirstData = func() {
 		r.mu.Lock()
-		r.drops0, r.based = recvDrops(ts)
+		if !r.based {
+			r.drops0, r.based = recvDrops(ts)
+		}
 		r.mu.Unlock()
 		if also != nil {
 			also()
@@ -122,9 +127,17 @@ func startRx(ctx context.Context, rx *streamRx, ts []Transport) *rxRun {
 	return r
 }
 
-// drops is the endpoints' receive-buffer drops since the first data message, as the
-// kernel counts them (with UDP GRO: packets; streamRx.datagramDrops converts them
-// once every serve has returned).
+// markStart takes the base of the socket drops now: the measured phase starts.
+func (r *rxRun) markStart() {
+	d, _ := recvDrops(r.ts)
+	r.mu.Lock()
+	r.drops0, r.based = d, true
+	r.mu.Unlock()
+}
+
+// drops is the endpoints' receive-buffer drops since the base, as the kernel counts
+// them (with UDP GRO: packets; streamRx.datagramDrops converts them once every serve
+// has returned).
 func (r *rxRun) drops() (uint64, bool) {
 	d1, ok := recvDrops(r.ts)
 	r.rx.readFinalDrops()
@@ -136,18 +149,67 @@ func (r *rxRun) drops() (uint64, bool) {
 	return d1 - min(d1, r.drops0), true
 }
 
-// end stops every serve, waits for them, and returns their failures (a closed
-// endpoint is none).
+// end stops every serve, closes the endpoints, waits for the serves, and returns
+// their failures (a closed endpoint is none). Later calls return the same.
 func (r *rxRun) end() error {
-	r.stop()
-	r.wg.Wait()
-	var errs []error
-	for _, err := range r.errs {
-		if err != nil && !isClosed(err) {
-			errs = append(errs, err)
+	r.endOnce.Do(func() {
+		r.stop()
+		for _, t := range r.ts {
+			t.Close()
 		}
+		r.wg.Wait()
+		var errs []error
+		for _, err := range r.errs {
+			if err != nil && !isClosed(err) {
+				errs = append(errs, err)
+			}
+		}
+		r.endErr = errors.Join(errs...)
+	})
+	return r.endErr
+}
+
+// rxHalf is the receiving half of a stream cell, wherever it runs: at the far end
+// (ServeStreamRx), in this process as the server half of a one-host cell
+// (localCell), or on this host for a far end's senders (reverse, bidir). Its
+// receiver serves each of its endpoints on a goroutine of its own, reading no
+// faster than a slow reader's pace when asked to, with the receive buffers and the
+// time line (rxSeries) a slow receiver's cell asks for.
+type rxHalf struct {
+	rx      *streamRx
+	run     *rxRun
+	series  *rxSeries // nil: no time line of its own
+	gotRecv int       // SO_RCVBUF granted, when asked for (recvBuffer), bytes
+	warns   []string
+}
+
+// startRxHalf starts rx receiving on ts, each endpoint asking for recvBuffer bytes
+// of receive buffer (0 = leave it), sampled every seriesStep from the first data
+// arrival (0 = no time line).
+func startRxHalf(ctx context.Context, rx *streamRx, ts []Transport, recvBuffer int, seriesStep time.Duration) *rxHalf {
+	h := &rxHalf{rx: rx}
+	h.gotRecv, _, h.warns = setBuffers(ts, recvBuffer, 0)
+	if h.series = startRxSeries(h.rx, seriesStep); h.series != nil {
+		h.rx.onFirstData = h.series.arrived
 	}
-	return errors.Join(errs...)
+	h.run = startRx(ctx, h.rx, ts)
+	return h
+}
+
+// stop reads the socket drops, stops the receiver and returns what it received,
+// drops in datagrams, with the time line if it kept one. drained is how long its
+// drain took, for a far receiver's report.
+func (h *rxHalf) stop(drained time.Duration) (rxResult, []RecvSample) {
+	drops, dropsOK := h.run.drops()
+	serr := h.run.end()
+	r := rxResult{tot: h.rx.totals(), sockets: len(h.run.ts), recvBuffer: h.gotRecv, drain: drained, dropsOK: dropsOK}
+	r.drops, r.dropPkts = h.rx.datagramDrops(drops)
+	samples, swarns := h.series.stop()
+	r.warns = append(append(r.warns, h.warns...), swarns...)
+	if serr != nil {
+		r.warns = append(r.warns, fmt.Sprintf("receiver: %v", serr))
+	}
+	return r, samples
 }
 
 // localStream is the receiver in this process: a server whose every endpoint
@@ -400,12 +462,8 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPe
 	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: farBatch(spec), drain: spec.Drain, verify: spec.Verify}
 	rx := newStreamRx(e, report.Params{Size: spec.Size, Streams: spec.Streams}, spec.Transport)
 	rx.readerBps = spec.ReaderBps
-	gotRecv, _, warns := setBuffers(ts, spec.RecvBuffer, 0)
-	series := startRxSeries(rx, spec.SeriesStep)
-	if series != nil {
-		rx.onFirstData = series.arrived
-	}
-	run := startRx(ctx, rx, ts)
+	h := startRxHalf(ctx, rx, ts, spec.RecvBuffer, spec.SeriesStep)
+	var warns []string
 	select {
 	case <-peer.Done():
 		if sent, err := peer.Sent(); err != nil {
@@ -413,34 +471,32 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPe
 		} else if len(sent) != spec.Streams {
 			warns = append(warns, fmt.Sprintf("the client's end of stream counts %d flows, want %d: the drain ends on a quiet spell", len(sent), spec.Streams))
 		} else {
-			rx.endFlows(sent)
+			h.rx.endFlows(sent)
 		}
-		rx.endUnknown()
+		h.rx.endUnknown()
 	case <-ctx.Done():
 	}
 	drainStart := time.Now()
-	rx.waitDrained(ctx, spec.Drain)
-	drained := time.Since(drainStart)
-	drops, dropsOK := run.drops()
-	serr := run.end()
-	drops, dropPkts := rx.datagramDrops(drops)
-	samples, swarns := series.stop()
-	warns = append(warns, swarns...)
+	h.rx.waitDrained(ctx, spec.Drain)
+	allEnded := h.rx.allEnded()
+	r, samples := h.stop(time.Since(drainStart))
+	sr := r.wire()
+	sr.AllEnded = allEnded
+	return FarResult{ServerSockets: len(ts), Stream: sr, Warnings: append(warns, r.warns...), Series: samples}, ctx.Err()
+}
 
-	tot := rx.totals()
-	sr := &StreamRx{Received: tot.received, Unique: tot.unique, Dups: tot.dups, Reordered: tot.reordered, ReorderExtent: tot.extent,
-		Stale: tot.stale, Corrupt: tot.corrupt, Malformed: tot.malformed, Foreign: tot.foreign,
-		JitterSum: tot.jitterSum, JitterFlows: tot.jitterFlows, KernelStamped: tot.kernelStamped,
-		AllEnded: rx.allEnded(), DrainNs: int64(drained), RecvBuffer: gotRecv}
-	if tot.firstRecvNs >= 0 && tot.lastRecvNs > tot.firstRecvNs {
-		sr.RecvSpanNs = tot.lastRecvNs - tot.firstRecvNs
+// wire is what a far receiver measured, as it travels to the client.
+func (r rxResult) wire() *StreamRx {
+	t := r.tot
+	sr := &StreamRx{Received: t.received, Unique: t.unique, Dups: t.dups, Reordered: t.reordered, ReorderExtent: t.extent,
+		Stale: t.stale, Corrupt: t.corrupt, Malformed: t.malformed, Foreign: t.foreign,
+		JitterSum: t.jitterSum, JitterFlows: t.jitterFlows, KernelStamped: t.kernelStamped,
+		DrainNs: int64(r.drain), RecvBuffer: r.recvBuffer}
+	if t.firstRecvNs >= 0 && t.lastRecvNs > t.firstRecvNs {
+		sr.RecvSpanNs = t.lastRecvNs - t.firstRecvNs
 	}
-	if dropsOK {
-		sr.DropsSocket, sr.DropsSocketPackets = u64p(drops), dropPkts
+	if r.dropsOK {
+		sr.DropsSocket, sr.DropsSocketPackets = u64p(r.drops), r.dropPkts
 	}
-	res := FarResult{ServerSockets: len(ts), Stream: sr, Warnings: warns, Series: samples}
-	if serr != nil {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("receiver: %v", serr))
-	}
-	return res, ctx.Err()
+	return sr
 }

@@ -36,7 +36,12 @@ func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport, ended func
 		return FarResult{}, fmt.Errorf("bench: ServeStreamTx: want a run id, %d endpoints for %d streams, size >= %d and a count or a time; got run %d, size %d, count %d, time %v",
 			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size, spec.Count, spec.SendFor)
 	}
-	e := &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: farBatch(spec)}
+	return serveStreamTx(ctx, &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: farBatch(spec)}, spec, ts, ended)
+}
+
+// serveStreamTx is ServeStreamTx on e's clock, run id and payload: the far end's
+// own, or the client's when the server half runs in its process.
+func serveStreamTx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport, ended func(sent []uint64)) (FarResult, error) {
 	p := report.Params{Size: spec.Size, Streams: len(ts), RateBps: spec.RateBps}
 	txs := make([]*streamTx, len(ts))
 	for i, t := range ts {
