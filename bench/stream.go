@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -37,61 +38,52 @@ type streamOpts struct {
 	recvBuffer, sendBuffer int
 }
 
-// streamCell runs one stream cell and returns its figures, observations (sender
-// blocked time, TCP_INFO limits) and, when asked, its time line.
+// streamCell runs one stream cell: this host's client half against the cell's server
+// half at its peer (openStreamPeer: in this process, or at a far end). This host sends
+// on the paths it sends on (forward; bidir's first half) and receives and accounts on
+// those it receives on (reverse; bidir's second half); the peer does the rest. It
+// returns the cell's figures, observations (sender blocked time, TCP_INFO limits)
+// and, when asked, its time line.
 func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (outcome, error) {
-	if p.Reverse && e.far != nil {
-		return streamCellReverse(ctx, e, nw, p, so)
-	}
-	if p.Bidir && e.far != nil {
-		return streamCellBidir(ctx, e, nw, p, so)
-	}
-	var warns []string
 	// Every blocking call below ends by this cell's time limit: the watchdog closes the
 	// endpoints, which unblocks a sender stuck on a receiver that died.
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
-	var end streamEnd
-	var err error
-	if e.far != nil {
-		end, err = openStreamFar(ctx, e, nw, p, so)
-	} else {
-		end, err = openStreamLocal(ctx, e, nw, p, so)
-	}
+	sp, err := openStreamPeer(ctx, e, nw, p, so)
 	if err != nil {
 		return outcome{}, err
 	}
-	defer end.close()
-	conns := end.transports()
-	stopWatch := ctxwatch.OnDone(ctx, func() {
-		for _, t := range conns {
-			t.Close()
-		}
-	})
+	defer sp.abandon()
+	stopWatch := ctxwatch.OnDone(ctx, sp.closeEnds)
 	defer stopWatch()
-	txs := make([]*streamTx, len(conns))
-	for i, t := range conns {
+	txs := make([]*streamTx, len(sp.out))
+	for i, t := range sp.out {
 		txs[i] = newStreamTx(e, p, uint32(i), t)
+	}
+	var back *rxHalf // this host's receiver, of the peer's flows
+	if len(sp.in) > 0 {
+		back = startRxHalf(ctx, newStreamRx(e, p, nw.Name()), sp.in, 0, 0)
+		defer back.run.end()
 	}
 
 	// Warm-up: excluded from every counter and from the sequence space (PITFALLS 14).
-	if so.warmup > 0 {
+	// The peer's senders warm up alike.
+	if so.warmup > 0 && len(txs) > 0 {
 		if err := warmAll(ctx, txs, so.warmup); err != nil {
 			return outcome{}, err
 		}
-		end.quiet(ctx)
+		sp.quiet(ctx)
 	}
 
 	e.markMeasured(false)
 	u0, uerr := ReadUsage()
-	retr0, _ := retransmits(conns)
-	lim0, _ := tcpLimits(conns)
-	end.markStart()
+	retr0, _ := retransmits(sp.out)
+	lim0, _ := tcpLimits(sp.out)
+	sp.markStart()
 	measureStart := time.Now()
-	var series []report.Sample
 	stopSeries := func() {}
 	if so.seriesStep > 0 {
-		stopSeries = end.sampleSeries(measureStart, so.seriesStep, txs)
+		stopSeries = sp.sampleSeries(measureStart, so.seriesStep, txs)
 		defer stopSeries()
 	}
 
@@ -99,58 +91,131 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	if p.Count == 0 {
 		until = time.Now().Add(time.Duration(p.DurationS * float64(time.Second)))
 	}
-	calls0, dgrams0, counted := sendCalls(conns)
-	if err := sendAll(ctx, txs, p.Count, until); err != nil {
+	calls0, dgrams0, counted := sendCalls(sp.out)
+	g, gctx := errgroup.WithContext(ctx)
+	if len(txs) > 0 {
+		g.Go(func() error {
+			if err := sendAll(gctx, txs, p.Count, until); err != nil {
+				return err
+			}
+			// End of stream travels beside the data path, where it cannot be lost: the
+			// receiver's socket then drops data and nothing else (PITFALLS 7).
+			sp.fc.SendersEnded(sentPerFlow(txs))
+			return nil
+		})
+	}
+	if back != nil {
+		g.Go(func() error {
+			awaitFarSenders(gctx, e, back.rx, p, so, sp.dur, sp.fc.Ended(), sp.fc.Senders())
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		stopSeries()
 		return outcome{}, err
 	}
-	// End of stream travels beside the data path, where it cannot be lost: the
-	// receiver's socket then drops data and nothing else (PITFALLS 7).
-	end.ended(sentPerFlow(txs))
 
-	// Drain: wait for the receiver to have everything, or for a quiet spell, or for
-	// the drain period to run out (PITFALLS 7).
+	// Drain: wait for the receivers to have everything, or for a quiet spell, or for
+	// the drain period to run out (PITFALLS 7). A far receiver drains after finish.
 	drainStart := time.Now()
-	end.drain(ctx, so.drain)
+	sp.drain(ctx, so.drain)
 	drain := time.Since(drainStart)
+	var backDrain time.Duration
+	var rb rxResult
+	if back != nil {
+		backStart := time.Now()
+		back.rx.waitDrained(ctx, so.drain)
+		backDrain = time.Since(backStart)
+	}
 	stopSeries()
 
 	u1, _ := ReadUsage()
-	retr1, retrOK := retransmits(conns)
-	lim1, limOK := tcpLimits(conns)
+	retr1, retrOK := retransmits(sp.out)
+	lim1, limOK := tcpLimits(sp.out)
+	calls1, dgrams1, _ := sendCalls(sp.out)
 	e.markMeasured(true)
-	rr, err := end.finish(ctx)
-	if err != nil {
-		return outcome{}, err
+	if back != nil {
+		rb, _ = back.stop(backDrain)
+		rb.far = sp.one == nil
 	}
-	if so.seriesStep > 0 {
-		series = end.series() // after finish: a far end's half arrives with its figures
-	}
-	warns = append(warns, rr.warns...)
-	if rr.drain > 0 {
-		drain = rr.drain // the far end drained after this side finished
-	}
+	fr, ferr := sp.finish(ctx)
 
-	var ts txSummary
-	for _, tx := range txs {
-		ts.add(tx)
+	var warns []string
+	var m report.Metrics
+	var obs map[string]any
+	var series []report.Sample
+	var rf rxResult
+	var mf, mb report.Metrics
+	var wf, wb []string
+	var of, ob map[string]any
+	if len(txs) > 0 {
+		if rf, series, err = sp.forward(); err != nil {
+			return outcome{}, err
+		}
+		if rf.drain > 0 {
+			drain = rf.drain // the far end drained after this side finished
+		}
+		var ts txSummary
+		for _, tx := range txs {
+			ts.add(tx)
+		}
+		mf, wf, of = streamMetrics(p, so, ts, rf, drain)
 	}
-	m, w, obs := streamMetrics(p, so, ts, rr, drain)
-	warns = append(warns, w...)
+	if back != nil {
+		if fr.StreamTx == nil {
+			return outcome{}, fmt.Errorf("far end: no sender figures: %w", errors.Join(ferr, errors.New("the server reported none")))
+		}
+		rb.sockets, rb.cpu = fr.ServerSockets, fr.CPUSec
+		mb, wb, ob = streamMetrics(p, so, fr.StreamTx.summary(), rb, backDrain)
+	}
+	switch {
+	case back == nil: // forward
+		m, obs = mf, of
+		warns = append(rf.warns, wf...)
+		if retrOK {
+			m.Retransmits = u64p(retr1 - retr0)
+		}
+		if counted {
+			// What each system call carried: 1 in textbook I/O, up to --batch batched.
+			obs["send_calls"] = calls1 - calls0
+			obs["sent_datagrams"] = dgrams1 - dgrams0
+		}
+		if limOK {
+			obs["rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
+			obs["sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
+		}
+	case len(txs) == 0: // reverse
+		m, obs = mb, ob
+		warns = append(append(fr.Warnings, rb.warns...), wb...)
+		if ferr != nil {
+			warns = append(warns, fmt.Sprintf("far end: %v", ferr))
+		}
+	default: // both ways: each direction's figures apart, the cell's their sum (bothWays)
+		m = bothWays(mf, mb, rf.tot, rb.tot)
+		m.ServerSockets, m.ServerCPUSec = fr.ServerSockets, fr.CPUSec
+		warns = append(append(warns, fr.Warnings...), rb.warns...)
+		if sp.one != nil {
+			warns = append(warns, rf.warns...) // the receiver's in this process
+		}
+		warns = append(warns, prefixed("forward: ", wf)...)
+		warns = append(warns, prefixed("reverse: ", wb)...)
+		if ferr != nil {
+			warns = append(warns, fmt.Sprintf("far end: %v", ferr))
+		}
+		obs = map[string]any{}
+		directionObserved(obs, "forward_", mf, of)
+		directionObserved(obs, "reverse_", mb, ob)
+		// This host's senders' TCP_INFO: the forward direction's only.
+		if retrOK {
+			obs["forward_retransmits"] = retr1 - retr0
+		}
+		if limOK {
+			obs["forward_rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
+			obs["forward_sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
+		}
+	}
 	if uerr == nil {
 		setUsage(&m, u1.Sub(u0), m.RecvBytes)
-	}
-	if retrOK {
-		m.Retransmits = u64p(retr1 - retr0)
-	}
-	if calls1, dgrams1, _ := sendCalls(conns); counted {
-		// What each system call carried: 1 in textbook I/O, up to --batch batched.
-		obs["send_calls"] = calls1 - calls0
-		obs["sent_datagrams"] = dgrams1 - dgrams0
-	}
-	if limOK {
-		obs["rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
-		obs["sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
 	}
 	return outcome{m: m, warns: warns, observed: obs, series: series}, nil
 }
