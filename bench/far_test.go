@@ -106,13 +106,8 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 			srvs[i] = st
 		}
 		r, err := MeasureServerHalf(func() (FarResult, error) {
-			switch {
-			case spec.Experiment == report.ExpStream && spec.Bidir:
-				return ServeStreamBidir(sctx, spec, srvs, loopPeer{c}, c.farEnded)
-			case spec.Experiment == report.ExpStream && spec.Reverse:
-				return ServeStreamTx(sctx, spec, srvs, c.farEnded)
-			case spec.Experiment == report.ExpStream:
-				return ServeStreamRx(sctx, spec, srvs, loopPeer{c})
+			if spec.Experiment == report.ExpStream {
+				return ServeStream(sctx, spec, srvs, loopPeer{c}, c.farEnded)
 			}
 			return FarResult{ServerSockets: 1}, ServeEcho(sctx, srvs[0], spec.Size, 64)
 		})

@@ -15,38 +15,25 @@ import (
 // (Plan.Far: a tcpvsudp serve, through bench/farend), or in this process on one host
 // (loopback, and the lab, whose server namespace this process enters: localCell).
 // The client half reaches either through a FarCell, and both run the same halves:
-// rxHalf receives and accounts, streamTx sends (ServeStreamRx and ServeStreamTx at a
-// far end). Only where the server half runs differs, and one capability says it:
-// a peer in this process shares the client's clock (oneClock).
-
-// A oneClock FarCell runs its server half in this process, on the client's clock,
-// run id and payload (runEnv): send times and arrival times are on one clock, so the
-// receive interval runs from the first send and one-way latency is measured. The
-// client half takes its receiver's measured-phase edges itself: the receiver is
-// told the measured phase starts (its socket drops count from there), drains before
-// the phase ends here (so the lab's link figures, TCP_INFO and CPU cover the drain),
-// and its time line samples deliveries live. A far end, on another clock, measures
-// from its first data arrival, drains after the client finished, and its time line
-// is merged (mergeSeries).
+// rxHalf receives and accounts, streamTx sends (at a far end ServeStream runs them).
+// Only where the server half runs differs, and one capability says it: a oneClock
+// FarCell runs its server half in this process, on the client's clock, run id and
+// payload (runEnv), so the receive interval runs from the first send and one-way
+// latency is measured, and the client half drives its receiver's measured phase:
+// socket drops count from the phase's start, the drain ends before the phase does
+// (the lab's link figures, TCP_INFO and CPU cover it), and the time line samples
+// deliveries live. A far end, on another clock, counts from its first data arrival,
+// drains after the client finished, and its time line is merged (mergeSeries).
 type oneClock interface {
-	// quiet waits for the warm-up's stragglers to reach the receiver.
-	quiet(ctx context.Context)
-	// markStart tells the receiver the measured phase starts.
-	markStart()
-	// sampleSeries samples, every step from start, what txs sent and the receiver
-	// delivered; the function it returns stops it.
-	sampleSeries(start time.Time, step time.Duration, txs []*streamTx) (stop func())
-	series() []report.Sample
-	// drain waits for the receiver to have everything, for a quiet spell, or for d.
-	drain(ctx context.Context, d time.Duration)
-	// received is what the receiver counted; after Finish.
-	received() rxResult
+	receiver() *rxHalf  // receives the client's flows; nil when only the server sends
+	received() rxResult // what it counted; after Finish
 }
 
 // streamPeer is a stream cell's server half as its client half sees it.
 type streamPeer struct {
 	fc  FarCell
 	one oneClock // nil: the server half runs at a far end, on another clock
+	rx  *rxHalf  // one clock: the server half's receiver, when it receives
 	ts  []Transport
 	out []Transport // this host sends on these: forward, and bidir's first half
 	in  []Transport // and receives on these: reverse, and bidir's second half
@@ -93,41 +80,43 @@ func openStreamPeer(ctx context.Context, e *runEnv, nw Network, p report.Params,
 		return nil, err
 	}
 	sp := &streamPeer{fc: fc, ts: fc.Transports(), dur: dur}
-	sp.one, _ = fc.(oneClock)
-	n := p.Streams
-	switch {
-	case p.Bidir && len(sp.ts) == 2*n:
-		sp.out, sp.in = sp.ts[:n], sp.ts[n:]
-	case p.Reverse && len(sp.ts) == n:
-		sp.in = sp.ts
-	case !peerSends && len(sp.ts) == n:
-		sp.out = sp.ts
-	default:
-		sp.abandon()
-		return nil, fmt.Errorf("far end: opened %d data paths, want %d", len(sp.ts), len(sp.out)+len(sp.in))
+	if sp.one, _ = fc.(oneClock); sp.one != nil {
+		sp.rx = sp.one.receiver()
 	}
+	k, want := p.Streams, p.Streams // this host sends on the first k paths, and receives on the rest
+	if p.Reverse {
+		k = 0
+	} else if p.Bidir {
+		want *= 2
+	}
+	if len(sp.ts) != want {
+		sp.finish(context.Background(), true)
+		return nil, fmt.Errorf("far end: opened %d data paths, want %d", len(sp.ts), want)
+	}
+	sp.out, sp.in = sp.ts[:k], sp.ts[k:]
 	_, sp.sendBuffer, sp.warns = setBuffers(sp.out, 0, so.sendBuffer)
 	if p.Bidir && sp.one == nil && nw.Name() == "tcp" {
 		// The far end orders its TCP paths by these (orderPaths).
 		if err := sendPathMarkers(e, sp.ts); err != nil {
-			sp.abandon()
+			sp.finish(context.Background(), true)
 			return nil, fmt.Errorf("far end: %w", err)
 		}
 	}
 	return sp, nil
 }
 
-func (sp *streamPeer) closeEnds() {
-	for _, t := range sp.ts {
+// closeAll closes every endpoint of ts.
+func closeAll(ts []Transport) {
+	for _, t := range ts {
 		t.Close()
 	}
 }
 
 // quiet waits for the warm-up's stragglers: a far receiver keeps them out of every
-// counter by their kind anyway, so a moment is enough.
+// counter by their kind anyway, so a moment is enough there.
 func (sp *streamPeer) quiet(ctx context.Context) {
-	if sp.one != nil {
-		sp.one.quiet(ctx)
+	if sp.rx != nil {
+		sp.rx.rx.waitQuiet(ctx, 10*time.Millisecond, 250*time.Millisecond)
 		return
 	}
 	select {
@@ -136,71 +125,37 @@ func (sp *streamPeer) quiet(ctx context.Context) {
 	}
 }
 
-func (sp *streamPeer) markStart() {
-	if sp.one != nil && len(sp.out) > 0 {
-		sp.one.markStart()
-	}
-}
-
-// drain waits for the peer's receiver to drain, when it shares this host's clock; a
-// far receiver drains after Finish.
-func (sp *streamPeer) drain(ctx context.Context, d time.Duration) {
-	if sp.one != nil && len(sp.out) > 0 {
-		sp.one.drain(ctx, d)
-	}
-}
-
 // sampleSeries samples what the senders handed over and, on one clock, what the
-// receiver delivered. A far receiver samples its deliveries itself: here the senders
-// are sampled once more as it stops (no drain here follows the sending: the last
-// step's sends would be missing), and series merges both once finish brought them.
+// receiver delivered; a far receiver samples its deliveries itself, and forward
+// merges both once finish brought them.
 func (sp *streamPeer) sampleSeries(start time.Time, step time.Duration, txs []*streamTx) func() {
-	if sp.one != nil {
-		return sp.one.sampleSeries(start, step, txs)
+	if sp.rx != nil {
+		return sampleInto(start, step, txs, sp.rx.rx.deliveredNow, sp.rx.rx.series.add)
 	}
 	sp.sampled = true
-	stop := sampleInto(start, step, txs, nil, sp.sent.add)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			stop()
-			var sent uint64
-			for _, tx := range txs {
-				sent += tx.sentNow.Load()
-			}
-			sp.sent.add(report.Sample{TS: report.Round3(time.Since(start).Seconds()), SentMsgs: sent})
-		})
-	}
+	return sampleInto(start, step, txs, nil, sp.sent.add)
 }
 
-// finish ends the cell: it closes this host's endpoints (a forward stream's after
-// the far end's figures came: its receiver drains on the data path) and collects
-// what the server half reports.
-func (sp *streamPeer) finish(ctx context.Context) (FarResult, error) {
+// finish ends the cell and collects what the server half reports. This host's
+// endpoints close first when it receives, or abandons the cell (its figures unread:
+// a cell that failed); a forward stream's close after the far end's figures came
+// (its receiver drains on the data path). Later calls return the first's.
+func (sp *streamPeer) finish(ctx context.Context, abandon bool) (FarResult, error) {
 	sp.once.Do(func() {
-		if len(sp.in) > 0 {
-			sp.closeEnds()
+		if abandon || len(sp.in) > 0 {
+			closeAll(sp.ts)
 		}
 		sp.fr, sp.finErr = sp.fc.Finish(ctx)
-		sp.closeEnds()
+		closeAll(sp.ts)
 	})
 	return sp.fr, sp.finErr
-}
-
-// abandon closes this side's endpoints and ends the server half, its figures
-// unread: a cell that failed before finish.
-func (sp *streamPeer) abandon() {
-	sp.once.Do(func() {
-		sp.closeEnds()
-		sp.fc.Finish(context.Background())
-	})
 }
 
 // forward is what the peer's receiver counted of this host's flows (bidir: those of
 // the first half of the paths), with the time line when one was sampled.
 func (sp *streamPeer) forward() (rxResult, []report.Sample, error) {
 	if sp.one != nil {
-		return sp.one.received(), sp.one.series(), nil
+		return sp.one.received(), sp.rx.rx.series.result(), nil
 	}
 	res := sp.fr
 	if res.Stream == nil {
@@ -248,11 +203,12 @@ type localCell struct {
 	res  rxResult
 }
 
-// sharedEndpoint is a Listener whose first Accept returns the one endpoint that
-// serves every peer (a datagram socket), and no other.
-type sharedEndpoint interface{ sharesEndpoint() }
-
-func (*udpListener) sharesEndpoint() {}
+// isShared says l's first Accept returns the one endpoint that serves every peer (a
+// datagram socket), and no other.
+func isShared(l Listener) bool {
+	_, ok := l.(*udpListener)
+	return ok
+}
 
 // openLocalCell opens stream cell p's data path in this process and starts spec's
 // server half on it; oneWay, when set, records each new data message's one-way
@@ -266,56 +222,25 @@ func openLocalCell(ctx context.Context, e *runEnv, nw Network, p report.Params, 
 			c.Finish(ctx)
 		}
 	}()
-	if !spec.Reverse {
-		rnw := receiverNetwork(nw)
-		l, err := rnw.Listen(ctx, e.address)
+	if !spec.Reverse { // the client's flows: its dials to one listener, as one host's server takes them
+		dialled, accepted, err := c.connect(ctx, nw, e.address, spec.Streams)
 		if err != nil {
-			return nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), e.address, err)
+			return nil, err
 		}
-		c.ls = append(c.ls, l)
-		for range spec.Streams {
-			t, err := nw.Dial(ctx, l.Addr().String())
-			if err != nil {
-				return nil, fmt.Errorf("dial %s: %w", l.Addr(), err)
-			}
-			c.ts = append(c.ts, t)
-		}
-		var in []Transport
-		for len(in) < spec.Streams {
-			t, err := l.Accept(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("%s: accept on %s: %w", nw.Name(), l.Addr(), err)
-			}
-			in = append(in, t)
-			c.srv = append(c.srv, t)
-			if _, one := l.(sharedEndpoint); one {
-				break
-			}
-		}
+		c.ts, c.srv = append(c.ts, dialled...), append(c.srv, accepted...)
 		rx := newStreamRx(e, p, nw.Name())
 		rx.readerBps, rx.oneWay = spec.ReaderBps, oneWay
-		c.rx = startRxHalf(sctx, rx, in, 0, 0)
+		c.rx = startRxHalf(sctx, rx, accepted, 0, 0)
 	}
-	if spec.Reverse || spec.Bidir {
+	if spec.Reverse || spec.Bidir { // the server's flows: each its dial to a listener of the client's
 		host, _, _ := net.SplitHostPort(e.address)
-		addr := net.JoinHostPort(host, "0")
 		var out []Transport
 		for range spec.Streams {
-			l, err := receiverNetwork(nw).Listen(ctx, addr) // the client's receiving end
+			dialled, accepted, err := c.connect(ctx, nw, net.JoinHostPort(host, "0"), 1)
 			if err != nil {
-				return nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), addr, err)
+				return nil, err
 			}
-			c.ls = append(c.ls, l)
-			st, err := nw.Dial(ctx, l.Addr().String()) // the server's sending end
-			if err != nil {
-				return nil, fmt.Errorf("dial %s: %w", l.Addr(), err)
-			}
-			c.srv, out = append(c.srv, st), append(out, st)
-			ct, err := l.Accept(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("%s: accept on %s: %w", nw.Name(), l.Addr(), err)
-			}
-			c.ts = append(c.ts, ct)
+			c.ts, c.srv, out = append(c.ts, accepted...), append(c.srv, dialled...), append(out, dialled...)
 		}
 		c.txDone = make(chan struct{})
 		go func() {
@@ -327,6 +252,38 @@ func openLocalCell(ctx context.Context, e *runEnv, nw Network, p report.Params, 
 		}()
 	}
 	return c, nil
+}
+
+// connect opens n paths of nw: dials to a receiver's listener at addr, and the
+// endpoints that listener accepts (a UDP listener's one socket serves every path).
+func (c *localCell) connect(ctx context.Context, nw Network, addr string, n int) (dialled, accepted []Transport, err error) {
+	defer func() {
+		if err != nil {
+			closeAll(append(dialled, accepted...))
+		}
+	}()
+	l, err := receiverNetwork(nw).Listen(ctx, addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), addr, err)
+	}
+	c.ls = append(c.ls, l)
+	for range n {
+		t, err := nw.Dial(ctx, l.Addr().String())
+		if err != nil {
+			return dialled, nil, fmt.Errorf("dial %s: %w", l.Addr(), err)
+		}
+		dialled = append(dialled, t)
+	}
+	for len(accepted) < n {
+		t, err := l.Accept(ctx)
+		if err != nil {
+			return dialled, accepted, fmt.Errorf("%s: accept on %s: %w", nw.Name(), l.Addr(), err)
+		}
+		if accepted = append(accepted, t); isShared(l) {
+			break
+		}
+	}
+	return dialled, accepted, nil
 }
 
 func (c *localCell) Transports() []Transport { return c.ts }
@@ -345,28 +302,15 @@ func (c *localCell) farEnded(sent []uint64) {
 }
 
 // Senders are the server's senders, as the client sees them.
-func (c *localCell) Senders() FarPeer { return localSenders{c} }
+func (c *localCell) Senders() FarPeer { return c }
 
 // Ended closes when the server's senders failed.
 func (c *localCell) Ended() <-chan struct{} { return c.failed }
 
-type localSenders struct{ c *localCell }
-
-func (s localSenders) Done() <-chan struct{}   { return s.c.sendersDone }
-func (s localSenders) Sent() ([]uint64, error) { return s.c.farSent, nil }
-
-func (c *localCell) quiet(ctx context.Context) {
-	c.rx.rx.waitQuiet(ctx, 10*time.Millisecond, 250*time.Millisecond)
-}
-func (c *localCell) markStart() { c.rx.run.markStart() }
-func (c *localCell) sampleSeries(start time.Time, step time.Duration, txs []*streamTx) func() {
-	return sampleSeries(start, step, txs, c.rx.rx)
-}
-func (c *localCell) series() []report.Sample { return c.rx.rx.series.result() }
-func (c *localCell) drain(ctx context.Context, d time.Duration) {
-	c.rx.rx.waitDrained(ctx, d)
-}
-func (c *localCell) received() rxResult { return c.res }
+func (c *localCell) Done() <-chan struct{}   { return c.sendersDone }
+func (c *localCell) Sent() ([]uint64, error) { return c.farSent, nil }
+func (c *localCell) receiver() *rxHalf       { return c.rx }
+func (c *localCell) received() rxResult      { return c.res }
 
 // Finish stops the server half: the receiver takes its socket drops and stops, then
 // every endpoint closes and the server's senders stop. Later calls return the
@@ -376,13 +320,9 @@ func (c *localCell) Finish(context.Context) (FarResult, error) {
 		if c.rx != nil {
 			c.res, _ = c.rx.stop(0)
 		}
-		for _, t := range c.ts {
-			t.Close()
-		}
+		closeAll(c.ts)
 		c.cancel()
-		for _, t := range c.srv {
-			t.Close()
-		}
+		closeAll(c.srv)
 		for _, l := range c.ls {
 			l.Close()
 		}

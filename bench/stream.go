@@ -16,13 +16,29 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
-// runStream is the one-way bulk transfer: p.Streams senders, each its own client
-// endpoint and flow, send p.Size-byte messages for p.DurationS or exactly p.Count
-// each, unpaced or paced to p.RateBps in all. The receiver accounts every message by
-// flow and sequence number; loss is counted after a drain.
-func runStream(ctx context.Context, e *runEnv, nw Network, p report.Params) (report.Metrics, []string, error) {
+// runStreamCell is stream's experimentFunc, the bulk transfer: p.Streams senders,
+// each its own client endpoint and flow, send p.Size-byte messages for p.DurationS or
+// exactly p.Count each, unpaced or paced to p.RateBps in all (per direction both
+// ways). The receiver accounts every message by flow and sequence number; loss is
+// counted after a drain. A both-ways cell keeps its observations, where its
+// directions are apart; the other cells keep what their system calls carried.
+func runStreamCell(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
-	return o.m, o.warns, err
+	if p.Bidir {
+		return o, err
+	}
+	// Of a one-way stream's observations the report keeps what its system calls
+	// carried (UDP): the difference between the I/O modes.
+	var obs map[string]any
+	for _, k := range []string{"send_calls", "sent_datagrams"} {
+		if v, ok := o.observed[k]; ok {
+			if obs == nil {
+				obs = map[string]any{}
+			}
+			obs[k] = v
+		}
+	}
+	return outcome{m: o.m, warns: o.warns, observed: obs}, err
 }
 
 // streamOpts vary the stream cell for the experiments built on it.
@@ -53,8 +69,8 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	if err != nil {
 		return outcome{}, err
 	}
-	defer sp.abandon()
-	stopWatch := ctxwatch.OnDone(ctx, sp.closeEnds)
+	defer sp.finish(context.Background(), true)
+	stopWatch := ctxwatch.OnDone(ctx, func() { closeAll(sp.ts) })
 	defer stopWatch()
 	txs := make([]*streamTx, len(sp.out))
 	for i, t := range sp.out {
@@ -63,7 +79,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	var back *rxHalf // this host's receiver, of the peer's flows
 	if len(sp.in) > 0 {
 		back = startRxHalf(ctx, newStreamRx(e, p, nw.Name()), sp.in, 0, 0)
-		defer back.run.end()
+		defer back.end()
 	}
 
 	// Warm-up: excluded from every counter and from the sequence space (PITFALLS 14).
@@ -79,7 +95,9 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	u0, uerr := ReadUsage()
 	retr0, _ := retransmits(sp.out)
 	lim0, _ := tcpLimits(sp.out)
-	sp.markStart()
+	if sp.rx != nil { // the peer's receiver, on this clock: its drops count from here
+		sp.rx.markStart()
+	}
 	measureStart := time.Now()
 	stopSeries := func() {}
 	if so.seriesStep > 0 {
@@ -118,10 +136,12 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	// Drain: wait for the receivers to have everything, or for a quiet spell, or for
 	// the drain period to run out (PITFALLS 7). A far receiver drains after finish.
 	drainStart := time.Now()
-	sp.drain(ctx, so.drain)
+	if sp.rx != nil {
+		sp.rx.rx.waitDrained(ctx, so.drain)
+	}
 	drain := time.Since(drainStart)
 	var backDrain time.Duration
-	var rb rxResult
+	var rf, rb rxResult
 	if back != nil {
 		backStart := time.Now()
 		back.rx.waitDrained(ctx, so.drain)
@@ -138,16 +158,15 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 		rb, _ = back.stop(backDrain)
 		rb.far = sp.one == nil
 	}
-	fr, ferr := sp.finish(ctx)
+	fr, ferr := sp.finish(ctx, false)
 
-	var warns []string
-	var m report.Metrics
-	var obs map[string]any
-	var series []report.Sample
-	var rf rxResult
-	var mf, mb report.Metrics
-	var wf, wb []string
-	var of, ob map[string]any
+	var (
+		warns, wf, wb []string
+		m, mf, mb     report.Metrics
+		obs, of, ob   map[string]any
+		series        []report.Sample
+		pre           string // this host's senders' TCP_INFO: bidir's forward direction's
+	)
 	if len(txs) > 0 {
 		if rf, series, err = sp.forward(); err != nil {
 			return outcome{}, err
@@ -170,8 +189,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	}
 	switch {
 	case back == nil: // forward
-		m, obs = mf, of
-		warns = append(rf.warns, wf...)
+		m, obs, warns = mf, of, append(rf.warns, wf...)
 		if retrOK {
 			m.Retransmits = u64p(retr1 - retr0)
 		}
@@ -180,39 +198,28 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 			obs["send_calls"] = calls1 - calls0
 			obs["sent_datagrams"] = dgrams1 - dgrams0
 		}
-		if limOK {
-			obs["rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
-			obs["sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
-		}
 	case len(txs) == 0: // reverse
-		m, obs = mb, ob
-		warns = append(append(fr.Warnings, rb.warns...), wb...)
-		if ferr != nil {
-			warns = append(warns, fmt.Sprintf("far end: %v", ferr))
-		}
+		m, obs, warns = mb, ob, append(append(fr.Warnings, rb.warns...), wb...)
 	default: // both ways: each direction's figures apart, the cell's their sum (bothWays)
-		m = bothWays(mf, mb, rf.tot, rb.tot)
+		m, obs, pre = bothWays(mf, mb, rf.tot, rb.tot), map[string]any{}, "forward_"
 		m.ServerSockets, m.ServerCPUSec = fr.ServerSockets, fr.CPUSec
 		warns = append(append(warns, fr.Warnings...), rb.warns...)
 		if sp.one != nil {
 			warns = append(warns, rf.warns...) // the receiver's in this process
 		}
-		warns = append(warns, prefixed("forward: ", wf)...)
-		warns = append(warns, prefixed("reverse: ", wb)...)
-		if ferr != nil {
-			warns = append(warns, fmt.Sprintf("far end: %v", ferr))
-		}
-		obs = map[string]any{}
+		warns = append(append(warns, prefixed("forward: ", wf)...), prefixed("reverse: ", wb)...)
 		directionObserved(obs, "forward_", mf, of)
 		directionObserved(obs, "reverse_", mb, ob)
-		// This host's senders' TCP_INFO: the forward direction's only.
 		if retrOK {
 			obs["forward_retransmits"] = retr1 - retr0
 		}
-		if limOK {
-			obs["forward_rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
-			obs["forward_sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
-		}
+	}
+	if ferr != nil && back != nil {
+		warns = append(warns, fmt.Sprintf("far end: %v", ferr))
+	}
+	if limOK {
+		obs[pre+"rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
+		obs[pre+"sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
 	}
 	if uerr == nil {
 		setUsage(&m, u1.Sub(u0), m.RecvBytes)
@@ -270,34 +277,37 @@ func tcpLimits(ts []Transport) (sum TCPInfo, ok bool) {
 	return sum, ok
 }
 
-// sampleSeries records into rx, every step from start, how many messages the senders
-// have handed over and the receiver has taken in. The function it returns ends the
-// sampling and waits for it; calling it again does nothing.
-func sampleSeries(start time.Time, step time.Duration, txs []*streamTx, rx *streamRx) func() {
-	return sampleInto(start, step, txs, rx.deliveredNow, rx.series.add)
-}
-
-// sampleInto is sampleSeries into add, with delivered counting the receiver's
-// deliveries (nil: none here, the far end counts them).
+// sampleInto records into add, every step from start, how many messages the senders
+// have handed over and, with delivered, the receiver has taken in (nil: none here,
+// the far end counts them, and the senders are sampled once more as it stops: no
+// drain here follows the sending, and the last step's sends would be missing). The
+// function it returns ends the sampling and waits for it; calling it again does
+// nothing.
 func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered func() uint64, add func(report.Sample)) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	sample := func() {
+		var sent uint64
+		for _, tx := range txs {
+			sent += tx.sentNow.Load()
+		}
+		s := report.Sample{TS: report.Round3(time.Since(start).Seconds()), SentMsgs: sent}
+		if delivered != nil {
+			s.RecvMsgs = delivered()
+		}
+		add(s)
+	}
 	go func() {
 		defer close(finished)
 		tick := time.NewTicker(step)
 		defer tick.Stop()
 		for {
-			var sent uint64
-			for _, tx := range txs {
-				sent += tx.sentNow.Load()
-			}
-			s := report.Sample{TS: report.Round3(time.Since(start).Seconds()), SentMsgs: sent}
-			if delivered != nil {
-				s.RecvMsgs = delivered()
-			}
-			add(s)
+			sample()
 			select {
 			case <-done:
+				if delivered == nil {
+					sample()
+				}
 				return
 			case <-tick.C:
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
@@ -26,28 +25,6 @@ import (
 // need not be the order they were dialled. So on TCP this host first sends one header-only
 // KindWarmup message on every path, its flow id the path's index here, and the far
 // end orders its paths by it (orderPaths) before anything else crosses them.
-
-// runStreamCell is stream's experimentFunc. A both-ways cell keeps its
-// observations, where its directions are apart; the other cells report their
-// metrics only (runStream).
-func runStreamCell(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
-	if p.Bidir {
-		return streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
-	}
-	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
-	// Of a one-way stream's observations the report keeps what its system calls
-	// carried (UDP): the difference between the I/O modes.
-	var obs map[string]any
-	for _, k := range []string{"send_calls", "sent_datagrams"} {
-		if v, ok := o.observed[k]; ok {
-			if obs == nil {
-				obs = map[string]any{}
-			}
-			obs[k] = v
-		}
-	}
-	return outcome{m: o.m, warns: o.warns, observed: obs}, err
-}
 
 // pathMarkerWait bounds the far end's wait for the path markers.
 const pathMarkerWait = 5 * time.Second
@@ -101,41 +78,6 @@ func orderPaths(ctx context.Context, run uint64, size int, ts []Transport) ([]Tr
 		t.SetReadDeadline(time.Time{}) // the receiver and senders set their own
 	}
 	return out, nil
-}
-
-// ServeStreamBidir is the far end's half of a both-ways stream cell: on ts, 2 ×
-// spec.Streams endpoints in the client's order (orderPaths puts TCP's in it), it
-// runs ServeStreamRx on the first half and ServeStreamTx on the second, at once, and
-// returns both figures in one FarResult (Stream and StreamTx); ended is
-// ServeStreamTx's.
-func ServeStreamBidir(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer, ended func(sent []uint64)) (FarResult, error) {
-	n := spec.Streams
-	if !spec.Bidir || n < 1 || len(ts) != 2*n {
-		return FarResult{}, fmt.Errorf("bench: ServeStreamBidir: want a bidir spec and 2×%d endpoints, got bidir %v and %d", n, spec.Bidir, len(ts))
-	}
-	if spec.Transport == "tcp" {
-		ordered, err := orderPaths(ctx, spec.Run, spec.Size, ts)
-		if err != nil {
-			return FarResult{ServerSockets: len(ts)}, err
-		}
-		ts = ordered
-	}
-	var rx, tx FarResult
-	var rxErr, txErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { rx, rxErr = ServeStreamRx(ctx, spec, ts[:n], peer) })
-	wg.Go(func() { tx, txErr = ServeStreamTx(ctx, spec, ts[n:], ended) })
-	wg.Wait()
-	res := FarResult{ServerSockets: len(ts), Stream: rx.Stream, StreamTx: tx.StreamTx}
-	res.Warnings = append(append(res.Warnings, rx.Warnings...), tx.Warnings...)
-	var errs []error
-	if rxErr != nil {
-		errs = append(errs, fmt.Errorf("receiver: %w", rxErr))
-	}
-	if txErr != nil {
-		errs = append(errs, fmt.Errorf("senders: %w", txErr))
-	}
-	return res, errors.Join(errs...)
 }
 
 // directionObserved puts one direction's figures into obs, each key prefixed:

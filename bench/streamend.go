@@ -73,15 +73,21 @@ func newStreamRx(e *runEnv, p report.Params, transport string) *streamRx {
 // every flow's end is known and nothing is in flight or queued.
 const settleQuiet = 50 * time.Millisecond
 
-// rxRun serves a given set of endpoints with one receiver, each on a goroutine of
-// its own. Socket drops count from markStart (a receiver on the senders' host, told
-// where the measured phase starts) or else from the first data message, the start of
-// the measured phase as a far receiver sees it (warm-up overflow is not the
-// measurement's).
-type rxRun struct {
+// rxHalf is the receiving half of a stream cell, wherever it runs: at the far end
+// (ServeStream), in this process as the server half of a one-host cell
+// (localCell), or on this host for a peer's senders (reverse, bidir). Its receiver
+// serves each endpoint on a goroutine of its own, with the receive buffers and the
+// time line (rxSeries) a slow receiver's cell asks for. Socket drops count from
+// markStart (a receiver on the senders' clock, told where the measured phase starts)
+// or else from the first data message, the start of the measured phase as a far
+// receiver sees it (warm-up overflow is not the measurement's).
+type rxHalf struct {
 	rx      *streamRx
 	ts      []Transport
-	stop    context.CancelFunc
+	series  *rxSeries // nil: no time line of its own
+	gotRecv int       // SO_RCVBUF granted, when asked for (recvBuffer), bytes
+	warns   []string
+	stopRx  context.CancelFunc
 	wg      sync.WaitGroup
 	errs    []error
 	endOnce sync.Once
@@ -92,102 +98,77 @@ type rxRun struct {
 	based  bool
 }
 
-func startRx(ctx context.Context, rx *streamRx, ts []Transport) *rxRun {
-	r := &rxRun{rx: rx, ts: ts, errs: make([]error, len(ts))}
-	also := rx.onFirstData // the caller's, if any: called after the base is taken
+// startRxHalf starts rx receiving on ts, each endpoint asking for recvBuffer bytes
+// of receive buffer (0 = leave it), sampled every seriesStep from the first data
+// arrival (0 = no time line).
+func startRxHalf(ctx context.Context, rx *streamRx, ts []Transport, recvBuffer int, seriesStep time.Duration) *rxHalf {
+	h := &rxHalf{rx: rx, ts: ts, errs: make([]error, len(ts))}
+	h.gotRecv, _, h.warns = setBuffers(ts, recvBuffer, 0)
+	h.series = startRxSeries(rx, seriesStep)
 	rx.onFirstData = func() {
-		r.mu.Lock()
-		if !r.based {
-			r.drops0, r.based = recvDrops(ts)
+		h.mu.Lock()
+		if !h.based {
+			h.drops0, h.based = recvDrops(ts)
 		}
-		r.mu.Unlock()
-		if also != nil {
-			also()
+		h.mu.Unlock()
+		if h.series != nil {
+			h.series.arrived()
 		}
 	}
-	ctx, r.stop = context.WithCancel(ctx)
+	ctx, h.stopRx = context.WithCancel(ctx)
 	for i, t := range ts {
-		r.wg.Go(func() { r.errs[i] = rx.serve(ctx, t) })
+		h.wg.Go(func() { h.errs[i] = rx.serve(ctx, t) })
 	}
-	return r
+	return h
 }
 
 // markStart takes the base of the socket drops now: the measured phase starts.
-func (r *rxRun) markStart() {
-	d, _ := recvDrops(r.ts)
-	r.mu.Lock()
-	r.drops0, r.based = d, true
-	r.mu.Unlock()
+func (h *rxHalf) markStart() {
+	d, _ := recvDrops(h.ts)
+	h.mu.Lock()
+	h.drops0, h.based = d, true
+	h.mu.Unlock()
 }
 
 // drops is the endpoints' receive-buffer drops since the base, as the kernel counts
 // them (with UDP GRO: packets; streamRx.datagramDrops converts them once every serve
 // has returned).
-func (r *rxRun) drops() (uint64, bool) {
-	d1, ok := recvDrops(r.ts)
-	r.rx.readFinalDrops()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !ok || !r.based {
+func (h *rxHalf) drops() (uint64, bool) {
+	d1, ok := recvDrops(h.ts)
+	h.rx.readFinalDrops()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !ok || !h.based {
 		return 0, false
 	}
-	return d1 - min(d1, r.drops0), true
+	return d1 - min(d1, h.drops0), true
 }
 
 // end stops every serve, closes the endpoints, waits for the serves, and returns
 // their failures (a closed endpoint is none). Later calls return the same.
-func (r *rxRun) end() error {
-	r.endOnce.Do(func() {
-		r.stop()
-		for _, t := range r.ts {
-			t.Close()
-		}
-		r.wg.Wait()
+func (h *rxHalf) end() error {
+	h.endOnce.Do(func() {
+		h.stopRx()
+		closeAll(h.ts)
+		h.wg.Wait()
 		var errs []error
-		for _, err := range r.errs {
+		for _, err := range h.errs {
 			if err != nil && !isClosed(err) {
 				errs = append(errs, err)
 			}
 		}
-		r.endErr = errors.Join(errs...)
+		h.endErr = errors.Join(errs...)
 	})
-	return r.endErr
-}
-
-// rxHalf is the receiving half of a stream cell, wherever it runs: at the far end
-// (ServeStreamRx), in this process as the server half of a one-host cell
-// (localCell), or on this host for a far end's senders (reverse, bidir). Its
-// receiver serves each of its endpoints on a goroutine of its own, reading no
-// faster than a slow reader's pace when asked to, with the receive buffers and the
-// time line (rxSeries) a slow receiver's cell asks for.
-type rxHalf struct {
-	rx      *streamRx
-	run     *rxRun
-	series  *rxSeries // nil: no time line of its own
-	gotRecv int       // SO_RCVBUF granted, when asked for (recvBuffer), bytes
-	warns   []string
-}
-
-// startRxHalf starts rx receiving on ts, each endpoint asking for recvBuffer bytes
-// of receive buffer (0 = leave it), sampled every seriesStep from the first data
-// arrival (0 = no time line).
-func startRxHalf(ctx context.Context, rx *streamRx, ts []Transport, recvBuffer int, seriesStep time.Duration) *rxHalf {
-	h := &rxHalf{rx: rx}
-	h.gotRecv, _, h.warns = setBuffers(ts, recvBuffer, 0)
-	if h.series = startRxSeries(h.rx, seriesStep); h.series != nil {
-		h.rx.onFirstData = h.series.arrived
-	}
-	h.run = startRx(ctx, h.rx, ts)
-	return h
+	return h.endErr
 }
 
 // stop reads the socket drops, stops the receiver and returns what it received,
 // drops in datagrams, with the time line if it kept one. drained is how long its
 // drain took, for a far receiver's report.
 func (h *rxHalf) stop(drained time.Duration) (rxResult, []RecvSample) {
-	drops, dropsOK := h.run.drops()
-	serr := h.run.end()
-	r := rxResult{tot: h.rx.totals(), sockets: len(h.run.ts), recvBuffer: h.gotRecv, drain: drained, dropsOK: dropsOK}
+	drops, dropsOK := h.drops()
+	serr := h.end()
+	r := rxResult{tot: h.rx.totals(), sockets: len(h.ts), recvBuffer: h.gotRecv, drain: drained, dropsOK: dropsOK}
 	r.drops, r.dropPkts = h.rx.datagramDrops(drops)
 	samples, swarns := h.series.stop()
 	r.warns = append(append(r.warns, h.warns...), swarns...)
@@ -245,21 +226,60 @@ func (s *StreamRx) totals() rxTotals {
 	return t
 }
 
-// ServeStreamRx is the receiving half of a stream cell at the far end: it accounts
-// every message arriving on ts (one endpoint per stream) from the first, until
-// the senders are done (peer.Done closes: the client sent everything) and the
-// receiver drained: until every flow's messages, as peer.Sent counts them, are in,
-// or a quiet spell, or spec.Drain. It returns what it measured.
-func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer) (FarResult, error) {
-	if spec.Run == 0 || spec.Streams != len(ts) || spec.Size < HeaderLen {
-		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want a run id, %d endpoints for %d streams, size >= %d; got run %d, size %d",
-			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size)
+// ServeStream is the server half of a stream cell at the far end, as spec asks for
+// it: for a forward stream a receiver on ts (one endpoint per stream), for a reverse
+// one the senders (serveStreamTx), both ways both at once, the receiver on the first
+// spec.Streams endpoints and the senders on the last, in the client's order
+// (orderPaths puts TCP's in it). The receiver accounts every message from the first
+// until the client's senders are done (peer.Done closes: the client sent
+// everything) and it drained: until every flow's messages, as peer.Sent counts them,
+// are in, or a quiet spell, or spec.Drain. ended is the senders'. It returns what
+// each half measured (FarResult.Stream, FarResult.StreamTx).
+func ServeStream(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer, ended func(sent []uint64)) (FarResult, error) {
+	n, paths, sends := spec.Streams, spec.Streams, spec.Reverse || spec.Bidir
+	if spec.Bidir {
+		paths *= 2
+	}
+	if spec.Run == 0 || n < 1 || len(ts) != paths || spec.Size < HeaderLen || (spec.Bidir && spec.Reverse) || (sends && spec.Count == 0 && spec.SendFor <= 0) {
+		return FarResult{}, fmt.Errorf("bench: ServeStream: want a run id, %d endpoints for %d streams (2 per stream both ways), size >= %d, and for senders a count or a time; got run %d, reverse %v, bidir %v, size %d, count %d, time %v",
+			len(ts), n, HeaderLen, spec.Run, spec.Reverse, spec.Bidir, spec.Size, spec.Count, spec.SendFor)
 	}
 	if spec.ReaderBps < 0 || spec.RecvBuffer < 0 || spec.SeriesStep < 0 || (spec.SeriesStep > 0 && spec.SeriesStep < MinSeriesStep) {
-		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want reader pace, receive buffer >= 0 and series step 0 or >= %v; got %v bit/s, %d B, %v",
+		return FarResult{}, fmt.Errorf("bench: ServeStream: want reader pace, receive buffer >= 0 and series step 0 or >= %v; got %v bit/s, %d B, %v",
 			MinSeriesStep, spec.ReaderBps, spec.RecvBuffer, spec.SeriesStep)
 	}
-	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: farBatch(spec), drain: spec.Drain, verify: spec.Verify}
+	e := &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: farBatch(spec), drain: spec.Drain, verify: spec.Verify}
+	switch {
+	case spec.Reverse:
+		return serveStreamTx(ctx, e, spec, ts, ended)
+	case !spec.Bidir:
+		return serveStreamRx(ctx, e, spec, ts, peer)
+	}
+	if spec.Transport == "tcp" {
+		ordered, err := orderPaths(ctx, spec.Run, spec.Size, ts)
+		if err != nil {
+			return FarResult{ServerSockets: len(ts)}, err
+		}
+		ts = ordered
+	}
+	var rx, tx FarResult
+	var rxErr, txErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { rx, rxErr = serveStreamRx(ctx, e, spec, ts[:n], peer) })
+	wg.Go(func() { tx, txErr = serveStreamTx(ctx, e, spec, ts[n:], ended) })
+	wg.Wait()
+	res := FarResult{ServerSockets: len(ts), Stream: rx.Stream, StreamTx: tx.StreamTx, Warnings: append(rx.Warnings, tx.Warnings...)}
+	if rxErr != nil {
+		rxErr = fmt.Errorf("receiver: %w", rxErr)
+	}
+	if txErr != nil {
+		txErr = fmt.Errorf("senders: %w", txErr)
+	}
+	return res, errors.Join(rxErr, txErr)
+}
+
+// serveStreamRx is ServeStream's receiver.
+func serveStreamRx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport, peer FarPeer) (FarResult, error) {
 	rx := newStreamRx(e, report.Params{Size: spec.Size, Streams: spec.Streams}, spec.Transport)
 	rx.readerBps = spec.ReaderBps
 	h := startRxHalf(ctx, rx, ts, spec.RecvBuffer, spec.SeriesStep)

@@ -3,7 +3,6 @@ package bench
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
@@ -23,23 +22,13 @@ func (st *StreamTx) summary() txSummary {
 	return txSummary{flows: st.Flows, sent: st.SentMsgs, refused: st.DropsSender, blocked: time.Duration(st.InSendNs), spanNs: st.SendSpanNs}
 }
 
-// ServeStreamTx is the sending half of a reverse stream cell at the far end: one
-// flow per endpoint in ts, spec.Warmup of warm-up, then spec.Count messages per flow
-// or spec.SendFor of them, paced to spec.RateBps over all flows; it returns what the
-// senders did.
-//
-// When the senders are done, ended (if set) gets each flow's count, by flow: the
-// client's receiver learns the end of the stream from it, beside the data path.
-func ServeStreamTx(ctx context.Context, spec FarSpec, ts []Transport, ended func(sent []uint64)) (FarResult, error) {
-	if spec.Run == 0 || len(ts) == 0 || spec.Streams != len(ts) || spec.Size < HeaderLen || (spec.Count == 0 && spec.SendFor <= 0) {
-		return FarResult{}, fmt.Errorf("bench: ServeStreamTx: want a run id, %d endpoints for %d streams, size >= %d and a count or a time; got run %d, size %d, count %d, time %v",
-			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size, spec.Count, spec.SendFor)
-	}
-	return serveStreamTx(ctx, &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: farBatch(spec)}, spec, ts, ended)
-}
-
-// serveStreamTx is ServeStreamTx on e's clock, run id and payload: the far end's
-// own, or the client's when the server half runs in its process (localCell).
+// serveStreamTx is the sending half of a stream cell whose server sends (reverse,
+// bidir), on e's clock, run id and payload: the far end's own (ServeStream), or the
+// client's when the server half runs in its process (localCell). One flow per
+// endpoint in ts, spec.Warmup of warm-up, then spec.Count messages per flow or
+// spec.SendFor of them, paced to spec.RateBps over all flows; it returns what the
+// senders did. When they are done, ended (if set) gets each flow's count, by flow:
+// the client's receiver learns the end of the stream from it, beside the data path.
 func serveStreamTx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport, ended func(sent []uint64)) (FarResult, error) {
 	p := report.Params{Size: spec.Size, Streams: len(ts), RateBps: spec.RateBps}
 	txs := make([]*streamTx, len(ts))
