@@ -27,6 +27,10 @@ import (
 type oneClock interface {
 	receiver() *rxHalf  // receives the client's flows; nil when only the server sends
 	received() rxResult // what it counted; after Finish
+	// startSenders starts the server's senders, if it has any, once the client's
+	// receiver runs: measuring is called as their measured phase starts (the
+	// receiver's drops count from there).
+	startSenders(measuring func())
 }
 
 // streamPeer is a stream cell's server half as its client half sees it.
@@ -192,22 +196,16 @@ type localCell struct {
 	rx  *rxHalf // receives the client's flows; nil when only the server sends
 
 	cancel      context.CancelFunc
-	txDone      chan struct{} // closed when the server's senders returned; nil when only the client sends
-	failed      chan struct{} // closed when they failed (Ended)
-	sendersDone chan struct{} // closed when they are done and farSent is set
+	startTx     func(measuring func()) // starts the server's senders (startSenders); nil when only the client sends
+	txDone      chan struct{}          // closed when the server's senders returned; nil until they started
+	failed      chan struct{}          // closed when they failed (Ended)
+	sendersDone chan struct{}          // closed when they are done and farSent is set
 	farSent     []uint64
 	txRes       FarResult // written before txDone closes
 	txErr       error
 
 	once sync.Once
 	res  rxResult
-}
-
-// isShared says l's first Accept returns the one endpoint that serves every peer (a
-// datagram socket), and no other.
-func isShared(l Listener) bool {
-	_, ok := l.(*udpListener)
-	return ok
 }
 
 // openLocalCell opens stream cell p's data path in this process and starts spec's
@@ -242,16 +240,25 @@ func openLocalCell(ctx context.Context, e *runEnv, nw Network, p report.Params, 
 			}
 			c.ts, c.srv, out = append(c.ts, accepted...), append(c.srv, dialled...), append(out, dialled...)
 		}
-		c.txDone = make(chan struct{})
-		go func() {
-			defer close(c.txDone)
-			c.txRes, c.txErr = serveStreamTx(sctx, e, spec, out, c.farEnded)
-			if c.txErr != nil {
-				close(c.failed)
-			}
-		}()
+		c.startTx = func(measuring func()) {
+			c.txDone = make(chan struct{})
+			go func() {
+				defer close(c.txDone)
+				c.txRes, c.txErr = serveStreamTx(sctx, e, spec, out, c.farEnded, measuring)
+				if c.txErr != nil {
+					close(c.failed)
+				}
+			}()
+		}
 	}
 	return c, nil
+}
+
+func (c *localCell) startSenders(measuring func()) {
+	if c.startTx != nil {
+		c.startTx(measuring)
+		c.startTx = nil
+	}
 }
 
 // connect opens n paths of nw: dials to a receiver's listener at addr, and the
@@ -267,6 +274,7 @@ func (c *localCell) connect(ctx context.Context, nw Network, addr string, n int)
 		return nil, nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), addr, err)
 	}
 	c.ls = append(c.ls, l)
+	_, isUDP := l.(*udpListener)
 	for range n {
 		t, err := nw.Dial(ctx, l.Addr().String())
 		if err != nil {
@@ -279,7 +287,7 @@ func (c *localCell) connect(ctx context.Context, nw Network, addr string, n int)
 		if err != nil {
 			return dialled, accepted, fmt.Errorf("%s: accept on %s: %w", nw.Name(), l.Addr(), err)
 		}
-		if accepted = append(accepted, t); isShared(l) {
+		if accepted = append(accepted, t); isUDP { // its one socket serves every peer
 			break
 		}
 	}
@@ -301,12 +309,10 @@ func (c *localCell) farEnded(sent []uint64) {
 	close(c.sendersDone)
 }
 
-// Senders are the server's senders, as the client sees them.
-func (c *localCell) Senders() FarPeer { return c }
-
-// Ended closes when the server's senders failed.
-func (c *localCell) Ended() <-chan struct{} { return c.failed }
-
+// Senders are the server's senders, as the client sees them; Ended closes when they
+// failed.
+func (c *localCell) Senders() FarPeer        { return c }
+func (c *localCell) Ended() <-chan struct{}  { return c.failed }
 func (c *localCell) Done() <-chan struct{}   { return c.sendersDone }
 func (c *localCell) Sent() ([]uint64, error) { return c.farSent, nil }
 func (c *localCell) receiver() *rxHalf       { return c.rx }

@@ -80,6 +80,9 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	if len(sp.in) > 0 {
 		back = startRxHalf(ctx, newStreamRx(e, p, nw.Name()), sp.in, 0, 0)
 		defer back.end()
+		if sp.one != nil { // the peer's senders, on this clock: its drops count from their measured phase
+			sp.one.startSenders(back.markStart)
+		}
 	}
 
 	// Warm-up: excluded from every counter and from the sequence space (PITFALLS 14).

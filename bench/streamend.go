@@ -251,7 +251,7 @@ func ServeStream(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer
 	e := &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: farBatch(spec), drain: spec.Drain, verify: spec.Verify}
 	switch {
 	case spec.Reverse:
-		return serveStreamTx(ctx, e, spec, ts, ended)
+		return serveStreamTx(ctx, e, spec, ts, ended, nil)
 	case !spec.Bidir:
 		return serveStreamRx(ctx, e, spec, ts, peer)
 	}
@@ -266,7 +266,7 @@ func ServeStream(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer
 	var rxErr, txErr error
 	var wg sync.WaitGroup
 	wg.Go(func() { rx, rxErr = serveStreamRx(ctx, e, spec, ts[:n], peer) })
-	wg.Go(func() { tx, txErr = serveStreamTx(ctx, e, spec, ts[n:], ended) })
+	wg.Go(func() { tx, txErr = serveStreamTx(ctx, e, spec, ts[n:], ended, nil) })
 	wg.Wait()
 	res := FarResult{ServerSockets: len(ts), Stream: rx.Stream, StreamTx: tx.StreamTx, Warnings: append(rx.Warnings, tx.Warnings...)}
 	if rxErr != nil {

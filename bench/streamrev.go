@@ -27,9 +27,10 @@ func (st *StreamTx) summary() txSummary {
 // client's when the server half runs in its process (localCell). One flow per
 // endpoint in ts, spec.Warmup of warm-up, then spec.Count messages per flow or
 // spec.SendFor of them, paced to spec.RateBps over all flows; it returns what the
-// senders did. When they are done, ended (if set) gets each flow's count, by flow:
-// the client's receiver learns the end of the stream from it, beside the data path.
-func serveStreamTx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport, ended func(sent []uint64)) (FarResult, error) {
+// senders did. measuring (if set) is called as the measured phase starts, after the
+// warm-up. When they are done, ended (if set) gets each flow's count, by flow: the
+// client's receiver learns the end of the stream from it, beside the data path.
+func serveStreamTx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport, ended func(sent []uint64), measuring func()) (FarResult, error) {
 	p := report.Params{Size: spec.Size, Streams: len(ts), RateBps: spec.RateBps}
 	txs := make([]*streamTx, len(ts))
 	for i, t := range ts {
@@ -43,6 +44,9 @@ func serveStreamTx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport,
 		case <-time.After(20 * time.Millisecond):
 		case <-ctx.Done():
 		}
+	}
+	if measuring != nil {
+		measuring()
 	}
 	var until time.Time
 	if spec.Count == 0 {
