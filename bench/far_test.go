@@ -106,13 +106,8 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 			srvs[i] = st
 		}
 		r, err := MeasureServerHalf(func() (FarResult, error) {
-			switch {
-			case spec.Experiment == report.ExpStream && spec.Bidir:
-				return ServeStreamBidir(sctx, spec, srvs, loopPeer{c}, c.farEnded)
-			case spec.Experiment == report.ExpStream && spec.Reverse:
-				return ServeStreamTx(sctx, spec, srvs, c.farEnded)
-			case spec.Experiment == report.ExpStream:
-				return ServeStreamRx(sctx, spec, srvs, loopPeer{c})
+			if spec.Experiment == report.ExpStream {
+				return ServeStream(sctx, spec, srvs, loopPeer{c}, c.farEnded)
 			}
 			return FarResult{ServerSockets: 1}, ServeEcho(sctx, srvs[0], spec.Size, 64)
 		})
@@ -313,7 +308,9 @@ func slicesContainsSub(ss []string, sub string) bool {
 }
 
 // TestFarRefusesWhatItCannotRun: a plan with a far end refuses the experiments far
-// ends cannot run yet, and an emulated link, naming the flag.
+// ends cannot run yet, and an emulated link; a plan streams the other way or both
+// ways on loopback or with a far end, not on an emulated link yet; each refusal
+// names the flag.
 func TestFarRefusesWhatItCannotRun(t *testing.T) {
 	for _, tc := range []struct {
 		p    Plan
@@ -321,8 +318,9 @@ func TestFarRefusesWhatItCannotRun(t *testing.T) {
 	}{
 		{Plan{Far: &loopFar{}, Experiments: []string{report.ExpFanout}}, "--experiments: fanout cannot run against a remote server"},
 		{Plan{Far: &loopFar{}, Experiments: []string{report.ExpPingPong}, Lab: &LabConfig{}}, "--server: an emulated link"},
-		{Plan{Reverse: true, Experiments: []string{report.ExpStream}}, "--reverse: only with --server"},
-		{Plan{Bidir: true, Experiments: []string{report.ExpStream}}, "--bidir: only with --server"},
+		{Plan{Reverse: true, Experiments: []string{report.ExpStream}, Lab: &LabConfig{}}, "--reverse, --bidir: not on an emulated link yet"},
+		{Plan{Bidir: true, Experiments: []string{report.ExpStream}, Lab: &LabConfig{}}, "--reverse, --bidir: not on an emulated link yet"},
+		{Plan{Bidir: true, Reverse: true, Experiments: []string{report.ExpStream}}, "--bidir: streams both ways already; it cannot be combined with --reverse"},
 		{Plan{Far: &loopFar{}, Bidir: true, Reverse: true, Experiments: []string{report.ExpStream}}, "--bidir: streams both ways already; it cannot be combined with --reverse"},
 	} {
 		err := tc.p.WithDefaults().Validate()

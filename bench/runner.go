@@ -50,8 +50,8 @@ type Plan struct {
 	Net         NetOptions
 	Lab         *LabConfig // cross an emulated link (Linux, CAP_NET_ADMIN); nil = loopback
 	Far         Far        // run the server halves on another host (remote mode); nil = in this process
-	Reverse     bool       // stream with Far: the server sends and this host receives
-	Bidir       bool       // stream with Far: both send at once, each direction counted by its receiver
+	Reverse     bool       // stream: the server half sends and this host receives (on one host, or with Far)
+	Bidir       bool       // stream: both send at once, each direction counted by its receiver
 	Command     string     // the command line, recorded in the report
 	suite       bool       // Experiments is the default suite, not the caller's choice
 	Quick       bool       // recorded in the report

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -22,13 +23,29 @@ func init() {
 		streams: true, directions: true, ioModes: true})
 }
 
-// runStream is the one-way bulk transfer: p.Streams senders, each its own client
-// endpoint and flow, send p.Size-byte messages for p.DurationS or exactly p.Count
-// each, unpaced or paced to p.RateBps in all. The receiver accounts every message by
-// flow and sequence number; loss is counted after a drain.
-func runStream(ctx context.Context, e *runEnv, nw Network, p report.Params) (report.Metrics, []string, error) {
+// runStreamCell is stream's experimentFunc, the bulk transfer: p.Streams senders,
+// each its own client endpoint and flow, send p.Size-byte messages for p.DurationS or
+// exactly p.Count each, unpaced or paced to p.RateBps in all (per direction both
+// ways). The receiver accounts every message by flow and sequence number; loss is
+// counted after a drain. A both-ways cell keeps its observations, where its
+// directions are apart; the other cells keep what their system calls carried.
+func runStreamCell(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
-	return o.m, o.warns, err
+	if p.Bidir {
+		return o, err
+	}
+	// Of a one-way stream's observations the report keeps what its system calls
+	// carried (UDP): the difference between the I/O modes.
+	var obs map[string]any
+	for _, k := range []string{"send_calls", "sent_datagrams"} {
+		if v, ok := o.observed[k]; ok {
+			if obs == nil {
+				obs = map[string]any{}
+			}
+			obs[k] = v
+		}
+	}
+	return outcome{m: o.m, warns: o.warns, observed: obs}, err
 }
 
 // streamOpts vary the stream cell for the experiments built on it.
@@ -44,61 +61,57 @@ type streamOpts struct {
 	recvBuffer, sendBuffer int
 }
 
-// streamCell runs one stream cell and returns its figures, observations (sender
-// blocked time, TCP_INFO limits) and, when asked, its time line.
+// streamCell runs one stream cell: this host's client half against the cell's server
+// half at its peer (openStreamPeer: in this process, or at a far end). This host sends
+// on the paths it sends on (forward; bidir's first half) and receives and accounts on
+// those it receives on (reverse; bidir's second half); the peer does the rest. It
+// returns the cell's figures, observations (sender blocked time, TCP_INFO limits)
+// and, when asked, its time line.
 func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (outcome, error) {
-	if p.Reverse && e.far != nil {
-		return streamCellReverse(ctx, e, nw, p, so)
-	}
-	if p.Bidir && e.far != nil {
-		return streamCellBidir(ctx, e, nw, p, so)
-	}
-	var warns []string
 	// Every blocking call below ends by this cell's time limit: the watchdog closes the
 	// endpoints, which unblocks a sender stuck on a receiver that died.
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
-	var end streamEnd
-	var err error
-	if e.far != nil {
-		end, err = openStreamFar(ctx, e, nw, p, so)
-	} else {
-		end, err = openStreamLocal(ctx, e, nw, p, so)
-	}
+	sp, err := openStreamPeer(ctx, e, nw, p, so)
 	if err != nil {
 		return outcome{}, err
 	}
-	defer end.close()
-	conns := end.transports()
-	stopWatch := ctxwatch.OnDone(ctx, func() {
-		for _, t := range conns {
-			t.Close()
-		}
-	})
+	defer sp.finish(context.Background(), true)
+	stopWatch := ctxwatch.OnDone(ctx, func() { closeAll(sp.ts) })
 	defer stopWatch()
-	txs := make([]*streamTx, len(conns))
-	for i, t := range conns {
+	txs := make([]*streamTx, len(sp.out))
+	for i, t := range sp.out {
 		txs[i] = newStreamTx(e, p, uint32(i), t)
+	}
+	var back *rxHalf // this host's receiver, of the peer's flows
+	if len(sp.in) > 0 {
+		back = startRxHalf(ctx, newStreamRx(e, p, nw.Name()), sp.in, 0, 0)
+		defer back.end()
+		if sp.one != nil { // the peer's senders, on this clock: its drops count from their measured phase
+			sp.one.startSenders(back.markStart)
+		}
 	}
 
 	// Warm-up: excluded from every counter and from the sequence space (PITFALLS 14).
-	if so.warmup > 0 {
+	// The peer's senders warm up alike.
+	if so.warmup > 0 && len(txs) > 0 {
 		if err := warmAll(ctx, txs, so.warmup); err != nil {
 			return outcome{}, err
 		}
-		end.quiet(ctx)
+		sp.quiet(ctx)
 	}
 
 	e.markMeasured(false)
 	u0, uerr := ReadUsage()
-	retr0, _ := retransmits(conns)
-	lim0, _ := tcpLimits(conns)
-	end.markStart()
+	retr0, _ := retransmits(sp.out)
+	lim0, _ := tcpLimits(sp.out)
+	if sp.rx != nil { // the peer's receiver, on this clock: its drops count from here
+		sp.rx.markStart()
+	}
 	measureStart := time.Now()
-	var series []report.Sample
 	stopSeries := func() {}
 	if so.seriesStep > 0 {
-		stopSeries = end.sampleSeries(measureStart, so.seriesStep, txs)
+		stopSeries = sp.sampleSeries(measureStart, so.seriesStep, txs)
 		defer stopSeries()
 	}
 
@@ -106,58 +119,120 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	if p.Count == 0 {
 		until = time.Now().Add(time.Duration(p.DurationS * float64(time.Second)))
 	}
-	calls0, dgrams0, counted := sendCalls(conns)
-	if err := sendAll(ctx, txs, p.Count, until); err != nil {
+	calls0, dgrams0, counted := sendCalls(sp.out)
+	g, gctx := errgroup.WithContext(ctx)
+	if len(txs) > 0 {
+		g.Go(func() error {
+			if err := sendAll(gctx, txs, p.Count, until); err != nil {
+				return err
+			}
+			// End of stream travels beside the data path, where it cannot be lost: the
+			// receiver's socket then drops data and nothing else (PITFALLS 7).
+			sp.fc.SendersEnded(sentPerFlow(txs))
+			return nil
+		})
+	}
+	if back != nil {
+		g.Go(func() error {
+			awaitFarSenders(gctx, e, back.rx, p, so, sp.dur, sp.fc.Ended(), sp.fc.Senders())
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		stopSeries()
 		return outcome{}, err
 	}
-	// End of stream travels beside the data path, where it cannot be lost: the
-	// receiver's socket then drops data and nothing else (PITFALLS 7).
-	end.ended(sentPerFlow(txs))
 
-	// Drain: wait for the receiver to have everything, or for a quiet spell, or for
-	// the drain period to run out (PITFALLS 7).
+	// Drain: wait for the receivers to have everything, or for a quiet spell, or for
+	// the drain period to run out (PITFALLS 7). A far receiver drains after finish.
 	drainStart := time.Now()
-	end.drain(ctx, so.drain)
+	if sp.rx != nil {
+		sp.rx.rx.waitDrained(ctx, so.drain)
+	}
 	drain := time.Since(drainStart)
+	var backDrain time.Duration
+	var rf, rb rxResult
+	if back != nil {
+		backStart := time.Now()
+		back.rx.waitDrained(ctx, so.drain)
+		backDrain = time.Since(backStart)
+	}
 	stopSeries()
 
 	u1, _ := ReadUsage()
-	retr1, retrOK := retransmits(conns)
-	lim1, limOK := tcpLimits(conns)
+	retr1, retrOK := retransmits(sp.out)
+	lim1, limOK := tcpLimits(sp.out)
+	calls1, dgrams1, _ := sendCalls(sp.out)
 	e.markMeasured(true)
-	rr, err := end.finish(ctx)
-	if err != nil {
-		return outcome{}, err
+	if back != nil {
+		rb, _ = back.stop(backDrain)
+		rb.far = sp.one == nil
 	}
-	if so.seriesStep > 0 {
-		series = end.series() // after finish: a far end's half arrives with its figures
-	}
-	warns = append(warns, rr.warns...)
-	if rr.drain > 0 {
-		drain = rr.drain // the far end drained after this side finished
-	}
+	fr, ferr := sp.finish(ctx, false)
 
-	var ts txSummary
-	for _, tx := range txs {
-		ts.add(tx)
+	var (
+		warns, wf, wb []string
+		m, mf, mb     report.Metrics
+		obs, of, ob   map[string]any
+		series        []report.Sample
+		pre           string // this host's senders' TCP_INFO: bidir's forward direction's
+	)
+	if len(txs) > 0 {
+		if rf, series, err = sp.forward(); err != nil {
+			return outcome{}, err
+		}
+		if rf.drain > 0 {
+			drain = rf.drain // the far end drained after this side finished
+		}
+		var ts txSummary
+		for _, tx := range txs {
+			ts.add(tx)
+		}
+		mf, wf, of = streamMetrics(p, so, ts, rf, drain)
 	}
-	m, w, obs := streamMetrics(p, so, ts, rr, drain)
-	warns = append(warns, w...)
-	if uerr == nil {
-		setUsage(&m, u1.Sub(u0), m.RecvBytes)
+	if back != nil {
+		if fr.StreamTx == nil {
+			return outcome{}, fmt.Errorf("far end: no sender figures: %w", errors.Join(ferr, errors.New("the server reported none")))
+		}
+		rb.sockets, rb.cpu = fr.ServerSockets, fr.CPUSec
+		mb, wb, ob = streamMetrics(p, so, fr.StreamTx.summary(), rb, backDrain)
 	}
-	if retrOK {
-		m.Retransmits = u64p(retr1 - retr0)
+	switch {
+	case back == nil: // forward
+		m, obs, warns = mf, of, append(rf.warns, wf...)
+		if retrOK {
+			m.Retransmits = u64p(retr1 - retr0)
+		}
+		if counted {
+			// What each system call carried: 1 in textbook I/O, up to --batch batched.
+			obs["send_calls"] = calls1 - calls0
+			obs["sent_datagrams"] = dgrams1 - dgrams0
+		}
+	case len(txs) == 0: // reverse
+		m, obs, warns = mb, ob, append(append(fr.Warnings, rb.warns...), wb...)
+	default: // both ways: each direction's figures apart, the cell's their sum (bothWays)
+		m, obs, pre = bothWays(mf, mb, rf.tot, rb.tot), map[string]any{}, "forward_"
+		m.ServerSockets, m.ServerCPUSec = fr.ServerSockets, fr.CPUSec
+		warns = append(append(warns, fr.Warnings...), rb.warns...)
+		if sp.one != nil {
+			warns = append(warns, rf.warns...) // the receiver's in this process
+		}
+		warns = append(append(warns, prefixed("forward: ", wf)...), prefixed("reverse: ", wb)...)
+		directionObserved(obs, "forward_", mf, of)
+		directionObserved(obs, "reverse_", mb, ob)
+		if retrOK {
+			obs["forward_retransmits"] = retr1 - retr0
+		}
 	}
-	if calls1, dgrams1, _ := sendCalls(conns); counted {
-		// What each system call carried: 1 in textbook I/O, up to --batch batched.
-		obs["send_calls"] = calls1 - calls0
-		obs["sent_datagrams"] = dgrams1 - dgrams0
+	if ferr != nil && back != nil {
+		warns = append(warns, fmt.Sprintf("far end: %v", ferr))
 	}
 	if limOK {
-		obs["rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
-		obs["sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
+		obs[pre+"rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
+		obs[pre+"sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
+	}
+	if uerr == nil {
+		setUsage(&m, u1.Sub(u0), m.RecvBytes)
 	}
 	return outcome{m: m, warns: warns, observed: obs, series: series}, nil
 }
@@ -212,34 +287,37 @@ func tcpLimits(ts []Transport) (sum TCPInfo, ok bool) {
 	return sum, ok
 }
 
-// sampleSeries records into rx, every step from start, how many messages the senders
-// have handed over and the receiver has taken in. The function it returns ends the
-// sampling and waits for it; calling it again does nothing.
-func sampleSeries(start time.Time, step time.Duration, txs []*streamTx, rx *streamRx) func() {
-	return sampleInto(start, step, txs, rx.deliveredNow, rx.series.add)
-}
-
-// sampleInto is sampleSeries into add, with delivered counting the receiver's
-// deliveries (nil: none here, the far end counts them).
+// sampleInto records into add, every step from start, how many messages the senders
+// have handed over and, with delivered, the receiver has taken in (nil: none here,
+// the far end counts them, and the senders are sampled once more as it stops: no
+// drain here follows the sending, and the last step's sends would be missing). The
+// function it returns ends the sampling and waits for it; calling it again does
+// nothing.
 func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered func() uint64, add func(report.Sample)) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	sample := func() {
+		var sent uint64
+		for _, tx := range txs {
+			sent += tx.sentNow.Load()
+		}
+		s := report.Sample{TS: report.Round3(time.Since(start).Seconds()), SentMsgs: sent}
+		if delivered != nil {
+			s.RecvMsgs = delivered()
+		}
+		add(s)
+	}
 	go func() {
 		defer close(finished)
 		tick := time.NewTicker(step)
 		defer tick.Stop()
 		for {
-			var sent uint64
-			for _, tx := range txs {
-				sent += tx.sentNow.Load()
-			}
-			s := report.Sample{TS: report.Round3(time.Since(start).Seconds()), SentMsgs: sent}
-			if delivered != nil {
-				s.RecvMsgs = delivered()
-			}
-			add(s)
+			sample()
 			select {
 			case <-done:
+				if delivered == nil {
+					sample()
+				}
 				return
 			case <-tick.C:
 			}

@@ -261,3 +261,10 @@ func TestStreamServeCompletes(t *testing.T) {
 		})
 	}
 }
+
+// runStream runs a stream cell as the stream experiment does, and returns its
+// metrics and warnings.
+func runStream(ctx context.Context, e *runEnv, nw Network, p report.Params) (report.Metrics, []string, error) {
+	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
+	return o.m, o.warns, err
+}

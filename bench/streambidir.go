@@ -5,50 +5,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 // A both-ways stream (Plan.Bidir, like iperf3 --bidir) is one cell with 2×Streams
-// data paths to the far end: the first Streams carry this host's flows to the far
-// receiver, the last Streams the far senders' flows to this host's receiver. Both
+// data paths to its server half (openStreamPeer): the first Streams carry this host's
+// flows to the server's receiver, the last Streams the server's senders' flows to
+// this host's receiver, whether the server half runs at a far end or in this
+// process. Both
 // directions run at once, each paced to the cell's rate (RateBps is per direction),
 // each counted by its own receiver exactly as a forward or a reverse stream is
 // (streamMetrics). The cell's Metrics are the two directions together; Observed
 // keeps each apart, prefixed forward_ and reverse_.
 //
-// Path order: UDP paths are in the server's port order on both sides, but TCP
-// connections reach the server in the order their tokens were read, which need not
-// be the order they were dialled. So on TCP this host first sends one header-only
+// Path order at a far end: UDP paths are in the server's port order on both sides,
+// but TCP connections reach the server in the order their tokens were read, which
+// need not be the order they were dialled. So on TCP this host first sends one header-only
 // KindWarmup message on every path, its flow id the path's index here, and the far
 // end orders its paths by it (orderPaths) before anything else crosses them.
-
-// runStreamCell is stream's experimentFunc. A both-ways cell keeps its
-// observations, where its directions are apart; the other cells report their
-// metrics only (runStream).
-func runStreamCell(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
-	if p.Bidir && e.far != nil {
-		return streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
-	}
-	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
-	// Of a one-way stream's observations the report keeps what its system calls
-	// carried (UDP): the difference between the I/O modes.
-	var obs map[string]any
-	for _, k := range []string{"send_calls", "sent_datagrams"} {
-		if v, ok := o.observed[k]; ok {
-			if obs == nil {
-				obs = map[string]any{}
-			}
-			obs[k] = v
-		}
-	}
-	return outcome{m: o.m, warns: o.warns, observed: obs}, err
-}
 
 // pathMarkerWait bounds the far end's wait for the path markers.
 const pathMarkerWait = 5 * time.Second
@@ -102,176 +78,6 @@ func orderPaths(ctx context.Context, run uint64, size int, ts []Transport) ([]Tr
 		t.SetReadDeadline(time.Time{}) // the receiver and senders set their own
 	}
 	return out, nil
-}
-
-// ServeStreamBidir is the far end's half of a both-ways stream cell: on ts, 2 ×
-// spec.Streams endpoints in the client's order (orderPaths puts TCP's in it), it
-// runs ServeStreamRx on the first half and ServeStreamTx on the second, at once, and
-// returns both figures in one FarResult (Stream and StreamTx); ended is
-// ServeStreamTx's.
-func ServeStreamBidir(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer, ended func(sent []uint64)) (FarResult, error) {
-	n := spec.Streams
-	if !spec.Bidir || n < 1 || len(ts) != 2*n {
-		return FarResult{}, fmt.Errorf("bench: ServeStreamBidir: want a bidir spec and 2×%d endpoints, got bidir %v and %d", n, spec.Bidir, len(ts))
-	}
-	if spec.Transport == "tcp" {
-		ordered, err := orderPaths(ctx, spec.Run, spec.Size, ts)
-		if err != nil {
-			return FarResult{ServerSockets: len(ts)}, err
-		}
-		ts = ordered
-	}
-	var rx, tx FarResult
-	var rxErr, txErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { rx, rxErr = ServeStreamRx(ctx, spec, ts[:n], peer) })
-	wg.Go(func() { tx, txErr = ServeStreamTx(ctx, spec, ts[n:], ended) })
-	wg.Wait()
-	res := FarResult{ServerSockets: len(ts), Stream: rx.Stream, StreamTx: tx.StreamTx}
-	res.Warnings = append(append(res.Warnings, rx.Warnings...), tx.Warnings...)
-	var errs []error
-	if rxErr != nil {
-		errs = append(errs, fmt.Errorf("receiver: %w", rxErr))
-	}
-	if txErr != nil {
-		errs = append(errs, fmt.Errorf("senders: %w", txErr))
-	}
-	return res, errors.Join(errs...)
-}
-
-// streamCellBidir is a stream cell both ways at once with the far end: this host's
-// senders on the first half of the data paths (as streamCell's), this host's
-// receiver on the second half (as streamCellReverse's), the far end's receiver and
-// senders likewise; each direction's figures come from streamMetrics, and the cell's
-// are their sum (bothWays).
-func streamCellBidir(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (outcome, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
-	defer cancel()
-	fc, ts, dur, err := openFarSenders(ctx, e, nw, p, so, true)
-	if err != nil {
-		return outcome{}, err
-	}
-	finished := false
-	defer func() {
-		if !finished {
-			abandonFar(fc, ts)
-		}
-	}()
-	if nw.Name() == "tcp" {
-		if err := sendPathMarkers(e, ts); err != nil {
-			return outcome{}, fmt.Errorf("far end: %w", err)
-		}
-	}
-	out, in := ts[:p.Streams], ts[p.Streams:]
-	// The watchdog closes the endpoints at the cell's time limit, which unblocks a
-	// sender stuck on a far receiver that died.
-	stopWatch := ctxwatch.OnDone(ctx, func() {
-		for _, t := range ts {
-			t.Close()
-		}
-	})
-	defer stopWatch()
-
-	rx := newStreamRx(e, p, nw.Name())
-	run := startRx(ctx, rx, in)
-	runEnded := false
-	defer func() {
-		if !runEnded {
-			run.end()
-		}
-	}()
-	txs := make([]*streamTx, len(out))
-	for i, t := range out {
-		txs[i] = newStreamTx(e, p, uint32(i), t)
-	}
-	if so.warmup > 0 { // excluded from every counter (PITFALLS 14); the far senders warm up alike
-		if err := warmAll(ctx, txs, so.warmup); err != nil {
-			return outcome{}, err
-		}
-		select { // the far receiver's warm-up stragglers settle, as in farStream.quiet
-		case <-time.After(20 * time.Millisecond):
-		case <-ctx.Done():
-		}
-	}
-
-	u0, uerr := ReadUsage()
-	retr0, _ := retransmits(out)
-	lim0, _ := tcpLimits(out)
-	var until time.Time
-	if p.Count == 0 {
-		until = time.Now().Add(time.Duration(p.DurationS * float64(time.Second)))
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := sendAll(gctx, txs, p.Count, until); err != nil {
-			return err
-		}
-		fc.SendersEnded(sentPerFlow(txs)) // the far receiver learns it with this side's results
-		return nil
-	})
-	g.Go(func() error { awaitFarSenders(gctx, e, rx, p, so, dur, fc.Ended(), fc.Senders()); return nil })
-	if err := g.Wait(); err != nil {
-		return outcome{}, err
-	}
-	drainStart := time.Now()
-	rx.waitDrained(ctx, so.drain)
-	revDrain := time.Since(drainStart)
-	drops, dropsOK := run.drops()
-	u1, _ := ReadUsage()
-	retr1, retrOK := retransmits(out)
-	lim1, limOK := tcpLimits(out)
-	serr := run.end()
-	runEnded = true
-	drops, dropPkts := rx.datagramDrops(drops)
-	for _, t := range ts {
-		t.Close()
-	}
-	finished = true
-	fr, ferr := fc.Finish(ctx) // the far receiver drains, then reports
-	if fr.Stream == nil || fr.StreamTx == nil {
-		return outcome{}, fmt.Errorf("far end: no receiver and sender figures: %w", errors.Join(ferr, errors.New("the server reported none")))
-	}
-
-	var fts txSummary
-	for _, tx := range txs {
-		fts.add(tx)
-	}
-	frr := fr.Stream.result()
-	mf, wf, of := streamMetrics(p, so, fts, frr, frr.drain)
-	rrr := rxResult{tot: rx.totals(), far: true, drops: drops, dropsOK: dropsOK, dropPkts: dropPkts}
-	mr, wr, or := streamMetrics(p, so, fr.StreamTx.summary(), rrr, revDrain)
-
-	m := bothWays(mf, mr, frr.tot, rrr.tot)
-	m.ServerSockets = fr.ServerSockets
-	m.ServerCPUSec = fr.CPUSec
-	if uerr == nil {
-		setUsage(&m, u1.Sub(u0), m.RecvBytes)
-	}
-	warns := append([]string(nil), fr.Warnings...)
-	for _, w := range wf {
-		warns = append(warns, "forward: "+w)
-	}
-	for _, w := range wr {
-		warns = append(warns, "reverse: "+w)
-	}
-	if ferr != nil {
-		warns = append(warns, fmt.Sprintf("far end: %v", ferr))
-	}
-	if serr != nil {
-		warns = append(warns, fmt.Sprintf("receiver: %v", serr))
-	}
-	obs := map[string]any{}
-	directionObserved(obs, "forward_", mf, of)
-	directionObserved(obs, "reverse_", mr, or)
-	// This host's senders' TCP_INFO: the forward direction's only.
-	if retrOK {
-		obs["forward_retransmits"] = retr1 - retr0
-	}
-	if limOK {
-		obs["forward_rwnd_limited_ns"] = int64(lim1.RwndLimited - lim0.RwndLimited)
-		obs["forward_sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
-	}
-	return outcome{m: m, warns: warns, observed: obs}, nil
 }
 
 // directionObserved puts one direction's figures into obs, each key prefixed:

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"strings"
@@ -206,4 +207,95 @@ func indexOf(ts []Transport, t Transport) int {
 		}
 	}
 	return -1
+}
+
+// TestLoopbackReverseBidir: on one host, with no far end, a reverse and a both-ways
+// stream run through the same halves a remote run uses, the server half in this
+// process (localCell). Known answers: over TCP each direction's 2000 messages arrive
+// once and in order, none lost, counted by that direction's receiver; the server
+// half's sockets are one per path it sends on (and, both ways, one per TCP stream it
+// receives). UDP, paced or not, delivers everything a kernel did not count as
+// dropped.
+func TestLoopbackReverseBidir(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		reverse, bidir bool
+		transport      string
+		streams        int
+		count          uint64
+		rate           float64
+		sockets        uint64
+		io             string // UDP: batched unless set
+	}{
+		{name: "reverse/tcp", reverse: true, transport: "tcp", streams: 1, count: 2000, sockets: 1},
+		{name: "bidir/tcp", bidir: true, transport: "tcp", streams: 1, count: 2000, sockets: 2},
+		{name: "reverse/udp", reverse: true, transport: "udp", streams: 2, count: 300, rate: 20e6, sockets: 2},
+		{name: "bidir/udp", bidir: true, transport: "udp", streams: 2, count: 300, rate: 20e6, sockets: 3}, // one socket takes both of this host's flows
+		// Unpaced, the receivers' sockets overflow: every loss is still a counted drop,
+		// since each receiver's drops count from its senders' measured phase.
+		{name: "reverse/udp-unpaced", reverse: true, transport: "udp", streams: 1, count: 20000, sockets: 1, io: report.IOTextbook},
+		{name: "bidir/udp-unpaced", bidir: true, transport: "udp", streams: 1, count: 20000, sockets: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := Run(context.Background(), Plan{Reverse: tc.reverse, Bidir: tc.bidir, Experiments: []string{report.ExpStream},
+				Transports: []string{tc.transport}, Sizes: []int{1024}, Streams: tc.streams, Count: tc.count, RateBps: tc.rate,
+				Warmup: 20 * time.Millisecond, Drain: patience, UDPIO: []string{cmp.Or(tc.io, report.IOBatched)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Results) != 1 || rep.Env.Link.Kind != "loopback" {
+				t.Fatalf("%d results on a %q link, want one loopback cell", len(rep.Results), rep.Env.Link.Kind)
+			}
+			r := rep.Results[0]
+			m := r.Metrics
+			t.Logf("%s: sent %d recv %d lost %d goodput %.4g, server sockets %d, warnings %q", tc.name, m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.GoodputBps, m.ServerSockets, r.Warnings)
+			if r.Error != "" || r.Params.Reverse != tc.reverse || r.Params.Bidir != tc.bidir {
+				t.Fatalf("%s: error %q, params %+v", tc.name, r.Error, r.Params)
+			}
+			if m.ServerSockets != int(tc.sockets) {
+				t.Errorf("%s: %d server sockets, want %d", tc.name, m.ServerSockets, tc.sockets)
+			}
+			want := uint64(tc.streams) * tc.count
+			dirs := []string{""}
+			if tc.bidir {
+				dirs = []string{"forward_", "reverse_"}
+			}
+			for _, dir := range dirs {
+				got := map[string]float64{}
+				for _, k := range []string{"sent_msgs", "recv_msgs", "lost_msgs", "dup_msgs", "reordered_msgs", "goodput_bps"} {
+					v, ok := report.NumAt(r.Observed, dir+k)
+					if dir == "" {
+						v, ok = map[string]float64{"sent_msgs": float64(m.SentMsgs), "recv_msgs": float64(m.RecvMsgs), "lost_msgs": float64(m.LostMsgs),
+							"dup_msgs": float64(m.DupMsgs), "reordered_msgs": float64(m.ReorderedMsgs), "goodput_bps": m.GoodputBps}[k], true
+					}
+					if !ok {
+						t.Errorf("%s: observed %s%s missing", tc.name, dir, k)
+					}
+					got[k] = v
+				}
+				lost := 0.0
+				if tc.transport == "udp" {
+					lost = got["lost_msgs"] // counted by a kernel, or checked below
+					sock, _ := report.NumAt(r.Observed, dir+"drops_socket")
+					if dir == "" && m.DropsSocket != nil {
+						sock = float64(*m.DropsSocket)
+					}
+					sender, _ := report.NumAt(r.Observed, dir+"drops_sender")
+					if dir == "" {
+						sender = float64(m.DropsSender)
+					}
+					if lost != sock+sender {
+						t.Errorf("%s %s: lost %v, socket drops %v, sender drops %v: want every lost message a counted drop", tc.name, dir, lost, sock, sender)
+					}
+				}
+				if got["sent_msgs"] != float64(want) || got["recv_msgs"] != float64(want)-lost || got["dup_msgs"] != 0 || got["reordered_msgs"] != 0 || got["goodput_bps"] <= 0 {
+					t.Errorf("%s %s: sent %v recv %v lost %v dup %v reordered %v goodput %v; want %d sent, %v received once, in order",
+						tc.name, dir, got["sent_msgs"], got["recv_msgs"], got["lost_msgs"], got["dup_msgs"], got["reordered_msgs"], got["goodput_bps"], want, float64(want)-lost)
+				}
+			}
+			if tc.bidir && (m.SentMsgs != 2*want || m.RecvMsgs+m.LostMsgs != 2*want) {
+				t.Errorf("%s: cell sent %d recv %d lost %d; want both directions' %d summed", tc.name, m.SentMsgs, m.RecvMsgs, m.LostMsgs, 2*want)
+			}
+		})
+	}
 }

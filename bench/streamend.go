@@ -4,27 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
-
-// A streamEnd is the receiving half of a stream cell, seen from the senders: a
-// receiver in this process, or one at the far end (Plan.Far).
-type streamEnd interface {
-	transports() []Transport // the senders' endpoints, one per stream
-	quiet(ctx context.Context)
-	markStart() // the measured phase starts: take the receiver's counters' base
-	sampleSeries(start time.Time, step time.Duration, txs []*streamTx) (stop func())
-	ended(sent []uint64) // the senders are done: how many messages each flow sent, by flow
-	drain(ctx context.Context, d time.Duration)
-	series() []report.Sample
-	finish(ctx context.Context) (rxResult, error) // closes the senders' endpoints and stops the receiver
-	close()                                       // releases everything; after finish, or instead of it on an error
-}
 
 // rxResult is what the receiving half reports when a stream cell ends.
 type rxResult struct {
@@ -88,251 +73,109 @@ func newStreamRx(e *runEnv, p report.Params, transport string) *streamRx {
 // every flow's end is known and nothing is in flight or queued.
 const settleQuiet = 50 * time.Millisecond
 
-// rxRun serves a given set of endpoints with one receiver, each on a goroutine of
-// its own: a far end's data path, or this host's in a reverse stream. Socket drops
-// count from the first data message, the start of the measured phase here (warm-up
-// overflow is not the measurement's).
-type rxRun struct {
-	rx   *streamRx
-	ts   []Transport
-	stop context.CancelFunc
-	wg   sync.WaitGroup
-	errs []error
+// rxHalf is the receiving half of a stream cell, wherever it runs: at the far end
+// (ServeStream), in this process as the server half of a one-host cell
+// (localCell), or on this host for a peer's senders (reverse, bidir). Its receiver
+// serves each endpoint on a goroutine of its own, with the receive buffers and the
+// time line (rxSeries) a slow receiver's cell asks for. Socket drops count from
+// markStart (a receiver on the senders' clock, told where the measured phase starts)
+// or else from the first data message, the start of the measured phase as a far
+// receiver sees it (warm-up overflow is not the measurement's).
+type rxHalf struct {
+	rx      *streamRx
+	ts      []Transport
+	series  *rxSeries // nil: no time line of its own
+	gotRecv int       // SO_RCVBUF granted, when asked for (recvBuffer), bytes
+	warns   []string
+	stopRx  context.CancelFunc
+	wg      sync.WaitGroup
+	errs    []error
+	endOnce sync.Once
+	endErr  error
 
 	mu     sync.Mutex // guards drops0, based
 	drops0 uint64
 	based  bool
 }
 
-func startRx(ctx context.Context, rx *streamRx, ts []Transport) *rxRun {
-	r := &rxRun{rx: rx, ts: ts, errs: make([]error, len(ts))}
-	also := rx.onFirstData // the caller's, if any: called after the base is taken
+// startRxHalf starts rx receiving on ts, each endpoint asking for recvBuffer bytes
+// of receive buffer (0 = leave it), sampled every seriesStep from the first data
+// arrival (0 = no time line).
+func startRxHalf(ctx context.Context, rx *streamRx, ts []Transport, recvBuffer int, seriesStep time.Duration) *rxHalf {
+	h := &rxHalf{rx: rx, ts: ts, errs: make([]error, len(ts))}
+	h.gotRecv, _, h.warns = setBuffers(ts, recvBuffer, 0)
+	h.series = startRxSeries(rx, seriesStep)
 	rx.onFirstData = func() {
-		r.mu.Lock()
-		r.drops0, r.based = recvDrops(ts)
-		r.mu.Unlock()
-		if also != nil {
-			also()
+		h.mu.Lock()
+		if !h.based {
+			h.drops0, h.based = recvDrops(ts)
+		}
+		h.mu.Unlock()
+		if h.series != nil {
+			h.series.arrived()
 		}
 	}
-	ctx, r.stop = context.WithCancel(ctx)
+	ctx, h.stopRx = context.WithCancel(ctx)
 	for i, t := range ts {
-		r.wg.Go(func() { r.errs[i] = rx.serve(ctx, t) })
+		h.wg.Go(func() { h.errs[i] = rx.serve(ctx, t) })
 	}
-	return r
+	return h
 }
 
-// drops is the endpoints' receive-buffer drops since the first data message, as the
-// kernel counts them (with UDP GRO: packets; streamRx.datagramDrops converts them
-// once every serve has returned).
-func (r *rxRun) drops() (uint64, bool) {
-	d1, ok := recvDrops(r.ts)
-	r.rx.readFinalDrops()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !ok || !r.based {
+// markStart takes the base of the socket drops now: the measured phase starts.
+func (h *rxHalf) markStart() {
+	d, _ := recvDrops(h.ts)
+	h.mu.Lock()
+	h.drops0, h.based = d, true
+	h.mu.Unlock()
+}
+
+// drops is the endpoints' receive-buffer drops since the base, as the kernel counts
+// them (with UDP GRO: packets; streamRx.datagramDrops converts them once every serve
+// has returned).
+func (h *rxHalf) drops() (uint64, bool) {
+	d1, ok := recvDrops(h.ts)
+	h.rx.readFinalDrops()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !ok || !h.based {
 		return 0, false
 	}
-	return d1 - min(d1, r.drops0), true
+	return d1 - min(d1, h.drops0), true
 }
 
-// end stops every serve, waits for them, and returns their failures (a closed
-// endpoint is none).
-func (r *rxRun) end() error {
-	r.stop()
-	r.wg.Wait()
-	var errs []error
-	for _, err := range r.errs {
-		if err != nil && !isClosed(err) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// localStream is the receiver in this process: a server whose every endpoint
-// streamRx.serve accounts.
-type localStream struct {
-	e      *runEnv
-	rx     *streamRx
-	srv    *server
-	conns  []Transport
-	drops0 uint64
-	once   sync.Once
-}
-
-func openStreamLocal(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (*localStream, error) {
-	rx := newStreamRx(e, p, nw.Name())
-	rx.readerBps, rx.oneWay = so.readerBps, so.oneWay
-	srv, err := startServer(ctx, e, receiverNetwork(nw), rx.serve)
-	if err != nil {
-		return nil, err
-	}
-	ls := &localStream{e: e, rx: rx, srv: srv}
-	for range p.Streams {
-		t, err := nw.Dial(ctx, srv.addr())
-		if err != nil {
-			ls.close()
-			return nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
-		}
-		ls.conns = append(ls.conns, t)
-	}
-	return ls, nil
-}
-
-func (ls *localStream) transports() []Transport { return ls.conns }
-func (ls *localStream) quiet(ctx context.Context) {
-	ls.rx.waitQuiet(ctx, 10*time.Millisecond, 250*time.Millisecond)
-}
-func (ls *localStream) markStart() { ls.drops0, _ = recvDrops(ls.srv.endpoints()) }
-func (ls *localStream) sampleSeries(start time.Time, step time.Duration, txs []*streamTx) func() {
-	return sampleSeries(start, step, txs, ls.rx)
-}
-func (ls *localStream) ended(sent []uint64)                        { ls.rx.endFlows(sent) }
-func (ls *localStream) drain(ctx context.Context, d time.Duration) { ls.rx.waitDrained(ctx, d) }
-func (ls *localStream) series() []report.Sample                    { return ls.rx.series.result() }
-
-func (ls *localStream) finish(context.Context) (rxResult, error) {
-	var r rxResult
-	drops1, ok := recvDrops(ls.srv.endpoints())
-	ls.rx.readFinalDrops()
-	r.drops, r.dropsOK = drops1-ls.drops0, ok
-	for _, t := range ls.conns {
-		t.Close()
-	}
-	if err := ls.srv.stop(); err != nil {
-		r.warns = append(r.warns, fmt.Sprintf("receiver: %v", err))
-	}
-	r.drops, r.dropPkts = ls.rx.datagramDrops(r.drops) // every serve has returned
-	r.tot = ls.rx.totals()
-	r.sockets = ls.srv.sockets
-	return r, nil
-}
-
-func (ls *localStream) close() {
-	ls.once.Do(func() {
-		for _, t := range ls.conns {
-			t.Close()
-		}
-		ls.srv.stop()
-	})
-}
-
-// farStream is the receiver at the far end: it drains and reports after this side
-// finished.
-type farStream struct {
-	fc   FarCell
-	ts   []Transport
-	once sync.Once
-
-	sent       sampleLog // this host's half of the time line
-	sampled    bool      // sampleSeries ran
-	farSeries  []RecvSample
-	sendBuffer int      // SO_SNDBUF granted the senders' endpoints (streamOpts.sendBuffer), bytes
-	warns      []string // from opening
-}
-
-func openStreamFar(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (*farStream, error) {
-	if so.oneWay != nil {
-		return nil, errors.New("far end: one-way latency needs one clock: it runs only in this process")
-	}
-	dur := so.warmup + time.Duration(p.DurationS*float64(time.Second))
-	if p.Count > 0 {
-		dur = 0
-	}
-	fc, err := e.openFar(ctx, FarSpec{Experiment: report.ExpStream, Transport: nw.Name(), Size: p.Size, Streams: p.Streams,
-		Duration: dur, Run: e.run, Drain: so.drain, ReaderBps: so.readerBps, RecvBuffer: so.recvBuffer, SeriesStep: so.seriesStep})
-	if err != nil {
-		return nil, fmt.Errorf("far end: %w", err)
-	}
-	fs := &farStream{fc: fc, ts: fc.Transports()}
-	if len(fs.ts) != p.Streams {
-		fs.close()
-		return nil, fmt.Errorf("far end: opened %d data paths, want %d", len(fs.ts), p.Streams)
-	}
-	_, fs.sendBuffer, fs.warns = setBuffers(fs.ts, 0, so.sendBuffer)
-	return fs, nil
-}
-
-func (fs *farStream) transports() []Transport { return fs.ts }
-
-// quiet waits a moment for warm-up stragglers: the far receiver keeps them out of
-// every counter by their kind anyway.
-func (fs *farStream) quiet(ctx context.Context) {
-	select {
-	case <-time.After(20 * time.Millisecond):
-	case <-ctx.Done():
-	}
-}
-
-// markStart does nothing here: the far receiver takes its base at the first data
-// message.
-func (fs *farStream) markStart() {}
-
-// sampleSeries samples what the senders handed over, and once more as it stops (no
-// drain here follows the sending: the last step's sends would be missing); the far
-// receiver samples its deliveries, and series merges both once finish brought them.
-func (fs *farStream) sampleSeries(start time.Time, step time.Duration, txs []*streamTx) func() {
-	fs.sampled = true
-	stop := sampleInto(start, step, txs, nil, fs.sent.add)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			stop()
-			var sent uint64
-			for _, tx := range txs {
-				sent += tx.sentNow.Load()
+// end stops every serve, closes the endpoints, waits for the serves, and returns
+// their failures (a closed endpoint is none). Later calls return the same.
+func (h *rxHalf) end() error {
+	h.endOnce.Do(func() {
+		h.stopRx()
+		closeAll(h.ts)
+		h.wg.Wait()
+		var errs []error
+		for _, err := range h.errs {
+			if err != nil && !isClosed(err) {
+				errs = append(errs, err)
 			}
-			fs.sent.add(report.Sample{TS: report.Round3(time.Since(start).Seconds()), SentMsgs: sent})
-		})
-	}
-}
-
-// ended hands the senders' counts to the far end with this side's results: the far
-// receiver drains until it has them all, or for a quiet spell.
-func (fs *farStream) ended(sent []uint64)                  { fs.fc.SendersEnded(sent) }
-func (fs *farStream) drain(context.Context, time.Duration) {}
-
-// series is the merged time line; it is complete after finish.
-func (fs *farStream) series() []report.Sample {
-	if !fs.sampled {
-		return nil
-	}
-	return mergeSeries(fs.sent.result(), fs.farSeries)
-}
-
-func (fs *farStream) finish(ctx context.Context) (rxResult, error) {
-	var res FarResult
-	var err error
-	fs.once.Do(func() { res, err = fs.fc.Finish(ctx) })
-	r := rxResult{far: true, sockets: res.ServerSockets, warns: append(slices.Clone(fs.warns), res.Warnings...), cpu: res.CPUSec, sendBuffer: fs.sendBuffer}
-	if res.Stream == nil {
-		return r, fmt.Errorf("far end: no receiver figures: %w", errors.Join(err, errors.New("the server reported none")))
-	}
-	if err != nil {
-		r.warns = append(r.warns, fmt.Sprintf("far end: %v", err))
-	}
-	rr := res.Stream.result()
-	rr.sockets, rr.warns, rr.cpu, rr.sendBuffer = r.sockets, r.warns, r.cpu, r.sendBuffer
-	rr.recvBuffer = res.Stream.RecvBuffer
-	if fs.sampled {
-		fs.farSeries = res.Series
-		if len(res.Series) == 0 {
-			rr.warns = append(rr.warns, "series: the far end sent no time line: delivered counts are 0")
-		} else {
-			rr.warns = append(rr.warns, seriesAlignWarning)
 		}
-	}
-	return rr, nil
-}
-
-func (fs *farStream) close() {
-	fs.once.Do(func() {
-		for _, t := range fs.ts {
-			t.Close()
-		}
-		fs.fc.Finish(context.Background())
+		h.endErr = errors.Join(errs...)
 	})
+	return h.endErr
+}
+
+// stop reads the socket drops, stops the receiver and returns what it received,
+// drops in datagrams, with the time line if it kept one. drained is how long its
+// drain took, for a far receiver's report.
+func (h *rxHalf) stop(drained time.Duration) (rxResult, []RecvSample) {
+	drops, dropsOK := h.drops()
+	serr := h.end()
+	r := rxResult{tot: h.rx.totals(), sockets: len(h.ts), recvBuffer: h.gotRecv, drain: drained, dropsOK: dropsOK}
+	r.drops, r.dropPkts = h.rx.datagramDrops(drops)
+	samples, swarns := h.series.stop()
+	r.warns = append(append(r.warns, h.warns...), swarns...)
+	if serr != nil {
+		r.warns = append(r.warns, fmt.Sprintf("receiver: %v", serr))
+	}
+	return r, samples
 }
 
 // StreamRx is what the receiving half of a stream cell measured, as it travels from
@@ -383,29 +226,64 @@ func (s *StreamRx) totals() rxTotals {
 	return t
 }
 
-// ServeStreamRx is the receiving half of a stream cell at the far end: it accounts
-// every message arriving on ts (one endpoint per stream) from the first, until
-// the senders are done (peer.Done closes: the client sent everything) and the
-// receiver drained: until every flow's messages, as peer.Sent counts them, are in,
-// or a quiet spell, or spec.Drain. It returns what it measured.
-func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer) (FarResult, error) {
-	if spec.Run == 0 || spec.Streams != len(ts) || spec.Size < HeaderLen {
-		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want a run id, %d endpoints for %d streams, size >= %d; got run %d, size %d",
-			len(ts), spec.Streams, HeaderLen, spec.Run, spec.Size)
+// ServeStream is the server half of a stream cell at the far end, as spec asks for
+// it: for a forward stream a receiver on ts (one endpoint per stream), for a reverse
+// one the senders (serveStreamTx), both ways both at once, the receiver on the first
+// spec.Streams endpoints and the senders on the last, in the client's order
+// (orderPaths puts TCP's in it). The receiver accounts every message from the first
+// until the client's senders are done (peer.Done closes: the client sent
+// everything) and it drained: until every flow's messages, as peer.Sent counts them,
+// are in, or a quiet spell, or spec.Drain. ended is the senders'. It returns what
+// each half measured (FarResult.Stream, FarResult.StreamTx).
+func ServeStream(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer, ended func(sent []uint64)) (FarResult, error) {
+	n, paths, sends := spec.Streams, spec.Streams, spec.Reverse || spec.Bidir
+	if spec.Bidir {
+		paths *= 2
+	}
+	if spec.Run == 0 || n < 1 || len(ts) != paths || spec.Size < HeaderLen || (spec.Bidir && spec.Reverse) || (sends && spec.Count == 0 && spec.SendFor <= 0) {
+		return FarResult{}, fmt.Errorf("bench: ServeStream: want a run id, %d endpoints for %d streams (2 per stream both ways), size >= %d, and for senders a count or a time; got run %d, reverse %v, bidir %v, size %d, count %d, time %v",
+			len(ts), n, HeaderLen, spec.Run, spec.Reverse, spec.Bidir, spec.Size, spec.Count, spec.SendFor)
 	}
 	if spec.ReaderBps < 0 || spec.RecvBuffer < 0 || spec.SeriesStep < 0 || (spec.SeriesStep > 0 && spec.SeriesStep < MinSeriesStep) {
-		return FarResult{}, fmt.Errorf("bench: ServeStreamRx: want reader pace, receive buffer >= 0 and series step 0 or >= %v; got %v bit/s, %d B, %v",
+		return FarResult{}, fmt.Errorf("bench: ServeStream: want reader pace, receive buffer >= 0 and series step 0 or >= %v; got %v bit/s, %d B, %v",
 			MinSeriesStep, spec.ReaderBps, spec.RecvBuffer, spec.SeriesStep)
 	}
-	e := &runEnv{epoch: time.Now(), run: spec.Run, batch: farBatch(spec), drain: spec.Drain, verify: spec.Verify}
+	e := &runEnv{epoch: time.Now(), run: spec.Run, seed: 1, batch: farBatch(spec), drain: spec.Drain, verify: spec.Verify}
+	switch {
+	case spec.Reverse:
+		return serveStreamTx(ctx, e, spec, ts, ended, nil)
+	case !spec.Bidir:
+		return serveStreamRx(ctx, e, spec, ts, peer)
+	}
+	if spec.Transport == "tcp" {
+		ordered, err := orderPaths(ctx, spec.Run, spec.Size, ts)
+		if err != nil {
+			return FarResult{ServerSockets: len(ts)}, err
+		}
+		ts = ordered
+	}
+	var rx, tx FarResult
+	var rxErr, txErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { rx, rxErr = serveStreamRx(ctx, e, spec, ts[:n], peer) })
+	wg.Go(func() { tx, txErr = serveStreamTx(ctx, e, spec, ts[n:], ended, nil) })
+	wg.Wait()
+	res := FarResult{ServerSockets: len(ts), Stream: rx.Stream, StreamTx: tx.StreamTx, Warnings: append(rx.Warnings, tx.Warnings...)}
+	if rxErr != nil {
+		rxErr = fmt.Errorf("receiver: %w", rxErr)
+	}
+	if txErr != nil {
+		txErr = fmt.Errorf("senders: %w", txErr)
+	}
+	return res, errors.Join(rxErr, txErr)
+}
+
+// serveStreamRx is ServeStream's receiver.
+func serveStreamRx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport, peer FarPeer) (FarResult, error) {
 	rx := newStreamRx(e, report.Params{Size: spec.Size, Streams: spec.Streams}, spec.Transport)
 	rx.readerBps = spec.ReaderBps
-	gotRecv, _, warns := setBuffers(ts, spec.RecvBuffer, 0)
-	series := startRxSeries(rx, spec.SeriesStep)
-	if series != nil {
-		rx.onFirstData = series.arrived
-	}
-	run := startRx(ctx, rx, ts)
+	h := startRxHalf(ctx, rx, ts, spec.RecvBuffer, spec.SeriesStep)
+	var warns []string
 	select {
 	case <-peer.Done():
 		if sent, err := peer.Sent(); err != nil {
@@ -413,34 +291,32 @@ func ServeStreamRx(ctx context.Context, spec FarSpec, ts []Transport, peer FarPe
 		} else if len(sent) != spec.Streams {
 			warns = append(warns, fmt.Sprintf("the client's end of stream counts %d flows, want %d: the drain ends on a quiet spell", len(sent), spec.Streams))
 		} else {
-			rx.endFlows(sent)
+			h.rx.endFlows(sent)
 		}
-		rx.endUnknown()
+		h.rx.endUnknown()
 	case <-ctx.Done():
 	}
 	drainStart := time.Now()
-	rx.waitDrained(ctx, spec.Drain)
-	drained := time.Since(drainStart)
-	drops, dropsOK := run.drops()
-	serr := run.end()
-	drops, dropPkts := rx.datagramDrops(drops)
-	samples, swarns := series.stop()
-	warns = append(warns, swarns...)
+	h.rx.waitDrained(ctx, spec.Drain)
+	allEnded := h.rx.allEnded()
+	r, samples := h.stop(time.Since(drainStart))
+	sr := r.wire()
+	sr.AllEnded = allEnded
+	return FarResult{ServerSockets: len(ts), Stream: sr, Warnings: append(warns, r.warns...), Series: samples}, ctx.Err()
+}
 
-	tot := rx.totals()
-	sr := &StreamRx{Received: tot.received, Unique: tot.unique, Dups: tot.dups, Reordered: tot.reordered, ReorderExtent: tot.extent,
-		Stale: tot.stale, Corrupt: tot.corrupt, Malformed: tot.malformed, Foreign: tot.foreign,
-		JitterSum: tot.jitterSum, JitterFlows: tot.jitterFlows, KernelStamped: tot.kernelStamped,
-		AllEnded: rx.allEnded(), DrainNs: int64(drained), RecvBuffer: gotRecv}
-	if tot.firstRecvNs >= 0 && tot.lastRecvNs > tot.firstRecvNs {
-		sr.RecvSpanNs = tot.lastRecvNs - tot.firstRecvNs
+// wire is what a far receiver measured, as it travels to the client.
+func (r rxResult) wire() *StreamRx {
+	t := r.tot
+	sr := &StreamRx{Received: t.received, Unique: t.unique, Dups: t.dups, Reordered: t.reordered, ReorderExtent: t.extent,
+		Stale: t.stale, Corrupt: t.corrupt, Malformed: t.malformed, Foreign: t.foreign,
+		JitterSum: t.jitterSum, JitterFlows: t.jitterFlows, KernelStamped: t.kernelStamped,
+		DrainNs: int64(r.drain), RecvBuffer: r.recvBuffer}
+	if t.firstRecvNs >= 0 && t.lastRecvNs > t.firstRecvNs {
+		sr.RecvSpanNs = t.lastRecvNs - t.firstRecvNs
 	}
-	if dropsOK {
-		sr.DropsSocket, sr.DropsSocketPackets = u64p(drops), dropPkts
+	if r.dropsOK {
+		sr.DropsSocket, sr.DropsSocketPackets = u64p(r.drops), r.dropPkts
 	}
-	res := FarResult{ServerSockets: len(ts), Stream: sr, Warnings: warns, Series: samples}
-	if serr != nil {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("receiver: %v", serr))
-	}
-	return res, ctx.Err()
+	return sr
 }

@@ -328,15 +328,7 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 			return remote.Results{Error: err.Error()}, err
 		}
 		spec.Net, spec.Batch, spec.Verify = netOptions(d.Request.Sockets), batchOf(d.Request), verifyOf(d.Request)
-		return measured(d, ts, func() (bench.FarResult, error) {
-			if spec.Bidir {
-				return bench.ServeStreamBidir(ctx, spec, ts, clientPeer{d}, reportSent(d))
-			}
-			if spec.Reverse {
-				return bench.ServeStreamTx(ctx, spec, ts, reportSent(d))
-			}
-			return bench.ServeStreamRx(ctx, spec, ts, clientPeer{d})
-		})
+		return measured(d, ts, func() (bench.FarResult, error) { return bench.ServeStream(ctx, spec, ts, clientPeer{d}, reportSent(d)) })
 	}
 	if x == report.ExpConnect || x == report.ExpClients {
 		return measured(d, ts, func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == report.ExpClients) })
@@ -503,7 +495,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 			}
 			sp.WarmupMS, sp.SendMS = uint64(spec.Warmup.Milliseconds()), uint64(spec.SendFor.Milliseconds())
 		}
-		if spec.Bidir { // a path per stream each way: bench.ServeStreamBidir
+		if spec.Bidir { // a path per stream each way: bench.ServeStream
 			req.Direction, req.Streams = remote.Bidir, 2*spec.Streams
 		}
 		sp.slowParams = slowParamsOf(spec)

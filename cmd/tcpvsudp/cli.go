@@ -171,8 +171,8 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.host, "host", "127.0.0.1", "address the server end listens on and the client dials, one of this host's: loopback (127.0.0.1, ::1), 0.0.0.0, :: or an interface's address")
 	fs.StringVar(&rf.server, "server", "", "remote mode: run the server halves on 'tcpvsudp serve' at HOST[:PORT] (port 5299 by default) instead of in this process; "+
 		"experiments so far: "+strings.Join(bench.FarExperiments, ", "))
-	fs.BoolVar(&rf.reverse, "reverse", false, "with --server: stream the other way, the server sending and this host receiving and counting (like iperf3 -R)")
-	fs.BoolVar(&rf.bidir, "bidir", false, "with --server: stream both ways at once, this host's senders to the server and the server's to this host, "+
+	fs.BoolVar(&rf.reverse, "reverse", false, "stream the other way, the server half sending and this host receiving and counting (like iperf3 -R); on loopback or with --server, not on an emulated link yet")
+	fs.BoolVar(&rf.bidir, "bidir", false, "stream both ways at once, this host's senders to the server half and its senders to this host (on loopback or with --server, not on an emulated link yet), "+
 		"each direction counted by its receiver (like iperf3 --bidir); --rate paces each direction, and a cell's figures are both directions summed "+
 		"(goodput too; the report's observed keeps each apart)")
 	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a regular file only its owner may access)")

@@ -54,8 +54,8 @@ func TestRunServerBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--key-file", key}, "--key-file: only with --server"},
-		{[]string{"run", "--reverse", "-e", "stream"}, "--reverse: only with --server"},
-		{[]string{"run", "--bidir", "-e", "stream"}, "--bidir: only with --server"},
+		{[]string{"run", "--reverse", "-e", "stream", "--link", "wan"}, "--reverse, --bidir: not on an emulated link yet"},
+		{[]string{"run", "--bidir", "-e", "stream", "--link", "wan"}, "--reverse, --bidir: not on an emulated link yet"},
 		{[]string{"run", "--server", "127.0.0.1", "--bidir", "--reverse", "-e", "stream"}, "--bidir: streams both ways already; it cannot be combined with --reverse"},
 		{[]string{"run", "--server", "127.0.0.1:99999"}, "--server"},
 		{[]string{"run", "--server", "127.0.0.1", "-e", "fanout"}, "--experiments: fanout cannot run against a remote server"},
