@@ -62,19 +62,19 @@ func runSlowReceiver(ctx context.Context, e *runEnv, nw Network, p report.Params
 	}
 	o.warns = append(warns, o.warns...)
 	m := o.m
-	o.observed["reader_rate_bps"] = p.ReaderBps
-	o.observed["send_rate_bps"] = m.SendRateBps
-	o.observed["goodput_bps"] = m.GoodputBps
-	o.observed["missing_msgs"] = m.LostMsgs
+	report.Set(o.observed, report.ObsReaderRateBps, p.ReaderBps)
+	report.Set(o.observed, report.ObsSendRateBps, m.SendRateBps)
+	report.Set(o.observed, report.ObsGoodputBps, m.GoodputBps)
+	report.Set(o.observed, report.ObsMissingMsgs, m.LostMsgs)
 	if m.DropsSocket != nil && m.DropsNetwork != nil {
 		attributed := *m.DropsSocket + m.DropsSender + *m.DropsNetwork
-		o.observed["drops_socket"] = *m.DropsSocket
-		o.observed["drops_attributed_msgs"] = attributed
-		o.observed["drops_account_for_missing"] = attributed == m.LostMsgs
+		report.Set(o.observed, report.ObsDropsSocket, *m.DropsSocket)
+		report.Set(o.observed, report.ObsDropsAttributedMsgs, attributed)
+		report.Set(o.observed, report.ObsDropsAccountForMissing, attributed == m.LostMsgs)
 	}
-	o.observed["bytes_delivered_equal_sent"] = m.RecvBytes == m.SentBytes
+	report.Set(o.observed, report.ObsBytesDeliveredEqualSent, m.RecvBytes == m.SentBytes)
 	if r, ok := steadySendRate(o.series, p.Size); ok {
-		o.observed["send_rate_steady_bps"] = r
+		report.Set(o.observed, report.ObsSendRateSteadyBps, r)
 	}
 	return o, nil
 }

@@ -205,8 +205,8 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 		}
 		if counted {
 			// What each system call carried: 1 in textbook I/O, up to --batch batched.
-			obs["send_calls"] = calls1 - calls0
-			obs["sent_datagrams"] = dgrams1 - dgrams0
+			report.Set(obs, report.ObsSendCalls, calls1-calls0)
+			report.Set(obs, report.ObsSentDatagrams, dgrams1-dgrams0)
 		}
 	case len(txs) == 0: // reverse
 		m, obs, warns = mb, ob, append(append(fr.Warnings, rb.warns...), wb...)
@@ -221,7 +221,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 		directionObserved(obs, "forward_", mf, of)
 		directionObserved(obs, "reverse_", mb, ob)
 		if retrOK {
-			obs["forward_retransmits"] = retr1 - retr0
+			report.Set(obs, report.ObsForwardRetransmits, retr1-retr0)
 		}
 	}
 	if ferr != nil && back != nil {

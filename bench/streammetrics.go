@@ -109,16 +109,16 @@ func streamMetrics(p report.Params, so streamOpts, ts txSummary, rr rxResult, dr
 	obs := map[string]any{
 		// Time inside Send: for a flow-controlled sender mostly waiting for the
 		// receiver; for one without, the kernel's work of sending.
-		"sender_in_send_ns": int64(ts.blocked / flows),
+		report.ObsSenderInSendNs.Key(): int64(ts.blocked / flows),
 	}
 	if m.SendIntervalS > 0 {
-		obs["sender_in_send_fraction"] = report.Round3(ts.blocked.Seconds() / float64(flows) / m.SendIntervalS)
+		report.Set(obs, report.ObsSenderInSendFraction, report.Round3(ts.blocked.Seconds()/float64(flows)/m.SendIntervalS))
 	}
 	if rr.recvBuffer > 0 { // asked for on open endpoints (a far receiver's): what the kernel granted
-		obs["recv_buffer_bytes"] = rr.recvBuffer
+		report.Set(obs, report.ObsRecvBufferBytes, rr.recvBuffer)
 	}
 	if rr.sendBuffer > 0 {
-		obs["send_buffer_bytes"] = rr.sendBuffer
+		report.Set(obs, report.ObsSendBufferBytes, rr.sendBuffer)
 	}
 	return m, warns, obs
 }
