@@ -340,3 +340,127 @@ func (c *localCell) Finish(context.Context) (FarResult, error) {
 	fr.ServerSockets = len(c.srv)
 	return fr, c.txErr
 }
+
+// reqPeer is the server half of a request/response cell (pingpong, connect, clients,
+// close, refused) as its client half sees it: at the far end when the run has one
+// (e.far), else a localServer in this process. Both run the same server half
+// (ServeEcho and its kin) on every endpoint of their data path.
+type reqPeer struct {
+	fc FarCell
+	t  Transport // the client's endpoint of the cell's data path; nil when the peer only takes new clients (FarSpec.Listen)
+
+	once sync.Once
+	fr   FarResult
+}
+
+// openReqPeer starts spec's server half where the run's server halves run, and opens
+// the client's endpoint of its data path (FarSpec.Listen: none; new clients dial).
+// In this process the half serves with sh; a far end serves as its runner does.
+func openReqPeer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, sh serverHalf) (*reqPeer, error) {
+	var fc FarCell
+	var err error
+	if e.far != nil {
+		if fc, err = e.openFar(ctx, spec); err != nil {
+			return nil, fmt.Errorf("far end: %w", err)
+		}
+	} else if fc, err = openLocalServer(ctx, e, nw, spec, sh); err != nil {
+		return nil, err
+	}
+	rp := &reqPeer{fc: fc}
+	if ts := fc.Transports(); len(ts) == 1 {
+		rp.t = ts[0]
+	} else if !spec.Listen || e.far != nil {
+		closeAll(ts)
+		rp.finish(ctx)
+		return nil, fmt.Errorf("far end: opened %d data paths, want 1", len(ts))
+	}
+	return rp, nil
+}
+
+// finish closes the client's endpoint, stops the server half and returns what it
+// reported, its error among the warnings. Later calls return the first's.
+func (rp *reqPeer) finish(ctx context.Context) FarResult {
+	rp.once.Do(func() {
+		if rp.t != nil {
+			rp.t.Close()
+		}
+		r, err := rp.fc.Finish(ctx)
+		if err != nil {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("far end: %v", err))
+		}
+		rp.fr = r
+	})
+	return rp.fr
+}
+
+// A serverHalf is how a request/response cell's server half serves in this process:
+// serve runs on each endpoint its listener accepts, as a far end runs it on each of
+// its data path's.
+type serverHalf struct {
+	serve func(ctx context.Context, t Transport) error
+	// blocking: both ends receive blocking (blockingNet: a blocking recvmsg or read
+	// on the goroutine's OS thread, unless --busy-poll); a far end picks its own.
+	blocking bool
+	rx       bool // record both ends' receive modes (e.rx, env.sockets.*.rx)
+}
+
+// echoHalf is the echo server half (ServeEcho) of size-byte messages.
+func echoHalf(e *runEnv, size int) serverHalf {
+	return serverHalf{serve: func(ctx context.Context, t Transport) error { return ServeEcho(ctx, t, size, e.batch) }}
+}
+
+// localServer is a request/response cell's server half in this process: the peer of
+// a one-host run. Its listener accepts the client's endpoints (a UDP listener's one
+// socket serves every client) and sh.serve serves each.
+type localServer struct {
+	e   *runEnv
+	nw  Network
+	exp string
+	sh  serverHalf
+	srv *server
+	ts  []Transport // the client's endpoint, dialled at open; none in listen mode
+}
+
+func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, sh serverHalf) (*localServer, error) {
+	if sh.blocking {
+		nw = blockingNet(nw)
+	}
+	srv, err := startServer(ctx, e, nw, sh.serve)
+	if err != nil {
+		return nil, err
+	}
+	c := &localServer{e: e, nw: nw, exp: spec.Experiment, sh: sh, srv: srv}
+	if !spec.Listen {
+		t, err := c.Dial(ctx)
+		if err != nil {
+			srv.stop()
+			return nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
+		}
+		c.ts = []Transport{t}
+	}
+	return c, nil
+}
+
+// Dial opens a new client's endpoint to the server half.
+func (c *localServer) Dial(ctx context.Context) (Transport, error) {
+	return c.nw.Dial(ctx, c.srv.addr())
+}
+
+func (c *localServer) Transports() []Transport { return c.ts }
+func (c *localServer) SendersEnded([]uint64)   {}
+func (c *localServer) Senders() FarPeer        { return nil }
+func (c *localServer) Ended() <-chan struct{}  { return nil }
+
+// Finish stops the server half: its listener and every endpoint close, and its
+// goroutines return. Its error is a warning, as the server half measured nothing.
+func (c *localServer) Finish(context.Context) (FarResult, error) {
+	var fr FarResult
+	if err := c.srv.stop(); err != nil {
+		fr.Warnings = append(fr.Warnings, fmt.Sprintf("server: %v", err))
+	}
+	fr.ServerSockets = c.srv.acceptedCount()
+	if c.sh.rx && len(c.ts) == 1 {
+		c.e.rx.note(c.nw.Name(), c.exp, RecvModeOf(c.ts[0]), c.srv.recvMode())
+	}
+	return fr, nil
+}
