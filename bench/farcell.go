@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 )
 
@@ -86,46 +84,4 @@ func (o *outcome) addFar(r FarResult) {
 	default:
 		*o.m.ServerCPUSec += *r.CPUSec
 	}
-}
-
-// farListen is a listen-mode far cell (connect, clients): each new client dials its
-// far end; the cell's own data path only starts it.
-type farListen struct {
-	fc   FarCell
-	dial func(ctx context.Context) (Transport, error)
-	once sync.Once
-	res  FarResult
-}
-
-// openFarListen opens the far half of experiment exp in listen mode, for at most dur
-// (0: the far end's limit).
-func openFarListen(ctx context.Context, e *runEnv, exp string, nw Network, size int, dur time.Duration) (*farListen, error) {
-	fc, err := e.openFar(ctx, FarSpec{Experiment: exp, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur, Listen: true})
-	if err != nil {
-		return nil, fmt.Errorf("far end: %w", err)
-	}
-	fl := &farListen{fc: fc}
-	fd, ok := fc.(FarDialer)
-	if !ok || len(fc.Transports()) != 1 {
-		fl.finish(ctx)
-		return nil, errors.New("far end: it cannot take new clients during a cell (no listen mode)")
-	}
-	fl.dial = fd.Dial
-	return fl, nil
-}
-
-// finish closes the cell's own data path, ends the far half and returns what it
-// reported, its error among the warnings. Later calls return the first call's.
-func (fl *farListen) finish(ctx context.Context) FarResult {
-	fl.once.Do(func() {
-		for _, t := range fl.fc.Transports() {
-			t.Close()
-		}
-		r, err := fl.fc.Finish(ctx)
-		if err != nil {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("far end: %v", err))
-		}
-		fl.res = r
-	})
-	return fl.res
 }

@@ -344,37 +344,73 @@ func (c *localCell) Finish(context.Context) (FarResult, error) {
 // reqPeer is the server half of a request/response cell (pingpong, connect, clients,
 // close, refused) as its client half sees it: at the far end when the run has one
 // (e.far), else a localServer in this process. Both run the same server half
-// (ServeEcho and its kin) on every endpoint of their data path.
+// (ServeEcho and its kin) on every endpoint of their data path. A peer on this host
+// (local) also lets the client half read what the server's endpoints do as they do
+// it: what they accepted, and their socket drops.
 type reqPeer struct {
-	fc FarCell
-	t  Transport // the client's endpoint of the cell's data path; nil when the peer only takes new clients (FarSpec.Listen)
+	fc    FarCell
+	local *localServer // the server half in this process; nil: at a far end
+	t     Transport    // the client's endpoint of the cell's data path; nil in listen mode on one host
 
 	once sync.Once
 	fr   FarResult
 }
 
 // openReqPeer starts spec's server half where the run's server halves run, and opens
-// the client's endpoint of its data path (FarSpec.Listen: none; new clients dial).
-// In this process the half serves with sh; a far end serves as its runner does.
+// the client's endpoint of its data path (with FarSpec.Listen, new clients dial:
+// only a far end has a path of its own then). In this process the half serves with
+// sh; a far end serves as its runner does.
 func openReqPeer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, sh serverHalf) (*reqPeer, error) {
-	var fc FarCell
+	rp := &reqPeer{}
 	var err error
 	if e.far != nil {
-		if fc, err = e.openFar(ctx, spec); err != nil {
+		if rp.fc, err = e.openFar(ctx, spec); err != nil {
 			return nil, fmt.Errorf("far end: %w", err)
 		}
-	} else if fc, err = openLocalServer(ctx, e, nw, spec, sh); err != nil {
+	} else if rp.local, err = openLocalServer(ctx, e, nw, spec, sh); err != nil {
 		return nil, err
+	} else {
+		rp.fc = rp.local
 	}
-	rp := &reqPeer{fc: fc}
-	if ts := fc.Transports(); len(ts) == 1 {
+	ts := rp.fc.Transports()
+	_, dials := rp.fc.(FarDialer)
+	switch {
+	case spec.Listen && !dials:
+		err = errors.New("far end: it cannot take new clients during a cell (no listen mode)")
+	case len(ts) == 1:
 		rp.t = ts[0]
-	} else if !spec.Listen || e.far != nil {
+	case !spec.Listen || rp.local == nil:
+		err = fmt.Errorf("far end: opened %d data paths, want 1", len(ts))
+	}
+	if err != nil {
 		closeAll(ts)
 		rp.finish(ctx)
-		return nil, fmt.Errorf("far end: opened %d data paths, want 1", len(ts))
+		return nil, err
 	}
 	return rp, nil
+}
+
+// dial opens a new client's endpoint to a listen-mode peer (FarSpec.Listen).
+func (rp *reqPeer) dial(ctx context.Context) (Transport, error) {
+	return rp.fc.(FarDialer).Dial(ctx)
+}
+
+// accepted is how many endpoints a server half on this host accepted so far; ok
+// false at a far end, which says so only when it finishes.
+func (rp *reqPeer) accepted() (n int, ok bool) {
+	if rp.local == nil {
+		return 0, false
+	}
+	return rp.local.srv.acceptedCount(), true
+}
+
+// drops sums the receive-buffer drops of a server half's endpoints on this host so
+// far; ok false when unknown (a far end).
+func (rp *reqPeer) drops() (uint64, bool) {
+	if rp.local == nil {
+		return 0, false
+	}
+	return recvDrops(rp.local.srv.endpoints())
 }
 
 // finish closes the client's endpoint, stops the server half and returns what it
@@ -402,6 +438,10 @@ type serverHalf struct {
 	// on the goroutine's OS thread, unless --busy-poll); a far end picks its own.
 	blocking bool
 	rx       bool // record both ends' receive modes (e.rx, env.sockets.*.rx)
+	// footprint: read the process's and kernel's footprint before the server half
+	// starts and again as it finishes, clients still connected (FarResult.Footprint),
+	// as a far end's clients half does (StartFootprint).
+	footprint bool
 }
 
 // echoHalf is the echo server half (ServeEcho) of size-byte messages.
@@ -411,30 +451,40 @@ func echoHalf(e *runEnv, size int) serverHalf {
 
 // localServer is a request/response cell's server half in this process: the peer of
 // a one-host run. Its listener accepts the client's endpoints (a UDP listener's one
-// socket serves every client) and sh.serve serves each.
+// socket serves every client) and sh.serve serves each; with FarSpec.Listen it takes
+// new clients (Dial) and has no endpoint of the client's own.
 type localServer struct {
-	e   *runEnv
-	nw  Network
-	exp string
-	sh  serverHalf
-	srv *server
-	ts  []Transport // the client's endpoint, dialled at open; none in listen mode
+	e         *runEnv
+	nw        Network
+	exp       string
+	sh        serverHalf
+	srv       *server
+	ts        []Transport           // the client's endpoint, dialled at open; none in listen mode
+	footprint func() FootprintDelta // with sh.footprint: what was gained since before the server started
 }
 
 func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, sh serverHalf) (*localServer, error) {
 	if sh.blocking {
 		nw = blockingNet(nw)
 	}
-	srv, err := startServer(ctx, e, nw, sh.serve)
-	if err != nil {
+	c := &localServer{e: e, nw: nw, exp: spec.Experiment, sh: sh}
+	if sh.footprint {
+		// The runtime's poller opens its own descriptors on first network use: open
+		// and close one endpoint first, so the baseline already has them.
+		if l, err := nw.Listen(ctx, e.address); err == nil {
+			l.Close()
+		}
+		c.footprint = StartFootprint(ctx)
+	}
+	var err error
+	if c.srv, err = startServer(ctx, e, nw, sh.serve); err != nil {
 		return nil, err
 	}
-	c := &localServer{e: e, nw: nw, exp: spec.Experiment, sh: sh, srv: srv}
 	if !spec.Listen {
 		t, err := c.Dial(ctx)
 		if err != nil {
-			srv.stop()
-			return nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
+			c.srv.stop()
+			return nil, fmt.Errorf("dial %s: %w", c.srv.addr(), err)
 		}
 		c.ts = []Transport{t}
 	}
@@ -451,10 +501,15 @@ func (c *localServer) SendersEnded([]uint64)   {}
 func (c *localServer) Senders() FarPeer        { return nil }
 func (c *localServer) Ended() <-chan struct{}  { return nil }
 
-// Finish stops the server half: its listener and every endpoint close, and its
-// goroutines return. Its error is a warning, as the server half measured nothing.
+// Finish reads the footprint, when asked for, and stops the server half: its
+// listener and every endpoint close, and its goroutines return. Its error is a
+// warning, as the server half measured nothing.
 func (c *localServer) Finish(context.Context) (FarResult, error) {
 	var fr FarResult
+	if c.footprint != nil {
+		fp := c.footprint()
+		fr.Footprint = &fp
+	}
 	if err := c.srv.stop(); err != nil {
 		fr.Warnings = append(fr.Warnings, fmt.Sprintf("server: %v", err))
 	}
