@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -351,6 +352,9 @@ type reqPeer struct {
 	fc    FarCell
 	local *localServer // the server half in this process; nil: at a far end
 	t     Transport    // the client's endpoint of the cell's data path; nil in listen mode on one host
+	// remote is where t's far end is: the server's host and its port there
+	// (FarAddresser); invalid when the far end cannot tell.
+	remote netip.AddrPort
 
 	once sync.Once
 	fr   FarResult
@@ -379,6 +383,11 @@ func openReqPeer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, sh se
 		err = errors.New("far end: it cannot take new clients during a cell (no listen mode)")
 	case len(ts) == 1:
 		rp.t = ts[0]
+		if fa, ok := rp.fc.(FarAddresser); ok {
+			if addrs := fa.RemoteAddrs(); len(addrs) == 1 {
+				rp.remote = netip.AddrPortFrom(addrs[0].Addr().Unmap(), addrs[0].Port())
+			}
+		}
 	case !spec.Listen || rp.local == nil:
 		err = fmt.Errorf("far end: opened %d data paths, want 1", len(ts))
 	}
@@ -388,6 +397,15 @@ func openReqPeer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, sh se
 		return nil, err
 	}
 	return rp, nil
+}
+
+// remoteAddr is where the client's endpoint's far end is, for experiment exp that
+// reaches the server's host outside the data path.
+func (rp *reqPeer) remoteAddr(exp string) (netip.AddrPort, error) {
+	if !rp.remote.IsValid() {
+		return netip.AddrPort{}, fmt.Errorf("far end: the data path's far address is unknown: %s needs it", exp)
+	}
+	return rp.remote, nil
 }
 
 // dial opens a new client's endpoint to a listen-mode peer (FarSpec.Listen).
@@ -497,9 +515,16 @@ func (c *localServer) Dial(ctx context.Context) (Transport, error) {
 }
 
 func (c *localServer) Transports() []Transport { return c.ts }
-func (c *localServer) SendersEnded([]uint64)   {}
-func (c *localServer) Senders() FarPeer        { return nil }
-func (c *localServer) Ended() <-chan struct{}  { return nil }
+
+// RemoteAddrs is the listener's address, the far end of every client endpoint.
+func (c *localServer) RemoteAddrs() []netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(c.srv.addr())
+	return []netip.AddrPort{ap}
+}
+
+func (c *localServer) SendersEnded([]uint64)  {}
+func (c *localServer) Senders() FarPeer       { return nil }
+func (c *localServer) Ended() <-chan struct{} { return nil }
 
 // Finish reads the footprint, when asked for, and stops the server half: its
 // listener and every endpoint close, and its goroutines return. Its error is a
