@@ -460,6 +460,9 @@ type serverHalf struct {
 	// starts and again as it finishes, clients still connected (FarResult.Footprint),
 	// as a far end's clients half does (StartFootprint).
 	footprint bool
+	// oneClient: the listener closes once it accepted the client's endpoint, as
+	// remote mode's TCP data listener does once its path's connection arrived.
+	oneClient bool
 }
 
 // echoHalf is the echo server half (ServeEcho) of size-byte messages.
@@ -494,10 +497,19 @@ func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, s
 		}
 		c.footprint = StartFootprint(ctx)
 	}
+	serve, started := sh.serve, make(chan struct{})
+	if sh.oneClient {
+		serve = func(ctx context.Context, t Transport) error {
+			<-started // c.srv is set
+			c.srv.closeListener()
+			return sh.serve(ctx, t)
+		}
+	}
 	var err error
-	if c.srv, err = startServer(ctx, e, nw, sh.serve); err != nil {
+	if c.srv, err = startServer(ctx, e, nw, serve); err != nil {
 		return nil, err
 	}
+	close(started)
 	if !spec.Listen {
 		t, err := c.Dial(ctx)
 		if err != nil {
