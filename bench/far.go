@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -94,6 +95,16 @@ type FarSpec struct {
 // one more client endpoint to its far end, as a new client would.
 type FarDialer interface {
 	Dial(ctx context.Context) (Transport, error)
+}
+
+// A FarAddresser is a FarCell that knows where the far ends of its data path are:
+// the far host's address (in remote mode, that of the control connection) and each
+// Transport's port there. The property experiments that reach the far host outside
+// the data path need it: refused (a closed port there) and close (a new client of
+// the data port).
+type FarAddresser interface {
+	// RemoteAddrs are the far ends of Transports, in their order.
+	RemoteAddrs() []netip.AddrPort
 }
 
 // A FarCell is one cell's server half at the far end.

@@ -447,6 +447,19 @@ func (rp *reqPeer) finish(ctx context.Context) FarResult {
 	return rp.fr
 }
 
+// addFar adds what the far end reported of one part of a cell that runs several far
+// tests (close, boundaries): its warnings, and its CPU to the cell's server CPU.
+func (o *outcome) addFar(r FarResult) {
+	o.warns = append(o.warns, r.Warnings...)
+	switch {
+	case r.CPUSec == nil:
+	case o.m.ServerCPUSec == nil:
+		o.m.ServerCPUSec = f64p(*r.CPUSec)
+	default:
+		*o.m.ServerCPUSec += *r.CPUSec
+	}
+}
+
 // A serverHalf is how a request/response cell's server half serves in this process:
 // serve runs on each endpoint its listener accepts, as a far end runs it on each of
 // its data path's.
