@@ -493,6 +493,7 @@ type localServer struct {
 	exp       string
 	sh        serverHalf
 	srv       *server
+	addr      string                // where srv listens
 	ts        []Transport           // the client's endpoint, dialled at open; none in listen mode
 	footprint func() FootprintDelta // with sh.footprint: what was gained since before the server started
 }
@@ -523,11 +524,12 @@ func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, s
 		return nil, err
 	}
 	close(started)
+	c.addr = c.srv.addr()
 	if !spec.Listen {
 		t, err := c.Dial(ctx)
 		if err != nil {
 			c.srv.stop()
-			return nil, fmt.Errorf("dial %s: %w", c.srv.addr(), err)
+			return nil, fmt.Errorf("dial %s: %w", c.addr, err)
 		}
 		c.ts = []Transport{t}
 	}
@@ -536,14 +538,14 @@ func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, s
 
 // Dial opens a new client's endpoint to the server half.
 func (c *localServer) Dial(ctx context.Context) (Transport, error) {
-	return c.nw.Dial(ctx, c.srv.addr())
+	return c.nw.Dial(ctx, c.addr)
 }
 
 func (c *localServer) Transports() []Transport { return c.ts }
 
 // RemoteAddrs is the listener's address, the far end of every client endpoint.
 func (c *localServer) RemoteAddrs() []netip.AddrPort {
-	ap, _ := netip.ParseAddrPort(c.srv.addr())
+	ap, _ := netip.ParseAddrPort(c.addr)
 	return []netip.AddrPort{ap}
 }
 
