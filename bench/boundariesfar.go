@@ -122,10 +122,18 @@ func runBoundariesFar(ctx context.Context, e *runEnv, nw Network, p report.Param
 }
 
 // openBoundariesFar opens the far cell of one part of boundaries, of messages up to
-// size bytes.
-func openBoundariesFar(ctx context.Context, e *runEnv, nw Network, part string, size int, quiet time.Duration) (*farOne, error) {
-	return openFarSpec(ctx, e, FarSpec{Experiment: report.ExpBoundaries, Transport: nw.Name(), Size: size, Streams: 1,
-		Duration: boundariesFarTime(e), Boundaries: &FarBoundaries{Part: part, Seed: e.seed, Quiet: quiet}})
+// size bytes: its peer (e.far; this side's endpoint, and the far end's address).
+func openBoundariesFar(ctx context.Context, e *runEnv, nw Network, part string, size int, quiet time.Duration) (*reqPeer, error) {
+	rp, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpBoundaries, Transport: nw.Name(), Size: size, Streams: 1,
+		Duration: boundariesFarTime(e), Boundaries: &FarBoundaries{Part: part, Seed: e.seed, Quiet: quiet}}, serverHalf{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := rp.remoteAddr(report.ExpBoundaries); err != nil {
+		rp.finish(ctx)
+		return nil, err
+	}
+	return rp, nil
 }
 
 // writeDeadline bounds the writes of a raw stream by ctx's deadline.

@@ -59,17 +59,11 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 	defer cancel()
 
 	lat := NewLatency() // before the baseline: it is not a per-client cost
-	var srv *clientsEnd
-	var err error
-	if e.far != nil {
-		srv, err = openClientsFar(ctx, e, nw, p)
-	} else {
-		srv, err = openClientsLocal(ctx, e, nw, p)
-	}
+	srv, err := openClientsPeer(ctx, e, nw, p)
 	if err != nil {
 		return outcome{}, err
 	}
-	defer srv.close()
+	defer srv.finish(context.WithoutCancel(ctx))
 	conns := make([]Transport, 0, n)
 	defer func() { // runs before srv.close
 		for _, t := range conns {
@@ -140,8 +134,17 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 	drops1, dropsOK := srv.drops()
 
 	// Every client connected and idle: the moment the footprint is read.
-	fp, clientFDs, sockets, swarns, serverCPU := srv.footprint(ctx)
-	warns = append(warns, swarns...)
+	// On one host the clients' descriptors are this process's too, one each.
+	fr := srv.finish(ctx)
+	sockets, clientFDs := fr.ServerSockets, 0
+	if srv.local != nil {
+		clientFDs = n
+	}
+	warns = append(warns, fr.Warnings...)
+	fp := FootprintDelta{Errors: []string{"the far end reported no footprint"}}
+	if fr.Footprint != nil {
+		fp = *fr.Footprint
+	}
 
 	var m report.Metrics
 	for i := range per {
@@ -155,7 +158,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 		setUsage(&m, u1.Sub(u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = sockets
-	m.ServerCPUSec = serverCPU
+	m.ServerCPUSec = fr.CPUSec
 	if m.Timeouts > 0 {
 		warns = append(warns, fmt.Sprintf("%d of %d requests unanswered within %v", m.Timeouts, m.SentMsgs, e.timeout))
 	}

@@ -10,22 +10,6 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
-// clientsEnd is the server half of a clients cell, seen from the clients: an echo
-// server in this process, or a far end that keeps taking new clients (FarSpec.Listen)
-// and measures its own footprint.
-type clientsEnd struct {
-	dial func(ctx context.Context) (Transport, error) // a new client's endpoint
-	// drops is the server endpoints' receive-buffer drops so far; ok false when
-	// unknown (a far end).
-	drops func() (uint64, bool)
-	// footprint is called with every client connected and idle: what the server
-	// gained since before its first client, the server endpoints its clients
-	// needed, and its warnings. clientFDs is how many of the descriptors are the
-	// clients' (this process holds both ends on one host; none across hosts).
-	footprint func(ctx context.Context) (d FootprintDelta, clientFDs, sockets int, warns []string, serverCPU *float64)
-	close     func()
-}
-
 // FootprintDelta is what a server's process and kernel gained while its clients
 // connected: on one host both ends share them; at a far end only the server's
 // half is counted. It travels from the far end as JSON.
@@ -115,68 +99,30 @@ func StartFootprint(ctx context.Context) func() FootprintDelta {
 	}
 }
 
-// openClientsLocal starts the echo server in this process, the footprint's
-// baseline read first.
-func openClientsLocal(ctx context.Context, e *runEnv, nw Network, p report.Params) (*clientsEnd, error) {
-	// The runtime's poller opens its own descriptors on first network use: open and
-	// close one endpoint first, so the baseline already has them.
-	if l, err := nw.Listen(ctx, e.address); err == nil {
-		l.Close()
-	}
-	settleSockets(ctx)
-	fp0, fpErrs := readFootprint()
-	srv, err := startEchoServer(ctx, e, nw, p.Size)
-	if err != nil {
-		return nil, err
-	}
-	addr := srv.addr()
-	return &clientsEnd{
-		dial:  func(ctx context.Context) (Transport, error) { return nw.Dial(ctx, addr) },
-		drops: func() (uint64, bool) { return recvDrops(srv.endpoints()) },
-		footprint: func(context.Context) (FootprintDelta, int, int, []string, *float64) {
-			sockets := srv.acceptedCount()
-			fp1, errs1 := readFootprint()
-			return diffFootprint(fp0, fp1, append(fpErrs, errs1...)), p.Clients, sockets, nil, nil
-		},
-		close: func() { srv.stop() },
-	}, nil
-}
-
 // maxFarClients is the most clients a far end takes at once (remote's listen mode
 // keeps at most 1024 TCP connections of a test open).
 const maxFarClients = 1024
 
-// openClientsFar asks the far end for a listen-mode cell; it reads its own
-// footprint before its first client, and again when this side finishes with every
-// client still connected.
-func openClientsFar(ctx context.Context, e *runEnv, nw Network, p report.Params) (*clientsEnd, error) {
-	if p.Clients > maxFarClients {
+// openClientsPeer starts the echo server half of a clients cell in listen mode, the
+// footprint's baseline read before it serves (at a far end, by the far end: it
+// answers on its own data path once it has, and the clients dial after).
+func openClientsPeer(ctx context.Context, e *runEnv, nw Network, p report.Params) (*reqPeer, error) {
+	if e.far != nil && p.Clients > maxFarClients {
 		return nil, fmt.Errorf("--clients: at most %d against a remote server (the clients it keeps open at once), got %d", maxFarClients, p.Clients)
 	}
 	dur := e.warmup + time.Duration(min(p.DurationS, clientsMaxS)*float64(time.Second)) + 5*time.Second // dialing and warm-up round trips too
 	if p.Count > 0 {
 		dur = 0
 	}
-	fl, err := openFarListen(ctx, e, report.ExpClients, nw, p.Size, dur)
+	sh := echoHalf(e, p.Size)
+	sh.footprint = true
+	rp, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpClients, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur, Listen: true}, sh)
 	if err != nil {
 		return nil, err
 	}
-	// The far end answers on its data path once it has read its baseline: the
-	// clients dial after.
-	if !answered(ctx, e, fl.fc.Transports()[0], p.Size, 10) {
-		fl.finish(ctx)
+	if rp.t != nil && !answered(ctx, e, rp.t, p.Size, 10) {
+		rp.finish(ctx)
 		return nil, errors.New("far end: no answer on its data path (it answers once its footprint's baseline is read)")
 	}
-	return &clientsEnd{
-		dial:  fl.dial,
-		drops: func() (uint64, bool) { return 0, false },
-		footprint: func(ctx context.Context) (FootprintDelta, int, int, []string, *float64) {
-			r := fl.finish(ctx)
-			if r.Footprint == nil {
-				return FootprintDelta{Errors: []string{"the far end reported no footprint"}}, 0, r.ServerSockets, r.Warnings, r.CPUSec
-			}
-			return *r.Footprint, 0, r.ServerSockets, r.Warnings, r.CPUSec
-		},
-		close: func() { fl.finish(context.Background()) },
-	}, nil
+	return rp, nil
 }

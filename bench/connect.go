@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
@@ -26,7 +25,11 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (re
 	var warns []string
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
-	srv, err := openConnectEnd(ctx, e, nw, p)
+	dur := e.warmup + time.Duration(p.DurationS*float64(time.Second))
+	if p.Count > 0 {
+		dur = 0 // unknown: the far end bounds it by its own limit
+	}
+	srv, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpConnect, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur, Listen: true}, echoHalf(e, p.Size))
 	if err != nil {
 		return report.Metrics{}, nil, err
 	}
@@ -70,8 +73,8 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (re
 		}
 	}
 	socketsBefore := int(dialed) // far: every warm-up client the far end took
-	if srv.accepted != nil {
-		socketsBefore = srv.accepted()
+	if n, ok := srv.accepted(); ok {
+		socketsBefore = n
 	}
 	dialErrs, firstErr = 0, nil
 
@@ -96,8 +99,9 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (re
 		return report.Metrics{}, nil, fmt.Errorf("stopped after %d transactions: %w", m.SentMsgs, err)
 	}
 	u1, _ := ReadUsage()
-	socketsAfter, swarns, serverCPU := srv.finish(ctx)
-	warns = append(warns, swarns...)
+	fr := srv.finish(ctx)
+	socketsAfter := fr.ServerSockets
+	warns = append(warns, fr.Warnings...)
 	if dialErrs > 0 {
 		warns = append(warns, fmt.Sprintf("%d dials failed (counted unanswered); first: %v", dialErrs, firstErr))
 	}
@@ -109,59 +113,6 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (re
 	// Server sockets the measured transactions needed: TCP one per client, UDP none
 	// beyond the one it had (then the figure is that one).
 	m.ServerSockets = max(socketsAfter-socketsBefore, min(socketsAfter, 1))
-	m.ServerCPUSec = serverCPU
+	m.ServerCPUSec = fr.CPUSec
 	return m, warns, nil
-}
-
-// connectEnd is the server half of a connect cell, seen from the client: an echo
-// server in this process, or a far end that keeps taking new clients (FarSpec.Listen).
-type connectEnd struct {
-	dial     func(ctx context.Context) (Transport, error) // a new client's endpoint
-	accepted func() int                                   // endpoints the server opened for clients so far; nil when only the far end's last count is known
-	stop     func(ctx context.Context) (sockets int, warns []string, serverCPU *float64)
-
-	once      sync.Once
-	sockets   int
-	warns     []string
-	serverCPU *float64
-}
-
-// finish stops the server half and returns the endpoints it opened for clients in
-// all, its warnings and (far end) its CPU. Later calls return the first call's.
-func (c *connectEnd) finish(ctx context.Context) (int, []string, *float64) {
-	c.once.Do(func() { c.sockets, c.warns, c.serverCPU = c.stop(ctx) })
-	return c.sockets, c.warns, c.serverCPU
-}
-
-func openConnectEnd(ctx context.Context, e *runEnv, nw Network, p report.Params) (*connectEnd, error) {
-	if e.far == nil {
-		srv, err := startEchoServer(ctx, e, nw, p.Size)
-		if err != nil {
-			return nil, err
-		}
-		addr := srv.addr()
-		return &connectEnd{
-			dial:     func(ctx context.Context) (Transport, error) { return nw.Dial(ctx, addr) },
-			accepted: srv.acceptedCount,
-			stop: func(context.Context) (int, []string, *float64) {
-				var warns []string
-				if err := srv.stop(); err != nil {
-					warns = append(warns, fmt.Sprintf("server: %v", err))
-				}
-				return srv.acceptedCount(), warns, nil
-			},
-		}, nil
-	}
-	dur := e.warmup + time.Duration(p.DurationS*float64(time.Second))
-	if p.Count > 0 {
-		dur = 0
-	}
-	fl, err := openFarListen(ctx, e, report.ExpConnect, nw, p.Size, dur)
-	if err != nil {
-		return nil, err
-	}
-	return &connectEnd{dial: fl.dial, stop: func(ctx context.Context) (int, []string, *float64) {
-		r := fl.finish(ctx)
-		return r.ServerSockets, r.Warnings, r.CPUSec
-	}}, nil
 }

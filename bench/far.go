@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -94,6 +95,16 @@ type FarSpec struct {
 // one more client endpoint to its far end, as a new client would.
 type FarDialer interface {
 	Dial(ctx context.Context) (Transport, error)
+}
+
+// A FarAddresser is a FarCell that knows where the far ends of its data path are:
+// the far host's address (in remote mode, that of the control connection) and each
+// Transport's port there. The property experiments that reach the far host outside
+// the data path need it: refused (a closed port there) and close (a new client of
+// the data port).
+type FarAddresser interface {
+	// RemoteAddrs are the far ends of Transports, in their order.
+	RemoteAddrs() []netip.AddrPort
 }
 
 // A FarCell is one cell's server half at the far end.
@@ -223,76 +234,15 @@ func farSkipWarning(p Plan) string {
 		strings.Join(not, ", "), verb, their, strings.Join(FarExperiments, ", "))
 }
 
-// echoEnd is the server half of a request/response cell, seen from the client: an
-// echo server in this process, or the far end's.
-type echoEnd struct {
-	t      Transport // the client's endpoint
-	finish func(ctx context.Context) (sockets int, warns []string, serverCPU *float64)
-
-	once      sync.Once
-	sockets   int
-	warns     []string
-	serverCPU *float64
-}
-
-// close closes the client's endpoint, then stops the server half and collects what
-// it reports. Later calls return the first call's figures.
-func (x *echoEnd) close(ctx context.Context) (sockets int, warns []string) {
-	x.once.Do(func() {
-		x.t.Close()
-		x.sockets, x.warns, x.serverCPU = x.finish(ctx)
-	})
-	return x.sockets, x.warns
-}
-
-// openEcho starts the server half of a request/response cell and opens the client's
-// endpoint to it. The caller must call close. With blocking (closed loop, whose one
-// goroutine sends and then waits), both ends in this process receive blocking
-// (blockingNet: a blocking recvmsg or read on the goroutine's OS thread, unless
-// --busy-poll); each end's mode is recorded in e.rx.
-func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration, blocking bool) (*echoEnd, error) {
-	if e.far != nil {
-		fc, err := e.openFar(ctx, FarSpec{Experiment: report.ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur})
-		if err != nil {
-			return nil, fmt.Errorf("far end: %w", err)
-		}
-		finish := func(ctx context.Context) (int, []string, *float64) {
-			r, err := fc.Finish(ctx)
-			if err != nil {
-				r.Warnings = append(r.Warnings, fmt.Sprintf("far end: %v", err))
-			}
-			return r.ServerSockets, r.Warnings, r.CPUSec
-		}
-		ts := fc.Transports()
-		if len(ts) != 1 {
-			for _, t := range ts {
-				t.Close()
-			}
-			finish(ctx)
-			return nil, fmt.Errorf("far end: opened %d data paths, want 1", len(ts))
-		}
-		return &echoEnd{t: ts[0], finish: finish}, nil
-	}
-	if blocking {
-		nw = blockingNet(nw)
-	}
-	srv, err := startEchoServer(ctx, e, nw, size)
-	if err != nil {
-		return nil, err
-	}
-	t, err := nw.Dial(ctx, srv.addr())
-	if err != nil {
-		srv.stop()
-		return nil, fmt.Errorf("dial %s: %w", srv.addr(), err)
-	}
-	return &echoEnd{t: t, finish: func(context.Context) (int, []string, *float64) {
-		var warns []string
-		if err := srv.stop(); err != nil {
-			warns = append(warns, fmt.Sprintf("server: %v", err))
-		}
-		e.rx.note(nw.Name(), report.ExpPingPong, RecvModeOf(t), srv.recvMode())
-		return srv.sockets, warns, nil
-	}}, nil
+// openEcho starts the echo server half of a request/response cell (ServeEcho) at
+// its peer and opens the client's endpoint to it, for at most dur; the caller must
+// call finish. With blocking (closed loop, whose one goroutine sends and then waits),
+// both ends in this process receive blocking (serverHalf.blocking); each end's mode
+// is recorded in e.rx.
+func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration, blocking bool) (*reqPeer, error) {
+	sh := echoHalf(e, size)
+	sh.blocking, sh.rx = blocking, true
+	return openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur}, sh)
 }
 
 // FarPeer is the client of a far half, as the far end sees it.

@@ -34,7 +34,7 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p report.Params) (r
 	if err != nil {
 		return report.Metrics{}, nil, err
 	}
-	defer end.close(ctx)
+	defer end.finish(ctx)
 	t := end.t
 	c, stopWatch, err := warmUp(ctx, e, t, p.Size)
 	defer stopWatch()
@@ -85,10 +85,10 @@ func startRequestCost(t Transport) requestCost {
 // finish ends the measured phase: it reads CPU and retransmits, closes the cell's
 // server half (end), and fills m's request figures from lat over elapsed, its costs
 // and the server's sockets and CPU. It returns the server half's warnings.
-func (c requestCost) finish(ctx context.Context, m *report.Metrics, lat *Latency, size int, elapsed time.Duration, end *echoEnd) []string {
+func (c requestCost) finish(ctx context.Context, m *report.Metrics, lat *Latency, size int, elapsed time.Duration, end *reqPeer) []string {
 	u1, _ := ReadUsage()
 	retr1, retrOK := retransmits([]Transport{c.t})
-	sockets, warns := end.close(ctx)
+	fr := end.finish(ctx)
 
 	finishRequests(m, lat, size, elapsed)
 	if retrOK {
@@ -97,9 +97,9 @@ func (c requestCost) finish(ctx context.Context, m *report.Metrics, lat *Latency
 	if c.uerr == nil {
 		setUsage(m, u1.Sub(c.u0), m.SentBytes+m.RecvBytes)
 	}
-	m.ServerSockets = sockets
-	m.ServerCPUSec = end.serverCPU
-	return warns
+	m.ServerSockets = fr.ServerSockets
+	m.ServerCPUSec = fr.CPUSec
+	return fr.Warnings
 }
 
 // warmUp arms a watchdog that closes the client's endpoint t when ctx ends
@@ -285,7 +285,7 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p report.Params) (o
 	if err != nil {
 		return outcome{}, err
 	}
-	defer end.close(ctx)
+	defer end.finish(ctx)
 	t := end.t
 	c, stopWatch, err := warmUp(ctx, e, t, p.Size)
 	defer stopWatch()

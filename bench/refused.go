@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -27,17 +29,44 @@ const refusedWait = time.Second
 // port-unreachable the peer's kernel sends back tells a connected socket, on a later
 // call, that nobody is there. An unconnected socket is told nothing at all.
 //
-// In remote mode the closed port is the far host's (refusedfar.go); what is measured
-// is the same, by refusedAt.
+// The closed port is the server host's: the server half (ServeRefused) finds one of
+// its own host (in remote mode, from the server's --data-ports, on the address the
+// client reaches it at) and answers every request on the cell's data path with it;
+// the client half then measures, by refusedAt, against the server's host and that
+// port. No message names an address: the server half only ever tells a port of its
+// own host, and the host is the one the client already talks to.
 func runRefused(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
-	if e.far != nil {
-		return runRefusedFar(ctx, e, nw, p)
-	}
-	addr, err := closedPort(ctx, e, nw)
+	// The server half lives while the port is asked for and the measurement runs.
+	dur := refusedAsks*e.timeout + 2*refusedWait
+	half := serverHalf{serve: func(ctx context.Context, t Transport) error {
+		addr, err := closedPort(ctx, e, nw)
+		if err != nil {
+			return err
+		}
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return err
+		}
+		return ServeRefused(ctx, t, p.Size, ap.Port())
+	}}
+	srv, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpRefused, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur}, half)
 	if err != nil {
 		return outcome{}, err
 	}
-	return refusedAt(ctx, e, nw, p, addr), nil
+	defer srv.finish(ctx)
+	host, err := srv.remoteAddr(report.ExpRefused)
+	if err != nil {
+		return outcome{}, err
+	}
+	port, err := askClosedPort(e, srv.t)
+	if err != nil {
+		return outcome{}, fmt.Errorf("the server's closed port: %w", err)
+	}
+	o := refusedAt(ctx, e, nw, p, net.JoinHostPort(host.Addr().String(), strconv.Itoa(int(port))))
+	r := srv.finish(ctx)
+	o.warns = append(o.warns, r.Warnings...)
+	o.m.ServerCPUSec = r.CPUSec
+	return o, nil
 }
 
 // refusedAt dials addr, where nobody listens for nw, sends one message, and records
@@ -168,4 +197,73 @@ func (udpNetwork) sendUnconnected(addr string, msg []byte, wait time.Duration) (
 		return nil, err
 	}
 	return nil, nil
+}
+
+// refusedAsks bounds the requests for the far end's closed port; each waits
+// e.timeout for its answer (a datagram path may lose one).
+const refusedAsks = 5
+
+// askClosedPort asks the far end over t for its closed port: a header-only request
+// of the run, answered by the same message as a reply whose seq is the port. It asks
+// up to refusedAsks times, each waiting e.timeout.
+func askClosedPort(e *runEnv, t Transport) (uint16, error) {
+	req := make([]byte, HeaderLen)
+	bufs, sizes := makeBufs(1, 64<<10), make([]int, 1)
+	var last error
+	for ask := range uint64(refusedAsks) {
+		PutHeader(req, Header{Kind: KindRequest, Run: e.run, Len: HeaderLen, Seq: ask, SendNs: e.now(), PayloadCRC: PayloadCRC(nil)})
+		if _, err := t.Send([][]byte{req}); err != nil {
+			return 0, fmt.Errorf("send request %d: %w", ask, err)
+		}
+		deadline := time.Now().Add(e.timeout)
+		if err := t.SetReadDeadline(deadline); err != nil {
+			return 0, err
+		}
+		for range 64 { // bounded: stray messages cannot hold it
+			n, err := t.Recv(bufs, sizes)
+			if n > 0 {
+				h, derr := DecodeHeader(bufs[0][:sizes[0]])
+				switch {
+				case derr != nil:
+					last = derr
+					continue
+				case h.Kind != KindReply || h.Run != e.run:
+					last = fmt.Errorf("a %v message of run %x, want a reply of run %x", h.Kind, h.Run, e.run)
+					continue
+				case h.Seq == 0 || h.Seq > 65535:
+					return 0, fmt.Errorf("the far end answered port %d, want 1..65535", h.Seq)
+				}
+				return uint16(h.Seq), nil
+			}
+			if err != nil {
+				if isTimeout(err) {
+					last = fmt.Errorf("no answer within %v", e.timeout)
+					break
+				}
+				return 0, fmt.Errorf("receive the answer to request %d: %w", ask, err)
+			}
+		}
+	}
+	return 0, fmt.Errorf("%d requests: %w", refusedAsks, last)
+}
+
+// ServeRefused is the server half of refused at the far end. port is a port of this
+// host on which nobody listens for t's transport; ServeRefused answers every request
+// of bench's that arrives on t with the same message as a reply whose seq is port
+// (so an answer is never larger than what asked for it), and ignores anything else,
+// until ctx ends or t is closed. size is the largest message.
+func ServeRefused(ctx context.Context, t Transport, size int, port uint16) error {
+	if size < HeaderLen || port == 0 {
+		return fmt.Errorf("bench: ServeRefused: want size ≥ %d bytes and a port, got %d bytes, port %d", HeaderLen, size, port)
+	}
+	_, err := serveMessages(ctx, t, 1, size, func(msg []byte) ([]byte, bool) {
+		h, derr := DecodeHeader(msg)
+		if derr != nil || h.Kind != KindRequest {
+			return nil, false
+		}
+		h.Kind, h.Seq = KindReply, uint64(port)
+		PutHeader(msg, h)
+		return msg, false
+	})
+	return err
 }
