@@ -288,7 +288,10 @@ func TestLoopbackReverseBidir(t *testing.T) {
 						t.Errorf("%s %s: lost %v, socket drops %v, sender drops %v: want every lost message a counted drop", tc.name, dir, lost, sock, sender)
 					}
 				}
-				if got["sent_msgs"] != float64(want) || got["recv_msgs"] != float64(want)-lost || got["dup_msgs"] != 0 || got["reordered_msgs"] != 0 || got["goodput_bps"] <= 0 {
+				if got["sent_msgs"] != float64(want) || got["recv_msgs"] != float64(want)-lost || got["dup_msgs"] != 0 || got["reordered_msgs"] != 0 || (got["goodput_bps"] > 0) != (got["recv_msgs"] > 0) {
+					// An unpaced direction may deliver nothing at all: on a loaded host its
+					// receiver can miss the whole warm-up, whose datagrams then fill the
+					// socket and every measured one is a counted drop (checked above).
 					t.Errorf("%s %s: sent %v recv %v lost %v dup %v reordered %v goodput %v; want %d sent, %v received once, in order",
 						tc.name, dir, got["sent_msgs"], got["recv_msgs"], got["lost_msgs"], got["dup_msgs"], got["reordered_msgs"], got["goodput_bps"], want, float64(want)-lost)
 				}
