@@ -285,12 +285,7 @@ func (c *Conn) recv(bufs [][]byte, sizes []int) (int, error) {
 	rx := &c.sys.rx
 	defer clearIovs(rx.iovs[:len(bufs)])
 	for i, b := range bufs {
-		iov := &rx.iovs[i]
-		iov.Base = nil
-		if len(b) > 0 {
-			iov.Base = &b[0]
-		}
-		iov.SetLen(len(b))
+		pointIov(&rx.iovs[i], b)
 	}
 	if err := c.recvmmsg(len(bufs)); err != nil {
 		return 0, err
@@ -586,6 +581,15 @@ func (c *Conn) recvErr(err error) error {
 	return fmt.Errorf("udp: recvmmsg on %v: %w", c.laddr, err)
 }
 
+// pointIov points iov at b (at nothing when b is empty).
+func pointIov(iov *unix.Iovec, b []byte) {
+	iov.Base = nil
+	if len(b) > 0 {
+		iov.Base = &b[0]
+	}
+	iov.SetLen(len(b))
+}
+
 func clearIovs(iovs []unix.Iovec) {
 	for i := range iovs {
 		iovs[i].Base = nil // keep no reference to the caller's buffers
@@ -619,12 +623,7 @@ func (c *Conn) send(msgs [][]byte) (int, error) {
 		} else {
 			chunk := todo[sent:min(len(todo), sent+c.batch)]
 			for i, m := range chunk {
-				iov := &tx.iovs[i]
-				iov.Base = nil
-				if len(m) > 0 {
-					iov.Base = &m[0]
-				}
-				iov.SetLen(len(m))
+				pointIov(&tx.iovs[i], m)
 			}
 			used = max(used, len(chunk))
 			for i := range chunk {
