@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
@@ -58,7 +59,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 
-	lat := NewLatency() // before the baseline: it is not a per-client cost
+	lat := metrics.NewLatency() // before the baseline: it is not a per-client cost
 	srv, err := openClientsPeer(ctx, e, nw, p)
 	if err != nil {
 		return outcome{}, err
@@ -98,7 +99,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 		return outcome{}, fmt.Errorf("warm-up: %w", err)
 	}
 
-	u0, uerr := ReadUsage()
+	u0, uerr := metrics.ReadUsage()
 	drops0, _ := srv.drops()
 	per := make([]report.Metrics, n)
 	var latMu sync.Mutex // guards lat while clients run
@@ -130,7 +131,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 	if err != nil {
 		return outcome{}, err
 	}
-	u1, _ := ReadUsage()
+	u1, _ := metrics.ReadUsage()
 	drops1, dropsOK := srv.drops()
 
 	// Every client connected and idle: the moment the footprint is read.
@@ -155,7 +156,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 		m.DropsSocket = u64p(drops1 - drops0)
 	}
 	if uerr == nil {
-		setUsage(&m, u1.Sub(u0), m.SentBytes+m.RecvBytes)
+		metrics.SetUsage(&m, u1.Sub(u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = sockets
 	m.ServerCPUSec = fr.CPUSec

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
@@ -38,7 +39,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (re
 
 	var dialErrs, dialed uint64
 	var firstErr error
-	transact := func(m *report.Metrics, lat *Latency) error {
+	transact := func(m *report.Metrics, lat *metrics.Latency) error {
 		from := e.now()
 		t, err := srv.dial(ctx)
 		if err != nil {
@@ -78,8 +79,8 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (re
 	}
 	dialErrs, firstErr = 0, nil
 
-	u0, uerr := ReadUsage()
-	lat := NewLatency()
+	u0, uerr := metrics.ReadUsage()
+	lat := metrics.NewLatency()
 	var m report.Metrics
 	start := time.Now()
 	until := start.Add(time.Duration(p.DurationS * float64(time.Second)))
@@ -98,7 +99,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (re
 	if err := ctx.Err(); err != nil {
 		return report.Metrics{}, nil, fmt.Errorf("stopped after %d transactions: %w", m.SentMsgs, err)
 	}
-	u1, _ := ReadUsage()
+	u1, _ := metrics.ReadUsage()
 	fr := srv.finish(ctx)
 	socketsAfter := fr.ServerSockets
 	warns = append(warns, fr.Warnings...)
@@ -108,7 +109,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (re
 
 	finishRequests(&m, lat, p.Size, elapsed)
 	if uerr == nil {
-		setUsage(&m, u1.Sub(u0), 0) // no bytes: a connection's cost is per transaction
+		metrics.SetUsage(&m, u1.Sub(u0), 0) // no bytes: a connection's cost is per transaction
 	}
 	// Server sockets the measured transactions needed: TCP one per client, UDP none
 	// beyond the one it had (then the figure is that one).

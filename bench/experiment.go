@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
+	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
@@ -291,7 +292,7 @@ func startEchoServer(ctx context.Context, e *runEnv, nw Network, size int) (*ser
 
 // finishRequests fills in the figures pingpong and connect derive the same way from
 // their counts, the latency histogram and the measured interval.
-func finishRequests(m *report.Metrics, lat *Latency, size int, elapsed time.Duration) {
+func finishRequests(m *report.Metrics, lat *metrics.Latency, size int, elapsed time.Duration) {
 	m.SentBytes = m.SentMsgs * uint64(size)
 	m.RecvBytes = m.RecvMsgs * uint64(size)
 	m.LostMsgs = m.Timeouts

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/udp"
@@ -168,7 +169,7 @@ type fanout struct {
 // waited for it.
 type fanRx struct {
 	t   Transport
-	seq SeqTracker
+	seq metrics.SeqTracker
 	rejects
 	firstSendNs, lastRecvNs int64
 	done                    bool // every message arrived
@@ -265,7 +266,7 @@ func (f *fanout) run(ctx context.Context) (outcome, error) {
 		})
 	}
 
-	u0, uerr := ReadUsage()
+	u0, uerr := metrics.ReadUsage()
 	retr0, _ := retransmits(f.senders)
 	drops0, _ := recvDrops(f.transports())
 	sendErr := f.send(gctx)
@@ -274,7 +275,7 @@ func (f *fanout) run(ctx context.Context) (outcome, error) {
 		f.waitDrained(gctx, n)
 	}
 	drain := time.Since(drainStart)
-	u1, _ := ReadUsage()
+	u1, _ := metrics.ReadUsage()
 	retr1, retrOK := retransmits(f.senders)
 	drops1, dropsOK := recvDrops(f.transports())
 	stopRx()
@@ -352,7 +353,7 @@ func (f *fanout) run(ctx context.Context) (outcome, error) {
 	if uerr == nil {
 		d := u1.Sub(u0)
 		cpu = d.CPU()
-		setUsage(&m, d, m.RecvBytes)
+		metrics.SetUsage(&m, d, m.RecvBytes)
 	}
 	m.ServerSockets = n
 	if m.LostMsgs > 0 {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
@@ -159,9 +160,9 @@ type FarResult struct {
 // MeasureServerHalf runs serve, the server half of a cell at the far end, and adds
 // the process's CPU over it and this host's environment to what it reports.
 func MeasureServerHalf(serve func() (FarResult, error)) (FarResult, error) {
-	u0, uerr := ReadUsage()
+	u0, uerr := metrics.ReadUsage()
 	r, err := serve()
-	if u1, err1 := ReadUsage(); uerr == nil && err1 == nil {
+	if u1, err1 := metrics.ReadUsage(); uerr == nil && err1 == nil {
 		r.CPUSec = f64p(u1.Sub(u0).CPU().Seconds())
 	}
 	env := hostEnv()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
@@ -44,7 +45,7 @@ func runHOL(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcom
 	if p.RateBps <= 0 {
 		p.RateBps = holRate
 	}
-	lat := NewLatency()
+	lat := metrics.NewLatency()
 	so := streamOpts{
 		warmup: e.warmup,
 		drain:  e.drain + 5*time.Second, // a complete flow ends it at once; a lossy one on a quiet spell
@@ -73,7 +74,7 @@ func runHOL(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcom
 			}
 		}
 		if st.P50 != nil {
-			report.Set(obs, report.ObsLateFractionOver2xP50, round6(float64(lat.countAbove(2**st.P50))/float64(lat.Count())))
+			report.Set(obs, report.ObsLateFractionOver2xP50, round6(float64(lat.CountAbove(2**st.P50))/float64(lat.Count())))
 		}
 		if below, above := lat.Clamped(); below+above > 0 {
 			o.warns = append(o.warns, "one-way latency: some values fell outside 1 ns..60 s and were clamped")
@@ -81,18 +82,6 @@ func runHOL(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcom
 	}
 	o.observed = obs
 	return o, nil
-}
-
-// countAbove is how many recorded values are above ns, to the histogram's precision
-// (values within 0.1% of ns may fall either side).
-func (l *Latency) countAbove(ns int64) uint64 {
-	var n int64
-	for _, b := range l.h.Distribution() {
-		if b.From > ns {
-			n += b.Count
-		}
-	}
-	return uint64(n)
 }
 
 // round6 rounds a fraction to 6 decimal places.

@@ -46,22 +46,6 @@ func TestHOLLoopback(t *testing.T) {
 	}
 }
 
-func TestLatencyCountAbove(t *testing.T) {
-	l := NewLatency()
-	for _, v := range []int64{1000, 2000, 3000, 10_000, 10_000, 50_000} {
-		l.Record(v)
-	}
-	tests := []struct {
-		ns   int64
-		want uint64
-	}{{0, 6}, {999, 6}, {1000, 5}, {2500, 4}, {9000, 3}, {10_000, 1}, {50_000, 0}}
-	for _, tc := range tests {
-		if got := l.countAbove(tc.ns); got != tc.want {
-			t.Errorf("countAbove(%d) = %d, want %d", tc.ns, got, tc.want)
-		}
-	}
-}
-
 // TestHOLLab is the known answer across a link that loses 2% and delays 10 ms each
 // way: TCP delivers everything, and the messages held behind each loss push its p99
 // past twice its median (the repair takes at least a round trip); UDP delivers about

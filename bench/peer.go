@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
@@ -212,7 +213,7 @@ type localCell struct {
 // openLocalCell opens stream cell p's data path in this process and starts spec's
 // server half on it; oneWay, when set, records each new data message's one-way
 // latency.
-func openLocalCell(ctx context.Context, e *runEnv, nw Network, p report.Params, spec FarSpec, oneWay *Latency) (_ *localCell, err error) {
+func openLocalCell(ctx context.Context, e *runEnv, nw Network, p report.Params, spec FarSpec, oneWay *metrics.Latency) (_ *localCell, err error) {
 	c := &localCell{sendersDone: make(chan struct{}), failed: make(chan struct{})}
 	sctx, cancel := context.WithCancel(ctx)
 	c.cancel = cancel

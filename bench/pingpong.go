@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
@@ -43,7 +44,7 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p report.Params) (r
 	}
 
 	cost := startRequestCost(t)
-	lat := NewLatency()
+	lat := metrics.NewLatency()
 	var m report.Metrics
 	start := time.Now()
 	until := start.Add(time.Duration(p.DurationS * float64(time.Second)))
@@ -70,14 +71,14 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p report.Params) (r
 // (CPU, retransmits) to report its costs over it.
 type requestCost struct {
 	t     Transport
-	u0    Usage
+	u0    metrics.Usage
 	uerr  error
 	retr0 uint64
 }
 
 func startRequestCost(t Transport) requestCost {
 	c := requestCost{t: t}
-	c.u0, c.uerr = ReadUsage()
+	c.u0, c.uerr = metrics.ReadUsage()
 	c.retr0, _ = retransmits([]Transport{t})
 	return c
 }
@@ -85,8 +86,8 @@ func startRequestCost(t Transport) requestCost {
 // finish ends the measured phase: it reads CPU and retransmits, closes the cell's
 // server half (end), and fills m's request figures from lat over elapsed, its costs
 // and the server's sockets and CPU. It returns the server half's warnings.
-func (c requestCost) finish(ctx context.Context, m *report.Metrics, lat *Latency, size int, elapsed time.Duration, end *reqPeer) []string {
-	u1, _ := ReadUsage()
+func (c requestCost) finish(ctx context.Context, m *report.Metrics, lat *metrics.Latency, size int, elapsed time.Duration, end *reqPeer) []string {
+	u1, _ := metrics.ReadUsage()
 	retr1, retrOK := retransmits([]Transport{c.t})
 	fr := end.finish(ctx)
 
@@ -95,7 +96,7 @@ func (c requestCost) finish(ctx context.Context, m *report.Metrics, lat *Latency
 		m.Retransmits = u64p(retr1 - c.retr0)
 	}
 	if c.uerr == nil {
-		setUsage(m, u1.Sub(c.u0), m.SentBytes+m.RecvBytes)
+		metrics.SetUsage(m, u1.Sub(c.u0), m.SentBytes+m.RecvBytes)
 	}
 	m.ServerSockets = fr.ServerSockets
 	m.ServerCPUSec = fr.CPUSec
@@ -140,7 +141,7 @@ func newRequester(e *runEnv, size int) *requester {
 // counts in m.Timeouts; a reply to an earlier request counts in m.LateMsgs and the
 // wait goes on. lat, when not nil, records the time from `from` (ns since the
 // epoch; negative means the send) to the reply.
-func (c *requester) roundTrip(t Transport, kind Kind, m *report.Metrics, lat *Latency, from int64) error {
+func (c *requester) roundTrip(t Transport, kind Kind, m *report.Metrics, lat *metrics.Latency, from int64) error {
 	seq := c.seq
 	c.seq++
 	sent := c.e.now()
@@ -250,7 +251,7 @@ type openLoop struct {
 
 	// receiver's, read after it returned
 	m    report.Metrics
-	lat  *Latency
+	lat  *metrics.Latency
 	tags []uint64 // slot seq&mask holds seq+1 once request seq is answered
 	mask uint64
 	next uint64 // lowest request not yet answered or lost
@@ -293,7 +294,7 @@ func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p report.Params) (o
 		return outcome{}, err
 	}
 
-	o := &openLoop{e: e, t: t, n: n, lat: NewLatency(), spin: timerOvershoot(),
+	o := &openLoop{e: e, t: t, n: n, lat: metrics.NewLatency(), spin: timerOvershoot(),
 		tags: make([]uint64, slots), mask: uint64(slots - 1)}
 	cost := startRequestCost(t)
 	o.tt = newTimetable(e.now(), rate)

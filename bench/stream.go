@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/udp"
@@ -51,10 +52,10 @@ func runStreamCell(ctx context.Context, e *runEnv, nw Network, p report.Params) 
 // streamOpts vary the stream cell for the experiments built on it.
 type streamOpts struct {
 	warmup     time.Duration
-	drain      time.Duration // longest wait after the last send
-	readerBps  float64       // the receiver reads no faster than this, bits/s; 0 = as fast as it can
-	seriesStep time.Duration // sample sent and delivered counts this often; 0 = no series
-	oneWay     *Latency      // when set, each new data message's one-way latency (arrival − send time, ns) is recorded here
+	drain      time.Duration    // longest wait after the last send
+	readerBps  float64          // the receiver reads no faster than this, bits/s; 0 = as fast as it can
+	seriesStep time.Duration    // sample sent and delivered counts this often; 0 = no series
+	oneWay     *metrics.Latency // when set, each new data message's one-way latency (arrival − send time, ns) is recorded here
 
 	// Socket buffers to ask for on endpoints opened elsewhere (a far end's data path,
 	// whose Network options cannot reach them), bytes; 0 = leave them.
@@ -102,7 +103,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	}
 
 	e.markMeasured(false)
-	u0, uerr := ReadUsage()
+	u0, uerr := metrics.ReadUsage()
 	retr0, _ := retransmits(sp.out)
 	lim0, _ := tcpLimits(sp.out)
 	if sp.rx != nil { // the peer's receiver, on this clock: its drops count from here
@@ -159,7 +160,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 	}
 	stopSeries()
 
-	u1, _ := ReadUsage()
+	u1, _ := metrics.ReadUsage()
 	retr1, retrOK := retransmits(sp.out)
 	lim1, limOK := tcpLimits(sp.out)
 	calls1, dgrams1, _ := sendCalls(sp.out)
@@ -232,7 +233,7 @@ func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so 
 		obs[pre+"sndbuf_limited_ns"] = int64(lim1.SndbufLimited - lim0.SndbufLimited)
 	}
 	if uerr == nil {
-		setUsage(&m, u1.Sub(u0), m.RecvBytes)
+		metrics.SetUsage(&m, u1.Sub(u0), m.RecvBytes)
 	}
 	return outcome{m: m, warns: warns, observed: obs, series: series}, nil
 }
@@ -499,8 +500,8 @@ type streamRx struct {
 
 	mu     sync.Mutex // guards tot and oneWay
 	tot    rxTotals
-	series sampleLog // the time line, when sampled
-	oneWay *Latency  // nil = not recorded; each serve records into its own and merges here
+	series sampleLog        // the time line, when sampled
+	oneWay *metrics.Latency // nil = not recorded; each serve records into its own and merges here
 }
 
 type rxTotals struct {
@@ -510,14 +511,14 @@ type rxTotals struct {
 	firstRecvNs             int64 // the first data message's arrival, on the receiver's clock; -1 = none
 	jitterSum               float64
 	jitterFlows             int
-	kernelStamped           uint64   // data messages whose jitter arrival time is a kernel stamp
-	oneWay                  *Latency // a serve's own, when streamRx.oneWay is set
-	unpublished             []uint32 // flows whose unpublished count is nonzero (publish)
+	kernelStamped           uint64           // data messages whose jitter arrival time is a kernel stamp
+	oneWay                  *metrics.Latency // a serve's own, when streamRx.oneWay is set
+	unpublished             []uint32         // flows whose unpublished count is nonzero (publish)
 }
 
 type flowRx struct {
-	seq         SeqTracker
-	jit         Jitter
+	seq         metrics.SeqTracker
+	jit         metrics.Jitter
 	firstSend   int64
 	firstRecv   int64
 	lastRecv    int64
@@ -556,7 +557,7 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	var local rxTotals
 	local.memo = &payloadMemo{} // a flow's payloads repeat: verified by comparison once one passed its CRC
 	if rx.oneWay != nil {
-		local.oneWay = NewLatency()
+		local.oneWay = metrics.NewLatency()
 	}
 	defer func() { rx.publish(&local, flows); rx.merge(&local, flows) }()
 	rx.tsMu.Lock()
@@ -660,7 +661,7 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 				rx.firstData.Do(rx.onFirstData)
 			}
 		}
-		if a := f.seq.Add(h.Seq); a == ArrivalNew || a == ArrivalReordered {
+		if a := f.seq.Add(h.Seq); a == metrics.ArrivalNew || a == metrics.ArrivalReordered {
 			if local.oneWay != nil {
 				local.oneWay.Record(now - h.SendNs) // one process, one monotonic clock: both ends read e.epoch
 			}

@@ -1,4 +1,4 @@
-package bench
+package metrics
 
 import (
 	"runtime"
@@ -42,7 +42,7 @@ func CPUSecPerGB(cpu time.Duration, bytes uint64) *float64 {
 
 // setUsage records in m the CPU a cell used, d (Sub of its two readings): seconds,
 // seconds per GB of the bytes it moved (none for bytes 0), and GC pauses.
-func setUsage(m *report.Metrics, d Usage, bytes uint64) {
+func SetUsage(m *report.Metrics, d Usage, bytes uint64) {
 	m.CPUSec = d.CPU().Seconds()
 	m.CPUSecPerGB = CPUSecPerGB(d.CPU(), bytes)
 	m.GCPauseNs = uint64(d.GCPause)

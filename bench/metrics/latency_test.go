@@ -1,4 +1,4 @@
-package bench
+package metrics
 
 import (
 	"fmt"
@@ -247,6 +247,22 @@ func TestLatencyCDF(t *testing.T) {
 		}
 		if cdf[i].Q > 0.999 && cdf[i].Q < 1 {
 			t.Errorf("q=%v from 1000 samples", cdf[i].Q)
+		}
+	}
+}
+
+func TestLatencyCountAbove(t *testing.T) {
+	l := NewLatency()
+	for _, v := range []int64{1000, 2000, 3000, 10_000, 10_000, 50_000} {
+		l.Record(v)
+	}
+	tests := []struct {
+		ns   int64
+		want uint64
+	}{{0, 6}, {999, 6}, {1000, 5}, {2500, 4}, {9000, 3}, {10_000, 1}, {50_000, 0}}
+	for _, tc := range tests {
+		if got := l.CountAbove(tc.ns); got != tc.want {
+			t.Errorf("CountAbove(%d) = %d, want %d", tc.ns, got, tc.want)
 		}
 	}
 }

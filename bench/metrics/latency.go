@@ -1,4 +1,4 @@
-package bench
+package metrics
 
 import (
 	"math"
@@ -176,4 +176,16 @@ func bigUint128(hi, lo uint64) *big.Int {
 	x := new(big.Int).SetUint64(hi)
 	x.Lsh(x, 64)
 	return x.Or(x, new(big.Int).SetUint64(lo))
+}
+
+// CountAbove is how many recorded values are above ns, to the histogram's precision
+// (values within 0.1% of ns may fall either side).
+func (l *Latency) CountAbove(ns int64) uint64 {
+	var n int64
+	for _, b := range l.h.Distribution() {
+		if b.From > ns {
+			n += b.Count
+		}
+	}
+	return uint64(n)
 }
