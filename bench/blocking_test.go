@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
@@ -93,7 +94,7 @@ func (s *droppingServer) RecvMode() string { return RecvModeOf(s.Transport) }
 func (s *droppingServer) Send(msgs [][]byte) (int, error) {
 	s.out = s.out[:0]
 	for _, m := range msgs {
-		if h, err := DecodeHeader(m); err == nil && h.Kind == KindRequest && s.drop[h.Seq] {
+		if h, err := wire.DecodeHeader(m); err == nil && h.Kind == wire.KindRequest && s.drop[h.Seq] {
 			continue
 		}
 		s.out = append(s.out, m)

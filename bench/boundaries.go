@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
@@ -315,7 +316,7 @@ const readDelay = 20 * time.Millisecond
 // newBurst returns the burst of payload seed, nothing read yet.
 func newBurst(seed int64) *burst {
 	b := &burst{want: make([]byte, burstWrites*burstWriteBytes)}
-	FillPayload(b.want, seed, 0)
+	wire.FillPayload(b.want, seed, 0)
 	for i := 0; i < burstWrites; i++ {
 		putIndex(b.want, i) // numbered: order is checkable
 	}
@@ -573,7 +574,7 @@ func runLargest(ctx context.Context, e *runEnv, nw Network) (*largest, error) {
 // that it arrived, once, intact; sendErr is Send's error. err is any other failure.
 func sendWhole(ctx context.Context, e *runEnv, tx, rx Transport, size int) (whole bool, sendErr, err error) {
 	msg := make([]byte, size)
-	FillPayload(msg, e.seed, uint32(size))
+	wire.FillPayload(msg, e.seed, uint32(size))
 	sent := make(chan error, 1) // written once by the sender below
 	go func() {
 		_, err := tx.Send([][]byte{msg})
@@ -639,7 +640,7 @@ func rawMiB(ctx context.Context, e *runEnv, nw Network) (reads int, inOrder bool
 		return 0, false, fmt.Errorf("%s: no raw stream", nw.Name())
 	}
 	msg := make([]byte, oneMiB)
-	FillPayload(msg, e.seed, oneMiB)
+	wire.FillPayload(msg, e.seed, oneMiB)
 	written := make(chan error, 1) // written once by the writer below
 	go func() {
 		_, err := cs.RawStream().Write(msg)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // TestBoundariesKnownAnswer sends the burst and the largest messages over real
@@ -85,7 +86,7 @@ func TestBoundariesKnownAnswer(t *testing.T) {
 
 func TestBurstAccounting(t *testing.T) {
 	want := make([]byte, burstWrites*burstWriteBytes)
-	FillPayload(want, 1, 0)
+	wire.FillPayload(want, 1, 0)
 	for i := 0; i < burstWrites; i++ {
 		putIndex(want, i)
 	}

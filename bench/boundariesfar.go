@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // boundaries against a far end. This side writes and the far end reads: the reader
@@ -213,7 +214,7 @@ func largestFar(ctx context.Context, e *runEnv, nw Network, maxSize int, quiet t
 			return -1, fmt.Errorf("a message of %d bytes: %w (%d bytes)", size, errFarTooLarge, maxSize)
 		}
 		msg := make([]byte, size)
-		FillPayload(msg, e.seed, uint32(size))
+		wire.FillPayload(msg, e.seed, uint32(size))
 		if _, err := fo.t.Send([][]byte{msg}); err != nil {
 			return -1, err
 		}
@@ -270,7 +271,7 @@ func rawMiBFar(ctx context.Context, e *runEnv, nw Network, quiet time.Duration) 
 		return fo.finish(ctx), err
 	}
 	msg := make([]byte, oneMiB)
-	FillPayload(msg, e.seed, oneMiB)
+	wire.FillPayload(msg, e.seed, oneMiB)
 	_, werr := rs.RawStream().Write(msg)
 	r := fo.finish(ctx)
 	if werr != nil {
@@ -286,8 +287,8 @@ func rawMiBFar(ctx context.Context, e *runEnv, nw Network, quiet time.Duration) 
 // unknown) or ctx, and reports what it read in FarResult.Boundaries.
 func ServeBoundaries(ctx context.Context, spec FarSpec, t Transport, peerDone <-chan struct{}) (FarResult, error) {
 	fb := spec.Boundaries
-	if fb == nil || fb.Quiet <= 0 || spec.Size < HeaderLen {
-		return FarResult{}, fmt.Errorf("bench: ServeBoundaries: want a part, a quiet time and size ≥ %d bytes, got %+v, size %d", HeaderLen, fb, spec.Size)
+	if fb == nil || fb.Quiet <= 0 || spec.Size < wire.HeaderLen {
+		return FarResult{}, fmt.Errorf("bench: ServeBoundaries: want a part, a quiet time and size ≥ %d bytes, got %+v, size %d", wire.HeaderLen, fb, spec.Size)
 	}
 	r := FarResult{ServerSockets: 1}
 	var rx BoundariesRx
@@ -327,7 +328,7 @@ func ServeBoundaries(ctx context.Context, spec FarSpec, t Transport, peerDone <-
 		var got []byte
 		rx.RawReads, got, err = readRaw(ctx, rs.RawStream(), oneMiB, fb.Quiet)
 		want := make([]byte, oneMiB)
-		FillPayload(want, fb.Seed, oneMiB)
+		wire.FillPayload(want, fb.Seed, oneMiB)
 		rx.RawInOrder = bytes.Equal(got, want)
 	default:
 		return r, fmt.Errorf("bench: ServeBoundaries: part %q, want %s, %s or %s", fb.Part, BoundariesBurst, BoundariesLargest, BoundariesRaw)
@@ -368,7 +369,7 @@ func readWhole(ctx context.Context, t Transport, size int, fb *FarBoundaries, pe
 		if n > 0 {
 			msg := bufs[0][:sizes[0]]
 			want := make([]byte, len(msg))
-			FillPayload(want, fb.Seed, uint32(len(msg)))
+			wire.FillPayload(want, fb.Seed, uint32(len(msg)))
 			msgs = append(msgs, MessageRx{Size: len(msg), Whole: bytes.Equal(msg, want)})
 			quietSince = time.Now()
 		}

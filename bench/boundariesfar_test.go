@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // TestServeBoundaries: the far half of boundaries, the reader, over real loopback
@@ -111,8 +112,8 @@ func TestServeBoundaries(t *testing.T) {
 func sendSeeded(seed int64) func(t *testing.T, c Transport) {
 	return func(t *testing.T, c Transport) {
 		a, b := make([]byte, 5000), make([]byte, 3000)
-		FillPayload(a, seed, 5000)
-		FillPayload(b, seed+1, 3000)
+		wire.FillPayload(a, seed, 5000)
+		wire.FillPayload(b, seed+1, 3000)
 		if _, err := c.Send([][]byte{a, b}); err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +130,7 @@ func checkSeeded(t *testing.T, rx *BoundariesRx) {
 func writeMiB(seed int64) func(t *testing.T, c Transport) {
 	return func(t *testing.T, c Transport) {
 		msg := make([]byte, oneMiB)
-		FillPayload(msg, seed, oneMiB)
+		wire.FillPayload(msg, seed, oneMiB)
 		if _, err := c.(rawStreamer).RawStream().Write(msg); err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
@@ -94,7 +95,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 	// accepted, and every path is warm.
 	if err := forEachClient(ctx, conns, func(ctx context.Context, i int) error {
 		var warm report.Metrics
-		return reqs[i].roundTrip(conns[i], KindWarmup, &warm, nil, -1)
+		return reqs[i].roundTrip(conns[i], wire.KindWarmup, &warm, nil, -1)
 	}); err != nil {
 		return outcome{}, fmt.Errorf("warm-up: %w", err)
 	}
@@ -115,7 +116,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 				return nil
 			}
 			from, got := e.now(), m.RecvMsgs
-			if err := reqs[i].roundTrip(conns[i], KindRequest, m, nil, from); err != nil {
+			if err := reqs[i].roundTrip(conns[i], wire.KindRequest, m, nil, from); err != nil {
 				return fmt.Errorf("client %d: %w", i, err)
 			}
 			if m.RecvMsgs > got {

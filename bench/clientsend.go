@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // FootprintDelta is what a server's process and kernel gained while its clients
@@ -56,7 +57,7 @@ func answered(ctx context.Context, e *runEnv, t Transport, size, tries int) bool
 	r := newRequester(e, size)
 	var m report.Metrics
 	for range tries {
-		if err := r.roundTrip(t, KindWarmup, &m, nil, -1); err != nil || ctx.Err() != nil {
+		if err := r.roundTrip(t, wire.KindWarmup, &m, nil, -1); err != nil || ctx.Err() != nil {
 			return false
 		}
 		if m.RecvMsgs > 0 {

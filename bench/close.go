@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 func init() {
@@ -89,7 +90,7 @@ func openClose(ctx context.Context, e *runEnv, nw Network, size int, closed func
 
 // sendClose sends c's message as a close request naming what, unanswered.
 func sendClose(c *requester, t Transport, what uint32, m *report.Metrics) error {
-	PutHeader(c.req, Header{Kind: KindEnd, Run: c.e.run, Flow: what, Len: uint32(len(c.req)), Seq: c.seq, SendNs: c.e.now(), PayloadCRC: c.pcrc})
+	wire.PutHeader(c.req, wire.Header{Kind: wire.KindEnd, Run: c.e.run, Flow: what, Len: uint32(len(c.req)), Seq: c.seq, SendNs: c.e.now(), PayloadCRC: c.pcrc})
 	c.seq++
 	c.out[0] = c.req
 	m.SentMsgs++
@@ -119,7 +120,7 @@ func peerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, obs 
 	rtt := time.Duration(-1)
 	for range closeEchoes {
 		before, start := m.RecvMsgs, time.Now()
-		if err := c.roundTrip(t, KindRequest, m, nil, -1); err != nil {
+		if err := c.roundTrip(t, wire.KindRequest, m, nil, -1); err != nil {
 			return FarResult{}, err
 		}
 		if d := time.Since(start); m.RecvMsgs > before && (rtt < 0 || d < rtt) {
@@ -209,7 +210,7 @@ func listenerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, 
 	c := newRequester(e, p.Size)
 	answered := func(t Transport) (bool, error) {
 		before := m.RecvMsgs
-		err := c.roundTrip(t, KindRequest, m, nil, -1)
+		err := c.roundTrip(t, wire.KindRequest, m, nil, -1)
 		return m.RecvMsgs > before, err
 	}
 	ok, err := answered(srv.t)
@@ -264,11 +265,11 @@ func ServeClose(ctx context.Context, t Transport, size, batch int, listener bool
 
 // serveClose is ServeClose telling closing, when not nil, just before it closes t.
 func serveClose(ctx context.Context, t Transport, size, batch int, listener bool, closing func()) error {
-	if size < HeaderLen {
-		return fmt.Errorf("bench: ServeClose: size must be at least %d bytes, got %d", HeaderLen, size)
+	if size < wire.HeaderLen {
+		return fmt.Errorf("bench: ServeClose: size must be at least %d bytes, got %d", wire.HeaderLen, size)
 	}
 	stopped, err := serveMessages(ctx, t, batch, size, func(msg []byte) ([]byte, bool) {
-		if h, derr := DecodeHeader(msg); derr == nil && h.Kind == KindEnd {
+		if h, derr := wire.DecodeHeader(msg); derr == nil && h.Kind == wire.KindEnd {
 			return nil, h.Flow == closeEndpoint || listener
 		}
 		return msg, false

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // TestServeClose: the far half of close echoes requests in order, never answers a
@@ -16,10 +18,10 @@ import (
 func TestServeClose(t *testing.T) {
 	const size = 128
 	type msg struct {
-		kind Kind
+		kind wire.Kind
 		flow uint32
 	}
-	req, endpoint, listener := msg{KindRequest, 0}, msg{KindEnd, closeEndpoint}, msg{KindEnd, closeListener}
+	req, endpoint, listener := msg{wire.KindRequest, 0}, msg{wire.KindEnd, closeEndpoint}, msg{wire.KindEnd, closeListener}
 	for _, tc := range []struct {
 		name       string
 		isListener bool
@@ -39,7 +41,7 @@ func TestServeClose(t *testing.T) {
 				var out [][]byte
 				for i, m := range tc.send {
 					b := make([]byte, size)
-					PutHeader(b, Header{Kind: m.kind, Run: e.run, Flow: m.flow, Len: size, Seq: uint64(i + 1), PayloadCRC: PayloadCRC(b[HeaderLen:])})
+					wire.PutHeader(b, wire.Header{Kind: m.kind, Run: e.run, Flow: m.flow, Len: size, Seq: uint64(i + 1), PayloadCRC: wire.PayloadCRC(b[wire.HeaderLen:])})
 					out = append(out, b)
 				}
 				if _, err := c.Send(out); err != nil {
@@ -71,7 +73,7 @@ func TestServeClose(t *testing.T) {
 					}
 					n, err := c.Recv(bufs, sizes)
 					for i := range n {
-						h, derr := DecodeHeader(bufs[i][:sizes[i]])
+						h, derr := wire.DecodeHeader(bufs[i][:sizes[i]])
 						if derr != nil {
 							t.Fatalf("echo %d: %v", i, derr)
 						}
@@ -113,8 +115,8 @@ func TestAskClosedPort(t *testing.T) {
 				}
 			}()
 			// Data and garbage first: ignored, unanswered.
-			data := make([]byte, HeaderLen)
-			PutHeader(data, Header{Kind: KindData, Run: e.run, Len: HeaderLen, PayloadCRC: PayloadCRC(nil)})
+			data := make([]byte, wire.HeaderLen)
+			wire.PutHeader(data, wire.Header{Kind: wire.KindData, Run: e.run, Len: wire.HeaderLen, PayloadCRC: wire.PayloadCRC(nil)})
 			if _, err := c.Send([][]byte{data, []byte("not bench's")}); err != nil {
 				t.Fatal(err)
 			}
@@ -124,13 +126,13 @@ func TestAskClosedPort(t *testing.T) {
 			}
 			// A reply is the request's size: never more than was asked with.
 			req := make([]byte, 200)
-			PutHeader(req, Header{Kind: KindRequest, Run: e.run, Len: 200, Seq: 9, PayloadCRC: PayloadCRC(req[HeaderLen:])})
+			wire.PutHeader(req, wire.Header{Kind: wire.KindRequest, Run: e.run, Len: 200, Seq: 9, PayloadCRC: wire.PayloadCRC(req[wire.HeaderLen:])})
 			if _, err := c.Send([][]byte{req}); err != nil {
 				t.Fatal(err)
 			}
 			got := recvN(t, c, 1, 1024)[0]
-			h, err := DecodeHeader(got)
-			if err != nil || len(got) != 200 || h.Kind != KindReply || h.Seq != 4242 || h.Run != e.run {
+			h, err := wire.DecodeHeader(got)
+			if err != nil || len(got) != 200 || h.Kind != wire.KindReply || h.Seq != 4242 || h.Run != e.run {
 				t.Errorf("reply of %d bytes, header %+v, err %v; want 200 bytes, a reply of run %x with seq 4242", len(got), h, err, e.run)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
@@ -56,7 +57,7 @@ func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (re
 		}
 		dialed++
 		stop := ctxwatch.OnDone(ctx, func() { t.Close() })
-		err = c.roundTrip(t, KindRequest, m, lat, from)
+		err = c.roundTrip(t, wire.KindRequest, m, lat, from)
 		stop()
 		if cerr := t.Close(); err == nil && cerr != nil && !isClosed(cerr) {
 			err = cerr

@@ -5,11 +5,18 @@
 //
 // Plan and Run; the Transport interface (declared here, where it is used; the tcp
 // and udp packages satisfy it without importing bench) and the transport registry
-// (transports.go: RegisterTransport, Caps); the message header codec; the
-// experiments; and their metrics (sequence accounting, RFC 3550 jitter, HDR latency
-// histograms, CPU per GB). Beside it: bench/report (the report model and the
-// properties table derived from it), bench/render (terminal, markdown, SVG: they read
-// the report model only) and bench/transporttest (the suite every transport passes).
+// (transports.go: RegisterTransport, Caps); the experiment registry
+// (experiments.go) and the experiments. Beside it, each with one job:
+//
+//   - bench/wire: the message header every message carries, and how a receiver
+//     accepts or rejects a message;
+//   - bench/metrics: sequence accounting, RFC 3550 jitter, HDR latency histograms,
+//     CPU per GB;
+//   - bench/report: the report model and the properties table derived from it;
+//   - bench/render: terminal, markdown, SVG (they read the report model only);
+//   - bench/transporttest: the suite every transport passes;
+//   - bench/lab: the emulated link; bench/remote and bench/farend: the two-host
+//     protocol and its server side.
 //
 // # Experiments
 //
@@ -27,7 +34,7 @@
 // figures (TCP_INFO, receive-buffer drops, granted buffer sizes) come through small
 // capability interfaces checked with a type assertion.
 //
-// Every message carries a 48-byte header (header.go) with the run id, flow id, a 64-bit
+// Every message carries a 48-byte header (bench/wire) with the run id, flow id, a 64-bit
 // sequence number, the send time and CRC32C checksums. Receivers decode every message;
 // a short, foreign or corrupt one is counted, never trusted and never a panic.
 //

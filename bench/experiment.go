@@ -17,6 +17,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // An outcome is what one cell measured.
@@ -50,7 +51,7 @@ type runEnv struct {
 	drain    time.Duration
 	timeout  time.Duration
 	batch    int           // most messages per Send/Recv call
-	verify   Verify        // what receivers check of each message (--verify)
+	verify   wire.Verify   // what receivers check of each message (--verify)
 	lab      *lab.Lab      // the emulated link, in lab runs; nil on loopback
 	linkRate float64       // the emulated link's rate, client to server, bits/s; 0 = unlimited or no lab
 	linkIdle time.Duration // the longest wait for the emulated link to be idle at a cell's edges

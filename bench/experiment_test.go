@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // testEnv is a run environment for one test, on an ephemeral loopback port.
@@ -59,8 +60,8 @@ type impaired struct {
 func (t *impaired) Send(msgs [][]byte) (int, error) {
 	var out [][]byte
 	for _, m := range msgs {
-		h, err := DecodeHeader(m)
-		if err != nil || (h.Kind != KindData && h.Kind != KindRequest) {
+		h, err := wire.DecodeHeader(m)
+		if err != nil || (h.Kind != wire.KindData && h.Kind != wire.KindRequest) {
 			out = append(out, m)
 			continue
 		}
@@ -69,7 +70,7 @@ func (t *impaired) Send(msgs [][]byte) (int, error) {
 			continue
 		case t.n.dup[h.Seq]:
 			out = append(out, m, m)
-		case t.n.corrupt[h.Seq] && len(m) > HeaderLen:
+		case t.n.corrupt[h.Seq] && len(m) > wire.HeaderLen:
 			c := append([]byte(nil), m...)
 			c[len(c)-1] ^= 0x10
 			out = append(out, c)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
@@ -170,7 +171,7 @@ type fanout struct {
 type fanRx struct {
 	t   Transport
 	seq metrics.SeqTracker
-	rejects
+	wire.Rejects
 	firstSendNs, lastRecvNs int64
 	done                    bool // every message arrived
 }
@@ -306,9 +307,9 @@ func (f *fanout) run(ctx context.Context) (outcome, error) {
 		m.DupMsgs += c.Duplicates
 		m.ReorderedMsgs += c.Reordered
 		m.ReorderExtent = max(m.ReorderExtent, c.MaxReorderExtent)
-		m.CorruptMsgs += r.corrupt
-		m.MalformedMsgs += r.malformed
-		m.ForeignMsgs += r.foreign
+		m.CorruptMsgs += r.Corrupt
+		m.MalformedMsgs += r.Malformed
+		m.ForeignMsgs += r.Foreign
 		m.LostMsgs += f.count - min(c.Unique, f.count)
 		unique += c.Unique
 		if i == 0 || c.Unique < minU {
@@ -394,9 +395,9 @@ func (f *fanout) send(ctx context.Context) error {
 	bufs := makeBufs(batch, f.size)
 	out := make([][]byte, batch)
 	for _, b := range bufs {
-		FillPayload(b[HeaderLen:], f.e.seed, 0)
+		wire.FillPayload(b[wire.HeaderLen:], f.e.seed, 0)
 	}
-	pcrc := PayloadCRC(bufs[0][HeaderLen:])
+	pcrc := wire.PayloadCRC(bufs[0][wire.HeaderLen:])
 	tt := newTimetable(f.e.now(), f.perSec)
 	f.firstNs = tt.start
 	var seq uint64
@@ -412,7 +413,7 @@ func (f *fanout) send(ctx context.Context) error {
 		k := int(min(uint64(batch), due-seq))
 		now := f.e.now()
 		for i := range k {
-			PutHeader(bufs[i], Header{Kind: KindData, Run: f.e.run, Len: uint32(f.size), Seq: seq + uint64(i), SendNs: now, PayloadCRC: pcrc})
+			wire.PutHeader(bufs[i], wire.Header{Kind: wire.KindData, Run: f.e.run, Len: uint32(f.size), Seq: seq + uint64(i), SendNs: now, PayloadCRC: pcrc})
 			out[i] = bufs[i]
 		}
 		for c, t := range f.senders {
@@ -471,7 +472,7 @@ func (f *fanout) receive(ctx context.Context, r *fanRx) error {
 			case isClosed(err):
 				return nil
 			case isOversize(err):
-				r.malformed++ // too large for its buffer: not one of ours
+				r.Malformed++ // too large for its buffer: not one of ours
 			default:
 				return err
 			}
@@ -481,12 +482,12 @@ func (f *fanout) receive(ctx context.Context, r *fanRx) error {
 }
 
 func (f *fanout) account(r *fanRx, msg []byte, now int64) {
-	h, ok := r.accept(msg, f.e)
+	h, ok := r.Accept(msg, f.e.run, f.e.verify)
 	if !ok {
 		return
 	}
-	if h.Flow != 0 || h.Kind != KindData {
-		r.foreign++
+	if h.Flow != 0 || h.Kind != wire.KindData {
+		r.Foreign++
 		return
 	}
 	r.seq.Add(h.Seq)

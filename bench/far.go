@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // A Far runs the server half of cells on another host (remote mode: tcpvsudp serve
@@ -68,7 +69,7 @@ type FarSpec struct {
 	Batch int
 	// Verify is what the far end's receivers check of each message (--verify); the
 	// runner sets it on every spec as it does Net.
-	Verify Verify
+	Verify wire.Verify
 
 	// A slow receiver (slow-receiver runs a stream so): the far receiver asks for a
 	// RecvBuffer-byte receive buffer on its endpoints (0 = leave it), reads no faster
@@ -174,8 +175,8 @@ func MeasureServerHalf(serve func() (FarResult, error)) (FarResult, error) {
 // t to its sender, unchanged, until ctx ends or t is closed. size is the largest
 // message; batch the most messages per call.
 func ServeEcho(ctx context.Context, t Transport, size, batch int) error {
-	if size < HeaderLen {
-		return fmt.Errorf("bench: ServeEcho: size must be at least %d bytes, got %d", HeaderLen, size)
+	if size < wire.HeaderLen {
+		return fmt.Errorf("bench: ServeEcho: size must be at least %d bytes, got %d", wire.HeaderLen, size)
 	}
 	return echo(ctx, t, max(1, batch), size)
 }

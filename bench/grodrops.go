@@ -3,6 +3,7 @@ package bench
 import (
 	"sync"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
@@ -114,7 +115,7 @@ func (g *groGaps) packets(views [][]byte, pkts []udp.Packet) {
 // packet follows one packet of n datagrams, first to last, that carried the
 // socket's drop counter drops.
 func (g *groGaps) packet(first, last []byte, n int, drops uint32) {
-	h, err := DecodeHeader(first)
+	h, err := wire.DecodeHeader(first)
 	if err != nil || h.Run != g.run || int(h.Flow) >= len(g.flows) {
 		return
 	}
@@ -124,11 +125,11 @@ func (g *groGaps) packet(first, last []byte, n int, drops uint32) {
 	if int32(drops-f.last) > 0 { // the counter wraps: compare by difference
 		f.last = drops
 	}
-	if h.Kind != KindData {
+	if h.Kind != wire.KindData {
 		return
 	}
 	end := h.Seq + uint64(n) - 1 // a packet is consecutive datagrams, unless the path lost some inside it
-	if hl, err := DecodeHeader(last); err == nil && hl.Run == g.run && hl.Flow == h.Flow && hl.Kind == KindData && hl.Seq >= h.Seq {
+	if hl, err := wire.DecodeHeader(last); err == nil && hl.Run == g.run && hl.Flow == h.Flow && hl.Kind == wire.KindData && hl.Seq >= h.Seq {
 		end = hl.Seq
 	}
 	if h.Seq > f.next && (int32(drops-from) > 0 || g.advancedSince(from)) {

@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
 // gapMsgs builds the intact data messages seq first..first+n-1 of flow, size bytes
 // each, of run.
-func gapMsgs(run uint64, kind Kind, flow uint32, first uint64, n, size int) [][]byte {
+func gapMsgs(run uint64, kind wire.Kind, flow uint32, first uint64, n, size int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
 		m := make([]byte, size)
-		FillPayload(m[HeaderLen:], 7, flow)
-		PutHeader(m, Header{Kind: kind, Run: run, Flow: flow, Len: uint32(size), Seq: first + uint64(i), PayloadCRC: PayloadCRC(m[HeaderLen:])})
+		wire.FillPayload(m[wire.HeaderLen:], 7, flow)
+		wire.PutHeader(m, wire.Header{Kind: kind, Run: run, Flow: flow, Len: uint32(size), Seq: first + uint64(i), PayloadCRC: wire.PayloadCRC(m[wire.HeaderLen:])})
 		out[i] = m
 	}
 	return out
@@ -32,7 +33,7 @@ func gapMsgs(run uint64, kind Kind, flow uint32, first uint64, n, size int) [][]
 func TestGroGapsKnownAnswers(t *testing.T) {
 	const run = 99
 	type pkt struct {
-		kind  Kind
+		kind  wire.Kind
 		flow  uint32
 		first uint64
 		n     int
@@ -47,26 +48,26 @@ func TestGroGapsKnownAnswers(t *testing.T) {
 		final uint32
 		want  uint64
 	}{
-		{"none lost", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 64, 64, 0, 0}}, []int64{128}, 0, 0},
-		{"one super-packet dropped", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 128, 64, 1, 0}}, []int64{192}, 1, 64},
-		{"counter up by 2 across one hole", 0, []pkt{{KindData, 0, 0, 46, 0, 0}, {KindData, 0, 64, 46, 2, 0}}, []int64{110}, 2, 18},
-		{"a network hole", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 70, 58, 0, 0}}, []int64{128}, 0, 0},
-		{"a hole inside a packet is the network's", 0, []pkt{{KindData, 0, 0, 10, 0, 0}}, []int64{10}, 0, 0},
-		{"tail dropped", 0, []pkt{{KindData, 0, 0, 64, 0, 0}}, []int64{192}, 2, 128},
-		{"tail lost elsewhere", 0, []pkt{{KindData, 0, 0, 64, 0, 0}}, []int64{100}, 0, 0},
-		{"tail unknown", 0, []pkt{{KindData, 0, 0, 64, 0, 0}}, []int64{-1}, 2, 0},
-		{"first data dropped", 5, []pkt{{KindData, 0, 64, 64, 6, 0}}, []int64{128}, 6, 64},
-		{"warm-up drops before data", 0, []pkt{{KindWarmup, 0, 0, 64, 0, 0}, {KindWarmup, 0, 128, 64, 1, 0}, {KindData, 0, 0, 64, 1, 0}}, []int64{64}, 1, 0},
+		{"none lost", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}, {wire.KindData, 0, 64, 64, 0, 0}}, []int64{128}, 0, 0},
+		{"one super-packet dropped", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}, {wire.KindData, 0, 128, 64, 1, 0}}, []int64{192}, 1, 64},
+		{"counter up by 2 across one hole", 0, []pkt{{wire.KindData, 0, 0, 46, 0, 0}, {wire.KindData, 0, 64, 46, 2, 0}}, []int64{110}, 2, 18},
+		{"a network hole", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}, {wire.KindData, 0, 70, 58, 0, 0}}, []int64{128}, 0, 0},
+		{"a hole inside a packet is the network's", 0, []pkt{{wire.KindData, 0, 0, 10, 0, 0}}, []int64{10}, 0, 0},
+		{"tail dropped", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}}, []int64{192}, 2, 128},
+		{"tail lost elsewhere", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}}, []int64{100}, 0, 0},
+		{"tail unknown", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}}, []int64{-1}, 2, 0},
+		{"first data dropped", 5, []pkt{{wire.KindData, 0, 64, 64, 6, 0}}, []int64{128}, 6, 64},
+		{"warm-up drops before data", 0, []pkt{{wire.KindWarmup, 0, 0, 64, 0, 0}, {wire.KindWarmup, 0, 128, 64, 1, 0}, {wire.KindData, 0, 0, 64, 1, 0}}, []int64{64}, 1, 0},
 		{"other flow's drop", 0, []pkt{
-			{KindData, 0, 0, 10, 0, 0}, {KindData, 1, 0, 10, 0, 0}, {KindData, 1, 20, 10, 1, 0}, {KindData, 0, 10, 10, 1, 0},
+			{wire.KindData, 0, 0, 10, 0, 0}, {wire.KindData, 1, 0, 10, 0, 0}, {wire.KindData, 1, 20, 10, 1, 0}, {wire.KindData, 0, 10, 10, 1, 0},
 		}, []int64{20, 30}, 1, 10},
-		{"counter wraps", 0xfffffffe, []pkt{{KindData, 0, 0, 64, 0xfffffffe, 0}, {KindData, 0, 128, 64, 1, 0}}, []int64{192}, 1, 64},
-		{"an older counter is no advance", 3, []pkt{{KindData, 0, 0, 64, 3, 0}, {KindData, 0, 64, 64, 2, 0}, {KindData, 0, 200, 8, 3, 0}}, []int64{208}, 3, 0},
-		{"a count read after the drops behind the packet", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 64, 64, 5, 0}, {KindData, 0, 448, 64, 5, 0}}, []int64{512}, 5, 320},
-		{"a path hole one packet after a socket hole counts as the socket's", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 128, 64, 1, 0}, {KindData, 0, 200, 64, 1, 0}}, []int64{264}, 1, 64 + 8},
-		{"a path hole two packets after is the path's", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 128, 64, 1, 0}, {KindData, 0, 192, 64, 1, 0}, {KindData, 0, 260, 4, 1, 0}}, []int64{264}, 1, 64},
-		{"corrupt first datagram: packet skipped", 0, []pkt{{KindData, 0, 0, 64, 0, 0}, {KindData, 0, 64, 64, 0, 1}, {KindData, 0, 128, 64, 0, 0}}, []int64{192}, 0, 0},
-		{"corrupt last datagram: packet counted", 0, []pkt{{KindData, 0, 0, 64, 0, 2}, {KindData, 0, 128, 64, 1, 0}}, []int64{192}, 1, 64},
+		{"counter wraps", 0xfffffffe, []pkt{{wire.KindData, 0, 0, 64, 0xfffffffe, 0}, {wire.KindData, 0, 128, 64, 1, 0}}, []int64{192}, 1, 64},
+		{"an older counter is no advance", 3, []pkt{{wire.KindData, 0, 0, 64, 3, 0}, {wire.KindData, 0, 64, 64, 2, 0}, {wire.KindData, 0, 200, 8, 3, 0}}, []int64{208}, 3, 0},
+		{"a count read after the drops behind the packet", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}, {wire.KindData, 0, 64, 64, 5, 0}, {wire.KindData, 0, 448, 64, 5, 0}}, []int64{512}, 5, 320},
+		{"a path hole one packet after a socket hole counts as the socket's", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}, {wire.KindData, 0, 128, 64, 1, 0}, {wire.KindData, 0, 200, 64, 1, 0}}, []int64{264}, 1, 64 + 8},
+		{"a path hole two packets after is the path's", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}, {wire.KindData, 0, 128, 64, 1, 0}, {wire.KindData, 0, 192, 64, 1, 0}, {wire.KindData, 0, 260, 4, 1, 0}}, []int64{264}, 1, 64},
+		{"corrupt first datagram: packet skipped", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 0}, {wire.KindData, 0, 64, 64, 0, 1}, {wire.KindData, 0, 128, 64, 0, 0}}, []int64{192}, 0, 0},
+		{"corrupt last datagram: packet counted", 0, []pkt{{wire.KindData, 0, 0, 64, 0, 2}, {wire.KindData, 0, 128, 64, 1, 0}}, []int64{192}, 1, 64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &groGaps{run: run, flows: make([]gapFlow, len(tc.sent))}
@@ -77,7 +78,7 @@ func TestGroGapsKnownAnswers(t *testing.T) {
 				msgs := gapMsgs(run, p.kind, p.flow, p.first, p.n, 64)
 				switch p.bad {
 				case 1:
-					msgs[0][HeaderLen] ^= 1
+					msgs[0][wire.HeaderLen] ^= 1
 					msgs[0][30] ^= 1 // the header's seq: its CRC fails
 				case 2:
 					msgs[p.n-1][30] ^= 1
@@ -165,7 +166,7 @@ func TestStreamGROCorruptInSuperPacket(t *testing.T) {
 			var wg sync.WaitGroup
 			var serr error
 			wg.Go(func() { serr = rx.serve(ctx, srv) })
-			msgs := gapMsgs(e.run, KindData, 0, 0, 64, p.Size)
+			msgs := gapMsgs(e.run, wire.KindData, 0, 0, 64, p.Size)
 			if tc.header {
 				msgs[tc.corrupt][30] ^= 0x40
 			} else {
@@ -187,9 +188,9 @@ func TestStreamGROCorruptInSuperPacket(t *testing.T) {
 			}
 			tot := rx.totals()
 			drops, pkts := rx.datagramDrops(0)
-			t.Logf("received %d unique %d corrupt %d; socket drops %d datagrams (%v packets)", tot.received, tot.unique, tot.corrupt, drops, deref(pkts))
-			if tot.unique != 63 || tot.received != 63 || tot.corrupt != 1 || tot.dups != 0 || tot.reordered != 0 {
-				t.Errorf("received %d, unique %d, corrupt %d, dups %d, reordered %d; want 63, 63, 1, 0, 0", tot.received, tot.unique, tot.corrupt, tot.dups, tot.reordered)
+			t.Logf("received %d unique %d corrupt %d; socket drops %d datagrams (%v packets)", tot.received, tot.unique, tot.Corrupt, drops, deref(pkts))
+			if tot.unique != 63 || tot.received != 63 || tot.Corrupt != 1 || tot.dups != 0 || tot.reordered != 0 {
+				t.Errorf("received %d, unique %d, corrupt %d, dups %d, reordered %d; want 63, 63, 1, 0, 0", tot.received, tot.unique, tot.Corrupt, tot.dups, tot.reordered)
 			}
 			if pkts == nil || drops != 0 {
 				t.Errorf("socket drops %d datagrams (packets %v): want the GRO receiver's 0", drops, deref(pkts))
@@ -223,12 +224,12 @@ func TestStreamGROReceiveAllocs(t *testing.T) {
 			gaps := newGroGaps(srv, e.run, 1)
 			flows := make([]*flowRx, 1)
 			var local rxTotals
-			msgs := gapMsgs(e.run, KindData, 0, 0, 64, size)
+			msgs := gapMsgs(e.run, wire.KindData, 0, 0, 64, size)
 			seq := uint64(0)
 			var failed error
 			allocs := testing.AllocsPerRun(100, func() {
 				for i, m := range msgs {
-					PutHeader(m, Header{Kind: KindData, Run: e.run, Flow: 0, Len: uint32(size), Seq: seq + uint64(i), PayloadCRC: PayloadCRC(m[HeaderLen:])})
+					wire.PutHeader(m, wire.Header{Kind: wire.KindData, Run: e.run, Flow: 0, Len: uint32(size), Seq: seq + uint64(i), PayloadCRC: wire.PayloadCRC(m[wire.HeaderLen:])})
 				}
 				seq += uint64(len(msgs))
 				if n, err := cli.Send(msgs); n != len(msgs) || err != nil {
@@ -254,8 +255,8 @@ func TestStreamGROReceiveAllocs(t *testing.T) {
 			if allocs != 0 {
 				t.Errorf("a GRO stream receive of %d messages: %v allocations, want 0", len(msgs), allocs)
 			}
-			if c := flows[0].seq.Counts(); c.Unique != seq || local.corrupt != 0 {
-				t.Errorf("unique %d corrupt %d, want %d 0", c.Unique, local.corrupt, seq)
+			if c := flows[0].seq.Counts(); c.Unique != seq || local.Corrupt != 0 {
+				t.Errorf("unique %d corrupt %d, want %d 0", c.Unique, local.Corrupt, seq)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // ioModes are the ways a run can move messages, each of which must give the same
@@ -39,9 +40,9 @@ func TestStreamKnownAnswerIOModes(t *testing.T) {
 			if transport == "tcp" && mode.net.NoGSO {
 				continue
 			}
-			for _, verify := range []Verify{VerifyPayloadCRC, VerifyHeaderCRC} {
+			for _, verify := range []wire.Verify{wire.VerifyPayloadCRC, wire.VerifyHeaderCRC} {
 				want := answer{recv: 8, corrupt: 1, lost: 3, unique: 7}
-				if verify == VerifyHeaderCRC {
+				if verify == wire.VerifyHeaderCRC {
 					want = answer{recv: 9, corrupt: 0, lost: 2, unique: 8}
 				}
 				t.Run(fmt.Sprintf("%s/%s/verify=%v", transport, mode.name, verify), func(t *testing.T) {

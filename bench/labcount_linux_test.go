@@ -14,6 +14,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // TestLabDroppedBeforeLinkCapture checks "dropped before the link" against packet
@@ -109,7 +110,7 @@ func startDataCapture(tb testing.TB, in func(func() error) error, pktType uint8)
 			{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 9},
 			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 3, K: unix.IPPROTO_UDP},
 			{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 20 + 8 + 5},
-			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: uint32(KindData)},
+			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: uint32(wire.KindData)},
 			{Code: unix.BPF_RET | unix.BPF_K, K: 96},
 			{Code: unix.BPF_RET | unix.BPF_K, K: 0},
 		}

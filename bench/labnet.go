@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // labNetwork opens the server end in the lab's server namespace and the client end in
@@ -63,8 +64,8 @@ func (n labNetwork) withBuffers(recv, send int) Network {
 // classifyData tells the emulator which UDP payloads are one tcpvsudp message each
 // that the receiver accounts (data and requests), and their flow.
 func classifyData(payload []byte) (flow uint32, data bool) {
-	h, err := DecodeHeader(payload)
-	if err != nil || (h.Kind != KindData && h.Kind != KindRequest) {
+	h, err := wire.DecodeHeader(payload)
+	if err != nil || (h.Kind != wire.KindData && h.Kind != wire.KindRequest) {
 		return 0, false
 	}
 	return h.Flow, true

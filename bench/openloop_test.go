@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // stallNetwork wraps a real Network: its client's Recv sleeps once, for stall,
@@ -42,7 +43,7 @@ func (t *stalled) Recv(bufs [][]byte, sizes []int) (int, error) {
 	}
 	n, err := t.Transport.Recv(bufs, sizes)
 	for i := 0; i < n; i++ {
-		if h, derr := DecodeHeader(bufs[i][:sizes[i]]); derr == nil && h.Kind == KindRequest {
+		if h, derr := wire.DecodeHeader(bufs[i][:sizes[i]]); derr == nil && h.Kind == wire.KindRequest {
 			t.replies++
 		}
 	}
@@ -147,7 +148,7 @@ type clocked struct {
 
 func (t *clocked) Send(msgs [][]byte) (int, error) {
 	for _, m := range msgs {
-		if h, err := DecodeHeader(m); err == nil && h.Kind == KindRequest {
+		if h, err := wire.DecodeHeader(m); err == nil && h.Kind == wire.KindRequest {
 			*t.at = append(*t.at, h.SendNs)
 		}
 	}

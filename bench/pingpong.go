@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
@@ -55,7 +56,7 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p report.Params) (r
 		if p.Count == 0 && !time.Now().Before(until) {
 			break
 		}
-		if err := c.roundTrip(t, KindRequest, &m, lat, -1); err != nil {
+		if err := c.roundTrip(t, wire.KindRequest, &m, lat, -1); err != nil {
 			return report.Metrics{}, nil, err
 		}
 	}
@@ -112,7 +113,7 @@ func warmUp(ctx context.Context, e *runEnv, t Transport, size int) (*requester, 
 	c := newRequester(e, size)
 	var warm report.Metrics
 	for until := time.Now().Add(e.warmup); e.warmup > 0 && time.Now().Before(until) && ctx.Err() == nil; {
-		if err := c.roundTrip(t, KindWarmup, &warm, nil, -1); err != nil {
+		if err := c.roundTrip(t, wire.KindWarmup, &warm, nil, -1); err != nil {
 			return nil, stopWatch, fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -132,8 +133,8 @@ type requester struct {
 
 func newRequester(e *runEnv, size int) *requester {
 	c := &requester{e: e, req: make([]byte, size), resp: makeBufs(1, size), out: make([][]byte, 1), size: make([]int, 1)}
-	FillPayload(c.req[HeaderLen:], e.seed, 0)
-	c.pcrc = PayloadCRC(c.req[HeaderLen:])
+	wire.FillPayload(c.req[wire.HeaderLen:], e.seed, 0)
+	c.pcrc = wire.PayloadCRC(c.req[wire.HeaderLen:])
 	return c
 }
 
@@ -141,14 +142,14 @@ func newRequester(e *runEnv, size int) *requester {
 // counts in m.Timeouts; a reply to an earlier request counts in m.LateMsgs and the
 // wait goes on. lat, when not nil, records the time from `from` (ns since the
 // epoch; negative means the send) to the reply.
-func (c *requester) roundTrip(t Transport, kind Kind, m *report.Metrics, lat *metrics.Latency, from int64) error {
+func (c *requester) roundTrip(t Transport, kind wire.Kind, m *report.Metrics, lat *metrics.Latency, from int64) error {
 	seq := c.seq
 	c.seq++
 	sent := c.e.now()
 	if from < 0 {
 		from = sent
 	}
-	PutHeader(c.req, Header{Kind: kind, Run: c.e.run, Len: uint32(len(c.req)), Seq: seq, SendNs: sent, PayloadCRC: c.pcrc})
+	wire.PutHeader(c.req, wire.Header{Kind: kind, Run: c.e.run, Len: uint32(len(c.req)), Seq: seq, SendNs: sent, PayloadCRC: c.pcrc})
 	c.out[0] = c.req
 	m.SentMsgs++
 	if _, err := t.Send(c.out); err != nil {
@@ -167,9 +168,9 @@ func (c *requester) roundTrip(t Transport, kind Kind, m *report.Metrics, lat *me
 		n, err := t.Recv(c.resp, c.size)
 		if n > 0 {
 			now := c.e.now()
-			var rj rejects
-			h, ok := rj.accept(c.resp[0][:c.size[0]], c.e)
-			rj.addTo(m)
+			var rj wire.Rejects
+			h, ok := rj.Accept(c.resp[0][:c.size[0]], c.e.run, c.e.verify)
+			rj.AddTo(m)
 			switch {
 			case !ok:
 			case h.Seq != seq:
@@ -359,7 +360,7 @@ func (o *openLoop) send(ctx context.Context, c *requester) error {
 		o.maxLag = max(o.maxLag, now-at)
 		o.sumLag += now - at
 		o.lastSend = now
-		PutHeader(c.req, Header{Kind: KindRequest, Run: o.e.run, Len: uint32(len(c.req)), Seq: i, SendNs: now, PayloadCRC: c.pcrc})
+		wire.PutHeader(c.req, wire.Header{Kind: wire.KindRequest, Run: o.e.run, Len: uint32(len(c.req)), Seq: i, SendNs: now, PayloadCRC: c.pcrc})
 		c.out[0] = c.req
 		if _, err := o.t.Send(c.out); err != nil {
 			if isDatagramRefusal(err) {
@@ -406,14 +407,14 @@ func (o *openLoop) receive(ctx context.Context, size int) error {
 		o.sweep(now) // whatever expired while we waited is lost, even if its reply is here
 		for i := 0; i < k; i++ {
 			msg := bufs[i][:sizes[i]]
-			var rj rejects
-			h, ok := rj.accept(msg, o.e)
-			rj.addTo(&o.m)
+			var rj wire.Rejects
+			h, ok := rj.Accept(msg, o.e.run, o.e.verify)
+			rj.AddTo(&o.m)
 			switch {
 			case !ok:
-			case h.Kind == KindWarmup:
+			case h.Kind == wire.KindWarmup:
 				// a warm-up straggler: outside the measurement and its sequence space
-			case h.Kind != KindRequest || h.Seq >= o.n:
+			case h.Kind != wire.KindRequest || h.Seq >= o.n:
 				o.m.MalformedMsgs++
 			case h.Seq < o.next:
 				o.m.LateMsgs++ // already answered or counted lost

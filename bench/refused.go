@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 func init() {
@@ -75,8 +76,8 @@ func refusedAt(ctx context.Context, e *runEnv, nw Network, p report.Params, addr
 	obs := map[string]any{report.ObsAddress.Key(): addr}
 	var m report.Metrics
 	msg := make([]byte, p.Size)
-	FillPayload(msg[HeaderLen:], e.seed, 0)
-	PutHeader(msg, Header{Kind: KindRequest, Run: e.run, Len: uint32(p.Size), PayloadCRC: PayloadCRC(msg[HeaderLen:])})
+	wire.FillPayload(msg[wire.HeaderLen:], e.seed, 0)
+	wire.PutHeader(msg, wire.Header{Kind: wire.KindRequest, Run: e.run, Len: uint32(p.Size), PayloadCRC: wire.PayloadCRC(msg[wire.HeaderLen:])})
 
 	start := time.Now()
 	t, err := nw.Dial(ctx, addr)
@@ -207,11 +208,11 @@ const refusedAsks = 5
 // of the run, answered by the same message as a reply whose seq is the port. It asks
 // up to refusedAsks times, each waiting e.timeout.
 func askClosedPort(e *runEnv, t Transport) (uint16, error) {
-	req := make([]byte, HeaderLen)
+	req := make([]byte, wire.HeaderLen)
 	bufs, sizes := makeBufs(1, 64<<10), make([]int, 1)
 	var last error
 	for ask := range uint64(refusedAsks) {
-		PutHeader(req, Header{Kind: KindRequest, Run: e.run, Len: HeaderLen, Seq: ask, SendNs: e.now(), PayloadCRC: PayloadCRC(nil)})
+		wire.PutHeader(req, wire.Header{Kind: wire.KindRequest, Run: e.run, Len: wire.HeaderLen, Seq: ask, SendNs: e.now(), PayloadCRC: wire.PayloadCRC(nil)})
 		if _, err := t.Send([][]byte{req}); err != nil {
 			return 0, fmt.Errorf("send request %d: %w", ask, err)
 		}
@@ -222,12 +223,12 @@ func askClosedPort(e *runEnv, t Transport) (uint16, error) {
 		for range 64 { // bounded: stray messages cannot hold it
 			n, err := t.Recv(bufs, sizes)
 			if n > 0 {
-				h, derr := DecodeHeader(bufs[0][:sizes[0]])
+				h, derr := wire.DecodeHeader(bufs[0][:sizes[0]])
 				switch {
 				case derr != nil:
 					last = derr
 					continue
-				case h.Kind != KindReply || h.Run != e.run:
+				case h.Kind != wire.KindReply || h.Run != e.run:
 					last = fmt.Errorf("a %v message of run %x, want a reply of run %x", h.Kind, h.Run, e.run)
 					continue
 				case h.Seq == 0 || h.Seq > 65535:
@@ -253,16 +254,16 @@ func askClosedPort(e *runEnv, t Transport) (uint16, error) {
 // (so an answer is never larger than what asked for it), and ignores anything else,
 // until ctx ends or t is closed. size is the largest message.
 func ServeRefused(ctx context.Context, t Transport, size int, port uint16) error {
-	if size < HeaderLen || port == 0 {
-		return fmt.Errorf("bench: ServeRefused: want size ≥ %d bytes and a port, got %d bytes, port %d", HeaderLen, size, port)
+	if size < wire.HeaderLen || port == 0 {
+		return fmt.Errorf("bench: ServeRefused: want size ≥ %d bytes and a port, got %d bytes, port %d", wire.HeaderLen, size, port)
 	}
 	_, err := serveMessages(ctx, t, 1, size, func(msg []byte) ([]byte, bool) {
-		h, derr := DecodeHeader(msg)
-		if derr != nil || h.Kind != KindRequest {
+		h, derr := wire.DecodeHeader(msg)
+		if derr != nil || h.Kind != wire.KindRequest {
 			return nil, false
 		}
-		h.Kind, h.Seq = KindReply, uint64(port)
-		PutHeader(msg, h)
+		h.Kind, h.Seq = wire.KindReply, uint64(port)
+		wire.PutHeader(msg, h)
 		return msg, false
 	})
 	return err

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // TestLocalServer: the in-process peer of a request/response cell serves as the far
@@ -29,7 +30,7 @@ func TestLocalServer(t *testing.T) {
 				t.Fatalf("openEcho on one host: local %v, endpoint %v; want both", rp.local, rp.t)
 			}
 			var m report.Metrics
-			err = newRequester(e, 64).roundTrip(rp.t, KindRequest, &m, nil, -1)
+			err = newRequester(e, 64).roundTrip(rp.t, wire.KindRequest, &m, nil, -1)
 			fr := rp.finish(ctx)
 			if err != nil || m.RecvMsgs != 1 {
 				t.Fatalf("round trip: err %v, %d answered; want 1", err, m.RecvMsgs)
@@ -62,7 +63,7 @@ func TestLocalServer(t *testing.T) {
 					t.Fatalf("client %d: %v", i, err)
 				}
 				var m report.Metrics
-				err = newRequester(e, 64).roundTrip(c, KindRequest, &m, nil, -1)
+				err = newRequester(e, 64).roundTrip(c, wire.KindRequest, &m, nil, -1)
 				c.Close()
 				if err != nil || m.RecvMsgs != 1 {
 					t.Fatalf("client %d: err %v, %d answered; want 1", i, err, m.RecvMsgs)
@@ -93,7 +94,7 @@ func TestLocalServer(t *testing.T) {
 		}
 		defer rp.finish(ctx)
 		var m report.Metrics
-		if err := newRequester(e, 64).roundTrip(rp.t, KindRequest, &m, nil, -1); err != nil || m.RecvMsgs != 1 {
+		if err := newRequester(e, 64).roundTrip(rp.t, wire.KindRequest, &m, nil, -1); err != nil || m.RecvMsgs != 1 {
 			t.Fatalf("round trip: err %v, %d answered; want 1", err, m.RecvMsgs)
 		}
 		addr, err := rp.remoteAddr(report.ExpClose)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
@@ -43,7 +44,7 @@ type Plan struct {
 	Timeout     time.Duration // a request unanswered this long counts as unanswered (Metrics.Timeouts); default 200 ms
 	Batch       int           // most messages per Send/Recv; default 64
 	UDPIO       []string      // the I/O modes of UDP stream cells (IOBatched, IOTextbook); default both
-	Verify      Verify        // what receivers check of each message; the zero value checks payloads too
+	Verify      wire.Verify   // what receivers check of each message; the zero value checks payloads too
 	Clients     int           // concurrent clients of the clients experiment; default 100
 	Receivers   int           // receivers of one sender in fanout; default 8
 	ReaderBps   float64       // slow-receiver's reading pace, bits/s; default 80 Mbit/s (10 MB/s)
@@ -177,8 +178,8 @@ func (p Plan) Validate() error {
 	for _, s := range p.Sizes {
 		for _, t := range p.Transports {
 			nw, _ := NetworkByName(t, p.Net)
-			if s < HeaderLen || s > nw.MaxMessage() {
-				return fmt.Errorf("--sizes: must be %d..%d for %s (the header takes %d bytes), got %d", HeaderLen, nw.MaxMessage(), t, HeaderLen, s)
+			if s < wire.HeaderLen || s > nw.MaxMessage() {
+				return fmt.Errorf("--sizes: must be %d..%d for %s (the header takes %d bytes), got %d", wire.HeaderLen, nw.MaxMessage(), t, wire.HeaderLen, s)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
@@ -101,7 +102,7 @@ func (s *stamped) RecvStamps(dst []int64) int {
 	k := min(len(dst), s.k)
 	for i := range k {
 		dst[i] = 0
-		if h, err := DecodeHeader(s.bufs[i][:s.sizes[i]]); err == nil {
+		if h, err := wire.DecodeHeader(s.bufs[i][:s.sizes[i]]); err == nil {
 			dst[i] = s.n.epoch.UnixNano() + h.SendNs + s.n.transit(h.Seq)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
@@ -243,7 +244,7 @@ func warmAll(ctx context.Context, txs []*streamTx, d time.Duration) error {
 	g, gctx := errgroup.WithContext(ctx)
 	until := time.Now().Add(d)
 	for _, tx := range txs {
-		g.Go(func() error { return tx.send(gctx, KindWarmup, 0, until) })
+		g.Go(func() error { return tx.send(gctx, wire.KindWarmup, 0, until) })
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
@@ -257,7 +258,7 @@ func sendAll(ctx context.Context, txs []*streamTx, count uint64, until time.Time
 	g, gctx := errgroup.WithContext(ctx)
 	for _, tx := range txs {
 		tx.reset()
-		g.Go(func() error { return tx.send(gctx, KindData, count, until) })
+		g.Go(func() error { return tx.send(gctx, wire.KindData, count, until) })
 	}
 	return g.Wait()
 }
@@ -341,8 +342,8 @@ type streamTx struct {
 	out    [][]byte
 	pcrc   uint32
 
-	hdr     headerStamper // writes the headers of hdrKind messages
-	hdrKind Kind          // the kind whose shared header fields bufs hold; 0 = none yet
+	hdr     wire.HeaderStamper // writes the headers of hdrKind messages
+	hdrKind wire.Kind          // the kind whose shared header fields bufs hold; 0 = none yet
 
 	seq     uint64        // next sequence number
 	sent    uint64        // messages handed to the transport, refused ones included
@@ -357,9 +358,9 @@ func newStreamTx(e *runEnv, p report.Params, flow uint32, t Transport) *streamTx
 	batch := max(1, min(e.batch, (1<<20)/p.Size))
 	tx := &streamTx{e: e, t: t, flow: flow, size: p.Size, bufs: makeBufs(batch, p.Size), out: make([][]byte, batch)}
 	for _, b := range tx.bufs {
-		FillPayload(b[HeaderLen:], e.seed, flow)
+		wire.FillPayload(b[wire.HeaderLen:], e.seed, flow)
 	}
-	tx.pcrc = PayloadCRC(tx.bufs[0][HeaderLen:])
+	tx.pcrc = wire.PayloadCRC(tx.bufs[0][wire.HeaderLen:])
 	if p.RateBps > 0 {
 		tx.perSec = p.RateBps / float64(p.Streams) / float64(p.Size*8)
 	}
@@ -376,7 +377,7 @@ func (tx *streamTx) reset() {
 // caught up rather than stretching the run: the rate over the run is the rate asked
 // for. The pacer sleeps and does not spin (unlike open-loop pingpong's): a stream's
 // contract is its rate, and a spinning sender would take a core from the receiver.
-func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until time.Time) error {
+func (tx *streamTx) send(ctx context.Context, kind wire.Kind, count uint64, until time.Time) error {
 	var tt timetable
 	if tx.perSec > 0 {
 		tt = newTimetable(tx.e.now(), tx.perSec)
@@ -408,15 +409,15 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 			k = int(min(uint64(k), due-phaseSent))
 		}
 		tx.fill(kind, k, nowNs)
-		if kind == KindData && tx.firstNs < 0 {
+		if kind == wire.KindData && tx.firstNs < 0 {
 			tx.firstNs = nowNs
 		}
 		var sendStart, sendEnd time.Time
-		if kind == KindData {
+		if kind == wire.KindData {
 			sendStart = time.Now()
 		}
 		n, err := tx.t.Send(tx.out[:k])
-		if kind == KindData {
+		if kind == wire.KindData {
 			sendEnd = time.Now()
 			tx.inSend += sendEnd.Sub(sendStart)
 		}
@@ -426,13 +427,13 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 				return fmt.Errorf("flow %d: send: %w", tx.flow, err)
 			}
 			adv++ // the refused message is sent and lost: its number is used up
-			if kind == KindData {
+			if kind == wire.KindData {
 				tx.refused++
 			}
 		}
 		tx.seq += adv
 		phaseSent += adv
-		if kind == KindData {
+		if kind == wire.KindData {
 			tx.sent += adv
 			tx.sentNow.Store(tx.sent)
 			tx.lastNs = int64(sendEnd.Sub(tx.e.epoch))
@@ -450,15 +451,15 @@ func (tx *streamTx) send(ctx context.Context, kind Kind, count uint64, until tim
 // writev). Messages of a batch leave together; a time per message would only date
 // the writing of its header. So transit times (jitter, one-way latency) run from
 // that hand-over and include the wait behind earlier messages of the same batch.
-func (tx *streamTx) fill(kind Kind, k int, sendNs int64) {
+func (tx *streamTx) fill(kind wire.Kind, k int, sendNs int64) {
 	if tx.hdrKind != kind {
-		tx.hdr = newHeaderStamper(Header{Kind: kind, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size), PayloadCRC: tx.pcrc})
+		tx.hdr = wire.NewHeaderStamper(wire.Header{Kind: kind, Run: tx.e.run, Flow: tx.flow, Len: uint32(tx.size), PayloadCRC: tx.pcrc})
 		for _, b := range tx.bufs {
-			tx.hdr.putShared(b)
+			tx.hdr.PutShared(b)
 		}
 		tx.hdrKind = kind
 	}
-	tx.hdr.stamp(tx.bufs[:k], tx.seq, sendNs)
+	tx.hdr.Stamp(tx.bufs[:k], tx.seq, sendNs)
 	copy(tx.out, tx.bufs[:k])
 }
 
@@ -506,7 +507,7 @@ type streamRx struct {
 
 type rxTotals struct {
 	received, unique, dups, reordered, extent, stale uint64
-	rejects
+	wire.Rejects
 	firstSendNs, lastRecvNs int64
 	firstRecvNs             int64 // the first data message's arrival, on the receiver's clock; -1 = none
 	jitterSum               float64
@@ -555,7 +556,7 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 	arr := newArrivals(t, batch) // kernel receive stamps, when the transport has them
 	flows := make([]*flowRx, rx.p.Streams)
 	var local rxTotals
-	local.memo = &payloadMemo{} // a flow's payloads repeat: verified by comparison once one passed its CRC
+	local.Memo = &wire.PayloadMemo{} // a flow's payloads repeat: verified by comparison once one passed its CRC
 	if rx.oneWay != nil {
 		local.oneWay = metrics.NewLatency()
 	}
@@ -616,9 +617,9 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 			case isClosed(err):
 				return nil
 			case isOversize(err):
-				local.malformed++ // a datagram too large for its buffer: counted, skipped
+				local.Malformed++ // a datagram too large for its buffer: counted, skipped
 			case isStreamBroken(err):
-				local.malformed++ // a frame too large: the stream cannot be resynchronised
+				local.Malformed++ // a frame too large: the stream cannot be resynchronised
 				return err
 			default:
 				return err
@@ -639,12 +640,12 @@ const groViews = 128
 // now (the jitter's receive time). Its unique count reaches uniqueOf at the next
 // publish.
 func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, arrival int64, kernel bool) {
-	h, ok := local.accept(msg, rx.e)
+	h, ok := local.Accept(msg, rx.e.run, rx.e.verify)
 	if !ok {
 		return
 	}
 	if int(h.Flow) >= len(flows) {
-		local.foreign++
+		local.Foreign++
 		return
 	}
 	f := flows[h.Flow]
@@ -653,7 +654,7 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 		flows[h.Flow] = f
 	}
 	switch h.Kind {
-	case KindData:
+	case wire.KindData:
 		if f.firstRecv < 0 {
 			rx.dataSeen.Store(true)
 			f.firstRecv = now
@@ -678,9 +679,9 @@ func (rx *streamRx) account(local *rxTotals, flows []*flowRx, msg []byte, now, a
 		if kernel {
 			local.kernelStamped++
 		}
-	case KindWarmup:
+	case wire.KindWarmup:
 	default:
-		local.malformed++ // a stream carries data and warm-up, nothing else
+		local.Malformed++ // a stream carries data and warm-up, nothing else
 	}
 }
 
@@ -845,9 +846,9 @@ func (rx *streamRx) merge(local *rxTotals, flows []*flowRx) {
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
 	t := &rx.tot
-	t.corrupt += local.corrupt
-	t.malformed += local.malformed
-	t.foreign += local.foreign
+	t.Corrupt += local.Corrupt
+	t.Malformed += local.Malformed
+	t.Foreign += local.Foreign
 	t.kernelStamped += local.kernelStamped
 	if local.oneWay != nil {
 		rx.oneWay.Merge(local.oneWay)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
@@ -15,13 +16,13 @@ import (
 // messages the transport accepted.
 type sendLog struct {
 	Transport
-	calls [][]Header
+	calls [][]wire.Header
 }
 
 func (s *sendLog) Send(msgs [][]byte) (int, error) {
-	hs := make([]Header, len(msgs))
+	hs := make([]wire.Header, len(msgs))
 	for i, m := range msgs {
-		h, err := DecodeHeader(m)
+		h, err := wire.DecodeHeader(m)
 		if err != nil {
 			return 0, fmt.Errorf("message %d handed to Send: %w", i, err)
 		}
@@ -46,7 +47,7 @@ func TestStreamSendTimePerBatch(t *testing.T) {
 			tx := newStreamTx(e, report.Params{Size: size, Streams: 1}, 0, log)
 			tx.reset()
 			before := e.now()
-			if err := tx.send(context.Background(), KindData, count, time.Time{}); err != nil {
+			if err := tx.send(context.Background(), wire.KindData, count, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 			after := e.now()
@@ -56,7 +57,7 @@ func TestStreamSendTimePerBatch(t *testing.T) {
 			prev := before
 			for i, call := range log.calls {
 				for j, h := range call {
-					if h.Seq != next || h.Kind != KindData {
+					if h.Seq != next || h.Kind != wire.KindData {
 						t.Fatalf("send %d message %d: %v seq %d, want data seq %d", i, j, h.Kind, h.Seq, next)
 					}
 					next++
@@ -81,7 +82,7 @@ func TestStreamSendTimePerBatch(t *testing.T) {
 					before, after, prev, tx.firstNs, log.calls[0][0].SendNs, tx.lastNs)
 			}
 			for _, m := range recvN(t, server, count, size) {
-				h, err := DecodeHeader(m)
+				h, err := wire.DecodeHeader(m)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -96,8 +97,8 @@ func TestStreamSendTimePerBatch(t *testing.T) {
 // dataMsg returns a valid data message of flow and seq for run, size bytes.
 func dataMsg(run uint64, flow uint32, seq uint64, size int) []byte {
 	m := make([]byte, size)
-	FillPayload(m[HeaderLen:], 1, flow)
-	PutHeader(m, Header{Kind: KindData, Run: run, Flow: flow, Len: uint32(size), Seq: seq, SendNs: int64(seq), PayloadCRC: PayloadCRC(m[HeaderLen:])})
+	wire.FillPayload(m[wire.HeaderLen:], 1, flow)
+	wire.PutHeader(m, wire.Header{Kind: wire.KindData, Run: run, Flow: flow, Len: uint32(size), Seq: seq, SendNs: int64(seq), PayloadCRC: wire.PayloadCRC(m[wire.HeaderLen:])})
 	return m
 }
 
@@ -191,9 +192,9 @@ func TestStreamHotPathAllocs(t *testing.T) {
 	p := report.Params{Size: 64, Streams: 1}
 	tx := newStreamTx(e, p, 0, nil)
 	tx.reset()
-	tx.fill(KindData, len(tx.bufs), e.now())
+	tx.fill(wire.KindData, len(tx.bufs), e.now())
 	if a := testing.AllocsPerRun(1000, func() {
-		tx.fill(KindData, len(tx.bufs), e.now())
+		tx.fill(wire.KindData, len(tx.bufs), e.now())
 		tx.seq += uint64(len(tx.bufs))
 	}); a != 0 {
 		t.Errorf("streamTx.fill: %v allocations per batch, want 0", a)
@@ -209,7 +210,7 @@ func TestStreamHotPathAllocs(t *testing.T) {
 	var seq uint64
 	batch := func() {
 		for _, m := range msgs {
-			PutHeader(m, Header{Kind: KindData, Run: e.run, Flow: 0, Len: 64, Seq: seq, SendNs: int64(seq), PayloadCRC: PayloadCRC(m[HeaderLen:])})
+			wire.PutHeader(m, wire.Header{Kind: wire.KindData, Run: e.run, Flow: 0, Len: 64, Seq: seq, SendNs: int64(seq), PayloadCRC: wire.PayloadCRC(m[wire.HeaderLen:])})
 			seq++
 			rx.account(&local, flows, m, int64(seq), int64(seq), true)
 		}
@@ -243,7 +244,7 @@ func TestStreamServeCompletes(t *testing.T) {
 			}()
 			tx := newStreamTx(e, p, 0, client)
 			tx.reset()
-			if err := tx.send(ctx, KindData, count, time.Time{}); err != nil {
+			if err := tx.send(ctx, wire.KindData, count, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 			rx.endFlows([]uint64{tx.sent})

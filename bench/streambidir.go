@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // A both-ways stream (Plan.Bidir, like iperf3 --bidir) is one cell with 2×Streams
@@ -32,10 +33,10 @@ const pathMarkerWait = 5 * time.Second
 // sendPathMarkers sends on each of ts its index, as a header-only KindWarmup
 // message of run e.run whose flow id is the index.
 func sendPathMarkers(e *runEnv, ts []Transport) error {
-	m := make([]byte, HeaderLen)
-	crc := PayloadCRC(nil)
+	m := make([]byte, wire.HeaderLen)
+	crc := wire.PayloadCRC(nil)
 	for i, t := range ts {
-		PutHeader(m, Header{Kind: KindWarmup, Run: e.run, Flow: uint32(i), Len: HeaderLen, SendNs: e.now(), PayloadCRC: crc})
+		wire.PutHeader(m, wire.Header{Kind: wire.KindWarmup, Run: e.run, Flow: uint32(i), Len: wire.HeaderLen, SendNs: e.now(), PayloadCRC: crc})
 		if _, err := t.Send([][]byte{m}); err != nil {
 			return fmt.Errorf("data path %d: sending its path marker: %w", i, err)
 		}
@@ -48,7 +49,7 @@ func sendPathMarkers(e *runEnv, ts []Transport) error {
 // name run, and name each index below len(ts) once.
 func orderPaths(ctx context.Context, run uint64, size int, ts []Transport) ([]Transport, error) {
 	out := make([]Transport, len(ts))
-	bufs, sizes := [][]byte{make([]byte, max(size, HeaderLen))}, []int{0}
+	bufs, sizes := [][]byte{make([]byte, max(size, wire.HeaderLen))}, []int{0}
 	deadline := time.Now().Add(pathMarkerWait)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
@@ -64,11 +65,11 @@ func orderPaths(ctx context.Context, run uint64, size int, ts []Transport) ([]Tr
 		if n == 0 {
 			return nil, fmt.Errorf("data path %d: no path marker within %v: %w", i, pathMarkerWait, cmp.Or(err, errors.New("nothing arrived")))
 		}
-		h, err := DecodeHeader(bufs[0][:sizes[0]])
+		h, err := wire.DecodeHeader(bufs[0][:sizes[0]])
 		if err != nil {
 			return nil, fmt.Errorf("data path %d: path marker: %w", i, err)
 		}
-		if h.Kind != KindWarmup || h.Run != run || int64(h.Flow) >= int64(len(ts)) || out[h.Flow] != nil {
+		if h.Kind != wire.KindWarmup || h.Run != run || int64(h.Flow) >= int64(len(ts)) || out[h.Flow] != nil {
 			return nil, fmt.Errorf("data path %d: path marker %s of run %#x for path %d: want a warmup marker of run %#x naming one of paths 0..%d once",
 				i, h.Kind, h.Run, h.Flow, run, len(ts)-1)
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // The stream's user-space cost per message, without sockets: what the sender does
@@ -29,12 +30,12 @@ func BenchmarkStreamSendBatch(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				tx.fill(KindData, streamCostBatch, e.now())
+				tx.fill(wire.KindData, streamCostBatch, e.now())
 				tx.seq += streamCostBatch
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/streamCostBatch, "ns/msg")
-			if _, err := DecodeHeader(tx.out[streamCostBatch-1]); err != nil {
+			if _, err := wire.DecodeHeader(tx.out[streamCostBatch-1]); err != nil {
 				b.Fatal(err)
 			}
 		})
@@ -57,13 +58,13 @@ func BenchmarkStreamRecvBatch(b *testing.B) {
 			tx.reset()
 			ring := makeBufs(ringMsgs, size)
 			for _, m := range ring {
-				FillPayload(m[HeaderLen:], e.seed, 0)
+				wire.FillPayload(m[wire.HeaderLen:], e.seed, 0)
 			}
 			const sendGap, transit = 50, 20_000 // ns: the messages' spacing and time in flight
 			var sendNs int64 = 1e9
 			restamp := func() {
 				for _, m := range ring {
-					PutHeader(m, Header{Kind: KindData, Run: e.run, Flow: 0, Len: uint32(size),
+					wire.PutHeader(m, wire.Header{Kind: wire.KindData, Run: e.run, Flow: 0, Len: uint32(size),
 						Seq: tx.seq, SendNs: sendNs, PayloadCRC: tx.pcrc})
 					tx.seq++
 					sendNs += sendGap
@@ -73,7 +74,7 @@ func BenchmarkStreamRecvBatch(b *testing.B) {
 			rx := newStreamRx(e, p, "udp")
 			flows := make([]*flowRx, p.Streams)
 			local := rxTotals{firstSendNs: -1, firstRecvNs: -1}
-			local.memo = &payloadMemo{} // as serve sets it
+			local.Memo = &wire.PayloadMemo{} // as serve sets it
 			arr := &arrivals{stamps: make([]int64, streamCostBatch)}
 			sizes := make([]int, streamCostBatch)
 			for i := range sizes {
@@ -105,8 +106,8 @@ func BenchmarkStreamRecvBatch(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/streamCostBatch, "ns/msg")
 			c := flows[0].seq.Counts()
-			if want := uint64(b.N) * streamCostBatch; c.Unique != want || c.Received != want || local.corrupt+local.malformed+local.foreign != 0 || rx.deliveredNow() != want {
-				b.Fatalf("accounted %+v, rejects %+v, delivered %d; want %d unique", c, local.rejects, rx.deliveredNow(), want)
+			if want := uint64(b.N) * streamCostBatch; c.Unique != want || c.Received != want || local.Corrupt+local.Malformed+local.Foreign != 0 || rx.deliveredNow() != want {
+				b.Fatalf("accounted %+v, rejects %+v, delivered %d; want %d unique", c, local.Rejects, rx.deliveredNow(), want)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // rxResult is what the receiving half reports when a stream cell ends.
@@ -219,7 +220,7 @@ func (s *StreamRx) totals() rxTotals {
 	t := rxTotals{received: s.Received, unique: s.Unique, dups: s.Dups, reordered: s.Reordered, extent: s.ReorderExtent,
 		stale: s.Stale, jitterSum: s.JitterSum, jitterFlows: s.JitterFlows, kernelStamped: s.KernelStamped,
 		firstSendNs: -1, firstRecvNs: -1}
-	t.corrupt, t.malformed, t.foreign = s.Corrupt, s.Malformed, s.Foreign
+	t.Corrupt, t.Malformed, t.Foreign = s.Corrupt, s.Malformed, s.Foreign
 	if s.RecvSpanNs > 0 {
 		t.firstRecvNs, t.lastRecvNs = 0, s.RecvSpanNs
 	}
@@ -240,9 +241,9 @@ func ServeStream(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer
 	if spec.Bidir {
 		paths *= 2
 	}
-	if spec.Run == 0 || n < 1 || len(ts) != paths || spec.Size < HeaderLen || (spec.Bidir && spec.Reverse) || (sends && spec.Count == 0 && spec.SendFor <= 0) {
+	if spec.Run == 0 || n < 1 || len(ts) != paths || spec.Size < wire.HeaderLen || (spec.Bidir && spec.Reverse) || (sends && spec.Count == 0 && spec.SendFor <= 0) {
 		return FarResult{}, fmt.Errorf("bench: ServeStream: want a run id, %d endpoints for %d streams (2 per stream both ways), size >= %d, and for senders a count or a time; got run %d, reverse %v, bidir %v, size %d, count %d, time %v",
-			len(ts), n, HeaderLen, spec.Run, spec.Reverse, spec.Bidir, spec.Size, spec.Count, spec.SendFor)
+			len(ts), n, wire.HeaderLen, spec.Run, spec.Reverse, spec.Bidir, spec.Size, spec.Count, spec.SendFor)
 	}
 	if spec.ReaderBps < 0 || spec.RecvBuffer < 0 || spec.SeriesStep < 0 || (spec.SeriesStep > 0 && spec.SeriesStep < MinSeriesStep) {
 		return FarResult{}, fmt.Errorf("bench: ServeStream: want reader pace, receive buffer >= 0 and series step 0 or >= %v; got %v bit/s, %d B, %v",
@@ -309,7 +310,7 @@ func serveStreamRx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport,
 func (r rxResult) wire() *StreamRx {
 	t := r.tot
 	sr := &StreamRx{Received: t.received, Unique: t.unique, Dups: t.dups, Reordered: t.reordered, ReorderExtent: t.extent,
-		Stale: t.stale, Corrupt: t.corrupt, Malformed: t.malformed, Foreign: t.foreign,
+		Stale: t.stale, Corrupt: t.Corrupt, Malformed: t.Malformed, Foreign: t.Foreign,
 		JitterSum: t.jitterSum, JitterFlows: t.jitterFlows, KernelStamped: t.kernelStamped,
 		DrainNs: int64(r.drain), RecvBuffer: r.recvBuffer}
 	if t.firstRecvNs >= 0 && t.lastRecvNs > t.firstRecvNs {

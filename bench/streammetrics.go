@@ -61,9 +61,9 @@ func streamMetrics(p report.Params, so streamOpts, ts txSummary, rr rxResult, dr
 	m.DupMsgs = tot.dups
 	m.ReorderedMsgs = tot.reordered
 	m.ReorderExtent = tot.extent
-	m.CorruptMsgs = tot.corrupt
-	m.MalformedMsgs = tot.malformed
-	m.ForeignMsgs = tot.foreign
+	m.CorruptMsgs = tot.Corrupt
+	m.MalformedMsgs = tot.Malformed
+	m.ForeignMsgs = tot.Foreign
 	m.RecvBytes = tot.unique * uint64(p.Size)
 	if tot.unique < m.SentMsgs {
 		m.LostMsgs = m.SentMsgs - tot.unique

@@ -27,6 +27,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
@@ -186,12 +187,12 @@ func tcpOptions(req remote.TestRequest) tcp.Options {
 // payload verification, the defaults, travel as 0 and "", so that a run without
 // socket flags asks for nothing a server without remote.CapSockets (or
 // remote.CapVerify) cannot read.
-func socketOptions(o bench.NetOptions, batch int, verify bench.Verify) remote.SocketOptions {
+func socketOptions(o bench.NetOptions, batch int, verify wire.Verify) remote.SocketOptions {
 	if batch == defaultBatch {
 		batch = 0
 	}
 	so := remote.SocketOptions{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll, Batch: batch}
-	if verify != bench.VerifyPayloadCRC {
+	if verify != wire.VerifyPayloadCRC {
 		so.Verify = verify.String()
 	}
 	return so
@@ -199,10 +200,10 @@ func socketOptions(o bench.NetOptions, batch int, verify bench.Verify) remote.So
 
 // verifyOf is what req's receivers check of each message: remote.SocketOptions.Verify,
 // checked by the session already ("" and "payload": every check).
-func verifyOf(req remote.TestRequest) bench.Verify {
-	v, err := bench.ParseVerify(req.Sockets.Verify)
+func verifyOf(req remote.TestRequest) wire.Verify {
+	v, err := wire.ParseVerify(req.Sockets.Verify)
 	if err != nil {
-		return bench.VerifyPayloadCRC // cannot happen: the session refused the request
+		return wire.VerifyPayloadCRC // cannot happen: the session refused the request
 	}
 	return v
 }
@@ -247,8 +248,8 @@ func (r Runner) Check(req remote.TestRequest) error {
 		}
 		return r.fallback().Check(req)
 	}
-	if req.Size < bench.HeaderLen {
-		return fmt.Errorf("size: %s needs at least %d bytes (its header), got %d", req.Experiment, bench.HeaderLen, req.Size)
+	if req.Size < wire.HeaderLen {
+		return fmt.Errorf("size: %s needs at least %d bytes (its header), got %d", req.Experiment, wire.HeaderLen, req.Size)
 	}
 	switch x, _ := benchExperiment(req.Experiment); x {
 	case report.ExpStream:
@@ -638,7 +639,7 @@ func (c *cell) Finish(ctx context.Context) (bench.FarResult, error) {
 	}
 	if r.Sockets != nil && r.Sockets.Verify == "" {
 		// A server that does not say predates --verify: its receivers checked every payload.
-		r.Sockets.Verify = bench.VerifyPayloadCRC.String()
+		r.Sockets.Verify = wire.VerifyPayloadCRC.String()
 	}
 	if c.data != nil { // the data path opened: both ends have endpoints to describe
 		bench.AddSends(&c.sock, c.ts)

@@ -12,6 +12,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 var testKey = []byte("farend test key, 32 bytes long!!")
@@ -396,16 +397,16 @@ func TestSocketOptionsOnTheWire(t *testing.T) {
 		name   string
 		net    bench.NetOptions
 		batch  int
-		verify bench.Verify
+		verify wire.Verify
 		zero   bool
 	}{
-		{"defaults", bench.NetOptions{}, 64, bench.VerifyPayloadCRC, true},
-		{"nodelay is not a socket option here", bench.NetOptions{NoDelay: true}, 64, bench.VerifyPayloadCRC, true},
-		{"batch 1", bench.NetOptions{}, 1, bench.VerifyPayloadCRC, false},
-		{"rcvbuf", bench.NetOptions{RecvBuffer: 1 << 20}, 64, bench.VerifyPayloadCRC, false},
-		{"no gso", bench.NetOptions{NoGSO: true}, 64, bench.VerifyPayloadCRC, false},
-		{"busy poll", bench.NetOptions{BusyPoll: true}, 64, bench.VerifyPayloadCRC, false},
-		{"verify header", bench.NetOptions{}, 64, bench.VerifyHeaderCRC, false},
+		{"defaults", bench.NetOptions{}, 64, wire.VerifyPayloadCRC, true},
+		{"nodelay is not a socket option here", bench.NetOptions{NoDelay: true}, 64, wire.VerifyPayloadCRC, true},
+		{"batch 1", bench.NetOptions{}, 1, wire.VerifyPayloadCRC, false},
+		{"rcvbuf", bench.NetOptions{RecvBuffer: 1 << 20}, 64, wire.VerifyPayloadCRC, false},
+		{"no gso", bench.NetOptions{NoGSO: true}, 64, wire.VerifyPayloadCRC, false},
+		{"busy poll", bench.NetOptions{BusyPoll: true}, 64, wire.VerifyPayloadCRC, false},
+		{"verify header", bench.NetOptions{}, 64, wire.VerifyHeaderCRC, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			so := socketOptions(tc.net, tc.batch, tc.verify)
@@ -430,12 +431,12 @@ func TestSocketOptionsOnTheWire(t *testing.T) {
 // for the default and for header-only checks, forward and reverse.
 func TestFarVerify(t *testing.T) {
 	for _, tc := range []struct {
-		verify  bench.Verify
+		verify  wire.Verify
 		reverse bool
 	}{
-		{bench.VerifyPayloadCRC, false},
-		{bench.VerifyHeaderCRC, false},
-		{bench.VerifyHeaderCRC, true},
+		{wire.VerifyPayloadCRC, false},
+		{wire.VerifyHeaderCRC, false},
+		{wire.VerifyHeaderCRC, true},
 	} {
 		far, _ := dialServer(t, remote.Limits{}) // a session's env.sockets describe its cells since it opened
 		rep, err := bench.Run(context.Background(), bench.Plan{Far: far, Experiments: []string{report.ExpStream}, Transports: []string{"tcp"},
@@ -453,7 +454,7 @@ func TestFarVerify(t *testing.T) {
 		if got, peer := rep.Env.Sockets["tcp"].Verify, rep.Env.Peer.Sockets["tcp"].Verify; rep.Config.Verify != want || got != want || peer != want {
 			t.Errorf("verify %s reverse %v: config %q, this host %q, server %q; want %q for each", want, tc.reverse, rep.Config.Verify, got, peer, want)
 		}
-		if rep.Config.PayloadsVerified() != (tc.verify == bench.VerifyPayloadCRC) {
+		if rep.Config.PayloadsVerified() != (tc.verify == wire.VerifyPayloadCRC) {
 			t.Errorf("verify %s: PayloadsVerified %v", want, rep.Config.PayloadsVerified())
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
@@ -337,10 +338,10 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	if rf.warmup < 0 {
 		return p, fmt.Errorf("--warmup: must not be negative, got %v", rf.warmup)
 	}
-	if !slices.Contains(bench.VerifyNames, rf.verify) {
-		return p, fmt.Errorf("--verify: must be %s, got %q", strings.Join(bench.VerifyNames, " or "), rf.verify)
+	if !slices.Contains(wire.VerifyNames, rf.verify) {
+		return p, fmt.Errorf("--verify: must be %s, got %q", strings.Join(wire.VerifyNames, " or "), rf.verify)
 	}
-	if p.Verify, err = bench.ParseVerify(rf.verify); err != nil {
+	if p.Verify, err = wire.ParseVerify(rf.verify); err != nil {
 		return p, err
 	}
 	if p.Net.RecvBuffer, err = parseBuffer("--rcvbuf", rf.rcvbuf); err != nil {
@@ -651,7 +652,7 @@ func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr
 		Lab:     &bench.LabConfig{Up: im, Down: im},
 		Command: fmt.Sprintf("tcpvsudp run -e %s --sizes 1024 --count %d --rate 20M --seed %d --impair '%s'", strings.Join(exps, ","), count, p.Seed, labSectionImpair),
 	}
-	if p.Verify != bench.VerifyPayloadCRC {
+	if p.Verify != wire.VerifyPayloadCRC {
 		lp.Command += " --verify " + p.Verify.String()
 	}
 	prog := newProgress(stderr, lp)

@@ -22,7 +22,7 @@ const (
 
 	// rssSlack is how much a cell's RSS in its last quarter may exceed its RSS at the
 	// end of its first quarter, in bytes. Two things grow on purpose, then stop: the
-	// sequence tracker's bitmap (bench/seq.go) fills in 8 KiB chunks up to ≈2 MiB over
+	// sequence tracker's bitmap (bench/metrics/seq.go) fills in 8 KiB chunks up to ≈2 MiB over
 	// the first 2^24 messages (≈2.5 s of TCP at 64 bytes here, ≈15 s of UDP, longer on
 	// a slower machine: all of it may fall after the first quarter), and Go's heap
 	// settles to its GC target in the first seconds. Measured here (Linux 6.18, 2

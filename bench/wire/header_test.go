@@ -1,4 +1,4 @@
-package bench
+package wire
 
 import (
 	"bytes"
@@ -228,7 +228,7 @@ func TestFillPayload(t *testing.T) {
 
 func TestHeaderAllocs(t *testing.T) {
 	msg, h := validMessage(t, 1400, sampleHeader)
-	stamper := newHeaderStamper(h)
+	stamper := NewHeaderStamper(h)
 	msgs := [][]byte{msg}
 	cases := []struct {
 		name string
@@ -246,7 +246,7 @@ func TestHeaderAllocs(t *testing.T) {
 			}
 		}},
 		{"FillPayload", func() { FillPayload(msg[HeaderLen:], 1, 1) }},
-		{"headerStamper", func() { stamper.stamp(msgs, h.Seq+1, h.SendNs+1) }},
+		{"headerStamper", func() { stamper.Stamp(msgs, h.Seq+1, h.SendNs+1) }},
 	}
 	for _, tc := range cases {
 		if n := testing.AllocsPerRun(100, tc.f); n != 0 {
@@ -268,27 +268,30 @@ func TestHeaderStamper(t *testing.T) {
 	times := []int64{0, 1, -1, 123456789, math.MaxInt64, math.MinInt64}
 	for _, sh := range shared {
 		t.Run(fmt.Sprintf("%v/run=%#x/flow=%d/len=%d", sh.Kind, sh.Run, sh.Flow, sh.Len), func(t *testing.T) {
-			hs := newHeaderStamper(Header{Kind: sh.Kind, Run: sh.Run, Flow: sh.Flow, Len: sh.Len, PayloadCRC: sh.PayloadCRC, Seq: 99, SendNs: 99})
+			hs := NewHeaderStamper(Header{Kind: sh.Kind, Run: sh.Run, Flow: sh.Flow, Len: sh.Len, PayloadCRC: sh.PayloadCRC, Seq: 99, SendNs: 99})
 			got, want := make([]byte, HeaderLen), make([]byte, HeaderLen)
-			hs.putShared(got)
+			hs.PutShared(got)
 			for _, ns := range times {
 				for _, seq := range seqs {
 					h := sh
 					h.Seq, h.SendNs = seq, ns
 					PutHeader(want, h)
-					hs.stamp([][]byte{got}, seq, ns)
+					hs.Stamp([][]byte{got}, seq, ns)
 					if !bytes.Equal(got, want) {
 						t.Fatalf("seq %#x send %d:\ngot  % x\nwant % x", seq, ns, got, want)
 					}
 				}
 			}
 			// A batch: consecutive seqs from firstSeq, one send time, carries across bytes.
-			batch := makeBufs(600, HeaderLen)
+			batch := make([][]byte, 600)
+			for i := range batch {
+				batch[i] = make([]byte, HeaderLen)
+			}
 			for _, b := range batch {
-				hs.putShared(b)
+				hs.PutShared(b)
 			}
 			for _, first := range []uint64{0, 1<<16 - 300, math.MaxUint64 - 599} {
-				hs.stamp(batch, first, 42)
+				hs.Stamp(batch, first, 42)
 				for i, b := range batch {
 					h := sh
 					h.Seq, h.SendNs = first+uint64(i), 42
@@ -310,10 +313,10 @@ func FuzzHeaderStamper(f *testing.F) {
 		h := Header{Kind: Kind(kind), Run: run, Flow: flow, Len: length, PayloadCRC: pcrc, Seq: seq, SendNs: ns}
 		want := make([]byte, HeaderLen)
 		PutHeader(want, h)
-		hs := newHeaderStamper(h)
+		hs := NewHeaderStamper(h)
 		got := make([]byte, HeaderLen)
-		hs.putShared(got)
-		hs.stamp([][]byte{got}, seq, ns)
+		hs.PutShared(got)
+		hs.Stamp([][]byte{got}, seq, ns)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%+v:\ngot  % x\nwant % x", h, got, want)
 		}

@@ -1,4 +1,4 @@
-package bench
+package wire
 
 import "testing"
 
@@ -34,7 +34,7 @@ func TestPayloadMemo(t *testing.T) {
 		{"header only", a[:HeaderLen], Header{PayloadCRC: PayloadCRC(nil)}}, {"header only again", a[:HeaderLen], Header{PayloadCRC: PayloadCRC(nil)}},
 		{"shorter than a header", a[:HeaderLen-1], ha},
 	}
-	m := &payloadMemo{}
+	m := &PayloadMemo{}
 	for _, x := range cases {
 		want := VerifyPayload(x.msg, x.h) == nil
 		if got := m.verify(x.msg, x.h); got != want {

@@ -1,4 +1,4 @@
-package bench
+package wire
 
 import (
 	"encoding/binary"
@@ -240,7 +240,7 @@ func FillPayload(p []byte, seed int64, flow uint32) {
 // is one CRC per batch (timeCRC: a batch shares its send time); L(seq) is eight
 // lookups, one per byte of seq (seqCRCTables). The result is the CRC PutHeader
 // writes, bit for bit (TestHeaderStamper).
-type headerStamper struct {
+type HeaderStamper struct {
 	shared [HeaderLen]byte  // the header with seq, send time and header CRC zero
 	crc    uint32           // CRC32C of shared[:hcrcOffset]
 	seqL   *[8][256]uint32  // seqCRCTables
@@ -249,9 +249,9 @@ type headerStamper struct {
 
 // newHeaderStamper returns the stamper of messages with h's kind, run, flow, length
 // and payload CRC; h's seq and send time are ignored.
-func newHeaderStamper(h Header) headerStamper {
+func NewHeaderStamper(h Header) HeaderStamper {
 	h.Seq, h.SendNs = 0, 0
-	var s headerStamper
+	var s HeaderStamper
 	PutHeader(s.shared[:], h)
 	binary.BigEndian.PutUint32(s.shared[hcrcOffset:], 0)
 	s.crc = crc32.Checksum(s.shared[:hcrcOffset], castagnoli)
@@ -259,21 +259,21 @@ func newHeaderStamper(h Header) headerStamper {
 	return s
 }
 
-// putShared writes the shared fields into msg[:HeaderLen]; stamp completes it.
-func (s *headerStamper) putShared(msg []byte) {
+// PutShared writes the shared fields into msg[:HeaderLen]; stamp completes it.
+func (s *HeaderStamper) PutShared(msg []byte) {
 	copy(msg[:HeaderLen], s.shared[:])
 }
 
 // timeCRC returns CRC(shared) ⊕ L(send time sendNs): the part of the header CRC
 // every message sent at sendNs shares.
-func (s *headerStamper) timeCRC(sendNs int64) uint32 {
+func (s *HeaderStamper) timeCRC(sendNs int64) uint32 {
 	binary.BigEndian.PutUint64(s.tbuf[32:], uint64(sendNs))
 	return s.crc ^ crc32.Checksum(s.tbuf[:], castagnoli) ^ zeroHeaderCRC
 }
 
-// stamp completes the headers of msgs, whose shared fields putShared wrote: msgs[i]
+// Stamp completes the headers of msgs, whose shared fields putShared wrote: msgs[i]
 // gets seq firstSeq+i, the send time sendNs, and its header CRC.
-func (s *headerStamper) stamp(msgs [][]byte, firstSeq uint64, sendNs int64) {
+func (s *HeaderStamper) Stamp(msgs [][]byte, firstSeq uint64, sendNs int64) {
 	base := s.timeCRC(sendNs)
 	t := s.seqL
 	for i, m := range msgs {

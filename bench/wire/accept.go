@@ -1,4 +1,4 @@
-package bench
+package wire
 
 import (
 	"bytes"
@@ -50,25 +50,25 @@ func ParseVerify(s string) (Verify, error) {
 	return 0, fmt.Errorf("--verify: must be payload (header and payload CRC32C, the default) or header (header only), got %q", s)
 }
 
-// rejects counts received messages that cannot be accounted, by reason.
-type rejects struct {
-	foreign   uint64 // not ours: another program's, or another run's
-	corrupt   uint64 // CRC32C mismatch, of the header or (VerifyPayloadCRC) of the payload
-	malformed uint64 // ours, but a header that breaks a rule
+// Rejects counts received messages that cannot be accounted, by reason.
+type Rejects struct {
+	Foreign   uint64 // not ours: another program's, or another run's
+	Corrupt   uint64 // CRC32C mismatch, of the header or (VerifyPayloadCRC) of the payload
+	Malformed uint64 // ours, but a header that breaks a rule
 
-	// memo, when set, remembers payloads whose CRC32C matched (the stream receiver
+	// Memo, when set, remembers payloads whose CRC32C matched (the stream receiver
 	// sets it: its flows repeat one payload); nil = compute every payload's CRC.
-	memo *payloadMemo
+	Memo *PayloadMemo
 }
 
-// payloadMemo holds a few payloads that passed the CRC32C check, with their CRC,
+// PayloadMemo holds a few payloads that passed the CRC32C check, with their CRC,
 // slot by the CRC's low bits. A payload byte for byte equal to one of them, whose
 // header carries that CRC, passes without the CRC pass: its CRC32C is the
 // remembered one, so the check's answer is the same, computed with a comparison
 // (memequal, several times faster than CRC32C). Anything else, a corrupted payload
 // among it, is checked by its CRC32C as without the memo. Owned by one receiving
 // goroutine.
-type payloadMemo struct {
+type PayloadMemo struct {
 	slot [payloadMemoSlots]struct {
 		crc uint32
 		ok  bool
@@ -81,7 +81,7 @@ type payloadMemo struct {
 const payloadMemoSlots = 16
 
 // verify is VerifyPayload's verdict on msg's payload against h, nil-error as bool.
-func (m *payloadMemo) verify(msg []byte, h Header) bool {
+func (m *PayloadMemo) verify(msg []byte, h Header) bool {
 	if len(msg) < HeaderLen {
 		return false
 	}
@@ -104,34 +104,34 @@ func (m *payloadMemo) verify(msg []byte, h Header) bool {
 // pass is a small part of the cost of receiving the message.
 const maxMemoPayload = 16 << 10
 
-// accept decodes msg, checks that it belongs to e's run and, unless e's policy is
+// Accept decodes msg, checks that it belongs to e's run and, unless e's policy is
 // VerifyHeaderCRC, that its payload is intact, and returns its header. A message that
-// fails is counted in r and accept returns false: every receiver sorts what it
+// fails is counted in r and Accept returns false: every receiver sorts what it
 // cannot use the same way.
-func (r *rejects) accept(msg []byte, e *runEnv) (Header, bool) {
+func (r *Rejects) Accept(msg []byte, run uint64, verify Verify) (Header, bool) {
 	h, err := DecodeHeader(msg)
 	switch {
 	case errors.Is(err, ErrForeign):
-		r.foreign++
+		r.Foreign++
 	case errors.Is(err, ErrCorrupt):
-		r.corrupt++
+		r.Corrupt++
 	case err != nil:
-		r.malformed++
-	case h.Run != e.run:
-		r.foreign++
-	case e.verify == VerifyPayloadCRC && r.memo == nil && VerifyPayload(msg, h) != nil:
-		r.corrupt++
-	case e.verify == VerifyPayloadCRC && r.memo != nil && !r.memo.verify(msg, h):
-		r.corrupt++
+		r.Malformed++
+	case h.Run != run:
+		r.Foreign++
+	case verify == VerifyPayloadCRC && r.Memo == nil && VerifyPayload(msg, h) != nil:
+		r.Corrupt++
+	case verify == VerifyPayloadCRC && r.Memo != nil && !r.Memo.verify(msg, h):
+		r.Corrupt++
 	default:
 		return h, true
 	}
 	return Header{}, false
 }
 
-// addTo adds the counts to a result's metrics.
-func (r rejects) addTo(m *report.Metrics) {
-	m.ForeignMsgs += r.foreign
-	m.CorruptMsgs += r.corrupt
-	m.MalformedMsgs += r.malformed
+// AddTo adds the counts to a result's metrics.
+func (r Rejects) AddTo(m *report.Metrics) {
+	m.ForeignMsgs += r.Foreign
+	m.CorruptMsgs += r.Corrupt
+	m.MalformedMsgs += r.Malformed
 }

@@ -8,77 +8,8 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
-
-// TestAcceptVerify is accept's known answer under each policy: a message whose
-// payload was changed after its CRC was computed is corrupt under VerifyPayloadCRC and
-// accepted under VerifyHeaderCRC; a changed header is corrupt under both.
-func TestAcceptVerify(t *testing.T) {
-	e := testEnv(t)
-	msg := func(mutate func(m []byte)) []byte {
-		m := make([]byte, 200)
-		FillPayload(m[HeaderLen:], 7, 0)
-		PutHeader(m, Header{Kind: KindData, Run: e.run, Len: uint32(len(m)), Seq: 3, PayloadCRC: PayloadCRC(m[HeaderLen:])})
-		if mutate != nil {
-			mutate(m)
-		}
-		return m
-	}
-	other := make([]byte, 200)
-	PutHeader(other, Header{Kind: KindData, Run: e.run + 1, Len: 200, PayloadCRC: PayloadCRC(other[HeaderLen:])})
-	tests := []struct {
-		name   string
-		msg    []byte
-		verify Verify
-		ok     bool
-		want   rejects
-	}{
-		{"intact, payload policy", msg(nil), VerifyPayloadCRC, true, rejects{}},
-		{"intact, header policy", msg(nil), VerifyHeaderCRC, true, rejects{}},
-		{"payload bit flipped, payload policy", msg(func(m []byte) { m[150] ^= 1 }), VerifyPayloadCRC, false, rejects{corrupt: 1}},
-		{"payload bit flipped, header policy", msg(func(m []byte) { m[150] ^= 1 }), VerifyHeaderCRC, true, rejects{}},
-		{"header bit flipped, payload policy", msg(func(m []byte) { m[26] ^= 1 }), VerifyPayloadCRC, false, rejects{corrupt: 1}},
-		{"header bit flipped, header policy", msg(func(m []byte) { m[26] ^= 1 }), VerifyHeaderCRC, false, rejects{corrupt: 1}},
-		{"another run, header policy", other, VerifyHeaderCRC, false, rejects{foreign: 1}},
-		{"not ours, header policy", make([]byte, 100), VerifyHeaderCRC, false, rejects{foreign: 1}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			env := *e
-			env.verify = tc.verify
-			var r rejects
-			h, ok := r.accept(tc.msg, &env)
-			if ok != tc.ok || r != tc.want {
-				t.Errorf("accept under %v: ok %v, rejects %+v; want ok %v, rejects %+v", tc.verify, ok, r, tc.ok, tc.want)
-			}
-			if ok && h.Seq != 3 {
-				t.Errorf("accepted header seq %d, want 3", h.Seq)
-			}
-		})
-	}
-}
-
-func TestParseVerify(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want Verify
-		err  bool
-	}{
-		{"", VerifyPayloadCRC, false},
-		{"payload", VerifyPayloadCRC, false},
-		{"header", VerifyHeaderCRC, false},
-		{"off", 0, true},
-		{"Payload", 0, true},
-	} {
-		got, err := ParseVerify(tc.in)
-		if (err != nil) != tc.err || (err == nil && got != tc.want) {
-			t.Errorf("ParseVerify(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
-		}
-		if err == nil && tc.in != "" && got.String() != tc.in {
-			t.Errorf("ParseVerify(%q).String() = %q", tc.in, got.String())
-		}
-	}
-}
 
 // corruptingNetwork wraps a real Network: its clients' Sends flip one payload bit of
 // the data messages whose sequence numbers are in payload, and one header bit of
@@ -106,8 +37,8 @@ func (t *corrupting) Send(msgs [][]byte) (int, error) {
 	out := make([][]byte, len(msgs))
 	for i, m := range msgs {
 		out[i] = m
-		h, err := DecodeHeader(m)
-		if err != nil || h.Kind != KindData {
+		h, err := wire.DecodeHeader(m)
+		if err != nil || h.Kind != wire.KindData {
 			continue
 		}
 		switch {
@@ -129,11 +60,11 @@ func (t *corrupting) Send(msgs [][]byte) (int, error) {
 func TestStreamVerifyKnownAnswer(t *testing.T) {
 	for _, tr := range []string{"tcp", "udp"} {
 		for _, tc := range []struct {
-			verify              Verify
+			verify              wire.Verify
 			corrupt, lost, recv uint64
 		}{
-			{VerifyPayloadCRC, 3, 3, 7},
-			{VerifyHeaderCRC, 1, 1, 9},
+			{wire.VerifyPayloadCRC, 3, 3, 7},
+			{wire.VerifyHeaderCRC, 1, 1, 9},
 		} {
 			t.Run(fmt.Sprintf("%s/verify=%v", tr, tc.verify), func(t *testing.T) {
 				nw := corruptingNetwork{Network: mustNetwork(t, tr, NetOptions{NoDelay: true}),
@@ -211,7 +142,7 @@ func TestPayloadsNotVerifiedShown(t *testing.T) {
 // BenchmarkStreamVerify runs the 128 KiB TCP stream of BenchmarkStream under each
 // --verify policy: what checking every payload's CRC32C costs the receiver.
 func BenchmarkStreamVerify(b *testing.B) {
-	for _, v := range []Verify{VerifyPayloadCRC, VerifyHeaderCRC} {
+	for _, v := range []wire.Verify{wire.VerifyPayloadCRC, wire.VerifyHeaderCRC} {
 		b.Run(fmt.Sprintf("transport=tcp/size=131072/verify=%v", v), func(b *testing.B) {
 			const size = 128 << 10
 			nw := mustNetwork(b, "tcp", NetOptions{NoDelay: true})
