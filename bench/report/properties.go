@@ -17,10 +17,29 @@ func Properties(r *Report) []Property {
 		propFlowControl, propFanout, propRetransmission, propLabOrdering, propDuplicates, propChecksum,
 		PropCongestion, PropHOL, propReliability, propOrdering, propRTT, propThroughput, propCost} {
 		if p, ok := f(r); ok {
+			if p.ByTransport == nil {
+				p.ByTransport = map[string]string{}
+			}
+			p.ByTransport["tcp"], p.ByTransport["udp"] = p.TCP, p.UDP
 			ps = append(ps, p)
 		}
 	}
 	return ps
+}
+
+// otherTransports lists, sorted, the transports other than tcp and udp with a
+// successful result of exp: the rows that are one text function over each
+// transport's results give them their own cell in Property.ByTransport.
+func otherTransports(r *Report, exp string) []string {
+	var out []string
+	for _, res := range r.Results {
+		if res.Experiment == exp && res.Transport != "tcp" && res.Transport != "udp" && res.Error == "" && !Skipped(res) &&
+			!slices.Contains(out, res.Transport) {
+			out = append(out, res.Transport)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // pick returns the successful results of one experiment and transport, in the run's
@@ -218,13 +237,22 @@ func propRTT(r *Report) (Property, bool) {
 	if !ok1 || !ok2 {
 		return Property{}, false
 	}
+	by := map[string]string{}
+	for _, tr := range otherTransports(r, ExpPingPong) {
+		rs := pick(r, ExpPingPong, tr)
+		slices.SortFunc(rs, func(a, b Result) int { return a.Params.Size - b.Params.Size })
+		if x, ok := p50(rs[:1]); ok {
+			by[tr] = fmt.Sprintf("RTT %s (p50, %d-byte messages)", nsText(x), rs[0].Params.Size)
+		}
+	}
 	return Property{
-		ID:       "rtt",
-		Property: "round-trip time",
-		Claim:    "once connected, a small request costs about the same round trip over either: the kernel path, not the protocol, dominates on one host",
-		TCP:      fmt.Sprintf("RTT %s (p50, %d-byte messages)", nsText(t), tcp[0].Params.Size),
-		UDP:      fmt.Sprintf("RTT %s (p50, %d-byte messages)", nsText(u), udp[0].Params.Size),
-		Evidence: map[string]any{"experiment": ExpPingPong, "size": tcp[0].Params.Size, "tcp_rtt_p50_ns": t, "udp_rtt_p50_ns": u},
+		ID:          "rtt",
+		ByTransport: by,
+		Property:    "round-trip time",
+		Claim:       "once connected, a small request costs about the same round trip over either: the kernel path, not the protocol, dominates on one host",
+		TCP:         fmt.Sprintf("RTT %s (p50, %d-byte messages)", nsText(t), tcp[0].Params.Size),
+		UDP:         fmt.Sprintf("RTT %s (p50, %d-byte messages)", nsText(u), udp[0].Params.Size),
+		Evidence:    map[string]any{"experiment": ExpPingPong, "size": tcp[0].Params.Size, "tcp_rtt_p50_ns": t, "udp_rtt_p50_ns": u},
 	}, true
 }
 
@@ -409,7 +437,13 @@ func obsRow(r *Report, exp, id, name, claim string, keys []ObsKey, text func(map
 	ev := map[string]any{"experiment": exp}
 	pick3(ev, "tcp", t, keys...)
 	pick3(ev, "udp", u, keys...)
-	return Property{ID: id, Property: name, Claim: claim, TCP: text(t), UDP: text(u), Evidence: ev}, true
+	by := map[string]string{}
+	for _, tr := range otherTransports(r, exp) {
+		if o := observed(r, exp, tr); o != nil {
+			by[tr] = text(o)
+		}
+	}
+	return Property{ID: id, Property: name, Claim: claim, TCP: text(t), UDP: text(u), ByTransport: by, Evidence: ev}, true
 }
 
 // pick3 copies the named observations of one transport into evidence, prefixed.

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -87,5 +88,49 @@ func TestAttachLab(t *testing.T) {
 	want := []string{"throughput=loopback ", "ordering=lab ordering (emulated link)", "duplicates=lab duplicates (emulated link)"}
 	if !slices.Equal(got, want) {
 		t.Errorf("rows %q, want %q", got, want)
+	}
+}
+
+// TestPropertiesByTransport: a third transport's results give it a cell in the rows
+// built from one text function over each transport (the RTT row and the property
+// experiments'); tcp and udp are there with the same text as the TCP and UDP fields.
+func TestPropertiesByTransport(t *testing.T) {
+	rtt := func(ns int64) *LatencyStats { return &LatencyStats{Samples: 100, P50: &ns} }
+	obs := func(at string, ns int64) map[string]any {
+		o := map[string]any{}
+		Set(o, ObsRefused, at != "")
+		Set(o, ObsRefusedAt, at)
+		Set(o, ObsDetectNs, ns)
+		Set(o, ObsWaitedNs, ns)
+		Set(o, ObsDialError, "connection refused")
+		return o
+	}
+	rep := &Report{Results: []Result{
+		{Experiment: ExpPingPong, Transport: "tcp", Params: Params{Size: 64}, Metrics: Metrics{RTT: rtt(20_000)}},
+		{Experiment: ExpPingPong, Transport: "udp", Params: Params{Size: 64}, Metrics: Metrics{RTT: rtt(18_000)}},
+		{Experiment: ExpPingPong, Transport: "unixpacket", Params: Params{Size: 1024}, Metrics: Metrics{RTT: rtt(9_000)}},
+		{Experiment: ExpPingPong, Transport: "unixpacket", Params: Params{Size: 64}, Metrics: Metrics{RTT: rtt(7_000)}},
+		{Experiment: ExpPingPong, Transport: "broken", Params: Params{Size: 64}, Error: "failed"},
+		{Experiment: ExpRefused, Transport: "tcp", Observed: obs("dial", 30_000)},
+		{Experiment: ExpRefused, Transport: "udp", Observed: obs("", 1e9)},
+		{Experiment: ExpRefused, Transport: "unixpacket", Observed: obs("dial", 5_000)},
+	}}
+	want := map[string]map[string]string{
+		"rtt": {"tcp": "RTT 20.0 us (p50, 64-byte messages)", "udp": "RTT 18.0 us (p50, 64-byte messages)",
+			"unixpacket": "RTT 7.0 us (p50, 64-byte messages)"},
+		"refused": {"tcp": "connect failed after 30.0 us: connection refused", "udp": "nothing reported in 1.00 s",
+			"unixpacket": "connect failed after 5.0 us: connection refused"},
+	}
+	got := map[string]map[string]string{}
+	for _, p := range Properties(rep) {
+		if p.ByTransport["tcp"] != p.TCP || p.ByTransport["udp"] != p.UDP {
+			t.Errorf("%s: by_transport tcp %q udp %q, want the TCP and UDP fields %q %q", p.ID, p.ByTransport["tcp"], p.ByTransport["udp"], p.TCP, p.UDP)
+		}
+		got[p.ID] = p.ByTransport
+	}
+	for id, w := range want {
+		if !maps.Equal(got[id], w) {
+			t.Errorf("%s: by_transport %v, want %v", id, got[id], w)
+		}
 	}
 }

@@ -429,12 +429,17 @@ type Interval struct {
 // Property is one row of the properties table: a textbook claim, what each transport
 // did, and the measured figures behind it.
 type Property struct {
-	ID       string         `json:"id"` // stable: "connection-setup", "refused", "close", ...
-	Property string         `json:"property"`
-	Claim    string         `json:"claim"`
-	TCP      string         `json:"tcp"`
-	UDP      string         `json:"udp"`
-	Evidence map[string]any `json:"evidence,omitempty"`
+	ID       string `json:"id"` // stable: "connection-setup", "refused", "close", ...
+	Property string `json:"property"`
+	Claim    string `json:"claim"`
+	TCP      string `json:"tcp"`
+	UDP      string `json:"udp"`
+	// ByTransport is what each transport the run measured did, by transport name:
+	// tcp and udp (the same text as TCP and UDP), and every other registered
+	// transport whose row the run can derive (the rows built from one text function
+	// over each transport's results: the property experiments' and the RTT row).
+	ByTransport map[string]string `json:"by_transport,omitempty"`
+	Evidence    map[string]any    `json:"evidence,omitempty"`
 }
 
 // WriteJSON writes the report as indented JSON.
