@@ -30,7 +30,8 @@ func TestLeafDeps(t *testing.T) {
 // TestModelAndRendererDeps: the report model and the renderers know nothing of how
 // figures are measured (no bench, transports, lab or remote), and the server side
 // (bench/farend, `serve`) links no renderer; bench itself imports neither the
-// renderers nor the far end's package nor the CLI, which sit above it.
+// renderers nor the far end's package nor the CLI, which sit above it; bench/wire
+// and bench/metrics sit below it.
 func TestModelAndRendererDeps(t *testing.T) {
 	const mod = "github.com/tcpvsudp/tcpvsudp/"
 	deps := func(pkgs ...string) []string {
@@ -48,6 +49,18 @@ func TestModelAndRendererDeps(t *testing.T) {
 	for _, dep := range deps(".") {
 		if dep == mod+"bench/render" || dep == mod+"bench/farend" || strings.HasPrefix(dep, mod+"cmd/") {
 			t.Errorf("bench (the runner and experiments) depends on %s, which depends on it", dep)
+		}
+	}
+	// The instruments (bench/wire, bench/metrics) sit below the experiments: they
+	// know the report model and nothing else of the project.
+	for _, dep := range deps("./wire", "./metrics") {
+		if !strings.HasPrefix(dep, mod) {
+			continue
+		}
+		switch strings.TrimPrefix(dep, mod) {
+		case "bench/wire", "bench/metrics", "bench/report", "internal/units":
+		default:
+			t.Errorf("bench/wire or bench/metrics depends on %s", dep)
 		}
 	}
 	for _, dep := range deps("./report", "./render") {
