@@ -500,12 +500,20 @@ func renderPanels(title string, plots []*plot.Plot) ([]byte, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("no data")
 	}
-	cols := min(n, maxCols)
-	rows := (n + cols - 1) / cols
 	pw, ph := panelW, panelH
 	if n == 1 {
 		pw, ph = singleW, singleH
 	}
+	return renderGrid(title, plots, min(n, maxCols), pw, ph)
+}
+
+// renderGrid lays plots out in rows of cols panels of pw by ph under one title.
+func renderGrid(title string, plots []*plot.Plot, cols int, pw, ph vg.Length) ([]byte, error) {
+	n := len(plots)
+	if n == 0 || cols < 1 {
+		return nil, fmt.Errorf("no data")
+	}
+	rows := (n + cols - 1) / cols
 	w, h := vg.Length(cols)*pw, vg.Length(rows)*ph+titleBand
 	c := vgsvg.New(w, h)
 	dc := draw.New(c)

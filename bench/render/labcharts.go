@@ -232,6 +232,12 @@ var injectedKinds = []string{"lost (TCP: retransmitted)", "duplicated", "reorder
 // competing flow) are left out.
 func injectedBars(r *report.Report) []injectedBar {
 	var out []injectedBar
+	sizes := map[int]bool{}
+	for _, res := range r.Results {
+		if res.Injected != nil && res.Error == "" {
+			sizes[res.Params.Size] = true
+		}
+	}
 	for _, res := range r.Results {
 		in := res.Injected
 		if in == nil || res.Error != "" {
@@ -241,6 +247,9 @@ func injectedBars(r *report.Report) []injectedBar {
 		b := injectedBar{label: res.Experiment + "\n" + res.Transport}
 		if res.Params.IO == report.IOTextbook {
 			b.label += "\ntextbook"
+		}
+		if len(sizes) > 1 {
+			b.label += "\n" + sizeLabel(float64(res.Params.Size))
 		}
 		switch {
 		case in.Messages:
@@ -256,6 +265,13 @@ func injectedBars(r *report.Report) []injectedBar {
 	}
 	return out
 }
+
+// Up to injectedFew cells, the injected-vs-measured panels stand side by side; with
+// more, one above the other, each injectedCellW wide per cell.
+const (
+	injectedFew   = 6
+	injectedCellW = 0.7 * vg.Inch
+)
 
 // injectedChart draws a panel per kind of impairment, a pair of bars per cell: what
 // the link did (grey) beside what the transport measured, each bar labelled with its
@@ -302,7 +318,11 @@ func injectedChart(bars []injectedBar) ([]byte, error) {
 		legendAt(p, false)
 		plots = append(plots, p)
 	}
-	return renderPanels("Emulated link: what it did to the measured data (client to server) vs what each transport counted", plots)
+	title := "Emulated link: what it did to the measured data (client to server) vs what each transport counted"
+	if len(bars) <= injectedFew {
+		return renderPanels(title, plots)
+	}
+	return renderGrid(title, plots, 1, max(singleW, vg.Length(len(bars))*injectedCellW), panelH)
 }
 
 // barLabels writes each value above its bar, the bars offset by off.

@@ -3,12 +3,15 @@ package render
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -268,6 +271,57 @@ func TestLabChartsSVG(t *testing.T) {
 	})
 }
 
+// TestInjectedChartManyCells: past injectedFew comparable cells the panels stand one
+// above the other, wide enough for every cell, and each cell names its size when
+// sizes vary.
+func TestInjectedChartManyCells(t *testing.T) {
+	r := labReport()
+	var more []report.Result
+	for _, size := range []int{64, 512, 1400, 8192} {
+		for _, res := range r.Results[:2] { // stream tcp and udp
+			res.Params.Size = size
+			more = append(more, res)
+		}
+	}
+	r.Results = append(r.Results, more...)
+	dir := t.TempDir()
+	if _, err := Charts(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "injected_vs_measured.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts, err := svgText(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{" 64 B ", " 512 B ", " 1400 B ", " 8 KiB ", " 1 KiB "} {
+		if !strings.Contains(texts, w) {
+			t.Errorf("no cell names size %q; texts: %s", w, texts)
+		}
+	}
+	var root struct {
+		W string `xml:"width,attr"`
+		H string `xml:"height,attr"`
+	}
+	if err := xml.Unmarshal(b, &root); err != nil {
+		t.Fatal(err)
+	}
+	cells := 10 // stream tcp and udp at 1024 B and four more sizes; bottleneck left out
+	w, errW := strconv.ParseFloat(strings.TrimSuffix(root.W, "pt"), 64)
+	h, errH := strconv.ParseFloat(strings.TrimSuffix(root.H, "pt"), 64)
+	if err := errors.Join(errW, errH); err != nil {
+		t.Fatalf("svg size %q x %q: %v", root.W, root.H, err)
+	}
+	if want := float64(cells) * injectedCellW.Points(); math.Abs(w-want) > 0.01 || h < 3*panelH.Points() {
+		t.Errorf("svg %v x %v pt, want %v wide (%d cells) and three panels high (>= %v)", w, h, want, cells, 3*panelH.Points())
+	}
+	if got := fills(svgPaths(t, b), palette[0]); got != 3*(cells+1) {
+		t.Errorf("%d measured bars and legend boxes, want %d", got, 3*(cells+1))
+	}
+}
+
 func TestLabChartsNeedTheirData(t *testing.T) {
 	only := func(exps ...string) func(*report.Report) {
 		return func(r *report.Report) {
@@ -363,8 +417,8 @@ func TestLabChartsFromJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(na, nb) {
-		t.Fatalf("charts %v, read back %v", na, nb)
+	if !slices.Equal(na, nb) || !slices.Contains(na, "lab_hol_latency_cdf.svg") {
+		t.Fatalf("charts %v, read back %v; want lab_hol_latency_cdf.svg among them", na, nb)
 	}
 	for _, n := range na {
 		x, _ := os.ReadFile(filepath.Join(a, n))
