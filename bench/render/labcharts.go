@@ -40,7 +40,7 @@ func labCharts(r *report.Report, prefix string) []chart {
 	}
 	if rs := timelineResults(r); len(rs) > 0 {
 		out = append(out, chart{name: prefix + "bottleneck_goodput.svg", title: "Bottleneck: goodput over time", exp: report.ExpBottleneck, draw: func() ([]byte, error) {
-			return timelineChart(r, rs)
+			return timelineChart(rs)
 		}})
 	}
 	if bars := injectedBars(r); len(bars) > 0 {
@@ -135,7 +135,7 @@ var flowStyle = map[string]struct {
 // timelineChart draws a panel per bottleneck cell: each flow's goodput over time,
 // from the start of its measured phase, and the link's rate. The phases ran one
 // after the other; they share the time axis to be compared. Axes are shared too.
-func timelineChart(r *report.Report, rs []*report.Result) ([]byte, error) {
+func timelineChart(rs []*report.Result) ([]byte, error) {
 	multi := false
 	for _, res := range rs {
 		multi = multi || res.Params != rs[0].Params
