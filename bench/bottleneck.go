@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -25,6 +26,14 @@ const bottleneckMax = 3 * time.Second
 // competitorExtra is how much longer than the flow the competitor sends: the flow
 // dials a round trip later, and a starved flow's last Send returns late.
 const competitorExtra = 100 * time.Millisecond
+
+// bottleneckStep is how often each flow's goodput is sampled (Result.Timelines), and
+// bottleneckPoints the most points a flow's time line keeps: a phase of at most
+// bottleneckMax plus its drain fits in 150.
+const (
+	bottleneckStep   = 100 * time.Millisecond
+	bottleneckPoints = 300
+)
 
 // bottleneckSkip is the warning of a bottleneck cell that cannot run.
 const bottleneckSkip = "bottleneck needs an emulated link with a rate: --impair rate=50M (or --link wan)"
@@ -62,8 +71,9 @@ func runBottleneck(ctx context.Context, e *runEnv, nw Network, p report.Params) 
 	p.Count, p.DurationS, p.Streams = 0, d, 1
 	p.RateBps = 2 * e.linkRate
 	so := streamOpts{
-		warmup: e.warmup,
-		drain:  e.drain + 5*time.Second, // a complete flow ends it at once; a lossy one on a quiet spell
+		warmup:     e.warmup,
+		drain:      e.drain + 5*time.Second, // a complete flow ends it at once; a lossy one on a quiet spell
+		seriesStep: bottleneckStep,          // sampled by a ticker from the receivers' counters: nothing per message
 	}
 
 	alone, err := streamCell(ctx, e, nw, p, so)
@@ -136,7 +146,33 @@ func runBottleneck(ctx context.Context, e *runEnv, nw Network, p report.Params) 
 	if j, ok := jain(x1, x2); ok {
 		report.Set(obs, report.ObsJainFairness, report.Round3(j))
 	}
-	return outcome{m: alone.m, warns: warns, observed: obs}, nil
+	lines := []report.Timeline{
+		goodputTimeline(report.FlowAlone, nw.Name(), p.Size, alone.series),
+		goodputTimeline(report.FlowShared, nw.Name(), p.Size, shared.series),
+		goodputTimeline(report.FlowCompetitor, cross.Name(), cp.Size, comp.series),
+	}
+	return outcome{m: alone.m, warns: warns, observed: obs, lines: lines}, nil
+}
+
+// goodputTimeline turns a flow's time line of cumulative counts, sampled every
+// bottleneckStep, into its receiver's goodput interval by interval: the size-byte
+// messages delivered in each, in bits, over its length. It keeps at most
+// bottleneckPoints points.
+func goodputTimeline(flow, transport string, size int, s []report.Sample) report.Timeline {
+	tl := report.Timeline{Flow: flow, Transport: transport, StepS: bottleneckStep.Seconds()}
+	for i := 1; i < len(s) && len(tl.Points) < bottleneckPoints; i++ {
+		dt := s[i].TS - s[i-1].TS
+		if dt <= 0 {
+			continue
+		}
+		var n uint64
+		if s[i].RecvMsgs > s[i-1].RecvMsgs {
+			n = s[i].RecvMsgs - s[i-1].RecvMsgs
+		}
+		bps := float64(n) * float64(size) * 8 / dt
+		tl.Points = append(tl.Points, report.RatePoint{TS: s[i].TS, GoodputBps: math.Round(bps)})
+	}
+	return tl
 }
 
 // jain is Jain's fairness index over two rates: (x1+x2)²/(2(x1²+x2²)), from 0.5 (one

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -94,6 +95,58 @@ func TestBottleneckLab(t *testing.T) {
 		t.Errorf("tcp beside udp: competitor's share %.3f, tcp's %.3f: want the competitor to take more", c, s)
 	}
 	checkRow(t, rep, "congestion", "tcp_jain_fairness", "udp_alone_share_of_link")
+	// Each cell carries its three flows' goodput over time, every bottleneckStep: the
+	// messages a flow's points add up to are those it delivered (sent - lost), less at
+	// most the interval after the last sample.
+	for _, r := range rep.Results {
+		var flows []string
+		for _, tl := range r.Timelines {
+			flows = append(flows, tl.Flow+"/"+tl.Transport)
+		}
+		if want := []string{"alone/" + r.Transport, "shared/" + r.Transport, "competitor/udp"}; !slices.Equal(flows, want) {
+			t.Errorf("%s: time lines %v, want %v", r.Transport, flows, want)
+			continue
+		}
+		for _, tl := range r.Timelines {
+			// The phase lasts 2 s, then drains: 20 points and a few.
+			if n := len(tl.Points); n < 15 || n > bottleneckPoints {
+				t.Errorf("%s %s: %d points, want 15..%d", r.Transport, tl.Flow, n, bottleneckPoints)
+				continue
+			}
+			var bits, prev, last float64
+			for _, pt := range tl.Points {
+				bits += pt.GoodputBps * (pt.TS - prev)
+				prev, last = pt.TS, pt.GoodputBps
+			}
+			got := bits / float64(8*r.Params.Size)
+			want := num(r.Transport, tl.Flow+"_sent_msgs") - num(r.Transport, tl.Flow+"_lost_msgs")
+			if tail := last * 2 * tl.StepS / float64(8*r.Params.Size); got > want*1.02+1 || got < want*0.98-tail-1 {
+				t.Errorf("%s %s: the time line delivers %.0f messages, the cell %.0f (sent - lost)", r.Transport, tl.Flow, got, want)
+			}
+		}
+	}
+}
+
+// TestGoodputTimeline: cumulative delivered counts become goodput per interval, an
+// interval of no time is skipped, a count that goes back gives 0, and the time line
+// stops at bottleneckPoints.
+func TestGoodputTimeline(t *testing.T) {
+	s := []report.Sample{{TS: 0}, {TS: 0.1, RecvMsgs: 100}, {TS: 0.1, RecvMsgs: 100}, {TS: 0.2, RecvMsgs: 350}, {TS: 0.3, RecvMsgs: 300}}
+	tl := goodputTimeline(report.FlowAlone, "tcp", 1000, s)
+	want := []report.RatePoint{{TS: 0.1, GoodputBps: 8e6}, {TS: 0.2, GoodputBps: 20e6}, {TS: 0.3, GoodputBps: 0}}
+	if tl.Flow != report.FlowAlone || tl.Transport != "tcp" || tl.StepS != 0.1 || !slices.Equal(tl.Points, want) {
+		t.Errorf("got %+v, want alone tcp every 0.1 s %v", tl, want)
+	}
+	long := make([]report.Sample, 2*bottleneckPoints)
+	for i := range long {
+		long[i] = report.Sample{TS: float64(i) / 10, RecvMsgs: uint64(i)}
+	}
+	if n := len(goodputTimeline(report.FlowShared, "udp", 100, long).Points); n != bottleneckPoints {
+		t.Errorf("%d samples: %d points, want at most %d", len(long), n, bottleneckPoints)
+	}
+	if n := len(goodputTimeline(report.FlowShared, "udp", 100, nil).Points); n != 0 {
+		t.Errorf("no samples: %d points", n)
+	}
 }
 
 // TestPropCongestion: the congestion row reads the bottleneck observations of both

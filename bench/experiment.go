@@ -24,9 +24,10 @@ import (
 type outcome struct {
 	m        report.Metrics
 	warns    []string
-	observed map[string]any   // Result.Observed
-	series   []report.Sample  // Result.Series
-	injected *report.Injected // Result.Injected: set by the runner in lab runs
+	observed map[string]any    // Result.Observed
+	series   []report.Sample   // Result.Series
+	lines    []report.Timeline // Result.Timelines
+	injected *report.Injected  // Result.Injected: set by the runner in lab runs
 }
 
 // An experimentFunc runs one cell: one experiment, one transport, one set of params.

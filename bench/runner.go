@@ -372,7 +372,7 @@ outer:
 			o, err := runCell(ctx, e, p, c)
 			interrupted := err != nil && ctx.Err() != nil
 			m, w := o.m, o.warns
-			res := &report.Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w, Observed: o.observed, Series: o.series, Injected: o.injected}
+			res := &report.Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Metrics: m, Warnings: w, Observed: o.observed, Series: o.series, Timelines: o.lines, Injected: o.injected}
 			if err != nil {
 				res.Error, res.Interrupted = err.Error(), interrupted
 				if errs[i] == "" {
@@ -403,7 +403,7 @@ outer:
 	}
 	for i, c := range cs {
 		res := report.Result{Experiment: c.exp, Transport: c.transport, Params: c.params, Warnings: warns[i],
-			Observed: last[i].observed, Series: last[i].series, Injected: last[i].injected}
+			Observed: last[i].observed, Series: last[i].series, Timelines: last[i].lines, Injected: last[i].injected}
 		if len(runs[i]) == 0 {
 			if !begun[i] {
 				// Never ran: the run was interrupted first.

@@ -35,6 +35,8 @@ import (
 //	goodput_by_size.svg  stream goodput (receiver) against message size
 //	msgs_by_size.svg     stream messages/s (receiver) against message size
 //	slow_receiver.svg    slow-receiver: cumulative messages sent and delivered over time
+//
+// and those of the emulated link (labcharts.go), for the report and for its lab part.
 
 // chart is one chart file: its name, the experiment section that shows it, and how
 // to draw it from the report.
@@ -42,6 +44,7 @@ type chart struct {
 	name  string // file name, "rtt_cdf.svg"
 	title string // what the markdown image says: "RTT distribution"
 	exp   string // the experiment whose section embeds it
+	lab   bool   // drawn from the report's lab part: the section is the lab's
 	draw  func() ([]byte, error)
 }
 
@@ -99,6 +102,13 @@ func charts(r *report.Report) []chart {
 		out = append(out, chart{name: "slow_receiver.svg", title: "Slow receiver: messages sent and delivered", exp: report.ExpSlowReceiver, draw: func() ([]byte, error) {
 			return seriesChart(r, rs, "Slow receiver: messages sent and delivered (cumulative)")
 		}})
+	}
+	out = append(out, labCharts(r, "")...)
+	if r.Lab != nil {
+		for _, c := range labCharts(r.Lab, labPrefix) {
+			c.lab = true
+			out = append(out, c)
+		}
 	}
 	return out
 }
@@ -490,12 +500,20 @@ func renderPanels(title string, plots []*plot.Plot) ([]byte, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("no data")
 	}
-	cols := min(n, maxCols)
-	rows := (n + cols - 1) / cols
 	pw, ph := panelW, panelH
 	if n == 1 {
 		pw, ph = singleW, singleH
 	}
+	return renderGrid(title, plots, min(n, maxCols), pw, ph)
+}
+
+// renderGrid lays plots out in rows of cols panels of pw by ph under one title.
+func renderGrid(title string, plots []*plot.Plot, cols int, pw, ph vg.Length) ([]byte, error) {
+	n := len(plots)
+	if n == 0 || cols < 1 {
+		return nil, fmt.Errorf("no data")
+	}
+	rows := (n + cols - 1) / cols
 	w, h := vg.Length(cols)*pw, vg.Length(rows)*ph+titleBand
 	c := vgsvg.New(w, h)
 	dc := draw.New(c)

@@ -28,8 +28,12 @@ func Markdown(w io.Writer, r *report.Report) error {
 			return fmt.Errorf("render markdown: properties: %w", err)
 		}
 	}
-	images := map[string][]chart{} // by experiment: the charts Charts draws beside the report
+	images, labImages := map[string][]chart{}, map[string][]chart{} // by experiment: the charts Charts draws beside the report
 	for _, c := range charts(r) {
+		if c.lab {
+			labImages[c.exp] = append(labImages[c.exp], c)
+			continue
+		}
 		images[c.exp] = append(images[c.exp], c)
 	}
 	for _, s := range buildSections(r) {
@@ -67,6 +71,9 @@ func Markdown(w io.Writer, r *report.Report) error {
 				if err := writeTable(&b, t, true); err != nil {
 					return fmt.Errorf("render markdown: lab %s: %w", s.exp, err)
 				}
+			}
+			for _, c := range labImages[s.exp] {
+				fmt.Fprintf(&b, "\n![%s](%s)\n", mdText(c.title), c.name)
 			}
 			mdNotMeasured(&b, s.notMeasured)
 		}

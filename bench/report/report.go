@@ -206,6 +206,33 @@ type Result struct {
 	// Injected is what the emulated link did during the cell (lab runs only), to set
 	// beside what the transports measured.
 	Injected *Injected `json:"injected,omitempty"`
+	// Timelines are the receiver goodput time lines of a cell that runs more than one
+	// flow or phase (bottleneck: FlowAlone, FlowShared, FlowCompetitor), in the order
+	// they ran; Series is the cell's one time line of cumulative counts.
+	Timelines []Timeline `json:"timelines,omitempty"`
+}
+
+// Timeline is one flow's goodput at its receiver, interval by interval, from the
+// start of the flow's measured phase (after its warm-up) to the last whole interval
+// before the end of its drain.
+type Timeline struct {
+	Flow      string      `json:"flow"`      // which of the cell's flows: FlowAlone, FlowShared, FlowCompetitor
+	Transport string      `json:"transport"` // the flow's transport
+	StepS     float64     `json:"step_s"`    // the sampling interval, seconds
+	Points    []RatePoint `json:"points"`    // in time order; at most a few hundred
+}
+
+// The flows of a bottleneck cell (Timeline.Flow).
+const (
+	FlowAlone      = "alone"      // the cell's transport alone on the link
+	FlowShared     = "shared"     // the same flow again, beside the competitor
+	FlowCompetitor = "competitor" // the unresponsive UDP flow beside it, at the link rate
+)
+
+// RatePoint is a Timeline's goodput over one interval.
+type RatePoint struct {
+	TS         float64 `json:"t_s"`         // the interval's end, seconds since the flow's measured phase began
+	GoodputBps float64 `json:"goodput_bps"` // unique intact message bits delivered in the interval over its length, decimal
 }
 
 // Measured reports whether r ran to its end: a cell that failed or was interrupted
@@ -266,6 +293,11 @@ func (in *Injected) Figures() LinkFigures {
 	return LinkFigures{Dropped: u.Dropped + u.QueueDropped, Queue: u.QueueDropped, Corrupted: u.Corrupted,
 		Duplicated: u.Duplicated, Reordered: u.Reordered, BeforeLink: u.DeviceDropped}
 }
+
+// Lost is every measured message the link or the path before it lost: Dropped +
+// Corrupted (the receiver's checksum drops them) + BeforeLink. For datagrams, what a
+// receiver's lost_msgs must equal; for TCP, the packets its retransmits repair.
+func (f LinkFigures) Lost() uint64 { return f.Dropped + f.Corrupted + f.BeforeLink }
 
 // LinkCounts count packets one direction of the emulated link handled. Fates are
 // exclusive: a packet is dropped, corrupted, duplicated, held back, or passed.
