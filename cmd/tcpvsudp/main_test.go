@@ -209,3 +209,9 @@ func TestLabSection(t *testing.T) {
 		t.Errorf("markdown: %v; has the lab section: %v", err, strings.Contains(md.String(), "Across an emulated link"))
 	}
 }
+
+// unwrapped joins the lines the terminal rendering wrapped to its width (each
+// continuation starts with two spaces) back into one, as they were before wrapping.
+func unwrapped(s string) string {
+	return strings.ReplaceAll(s, "\n  ", " ")
+}
