@@ -2,12 +2,16 @@ package bench
 
 import (
 	"bytes"
-	"strings"
+	"regexp"
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
+
+// wrapped matches a line break the terminal rendering made to fit its width (the
+// next line indented), and an indented line of a list, which joins its heading.
+var wrapped = regexp.MustCompile(`\n {2,}`)
 
 // renderBoth renders r as text (verbose, lines wrapped to the width joined again)
 // and as markdown, failing the test on an error.
@@ -20,5 +24,5 @@ func renderBoth(t *testing.T, r *report.Report) (text, md string) {
 	if err := render.Markdown(&mb, r); err != nil {
 		t.Fatalf("Markdown: %v", err)
 	}
-	return strings.ReplaceAll(tb.String(), "\n  ", " "), mb.String()
+	return wrapped.ReplaceAllString(tb.String(), " "), mb.String()
 }

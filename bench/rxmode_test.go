@@ -276,7 +276,7 @@ func TestBusyPollExperiments(t *testing.T) {
 		if err := render.Text(&text, rep, render.Verbose(true)); err != nil {
 			t.Fatal(err)
 		}
-		out := strings.ReplaceAll(text.String(), "\n  ", " ") // wrapped lines joined
+		out := wrapped.ReplaceAllString(text.String(), " ") // wrapped lines joined
 		for _, want := range []string{"busy-poll receivers", "CPU tcp", "CPU udp", " cores", "Receivers busy-poll"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("text report lacks %q:\n%s", want, text.String())

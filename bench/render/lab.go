@@ -13,7 +13,7 @@ import (
 func injectedSection(r *report.Report) (section, bool) {
 	link := table{
 		caption: "What the link did",
-		head:    []string{"cell", "dropped (at the queue)", "corrupted", "duplicated", "reordered", "dropped before the link"},
+		head:    []string{"cell", "dropped (queue)", "corrupted", "duplicated", "reordered", "before the link"},
 		right:   []bool{false, true, true, true, true, true},
 	}
 	measured := table{
@@ -48,7 +48,7 @@ func injectedSection(r *report.Report) (section, bool) {
 	note := "What the emulated link did client to server, the direction the measured data travels, over each cell's measured phase, beside what the transports measured. " +
 		"For datagrams the link figures count the measured messages (one packet each): exact counts to compare; for TCP, every packet the client sent (segments, retransmissions, ACKs). " +
 		"Dropped: random loss and tail drop at the rate limiter's queue (of which, in brackets, at the queue). " +
-		"Dropped before the link: lost before the emulator saw them, the sender outrunning it (the client's device queue overflowed): for a datagram stream, messages sent less those the link took in; otherwise (TCP) the device's drop counter. " +
+		"Before the link: dropped before the emulator saw them, the sender outrunning it (the client's device queue overflowed): for a datagram stream, messages sent less those the link took in; otherwise (TCP) the device's drop counter. " +
 		"TCP turns the link's losses into retransmits and delivers everything; UDP's receiver counts exactly what the link did."
 	params := ""
 	if imp != nil {

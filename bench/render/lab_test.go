@@ -58,7 +58,7 @@ func TestLabFiguresOneDefinition(t *testing.T) {
 	}{
 		// Link dropped: random loss and tail drop. (UDP's corrupted data datagrams are
 		// lost too, and quoted apart.)
-		{"dropped", "dropped (at the queue)", "retransmission", "link_dropped", "dropped %s ", 42, 32},
+		{"dropped", "dropped (queue)", "retransmission", "link_dropped", "dropped %s ", 42, 32},
 		{"reordered", "reordered", "ordering", "link_reordered", "reordered %s ", 14, 27},
 		{"duplicated", "duplicated", "duplicates", "link_duplicated", "duplicated %s ", 19, 24},
 		{"corrupted", "corrupted", "checksum", "link_corrupted", "corrupted %s ", 13, 11},
@@ -91,7 +91,7 @@ func TestLabFiguresOneDefinition(t *testing.T) {
 			transport string
 			want      uint64
 		}{{"tcp", 6}, {"udp", 17}} {
-			if got := cell(x.transport, "dropped before the link"); got != units.Group(int64(x.want)) {
+			if got := cell(x.transport, "before the link"); got != units.Group(int64(x.want)) {
 				t.Errorf("%s: table %q = %s, want %d (client to server)", x.transport, "dropped before the link", got, x.want)
 			}
 		}

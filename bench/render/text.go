@@ -44,6 +44,10 @@ func Text(w io.Writer, r *report.Report, opts ...TextOption) error {
 		b.WriteString(wrapText(s, width, "  "))
 		b.WriteString("\n")
 	}
+	indented := func(s string) { // a line of a list under a heading line
+		b.WriteString("  " + strings.ReplaceAll(wrapText(s, width-2, "  "), "\n", "\n  "))
+		b.WriteString("\n")
+	}
 	line("tcpvsudp: " + orDash(textHeader(r)))
 	if r.Config.Command != "" {
 		line("command: " + r.Config.Command)
@@ -67,14 +71,14 @@ func Text(w io.Writer, r *report.Report, opts ...TextOption) error {
 			for _, p := range r.Properties {
 				b.WriteString("\n")
 				line(p.Property + ": " + p.Claim)
-				line("  TCP: " + orDash(p.TCP))
-				line("  UDP: " + orDash(p.UDP))
+				indented("TCP: " + orDash(p.TCP))
+				indented("UDP: " + orDash(p.UDP))
 				if items := evidenceItems(p.Evidence); len(items) > 0 {
 					parts := make([]string, len(items))
 					for i, it := range items {
 						parts[i] = it.name + " " + it.value
 					}
-					line("  measured (" + evidenceSource(p.Evidence) + "): " + strings.Join(parts, ", "))
+					indented("measured (" + evidenceSource(p.Evidence) + "): " + strings.Join(parts, ", "))
 				}
 			}
 		}
@@ -1212,8 +1216,8 @@ func walkJSON(dec *json.Decoder, key string, tok json.Token, out *[]metricValue)
 // detect", "rtt_ns.p99" -> "rtt p99"). The JSON report keeps the names.
 func metricName(key string) string {
 	k := strings.ReplaceAll(key, "_ns.", ".")
-	for _, u := range []string{"_ns", "_bps", "_bytes", "_s"} {
-		if strings.HasSuffix(k, u) && len(k) > len(u) && !strings.HasSuffix(k, "_per_s") {
+	for _, u := range []string{"_per_s", "_ns", "_bps", "_bytes", "_s"} {
+		if strings.HasSuffix(k, u) && len(k) > len(u) {
 			k = strings.TrimSuffix(k, u)
 			break
 		}

@@ -429,7 +429,7 @@ func evidenceSource(m map[string]any) string {
 }
 
 // unitSuffixes are JSON name endings that only say the unit; the value shows it.
-var unitSuffixes = []string{"_ns", "_bps", "_bytes", "_msgs", "_s"}
+var unitSuffixes = []string{"_per_s", "_ns", "_bps", "_bytes", "_msgs", "_s"}
 
 // evidenceName turns an evidence key into words: "udp_drops_socket" -> "UDP drops
 // socket", "tcp_p50_ns" -> "TCP p50".
@@ -441,7 +441,7 @@ func evidenceName(k string) string {
 		}
 	}
 	for _, u := range unitSuffixes {
-		if strings.HasSuffix(k, u) && len(k) > len(u) && !strings.HasSuffix(k, "_per_s") {
+		if strings.HasSuffix(k, u) && len(k) > len(u) {
 			k = strings.TrimSuffix(k, u)
 			break
 		}

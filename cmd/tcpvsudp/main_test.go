@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +214,5 @@ func TestLabSection(t *testing.T) {
 // unwrapped joins the lines the terminal rendering wrapped to its width (each
 // continuation starts with two spaces) back into one, as they were before wrapping.
 func unwrapped(s string) string {
-	return strings.ReplaceAll(s, "\n  ", " ")
+	return regexp.MustCompile(`\n {2,}`).ReplaceAllString(s, " ")
 }
