@@ -1077,7 +1077,7 @@ func alsoCounted(cols []param, trs []string, cells []*paramRow, keys []string) [
 			var parts []string
 			for _, mv := range flatMetrics(&res.Metrics) {
 				if mv.v != 0 && slices.Contains(keys, mv.key) {
-					parts = append(parts, mv.key+" "+formatByKey(mv.key, mv.v))
+					parts = append(parts, metricName(mv.key)+" "+formatByKey(mv.key, mv.v))
 				}
 			}
 			if len(parts) > 0 {
