@@ -49,12 +49,7 @@ func Markdown(w io.Writer, r *report.Report) error {
 		for _, c := range images[s.exp] {
 			fmt.Fprintf(&b, "\n![%s](%s)\n", mdText(c.title), c.name)
 		}
-		if len(s.also) > 0 {
-			b.WriteString("\nAlso counted:\n\n")
-			for _, l := range s.also {
-				fmt.Fprintf(&b, "- %s\n", mdText(l))
-			}
-		}
+		mdAlso(&b, s.also)
 		mdNotMeasured(&b, s.notMeasured)
 	}
 	if r.Lab != nil {
@@ -71,6 +66,7 @@ func Markdown(w io.Writer, r *report.Report) error {
 					return fmt.Errorf("render markdown: lab %s: %w", s.exp, err)
 				}
 			}
+			mdAlso(&b, s.also)
 			mdNotMeasured(&b, s.notMeasured)
 		}
 	}
@@ -138,6 +134,17 @@ func writeMDTable(w *bytes.Buffer, t table) error {
 		}
 	}
 	return nil
+}
+
+// mdAlso lists the non-zero counters a section's tables do not show.
+func mdAlso(b *bytes.Buffer, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("\nAlso counted:\n\n")
+	for _, l := range lines {
+		fmt.Fprintf(b, "- %s\n", mdText(l))
+	}
 }
 
 // mdNotMeasured lists why the cells of a section without figures have none.

@@ -274,16 +274,6 @@ func propertiesTable(r *report.Report) table {
 	return t
 }
 
-// evidence renders an evidence map as "k=v, ..." sorted by key.
-func evidence(ev map[string]any) string {
-	keys := slices.Sorted(maps.Keys(ev))
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + anyValue(ev[k])
-	}
-	return strings.Join(parts, ", ")
-}
-
 // anyValue formats one evidence value: numbers without exponents, strings as they are,
 // anything else as JSON.
 func anyValue(v any) string {
