@@ -305,7 +305,7 @@ var verdicts = map[string]func(e ev) (tcp, udp string, ok bool){
 		}
 		udp := units.Num(v[1]) + " CPU s/GB"
 		if tb, ok := e.num("udp_textbook_cpu_s_per_gb"); ok {
-			udp += "; textbook I/O " + units.Num(tb)
+			udp += "; textbook I/O " + units.Num(tb) + " s/GB"
 		}
 		return units.Num(v[0]) + " CPU s/GB", udp, true
 	},
@@ -384,7 +384,7 @@ var verdicts = map[string]func(e ev) (tcp, udp string, ok bool){
 // sizeAt names the message size a property's figures are for: " at 8192 B".
 func sizeAt(e ev) string {
 	if z, ok := e.num("size"); ok && z > 0 {
-		return " at " + units.ByteSize(z)
+		return fmt.Sprintf(" at %.0f B", z) // as the tables label sizes
 	}
 	return ""
 }

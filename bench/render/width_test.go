@@ -159,7 +159,10 @@ func TestVerdictCells(t *testing.T) {
 			"first answer 148 us (p50)", "first answer 70.3 us (p50)"},
 		{"throughput", report.Property{ID: "throughput", Evidence: map[string]any{
 			"size": 8192, "tcp_goodput_bps": 31816399945.849, "udp_goodput_bps": 13497914686.019, "udp_textbook_goodput_bps": 10111729043.673}},
-			"31.8 Gbit/s at 8 KiB", "13.5 Gbit/s at 8 KiB; textbook I/O 10.1 Gbit/s"},
+			"31.8 Gbit/s at 8192 B", "13.5 Gbit/s at 8192 B; textbook I/O 10.1 Gbit/s"},
+		{"cost", report.Property{ID: "cost", Evidence: map[string]any{
+			"size": 8192, "tcp_cpu_s_per_gb": 0.417, "udp_cpu_s_per_gb": 1.011, "udp_textbook_cpu_s_per_gb": 1.507}},
+			"0.417 CPU s/GB", "1.01 CPU s/GB; textbook I/O 1.51 s/GB"},
 		{"one socket per client", report.Property{ID: "per-client-socket", Evidence: map[string]any{
 			"tcp_server_sockets": 100, "tcp_clients": 100, "udp_server_sockets": 1, "udp_clients": 100}},
 			"100 sockets for 100 clients", "1 socket for 100 clients"},
