@@ -100,7 +100,7 @@ func TestRunInterruptedDuringCell(t *testing.T) {
 		t.Fatalf("results %q, want %q", got, want)
 	}
 	st := rep.Results[2]
-	why := regexp.MustCompile(`^stream over tcp \(size 64\): interrupted \(context canceled\) after [0-9.]+ m?s, before the cell finished$`)
+	why := regexp.MustCompile(`^stream over tcp \(size 64\): interrupted \(context canceled\) after [0-9.]+ [num]?s, before the cell finished$`)
 	if !why.MatchString(st.Error) {
 		t.Errorf("stream tcp error %q, want it to match %s", st.Error, why)
 	}

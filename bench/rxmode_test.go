@@ -273,11 +273,12 @@ func TestBusyPollExperiments(t *testing.T) {
 			}
 		}
 		var text strings.Builder
-		if err := render.Text(&text, rep); err != nil {
+		if err := render.Text(&text, rep, render.Verbose(true)); err != nil {
 			t.Fatal(err)
 		}
+		out := wrapped.ReplaceAllString(text.String(), " ") // wrapped lines joined
 		for _, want := range []string{"busy-poll receivers", "CPU tcp", "CPU udp", " cores", "Receivers busy-poll"} {
-			if !strings.Contains(text.String(), want) {
+			if !strings.Contains(out, want) {
 				t.Errorf("text report lacks %q:\n%s", want, text.String())
 			}
 		}

@@ -11,11 +11,15 @@ import (
 // injectedSection sets what the emulated link did beside what each transport
 // measured, one row per lab result: the check that the tool's counts are true.
 func injectedSection(r *report.Report) (section, bool) {
-	t := table{
-		head: []string{"experiment", "transport", "size",
-			"link dropped", "of which queue", "link corrupted", "link duplicated", "link reordered", "dropped before the link",
-			"measured lost", "measured duplicates", "measured reordered", "retransmits"},
-		right: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true},
+	link := table{
+		caption: "What the link did",
+		head:    []string{"cell", "dropped (queue)", "corrupted", "duplicated", "reordered", "before the link"},
+		right:   []bool{false, true, true, true, true, true},
+	}
+	measured := table{
+		caption: "What the transports measured",
+		head:    []string{"cell", "lost", "duplicates", "reordered", "retransmits"},
+		right:   []bool{false, true, true, true, true},
 	}
 	for _, res := range r.Results {
 		in := res.Injected
@@ -28,26 +32,30 @@ func injectedSection(r *report.Report) (section, bool) {
 		if m.Retransmits != nil {
 			retr = units.Group(int64(*m.Retransmits))
 		}
-		t.rows = append(t.rows, []string{
-			res.Experiment, res.Transport, fmt.Sprintf("%d B", res.Params.Size),
-			units.Group(int64(f.Dropped)), units.Group(int64(f.Queue)), units.Group(int64(f.Corrupted)), units.Group(int64(f.Duplicated)),
-			units.Group(int64(f.Reordered)), units.Group(int64(f.BeforeLink)),
-			units.Group(int64(m.LostMsgs)), units.Group(int64(m.DupMsgs)), units.Group(int64(m.ReorderedMsgs)), retr,
-		})
+		cell := fmt.Sprintf("%s %s %d B", res.Experiment, res.Transport, res.Params.Size)
+		if res.Params.IO == report.IOTextbook {
+			cell += " textbook"
+		}
+		n := func(v uint64) string { return units.Group(int64(v)) }
+		link.rows = append(link.rows, []string{cell,
+			fmt.Sprintf("%s (%s)", n(f.Dropped), n(f.Queue)), n(f.Corrupted), n(f.Duplicated), n(f.Reordered), n(f.BeforeLink)})
+		measured.rows = append(measured.rows, []string{cell, n(m.LostMsgs), n(m.DupMsgs), n(m.ReorderedMsgs), retr})
 	}
-	if len(t.rows) == 0 {
+	if len(link.rows) == 0 {
 		return section{}, false
 	}
 	imp := r.Env.Link.Impair
 	note := "What the emulated link did client to server, the direction the measured data travels, over each cell's measured phase, beside what the transports measured. " +
 		"For datagrams the link figures count the measured messages (one packet each): exact counts to compare; for TCP, every packet the client sent (segments, retransmissions, ACKs). " +
-		"Link dropped: random loss and tail drop at the rate limiter's queue (of which queue). " +
-		"Dropped before the link: lost before the emulator saw them, the sender outrunning it (the client's device queue overflowed): for a datagram stream, messages sent less those the link took in; otherwise (TCP) the device's drop counter. " +
+		"Dropped: random loss and tail drop at the rate limiter's queue (of which, in brackets, at the queue). " +
+		"Before the link: dropped before the emulator saw them, the sender outrunning it (the client's device queue overflowed): for a datagram stream, messages sent less those the link took in; otherwise (TCP) the device's drop counter. " +
 		"TCP turns the link's losses into retransmits and delivers everything; UDP's receiver counts exactly what the link did."
+	params := ""
 	if imp != nil {
-		note = fmt.Sprintf("Link up %s, down %s, seed %s. ", orDash(strconv.Quote(imp["up"])), orDash(strconv.Quote(imp["down"])), orDash(imp["seed"])) + note
+		params = fmt.Sprintf("Link up %s, down %s, seed %s.", orDash(strconv.Quote(imp["up"])), orDash(strconv.Quote(imp["down"])), orDash(imp["seed"]))
+		note = params + " " + note
 	}
-	return section{exp: "lab", title: "Emulated link: injected vs measured", note: note, tables: []table{t}}, true
+	return section{exp: "lab", title: "Emulated link: injected vs measured", params: params, note: note, tables: []table{link, measured}}, true
 }
 
 // labIntro says what the lab section ran and across what link.

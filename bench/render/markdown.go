@@ -23,9 +23,12 @@ func Markdown(w io.Writer, r *report.Report) error {
 	b.WriteString(mdIntro(r))
 	if len(r.Properties) > 0 {
 		b.WriteString("\n## Properties\n\n")
-		b.WriteString("*Each textbook claim, what each transport did, and the measured figures behind it.*\n\n")
+		b.WriteString("*Each textbook claim and what each transport did, in short; each property's section below says it in full, with the measured figures behind it.*\n\n")
 		if err := writeTable(&b, propertiesTable(r), true); err != nil {
 			return fmt.Errorf("render markdown: properties: %w", err)
+		}
+		for _, p := range r.Properties {
+			mdProperty(&b, p)
 		}
 	}
 	images, labImages := map[string][]chart{}, map[string][]chart{} // by experiment: the charts Charts draws beside the report
@@ -43,19 +46,14 @@ func Markdown(w io.Writer, r *report.Report) error {
 			if t.caption != "" {
 				fmt.Fprintf(&b, "%s:\n\n", mdText(t.caption))
 			}
-			if err := writeTable(&b, t, true); err != nil {
+			if err := writeMDTable(&b, t); err != nil {
 				return fmt.Errorf("render markdown: %s: %w", s.exp, err)
 			}
 		}
 		for _, c := range images[s.exp] {
 			fmt.Fprintf(&b, "\n![%s](%s)\n", mdText(c.title), c.name)
 		}
-		if len(s.also) > 0 {
-			b.WriteString("\nAlso counted:\n\n")
-			for _, l := range s.also {
-				fmt.Fprintf(&b, "- %s\n", mdText(l))
-			}
-		}
+		mdAlso(&b, s.also)
 		mdNotMeasured(&b, s.notMeasured)
 	}
 	if r.Lab != nil {
@@ -68,13 +66,14 @@ func Markdown(w io.Writer, r *report.Report) error {
 				if t.caption != "" {
 					fmt.Fprintf(&b, "%s:\n\n", mdText(t.caption))
 				}
-				if err := writeTable(&b, t, true); err != nil {
+				if err := writeMDTable(&b, t); err != nil {
 					return fmt.Errorf("render markdown: lab %s: %w", s.exp, err)
 				}
 			}
 			for _, c := range labImages[s.exp] {
 				fmt.Fprintf(&b, "\n![%s](%s)\n", mdText(c.title), c.name)
 			}
+			mdAlso(&b, s.also)
 			mdNotMeasured(&b, s.notMeasured)
 		}
 	}
@@ -88,6 +87,71 @@ func Markdown(w io.Writer, r *report.Report) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// mdProperty writes a property's own section: its claim, what each transport did
+// in a sentence, and the figures behind it as a list with units.
+func mdProperty(b *bytes.Buffer, p report.Property) {
+	fmt.Fprintf(b, "\n### %s\n\n", mdText(p.Property))
+	if c := mdText(strings.TrimSuffix(p.Claim, ".")); c != "" {
+		fmt.Fprintf(b, "*%s.*\n\n", strings.ToUpper(c[:1])+c[1:])
+	}
+	fmt.Fprintf(b, "- TCP: %s\n", mdText(orDash(p.TCP)))
+	fmt.Fprintf(b, "- UDP: %s\n", mdText(orDash(p.UDP)))
+	items := evidenceItems(p.Evidence)
+	if len(items) == 0 {
+		return
+	}
+	from := ""
+	if src := evidenceSource(p.Evidence); src != "" {
+		from = " (" + mdText(src) + ")"
+	}
+	fmt.Fprintf(b, "- Measured%s:\n", from)
+	for _, it := range items {
+		fmt.Fprintf(b, "  - %s: %s\n", mdText(it.name), mdText(it.value))
+	}
+}
+
+// mdPageWidth is the width of a markdown page, in pixels (GitHub's), and mdChar
+// and mdPad estimate a cell's: a character of text, a cell's padding and border.
+const (
+	mdPageWidth = 980
+	mdChar      = 7.5
+	mdPad       = 26
+)
+
+// mdCost estimates how many pixels t is wide with nothing wrapped.
+func mdCost(t table) int {
+	px := 0.0
+	for _, w := range naturalWidths(t) {
+		px += float64(w)*mdChar + mdPad
+	}
+	return int(px)
+}
+
+// writeMDTable writes t as markdown tables that fit a page: split by columns when
+// it may be (text wraps inside a cell on the page; figures are kept whole).
+func writeMDTable(w *bytes.Buffer, t table) error {
+	for i, part := range splitTable(t, mdPageWidth, mdCost) {
+		if i > 0 {
+			w.WriteString("\n")
+		}
+		if err := writeTable(w, part, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mdAlso lists the non-zero counters a section's tables do not show.
+func mdAlso(b *bytes.Buffer, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("\nAlso counted:\n\n")
+	for _, l := range lines {
+		fmt.Fprintf(b, "- %s\n", mdText(l))
+	}
 }
 
 // mdNotMeasured lists why the cells of a section without figures have none.

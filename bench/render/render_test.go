@@ -137,7 +137,7 @@ func testReport() *report.Report {
 			{ID: "connection-setup", Property: "connection", Claim: "TCP needs a connection first (three-way handshake)",
 				TCP: "dial + request + reply", UDP: "one request + reply",
 				Evidence: map[string]any{"tcp_first_answer_p50_ns": 80400.0, "udp_first_answer_p50_ns": 31000.0}},
-			{Property: "ordering", Claim: "TCP delivers in order",
+			{Property: "ordering", Claim: "TCP delivers in order | UDP may not",
 				TCP: "0 reordered", UDP: "12 reordered\n(max extent 3)",
 				Evidence: map[string]any{"udp_reordered": 12, "tcp_reordered": 0, "link": "loopback | no impairment"}},
 		},
@@ -252,12 +252,12 @@ func TestRenderUnknownExperiment(t *testing.T) {
 			t.Fatalf("%s: no fanout section:\n%s", name, out)
 		}
 		sec := out[i:]
-		for _, want := range []string{"sent_msgs", "4,000", "goodput_bps", "8.19 Mbit/s", "server_sockets", "jitter_ns", "1.50 us"} {
+		for _, want := range []string{"sent msgs", "4,000", "goodput", "8.19 Mbit/s", "server sockets", "jitter", "1.50 us"} {
 			if !strings.Contains(sec, want) {
 				t.Errorf("%s: fanout section lacks %q:\n%s", name, want, sec)
 			}
 		}
-		if strings.Contains(sec, "lost_msgs") {
+		if strings.Contains(sec, "lost msgs") {
 			t.Errorf("%s: fanout section shows a metric that is zero everywhere:\n%s", name, sec)
 		}
 	}
@@ -279,8 +279,8 @@ func unescapedPipes(line string) int {
 
 func TestRenderMarkdownCellsEscaped(t *testing.T) {
 	_, md := renderBoth(t, testReport())
-	if !strings.Contains(md, `loopback \| no impairment`) || !strings.Contains(md, "12 reordered<br>(max extent 3)") {
-		t.Fatalf("evidence with | or a newline not escaped:\n%s", md)
+	if !strings.Contains(md, `TCP delivers in order \| UDP may not`) || !strings.Contains(md, "12 reordered<br>(max extent 3)") {
+		t.Fatalf("a property cell with | or a newline not escaped:\n%s", md)
 	}
 	tables, want := 0, -1
 	for i, line := range strings.Split(md, "\n") {
@@ -400,8 +400,8 @@ func TestRenderObservedSections(t *testing.T) {
 	for name, out := range map[string]string{"text": text, "markdown": md} {
 		for _, want := range []string{
 			"Refused connections (refused)", "One sender, many receivers (fanout)", "Peer close (close)",
-			"receivers", "16", "copies_per_message", "multicast", "connections",
-			"peer_close_seen", "listen: address in use", "warp", "1.00 Gbit/s",
+			"receivers", "16", "copies per message", "multicast", "connections",
+			"peer close seen", "listen: address in use", "warp", "1.00 Gbit/s",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: no %q:\n%s", name, want, out)
@@ -413,7 +413,7 @@ func TestRenderObservedSections(t *testing.T) {
 		// The refused section: tcp before udp, one row per key, sorted.
 		i := strings.Index(out, "Refused connections (refused)")
 		sec := out[i:]
-		if a, b := strings.Index(sec, "connect_error"), strings.Index(sec, "silent"); a < 0 || b < 0 || a > b {
+		if a, b := strings.Index(sec, "connect error"), strings.Index(sec, "silent"); a < 0 || b < 0 || a > b {
 			t.Errorf("%s: observed keys not in order:\n%s", name, sec)
 		}
 	}
@@ -439,9 +439,19 @@ func TestRenderUnanswered(t *testing.T) {
 		r.Results[i].Observed = map[string]any{"clients": 100}
 	}
 	text, md := renderBoth(t, r)
+	var verbose bytes.Buffer
+	if err := Text(&verbose, r, Verbose(true)); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Unanswered = requests with no reply within 200 ms"; !strings.Contains(strings.Join(strings.Fields(verbose.String()), " "), want) {
+		t.Errorf("verbose text: no %q:\n%s", want, verbose.String())
+	}
 	for name, out := range map[string]string{"text": text, "markdown": md} {
-		for _, want := range []string{"unanswered tcp", "unanswered udp", "1 (<0.01%)", "3 (0.30%)",
-			"Unanswered = requests with no reply within 200 ms"} {
+		wants := []string{"unanswered tcp", "unanswered udp", "1 (<0.01%)", "3 (0.30%)"}
+		if name == "markdown" {
+			wants = append(wants, "Unanswered = requests with no reply within 200 ms")
+		}
+		for _, want := range wants {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: no %q:\n%s", name, want, out)
 			}

@@ -54,7 +54,7 @@ func TestRenderDirection(t *testing.T) {
 	r.Results = append(append([]report.Result(nil), fwd...), bidir...)
 	text, md := renderBoth(t, r)
 	for name, out := range map[string]string{"text": text, "markdown": md} {
-		for _, want := range []string{"direction", "forward", "bidir", "forward_goodput_bps", "reverse_goodput_bps"} {
+		for _, want := range []string{"direction", "forward", "bidir", "forward goodput", "reverse goodput"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: forward and bidir cells: no %q:\n%s", name, want, out)
 			}

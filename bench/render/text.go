@@ -27,65 +27,106 @@ import (
 // buildSections. Renderers format; they compute nothing but shares of figures already
 // in the report (lost as a percentage of sent).
 
-// Text writes r as plain-ASCII terminal tables: a one-line header saying where
-// and how the run happened, the properties table, one section per experiment with TCP
-// and UDP side by side for every metric, and the warnings.
-func Text(w io.Writer, r *report.Report) error {
+// Text writes r as plain-ASCII terminal tables, the answer first: a header saying
+// where and how the run happened, the verdict (one row per property: what TCP and
+// what UDP did, in a few words with the key figure), then one compact section per
+// experiment with TCP and UDP side by side, and the warnings. No line is wider than
+// Width (DefaultWidth unless set). Verbose adds each property's claim, sentences
+// and evidence after the verdict, and each section's notes on how it was measured.
+func Text(w io.Writer, r *report.Report, opts ...TextOption) error {
+	cfg := textConfig{width: DefaultWidth}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	width := cfg.width
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "tcpvsudp: %s\n", orDash(textHeader(r)))
+	line := func(s string) {
+		b.WriteString(wrapText(s, width, "  "))
+		b.WriteString("\n")
+	}
+	indented := func(s string) { // a line of a list under a heading line
+		b.WriteString("  " + strings.ReplaceAll(wrapText(s, width-2, "  "), "\n", "\n  "))
+		b.WriteString("\n")
+	}
+	line("tcpvsudp: " + orDash(textHeader(r)))
 	if r.Config.Command != "" {
-		fmt.Fprintf(&b, "command: %s\n", r.Config.Command)
+		line("command: " + r.Config.Command)
 	}
 	if r.Incomplete != "" {
-		fmt.Fprintf(&b, "incomplete: %s\n", r.Incomplete)
+		line("incomplete: " + r.Incomplete)
 	}
 	if len(r.NotRun) > 0 {
-		fmt.Fprintf(&b, "not run: %s\n", cellList(r.NotRun, maxNotRun))
+		line("not run: " + cellList(r.NotRun, maxNotRun))
 	}
 	if len(r.Properties) > 0 {
-		b.WriteString("\nProperties\n")
-		if err := writeTable(&b, propertiesTable(r), false); err != nil {
-			return fmt.Errorf("render text: properties: %w", err)
+		b.WriteString("\nVerdict\n")
+		if err := writeTextTable(&b, verdictTable(r), width); err != nil {
+			return fmt.Errorf("render text: verdict: %w", err)
 		}
-	}
-	for _, s := range buildSections(r) {
-		fmt.Fprintf(&b, "\n%s\n%s\n", s.title, s.note)
-		for i, t := range s.tables {
-			if i > 0 {
+		if hasLab(r) {
+			line(labNote)
+		}
+		if cfg.verbose {
+			b.WriteString("\nProperties in detail\n")
+			for _, p := range r.Properties {
 				b.WriteString("\n")
-			}
-			if t.caption != "" {
-				fmt.Fprintf(&b, "%s:\n", t.caption)
-			}
-			if err := writeTable(&b, t, false); err != nil {
-				return fmt.Errorf("render text: %s: %w", s.exp, err)
-			}
-		}
-		for _, l := range s.also {
-			fmt.Fprintf(&b, "also counted: %s\n", l)
-		}
-		for _, l := range s.notMeasured {
-			fmt.Fprintf(&b, "not measured: %s\n", l)
-		}
-	}
-	if r.Lab != nil {
-		fmt.Fprintf(&b, "\nAcross an emulated link\n%s\n", labIntro(r.Lab))
-		for _, s := range buildSections(r.Lab) {
-			fmt.Fprintf(&b, "\n%s\n%s\n", s.title, s.note)
-			for _, t := range s.tables {
-				if err := writeTable(&b, t, false); err != nil {
-					return fmt.Errorf("render text: lab %s: %w", s.exp, err)
+				line(p.Property + ": " + p.Claim)
+				indented("TCP: " + orDash(p.TCP))
+				indented("UDP: " + orDash(p.UDP))
+				if items := evidenceItems(p.Evidence); len(items) > 0 {
+					parts := make([]string, len(items))
+					for i, it := range items {
+						parts[i] = it.name + " " + it.value
+					}
+					indented("measured (" + evidenceSource(p.Evidence) + "): " + strings.Join(parts, ", "))
 				}
 			}
-			for _, l := range s.notMeasured {
-				fmt.Fprintf(&b, "not measured: %s\n", l)
+		}
+	}
+	writeSections := func(sections []section, what string) error {
+		for _, s := range sections {
+			b.WriteString("\n")
+			line(s.title)
+			switch {
+			case cfg.verbose && s.note != "":
+				line(s.note)
+			case s.params != "":
+				line(s.params)
 			}
+			for i, t := range s.tables {
+				if i > 0 {
+					b.WriteString("\n")
+				}
+				if t.caption != "" {
+					line(t.caption + ":")
+				}
+				if err := writeTextTable(&b, t, width); err != nil {
+					return fmt.Errorf("render text: %s%s: %w", what, s.exp, err)
+				}
+			}
+			for _, l := range s.also {
+				line("also counted: " + l)
+			}
+			for _, l := range s.notMeasured {
+				line("not measured: " + l)
+			}
+		}
+		return nil
+	}
+	if err := writeSections(buildSections(r), ""); err != nil {
+		return err
+	}
+	if r.Lab != nil {
+		b.WriteString("\nAcross an emulated link\n")
+		line(labIntro(r.Lab))
+		if err := writeSections(buildSections(r.Lab), "lab "); err != nil {
+			return err
 		}
 	}
 	if ws := warnings(r); len(ws) > 0 {
 		b.WriteString("\n")
 		for _, l := range ws {
-			fmt.Fprintf(&b, "warning: %s\n", l)
+			line("warning: " + l)
 		}
 	}
 	_, err := w.Write(b.Bytes())
@@ -157,12 +198,19 @@ type table struct {
 	right   []bool   // right-align column i (figures); labels align left
 	rows    [][]string
 	strict  bool // cells hold free text (error messages): escape markdown syntax too
+	// groups, when set, lets a table too wide for the terminal split by columns:
+	// column i belongs to group groups[i]; -1 marks a label column every part repeats.
+	groups []int
+	// keepLabel keeps the first column unwrapped while the others can narrow, so
+	// that a wrapped row still reads as one row.
+	keepLabel bool
 }
 
 // section is one experiment's part of the report.
 type section struct {
 	exp    string
 	title  string
+	params string // what was run: "1 stream, unpaced, 3.00 s per cell."; "" when nothing to say
 	note   string // what was run and how to read it
 	tables []table
 	also   []string // non-zero counters the tables do not show
@@ -214,23 +262,16 @@ func writeTable(w io.Writer, t table, md bool) error {
 	return tbl.Render()
 }
 
-// propertiesTable is the properties table: claim, what each transport did, evidence.
+// propertiesTable is the markdown properties table: each claim and what each
+// transport did, in a few words with the key figure (verdict); the sentences and
+// evidence follow in each property's section.
 func propertiesTable(r *report.Report) table {
-	t := table{head: []string{"property", "claim", "TCP", "UDP", "evidence"}}
+	t := table{head: []string{"property", "claim", "TCP", "UDP"}}
 	for _, p := range r.Properties {
-		t.rows = append(t.rows, []string{p.Property, p.Claim, orDash(p.TCP), orDash(p.UDP), orDash(evidence(p.Evidence))})
+		tcp, udp := verdict(p)
+		t.rows = append(t.rows, []string{p.Property, p.Claim, tcp, udp})
 	}
 	return t
-}
-
-// evidence renders an evidence map as "k=v, ..." sorted by key.
-func evidence(ev map[string]any) string {
-	keys := slices.Sorted(maps.Keys(ev))
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + anyValue(ev[k])
-	}
-	return strings.Join(parts, ", ")
 }
 
 // anyValue formats one evidence value: numbers without exponents, strings as they are,
@@ -635,6 +676,7 @@ func buildSections(r *report.Report) []section {
 			s.title = experimentTitle(exp)
 			pcols, pfixed := observedParams(exp, cells)
 			s.note = sentence(pfixed) + "Not run."
+			s.params = s.note
 			s.tables = []table{observedTable("", pcols, trs, cells, false)}
 			out = append(out, s)
 			continue
@@ -642,6 +684,7 @@ func buildSections(r *report.Report) []section {
 		switch exp {
 		case "stream":
 			s.title = experimentTitle(exp)
+			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + "Goodput and msgs/s are measured at the receiver and lead; sender rate is what the sender handed to the kernel. " +
 				"Lost = sent - unique received, after " + drainText(r) + "." + jitterClockText(cells, trs)
 			s.tables = []table{
@@ -650,10 +693,12 @@ func buildSections(r *report.Report) []section {
 			}
 		case "pingpong":
 			s.title = experimentTitle(exp)
+			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + rttMode(cells) + timeoutText(r, trs) + cpuText(r, cells, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, pingpongFigures)}
 		case "connect":
 			s.title = experimentTitle(exp)
+			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + "Answer = time to first answer" + answerText(trs) + ". " +
 				"Server sockets = endpoints the server needed." + timeoutText(r, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, connectFigures)}
@@ -661,11 +706,13 @@ func buildSections(r *report.Report) []section {
 			s.title = experimentTitle(exp)
 			if hasObserved(cells) {
 				pcols, pfixed := observedParams(exp, cells)
-				s.note = sentence(pfixed) + "What each transport showed, named as in the JSON report; then its non-zero counters."
+				s.params = strings.TrimSpace(sentence(pfixed))
+				s.note = sentence(pfixed) + "What each transport showed (the JSON report has each row under its name in snake_case), then its non-zero counters."
 				s.tables = []table{observedTable("", pcols, trs, cells, true)}
 				break
 			}
-			s.note = sentence(fixed) + "No dedicated table for this experiment: every non-zero metric, as named in the JSON report."
+			s.params = strings.TrimSpace(sentence(fixed))
+			s.note = sentence(fixed) + "No dedicated table for this experiment: every non-zero metric (the JSON report has each under its name in snake_case)."
 			s.tables = []table{genericTable(cols, trs, cells)}
 		}
 		if dedicated[exp] && hasObserved(cells) {
@@ -839,6 +886,9 @@ func timeoutText(r *report.Report, trs []string) string {
 func figureTable(caption string, cols []param, trs []string, cells []*paramRow, figs []figure) table {
 	t := table{caption: caption}
 	t.addParamHeads(cols)
+	for range cols {
+		t.groups = append(t.groups, -1)
+	}
 	rows := make([][]string, len(cells))
 	for i, c := range cells {
 		for _, pr := range cols {
@@ -887,6 +937,7 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 			}
 			t.head = append(t.head, f.head+" "+tr)
 			t.right = append(t.right, true)
+			t.groups = append(t.groups, fi)
 			for i := range rows {
 				rows[i] = append(rows[i], col[i])
 			}
@@ -977,7 +1028,7 @@ func genericTable(cols []param, trs []string, cells []*paramRow) table {
 			if !nonZero || (k == "lost_msgs" && requestRows(cells)) {
 				continue // lost_msgs repeats timeouts for requests: they are unanswered, not lost
 			}
-			row := append(slices.Clone(label), k)
+			row := append(slices.Clone(label), metricName(k))
 			for _, tr := range present {
 				v := "-"
 				if x, ok := vals[tr][k]; ok {
@@ -1016,7 +1067,7 @@ func alsoCounted(cols []param, trs []string, cells []*paramRow, keys []string) [
 			var parts []string
 			for _, mv := range flatMetrics(&res.Metrics) {
 				if mv.v != 0 && slices.Contains(keys, mv.key) {
-					parts = append(parts, mv.key+" "+formatByKey(mv.key, mv.v))
+					parts = append(parts, metricName(mv.key)+" "+formatByKey(mv.key, mv.v))
 				}
 			}
 			if len(parts) > 0 {
@@ -1148,6 +1199,20 @@ func walkJSON(dec *json.Decoder, key string, tok json.Token, out *[]metricValue)
 		return err
 	}
 	return nil
+}
+
+// metricName names a figure for people by its JSON name: words, not snake_case,
+// and no unit the formatted value shows ("peer_close_detect_ns" -> "peer close
+// detect", "rtt_ns.p99" -> "rtt p99"). The JSON report keeps the names.
+func metricName(key string) string {
+	k := strings.ReplaceAll(key, "_ns.", ".")
+	for _, u := range []string{"_per_s", "_ns", "_bps", "_bytes", "_s"} {
+		if strings.HasSuffix(k, u) && len(k) > len(u) {
+			k = strings.TrimSuffix(k, u)
+			break
+		}
+	}
+	return strings.NewReplacer("_", " ", ".", " ").Replace(k)
 }
 
 // formatByKey formats a figure by the unit its JSON name carries. A ratio to a
@@ -1288,7 +1353,7 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 			label = append(label, pr.label(c.p))
 		}
 		addRow := func(key string, cell func(res *report.Result) (string, bool)) {
-			row := append(slices.Clone(label), key)
+			row := append(slices.Clone(label), metricName(key))
 			for _, tr := range present {
 				v := "-"
 				if res := c.res[tr]; res != nil {

@@ -43,6 +43,7 @@ type runFlags struct {
 	server, keyFile                      string
 	reverse, bidir                       bool
 	impair, impairUp, impairDown, link   string
+	verbose                              bool
 	noLab                                bool
 }
 
@@ -86,6 +87,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	addRunFlags(runCmd.Flags(), rf)
 
 	var format, mdOut string
+	var verbose bool
 	reportCmd := &cobra.Command{
 		Use:   "report FILE.json",
 		Short: "Render a saved report again: tables to stdout, markdown beside it",
@@ -99,11 +101,12 @@ terminal tables (or markdown, or JSON) on stdout, and the markdown report to
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return doReport(args[0], format, mdOut, cmd.Flags().Changed("markdown"), stdout)
+			return doReport(args[0], format, mdOut, cmd.Flags().Changed("markdown"), verbose, stdout)
 		},
 	}
 	reportCmd.Flags().StringVar(&format, "format", "text", "what to print on stdout: text, markdown or json")
 	reportCmd.Flags().StringVar(&mdOut, "markdown", "", "where to write the markdown report (default FILE.md beside FILE.json; '' = nowhere)")
+	reportCmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "text: after the verdict, each property's claim, sentences and evidence, and each table's notes")
 
 	root := &cobra.Command{
 		Use:   "tcpvsudp",
@@ -179,6 +182,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a regular file only its owner may access)")
 	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing; checked writable before anything is measured (results/ is ignored by git; the committed reference run is results/reference/)")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
+	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "tables on stdout: after the verdict, each property's claim, sentences and evidence, and each table's notes")
 	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms, --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
 	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
 	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic sent before each cell's measurement and excluded from it (TCP slow start); 0 = none")
@@ -435,7 +439,7 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	for _, w := range collectWarnings(rep) {
 		fmt.Fprintf(stderr, "warning: %s\n", remote.Printable(w)) // a server's words among them
 	}
-	if err := render.Text(stdout, rep); err != nil {
+	if err := render.Text(stdout, rep, textOptions(stdout, rf.verbose)...); err != nil {
 		return fmt.Errorf("render tables: %w", err)
 	}
 	if !rf.noFiles {
@@ -528,7 +532,7 @@ func writeFile(path string, write func(io.Writer) error) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
+func doReport(path, format, mdOut string, mdSet, verbose bool, stdout io.Writer) error {
 	if err := reportFile(path); err != nil {
 		return usageError{err}
 	}
@@ -541,7 +545,7 @@ func doReport(path, format, mdOut string, mdSet bool, stdout io.Writer) error {
 	}
 	switch format {
 	case "text":
-		err = render.Text(stdout, rep)
+		err = render.Text(stdout, rep, textOptions(stdout, verbose)...)
 	case "markdown", "md":
 		err = render.Markdown(stdout, rep)
 	case "json":

@@ -59,7 +59,7 @@ func TestRunInterruptedBySIGINT(t *testing.T) {
 		name, out string
 		want      []string // regular expressions
 	}{
-		{"stdout", stdout.String(), []string{
+		{"stdout", unwrapped(stdout.String()), []string{
 			`(?m)^incomplete: ` + regexp.QuoteMeta(incomplete) + `$`,
 			`(?m)^not run: stream over udp \(size 64 B, rate 8\.00 kbit/s\)$`,
 			`(?m)^\| 64 B \| not measured \|$`,
@@ -180,7 +180,7 @@ func TestLabSectionInterrupted(t *testing.T) {
 	}
 	for _, w := range []string{"\nincomplete: " + want + "\n", " Incomplete: interrupted (context canceled) before stream over udp (size 1024)",
 		" Not run: stream over udp (size 1024 B, rate 20.0 Mbit/s), "} {
-		if !strings.Contains(text.String(), w) {
+		if !strings.Contains(unwrapped(text.String()), w) {
 			t.Errorf("no %q in:\n%s", w, text.String())
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -208,4 +209,10 @@ func TestLabSection(t *testing.T) {
 	if err := render.Markdown(&md, rep); err != nil || !strings.Contains(md.String(), "Across an emulated link") {
 		t.Errorf("markdown: %v; has the lab section: %v", err, strings.Contains(md.String(), "Across an emulated link"))
 	}
+}
+
+// unwrapped joins the lines the terminal rendering wrapped to its width (each
+// continuation starts with two spaces) back into one, as they were before wrapping.
+func unwrapped(s string) string {
+	return regexp.MustCompile(`\n {2,}`).ReplaceAllString(s, " ")
 }

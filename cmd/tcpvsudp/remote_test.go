@@ -143,7 +143,7 @@ func TestRunServer(t *testing.T) {
 			t.Errorf("%s: error %q, sent %d, recv %d; want 300 sent and answered", r.Transport, r.Error, r.Metrics.SentMsgs, r.Metrics.RecvMsgs)
 		}
 	}
-	if !strings.Contains(out.String(), "remote "+addr) || !strings.Contains(out.String(), "server host ") {
+	if u := unwrapped(out.String()); !strings.Contains(u, "remote "+addr) || !strings.Contains(u, "server host ") {
 		t.Errorf("the tables do not say the run was remote, and where the server ran:\n%s", out.String())
 	}
 	if rep.Env.Peer == nil || rep.Env.Peer.CPUs == 0 {
