@@ -339,7 +339,7 @@ func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, erro
 		if err != nil {
 			return remote.Results{Error: err.Error()}, err
 		}
-		return measured(d, ts, func() (bench.FarResult, error) { return bench.ServeBoundaries(ctx, spec, ts[0], d.PeerDone()) })
+		return measured(d, ts, func() (bench.FarResult, error) { return bench.ServeBoundaries(ctx, session{clientPeer{d}}, spec, ts) })
 	}
 	serve, err := halfServer(x, d)
 	if err != nil {
@@ -370,6 +370,12 @@ func (p clientPeer) Done() <-chan struct{} { return p.d.PeerDone() }
 func (p clientPeer) Sent() ([]uint64, error) {
 	return bench.ParseSendersEnd(p.d.PeerCounters(), p.d.Request.Streams)
 }
+
+// session is a test's data path as its server half sees it (bench.ServerEnv): its
+// client, and a closed port of this host among the session's --data-ports.
+type session struct{ clientPeer }
+
+func (s session) ClosedPort() (uint16, error) { return s.d.ClosedPort() }
 
 // reportSent tells the client the server's senders are done, with each flow's count
 // (bench.SendersEnd), in a "sent" message. A client that does not take it ends its
