@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +21,8 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpBoundaries,
 		help:  "unframed writes: TCP reads coalesce and split them; UDP reads return each datagram whole; the largest datagram (65507 bytes)",
-		place: 40, run: runBoundaries})
+		place: 40, run: runBoundaries,
+		far: &FarHalf{OnePath: true, Serve: ServeBoundaries, Params: boundariesParamsOf, Parse: parseBoundaries}})
 }
 
 // rawStreamer is a transport with a byte stream under its messages (TCP): the
@@ -495,6 +497,53 @@ const (
 	BoundariesLargest = "largest" // whole messages of FarSpec.Size bytes at most
 	BoundariesRaw     = "raw"     // one 1 MiB write on the byte stream
 )
+
+// boundariesParams are the wire form of a boundaries cell's part (its far test's
+// params).
+type boundariesParams struct {
+	Part    string `json:"part"`     // BoundariesBurst, BoundariesLargest or BoundariesRaw
+	Seed    int64  `json:"seed"`     // the payload's seed
+	QuietMS uint64 `json:"quiet_ms"` // the reader stops when nothing arrived for this long, ms
+}
+
+// maxQuiet bounds a boundaries reader's quiet time.
+const maxQuiet = 30 * time.Second
+
+// boundariesParamsOf is the wire form of spec's part (FarHalf.Params).
+func boundariesParamsOf(spec FarSpec) (json.RawMessage, error) {
+	fb := spec.Boundaries
+	if fb == nil {
+		return nil, fmt.Errorf("bench: a %s cell without its part", spec.Experiment)
+	}
+	return json.Marshal(boundariesParams{Part: fb.Part, Seed: fb.Seed, QuietMS: uint64(fb.Quiet.Milliseconds())})
+}
+
+// parseBoundaries checks a boundaries test's params and sets its part in spec
+// (FarHalf.Parse): a known part (raw over a byte stream only), a quiet time of 1
+// ms..maxQuiet.
+func parseBoundaries(raw json.RawMessage, spec *FarSpec) error {
+	var bp boundariesParams
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&bp); err != nil {
+		return fmt.Errorf("params: %s wants {\"part\", \"seed\", \"quiet_ms\"}: %v", spec.Experiment, err)
+	}
+	switch bp.Part {
+	case BoundariesBurst, BoundariesLargest:
+	case BoundariesRaw:
+		if !CapsOf(spec.Transport).Connected {
+			return fmt.Errorf("params.part: %s needs a byte stream (tcp), got %s", bp.Part, spec.Transport)
+		}
+	default:
+		return fmt.Errorf("params.part: want %s, %s or %s, got %q", BoundariesBurst, BoundariesLargest, BoundariesRaw, bp.Part)
+	}
+	quiet, err := ParamMS("params.quiet_ms", bp.QuietMS, 1, uint64(maxQuiet.Milliseconds()))
+	if err != nil {
+		return err
+	}
+	spec.Boundaries = &FarBoundaries{Part: bp.Part, Seed: bp.Seed, Quiet: quiet}
+	return nil
+}
 
 // A farSizer is a Far that knows the largest message its far end takes as one
 // message on a transport's data path, and why that is the limit.

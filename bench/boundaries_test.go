@@ -36,6 +36,11 @@ func TestBoundariesKnownAnswer(t *testing.T) {
 			if m.RecvMsgs != burstWrites || m.LostMsgs != 0 || m.RecvBytes != m.SentBytes {
 				t.Errorf("recv %d msgs %d bytes lost %d, want every write back", m.RecvMsgs, m.RecvBytes, m.LostMsgs)
 			}
+			// The server half in this process reports as a far one does: the one
+			// endpoint it read on, and where the largest message's limit comes from.
+			if m.ServerSockets != 1 || obs["max_message_limit"] != "the transport's limit" {
+				t.Errorf("server_sockets %d, max_message_limit %v; want 1 and the transport's limit", m.ServerSockets, obs["max_message_limit"])
+			}
 			if obs["bytes_in_order"] != true {
 				t.Errorf("bytes_in_order %v, want true", obs["bytes_in_order"])
 			}
@@ -368,4 +373,8 @@ func (c *clientEnv) Sent() ([]uint64, error) {
 	return c.sent, nil
 }
 
-func (c *clientEnv) ClosedPort() (uint16, error) { return 0, errors.New("no closed port here") }
+func (c *clientEnv) ClosedPort() (uint16, error) { return 0, errNoPort }
+
+var errNoPort = errors.New("no closed port here")
+
+func (c *clientEnv) ReportSent([]uint64) {}

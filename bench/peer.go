@@ -465,24 +465,6 @@ func (o *outcome) addFar(r FarResult) {
 	}
 }
 
-// A ServerEnv is what a server half is given by the peer it runs at, beside its
-// endpoints: a far end's session (bench/farend) or this process (localServer), so
-// that the server half is one function in both.
-type ServerEnv interface {
-	// Done closes when the client half is done (it sends no more); Sent is how many
-	// messages each of its flows sent, as it said (FarCell.SendersEnded), read once
-	// Done closed. Done is nil when the peer cannot tell.
-	FarPeer
-	// ClosedPort is a port of the server's host on which nobody listens for the
-	// cell's transport, where the client reaches that host.
-	ClosedPort() (uint16, error)
-}
-
-// A serveFunc is a server half: it serves one cell's endpoints ts as spec asks, with
-// what its peer gives it (env), until the client half is done, ts end or ctx ends,
-// and reports what it measured.
-type serveFunc func(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error)
-
 // A serverHalf is how a request/response cell's server half serves in this process:
 // serve runs on each endpoint its listener accepts, as a far end runs it on each of
 // its data path's.
@@ -491,7 +473,7 @@ type serverHalf struct {
 	// half, instead of serve, serves the client's one endpoint as a far end does,
 	// with this process as its ServerEnv: Finish says the client is done and waits
 	// for half's report, which is Finish's.
-	half serveFunc
+	half ServeFunc
 	// blocking: both ends receive blocking (blockingNet: a blocking recvmsg or read
 	// on the goroutine's OS thread, unless --busy-poll); a far end picks its own.
 	blocking bool
@@ -503,11 +485,6 @@ type serverHalf struct {
 	// oneClient: the listener closes once it accepted the client's endpoint, as
 	// remote mode's TCP data listener does once its path's connection arrived.
 	oneClient bool
-}
-
-// echoHalf is the echo server half (ServeEcho) of size-byte messages.
-func echoHalf(e *runEnv, size int) serverHalf {
-	return serverHalf{serve: func(ctx context.Context, t Transport) error { return ServeEcho(ctx, t, size, e.batch) }}
 }
 
 // localServer is a request/response cell's server half in this process: the peer of
@@ -597,6 +574,7 @@ func (c *localServer) Ended() <-chan struct{}     { return nil }
 // The server half's ServerEnv: the client is done at Finish.
 func (c *localServer) Done() <-chan struct{}   { return c.done }
 func (c *localServer) Sent() ([]uint64, error) { return c.sent, nil }
+func (c *localServer) ReportSent([]uint64)     {}
 
 // ClosedPort is a port of this host that was just bound and released.
 func (c *localServer) ClosedPort() (uint16, error) {
