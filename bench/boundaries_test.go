@@ -19,9 +19,9 @@ func TestBoundariesKnownAnswer(t *testing.T) {
 	for _, name := range []string{"tcp", "udp"} {
 		t.Run(name, func(t *testing.T) {
 			e := testEnv(t)
-			// Every write arrives: the reader waits for what is missing until nothing
-			// has come for e.timeout, which a writer stalled on a busy host must not
-			// outlast, nor a large message e.drain. A complete burst ends the wait.
+			// The reader waits for what is missing until nothing has come for
+			// e.timeout + e.drain, which a writer stalled on a busy host must not
+			// outlast. A complete burst ends the wait.
 			e.timeout, e.drain = patience, patience
 			o, err := runBoundaries(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), report.Params{Size: propertySize})
 			if err != nil {
@@ -29,20 +29,32 @@ func TestBoundariesKnownAnswer(t *testing.T) {
 			}
 			obs, m := o.observed, o.m
 			t.Logf("observed %v", obs)
-			t.Logf("sent %d recv %d lost %d bytes %d/%d warnings %v", m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.SentBytes, m.RecvBytes, o.warns)
+			t.Logf("sent %d recv %d lost %d (socket drops %v, sender %d) bytes %d/%d warnings %v", m.SentMsgs, m.RecvMsgs, m.LostMsgs, deref(m.DropsSocket), m.DropsSender, m.SentBytes, m.RecvBytes, o.warns)
 			if m.SentMsgs != burstWrites || m.SentBytes != burstWrites*burstWriteBytes {
 				t.Errorf("sent %d msgs %d bytes, want %d and %d", m.SentMsgs, m.SentBytes, burstWrites, burstWrites*burstWriteBytes)
 			}
-			if m.RecvMsgs != burstWrites || m.LostMsgs != 0 || m.RecvBytes != m.SentBytes {
-				t.Errorf("recv %d msgs %d bytes lost %d, want every write back", m.RecvMsgs, m.RecvBytes, m.LostMsgs)
+			// The writer does not see the reader (it may be on another host): a
+			// datagram writer paces its chunks, and a reader starved on a busy host
+			// may let its socket overflow. Every loss is then a drop the kernel
+			// counted; TCP loses nothing.
+			var dropped uint64
+			if name == "udp" {
+				dropped = m.DropsSender
+				if m.DropsSocket != nil {
+					dropped += *m.DropsSocket
+				}
+			}
+			want := burstWrites - dropped
+			if m.RecvMsgs != want || m.LostMsgs != dropped || m.RecvBytes != want*burstWriteBytes {
+				t.Errorf("recv %d msgs %d bytes lost %d, want every write back but the %d the kernel dropped and counted", m.RecvMsgs, m.RecvBytes, m.LostMsgs, dropped)
 			}
 			// The server half in this process reports as a far one does: the one
 			// endpoint it read on, and where the largest message's limit comes from.
 			if m.ServerSockets != 1 || obs["max_message_limit"] != "the transport's limit" {
 				t.Errorf("server_sockets %d, max_message_limit %v; want 1 and the transport's limit", m.ServerSockets, obs["max_message_limit"])
 			}
-			if obs["bytes_in_order"] != true {
-				t.Errorf("bytes_in_order %v, want true", obs["bytes_in_order"])
+			if obs["bytes_in_order"] != (dropped == 0) {
+				t.Errorf("bytes_in_order %v, want %v (%d dropped)", obs["bytes_in_order"], dropped == 0, dropped)
 			}
 			hist, _ := obs["read_sizes"].(map[string]int)
 			if len(hist) == 0 || len(hist) > histogramMax {
@@ -66,11 +78,11 @@ func TestBoundariesKnownAnswer(t *testing.T) {
 					t.Errorf("max_plus_one_emsgsize %v: TCP has no datagram limit", obs["max_plus_one_emsgsize"])
 				}
 			case "udp":
-				if obs["raw_stream"] != false || obs["reads_equal_to_writes"] != true || obs["reads"] != burstWrites {
-					t.Errorf("raw_stream %v reads_equal_to_writes %v reads %v, want false true %d", obs["raw_stream"], obs["reads_equal_to_writes"], obs["reads"], burstWrites)
+				if obs["raw_stream"] != false || obs["reads_equal_to_writes"] != true || obs["reads"] != int(want) {
+					t.Errorf("raw_stream %v reads_equal_to_writes %v reads %v, want false true %d", obs["raw_stream"], obs["reads_equal_to_writes"], obs["reads"], want)
 				}
-				if len(hist) != 1 || hist["1000"] != burstWrites {
-					t.Errorf("read_sizes %v, want {1000: %d}", hist, burstWrites)
+				if len(hist) != 1 || hist["1000"] != int(want) {
+					t.Errorf("read_sizes %v, want {1000: %d}", hist, want)
 				}
 				if obs["coalesced_reads"] != 0 || obs["split_reads"] != 0 {
 					t.Errorf("coalesced %v split %v, want 0 0", obs["coalesced_reads"], obs["split_reads"])

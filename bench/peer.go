@@ -594,8 +594,8 @@ type halfResult struct {
 
 // Finish reads the footprint, when asked for, and stops the server half: its
 // listener and every endpoint close, and its goroutines return. A serverHalf.half
-// is told the client is done first, and its report is Finish's. Its error is a
-// warning, as the server half measured nothing.
+// is told the client is done first, and its report and error are Finish's, as a
+// far end's are; a serve's error is a warning, as that server half measured nothing.
 func (c *localServer) Finish(ctx context.Context) (FarResult, error) {
 	var fr FarResult
 	var herr error
@@ -615,12 +615,9 @@ func (c *localServer) Finish(ctx context.Context) (FarResult, error) {
 	if err := c.srv.stop(); err != nil && herr == nil {
 		fr.Warnings = append(fr.Warnings, fmt.Sprintf("server: %v", err))
 	}
-	if herr != nil {
-		return fr, herr
-	}
 	fr.ServerSockets = c.srv.acceptedCount()
 	if c.sh.rx && len(c.ts) == 1 {
 		c.e.rx.note(c.nw.Name(), c.exp, RecvModeOf(c.ts[0]), c.srv.recvMode())
 	}
-	return fr, nil
+	return fr, herr
 }
