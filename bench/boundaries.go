@@ -4,25 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sort"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
-	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpBoundaries,
 		help:  "unframed writes: TCP reads coalesce and split them; UDP reads return each datagram whole; the largest datagram (65507 bytes)",
-		place: 40, run: runBoundaries})
+		place: 40, run: runBoundaries,
+		far: &FarHalf{OnePath: true, Serve: ServeBoundaries, Params: boundariesParamsOf, Parse: parseBoundaries}})
 }
 
 // rawStreamer is a transport with a byte stream under its messages (TCP): the
@@ -62,57 +62,101 @@ var (
 const (
 	burstWrites     = 200      // writes in the burst
 	burstWriteBytes = 1000     // bytes per write
-	burstChunk      = 50       // writes between reads for a transport without a raw stream
+	burstChunk      = 50       // writes between pauses (burstPause) for a transport without a raw stream
 	readBytes       = 64 << 10 // the reader's buffer, bytes
 	oneMiB          = 1 << 20
 	histogramMax    = 20 // most entries of the read-size histogram
 )
 
 // runBoundaries shows that TCP is a byte stream and UDP keeps message boundaries.
+// Its client half writes and its server half (ServeBoundaries) reads: the reader is
+// where boundaries are seen (the sizes its reads return), and it reports what it
+// saw (BoundariesRx); the server half sends nothing on the data path. Each part runs
+// with a server half of its own, on a fresh data path, through the cell's peer (in
+// this process, or at the far end): the burst; the largest messages; over a raw
+// byte stream, the 1 MiB write. The reader knows the payload: it is the run's seed
+// (FarBoundaries.Seed), as FillPayload and putIndex make it.
 //
-// The burst: the sender makes 200 unframed writes of 1000 bytes, each numbered, as
-// fast as it can; the receiver reads with a 64 KiB buffer and records the size of
+// The burst: the writer makes 200 unframed writes of 1000 bytes, each numbered, as
+// fast as it can; the reader reads with a 64 KiB buffer and records the size of
 // every read. Over a raw byte stream (TCP, see rawStreamer) the writes are plain
-// write calls and the reader starts once the writer is done (or after 20 ms, if the
-// writer is held back by flow control), so reads return many writes at once and
-// split them anywhere. Over any other transport (UDP) each write is one Send and
-// each read one Recv of one message; the writer pauses every 50 writes until the
-// reader has caught up, so a default receive buffer never overflows.
+// write calls, all at once, and the reader waits readDelay after the first bytes
+// before it reads on, so reads return many writes at once and split them anywhere.
+// Over any other transport (UDP) each write is one Send and each read one Recv of
+// one message; the writer pauses burstPause after every 50 writes, so a default
+// receive buffer never overflows.
 //
-// Then the largest message: Send of nw.MaxMessage() bytes must arrive whole; one byte
-// more must fail (UDP: the transport refuses it, and so does the kernel, with
-// EMSGSIZE, when a plain socket tries); a framed Send of 1 MiB, and over a raw
-// stream one write of 1 MiB, counting the reads it takes.
+// Then the largest message: Send of the largest message the path carries must
+// arrive whole; one byte more must fail (UDP: the transport refuses it, and so does
+// the kernel, with EMSGSIZE, when a plain socket tries: a property of this host's
+// sockets, probed without sending anything); a framed Send of 1 MiB, and over a raw
+// stream one write of 1 MiB, counting the reads it takes. The largest message is
+// the transport's (nw.MaxMessage), or across hosts the far end's (farSizer): over
+// remote mode's UDP data path a datagram's payload is 65507 bytes less its 17-byte
+// prefix (token and kind), 65490; over TCP the server's --max-size (1 MiB by
+// default) where it is below the framing's 16 MiB. observed max_message_limit says
+// which. The client half refuses a message above it before sending, as the
+// transport refuses one above its own.
 //
 // Metrics count the burst only: its writes are the messages sent, and a write is
 // received when its bytes arrive intact at a write boundary of what was read.
-//
-// In remote mode this side writes and the far end reads (boundariesfar.go).
 func runBoundaries(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
-	if e.far != nil {
-		return runBoundariesFar(ctx, e, nw, p)
-	}
-	var warns []string
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	obs := map[string]any{}
+	var o outcome
+	add := func(r FarResult) {
+		o.addFar(r)
+		o.m.ServerSockets = max(o.m.ServerSockets, r.ServerSockets)
+	}
+	quiet := e.timeout + e.drain
 
-	b, err := runBurst(ctx, e, nw)
+	r, raw, refused, err := burstPart(ctx, e, nw, quiet)
+	add(r)
 	if err != nil {
 		return outcome{}, fmt.Errorf("burst: %w", err)
 	}
-	warns = append(warns, b.warns...)
-	rx := b.rx()
-	m := *rx.Burst
-	burstObs(obs, &rx)
+	rx := r.Boundaries
+	if rx == nil || rx.Burst == nil {
+		return outcome{}, errors.New("burst: the server half reported no reads")
+	}
+	if rx.Raw != raw {
+		return outcome{}, fmt.Errorf("burst: the client half wrote a raw stream: %v, the server half read one: %v", raw, rx.Raw)
+	}
+	burstObs(obs, rx)
+	sockets, cpu := o.m.ServerSockets, o.m.ServerCPUSec
+	o.m = *rx.Burst
+	o.m.ServerSockets, o.m.ServerCPUSec = sockets, cpu
+	o.m.DropsSender = refused
+	if refused > 0 {
+		o.warns = append(o.warns, fmt.Sprintf("%d writes refused by the sender's kernel", refused))
+	}
 
-	l, err := runLargest(ctx, e, nw)
+	maxSize, why := nw.MaxMessage(), "the transport's limit"
+	if fs, ok := e.far.(farSizer); ok {
+		maxSize, why = fs.MaxMessage(nw.Name())
+	}
+	l, r, err := largestPart(ctx, e, nw, maxSize, quiet)
+	add(r)
 	if err != nil {
 		return outcome{}, fmt.Errorf("largest message: %w", err)
 	}
-	warns = append(warns, l.warns...)
-	l.observe(obs, nw.MaxMessage())
-	return outcome{m: m, warns: warns, observed: obs}, nil
+	if raw {
+		r, err := rawMiBPart(ctx, e, nw, quiet)
+		add(r)
+		if err != nil {
+			return outcome{}, fmt.Errorf("1 MiB raw: %w", err)
+		}
+		if r.Boundaries == nil {
+			return outcome{}, errors.New("1 MiB raw: the server half reported no reads")
+		}
+		l.oneMiBReads, l.oneMiBRawInOrder = r.Boundaries.RawReads, r.Boundaries.RawInOrder
+	}
+	o.warns = append(o.warns, l.warns...)
+	l.observe(obs, maxSize)
+	report.Set(obs, report.ObsMaxMessageLimit, why)
+	o.observed = obs
+	return o, nil
 }
 
 // burstObs records what the reader of the burst saw, rx, in obs.
@@ -145,9 +189,9 @@ func (l *largest) observe(obs map[string]any, maxSize int) {
 	}
 }
 
-// BoundariesRx is what the reader of the boundaries experiment saw, whichever host
-// it ran on; in remote mode the far end reports it (FarResult.Boundaries), as JSON in
-// the field names below. Each far cell fills the fields of its part.
+// BoundariesRx is what the reader of the boundaries experiment, its server half, saw
+// of one part (FarResult.Boundaries): across hosts as JSON, in the field names below.
+// Each part fills the fields of its own.
 type BoundariesRx struct {
 	// The burst.
 	Raw              bool            `json:"raw_stream,omitempty"`            // read as a raw byte stream
@@ -189,48 +233,7 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// pair is a client, the server end it was accepted as, and their listener.
-type pair struct {
-	client, server Transport
-	addr           string // the listener's address
-	closeAll       func() // closes all three; safe to call again
-}
-
-// openPair opens a listener at e.address, a client dialed to it and the server end of
-// that client. All three close when ctx ends, or at closeAll.
-func openPair(ctx context.Context, e *runEnv, nw Network) (*pair, error) {
-	l, err := nw.Listen(ctx, e.address)
-	if err != nil {
-		return nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), e.address, err)
-	}
-	pr := &pair{addr: l.Addr().String()}
-	pr.client, err = nw.Dial(ctx, pr.addr)
-	if err != nil {
-		l.Close()
-		return nil, fmt.Errorf("%s: dial %s: %w", nw.Name(), pr.addr, err)
-	}
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	pr.server, err = l.Accept(actx)
-	if err != nil {
-		pr.client.Close()
-		l.Close()
-		return nil, fmt.Errorf("%s: accept on %s: %w", nw.Name(), pr.addr, err)
-	}
-	var once sync.Once
-	closeAll := func() {
-		once.Do(func() {
-			pr.client.Close()
-			pr.server.Close()
-			l.Close()
-		})
-	}
-	stopWatch := ctxwatch.OnDone(ctx, closeAll) // ctx's end unblocks every call on the pair
-	pr.closeAll = func() { stopWatch(); closeAll() }
-	return pr, nil
-}
-
-// burst is what the receiver of the burst saw.
+// burst is what the reader of the burst saw.
 type burst struct {
 	raw   bool   // read and written as a raw byte stream
 	want  []byte // every write, concatenated
@@ -238,79 +241,11 @@ type burst struct {
 	sizes []int  // bytes per read, in order
 	warns []string
 
-	refused     uint64  // writes the sender's kernel refused
-	dropsSocket *uint64 // datagrams the receiver's full buffer dropped; nil if unknown
+	dropsSocket *uint64 // datagrams the reader's full buffer dropped; nil if unknown
 }
 
-// runBurst sends the burst from a client to its server end and reads it there.
-func runBurst(ctx context.Context, e *runEnv, nw Network) (*burst, error) {
-	pr, err := openPair(ctx, e, nw)
-	if err != nil {
-		return nil, err
-	}
-	defer pr.closeAll()
-	client, server := pr.client, pr.server
-
-	b := newBurst(e.seed)
-	chunk := burstChunk
-	_, okc := client.(rawStreamer)
-	_, oks := server.(rawStreamer)
-	if b.raw = okc && oks; b.raw {
-		// A byte stream cannot overflow its receiver: flow control holds the writer
-		// back instead. So the whole burst goes at once.
-		chunk = burstWrites
-	}
-	write := burstWriter(client, b.raw)
-	read, setDeadline := burstReader(server, b.raw)
-
-	buf := make([]byte, readBytes)
-	var refused int
-	for first := 0; first < burstWrites; first += chunk {
-		last := min(first+chunk, burstWrites)
-		done := make(chan error, 1) // written once by the writer below
-		go func() {
-			n, err := b.write(write, first, last)
-			refused += n
-			done <- err
-		}()
-		// Let the writer finish before reading, so what waits is read at once; a
-		// writer that flow control holds back gets 20 ms.
-		var werr error
-		wrote := false
-		select {
-		case werr = <-done:
-			wrote = true
-		case <-time.After(readDelay):
-		case <-ctx.Done():
-		}
-		rerr := b.readUntil(ctx, e.timeout, read, setDeadline, buf, len(b.got)+(last-first)*burstWriteBytes)
-		if !wrote {
-			select {
-			case werr = <-done:
-			case <-time.After(e.drain):
-				pr.closeAll() // unblocks a writer the reader gave up on
-				werr = <-done
-			}
-		}
-		if werr != nil {
-			return nil, werr
-		}
-		if rerr != nil {
-			return nil, rerr
-		}
-	}
-	if refused > 0 {
-		b.warns = append(b.warns, fmt.Sprintf("%d writes refused by the sender's kernel", refused))
-	}
-	b.refused = uint64(refused)
-	if d, ok := recvDrops([]Transport{server}); ok { // a fresh socket: all its drops are the burst's
-		b.dropsSocket = &d
-	}
-	return b, nil
-}
-
-// readDelay is how long the reader of a burst (or of a chunk of it) waits for its
-// writer to finish before it starts reading.
+// readDelay is how long the reader of a raw burst waits, after its first bytes, for
+// its writer to finish before it reads on.
 const readDelay = 20 * time.Millisecond
 
 // newBurst returns the burst of payload seed, nothing read yet.
@@ -438,7 +373,6 @@ func (b *burst) metrics() report.Metrics {
 	unique := m.RecvMsgs - m.DupMsgs
 	m.RecvBytes = unique * burstWriteBytes
 	m.LostMsgs = m.SentMsgs - unique
-	m.DropsSender = b.refused
 	m.DropsSocket = b.dropsSocket
 	return m
 }
@@ -523,142 +457,6 @@ type largest struct {
 	warns            []string
 }
 
-// runLargest sends the largest message, one byte more, and 1 MiB, framed and raw.
-func runLargest(ctx context.Context, e *runEnv, nw Network) (*largest, error) {
-	var l largest
-	pr, err := openPair(ctx, e, nw)
-	if err != nil {
-		return nil, err
-	}
-	defer pr.closeAll()
-	client, server := pr.client, pr.server
-
-	maxSize := nw.MaxMessage()
-	var sendErr error
-	if l.maxOK, sendErr, err = sendWhole(ctx, e, client, server, maxSize); err != nil {
-		return nil, fmt.Errorf("%d bytes: %w", maxSize, err)
-	}
-	if sendErr != nil {
-		l.warns = append(l.warns, fmt.Sprintf("send of the largest message (%d bytes): %v", maxSize, sendErr))
-	} else if !l.maxOK {
-		l.warns = append(l.warns, fmt.Sprintf("the largest message (%d bytes) was sent but did not arrive whole", maxSize))
-	}
-	if _, l.plusOneErr, err = sendWhole(ctx, e, client, server, maxSize+1); err != nil {
-		return nil, fmt.Errorf("%d bytes: %w", maxSize+1, err)
-	}
-	if l.plusOneErr == nil {
-		l.warns = append(l.warns, fmt.Sprintf("a message of %d bytes, one more than the largest, was accepted", maxSize+1))
-	}
-	if rd, ok := nw.(rawDatagramDialer); ok {
-		c, err := rd.DialRawDatagram(ctx, pr.addr)
-		if err != nil {
-			return nil, err
-		}
-		_, l.plusOneKernelErr = c.Write(make([]byte, maxSize+1))
-		c.Close()
-	}
-	if l.oneMiBOK, l.oneMiBErr, err = sendWhole(ctx, e, client, server, oneMiB); err != nil {
-		return nil, fmt.Errorf("1 MiB: %w", err)
-	}
-	pr.closeAll()
-
-	if _, ok := client.(rawStreamer); ok {
-		if l.oneMiBReads, l.oneMiBRawInOrder, err = rawMiB(ctx, e, nw); err != nil {
-			return nil, fmt.Errorf("1 MiB raw: %w", err)
-		}
-	}
-	return &l, nil
-}
-
-// sendWhole sends one message of size bytes from tx and reads it at rx. whole reports
-// that it arrived, once, intact; sendErr is Send's error. err is any other failure.
-func sendWhole(ctx context.Context, e *runEnv, tx, rx Transport, size int) (whole bool, sendErr, err error) {
-	msg := make([]byte, size)
-	wire.FillPayload(msg, e.seed, uint32(size))
-	sent := make(chan error, 1) // written once by the sender below
-	go func() {
-		_, err := tx.Send([][]byte{msg})
-		sent <- err
-	}()
-	bufs, sizes := [][]byte{make([]byte, max(size, readBytes))}, make([]int, 1)
-	var sendDone bool
-	var doneAt time.Time
-	defer func() {
-		if !sendDone {
-			tx.Close() // the reader gave up: unblock the sender
-			<-sent
-		}
-	}()
-	for ctx.Err() == nil {
-		select {
-		case sendErr = <-sent:
-			sendDone, doneAt = true, time.Now()
-			if sendErr != nil {
-				return false, sendErr, nil // nothing to wait for
-			}
-		default:
-		}
-		if sendDone && time.Since(doneAt) > e.drain {
-			return false, nil, nil // sent but never arrived
-		}
-		if err := rx.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
-			return false, nil, err
-		}
-		n, rerr := rx.Recv(bufs, sizes)
-		if n > 0 {
-			whole = sizes[0] == size && bytes.Equal(bufs[0][:size], msg)
-			if !sendDone {
-				sendErr, sendDone = <-sent, true
-			}
-			return whole, sendErr, nil
-		}
-		if rerr != nil && !isTimeout(rerr) {
-			if isOversize(rerr) {
-				continue // arrived, but not whole: a later Recv may see the next
-			}
-			if !sendDone {
-				tx.Close()
-				sendErr, sendDone = <-sent, true
-			}
-			return false, sendErr, fmt.Errorf("receive: %w", rerr)
-		}
-	}
-	return false, nil, ctx.Err()
-}
-
-// rawMiB writes 1 MiB with one write call on a fresh raw stream and counts the reads
-// a 64 KiB reader, reading as it arrives, takes to get it all.
-func rawMiB(ctx context.Context, e *runEnv, nw Network) (reads int, inOrder bool, err error) {
-	pr, err := openPair(ctx, e, nw)
-	if err != nil {
-		return 0, false, err
-	}
-	defer pr.closeAll()
-	cs, ok1 := pr.client.(rawStreamer)
-	ss, ok2 := pr.server.(rawStreamer)
-	if !ok1 || !ok2 {
-		return 0, false, fmt.Errorf("%s: no raw stream", nw.Name())
-	}
-	msg := make([]byte, oneMiB)
-	wire.FillPayload(msg, e.seed, oneMiB)
-	written := make(chan error, 1) // written once by the writer below
-	go func() {
-		_, err := cs.RawStream().Write(msg)
-		written <- err
-	}()
-	reads, got, err := readRaw(ctx, ss.RawStream(), oneMiB, e.timeout+e.drain)
-	if len(got) < oneMiB {
-		pr.closeAll() // unblock the writer
-	}
-	if werr := <-written; werr != nil && err == nil && len(got) < oneMiB {
-		err = fmt.Errorf("write: %w", werr)
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	return reads, bytes.Equal(got, msg), nil
-}
-
 // readRaw reads r with a readBytes buffer, reading as it arrives, until it holds n
 // bytes, r ends, nothing has arrived for quiet, or ctx is done. It returns the reads
 // that returned bytes and what they returned.
@@ -684,4 +482,351 @@ func readRaw(ctx context.Context, r net.Conn, n int, quiet time.Duration) (reads
 		}
 	}
 	return reads, got, nil
+}
+
+// FarBoundaries is the part of a boundaries cell a server half runs, and its payload.
+type FarBoundaries struct {
+	Part  string        // BoundariesBurst, BoundariesLargest or BoundariesRaw
+	Seed  int64         // the payload's seed (FillPayload)
+	Quiet time.Duration // the reader stops when nothing arrived for this long
+}
+
+// The parts of a boundaries cell (FarBoundaries.Part).
+const (
+	BoundariesBurst   = "burst"   // 200 numbered 1000-byte writes; raw when the data path is a byte stream
+	BoundariesLargest = "largest" // whole messages of FarSpec.Size bytes at most
+	BoundariesRaw     = "raw"     // one 1 MiB write on the byte stream
+)
+
+// boundariesParams are the wire form of a boundaries cell's part (its far test's
+// params).
+type boundariesParams struct {
+	Part    string `json:"part"`     // BoundariesBurst, BoundariesLargest or BoundariesRaw
+	Seed    int64  `json:"seed"`     // the payload's seed
+	QuietMS uint64 `json:"quiet_ms"` // the reader stops when nothing arrived for this long, ms
+}
+
+// maxQuiet bounds a boundaries reader's quiet time.
+const maxQuiet = 30 * time.Second
+
+// boundariesParamsOf is the wire form of spec's part (FarHalf.Params).
+func boundariesParamsOf(spec FarSpec) (json.RawMessage, error) {
+	fb := spec.Boundaries
+	if fb == nil {
+		return nil, fmt.Errorf("bench: a %s cell without its part", spec.Experiment)
+	}
+	return json.Marshal(boundariesParams{Part: fb.Part, Seed: fb.Seed, QuietMS: uint64(fb.Quiet.Milliseconds())})
+}
+
+// parseBoundaries checks a boundaries test's params and sets its part in spec
+// (FarHalf.Parse): a known part (raw over a byte stream only), a quiet time of 1
+// ms..maxQuiet.
+func parseBoundaries(raw json.RawMessage, spec *FarSpec) error {
+	var bp boundariesParams
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&bp); err != nil {
+		return fmt.Errorf("params: %s wants {\"part\", \"seed\", \"quiet_ms\"}: %v", spec.Experiment, err)
+	}
+	switch bp.Part {
+	case BoundariesBurst, BoundariesLargest:
+	case BoundariesRaw:
+		if !CapsOf(spec.Transport).Connected {
+			return fmt.Errorf("params.part: %s needs a byte stream (tcp), got %s", bp.Part, spec.Transport)
+		}
+	default:
+		return fmt.Errorf("params.part: want %s, %s or %s, got %q", BoundariesBurst, BoundariesLargest, BoundariesRaw, bp.Part)
+	}
+	quiet, err := ParamMS("params.quiet_ms", bp.QuietMS, 1, uint64(maxQuiet.Milliseconds()))
+	if err != nil {
+		return err
+	}
+	spec.Boundaries = &FarBoundaries{Part: bp.Part, Seed: bp.Seed, Quiet: quiet}
+	return nil
+}
+
+// A farSizer is a Far that knows the largest message its far end takes as one
+// message on a transport's data path, and why that is the limit.
+type farSizer interface {
+	MaxMessage(transport string) (size int, why string)
+}
+
+// maxMessagesRx bounds the messages the reader of the largest messages records.
+const maxMessagesRx = 8
+
+// burstPause is how long the writer waits after each chunk of a datagram burst, for
+// the reader, which it cannot see, to catch up (50 × 1000 B per 10 ms is 40
+// Mbit/s: far below what a reader drains).
+const burstPause = 10 * time.Millisecond
+
+// boundariesPartTime bounds one part of boundaries.
+func boundariesPartTime(e *runEnv) time.Duration { return 2*(e.timeout+e.drain) + 10*time.Second }
+
+// openBoundaries starts the server half of one part of boundaries, of messages up
+// to size bytes, at the cell's peer, and opens the client's endpoint to it.
+func openBoundaries(ctx context.Context, e *runEnv, nw Network, part string, size int, quiet time.Duration) (*reqPeer, error) {
+	rp, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpBoundaries, Transport: nw.Name(), Size: size, Streams: 1,
+		Duration: boundariesPartTime(e), Boundaries: &FarBoundaries{Part: part, Seed: e.seed, Quiet: quiet}}, serverHalf{half: ServeBoundaries})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := rp.remoteAddr(report.ExpBoundaries); err != nil {
+		rp.finish(ctx)
+		return nil, err
+	}
+	return rp, nil
+}
+
+// writeDeadline bounds the writes of a raw stream by ctx's deadline.
+func writeDeadline(ctx context.Context, t Transport) error {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return nil
+	}
+	return t.(rawStreamer).RawStream().SetWriteDeadline(dl)
+}
+
+// burstPart writes the burst to the reader: at once on a byte stream, else in
+// chunks of burstChunk with a pause after each. It returns what the server half
+// reported, whether the burst went as a raw stream, and the writes this side's
+// kernel refused.
+func burstPart(ctx context.Context, e *runEnv, nw Network, quiet time.Duration) (r FarResult, raw bool, refused uint64, err error) {
+	fo, err := openBoundaries(ctx, e, nw, BoundariesBurst, propertySize, quiet)
+	if err != nil {
+		return FarResult{}, false, 0, err
+	}
+	_, raw = fo.t.(rawStreamer)
+	b := newBurst(e.seed)
+	chunk := burstChunk
+	if raw {
+		chunk = burstWrites
+		if err := writeDeadline(ctx, fo.t); err != nil {
+			return fo.finish(ctx), raw, 0, err
+		}
+	}
+	refused, err = b.writePaused(ctx, burstWriter(fo.t, raw), chunk)
+	r = fo.finish(ctx) // the reader reads what is left after the writer is done
+	return r, raw, refused, err
+}
+
+// writePaused writes the burst with write, chunk writes at a time, pausing
+// burstPause after each chunk but the last. It returns the writes the kernel
+// refused, and stops at any other error or when ctx ends.
+func (b *burst) writePaused(ctx context.Context, write func([]byte) error, chunk int) (refused uint64, err error) {
+	for first := 0; first < burstWrites; first += chunk {
+		if first > 0 {
+			select {
+			case <-time.After(burstPause):
+			case <-ctx.Done():
+				return refused, ctx.Err()
+			}
+		}
+		n, err := b.write(write, first, min(first+chunk, burstWrites))
+		refused += uint64(n)
+		if err != nil {
+			return refused, err
+		}
+	}
+	return refused, nil
+}
+
+// errFarTooLarge: a message larger than the far end takes, refused before sending.
+var errFarTooLarge = errors.New("larger than the far end takes")
+
+// largestPart sends the reader the largest message, tries one byte more, and
+// tries 1 MiB; the kernel's own limit is probed with a plain datagram socket. Which
+// arrived whole is what the server half reports.
+func largestPart(ctx context.Context, e *runEnv, nw Network, maxSize int, quiet time.Duration) (*largest, FarResult, error) {
+	var l largest
+	fo, err := openBoundaries(ctx, e, nw, BoundariesLargest, maxSize, quiet)
+	if err != nil {
+		return nil, FarResult{}, err
+	}
+	// The transport refuses what is above its own limit; what is above the far
+	// end's (where it is lower), this side refuses.
+	own := nw.MaxMessage()
+	if lm, ok := fo.t.(interface{ MaxMessage() int }); ok {
+		own = lm.MaxMessage()
+	}
+	var sent []int // sizes of the messages sent, in order
+	send := func(size int) (index int, err error) {
+		if size > maxSize && size <= own {
+			return -1, fmt.Errorf("a message of %d bytes: %w (%d bytes)", size, errFarTooLarge, maxSize)
+		}
+		msg := make([]byte, size)
+		wire.FillPayload(msg, e.seed, uint32(size))
+		if _, err := fo.t.Send([][]byte{msg}); err != nil {
+			return -1, err
+		}
+		sent = append(sent, size)
+		return len(sent) - 1, nil
+	}
+	iMax, maxErr := send(maxSize)
+	var iPlus int
+	iPlus, l.plusOneErr = send(maxSize + 1)
+	if rd, ok := nw.(rawDatagramDialer); ok {
+		// A datagram above the kernel's limit never leaves this host.
+		c, err := rd.DialRawDatagram(ctx, fo.remote.String())
+		if err != nil {
+			fo.finish(ctx)
+			return nil, FarResult{}, err
+		}
+		_, l.plusOneKernelErr = c.Write(make([]byte, nw.MaxMessage()+1))
+		c.Close()
+	}
+	iMiB, mibErr := send(oneMiB)
+	fo.fc.SendersEnded([]uint64{uint64(len(sent))}) // the reader stops once they are in
+	r := fo.finish(ctx)
+	if r.Boundaries == nil {
+		return nil, r, errors.New("the server half reported no messages")
+	}
+	got := r.Boundaries.Messages
+	whole := func(i int) bool {
+		return i >= 0 && i < len(got) && got[i].Size == sent[i] && got[i].Whole
+	}
+	l.maxOK, l.oneMiBOK, l.oneMiBErr = whole(iMax), whole(iMiB), mibErr
+	switch {
+	case maxErr != nil:
+		l.warns = append(l.warns, fmt.Sprintf("send of the largest message (%d bytes): %v", maxSize, maxErr))
+	case !l.maxOK:
+		l.warns = append(l.warns, fmt.Sprintf("the largest message (%d bytes) was sent but did not arrive whole", maxSize))
+	}
+	if l.plusOneErr == nil {
+		l.warns = append(l.warns, fmt.Sprintf("a message of %d bytes, one more than the largest, was accepted (arrived whole: %v)", maxSize+1, whole(iPlus)))
+	}
+	return &l, r, nil
+}
+
+// rawMiBPart writes 1 MiB with one write call on a fresh raw stream; the reader
+// counts the reads it takes.
+func rawMiBPart(ctx context.Context, e *runEnv, nw Network, quiet time.Duration) (FarResult, error) {
+	fo, err := openBoundaries(ctx, e, nw, BoundariesRaw, propertySize, quiet)
+	if err != nil {
+		return FarResult{}, err
+	}
+	rs, ok := fo.t.(rawStreamer)
+	if !ok {
+		return fo.finish(ctx), fmt.Errorf("%s: no raw stream", nw.Name())
+	}
+	if err := writeDeadline(ctx, fo.t); err != nil {
+		return fo.finish(ctx), err
+	}
+	msg := make([]byte, oneMiB)
+	wire.FillPayload(msg, e.seed, oneMiB)
+	_, werr := rs.RawStream().Write(msg)
+	r := fo.finish(ctx)
+	if werr != nil {
+		return r, fmt.Errorf("write: %w", werr)
+	}
+	return r, nil
+}
+
+// ServeBoundaries is the server half of boundaries: the reader of the part
+// spec.Boundaries names, on the one endpoint ts holds, for the sender whose payload
+// seed it gives. It sends nothing on it. It reads until what the part sends arrived,
+// the endpoint ends, or nothing arrived for Quiet, then waits for the client to be
+// done (env.Done) or ctx, and reports what it read in FarResult.Boundaries.
+func ServeBoundaries(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error) {
+	fb := spec.Boundaries
+	if fb == nil || fb.Quiet <= 0 || spec.Size < wire.HeaderLen || len(ts) != 1 {
+		return FarResult{}, fmt.Errorf("bench: ServeBoundaries: want a part, a quiet time, size ≥ %d bytes and one endpoint, got %+v, size %d, %d endpoints",
+			wire.HeaderLen, fb, spec.Size, len(ts))
+	}
+	t := ts[0]
+	r := FarResult{ServerSockets: 1}
+	var rx BoundariesRx
+	var err error
+	switch fb.Part {
+	case BoundariesBurst:
+		b := newBurst(fb.Seed)
+		_, b.raw = t.(rawStreamer)
+		read, setDeadline := burstReader(t, b.raw)
+		buf := make([]byte, readBytes)
+		if b.raw {
+			// The reader of a byte stream gives the writer readDelay before it reads
+			// on, from the burst's first bytes (one read): the writer's start is not
+			// seen here, nor is its end, as what it wrote may still be on the way
+			// when it is done.
+			err = b.readUntil(ctx, fb.Quiet, read, setDeadline, buf, 1)
+			select {
+			case <-time.After(readDelay):
+			case <-ctx.Done():
+			}
+		}
+		if err == nil {
+			err = b.readUntil(ctx, fb.Quiet, read, setDeadline, buf, len(b.want))
+		}
+		if d, ok := recvDrops([]Transport{t}); ok { // a fresh socket: all its drops are the burst's
+			b.dropsSocket = &d
+		}
+		rx = b.rx()
+		r.Warnings = b.warns
+	case BoundariesLargest:
+		rx.Messages, err = readWhole(ctx, t, spec.Size, fb, env)
+	case BoundariesRaw:
+		rs, ok := t.(rawStreamer)
+		if !ok {
+			return r, fmt.Errorf("bench: ServeBoundaries: part %s needs a byte stream, got %T", fb.Part, t)
+		}
+		var got []byte
+		rx.RawReads, got, err = readRaw(ctx, rs.RawStream(), oneMiB, fb.Quiet)
+		want := make([]byte, oneMiB)
+		wire.FillPayload(want, fb.Seed, oneMiB)
+		rx.RawInOrder = bytes.Equal(got, want)
+	default:
+		return r, fmt.Errorf("bench: ServeBoundaries: part %q, want %s, %s or %s", fb.Part, BoundariesBurst, BoundariesLargest, BoundariesRaw)
+	}
+	r.Boundaries = &rx
+	if done := env.Done(); err == nil && done != nil {
+		select { // the client's results come first: it is done sending
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+	return r, err
+}
+
+// readWhole reads messages of up to size bytes from t, and records each (at most
+// maxMessagesRx): its size and whether it is the payload fb.Seed gives for that
+// size. It returns when t ends, ctx ends, or once the client is done (client.Done)
+// when as many messages arrived as it sent (client.Sent) or nothing arrived for
+// fb.Quiet.
+func readWhole(ctx context.Context, t Transport, size int, fb *FarBoundaries, client FarPeer) ([]MessageRx, error) {
+	var msgs []MessageRx
+	bufs, sizes := makeBufs(1, size), make([]int, 1)
+	quietSince, done, sent := time.Now(), false, -1
+	for ctx.Err() == nil && len(msgs) < maxMessagesRx {
+		if !done {
+			select {
+			case <-client.Done():
+				done, quietSince = true, time.Now()
+				if n, err := client.Sent(); err == nil && len(n) == 1 {
+					sent = int(n[0])
+				}
+			default:
+			}
+		}
+		if done && ((sent >= 0 && len(msgs) >= sent) || time.Since(quietSince) > fb.Quiet) {
+			break
+		}
+		if err := t.SetReadDeadline(time.Now().Add(pollInterval)); err != nil {
+			return msgs, err
+		}
+		n, err := t.Recv(bufs, sizes)
+		if n > 0 {
+			msg := bufs[0][:sizes[0]]
+			want := make([]byte, len(msg))
+			wire.FillPayload(want, fb.Seed, uint32(len(msg)))
+			msgs = append(msgs, MessageRx{Size: len(msg), Whole: bytes.Equal(msg, want)})
+			quietSince = time.Now()
+		}
+		switch {
+		case err == nil || isTimeout(err):
+		case isClosed(err):
+			return msgs, nil
+		default:
+			return msgs, err
+		}
+	}
+	return msgs, nil
 }

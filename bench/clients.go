@@ -22,7 +22,8 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpClients,
 		help:  "--clients concurrent clients: server sockets, file descriptors and kernel memory per client (TCP: one each; UDP: one for all)",
-		place: 30, run: runClients})
+		place: 30, run: runClients,
+		far: &FarHalf{OnePath: true, Listen: true, Serve: serveListen(true)}})
 }
 
 // clientsMaxS caps the traffic phase of clients in duration mode, in seconds: the

@@ -15,7 +15,13 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpClose,
 		help:  "the peer closes: a TCP reader sees EOF; a UDP reader sees nothing. Then the server closes its listening socket",
-		place: 20, run: runClose})
+		place: 20, run: runClose,
+		far: &FarHalf{OnePath: true, Serve: serveEach(func(ctx context.Context, spec FarSpec, t Transport) error {
+			// A connectionless transport's data socket (UDP) serves the one client and
+			// is the cell's listener too; a connected one's listener (TCP) closed when
+			// the connection arrived.
+			return ServeClose(ctx, t, spec.Size, farBatch(spec), !CapsOf(spec.Transport).Connected)
+		})}})
 }
 
 // closeWait bounds how long the reader waits to learn that its peer has gone.

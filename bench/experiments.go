@@ -33,6 +33,9 @@ type experimentSpec struct {
 	notRemote string
 	// optional: it runs only when named (--experiments), never in the default suite.
 	optional bool
+	// far is its server half as a far end runs it; every experiment that runs
+	// against a remote server (no notRemote) has one.
+	far *FarHalf
 }
 
 // experimentRegistry holds every registered experiment in the default suite's order.
@@ -47,6 +50,9 @@ var FarExperiments []string
 func registerExperiment(s experimentSpec) {
 	if s.run == nil || s.name == "" {
 		panic("bench: an experiment needs a name and a run function")
+	}
+	if s.notRemote == "" && (s.far == nil || (s.far.Serve == nil && s.far.RunsAs == "")) {
+		panic(fmt.Sprintf("bench: experiment %q runs against a remote server: it needs a far half", s.name))
 	}
 	if _, dup := experimentByName(s.name); dup {
 		panic(fmt.Sprintf("bench: experiment %q registered twice", s.name))

@@ -58,7 +58,7 @@ type FarSpec struct {
 	// Listen asks for a far end that keeps taking new clients during the cell
 	// (connect): the FarCell is then a FarDialer.
 	Listen bool
-	// Boundaries is a boundaries cell's part and payload (boundariesfar.go).
+	// Boundaries is a boundaries cell's part and payload (boundaries.go).
 	Boundaries *FarBoundaries
 
 	// Net and Batch are the run's socket flags (--rcvbuf, --sndbuf, --no-gso,
@@ -234,17 +234,6 @@ func farSkipWarning(p Plan) string {
 	}
 	return fmt.Sprintf("against a remote server, %s %s not run: %s marked skipped, saying why (across hosts: %s)",
 		strings.Join(not, ", "), verb, their, strings.Join(FarExperiments, ", "))
-}
-
-// openEcho starts the echo server half of a request/response cell (ServeEcho) at
-// its peer and opens the client's endpoint to it, for at most dur; the caller must
-// call finish. With blocking (closed loop, whose one goroutine sends and then waits),
-// both ends in this process receive blocking (serverHalf.blocking); each end's mode
-// is recorded in e.rx.
-func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration, blocking bool) (*reqPeer, error) {
-	sh := echoHalf(e, size)
-	sh.blocking, sh.rx = blocking, true
-	return openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur}, sh)
 }
 
 // FarPeer is the client of a far half, as the far end sees it.

@@ -441,7 +441,11 @@ func (rp *reqPeer) finish(ctx context.Context) FarResult {
 		}
 		r, err := rp.fc.Finish(ctx)
 		if err != nil {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("far end: %v", err))
+			where := "far end"
+			if rp.local != nil {
+				where = "server"
+			}
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %v", where, err))
 		}
 		rp.fr = r
 	})
@@ -466,6 +470,10 @@ func (o *outcome) addFar(r FarResult) {
 // its data path's.
 type serverHalf struct {
 	serve func(ctx context.Context, t Transport) error
+	// half, instead of serve, serves the client's one endpoint as a far end does,
+	// with this process as its ServerEnv: Finish says the client is done and waits
+	// for half's report, which is Finish's.
+	half ServeFunc
 	// blocking: both ends receive blocking (blockingNet: a blocking recvmsg or read
 	// on the goroutine's OS thread, unless --busy-poll); a far end picks its own.
 	blocking bool
@@ -479,11 +487,6 @@ type serverHalf struct {
 	oneClient bool
 }
 
-// echoHalf is the echo server half (ServeEcho) of size-byte messages.
-func echoHalf(e *runEnv, size int) serverHalf {
-	return serverHalf{serve: func(ctx context.Context, t Transport) error { return ServeEcho(ctx, t, size, e.batch) }}
-}
-
 // localServer is a request/response cell's server half in this process: the peer of
 // a one-host run. Its listener accepts the client's endpoints (a UDP listener's one
 // socket serves every client) and sh.serve serves each; with FarSpec.Listen it takes
@@ -493,6 +496,10 @@ type localServer struct {
 	nw        Network
 	exp       string
 	sh        serverHalf
+	spec      FarSpec
+	done      chan struct{}   // closed by Finish: the client half is done (ServerEnv.Done)
+	sent      []uint64        // the client's flows' counts (SendersEnded); read after done closed
+	halfRes   chan halfResult // sh.half's report, from the first endpoint it served
 	srv       *server
 	addr      string                // where srv listens
 	ts        []Transport           // the client's endpoint, dialled at open; none in listen mode
@@ -503,7 +510,7 @@ func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, s
 	if sh.blocking {
 		nw = blockingNet(nw)
 	}
-	c := &localServer{e: e, nw: nw, exp: spec.Experiment, sh: sh}
+	c := &localServer{e: e, nw: nw, exp: spec.Experiment, sh: sh, spec: spec, done: make(chan struct{}), halfRes: make(chan halfResult, 1)}
 	if sh.footprint {
 		// The runtime's poller opens its own descriptors on first network use: open
 		// and close one endpoint first, so the baseline already has them.
@@ -513,6 +520,16 @@ func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, s
 		c.footprint = StartFootprint(ctx)
 	}
 	serve, started := sh.serve, make(chan struct{})
+	if sh.half != nil {
+		serve = func(ctx context.Context, t Transport) error {
+			r, err := sh.half(ctx, c, spec, []Transport{t})
+			select {
+			case c.halfRes <- halfResult{r, err}:
+			default: // not the client's endpoint: the first one served is
+			}
+			return err
+		}
+	}
 	if sh.oneClient {
 		serve = func(ctx context.Context, t Transport) error {
 			<-started // c.srv is set
@@ -550,25 +567,57 @@ func (c *localServer) RemoteAddrs() []netip.AddrPort {
 	return []netip.AddrPort{ap}
 }
 
-func (c *localServer) SendersEnded([]uint64)  {}
-func (c *localServer) Senders() FarPeer       { return nil }
-func (c *localServer) Ended() <-chan struct{} { return nil }
+func (c *localServer) SendersEnded(sent []uint64) { c.sent = sent }
+func (c *localServer) Senders() FarPeer           { return nil }
+func (c *localServer) Ended() <-chan struct{}     { return nil }
+
+// The server half's ServerEnv: the client is done at Finish.
+func (c *localServer) Done() <-chan struct{}   { return c.done }
+func (c *localServer) Sent() ([]uint64, error) { return c.sent, nil }
+func (c *localServer) ReportSent([]uint64)     {}
+
+// ClosedPort is a port of this host that was just bound and released.
+func (c *localServer) ClosedPort() (uint16, error) {
+	addr, err := closedPort(context.Background(), c.e, c.nw)
+	if err != nil {
+		return 0, err
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	return ap.Port(), err
+}
+
+// halfResult is what a serverHalf.half reported.
+type halfResult struct {
+	r   FarResult
+	err error
+}
 
 // Finish reads the footprint, when asked for, and stops the server half: its
-// listener and every endpoint close, and its goroutines return. Its error is a
-// warning, as the server half measured nothing.
-func (c *localServer) Finish(context.Context) (FarResult, error) {
+// listener and every endpoint close, and its goroutines return. A serverHalf.half
+// is told the client is done first, and its report and error are Finish's, as a
+// far end's are; a serve's error is a warning, as that server half measured nothing.
+func (c *localServer) Finish(ctx context.Context) (FarResult, error) {
 	var fr FarResult
+	var herr error
+	close(c.done)
+	if c.sh.half != nil && !c.spec.Listen {
+		select {
+		case h := <-c.halfRes:
+			fr, herr = h.r, h.err
+		case <-ctx.Done():
+			herr = ctx.Err()
+		}
+	}
 	if c.footprint != nil {
 		fp := c.footprint()
 		fr.Footprint = &fp
 	}
-	if err := c.srv.stop(); err != nil {
+	if err := c.srv.stop(); err != nil && herr == nil {
 		fr.Warnings = append(fr.Warnings, fmt.Sprintf("server: %v", err))
 	}
 	fr.ServerSockets = c.srv.acceptedCount()
 	if c.sh.rx && len(c.ts) == 1 {
 		c.e.rx.note(c.nw.Name(), c.exp, RecvModeOf(c.ts[0]), c.srv.recvMode())
 	}
-	return fr, nil
+	return fr, herr
 }

@@ -17,7 +17,8 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpPingPong,
 		help:  "request/response: round-trip time percentiles; a request with no reply within --timeout counts as unanswered. Closed loop by default; --ping-rate N sends N requests/s on a timetable instead",
-		place: 100, run: runPingPongCell, measures: true, openLoop: true})
+		place: 100, run: runPingPongCell, measures: true, openLoop: true,
+		far: &FarHalf{Blocking: true, Serve: serveEcho}})
 }
 
 // runPingPong is closed-loop request/response: one client sends a p.Size-byte
@@ -448,4 +449,15 @@ func (o *openLoop) receive(ctx context.Context, size int) error {
 		}
 	}
 	return nil
+}
+
+// openEcho starts the echo server half of a request/response cell (ServeEcho) at
+// its peer and opens the client's endpoint to it, for at most dur; the caller must
+// call finish. With blocking (closed loop, whose one goroutine sends and then waits),
+// both ends in this process receive blocking (serverHalf.blocking); each end's mode
+// is recorded in e.rx.
+func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration, blocking bool) (*reqPeer, error) {
+	sh := echoHalf(e, size)
+	sh.blocking, sh.rx = blocking, true
+	return openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur}, sh)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strconv"
 	"syscall"
 	"time"
@@ -17,7 +16,8 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpRefused,
 		help:  "talk to a port nobody listens on: TCP's dial fails at once with ECONNREFUSED; UDP's send succeeds and only ICMP tells, later",
-		place: 10, run: runRefused})
+		place: 10, run: runRefused,
+		far: &FarHalf{OnePath: true, Serve: serveRefused}})
 }
 
 // refusedWait bounds how long a transport is given to report that nobody listens.
@@ -39,18 +39,7 @@ const refusedWait = time.Second
 func runRefused(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
 	// The server half lives while the port is asked for and the measurement runs.
 	dur := refusedAsks*e.timeout + 2*refusedWait
-	half := serverHalf{serve: func(ctx context.Context, t Transport) error {
-		addr, err := closedPort(ctx, e, nw)
-		if err != nil {
-			return err
-		}
-		ap, err := netip.ParseAddrPort(addr)
-		if err != nil {
-			return err
-		}
-		return ServeRefused(ctx, t, p.Size, ap.Port())
-	}}
-	srv, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpRefused, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur}, half)
+	srv, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpRefused, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur}, serverHalf{half: serveRefused})
 	if err != nil {
 		return outcome{}, err
 	}
@@ -246,6 +235,19 @@ func askClosedPort(e *runEnv, t Transport) (uint16, error) {
 		}
 	}
 	return 0, fmt.Errorf("%d requests: %w", refusedAsks, last)
+}
+
+// serveRefused is refused's server half: ServeRefused on every endpoint, with a
+// closed port of the server's host (env.ClosedPort: in remote mode one of the
+// server's --data-ports, on one host one just bound and released).
+func serveRefused(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error) {
+	port, err := env.ClosedPort()
+	if err != nil {
+		return FarResult{}, err
+	}
+	return serveEach(func(ctx context.Context, spec FarSpec, t Transport) error {
+		return ServeRefused(ctx, t, spec.Size, port)
+	})(ctx, env, spec, ts)
 }
 
 // ServeRefused is the server half of refused at the far end. port is a port of this

@@ -22,7 +22,10 @@ func init() {
 	registerExperiment(experimentSpec{name: report.ExpStream,
 		help:  "one-way bulk transfer: goodput at the receiver, loss after a drain, reordering, duplicates, jitter, retransmits, CPU per GB",
 		place: 90, run: runStreamCell, measures: true,
-		streams: true, directions: true, ioModes: true})
+		streams: true, directions: true, ioModes: true,
+		far: &FarHalf{Stream: true, Serve: func(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error) {
+			return ServeStream(ctx, spec, ts, env, env.ReportSent)
+		}}})
 }
 
 // runStreamCell is stream's experimentFunc, the bulk transfer: p.Streams senders,

@@ -17,8 +17,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,9 +28,9 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
-	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
+	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
 // streamParams are a bench.stream test's parameters (TestRequest.Params).
@@ -68,28 +68,21 @@ func wireRate(pace float64, size int, transport string, maxRate uint64) uint64 {
 // maxDrain bounds a stream receiver's drain.
 const maxDrain = 30 * time.Second
 
-// msParam is a parameter the wire carries in whole milliseconds, checked against
-// lo..hi ms in the wire's own unit before it becomes a time.Duration, so that no value
-// a peer sends can wrap past the check (2^64-1 ms is not -1 ms). The error names
-// field and the range.
-func msParam(field string, ms, lo, hi uint64) (time.Duration, error) {
-	if ms < lo || ms > hi {
-		return 0, fmt.Errorf("%s: must be %d..%d ms, got %d", field, lo, hi, ms)
+// spec checks a stream's params and direction and sets them in spec, whose other
+// fields are req's (specOf).
+func (sp streamParams) spec(req remote.TestRequest, spec bench.FarSpec) (bench.FarSpec, error) {
+	if req.Direction != remote.Forward && req.Direction != remote.Reverse && req.Direction != remote.Bidir {
+		return bench.FarSpec{}, fmt.Errorf("direction: %s runs forward, reverse or bidir, got %s", req.Experiment, req.Direction)
 	}
-	return time.Duration(ms) * time.Millisecond, nil // callers' hi is within a time.Duration's range
-}
-
-func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 	run, err := strconv.ParseUint(sp.Run, 16, 64)
 	if err != nil || run == 0 || len(sp.Run) != 16 {
 		return bench.FarSpec{}, fmt.Errorf("params.run: want 16 hex digits, not all zero, got %q", sp.Run)
 	}
-	drain, err := msParam("params.drain_ms", sp.DrainMS, 0, uint64(maxDrain.Milliseconds()))
+	drain, err := bench.ParamMS("params.drain_ms", sp.DrainMS, 0, uint64(maxDrain.Milliseconds()))
 	if err != nil {
 		return bench.FarSpec{}, err
 	}
-	spec := bench.FarSpec{Experiment: report.ExpStream, Transport: req.Transport, Size: req.Size, Streams: req.Streams,
-		Duration: req.Duration, Run: run, Drain: drain}
+	spec.Run, spec.Drain = run, drain
 	if req.Direction == remote.Bidir { // the first half of the streams is the client's to send on, the second the server's
 		if req.Streams%2 != 0 {
 			return bench.FarSpec{}, fmt.Errorf("streams: a bidir %s has two paths per stream, an even number; got %d", req.Experiment, req.Streams)
@@ -108,10 +101,10 @@ func (sp streamParams) spec(req remote.TestRequest) (bench.FarSpec, error) {
 		// The test's duration bounds what the server sends, warm-up included:
 		// compared in ms, as the wire has them, before anything can wrap.
 		durMS := uint64(max(req.Duration, 0) / time.Millisecond)
-		if spec.Warmup, err = msParam("params.warmup_ms", sp.WarmupMS, 0, durMS); err != nil {
+		if spec.Warmup, err = bench.ParamMS("params.warmup_ms", sp.WarmupMS, 0, durMS); err != nil {
 			return bench.FarSpec{}, err
 		}
-		if spec.SendFor, err = msParam("params.send_ms", sp.SendMS, 0, durMS-sp.WarmupMS); err != nil {
+		if spec.SendFor, err = bench.ParamMS("params.send_ms", sp.SendMS, 0, durMS-sp.WarmupMS); err != nil {
 			return bench.FarSpec{}, fmt.Errorf("%w (warmup_ms %d + send_ms must fit in the test's duration_ms %d)", err, sp.WarmupMS, durMS)
 		}
 		if spec.Count == 0 && spec.SendFor <= 0 {
@@ -163,11 +156,15 @@ func transports(d *remote.Data, blocking bool) ([]bench.Transport, error) {
 // same name (remote.StreamTest's "stream").
 const wirePrefix = "bench."
 
-// benchExperiment returns the bench experiment a test request names, and whether it
-// names one this package runs.
-func benchExperiment(wire string) (string, bool) {
+// farHalf returns the bench experiment a test request names and its far half
+// (bench.FarHalfOf), and whether it names one this package runs.
+func farHalf(wire string) (string, bench.FarHalf, bool) {
 	x, ok := strings.CutPrefix(wire, wirePrefix)
-	return x, ok && slices.Contains(bench.FarExperiments, x)
+	if !ok {
+		return "", bench.FarHalf{}, false
+	}
+	h, ok := bench.FarHalfOf(x)
+	return x, h, ok
 }
 
 // defaultBatch is the most messages one Send or Recv of a half moves when the test
@@ -219,7 +216,7 @@ func describe(req remote.TestRequest, ts []bench.Transport) report.Sock {
 	s := bench.SocketsOf(ts, batchOf(req))
 	s.Verify = verifyOf(req).String()
 	s.Refused = bench.Refusals(netOptions(req.Sockets), req.Transport, s)
-	if x, ok := benchExperiment(req.Experiment); ok && report.RequestResponse(x) {
+	if x, _, ok := farHalf(req.Experiment); ok && report.RequestResponse(x) {
 		s.NoteRx(x, bench.RecvModes(ts))
 	}
 	return s
@@ -242,7 +239,8 @@ func (r Runner) fallback() remote.Runner {
 // Check accepts bench's far experiments with a message size that holds bench's
 // header, and what Fallback accepts.
 func (r Runner) Check(req remote.TestRequest) error {
-	if _, ok := benchExperiment(req.Experiment); !ok {
+	x, h, ok := farHalf(req.Experiment)
+	if !ok {
 		if strings.HasPrefix(req.Experiment, wirePrefix) {
 			return fmt.Errorf("experiment %q: this server runs %s%s", req.Experiment, wirePrefix, strings.Join(bench.FarExperiments, ", "+wirePrefix))
 		}
@@ -251,45 +249,48 @@ func (r Runner) Check(req remote.TestRequest) error {
 	if req.Size < wire.HeaderLen {
 		return fmt.Errorf("size: %s needs at least %d bytes (its header), got %d", req.Experiment, wire.HeaderLen, req.Size)
 	}
-	switch x, _ := benchExperiment(req.Experiment); x {
-	case report.ExpStream:
-		if req.Direction != remote.Forward && req.Direction != remote.Reverse && req.Direction != remote.Bidir {
-			return fmt.Errorf("direction: %s runs forward, reverse or bidir, got %s", req.Experiment, req.Direction)
-		}
-		_, err := parseStreamParams(req)
-		return err
-	case report.ExpRefused, report.ExpClose:
-		return checkProperty(req)
-	case report.ExpConnect, report.ExpClients:
-		return checkListen(req)
-	case report.ExpSlowReceiver:
-		return errSlowOnWire(req)
-	case report.ExpBoundaries:
-		_, err := parseBoundaries(req)
-		return err
-	default:
-		if len(req.Params) > 0 && string(req.Params) != "{}" {
-			return fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
-		}
-	}
-	return nil
+	_, err := specOf(req, x, h)
+	return err
 }
 
-func parseStreamParams(req remote.TestRequest) (bench.FarSpec, error) {
-	var sp streamParams
-	dec := json.NewDecoder(bytes.NewReader(req.Params))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sp); err != nil {
-		return bench.FarSpec{}, fmt.Errorf("params: %s wants {\"run\", \"drain_ms\"}: %v", req.Experiment, err)
+// specOf checks req, a test of bench experiment x, whose far half is h, against what
+// h asks of it (its data path, its params), naming the field, and returns the spec
+// its server half serves.
+func specOf(req remote.TestRequest, x string, h bench.FarHalf) (bench.FarSpec, error) {
+	if h.RunsAs != "" {
+		return bench.FarSpec{}, fmt.Errorf("experiment %q: its cells' server half runs as %s%s", req.Experiment, wirePrefix, h.RunsAs)
 	}
-	return sp.spec(req)
+	spec := bench.FarSpec{Experiment: x, Transport: req.Transport, Size: req.Size, Streams: req.Streams, Duration: req.Duration, Listen: req.Listen,
+		Net: netOptions(req.Sockets), Batch: batchOf(req), Verify: verifyOf(req)}
+	if h.Stream {
+		var sp streamParams
+		dec := json.NewDecoder(bytes.NewReader(req.Params))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&sp); err != nil {
+			return bench.FarSpec{}, fmt.Errorf("params: %s wants {\"run\", \"drain_ms\"}: %v", req.Experiment, err)
+		}
+		return sp.spec(req, spec)
+	}
+	switch {
+	case h.Listen && !req.Listen:
+		return bench.FarSpec{}, fmt.Errorf("listen: %s needs a data path that takes new clients (listen: true)", req.Experiment)
+	case h.OnePath && req.Streams != 1:
+		return bench.FarSpec{}, fmt.Errorf("streams: %s runs one data path, got %d", req.Experiment, req.Streams)
+	case h.OnePath && req.Direction != remote.Bidir:
+		return bench.FarSpec{}, fmt.Errorf("direction: %s runs bidir, got %s", req.Experiment, req.Direction)
+	case h.Parse != nil:
+		return spec, h.Parse(req.Params, &spec)
+	case len(req.Params) > 0 && string(req.Params) != "{}":
+		return bench.FarSpec{}, fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
+	}
+	return spec, nil
 }
 
 // Serve runs the server half of one cell until the client reports it is done (or the
 // session stops the test), and returns its figures, with a warning when the server's
 // --max-rate held its sending back (measured).
 func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
-	if _, ok := benchExperiment(d.Request.Experiment); !ok {
+	if _, _, ok := farHalf(d.Request.Experiment); !ok {
 		return r.fallback().Serve(ctx, d)
 	}
 	return r.serve(ctx, d)
@@ -316,49 +317,19 @@ func measured(d *remote.Data, ts []bench.Transport, serve func() (bench.FarResul
 	return results(fr, err)
 }
 
-// serve is Serve for bench's far experiments.
+// serve is Serve for bench's far experiments: the server half their registry entry
+// holds (bench.FarHalf), with the test's data path as its env (session).
 func (r Runner) serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
-	x, _ := benchExperiment(d.Request.Experiment)
-	ts, err := transports(d, x == report.ExpPingPong)
+	x, h, _ := farHalf(d.Request.Experiment)
+	spec, err := specOf(d.Request, x, h) // refuses a half that runs as another's: every other has Serve
 	if err != nil {
 		return remote.Results{Error: err.Error()}, err
 	}
-	if x == report.ExpStream {
-		spec, err := parseStreamParams(d.Request)
-		if err != nil {
-			return remote.Results{Error: err.Error()}, err
-		}
-		spec.Net, spec.Batch, spec.Verify = netOptions(d.Request.Sockets), batchOf(d.Request), verifyOf(d.Request)
-		return measured(d, ts, func() (bench.FarResult, error) { return bench.ServeStream(ctx, spec, ts, clientPeer{d}, reportSent(d)) })
-	}
-	if x == report.ExpConnect || x == report.ExpClients {
-		return measured(d, ts, func() (bench.FarResult, error) { return serveListen(ctx, d, ts, x == report.ExpClients) })
-	}
-	if x == report.ExpBoundaries {
-		spec, err := parseBoundaries(d.Request)
-		if err != nil {
-			return remote.Results{Error: err.Error()}, err
-		}
-		return measured(d, ts, func() (bench.FarResult, error) { return bench.ServeBoundaries(ctx, spec, ts[0], d.PeerDone()) })
-	}
-	serve, err := halfServer(x, d)
+	ts, err := transports(d, h.Blocking)
 	if err != nil {
 		return remote.Results{Error: err.Error()}, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if done := d.PeerDone(); done != nil {
-		defer ctxwatch.OnClose(done, cancel)() // the client sent its results: it sends no more requests
-	}
-	return measured(d, ts, func() (bench.FarResult, error) {
-		errs := make([]error, len(ts))
-		var wg sync.WaitGroup
-		for i, t := range ts {
-			wg.Go(func() { errs[i] = serve(ctx, t) })
-		}
-		wg.Wait()
-		return bench.FarResult{ServerSockets: len(ts)}, errors.Join(errs...)
-	})
+	return measured(d, ts, func() (bench.FarResult, error) { return h.Serve(ctx, session{clientPeer{d}}, spec, ts) })
 }
 
 // clientPeer is the other end of a test's data path, as one side sees it through
@@ -370,6 +341,13 @@ func (p clientPeer) Done() <-chan struct{} { return p.d.PeerDone() }
 func (p clientPeer) Sent() ([]uint64, error) {
 	return bench.ParseSendersEnd(p.d.PeerCounters(), p.d.Request.Streams)
 }
+
+// session is a test's data path as its server half sees it (bench.ServerEnv): its
+// client, and a closed port of this host among the session's --data-ports.
+type session struct{ clientPeer }
+
+func (s session) ClosedPort() (uint16, error) { return s.d.ClosedPort() }
+func (s session) ReportSent(sent []uint64)    { reportSent(s.d)(sent) }
 
 // reportSent tells the client the server's senders are done, with each flow's count
 // (bench.SendersEnd), in a "sent" message. A client that does not take it ends its
@@ -482,7 +460,11 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 	}
 	req := remote.TestRequest{Experiment: wirePrefix + spec.Experiment, Transport: spec.Transport, Size: spec.Size,
 		Duration: dur, Streams: spec.Streams, Direction: remote.Bidir, Listen: spec.Listen, Sockets: socketOptions(spec.Net, spec.Batch, spec.Verify)}
-	if spec.Experiment == report.ExpStream {
+	h, ok := bench.FarHalfOf(spec.Experiment)
+	if !ok || h.RunsAs != "" {
+		return nil, fmt.Errorf("farend: %s has no far half of its own", spec.Experiment)
+	}
+	if h.Stream {
 		// A UDP stream's receivers take GRO super-packets unless --no-gso (a server
 		// without remote.CapGRO keeps one datagram per packet: remote.Client.Run).
 		req.Sockets.GRO = spec.Transport == "udp" && !spec.Net.NoGSO
@@ -506,8 +488,8 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		}
 		req.Params = p
 	}
-	if spec.Experiment == report.ExpBoundaries {
-		p, err := boundariesParamsOf(spec)
+	if h.Params != nil {
+		p, err := h.Params(spec)
 		if err != nil {
 			return nil, err
 		}
@@ -688,4 +670,43 @@ func printableValue(v any) any {
 		return out
 	}
 	return v
+}
+
+// remoteAddrs returns the far ends of d's data path, in the order transports
+// returns them.
+func remoteAddrs(d *remote.Data) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, c := range d.Conns {
+		var ap netip.AddrPort
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			ap = ta.AddrPort()
+		}
+		out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
+	for _, p := range d.Paths {
+		out = append(out, p.Peer())
+	}
+	return out
+}
+
+// RemoteAddrs are the server's ends of the cell's data path: the control
+// connection's host, and each path's port there (bench.FarAddresser).
+func (c *cell) RemoteAddrs() []netip.AddrPort { return c.addrs }
+
+var _ bench.FarAddresser = (*cell)(nil)
+
+// MaxMessage is the largest message the server takes as one on transport's data
+// path, and why: its --max-size, and under it, for UDP, a datagram's payload less the
+// data path's prefix, for TCP the framing's limit.
+func (f *Far) MaxMessage(transport string) (size int, why string) {
+	lim := f.cl.Limits().MaxSize
+	own, ownWhy := tcp.DefaultMaxMessage, fmt.Sprintf("the framing's limit (%d bytes); a byte stream itself has none", tcp.DefaultMaxMessage)
+	if transport == "udp" {
+		own = remote.MaxUDPMessage
+		ownWhy = fmt.Sprintf("the %d-byte UDP payload less the data path's %d-byte prefix (token and kind)", udp.MaxPayloadIPv4, udp.MaxPayloadIPv4-remote.MaxUDPMessage)
+	}
+	if lim > 0 && lim < own {
+		return lim, fmt.Sprintf("the server's --max-size (%d bytes)", lim)
+	}
+	return own, ownWhy
 }

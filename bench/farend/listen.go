@@ -15,74 +15,38 @@ import (
 )
 
 // The experiments whose clients open endpoints of their own during the test
-// (connect: one per transaction) run in remote's listen mode: the data path keeps
-// taking new clients after start, and the server half echoes each of them.
+// (connect: one per transaction; clients) run in remote's listen mode: the data
+// path keeps taking new clients after start, and the server half
+// (bench.FarHalf.Listen) has them echoed (session.EchoClients).
 
-// checkListen checks a listen-mode request: one data path, bidir, no parameters,
-// and listen asked for.
-func checkListen(req remote.TestRequest) error {
-	if !req.Listen {
-		return fmt.Errorf("listen: %s needs a data path that takes new clients (listen: true)", req.Experiment)
-	}
-	return checkProperty(req)
-}
-
-// serveListen is the server half of a listen-mode cell: it echoes on the data path
-// ts and on every client the listener takes (TCP: each accepted connection, UDP:
-// each datagram, to its sender), until ctx ends or the client reported its results.
-// ServerSockets is the endpoints the clients needed: a TCP connection each, the one
-// UDP socket for all. With footprint (clients), it reads this process's and host's
-// footprint before it answers anything on ts (so a client's first answer there says
-// the baseline is taken), and again when the client reported its results, every
-// client still connected.
-func serveListen(ctx context.Context, d *remote.Data, ts []bench.Transport, footprint bool) (bench.FarResult, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var end func() bench.FootprintDelta
-	if footprint {
-		end = bench.StartFootprint(ctx)
-	}
-	fpc := make(chan bench.FootprintDelta, 1)
-	if done := d.PeerDone(); done != nil {
-		defer ctxwatch.OnClose(done, func() {
-			if end != nil {
-				fpc <- end() // before cancel closes the clients' connections
-			}
-			cancel()
-		})()
-	}
-	size := d.Request.Size
-	var wg sync.WaitGroup
-	errs := make([]error, len(ts))
-	for i, t := range ts {
-		wg.Go(func() { errs[i] = bench.ServeEcho(ctx, t, size, batchOf(d.Request)) })
-	}
-	var res bench.FarResult
-	var lerr error
+// EchoClients is the new clients of a listen-mode test (bench.ListenEnv): it echoes
+// every TCP client the data path accepts on a goroutine of its own, or every
+// datagram its UDP listener takes, to its sender, until ctx ends. A TCP client
+// needs a connection each; the UDP listener is one socket for all.
+func (s session) EchoClients(ctx context.Context, size int) (sockets int, warns []string, err error) {
+	d := s.d
 	if d.Listener != nil {
-		lerr = echoDatagrams(ctx, d.Listener, size)
-		res.ServerSockets = 1
+		err = echoDatagrams(ctx, d.Listener, size)
 		if n := d.Listener.Refused(); n > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("the server's listener refused %d replies larger than what their address had sent (the amplification rule)", n))
+			warns = append(warns, fmt.Sprintf("the server's listener refused %d replies larger than what their address had sent (the amplification rule)", n))
 		}
 		if n := d.Listener.Ignored(); n > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("the server's listener dropped %d datagrams (another address, token or kind)", n))
+			warns = append(warns, fmt.Sprintf("the server's listener dropped %d datagrams (another address, token or kind)", n))
 		}
+		sockets = 1
 	} else {
-		lerr = acceptEcho(ctx, d, size, &wg)
-		res.ServerSockets = int(d.Accepted())
+		var wg sync.WaitGroup
+		err = acceptEcho(ctx, d, size, &wg)
+		wg.Wait()
+		sockets = int(d.Accepted())
 	}
-	wg.Wait()
-	select {
-	case fp := <-fpc:
-		res.Footprint = &fp
-	default:
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed)) {
+		err = nil
 	}
-	if ctx.Err() != nil && (errors.Is(lerr, context.Canceled) || errors.Is(lerr, net.ErrClosed)) {
-		lerr = nil
-	}
-	return res, errors.Join(append(errs, lerr)...)
+	return sockets, warns, err
 }
+
+var _ bench.ListenEnv = session{}
 
 // acceptEcho takes each new TCP client of d and echoes its messages on a goroutine
 // of its own (added to wg), until ctx ends.

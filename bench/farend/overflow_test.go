@@ -66,9 +66,10 @@ func TestParamsOverflow(t *testing.T) {
 	req := rev
 	req.Params = []byte(`{` + run + `,"drain_ms":30000,"warmup_ms":1000,"send_ms":0}`)
 	req.Count = 10
-	spec, err := parseStreamParams(req)
+	x, h, _ := farHalf(req.Experiment)
+	spec, err := specOf(req, x, h)
 	if err != nil || spec.Drain != 30*time.Second || spec.Warmup != time.Second || spec.SendFor != 0 {
-		t.Errorf("parseStreamParams(%s) = drain %v, warmup %v, send %v, %v; want 30s, 1s, 0", req.Params, spec.Drain, spec.Warmup, spec.SendFor, err)
+		t.Errorf("specOf(%s) = drain %v, warmup %v, send %v, %v; want 30s, 1s, 0", req.Params, spec.Drain, spec.Warmup, spec.SendFor, err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
-	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // slowParams are a forward bench.stream's slow receiver (bench's slow-receiver
@@ -62,10 +61,4 @@ func (sp slowParams) apply(spec *bench.FarSpec, req remote.TestRequest) error {
 	}
 	spec.ReaderBps, spec.RecvBuffer, spec.SeriesStep = float64(sp.ReaderBps), sp.RcvBuf, step
 	return nil
-}
-
-// errSlowOnWire refuses a test named after slow-receiver: its far half is a
-// bench.stream with a slow receiver's parameters.
-func errSlowOnWire(req remote.TestRequest) error {
-	return fmt.Errorf("experiment %q: a slow receiver runs as %s%s with params.reader_bps", req.Experiment, wirePrefix, report.ExpStream)
 }

@@ -123,7 +123,7 @@ var (
 	ObsWrites                = newObs[int]("writes")
 )
 
-// Written by bench/boundariesfar.go.
+// Written by bench/boundaries.go.
 var (
 	ObsMaxMessageLimit = newObs[string]("max_message_limit")
 )
