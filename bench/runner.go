@@ -90,8 +90,8 @@ const (
 // How long a plan measures when the caller does not say. A plan that sets none of
 // Repeat, Duration and Count runs each measurement cell DefaultRepeat times for
 // DefaultRunDuration each, so every figure comes with its spread over runs
-// (report.Repeat), and each property cell once for DefaultDuration, as before. With
-// its warm-up (200 ms by default) each run counts, the three runs of a measurement
+// (report.Repeat), and each property cell once for DefaultDuration, as before. Each
+// run has its own warm-up (200 ms by default), so the three runs of a measurement
 // cell take 3 × (0.8 + 0.2) = 3.0 s: no longer than the one 3 s run and its warm-up
 // (3.2 s) they replace, which leaves room for the two extra drains and set-ups.
 //
