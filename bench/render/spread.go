@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
@@ -43,7 +44,7 @@ func measured(f figure, rp *report.Repeat, s string) (out string, noisy bool) {
 func repeatNote(noisy bool) string {
 	s := " Figures of several runs: the median (least-greatest run), or the median [95% CI] (n=runs) from 6 runs."
 	if noisy {
-		s += fmt.Sprintf("%s = noisy: its runs span more than %g%% of their median.", noisyMark, 100*report.NoisyRange)
+		s += fmt.Sprintf(" A figure marked %q is noisy: its runs span more than %g%% of their median.", strings.TrimSpace(noisyMark), 100*report.NoisyRange)
 	}
 	return s
 }
