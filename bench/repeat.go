@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/montanaflynn/stats"
 	"golang.org/x/perf/benchmath"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
@@ -90,7 +91,51 @@ func percent(c float64) string {
 	return strings.TrimSuffix(s, ".0") + "%"
 }
 
-// ciMetrics are the figures a Repeat gives intervals for, by JSON name.
+// outlierZ is the modified z-score, 0.6745·|x − median|/MAD, beyond which a run
+// stands apart (Iglewicz and Hoaglin's 3.5).
+const outlierZ = 3.5
+
+// SpreadOf describes how values (one figure, one value per run) spread: median,
+// median absolute deviation, sample standard deviation, min and max, the runs that
+// stand apart (report.Spread.Outliers), and whether the runs disagree by more than
+// report.NoisyRange. The statistics are github.com/montanaflynn/stats's; it is fed
+// one value per run, never per-message samples (HDR histograms summarise those).
+// NaN and ±Inf values are left out; ok is false when none is left. values is not
+// modified.
+func SpreadOf(values []float64) (s report.Spread, ok bool) {
+	xs := make(stats.Float64Data, 0, len(values))
+	for _, v := range values {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			xs = append(xs, v)
+		}
+	}
+	if len(xs) == 0 {
+		return report.Spread{}, false
+	}
+	// The errors below are for empty input (or fewer than 2 values where noted),
+	// excluded here.
+	s.Median, _ = stats.Median(xs)
+	s.MAD, _ = stats.MedianAbsoluteDeviation(xs)
+	s.Min, _ = stats.Min(xs)
+	s.Max, _ = stats.Max(xs)
+	if len(xs) >= 2 {
+		s.Stddev, _ = stats.StandardDeviationSample(xs)
+		out, _ := stats.QuartileOutliers(xs)
+		s.Outliers = append(append(s.Outliers, out.Mild...), out.Extreme...)
+	}
+	if s.MAD > 0 {
+		for _, v := range xs {
+			if 0.6745*math.Abs(v-s.Median)/s.MAD > outlierZ && !slices.Contains(s.Outliers, v) {
+				s.Outliers = append(s.Outliers, v)
+			}
+		}
+	}
+	slices.Sort(s.Outliers)
+	s.Noisy = report.IsNoisy(s.Median, s.Min, s.Max)
+	return s, true
+}
+
+// ciMetrics are the figures a Repeat gives intervals and spreads for, by JSON name.
 var ciMetrics = []struct {
 	name string
 	get  func(m *report.Metrics) (v float64, ok bool)
@@ -100,6 +145,12 @@ var ciMetrics = []struct {
 	{"send_rate_bps", func(m *report.Metrics) (float64, bool) { return m.SendRateBps, true }},
 	{"lost_msgs", func(m *report.Metrics) (float64, bool) { return float64(m.LostMsgs), true }},
 	{"transactions_per_s", func(m *report.Metrics) (float64, bool) { return m.TransPerS, true }},
+	{"cpu_s_per_gb", func(m *report.Metrics) (float64, bool) {
+		if m.CPUSecPerGB == nil {
+			return 0, false
+		}
+		return *m.CPUSecPerGB, true
+	}},
 	{"rtt_p50_ns", func(m *report.Metrics) (float64, bool) {
 		return rttQuantile(m, func(s *report.LatencyStats) *int64 { return s.P50 })
 	}},
@@ -126,9 +177,11 @@ func rttQuantile(m *report.Metrics, q func(*report.LatencyStats) *int64) (float6
 // together; it keeps their order (median min ≤ median p50 ≤ … ≤ median max).
 //
 // Repeat.CI holds a 95% interval (see Summarize) for goodput_bps, msgs_per_s,
-// send_rate_bps, lost_msgs, transactions_per_s, rtt_p50_ns and rtt_p99_ns, each
-// when measured in every run and nonzero in at least one. The interval's median may
-// differ from the Metrics figure by the rounding of a count.
+// send_rate_bps, lost_msgs, transactions_per_s, cpu_s_per_gb, rtt_p50_ns and
+// rtt_p99_ns, each when measured in every run and nonzero in at least one; the
+// interval's median may differ from the Metrics figure by the rounding of a count.
+// Repeat.Spread describes the same figures' runs (SpreadOf), and Repeat.Noisy names
+// those whose runs disagree by more than report.NoisyRange allows.
 //
 // One run is returned unchanged, with a nil Repeat.
 func CombineMetrics(runs []report.Metrics) (report.Metrics, *report.Repeat, []string) {
@@ -198,6 +251,15 @@ func CombineMetrics(runs []report.Metrics) (report.Metrics, *report.Repeat, []st
 		}
 		iv, ws := Summarize(vals, Confidence95)
 		rep.CI[cm.name] = iv
+		if sp, ok := SpreadOf(vals); ok {
+			if rep.Spread == nil {
+				rep.Spread = map[string]report.Spread{}
+			}
+			rep.Spread[cm.name] = sp
+			if sp.Noisy {
+				rep.Noisy = append(rep.Noisy, cm.name)
+			}
+		}
 		for _, w := range ws {
 			if warnedFor[w] == nil {
 				ciWarnings = append(ciWarnings, w)

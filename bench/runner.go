@@ -31,11 +31,11 @@ type Plan struct {
 	Experiments []string      // default stream, pingpong, connect
 	Sizes       []int         // message sizes in bytes, header included; default 64, 1024, 8192
 	Streams     int           // parallel streams for stream; default 1
-	Duration    time.Duration // per cell; default 3 s; ignored when Count > 0
+	Duration    time.Duration // per run of a cell; default: see DefaultRepeat; ignored when Count > 0
 	Count       uint64        // messages (stream: per stream) or transactions per cell; 0 = Duration
 	RateBps     float64       // stream pacing, bits/s over all streams; 0 = unpaced
 	PingRate    float64       // pingpong requests/s on a timetable (open loop); 0 = closed loop
-	Repeat      int           // runs per cell; default 1
+	Repeat      int           // runs per cell; default: see DefaultRepeat
 	Host        string        // where the server end listens; default 127.0.0.1
 	Port        int           // server port; 0 = ephemeral
 	Seed        int64         // payload seed; 0 = 1
@@ -55,6 +55,7 @@ type Plan struct {
 	Bidir       bool       // stream: both send at once, each direction counted by its receiver
 	Command     string     // the command line, recorded in the report
 	suite       bool       // Experiments is the default suite, not the caller's choice
+	spread      bool       // Repeat and Duration are DefaultRepeat × DefaultRunDuration, not the caller's choice
 	Quick       bool       // recorded in the report
 
 	// Progress, when set, is called before and after every cell, from Run's goroutine.
@@ -84,6 +85,23 @@ const (
 	MaxClients   = 4096
 	MaxReceivers = 64
 	MaxPingRate  = 1000000 // pingpong requests/s in open loop
+)
+
+// How long a plan measures when the caller does not say. A plan that sets none of
+// Repeat, Duration and Count runs each measurement cell DefaultRepeat times for
+// DefaultRunDuration each, so every figure comes with its spread over runs
+// (report.Repeat), and each property cell once for DefaultDuration, as before. Each
+// run has its own warm-up (200 ms by default), so the three runs of a measurement
+// cell take 3 × (0.8 + 0.2) = 3.0 s: no longer than the one 3 s run and its warm-up
+// (3.2 s) they replace, which leaves room for the two extra drains and set-ups.
+//
+// A plan that sets Repeat or Duration gets what it asks for: Repeat runs (default 1)
+// of Duration (default DefaultDuration) for every cell, as before there were spread
+// defaults; so does one with Count (Repeat default 1).
+const (
+	DefaultRepeat      = 3
+	DefaultRunDuration = 800 * time.Millisecond
+	DefaultDuration    = 3 * time.Second
 )
 
 // NoWarmup is the Plan.Warmup of a plan with no warm-up at all: zero means the default.
@@ -117,8 +135,12 @@ func (p Plan) WithDefaults() Plan {
 	if len(p.UDPIO) == 0 {
 		p.UDPIO = []string{report.IOBatched, report.IOTextbook}
 	}
+	if p.Repeat == 0 && p.Duration == 0 && p.Count == 0 {
+		p.spread = true
+		p.Repeat, p.Duration = DefaultRepeat, DefaultRunDuration
+	}
 	if p.Duration == 0 && p.Count == 0 {
-		p.Duration = 3 * time.Second
+		p.Duration = DefaultDuration
 	}
 	if p.Repeat == 0 {
 		p.Repeat = 1
@@ -161,6 +183,21 @@ func (p Plan) warmup() time.Duration { return max(p.Warmup, 0) }
 
 // drain is the longest drain the runner waits: Drain, or 0 for none.
 func (p Plan) drain() time.Duration { return max(p.Drain, 0) }
+
+// PropertyDuration is how long the plan (after WithDefaults) runs a property
+// experiment's cell: Duration, or DefaultDuration when Duration is the spread
+// default's per-run time (property cells run once).
+func (p Plan) PropertyDuration() time.Duration {
+	if p.spread {
+		return DefaultDuration
+	}
+	return p.Duration
+}
+
+// SpreadDefault reports whether the plan (after WithDefaults) runs the default
+// DefaultRepeat × DefaultRunDuration because the caller set none of Repeat,
+// Duration and Count.
+func (p Plan) SpreadDefault() bool { return p.spread }
 
 // Validate checks a plan (after WithDefaults). Errors name the flag, the rule and the
 // value, e.g. "--sizes: must be 48..65507 for udp, got 70000".
@@ -226,6 +263,7 @@ func (p Plan) Validate() error {
 type cell struct {
 	exp, transport string
 	params         report.Params
+	runs           int // how many times it runs (Plan.Repeat, or 1: PropertyDuration)
 }
 
 // cells lists the plan's cells in run order: transports interleave within each
@@ -236,9 +274,14 @@ func (p Plan) cells() []cell {
 		spec, _ := experimentByName(x)
 		if !spec.measures {
 			// A property experiment shows behaviour once, at one size.
+			// Under the spread default, once for DefaultDuration.
+			runs := p.Repeat
+			if p.spread {
+				runs = 1
+			}
 			for _, t := range p.Transports {
 				cs = append(cs, cell{x, t, report.Params{Size: spec.sizes(p)[0], Streams: 1, Clients: p.Clients,
-					Receivers: p.Receivers, ReaderBps: p.ReaderBps, DurationS: p.Duration.Seconds(), Count: p.Count}})
+					Receivers: p.Receivers, ReaderBps: p.ReaderBps, DurationS: p.PropertyDuration().Seconds(), Count: p.Count}, runs})
 			}
 			continue
 		}
@@ -254,7 +297,7 @@ func (p Plan) cells() []cell {
 				ps := report.Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
 					Reverse: p.Reverse && spec.directions, Bidir: p.Bidir && spec.directions}
 				if !spec.ioModes || !CapsOf(t).TextbookIO {
-					cs = append(cs, cell{x, t, ps})
+					cs = append(cs, cell{x, t, ps, p.Repeat})
 					continue
 				}
 				// UDP streams run in each I/O mode asked for: batched with offloads, and
@@ -264,7 +307,7 @@ func (p Plan) cells() []cell {
 					if m == report.IOTextbook {
 						ps.IO = report.IOTextbook
 					}
-					cs = append(cs, cell{x, t, ps})
+					cs = append(cs, cell{x, t, ps, p.Repeat})
 				}
 			}
 		}
@@ -278,13 +321,18 @@ func (p Plan) ExpectedDuration() time.Duration {
 	if p.Count > 0 {
 		return 0
 	}
-	n := 0
+	var d time.Duration
 	for _, c := range p.cells() {
-		if p.Far == nil || slices.Contains(FarExperiments, c.exp) {
-			n++ // a cell the far end cannot run is skipped at once
+		if p.Far == nil || slices.Contains(FarExperiments, c.exp) { // a cell the far end cannot run is skipped at once
+			d += time.Duration(c.runs) * (c.duration() + p.warmup())
 		}
 	}
-	return time.Duration(n*p.Repeat) * (p.Duration + p.warmup())
+	return d
+}
+
+// duration is how long one run of c measures (0 in count mode).
+func (c cell) duration() time.Duration {
+	return time.Duration(math.Round(c.params.DurationS * float64(time.Second)))
 }
 
 // Run measures the plan and returns the report. A cell that fails is reported with
@@ -344,7 +392,10 @@ func Run(ctx context.Context, p Plan) (*report.Report, error) {
 	}
 
 	cs := p.cells()
-	total := len(cs) * p.Repeat
+	total := 0
+	for _, c := range cs {
+		total += c.runs
+	}
 	runs := make([][]report.Metrics, len(cs))
 	last := make([]outcome, len(cs)) // the latest successful run's observations
 	warns := make([][]string, len(cs))
@@ -357,17 +408,20 @@ func Run(ctx context.Context, p Plan) (*report.Report, error) {
 outer:
 	for r := 0; r < p.Repeat; r++ {
 		for i, c := range cs {
+			if r >= c.runs {
+				continue // a property cell under the spread default runs once
+			}
 			if err := ctx.Err(); err != nil {
 				runErr = err
 				if stop.cell == "" { // interrupted between two cells
-					stop = stopped{cell: c.String(), run: r + 1, before: true}
+					stop = stopped{cell: c.String(), run: r + 1, runs: c.runs, before: true}
 				}
 				break outer
 			}
 			idx++
 			begun[i] = true
 			if p.Progress != nil {
-				p.Progress(ProgressEvent{Index: idx, Total: total, Expected: p.Duration + p.warmup(), Result: &report.Result{Experiment: c.exp, Transport: c.transport, Params: c.params}})
+				p.Progress(ProgressEvent{Index: idx, Total: total, Expected: c.duration() + p.warmup(), Result: &report.Result{Experiment: c.exp, Transport: c.transport, Params: c.params}})
 			}
 			o, err := runCell(ctx, e, p, c)
 			interrupted := err != nil && ctx.Err() != nil
@@ -377,12 +431,12 @@ outer:
 				res.Error, res.Interrupted = err.Error(), interrupted
 				if errs[i] == "" {
 					errs[i], intr[i] = err.Error(), interrupted
-					if p.Repeat > 1 {
+					if c.runs > 1 {
 						errs[i] = fmt.Sprintf("run %d: %v", r+1, err)
 					}
 				}
 				if stop.cell == "" && (interrupted || farLost(p.Far) != nil) {
-					stop = stopped{cell: c.String(), run: r + 1, index: idx}
+					stop = stopped{cell: c.String(), run: r + 1, runs: c.runs, index: idx}
 				}
 			} else {
 				runs[i] = append(runs[i], m)
@@ -415,8 +469,8 @@ outer:
 			m, rp, w := CombineMetrics(runs[i])
 			res.Metrics, res.Repeat = m, rp
 			for _, s := range w {
-				if p.Repeat < 6 && strings.Contains(s, "CI needs") {
-					continue // the run-wide warning says it once
+				if len(runs[i]) < 6 && strings.Contains(s, "CI needs") {
+					continue // no CI from fewer runs: the renderers show the runs' range (Spread), and say so
 				}
 				res.Warnings = append(res.Warnings, s)
 			}
@@ -458,12 +512,16 @@ func (c cell) String() string { return report.CellName(c.exp, c.transport, c.par
 type stopped struct {
 	cell   string
 	run    int
+	runs   int  // the cell's runs
 	index  int  // the cell run's 1-based place among all cell runs; 0 with before
 	before bool // stopped between cells: cell had not started
 }
 
 // where names the cell and, with several runs per cell, which run of it.
 func (s stopped) where(repeat int) string {
+	if s.runs > 0 {
+		repeat = s.runs // a property cell under the spread default runs once
+	}
 	if repeat > 1 {
 		return fmt.Sprintf("run %d of %d of %s", s.run, repeat, s.cell)
 	}
@@ -579,9 +637,6 @@ func interrupted(ctx context.Context, d time.Duration, err error) error {
 // runWarnings are caveats that hold for the whole run.
 func runWarnings(p Plan) []string {
 	var w []string
-	if p.Repeat > 1 && p.Repeat < 6 {
-		w = append(w, fmt.Sprintf("--repeat %d: a 95%% confidence interval needs at least 6 runs; intervals shown are the widest available", p.Repeat))
-	}
 	if s := farSkipWarning(p); s != "" {
 		w = append(w, s)
 	}

@@ -420,7 +420,8 @@ const mdDefinitions = `- **goodput**: unique, intact payload bits received / the
 - **RTT**: monotonic time from sending a request to receiving its reply (never halved), in nanoseconds in an HDR histogram (3 significant digits). A percentile q is shown only with at least 10/(1-q) samples, else "n/a (N samples)".
 - **retransmits**: TCP_INFO total_retrans delta on the sender socket.
 - **CPU s/GB**: process user+sys CPU seconds per GB moved (getrusage); on loopback both ends share the process. **CPU** (pingpong): the same CPU seconds per second of the cell, in cores; a spinning receiver (--busy-poll) costs up to one each.
-- **median +/- half-width (n=R)**, **median [lo, hi] (n=R)**: with --repeat R, the median of R runs and its distribution-free 95% confidence interval.
+- **median +/- half-width (n=R)**, **median [lo, hi] (n=R)**: with --repeat R of 6 or more, the median of R runs and its distribution-free 95% confidence interval.
+- **median (lo-hi)**: with 2 to 5 runs (the default suite runs 3), the median of the runs and the least and greatest of them. A figure marked **!** is noisy: its runs span more than 10% of their median ((max - min)/median; the report's repeat.spread and repeat.noisy).
 `
 
 // mdCell escapes a table cell: "|" would end the cell and a newline the row.

@@ -98,7 +98,14 @@ func testReport() *report.Report {
 					"goodput_bps": {Median: 6.9999e9, Lo: 6.8999e9, Hi: 7.0999e9, Confidence: 0.95},
 					"msgs_per_s":  {Median: 624_995, Lo: 610_000, Hi: 631_000, Confidence: 0.9375},
 					"lost_msgs":   {Median: 12, Lo: 8, Hi: 15, Confidence: 0.9375},
-				}},
+				},
+					Spread: map[string]report.Spread{
+						"goodput_bps": {Median: 6.9999e9, MAD: 0.05e9, Stddev: 0.08e9, Min: 6.8999e9, Max: 7.0999e9},
+						"msgs_per_s":  {Median: 624_995, MAD: 5000, Stddev: 8000, Min: 610_000, Max: 631_000},
+						"lost_msgs":   {Median: 12, MAD: 2, Stddev: 2.9, Min: 8, Max: 15, Noisy: true},
+					},
+					Noisy: []string{"lost_msgs"},
+				},
 				Warnings: []string{"receive buffer: want 4194304, got 425984 (net.core.rmem_max caps it)"},
 			},
 			{Experiment: "pingpong", Transport: "tcp", Params: p(64), Metrics: report.Metrics{
@@ -108,7 +115,19 @@ func testReport() *report.Report {
 			{Experiment: "pingpong", Transport: "udp", Params: p(64), Metrics: report.Metrics{
 				SentMsgs: 80_001, RecvMsgs: 80_000, LostMsgs: 1, Timeouts: 1, MsgsPerS: 40_000,
 				RTT: latencyStats(80_000, 14_100, 24_600, 27_900, 41_000, 98_500, 1_000_000_000),
-			}},
+			},
+				// Three runs (the default suite's): ranges, and one run that stood apart.
+				Repeat: &report.Repeat{Runs: 3, CI: map[string]report.Interval{
+					"msgs_per_s": {Median: 40_000, Lo: 39_100, Hi: 40_800, Confidence: 0.75},
+					"rtt_p50_ns": {Median: 24_600, Lo: 24_100, Hi: 31_900, Confidence: 0.75},
+				},
+					Spread: map[string]report.Spread{
+						"msgs_per_s": {Median: 40_000, MAD: 800, Stddev: 850, Min: 39_100, Max: 40_800},
+						"rtt_p50_ns": {Median: 24_600, MAD: 500, Stddev: 4360, Min: 24_100, Max: 31_900, Outliers: []float64{31_900}, Noisy: true},
+					},
+					Noisy: []string{"rtt_p50_ns"},
+				},
+			},
 			{Experiment: "pingpong", Transport: "tcp", Params: p(1400), Metrics: report.Metrics{
 				SentMsgs: 420, RecvMsgs: 420, MsgsPerS: 210, RTT: fewer,
 			}},

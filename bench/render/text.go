@@ -180,13 +180,13 @@ func archSuffix(arch string) string {
 	return "/" + arch
 }
 
-// runLength says how long each cell ran: a duration or a message count.
+// runLength says how long each run of a cell ran: a duration or a message count.
 func runLength(c report.Config) string {
 	switch {
 	case c.Count > 0:
 		return units.Count(c.Count) + " msgs per stream"
 	case c.DurationS > 0:
-		return units.Secs(c.DurationS) + " per cell"
+		return units.Secs(c.DurationS) + " per run"
 	}
 	return ""
 }
@@ -204,6 +204,8 @@ type table struct {
 	// keepLabel keeps the first column unwrapped while the others can narrow, so
 	// that a wrapped row still reads as one row.
 	keepLabel bool
+	repeats   bool // some figure is a median of several runs (measured)
+	noisy     bool // some figure carries noisyMark
 }
 
 // section is one experiment's part of the report.
@@ -530,7 +532,7 @@ func labelParams(exp string, cells []*paramRow) (cols []param, fixed string) {
 			desc = append(desc, rateLabel(p.RateBps))
 		case "duration":
 			if p.DurationS > 0 && p.Count == 0 {
-				desc = append(desc, units.Secs(p.DurationS)+" per cell")
+				desc = append(desc, units.Secs(p.DurationS)+" per run")
 			}
 		case "count":
 			if p.Count > 0 {
@@ -551,11 +553,6 @@ type figure struct {
 	ci    string // key in Repeat.CI, as repeat.go names it ("goodput_bps", "rtt_p99_ns"); "" when none
 	ciFmt func(iv report.Interval, runs int) string
 	cell  func(m *report.Metrics) (string, bool) // false: not measured
-}
-
-// interval formats iv, a median from runs runs, in one unit of scale.
-func interval(iv report.Interval, runs int, scale []units.Unit, intBase bool) string {
-	return units.IntervalOf(iv.Median, iv.Lo, iv.Hi, iv.Confidence, runs, scale, intBase)
 }
 
 func ciBps(iv report.Interval, runs int) string   { return interval(iv, runs, units.BpsUnits, true) }
@@ -723,6 +720,9 @@ func buildSections(r *report.Report) []section {
 			s.also = alsoCounted(cols, trs, cells, keys)
 		}
 		s.notMeasured = notMeasured(trs, cells)
+		if slices.ContainsFunc(s.tables, func(t table) bool { return t.repeats }) {
+			s.note += repeatNote(slices.ContainsFunc(s.tables, func(t table) bool { return t.noisy }))
+		}
 		out = append(out, s)
 	}
 	if s, ok := injectedSection(r); ok {
@@ -757,7 +757,7 @@ func experimentTitle(exp string) string {
 	return exp
 }
 
-// sentence turns a run description into a sentence prefix ("1 stream, 10.0 s per cell. ").
+// sentence turns a run description into a sentence prefix ("1 stream, 10.0 s per run. ").
 func sentence(s string) string {
 	if s == "" {
 		return ""
@@ -926,9 +926,9 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 				}
 				s, ok := f.cell(&res.Metrics)
 				if ok && f.ci != "" && res.Repeat != nil {
-					if iv, has := res.Repeat.CI[f.ci]; has {
-						s = f.ciFmt(iv, res.Repeat.Runs)
-					}
+					var noisy bool
+					s, noisy = measured(f, res.Repeat, s)
+					t.repeats, t.noisy = true, t.noisy || noisy
 				}
 				col[i], any = s, any || ok
 			}

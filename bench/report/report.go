@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
@@ -142,11 +143,11 @@ type Config struct {
 	Experiments []string `json:"experiments"`
 	Sizes       []int    `json:"sizes"` // message sizes, bytes (our 48-byte header included)
 	Streams     int      `json:"streams"`
-	DurationS   float64  `json:"duration_s"`
-	Count       uint64   `json:"count"`    // messages per stream; 0 = run for duration_s
-	RateBps     float64  `json:"rate_bps"` // per run, all streams; 0 = unpaced
-	Repeat      int      `json:"repeat"`
-	Port        int      `json:"port"` // 0 = ephemeral
+	DurationS   float64  `json:"duration_s"` // per run of a measurement cell (a result's params say each cell's)
+	Count       uint64   `json:"count"`      // messages per stream; 0 = run for duration_s
+	RateBps     float64  `json:"rate_bps"`   // per run, all streams; 0 = unpaced
+	Repeat      int      `json:"repeat"`     // runs per measurement cell (a result's repeat.runs says each cell's)
+	Port        int      `json:"port"`       // 0 = ephemeral
 	Seed        int64    `json:"seed"`
 	Quick       bool     `json:"quick"`
 	NoDelay     bool     `json:"nodelay"`
@@ -187,7 +188,7 @@ type Result struct {
 	Transport  string   `json:"transport"`
 	Params     Params   `json:"params"`
 	Metrics    Metrics  `json:"metrics"`
-	Repeat     *Repeat  `json:"repeat,omitempty"` // with --repeat > 1
+	Repeat     *Repeat  `json:"repeat,omitempty"` // when the cell ran more than once (--repeat, or the default suite's runs)
 	Warnings   []string `json:"warnings,omitempty"`
 	// Error says why the cell is not measured: it failed, or the run was interrupted
 	// while it ran (Interrupted). Its Metrics hold nothing then, not even zeros to
@@ -444,10 +445,47 @@ type CDFPoint struct {
 }
 
 // Repeat says how a result's figures combine several runs: each figure in Metrics is
-// the median of Runs runs; CI holds a 95% confidence interval for the headline ones.
+// the median of Runs runs; CI holds a 95% confidence interval for the headline ones,
+// and Spread how far their runs spread.
 type Repeat struct {
 	Runs int                 `json:"runs"`
 	CI   map[string]Interval `json:"ci"` // keyed by metric JSON name, e.g. "goodput_bps"
+	// Spread describes each headline figure's runs (the figures of CI), keyed as CI.
+	// Absent in reports that predate it.
+	Spread map[string]Spread `json:"spread,omitempty"`
+	// Noisy names the figures of Spread whose runs disagree (Spread.Noisy), in the order
+	// bench lists them (goodput first): the cell is noisy when any is. Absent when none is.
+	Noisy []string `json:"noisy,omitempty"`
+}
+
+// NoisyRange is the rule that flags a figure noisy: its runs span more than this
+// fraction of their median, (max − min) > NoisyRange × |median|. The range is what
+// the renderers print beside the median, so a reader can check the mark; 10% is
+// well above the run-to-run spread of a quiet host (a few percent) and well below
+// what one disturbed run does to a figure.
+const NoisyRange = 0.10
+
+// Spread describes how one figure varied over a cell's runs, from one value per run
+// (never per-message samples). Dispersion figures are in the figure's own unit.
+type Spread struct {
+	Median float64 `json:"median"`
+	MAD    float64 `json:"mad"`    // median absolute deviation from Median, unscaled
+	Stddev float64 `json:"stddev"` // sample standard deviation (n − 1 in the denominator)
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	// Outliers are the runs' values that stand apart from the others, ascending:
+	// outside Tukey's fences (Q1 − 1.5·IQR, Q3 + 1.5·IQR), or more than 3.5 on the
+	// modified z-score 0.6745·|x − Median|/MAD (Iglewicz and Hoaglin), which unlike
+	// the fences can single out one run of 3 or 4.
+	Outliers []float64 `json:"outliers,omitempty"`
+	// Noisy: the runs disagree by more than NoisyRange allows.
+	Noisy bool `json:"noisy,omitempty"`
+}
+
+// IsNoisy reports whether runs spanning min..max around median break the NoisyRange
+// rule. A zero median makes any spread noisy.
+func IsNoisy(median, min, max float64) bool {
+	return max-min > NoisyRange*math.Abs(median)
 }
 
 // Interval is a distribution-free confidence interval around a median.

@@ -164,13 +164,18 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVarP(&rf.experiments, "experiments", "e", "", "experiments to run, comma-separated (see 'Experiments' above); default: all but bottleneck and hol on loopback, all across an emulated link")
 	fs.StringVarP(&rf.sizes, "sizes", "s", "64,1024,8192", "message sizes in bytes, comma-separated; each 48..65507 for udp, 48..16777216 for tcp (the 48-byte header included)")
 	fs.IntVarP(&rf.streams, "streams", "P", 1, "parallel streams for stream, 1..1024; each has its own client socket and flow")
-	fs.DurationVarP(&rf.duration, "duration", "d", 3*time.Second, "time per cell (one experiment, transport and size), e.g. 500ms, 3s; ignored with --count")
+	fs.DurationVarP(&rf.duration, "duration", "d", 0, fmt.Sprintf("time per run of a cell (one experiment, transport and size), e.g. 500ms, 3s; ignored with --count. "+
+		"Default: %v when --repeat is not given either (%d runs, no longer in all than one %v run), else %[3]v",
+		bench.DefaultRunDuration, bench.DefaultRepeat, bench.DefaultDuration))
 	fs.Uint64VarP(&rf.count, "count", "n", 0, "exact messages per stream (stream), round trips (pingpong) or transactions (connect) per cell; 0 = run for --duration")
 	fs.StringVarP(&rf.rate, "rate", "r", "0", "stream pacing over all streams, bits/s with a unit: 500M, 1.5G, 800k; 0 = unpaced (as fast as the transport takes it)")
 	fs.StringVar(&rf.pingRate, "ping-rate", "0", "pingpong open loop: send this many requests/s (5000, 5k, 1M) on a fixed timetable, whether or not replies came back, "+
 		"and measure each RTT from the request's scheduled send time, so a stall delays every request due during it (no coordinated omission); "+
 		"0 = closed loop (one request at a time, the next only after the reply: a stall delays one request and hides the queue behind it)")
-	fs.IntVarP(&rf.repeat, "repeat", "R", 1, "runs per cell, 1..100; each figure is then the median, with a 95% CI from 6 runs up")
+	fs.IntVarP(&rf.repeat, "repeat", "R", 0, fmt.Sprintf("runs per cell, 1..%d; each figure is then the median of its runs, shown with their range (min-max), "+
+		"or a 95%% CI from 6 runs up; a figure whose runs span more than %g%% of their median ((max-min)/median) is marked noisy. "+
+		"Default: %d runs of each measurement cell (property experiments run once) when --duration and --count are not given either, else 1",
+		bench.MaxRepeat, 100*report.NoisyRange, bench.DefaultRepeat))
 	fs.IntVarP(&rf.port, "port", "p", 0, "server port for the data sockets, 0..65535; 0 = an ephemeral port per cell")
 	fs.StringVar(&rf.host, "host", "127.0.0.1", "address the server end listens on and the client dials, one of this host's: loopback (127.0.0.1, ::1), 0.0.0.0, :: or an interface's address")
 	fs.StringVar(&rf.server, "server", "", "remote mode: run the server halves on 'tcpvsudp serve' at HOST[:PORT] (port 5299 by default) instead of in this process; "+
@@ -183,7 +188,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing; checked writable before anything is measured (results/ is ignored by git; the committed reference run is results/reference/)")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
 	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "tables on stdout: after the verdict, each property's claim, sentences and evidence, and each table's notes")
-	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms, --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
+	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms (one run per cell), --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
 	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
 	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic sent before each cell's measurement and excluded from it (TCP slow start); 0 = none")
 	fs.DurationVar(&rf.drain, "drain", time.Second, "longest wait for in-flight messages after the last send, before counting what is missing as lost; 0 = none")
@@ -275,7 +280,9 @@ func commandLine() string {
 // plan turns the flags into a bench.Plan, checking each; errors are usage errors.
 func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	p := bench.Plan{
-		Streams: rf.streams, Duration: rf.duration, Count: rf.count, Repeat: rf.repeat,
+		// Duration and Repeat stay 0 unless given: bench then picks them together
+		// (bench.DefaultRepeat runs of bench.DefaultRunDuration).
+		Streams: rf.streams, Count: rf.count,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
 		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, Reverse: rf.reverse, Bidir: rf.bidir,
 		Net: bench.NetOptions{NoDelay: rf.nodelay, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll, Batch: rf.batch},
@@ -320,15 +327,21 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 	if rf.duration < 0 {
 		return p, fmt.Errorf("--duration: must not be negative, got %v", rf.duration)
 	}
-	if fs.Changed("duration") && rf.duration < 10*time.Millisecond {
-		return p, fmt.Errorf("--duration: must be at least 10ms, got %v", rf.duration)
+	if fs.Changed("duration") {
+		if rf.duration < 10*time.Millisecond {
+			return p, fmt.Errorf("--duration: must be at least 10ms, got %v", rf.duration)
+		}
+		p.Duration = rf.duration
 	}
 	// Zero would mean "the default" to bench.Plan: refuse it here, where it was typed.
 	if rf.streams < 1 || rf.streams > bench.MaxStreams {
 		return p, fmt.Errorf("--streams: must be 1..%d, got %d", bench.MaxStreams, rf.streams)
 	}
-	if rf.repeat < 1 || rf.repeat > bench.MaxRepeat {
-		return p, fmt.Errorf("--repeat: must be 1..%d, got %d", bench.MaxRepeat, rf.repeat)
+	if fs.Changed("repeat") {
+		if rf.repeat < 1 || rf.repeat > bench.MaxRepeat {
+			return p, fmt.Errorf("--repeat: must be 1..%d, got %d", bench.MaxRepeat, rf.repeat)
+		}
+		p.Repeat = rf.repeat
 	}
 	if rf.batch < 1 || rf.batch > 1024 {
 		return p, fmt.Errorf("--batch: must be 1..1024, got %d", rf.batch)
@@ -651,7 +664,7 @@ func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr
 	}
 	lp := bench.Plan{
 		Transports: p.Transports, Experiments: exps, Sizes: []int{1024}, Count: count, RateBps: 20e6,
-		Duration: min(p.Duration, 2*time.Second), Seed: p.Seed, Warmup: bench.NoWarmup, Timeout: p.Timeout, Batch: p.Batch, Net: p.Net,
+		Duration: min(p.PropertyDuration(), 2*time.Second), Seed: p.Seed, Warmup: bench.NoWarmup, Timeout: p.Timeout, Batch: p.Batch, Net: p.Net,
 		Verify:  p.Verify,
 		Lab:     &bench.LabConfig{Up: im, Down: im},
 		Command: fmt.Sprintf("tcpvsudp run -e %s --sizes 1024 --count %d --rate 20M --seed %d --impair '%s'", strings.Join(exps, ","), count, p.Seed, labSectionImpair),

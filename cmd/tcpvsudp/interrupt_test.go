@@ -159,8 +159,7 @@ func TestLabSectionInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rep := &report.Report{}
-	p := bench.Plan{Quick: true}.WithDefaults()
-	p.Duration = 500 * time.Millisecond
+	p := bench.Plan{Quick: true, Duration: 500 * time.Millisecond}.WithDefaults()
 	w := &cancelOnWrite{prefix: "[1/", cancel: cancel} // after the section's first cell
 	addLabSection(ctx, rep, p, w)
 	if rep.Lab == nil {

@@ -179,11 +179,10 @@ func TestReportBadFile(t *testing.T) {
 // adds the reliability rows to the properties table; without privileges it says so.
 func TestLabSection(t *testing.T) {
 	rep := &report.Report{}
-	p := bench.Plan{Quick: true}.WithDefaults()
-	// The section's hol and bottleneck cells run for min(p.Duration, 2 s): 500 ms
+	// The section's hol and bottleneck cells run for min(p.PropertyDuration(), 2 s): 500 ms
 	// shows them as well and saves 8 s. Its stream cells, whose link counts make the
 	// rows checked below, are count-bounded (1000 messages) whatever p.Duration says.
-	p.Duration = 500 * time.Millisecond
+	p := bench.Plan{Quick: true, Duration: 500 * time.Millisecond}.WithDefaults()
 	var errb bytes.Buffer
 	addLabSection(context.Background(), rep, p, &errb)
 	t.Logf("progress:\n%s", errb.String()) // each cell's figures

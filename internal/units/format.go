@@ -185,6 +185,21 @@ func CountOf(part, whole uint64) string {
 	return Count(part) + " (" + ratio(part, whole) + ")"
 }
 
+// RangeOf formats a median with the range of the runs it is the median of, in the
+// median's unit and precision: "31.2 Gbit/s (29.0-33.1)", "625k (610k-631k)".
+func RangeOf(median, lo, hi float64, units []Unit, intBase bool) string {
+	u := PickUnit(median, units)
+	d := decimals(median / u.Div)
+	if intBase && u.Div == 1 {
+		d = 0
+	}
+	if strings.HasPrefix(u.Suffix, " ") {
+		return scaled(median, u, d) + u.Suffix + " (" + scaled(lo, u, d) + "-" + scaled(hi, u, d) + ")"
+	}
+	f := func(v float64) string { return scaled(v, u, d) + u.Suffix } // an SI prefix goes on every number
+	return f(median) + " (" + f(lo) + "-" + f(hi) + ")"
+}
+
 // intervalOf formats a median with its confidence interval [lo, hi] in one unit: symmetric
 // intervals read "941 +/- 12 Mbit/s (n=5)", others "941 [925, 960] Mbit/s (n=5)". A
 // confidence other than 95% is named: "(n=3, 75% CI)".

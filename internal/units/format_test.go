@@ -56,6 +56,8 @@ func TestFormat(t *testing.T) {
 		{"group negative", Group(-1234567), "-1,234,567"},
 		{"num NaN", Num(math.Inf(1)), "-"},
 		{"bps NaN", Bps(math.NaN()), "-"},
+		{"range", RangeOf(31.2e9, 29.04e9, 33.1e9, BpsUnits, true), "31.2 Gbit/s (29.0-33.1)"},
+		{"range SI", RangeOf(625e3, 610e3, 631e3, SIUnits, false), "625k (610k-631k)"},
 		{"interval symmetric", IntervalOf(941e6, 929e6, 953e6, 0.95, 5, BpsUnits, true), "941 +/- 12 Mbit/s (n=5)"},
 		{"interval asymmetric", IntervalOf(941e6, 925e6, 960e6, 0.95, 7, BpsUnits, true), "941 [925, 960] Mbit/s (n=7)"},
 		{"interval low confidence", IntervalOf(12_300, 12_000, 12_600, 0.75, 3, DurUnits, true), "12.3 +/- 0.3 us (n=3, 75% CI)"},
