@@ -11,7 +11,8 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpSlowReceiver,
 		help:  "a reader at --reader-rate: TCP holds the sender to it and loses nothing; UDP's sender runs on and the receive buffer drops the rest",
-		place: 50, run: runSlowReceiver})
+		place: 50, run: runSlowReceiver,
+		expect: func(p Plan) time.Duration { return phaseTime(p, slowReceiverMax) }})
 }
 
 // slowBuffer is the receive and send buffer the slow-receiver sockets ask for, in
