@@ -8,16 +8,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
-	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
@@ -430,21 +431,32 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		defer far.Close()
 		p.Far = far
 	}
-	prog := newProgress(stderr, p)
+	// One progress over the whole run: the suite, then the emulated-link section the
+	// default suite adds (counted in the estimate when it can run: as root).
+	withLab := p.Lab == nil && p.Far == nil && !rf.noLab && !fs.Changed("experiments")
+	lp := labSectionPlan(p)
+	sections := []progressSection{{est: p.Estimate()}}
+	if withLab && labLikely() {
+		sections = append(sections, labSection(lp))
+	}
+	prog := newProgress(stderr, sections...)
 	p.Progress = prog.event
 	rep, runErr := bench.Run(ctx, p)
-	prog.close()
 	if rep == nil {
+		prog.close()
 		return runErr
 	}
-	if runErr == nil && p.Lab == nil && p.Far == nil && !rf.noLab && !fs.Changed("experiments") {
-		addLabSection(ctx, rep, p, stderr)
+	if runErr == nil && withLab {
+		runLabSection(ctx, rep, lp, prog)
 		if ctx.Err() != nil && rep.Incomplete != "" {
 			runErr = ctx.Err() // interrupted in the lab section
 		}
 	}
-	for _, w := range collectWarnings(rep) {
-		fmt.Fprintf(stderr, "warning: %s\n", remote.Printable(w)) // a server's words among them
+	prog.close()
+	// The warnings are printed once, after the tables on stdout (render.Text); stderr
+	// says where they are when stdout is not the terminal.
+	if len(collectWarnings(rep)) > 0 && !isTerminal(stdout) {
+		fmt.Fprintln(stderr, "tcpvsudp: the run has warnings: they follow the tables on stdout")
 	}
 	if err := render.Text(stdout, rep); err != nil {
 		return fmt.Errorf("render tables: %w", err)
@@ -633,10 +645,12 @@ func farNote() string {
 // impairment at once, each small, so one short run shows them all.
 const labSectionImpair = "loss=2%,dup=1%,reorder=1%,corrupt=0.5%,delay=5ms,rate=50M,queue=100"
 
-// addLabSection runs the default suite's short section across an emulated link and
-// attaches it to rep. Without the privileges it says, in one line, what is missing;
-// the loopback results stand either way.
-func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr io.Writer) {
+// labSectionName is the emulated-link section's name in progress.
+const labSectionName = "emulated-link section"
+
+// labSectionPlan is the plan of the default suite's short section across an
+// emulated link (labSectionImpair), from the suite's plan p.
+func labSectionPlan(p bench.Plan) bench.Plan {
 	im, err := lab.ParseImpair("lab section", labSectionImpair)
 	if err != nil {
 		panic(err) // a constant: a test pins it
@@ -661,10 +675,42 @@ func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr
 	if p.Verify != wire.VerifyPayloadCRC {
 		lp.Command += " --verify " + p.Verify.String()
 	}
-	prog := newProgress(stderr, lp)
+	return lp
+}
+
+// labSection is the emulated-link section as progress shows it.
+func labSection(lp bench.Plan) progressSection {
+	return progressSection{name: labSectionName + " (" + labSectionImpair + ")", label: "lab: ", est: lp.Estimate()}
+}
+
+// labLikely is whether the emulated-link section can run here: it needs root (the
+// namespaces and TUN devices) on Linux. A section that runs where this says no is
+// added to progress when it starts.
+func labLikely() bool { return runtime.GOOS == "linux" && os.Geteuid() == 0 }
+
+// isTerminal is whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// addLabSection runs the default suite's short section across an emulated link,
+// from the suite's plan p, with a progress display of its own on stderr, and
+// attaches it to rep (runLabSection).
+func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr io.Writer) {
+	lp := labSectionPlan(p)
+	prog := newProgress(stderr, labSection(lp))
+	runLabSection(ctx, rep, lp, prog)
+	prog.close()
+}
+
+// runLabSection runs the emulated-link section's plan lp and attaches it to rep,
+// showing its cells on prog. Without the privileges it says, in one line, what is
+// missing; the loopback results stand either way.
+func runLabSection(ctx context.Context, rep *report.Report, lp bench.Plan, prog *progress) {
+	prog.section(labSection(lp))
 	lp.Progress = prog.event
 	lr, err := bench.Run(ctx, lp)
-	prog.close()
 	if err != nil && lr != nil && ctx.Err() != nil {
 		// Interrupted: keep what the section measured, marked as a run stopped early is.
 		rep.AttachLab(lr)
