@@ -680,7 +680,7 @@ func labSectionPlan(p bench.Plan) bench.Plan {
 
 // labSection is the emulated-link section as progress shows it.
 func labSection(lp bench.Plan) progressSection {
-	return progressSection{name: labSectionName + " (" + labSectionImpair + ")", label: "lab: ", est: lp.Estimate()}
+	return progressSection{name: labSectionName, about: "across a link with " + labSectionImpair, label: "lab: ", est: lp.Estimate()}
 }
 
 // labLikely is whether the emulated-link section can run here: it needs root (the
@@ -708,8 +708,14 @@ func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr
 // showing its cells on prog. Without the privileges it says, in one line, what is
 // missing; the loopback results stand either way.
 func runLabSection(ctx context.Context, rep *report.Report, lp bench.Plan, prog *progress) {
-	prog.section(labSection(lp))
-	lp.Progress = prog.event
+	started := false
+	lp.Progress = func(ev bench.ProgressEvent) {
+		if !started { // headed once its first cell starts: a section without privileges never does
+			prog.section(labSection(lp))
+			started = true
+		}
+		prog.event(ev)
+	}
 	lr, err := bench.Run(ctx, lp)
 	if err != nil && lr != nil && ctx.Err() != nil {
 		// Interrupted: keep what the section measured, marked as a run stopped early is.

@@ -42,7 +42,8 @@ type progress struct {
 
 // A progressSection is one bench.Run of a whole run, and its estimate.
 type progressSection struct {
-	name  string // as its heading and its cells' names say it: "" for the loopback suite
+	name  string // as the first line and its heading say it: "" for the loopback suite
+	about string // what its heading adds: the link it crosses
 	label string // before its cells' names on the bar: "lab: "
 	est   bench.Estimate
 }
@@ -65,7 +66,7 @@ func newProgress(w io.Writer, sections ...progressSection) *progress {
 		)
 	}
 	if len(sections) > 0 {
-		fmt.Fprintf(w, "tcpvsudp: %s (Ctrl-C stops early and keeps what was measured)\n", pr.plan())
+		pr.println("tcpvsudp: " + pr.plan() + " (Ctrl-C stops early and keeps what was measured)")
 	}
 	return pr
 }
@@ -113,26 +114,32 @@ func (pr *progress) section(s progressSection) {
 	}
 	if !found {
 		pr.add(s)
-		if pr.bar != nil {
-			pr.bar.SetTotal(int64(len(pr.cells)), false)
-		}
 	}
 	pr.label = s.label
+	total := len(pr.cells)
 	pr.mu.Unlock()
+	if !found && pr.bar != nil {
+		pr.bar.SetTotal(int64(total), false) // not under mu: the bar's decorators take it
+	}
 	head := fmt.Sprintf("%s: %d cells", s.name, len(s.est.Cells))
 	if s.est.Known {
 		head += fmt.Sprintf(", about %v", s.est.Total().Round(time.Second))
 	}
+	if s.about != "" {
+		head += ", " + s.about
+	}
 	pr.println(head)
 }
 
-// println writes a line above the bar, or on its own.
+// println writes a line above the bar, or on its own, wrapped at word boundaries
+// to the terminal's width (100 columns when stderr is not a terminal).
 func (pr *progress) println(line string) {
+	line = hangingIndent("", line, helpWidth(pr.w), 2)
 	if pr.bars != nil {
-		fmt.Fprintln(pr.bars, line)
+		fmt.Fprint(pr.bars, line)
 		return
 	}
-	fmt.Fprintln(pr.w, line)
+	fmt.Fprint(pr.w, line)
 }
 
 // status is the bar's text: the running cell and the time left at now.

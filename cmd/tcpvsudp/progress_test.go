@@ -102,7 +102,7 @@ func TestProgressLine(t *testing.T) {
 func TestProgressWholeRun(t *testing.T) {
 	var b bytes.Buffer
 	suite := progressSection{est: bench.Estimate{Cells: []time.Duration{3 * time.Second, 2 * time.Second}, Known: true}}
-	lab := progressSection{name: "emulated-link section (loss=2%)", label: "lab: ",
+	lab := progressSection{name: "emulated-link section", about: "across a link with loss=2%", label: "lab: ",
 		est: bench.Estimate{Cells: []time.Duration{time.Second}, Setup: 500 * time.Millisecond, Known: true}}
 	pr := newProgress(&b, suite, lab)
 	res := func(exp, tr string) *report.Result {
@@ -116,10 +116,11 @@ func TestProgressWholeRun(t *testing.T) {
 	pr.event(bench.ProgressEvent{Index: 1, Total: 1, Result: res("hol", "tcp")})
 	pr.event(bench.ProgressEvent{Index: 1, Total: 1, Done: true, Result: res("hol", "tcp")})
 	pr.close()
-	want := `tcpvsudp: about 7s: 2 cells, then 1 in the emulated-link section (loss=2%) (Ctrl-C stops early and keeps what was measured)
+	want := `tcpvsudp: about 7s: 2 cells, then 1 in the emulated-link section (Ctrl-C stops early and keeps what
+  was measured)
 [1/3] stream tcp size=1024: not measured: boom
 [2/3] stream udp size=1024: not measured: boom
-emulated-link section (loss=2%): 1 cells, about 2s
+emulated-link section: 1 cells, about 2s, across a link with loss=2%
 [3/3] hol tcp size=1024: not measured: boom
 `
 	if got := b.String(); got != want {
