@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // An experimentSpec is everything the runner knows of one experiment, in one
@@ -29,6 +30,9 @@ type experimentSpec struct {
 	// labOnly: it shows what a lossy or slow link does, so it runs across the
 	// emulated link only (the default suite's lab section runs it).
 	labOnly bool
+	// expect is how long one cell of it takes on an idle host, for the progress
+	// estimate (Plan.Estimate); nil for the estimate's default (estimate.go).
+	expect func(p Plan) time.Duration
 	// notRemote says why it does not run against a remote server; "" when it does.
 	notRemote string
 	// optional: it runs only when named (--experiments), never in the default suite.

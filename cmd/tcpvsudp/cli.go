@@ -8,16 +8,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
-	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
@@ -47,30 +48,28 @@ type runFlags struct {
 	noLab                                bool
 }
 
-var runLong = `Run measures the same workloads over TCP and over UDP and prints them side by side.
+// runLong is run's help after its examples: what it does, the experiments by group
+// and the emulated link's names, in one screen. Each experiment's and each key's
+// explanation is in the README.
+var runLong = `Results: tables on stdout, report.json (the source of truth) and report.md under --out.
 
 ` + experimentList() + `
+The default suite runs the first two groups on loopback and, as root, ends with a short
+emulated-link section (--no-lab skips it). Every message carries a 48-byte header
+(sequence number, send time, CRC32C), so --sizes counts from 48.
 
-Every message carries a 48-byte header (run, flow, 64-bit sequence number, send
-time, CRC32C), so --sizes counts from 48. Loss, duplicates and reordering come from
-sequence numbers, never from byte counts. Receivers check the header's and the
-payload's CRC32C; --verify header skips the payload's (a cost iperf3 never pays).
-
-Emulated link (Linux, root): --link NAME or --impair SPEC runs the experiments
-between two network namespaces joined by a userspace link emulator (the kernel needs
-no netem). Each direction drops, delays, reorders, duplicates, corrupts and rate-
-limits packets from a seeded random source (--seed), and the report sets what the
-link injected beside what the transports measured. SPEC keys:
+Emulated link (Linux, root): --link or --impair runs the experiments between two network
+namespaces joined by a userspace link emulator with seeded (--seed) impairments.
 ` + impairKeys() + `
+The README explains each experiment, metric, --impair key and flag in full.`
 
-Results: tables on stdout, DIR/report.json (the source of truth) and DIR/report.md.`
-
-const runExample = `  tcpvsudp run                                   # the default suite, about a minute
-  tcpvsudp run --quick                           # a few seconds
+// runExample is run's examples, the first thing its help shows.
+const runExample = `  tcpvsudp run                                   # the default suite
+  tcpvsudp run --quick                           # a few seconds per experiment
   tcpvsudp run -e stream --sizes 1400 --rate 2G  # paced UDP at 2 Gbit/s beside TCP
   tcpvsudp run -e stream --count 100000          # exactly 100000 messages per stream
   tcpvsudp run --repeat 6                        # median and 95% CI of 6 runs
-  tcpvsudp run -e pingpong --busy-poll           # lowest RTT, paid for in CPU cores`
+  tcpvsudp run --impair loss=1%,delay=20ms       # across a lossy link (root)`
 
 func newRootCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	rf := &runFlags{}
@@ -91,6 +90,8 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	reportCmd := &cobra.Command{
 		Use:   "report FILE.json",
 		Short: "Render a saved report again: tables to stdout, markdown beside it",
+		Example: `  tcpvsudp report results/report.json                   # the tables again
+  tcpvsudp report --format markdown results/report.json # the markdown on stdout`,
 		Long: `Report reads a report.json written by 'tcpvsudp run' and renders it again:
 terminal tables (or markdown, or JSON) on stdout, and the markdown report to
 --markdown (default: FILE with .md for .json; '' to skip).`,
@@ -105,17 +106,23 @@ terminal tables (or markdown, or JSON) on stdout, and the markdown report to
 		},
 	}
 	reportCmd.Flags().StringVar(&format, "format", "text", "what to print on stdout: text, markdown or json")
-	reportCmd.Flags().StringVar(&mdOut, "markdown", "", "where to write the markdown report (default FILE.md beside FILE.json; '' = nowhere)")
-	reportCmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "text: after the verdict, each property's claim, sentences and evidence, and each table's notes")
+	reportCmd.Flags().StringVar(&mdOut, "markdown", "", "where to write the markdown report; default: FILE.md beside FILE.json; '' = nowhere")
+	reportCmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "after the verdict, every table, and each property's claim and evidence")
+	setVarNames(reportCmd.Flags(), map[string]string{"format": "FORMAT", "markdown": "FILE"})
 
 	root := &cobra.Command{
 		Use:   "tcpvsudp",
 		Short: "TCP and UDP side by side, in measured numbers",
+		Example: `  tcpvsudp                              # the default suite (= tcpvsudp run)
+  tcpvsudp run --quick                  # a shorter suite
+  tcpvsudp report results/report.json   # render a saved report again
+  tcpvsudp serve --key-file key         # the end other hosts' 'run --server' tests against`,
 		Long: `tcpvsudp runs the same workloads over TCP and over UDP and shows, in measured
 numbers, how they differ: connection setup, reliability, ordering, flow control,
 message boundaries, and what each costs in throughput, round-trip time and CPU.
-
-With no command it runs 'tcpvsudp run' with the default suite.`,
+Results go to stdout and to results/report.{json,md}; progress, warnings and errors
+go to stderr.`,
+		Annotations:   map[string]string{flagsOf: "those of run, which runs when no command is given; see 'tcpvsudp run --help'."},
 		Args:          noArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -126,6 +133,7 @@ With no command it runs 'tcpvsudp run' with the default suite.`,
 	addRunFlags(root.Flags(), rf)
 	root.AddCommand(runCmd, reportCmd, newServeCmd(stderr))
 	root.CompletionOptions.DisableDefaultCmd = true
+	setHelp(root)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -160,65 +168,67 @@ func noArgs(cmd *cobra.Command, args []string) error {
 }
 
 func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
-	fs.StringVarP(&rf.transports, "transports", "t", "tcp,udp", "transports to compare, comma-separated: tcp, udp")
-	fs.StringVarP(&rf.experiments, "experiments", "e", "", "experiments to run, comma-separated (see 'Experiments' above); default: all but bottleneck and hol on loopback, all across an emulated link")
-	fs.StringVarP(&rf.sizes, "sizes", "s", "64,1024,8192", "message sizes in bytes, comma-separated; each 48..65507 for udp, 48..16777216 for tcp (the 48-byte header included)")
-	fs.IntVarP(&rf.streams, "streams", "P", 1, "parallel streams for stream, 1..1024; each has its own client socket and flow")
-	fs.DurationVarP(&rf.duration, "duration", "d", 0, fmt.Sprintf("time per run of a cell (one experiment, transport and size), e.g. 500ms, 3s; ignored with --count. "+
-		"Default: %v when --repeat is not given either (%d runs, no longer in all than one %v run), else %[3]v",
-		bench.DefaultRunDuration, bench.DefaultRepeat, bench.DefaultDuration))
-	fs.Uint64VarP(&rf.count, "count", "n", 0, "exact messages per stream (stream), round trips (pingpong) or transactions (connect) per cell; 0 = run for --duration")
-	fs.StringVarP(&rf.rate, "rate", "r", "0", "stream pacing over all streams, bits/s with a unit: 500M, 1.5G, 800k; 0 = unpaced (as fast as the transport takes it)")
-	fs.StringVar(&rf.pingRate, "ping-rate", "0", "pingpong open loop: send this many requests/s (5000, 5k, 1M) on a fixed timetable, whether or not replies came back, "+
-		"and measure each RTT from the request's scheduled send time, so a stall delays every request due during it (no coordinated omission); "+
-		"0 = closed loop (one request at a time, the next only after the reply: a stall delays one request and hides the queue behind it)")
-	fs.IntVarP(&rf.repeat, "repeat", "R", 0, fmt.Sprintf("runs per cell, 1..%d; each figure is then the median of its runs, shown with their range (min-max), "+
-		"or a 95%% CI from 6 runs up; a figure whose runs span more than %g%% of their median ((max-min)/median) is marked noisy. "+
-		"Default: %d runs of each measurement cell (property experiments run once) when --duration and --count are not given either, else 1",
+	fs.StringVarP(&rf.transports, "transports", "t", "tcp,udp", "transports to compare, comma-separated: "+strings.Join(bench.Transports(), ", "))
+	fs.StringVarP(&rf.experiments, "experiments", "e", "", "experiments to run, comma-separated (above); default: the suite")
+	fs.StringVarP(&rf.sizes, "sizes", "s", "64,1024,8192", "message sizes, bytes with the header: 48..65507 udp, 48..16777216 tcp")
+	fs.IntVarP(&rf.streams, "streams", "P", 1, "parallel streams of stream, 1..1024, each its own socket")
+	fs.DurationVarP(&rf.duration, "duration", "d", 0, fmt.Sprintf("time per run of a cell (one experiment, transport and size), 10ms up; "+
+		"default %v (%d runs), or %v with --repeat", bench.DefaultRunDuration, bench.DefaultRepeat, bench.DefaultDuration))
+	fs.Uint64VarP(&rf.count, "count", "n", 0, "messages per stream, or round trips, per cell instead of --duration")
+	fs.StringVarP(&rf.rate, "rate", "r", "0", "stream's pace over all streams, bits/s: 500M, 1.5G; 0 = unpaced")
+	fs.StringVar(&rf.pingRate, "ping-rate", "0", "pingpong open loop, requests/s on a timetable (5k); 0 = closed loop")
+	fs.IntVarP(&rf.repeat, "repeat", "R", 0, fmt.Sprintf("runs per cell, 1..%d: the median with its range, a 95%% CI from 6 runs; "+
+		"runs spread over %g%% of their median are marked noisy; default %d, or 1 with --duration or --count",
 		bench.MaxRepeat, 100*report.NoisyRange, bench.DefaultRepeat))
-	fs.IntVarP(&rf.port, "port", "p", 0, "server port for the data sockets, 0..65535; 0 = an ephemeral port per cell")
-	fs.StringVar(&rf.host, "host", "127.0.0.1", "address the server end listens on and the client dials, one of this host's: loopback (127.0.0.1, ::1), 0.0.0.0, :: or an interface's address")
-	fs.StringVar(&rf.server, "server", "", "remote mode: run the server halves on 'tcpvsudp serve' at HOST[:PORT] (port 5299 by default) instead of in this process; "+
-		"experiments so far: "+strings.Join(bench.FarExperiments, ", "))
-	fs.BoolVar(&rf.reverse, "reverse", false, "stream the other way, the server half sending and this host receiving and counting (like iperf3 -R); on loopback or with --server, not on an emulated link yet")
-	fs.BoolVar(&rf.bidir, "bidir", false, "stream both ways at once, this host's senders to the server half and its senders to this host (on loopback or with --server, not on an emulated link yet), "+
-		"each direction counted by its receiver (like iperf3 --bidir); --rate paces each direction, and a cell's figures are both directions summed "+
-		"(goodput too; the report's observed keeps each apart)")
-	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a regular file only its owner may access)")
-	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing; checked writable before anything is measured (results/ is ignored by git; the committed reference run is results/reference/)")
+	fs.IntVarP(&rf.port, "port", "p", 0, "server port of the data sockets; 0 = an ephemeral port per cell")
+	fs.StringVar(&rf.host, "host", "127.0.0.1", "server end's address, one of this host's (:: and 0.0.0.0 too)")
+	fs.StringVar(&rf.server, "server", "", "run the server halves on 'tcpvsudp serve' at HOST[:5299]"+farNote())
+	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the server's pre-shared key, a file only its owner reads")
+	fs.BoolVar(&rf.reverse, "reverse", false, "stream the other way, from the server half (iperf3 -R); not across a link")
+	fs.BoolVar(&rf.bidir, "bidir", false, "stream both ways at once (iperf3 --bidir); not across a link")
+	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
-	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "tables on stdout: after the verdict, each property's claim, sentences and evidence, and each table's notes")
-	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms (one run per cell), --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
-	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
-	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic sent before each cell's measurement and excluded from it (TCP slow start); 0 = none")
-	fs.DurationVar(&rf.drain, "drain", time.Second, "longest wait for in-flight messages after the last send, before counting what is missing as lost; 0 = none")
-	fs.DurationVar(&rf.timeout, "timeout", 200*time.Millisecond, "a request with no reply this long counts as unanswered, for any transport (pingpong, connect, clients, close)")
+	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "after the verdict, every table, and each property's claim and evidence")
+	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: one 500ms run per cell, sizes 64,1024, short warm-up and drain")
+	fs.Int64Var(&rf.seed, "seed", 1, "seed of the random payload and of the link's impairments")
+	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic before each cell, not counted; 0 = none")
+	fs.DurationVar(&rf.drain, "drain", time.Second, "longest wait for in-flight messages before they count as lost")
+	fs.DurationVar(&rf.timeout, "timeout", 200*time.Millisecond, "a request with no reply this long counts as unanswered")
 	fs.IntVar(&rf.clients, "clients", 100, "concurrent clients of the clients experiment, 1..4096")
-	fs.IntVar(&rf.receivers, "receivers", 8, "receivers of one sender in the fanout experiment, 1..64")
-	fs.StringVar(&rf.readerRate, "reader-rate", "80M", "how fast the slow-receiver application reads, bits/s with a unit (80M = 10 MB/s)")
-	fs.StringVar(&rf.link, "link", "", "cross a named emulated link instead of loopback: "+presetNames()+" (Linux, needs root; see 'Emulated link' above)")
-	fs.StringVar(&rf.impair, "impair", "", "cross an emulated link impaired both ways, e.g. 'loss=1%,delay=20ms,jitter=5ms,rate=50M' (Linux, needs root)")
-	fs.StringVar(&rf.impairUp, "impair-up", "", "impairments of the client-to-server direction only (replaces --impair/--link for it)")
-	fs.StringVar(&rf.impairDown, "impair-down", "", "impairments of the server-to-client direction only (replaces --impair/--link for it)")
-	fs.BoolVar(&rf.noLab, "no-lab", false, "skip the short emulated-link section the default suite adds when it runs as root")
-	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive system call, at both ends (with --server, the server's too), 1..1024. "+
-		"UDP: sendmmsg/recvmmsg entries; with GSO an entry is a super-datagram of up to 128 messages, so a send of N messages is one call, "+
-		"and with GRO a receive entry is a packet the kernel may have coalesced from many datagrams. TCP: a send of N messages is one write or writev; "+
-		"a receive reads as many framed messages as one read brought, up to N. Textbook UDP cells use 1")
-	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (disable Nagle) on TCP sockets")
-	fs.BoolVar(&rf.busyPoll, "busy-poll", false, "receivers spin on non-blocking reads instead of sleeping until data arrives, and ask for SO_BUSY_POLL of 50us "+
-		"(granted only with CAP_NET_ADMIN; it polls NIC queues, and loopback has none): lower, steadier latency "+
-		"at the cost of up to a full CPU core per receiving socket while it waits, shown as CPU beside pingpong's RTT; default off (Linux only)")
-	fs.StringVar(&rf.udpIO, "udp-io", "batched,textbook", "how UDP streams move datagrams, comma-separated: batched (--batch per call, with GSO and GRO unless --no-gso) and textbook (one datagram per call, no offloads); each runs as its own cell")
-	fs.StringVar(&rf.verify, "verify", "payload", "what receivers check of each message: payload = header and payload CRC32C, every corrupted message counted; "+
-		"header = header CRC32C only (sequence numbers stay trusted), saving a pass over each payload byte (iperf3 checks none), "+
-		"and the report says payloads were not verified. With --server, the server's receivers too")
-	fs.BoolVar(&rf.noGSO, "no-gso", false, "UDP without segmentation offloads in batched cells too: senders without UDP GSO, stream receivers without UDP GRO, one datagram per packet (default: both offloads when the kernel has them)")
-	fs.StringVar(&rf.rcvbuf, "rcvbuf", "0", "SO_RCVBUF to request on both ends' data sockets, bytes, K/M/G binary (1M = 1048576), up to 1G; "+
-		"0 = kernel default (each end's granted size is reported: Linux doubles a request, net.core.rmem_max caps it)")
-	fs.StringVar(&rf.sndbuf, "sndbuf", "0", "SO_SNDBUF to request on both ends' data sockets, bytes, K/M/G binary, up to 1G; "+
-		"0 = kernel default (each end's granted size is reported; net.core.wmem_max caps it)")
+	fs.IntVar(&rf.receivers, "receivers", 8, "receivers of one sender in fanout, 1..64")
+	fs.StringVar(&rf.readerRate, "reader-rate", "80M", "slow-receiver's reading pace, bits/s (80M = 10 MB/s)")
+	fs.StringVar(&rf.link, "link", "", "cross a named emulated link (above) instead of loopback; root")
+	fs.StringVar(&rf.impair, "impair", "", "cross an emulated link impaired both ways (SPEC above); root")
+	fs.StringVar(&rf.impairUp, "impair-up", "", "impairments of the client-to-server direction only")
+	fs.StringVar(&rf.impairDown, "impair-down", "", "impairments of the server-to-client direction only")
+	fs.BoolVar(&rf.noLab, "no-lab", false, "skip the emulated-link section the default suite adds as root")
+	fs.IntVar(&rf.batch, "batch", 64, "most messages per send or receive call at both ends, 1..1024")
+	fs.BoolVar(&rf.nodelay, "nodelay", true, "set TCP_NODELAY (no Nagle) on TCP sockets")
+	fs.BoolVar(&rf.busyPoll, "busy-poll", false, "receivers spin, not sleep: lower RTT for a CPU core each (Linux)")
+	fs.StringVar(&rf.udpIO, "udp-io", "batched,textbook", "UDP stream modes: batched (GSO, GRO), textbook (1 per call)")
+	fs.StringVar(&rf.verify, "verify", "payload", "payload: check payload CRC32C too; header: header only")
+	fs.BoolVar(&rf.noGSO, "no-gso", false, "batched UDP cells without GSO and GRO: one datagram per packet")
+	fs.StringVar(&rf.rcvbuf, "rcvbuf", "0", "SO_RCVBUF to ask for, bytes, binary K/M/G, up to 1G; 0 = the kernel's")
+	fs.StringVar(&rf.sndbuf, "sndbuf", "0", "SO_SNDBUF to ask for, bytes, binary K/M/G, up to 1G; 0 = the kernel's")
+	setVarNames(fs, map[string]string{
+		"transports": "LIST", "experiments": "LIST", "sizes": "LIST", "udp-io": "LIST",
+		"streams": "N", "count": "N", "repeat": "N", "port": "N", "seed": "N", "clients": "N", "receivers": "N", "batch": "N",
+		"duration": "TIME", "warmup": "TIME", "drain": "TIME", "timeout": "TIME",
+		"rate": "RATE", "ping-rate": "RATE", "reader-rate": "RATE", "rcvbuf": "SIZE", "sndbuf": "SIZE",
+		"host": "ADDR", "server": "HOST", "key-file": "FILE", "out": "DIR", "link": "NAME",
+		"impair": "SPEC", "impair-up": "SPEC", "impair-down": "SPEC", "verify": "MODE",
+	})
 	fs.SortFlags = false
+}
+
+// RunFlagNames lists the flags of 'tcpvsudp run' by long name, in its help's order,
+// without --help: what README.md's flag table is checked against.
+func RunFlagNames() []string {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	addRunFlags(fs, &runFlags{})
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	return names
 }
 
 // labConfig reads --link, --impair, --impair-up and --impair-down; nil when none is
@@ -436,21 +446,32 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		defer far.Close()
 		p.Far = far
 	}
-	prog := newProgress(stderr, p)
+	// One progress over the whole run: the suite, then the emulated-link section the
+	// default suite adds (counted in the estimate when it can run: as root).
+	withLab := p.Lab == nil && p.Far == nil && !rf.noLab && !fs.Changed("experiments")
+	lp := labSectionPlan(p)
+	sections := []progressSection{{est: p.Estimate()}}
+	if withLab && labLikely() {
+		sections = append(sections, labSection(lp))
+	}
+	prog := newProgress(stderr, sections...)
 	p.Progress = prog.event
 	rep, runErr := bench.Run(ctx, p)
-	prog.close()
 	if rep == nil {
+		prog.close()
 		return runErr
 	}
-	if runErr == nil && p.Lab == nil && p.Far == nil && !rf.noLab && !fs.Changed("experiments") {
-		addLabSection(ctx, rep, p, stderr)
+	if runErr == nil && withLab {
+		runLabSection(ctx, rep, lp, prog)
 		if ctx.Err() != nil && rep.Incomplete != "" {
 			runErr = ctx.Err() // interrupted in the lab section
 		}
 	}
-	for _, w := range collectWarnings(rep) {
-		fmt.Fprintf(stderr, "warning: %s\n", remote.Printable(w)) // a server's words among them
+	prog.close()
+	// The warnings are printed once, after the tables on stdout (render.Text); stderr
+	// says where they are when stdout is not the terminal.
+	if len(collectWarnings(rep)) > 0 && !isTerminal(stdout) {
+		fmt.Fprintln(stderr, "tcpvsudp: the run has warnings: they follow the tables on stdout")
 	}
 	if err := render.Text(stdout, rep, textOptions(stdout, rf.verbose)...); err != nil {
 		return fmt.Errorf("render tables: %w", err)
@@ -583,71 +604,68 @@ func doReport(path, format, mdOut string, mdSet, verbose bool, stdout io.Writer)
 	return err
 }
 
-// experimentList describes the registered experiments, grouped as the suite runs
-// them: those that show a property, those for an emulated link, those that measure;
-// each one's help wrapped under its name.
+// experimentList names the registered experiments, grouped as the suite runs them:
+// those that show a property, those that measure, those for an emulated link. Each
+// one's help is in the README (and in report.md beside its results).
 func experimentList() string {
 	groups := []struct {
 		head string
 		in   func(bench.ExperimentInfo) bool
 	}{
-		{"Experiments that show a property (each runs once, at 1024-byte messages):", func(x bench.ExperimentInfo) bool { return !x.Measures && !x.LabOnly }},
-		{"Experiments for an emulated link (they run by default only across one):", func(x bench.ExperimentInfo) bool { return x.LabOnly }},
-		{"Experiments that measure (each runs at every --sizes):", func(x bench.ExperimentInfo) bool { return x.Measures && !x.LabOnly }},
+		{"show a property, once at 1 KiB", func(x bench.ExperimentInfo) bool { return !x.Measures && !x.LabOnly }},
+		{"measure, at every --sizes", func(x bench.ExperimentInfo) bool { return x.Measures && !x.LabOnly }},
+		{"need an emulated link", func(x bench.ExperimentInfo) bool { return x.LabOnly }},
 	}
 	var b strings.Builder
-	for i, g := range groups {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		b.WriteString(g.head + "\n")
+	b.WriteString("Experiments (-e):\n")
+	for _, g := range groups {
+		var names []string
 		for _, x := range bench.ExperimentInfos() {
 			if g.in(x) {
-				b.WriteString(hanging(fmt.Sprintf("  %-15s", x.Name), x.Help, 84))
+				names = append(names, x.Name)
 			}
 		}
+		fmt.Fprintf(&b, "  %-32s %s\n", g.head+":", strings.Join(names, ", "))
 	}
-	return strings.TrimRight(b.String(), "\n")
-}
-
-// hanging writes text after head, wrapped at word boundaries to width columns, its
-// later lines indented as far as head is long.
-func hanging(head, text string, width int) string {
-	var b strings.Builder
-	line := head
-	for _, w := range strings.Fields(text) {
-		if len(line) > len(head) && len(line)+1+len(w) > width {
-			b.WriteString(strings.TrimRight(line, " ") + "\n")
-			line = strings.Repeat(" ", len(head))
-		}
-		if len(line) > len(head) {
-			line += " "
-		}
-		line += w
-	}
-	b.WriteString(line + "\n")
 	return b.String()
 }
 
+// impairKeys names the emulated link's presets and --impair's keys, with an example.
 func impairKeys() string {
-	var b strings.Builder
+	var keys []string
 	for _, k := range lab.Keys() {
-		b.WriteString("  " + k + "\n")
+		name, _, _ := strings.Cut(k, ":")
+		keys = append(keys, name)
 	}
-	for _, p := range lab.Presets {
-		fmt.Fprintf(&b, "  --link %-10s %s\n", p.Name, p.About)
+	return fmt.Sprintf("  --link NAME    %s\n  --impair SPEC  key=value pairs, comma-separated, of %s; e.g. 'loss=1%%,delay=20ms,rate=50M'",
+		presetNames(), strings.Join(keys, ", "))
+}
+
+// farNote says which experiments 'run --server' leaves out, if any: the far end
+// reports them skipped.
+func farNote() string {
+	var not []string
+	for _, x := range bench.Experiments() {
+		if !slices.Contains(bench.FarExperiments, x) {
+			not = append(not, x)
+		}
 	}
-	return strings.TrimRight(b.String(), "\n")
+	if len(not) == 0 {
+		return ""
+	}
+	return "; not for " + strings.Join(not, ", ")
 }
 
 // labSectionImpair is the link the default suite's lab section crosses: every
 // impairment at once, each small, so one short run shows them all.
 const labSectionImpair = "loss=2%,dup=1%,reorder=1%,corrupt=0.5%,delay=5ms,rate=50M,queue=100"
 
-// addLabSection runs the default suite's short section across an emulated link and
-// attaches it to rep. Without the privileges it says, in one line, what is missing;
-// the loopback results stand either way.
-func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr io.Writer) {
+// labSectionName is the emulated-link section's name in progress.
+const labSectionName = "emulated-link section"
+
+// labSectionPlan is the plan of the default suite's short section across an
+// emulated link (labSectionImpair), from the suite's plan p.
+func labSectionPlan(p bench.Plan) bench.Plan {
 	im, err := lab.ParseImpair("lab section", labSectionImpair)
 	if err != nil {
 		panic(err) // a constant: a test pins it
@@ -672,10 +690,48 @@ func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr
 	if p.Verify != wire.VerifyPayloadCRC {
 		lp.Command += " --verify " + p.Verify.String()
 	}
-	prog := newProgress(stderr, lp)
-	lp.Progress = prog.event
-	lr, err := bench.Run(ctx, lp)
+	return lp
+}
+
+// labSection is the emulated-link section as progress shows it.
+func labSection(lp bench.Plan) progressSection {
+	return progressSection{name: labSectionName, about: "across a link with " + labSectionImpair, label: "lab: ", est: lp.Estimate()}
+}
+
+// labLikely is whether the emulated-link section can run here: it needs root (the
+// namespaces and TUN devices) on Linux. A section that runs where this says no is
+// added to progress when it starts.
+func labLikely() bool { return runtime.GOOS == "linux" && os.Geteuid() == 0 }
+
+// isTerminal is whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// addLabSection runs the default suite's short section across an emulated link,
+// from the suite's plan p, with a progress display of its own on stderr, and
+// attaches it to rep (runLabSection).
+func addLabSection(ctx context.Context, rep *report.Report, p bench.Plan, stderr io.Writer) {
+	lp := labSectionPlan(p)
+	prog := newProgress(stderr, labSection(lp))
+	runLabSection(ctx, rep, lp, prog)
 	prog.close()
+}
+
+// runLabSection runs the emulated-link section's plan lp and attaches it to rep,
+// showing its cells on prog. Without the privileges it says, in one line, what is
+// missing; the loopback results stand either way.
+func runLabSection(ctx context.Context, rep *report.Report, lp bench.Plan, prog *progress) {
+	started := false
+	lp.Progress = func(ev bench.ProgressEvent) {
+		if !started { // headed once its first cell starts: a section without privileges never does
+			prog.section(labSection(lp))
+			started = true
+		}
+		prog.event(ev)
+	}
+	lr, err := bench.Run(ctx, lp)
 	if err != nil && lr != nil && ctx.Err() != nil {
 		// Interrupted: keep what the section measured, marked as a run stopped early is.
 		rep.AttachLab(lr)

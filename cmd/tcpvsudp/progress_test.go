@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
@@ -91,5 +93,88 @@ func TestProgressLine(t *testing.T) {
 	want := "[1/20] refused udp size=1024: dial succeeded; ECONNREFUSED 120 us after the send\n"
 	if got := b.String(); got != want {
 		t.Errorf("progress line = %q, want %q", got, want)
+	}
+}
+
+// TestProgressWholeRun: one count over the whole run, the emulated-link section
+// named when it starts and counted after the suite's cells; the first line gives
+// the estimate of both.
+func TestProgressWholeRun(t *testing.T) {
+	var b bytes.Buffer
+	suite := progressSection{est: bench.Estimate{Cells: []time.Duration{3 * time.Second, 2 * time.Second}, Known: true}}
+	lab := progressSection{name: "emulated-link section", about: "across a link with loss=2%", label: "lab: ",
+		est: bench.Estimate{Cells: []time.Duration{time.Second}, Setup: 500 * time.Millisecond, Known: true}}
+	pr := newProgress(&b, suite, lab)
+	res := func(exp, tr string) *report.Result {
+		return &report.Result{Experiment: exp, Transport: tr, Params: report.Params{Size: 1024}, Error: "boom"}
+	}
+	for i, tr := range []string{"tcp", "udp"} {
+		pr.event(bench.ProgressEvent{Index: i + 1, Total: 2, Result: res("stream", tr)})
+		pr.event(bench.ProgressEvent{Index: i + 1, Total: 2, Done: true, Result: res("stream", tr)})
+	}
+	pr.section(lab)
+	pr.event(bench.ProgressEvent{Index: 1, Total: 1, Result: res("hol", "tcp")})
+	pr.event(bench.ProgressEvent{Index: 1, Total: 1, Done: true, Result: res("hol", "tcp")})
+	pr.close()
+	want := `tcpvsudp: about 7s: 2 cells, then 1 in the emulated-link section (Ctrl-C stops early and keeps what
+  was measured)
+[1/3] stream tcp size=1024: not measured: boom
+[2/3] stream udp size=1024: not measured: boom
+emulated-link section: 1 cells, about 2s, across a link with loss=2%
+[3/3] hol tcp size=1024: not measured: boom
+`
+	if got := b.String(); got != want {
+		t.Errorf("progress:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestProgressLeft: the time left is the estimate of the cells after the running
+// one, and of what the running one should still take.
+func TestProgressLeft(t *testing.T) {
+	var b bytes.Buffer
+	pr := newProgress(&b, progressSection{est: bench.Estimate{Cells: []time.Duration{3 * time.Second, 2 * time.Second, 4 * time.Second}, Known: true}})
+	res := &report.Result{Experiment: "stream", Transport: "tcp", Params: report.Params{Size: 64}}
+	pr.event(bench.ProgressEvent{Index: 1, Total: 3, Done: false, Result: res})
+	pr.event(bench.ProgressEvent{Index: 1, Total: 3, Done: true, Result: res})
+	pr.event(bench.ProgressEvent{Index: 2, Total: 3, Done: false, Result: res})
+	start := pr.cellStart
+	for _, tc := range []struct {
+		name  string
+		after time.Duration
+		want  time.Duration
+	}{
+		{"cell started", 0, 6 * time.Second},
+		{"cell half done", time.Second, 5 * time.Second},
+		{"cell overdue", 5 * time.Second, 4 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr.mu.Lock()
+			got, ok := pr.left(start.Add(tc.after))
+			pr.mu.Unlock()
+			if !ok || got != tc.want {
+				t.Errorf("left %v into the second cell = %v, %v; want %v", tc.after, got, ok, tc.want)
+			}
+		})
+	}
+	if got := pr.status(start.Add(time.Second)); got != " stream tcp size=64, about 5s left" {
+		t.Errorf("status = %q", got)
+	}
+}
+
+// TestWarningsOnce: a warning is printed once, after the tables on stdout; stderr
+// says where it is when stdout is not the terminal.
+func TestWarningsOnce(t *testing.T) {
+	var out, errb bytes.Buffer
+	// An 8192-byte UDP datagram exceeds a 1500-byte MTU: a warning.
+	err := run(context.Background(), []string{"run", "-e", "pingpong", "-t", "udp", "--sizes", "8192",
+		"--duration", "10ms", "--warmup", "0", "--no-files"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
+	}
+	if n := strings.Count(out.String(), "exceed a 1500-byte MTU"); n != 1 {
+		t.Errorf("stdout shows the MTU warning %d times, want once:\n%s", n, out.String())
+	}
+	if strings.Contains(errb.String(), "MTU") || !strings.Contains(errb.String(), "they follow the tables on stdout") {
+		t.Errorf("stderr:\n%s\nwant no warning, a pointer to stdout's", errb.String())
 	}
 }

@@ -49,80 +49,34 @@ type serveFlags struct {
 	handshakeTimeout, maxSession time.Duration
 }
 
+// serveLong is serve's help after its examples. The details of what it refuses, UDP
+// safety, ports and logs are in the README ("Remote mode").
 var serveLong = fmt.Sprintf(`Serve runs the remote end of tcpvsudp, like 'iperf3 -s': it listens for control
 connections (TCP) on --listen and runs the tests clients ask for, one after another
 in each session, under limits it enforces itself. It is meant to be left running.
-
-The counterpart is 'tcpvsudp run --server HOST[:PORT] --key-file FILE' on the other
-host: it runs its experiments against this server, with the same report as on
-loopback. Across hosts: %s (fanout stays on one host).
+The other host runs 'tcpvsudp run --server HOST[:PORT] --key-file FILE' and gets the
+report it would get on loopback. Across hosts: %s.
 
 Authentication: with --key-file, a client must prove it holds the same key before it
-may ask for anything (HMAC-SHA256 over fresh nonces, both ways; replays refused).
-The key authenticates, it does not encrypt: on a hostile path, use a VPN (an SSH
-port forward cannot carry the data ports each test opens). Make a key, and copy the
-file to the client host:
-  head -c 32 /dev/urandom | base64 > key; chmod 600 key
-The file must be accessible by its owner only and hold at least 16 bytes (surrounding
-whitespace ignored). Without a key the server accepts loopback peers only and refuses
-others with a message saying why; --allow-unauthenticated accepts anyone who can
-reach the port (a trusted network only).
+may ask for anything (HMAC-SHA256 over fresh nonces, both ways; replays refused). The
+key authenticates, it does not encrypt: on a hostile path, use a VPN. The file must be
+accessible by its owner only and hold at least 16 bytes. Without a key the server
+accepts loopback peers only; --allow-unauthenticated accepts anyone (a trusted
+network only).
 
-What the server refuses, before any data socket opens, naming the flag:
-  - a connection beyond the --pre-auth-conns still in their handshake, or beyond
-    its source's share of them (a quarter, at least 1; a source is an IPv4 address
-    or an IPv6 /64, so one host cannot hold every slot): told at once that the
-    server is busy, to try again; and a handshake slower than --handshake-timeout
-  - a session beyond --max-sessions
-  - a test above --max-streams, --max-duration, --max-rate or --max-size, or one
-    that would outlast --max-session-time; the session goes on
-  - an experiment the server does not run (it runs what 'run --server' asks for)
-It refuses a test whose data path is not set up within --handshake-timeout of its
-accept (a firewall dropping UDP, say), naming the path that got nothing; the
-session goes on. It ends a session idle for --idle-timeout or older than
---max-session-time.
-
-Socket flags: the client's --rcvbuf, --sndbuf, --no-gso, --busy-poll and --batch
-shape the server's data sockets of its tests too (a UDP stream's receivers take
-GRO super-packets unless --no-gso), and its --verify what the server's receivers
-check. The kernel grants what its limits
-allow (net.core.rmem_max and wmem_max cap a buffer; SO_BUSY_POLL needs
-CAP_NET_ADMIN); the server reads each grant back and reports it, and what was
-refused, in the client's report (env.peer.sockets).
-
-UDP safety: data goes only to the address the client proved through its session (a
-per-test token in every datagram, its source address checked); until then the server
-never sends an address more bytes than it received from it, and no message can name
-another destination. It paces what it sends, never above --max-rate, and stops
-sending within 3 s once the client goes away.
-
-Ports: the control port (TCP, --listen), and per test the data ports the server
-opens on the address the client reached (TCP: one listener; UDP: one socket per
-stream, and for connect and clients one more that every new client talks to),
-closed when the test ends: a firewall must let both in. For connect and clients
-the TCP listener stays open while the test runs, taking new connections only from
-the client's address and only with the test's token, at most 1024 open at once; the
-extra UDP socket answers any port of the client's address, never with more bytes
-than that port sent. By default data
-ports are ephemeral; --data-ports 5300-5399 keeps them in a range (a test that finds
-no free port there is refused, naming --data-ports), so the firewall opens TCP and
-UDP 5300-5399 besides the control port.
-
-Logs go to stderr with timestamps: the address, authentication and limits at
-start, then one line per refused or failed handshake, session start and end (with
-why), test start, test end (complete or why not, and the bytes moved) and test
-refusal (with the limit). A flood cannot fill the log: connection and session lines
-are held to 32 at once, then one a second, and each session's test lines apart; the
-next line says how many were left out (--quiet keeps only the start and stop lines
-and errors). SIGINT or SIGTERM stops it gracefully: no new sessions; running tests
-end, reported incomplete to their clients; after 10 s whatever is left is closed;
-then exit status 0, or 1 if a test's runner would not stop. A second signal exits
-at once, status 1.`, strings.Join(bench.FarExperiments, ", "))
+Limits: a connection, session or test beyond a --max-* or --pre-auth-conns limit is
+refused before any data socket opens, naming the flag. UDP goes only to an address
+that proved itself through its session, never more bytes than it sent until then,
+never above --max-rate. Firewall: the control port and the data ports (--data-ports
+keeps them in a range), TCP and UDP. Logs go to stderr (--quiet: start, stop and
+errors). SIGINT or SIGTERM stops it gracefully; a second signal at once. The README
+("Remote mode") says what each limit refuses, which ports each test opens, and what
+each log line says.`, strings.Join(bench.FarExperiments, ", "))
 
 var serveExample = fmt.Sprintf(`  # host A (192.0.2.10): make a key, copy it to host B (mode 600 there too), serve
   head -c 32 /dev/urandom | base64 > key; chmod 600 key
   tcpvsudp serve --key-file key
-  # host B: the client side (in progress)
+  # host B: run the suite against host A
   tcpvsudp run --server 192.0.2.10 --key-file key
 
   tcpvsudp serve --listen 127.0.0.1:%d       # no key: loopback only
@@ -158,20 +112,25 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 
 func addServeFlags(fs *pflag.FlagSet, sf *serveFlags) {
 	d := remote.DefaultLimits()
-	fs.StringVar(&sf.listen, "listen", fmt.Sprintf(":%d", defaultServePort), "TCP address of the control port, HOST:PORT; ':PORT' is every address of the host, an IP address alone takes port "+strconv.Itoa(defaultServePort))
-	fs.StringVar(&sf.keyFile, "key-file", "", "pre-shared key: a regular file of at least 16 bytes that only its owner may access; without it, only loopback peers are accepted")
+	fs.StringVar(&sf.listen, "listen", fmt.Sprintf(":%d", defaultServePort), "TCP address of the control port, HOST:PORT; ':PORT' = every address, an IP alone = port "+strconv.Itoa(defaultServePort))
+	fs.StringVar(&sf.keyFile, "key-file", "", "pre-shared key: a file of 16 bytes or more only its owner may access; without it, loopback peers only")
 	fs.BoolVar(&sf.allowUnauthenticated, "allow-unauthenticated", false, "without --key-file, accept any peer, not only loopback (a trusted network only)")
 	fs.IntVar(&sf.maxSessions, "max-sessions", d.MaxSessions, "authenticated sessions at once, 1..1024; more are refused")
 	fs.IntVar(&sf.maxStreams, "max-streams", d.MaxStreams, "streams per test (TCP connections or UDP sockets), 1..1024")
 	fs.DurationVar(&sf.maxDuration, "max-duration", d.MaxDuration, "longest test, 10ms..24h")
-	fs.StringVar(&sf.maxRate, "max-rate", rateFlag(d.MaxRateBps), "highest rate a test may ask for, bits/s with a unit (500M, 1.5G; at least 8k); the server never sends faster, over all streams of a test")
+	fs.StringVar(&sf.maxRate, "max-rate", rateFlag(d.MaxRateBps), "highest rate of a test, all its streams, bits/s (500M, 1.5G; 8k up); the server never sends faster")
 	fs.IntVar(&sf.maxSize, "max-size", d.MaxSize, "largest message, bytes (UDP is bounded at 65490 anyway)")
 	fs.DurationVar(&sf.idleTimeout, "idle-timeout", d.IdleTimeout, "a session with no test for this long is closed, 1s..24h")
-	fs.IntVar(&sf.preAuthConns, "pre-auth-conns", d.PreAuthConns, "connections still in their handshake at once, 1..65536, one source (IPv4 address or IPv6 /64) a quarter of them, at least 1; more are told the server is busy")
-	fs.DurationVar(&sf.handshakeTimeout, "handshake-timeout", d.HandshakeTimeout, "longest handshake (hello to auth-ok), and longest data path setup of a test, 100ms..1m")
+	fs.IntVar(&sf.preAuthConns, "pre-auth-conns", d.PreAuthConns, "connections in their handshake at once, 1..65536, a quarter (at least 1) per IPv4 address or IPv6 /64; more are told the server is busy")
+	fs.DurationVar(&sf.handshakeTimeout, "handshake-timeout", d.HandshakeTimeout, "longest handshake, and longest data path setup of a test, 100ms..1m")
 	fs.DurationVar(&sf.maxSession, "max-session-time", d.MaxSessionTime, "longest session, tests included; at least --max-duration plus 10s")
-	fs.StringVar(&sf.dataPorts, "data-ports", "", "ports the tests' data sockets open on, LO-HI within 1..65535 (e.g. 5300-5399; TCP and UDP), at least --max-streams of them; default: ephemeral ports")
-	fs.BoolVar(&sf.quiet, "quiet", false, "no line per connection, session or test: only the start and stop lines and errors")
+	fs.StringVar(&sf.dataPorts, "data-ports", "", "ports of the tests' data sockets, TCP and UDP, LO-HI (5300-5399), at least --max-streams of them; default: ephemeral")
+	fs.BoolVar(&sf.quiet, "quiet", false, "log only the start and stop lines and errors, no line per connection, session or test")
+	setVarNames(fs, map[string]string{
+		"listen": "ADDR", "key-file": "FILE", "max-sessions": "N", "max-streams": "N", "max-duration": "TIME",
+		"max-rate": "RATE", "max-size": "BYTES", "idle-timeout": "TIME", "pre-auth-conns": "N",
+		"handshake-timeout": "TIME", "max-session-time": "TIME", "data-ports": "LO-HI",
+	})
 	fs.SortFlags = false
 }
 
