@@ -61,7 +61,7 @@ emulated-link section (--no-lab skips it). Every message carries a 48-byte heade
 Emulated link (Linux, root): --link or --impair runs the experiments between two network
 namespaces joined by a userspace link emulator with seeded (--seed) impairments.
 ` + impairKeys() + `
-The README explains each experiment, metric, --impair key and flag in full.`
+Each experiment, metric, --impair key and flag in full: docs/usage.md, docs/lab.md, docs/metrics.md.`
 
 // runExample is run's examples, the first thing its help shows.
 const runExample = `  tcpvsudp run                                   # the default suite
@@ -172,13 +172,13 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVarP(&rf.experiments, "experiments", "e", "", "experiments to run, comma-separated (above); default: the suite")
 	fs.StringVarP(&rf.sizes, "sizes", "s", "64,1024,8192", "message sizes, bytes with the header: 48..65507 udp, 48..16777216 tcp")
 	fs.IntVarP(&rf.streams, "streams", "P", 1, "parallel streams of stream, 1..1024, each its own socket")
-	fs.DurationVarP(&rf.duration, "duration", "d", 0, fmt.Sprintf("time per run of a cell (one experiment, transport and size), 10ms up; "+
-		"default %v (%d runs), or %v with --repeat", bench.DefaultRunDuration, bench.DefaultRepeat, bench.DefaultDuration))
+	fs.DurationVarP(&rf.duration, "duration", "d", 0, fmt.Sprintf("time per run of a cell, 10ms up; default %v (%d runs), %v with --repeat",
+		bench.DefaultRunDuration, bench.DefaultRepeat, bench.DefaultDuration))
 	fs.Uint64VarP(&rf.count, "count", "n", 0, "messages per stream, or round trips, per cell instead of --duration")
 	fs.StringVarP(&rf.rate, "rate", "r", "0", "stream's pace over all streams, bits/s: 500M, 1.5G; 0 = unpaced")
 	fs.StringVar(&rf.pingRate, "ping-rate", "0", "pingpong open loop, requests/s on a timetable (5k); 0 = closed loop")
-	fs.IntVarP(&rf.repeat, "repeat", "R", 0, fmt.Sprintf("runs per cell, 1..%d: the median with its range, a 95%% CI from 6 runs; "+
-		"runs spread over %g%% of their median are marked noisy; default %d, or 1 with --duration or --count",
+	fs.IntVarP(&rf.repeat, "repeat", "R", 0, fmt.Sprintf("runs per cell, 1..%d: median and range (a 95%% CI from 6 runs); marked noisy "+
+		"if the range is over %g%% of the median; default %d, 1 with --duration or --count",
 		bench.MaxRepeat, 100*report.NoisyRange, bench.DefaultRepeat))
 	fs.IntVarP(&rf.port, "port", "p", 0, "server port of the data sockets; 0 = an ephemeral port per cell")
 	fs.StringVar(&rf.host, "host", "127.0.0.1", "server end's address, one of this host's (:: and 0.0.0.0 too)")
@@ -189,7 +189,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
 	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "after the verdict, every table, and each property's claim and evidence")
-	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: one 500ms run per cell, sizes 64,1024, short warm-up and drain")
+	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: one 500ms run per cell, sizes 64,1024, short warm-up, drain")
 	fs.Int64Var(&rf.seed, "seed", 1, "seed of the random payload and of the link's impairments")
 	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic before each cell, not counted; 0 = none")
 	fs.DurationVar(&rf.drain, "drain", time.Second, "longest wait for in-flight messages before they count as lost")

@@ -159,7 +159,7 @@ func readmeFlagTable(t *testing.T) []string {
 	if err != nil {
 		t.Skipf("README.md: %v", err)
 	}
-	name := regexp.MustCompile("`(?:-[A-Za-z], )?--([a-z0-9-]+)`")
+	name := regexp.MustCompile("`(?:-[A-Za-z], )?--([a-z0-9-]+)(?: [A-Z]+)?`")
 	var names []string
 	inTable := false
 	for _, l := range strings.Split(string(b), "\n") {
@@ -181,19 +181,12 @@ func readmeFlagTable(t *testing.T) []string {
 	return names
 }
 
-// readmeKnownDrift are differences between README.md's flag table and run's flags
-// known when this test was written, which README's next edit fixes: the test logs
-// them rather than failing, and fails once one is gone, so it leaves this list.
-var readmeKnownDrift = map[string]bool{
-	"row twice: --batch": true,
-}
-
 // TestREADMEFlagTable compares README.md's flag table with run's flags: every flag
 // once, no flag that run does not have. The differences are listed in full.
 func TestREADMEFlagTable(t *testing.T) {
 	table := readmeFlagTable(t)
 	if len(table) == 0 {
-		t.Skip("README.md has no flag table ('| flag |')")
+		t.Fatal("README.md has no flag table ('| flag |'): the README's usage must list run's flags")
 	}
 	flags := RunFlagNames()
 	var diffs []string
@@ -213,15 +206,6 @@ func TestREADMEFlagTable(t *testing.T) {
 		}
 	}
 	for _, d := range diffs {
-		if readmeKnownDrift[d] {
-			t.Logf("README.md's flag table (known, to fix): %s", d)
-		} else {
-			t.Errorf("README.md's flag table differs from 'tcpvsudp run --help': %s", d)
-		}
-	}
-	for d := range readmeKnownDrift {
-		if !slices.Contains(diffs, d) {
-			t.Errorf("README.md's flag table is fixed (%s): remove it from readmeKnownDrift", d)
-		}
+		t.Errorf("README.md's flag table differs from 'tcpvsudp run --help': %s", d)
 	}
 }

@@ -69,8 +69,8 @@ refused before any data socket opens, naming the flag. UDP goes only to an addre
 that proved itself through its session, never more bytes than it sent until then,
 never above --max-rate. Firewall: the control port and the data ports (--data-ports
 keeps them in a range), TCP and UDP. Logs go to stderr (--quiet: start, stop and
-errors). SIGINT or SIGTERM stops it gracefully; a second signal at once. The README
-("Remote mode") says what each limit refuses, which ports each test opens, and what
+errors). SIGINT or SIGTERM stops it gracefully; a second signal at once. docs/remote.md
+("The server") says what each limit refuses, which ports each test opens, and what
 each log line says.`, strings.Join(bench.FarExperiments, ", "))
 
 var serveExample = fmt.Sprintf(`  # host A (192.0.2.10): make a key, copy it to host B (mode 600 there too), serve
