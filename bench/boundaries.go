@@ -25,39 +25,6 @@ func init() {
 		far: &FarHalf{OnePath: true, Serve: ServeBoundaries, Params: boundariesParamsOf, Parse: parseBoundaries}})
 }
 
-// rawStreamer is a transport with a byte stream under its messages (TCP): the
-// boundaries experiment writes and reads it directly, without the framing.
-type rawStreamer interface {
-	// RawStream returns the connection's byte stream. Use it or the transport's
-	// messages for a direction, never both.
-	RawStream() net.Conn
-}
-
-// RawStream returns the TCP connection under the framing.
-func (c tcpConn) RawStream() net.Conn { return c.NetConn() }
-
-// rawDatagramDialer is a network that can open a plain kernel datagram socket, with
-// none of the transport's own checks, so the experiment can see what the kernel
-// itself says to an oversized datagram.
-type rawDatagramDialer interface {
-	DialRawDatagram(ctx context.Context, address string) (net.Conn, error)
-}
-
-// DialRawDatagram opens a plain connected UDP socket to address.
-func (udpNetwork) DialRawDatagram(ctx context.Context, address string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", address)
-	if err != nil {
-		return nil, fmt.Errorf("udp: dial %s: %w", address, err)
-	}
-	return c, nil
-}
-
-var (
-	_ rawStreamer       = tcpConn{}
-	_ rawDatagramDialer = udpNetwork{}
-)
-
 // The burst of the boundaries experiment.
 const (
 	burstWrites     = 200      // writes in the burst
@@ -263,7 +230,7 @@ func newBurst(seed int64) *burst {
 // stream when raw (t must be a rawStreamer), else one Send per write.
 func burstWriter(t Transport, raw bool) func(msg []byte) error {
 	if raw {
-		w := t.(rawStreamer).RawStream()
+		w := t.(RawStreamer).RawStream()
 		return func(msg []byte) error { _, err := w.Write(msg); return err }
 	}
 	out := make([][]byte, 1)
@@ -278,7 +245,7 @@ func burstWriter(t Transport, raw bool) func(msg []byte) error {
 // (t must be a rawStreamer), else one Recv of one message per read.
 func burstReader(t Transport, raw bool) (read func(buf []byte) (int, error), setDeadline func(time.Time) error) {
 	if raw {
-		r := t.(rawStreamer).RawStream()
+		r := t.(RawStreamer).RawStream()
 		return r.Read, r.SetReadDeadline
 	}
 	bufs, sizes := make([][]byte, 1), make([]int, 1)
@@ -583,7 +550,7 @@ func writeDeadline(ctx context.Context, t Transport) error {
 	if !ok {
 		return nil
 	}
-	return t.(rawStreamer).RawStream().SetWriteDeadline(dl)
+	return t.(RawStreamer).RawStream().SetWriteDeadline(dl)
 }
 
 // burstPart writes the burst to the reader: at once on a byte stream, else in
@@ -595,7 +562,7 @@ func burstPart(ctx context.Context, e *runEnv, nw Network, quiet time.Duration) 
 	if err != nil {
 		return FarResult{}, false, 0, err
 	}
-	_, raw = fo.t.(rawStreamer)
+	_, raw = fo.t.(RawStreamer)
 	b := newBurst(e.seed)
 	chunk := burstChunk
 	if raw {
@@ -664,7 +631,7 @@ func largestPart(ctx context.Context, e *runEnv, nw Network, maxSize int, quiet 
 	iMax, maxErr := send(maxSize)
 	var iPlus int
 	iPlus, l.plusOneErr = send(maxSize + 1)
-	if rd, ok := nw.(rawDatagramDialer); ok {
+	if rd, ok := nw.(RawDatagramDialer); ok {
 		// A datagram above the kernel's limit never leaves this host.
 		c, err := rd.DialRawDatagram(ctx, fo.remote.String())
 		if err != nil {
@@ -704,7 +671,7 @@ func rawMiBPart(ctx context.Context, e *runEnv, nw Network, quiet time.Duration)
 	if err != nil {
 		return FarResult{}, err
 	}
-	rs, ok := fo.t.(rawStreamer)
+	rs, ok := fo.t.(RawStreamer)
 	if !ok {
 		return fo.finish(ctx), fmt.Errorf("%s: no raw stream", nw.Name())
 	}
@@ -739,7 +706,7 @@ func ServeBoundaries(ctx context.Context, env ServerEnv, spec FarSpec, ts []Tran
 	switch fb.Part {
 	case BoundariesBurst:
 		b := newBurst(fb.Seed)
-		_, b.raw = t.(rawStreamer)
+		_, b.raw = t.(RawStreamer)
 		read, setDeadline := burstReader(t, b.raw)
 		buf := make([]byte, readBytes)
 		if b.raw {
@@ -764,7 +731,7 @@ func ServeBoundaries(ctx context.Context, env ServerEnv, spec FarSpec, ts []Tran
 	case BoundariesLargest:
 		rx.Messages, err = readWhole(ctx, t, spec.Size, fb, env)
 	case BoundariesRaw:
-		rs, ok := t.(rawStreamer)
+		rs, ok := t.(RawStreamer)
 		if !ok {
 			return r, fmt.Errorf("bench: ServeBoundaries: part %s needs a byte stream, got %T", fb.Part, t)
 		}

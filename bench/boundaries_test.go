@@ -322,7 +322,7 @@ func writeMiB(seed int64) func(t *testing.T, c Transport) {
 	return func(t *testing.T, c Transport) {
 		msg := make([]byte, oneMiB)
 		wire.FillPayload(msg, seed, oneMiB)
-		if _, err := c.(rawStreamer).RawStream().Write(msg); err != nil {
+		if _, err := c.(RawStreamer).RawStream().Write(msg); err != nil {
 			t.Fatal(err)
 		}
 	}

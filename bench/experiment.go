@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -147,15 +146,6 @@ func (e *runEnv) now() int64 { return int64(time.Since(e.epoch)) }
 
 // pollInterval bounds every blocking Recv, so loops notice cancellation.
 const pollInterval = 50 * time.Millisecond
-
-// isTimeout reports whether err is an expired deadline.
-func isTimeout(err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
 
 // isClosed reports whether err means the endpoint or its peer is gone.
 func isClosed(err error) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -14,60 +13,12 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
-	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpFanout,
 		help:  "one sender, --receivers receivers: one UDP multicast send reaches all; TCP needs a connection and a copy per receiver",
 		place: 60, run: runFanout, notRemote: "fanout does not run against a remote server: its one-to-many half is a multicast group, which the server's data paths (validated, one peer each) do not carry; run it on one host, or on a network whose multicast you control"})
-}
-
-// A Multicaster is a Network that can hand one message to many receivers with one
-// send: the network, not the sender, makes the copies (UDP multicast). A Network
-// without it is one-to-one: reaching N receivers takes N endpoints and N sends.
-type Multicaster interface {
-	// ListenGroup opens a receiver joined to group (host:port, as ListenGroup
-	// returned it before) and returns it with the group it joined. With group "" it
-	// creates a new group on a free port, after checking that one-to-many delivery
-	// works on this host: an error wrapping errors.ErrUnsupported means it does not,
-	// and says what is missing.
-	ListenGroup(ctx context.Context, group string) (rx Transport, joined string, err error)
-	// DialGroup opens a sender to group: each message it sends once reaches every
-	// receiver joined to the group.
-	DialGroup(ctx context.Context, group string) (Transport, error)
-}
-
-var _ Multicaster = udpNetwork{}
-
-// ListenGroup opens a UDP multicast receiver on loopback (udp.ListenMulticast). A
-// new group is a random one in 239.255.0.0/16 with a port the kernel picks.
-func (n udpNetwork) ListenGroup(ctx context.Context, group string) (Transport, string, error) {
-	g := udp.LocalGroup()
-	if group == "" {
-		if err := udp.ProbeMulticast(ctx); err != nil {
-			return nil, "", err
-		}
-	} else {
-		var err error
-		if g, err = netip.ParseAddrPort(group); err != nil {
-			return nil, "", fmt.Errorf("udp: multicast group %q: %w", group, err)
-		}
-	}
-	c, err := udp.ListenMulticast(ctx, g, n.o)
-	if err != nil {
-		return nil, "", err
-	}
-	return c, c.LocalAddr().String(), nil
-}
-
-// DialGroup opens a UDP multicast sender on loopback (udp.DialMulticast).
-func (n udpNetwork) DialGroup(ctx context.Context, group string) (Transport, error) {
-	g, err := netip.ParseAddrPort(group)
-	if err != nil {
-		return nil, fmt.Errorf("udp: multicast group %q: %w", group, err)
-	}
-	return udp.DialMulticast(ctx, g, n.o)
 }
 
 const (

@@ -38,5 +38,5 @@ var (
 	_ TCPInfoer    = framedTCP{}
 	_ BufferSizer  = framedTCP{}
 	_ BufferSetter = framedTCP{}
-	_ rawStreamer  = framedRawTCP{}
+	_ RawStreamer  = framedRawTCP{}
 )

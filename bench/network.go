@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/tcpvsudp/tcpvsudp/tcp"
@@ -223,4 +224,13 @@ func receiverNetwork(nw Network) Network {
 func (n udpNetwork) withBuffers(recv, send int) Network {
 	n.o.RecvBuffer, n.o.SendBuffer = recv, send
 	return n
+}
+
+// isTimeout reports whether err is an expired deadline.
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -103,8 +103,8 @@ func refusedAt(ctx context.Context, e *runEnv, nw Network, p report.Params, addr
 	m.LostMsgs = 1
 
 	// The same send from an unconnected socket, where the capability exists.
-	if u, ok := nw.(unconnectedSender); ok {
-		sendErr, laterErr := u.sendUnconnected(addr, msg, refusedWait/4)
+	if u, ok := nw.(UnconnectedSender); ok {
+		sendErr, laterErr := u.SendUnconnected(addr, msg, refusedWait/4)
 		report.Set(obs, report.ObsUnconnectedSendError, errText(sendErr))
 		report.Set(obs, report.ObsUnconnectedTold, laterErr != nil)
 	}
@@ -151,42 +151,6 @@ func closedPort(ctx context.Context, e *runEnv, nw Network) (string, error) {
 		return "", err
 	}
 	return addr, nil
-}
-
-// unconnectedSender is a Network whose sockets can send without connecting first
-// (UDP's sendto). Connection-oriented transports have no such thing.
-type unconnectedSender interface {
-	// sendUnconnected sends msg once from a fresh unconnected socket, then listens
-	// for wait for any error the kernel passes back.
-	sendUnconnected(addr string, msg []byte, wait time.Duration) (sendErr, laterErr error)
-}
-
-// sendUnconnected uses the standard library's unconnected UDP socket: the point is
-// what the kernel tells a plain sendto caller, which is nothing.
-func (udpNetwork) sendUnconnected(addr string, msg []byte, wait time.Duration) (sendErr, laterErr error) {
-	dst, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return err, nil
-	}
-	network := "udp6"
-	if dst.IP.To4() != nil {
-		network = "udp4"
-	}
-	c, err := net.ListenUDP(network, nil) // any local address: dst may be another host's
-	if err != nil {
-		return err, nil
-	}
-	defer c.Close()
-	if _, err := c.WriteTo(msg, dst); err != nil {
-		return err, nil
-	}
-	c.SetReadDeadline(time.Now().Add(wait))
-	buf := make([]byte, 64<<10)
-	_, _, err = c.ReadFrom(buf)
-	if err != nil && !isTimeout(err) {
-		return nil, err
-	}
-	return nil, nil
 }
 
 // refusedAsks bounds the requests for the far end's closed port; each waits
