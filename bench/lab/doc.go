@@ -11,6 +11,14 @@
 // emulator sees, decides and counts each packet itself: the injected counts are
 // exact, and the same seed gives the same decisions.
 //
+// # The line
+//
+// Each TUN device sits behind a tbf qdisc at a line rate (Config.Line, DefaultLine):
+// the namespace's kernel hands the emulator packets no faster than it reads them, so
+// a sender faster than that blocks on its send buffer, as in front of a real NIC,
+// instead of the device's queue dropping packets before the emulator sees them. The
+// line is not the link: the link's rate, queue and tail drop (Impair) come after it.
+//
 // # Two hosts without an emulator
 //
 // A Pair is the other topology: two namespaces joined by a veth pair, kernel to

@@ -25,7 +25,28 @@ type Config struct {
 	Up, Down Impair     // Up: client→server; Down: server→client
 	Seed     int64      // seeds both directions' random decisions (each direction its own stream)
 	Classify Classifier // may be nil
+	// Line is each TUN device's line rate, the pace at which its namespace's kernel
+	// hands the emulator packets; nil means DefaultLine. &Line{} (a zero rate) means
+	// none: the device's own queue then tail-drops what the emulator has not read.
+	Line *Line
 }
+
+// A Line is the line rate of the devices the namespaces send through, enforced by a
+// tbf qdisc in front of each TUN device. It stands for a host's NIC: a sender faster
+// than the line waits for its socket's send buffer instead of losing packets before
+// the link, so every packet a sender hands over reaches the emulator and gets its
+// fate there. The line is no impairment and no part of the link: the link's own
+// rate (Impair.RateBps), queue and tail drop come after it, in the emulator.
+type Line struct {
+	RateBps   float64       // bits/s of IP packets; 0 = no line (no qdisc)
+	PerPacket time.Duration // each packet's cost on top of its bytes at RateBps: what the emulator spends per packet
+}
+
+// DefaultLine is the line a nil Config.Line means: about what this emulator carries
+// one packet at a time on a small machine shared with its senders and receivers (two
+// busy cores: about 60,000 full-size packets/s), so that the devices' queues do not overflow.
+// It is stated, not measured per run, so that runs compare.
+var DefaultLine = Line{RateBps: 600e6, PerPacket: 2 * time.Microsecond}
 
 // downSeedMix turns Config.Seed into the down direction's seed, so the two
 // directions make independent decisions from one seed.

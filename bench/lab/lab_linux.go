@@ -23,6 +23,13 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	client, server := netip.MustParseAddr(ClientAddr), netip.MustParseAddr(ServerAddr)
+	line := DefaultLine
+	if cfg.Line != nil {
+		line = *cfg.Line
+	}
+	if !(line.RateBps >= 0) || line.PerPacket < 0 {
+		return nil, fmt.Errorf("lab: Line: rate must be 0 (none) or above, per-packet cost 0 or above; got %v bit/s, %v", line.RateBps, line.PerPacket)
+	}
 
 	l := &Lab{}
 	defer func() {
@@ -35,7 +42,7 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	var clientTUN, serverTUN *os.File
 	side := func(tun **os.File, local, peer netip.Addr, mtu int) func() error {
 		return func() error {
-			f, err := newSide(local, peer, mtu)
+			f, err := newSide(local, peer, mtu, line)
 			if err == nil {
 				*tun = f
 				l.tuns = append(l.tuns, f) // closed by Close, even if New fails later
@@ -92,13 +99,17 @@ func linkMTU(dir string, mtu int) (int, error) {
 }
 
 // newSide makes one end of the link in the calling thread's network namespace: the
-// TUN device, configured with address local, peer and mtu, and up.
-func newSide(local, peer netip.Addr, mtu int) (*os.File, error) {
+// TUN device, configured with address local, peer and mtu, up, behind line.
+func newSide(local, peer netip.Addr, mtu int, line Line) (*os.File, error) {
 	tun, err := openTUN(DeviceName)
 	if err != nil {
 		return nil, err
 	}
 	if err := configureLink(DeviceName, local, peer, mtu); err != nil {
+		tun.Close()
+		return nil, err
+	}
+	if err := setLine(DeviceName, line, mtu); err != nil {
 		tun.Close()
 		return nil, err
 	}
