@@ -92,6 +92,12 @@ type Link struct {
 	nsPerByte  float64 // serialization time at RateBps
 	queueLimit int
 
+	// Set by the lab before the link is used, when its devices carry segmentation
+	// offloads (offload.go); nil otherwise.
+	finish     func(pkt []byte)       // makes pkt's transport checksum whole before a bit of it is flipped
+	outCorrupt func(pkt []byte) error // hands on a corrupted packet instead of out
+	flushOut   func()                 // after Run has handed a batch to out
+
 	// Owned by Input's goroutine: decisions and the serializer.
 	rng      *rand.Rand
 	geBad    bool
@@ -411,6 +417,9 @@ func (l *Link) Input(pkt []byte, now time.Time) {
 	buf := l.bufLocked()[:n]
 	copy(buf, pkt)
 	if f == fateCorrupt {
+		if l.finish != nil {
+			l.finish(buf)
+		}
 		if _, ok := corrupt(buf, info, frac); !ok { // untouched: not UDP or TCP, unparseable
 			f = fatePass
 		}
@@ -442,6 +451,9 @@ func (l *Link) direct(pkt []byte, n int, info packetInfo, parsed bool, f fate, f
 		if parsed {
 			buf := l.scratch[:n]
 			copy(buf, pkt)
+			if l.finish != nil {
+				l.finish(buf)
+			}
 			if _, ok := corrupt(buf, info, frac); ok {
 				pkt, f = buf, fateCorrupt
 			}
@@ -456,7 +468,7 @@ func (l *Link) direct(pkt []byte, n int, info packetInfo, parsed bool, f fate, f
 	l.takenLocked(n, data, flow)
 	l.countLocked(data, flow, outQueued, 1)
 	l.mu.Unlock()
-	err0 := l.out(pkt)
+	err0 := l.hand(pkt, f)
 	var err1 error
 	if f == fateDuplicate {
 		err1 = l.out(pkt)
@@ -468,6 +480,14 @@ func (l *Link) direct(pkt []byte, n int, info packetInfo, parsed bool, f fate, f
 	if l.mixed {
 		l.outMu.Unlock()
 	}
+}
+
+// hand passes pkt to out, or to outCorrupt when it is corrupted and that is set.
+func (l *Link) hand(pkt []byte, f fate) error {
+	if f == fateCorrupt && l.outCorrupt != nil {
+		return l.outCorrupt(pkt)
+	}
+	return l.out(pkt)
 }
 
 // Run releases queued packets to out at their times until ctx is done; then it
@@ -535,12 +555,15 @@ func (l *Link) releaseDue(now int64) (next int64, ok bool) {
 	if len(l.batch) > 0 {
 		l.errs = l.errs[:0]
 		for _, e := range l.batch {
-			err0 := l.out(e.buf)
+			err0 := l.hand(e.buf, e.fate)
 			var err1 error
 			if e.fate == fateDuplicate {
 				err1 = l.out(e.buf)
 			}
 			l.errs = append(l.errs, err0, err1)
+		}
+		if l.flushOut != nil {
+			l.flushOut()
 		}
 	}
 	l.mu.Lock()
