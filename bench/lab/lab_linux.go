@@ -133,7 +133,7 @@ func newSide(local, peer netip.Addr, mtu int, line Line, offload bool) (*os.File
 		tun.Close()
 		return nil, err
 	}
-	if err := setLine(DeviceName, line, mtu); err != nil {
+	if err := setLine(DeviceName, line, mtu, offload); err != nil {
 		tun.Close()
 		return nil, err
 	}

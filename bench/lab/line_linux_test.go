@@ -16,7 +16,8 @@ import (
 
 // TestUnpacedReachesLink: an unpaced UDP sender's every datagram reaches the
 // emulator (the line holds the sender back; nothing is dropped before the link), and
-// the receiver gets exactly those the link passed: a known answer with no pacing.
+// the receiver gets exactly those the link passed, duplicated and reordered: a known
+// answer with no pacing, with and without GSO on the sender and offloads on the link.
 func TestUnpacedReachesLink(t *testing.T) {
 	const (
 		n    = 20000
@@ -25,11 +26,20 @@ func TestUnpacedReachesLink(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		name string
-		loss float64
-		gso  int // datagrams per send (UDP_SEGMENT), 0: one per send
-	}{{"clean", 0, 0}, {"loss=5%", 0.05, 0}, {"loss=5%,gso", 0.05, 50}} {
+		im   Impair
+		gso  int  // datagrams per send (UDP_SEGMENT), 0: one per send
+		off  bool // Config.NoOffload
+	}{
+		{"clean", Impair{}, 0, false},
+		{"loss=5%", Impair{Loss: 0.05}, 0, false},
+		{"loss=5%,gso", Impair{Loss: 0.05}, 50, false},
+		{"loss=5%,gso,no-offload", Impair{Loss: 0.05}, 50, true},
+		{"all fates,gso", Impair{Loss: 0.02, Duplicate: 0.02, Corrupt: 0.02, Reorder: 0.02}, 50, false},
+		{"all fates,delay,gso", Impair{Loss: 0.02, Duplicate: 0.02, Corrupt: 0.02, Reorder: 0.02, Delay: time.Millisecond}, 50, false},
+		{"all fates", Impair{Loss: 0.02, Duplicate: 0.02, Corrupt: 0.02, Reorder: 0.02}, 0, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newTestLab(t, Config{Up: Impair{Loss: tc.loss}, Seed: 7, Classify: classifyFake})
+			l := newTestLab(t, Config{Up: tc.im, Seed: 7, Classify: classifyFake, NoOffload: tc.off})
 			client, server := udpPair(t, l)
 			per := 1
 			if tc.gso > 0 {
@@ -41,10 +51,12 @@ func TestUnpacedReachesLink(t *testing.T) {
 			forceRcvbuf(t, server, 128<<20)
 
 			got := make([]bool, n)
-			recvd := make(chan int, 1)
+			type tally struct{ unique, dups, reordered, bad int }
+			recvd := make(chan tally, 1)
 			go func() {
 				buf := make([]byte, 2048)
-				k := 0
+				var k tally
+				highest := -1
 				for {
 					server.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 					m, err := server.Read(buf)
@@ -52,11 +64,19 @@ func TestUnpacedReachesLink(t *testing.T) {
 						recvd <- k
 						return
 					}
-					if m == size && buf[0] == fakeData {
-						if s := binary.BigEndian.Uint64(buf[5:]); s < n && !got[s] {
-							got[s] = true
-							k++
+					s := int(binary.BigEndian.Uint64(buf[5:]))
+					switch {
+					case m != size || buf[0] != fakeData || s >= n || binary.BigEndian.Uint32(buf[1:]) != flow:
+						k.bad++
+					case got[s]:
+						k.dups++
+					default:
+						got[s] = true
+						k.unique++
+						if s < highest {
+							k.reordered++ // RFC 4737: below the highest seen
 						}
+						highest = max(highest, s)
 					}
 				}
 			}()
@@ -76,7 +96,8 @@ func TestUnpacedReachesLink(t *testing.T) {
 					t.Fatalf("sending %d datagrams took over 60s", n)
 				}
 			}
-			k := <-recvd
+			tl := <-recvd
+			k := tl.unique
 			up, _ := settledCounts(t, l)
 			devUp, _, err := l.DeviceDrops()
 			if err != nil {
@@ -89,12 +110,17 @@ func TestUnpacedReachesLink(t *testing.T) {
 			if up.Data.Packets != n {
 				t.Errorf("up.Data.Packets = %d, want %d (every datagram sent reaches the link)", up.Data.Packets, n)
 			}
-			if want := n - up.Data.Dropped; uint64(k) != want || up.Data.Passed != want {
-				t.Errorf("received %d, up.Data.Passed %d, want both %d = %d sent - %d dropped by the link", k, up.Data.Passed, want, n, up.Data.Dropped)
+			d := up.Data
+			if want := n - d.Dropped - d.Corrupted; uint64(k) != want {
+				t.Errorf("received %d, want %d = %d sent - %d dropped - %d corrupted by the link", k, want, n, d.Dropped, d.Corrupted)
 			}
-			if tc.loss > 0 {
-				if frac := float64(up.Data.Dropped) / n; frac < tc.loss-0.005 || frac > tc.loss+0.005 {
-					t.Errorf("link loss %.4f, want %v +/- 0.005", frac, tc.loss)
+			if uint64(tl.dups) != d.Duplicated || uint64(tl.reordered) != d.Reordered || tl.bad != 0 {
+				t.Errorf("received %d duplicates, %d reordered, %d malformed; link duplicated %d, reordered %d; want equal, 0 malformed",
+					tl.dups, tl.reordered, tl.bad, d.Duplicated, d.Reordered)
+			}
+			if loss := tc.im.Loss; loss > 0 {
+				if frac := float64(d.Dropped) / n; frac < loss-0.005 || frac > loss+0.005 {
+					t.Errorf("link loss %.4f, want %v +/- 0.005", frac, loss)
 				}
 			}
 		})

@@ -12,16 +12,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestTCPRetransmitsLinkDrops: across a lossy link TCP delivers every byte once and
-// in order, and retransmits about what the link dropped (each drop costs at least
-// one retransmission; a few more are spurious), with and without offloads.
+// TestTCPRetransmitsLinkDrops: across a lossy link, and one that also duplicates,
+// corrupts, reorders and delays, TCP delivers every byte once and in order, and
+// retransmits at least what the link dropped or corrupted, with and without offloads.
 func TestTCPRetransmitsLinkDrops(t *testing.T) {
+	fates := Impair{Loss: 0.01, Duplicate: 0.01, Corrupt: 0.01, Reorder: 0.01, Delay: time.Millisecond}
 	for _, tc := range []struct {
 		name      string
+		im        Impair
 		noOffload bool
-	}{{"offload", false}, {"no-offload", true}} {
+	}{
+		{"loss,offload", Impair{Loss: 0.02}, false},
+		{"loss,no-offload", Impair{Loss: 0.02}, true},
+		{"all fates,offload", fates, false},
+		{"all fates,no-offload", fates, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newTestLab(t, Config{Up: Impair{Loss: 0.02}, Seed: 3, NoOffload: tc.noOffload})
+			l := newTestLab(t, Config{Up: tc.im, Seed: 3, NoOffload: tc.noOffload})
 			client, server := tcpPair(t, l)
 			want := make([]byte, 8<<20)
 			rand.Read(want)
@@ -49,9 +56,12 @@ func TestTCPRetransmitsLinkDrops(t *testing.T) {
 				t.Fatal(ierr)
 			}
 			up, _ := settledCounts(t, l)
-			t.Logf("retransmits %d; link up: packets %d, dropped %d", info.Total_retrans, up.Packets, up.Dropped)
-			if uint64(info.Total_retrans) < up.Dropped*9/10 {
-				t.Errorf("retransmits %d, want at least about the %d packets the link dropped", info.Total_retrans, up.Dropped)
+			t.Logf("retransmits %d; link up: packets %d, dropped %d, corrupted %d, duplicated %d, reordered %d",
+				info.Total_retrans, up.Packets, up.Dropped, up.Corrupted, up.Duplicated, up.Reordered)
+			// Each lost or corrupted segment is resent at least once (an ACK the link
+			// lost may need none: the next ACK covers it).
+			if lost := up.Dropped + up.Corrupted; uint64(info.Total_retrans) < lost*9/10 {
+				t.Errorf("retransmits %d, want at least about the %d packets the link dropped or corrupted", info.Total_retrans, lost)
 			}
 		})
 	}

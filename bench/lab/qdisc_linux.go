@@ -27,14 +27,15 @@ const lineBurst = 80 << 10
 // costs its bytes plus ln.PerPacket at the rate (the rate spec's per-packet overhead),
 // which models the emulator's per-packet work. A zero rate leaves dev without a qdisc.
 //
-// The bucket (lineBurst) holds a whole GSO super-packet, which pays the per-packet
-// cost once: cutting super-packets into packets at the qdisc (a bucket of one MTU)
-// would charge each packet, but costs the kernel a timer per packet and more than
-// halves TCP's rate.
+// With offload the bucket (lineBurst) holds a whole GSO super-packet, which pays the
+// per-packet cost once, as it costs the emulator one read. Without, the bucket holds
+// one packet of mtu bytes, so that the qdisc cuts super-packets into their packets
+// and charges each, as each costs the emulator a read (at the price of a timer per
+// packet in the kernel).
 //
 // vishvananda/netlink's Tbf has no per-packet overhead, so the request is built
 // here with its netlink package.
-func setLine(dev string, ln Line, mtu int) error {
+func setLine(dev string, ln Line, mtu int, offload bool) error {
 	if ln.RateBps <= 0 {
 		return nil
 	}
@@ -59,7 +60,11 @@ func setLine(dev string, ln Line, mtu int) error {
 	if bytesPerSec >= math.MaxUint32 {
 		options.AddRtAttr(nl.TCA_TBF_RATE64, nl.Uint64Attr(uint64(bytesPerSec)))
 	}
-	options.AddRtAttr(nl.TCA_TBF_BURST, nl.Uint32Attr(max(lineBurst, uint32(mtu))))
+	burst := uint32(mtu)
+	if offload {
+		burst = max(lineBurst, burst)
+	}
+	options.AddRtAttr(nl.TCA_TBF_BURST, nl.Uint32Attr(burst))
 	req.AddData(options)
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
 		err = os.NewSyscallError("netlink RTM_NEWQDISC", err)
