@@ -49,11 +49,11 @@ type Line struct {
 // DefaultLine is the line a nil Config.Line means: about what this emulator carries
 // on a small machine shared with its senders and receivers (two busy cores), so that
 // the devices' queues do not overflow. With offloads a read carries a TCP or UDP
-// super-packet of up to 64 KiB, so the per-packet cost is per read: 16 us is what a
-// read, the packets' fates and a write cost there under load (about 60,000 single
-// packets/s), and 10 Gbit/s bounds the bytes (64 KiB super-packets at 7.7 Gbit/s).
+// super-packet of up to 64 KiB, so the per-packet cost is per read: 24 us is what a
+// read, the packets' fates and a write cost there under load (about 40,000 single
+// packets/s), and 20 Gbit/s bounds the bytes (64 KiB super-packets at 10 Gbit/s).
 // It is stated, not measured per run, so that runs compare.
-var DefaultLine = Line{RateBps: 10e9, PerPacket: 16 * time.Microsecond}
+var DefaultLine = Line{RateBps: 20e9, PerPacket: 24 * time.Microsecond}
 
 // downSeedMix turns Config.Seed into the down direction's seed, so the two
 // directions make independent decisions from one seed.
