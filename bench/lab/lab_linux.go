@@ -188,6 +188,14 @@ func (w *writer) attach(link *Link) {
 	link.flushOut = w.flush
 }
 
+// super writes the super-packet b (vnet header and packet) as it is, after what w
+// holds.
+func (w *writer) super(b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.c.super(b)
+}
+
 // flush writes what w holds. A write error (the device closed under it, at Close)
 // is recorded for Close unless the device was closed: the packets it held were
 // already counted as passed.
@@ -287,6 +295,14 @@ func (l *Lab) read(side string, fd, evfd int, link *Link, out *writer, offload b
 		}
 		h, ok := decodeVnetHdr(buf[:n])
 		pkt := buf[min(vnetHdrLen, n):n]
+		// A super-packet none of whose packets can meet anything but a pass (no
+		// fate, no delay; TCP, or UDP without a classifier to count data) crosses
+		// whole.
+		if k, bytes, largest, proto, isSuper := gsoShape(h, pkt); isSuper && (proto == protoTCP || link.classify == nil) &&
+			link.inputWhole(k, bytes, largest, func() error { return out.super(buf[:n]) }) {
+			out.flush()
+			continue
+		}
 		if !ok || splitGSO(h, pkt, seg, func(p []byte) { link.Input(p, now) }) != nil {
 			link.Input(pkt, now) // whole: the link counts what it cannot pass
 		}

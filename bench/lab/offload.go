@@ -438,6 +438,33 @@ func (c *coalescer) flush() error {
 	return err
 }
 
+// gsoShape returns how many packets the super-packet pkt (described by h) holds,
+// their bytes in all, the longest one's length and its transport protocol; ok is
+// false when pkt is no super-packet splitGSO would cut.
+func gsoShape(h vnetHdr, pkt []byte) (k, n, largest int, proto uint8, ok bool) {
+	gso := h.gsoType &^ vnetGSOECN
+	if gso != vnetGSOTCPv4 && gso != vnetGSOTCPv6 && gso != vnetGSOUDPL4 || h.gsoSize == 0 {
+		return 0, 0, 0, 0, false
+	}
+	lo, ok := layout(pkt, int(h.csumStart))
+	if !ok || (lo.proto == protoTCP) != (gso != vnetGSOUDPL4) {
+		return 0, 0, 0, 0, false
+	}
+	size, payload := int(h.gsoSize), len(pkt)-lo.hdr
+	k = max(1, (payload+size-1)/size)
+	return k, k*lo.hdr + payload, lo.hdr + min(size, payload), lo.proto, true
+}
+
+// super writes the super-packet b (its vnet header, as read, and the packet) after
+// the run, as it is.
+func (c *coalescer) super(b []byte) error {
+	c.flush()
+	if err := c.write(b); err != nil && c.err == nil {
+		c.err = err
+	}
+	return nil
+}
+
 // alone writes pkt by itself, after the run, with its checksum as it is and no vnet
 // flags: the receiving kernel verifies it (a corrupted packet goes this way, so that
 // its checksum fails there).
