@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -99,7 +100,7 @@ func startDataCapture(tb testing.TB, in func(func() error) error, pktType uint8)
 		if err != nil {
 			return err
 		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // raw: PACKET_VNET_HDR needs it; a TUN device has no link header
 		if err != nil {
 			return os.NewSyscallError("socket", err)
 		}
@@ -117,6 +118,11 @@ func startDataCapture(tb testing.TB, in func(func() error) error, pktType uint8)
 		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
 			return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
+		}
+		// The lab's devices carry UDP super-packets (segmentation offload): the
+		// virtio_net_hdr before each says how many datagrams one holds.
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+			return os.NewSyscallError("setsockopt PACKET_VNET_HDR", err)
 		}
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 256<<20); err != nil {
 			return os.NewSyscallError("setsockopt SO_RCVBUFFORCE", err)
@@ -144,7 +150,7 @@ func startDataCapture(tb testing.TB, in func(func() error) error, pktType uint8)
 }
 
 func (c *dataCapture) read(pktType uint8) error {
-	buf := make([]byte, 128)
+	buf := make([]byte, vnetHdrLen+128)
 	stopping := false
 	for {
 		if !stopping {
@@ -154,7 +160,7 @@ func (c *dataCapture) read(pktType uint8) error {
 			default:
 			}
 		}
-		_, from, err := unix.Recvfrom(c.fd, buf, 0)
+		n, from, err := unix.Recvfrom(c.fd, buf, 0)
 		switch {
 		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
 			if stopping {
@@ -165,7 +171,7 @@ func (c *dataCapture) read(pktType uint8) error {
 			return os.NewSyscallError("recvfrom", err)
 		}
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == pktType {
-			c.n++
+			c.n += datagramsIn(buf[:n])
 		}
 	}
 }
@@ -198,6 +204,25 @@ func (c *dataCapture) stop() (uint64, error) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// vnetHdrLen is the size of the virtio_net_hdr a PACKET_VNET_HDR socket puts before
+// each packet.
+const vnetHdrLen = 10
+
+// datagramsIn counts the UDP datagrams in one captured packet, b its vnet header and
+// the first bytes of an IPv4 UDP packet: 1, or for a super-packet (GSO type set) its
+// UDP payload over the segment size, rounded up.
+func datagramsIn(b []byte) uint64 {
+	if len(b) < vnetHdrLen+28 {
+		return 1
+	}
+	gsoType, gsoSize := b[1], int(binary.LittleEndian.Uint16(b[4:]))
+	if gsoType == 0 || gsoSize == 0 {
+		return 1
+	}
+	udpLen := int(binary.BigEndian.Uint16(b[vnetHdrLen+24:]))
+	return uint64(max(1, (udpLen-8+gsoSize-1)/gsoSize))
+}
 
 // TestLabCellWindow: a cell's link figures hold its own packets only. Across a link
 // that only delays (20 ms each way), every packet the link takes in it passes, so in

@@ -213,7 +213,7 @@ func (c *labCell) finish(ctx context.Context, sent uint64) (*report.Injected, []
 		if in.Messages {
 			what = "measured messages"
 		}
-		warns = append(warns, fmt.Sprintf("the sender outran the emulated link: %d %s were dropped at its input queue before the emulator saw them (counted as network drops, not in the injected figures); pace the sender (--rate) for an exact injected-vs-measured comparison", d, what))
+		warns = append(warns, fmt.Sprintf("the emulated link fell behind its line: %d %s were dropped at the sending device before the emulator saw them (counted as network drops, not in the injected figures), most likely because the host kept the emulator from running; pace the sender (--rate) or run on a quieter host for an exact injected-vs-measured comparison", d, what))
 	}
 	return in, warns
 }

@@ -9,10 +9,11 @@ import (
 	"strings"
 )
 
-// DeviceDrops returns how many packets each side's TUN device dropped on transmit
-// because its queue was full: the sender outran the emulator, and the packets were
-// lost before the emulator saw them (so they are in no Counts). up is the client's
-// device (client to server), down the server's.
+// DeviceDrops returns how many packets each side dropped before the emulator saw
+// them (so they are in no Counts): its TUN device's transmit drops (the ring was full:
+// the line outran the emulator) plus its line's qdisc drops (the qdisc's queue was
+// full). up is the client's device (client to server), down the server's. With the
+// line in place both are 0 unless the machine stalls the emulator for long.
 func (l *Lab) DeviceDrops() (up, down uint64, err error) {
 	read := func(do func(func() error) error) (uint64, error) {
 		var n uint64
@@ -22,7 +23,11 @@ func (l *Lab) DeviceDrops() (up, down uint64, err error) {
 			if err != nil {
 				return err
 			}
-			n, err = txDrops(b, DeviceName)
+			if n, err = txDrops(b, DeviceName); err != nil {
+				return err
+			}
+			q, err := lineDrops(DeviceName)
+			n += q
 			return err
 		})
 		return n, err

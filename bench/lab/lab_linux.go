@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
+	"runtime"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxPacket is the reader's buffer: the largest IP packet, whatever the MTU.
@@ -23,6 +26,13 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	client, server := netip.MustParseAddr(ClientAddr), netip.MustParseAddr(ServerAddr)
+	line := DefaultLine
+	if cfg.Line != nil {
+		line = *cfg.Line
+	}
+	if !(line.RateBps >= 0) || line.PerPacket < 0 {
+		return nil, fmt.Errorf("lab: Line: rate must be 0 (none) or above, per-packet cost 0 or above; got %v bit/s, %v", line.RateBps, line.PerPacket)
+	}
 
 	l := &Lab{}
 	defer func() {
@@ -33,9 +43,10 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	// Each device's MTU is what its side sends: the client's the up link's, the
 	// server's the down link's.
 	var clientTUN, serverTUN *os.File
+	offload := !cfg.NoOffload
 	side := func(tun **os.File, local, peer netip.Addr, mtu int) func() error {
 		return func() error {
-			f, err := newSide(local, peer, mtu)
+			f, err := newSide(local, peer, mtu, line, offload)
 			if err == nil {
 				*tun = f
 				l.tuns = append(l.tuns, f) // closed by Close, even if New fails later
@@ -58,14 +69,11 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 
 	// The links' out functions write to the opposite device; a write error is the
 	// link's to count. After Close, writes fail with os.ErrClosed.
-	l.up = NewLink(cfg.Up, cfg.Seed, cfg.Classify, func(pkt []byte) error {
-		_, err := serverTUN.Write(pkt)
-		return err
-	})
-	l.down = NewLink(cfg.Down, cfg.Seed^downSeedMix, cfg.Classify, func(pkt []byte) error {
-		_, err := clientTUN.Write(pkt)
-		return err
-	})
+	l.up = NewLink(cfg.Up, cfg.Seed, cfg.Classify, nil)
+	l.down = NewLink(cfg.Down, cfg.Seed^downSeedMix, cfg.Classify, nil)
+	toServer, toClient := l.newWriter("server", serverTUN, offload), l.newWriter("client", clientTUN, offload)
+	toServer.attach(l.up)
+	toClient.attach(l.down)
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	l.stop = stop
 	for _, link := range []*Link{l.up, l.down} {
@@ -75,8 +83,31 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 			}
 		})
 	}
-	l.wg.Go(func() { l.read("client", clientTUN, l.up) })
-	l.wg.Go(func() { l.read("server", serverTUN, l.down) })
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", os.NewSyscallError("eventfd", err))
+	}
+	var readers sync.WaitGroup
+	l.stopRead = func() {
+		unix.Write(evfd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		readers.Wait()
+		unix.Close(evfd)
+	}
+	for _, r := range []struct {
+		side string
+		tun  *os.File
+		link *Link
+		out  *writer
+	}{{"client", clientTUN, l.up, toServer}, {"server", serverTUN, l.down, toClient}} {
+		fd, err := dupFd(r.tun)
+		if err != nil {
+			return nil, err
+		}
+		readers.Go(func() {
+			defer unix.Close(fd)
+			l.read(r.side, fd, evfd, r.link, r.out, offload)
+		})
+	}
 	return l, nil
 }
 
@@ -92,9 +123,9 @@ func linkMTU(dir string, mtu int) (int, error) {
 }
 
 // newSide makes one end of the link in the calling thread's network namespace: the
-// TUN device, configured with address local, peer and mtu, and up.
-func newSide(local, peer netip.Addr, mtu int) (*os.File, error) {
-	tun, err := openTUN(DeviceName)
+// TUN device, configured with address local, peer and mtu, up, behind line.
+func newSide(local, peer netip.Addr, mtu int, line Line, offload bool) (*os.File, error) {
+	tun, _, err := openTUN(DeviceName, offload)
 	if err != nil {
 		return nil, err
 	}
@@ -102,23 +133,179 @@ func newSide(local, peer netip.Addr, mtu int) (*os.File, error) {
 		tun.Close()
 		return nil, err
 	}
+	if err := setLine(DeviceName, line, mtu, offload); err != nil {
+		tun.Close()
+		return nil, err
+	}
 	return tun, nil
 }
 
-// read hands every packet the kernel sends out of tun to link, until tun is closed.
-func (l *Lab) read(side string, tun *os.File, link *Link) {
-	buf := make([]byte, maxPacket)
+// A writer writes what a link passes to the TUN device of the link's far side. With
+// offload, consecutive packets of one flow are joined into super-packets
+// (coalescer) until flush, which the reader calls after each read and Run after
+// each batch; without, each packet is written as it comes.
+type writer struct {
+	lab     *Lab
+	side    string
+	tun     *os.File
+	offload bool
+
+	mu sync.Mutex // guards c
+	c  *coalescer
+}
+
+func (l *Lab) newWriter(side string, tun *os.File, offload bool) *writer {
+	w := &writer{lab: l, side: side, tun: tun, offload: offload}
+	w.c = newCoalescer(func(b []byte) error {
+		_, err := tun.Write(b)
+		return err
+	})
+	return w
+}
+
+// attach makes w link's out.
+func (w *writer) attach(link *Link) {
+	if !w.offload {
+		link.out = func(pkt []byte) error {
+			_, err := w.tun.Write(pkt)
+			return err
+		}
+		return
+	}
+	link.out = func(pkt []byte) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.c.add(pkt)
+		return nil
+	}
+	link.outCorrupt = func(pkt []byte) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.c.alone(pkt)
+		return w.c.flush()
+	}
+	link.finish = finishChecksum
+	link.flushOut = w.flush
+}
+
+// super writes the super-packet b (vnet header and packet) as it is, after what w
+// holds.
+func (w *writer) super(b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.c.super(b)
+}
+
+// flush writes what w holds. A write error (the device closed under it, at Close)
+// is recorded for Close unless the device was closed: the packets it held were
+// already counted as passed.
+func (w *writer) flush() {
+	if !w.offload {
+		return
+	}
+	w.mu.Lock()
+	err := w.c.flush()
+	w.mu.Unlock()
+	if err != nil && !errors.Is(err, os.ErrClosed) {
+		w.lab.fail(fmt.Errorf("lab: writing to the %s TUN device: %w", w.side, err))
+	}
+}
+
+// dupFd returns a descriptor of its own for f's device, for a reader that waits on it
+// with poll(2) outside Go's poller; it shares f's nonblocking mode.
+func dupFd(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("lab: %w", err)
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(u uintptr) { fd, derr = unix.FcntlInt(u, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, fmt.Errorf("lab: %w", err)
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("lab: %w", os.NewSyscallError("fcntl", derr))
+	}
+	return fd, nil
+}
+
+// readerNice is the reader threads' nice value. A device's ring drops what its
+// reader has not taken when it fills; on a busy machine the reader must not wait
+// behind the senders, receivers and everything else for its turn on a core.
+const readerNice = -10
+
+// read hands every packet the kernel sends out of the TUN device fd to link, until
+// evfd is signalled. It runs on a thread of its own, at readerNice where it may (the
+// thread's niceness is put back before it is released), and waits in poll(2), woken
+// by the kernel itself rather than through Go's poller. With offload, each read is a
+// vnet header and a packet or super-packet, which it cuts into packets (splitGSO);
+// after each read it flushes out, the writer of the link's far side.
+func (l *Lab) read(side string, fd, evfd int, link *Link, out *writer, offload bool) {
+	runtime.LockOSThread()
+	tid := unix.Gettid()
+	if prev, err := unix.Getpriority(unix.PRIO_PROCESS, tid); err == nil {
+		// Getpriority returns 20 - nice.
+		if unix.Setpriority(unix.PRIO_PROCESS, tid, readerNice) == nil {
+			defer func() {
+				if unix.Setpriority(unix.PRIO_PROCESS, tid, 20-prev) == nil {
+					runtime.UnlockOSThread()
+				} // else: the thread ends with this goroutine
+			}()
+		} else {
+			defer runtime.UnlockOSThread()
+		}
+	} else {
+		defer runtime.UnlockOSThread()
+	}
+
+	buf := make([]byte, vnetHdrLen+maxPacket)
+	var seg []byte
+	if offload {
+		seg = make([]byte, maxPacket)
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(evfd), Events: unix.POLLIN}}
 	for {
-		n, err := tun.Read(buf)
-		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				if errors.Is(err, io.EOF) {
-					err = io.ErrUnexpectedEOF
+		n, err := unix.Read(fd, buf)
+		if err == unix.EAGAIN || err == unix.EINTR {
+			for {
+				pfd[0].Revents, pfd[1].Revents = 0, 0
+				_, err := unix.Poll(pfd, -1)
+				if err == unix.EINTR {
+					continue
 				}
-				l.fail(fmt.Errorf("lab: reading the %s TUN device: %w", side, err))
+				if err != nil {
+					l.fail(fmt.Errorf("lab: waiting on the %s TUN device: %w", side, os.NewSyscallError("poll", err)))
+					return
+				}
+				break
 			}
+			if pfd[1].Revents != 0 {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			l.fail(fmt.Errorf("lab: reading the %s TUN device: %w", side, os.NewSyscallError("read", err)))
 			return
 		}
-		link.Input(buf[:n], time.Now())
+		now := time.Now()
+		if !offload {
+			link.Input(buf[:n], now)
+			continue
+		}
+		h, ok := decodeVnetHdr(buf[:n])
+		pkt := buf[min(vnetHdrLen, n):n]
+		// A super-packet none of whose packets can meet anything but a pass (no
+		// fate, no delay; TCP, or UDP without a classifier to count data) crosses
+		// whole.
+		if k, bytes, largest, proto, isSuper := gsoShape(h, pkt); isSuper && (proto == protoTCP || link.classify == nil) &&
+			link.inputWhole(k, bytes, largest, func() error { return out.super(buf[:n]) }) {
+			out.flush()
+			continue
+		}
+		if !ok || splitGSO(h, pkt, seg, func(p []byte) { link.Input(p, now) }) != nil {
+			link.Input(pkt, now) // whole: the link counts what it cannot pass
+		}
+		out.flush()
 	}
 }

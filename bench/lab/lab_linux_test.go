@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -491,6 +492,105 @@ func BenchmarkLabTCP(b *testing.B) {
 	up, down := l.Counts()
 	b.ReportMetric(float64(up.Packets)/float64(b.N), "uppkts/op")
 	_ = down
+}
+
+// BenchmarkLabTCPRatio measures one TCP stream of 128 KiB writes across the lab's
+// unimpaired link and over loopback (the client namespace's lo, same process, same
+// moment), in alternating rounds of 200 ms each, and reports both rates and their
+// ratio: what the emulator costs against the host's own path.
+func BenchmarkLabTCPRatio(b *testing.B) {
+	l := newTestLab(b, Config{})
+	labC, labS := tcpPair(b, l)
+	loC, loS := loopbackTCPPair(b, l)
+	const chunk = 128 << 10
+	const round = 200 * time.Millisecond
+	var labBytes, loBytes int64
+	var labTime, loTime time.Duration
+	for b.Loop() {
+		n, d := streamFor(b, labC, labS, chunk, round)
+		labBytes, labTime = labBytes+n, labTime+d
+		n, d = streamFor(b, loC, loS, chunk, round)
+		loBytes, loTime = loBytes+n, loTime+d
+	}
+	labBps := float64(labBytes) * 8 / labTime.Seconds()
+	loBps := float64(loBytes) * 8 / loTime.Seconds()
+	b.ReportMetric(labBps/1e6, "lab-Mbit/s")
+	b.ReportMetric(loBps/1e6, "loopback-Mbit/s")
+	b.ReportMetric(labBps/loBps, "lab/loopback")
+}
+
+// loopbackTCPPair opens a TCP connection over the client namespace's loopback.
+func loopbackTCPPair(tb testing.TB, l *Lab) (client, server net.Conn) {
+	tb.Helper()
+	var ln net.Listener
+	if err := l.InClient(func() (err error) {
+		ln, err = net.Listen("tcp4", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	if err := l.InClient(func() (err error) {
+		client, err = net.DialTimeout("tcp4", ln.Addr().String(), 10*time.Second)
+		return err
+	}); err != nil {
+		ln.Close()
+		<-acc
+		tb.Fatal(err)
+	}
+	server = <-acc
+	if server == nil {
+		tb.Fatal("accept failed")
+	}
+	tb.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// streamFor writes chunk-byte messages from c to s for about d while s reads them,
+// and returns the bytes s read and how long that took (from the first write to the
+// last byte read, to within 100 us).
+func streamFor(tb testing.TB, c, s net.Conn, chunk int, d time.Duration) (int64, time.Duration) {
+	tb.Helper()
+	var got atomic.Int64
+	done := make(chan error, 1)
+	s.SetReadDeadline(time.Time{})
+	go func() {
+		rbuf := make([]byte, 256<<10)
+		for {
+			n, err := s.Read(rbuf)
+			got.Add(int64(n))
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	buf := make([]byte, chunk)
+	start := time.Now()
+	var sent int64
+	for time.Since(start) < d {
+		if _, err := c.Write(buf); err != nil {
+			tb.Fatalf("write: %v", err)
+		}
+		sent += int64(chunk)
+	}
+	for got.Load() < sent && time.Since(start) < d+30*time.Second {
+		time.Sleep(100 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	s.SetReadDeadline(time.Now()) // ends the reader
+	if err := <-done; !errors.Is(err, os.ErrDeadlineExceeded) {
+		tb.Fatalf("read: %v", err)
+	}
+	if n := got.Load(); n != sent {
+		tb.Fatalf("read %d bytes of %d within %v", n, sent, d+30*time.Second)
+	}
+	return sent, elapsed
 }
 
 func TestNewCanceled(t *testing.T) {

@@ -25,3 +25,5 @@ func (*netns) close() error { return nil }
 func newPair(context.Context) (*Pair, error) {
 	return nil, fmt.Errorf("lab: network namespaces and veth pairs: %w on %s (the pair needs Linux)", errors.ErrUnsupported, runtime.GOOS)
 }
+
+func lineDrops(string) (uint64, error) { return 0, nil }

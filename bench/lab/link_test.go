@@ -759,3 +759,42 @@ func BenchmarkLinkRunDelay(b *testing.B) {
 	b.ReportMetric(float64(late[len(late)/2].Nanoseconds()), "ns-late-median")
 	b.ReportMetric(float64(late[len(late)-1].Nanoseconds()), "ns-late-max")
 }
+
+// TestInputWhole: a super-packet crosses whole only where nothing could happen to
+// its packets but a pass, and counts as its packets would one by one.
+func TestInputWhole(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		im   Impair
+		want bool
+	}{
+		{"clean", Impair{}, true},
+		{"loss", Impair{Loss: 0.01}, false},
+		{"delay", Impair{Delay: time.Millisecond}, false},
+		{"reorder", Impair{Reorder: 0.01}, false},
+		{"rate", Impair{RateBps: 1e9}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			l := NewLink(tc.im, 1, nil, func([]byte) error { return nil })
+			got := l.inputWhole(45, 45*52+65000, 1500, func() error { calls++; return nil })
+			if got != tc.want {
+				t.Fatalf("inputWhole = %v, want %v", got, tc.want)
+			}
+			c := l.Counts()
+			if !got {
+				if calls != 0 || c.Packets != 0 {
+					t.Errorf("declined, yet out called %d times and %d packets counted", calls, c.Packets)
+				}
+				return
+			}
+			if calls != 1 || c.Packets != 45 || c.Passed != 45 || c.Queued != 0 || c.Bytes != 45*52+65000 {
+				t.Errorf("out called %d times, counts %+v; want 1 call, 45 packets passed, none queued", calls, c)
+			}
+		})
+	}
+	l := NewLink(Impair{MTU: 1280}, 1, nil, func([]byte) error { return nil })
+	if l.inputWhole(2, 3000, 1500, func() error { return nil }) {
+		t.Error("inputWhole took packets longer than the MTU")
+	}
+}

@@ -1,0 +1,213 @@
+package lab
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// TestUnpacedReachesLink: an unpaced UDP sender's every datagram reaches the
+// emulator (the line holds the sender back; nothing is dropped before the link), and
+// the receiver gets exactly those the link passed, duplicated and reordered: a known
+// answer with no pacing, with and without GSO on the sender and offloads on the link.
+func TestUnpacedReachesLink(t *testing.T) {
+	const (
+		n    = 20000
+		size = 1200
+		flow = 3
+	)
+	for _, tc := range []struct {
+		name string
+		im   Impair
+		gso  int  // datagrams per send (UDP_SEGMENT), 0: one per send
+		off  bool // Config.NoOffload
+	}{
+		{"clean", Impair{}, 0, false},
+		{"loss=5%", Impair{Loss: 0.05}, 0, false},
+		{"loss=5%,gso", Impair{Loss: 0.05}, 50, false},
+		{"loss=5%,gso,no-offload", Impair{Loss: 0.05}, 50, true},
+		{"all fates,gso", Impair{Loss: 0.02, Duplicate: 0.02, Corrupt: 0.02, Reorder: 0.02}, 50, false},
+		{"all fates,delay,gso", Impair{Loss: 0.02, Duplicate: 0.02, Corrupt: 0.02, Reorder: 0.02, Delay: time.Millisecond}, 50, false},
+		{"all fates", Impair{Loss: 0.02, Duplicate: 0.02, Corrupt: 0.02, Reorder: 0.02}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newTestLab(t, Config{Up: tc.im, Seed: 7, Classify: classifyFake, NoOffload: tc.off})
+			client, server := udpPair(t, l)
+			per := 1
+			if tc.gso > 0 {
+				per = tc.gso
+				setSegment(t, client, size)
+			}
+			// Room for every datagram at the receiver: its socket must not be what
+			// loses them on a loaded machine.
+			forceRcvbuf(t, server, 128<<20)
+
+			got := make([]bool, n)
+			type tally struct{ unique, dups, reordered, bad int }
+			recvd := make(chan tally, 1)
+			go func() {
+				buf := make([]byte, 2048)
+				var k tally
+				highest := -1
+				for {
+					server.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+					m, err := server.Read(buf)
+					if err != nil {
+						recvd <- k
+						return
+					}
+					s := int(binary.BigEndian.Uint64(buf[5:]))
+					switch {
+					case m != size || buf[0] != fakeData || s >= n || binary.BigEndian.Uint32(buf[1:]) != flow:
+						k.bad++
+					case got[s]:
+						k.dups++
+					default:
+						got[s] = true
+						k.unique++
+						if s < highest {
+							k.reordered++ // RFC 4737: below the highest seen
+						}
+						highest = max(highest, s)
+					}
+				}
+			}()
+			msg := make([]byte, size*per)
+			deadline := time.Now().Add(60 * time.Second)
+			for i := 0; i < n; i += per {
+				for j := range per {
+					d := msg[j*size:]
+					d[0] = fakeData
+					binary.BigEndian.PutUint32(d[1:], flow)
+					binary.BigEndian.PutUint64(d[5:], uint64(i+j))
+				}
+				if _, err := client.Write(msg); err != nil {
+					t.Fatalf("write %d: %v", i, err)
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("sending %d datagrams took over 60s", n)
+				}
+			}
+			tl := <-recvd
+			k := tl.unique
+			up, _ := settledCounts(t, l)
+			devUp, _, err := l.DeviceDrops()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("received %d of %d; dropped before the link %d; up.Data %+v", k, n, devUp, up.Data)
+			if devUp != 0 {
+				t.Errorf("dropped before the link: %d, want 0", devUp)
+			}
+			if up.Data.Packets != n {
+				t.Errorf("up.Data.Packets = %d, want %d (every datagram sent reaches the link)", up.Data.Packets, n)
+			}
+			d := up.Data
+			if want := n - d.Dropped - d.Corrupted; uint64(k) != want {
+				t.Errorf("received %d, want %d = %d sent - %d dropped - %d corrupted by the link", k, want, n, d.Dropped, d.Corrupted)
+			}
+			if uint64(tl.dups) != d.Duplicated || uint64(tl.reordered) != d.Reordered || tl.bad != 0 {
+				t.Errorf("received %d duplicates, %d reordered, %d malformed; link duplicated %d, reordered %d; want equal, 0 malformed",
+					tl.dups, tl.reordered, tl.bad, d.Duplicated, d.Reordered)
+			}
+			if loss := tc.im.Loss; loss > 0 {
+				if frac := float64(d.Dropped) / n; frac < loss-0.005 || frac > loss+0.005 {
+					t.Errorf("link loss %.4f, want %v +/- 0.005", frac, loss)
+				}
+			}
+		})
+	}
+}
+
+// forceRcvbuf sets c's receive buffer past net.core.rmem_max (SO_RCVBUFFORCE: root).
+func forceRcvbuf(tb testing.TB, c *net.UDPConn, bytes int) {
+	tb.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes)
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	if errors.Is(serr, os.ErrPermission) || errors.Is(serr, unix.EPERM) {
+		tb.Skipf("lab: SO_RCVBUFFORCE needs CAP_NET_ADMIN: %v", serr)
+	}
+	if serr != nil {
+		tb.Fatal(os.NewSyscallError("setsockopt SO_RCVBUFFORCE", serr))
+	}
+}
+
+// setSegment turns UDP GSO on for c's sends: each write of several times size bytes
+// leaves as datagrams of size bytes.
+func setSegment(tb testing.TB, c *net.UDPConn, size int) {
+	tb.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT, size)
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	if serr != nil {
+		tb.Skipf("UDP_SEGMENT: %v", serr)
+	}
+}
+
+// TestLine: each device sits behind a tbf qdisc at the line's rate; a zero Line
+// leaves the devices without one; a negative rate is refused.
+func TestLine(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		line     *Line
+		wantRate uint64 // bytes/s; 0: no tbf
+	}{
+		{"default", nil, uint64(DefaultLine.RateBps / 8)},
+		{"100M", &Line{RateBps: 100e6, PerPacket: time.Microsecond}, 100e6 / 8},
+		{"none", &Line{}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newTestLab(t, Config{Line: tc.line})
+			for _, in := range []func(func() error) error{l.InClient, l.InServer} {
+				if err := in(func() error {
+					link, err := netlink.LinkByName(DeviceName)
+					if err != nil {
+						return err
+					}
+					qs, err := netlink.QdiscList(link)
+					if err != nil {
+						return err
+					}
+					var rate uint64
+					for _, q := range qs {
+						if tbf, ok := q.(*netlink.Tbf); ok && q.Attrs().Parent == netlink.HANDLE_ROOT {
+							rate = tbf.Rate
+						}
+					}
+					if rate != tc.wantRate {
+						t.Errorf("root tbf rate %d bytes/s, want %d (qdiscs %v)", rate, tc.wantRate, qs)
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+	if _, err := New(context.Background(), Config{Line: &Line{RateBps: -1}}); err == nil || !strings.Contains(err.Error(), "Line") {
+		t.Errorf("New with a negative line rate: err %v, want one naming Line", err)
+	}
+}
