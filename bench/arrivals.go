@@ -1,6 +1,10 @@
 package bench
 
-import "time"
+import (
+	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
+)
 
 // arrivals gives each message of a Recv its arrival time on the run's clock (ns since
 // the epoch, monotonic, the clock of header send times): the kernel's receive stamp
@@ -14,16 +18,16 @@ import "time"
 // both), so the result is exact to a few tens of ns, except across a step of the wall
 // clock between arrival and read; the jitter estimator needs only differences anyway.
 type arrivals struct {
-	st     RecvStamper // nil: the transport has no kernel stamps
-	stamps []int64     // Unix ns, per message of the last Recv; 0 = none
-	k      int         // stamps[:k] belong to the last Recv
-	offset int64       // wall clock − run clock at the last Recv's return, ns
+	st     transport.RecvStamper // nil: the transport has no kernel stamps
+	stamps []int64               // Unix ns, per message of the last Recv; 0 = none
+	k      int                   // stamps[:k] belong to the last Recv
+	offset int64                 // wall clock − run clock at the last Recv's return, ns
 }
 
 // newArrivals returns arrivals for t's Recvs of up to batch messages.
-func newArrivals(t Transport, batch int) *arrivals {
+func newArrivals(t transport.Transport, batch int) *arrivals {
 	a := &arrivals{}
-	if st, ok := t.(RecvStamper); ok {
+	if st, ok := t.(transport.RecvStamper); ok {
 		a.st, a.stamps = st, make([]int64, batch)
 	}
 	return a

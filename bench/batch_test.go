@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
@@ -13,8 +14,8 @@ import (
 // (udp.Options.Batch), client and server.
 func TestBatchReachesUDPConn(t *testing.T) {
 	for _, batch := range []int{1, 256, 1024} {
-		nw := mustNetwork(t, "udp", NetOptions{Batch: batch})
-		l, err := receiverNetwork(nw).Listen(t.Context(), "127.0.0.1:0")
+		nw := mustNetwork(t, "udp", transport.NetOptions{Batch: batch})
+		l, err := transport.ReceiverNetwork(nw).Listen(t.Context(), "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,7 +29,7 @@ func TestBatchReachesUDPConn(t *testing.T) {
 			l.Close()
 			t.Fatal(err)
 		}
-		for name, tr := range map[string]Transport{"client": cli, "server": srv} {
+		for name, tr := range map[string]transport.Transport{"client": cli, "server": srv} {
 			if got := tr.(*udp.Conn).Batch(); got != batch {
 				t.Errorf("--batch %d: the %s's udp.Conn batch is %d", batch, name, got)
 			}
@@ -46,7 +47,7 @@ func TestBatchReachesUDPConn(t *testing.T) {
 func TestBatchSendCalls(t *testing.T) {
 	const count = 256 * 40
 	p := Plan{Transports: []string{"udp"}, Experiments: []string{report.ExpStream}, Sizes: []int{64}, Count: count, Batch: 256,
-		Warmup: NoWarmup, Net: NetOptions{RecvBuffer: 4 << 20}}.WithDefaults()
+		Warmup: NoWarmup, Net: transport.NetOptions{RecvBuffer: 4 << 20}}.WithDefaults()
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // The benchmarks run the experiments themselves with b.N as the exact count, so
@@ -40,7 +41,7 @@ func BenchmarkStream(b *testing.B) {
 		}
 		for _, size := range sizes {
 			b.Run(fmt.Sprintf("transport=%s/size=%d", name, size), func(b *testing.B) {
-				nw := mustNetwork(b, name, NetOptions{NoDelay: true})
+				nw := mustNetwork(b, name, transport.NetOptions{NoDelay: true})
 				b.ReportAllocs()
 				e := benchEnv(b)
 				measured := measuredTimer(b, e)
@@ -85,7 +86,7 @@ func BenchmarkPingPong(b *testing.B) {
 	for _, name := range []string{"tcp", "udp"} {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("transport=%s/size=%d", name, size), func(b *testing.B) {
-				nw := mustNetwork(b, name, NetOptions{NoDelay: true})
+				nw := mustNetwork(b, name, transport.NetOptions{NoDelay: true})
 				b.SetBytes(int64(2 * size))
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -105,7 +106,7 @@ func BenchmarkPingPong(b *testing.B) {
 func BenchmarkConnect(b *testing.B) {
 	for _, name := range []string{"tcp", "udp"} {
 		b.Run(fmt.Sprintf("transport=%s/size=64", name), func(b *testing.B) {
-			nw := mustNetwork(b, name, NetOptions{NoDelay: true})
+			nw := mustNetwork(b, name, transport.NetOptions{NoDelay: true})
 			b.ReportAllocs()
 			b.ResetTimer()
 			m, _, err := runConnect(context.Background(), benchEnv(b), nw, report.Params{Size: 64, Count: uint64(b.N)})
@@ -130,7 +131,7 @@ func BenchmarkStreamPacer(b *testing.B) {
 	for _, rate := range []float64{10e6, 1e9} {
 		for _, name := range []string{"tcp", "udp"} {
 			b.Run(fmt.Sprintf("transport=%s/rate=%g", name, rate), func(b *testing.B) {
-				nw := mustNetwork(b, name, NetOptions{NoDelay: true})
+				nw := mustNetwork(b, name, transport.NetOptions{NoDelay: true})
 				e := benchEnv(b)
 				measuredTimer(b, e) // ns/op: the measured phase per message, about the pacing period
 				m, _, err := runStream(context.Background(), e, nw, report.Params{Size: 1400, Streams: 1, Count: uint64(b.N), RateBps: rate})
@@ -151,7 +152,7 @@ func BenchmarkStreamPacer(b *testing.B) {
 // iteration is one request, so ns/op is about the 1 ms period. TestOpenLoopPacer
 // checks only that it paces.
 func BenchmarkOpenLoopPacer(b *testing.B) {
-	nw := mustNetwork(b, "udp", NetOptions{})
+	nw := mustNetwork(b, "udp", transport.NetOptions{})
 	e := benchEnv(b)
 	b.ResetTimer()
 	o, err := runPingPongCell(context.Background(), e, nw, report.Params{Size: 64, Count: uint64(b.N), PingRate: 1000})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
@@ -17,16 +18,16 @@ import (
 func TestPingPongBlocking(t *testing.T) {
 	for _, tc := range []struct {
 		name, transport string
-		o               NetOptions
+		o               transport.NetOptions
 		rate            float64 // open loop when > 0
 		want            string  // e.rx's pingpong entry
 	}{
-		{"udp", "udp", NetOptions{}, 0, "blocking"},
-		{"tcp", "tcp", NetOptions{NoDelay: true}, 0, "blocking"},
-		{"udp busy-poll", "udp", NetOptions{BusyPoll: true}, 0, "busy-poll"},
-		{"tcp busy-poll", "tcp", NetOptions{NoDelay: true, BusyPoll: true}, 0, "busy-poll"},
-		{"udp open loop", "udp", NetOptions{}, 2000, "poller"},
-		{"tcp open loop", "tcp", NetOptions{NoDelay: true}, 2000, "poller"},
+		{"udp", "udp", transport.NetOptions{}, 0, "blocking"},
+		{"tcp", "tcp", transport.NetOptions{NoDelay: true}, 0, "blocking"},
+		{"udp busy-poll", "udp", transport.NetOptions{BusyPoll: true}, 0, "busy-poll"},
+		{"tcp busy-poll", "tcp", transport.NetOptions{NoDelay: true, BusyPoll: true}, 0, "busy-poll"},
+		{"udp open loop", "udp", transport.NetOptions{}, 2000, "poller"},
+		{"tcp open loop", "tcp", transport.NetOptions{NoDelay: true}, 2000, "poller"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := testEnv(t)
@@ -53,15 +54,15 @@ func TestPingPongBlocking(t *testing.T) {
 // answerDropper is a Network whose servers do not answer the requests the set
 // names; everything else is the real network, blocking ends included.
 type answerDropper struct {
-	Network
+	transport.Network
 	drop map[uint64]bool
 }
 
-func (n answerDropper) withBlocking() Network {
-	return answerDropper{Network: blockingNet(n.Network), drop: n.drop}
+func (n answerDropper) WithBlocking() transport.Network {
+	return answerDropper{Network: transport.BlockingNet(n.Network), drop: n.drop}
 }
 
-func (n answerDropper) Listen(ctx context.Context, addr string) (Listener, error) {
+func (n answerDropper) Listen(ctx context.Context, addr string) (transport.Listener, error) {
 	l, err := n.Network.Listen(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -70,11 +71,11 @@ func (n answerDropper) Listen(ctx context.Context, addr string) (Listener, error
 }
 
 type droppingListener struct {
-	Listener
+	transport.Listener
 	drop map[uint64]bool
 }
 
-func (l droppingListener) Accept(ctx context.Context) (Transport, error) {
+func (l droppingListener) Accept(ctx context.Context) (transport.Transport, error) {
 	t, err := l.Listener.Accept(ctx)
 	if err != nil {
 		return nil, err
@@ -84,12 +85,12 @@ func (l droppingListener) Accept(ctx context.Context) (Transport, error) {
 
 // droppingServer leaves the named requests unanswered: its Send skips them.
 type droppingServer struct {
-	Transport
+	transport.Transport
 	drop map[uint64]bool
 	out  [][]byte
 }
 
-func (s *droppingServer) RecvMode() string { return RecvModeOf(s.Transport) }
+func (s *droppingServer) RecvMode() string { return transport.RecvModeOf(s.Transport) }
 
 func (s *droppingServer) Send(msgs [][]byte) (int, error) {
 	s.out = s.out[:0]
@@ -119,7 +120,7 @@ func TestPingPongBlockingUnanswered(t *testing.T) {
 			e.timeout = 2 * time.Second
 			e.warmup = 0 // sequence numbers from the first measured request
 			e.rx = &rxModes{}
-			nw := answerDropper{Network: mustNetwork(t, name, NetOptions{NoDelay: true}), drop: map[uint64]bool{17: true}}
+			nw := answerDropper{Network: mustNetwork(t, name, transport.NetOptions{NoDelay: true}), drop: map[uint64]bool{17: true}}
 			m, _, err := runPingPong(context.Background(), e, nw, report.Params{Size: 64, Count: 50})
 			if err != nil {
 				t.Fatal(err)
@@ -146,7 +147,7 @@ func TestEchoServerBlockingStops(t *testing.T) {
 			e := testEnv(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			srv, err := startEchoServer(ctx, e, blockingNet(mustNetwork(t, name, NetOptions{})), 64)
+			srv, err := startEchoServer(ctx, e, transport.BlockingNet(mustNetwork(t, name, transport.NetOptions{})), 64)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
@@ -61,7 +62,7 @@ const competitorTransport = "udp"
 // Both flows are stream cells: the same pacing, receiver accounting and drain as
 // stream. Metrics are the alone phase's. Without a rate-limited link (loopback, or a
 // lab link without a rate) the cell says so and measures nothing.
-func runBottleneck(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runBottleneck(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	if e.lab == nil || e.linkRate <= 0 {
 		return outcome{warns: []string{bottleneckSkip}, observed: map[string]any{report.ObsSkipped.Key(): bottleneckSkip}}, nil
 	}
@@ -187,8 +188,8 @@ func jain(x1, x2 float64) (float64, bool) {
 }
 
 // crossNetwork is the competing flow's network: UDP across the same emulated link.
-func crossNetwork(e *runEnv) (Network, error) {
-	nw, err := NetworkByName(competitorTransport, NetOptions{})
+func crossNetwork(e *runEnv) (transport.Network, error) {
+	nw, err := transport.NetworkByName(competitorTransport, transport.NetOptions{})
 	if err != nil {
 		return nil, err
 	}

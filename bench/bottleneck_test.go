@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestBottleneckSkip: without a rate-limited link the cell says what it needs and
@@ -16,7 +17,7 @@ func TestBottleneckSkip(t *testing.T) {
 	p := report.Params{Size: propertySize, Streams: 1, DurationS: 0.2}
 	for _, tr := range []string{"tcp", "udp"} {
 		t.Run(tr, func(t *testing.T) {
-			o, err := runBottleneck(context.Background(), testEnv(t), mustNetwork(t, tr, NetOptions{}), p)
+			o, err := runBottleneck(context.Background(), testEnv(t), mustNetwork(t, tr, transport.NetOptions{}), p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +62,7 @@ func TestJain(t *testing.T) {
 // loop), and "about half" lost is a quarter to three quarters.
 func TestBottleneckLab(t *testing.T) {
 	p := Plan{Experiments: []string{report.ExpBottleneck}, Duration: 2 * time.Second, Seed: 7,
-		Net: NetOptions{NoDelay: true}}
+		Net: transport.NetOptions{NoDelay: true}}
 	rep := runLab(t, "rate=20M,queue=50", p)
 	got := map[string]map[string]any{}
 	for _, r := range rep.Results {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -67,7 +68,7 @@ const (
 //
 // Metrics count the burst only: its writes are the messages sent, and a write is
 // received when its bytes arrive intact at a write boundary of what was read.
-func runBoundaries(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runBoundaries(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	obs := map[string]any{}
@@ -228,9 +229,9 @@ func newBurst(seed int64) *burst {
 
 // burstWriter returns how the burst is written on t: plain writes on its byte
 // stream when raw (t must be a rawStreamer), else one Send per write.
-func burstWriter(t Transport, raw bool) func(msg []byte) error {
+func burstWriter(t transport.Transport, raw bool) func(msg []byte) error {
 	if raw {
-		w := t.(RawStreamer).RawStream()
+		w := t.(transport.RawStreamer).RawStream()
 		return func(msg []byte) error { _, err := w.Write(msg); return err }
 	}
 	out := make([][]byte, 1)
@@ -243,9 +244,9 @@ func burstWriter(t Transport, raw bool) func(msg []byte) error {
 
 // burstReader returns how the burst is read on t: reads of its byte stream when raw
 // (t must be a rawStreamer), else one Recv of one message per read.
-func burstReader(t Transport, raw bool) (read func(buf []byte) (int, error), setDeadline func(time.Time) error) {
+func burstReader(t transport.Transport, raw bool) (read func(buf []byte) (int, error), setDeadline func(time.Time) error) {
 	if raw {
-		r := t.(RawStreamer).RawStream()
+		r := t.(transport.RawStreamer).RawStream()
 		return r.Read, r.SetReadDeadline
 	}
 	bufs, sizes := make([][]byte, 1), make([]int, 1)
@@ -293,8 +294,8 @@ func (b *burst) readUntil(ctx context.Context, quiet time.Duration, read func([]
 			b.got = append(b.got, buf[:n]...)
 			quietSince = time.Now()
 		}
-		if err != nil && !isTimeout(err) {
-			if isOversize(err) {
+		if err != nil && !transport.IsTimeout(err) {
+			if transport.IsOversize(err) {
 				b.warns = append(b.warns, fmt.Sprintf("a message larger than %d bytes: %v", len(buf), err))
 				continue
 			}
@@ -441,7 +442,7 @@ func readRaw(ctx context.Context, r net.Conn, n int, quiet time.Duration) (reads
 			got = append(got, buf[:k]...)
 			quietSince = time.Now()
 		}
-		if rerr != nil && !isTimeout(rerr) {
+		if rerr != nil && !transport.IsTimeout(rerr) {
 			if errors.Is(rerr, io.EOF) {
 				return reads, got, nil
 			}
@@ -498,7 +499,7 @@ func parseBoundaries(raw json.RawMessage, spec *FarSpec) error {
 	switch bp.Part {
 	case BoundariesBurst, BoundariesLargest:
 	case BoundariesRaw:
-		if !CapsOf(spec.Transport).Connected {
+		if !transport.CapsOf(spec.Transport).Connected {
 			return fmt.Errorf("params.part: %s needs a byte stream (tcp), got %s", bp.Part, spec.Transport)
 		}
 	default:
@@ -531,7 +532,7 @@ func boundariesPartTime(e *runEnv) time.Duration { return 2*(e.timeout+e.drain) 
 
 // openBoundaries starts the server half of one part of boundaries, of messages up
 // to size bytes, at the cell's peer, and opens the client's endpoint to it.
-func openBoundaries(ctx context.Context, e *runEnv, nw Network, part string, size int, quiet time.Duration) (*reqPeer, error) {
+func openBoundaries(ctx context.Context, e *runEnv, nw transport.Network, part string, size int, quiet time.Duration) (*reqPeer, error) {
 	rp, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpBoundaries, Transport: nw.Name(), Size: size, Streams: 1,
 		Duration: boundariesPartTime(e), Boundaries: &FarBoundaries{Part: part, Seed: e.seed, Quiet: quiet}}, serverHalf{half: ServeBoundaries})
 	if err != nil {
@@ -545,24 +546,24 @@ func openBoundaries(ctx context.Context, e *runEnv, nw Network, part string, siz
 }
 
 // writeDeadline bounds the writes of a raw stream by ctx's deadline.
-func writeDeadline(ctx context.Context, t Transport) error {
+func writeDeadline(ctx context.Context, t transport.Transport) error {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return nil
 	}
-	return t.(RawStreamer).RawStream().SetWriteDeadline(dl)
+	return t.(transport.RawStreamer).RawStream().SetWriteDeadline(dl)
 }
 
 // burstPart writes the burst to the reader: at once on a byte stream, else in
 // chunks of burstChunk with a pause after each. It returns what the server half
 // reported, whether the burst went as a raw stream, and the writes this side's
 // kernel refused.
-func burstPart(ctx context.Context, e *runEnv, nw Network, quiet time.Duration) (r FarResult, raw bool, refused uint64, err error) {
+func burstPart(ctx context.Context, e *runEnv, nw transport.Network, quiet time.Duration) (r FarResult, raw bool, refused uint64, err error) {
 	fo, err := openBoundaries(ctx, e, nw, BoundariesBurst, propertySize, quiet)
 	if err != nil {
 		return FarResult{}, false, 0, err
 	}
-	_, raw = fo.t.(RawStreamer)
+	_, raw = fo.t.(transport.RawStreamer)
 	b := newBurst(e.seed)
 	chunk := burstChunk
 	if raw {
@@ -603,7 +604,7 @@ var errFarTooLarge = errors.New("larger than the far end takes")
 // largestPart sends the reader the largest message, tries one byte more, and
 // tries 1 MiB; the kernel's own limit is probed with a plain datagram socket. Which
 // arrived whole is what the server half reports.
-func largestPart(ctx context.Context, e *runEnv, nw Network, maxSize int, quiet time.Duration) (*largest, FarResult, error) {
+func largestPart(ctx context.Context, e *runEnv, nw transport.Network, maxSize int, quiet time.Duration) (*largest, FarResult, error) {
 	var l largest
 	fo, err := openBoundaries(ctx, e, nw, BoundariesLargest, maxSize, quiet)
 	if err != nil {
@@ -631,7 +632,7 @@ func largestPart(ctx context.Context, e *runEnv, nw Network, maxSize int, quiet 
 	iMax, maxErr := send(maxSize)
 	var iPlus int
 	iPlus, l.plusOneErr = send(maxSize + 1)
-	if rd, ok := nw.(RawDatagramDialer); ok {
+	if rd, ok := nw.(transport.RawDatagramDialer); ok {
 		// A datagram above the kernel's limit never leaves this host.
 		c, err := rd.DialRawDatagram(ctx, fo.remote.String())
 		if err != nil {
@@ -666,12 +667,12 @@ func largestPart(ctx context.Context, e *runEnv, nw Network, maxSize int, quiet 
 
 // rawMiBPart writes 1 MiB with one write call on a fresh raw stream; the reader
 // counts the reads it takes.
-func rawMiBPart(ctx context.Context, e *runEnv, nw Network, quiet time.Duration) (FarResult, error) {
+func rawMiBPart(ctx context.Context, e *runEnv, nw transport.Network, quiet time.Duration) (FarResult, error) {
 	fo, err := openBoundaries(ctx, e, nw, BoundariesRaw, propertySize, quiet)
 	if err != nil {
 		return FarResult{}, err
 	}
-	rs, ok := fo.t.(RawStreamer)
+	rs, ok := fo.t.(transport.RawStreamer)
 	if !ok {
 		return fo.finish(ctx), fmt.Errorf("%s: no raw stream", nw.Name())
 	}
@@ -693,7 +694,7 @@ func rawMiBPart(ctx context.Context, e *runEnv, nw Network, quiet time.Duration)
 // seed it gives. It sends nothing on it. It reads until what the part sends arrived,
 // the endpoint ends, or nothing arrived for Quiet, then waits for the client to be
 // done (env.Done) or ctx, and reports what it read in FarResult.Boundaries.
-func ServeBoundaries(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error) {
+func ServeBoundaries(ctx context.Context, env ServerEnv, spec FarSpec, ts []transport.Transport) (FarResult, error) {
 	fb := spec.Boundaries
 	if fb == nil || fb.Quiet <= 0 || spec.Size < wire.HeaderLen || len(ts) != 1 {
 		return FarResult{}, fmt.Errorf("bench: ServeBoundaries: want a part, a quiet time, size ≥ %d bytes and one endpoint, got %+v, size %d, %d endpoints",
@@ -706,7 +707,7 @@ func ServeBoundaries(ctx context.Context, env ServerEnv, spec FarSpec, ts []Tran
 	switch fb.Part {
 	case BoundariesBurst:
 		b := newBurst(fb.Seed)
-		_, b.raw = t.(RawStreamer)
+		_, b.raw = t.(transport.RawStreamer)
 		read, setDeadline := burstReader(t, b.raw)
 		buf := make([]byte, readBytes)
 		if b.raw {
@@ -723,7 +724,7 @@ func ServeBoundaries(ctx context.Context, env ServerEnv, spec FarSpec, ts []Tran
 		if err == nil {
 			err = b.readUntil(ctx, fb.Quiet, read, setDeadline, buf, len(b.want))
 		}
-		if d, ok := recvDrops([]Transport{t}); ok { // a fresh socket: all its drops are the burst's
+		if d, ok := recvDrops([]transport.Transport{t}); ok { // a fresh socket: all its drops are the burst's
 			b.dropsSocket = &d
 		}
 		rx = b.rx()
@@ -731,7 +732,7 @@ func ServeBoundaries(ctx context.Context, env ServerEnv, spec FarSpec, ts []Tran
 	case BoundariesLargest:
 		rx.Messages, err = readWhole(ctx, t, spec.Size, fb, env)
 	case BoundariesRaw:
-		rs, ok := t.(RawStreamer)
+		rs, ok := t.(transport.RawStreamer)
 		if !ok {
 			return r, fmt.Errorf("bench: ServeBoundaries: part %s needs a byte stream, got %T", fb.Part, t)
 		}
@@ -758,7 +759,7 @@ func ServeBoundaries(ctx context.Context, env ServerEnv, spec FarSpec, ts []Tran
 // size. It returns when t ends, ctx ends, or once the client is done (client.Done)
 // when as many messages arrived as it sent (client.Sent) or nothing arrived for
 // fb.Quiet.
-func readWhole(ctx context.Context, t Transport, size int, fb *FarBoundaries, client FarPeer) ([]MessageRx, error) {
+func readWhole(ctx context.Context, t transport.Transport, size int, fb *FarBoundaries, client FarPeer) ([]MessageRx, error) {
 	var msgs []MessageRx
 	bufs, sizes := makeBufs(1, size), make([]int, 1)
 	quietSince, done, sent := time.Now(), false, -1
@@ -788,7 +789,7 @@ func readWhole(ctx context.Context, t Transport, size int, fb *FarBoundaries, cl
 			quietSince = time.Now()
 		}
 		switch {
-		case err == nil || isTimeout(err):
+		case err == nil || transport.IsTimeout(err):
 		case isClosed(err):
 			return msgs, nil
 		default:

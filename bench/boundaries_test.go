@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
+	"github.com/tcpvsudp/tcpvsudp/bench/transporttest"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -23,7 +25,7 @@ func TestBoundariesKnownAnswer(t *testing.T) {
 			// e.timeout + e.drain, which a writer stalled on a busy host must not
 			// outlast. A complete burst ends the wait.
 			e.timeout, e.drain = patience, patience
-			o, err := runBoundaries(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), report.Params{Size: propertySize})
+			o, err := runBoundaries(context.Background(), e, mustNetwork(t, name, transport.NetOptions{NoDelay: true}), report.Params{Size: propertySize})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,7 +191,7 @@ func TestBoundariesUDPOverflow(t *testing.T) {
 	// which never comes here (4 chunks: 4 waits). A writer stalled longer than that
 	// on a busy host would leave its last datagrams unread, lost but not dropped.
 	e.timeout = time.Second
-	o, err := runBoundaries(context.Background(), e, mustNetwork(t, "udp", NetOptions{RecvBuffer: 4096}), report.Params{Size: propertySize})
+	o, err := runBoundaries(context.Background(), e, mustNetwork(t, "udp", transport.NetOptions{RecvBuffer: 4096}), report.Params{Size: propertySize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +220,11 @@ func TestServeBoundaries(t *testing.T) {
 	const seed = 42
 	for _, tc := range []struct {
 		name, transport, part string
-		write                 func(t *testing.T, c Transport)
+		write                 func(t *testing.T, c transport.Transport)
 		check                 func(t *testing.T, rx *BoundariesRx)
 	}{
 		{"burst missing write 3", "udp", BoundariesBurst,
-			func(t *testing.T, c Transport) {
+			func(t *testing.T, c transport.Transport) {
 				w := burstWriter(c, false)
 				lose3 := func(msg []byte) error {
 					if binary.BigEndian.Uint32(msg) == 3 {
@@ -243,7 +245,7 @@ func TestServeBoundaries(t *testing.T) {
 				}
 			}},
 		{"burst", "tcp", BoundariesBurst,
-			func(t *testing.T, c Transport) {
+			func(t *testing.T, c transport.Transport) {
 				b := newBurst(seed)
 				if _, err := b.writePaused(context.Background(), burstWriter(c, true), burstWrites); err != nil {
 					t.Fatal(err)
@@ -271,7 +273,7 @@ func TestServeBoundaries(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name+"/"+tc.transport, func(t *testing.T) {
-			c, s := loopbackPair(t, mustNetwork(t, tc.transport, NetOptions{NoDelay: true}))
+			c, s := transporttest.Pair(t, mustNetwork(t, tc.transport, transport.NetOptions{NoDelay: true}))
 			spec := FarSpec{Experiment: report.ExpBoundaries, Transport: tc.transport, Size: 8192, Streams: 1,
 				Boundaries: &FarBoundaries{Part: tc.part, Seed: seed, Quiet: time.Second}}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
@@ -283,7 +285,7 @@ func TestServeBoundaries(t *testing.T) {
 			client := &clientEnv{done: make(chan struct{})}
 			done := make(chan halfResult, 1)
 			go func() {
-				r, err := ServeBoundaries(ctx, client, spec, []Transport{s})
+				r, err := ServeBoundaries(ctx, client, spec, []transport.Transport{s})
 				done <- halfResult{r, err}
 			}()
 			tc.write(t, c)
@@ -300,8 +302,8 @@ func TestServeBoundaries(t *testing.T) {
 
 // sendSeeded sends two messages: 5000 bytes of seed's payload, then 3000 of
 // another seed's.
-func sendSeeded(seed int64) func(t *testing.T, c Transport) {
-	return func(t *testing.T, c Transport) {
+func sendSeeded(seed int64) func(t *testing.T, c transport.Transport) {
+	return func(t *testing.T, c transport.Transport) {
 		a, b := make([]byte, 5000), make([]byte, 3000)
 		wire.FillPayload(a, seed, 5000)
 		wire.FillPayload(b, seed+1, 3000)
@@ -318,11 +320,11 @@ func checkSeeded(t *testing.T, rx *BoundariesRx) {
 }
 
 // writeMiB writes 1 MiB of seed's payload in one raw write.
-func writeMiB(seed int64) func(t *testing.T, c Transport) {
-	return func(t *testing.T, c Transport) {
+func writeMiB(seed int64) func(t *testing.T, c transport.Transport) {
+	return func(t *testing.T, c transport.Transport) {
 		msg := make([]byte, oneMiB)
 		wire.FillPayload(msg, seed, oneMiB)
-		if _, err := c.(RawStreamer).RawStream().Write(msg); err != nil {
+		if _, err := c.(transport.RawStreamer).RawStream().Write(msg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -331,7 +333,7 @@ func writeMiB(seed int64) func(t *testing.T, c Transport) {
 // TestServeBoundariesRefuses: a spec without a part, a quiet time or a header's size,
 // an unknown part, or a raw part on a datagram transport is refused, naming it.
 func TestServeBoundariesRefuses(t *testing.T) {
-	_, s := loopbackPair(t, mustNetwork(t, "udp", NetOptions{}))
+	_, s := transporttest.Pair(t, mustNetwork(t, "udp", transport.NetOptions{}))
 	for _, tc := range []struct {
 		name string
 		spec FarSpec
@@ -344,7 +346,7 @@ func TestServeBoundariesRefuses(t *testing.T) {
 		{"raw over udp", FarSpec{Size: 1024, Boundaries: &FarBoundaries{Part: BoundariesRaw, Quiet: time.Second}}, "needs a byte stream"},
 		{"two endpoints", FarSpec{Size: 1024, Boundaries: &FarBoundaries{Part: BoundariesBurst, Quiet: time.Second}}, "one endpoint"},
 	} {
-		ts := []Transport{s}
+		ts := []transport.Transport{s}
 		if tc.name == "two endpoints" {
 			ts = append(ts, s)
 		}
@@ -359,7 +361,7 @@ func TestServeBoundariesRefuses(t *testing.T) {
 // sent, the reader of the largest messages stops when they are in, without the
 // quiet wait that ends it otherwise (here an hour: the test would time out).
 func TestReadWholeStopsAtSent(t *testing.T) {
-	c, s := loopbackPair(t, mustNetwork(t, "udp", NetOptions{}))
+	c, s := transporttest.Pair(t, mustNetwork(t, "udp", transport.NetOptions{}))
 	sendSeeded(3)(t, c)
 	client := &clientEnv{done: make(chan struct{}), sent: []uint64{2}}
 	close(client.done)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
@@ -52,7 +53,7 @@ const clientsMaxS = 1.0
 // listen mode: the far end reads its own footprint before its first client and
 // again once this side is done with every client still connected, so the figures
 // are the server's alone (footprint_of says so), on its own kernel.
-func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runClients(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	n := p.Clients
 	if n < 1 {
 		return outcome{}, fmt.Errorf("clients: need at least 1 client, got %d", n)
@@ -67,7 +68,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 		return outcome{}, err
 	}
 	defer srv.finish(context.WithoutCancel(ctx))
-	conns := make([]Transport, 0, n)
+	conns := make([]transport.Transport, 0, n)
 	defer func() { // runs before srv.close
 		for _, t := range conns {
 			t.Close()
@@ -190,7 +191,7 @@ func runClients(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 
 // forEachClient runs f for every client at once, each in its own goroutine, and
 // waits for all of them; the first error cancels the others' ctx.
-func forEachClient(ctx context.Context, conns []Transport, f func(ctx context.Context, i int) error) error {
+func forEachClient(ctx context.Context, conns []transport.Transport, f func(ctx context.Context, i int) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range conns {
 		g.Go(func() error { return f(gctx, i) })

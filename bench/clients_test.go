@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestClientsSockets runs 50 clients against one server on real sockets: TCP needs a
@@ -35,7 +36,7 @@ func TestClientsSockets(t *testing.T) {
 			// socket holds the 50 outstanding requests: it loses none on loopback
 			// either, but a loss would be its own, so it is not asserted.)
 			e.timeout = patience
-			nw := mustNetwork(t, tc.transport, NetOptions{NoDelay: true})
+			nw := mustNetwork(t, tc.transport, transport.NetOptions{NoDelay: true})
 			o, err := runClients(context.Background(), e, nw, report.Params{Size: 1024, Clients: n, DurationS: 0.3})
 			if err != nil {
 				t.Fatal(err)
@@ -86,7 +87,7 @@ func TestClientsSockets(t *testing.T) {
 func TestClientsCount(t *testing.T) {
 	e := testEnv(t)
 	e.timeout = patience // TCP answers every request: only a hang may time out
-	o, err := runClients(context.Background(), e, mustNetwork(t, "tcp", NetOptions{NoDelay: true}), report.Params{Size: 64, Clients: 4, Count: 25})
+	o, err := runClients(context.Background(), e, mustNetwork(t, "tcp", transport.NetOptions{NoDelay: true}), report.Params{Size: 64, Clients: 4, Count: 25})
 	if err != nil {
 		t.Fatal(err)
 	}

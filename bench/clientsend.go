@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -53,7 +54,7 @@ func intp(v int) *int { return &v }
 
 // answered reports whether a request on t was answered within tries attempts of
 // e.timeout each.
-func answered(ctx context.Context, e *runEnv, t Transport, size, tries int) bool {
+func answered(ctx context.Context, e *runEnv, t transport.Transport, size, tries int) bool {
 	r := newRequester(e, size)
 	var m report.Metrics
 	for range tries {
@@ -107,7 +108,7 @@ const maxFarClients = 1024
 // openClientsPeer starts the echo server half of a clients cell in listen mode, the
 // footprint's baseline read before it serves (at a far end, by the far end: it
 // answers on its own data path once it has, and the clients dial after).
-func openClientsPeer(ctx context.Context, e *runEnv, nw Network, p report.Params) (*reqPeer, error) {
+func openClientsPeer(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (*reqPeer, error) {
 	if e.far != nil && p.Clients > maxFarClients {
 		return nil, fmt.Errorf("--clients: at most %d against a remote server (the clients it keeps open at once), got %d", maxFarClients, p.Clients)
 	}

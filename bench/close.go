@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -16,11 +17,11 @@ func init() {
 	registerExperiment(experimentSpec{name: report.ExpClose,
 		help:  "the peer closes: a TCP reader sees EOF; a UDP reader sees nothing. Then the server closes its listening socket",
 		place: 20, run: runClose,
-		far: &FarHalf{OnePath: true, Serve: serveEach(func(ctx context.Context, spec FarSpec, t Transport) error {
+		far: &FarHalf{OnePath: true, Serve: serveEach(func(ctx context.Context, spec FarSpec, t transport.Transport) error {
 			// A connectionless transport's data socket (UDP) serves the one client and
 			// is the cell's listener too; a connected one's listener (TCP) closed when
 			// the connection arrived.
-			return ServeClose(ctx, t, spec.Size, farBatch(spec), !CapsOf(spec.Transport).Connected)
+			return ServeClose(ctx, t, spec.Size, farBatch(spec), !transport.CapsOf(spec.Transport).Connected)
 		})}})
 }
 
@@ -54,7 +55,7 @@ const closeWait = time.Second
 // connectionless transport's one socket (UDP) is its listener: the server half
 // closes it when asked, and then neither the existing client nor a new one is
 // answered.
-func runClose(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runClose(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	obs := map[string]any{}
 	var o outcome
 	r, err := peerClose(ctx, e, nw, p, obs, &o.m)
@@ -85,9 +86,9 @@ const closeEchoes = 5
 // openClose starts one part's server half, ServeClose, for at most the echoes, the
 // wait for the end of stream and the listener's requests. In this process, closed
 // is told (on the server's clock, e.now) just before it closes its endpoint.
-func openClose(ctx context.Context, e *runEnv, nw Network, size int, closed func(at int64)) (*reqPeer, error) {
-	listener := !CapsOf(nw.Name()).Connected // the endpoint is the listener: UDP's one socket
-	half := serverHalf{oneClient: !listener, serve: func(ctx context.Context, t Transport) error {
+func openClose(ctx context.Context, e *runEnv, nw transport.Network, size int, closed func(at int64)) (*reqPeer, error) {
+	listener := !transport.CapsOf(nw.Name()).Connected // the endpoint is the listener: UDP's one socket
+	half := serverHalf{oneClient: !listener, serve: func(ctx context.Context, t transport.Transport) error {
 		return serveClose(ctx, t, size, e.batch, listener, func() { closed(e.now()) })
 	}}
 	dur := closeWait + (closeEchoes+5)*e.timeout
@@ -95,7 +96,7 @@ func openClose(ctx context.Context, e *runEnv, nw Network, size int, closed func
 }
 
 // sendClose sends c's message as a close request naming what, unanswered.
-func sendClose(c *requester, t Transport, what uint32, m *report.Metrics) error {
+func sendClose(c *requester, t transport.Transport, what uint32, m *report.Metrics) error {
 	wire.PutHeader(c.req, wire.Header{Kind: wire.KindEnd, Run: c.e.run, Flow: what, Len: uint32(len(c.req)), Seq: c.seq, SendNs: c.e.now(), PayloadCRC: c.pcrc})
 	c.seq++
 	c.out[0] = c.req
@@ -108,7 +109,7 @@ func sendClose(c *requester, t Transport, what uint32, m *report.Metrics) error 
 
 // peerClose: after closeEchoes echoes, the client asks the server half to close its
 // endpoint and reads until end of stream, or gives up after closeWait.
-func peerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, obs map[string]any, m *report.Metrics) (r FarResult, err error) {
+func peerClose(ctx context.Context, e *runEnv, nw transport.Network, p report.Params, obs map[string]any, m *report.Metrics) (r FarResult, err error) {
 	closedAt := make(chan int64, 1) // one clock: when the server half closed, ns since e.epoch
 	srv, err := openClose(ctx, e, nw, p.Size, func(at int64) {
 		select {
@@ -161,7 +162,7 @@ func peerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, obs 
 			m.LateMsgs++ // nothing but the end should come
 		}
 		switch {
-		case err == nil || isTimeout(err):
+		case err == nil || transport.IsTimeout(err):
 		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
 			ended, endedAt = err, e.now()
 		default:
@@ -203,7 +204,7 @@ func endText(err error) string {
 // listenerClose: a client is answered; the server half is asked to close its
 // listening socket; is the client still answered, and can a new client of its port
 // connect?
-func listenerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, obs map[string]any, m *report.Metrics) (r FarResult, err error) {
+func listenerClose(ctx context.Context, e *runEnv, nw transport.Network, p report.Params, obs map[string]any, m *report.Metrics) (r FarResult, err error) {
 	srv, err := openClose(ctx, e, nw, p.Size, func(int64) {})
 	if err != nil {
 		return FarResult{}, err
@@ -214,7 +215,7 @@ func listenerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, 
 		return FarResult{}, err
 	}
 	c := newRequester(e, p.Size)
-	answered := func(t Transport) (bool, error) {
+	answered := func(t transport.Transport) (bool, error) {
 		before := m.RecvMsgs
 		err := c.roundTrip(t, wire.KindRequest, m, nil, -1)
 		return m.RecvMsgs > before, err
@@ -235,7 +236,7 @@ func listenerClose(ctx context.Context, e *runEnv, nw Network, p report.Params, 
 
 // newClient dials addr, whose listener has closed, and records whether the dial is
 // refused, or else whether a request is answered.
-func newClient(ctx context.Context, e *runEnv, nw Network, addr string, answered func(Transport) (bool, error), obs map[string]any) {
+func newClient(ctx context.Context, e *runEnv, nw transport.Network, addr string, answered func(transport.Transport) (bool, error), obs map[string]any) {
 	t2, err := nw.Dial(ctx, addr)
 	switch {
 	case err != nil:
@@ -265,12 +266,12 @@ func newClient(ctx context.Context, e *runEnv, nw Network, addr string, answered
 // Messages after a close request in the same batch are dropped unanswered, as
 // the closed socket would drop them. It returns when t is closed, or ctx ends. size
 // is the largest message; batch the most messages per call.
-func ServeClose(ctx context.Context, t Transport, size, batch int, listener bool) error {
+func ServeClose(ctx context.Context, t transport.Transport, size, batch int, listener bool) error {
 	return serveClose(ctx, t, size, batch, listener, nil)
 }
 
 // serveClose is ServeClose telling closing, when not nil, just before it closes t.
-func serveClose(ctx context.Context, t Transport, size, batch int, listener bool, closing func()) error {
+func serveClose(ctx context.Context, t transport.Transport, size, batch int, listener bool, closing func()) error {
 	if size < wire.HeaderLen {
 		return fmt.Errorf("bench: ServeClose: size must be at least %d bytes, got %d", wire.HeaderLen, size)
 	}

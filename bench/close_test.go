@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestClose: a TCP reader sees EOF when its peer closes, a UDP reader sees nothing;
@@ -20,7 +21,7 @@ func TestClose(t *testing.T) {
 		return e
 	}
 	t.Run("tcp", func(t *testing.T) {
-		o, err := runClose(context.Background(), env(t), mustNetwork(t, "tcp", NetOptions{NoDelay: true}), report.Params{Size: propertySize})
+		o, err := runClose(context.Background(), env(t), mustNetwork(t, "tcp", transport.NetOptions{NoDelay: true}), report.Params{Size: propertySize})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +34,7 @@ func TestClose(t *testing.T) {
 		}
 	})
 	t.Run("udp", func(t *testing.T) {
-		o, err := runClose(context.Background(), env(t), mustNetwork(t, "udp", NetOptions{}), report.Params{Size: propertySize})
+		o, err := runClose(context.Background(), env(t), mustNetwork(t, "udp", transport.NetOptions{}), report.Params{Size: propertySize})
 		if err != nil {
 			t.Fatal(err)
 		}

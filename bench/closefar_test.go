@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
+	"github.com/tcpvsudp/tcpvsudp/bench/transporttest"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -32,10 +34,10 @@ func TestServeClose(t *testing.T) {
 		{"listener of a connection is ignored", false, []msg{req, listener, req, endpoint, req}, []uint64{1, 3}},
 		{"listener that is the endpoint closes", true, []msg{req, listener, req, endpoint}, []uint64{1}},
 	} {
-		for _, transport := range []string{"tcp", "udp"} {
-			t.Run(tc.name+"/"+transport, func(t *testing.T) {
+		for _, tr := range []string{"tcp", "udp"} {
+			t.Run(tc.name+"/"+tr, func(t *testing.T) {
 				e := testEnv(t)
-				c, s := loopbackPair(t, mustNetwork(t, transport, NetOptions{NoDelay: true}))
+				c, s := transporttest.Pair(t, mustNetwork(t, tr, transport.NetOptions{NoDelay: true}))
 				served := make(chan error, 1)
 				go func() { served <- ServeClose(context.Background(), s, size, 64, tc.isListener) }()
 				var out [][]byte
@@ -67,7 +69,7 @@ func TestServeClose(t *testing.T) {
 				c.SetReadDeadline(time.Now().Add(patience))
 				quiet := false
 				for range 100 {
-					if transport == "udp" && !quiet && len(got) >= len(tc.echoed) {
+					if tr == "udp" && !quiet && len(got) >= len(tc.echoed) {
 						c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 						quiet = true
 					}
@@ -87,8 +89,8 @@ func TestServeClose(t *testing.T) {
 				if !slices.Equal(got, tc.echoed) {
 					t.Errorf("sent %v: echoed seqs %v, want %v", tc.send, got, tc.echoed)
 				}
-				wantEOF := transport == "tcp"
-				if gotEOF := errors.Is(end, io.EOF); gotEOF != wantEOF || (!wantEOF && !isTimeout(end)) {
+				wantEOF := tr == "tcp"
+				if gotEOF := errors.Is(end, io.EOF); gotEOF != wantEOF || (!wantEOF && !transport.IsTimeout(end)) {
 					t.Errorf("after the echoes: %v, want EOF %v (a timeout otherwise)", end, wantEOF)
 				}
 			})
@@ -100,11 +102,11 @@ func TestServeClose(t *testing.T) {
 // same message as a reply carrying its port, and ignores anything else; the client
 // reads the port from it.
 func TestAskClosedPort(t *testing.T) {
-	for _, transport := range []string{"tcp", "udp"} {
-		t.Run(transport, func(t *testing.T) {
+	for _, tr := range []string{"tcp", "udp"} {
+		t.Run(tr, func(t *testing.T) {
 			e := testEnv(t)
 			e.timeout = patience // one ask, answered: a second would leave its answer where the reply below is read
-			c, s := loopbackPair(t, mustNetwork(t, transport, NetOptions{NoDelay: true}))
+			c, s := transporttest.Pair(t, mustNetwork(t, tr, transport.NetOptions{NoDelay: true}))
 			ctx, cancel := context.WithCancel(context.Background())
 			served := make(chan error, 1)
 			go func() { served <- ServeRefused(ctx, s, 1024, 4242) }()
@@ -130,7 +132,7 @@ func TestAskClosedPort(t *testing.T) {
 			if _, err := c.Send([][]byte{req}); err != nil {
 				t.Fatal(err)
 			}
-			got := recvN(t, c, 1, 1024)[0]
+			got := transporttest.RecvN(t, c, 1, 1024)[0]
 			h, err := wire.DecodeHeader(got)
 			if err != nil || len(got) != 200 || h.Kind != wire.KindReply || h.Seq != 4242 || h.Run != e.run {
 				t.Errorf("reply of %d bytes, header %+v, err %v; want 200 bytes, a reply of run %x with seq 4242", len(got), h, err, e.run)

@@ -3,7 +3,7 @@ package bench_test
 import (
 	"testing"
 
-	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/transporttest"
 )
 
@@ -11,13 +11,13 @@ import (
 // messages, order on loopback, batch limits, deadlines, close unblocking a reader,
 // and the server endpoints a connected or connectionless transport hands out.
 func TestConformance(t *testing.T) {
-	for _, name := range bench.Transports() {
+	for _, name := range transport.Names() {
 		t.Run(name, func(t *testing.T) {
-			nw, err := bench.NetworkByName(name, bench.NetOptions{NoDelay: true})
+			nw, err := transport.NetworkByName(name, transport.NetOptions{NoDelay: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			transporttest.Conformance(t, nw, bench.CapsOf(name))
+			transporttest.Conformance(t, nw, transport.CapsOf(name))
 		})
 	}
 }

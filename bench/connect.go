@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
@@ -24,7 +25,7 @@ func init() {
 // close. The time to first answer runs from the start of the dial to the reply;
 // transactions/s includes the close. The server's endpoint count shows the other
 // half of the claim: TCP accepts a socket per client, UDP answers all from one.
-func runConnect(ctx context.Context, e *runEnv, nw Network, p report.Params) (report.Metrics, []string, error) {
+func runConnect(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (report.Metrics, []string, error) {
 	var warns []string
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()

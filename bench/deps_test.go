@@ -51,6 +51,18 @@ func TestModelAndRendererDeps(t *testing.T) {
 			t.Errorf("bench (the runner and experiments) depends on %s, which depends on it", dep)
 		}
 	}
+	// The transports' layer (bench/transport) sits on the leaf transports alone, and
+	// the conformance suite on it: neither knows the experiments.
+	for _, dep := range deps("./transport", "./transporttest") {
+		if !strings.HasPrefix(dep, mod) {
+			continue
+		}
+		switch rest := strings.TrimPrefix(dep, mod); {
+		case rest == "bench/transport", rest == "bench/transporttest", rest == "tcp", rest == "udp", strings.HasPrefix(rest, "internal/"):
+		default:
+			t.Errorf("bench/transport or bench/transporttest depends on %s", dep)
+		}
+	}
 	// The instruments (bench/wire, bench/metrics) sit below the experiments: they
 	// know the report model and nothing else of the project.
 	for _, dep := range deps("./wire", "./metrics") {

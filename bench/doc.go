@@ -3,11 +3,15 @@
 //
 // # What it holds
 //
-// Plan and Run; the Transport interface (declared here, where it is used; the tcp
-// and udp packages satisfy it without importing bench) and the transport registry
-// (transports.go: RegisterTransport, Caps); the experiment registry
-// (experiments.go) and the experiments. Beside it, each with one job:
+// Plan and Run (runner.go, repeat.go, estimate.go); the experiment registry
+// (experiments.go: one entry per experiment, with its help, parameters and far half);
+// the peers through which an experiment's client half reaches its server half, in
+// this process, in the lab's namespaces or on a remote serve (peer.go, far.go,
+// farhalf.go); and the experiments, one file each. Below it, each with one job:
 //
+//   - bench/transport: the Transport, Listener and Network interfaces, the
+//     capabilities experiments ask for, the tcp and udp adapters and the registry
+//     (transport.Register, Caps);
 //   - bench/wire: the message header every message carries, and how a receiver
 //     accepts or rejects a message;
 //   - bench/metrics: sequence accounting, RFC 3550 jitter, HDR latency histograms,
@@ -28,7 +32,7 @@
 //
 // # Invariants
 //
-// Experiments are written once against Network, Listener and Transport and run for
+// Experiments are written once against transport.Network, Listener and Transport and run for
 // every registered transport: none asks which transport it is running over, only
 // what it can do (Caps: reliable, connected, datagrams). Optional kernel
 // figures (TCP_INFO, receive-buffer drops, granted buffer sizes) come through small

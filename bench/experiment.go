@@ -16,6 +16,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -31,11 +32,11 @@ type outcome struct {
 
 // An experimentFunc runs one cell: one experiment, one transport, one set of params.
 // An error means no figures.
-type experimentFunc func(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error)
+type experimentFunc func(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error)
 
 // metricsOnly adapts an experiment that measures only Metrics.
-func metricsOnly(f func(context.Context, *runEnv, Network, report.Params) (report.Metrics, []string, error)) experimentFunc {
-	return func(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func metricsOnly(f func(context.Context, *runEnv, transport.Network, report.Params) (report.Metrics, []string, error)) experimentFunc {
+	return func(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 		m, w, err := f(ctx, e, nw, p)
 		return outcome{m: m, warns: w}, err
 	}
@@ -50,15 +51,15 @@ type runEnv struct {
 	warmup   time.Duration
 	drain    time.Duration
 	timeout  time.Duration
-	batch    int           // most messages per Send/Recv call
-	verify   wire.Verify   // what receivers check of each message (--verify)
-	lab      *lab.Lab      // the emulated link, in lab runs; nil on loopback
-	linkRate float64       // the emulated link's rate, client to server, bits/s; 0 = unlimited or no lab
-	linkIdle time.Duration // the longest wait for the emulated link to be idle at a cell's edges
-	far      Far           // where server halves run in remote mode; nil = in this process
-	farDone  *farFinishes  // the running cell's far halves, as they finished (openFar); set per cell by runCell
-	net      NetOptions    // the run's socket flags, for far ends (openFar)
-	rx       *rxModes      // how the cells' ends received, for env.sockets (one host); nil = not recorded
+	batch    int                  // most messages per Send/Recv call
+	verify   wire.Verify          // what receivers check of each message (--verify)
+	lab      *lab.Lab             // the emulated link, in lab runs; nil on loopback
+	linkRate float64              // the emulated link's rate, client to server, bits/s; 0 = unlimited or no lab
+	linkIdle time.Duration        // the longest wait for the emulated link to be idle at a cell's edges
+	far      Far                  // where server halves run in remote mode; nil = in this process
+	farDone  *farFinishes         // the running cell's far halves, as they finished (openFar); set per cell by runCell
+	net      transport.NetOptions // the run's socket flags, for far ends (openFar)
+	rx       *rxModes             // how the cells' ends received, for env.sockets (one host); nil = not recorded
 
 	// onMeasured, when set (lab cells), is told where an experiment's measured phase
 	// starts (end false: after its warm-up) and ends (end true: after its drain), so
@@ -165,14 +166,14 @@ func isDatagramRefusal(err error) bool {
 // server accepts endpoints and runs serve on each, until stop. It owns every
 // goroutine it starts: stop returns only when all have returned.
 type server struct {
-	l        Listener
+	l        transport.Listener
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error // set by stop
 
-	mu      sync.Mutex             // guards conns, errs, sockets, rx
-	conns   map[Transport]struct{} // endpoints being served
+	mu      sync.Mutex                       // guards conns, errs, sockets, rx
+	conns   map[transport.Transport]struct{} // endpoints being served
 	errs    []error
 	sockets int    // endpoints Accept returned
 	rx      string // how the first endpoint Accept returned receives (RecvModeOf); "" = none yet
@@ -180,13 +181,13 @@ type server struct {
 
 // startServer listens on e.address and serves every accepted endpoint with serve.
 // serve must return when its Transport is closed.
-func startServer(ctx context.Context, e *runEnv, nw Network, serve func(ctx context.Context, t Transport) error) (*server, error) {
+func startServer(ctx context.Context, e *runEnv, nw transport.Network, serve func(ctx context.Context, t transport.Transport) error) (*server, error) {
 	l, err := nw.Listen(ctx, e.address)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), e.address, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &server{l: l, cancel: cancel, conns: make(map[Transport]struct{})}
+	s := &server{l: l, cancel: cancel, conns: make(map[transport.Transport]struct{})}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -199,7 +200,7 @@ func startServer(ctx context.Context, e *runEnv, nw Network, serve func(ctx cont
 			s.conns[t] = struct{}{}
 			s.sockets++
 			if s.rx == "" {
-				s.rx = RecvModeOf(t)
+				s.rx = transport.RecvModeOf(t)
 			}
 			s.mu.Unlock()
 			s.wg.Add(1)
@@ -241,10 +242,10 @@ func (s *server) recvMode() string {
 }
 
 // endpoints returns the endpoints accepted so far.
-func (s *server) endpoints() []Transport {
+func (s *server) endpoints() []transport.Transport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ts := make([]Transport, 0, len(s.conns))
+	ts := make([]transport.Transport, 0, len(s.conns))
 	for t := range s.conns {
 		ts = append(ts, t)
 	}
@@ -276,8 +277,8 @@ func (s *server) shutdown() error {
 // startEchoServer starts the server of the request/response experiments: every
 // endpoint it accepts echoes what it receives. The endpoints receive as nw's do:
 // pingpong passes a blocking Network (blockingNet).
-func startEchoServer(ctx context.Context, e *runEnv, nw Network, size int) (*server, error) {
-	return startServer(ctx, e, nw, func(ctx context.Context, t Transport) error {
+func startEchoServer(ctx context.Context, e *runEnv, nw transport.Network, size int) (*server, error) {
+	return startServer(ctx, e, nw, func(ctx context.Context, t transport.Transport) error {
 		return echo(ctx, t, e.batch, size)
 	})
 }
@@ -303,7 +304,7 @@ func finishRequests(m *report.Metrics, lat *metrics.Latency, size int, elapsed t
 // echo answers every message with itself until t is closed or ctx is done. It is
 // the server of pingpong and connect: for TCP one runs per connection, for UDP one
 // serves every client through the shared socket.
-func echo(ctx context.Context, t Transport, batch, size int) error {
+func echo(ctx context.Context, t transport.Transport, batch, size int) error {
 	_, err := serveMessages(ctx, t, batch, size, func(msg []byte) ([]byte, bool) { return msg, false })
 	return err
 }
@@ -316,7 +317,7 @@ func echo(ctx context.Context, t Transport, batch, size int) error {
 // replies go out in one Send. A datagram refusal (ICMP from a client that went) is
 // no error. It returns when ctx ends or t is closed (stopped false), or once a
 // handler stopped it (stopped true, the rest of that batch dropped unanswered).
-func serveMessages(ctx context.Context, t Transport, batch, size int, handle func(msg []byte) (reply []byte, stop bool)) (stopped bool, err error) {
+func serveMessages(ctx context.Context, t transport.Transport, batch, size int, handle func(msg []byte) (reply []byte, stop bool)) (stopped bool, err error) {
 	batch = max(1, min(batch, (16<<10)/size))
 	bufs, sizes, out := makeBufs(batch, size), make([]int, batch), make([][]byte, batch)
 	for ctx.Err() == nil {
@@ -340,7 +341,7 @@ func serveMessages(ctx context.Context, t Transport, batch, size int, handle fun
 		switch {
 		case stopped:
 			return true, nil
-		case err == nil || isTimeout(err) || isDatagramRefusal(err):
+		case err == nil || transport.IsTimeout(err) || isDatagramRefusal(err):
 		case isClosed(err):
 			return false, nil
 		default:
@@ -362,9 +363,9 @@ func makeBufs(n, size int) [][]byte {
 
 // retransmits sums TCP_INFO total_retrans over the transports that can report it;
 // ok is false when none can.
-func retransmits(ts []Transport) (total uint64, ok bool) {
+func retransmits(ts []transport.Transport) (total uint64, ok bool) {
 	for _, t := range ts {
-		if ti, is := t.(TCPInfoer); is {
+		if ti, is := t.(transport.TCPInfoer); is {
 			if info, err := ti.TCPInfo(); err == nil {
 				total += uint64(info.TotalRetrans)
 				ok = true
@@ -376,9 +377,9 @@ func retransmits(ts []Transport) (total uint64, ok bool) {
 
 // recvDrops sums the receive-buffer drop counters of the transports that can report
 // them; ok is false when none can.
-func recvDrops(ts []Transport) (total uint64, ok bool) {
+func recvDrops(ts []transport.Transport) (total uint64, ok bool) {
 	for _, t := range ts {
-		if rd, is := t.(RecvDropper); is {
+		if rd, is := t.(transport.RecvDropper); is {
 			if d, err := rd.RecvDrops(); err == nil {
 				total += d
 				ok = true

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -24,9 +25,9 @@ func testEnv(tb testing.TB) *runEnv {
 // succeeds never waits it out: it ends on the event (the reply, the last message).
 const patience = 10 * time.Second
 
-func mustNetwork(tb testing.TB, name string, o NetOptions) Network {
+func mustNetwork(tb testing.TB, name string, o transport.NetOptions) transport.Network {
 	tb.Helper()
-	nw, err := NetworkByName(name, o)
+	nw, err := transport.NetworkByName(name, o)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -37,13 +38,13 @@ func mustNetwork(tb testing.TB, name string, o NetOptions) Network {
 // back the messages whose sequence numbers the plan names. The sockets stay real;
 // only the known answer is arranged.
 type impairedNetwork struct {
-	Network
+	transport.Network
 	drop, dup map[uint64]bool
 	holdBack  map[uint64]uint64 // seq → the seq after which it is sent
 	corrupt   map[uint64]bool   // a payload bit flipped after the header's CRCs were written
 }
 
-func (n impairedNetwork) Dial(ctx context.Context, addr string) (Transport, error) {
+func (n impairedNetwork) Dial(ctx context.Context, addr string) (transport.Transport, error) {
 	t, err := n.Network.Dial(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -52,7 +53,7 @@ func (n impairedNetwork) Dial(ctx context.Context, addr string) (Transport, erro
 }
 
 type impaired struct {
-	Transport
+	transport.Transport
 	n    impairedNetwork
 	held map[uint64][]byte
 }
@@ -116,7 +117,7 @@ func TestStreamKnownAnswer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var nw Network = mustNetwork(t, tc.transport, NetOptions{NoDelay: true})
+			var nw transport.Network = mustNetwork(t, tc.transport, transport.NetOptions{NoDelay: true})
 			if tc.impair {
 				nw = impairedNetwork{Network: nw, drop: map[uint64]bool{3: true, 7: true}, dup: map[uint64]bool{5: true}, holdBack: map[uint64]uint64{8: 9}}
 			}
@@ -165,7 +166,7 @@ func TestStreamKnownAnswer(t *testing.T) {
 // TestStreamSocketDrops floods a UDP receiver with a tiny receive buffer: every
 // message that never arrives is counted lost, one for one, and attributed.
 func TestStreamSocketDrops(t *testing.T) {
-	nw := mustNetwork(t, "udp", NetOptions{RecvBuffer: 4096})
+	nw := mustNetwork(t, "udp", transport.NetOptions{RecvBuffer: 4096})
 	e := testEnv(t)
 	const count = 20000
 	m, w, err := runStream(context.Background(), e, nw, report.Params{Size: 1024, Streams: 2, Count: count})
@@ -199,7 +200,7 @@ func TestPingPongKnownAnswer(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := testEnv(t)
 			e.timeout = patience // on loopback every request is answered: a timeout would be the host's, not the transport's
-			m, _, err := runPingPong(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), report.Params{Size: 64, Count: 2000})
+			m, _, err := runPingPong(context.Background(), e, mustNetwork(t, name, transport.NetOptions{NoDelay: true}), report.Params{Size: 64, Count: 2000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,7 +220,7 @@ func TestPingPongKnownAnswer(t *testing.T) {
 		// Only the two dropped requests may time out: the others are answered in far
 		// less than 2 s, however busy the host. Each dropped one costs the test 2 s.
 		e.timeout = 2 * time.Second
-		nw := impairedNetwork{Network: mustNetwork(t, "udp", NetOptions{}), drop: map[uint64]bool{}, dup: map[uint64]bool{}}
+		nw := impairedNetwork{Network: mustNetwork(t, "udp", transport.NetOptions{}), drop: map[uint64]bool{}, dup: map[uint64]bool{}}
 		// Warm-up requests take sequence numbers first: drop by count from the start
 		// of measurement instead, so no warm-up here.
 		e.warmup = 0
@@ -240,7 +241,7 @@ func TestConnectSockets(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := testEnv(t)
 			e.timeout = patience // every transaction is answered on loopback
-			m, _, err := runConnect(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), report.Params{Size: 64, Count: 200})
+			m, _, err := runConnect(context.Background(), e, mustNetwork(t, name, transport.NetOptions{NoDelay: true}), report.Params{Size: 64, Count: 200})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -307,7 +308,7 @@ func TestStreamGoodputKnownAnswer(t *testing.T) {
 			e := testEnv(t)
 			e.warmup = 0
 			e.drain = patience
-			m, _, err := runStream(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}), report.Params{Size: size, Streams: 1, Count: count, RateBps: rate})
+			m, _, err := runStream(context.Background(), e, mustNetwork(t, name, transport.NetOptions{NoDelay: true}), report.Params{Size: size, Streams: 1, Count: count, RateBps: rate})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -347,7 +348,7 @@ func TestStreamPacer(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/rate=%g", name, rate), func(t *testing.T) {
 				e := testEnv(t)
 				e.warmup = 0
-				m, _, err := runStream(context.Background(), e, mustNetwork(t, name, NetOptions{NoDelay: true}),
+				m, _, err := runStream(context.Background(), e, mustNetwork(t, name, transport.NetOptions{NoDelay: true}),
 					report.Params{Size: 1400, Streams: 1, DurationS: 1, RateBps: rate})
 				if err != nil {
 					t.Fatal(err)

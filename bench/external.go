@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // An Experiment is an experiment registered from outside this package (a test's, or
@@ -20,13 +21,13 @@ type Experiment struct {
 	// suite; the others run after the built-in ones.
 	Optional bool
 	Client   func(ctx context.Context, c Cell) (Outcome, error)
-	Server   func(ctx context.Context, t Transport, p report.Params) error
+	Server   func(ctx context.Context, t transport.Transport, p report.Params) error
 }
 
 // A Cell is what an Experiment's client half works with: the Network to dial, the
 // address of the server half, and the cell's parameters.
 type Cell struct {
-	Network Network
+	Network transport.Network
 	Addr    string
 	Params  report.Params
 }
@@ -52,8 +53,8 @@ func RegisterExperiment(x Experiment) {
 	}
 	registerExperiment(experimentSpec{name: x.Name, help: x.Help, place: externalPlace, measures: x.Measures,
 		optional: x.Optional, notRemote: x.Name + " is registered from outside bench: it runs on one host",
-		run: func(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
-			srv, err := startServer(ctx, e, nw, func(ctx context.Context, t Transport) error { return x.Server(ctx, t, p) })
+		run: func(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
+			srv, err := startServer(ctx, e, nw, func(ctx context.Context, t transport.Transport) error { return x.Server(ctx, t, p) })
 			if err != nil {
 				return outcome{}, err
 			}

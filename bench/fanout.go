@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
@@ -53,7 +54,7 @@ const (
 // deliveries. CPU is the whole process: both ends run here. Without multicast on the
 // host (errors.ErrUnsupported), the cell has no figures: a warning and
 // observed "multicast" say why.
-func runFanout(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runFanout(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	n := p.Receivers
 	if n <= 0 {
 		n = 8
@@ -73,7 +74,7 @@ func runFanout(ctx context.Context, e *runEnv, nw Network, p report.Params) (out
 
 	f := &fanout{e: e, size: p.Size, count: count, perSec: perSec, obs: map[string]any{report.ObsReceivers.Key(): n, report.ObsRateBps.Key(): rate}}
 	defer f.closeAll()
-	if mc, ok := nw.(Multicaster); ok {
+	if mc, ok := nw.(transport.Multicaster); ok {
 		err := f.openGroup(ctx, mc, n)
 		if errors.Is(err, errors.ErrUnsupported) {
 			f.closeAll()
@@ -103,10 +104,10 @@ type fanout struct {
 	perSec float64 // messages per second, by the timetable
 	obs    map[string]any
 
-	mode      string      // "one-to-many" or "one-to-one"
-	senders   []Transport // one per copy of each message
+	mode      string                // "one-to-many" or "one-to-one"
+	senders   []transport.Transport // one per copy of each message
 	receivers []*fanRx
-	listener  Listener // one-to-one only; closed once every receiver is accepted
+	listener  transport.Listener // one-to-one only; closed once every receiver is accepted
 	closed    atomic.Bool
 
 	// Sender figures, written by run's goroutine only.
@@ -120,7 +121,7 @@ type fanout struct {
 // fanRx is one receiver. Its fields belong to its receive goroutine until run has
 // waited for it.
 type fanRx struct {
-	t   Transport
+	t   transport.Transport
 	seq metrics.SeqTracker
 	wire.Rejects
 	firstSendNs, lastRecvNs int64
@@ -128,7 +129,7 @@ type fanRx struct {
 }
 
 // openGroup opens n receivers joined to one new group and one sender to it.
-func (f *fanout) openGroup(ctx context.Context, mc Multicaster, n int) error {
+func (f *fanout) openGroup(ctx context.Context, mc transport.Multicaster, n int) error {
 	f.mode = "one-to-many"
 	rx, group, err := mc.ListenGroup(ctx, "")
 	if err != nil {
@@ -146,7 +147,7 @@ func (f *fanout) openGroup(ctx context.Context, mc Multicaster, n int) error {
 	if err != nil {
 		return fmt.Errorf("sender to %s: %w", group, err)
 	}
-	f.senders = []Transport{tx}
+	f.senders = []transport.Transport{tx}
 	report.Set(f.obs, report.ObsGroup, group)
 	report.Set(f.obs, report.ObsListeningSockets, 0)
 	return nil
@@ -154,14 +155,14 @@ func (f *fanout) openGroup(ctx context.Context, mc Multicaster, n int) error {
 
 // openPairs opens one listener and n endpoint pairs through it: the sender dials n
 // times, and each accepted endpoint is a receiver.
-func (f *fanout) openPairs(ctx context.Context, nw Network, n int) error {
+func (f *fanout) openPairs(ctx context.Context, nw transport.Network, n int) error {
 	f.mode = "one-to-one"
 	l, err := nw.Listen(ctx, f.e.address)
 	if err != nil {
 		return fmt.Errorf("%s: listen on %s: %w", nw.Name(), f.e.address, err)
 	}
 	f.listener = l
-	seen := make(map[Transport]bool)
+	seen := make(map[transport.Transport]bool)
 	for i := range n {
 		tx, err := nw.Dial(ctx, l.Addr().String())
 		if err != nil {
@@ -331,8 +332,8 @@ func (f *fanout) run(ctx context.Context) (outcome, error) {
 }
 
 // transports returns the receivers' endpoints.
-func (f *fanout) transports() []Transport {
-	ts := make([]Transport, len(f.receivers))
+func (f *fanout) transports() []transport.Transport {
+	ts := make([]transport.Transport, len(f.receivers))
 	for i, r := range f.receivers {
 		ts[i] = r.t
 	}
@@ -380,7 +381,7 @@ func (f *fanout) send(ctx context.Context) error {
 
 // sendAll hands msgs to t, going on past messages the kernel refuses (counted in
 // f.refused: they are sent, and lost).
-func (f *fanout) sendAll(t Transport, msgs [][]byte) error {
+func (f *fanout) sendAll(t transport.Transport, msgs [][]byte) error {
 	for len(msgs) > 0 {
 		f.sendCalls++
 		n, err := t.Send(msgs)
@@ -419,10 +420,10 @@ func (f *fanout) receive(ctx context.Context, r *fanRx) error {
 		}
 		if err != nil {
 			switch {
-			case isTimeout(err):
+			case transport.IsTimeout(err):
 			case isClosed(err):
 				return nil
-			case isOversize(err):
+			case transport.IsOversize(err):
 				r.Malformed++ // too large for its buffer: not one of ours
 			default:
 				return err

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestFanoutKnownAnswer: 4 receivers, 200 messages. UDP multicast sends each message
@@ -28,8 +29,8 @@ func TestFanoutKnownAnswer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.transport, func(t *testing.T) {
-			nw := mustNetwork(t, tc.transport, NetOptions{NoDelay: true})
-			if _, ok := nw.(Multicaster); ok != tc.multicaster {
+			nw := mustNetwork(t, tc.transport, transport.NetOptions{NoDelay: true})
+			if _, ok := nw.(transport.Multicaster); ok != tc.multicaster {
 				t.Fatalf("%s: Multicaster %v, want %v", tc.transport, ok, tc.multicaster)
 			}
 			e := testEnv(t)
@@ -110,9 +111,9 @@ func TestFanoutKnownAnswer(t *testing.T) {
 // is one-to-one like TCP. Its listener hands out one socket only, so the experiment
 // must fail with an error, in bounded time, rather than count it as N receivers.
 func TestFanoutOneToOneFallback(t *testing.T) {
-	type plain struct{ Network } // hides Multicaster
-	nw := plain{mustNetwork(t, "udp", NetOptions{})}
-	if _, ok := Network(nw).(Multicaster); ok {
+	type plain struct{ transport.Network } // hides Multicaster
+	nw := plain{mustNetwork(t, "udp", transport.NetOptions{})}
+	if _, ok := transport.Network(nw).(transport.Multicaster); ok {
 		t.Fatal("wrapped network still a Multicaster")
 	}
 	e := testEnv(t)
@@ -123,13 +124,13 @@ func TestFanoutOneToOneFallback(t *testing.T) {
 }
 
 // noMulticast is a Multicaster whose host cannot deliver to groups.
-type noMulticast struct{ Network }
+type noMulticast struct{ transport.Network }
 
-func (noMulticast) ListenGroup(ctx context.Context, group string) (Transport, string, error) {
+func (noMulticast) ListenGroup(ctx context.Context, group string) (transport.Transport, string, error) {
 	return nil, "", fmt.Errorf("udp: multicast probe: none arrived: %w (enable it so)", errors.ErrUnsupported)
 }
 
-func (noMulticast) DialGroup(ctx context.Context, group string) (Transport, error) {
+func (noMulticast) DialGroup(ctx context.Context, group string) (transport.Transport, error) {
 	return nil, fmt.Errorf("udp: dial group: %w", errors.ErrUnsupported)
 }
 
@@ -137,7 +138,7 @@ func (noMulticast) DialGroup(ctx context.Context, group string) (Transport, erro
 // host that cannot do it yields no figures and no error: a warning and the
 // observation "multicast" carry the reason, so the run goes on and says why.
 func TestFanoutMulticastUnavailable(t *testing.T) {
-	nw := noMulticast{mustNetwork(t, "udp", NetOptions{})}
+	nw := noMulticast{mustNetwork(t, "udp", transport.NetOptions{})}
 	o, err := runFanout(context.Background(), testEnv(t), nw, report.Params{Size: propertySize, Streams: 1, Receivers: 4, Count: 10})
 	if err != nil {
 		t.Fatalf("err %v, want none: the outcome carries the reason", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -65,7 +66,7 @@ type FarSpec struct {
 	// --busy-poll, --batch), for the far end's sockets as for this host's: the runner
 	// sets them on every spec (runEnv.openFar). Batch is the most messages one Send or
 	// Recv of the far half moves; 0 = 64.
-	Net   NetOptions
+	Net   transport.NetOptions
 	Batch int
 	// Verify is what the far end's receivers check of each message (--verify); the
 	// runner sets it on every spec as it does Net.
@@ -96,7 +97,7 @@ type FarSpec struct {
 // A FarDialer is a FarCell of a listen-mode cell (FarSpec.Listen): each Dial opens
 // one more client endpoint to its far end, as a new client would.
 type FarDialer interface {
-	Dial(ctx context.Context) (Transport, error)
+	Dial(ctx context.Context) (transport.Transport, error)
 }
 
 // A FarAddresser is a FarCell that knows where the far ends of its data path are:
@@ -113,7 +114,7 @@ type FarAddresser interface {
 type FarCell interface {
 	// Transports are this side's ends of the cell's data path, FarSpec.Streams of them
 	// (2×Streams with FarSpec.Bidir).
-	Transports() []Transport
+	Transports() []transport.Transport
 	// Finish says this side is done, waits for the far end's figures and closes the
 	// data path. It is called once, after the Transports are no longer used.
 	Finish(ctx context.Context) (FarResult, error)
@@ -174,7 +175,7 @@ func MeasureServerHalf(serve func() (FarResult, error)) (FarResult, error) {
 // ServeEcho is the server half of pingpong: it returns every message it receives on
 // t to its sender, unchanged, until ctx ends or t is closed. size is the largest
 // message; batch the most messages per call.
-func ServeEcho(ctx context.Context, t Transport, size, batch int) error {
+func ServeEcho(ctx context.Context, t transport.Transport, size, batch int) error {
 	if size < wire.HeaderLen {
 		return fmt.Errorf("bench: ServeEcho: size must be at least %d bytes, got %d", wire.HeaderLen, size)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // loopFar is a far end in this process: it opens each cell's data path on loopback
@@ -35,7 +36,7 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 	f.mu.Lock()
 	f.specs = append(f.specs, spec)
 	f.mu.Unlock()
-	nw, err := NetworkByName(spec.Transport, NetOptions{NoDelay: true})
+	nw, err := transport.NetworkByName(spec.Transport, transport.NetOptions{NoDelay: true})
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +49,7 @@ func (f *loopFar) Open(ctx context.Context, spec FarSpec) (FarCell, error) {
 	if spec.Bidir {
 		paths *= 2
 	}
-	srvs := make([]Transport, paths)
+	srvs := make([]transport.Transport, paths)
 	var accept []int // TCP paths this side dialled: the far end accepts them below
 	for i := range paths {
 		l, err := nw.Listen(ctx, "127.0.0.1:0")
@@ -126,8 +127,8 @@ type farDone struct {
 
 type loopCell struct {
 	echo        bool // pingpong: the server half stops when told, no drain
-	ls          []Listener
-	ts          []Transport
+	ls          []transport.Listener
+	ts          []transport.Transport
 	cancel      context.CancelFunc
 	senderDone  chan struct{}
 	sent        []byte        // SendersEnded's counts, as remote mode sends them; read after senderDone closed
@@ -162,7 +163,7 @@ type loopPeer struct{ c *loopCell }
 func (p loopPeer) Done() <-chan struct{}   { return p.c.senderDone }
 func (p loopPeer) Sent() ([]uint64, error) { return ParseSendersEnd(p.c.sent, 64) }
 
-func (c *loopCell) Transports() []Transport { return c.ts }
+func (c *loopCell) Transports() []transport.Transport { return c.ts }
 
 func (c *loopCell) Ended() <-chan struct{} { return nil }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
 
@@ -82,12 +83,12 @@ type ListenEnv interface {
 // A ServeFunc is a server half: it serves one cell's endpoints ts as spec asks,
 // with what its peer gives it (env), until the client half is done, ts end or ctx
 // ends, and reports what it measured.
-type ServeFunc func(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error)
+type ServeFunc func(ctx context.Context, env ServerEnv, spec FarSpec, ts []transport.Transport) (FarResult, error)
 
 // serveEach is the server half that serves every endpoint with serve, each on a
 // goroutine of its own, until the client is done or ctx ends.
-func serveEach(serve func(ctx context.Context, spec FarSpec, t Transport) error) ServeFunc {
-	return func(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error) {
+func serveEach(serve func(ctx context.Context, spec FarSpec, t transport.Transport) error) ServeFunc {
+	return func(ctx context.Context, env ServerEnv, spec FarSpec, ts []transport.Transport) (FarResult, error) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		if done := env.Done(); done != nil {
@@ -104,13 +105,13 @@ func serveEach(serve func(ctx context.Context, spec FarSpec, t Transport) error)
 }
 
 // serveEcho is pingpong's server half: ServeEcho on every endpoint.
-var serveEcho = serveEach(func(ctx context.Context, spec FarSpec, t Transport) error {
+var serveEcho = serveEach(func(ctx context.Context, spec FarSpec, t transport.Transport) error {
 	return ServeEcho(ctx, t, spec.Size, farBatch(spec))
 })
 
 // echoHalf is the echo server half (ServeEcho) of size-byte messages.
 func echoHalf(e *runEnv, size int) serverHalf {
-	return serverHalf{serve: func(ctx context.Context, t Transport) error { return ServeEcho(ctx, t, size, e.batch) }}
+	return serverHalf{serve: func(ctx context.Context, t transport.Transport) error { return ServeEcho(ctx, t, size, e.batch) }}
 }
 
 // serveListen is the server half of a listen-mode cell (connect, clients): it
@@ -121,7 +122,7 @@ func echoHalf(e *runEnv, size int) serverHalf {
 // baseline is taken), and again when the client is done, every client still
 // connected.
 func serveListen(footprint bool) ServeFunc {
-	return func(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error) {
+	return func(ctx context.Context, env ServerEnv, spec FarSpec, ts []transport.Transport) (FarResult, error) {
 		le, ok := env.(ListenEnv)
 		if !ok {
 			return FarResult{}, fmt.Errorf("bench: %s: its peer takes no new clients (no listen mode)", spec.Experiment)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
+	"github.com/tcpvsudp/tcpvsudp/bench/transporttest"
 )
 
 // TestFarHalves: every experiment that runs against a remote server has its server
@@ -65,8 +67,8 @@ func TestBoundariesParams(t *testing.T) {
 // TestServeRefusedEnv: refused's server half asks its peer for the closed port it
 // answers with, and fails, serving nothing, when the peer has none.
 func TestServeRefusedEnv(t *testing.T) {
-	_, s := loopbackPair(t, mustNetwork(t, "udp", NetOptions{}))
-	_, err := serveRefused(context.Background(), &clientEnv{}, FarSpec{Size: 64}, []Transport{s})
+	_, s := transporttest.Pair(t, mustNetwork(t, "udp", transport.NetOptions{}))
+	_, err := serveRefused(context.Background(), &clientEnv{}, FarSpec{Size: 64}, []transport.Transport{s})
 	if err == nil || !errors.Is(err, errNoPort) {
 		t.Errorf("serveRefused with no closed port = %v, want the env's error", err)
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"sync"
 
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
@@ -53,7 +54,7 @@ type viewReceiver interface {
 // groReceiver reports whether t receives with UDP GRO and can say which packet each
 // datagram came in, with the socket's drop counter: then the stream receiver takes
 // views and converts socket drops to datagrams.
-func groReceiver(t Transport) (viewReceiver, bool) {
+func groReceiver(t transport.Transport) (viewReceiver, bool) {
 	vr, ok := t.(viewReceiver)
 	if !ok {
 		return nil, false
@@ -71,7 +72,7 @@ func groReceiver(t Transport) (viewReceiver, bool) {
 // readFinal (under mu) before the endpoint closes, and everything is read by
 // streamRx.datagramDrops after serve has returned.
 type groGaps struct {
-	t      Transport
+	t      transport.Transport
 	run    uint64
 	flows  []gapFlow
 	socket uint64 // datagrams missing in holes the socket's counter advanced across
@@ -95,7 +96,7 @@ type gapFlow struct {
 // flows. Each flow's window starts at the socket's opening, when its drop counter
 // was 0: a serve may start after the first drops (a sender that outran it), so the
 // counter as serve starts is no base.
-func newGroGaps(t Transport, run uint64, flows int) *groGaps {
+func newGroGaps(t transport.Transport, run uint64, flows int) *groGaps {
 	return &groGaps{t: t, run: run, flows: make([]gapFlow, flows)}
 }
 
@@ -143,7 +144,7 @@ func (g *groGaps) packet(first, last []byte, n int, drops uint32) {
 // advancedSince reads the socket's drop counter now (SO_MEMINFO) and reports
 // whether it is past from; false when the transport cannot say.
 func (g *groGaps) advancedSince(from uint32) bool {
-	if rd, ok := g.t.(RecvDropper); ok {
+	if rd, ok := g.t.(transport.RecvDropper); ok {
 		if d, err := rd.RecvDrops(); err == nil {
 			return int32(uint32(d)-from) > 0
 		}
@@ -154,7 +155,7 @@ func (g *groGaps) advancedSince(from uint32) bool {
 // readFinal reads the endpoint's drop counter at the end of the cell, while it is
 // still open.
 func (g *groGaps) readFinal() {
-	rd, ok := g.t.(RecvDropper)
+	rd, ok := g.t.(transport.RecvDropper)
 	if !ok {
 		return
 	}

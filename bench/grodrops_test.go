@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 	"github.com/tcpvsudp/tcpvsudp/udp"
@@ -105,7 +106,7 @@ func TestStreamOffloadModes(t *testing.T) {
 				const count = 64 * 50
 				e := testEnv(t)
 				e.drain = patience
-				nw := mustNetwork(t, "udp", NetOptions{NoGSO: noGSO, RecvBuffer: 4 << 20})
+				nw := mustNetwork(t, "udp", transport.NetOptions{NoGSO: noGSO, RecvBuffer: 4 << 20})
 				m, _, err := runStream(context.Background(), e, nw, report.Params{Size: size, Streams: 2, Count: count, RateBps: 100e6})
 				if err != nil {
 					t.Fatal(err)

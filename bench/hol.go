@@ -6,6 +6,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 func init() {
@@ -37,7 +38,7 @@ const (
 // (late_fraction_over_2x_p50 counts those victims). A transport that delivers each
 // datagram as it comes keeps every delivered message's latency and loses the rest
 // (delivered_fraction < 1). On loopback nothing is lost and both are flat.
-func runHOL(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runHOL(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	d := holMax.Seconds()
 	if p.DurationS > 0 {
 		d = min(p.DurationS, d)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestHOLLoopback: on loopback nothing is lost and nothing waits: every message is
@@ -14,7 +15,7 @@ func TestHOLLoopback(t *testing.T) {
 	p := report.Params{Size: propertySize, Streams: 1, DurationS: 0.5}
 	for _, tr := range []string{"tcp", "udp"} {
 		t.Run(tr, func(t *testing.T) {
-			o, err := runHOL(context.Background(), testEnv(t), mustNetwork(t, tr, NetOptions{NoDelay: true}), p)
+			o, err := runHOL(context.Background(), testEnv(t), mustNetwork(t, tr, transport.NetOptions{NoDelay: true}), p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,7 +56,7 @@ func TestHOLLoopback(t *testing.T) {
 // bounded: the comparison with TCP, which the host delays alike, is the check.
 func TestHOLLab(t *testing.T) {
 	p := Plan{Experiments: []string{report.ExpHOL}, Duration: 3 * time.Second, Seed: 7,
-		Net: NetOptions{NoDelay: true}}
+		Net: transport.NetOptions{NoDelay: true}}
 	rep := runLab(t, "loss=2%,delay=10ms", p)
 	got := map[string]map[string]any{}
 	for _, r := range rep.Results {

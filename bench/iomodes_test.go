@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -17,13 +18,13 @@ import (
 // TestStreamGROCorruptInSuperPacket check receives that coalesce for certain.
 var ioModes = []struct {
 	name  string
-	net   NetOptions
+	net   transport.NetOptions
 	batch int
 }{
-	{"batch 64, gso+gro", NetOptions{}, 64},
-	{"batch 64, no offloads", NetOptions{NoGSO: true}, 64},
-	{"batch 1, gso+gro", NetOptions{}, 1},
-	{"batch 1, no offloads (textbook)", NetOptions{NoGSO: true}, 1},
+	{"batch 64, gso+gro", transport.NetOptions{}, 64},
+	{"batch 64, no offloads", transport.NetOptions{NoGSO: true}, 64},
+	{"batch 1, gso+gro", transport.NetOptions{}, 1},
+	{"batch 1, no offloads (textbook)", transport.NetOptions{NoGSO: true}, 1},
 }
 
 // TestStreamKnownAnswerIOModes: in every I/O mode, over both transports, a stream of

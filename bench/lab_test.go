@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestLabKnownAnswers runs seeded impairments across the emulated link and checks
@@ -76,7 +77,7 @@ func TestLabKnownAnswers(t *testing.T) {
 			// loss at the tail after a retransmission timeout or two: the drain is
 			// a hang guard, which a complete flow ends at once.
 			p := Plan{Experiments: []string{report.ExpStream}, Sizes: []int{1024}, Count: count, RateBps: 20e6,
-				Seed: 7, Warmup: NoWarmup, Drain: patience, Net: NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im}}
+				Seed: 7, Warmup: NoWarmup, Drain: patience, Net: transport.NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im}}
 			rep, err := Run(context.Background(), p)
 			if errors.Is(err, os.ErrPermission) {
 				t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)

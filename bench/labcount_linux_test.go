@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -49,7 +50,7 @@ func TestLabDroppedBeforeLinkCapture(t *testing.T) {
 
 	// An unpaced UDP stream whose unpaced warm-up outruns the emulator.
 	p := Plan{Transports: []string{"udp"}, Experiments: []string{report.ExpStream}, Sizes: []int{1200}, Count: count,
-		Warmup: 100 * time.Millisecond, Seed: 1, Net: NetOptions{RecvBuffer: 4 << 20}}.WithDefaults()
+		Warmup: 100 * time.Millisecond, Seed: 1, Net: transport.NetOptions{RecvBuffer: 4 << 20}}.WithDefaults()
 	e := &runEnv{epoch: time.Now(), run: newRunID(), seed: p.Seed, address: labAddress("0"),
 		warmup: p.warmup(), drain: p.drain(), timeout: p.Timeout, batch: p.Batch, lab: l}
 	o, err := runCell(ctx, e, p, p.cells()[0])
@@ -234,7 +235,7 @@ func TestLabCellWindow(t *testing.T) {
 	const count = 1000
 	im := lab.Impair{Delay: 20 * time.Millisecond}
 	p := Plan{Experiments: []string{report.ExpStream}, Sizes: []int{1024}, Count: count, RateBps: 20e6, Repeat: 2,
-		Warmup: 50 * time.Millisecond, Drain: patience, Seed: 5, Net: NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im},
+		Warmup: 50 * time.Millisecond, Drain: patience, Seed: 5, Net: transport.NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im},
 		UDPIO: []string{report.IOBatched}}
 	var injected []*report.Injected // every run's, in order, from the progress events
 	p.Progress = func(ev ProgressEvent) {

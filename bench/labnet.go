@@ -10,23 +10,24 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
 // labNetwork opens the server end in the lab's server namespace and the client end in
 // its client namespace; the sockets then work from anywhere, across the emulated link.
 type labNetwork struct {
-	Network
+	transport.Network
 	lab *lab.Lab
 }
 
-func (n labNetwork) forStreams() Network {
-	n.Network = receiverNetwork(n.Network)
+func (n labNetwork) forStreams() transport.Network {
+	n.Network = transport.ReceiverNetwork(n.Network)
 	return n
 }
 
-func (n labNetwork) Listen(ctx context.Context, address string) (Listener, error) {
-	var l Listener
+func (n labNetwork) Listen(ctx context.Context, address string) (transport.Listener, error) {
+	var l transport.Listener
 	err := n.lab.InServer(func() error {
 		var err error
 		l, err = n.Network.Listen(ctx, address)
@@ -35,8 +36,8 @@ func (n labNetwork) Listen(ctx context.Context, address string) (Listener, error
 	return l, err
 }
 
-func (n labNetwork) Dial(ctx context.Context, address string) (Transport, error) {
-	var t Transport
+func (n labNetwork) Dial(ctx context.Context, address string) (transport.Transport, error) {
+	var t transport.Transport
 	err := n.lab.InClient(func() error {
 		var err error
 		t, err = n.Network.Dial(ctx, address)
@@ -45,18 +46,18 @@ func (n labNetwork) Dial(ctx context.Context, address string) (Transport, error)
 	return t, err
 }
 
-// withBlocking keeps the request/response ends' blocking receives across the lab.
-func (n labNetwork) withBlocking() Network {
-	if b, ok := n.Network.(blockingOpener); ok {
-		return labNetwork{Network: b.withBlocking(), lab: n.lab}
+// WithBlocking keeps the request/response ends' blocking receives across the lab.
+func (n labNetwork) WithBlocking() transport.Network {
+	if b, ok := n.Network.(transport.BlockingOpener); ok {
+		return labNetwork{Network: b.WithBlocking(), lab: n.lab}
 	}
 	return n
 }
 
-// withBuffers keeps the slow-receiver's small buffers working across the lab.
-func (n labNetwork) withBuffers(recv, send int) Network {
-	if o, ok := n.Network.(optionable); ok {
-		return labNetwork{Network: o.withBuffers(recv, send), lab: n.lab}
+// WithBuffers keeps the slow-receiver's small buffers working across the lab.
+func (n labNetwork) WithBuffers(recv, send int) transport.Network {
+	if o, ok := n.Network.(transport.Optionable); ok {
+		return labNetwork{Network: o.WithBuffers(recv, send), lab: n.lab}
 	}
 	return n
 }
@@ -134,8 +135,8 @@ type labMark struct {
 // linkQuiet is how long the link must take in nothing to count as idle.
 const linkQuiet = 20 * time.Millisecond
 
-func startLabCell(ctx context.Context, l *lab.Lab, nw Network, idle time.Duration) *labCell {
-	c := &labCell{lab: l, datagrams: CapsOf(nw.Name()).Datagrams, idle: cmp.Or(idle, time.Second)}
+func startLabCell(ctx context.Context, l *lab.Lab, nw transport.Network, idle time.Duration) *labCell {
+	c := &labCell{lab: l, datagrams: transport.CapsOf(nw.Name()).Datagrams, idle: cmp.Or(idle, time.Second)}
 	c.first = c.read(ctx)
 	return c
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // echoCount is an experiment defined here, in a test, to show that a new experiment
@@ -21,7 +22,7 @@ const echoCount = "echo-count"
 func init() {
 	bench.RegisterExperiment(bench.Experiment{Name: echoCount, Optional: true, Measures: true,
 		Help: "a test's own: numbered messages one at a time, each echoed back",
-		Server: func(ctx context.Context, t bench.Transport, p report.Params) error {
+		Server: func(ctx context.Context, t transport.Transport, p report.Params) error {
 			bufs, sizes := [][]byte{make([]byte, p.Size)}, []int{0}
 			for ctx.Err() == nil {
 				t.SetReadDeadline(time.Now().Add(50 * time.Millisecond))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/transporttest"
 )
 
@@ -32,7 +33,7 @@ var seqpacketSockets atomic.Uint64
 func (seqpacket) Name() string    { return "seqpacket" }
 func (seqpacket) MaxMessage() int { return 65507 }
 
-func (seqpacket) Listen(ctx context.Context, _ string) (bench.Listener, error) {
+func (seqpacket) Listen(ctx context.Context, _ string) (transport.Listener, error) {
 	path := fmt.Sprintf("@tcpvsudp-seqpacket-%d-%d", os.Getpid(), seqpacketSockets.Add(1))
 	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if err != nil {
@@ -41,7 +42,7 @@ func (seqpacket) Listen(ctx context.Context, _ string) (bench.Listener, error) {
 	return seqListener{l}, nil
 }
 
-func (seqpacket) Dial(ctx context.Context, address string) (bench.Transport, error) {
+func (seqpacket) Dial(ctx context.Context, address string) (transport.Transport, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unixpacket", address)
 	if err != nil {
@@ -52,7 +53,7 @@ func (seqpacket) Dial(ctx context.Context, address string) (bench.Transport, err
 
 type seqListener struct{ l *net.UnixListener }
 
-func (l seqListener) Accept(ctx context.Context) (bench.Transport, error) {
+func (l seqListener) Accept(ctx context.Context) (transport.Transport, error) {
 	stop := context.AfterFunc(ctx, func() { l.l.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	c, err := l.l.AcceptUnix()
@@ -128,8 +129,8 @@ func (s *seqConn) SetReadDeadline(t time.Time) error { return s.c.SetReadDeadlin
 func (s *seqConn) Close() error                      { return s.c.Close() }
 
 func init() {
-	bench.RegisterTransport(bench.TransportSpec{Name: "seqpacket", Caps: bench.Caps{Reliable: true, Connected: true},
-		Open: func(bench.NetOptions) bench.Network { return seqpacket{} }})
+	transport.Register(transport.Spec{Name: "seqpacket", Caps: transport.Caps{Reliable: true, Connected: true},
+		Open: func(transport.NetOptions) transport.Network { return seqpacket{} }})
 }
 
 // TestNewTransport: a transport registered by a test, with no file of bench
@@ -137,11 +138,11 @@ func init() {
 // known counts: every message of the stream delivered once, in order; every
 // request answered.
 func TestNewTransport(t *testing.T) {
-	nw, err := bench.NetworkByName("seqpacket", bench.NetOptions{})
+	nw, err := transport.NetworkByName("seqpacket", transport.NetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Run("conformance", func(t *testing.T) { transporttest.Conformance(t, nw, bench.CapsOf("seqpacket")) })
+	t.Run("conformance", func(t *testing.T) { transporttest.Conformance(t, nw, transport.CapsOf("seqpacket")) })
 
 	const count = 2000
 	rep, err := bench.Run(context.Background(), bench.Plan{Transports: []string{"seqpacket"},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -14,12 +15,12 @@ import (
 // after `after` replies to requests have come back — a stalled receive path. The
 // sockets stay real; only the known answer is arranged.
 type stallNetwork struct {
-	Network
+	transport.Network
 	after int
 	stall time.Duration
 }
 
-func (n stallNetwork) Dial(ctx context.Context, addr string) (Transport, error) {
+func (n stallNetwork) Dial(ctx context.Context, addr string) (transport.Transport, error) {
 	t, err := n.Network.Dial(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -28,7 +29,7 @@ func (n stallNetwork) Dial(ctx context.Context, addr string) (Transport, error) 
 }
 
 type stalled struct {
-	Transport
+	transport.Transport
 	n       stallNetwork
 	replies int
 	done    bool
@@ -64,7 +65,7 @@ func TestOpenLoopStall(t *testing.T) {
 	for _, name := range []string{"tcp", "udp"} {
 		t.Run(name, func(t *testing.T) {
 			// 500 replies wait in the socket during the stall: room for them.
-			base := mustNetwork(t, name, NetOptions{NoDelay: true, RecvBuffer: 4 << 20})
+			base := mustNetwork(t, name, transport.NetOptions{NoDelay: true, RecvBuffer: 4 << 20})
 			e := testEnv(t)
 			e.timeout = patience // nothing is lost: every request is answered, the stalled ones within a second
 
@@ -129,11 +130,11 @@ func TestOpenLoopStall(t *testing.T) {
 // sendClock wraps a real Network: its client records each request's send time,
 // the one its header carries (ns since the run's epoch).
 type sendClock struct {
-	Network
+	transport.Network
 	at *[]int64
 }
 
-func (n sendClock) Dial(ctx context.Context, addr string) (Transport, error) {
+func (n sendClock) Dial(ctx context.Context, addr string) (transport.Transport, error) {
 	t, err := n.Network.Dial(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -142,7 +143,7 @@ func (n sendClock) Dial(ctx context.Context, addr string) (Transport, error) {
 }
 
 type clocked struct {
-	Transport
+	transport.Transport
 	at *[]int64
 }
 
@@ -167,7 +168,7 @@ func TestOpenLoopPacer(t *testing.T) {
 	e.warmup = 0
 	e.timeout = patience // the checks are of the sender; no reply need time out
 	at := make([]int64, 0, 4000)
-	o, err := runPingPongCell(context.Background(), e, sendClock{Network: mustNetwork(t, "udp", NetOptions{}), at: &at},
+	o, err := runPingPongCell(context.Background(), e, sendClock{Network: mustNetwork(t, "udp", transport.NetOptions{}), at: &at},
 		report.Params{Size: 64, DurationS: 2, PingRate: rate})
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +202,7 @@ func TestOpenLoopLoss(t *testing.T) {
 	// Only the two dropped requests may time out: the others are answered in far
 	// less than 2 s, however busy the host.
 	e.timeout = 2 * time.Second
-	nw := impairedNetwork{Network: mustNetwork(t, "udp", NetOptions{}), drop: map[uint64]bool{10: true, 20: true}, dup: map[uint64]bool{30: true}}
+	nw := impairedNetwork{Network: mustNetwork(t, "udp", transport.NetOptions{}), drop: map[uint64]bool{10: true, 20: true}, dup: map[uint64]bool{30: true}}
 	o, err := runPingPongCell(context.Background(), e, nw, report.Params{Size: 64, Count: 100, PingRate: 500})
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +217,7 @@ func TestOpenLoopLoss(t *testing.T) {
 // TestOpenLoopNoAllocPerRequest: twice the requests cost no more allocations, to
 // within a handful: the hot path allocates nothing per request.
 func TestOpenLoopNoAllocPerRequest(t *testing.T) {
-	nw := mustNetwork(t, "udp", NetOptions{RecvBuffer: 4 << 20})
+	nw := mustNetwork(t, "udp", transport.NetOptions{RecvBuffer: 4 << 20})
 	mallocs := func(count uint64) uint64 {
 		e := testEnv(t)
 		e.warmup = 0

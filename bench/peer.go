@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // A stream cell's server half runs at its peer: at the far end in remote mode
@@ -40,9 +41,9 @@ type streamPeer struct {
 	fc  FarCell
 	one oneClock // nil: the server half runs at a far end, on another clock
 	rx  *rxHalf  // one clock: the server half's receiver, when it receives
-	ts  []Transport
-	out []Transport // this host sends on these: forward, and bidir's first half
-	in  []Transport // and receives on these: reverse, and bidir's second half
+	ts  []transport.Transport
+	out []transport.Transport // this host sends on these: forward, and bidir's first half
+	in  []transport.Transport // and receives on these: reverse, and bidir's second half
 	// dur is how long the peer's senders run, warm-up included; 0 = count mode.
 	dur        time.Duration
 	sendBuffer int      // SO_SNDBUF granted this host's senders (streamOpts.sendBuffer), bytes
@@ -57,7 +58,7 @@ type streamPeer struct {
 
 // openStreamPeer starts the server half of stream cell p and opens its data path:
 // at the far end when the run has one (e.far), else in this process (localCell).
-func openStreamPeer(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (*streamPeer, error) {
+func openStreamPeer(ctx context.Context, e *runEnv, nw transport.Network, p report.Params, so streamOpts) (*streamPeer, error) {
 	peerSends := p.Reverse || p.Bidir
 	if peerSends && (so.readerBps > 0 || so.oneWay != nil || so.seriesStep > 0) {
 		return nil, errors.New("a reverse or both-ways stream cannot have a paced reader, one-way latency or a time line")
@@ -112,7 +113,7 @@ func openStreamPeer(ctx context.Context, e *runEnv, nw Network, p report.Params,
 }
 
 // closeAll closes every endpoint of ts.
-func closeAll(ts []Transport) {
+func closeAll(ts []transport.Transport) {
 	for _, t := range ts {
 		t.Close()
 	}
@@ -192,9 +193,9 @@ func (sp *streamPeer) forward() (rxResult, []report.Sample, error) {
 // serves every flow); each path the server sends on is its dial to a listener of the
 // client's.
 type localCell struct {
-	ts  []Transport // the client's ends: the paths it sends on, then those it receives on
-	srv []Transport // the server half's ends
-	ls  []Listener
+	ts  []transport.Transport // the client's ends: the paths it sends on, then those it receives on
+	srv []transport.Transport // the server half's ends
+	ls  []transport.Listener
 	rx  *rxHalf // receives the client's flows; nil when only the server sends
 
 	cancel      context.CancelFunc
@@ -213,7 +214,7 @@ type localCell struct {
 // openLocalCell opens stream cell p's data path in this process and starts spec's
 // server half on it; oneWay, when set, records each new data message's one-way
 // latency.
-func openLocalCell(ctx context.Context, e *runEnv, nw Network, p report.Params, spec FarSpec, oneWay *metrics.Latency) (_ *localCell, err error) {
+func openLocalCell(ctx context.Context, e *runEnv, nw transport.Network, p report.Params, spec FarSpec, oneWay *metrics.Latency) (_ *localCell, err error) {
 	c := &localCell{sendersDone: make(chan struct{}), failed: make(chan struct{})}
 	sctx, cancel := context.WithCancel(ctx)
 	c.cancel = cancel
@@ -234,7 +235,7 @@ func openLocalCell(ctx context.Context, e *runEnv, nw Network, p report.Params, 
 	}
 	if spec.Reverse || spec.Bidir { // the server's flows: each its dial to a listener of the client's
 		host, _, _ := net.SplitHostPort(e.address)
-		var out []Transport
+		var out []transport.Transport
 		for range spec.Streams {
 			dialled, accepted, err := c.connect(ctx, nw, net.JoinHostPort(host, "0"), 1)
 			if err != nil {
@@ -265,18 +266,18 @@ func (c *localCell) startSenders(measuring func()) {
 
 // connect opens n paths of nw: dials to a receiver's listener at addr, and the
 // endpoints that listener accepts (a UDP listener's one socket serves every path).
-func (c *localCell) connect(ctx context.Context, nw Network, addr string, n int) (dialled, accepted []Transport, err error) {
+func (c *localCell) connect(ctx context.Context, nw transport.Network, addr string, n int) (dialled, accepted []transport.Transport, err error) {
 	defer func() {
 		if err != nil {
 			closeAll(append(dialled, accepted...))
 		}
 	}()
-	l, err := receiverNetwork(nw).Listen(ctx, addr)
+	l, err := transport.ReceiverNetwork(nw).Listen(ctx, addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), addr, err)
 	}
 	c.ls = append(c.ls, l)
-	_, isUDP := l.(*udpListener)
+	oneServesAll := !transport.CapsOf(nw.Name()).Connected // a connectionless listener's one endpoint serves every peer
 	for range n {
 		t, err := nw.Dial(ctx, l.Addr().String())
 		if err != nil {
@@ -289,14 +290,14 @@ func (c *localCell) connect(ctx context.Context, nw Network, addr string, n int)
 		if err != nil {
 			return dialled, accepted, fmt.Errorf("%s: accept on %s: %w", nw.Name(), l.Addr(), err)
 		}
-		if accepted = append(accepted, t); isUDP { // its one socket serves every peer
+		if accepted = append(accepted, t); oneServesAll {
 			break
 		}
 	}
 	return dialled, accepted, nil
 }
 
-func (c *localCell) Transports() []Transport { return c.ts }
+func (c *localCell) Transports() []transport.Transport { return c.ts }
 
 // SendersEnded tells the receiver each of the client's flows' count.
 func (c *localCell) SendersEnded(sent []uint64) {
@@ -351,8 +352,8 @@ func (c *localCell) Finish(context.Context) (FarResult, error) {
 // it: what they accepted, and their socket drops.
 type reqPeer struct {
 	fc    FarCell
-	local *localServer // the server half in this process; nil: at a far end
-	t     Transport    // the client's endpoint of the cell's data path; nil in listen mode on one host
+	local *localServer        // the server half in this process; nil: at a far end
+	t     transport.Transport // the client's endpoint of the cell's data path; nil in listen mode on one host
 	// remote is where t's far end is: the server's host and its port there
 	// (FarAddresser); invalid when the far end cannot tell.
 	remote netip.AddrPort
@@ -365,7 +366,7 @@ type reqPeer struct {
 // the client's endpoint of its data path (with FarSpec.Listen, new clients dial:
 // only a far end has a path of its own then). In this process the half serves with
 // sh; a far end serves as its runner does.
-func openReqPeer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, sh serverHalf) (*reqPeer, error) {
+func openReqPeer(ctx context.Context, e *runEnv, nw transport.Network, spec FarSpec, sh serverHalf) (*reqPeer, error) {
 	rp := &reqPeer{}
 	var err error
 	if e.far != nil {
@@ -410,7 +411,7 @@ func (rp *reqPeer) remoteAddr(exp string) (netip.AddrPort, error) {
 }
 
 // dial opens a new client's endpoint to a listen-mode peer (FarSpec.Listen).
-func (rp *reqPeer) dial(ctx context.Context) (Transport, error) {
+func (rp *reqPeer) dial(ctx context.Context) (transport.Transport, error) {
 	return rp.fc.(FarDialer).Dial(ctx)
 }
 
@@ -469,7 +470,7 @@ func (o *outcome) addFar(r FarResult) {
 // serve runs on each endpoint its listener accepts, as a far end runs it on each of
 // its data path's.
 type serverHalf struct {
-	serve func(ctx context.Context, t Transport) error
+	serve func(ctx context.Context, t transport.Transport) error
 	// half, instead of serve, serves the client's one endpoint as a far end does,
 	// with this process as its ServerEnv: Finish says the client is done and waits
 	// for half's report, which is Finish's.
@@ -493,7 +494,7 @@ type serverHalf struct {
 // new clients (Dial) and has no endpoint of the client's own.
 type localServer struct {
 	e         *runEnv
-	nw        Network
+	nw        transport.Network
 	exp       string
 	sh        serverHalf
 	spec      FarSpec
@@ -502,13 +503,13 @@ type localServer struct {
 	halfRes   chan halfResult // sh.half's report, from the first endpoint it served
 	srv       *server
 	addr      string                // where srv listens
-	ts        []Transport           // the client's endpoint, dialled at open; none in listen mode
+	ts        []transport.Transport // the client's endpoint, dialled at open; none in listen mode
 	footprint func() FootprintDelta // with sh.footprint: what was gained since before the server started
 }
 
-func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, sh serverHalf) (*localServer, error) {
+func openLocalServer(ctx context.Context, e *runEnv, nw transport.Network, spec FarSpec, sh serverHalf) (*localServer, error) {
 	if sh.blocking {
-		nw = blockingNet(nw)
+		nw = transport.BlockingNet(nw)
 	}
 	c := &localServer{e: e, nw: nw, exp: spec.Experiment, sh: sh, spec: spec, done: make(chan struct{}), halfRes: make(chan halfResult, 1)}
 	if sh.footprint {
@@ -521,8 +522,8 @@ func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, s
 	}
 	serve, started := sh.serve, make(chan struct{})
 	if sh.half != nil {
-		serve = func(ctx context.Context, t Transport) error {
-			r, err := sh.half(ctx, c, spec, []Transport{t})
+		serve = func(ctx context.Context, t transport.Transport) error {
+			r, err := sh.half(ctx, c, spec, []transport.Transport{t})
 			select {
 			case c.halfRes <- halfResult{r, err}:
 			default: // not the client's endpoint: the first one served is
@@ -531,7 +532,7 @@ func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, s
 		}
 	}
 	if sh.oneClient {
-		serve = func(ctx context.Context, t Transport) error {
+		serve = func(ctx context.Context, t transport.Transport) error {
 			<-started // c.srv is set
 			c.srv.closeListener()
 			return sh.serve(ctx, t)
@@ -549,17 +550,17 @@ func openLocalServer(ctx context.Context, e *runEnv, nw Network, spec FarSpec, s
 			c.srv.stop()
 			return nil, fmt.Errorf("dial %s: %w", c.addr, err)
 		}
-		c.ts = []Transport{t}
+		c.ts = []transport.Transport{t}
 	}
 	return c, nil
 }
 
 // Dial opens a new client's endpoint to the server half.
-func (c *localServer) Dial(ctx context.Context) (Transport, error) {
+func (c *localServer) Dial(ctx context.Context) (transport.Transport, error) {
 	return c.nw.Dial(ctx, c.addr)
 }
 
-func (c *localServer) Transports() []Transport { return c.ts }
+func (c *localServer) Transports() []transport.Transport { return c.ts }
 
 // RemoteAddrs is the listener's address, the far end of every client endpoint.
 func (c *localServer) RemoteAddrs() []netip.AddrPort {
@@ -617,7 +618,7 @@ func (c *localServer) Finish(ctx context.Context) (FarResult, error) {
 	}
 	fr.ServerSockets = c.srv.acceptedCount()
 	if c.sh.rx && len(c.ts) == 1 {
-		c.e.rx.note(c.nw.Name(), c.exp, RecvModeOf(c.ts[0]), c.srv.recvMode())
+		c.e.rx.note(c.nw.Name(), c.exp, transport.RecvModeOf(c.ts[0]), c.srv.recvMode())
 	}
 	return fr, herr
 }

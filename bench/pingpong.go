@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 )
@@ -26,7 +27,7 @@ func init() {
 // next. A request unanswered within e.timeout counts as unanswered (Timeouts) and the
 // client moves on, so one lost datagram never stalls the run (PITFALLS 9). Closed-loop figures are
 // labelled as such: they hide queueing, by construction.
-func runPingPong(ctx context.Context, e *runEnv, nw Network, p report.Params) (report.Metrics, []string, error) {
+func runPingPong(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (report.Metrics, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
 	defer cancel()
 	dur := time.Duration(p.DurationS * float64(time.Second))
@@ -72,16 +73,16 @@ func runPingPong(ctx context.Context, e *runEnv, nw Network, p report.Params) (r
 // requestCost is what a request/response cell reads as its measured phase starts
 // (CPU, retransmits) to report its costs over it.
 type requestCost struct {
-	t     Transport
+	t     transport.Transport
 	u0    metrics.Usage
 	uerr  error
 	retr0 uint64
 }
 
-func startRequestCost(t Transport) requestCost {
+func startRequestCost(t transport.Transport) requestCost {
 	c := requestCost{t: t}
 	c.u0, c.uerr = metrics.ReadUsage()
-	c.retr0, _ = retransmits([]Transport{t})
+	c.retr0, _ = retransmits([]transport.Transport{t})
 	return c
 }
 
@@ -90,7 +91,7 @@ func startRequestCost(t Transport) requestCost {
 // and the server's sockets and CPU. It returns the server half's warnings.
 func (c requestCost) finish(ctx context.Context, m *report.Metrics, lat *metrics.Latency, size int, elapsed time.Duration, end *reqPeer) []string {
 	u1, _ := metrics.ReadUsage()
-	retr1, retrOK := retransmits([]Transport{c.t})
+	retr1, retrOK := retransmits([]transport.Transport{c.t})
 	fr := end.finish(ctx)
 
 	finishRequests(m, lat, size, elapsed)
@@ -109,7 +110,7 @@ func (c requestCost) finish(ctx context.Context, m *report.Metrics, lat *metrics
 // (unblocking any call on it), and runs e.warmup of round trips over t outside the
 // measurement. It returns the requester the cell goes on with, and the watchdog's
 // stop, for the caller to defer whatever the error.
-func warmUp(ctx context.Context, e *runEnv, t Transport, size int) (*requester, func() bool, error) {
+func warmUp(ctx context.Context, e *runEnv, t transport.Transport, size int) (*requester, func() bool, error) {
 	stopWatch := ctxwatch.OnDone(ctx, func() { t.Close() })
 	c := newRequester(e, size)
 	var warm report.Metrics
@@ -143,7 +144,7 @@ func newRequester(e *runEnv, size int) *requester {
 // counts in m.Timeouts; a reply to an earlier request counts in m.LateMsgs and the
 // wait goes on. lat, when not nil, records the time from `from` (ns since the
 // epoch; negative means the send) to the reply.
-func (c *requester) roundTrip(t Transport, kind wire.Kind, m *report.Metrics, lat *metrics.Latency, from int64) error {
+func (c *requester) roundTrip(t transport.Transport, kind wire.Kind, m *report.Metrics, lat *metrics.Latency, from int64) error {
 	seq := c.seq
 	c.seq++
 	sent := c.e.now()
@@ -186,10 +187,10 @@ func (c *requester) roundTrip(t Transport, kind wire.Kind, m *report.Metrics, la
 		}
 		if err != nil {
 			switch {
-			case isTimeout(err):
+			case transport.IsTimeout(err):
 				m.Timeouts++
 				return nil
-			case isOversize(err):
+			case transport.IsOversize(err):
 				m.MalformedMsgs++
 			case isDatagramRefusal(err):
 				// ICMP port unreachable reported on a connected socket: the request is lost.
@@ -204,7 +205,7 @@ func (c *requester) roundTrip(t Transport, kind wire.Kind, m *report.Metrics, la
 
 // runPingPongCell runs pingpong closed loop, or open loop when p.PingRate > 0.
 // Closed-loop results carry no observations, so their reports stay as they were.
-func runPingPongCell(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runPingPongCell(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	if p.PingRate > 0 {
 		return runOpenLoop(ctx, e, nw, p)
 	}
@@ -240,7 +241,7 @@ func openLoopRing(rate float64, timeout time.Duration) (int, error) {
 // request that should have been sent during it (no coordinated omission, PITFALLS 9).
 type openLoop struct {
 	e    *runEnv
-	t    Transport
+	t    transport.Transport
 	n    uint64        // requests in the run
 	tt   timetable     // request i is scheduled at tt.at(i), ns since e.epoch
 	spin time.Duration // the sender spins this long before each scheduled time (timerOvershoot)
@@ -267,7 +268,7 @@ func (o *openLoop) sched(i uint64) int64 { return o.tt.at(i) }
 // replies by sequence number. A request unanswered e.timeout after its scheduled
 // time is lost (Timeouts); a reply after that counts in LateMsgs. Neither goroutine
 // allocates per request.
-func runOpenLoop(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runOpenLoop(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	rate := p.PingRate
 	n := p.Count
 	if n == 0 {
@@ -439,9 +440,9 @@ func (o *openLoop) receive(ctx context.Context, size int) error {
 		o.sweep(now)
 		if err != nil {
 			switch {
-			case isTimeout(err), isDatagramRefusal(err):
+			case transport.IsTimeout(err), isDatagramRefusal(err):
 				// a deadline, or ICMP for a request the sweep will count lost
-			case isOversize(err):
+			case transport.IsOversize(err):
 				o.m.MalformedMsgs++
 			default:
 				return fmt.Errorf("receive replies: %w", err)
@@ -456,7 +457,7 @@ func (o *openLoop) receive(ctx context.Context, size int) error {
 // call finish. With blocking (closed loop, whose one goroutine sends and then waits),
 // both ends in this process receive blocking (serverHalf.blocking); each end's mode
 // is recorded in e.rx.
-func openEcho(ctx context.Context, e *runEnv, nw Network, size int, dur time.Duration, blocking bool) (*reqPeer, error) {
+func openEcho(ctx context.Context, e *runEnv, nw transport.Network, size int, dur time.Duration, blocking bool) (*reqPeer, error) {
 	sh := echoHalf(e, size)
 	sh.blocking, sh.rx = blocking, true
 	return openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpPingPong, Transport: nw.Name(), Size: size, Streams: 1, Duration: dur}, sh)

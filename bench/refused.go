@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -36,7 +37,7 @@ const refusedWait = time.Second
 // the client half then measures, by refusedAt, against the server's host and that
 // port. No message names an address: the server half only ever tells a port of its
 // own host, and the host is the one the client already talks to.
-func runRefused(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runRefused(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	// The server half lives while the port is asked for and the measurement runs.
 	dur := refusedAsks*e.timeout + 2*refusedWait
 	srv, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpRefused, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur}, serverHalf{half: serveRefused})
@@ -61,7 +62,7 @@ func runRefused(ctx context.Context, e *runEnv, nw Network, p report.Params) (ou
 
 // refusedAt dials addr, where nobody listens for nw, sends one message, and records
 // when and how the transport says so.
-func refusedAt(ctx context.Context, e *runEnv, nw Network, p report.Params, addr string) outcome {
+func refusedAt(ctx context.Context, e *runEnv, nw transport.Network, p report.Params, addr string) outcome {
 	obs := map[string]any{report.ObsAddress.Key(): addr}
 	var m report.Metrics
 	msg := make([]byte, p.Size)
@@ -103,7 +104,7 @@ func refusedAt(ctx context.Context, e *runEnv, nw Network, p report.Params, addr
 	m.LostMsgs = 1
 
 	// The same send from an unconnected socket, where the capability exists.
-	if u, ok := nw.(UnconnectedSender); ok {
+	if u, ok := nw.(transport.UnconnectedSender); ok {
 		sendErr, laterErr := u.SendUnconnected(addr, msg, refusedWait/4)
 		report.Set(obs, report.ObsUnconnectedSendError, errText(sendErr))
 		report.Set(obs, report.ObsUnconnectedTold, laterErr != nil)
@@ -114,7 +115,7 @@ func refusedAt(ctx context.Context, e *runEnv, nw Network, p report.Params, addr
 // waitRefused reads from t until an error other than a timeout arrives, sending
 // again every 50 ms (an error may surface on either call), for at most refusedWait.
 // It returns how long after sent the error came, and the error; nil if none came.
-func waitRefused(t Transport, sent time.Time) (int64, error) {
+func waitRefused(t transport.Transport, sent time.Time) (int64, error) {
 	bufs, sizes := makeBufs(1, 64<<10), make([]int, 1)
 	deadline := sent.Add(refusedWait)
 	for time.Now().Before(deadline) {
@@ -125,7 +126,7 @@ func waitRefused(t Transport, sent time.Time) (int64, error) {
 		if err := t.SetReadDeadline(d); err != nil {
 			return time.Since(sent).Nanoseconds(), err
 		}
-		if _, err := t.Recv(bufs, sizes); err != nil && !isTimeout(err) {
+		if _, err := t.Recv(bufs, sizes); err != nil && !transport.IsTimeout(err) {
 			return time.Since(sent).Nanoseconds(), err
 		}
 		if _, err := t.Send([][]byte{bufs[0][:0]}); err != nil {
@@ -137,7 +138,7 @@ func waitRefused(t Transport, sent time.Time) (int64, error) {
 
 // closedPort returns an address on which nobody listens for nw: a port that was
 // just bound and released.
-func closedPort(ctx context.Context, e *runEnv, nw Network) (string, error) {
+func closedPort(ctx context.Context, e *runEnv, nw transport.Network) (string, error) {
 	host, _, err := net.SplitHostPort(e.address)
 	if err != nil {
 		return "", err
@@ -160,7 +161,7 @@ const refusedAsks = 5
 // askClosedPort asks the far end over t for its closed port: a header-only request
 // of the run, answered by the same message as a reply whose seq is the port. It asks
 // up to refusedAsks times, each waiting e.timeout.
-func askClosedPort(e *runEnv, t Transport) (uint16, error) {
+func askClosedPort(e *runEnv, t transport.Transport) (uint16, error) {
 	req := make([]byte, wire.HeaderLen)
 	bufs, sizes := makeBufs(1, 64<<10), make([]int, 1)
 	var last error
@@ -190,7 +191,7 @@ func askClosedPort(e *runEnv, t Transport) (uint16, error) {
 				return uint16(h.Seq), nil
 			}
 			if err != nil {
-				if isTimeout(err) {
+				if transport.IsTimeout(err) {
 					last = fmt.Errorf("no answer within %v", e.timeout)
 					break
 				}
@@ -204,12 +205,12 @@ func askClosedPort(e *runEnv, t Transport) (uint16, error) {
 // serveRefused is refused's server half: ServeRefused on every endpoint, with a
 // closed port of the server's host (env.ClosedPort: in remote mode one of the
 // server's --data-ports, on one host one just bound and released).
-func serveRefused(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error) {
+func serveRefused(ctx context.Context, env ServerEnv, spec FarSpec, ts []transport.Transport) (FarResult, error) {
 	port, err := env.ClosedPort()
 	if err != nil {
 		return FarResult{}, err
 	}
-	return serveEach(func(ctx context.Context, spec FarSpec, t Transport) error {
+	return serveEach(func(ctx context.Context, spec FarSpec, t transport.Transport) error {
 		return ServeRefused(ctx, t, spec.Size, port)
 	})(ctx, env, spec, ts)
 }
@@ -219,7 +220,7 @@ func serveRefused(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transpo
 // of bench's that arrives on t with the same message as a reply whose seq is port
 // (so an answer is never larger than what asked for it), and ignores anything else,
 // until ctx ends or t is closed. size is the largest message.
-func ServeRefused(ctx context.Context, t Transport, size int, port uint16) error {
+func ServeRefused(ctx context.Context, t transport.Transport, size int, port uint16) error {
 	if size < wire.HeaderLen || port == 0 {
 		return fmt.Errorf("bench: ServeRefused: want size ≥ %d bytes and a port, got %d bytes, port %d", wire.HeaderLen, size, port)
 	}

@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestRefused: TCP is refused while dialling; UDP's dial and first send succeed and a
 // connected socket learns of the refusal afterwards; an unconnected one never does.
 func TestRefused(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) {
-		o, err := runRefused(context.Background(), testEnv(t), mustNetwork(t, "tcp", NetOptions{}), report.Params{Size: propertySize})
+		o, err := runRefused(context.Background(), testEnv(t), mustNetwork(t, "tcp", transport.NetOptions{}), report.Params{Size: propertySize})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -24,7 +25,7 @@ func TestRefused(t *testing.T) {
 		}
 	})
 	t.Run("udp", func(t *testing.T) {
-		o, err := runRefused(context.Background(), testEnv(t), mustNetwork(t, "udp", NetOptions{}), report.Params{Size: propertySize})
+		o, err := runRefused(context.Background(), testEnv(t), mustNetwork(t, "udp", transport.NetOptions{}), report.Params{Size: propertySize})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -21,7 +22,7 @@ func TestLocalServer(t *testing.T) {
 			e := testEnv(t)
 			e.timeout, e.rx = patience, &rxModes{}
 			ctx := context.Background()
-			rp, err := openEcho(ctx, e, mustNetwork(t, name, NetOptions{}), 64, 0, true)
+			rp, err := openEcho(ctx, e, mustNetwork(t, name, transport.NetOptions{}), 64, 0, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +49,7 @@ func TestLocalServer(t *testing.T) {
 			e := testEnv(t)
 			e.timeout = patience
 			ctx := context.Background()
-			rp, err := openReqPeer(ctx, e, mustNetwork(t, name, NetOptions{}), FarSpec{Experiment: report.ExpConnect, Transport: name, Size: 64, Streams: 1, Listen: true}, echoHalf(e, 64))
+			rp, err := openReqPeer(ctx, e, mustNetwork(t, name, transport.NetOptions{}), FarSpec{Experiment: report.ExpConnect, Transport: name, Size: 64, Streams: 1, Listen: true}, echoHalf(e, 64))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +71,7 @@ func TestLocalServer(t *testing.T) {
 				}
 			}
 			want := clients
-			if !CapsOf(name).Connected {
+			if !transport.CapsOf(name).Connected {
 				want = 1
 			}
 			if n, ok := rp.accepted(); !ok || n != want {
@@ -87,7 +88,7 @@ func TestLocalServer(t *testing.T) {
 		ctx := context.Background()
 		sh := echoHalf(e, 64)
 		sh.oneClient = true
-		nw := mustNetwork(t, "tcp", NetOptions{})
+		nw := mustNetwork(t, "tcp", transport.NetOptions{})
 		rp, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpClose, Transport: "tcp", Size: 64, Streams: 1}, sh)
 		if err != nil {
 			t.Fatal(err)

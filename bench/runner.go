@@ -20,6 +20,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
@@ -48,7 +49,7 @@ type Plan struct {
 	Clients     int           // concurrent clients of the clients experiment; default 100
 	Receivers   int           // receivers of one sender in fanout; default 8
 	ReaderBps   float64       // slow-receiver's reading pace, bits/s; default 80 Mbit/s (10 MB/s)
-	Net         NetOptions
+	Net         transport.NetOptions
 	Lab         *LabConfig // cross an emulated link (Linux, CAP_NET_ADMIN); nil = loopback
 	Far         Far        // run the server halves on another host (remote mode); nil = in this process
 	Reverse     bool       // stream: the server half sends and this host receives (on one host, or with Far)
@@ -203,8 +204,8 @@ func (p Plan) SpreadDefault() bool { return p.spread }
 // value, e.g. "--sizes: must be 48..65507 for udp, got 70000".
 func (p Plan) Validate() error {
 	for _, t := range p.Transports {
-		if !slices.Contains(Transports(), t) {
-			return fmt.Errorf("--transports: unknown transport %q (known: %s)", t, strings.Join(Transports(), ", "))
+		if !slices.Contains(transport.Names(), t) {
+			return fmt.Errorf("--transports: unknown transport %q (known: %s)", t, strings.Join(transport.Names(), ", "))
 		}
 	}
 	for _, x := range p.Experiments {
@@ -214,7 +215,7 @@ func (p Plan) Validate() error {
 	}
 	for _, s := range p.Sizes {
 		for _, t := range p.Transports {
-			nw, _ := NetworkByName(t, p.Net)
+			nw, _ := transport.NetworkByName(t, p.Net)
 			if s < wire.HeaderLen || s > nw.MaxMessage() {
 				return fmt.Errorf("--sizes: must be %d..%d for %s (the header takes %d bytes), got %d", wire.HeaderLen, nw.MaxMessage(), t, wire.HeaderLen, s)
 			}
@@ -296,7 +297,7 @@ func (p Plan) cells() []cell {
 			for _, t := range p.Transports {
 				ps := report.Params{Size: s, Streams: streams, RateBps: rate, PingRate: pingRate, DurationS: p.Duration.Seconds(), Count: p.Count,
 					Reverse: p.Reverse && spec.directions, Bidir: p.Bidir && spec.directions}
-				if !spec.ioModes || !CapsOf(t).TextbookIO {
+				if !spec.ioModes || !transport.CapsOf(t).TextbookIO {
 					cs = append(cs, cell{x, t, ps, p.Repeat})
 					continue
 				}
@@ -576,7 +577,7 @@ func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 		ce.net.Batch, opts.Batch = 1, 1
 		e = &ce
 	}
-	nw, err := NetworkByName(c.transport, opts)
+	nw, err := transport.NetworkByName(c.transport, opts)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -668,7 +669,7 @@ func jitterClockWarnings(rs []report.Result) []string {
 		if !slices.Contains(user, what) {
 			user = append(user, what)
 		}
-		streamUser = streamUser || !CapsOf(r.Transport).Datagrams
+		streamUser = streamUser || !transport.CapsOf(r.Transport).Datagrams
 	}
 	if len(user) == 0 {
 		return nil
@@ -707,7 +708,7 @@ const ethernetPayload = 1472
 // the accounting identity sent = received − duplicates + lost (PITFALLS 4).
 func honesty(r report.Result, link report.Link) []string {
 	var w []string
-	if CapsOf(r.Transport).Datagrams && r.Params.Size > ethernetPayload {
+	if transport.CapsOf(r.Transport).Datagrams && r.Params.Size > ethernetPayload {
 		frags := (r.Params.Size + 8 + 1479) / 1480 // IPv4 fragments carry 1480 bytes
 		if link.Kind == "loopback" {
 			w = append(w, fmt.Sprintf("%d-byte datagrams exceed a 1500-byte MTU: on a real link each would travel as %d IP fragments, and losing one loses the datagram; loopback (MTU %d) does not fragment", r.Params.Size, frags, loopbackMTU()))
@@ -790,21 +791,21 @@ func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]report.So
 	out := make(map[string]report.Sock)
 	host, _, _ := net.SplitHostPort(e.address)
 	for _, name := range p.Transports {
-		nw, err := NetworkByName(name, p.Net)
+		nw, err := transport.NetworkByName(name, p.Net)
 		if err != nil {
 			continue
 		}
 		if e.lab != nil {
 			nw = labNetwork{Network: nw, lab: e.lab}
 		}
-		nw = receiverNetwork(nw) // gro: what a stream's receiver uses
+		nw = transport.ReceiverNetwork(nw) // gro: what a stream's receiver uses
 		l, err := nw.Listen(ctx, net.JoinHostPort(host, "0"))
 		if err != nil {
 			continue
 		}
 		t, err := nw.Dial(ctx, l.Addr().String())
 		if err == nil {
-			if sk := SocketsOf([]Transport{t}, p.Batch); sk.RecvBuffer > 0 || sk.SendBuffer > 0 {
+			if sk := SocketsOf([]transport.Transport{t}, p.Batch); sk.RecvBuffer > 0 || sk.SendBuffer > 0 {
 				sk.DataSockets = 0 // a probe, not a data socket
 				sk.Verify = p.Verify.String()
 				out[name] = sk

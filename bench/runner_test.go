@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestWithDefaultsTwice: defaults applied any number of times give the same plan, and
@@ -71,7 +72,7 @@ func TestTextbookSendCalls(t *testing.T) {
 	// messages a call carries depends on the scheduler (on a quiet host, about one).
 	// Unpaced, every call carries --batch messages; 2000 of 512 B fit the 4 MiB buffer.
 	p := Plan{Transports: []string{"udp"}, Experiments: []string{report.ExpStream}, Sizes: []int{512}, Count: count,
-		Warmup: NoWarmup, Net: NetOptions{RecvBuffer: 4 << 20}}.WithDefaults()
+		Warmup: NoWarmup, Net: transport.NetOptions{RecvBuffer: 4 << 20}}.WithDefaults()
 	e := testEnv(t)
 	e.batch = p.Batch
 	cs := p.cells()

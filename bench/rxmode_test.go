@@ -10,13 +10,14 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
 // fakeStamper is a Transport with kernel stamps made up by the test.
 type fakeStamper struct {
-	Transport
+	transport.Transport
 	stamps []int64
 }
 
@@ -31,7 +32,7 @@ func TestArrivals(t *testing.T) {
 	wall := tm.UnixNano()
 	for _, tc := range []struct {
 		name   string
-		t      Transport
+		t      transport.Transport
 		n      int
 		want   []int64
 		kernel []bool
@@ -58,12 +59,12 @@ func TestArrivals(t *testing.T) {
 // stampNetwork hands out server endpoints whose RecvStamps says each message arrived
 // transit(seq) ns after its header's send time: a known answer for the jitter.
 type stampNetwork struct {
-	Network
+	transport.Network
 	epoch   time.Time
 	transit func(seq uint64) int64
 }
 
-func (n stampNetwork) Listen(ctx context.Context, address string) (Listener, error) {
+func (n stampNetwork) Listen(ctx context.Context, address string) (transport.Listener, error) {
 	l, err := n.Network.Listen(ctx, address)
 	if err != nil {
 		return nil, err
@@ -72,11 +73,11 @@ func (n stampNetwork) Listen(ctx context.Context, address string) (Listener, err
 }
 
 type stampListener struct {
-	Listener
+	transport.Listener
 	n stampNetwork
 }
 
-func (l stampListener) Accept(ctx context.Context) (Transport, error) {
+func (l stampListener) Accept(ctx context.Context) (transport.Transport, error) {
 	t, err := l.Listener.Accept(ctx)
 	if err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func (l stampListener) Accept(ctx context.Context) (Transport, error) {
 }
 
 type stamped struct {
-	Transport
+	transport.Transport
 	n     stampNetwork
 	bufs  [][]byte
 	sizes []int
@@ -118,7 +119,7 @@ func TestStreamJitterFromStamps(t *testing.T) {
 	e := testEnv(t)
 	e.warmup = 0
 	e.drain = patience // TCP delivers all 200: a complete flow ends the drain
-	nw := stampNetwork{Network: mustNetwork(t, "tcp", NetOptions{NoDelay: true}), epoch: e.epoch,
+	nw := stampNetwork{Network: mustNetwork(t, "tcp", transport.NetOptions{NoDelay: true}), epoch: e.epoch,
 		transit: func(seq uint64) int64 { return 1000 + int64(seq%2)*10000 }}
 	m, _, err := runStream(context.Background(), e, nw, report.Params{Size: 256, Streams: 1, Count: count, RateBps: 20e6})
 	if err != nil {
@@ -144,13 +145,13 @@ func TestStreamJitterClock(t *testing.T) {
 	const count = 2000
 	for _, tc := range []struct {
 		name       string
-		nw         Network
+		nw         transport.Network
 		kernel     bool // every message kernel-stamped
 		warnsAbout string
 	}{
-		{"udp", mustNetwork(t, "udp", NetOptions{}), true, ""},
-		{"udp without timestamps", udpNetwork{udp.Options{NoTimestamps: true}}, false, "udp"},
-		{"tcp", mustNetwork(t, "tcp", NetOptions{NoDelay: true}), false, "tcp"},
+		{"udp", mustNetwork(t, "udp", transport.NetOptions{}), true, ""},
+		{"udp without timestamps", transport.NewUDPNetwork(udp.Options{NoTimestamps: true}), false, "udp"},
+		{"tcp", mustNetwork(t, "tcp", transport.NetOptions{NoDelay: true}), false, "tcp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := testEnv(t)
@@ -218,7 +219,7 @@ func TestJitterClockWarnings(t *testing.T) {
 // transports, with exact accounting, and the report records the mode and what the
 // kernel granted.
 func TestBusyPollExperiments(t *testing.T) {
-	o := NetOptions{NoDelay: true, BusyPoll: true}
+	o := transport.NetOptions{NoDelay: true, BusyPoll: true}
 	for _, name := range []string{"tcp", "udp"} {
 		t.Run("pingpong/"+name, func(t *testing.T) {
 			e := testEnv(t)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 func init() {
@@ -37,13 +38,13 @@ const slowReceiverMax = 2 * time.Second
 // buffer on its endpoints and reads at the pace, this host asks for the small send
 // buffer on its own, and the time line joins both hosts' counts at the first data
 // message (mergeSeries).
-func runSlowReceiver(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runSlowReceiver(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	var warns []string
 	var farBuffers bool
 	if e.far != nil {
 		farBuffers = true // the endpoints are opened elsewhere: streamOpts sizes them open
-	} else if o, ok := nw.(optionable); ok {
-		nw = o.withBuffers(slowBuffer, slowBuffer)
+	} else if o, ok := nw.(transport.Optionable); ok {
+		nw = o.WithBuffers(slowBuffer, slowBuffer)
 	} else {
 		warns = append(warns, fmt.Sprintf("%s: cannot shrink the receive buffer: flow control shows later", nw.Name()))
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestSlowReceiver: with a reader at 20 Mbit/s, TCP's sender is held to that pace and
@@ -14,7 +15,7 @@ func TestSlowReceiver(t *testing.T) {
 	const reader = 20e6
 	p := report.Params{Size: propertySize, Streams: 1, DurationS: 0.5, ReaderBps: reader}
 	t.Run("tcp", func(t *testing.T) {
-		o, err := runSlowReceiver(context.Background(), testEnv(t), mustNetwork(t, "tcp", NetOptions{NoDelay: true}), p)
+		o, err := runSlowReceiver(context.Background(), testEnv(t), mustNetwork(t, "tcp", transport.NetOptions{NoDelay: true}), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +39,7 @@ func TestSlowReceiver(t *testing.T) {
 		}
 	})
 	t.Run("udp", func(t *testing.T) {
-		o, err := runSlowReceiver(context.Background(), testEnv(t), mustNetwork(t, "udp", NetOptions{}), p)
+		o, err := runSlowReceiver(context.Background(), testEnv(t), mustNetwork(t, "udp", transport.NetOptions{}), p)
 		if err != nil {
 			t.Fatal(err)
 		}

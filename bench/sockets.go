@@ -5,6 +5,7 @@ import (
 	"runtime"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // What each end of a data path got of the run's socket flags (--rcvbuf, --sndbuf,
@@ -22,7 +23,7 @@ type SendCaller interface {
 
 // sendCalls sums the send system calls of ts and the datagrams they carried, over
 // those that count them (SendCaller: UDP); ok when any does.
-func sendCalls(ts []Transport) (calls, datagrams uint64, ok bool) {
+func sendCalls(ts []transport.Transport) (calls, datagrams uint64, ok bool) {
 	for _, t := range ts {
 		if sc, is := t.(SendCaller); is {
 			c, d := sc.SendCalls()
@@ -41,14 +42,14 @@ type batchSizer interface{ Batch() int }
 // busy polling of the first that reports them. batch is the most messages one of
 // the end's calls moves (the transport's own limit when it has one); the send
 // counts start at zero (AddSends).
-func SocketsOf(ts []Transport, batch int) report.Sock {
+func SocketsOf(ts []transport.Transport, batch int) report.Sock {
 	s := report.Sock{Batch: batch, DataSockets: len(ts)}
 	first := true
 	for _, t := range ts {
 		if b, ok := t.(batchSizer); ok {
 			s.Batch = min(s.Batch, b.Batch())
 		}
-		bs, ok := t.(BufferSizer)
+		bs, ok := t.(transport.BufferSizer)
 		if !ok {
 			continue
 		}
@@ -64,10 +65,10 @@ func SocketsOf(ts []Transport, batch int) report.Sock {
 		if o, ok := t.(offloader); ok {
 			s.GSO, s.GRO = o.Offload()
 		}
-		if ts, ok := t.(timestamper); ok {
+		if ts, ok := t.(transport.Timestamper); ok {
 			s.RxTimestamps = ts.Timestamps()
 		}
-		if bp, ok := t.(BusyPoller); ok {
+		if bp, ok := t.(transport.BusyPoller); ok {
 			s.BusyPoll, s.BusyPollUs = bp.BusyPoll()
 		}
 	}
@@ -76,9 +77,9 @@ func SocketsOf(ts []Transport, batch int) report.Sock {
 
 // RecvModes is the receive mode of ts, one end's endpoints of a cell: the first
 // that says (RecvModer), or "" when none does.
-func RecvModes(ts []Transport) string {
+func RecvModes(ts []transport.Transport) string {
 	for _, t := range ts {
-		if m := RecvModeOf(t); m != "" {
+		if m := transport.RecvModeOf(t); m != "" {
 			return m
 		}
 	}
@@ -87,7 +88,7 @@ func RecvModes(ts []Transport) string {
 
 // AddSends adds the send calls and datagrams of ts (SendCaller) to s; endpoints
 // that do not count them (TCP) add nothing.
-func AddSends(s *report.Sock, ts []Transport) {
+func AddSends(s *report.Sock, ts []transport.Transport) {
 	if calls, dgrams, ok := sendCalls(ts); ok {
 		s.SendCalls = report.AddCount(s.SendCalls, calls)
 		s.SentDatagrams = report.AddCount(s.SentDatagrams, dgrams)
@@ -98,7 +99,7 @@ func AddSends(s *report.Sock, ts []Transport) {
 // its endpoints read back got: a buffer granted less than asked (Linux doubles a
 // request to make room for its bookkeeping, so less than twice it there), busy
 // polling without SO_BUSY_POLL. Each line names the flag.
-func Refusals(want NetOptions, transport string, got report.Sock) []string {
+func Refusals(want transport.NetOptions, transport string, got report.Sock) []string {
 	factor := 1
 	if runtime.GOOS == "linux" {
 		factor = 2

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 func u64(n uint64) *uint64 { return &n }
@@ -33,17 +34,17 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		want NetOptions
+		want transport.NetOptions
 		got  report.Sock
 		flag []string // the flags the refusals name, in order
 	}{
-		{"granted", NetOptions{RecvBuffer: 1 << 20, SendBuffer: 1 << 20}, report.Sock{RecvBuffer: 2 << 20, SendBuffer: 2 << 20}, nil},
-		{"no request", NetOptions{}, report.Sock{RecvBuffer: 212992, SendBuffer: 212992}, nil},
-		{"rmem_max caps", NetOptions{RecvBuffer: 64 << 20}, report.Sock{RecvBuffer: 8 << 20}, []string{"--rcvbuf"}},
-		{"both capped", NetOptions{RecvBuffer: 8 << 20, SendBuffer: 8 << 20}, report.Sock{RecvBuffer: 8 << 20, SendBuffer: 8 << 20}, []string{"--rcvbuf", "--sndbuf"}},
-		{"busy poll refused", NetOptions{BusyPoll: true}, report.Sock{BusyPoll: true}, []string{"--busy-poll"}},
-		{"busy poll granted", NetOptions{BusyPoll: true}, report.Sock{BusyPoll: true, BusyPollUs: 50}, nil},
-		{"unread grant", NetOptions{RecvBuffer: 1 << 20}, report.Sock{}, nil},
+		{"granted", transport.NetOptions{RecvBuffer: 1 << 20, SendBuffer: 1 << 20}, report.Sock{RecvBuffer: 2 << 20, SendBuffer: 2 << 20}, nil},
+		{"no request", transport.NetOptions{}, report.Sock{RecvBuffer: 212992, SendBuffer: 212992}, nil},
+		{"rmem_max caps", transport.NetOptions{RecvBuffer: 64 << 20}, report.Sock{RecvBuffer: 8 << 20}, []string{"--rcvbuf"}},
+		{"both capped", transport.NetOptions{RecvBuffer: 8 << 20, SendBuffer: 8 << 20}, report.Sock{RecvBuffer: 8 << 20, SendBuffer: 8 << 20}, []string{"--rcvbuf", "--sndbuf"}},
+		{"busy poll refused", transport.NetOptions{BusyPoll: true}, report.Sock{BusyPoll: true}, []string{"--busy-poll"}},
+		{"busy poll granted", transport.NetOptions{BusyPoll: true}, report.Sock{BusyPoll: true, BusyPollUs: 50}, nil},
+		{"unread grant", transport.NetOptions{RecvBuffer: 1 << 20}, report.Sock{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Refusals(tc.want, "udp", tc.got)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/metrics"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/udp"
@@ -23,7 +24,7 @@ func init() {
 		help:  "one-way bulk transfer: goodput at the receiver, loss after a drain, reordering, duplicates, jitter, retransmits, CPU per GB",
 		place: 90, run: runStreamCell, measures: true,
 		streams: true, directions: true, ioModes: true,
-		far: &FarHalf{Stream: true, Serve: func(ctx context.Context, env ServerEnv, spec FarSpec, ts []Transport) (FarResult, error) {
+		far: &FarHalf{Stream: true, Serve: func(ctx context.Context, env ServerEnv, spec FarSpec, ts []transport.Transport) (FarResult, error) {
 			return ServeStream(ctx, spec, ts, env, env.ReportSent)
 		}}})
 }
@@ -34,7 +35,7 @@ func init() {
 // ways). The receiver accounts every message by flow and sequence number; loss is
 // counted after a drain. A both-ways cell keeps its observations, where its
 // directions are apart; the other cells keep what their system calls carried.
-func runStreamCell(ctx context.Context, e *runEnv, nw Network, p report.Params) (outcome, error) {
+func runStreamCell(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
 	if p.Bidir {
 		return o, err
@@ -72,7 +73,7 @@ type streamOpts struct {
 // those it receives on (reverse; bidir's second half); the peer does the rest. It
 // returns the cell's figures, observations (sender blocked time, TCP_INFO limits)
 // and, when asked, its time line.
-func streamCell(ctx context.Context, e *runEnv, nw Network, p report.Params, so streamOpts) (outcome, error) {
+func streamCell(ctx context.Context, e *runEnv, nw transport.Network, p report.Params, so streamOpts) (outcome, error) {
 	// Every blocking call below ends by this cell's time limit: the watchdog closes the
 	// endpoints, which unblocks a sender stuck on a receiver that died.
 	ctx, cancel := context.WithTimeout(ctx, e.cellLimit(p))
@@ -278,9 +279,9 @@ func sentPerFlow(txs []*streamTx) []uint64 {
 
 // tcpLimits sums the TCP_INFO time-limited counters over the transports that can
 // report them; ok is false when none can.
-func tcpLimits(ts []Transport) (sum TCPInfo, ok bool) {
+func tcpLimits(ts []transport.Transport) (sum transport.TCPInfo, ok bool) {
 	for _, t := range ts {
-		if ti, is := t.(TCPInfoer); is {
+		if ti, is := t.(transport.TCPInfoer); is {
 			if info, err := ti.TCPInfo(); err == nil {
 				sum.RwndLimited += info.RwndLimited
 				sum.SndbufLimited += info.SndbufLimited
@@ -337,7 +338,7 @@ func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered 
 // streamTx is one sending stream: one client endpoint, one flow.
 type streamTx struct {
 	e      *runEnv
-	t      Transport
+	t      transport.Transport
 	flow   uint32
 	size   int
 	perSec float64 // messages per second when paced; 0 = unpaced
@@ -357,7 +358,7 @@ type streamTx struct {
 	lastNs  int64
 }
 
-func newStreamTx(e *runEnv, p report.Params, flow uint32, t Transport) *streamTx {
+func newStreamTx(e *runEnv, p report.Params, flow uint32, t transport.Transport) *streamTx {
 	batch := max(1, min(e.batch, (1<<20)/p.Size))
 	tx := &streamTx{e: e, t: t, flow: flow, size: p.Size, bufs: makeBufs(batch, p.Size), out: make([][]byte, batch)}
 	for _, b := range tx.bufs {
@@ -488,14 +489,14 @@ type streamRx struct {
 	done     chan struct{} // closed when every flow is complete
 
 	// When the drain may end before every flow is complete (waitDrained).
-	reliable bool          // TCP: every message arrives in the end, so only completeness or the drain ends the wait
-	quietFor time.Duration // datagrams: nothing arrived for this long since the end was known (at least)
-	dataSeen atomic.Bool   // a data message arrived: arrival gaps count from here
-	maxGap   atomic.Int64  // the longest wait between two reads that returned messages, once data flowed, ns
-	idle     func() bool   // datagrams: the path holds nothing in flight (the lab's link is empty); nil = no such check
-	tsMu     sync.Mutex    // guards ts and gaps
-	ts       []Transport   // the endpoints served, whose receive queues must be empty
-	gaps     []*groGaps    // the endpoints served with UDP GRO: their holes, for socket drops in datagrams (grodrops.go)
+	reliable bool                  // TCP: every message arrives in the end, so only completeness or the drain ends the wait
+	quietFor time.Duration         // datagrams: nothing arrived for this long since the end was known (at least)
+	dataSeen atomic.Bool           // a data message arrived: arrival gaps count from here
+	maxGap   atomic.Int64          // the longest wait between two reads that returned messages, once data flowed, ns
+	idle     func() bool           // datagrams: the path holds nothing in flight (the lab's link is empty); nil = no such check
+	tsMu     sync.Mutex            // guards ts and gaps
+	ts       []transport.Transport // the endpoints served, whose receive queues must be empty
+	gaps     []*groGaps            // the endpoints served with UDP GRO: their holes, for socket drops in datagrams (grodrops.go)
 
 	readerBps float64 // read no faster than this, bits/s; 0 = unpaced
 
@@ -529,7 +530,7 @@ type flowRx struct {
 	unpublished uint64 // unique data messages accounted here and not yet added to uniqueOf
 }
 
-func (rx *streamRx) serve(ctx context.Context, t Transport) error {
+func (rx *streamRx) serve(ctx context.Context, t transport.Transport) error {
 	batch := max(1, min(rx.e.batch, (1<<20)/rx.p.Size))
 	var paceStart time.Time
 	var paceBytes float64
@@ -616,12 +617,12 @@ func (rx *streamRx) serve(ctx context.Context, t Transport) error {
 		}
 		if err != nil {
 			switch {
-			case isTimeout(err):
+			case transport.IsTimeout(err):
 			case isClosed(err):
 				return nil
-			case isOversize(err):
+			case transport.IsOversize(err):
 				local.Malformed++ // a datagram too large for its buffer: counted, skipped
-			case isStreamBroken(err):
+			case transport.IsStreamBroken(err):
 				local.Malformed++ // a frame too large: the stream cannot be resynchronised
 				return err
 			default:
@@ -789,7 +790,7 @@ func (rx *streamRx) settled() bool {
 	rx.tsMu.Lock()
 	defer rx.tsMu.Unlock()
 	for _, t := range rx.ts {
-		if q, ok := t.(RecvQueuer); ok {
+		if q, ok := t.(transport.RecvQueuer); ok {
 			if n, err := q.RecvQueued(); err == nil && n > 0 {
 				return false
 			}

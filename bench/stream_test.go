@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
+	"github.com/tcpvsudp/tcpvsudp/bench/transporttest"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
@@ -15,7 +17,7 @@ import (
 // sendLog wraps a real transport and records, for each Send, the headers of the
 // messages the transport accepted.
 type sendLog struct {
-	Transport
+	transport.Transport
 	calls [][]wire.Header
 }
 
@@ -41,7 +43,7 @@ func TestStreamSendTimePerBatch(t *testing.T) {
 	const count, size = 150, 64
 	for _, name := range []string{"udp", "tcp"} {
 		t.Run(name, func(t *testing.T) {
-			client, server := loopbackPair(t, mustNetwork(t, name, NetOptions{NoDelay: true}))
+			client, server := transporttest.Pair(t, mustNetwork(t, name, transport.NetOptions{NoDelay: true}))
 			e := testEnv(t)
 			log := &sendLog{Transport: client}
 			tx := newStreamTx(e, report.Params{Size: size, Streams: 1}, 0, log)
@@ -81,7 +83,7 @@ func TestStreamSendTimePerBatch(t *testing.T) {
 				t.Fatalf("phase %d..%d ns: last batch sent at %d ns, firstNs %d (want the first batch's %d), lastNs %d",
 					before, after, prev, tx.firstNs, log.calls[0][0].SendNs, tx.lastNs)
 			}
-			for _, m := range recvN(t, server, count, size) {
+			for _, m := range transporttest.RecvN(t, server, count, size) {
 				h, err := wire.DecodeHeader(m)
 				if err != nil {
 					t.Fatal(err)
@@ -229,7 +231,7 @@ func TestStreamServeCompletes(t *testing.T) {
 	const count, size = 1000, 256
 	for _, name := range []string{"udp", "tcp"} {
 		t.Run(name, func(t *testing.T) {
-			client, server := loopbackPair(t, mustNetwork(t, name, NetOptions{NoDelay: true, RecvBuffer: 1 << 20}))
+			client, server := transporttest.Pair(t, mustNetwork(t, name, transport.NetOptions{NoDelay: true, RecvBuffer: 1 << 20}))
 			e := testEnv(t)
 			p := report.Params{Size: size, Streams: 1, RateBps: 20e6} // paced, and a large buffer: nothing for a loopback socket to drop
 			rx := newStreamRx(e, p, name)
@@ -265,7 +267,7 @@ func TestStreamServeCompletes(t *testing.T) {
 
 // runStream runs a stream cell as the stream experiment does, and returns its
 // metrics and warnings.
-func runStream(ctx context.Context, e *runEnv, nw Network, p report.Params) (report.Metrics, []string, error) {
+func runStream(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (report.Metrics, []string, error) {
 	o, err := streamCell(ctx, e, nw, p, streamOpts{warmup: e.warmup, drain: e.drain})
 	return o.m, o.warns, err
 }

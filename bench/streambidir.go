@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -32,7 +33,7 @@ const pathMarkerWait = 5 * time.Second
 
 // sendPathMarkers sends on each of ts its index, as a header-only KindWarmup
 // message of run e.run whose flow id is the index.
-func sendPathMarkers(e *runEnv, ts []Transport) error {
+func sendPathMarkers(e *runEnv, ts []transport.Transport) error {
 	m := make([]byte, wire.HeaderLen)
 	crc := wire.PayloadCRC(nil)
 	for i, t := range ts {
@@ -47,8 +48,8 @@ func sendPathMarkers(e *runEnv, ts []Transport) error {
 // orderPaths reads the path marker sendPathMarkers sent first on each of ts and
 // returns ts in the sender's order. Every marker must arrive within pathMarkerWait,
 // name run, and name each index below len(ts) once.
-func orderPaths(ctx context.Context, run uint64, size int, ts []Transport) ([]Transport, error) {
-	out := make([]Transport, len(ts))
+func orderPaths(ctx context.Context, run uint64, size int, ts []transport.Transport) ([]transport.Transport, error) {
+	out := make([]transport.Transport, len(ts))
 	bufs, sizes := [][]byte{make([]byte, max(size, wire.HeaderLen))}, []int{0}
 	deadline := time.Now().Add(pathMarkerWait)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
+	"github.com/tcpvsudp/tcpvsudp/bench/transporttest"
 )
 
 // TestFarBidir: a both-ways stream against the in-process far end, paced at 20
@@ -159,20 +161,20 @@ func TestBothWays(t *testing.T) {
 // TestOrderPaths: TCP paths reach a server in any order; the markers put them back
 // in the client's, and a marker of another run, or a path named twice, is refused.
 func TestOrderPaths(t *testing.T) {
-	nw, err := NetworkByName("tcp", NetOptions{NoDelay: true})
+	nw, err := transport.NetworkByName("tcp", transport.NetOptions{NoDelay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &runEnv{epoch: time.Now(), run: 0xab}
-	var cs, ss []Transport
+	var cs, ss []transport.Transport
 	for range 3 {
-		c, s := loopbackPair(t, nw)
+		c, s := transporttest.Pair(t, nw)
 		cs, ss = append(cs, c), append(ss, s)
 	}
 	if err := sendPathMarkers(e, cs); err != nil {
 		t.Fatal(err)
 	}
-	shuffled := []Transport{ss[2], ss[0], ss[1]}
+	shuffled := []transport.Transport{ss[2], ss[0], ss[1]}
 	got, err := orderPaths(context.Background(), e.run, 1024, shuffled)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +202,7 @@ func TestOrderPaths(t *testing.T) {
 	}
 }
 
-func indexOf(ts []Transport, t Transport) int {
+func indexOf(ts []transport.Transport, t transport.Transport) int {
 	for i, x := range ts {
 		if x == t {
 			return i

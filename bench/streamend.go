@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -84,7 +85,7 @@ const settleQuiet = 50 * time.Millisecond
 // receiver sees it (warm-up overflow is not the measurement's).
 type rxHalf struct {
 	rx      *streamRx
-	ts      []Transport
+	ts      []transport.Transport
 	series  *rxSeries // nil: no time line of its own
 	gotRecv int       // SO_RCVBUF granted, when asked for (recvBuffer), bytes
 	warns   []string
@@ -102,7 +103,7 @@ type rxHalf struct {
 // startRxHalf starts rx receiving on ts, each endpoint asking for recvBuffer bytes
 // of receive buffer (0 = leave it), sampled every seriesStep from the first data
 // arrival (0 = no time line).
-func startRxHalf(ctx context.Context, rx *streamRx, ts []Transport, recvBuffer int, seriesStep time.Duration) *rxHalf {
+func startRxHalf(ctx context.Context, rx *streamRx, ts []transport.Transport, recvBuffer int, seriesStep time.Duration) *rxHalf {
 	h := &rxHalf{rx: rx, ts: ts, errs: make([]error, len(ts))}
 	h.gotRecv, _, h.warns = setBuffers(ts, recvBuffer, 0)
 	h.series = startRxSeries(rx, seriesStep)
@@ -236,7 +237,7 @@ func (s *StreamRx) totals() rxTotals {
 // everything) and it drained: until every flow's messages, as peer.Sent counts them,
 // are in, or a quiet spell, or spec.Drain. ended is the senders'. It returns what
 // each half measured (FarResult.Stream, FarResult.StreamTx).
-func ServeStream(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer, ended func(sent []uint64)) (FarResult, error) {
+func ServeStream(ctx context.Context, spec FarSpec, ts []transport.Transport, peer FarPeer, ended func(sent []uint64)) (FarResult, error) {
 	n, paths, sends := spec.Streams, spec.Streams, spec.Reverse || spec.Bidir
 	if spec.Bidir {
 		paths *= 2
@@ -280,7 +281,7 @@ func ServeStream(ctx context.Context, spec FarSpec, ts []Transport, peer FarPeer
 }
 
 // serveStreamRx is ServeStream's receiver.
-func serveStreamRx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport, peer FarPeer) (FarResult, error) {
+func serveStreamRx(ctx context.Context, e *runEnv, spec FarSpec, ts []transport.Transport, peer FarPeer) (FarResult, error) {
 	rx := newStreamRx(e, report.Params{Size: spec.Size, Streams: spec.Streams}, spec.Transport)
 	rx.readerBps = spec.ReaderBps
 	h := startRxHalf(ctx, rx, ts, spec.RecvBuffer, spec.SeriesStep)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // StreamTx is what the far senders of a reverse stream did, as it travels from the
@@ -30,7 +31,7 @@ func (st *StreamTx) summary() txSummary {
 // senders did. measuring (if set) is called as the measured phase starts, after the
 // warm-up. When they are done, ended (if set) gets each flow's count, by flow: the
 // client's receiver learns the end of the stream from it, beside the data path.
-func serveStreamTx(ctx context.Context, e *runEnv, spec FarSpec, ts []Transport, ended func(sent []uint64), measuring func()) (FarResult, error) {
+func serveStreamTx(ctx context.Context, e *runEnv, spec FarSpec, ts []transport.Transport, ended func(sent []uint64), measuring func()) (FarResult, error) {
 	p := report.Params{Size: spec.Size, Streams: len(ts), RateBps: spec.RateBps}
 	txs := make([]*streamTx, len(ts))
 	for i, t := range ts {

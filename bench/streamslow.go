@@ -6,20 +6,13 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/tcp"
-	"github.com/tcpvsudp/tcpvsudp/udp"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // A slow receiver across hosts (slow-receiver with Plan.Far): the far receiver sizes
 // its endpoints' receive buffers, reads at the reader's pace and keeps a time line of
 // its deliveries; this host sizes its senders' send buffers, keeps a time line of
 // what it sent, and merges the two.
-
-var (
-	_ BufferSetter = (*tcp.Conn)(nil)
-	_ BufferSetter = (*udp.Conn)(nil)
-	_ BufferSetter = tcpConn{}
-)
 
 // Bounds of a time line.
 const (
@@ -37,12 +30,12 @@ type RecvSample struct {
 // SO_SNDBUF (0 leaves one as it is) and reads the grant back. It returns the
 // smallest grant over the endpoints (0 where none could be read) and a warning for
 // each endpoint that cannot be sized, or got less than it asked for.
-func setBuffers(ts []Transport, recv, send int) (gotRecv, gotSend int, warns []string) {
+func setBuffers(ts []transport.Transport, recv, send int) (gotRecv, gotSend int, warns []string) {
 	if recv <= 0 && send <= 0 {
 		return 0, 0, nil
 	}
 	for i, t := range ts {
-		bs, ok := t.(BufferSetter)
+		bs, ok := t.(transport.BufferSetter)
 		if !ok {
 			warns = append(warns, fmt.Sprintf("endpoint %d (%T): cannot resize its socket buffers: flow control shows later", i, t))
 			continue
@@ -51,7 +44,7 @@ func setBuffers(ts []Transport, recv, send int) (gotRecv, gotSend int, warns []s
 			warns = append(warns, fmt.Sprintf("endpoint %d: %v", i, err))
 			continue
 		}
-		bz, ok := t.(BufferSizer)
+		bz, ok := t.(transport.BufferSizer)
 		if !ok {
 			continue
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
+	"github.com/tcpvsudp/tcpvsudp/bench/transporttest"
 )
 
 // TestFarSlowReceiver: slow-receiver with its receiver at a far end (loopFar: real
@@ -20,12 +22,12 @@ import (
 func TestFarSlowReceiver(t *testing.T) {
 	const reader = 20e6
 	p := report.Params{Size: propertySize, Streams: 1, DurationS: 0.5, ReaderBps: reader}
-	for _, transport := range []string{"tcp", "udp"} {
-		t.Run(transport, func(t *testing.T) {
+	for _, tr := range []string{"tcp", "udp"} {
+		t.Run(tr, func(t *testing.T) {
 			far := &loopFar{}
 			e := testEnv(t)
 			e.far = far
-			o, err := runSlowReceiver(context.Background(), e, mustNetwork(t, transport, NetOptions{NoDelay: true}), p)
+			o, err := runSlowReceiver(context.Background(), e, mustNetwork(t, tr, transport.NetOptions{NoDelay: true}), p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,7 +39,7 @@ func TestFarSlowReceiver(t *testing.T) {
 			if sp := far.specs[0]; sp.Experiment != report.ExpStream || sp.ReaderBps != reader || sp.RecvBuffer != slowBuffer || sp.SeriesStep != 50*time.Millisecond {
 				t.Errorf("far end asked for %+v: want a stream with reader %g bit/s, receive buffer %d B, series every 50ms", sp, reader, slowBuffer)
 			}
-			checkSlowFar(t, transport, o, reader)
+			checkSlowFar(t, tr, o, reader)
 		})
 	}
 }
@@ -45,7 +47,7 @@ func TestFarSlowReceiver(t *testing.T) {
 // checkSlowFar checks a far slow-receiver cell against the known answers: the ones
 // TestSlowReceiver checks on one host, the far end's buffer grants and a time line
 // that joins both hosts' counts.
-func checkSlowFar(t *testing.T, transport string, o outcome, reader float64) {
+func checkSlowFar(t *testing.T, tr string, o outcome, reader float64) {
 	t.Helper()
 	m, obs := o.m, o.observed
 	if m.SentMsgs == 0 || m.RecvMsgs == 0 || m.ServerSockets != 1 {
@@ -62,7 +64,7 @@ func checkSlowFar(t *testing.T, transport string, o outcome, reader float64) {
 		t.Errorf("warnings %q, want the clock alignment said", o.warns)
 	}
 	checkMergedSeries(t, o.series, m)
-	switch transport {
+	switch tr {
 	case "tcp":
 		if m.LostMsgs != 0 || m.RecvBytes != m.SentBytes || obs["bytes_delivered_equal_sent"] != true {
 			t.Errorf("lost %d, received %d of %d bytes: want everything", m.LostMsgs, m.RecvBytes, m.SentBytes)
@@ -172,23 +174,23 @@ func TestMergeSeries(t *testing.T) {
 // request, and says nothing; an endpoint that cannot be resized is named in a
 // warning.
 func TestSetBuffers(t *testing.T) {
-	for _, transport := range []string{"tcp", "udp"} {
-		t.Run(transport, func(t *testing.T) {
+	for _, tr := range []string{"tcp", "udp"} {
+		t.Run(tr, func(t *testing.T) {
 			if runtime.GOOS != "linux" {
 				t.Skipf("setBuffers: grants read back on Linux only, not %s", runtime.GOOS)
 			}
-			a, b := loopbackPair(t, mustNetwork(t, transport, NetOptions{}))
-			r, s, warns := setBuffers([]Transport{a, b}, 48<<10, 40<<10)
+			a, b := transporttest.Pair(t, mustNetwork(t, tr, transport.NetOptions{}))
+			r, s, warns := setBuffers([]transport.Transport{a, b}, 48<<10, 40<<10)
 			if len(warns) != 0 || r != 2*(48<<10) || s != 2*(40<<10) {
 				t.Errorf("setBuffers(48 KiB, 40 KiB) = %d, %d, %q; want the doubled grants %d, %d and no warning", r, s, warns, 2*(48<<10), 2*(40<<10))
 			}
 		})
 	}
-	r, s, warns := setBuffers([]Transport{noBuffers{}}, 1<<16, 0)
+	r, s, warns := setBuffers([]transport.Transport{noBuffers{}}, 1<<16, 0)
 	if r != 0 || s != 0 || len(warns) != 1 || !strings.Contains(warns[0], "endpoint 0") || !strings.Contains(warns[0], "cannot resize") {
-		t.Errorf("setBuffers on a transport without SetBuffers = %d, %d, %q; want nothing granted and a warning naming it", r, s, warns)
+		t.Errorf("setBuffers on a tr without SetBuffers = %d, %d, %q; want nothing granted and a warning naming it", r, s, warns)
 	}
 }
 
 // noBuffers is a Transport without socket buffers.
-type noBuffers struct{ Transport }
+type noBuffers struct{ transport.Transport }

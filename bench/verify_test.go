@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -16,11 +17,11 @@ import (
 // those in header, after the CRCs were computed, as a link that slipped past the
 // kernel's checksum would. The sockets stay real; only the known answer is arranged.
 type corruptingNetwork struct {
-	Network
+	transport.Network
 	payload, header map[uint64]bool
 }
 
-func (n corruptingNetwork) Dial(ctx context.Context, addr string) (Transport, error) {
+func (n corruptingNetwork) Dial(ctx context.Context, addr string) (transport.Transport, error) {
 	t, err := n.Network.Dial(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -29,7 +30,7 @@ func (n corruptingNetwork) Dial(ctx context.Context, addr string) (Transport, er
 }
 
 type corrupting struct {
-	Transport
+	transport.Transport
 	n corruptingNetwork
 }
 
@@ -67,7 +68,7 @@ func TestStreamVerifyKnownAnswer(t *testing.T) {
 			{wire.VerifyHeaderCRC, 1, 1, 9},
 		} {
 			t.Run(fmt.Sprintf("%s/verify=%v", tr, tc.verify), func(t *testing.T) {
-				nw := corruptingNetwork{Network: mustNetwork(t, tr, NetOptions{NoDelay: true}),
+				nw := corruptingNetwork{Network: mustNetwork(t, tr, transport.NetOptions{NoDelay: true}),
 					payload: map[uint64]bool{2: true, 6: true}, header: map[uint64]bool{4: true}}
 				e := testEnv(t)
 				e.verify = tc.verify
@@ -146,7 +147,7 @@ func BenchmarkStreamVerify(b *testing.B) {
 	for _, v := range []wire.Verify{wire.VerifyPayloadCRC, wire.VerifyHeaderCRC} {
 		b.Run(fmt.Sprintf("transport=tcp/size=131072/verify=%v", v), func(b *testing.B) {
 			const size = 128 << 10
-			nw := mustNetwork(b, "tcp", NetOptions{NoDelay: true})
+			nw := mustNetwork(b, "tcp", transport.NetOptions{NoDelay: true})
 			e := benchEnv(b)
 			e.verify = v
 			b.ReportAllocs()

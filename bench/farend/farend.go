@@ -27,6 +27,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
@@ -127,9 +128,9 @@ func (sp streamParams) spec(req remote.TestRequest, spec bench.FarSpec) (bench.F
 // With blocking (a pingpong server half, unless the test asked for busy polling)
 // they receive blocking, outside Go's poller (tcp and udp Options.Blocking), as the
 // echo servers of one host do.
-func transports(d *remote.Data, blocking bool) ([]bench.Transport, error) {
+func transports(d *remote.Data, blocking bool) ([]transport.Transport, error) {
 	blocking = blocking && !d.Request.Sockets.BusyPoll
-	var ts []bench.Transport
+	var ts []transport.Transport
 	for _, c := range d.Conns {
 		o := tcpOptions(d.Request)
 		o.Blocking = blocking
@@ -137,7 +138,7 @@ func transports(d *remote.Data, blocking bool) ([]bench.Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts = append(ts, bench.FramedTCP(fc, c)) // TCP_INFO, buffer sizes and the byte stream under the pacing wrapper
+		ts = append(ts, transport.FramedTCP(fc, c)) // TCP_INFO, buffer sizes and the byte stream under the pacing wrapper
 	}
 	for _, p := range d.Paths {
 		if blocking {
@@ -184,7 +185,7 @@ func tcpOptions(req remote.TestRequest) tcp.Options {
 // payload verification, the defaults, travel as 0 and "", so that a run without
 // socket flags asks for nothing a server without remote.CapSockets (or
 // remote.CapVerify) cannot read.
-func socketOptions(o bench.NetOptions, batch int, verify wire.Verify) remote.SocketOptions {
+func socketOptions(o transport.NetOptions, batch int, verify wire.Verify) remote.SocketOptions {
 	if batch == defaultBatch {
 		batch = 0
 	}
@@ -206,13 +207,13 @@ func verifyOf(req remote.TestRequest) wire.Verify {
 }
 
 // netOptions are the run's flags a request's socket options stand for.
-func netOptions(o remote.SocketOptions) bench.NetOptions {
-	return bench.NetOptions{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll, Batch: cmp.Or(o.Batch, defaultBatch)}
+func netOptions(o remote.SocketOptions) transport.NetOptions {
+	return transport.NetOptions{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll, Batch: cmp.Or(o.Batch, defaultBatch)}
 }
 
 // describe is one end's data-path endpoints of a cell, as they opened: what its
 // kernel granted of req's socket options, and what it refused.
-func describe(req remote.TestRequest, ts []bench.Transport) report.Sock {
+func describe(req remote.TestRequest, ts []transport.Transport) report.Sock {
 	s := bench.SocketsOf(ts, batchOf(req))
 	s.Verify = verifyOf(req).String()
 	s.Refused = bench.Refusals(netOptions(req.Sockets), req.Transport, s)
@@ -304,7 +305,7 @@ const heldNotable = time.Millisecond
 // server's --max-rate cap held its sending back (the cell then shows the cap, not
 // the path) and the description of its endpoints ts, and wraps its figures for the
 // session.
-func measured(d *remote.Data, ts []bench.Transport, serve func() (bench.FarResult, error)) (remote.Results, error) {
+func measured(d *remote.Data, ts []transport.Transport, serve func() (bench.FarResult, error)) (remote.Results, error) {
 	sk := describe(d.Request, ts)
 	fr, err := bench.MeasureServerHalf(serve)
 	bench.AddSends(&sk, ts)
@@ -495,7 +496,7 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 		}
 		req.Params = p
 	}
-	c := &cell{ready: make(chan []bench.Transport, 1), finish: make(chan struct{}), done: make(chan struct{}), far: f}
+	c := &cell{ready: make(chan []transport.Transport, 1), finish: make(chan struct{}), done: make(chan struct{}), far: f}
 	if err := f.br.expect(c); err != nil {
 		return nil, err
 	}
@@ -560,11 +561,11 @@ func (b *bridge) Drive(ctx context.Context, d *remote.Data) (remote.Results, err
 
 // cell is one test of a Far's session.
 type cell struct {
-	ts     []bench.Transport
+	ts     []transport.Transport
 	addrs  []netip.AddrPort // the server's ends of ts; set by Drive
 	data   *remote.Data     // the test's data path; set by Drive
 	sock   report.Sock      // this host's ends of ts as they opened; set by Drive
-	ready  chan []bench.Transport
+	ready  chan []transport.Transport
 	finish chan struct{}
 	done   chan struct{} // closed when Client.Run returned res and err
 	res    remote.TestResults
@@ -574,7 +575,7 @@ type cell struct {
 	sent   json.RawMessage // this side's end of stream (SendersEnded), sent with its results
 }
 
-func (c *cell) Transports() []bench.Transport { return c.ts }
+func (c *cell) Transports() []transport.Transport { return c.ts }
 
 // Ended is closed when Client.Run returned: before Finish, the server ended the
 // test (its half failed) or the session was lost.

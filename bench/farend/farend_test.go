@@ -12,6 +12,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 )
 
@@ -395,18 +396,18 @@ func BenchmarkFarStream(b *testing.B) {
 func TestSocketOptionsOnTheWire(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		net    bench.NetOptions
+		net    transport.NetOptions
 		batch  int
 		verify wire.Verify
 		zero   bool
 	}{
-		{"defaults", bench.NetOptions{}, 64, wire.VerifyPayloadCRC, true},
-		{"nodelay is not a socket option here", bench.NetOptions{NoDelay: true}, 64, wire.VerifyPayloadCRC, true},
-		{"batch 1", bench.NetOptions{}, 1, wire.VerifyPayloadCRC, false},
-		{"rcvbuf", bench.NetOptions{RecvBuffer: 1 << 20}, 64, wire.VerifyPayloadCRC, false},
-		{"no gso", bench.NetOptions{NoGSO: true}, 64, wire.VerifyPayloadCRC, false},
-		{"busy poll", bench.NetOptions{BusyPoll: true}, 64, wire.VerifyPayloadCRC, false},
-		{"verify header", bench.NetOptions{}, 64, wire.VerifyHeaderCRC, false},
+		{"defaults", transport.NetOptions{}, 64, wire.VerifyPayloadCRC, true},
+		{"nodelay is not a socket option here", transport.NetOptions{NoDelay: true}, 64, wire.VerifyPayloadCRC, true},
+		{"batch 1", transport.NetOptions{}, 1, wire.VerifyPayloadCRC, false},
+		{"rcvbuf", transport.NetOptions{RecvBuffer: 1 << 20}, 64, wire.VerifyPayloadCRC, false},
+		{"no gso", transport.NetOptions{NoGSO: true}, 64, wire.VerifyPayloadCRC, false},
+		{"busy poll", transport.NetOptions{BusyPoll: true}, 64, wire.VerifyPayloadCRC, false},
+		{"verify header", transport.NetOptions{}, 64, wire.VerifyHeaderCRC, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			so := socketOptions(tc.net, tc.batch, tc.verify)

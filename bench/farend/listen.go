@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
 	"github.com/tcpvsudp/tcpvsudp/bench/remote"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
 	"github.com/tcpvsudp/tcpvsudp/tcp"
 )
@@ -100,7 +101,7 @@ func echoDatagrams(ctx context.Context, l *remote.UDPListener, size int) error {
 
 // Dial opens one more client endpoint to a listen-mode cell's far end: a new TCP
 // connection (framed as bench frames it), or a new UDP socket.
-func (c *cell) Dial(ctx context.Context) (bench.Transport, error) {
+func (c *cell) Dial(ctx context.Context) (transport.Transport, error) {
 	if c.data == nil {
 		return nil, remote.ErrNotListening
 	}

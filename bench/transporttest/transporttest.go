@@ -2,7 +2,7 @@
 // over it: whole messages, order and batches on loopback, receive limits, oversized
 // messages, deadlines, Close unblocking a reader, and one server endpoint per
 // client for a connected transport (one for all otherwise). A new transport's test
-// registers it (bench.RegisterTransport) and calls Conformance.
+// registers it (transport.Register) and calls Conformance.
 package transporttest
 
 import (
@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/internal/waitfor"
 )
 
@@ -23,7 +23,7 @@ import (
 const patience = 10 * time.Second
 
 // Conformance runs the suite over nw, with caps what its registration says of it.
-func Conformance(t *testing.T, nw bench.Network, caps bench.Caps) {
+func Conformance(t *testing.T, nw transport.Network, caps transport.Caps) {
 	t.Run("whole messages", func(t *testing.T) {
 		c, s := Pair(t, nw)
 		var msgs [][]byte
@@ -141,7 +141,7 @@ func Conformance(t *testing.T, nw bench.Network, caps bench.Caps) {
 // serverEndpoints shows the connection-oriented difference: three clients get three
 // server endpoints from a connected transport (TCP), one from a connectionless one
 // (UDP's one socket serves them all).
-func serverEndpoints(t *testing.T, nw bench.Network, caps bench.Caps) {
+func serverEndpoints(t *testing.T, nw transport.Network, caps transport.Caps) {
 	want := 1
 	if caps.Connected {
 		want = 3
@@ -191,7 +191,7 @@ func serverEndpoints(t *testing.T, nw bench.Network, caps bench.Caps) {
 // client and the server-side endpoint that serves it, closed when the test ends.
 // The client has already sent one message, so a connectionless server knows its
 // peer; that message is consumed.
-func Pair(tb testing.TB, nw bench.Network) (client, server bench.Transport) {
+func Pair(tb testing.TB, nw transport.Network) (client, server transport.Transport) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
@@ -222,7 +222,7 @@ func Pair(tb testing.TB, nw bench.Network) (client, server bench.Transport) {
 
 // RecvN reads exactly n messages of at most size bytes from t, failing after
 // patience.
-func RecvN(tb testing.TB, t bench.Transport, n, size int) [][]byte {
+func RecvN(tb testing.TB, t transport.Transport, n, size int) [][]byte {
 	tb.Helper()
 	var out [][]byte
 	bufs, sizes := make([][]byte, 16), make([]int, 16)

@@ -21,6 +21,7 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
+	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
@@ -158,7 +159,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	switch {
 	case slices.Contains(bench.Experiments(), a):
 		hint = fmt.Sprintf("to run one experiment: %s run -e %s", cmd.Root().Name(), a)
-	case slices.Contains(bench.Transports(), a):
+	case slices.Contains(transport.Names(), a):
 		hint = fmt.Sprintf("to run one transport: %s run -t %s", cmd.Root().Name(), a)
 	}
 	if cmd.HasParent() {
@@ -168,7 +169,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 }
 
 func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
-	fs.StringVarP(&rf.transports, "transports", "t", "tcp,udp", "transports to compare, comma-separated: "+strings.Join(bench.Transports(), ", "))
+	fs.StringVarP(&rf.transports, "transports", "t", "tcp,udp", "transports to compare, comma-separated: "+strings.Join(transport.Names(), ", "))
 	fs.StringVarP(&rf.experiments, "experiments", "e", "", "experiments to run, comma-separated (above); default: the suite")
 	fs.StringVarP(&rf.sizes, "sizes", "s", "64,1024,8192", "message sizes, bytes with the header: 48..65507 udp, 48..16777216 tcp")
 	fs.IntVarP(&rf.streams, "streams", "P", 1, "parallel streams of stream, 1..1024, each its own socket")
@@ -295,7 +296,7 @@ func (rf *runFlags) plan(fs *pflag.FlagSet) (bench.Plan, error) {
 		Streams: rf.streams, Count: rf.count,
 		Port: rf.port, Host: rf.host, Seed: rf.seed, Warmup: rf.warmup, Drain: rf.drain,
 		Timeout: rf.timeout, Batch: rf.batch, Quick: rf.quick, Reverse: rf.reverse, Bidir: rf.bidir,
-		Net: bench.NetOptions{NoDelay: rf.nodelay, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll, Batch: rf.batch},
+		Net: transport.NetOptions{NoDelay: rf.nodelay, NoGSO: rf.noGSO, BusyPoll: rf.busyPoll, Batch: rf.batch},
 	}
 	var err error
 	if p.Transports, err = parseList("--transports", rf.transports); err != nil {

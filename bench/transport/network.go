@@ -1,4 +1,4 @@
-package bench
+package transport
 
 import (
 	"context"
@@ -25,6 +25,10 @@ var (
 	_ BusyPoller  = tcpConn{}
 	_ RecvModer   = (*udp.Conn)(nil)
 	_ RecvModer   = tcpConn{}
+	// The slow receiver resizes its endpoints' buffers while they are open.
+	_ BufferSetter = (*tcp.Conn)(nil)
+	_ BufferSetter = (*udp.Conn)(nil)
+	_ BufferSetter = tcpConn{}
 )
 
 // NetOptions shape the sockets every transport opens.
@@ -151,39 +155,39 @@ func (l *udpListener) Close() error {
 
 // timestamper is a transport that says whether its kernel stamps arrivals
 // (udp.Conn.Timestamps: SO_TIMESTAMPNS set and read back at open).
-type timestamper interface{ Timestamps() bool }
+type Timestamper interface{ Timestamps() bool }
 
-var _ timestamper = (*udp.Conn)(nil)
+var _ Timestamper = (*udp.Conn)(nil)
 
 // isOversize reports a datagram that did not fit its buffer: that one is lost to the
 // reader, the socket reads on.
-func isOversize(err error) bool { return errors.Is(err, udp.ErrTruncated) }
+func IsOversize(err error) bool { return errors.Is(err, udp.ErrTruncated) }
 
 // isStreamBroken reports a frame too large to read: a byte stream cannot skip it, so
 // the connection is done.
-func isStreamBroken(err error) bool { return errors.Is(err, tcp.ErrMessageTooLarge) }
+func IsStreamBroken(err error) bool { return errors.Is(err, tcp.ErrMessageTooLarge) }
 
 // blockingOpener is a Network that can open endpoints whose Recv sleeps in the
 // kernel, on the caller's OS thread, outside Go's poller (tcp.Options.Blocking,
 // udp.Options.Blocking): the request/response experiments' ends, whose latency
 // the poller's wake-up would otherwise add to (the --busy-poll path stays as it is).
-type blockingOpener interface{ withBlocking() Network }
+type BlockingOpener interface{ WithBlocking() Network }
 
-func (n tcpNetwork) withBlocking() Network {
+func (n tcpNetwork) WithBlocking() Network {
 	n.o.Blocking = !n.o.BusyPoll
 	return n
 }
 
-func (n udpNetwork) withBlocking() Network {
+func (n udpNetwork) WithBlocking() Network {
 	n.o.Blocking = !n.o.BusyPoll
 	return n
 }
 
 // blockingNet is nw opening blocking endpoints (blockingOpener), or nw as it is
 // when it cannot.
-func blockingNet(nw Network) Network {
-	if b, ok := nw.(blockingOpener); ok {
-		return b.withBlocking()
+func BlockingNet(nw Network) Network {
+	if b, ok := nw.(BlockingOpener); ok {
+		return b.WithBlocking()
 	}
 	return nw
 }
@@ -191,11 +195,11 @@ func blockingNet(nw Network) Network {
 // optionable is a Network that can open the same transport with socket buffers of
 // other sizes: the slow-receiver experiment shrinks them so flow control shows
 // within milliseconds, not after megabytes.
-type optionable interface {
-	withBuffers(recv, send int) Network
+type Optionable interface {
+	WithBuffers(recv, send int) Network
 }
 
-func (n tcpNetwork) withBuffers(recv, send int) Network {
+func (n tcpNetwork) WithBuffers(recv, send int) Network {
 	n.o.RecvBuffer, n.o.SendBuffer = recv, send
 	return n
 }
@@ -214,23 +218,27 @@ func (n udpNetwork) forStreams() Network {
 }
 
 // receiverNetwork is nw as a stream cell's receiver listens with it.
-func receiverNetwork(nw Network) Network {
+func ReceiverNetwork(nw Network) Network {
 	if s, ok := nw.(streamReceiver); ok {
 		return s.forStreams()
 	}
 	return nw
 }
 
-func (n udpNetwork) withBuffers(recv, send int) Network {
+func (n udpNetwork) WithBuffers(recv, send int) Network {
 	n.o.RecvBuffer, n.o.SendBuffer = recv, send
 	return n
 }
 
 // isTimeout reports whether err is an expired deadline.
-func isTimeout(err error) bool {
+func IsTimeout(err error) bool {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// NewUDPNetwork is the UDP network whose sockets take o, for a test that needs an
+// option no flag sets (NetworkByName builds the usual one from NetOptions).
+func NewUDPNetwork(o udp.Options) Network { return udpNetwork{o} }

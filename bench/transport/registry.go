@@ -1,4 +1,4 @@
-package bench
+package transport
 
 import (
 	"fmt"
@@ -10,11 +10,11 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
-// A TransportSpec is one transport as the runner knows it: its name, how to open it
+// A Spec is one transport as the runner knows it: its name, how to open it
 // with the run's socket flags, and what it can do. A transport is a leaf package
-// (tcp, udp) plus one RegisterTransport call; experiments never test a transport's
+// (tcp, udp) plus one Register call; experiments never test a transport's
 // name, they ask for its Caps.
-type TransportSpec struct {
+type Spec struct {
 	Name string                   // as flags and reports spell it: "tcp", "udp"
 	Open func(NetOptions) Network // opens both ends with the run's socket flags
 	Caps Caps
@@ -39,40 +39,40 @@ type Caps struct {
 
 var transportRegistry struct {
 	sync.RWMutex
-	specs map[string]TransportSpec
+	specs map[string]Spec
 }
 
-// RegisterTransport makes a transport known to the runner, the flags and the
+// Register makes a transport known to the runner, the flags and the
 // reports. It panics on an empty name, a nil Open or a name already registered: a
 // registration is a program's constant, made at init.
-func RegisterTransport(s TransportSpec) {
+func Register(s Spec) {
 	if s.Name == "" || s.Open == nil {
-		panic("bench: RegisterTransport needs a name and an Open function")
+		panic("transport: Register needs a name and an Open function")
 	}
 	transportRegistry.Lock()
 	defer transportRegistry.Unlock()
 	if _, dup := transportRegistry.specs[s.Name]; dup {
-		panic(fmt.Sprintf("bench: transport %q registered twice", s.Name))
+		panic(fmt.Sprintf("transport: %q registered twice", s.Name))
 	}
 	if transportRegistry.specs == nil {
-		transportRegistry.specs = map[string]TransportSpec{}
+		transportRegistry.specs = map[string]Spec{}
 	}
 	transportRegistry.specs[s.Name] = s
 }
 
 func init() {
-	RegisterTransport(TransportSpec{Name: "tcp", Caps: Caps{Reliable: true, Connected: true},
+	Register(Spec{Name: "tcp", Caps: Caps{Reliable: true, Connected: true},
 		Open: func(o NetOptions) Network {
 			return tcpNetwork{tcp.Options{NoDelay: o.NoDelay, RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, BusyPoll: o.BusyPoll}}
 		}})
-	RegisterTransport(TransportSpec{Name: "udp", Caps: Caps{Datagrams: true, TextbookIO: true},
+	Register(Spec{Name: "udp", Caps: Caps{Datagrams: true, TextbookIO: true},
 		Open: func(o NetOptions) Network {
 			return udpNetwork{udp.Options{RecvBuffer: o.RecvBuffer, SendBuffer: o.SendBuffer, NoGSO: o.NoGSO, BusyPoll: o.BusyPoll, Batch: o.Batch}}
 		}})
 }
 
-// Transports lists the registered transport names, sorted.
-func Transports() []string {
+// Names lists the registered transport names, sorted.
+func Names() []string {
 	transportRegistry.RLock()
 	defer transportRegistry.RUnlock()
 	names := make([]string, 0, len(transportRegistry.specs))
@@ -97,7 +97,7 @@ func NetworkByName(name string, o NetOptions) (Network, error) {
 	s, ok := transportRegistry.specs[name]
 	transportRegistry.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("bench: unknown transport %q (known: %s)", name, strings.Join(Transports(), ", "))
+		return nil, fmt.Errorf("transport: unknown transport %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
 	return s.Open(o), nil
 }

@@ -1,4 +1,4 @@
-package bench
+package transport
 
 import (
 	"context"
@@ -126,7 +126,7 @@ func (udpNetwork) SendUnconnected(addr string, msg []byte, wait time.Duration) (
 	c.SetReadDeadline(time.Now().Add(wait))
 	buf := make([]byte, 64<<10)
 	_, _, err = c.ReadFrom(buf)
-	if err != nil && !isTimeout(err) {
+	if err != nil && !IsTimeout(err) {
 		return nil, err
 	}
 	return nil, nil
