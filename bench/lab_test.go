@@ -10,7 +10,6 @@ import (
 
 	"github.com/tcpvsudp/tcpvsudp/bench/lab"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
-	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
 
 // TestLabKnownAnswers runs seeded impairments across the emulated link and checks
@@ -72,12 +71,12 @@ func TestLabKnownAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Paced, into a receive buffer of 4 MiB where the host allows it: the UDP
-			// receiver does not overflow unless the host starves it. TCP repairs a
+			// Paced, into the lab's receive buffer for datagrams (labRecvBuffer, by
+			// default): the UDP receiver does not overflow unless the host starves it. TCP repairs a
 			// loss at the tail after a retransmission timeout or two: the drain is
 			// a hang guard, which a complete flow ends at once.
 			p := Plan{Experiments: []string{report.ExpStream}, Sizes: []int{1024}, Count: count, RateBps: 20e6,
-				Seed: 7, Warmup: NoWarmup, Drain: patience, Net: transport.NetOptions{RecvBuffer: 4 << 20}, Lab: &LabConfig{Up: im, Down: im}}
+				Seed: 7, Warmup: NoWarmup, Drain: patience, Lab: &LabConfig{Up: im, Down: im}}
 			rep, err := Run(context.Background(), p)
 			if errors.Is(err, os.ErrPermission) {
 				t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)
@@ -87,6 +86,14 @@ func TestLabKnownAnswers(t *testing.T) {
 			}
 			if rep.Env.Link.Kind != "lab" || rep.Env.Link.Impair["up"] == "" {
 				t.Errorf("env.link %+v: want kind lab with the impairment", rep.Env.Link)
+			}
+			// Without --rcvbuf, UDP's sockets asked for labRecvBuffer (the kernel
+			// grants twice a request) and TCP's kept the kernel's autotuning.
+			if u := rep.Env.Sockets["udp"].RecvBuffer; u < labRecvBuffer {
+				t.Errorf("env.sockets.udp.recv_buffer %d, want at least %d (labRecvBuffer)", u, labRecvBuffer)
+			}
+			if p.Net.RecvBuffer != 0 || rep.Config.RecvBuffer != 0 {
+				t.Errorf("config.recv_buffer %d: want 0, --rcvbuf was not given", rep.Config.RecvBuffer)
 			}
 			for _, r := range rep.Results {
 				if r.Error != "" {

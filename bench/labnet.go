@@ -21,6 +21,25 @@ type labNetwork struct {
 	lab *lab.Lab
 }
 
+// labRecvBuffer is the receive buffer a datagram transport's sockets ask for across
+// the emulated link when --rcvbuf is not given, bytes (the kernel grants twice it).
+// The lab is there to show what the link does. With the kernel's default (208 KiB)
+// an unpaced UDP stream overflows its receiver whenever the emulator's threads hold
+// the CPUs of a small host, and those drops, though counted (drops_socket), are this
+// host's, not the link's. TCP keeps the kernel's autotuning, which setting SO_RCVBUF
+// would turn off.
+const labRecvBuffer = 4 << 20
+
+// labNetOptions are the socket flags of a cell of the named transport: opts, and
+// across the emulated link a datagram transport's labRecvBuffer unless --rcvbuf set
+// one.
+func labNetOptions(opts transport.NetOptions, lab bool, name string) transport.NetOptions {
+	if lab && opts.RecvBuffer == 0 && transport.CapsOf(name).Datagrams {
+		opts.RecvBuffer = labRecvBuffer
+	}
+	return opts
+}
+
 func (n labNetwork) forStreams() transport.Network {
 	n.Network = transport.ReceiverNetwork(n.Network)
 	return n

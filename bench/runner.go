@@ -568,7 +568,7 @@ func (s stopped) lost(why error, repeat, total int) string {
 // not complete (ErrFarIncomplete).
 func runCell(ctx context.Context, e *runEnv, p Plan, c cell) (outcome, error) {
 	start := time.Now()
-	opts := p.Net
+	opts := labNetOptions(p.Net, e.lab != nil, c.transport)
 	if c.params.IO == report.IOTextbook {
 		// One datagram per call, no offloads, at both ends (a far end's too: its
 		// socket flags come from e).
@@ -791,7 +791,7 @@ func grantedSockets(ctx context.Context, p Plan, e *runEnv) map[string]report.So
 	out := make(map[string]report.Sock)
 	host, _, _ := net.SplitHostPort(e.address)
 	for _, name := range p.Transports {
-		nw, err := transport.NetworkByName(name, p.Net)
+		nw, err := transport.NetworkByName(name, labNetOptions(p.Net, e.lab != nil, name))
 		if err != nil {
 			continue
 		}
