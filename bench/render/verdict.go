@@ -1,7 +1,6 @@
 package render
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -80,28 +79,7 @@ func firstClause(s string) string {
 // was decoded or built as.
 type ev map[string]any
 
-func (e ev) num(key string) (float64, bool) {
-	switch x := e[key].(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case uint32:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	}
-	return 0, false
-}
+func (e ev) num(key string) (float64, bool) { return report.NumAt(e, key) }
 
 // nums reads several figures; ok only when all are there.
 func (e ev) nums(keys ...string) ([]float64, bool) {

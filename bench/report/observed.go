@@ -1,5 +1,7 @@
 package report
 
+import "encoding/json"
+
 // Observations: what an experiment saw that Metrics has no field for, in
 // Result.Observed (the JSON keeps its plain keys). Each is declared here once, with
 // the Go type of its value: an experiment writes it with Set, a property reads it
@@ -66,12 +68,21 @@ func asFloat(v any) (float64, bool) {
 	switch v := v.(type) {
 	case int:
 		return float64(v), true
+	case int32:
+		return float64(v), true
 	case int64:
+		return float64(v), true
+	case uint32:
 		return float64(v), true
 	case uint64:
 		return float64(v), true
+	case float32:
+		return float64(v), true
 	case float64:
 		return v, true
+	case json.Number:
+		f, err := v.Float64()
+		return f, err == nil
 	}
 	return 0, false
 }
