@@ -83,12 +83,19 @@ func Text(w io.Writer, r *report.Report, opts ...TextOption) error {
 			}
 		}
 	}
+	if !cfg.verbose {
+		if err := writeCompact(&b, r, cfg, line); err != nil {
+			return err
+		}
+		_, err := w.Write(b.Bytes())
+		return err
+	}
 	writeSections := func(sections []section, what string) error {
 		for _, s := range sections {
 			b.WriteString("\n")
 			line(s.title)
 			switch {
-			case cfg.verbose && s.note != "":
+			case s.note != "":
 				line(s.note)
 			case s.params != "":
 				line(s.params)
@@ -131,6 +138,89 @@ func Text(w io.Writer, r *report.Report, opts ...TextOption) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// writeCompact writes what follows the verdict when Text is not verbose: a compact
+// table per measurement experiment (its key figures), the emulated-link section as
+// compact (its property rows are in the verdict), and a last line saying what -v
+// adds and where the full report is. The property experiments' tables, each
+// section's notes and the warnings are left to -v and the markdown report: the
+// verdict has their gist, and the output ends with the verdict still on screen.
+func writeCompact(b *bytes.Buffer, r *report.Report, cfg textConfig, line func(string)) error {
+	// The tables, and the last line, follow one another without blank lines: each
+	// header names its experiment, and every line saved keeps the verdict on screen
+	// (a default run on loopback prints 40 lines at 100 columns).
+	write := func(sections []section, what string) error {
+		for _, s := range sections {
+			if s.skipped && dedicated[s.exp] {
+				line(s.title + ": not run (-v says why)")
+				continue
+			}
+			for _, t := range s.compact {
+				if err := writeTextTable(b, t, cfg.width); err != nil {
+					return fmt.Errorf("render text: %s%s: %w", what, s.exp, err)
+				}
+			}
+			if len(s.compact) > 0 {
+				for _, l := range s.notMeasured {
+					line("not measured: " + l)
+				}
+			}
+		}
+		return nil
+	}
+	b.WriteString("\n")
+	if err := write(buildSections(r), ""); err != nil {
+		return err
+	}
+	if r.Lab != nil {
+		b.WriteString("\n")
+		line(labTitle(r.Lab))
+		if err := write(buildSections(r.Lab), "lab "); err != nil {
+			return err
+		}
+	}
+	line(compactFooter(cfg, len(warnings(r))))
+	return nil
+}
+
+// compactFooter is the last line of the compact rendering: what -v adds (every
+// table, and the warnings, counted) and where the full report is.
+func compactFooter(cfg textConfig, warns int) string {
+	s := "-v for every table"
+	if warns > 0 {
+		s += fmt.Sprintf(" and the %d warning%s", warns, plural(warns))
+	}
+	if cfg.fullReport != "" {
+		s += "; the full report: " + cfg.fullReport
+	}
+	return s
+}
+
+// compactTable is a figure table drawn plain, for the compact rendering: its first
+// column, the message size, is headed by the experiment's name, which says what
+// the table is in the line a title would take.
+func compactTable(exp string, cols []param, trs []string, cells []*paramRow, figs []figure) table {
+	t := figureTable("", cols, trs, cells, figs)
+	t.plain = true
+	if len(t.head) > 0 && len(cols) > 0 && cols[0].head == "size" {
+		t.head[0] = exp
+	}
+	return t
+}
+
+// pickFigures are the figures of figs headed heads, in that order: a compact
+// table's columns.
+func pickFigures(figs []figure, heads ...string) []figure {
+	var out []figure
+	for _, h := range heads {
+		for _, f := range figs {
+			if f.head == h {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // textHeader is the one-line summary of where and how the run happened.
@@ -204,6 +294,9 @@ type table struct {
 	// keepLabel keeps the first column unwrapped while the others can narrow, so
 	// that a wrapped row still reads as one row.
 	keepLabel bool
+	// plain draws the table without borders or a header line, as benchstat does:
+	// the compact tables, a line per row and one for the header.
+	plain bool
 }
 
 // section is one experiment's part of the report.
@@ -213,10 +306,14 @@ type section struct {
 	params string // what was run: "1 stream, unpaced, 3.00 s per cell."; "" when nothing to say
 	note   string // what was run and how to read it
 	tables []table
-	also   []string // non-zero counters the tables do not show
+	// compact is the key figures of a measurement experiment, the table the terminal
+	// shows unless verbose; empty for the others, whose gist is the verdict's.
+	compact []table
+	also    []string // non-zero counters the tables do not show
 	// notMeasured says, per cell that failed or was interrupted, why it has no
 	// figures: "tcp, size 64 B: interrupted (...) after 1.21 s, ...".
 	notMeasured []string
+	skipped     bool // no cell ran (a far end that cannot run it yet)
 }
 
 // writeTable renders t with tablewriter: the ASCII blueprint for terminals, the
@@ -231,6 +328,16 @@ func writeTable(w io.Writer, t table, md bool) error {
 		}
 	}
 	var rend tw.Renderer = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
+	if t.plain {
+		rend = renderer.NewBlueprint(tw.Rendition{
+			Symbols: tw.NewSymbols(tw.StyleASCII),
+			Borders: tw.BorderNone,
+			Settings: tw.Settings{
+				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off, ShowHeader: tw.Off, ShowFooter: tw.Off},
+				Lines:      tw.Lines{ShowTop: tw.Off, ShowBottom: tw.Off, ShowHeaderLine: tw.Off, ShowFooterLine: tw.Off},
+			},
+		})
+	}
 	esc := func(s string) string { return s }
 	if md {
 		rend = renderer.NewMarkdown()
@@ -673,7 +780,7 @@ func buildSections(r *report.Report) []section {
 		switch {
 		case allSkipped(cells):
 			// Not run (a far end that cannot run it yet): the skipped table says why.
-			s.title = experimentTitle(exp)
+			s.title, s.skipped = experimentTitle(exp), true
 			pcols, pfixed := observedParams(exp, cells)
 			s.note = sentence(pfixed) + "Not run."
 			s.params = s.note
@@ -691,17 +798,20 @@ func buildSections(r *report.Report) []section {
 				figureTable("Rate", cols, trs, cells, streamRate),
 				figureTable("Loss, order and jitter", cols, trs, cells, streamDelivery),
 			}
+			s.compact = []table{compactTable(exp, cols, trs, cells, pickFigures(append(slices.Clone(streamRate), streamDelivery...), "goodput", "lost"))}
 		case "pingpong":
 			s.title = experimentTitle(exp)
 			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + rttMode(cells) + timeoutText(r, trs) + cpuText(r, cells, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, pingpongFigures)}
+			s.compact = []table{compactTable(exp, cols, trs, cells, pickFigures(pingpongFigures, "RTT p50", "RTT p99"))}
 		case "connect":
 			s.title = experimentTitle(exp)
 			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + "Answer = time to first answer" + answerText(trs) + ". " +
 				"Server sockets = endpoints the server needed." + timeoutText(r, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, connectFigures)}
+			s.compact = []table{compactTable(exp, cols, trs, cells, pickFigures(connectFigures, "answer p50", "server sockets"))}
 		default:
 			s.title = experimentTitle(exp)
 			if hasObserved(cells) {
