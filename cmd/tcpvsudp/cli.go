@@ -106,7 +106,7 @@ terminal tables (or markdown, or JSON) on stdout, and the markdown report to
 	}
 	reportCmd.Flags().StringVar(&format, "format", "text", "what to print on stdout: text, markdown or json")
 	reportCmd.Flags().StringVar(&mdOut, "markdown", "", "where to write the markdown report (default FILE.md beside FILE.json; '' = nowhere)")
-	reportCmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "text: after the verdict, each property's claim, sentences and evidence, and each table's notes")
+	reportCmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "text: every table (default: the verdict and compact tables of the measurements), and after the verdict each property's claim, sentences and evidence, each table's notes and every warning")
 
 	root := &cobra.Command{
 		Use:   "tcpvsudp",
@@ -182,7 +182,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a regular file only its owner may access)")
 	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing; checked writable before anything is measured (results/ is ignored by git; the committed reference run is results/reference/)")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
-	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "tables on stdout: after the verdict, each property's claim, sentences and evidence, and each table's notes")
+	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "tables on stdout: every table (default: the verdict and compact tables of the measurements), and after the verdict each property's claim, sentences and evidence, each table's notes and every warning")
 	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms, --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
 	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
 	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic sent before each cell's measurement and excluded from it (TCP slow start); 0 = none")
@@ -439,12 +439,15 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	for _, w := range collectWarnings(rep) {
 		fmt.Fprintf(stderr, "warning: %s\n", remote.Printable(w)) // a server's words among them
 	}
-	if err := render.Text(stdout, rep, textOptions(stdout, rf.verbose)...); err != nil {
+	jsonPath := filepath.Join(rf.out, "report.json")
+	mdPath := filepath.Join(rf.out, "report.md")
+	if rf.noFiles {
+		mdPath = ""
+	}
+	if err := render.Text(stdout, rep, textOptions(stdout, rf.verbose, mdPath)...); err != nil {
 		return fmt.Errorf("render tables: %w", err)
 	}
 	if !rf.noFiles {
-		jsonPath := filepath.Join(rf.out, "report.json")
-		mdPath := filepath.Join(rf.out, "report.md")
 		if err := writeFile(jsonPath, rep.WriteJSON); err != nil {
 			return err
 		}
@@ -543,9 +546,12 @@ func doReport(path, format, mdOut string, mdSet, verbose bool, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	if !mdSet {
+		mdOut = strings.TrimSuffix(path, filepath.Ext(path)) + ".md"
+	}
 	switch format {
 	case "text":
-		err = render.Text(stdout, rep, textOptions(stdout, verbose)...)
+		err = render.Text(stdout, rep, textOptions(stdout, verbose, mdOut)...)
 	case "markdown", "md":
 		err = render.Markdown(stdout, rep)
 	case "json":
@@ -555,9 +561,6 @@ func doReport(path, format, mdOut string, mdSet, verbose bool, stdout io.Writer)
 	}
 	if err != nil {
 		return err
-	}
-	if !mdSet {
-		mdOut = strings.TrimSuffix(path, filepath.Ext(path)) + ".md"
 	}
 	if mdOut == "" {
 		return nil
