@@ -86,7 +86,13 @@ func labIntro(l *report.Report) string {
 	if imp != nil {
 		what = fmt.Sprintf("an emulated link between two network namespaces (up %q, down %q, seed %s)", imp["up"], imp["down"], imp["seed"])
 	}
-	s := fmt.Sprintf("The same transports across %s: %s. Its property rows are in the table at the top.", what, orDash(l.Config.Command))
+	return fmt.Sprintf("The same transports across %s: %s. Its property rows are in the table at the top.", what, orDash(l.Config.Command)) + labStatus(l)
+}
+
+// labStatus says, after a space, why the lab section ended early and what it did
+// not run; "" when it ran everything.
+func labStatus(l *report.Report) string {
+	s := ""
 	if l.Incomplete != "" {
 		s += " Incomplete: " + l.Incomplete + "."
 	}

@@ -175,7 +175,7 @@ func writeCompact(b *bytes.Buffer, r *report.Report, cfg textConfig, line func(s
 	}
 	if r.Lab != nil {
 		b.WriteString("\n")
-		line(labTitle(r.Lab))
+		line(labTitle(r.Lab) + labStatus(r.Lab))
 		if err := write(buildSections(r.Lab), "lab "); err != nil {
 			return err
 		}
