@@ -28,11 +28,14 @@ import (
 // in the report (lost as a percentage of sent).
 
 // Text writes r as plain-ASCII terminal tables, the answer first: a header saying
-// where and how the run happened, the verdict (one row per property: what TCP and
-// what UDP did, in a few words with the key figure), then one compact section per
-// experiment with TCP and UDP side by side, and the warnings. No line is wider than
-// Width (DefaultWidth unless set). Verbose adds each property's claim, sentences
-// and evidence after the verdict, and each section's notes on how it was measured.
+// where and how the run happened and the verdict (one row per property: what TCP and
+// what UDP did, in a few words with the key figure). Then, by default, a compact
+// table of each measurement experiment's key figures (writeCompact) and a line
+// saying what -v adds and where the full report is (FullReport), so that a default
+// run ends with the verdict on a 40-row screen. Verbose prints instead each
+// property's claim, sentences and evidence, then every experiment's tables with TCP
+// and UDP side by side and notes on how they were measured, and the warnings. No
+// line is wider than Width (DefaultWidth unless set).
 func Text(w io.Writer, r *report.Report, opts ...TextOption) error {
 	cfg := textConfig{width: DefaultWidth}
 	for _, o := range opts {

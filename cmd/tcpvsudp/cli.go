@@ -63,7 +63,8 @@ limits packets from a seeded random source (--seed), and the report sets what th
 link injected beside what the transports measured. SPEC keys:
 ` + impairKeys() + `
 
-Results: tables on stdout, DIR/report.json (the source of truth) and DIR/report.md.`
+Results: the verdict and compact tables on stdout (-v: every table), DIR/report.json
+(the source of truth) and DIR/report.md.`
 
 const runExample = `  tcpvsudp run                                   # the default suite, about a minute
   tcpvsudp run --quick                           # a few seconds
@@ -106,7 +107,7 @@ terminal tables (or markdown, or JSON) on stdout, and the markdown report to
 	}
 	reportCmd.Flags().StringVar(&format, "format", "text", "what to print on stdout: text, markdown or json")
 	reportCmd.Flags().StringVar(&mdOut, "markdown", "", "where to write the markdown report (default FILE.md beside FILE.json; '' = nowhere)")
-	reportCmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "text: every table (default: the verdict and compact tables of the measurements), and after the verdict each property's claim, sentences and evidence, each table's notes and every warning")
+	reportCmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "text: every table, with each property's claim and evidence, each table's notes and every warning (default: the verdict and compact tables of the measurements)")
 
 	root := &cobra.Command{
 		Use:   "tcpvsudp",
@@ -182,7 +183,7 @@ func addRunFlags(fs *pflag.FlagSet, rf *runFlags) {
 	fs.StringVar(&rf.keyFile, "key-file", "", "with --server: the pre-shared key the server was started with (a regular file only its owner may access)")
 	fs.StringVarP(&rf.out, "out", "o", "results", "directory for report.json and report.md, made if missing; checked writable before anything is measured (results/ is ignored by git; the committed reference run is results/reference/)")
 	fs.BoolVar(&rf.noFiles, "no-files", false, "print the tables only; write nothing under --out")
-	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "tables on stdout: every table (default: the verdict and compact tables of the measurements), and after the verdict each property's claim, sentences and evidence, each table's notes and every warning")
+	fs.BoolVarP(&rf.verbose, "verbose", "v", false, "stdout: every table, with each property's claim and evidence, each table's notes and every warning (default: the verdict and compact tables of the measurements)")
 	fs.BoolVarP(&rf.quick, "quick", "q", false, "a short suite: --duration 500ms, --sizes 64,1024, shorter warm-up and drain (flags given explicitly still win)")
 	fs.Int64Var(&rf.seed, "seed", 1, "seed of the pseudo-random payload (recorded in the report)")
 	fs.DurationVar(&rf.warmup, "warmup", 200*time.Millisecond, "traffic sent before each cell's measurement and excluded from it (TCP slow start); 0 = none")
