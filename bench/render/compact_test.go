@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -138,5 +139,33 @@ func TestTextVerboseEveryTable(t *testing.T) {
 		if strings.Contains(out, "-v for every table") {
 			t.Errorf("width %d: -v points to -v", width)
 		}
+	}
+}
+
+// TestTextCompactNotMeasured: a cell without figures is not hidden by the compact
+// rendering: a measurement's table says "not measured" and why below it; a
+// property experiment, whose table only -v shows, gets one line that counts them.
+func TestTextCompactNotMeasured(t *testing.T) {
+	r := noLabReport(t)
+	for i := range r.Results {
+		res := &r.Results[i]
+		switch {
+		case res.Experiment == report.ExpClose && res.Transport == "udp":
+			res.Error, res.Observed = "close over udp (size 1024): listen: address in use", nil
+		case res.Experiment == report.ExpPingPong && res.Transport == "tcp" && res.Params.Size == 1024:
+			res.Error = "pingpong over tcp (size 1024): dial: connection refused"
+		}
+	}
+	out := strings.Join(textLines(t, r, Width(100)), "\n")
+	for _, want := range []string{
+		"\nPeer close (close): 1 cell not measured (-v says why)\n",
+		"\nnot measured: tcp, size 1024 B: dial: connection refused\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^ 1024 B +not measured +[0-9.]+ us`).MatchString(out) {
+		t.Errorf("the pingpong table has no 1024 B row saying tcp was not measured:\n%s", out)
 	}
 }

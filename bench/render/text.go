@@ -164,10 +164,13 @@ func writeCompact(b *bytes.Buffer, r *report.Report, cfg textConfig, line func(s
 					return fmt.Errorf("render text: %s%s: %w", what, s.exp, err)
 				}
 			}
-			if len(s.compact) > 0 {
+			switch {
+			case len(s.compact) > 0:
 				for _, l := range s.notMeasured {
 					line("not measured: " + l)
 				}
+			case len(s.notMeasured) > 0: // a table only -v shows: one line for its failures
+				line(fmt.Sprintf("%s: %d cell%s not measured (-v says why)", s.title, len(s.notMeasured), plural(len(s.notMeasured))))
 			}
 		}
 		return nil
