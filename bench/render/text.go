@@ -155,7 +155,7 @@ func writeCompact(b *bytes.Buffer, r *report.Report, cfg textConfig, line func(s
 	// (a default run on loopback prints 40 lines at 100 columns).
 	write := func(sections []section, what string) error {
 		for _, s := range sections {
-			if s.skipped && dedicated[s.exp] {
+			if s.skipped {
 				line(s.title + ": not run (-v says why)")
 				continue
 			}
