@@ -69,8 +69,11 @@ func TestFarDefaultSuite(t *testing.T) {
 	if n != 1 {
 		t.Errorf("run warnings %q: want one naming the skipped experiments", rep.Warnings)
 	}
-	var txt, md bytes.Buffer
-	if err := render.Text(&txt, rep); err != nil {
+	var txt, compact, md bytes.Buffer
+	if err := render.Text(&txt, rep, render.Verbose(true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := render.Text(&compact, rep); err != nil {
 		t.Fatal(err)
 	}
 	if err := render.Markdown(&md, rep); err != nil {
@@ -78,6 +81,9 @@ func TestFarDefaultSuite(t *testing.T) {
 	}
 	if strings.Count(txt.String(), "Not run.") != len(not) {
 		t.Errorf("text report: want %d sections saying \"Not run.\":\n%s", len(not), txt.String())
+	}
+	if strings.Count(compact.String(), ": not run (-v says why)\n") != len(not) {
+		t.Errorf("compact text report: want %d lines saying \"not run\":\n%s", len(not), compact.String())
 	}
 	if !strings.Contains(md.String(), "Skipped `"+not[0]+"`") || strings.Contains(md.String(), "Ran `"+not[0]+"`") {
 		t.Errorf("markdown intro does not say %s was skipped:\n%.600s", not[0], md.String())

@@ -23,8 +23,9 @@ const minWidth = 40
 type TextOption func(*textConfig)
 
 type textConfig struct {
-	width   int  // columns; no line is wider
-	verbose bool // print each property's claim, sentences and evidence
+	width      int    // columns; no line is wider
+	verbose    bool   // every table, and each property's claim, sentences and evidence
+	fullReport string // where the markdown report is; "" when nowhere
 }
 
 // Width sets the number of columns no line of the terminal rendering exceeds (the
@@ -42,11 +43,19 @@ func Width(cols int) TextOption {
 	}
 }
 
-// Verbose makes Text print, after the verdict, each property's claim, what each
-// transport did in a sentence and the figures behind it, and each section's notes
-// on how it was measured.
+// Verbose makes Text print every table, where it otherwise prints a compact one
+// per measurement experiment only; and, after the verdict, each property's claim,
+// what each transport did in a sentence and the figures behind it, and each
+// section's notes on how it was measured, and each warning in full.
 func Verbose(on bool) TextOption {
 	return func(c *textConfig) { c.verbose = on }
+}
+
+// FullReport names the markdown report written beside the terminal tables (a path
+// to print as it is), which the last line of the compact rendering points to; ""
+// names none.
+func FullReport(path string) TextOption {
+	return func(c *textConfig) { c.fullReport = path }
 }
 
 // tableCost is how many columns an ASCII table with these content widths takes:
@@ -57,6 +66,24 @@ func tableCost(widths []int) int {
 		n += w + 3
 	}
 	return n
+}
+
+// plainCost is how many columns a plain table (no borders, as benchstat draws
+// them) with these content widths takes: a space either side of each cell.
+func plainCost(widths []int) int {
+	n := 0
+	for _, w := range widths {
+		n += w + 2
+	}
+	return n
+}
+
+// cost is how many columns t takes with these content widths, drawn as it is drawn.
+func (t table) cost(widths []int) int {
+	if t.plain {
+		return plainCost(widths)
+	}
+	return tableCost(widths)
 }
 
 // naturalWidths are the widths of t's columns with nothing wrapped.
@@ -118,7 +145,7 @@ func splitTable(t table, width int, cost func(t table) int) []table {
 
 // pickColumns returns t with only the columns idx, in that order.
 func pickColumns(t table, idx []int) table {
-	out := table{caption: t.caption, strict: t.strict}
+	out := table{caption: t.caption, strict: t.strict, plain: t.plain}
 	for _, i := range idx {
 		out.head = append(out.head, t.head[i])
 		out.right = append(out.right, i < len(t.right) && t.right[i])
@@ -136,14 +163,14 @@ func pickColumns(t table, idx []int) table {
 }
 
 // textCost is how wide t renders in a terminal with nothing wrapped.
-func textCost(t table) int { return tableCost(naturalWidths(t)) }
+func textCost(t table) int { return t.cost(naturalWidths(t)) }
 
 // fitWidths narrows the widest columns of natural, one column at a time, until
 // the table fits width or no column can give more: a column keeps at least its
 // floor (the longest word of a figure, a few letters of text).
-func fitWidths(natural, floor []int, width int) []int {
+func fitWidths(natural, floor []int, width int, cost func([]int) int) []int {
 	w := slices.Clone(natural)
-	for tableCost(w) > width {
+	for cost(w) > width {
 		widest := -1
 		for i := range w {
 			if w[i] > floor[i] && (widest < 0 || w[i] > w[widest]) {
@@ -194,16 +221,16 @@ const maxWord = 16
 // when it can.
 func fitTable(t table, width int) table {
 	natural := naturalWidths(t)
-	if tableCost(natural) <= width {
+	if t.cost(natural) <= width {
 		return t
 	}
-	w := fitWidths(natural, floors(t, natural), width)
-	if tableCost(w) > width { // words must break too
+	w := fitWidths(natural, floors(t, natural), width, t.cost)
+	if t.cost(w) > width { // words must break too
 		least := make([]int, len(w))
 		for i := range least {
 			least[i] = min(natural[i], 4)
 		}
-		w = fitWidths(w, least, width)
+		w = fitWidths(w, least, width, t.cost)
 	}
 	out := t
 	out.head = make([]string, len(t.head))
@@ -227,8 +254,21 @@ func fitTable(t table, width int) table {
 // when it may be, wrapped inside its cells when it must.
 func writeTextTable(w io.Writer, t table, width int) error {
 	for _, part := range splitTable(t, width, textCost) {
-		if err := writeTable(w, fitTable(part, width), false); err != nil {
+		if !t.plain {
+			if err := writeTable(w, fitTable(part, width), false); err != nil {
+				return err
+			}
+			continue
+		}
+		// A plain table pads its last column too: no line ends in spaces.
+		var b strings.Builder
+		if err := writeTable(&b, fitTable(part, width), false); err != nil {
 			return err
+		}
+		for _, l := range strings.SplitAfter(b.String(), "\n") {
+			if _, err := io.WriteString(w, strings.TrimRight(l, " \n")+strings.Repeat("\n", strings.Count(l, "\n"))); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -21,6 +21,13 @@ func injectedSection(r *report.Report) (section, bool) {
 		head:    []string{"cell", "lost", "duplicates", "reordered", "retransmits"},
 		right:   []bool{false, true, true, true, true},
 	}
+	// The compact rendering's one table: what the link dropped beside what each
+	// transport made of it (the verdict's lab rows have the rest).
+	compact := table{
+		plain: true, keepLabel: true,
+		head:  []string{"link vs measured", "link dropped", "lost", "retransmits"},
+		right: []bool{false, true, true, true},
+	}
 	for _, res := range r.Results {
 		in := res.Injected
 		if in == nil || res.Error != "" {
@@ -40,6 +47,7 @@ func injectedSection(r *report.Report) (section, bool) {
 		link.rows = append(link.rows, []string{cell,
 			fmt.Sprintf("%s (%s)", n(f.Dropped), n(f.Queue)), n(f.Corrupted), n(f.Duplicated), n(f.Reordered), n(f.BeforeLink)})
 		measured.rows = append(measured.rows, []string{cell, n(m.LostMsgs), n(m.DupMsgs), n(m.ReorderedMsgs), retr})
+		compact.rows = append(compact.rows, []string{cell, n(f.Dropped), n(m.LostMsgs), retr})
 	}
 	if len(link.rows) == 0 {
 		return section{}, false
@@ -55,7 +63,20 @@ func injectedSection(r *report.Report) (section, bool) {
 		params = fmt.Sprintf("Link up %s, down %s, seed %s.", orDash(strconv.Quote(imp["up"])), orDash(strconv.Quote(imp["down"])), orDash(imp["seed"]))
 		note = params + " " + note
 	}
-	return section{exp: "lab", title: "Emulated link: injected vs measured", params: params, note: note, tables: []table{link, measured}}, true
+	return section{exp: "lab", title: "Emulated link: injected vs measured", params: params, note: note,
+		tables: []table{link, measured}, compact: []table{compact}}, true
+}
+
+// labTitle heads the compact rendering's emulated-link section: the link each way.
+func labTitle(l *report.Report) string {
+	imp := l.Env.Link.Impair
+	switch {
+	case imp == nil:
+		return "Across an emulated link"
+	case imp["up"] == imp["down"]:
+		return fmt.Sprintf("Across an emulated link (%s)", orDash(imp["up"]))
+	}
+	return fmt.Sprintf("Across an emulated link (up %s, down %s)", orDash(imp["up"]), orDash(imp["down"]))
 }
 
 // labIntro says what the lab section ran and across what link.
@@ -65,7 +86,13 @@ func labIntro(l *report.Report) string {
 	if imp != nil {
 		what = fmt.Sprintf("an emulated link between two network namespaces (up %q, down %q, seed %s)", imp["up"], imp["down"], imp["seed"])
 	}
-	s := fmt.Sprintf("The same transports across %s: %s. Its property rows are in the table at the top.", what, orDash(l.Config.Command))
+	return fmt.Sprintf("The same transports across %s: %s. Its property rows are in the table at the top.", what, orDash(l.Config.Command)) + labStatus(l)
+}
+
+// labStatus says, after a space, why the lab section ended early and what it did
+// not run; "" when it ran everything.
+func labStatus(l *report.Report) string {
+	s := ""
 	if l.Incomplete != "" {
 		s += " Incomplete: " + l.Incomplete + "."
 	}

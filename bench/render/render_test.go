@@ -192,6 +192,7 @@ func TestRenderGolden(t *testing.T) {
 		render func(*bytes.Buffer, *report.Report) error
 	}{
 		{"text", "render_text.golden", func(b *bytes.Buffer, r *report.Report) error { return Text(b, r) }},
+		{"text verbose", "render_text_verbose.golden", func(b *bytes.Buffer, r *report.Report) error { return Text(b, r, Verbose(true)) }},
 		{"markdown", "render_md.golden", func(b *bytes.Buffer, r *report.Report) error { return Markdown(b, r) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,7 +223,7 @@ func nonASCII(s string) string {
 func renderBoth(t *testing.T, r *report.Report) (text, md string) {
 	t.Helper()
 	var tb, mb bytes.Buffer
-	if err := Text(&tb, r); err != nil {
+	if err := Text(&tb, r, Verbose(true)); err != nil { // every table, as the markdown
 		t.Fatalf("Text: %v", err)
 	}
 	if err := Markdown(&mb, r); err != nil {

@@ -28,11 +28,14 @@ import (
 // in the report (lost as a percentage of sent).
 
 // Text writes r as plain-ASCII terminal tables, the answer first: a header saying
-// where and how the run happened, the verdict (one row per property: what TCP and
-// what UDP did, in a few words with the key figure), then one compact section per
-// experiment with TCP and UDP side by side, and the warnings. No line is wider than
-// Width (DefaultWidth unless set). Verbose adds each property's claim, sentences
-// and evidence after the verdict, and each section's notes on how it was measured.
+// where and how the run happened and the verdict (one row per property: what TCP and
+// what UDP did, in a few words with the key figure). Then, by default, a compact
+// table of each measurement experiment's key figures (writeCompact) and a line
+// saying what -v adds and where the full report is (FullReport), so that a default
+// run ends with the verdict on a 40-row screen. Verbose prints instead each
+// property's claim, sentences and evidence, then every experiment's tables with TCP
+// and UDP side by side and notes on how they were measured, and the warnings. No
+// line is wider than Width (DefaultWidth unless set).
 func Text(w io.Writer, r *report.Report, opts ...TextOption) error {
 	cfg := textConfig{width: DefaultWidth}
 	for _, o := range opts {
@@ -83,12 +86,19 @@ func Text(w io.Writer, r *report.Report, opts ...TextOption) error {
 			}
 		}
 	}
+	if !cfg.verbose {
+		if err := writeCompact(&b, r, cfg, line); err != nil {
+			return err
+		}
+		_, err := w.Write(b.Bytes())
+		return err
+	}
 	writeSections := func(sections []section, what string) error {
 		for _, s := range sections {
 			b.WriteString("\n")
 			line(s.title)
 			switch {
-			case cfg.verbose && s.note != "":
+			case s.note != "":
 				line(s.note)
 			case s.params != "":
 				line(s.params)
@@ -131,6 +141,98 @@ func Text(w io.Writer, r *report.Report, opts ...TextOption) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// writeCompact writes what follows the verdict when Text is not verbose: a compact
+// table per measurement experiment (its key figures), the emulated-link section as
+// compact (its property rows are in the verdict), and a last line saying what -v
+// adds and where the full report is. The property experiments' tables, each
+// section's notes and the warnings are left to -v and the markdown report: the
+// verdict has their gist, and the output ends with the verdict still on screen.
+func writeCompact(b *bytes.Buffer, r *report.Report, cfg textConfig, line func(string)) error {
+	// The tables, and the last line, follow one another without blank lines: each
+	// header names its experiment, and every line saved keeps the verdict on screen
+	// (a default run on loopback prints 40 lines at 100 columns).
+	noisy := false // some compact figure carries noisyMark: the last line says what it means
+	write := func(sections []section, what string) error {
+		for _, s := range sections {
+			if s.skipped {
+				line(s.title + ": not run (-v says why)")
+				continue
+			}
+			for _, t := range s.compact {
+				noisy = noisy || t.noisy
+				if err := writeTextTable(b, t, cfg.width); err != nil {
+					return fmt.Errorf("render text: %s%s: %w", what, s.exp, err)
+				}
+			}
+			switch {
+			case len(s.compact) > 0:
+				for _, l := range s.notMeasured {
+					line("not measured: " + l)
+				}
+			case len(s.notMeasured) > 0: // a table only -v shows: one line for its failures
+				line(fmt.Sprintf("%s: %d cell%s not measured (-v says why)", s.title, len(s.notMeasured), plural(len(s.notMeasured))))
+			}
+		}
+		return nil
+	}
+	b.WriteString("\n")
+	if err := write(buildSections(r), ""); err != nil {
+		return err
+	}
+	if r.Lab != nil {
+		b.WriteString("\n")
+		line(labTitle(r.Lab) + labStatus(r.Lab))
+		if err := write(buildSections(r.Lab), "lab "); err != nil {
+			return err
+		}
+	}
+	line(compactFooter(cfg, len(warnings(r)), noisy))
+	return nil
+}
+
+// compactFooter is the last line of the compact rendering: what a noisy mark means
+// when a figure carries one, what -v adds (every table, and the warnings, counted)
+// and where the full report is.
+func compactFooter(cfg textConfig, warns int, noisy bool) string {
+	s := "-v for every table"
+	if noisy {
+		s = fmt.Sprintf("%s = noisy, its runs span over %g%% of their median; ", strings.TrimSpace(noisyMark), 100*report.NoisyRange) + s
+	}
+	if warns > 0 {
+		s += fmt.Sprintf(" and the %d warning%s", warns, plural(warns))
+	}
+	if cfg.fullReport != "" {
+		s += "; the full report: " + cfg.fullReport
+	}
+	return s
+}
+
+// compactTable is a figure table drawn plain, for the compact rendering: its first
+// column, the message size, is headed by the experiment's name, which says what
+// the table is in the line a title would take.
+func compactTable(exp string, cols []param, trs []string, cells []*paramRow, figs []figure) table {
+	t := figureTable("", cols, trs, cells, figs)
+	t.plain = true
+	if len(t.head) > 0 && len(cols) > 0 && cols[0].head == "size" {
+		t.head[0] = exp
+	}
+	return t
+}
+
+// pickFigures are the figures of figs headed heads, in that order: a compact
+// table's columns.
+func pickFigures(figs []figure, heads ...string) []figure {
+	var out []figure
+	for _, h := range heads {
+		for _, f := range figs {
+			if f.head == h {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // textHeader is the one-line summary of where and how the run happened.
@@ -206,6 +308,9 @@ type table struct {
 	keepLabel bool
 	repeats   bool // some figure is a median of several runs (measured)
 	noisy     bool // some figure carries noisyMark
+	// plain draws the table without borders or a header line, as benchstat does:
+	// the compact tables, a line per row and one for the header.
+	plain bool
 }
 
 // section is one experiment's part of the report.
@@ -215,10 +320,14 @@ type section struct {
 	params string // what was run: "1 stream, unpaced, 3.00 s per cell."; "" when nothing to say
 	note   string // what was run and how to read it
 	tables []table
-	also   []string // non-zero counters the tables do not show
+	// compact is the key figures of a measurement experiment, the table the terminal
+	// shows unless verbose; empty for the others, whose gist is the verdict's.
+	compact []table
+	also    []string // non-zero counters the tables do not show
 	// notMeasured says, per cell that failed or was interrupted, why it has no
 	// figures: "tcp, size 64 B: interrupted (...) after 1.21 s, ...".
 	notMeasured []string
+	skipped     bool // no cell ran (a far end that cannot run it yet)
 }
 
 // writeTable renders t with tablewriter: the ASCII blueprint for terminals, the
@@ -233,6 +342,16 @@ func writeTable(w io.Writer, t table, md bool) error {
 		}
 	}
 	var rend tw.Renderer = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
+	if t.plain {
+		rend = renderer.NewBlueprint(tw.Rendition{
+			Symbols: tw.NewSymbols(tw.StyleASCII),
+			Borders: tw.BorderNone,
+			Settings: tw.Settings{
+				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off, ShowHeader: tw.Off, ShowFooter: tw.Off},
+				Lines:      tw.Lines{ShowTop: tw.Off, ShowBottom: tw.Off, ShowHeaderLine: tw.Off, ShowFooterLine: tw.Off},
+			},
+		})
+	}
 	esc := func(s string) string { return s }
 	if md {
 		rend = renderer.NewMarkdown()
@@ -670,7 +789,7 @@ func buildSections(r *report.Report) []section {
 		switch {
 		case allSkipped(cells):
 			// Not run (a far end that cannot run it yet): the skipped table says why.
-			s.title = experimentTitle(exp)
+			s.title, s.skipped = experimentTitle(exp), true
 			pcols, pfixed := observedParams(exp, cells)
 			s.note = sentence(pfixed) + "Not run."
 			s.params = s.note
@@ -688,17 +807,20 @@ func buildSections(r *report.Report) []section {
 				figureTable("Rate", cols, trs, cells, streamRate),
 				figureTable("Loss, order and jitter", cols, trs, cells, streamDelivery),
 			}
+			s.compact = []table{compactTable(exp, cols, trs, cells, pickFigures(append(slices.Clone(streamRate), streamDelivery...), "goodput", "lost"))}
 		case "pingpong":
 			s.title = experimentTitle(exp)
 			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + rttMode(cells) + timeoutText(r, trs) + cpuText(r, cells, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, pingpongFigures)}
+			s.compact = []table{compactTable(exp, cols, trs, cells, pickFigures(pingpongFigures, "RTT p50", "RTT p99"))}
 		case "connect":
 			s.title = experimentTitle(exp)
 			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + "Answer = time to first answer" + answerText(trs) + ". " +
 				"Server sockets = endpoints the server needed." + timeoutText(r, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, connectFigures)}
+			s.compact = []table{compactTable(exp, cols, trs, cells, pickFigures(connectFigures, "answer p50", "server sockets"))}
 		default:
 			s.title = experimentTitle(exp)
 			if hasObserved(cells) {

@@ -24,7 +24,7 @@ func referenceReport(tb testing.TB) *report.Report {
 // TestTextFitsWidth: no line of the terminal rendering is wider than the width it
 // was given, for the reference run and the golden input, terse and verbose.
 func TestTextFitsWidth(t *testing.T) {
-	reports := map[string]*report.Report{"reference": referenceReport(t), "golden input": testReport()}
+	reports := map[string]*report.Report{"reference": referenceReport(t), "reference without lab": noLabReport(t), "golden input": testReport()}
 	for name, r := range reports {
 		for _, width := range []int{100, 80, 60} {
 			for _, verbose := range []bool{false, true} {

@@ -52,7 +52,8 @@ type runFlags struct {
 // runLong is run's help after its examples: what it does, the experiments by group
 // and the emulated link's names, in one screen. Each experiment's and each key's
 // explanation is in the README.
-var runLong = `Results: tables on stdout, report.json (the source of truth) and report.md under --out.
+var runLong = `Results: the verdict and compact tables on stdout (-v: every table), report.json (the
+source of truth) and report.md under --out.
 
 ` + experimentList() + `
 The default suite runs the first two groups on loopback and, as root, ends with a short
@@ -469,17 +470,29 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		}
 	}
 	prog.close()
-	// The warnings are printed once, after the tables on stdout (render.Text); stderr
-	// says where they are when stdout is not the terminal.
-	if len(collectWarnings(rep)) > 0 && !isTerminal(stdout) {
-		fmt.Fprintln(stderr, "tcpvsudp: the run has warnings: they follow the tables on stdout")
+	// Each warning is printed once: with -v after the tables on stdout (render.Text),
+	// and stderr says where they are when stdout is not the terminal; without -v,
+	// where stdout only counts them, on stderr.
+	switch ws := collectWarnings(rep); {
+	case len(ws) == 0:
+	case rf.verbose:
+		if !isTerminal(stdout) {
+			fmt.Fprintln(stderr, "tcpvsudp: the run has warnings: they follow the tables on stdout")
+		}
+	default:
+		for _, w := range ws {
+			fmt.Fprintln(stderr, "warning: "+w)
+		}
 	}
-	if err := render.Text(stdout, rep, textOptions(stdout, rf.verbose)...); err != nil {
+	jsonPath := filepath.Join(rf.out, "report.json")
+	mdPath := filepath.Join(rf.out, "report.md")
+	if rf.noFiles {
+		mdPath = ""
+	}
+	if err := render.Text(stdout, rep, textOptions(stdout, rf.verbose, mdPath)...); err != nil {
 		return fmt.Errorf("render tables: %w", err)
 	}
 	if !rf.noFiles {
-		jsonPath := filepath.Join(rf.out, "report.json")
-		mdPath := filepath.Join(rf.out, "report.md")
 		if err := writeFile(jsonPath, rep.WriteJSON); err != nil {
 			return err
 		}
@@ -578,9 +591,12 @@ func doReport(path, format, mdOut string, mdSet, verbose bool, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	if !mdSet {
+		mdOut = strings.TrimSuffix(path, filepath.Ext(path)) + ".md"
+	}
 	switch format {
 	case "text":
-		err = render.Text(stdout, rep, textOptions(stdout, verbose)...)
+		err = render.Text(stdout, rep, textOptions(stdout, verbose, mdOut)...)
 	case "markdown", "md":
 		err = render.Markdown(stdout, rep)
 	case "json":
@@ -590,9 +606,6 @@ func doReport(path, format, mdOut string, mdSet, verbose bool, stdout io.Writer)
 	}
 	if err != nil {
 		return err
-	}
-	if !mdSet {
-		mdOut = strings.TrimSuffix(path, filepath.Ext(path)) + ".md"
 	}
 	if mdOut == "" {
 		return nil

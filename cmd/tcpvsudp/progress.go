@@ -87,7 +87,11 @@ func (pr *progress) plan() string {
 		total += s.est.Total()
 		switch {
 		case i == 0:
-			parts = append(parts, fmt.Sprintf("%d cells", len(s.est.Cells)))
+			n, word := len(s.est.Cells), "cells"
+			if n == 1 {
+				word = "cell"
+			}
+			parts = append(parts, fmt.Sprintf("%d %s", n, word))
 		default:
 			parts = append(parts, fmt.Sprintf("then %d in the %s", len(s.est.Cells), s.name))
 		}
@@ -95,6 +99,9 @@ func (pr *progress) plan() string {
 	what := strings.Join(parts, ", ")
 	if !pr.known {
 		return what + "; how long --count takes is not known in advance"
+	}
+	if total < time.Second {
+		return "under a second: " + what
 	}
 	return fmt.Sprintf("about %v: %s", total.Round(time.Second), what)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -164,17 +165,27 @@ func TestProgressLeft(t *testing.T) {
 // TestWarningsOnce: a warning is printed once, after the tables on stdout; stderr
 // says where it is when stdout is not the terminal.
 func TestWarningsOnce(t *testing.T) {
-	var out, errb bytes.Buffer
-	// An 8192-byte UDP datagram exceeds a 1500-byte MTU: a warning.
-	err := run(context.Background(), []string{"run", "-e", "pingpong", "-t", "udp", "--sizes", "8192",
-		"--duration", "10ms", "--warmup", "0", "--no-files"}, &out, &errb)
-	if err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
-	}
-	if n := strings.Count(out.String(), "exceed a 1500-byte MTU"); n != 1 {
-		t.Errorf("stdout shows the MTU warning %d times, want once:\n%s", n, out.String())
-	}
-	if strings.Contains(errb.String(), "MTU") || !strings.Contains(errb.String(), "they follow the tables on stdout") {
-		t.Errorf("stderr:\n%s\nwant no warning, a pointer to stdout's", errb.String())
+	for _, verbose := range []bool{false, true} {
+		t.Run(fmt.Sprintf("verbose=%v", verbose), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			// An 8192-byte UDP datagram exceeds a 1500-byte MTU: a warning.
+			args := []string{"run", "-e", "pingpong", "-t", "udp", "--sizes", "8192", "--duration", "10ms", "--warmup", "0", "--no-files"}
+			if verbose {
+				args = append(args, "-v")
+			}
+			if err := run(context.Background(), args, &out, &errb); err != nil {
+				t.Fatalf("run: %v\nstderr:\n%s", err, errb.String())
+			}
+			const mtu = "exceed a 1500-byte MTU"
+			inOut, inErr := strings.Count(out.String(), mtu), strings.Count(errb.String(), mtu)
+			switch {
+			case verbose && (inOut != 1 || inErr != 0 || !strings.Contains(errb.String(), "they follow the tables on stdout")):
+				t.Errorf("-v: the MTU warning %d times on stdout, %d on stderr; want once on stdout, and a pointer to it on stderr\nstdout:\n%s\nstderr:\n%s",
+					inOut, inErr, out.String(), errb.String())
+			case !verbose && (inOut != 0 || inErr != 1 || !strings.Contains(out.String(), "and the 1 warning")):
+				t.Errorf("the MTU warning %d times on stdout, %d on stderr; want once on stderr, counted on stdout\nstdout:\n%s\nstderr:\n%s",
+					inOut, inErr, out.String(), errb.String())
+			}
+		})
 	}
 }

@@ -12,9 +12,10 @@ import (
 
 // textOptions are the options of the tables printed on stdout: as wide as the
 // terminal when stdout is one; otherwise render.DefaultWidth (100 columns), or
-// COLUMNS when it is set and narrower. verbose adds the claims and evidence.
-func textOptions(stdout io.Writer, verbose bool) []render.TextOption {
-	return []render.TextOption{render.Width(textWidth(stdout, os.Getenv("COLUMNS"))), render.Verbose(verbose)}
+// COLUMNS when it is set and narrower. verbose prints every table, the claims and
+// evidence; mdPath is the markdown report the compact tables point to ("" for none).
+func textOptions(stdout io.Writer, verbose bool, mdPath string) []render.TextOption {
+	return []render.TextOption{render.Width(textWidth(stdout, os.Getenv("COLUMNS"))), render.Verbose(verbose), render.FullReport(mdPath)}
 }
 
 // textWidth is the width of stdout: the terminal's, else columns (COLUMNS) when

@@ -67,8 +67,8 @@ func TestRunServerWordsEscaped(t *testing.T) {
 			t.Errorf("%s holds %U raw:\n%s", name, []rune(c)[0], s)
 		}
 	}
-	if !strings.Contains(out.String(), "the disk said "+pwnedShown) { // warnings follow the tables
-		t.Errorf("stdout does not show the server's warning escaped (%s):\n%s", pwnedShown, out.String())
+	if !strings.Contains(errb.String(), "the disk said "+pwnedShown) { // without -v, warnings go to stderr
+		t.Errorf("stderr does not show the server's warning escaped (%s):\n%s", pwnedShown, errb.String())
 	}
 	rep := readReport(t, dir)
 	if len(rep.Results) != 1 || !strings.Contains(strings.Join(rep.Results[0].Warnings, "\n"), "the disk said "+pwnedShown) {
