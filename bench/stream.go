@@ -295,10 +295,10 @@ func tcpLimits(ts []transport.Transport) (sum transport.TCPInfo, ok bool) {
 
 // sampleInto records into add, every step from start, how many messages the senders
 // have handed over and, with delivered, the receiver has taken in (nil: none here,
-// the far end counts them, and the senders are sampled once more as it stops: no
-// drain here follows the sending, and the last step's sends would be missing). The
-// function it returns ends the sampling and waits for it; calling it again does
-// nothing.
+// the far end counts them), and once more when it stops, so that the time line ends
+// with every message the cell counted (a drain's deliveries after the last step
+// too). The function it returns ends the sampling and waits for it; calling it
+// again does nothing.
 func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered func() uint64, add func(report.Sample)) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -321,9 +321,7 @@ func sampleInto(start time.Time, step time.Duration, txs []*streamTx, delivered 
 			sample()
 			select {
 			case <-done:
-				if delivered == nil {
-					sample()
-				}
+				sample() // where the drain ended: the last partial step's deliveries too
 				return
 			case <-tick.C:
 			}
