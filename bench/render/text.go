@@ -198,7 +198,7 @@ func writeCompact(b *bytes.Buffer, r *report.Report, cfg textConfig, line func(s
 func compactFooter(cfg textConfig, warns int, noisy bool) string {
 	s := "-v for every table"
 	if noisy {
-		s = fmt.Sprintf("%s = noisy, its runs span over %g%% of their median; ", strings.TrimSpace(noisyMark), 100*report.NoisyRange) + s
+		s = fmt.Sprintf("%s = runs over %g%% apart; ", strings.TrimSpace(noisyMark), 100*report.NoisyRange) + s
 	}
 	if warns > 0 {
 		s += fmt.Sprintf(" and the %d warning%s", warns, plural(warns))
@@ -213,7 +213,7 @@ func compactFooter(cfg textConfig, warns int, noisy bool) string {
 // column, the message size, is headed by the experiment's name, which says what
 // the table is in the line a title would take.
 func compactTable(exp string, cols []param, trs []string, cells []*paramRow, figs []figure) table {
-	t := figureTable("", cols, trs, cells, figs)
+	t := figureTableOf("", cols, trs, cells, figs, true)
 	t.plain = true
 	if len(t.head) > 0 && len(cols) > 0 && cols[0].head == "size" {
 		t.head[0] = exp
@@ -1006,6 +1006,12 @@ func timeoutText(r *report.Report, trs []string) string {
 // figureTable lays figures out with one column per transport, side by side, and
 // drops a column no row has a figure for (retransmits for UDP, say).
 func figureTable(caption string, cols []param, trs []string, cells []*paramRow, figs []figure) table {
+	return figureTableOf(caption, cols, trs, cells, figs, false)
+}
+
+// figureTableOf is figureTable; medianOnly shows a figure of several runs as its
+// median and noisyMark, leaving its range or CI to the full tables (the compact ones).
+func figureTableOf(caption string, cols []param, trs []string, cells []*paramRow, figs []figure, medianOnly bool) table {
 	t := table{caption: caption}
 	t.addParamHeads(cols)
 	for range cols {
@@ -1049,7 +1055,13 @@ func figureTable(caption string, cols []param, trs []string, cells []*paramRow, 
 				s, ok := f.cell(&res.Metrics)
 				if ok && f.ci != "" && res.Repeat != nil {
 					var noisy bool
-					s, noisy = measured(f, res.Repeat, s)
+					if medianOnly { // the median is what one run's format shows of the combined metrics
+						if _, has := res.Repeat.CI[f.ci]; has && slices.Contains(res.Repeat.Noisy, f.ci) {
+							s, noisy = s+noisyMark, true
+						}
+					} else {
+						s, noisy = measured(f, res.Repeat, s)
+					}
 					t.repeats, t.noisy = true, t.noisy || noisy
 				}
 				col[i], any = s, any || ok
