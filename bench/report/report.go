@@ -214,8 +214,9 @@ type Result struct {
 }
 
 // Timeline is one flow's goodput at its receiver, interval by interval, from the
-// start of the flow's measured phase (after its warm-up) to the last whole interval
-// before the end of its drain.
+// start of the flow's measured phase (after its warm-up) to the end of its drain;
+// the last interval, from the last whole step to the drain's end, may be shorter.
+// Its points add up to what the flow delivered.
 type Timeline struct {
 	Flow      string      `json:"flow"`      // which of the cell's flows: FlowAlone, FlowShared, FlowCompetitor
 	Transport string      `json:"transport"` // the flow's transport
