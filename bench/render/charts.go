@@ -44,6 +44,7 @@ type chart struct {
 	name  string // file name, "rtt_cdf.svg"
 	title string // what the markdown image says: "RTT distribution"
 	exp   string // the experiment whose section embeds it
+	also  string // another section that embeds it too; "" for none
 	lab   bool   // drawn from the report's lab part: the section is the lab's
 	draw  func() ([]byte, error)
 }

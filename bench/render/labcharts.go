@@ -44,7 +44,8 @@ func labCharts(r *report.Report, prefix string) []chart {
 		}})
 	}
 	if bars := injectedBars(r); len(bars) > 0 {
-		out = append(out, chart{name: prefix + "injected_vs_measured.svg", title: "Injected vs measured", exp: injectedExp, draw: func() ([]byte, error) {
+		// Most of its bars are the stream cells': the lab's stream section shows it too.
+		out = append(out, chart{name: prefix + "injected_vs_measured.svg", title: "Injected vs measured", exp: injectedExp, also: report.ExpStream, draw: func() ([]byte, error) {
 			return injectedChart(bars)
 		}})
 	}

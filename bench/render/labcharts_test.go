@@ -461,8 +461,12 @@ func TestMarkdownLinksLabCharts(t *testing.T) {
 				if !strings.Contains(sec, "("+img+")") {
 					t.Errorf("section %q does not show %s:\n%s", s.title, img, sec)
 				}
-				if strings.Count(md, "("+img+")") != 1 {
-					t.Errorf("%s linked %d times, want once", img, strings.Count(md, "("+img+")"))
+				want := 1
+				if s.image == "injected_vs_measured.svg" {
+					want = 2 // in its own section and in the stream section, whose cells most of its bars are
+				}
+				if n := strings.Count(md, "("+img+")"); n != want {
+					t.Errorf("%s linked %d times, want %d", img, n, want)
 				}
 			}
 		})

@@ -35,9 +35,15 @@ func Markdown(w io.Writer, r *report.Report) error {
 	for _, c := range charts(r) {
 		if c.lab {
 			labImages[c.exp] = append(labImages[c.exp], c)
+			if c.also != "" {
+				labImages[c.also] = append(labImages[c.also], c)
+			}
 			continue
 		}
 		images[c.exp] = append(images[c.exp], c)
+		if c.also != "" {
+			images[c.also] = append(images[c.also], c)
+		}
 	}
 	for _, s := range buildSections(r) {
 		fmt.Fprintf(&b, "\n## %s\n\n*%s*\n", mdText(s.title), mdText(s.note))
