@@ -143,7 +143,6 @@ var ciMetrics = []struct {
 	{"goodput_bps", func(m *report.Metrics) (float64, bool) { return m.GoodputBps, true }},
 	{"msgs_per_s", func(m *report.Metrics) (float64, bool) { return m.MsgsPerS, true }},
 	{"send_rate_bps", func(m *report.Metrics) (float64, bool) { return m.SendRateBps, true }},
-	{"lost_msgs", func(m *report.Metrics) (float64, bool) { return float64(m.LostMsgs), true }},
 	{"transactions_per_s", func(m *report.Metrics) (float64, bool) { return m.TransPerS, true }},
 	{"cpu_s_per_gb", func(m *report.Metrics) (float64, bool) {
 		if m.CPUSecPerGB == nil {
@@ -232,6 +231,15 @@ func CombineMetrics(runs []report.Metrics) (report.Metrics, *report.Repeat, []st
 		ServerCPUSec:       optMedianOf(c, "server_cpu_s", func(m *report.Metrics) *float64 { return m.ServerCPUSec }),
 	}
 
+	// The accounting counts are one run's, the median run (medianRun): medians taken
+	// field by field would break sent = received − duplicates + lost and the split of
+	// lost into the sender's, the socket's and the network's drops, which every run
+	// keeps exactly.
+	r := runs[medianRun(runs)]
+	m.SentMsgs, m.RecvMsgs, m.LostMsgs, m.DupMsgs, m.LateMsgs, m.Timeouts = r.SentMsgs, r.RecvMsgs, r.LostMsgs, r.DupMsgs, r.LateMsgs, r.Timeouts
+	m.SentBytes, m.RecvBytes = r.SentBytes, r.RecvBytes
+	m.DropsSender, m.DropsSocket, m.DropsNetwork, m.DropsSocketPackets = r.DropsSender, r.DropsSocket, r.DropsNetwork, r.DropsSocketPackets
+
 	rep := &report.Repeat{Runs: len(runs), CI: map[string]report.Interval{}}
 	var ciWarnings []string // in first-seen order
 	warnedFor := map[string][]string{}
@@ -272,6 +280,22 @@ func CombineMetrics(runs []report.Metrics) (report.Metrics, *report.Repeat, []st
 		c.warn(strings.Join(warnedFor[w], ", ") + ": " + w)
 	}
 	return m, rep, c.warnings
+}
+
+// medianRun is the index of the run whose lead figure is the median of the runs'
+// (the lower of the middle two for an even count): goodput, or for a cell that
+// moves no stream, transactions/s; the first run when neither was measured.
+func medianRun(runs []report.Metrics) int {
+	lead := func(m *report.Metrics) float64 { return m.GoodputBps }
+	if slices.IndexFunc(runs, func(m report.Metrics) bool { return m.GoodputBps > 0 }) < 0 {
+		lead = func(m *report.Metrics) float64 { return m.TransPerS }
+	}
+	idx := make([]int, len(runs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(lead(&runs[a]), lead(&runs[b])) })
+	return idx[(len(idx)-1)/2]
 }
 
 // combiner takes medians across runs and collects warnings.

@@ -57,7 +57,7 @@ func textLines(t *testing.T, r *report.Report, opts ...TextOption) []string {
 func TestTextCompact(t *testing.T) {
 	// The reference run's figures are medians of 3 runs, some noisy: the last line says
 	// what the mark means.
-	const footer = "! = runs over 10% apart; -v for every table and the 8 warnings; the full report: results/report.md"
+	const footer = "! = runs over 10% apart; -v: every table and 8 warnings; report: results/report.md"
 	for _, tc := range []struct {
 		name     string
 		r        *report.Report
@@ -142,7 +142,7 @@ func TestTextVerboseEveryTable(t *testing.T) {
 		if got, want := strings.Count(out, "\nwarning: "), len(warnings(r)); got != want {
 			t.Errorf("width %d: -v prints %d warnings, want %d", width, got, want)
 		}
-		if strings.Contains(out, "-v for every table") {
+		if strings.Contains(out, "-v: every table") {
 			t.Errorf("width %d: -v points to -v", width)
 		}
 	}

@@ -196,15 +196,15 @@ func writeCompact(b *bytes.Buffer, r *report.Report, cfg textConfig, line func(s
 // when a figure carries one, what -v adds (every table, and the warnings, counted)
 // and where the full report is.
 func compactFooter(cfg textConfig, warns int, noisy bool) string {
-	s := "-v for every table"
+	s := "-v: every table"
 	if noisy {
 		s = fmt.Sprintf("%s = runs over %g%% apart; ", strings.TrimSpace(noisyMark), 100*report.NoisyRange) + s
 	}
 	if warns > 0 {
-		s += fmt.Sprintf(" and the %d warning%s", warns, plural(warns))
+		s += fmt.Sprintf(" and %d warning%s", warns, plural(warns))
 	}
 	if cfg.fullReport != "" {
-		s += "; the full report: " + cfg.fullReport
+		s += "; report: " + cfg.fullReport
 	}
 	return s
 }

@@ -470,6 +470,7 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		}
 	}
 	prog.close()
+	errWidth := textWidth(stderr, os.Getenv("COLUMNS")) // stderr's lines fit it too
 	// Each warning is printed once: with -v after the tables on stdout (render.Text),
 	// and stderr says where they are when stdout is not the terminal; without -v,
 	// where stdout only counts them, on stderr.
@@ -481,7 +482,7 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 		}
 	default:
 		for _, w := range ws {
-			fmt.Fprintln(stderr, "warning: "+w)
+			fmt.Fprint(stderr, hanging("warning: ", w, errWidth))
 		}
 	}
 	jsonPath := filepath.Join(rf.out, "report.json")
@@ -506,7 +507,7 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 			fmt.Fprintf(stderr, "warning: %v\n", err)
 		}
 		if len(names) > 0 {
-			fmt.Fprintf(stderr, "wrote charts beside it: %s\n", strings.Join(names, ", "))
+			fmt.Fprint(stderr, hanging("wrote charts beside it: ", strings.Join(names, ", "), errWidth))
 		}
 	}
 	if runErr != nil {
