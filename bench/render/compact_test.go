@@ -57,7 +57,7 @@ func textLines(t *testing.T, r *report.Report, opts ...TextOption) []string {
 func TestTextCompact(t *testing.T) {
 	// The reference run's figures are medians of 3 runs, some noisy: the last line says
 	// what the mark means.
-	const footer = "! = runs over 10% apart; -v: every table and 8 warnings; report: results/report.md"
+	const footer = "! = runs over 10% apart; -v: every table and 5 warnings; report: results/report.md"
 	for _, tc := range []struct {
 		name     string
 		r        *report.Report

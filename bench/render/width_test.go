@@ -194,8 +194,8 @@ func TestTextReferenceFigures(t *testing.T) {
 		if row[0] != "reliable delivery" {
 			continue
 		}
-		if row[1] != "0 of 12.1M lost" || row[2] != "18.9% lost, all at the socket" {
-			t.Errorf("reliable delivery row = %q, want TCP %q, UDP %q", row, "0 of 12.1M lost", "18.9% lost, all at the socket")
+		if row[1] != "0 of 11.8M lost" || row[2] != "22.7% lost, all at the socket" {
+			t.Errorf("reliable delivery row = %q, want TCP %q, UDP %q", row, "0 of 11.8M lost", "22.7% lost, all at the socket")
 		}
 		return
 	}

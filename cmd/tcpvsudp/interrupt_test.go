@@ -65,7 +65,7 @@ func TestRunInterruptedBySIGINT(t *testing.T) {
 			`(?m)^ 64 B +not measured$`, // the compact stream table's row
 			`(?m)^not measured: tcp, size 64 B, rate 8\.00 kbit/s: ` + why + `$`,
 		}},
-		{"stderr", stderr.String(), []string{
+		{"stderr", unwrapped(stderr.String()), []string{ // progress lines wrap at 100 columns
 			`(?m)^\[1/4\] pingpong tcp size=64: RTT p50 `,
 			`(?m)^\[3/4\] stream tcp size=64: not measured: stream over tcp \(size 64\): ` + why + `$`,
 		}},

@@ -201,7 +201,7 @@ func (pr *progress) event(ev bench.ProgressEvent) {
 		return
 	}
 	if ev.Done {
-		fmt.Fprintf(pr.w, "[%d/%d] %s: %s\n", idx, total, name, remote.Printable(summary(r))) // a failed cell's error may quote the server
+		pr.println(fmt.Sprintf("[%d/%d] %s: %s", idx, total, name, remote.Printable(summary(r)))) // a failed cell's error may quote the server
 	}
 }
 
