@@ -490,25 +490,18 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	if rf.noFiles {
 		mdPath = ""
 	}
+	// The files first, and what was written on stderr; the tables last, so that a
+	// terminal ends with the verdict and the compact tables. A file that cannot be
+	// written still leaves the tables printed.
+	var fileErr error
+	if !rf.noFiles {
+		fileErr = writeReportFiles(rep, rf.out, jsonPath, mdPath, stderr, errWidth)
+	}
 	if err := render.Text(stdout, rep, textOptions(stdout, rf.verbose, mdPath)...); err != nil {
 		return fmt.Errorf("render tables: %w", err)
 	}
-	if !rf.noFiles {
-		if err := writeFile(jsonPath, rep.WriteJSON); err != nil {
-			return err
-		}
-		if err := writeFile(mdPath, func(w io.Writer) error { return render.Markdown(w, rep) }); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "wrote %s and %s\n", jsonPath, mdPath)
-		// The charts report.md links; a chart that fails costs the chart, not the run.
-		names, err := render.Charts(rf.out, rep)
-		if err != nil {
-			fmt.Fprintf(stderr, "warning: %v\n", err)
-		}
-		if len(names) > 0 {
-			fmt.Fprint(stderr, hanging("wrote charts beside it: ", strings.Join(names, ", "), errWidth))
-		}
+	if fileErr != nil {
+		return fileErr
 	}
 	if runErr != nil {
 		return stoppedError{fmt.Sprintf("run stopped early: %s; the report holds what was measured", rep.Incomplete), runErr}
@@ -518,6 +511,27 @@ func doRun(ctx context.Context, fs *pflag.FlagSet, rf *runFlags, cmdline string,
 	}
 	if n := countNotMeasured(rep); n > 0 {
 		return fmt.Errorf("%d of %d cells failed; see the report", n, len(rep.Results))
+	}
+	return nil
+}
+
+// writeReportFiles writes the report's JSON, its markdown and the charts the
+// markdown links under dir, and says on stderr what it wrote. A chart that fails
+// costs the chart, not the run.
+func writeReportFiles(rep *report.Report, dir, jsonPath, mdPath string, stderr io.Writer, width int) error {
+	if err := writeFile(jsonPath, rep.WriteJSON); err != nil {
+		return err
+	}
+	if err := writeFile(mdPath, func(w io.Writer) error { return render.Markdown(w, rep) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "wrote %s and %s\n", jsonPath, mdPath)
+	names, err := render.Charts(dir, rep)
+	if err != nil {
+		fmt.Fprint(stderr, hanging("warning: ", err.Error(), width))
+	}
+	if len(names) > 0 {
+		fmt.Fprint(stderr, hanging("wrote charts beside it: ", strings.Join(names, ", "), width))
 	}
 	return nil
 }

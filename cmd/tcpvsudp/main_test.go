@@ -237,3 +237,24 @@ func TestLabSection(t *testing.T) {
 func unwrapped(s string) string {
 	return regexp.MustCompile(`\n {2,}`).ReplaceAllString(s, " ")
 }
+
+// TestRunEndsWithTables: on a terminal, where stdout and stderr share the screen,
+// the run ends with the tables and their last line, not with what it wrote: the
+// files are written, and said, before the tables are printed.
+func TestRunEndsWithTables(t *testing.T) {
+	var screen bytes.Buffer
+	dir := t.TempDir()
+	if err := run(context.Background(), []string{"run", "-e", "pingpong", "-t", "udp", "--sizes", "64", "--duration", "10ms",
+		"--warmup", "0", "--out", dir}, &screen, &screen); err != nil {
+		t.Fatalf("run: %v\n%s", err, screen.String())
+	}
+	out := unwrapped(strings.TrimRight(screen.String(), "\n"))
+	lines := strings.Split(out, "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "-v: every table") || !strings.HasSuffix(last, filepath.Join(dir, "report.md")) {
+		t.Errorf("last line %q, want the tables' footer naming %s:\n%s", last, filepath.Join(dir, "report.md"), out)
+	}
+	if !strings.Contains(out, "wrote "+filepath.Join(dir, "report.json")) {
+		t.Errorf("no line saying report.json was written:\n%s", out)
+	}
+}
