@@ -156,10 +156,17 @@ type panel struct {
 }
 
 // latencyPanels returns a panel per parameter set of exp with a latency
-// distribution, a line per transport. The line is the tail of the distribution:
-// (latency in us, fraction of samples slower), drawn through the CDF points, or
-// through the percentiles when the report has no CDF.
-func latencyPanels(r *report.Report, exp string) []panel {
+// distribution, a line per transport: the RTT (rttOf). The line is the tail of the
+// distribution: (latency in us, fraction of samples slower), drawn through the CDF
+// points, or through the percentiles when the report has no CDF.
+func latencyPanels(r *report.Report, exp string) []panel { return distPanels(r, exp, rttOf, 1) }
+
+// rttOf is a result's RTT distribution.
+func rttOf(res *report.Result) *report.LatencyStats { return res.Metrics.RTT }
+
+// distPanels is latencyPanels for the distribution stats returns, its latencies
+// divided by div (1: us; 1e3: ms).
+func distPanels(r *report.Report, exp string, stats func(*report.Result) *report.LatencyStats, div float64) []panel {
 	cells := paramRows(r, exp)
 	cols, _ := labelParams(exp, cells)
 	trs := transportOrder(r)
@@ -171,9 +178,15 @@ func latencyPanels(r *report.Report, exp string) []panel {
 			if res == nil || res.Error != "" {
 				continue
 			}
-			if xy := tailPoints(res.Metrics.RTT); len(xy) >= 2 {
-				pn.lines = append(pn.lines, series{label: tr, style: i, xy: xy, coarse: len(res.Metrics.RTT.CDF) == 0})
+			st := stats(res)
+			xy := tailPoints(st)
+			if len(xy) < 2 {
+				continue
 			}
+			for j := range xy {
+				xy[j].X /= div
+			}
+			pn.lines = append(pn.lines, series{label: tr, style: i, xy: xy, coarse: len(st.CDF) == 0})
 		}
 		if len(pn.lines) > 0 {
 			out = append(out, pn)

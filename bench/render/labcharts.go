@@ -56,32 +56,7 @@ func labCharts(r *report.Report, prefix string) []chart {
 // distribution (its "latency" observation), a line per transport: (ms, fraction of
 // delivered messages slower), as latencyPanels draws RTTs.
 func holPanels(r *report.Report) []panel {
-	cells := paramRows(r, report.ExpHOL)
-	cols, _ := labelParams(report.ExpHOL, cells)
-	trs := transportOrder(r)
-	var out []panel
-	for _, c := range cells {
-		pn := panel{title: rowLabel(cols, c.p)}
-		for i, tr := range trs {
-			res := c.res[tr]
-			if res == nil || res.Error != "" {
-				continue
-			}
-			st := observedLatency(res.Observed)
-			xy := tailPoints(st)
-			if len(xy) < 2 {
-				continue
-			}
-			for j := range xy {
-				xy[j].X /= 1e3 // us to ms
-			}
-			pn.lines = append(pn.lines, series{label: tr, style: i, xy: xy, coarse: len(st.CDF) == 0})
-		}
-		if len(pn.lines) > 0 {
-			out = append(out, pn)
-		}
-	}
-	return out
+	return distPanels(r, report.ExpHOL, func(res *report.Result) *report.LatencyStats { return observedLatency(res.Observed) }, 1e3)
 }
 
 // observedLatency is a result's "latency" observation: the value itself in a report
