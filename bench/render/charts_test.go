@@ -85,20 +85,7 @@ func TestChartsSVG(t *testing.T) {
 	}
 	for _, n := range names {
 		t.Run(n, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join(dir, n))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(b) > 200<<10 {
-				t.Errorf("%d bytes, want < 200 KiB", len(b))
-			}
-			if bad := nonASCII(string(b)); bad != "" {
-				t.Errorf("not plain ASCII: %q", bad)
-			}
-			texts, err := svgText(b)
-			if err != nil {
-				t.Fatalf("not well-formed XML: %v", err)
-			}
+			_, texts := readChart(t, dir, n)
 			for _, tr := range []string{"tcp", "udp"} {
 				if !strings.Contains(texts, tr) {
 					t.Errorf("no text names %q; texts: %s", tr, texts)
@@ -109,6 +96,27 @@ func TestChartsSVG(t *testing.T) {
 }
 
 // svgText decodes an SVG document token by token and returns its text content.
+// readChart reads chart name from dir, checks that it is small, plain ASCII and
+// well-formed, and returns it with its text.
+func readChart(t *testing.T, dir, name string) ([]byte, string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 200<<10 {
+		t.Errorf("%s: %d bytes, want < 200 KiB", name, len(b))
+	}
+	if bad := nonASCII(string(b)); bad != "" {
+		t.Errorf("%s: not plain ASCII: %q", name, bad)
+	}
+	texts, err := svgText(b)
+	if err != nil {
+		t.Fatalf("%s: not well-formed XML: %v", name, err)
+	}
+	return b, texts
+}
+
 func svgText(b []byte) (string, error) {
 	dec := xml.NewDecoder(bytes.NewReader(b))
 	var text strings.Builder

@@ -198,20 +198,7 @@ func TestLabChartsSVG(t *testing.T) {
 	}
 	read := func(t *testing.T, name string) (string, []svgPath) {
 		t.Helper()
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b) > 200<<10 {
-			t.Errorf("%d bytes, want < 200 KiB", len(b))
-		}
-		if bad := nonASCII(string(b)); bad != "" {
-			t.Errorf("not plain ASCII: %q", bad)
-		}
-		texts, err := svgText(b)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, texts := readChart(t, dir, name)
 		return texts, svgPaths(t, b)
 	}
 	hasTexts := func(t *testing.T, texts string, want ...string) {
