@@ -39,7 +39,7 @@ func TestUnpacedReachesLink(t *testing.T) {
 		{"all fates", Impair{Loss: 0.02, Duplicate: 0.02, Corrupt: 0.02, Reorder: 0.02}, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newTestLab(t, Config{Up: tc.im, Seed: 7, Classify: classifyFake, NoOffload: tc.off})
+			l := newTestLab(t, Config{Up: tc.im, Seed: 7, Classify: classifyFake, NoOffload: tc.off, Line: testLine()})
 			client, server := udpPair(t, l)
 			per := 1
 			if tc.gso > 0 {
@@ -125,6 +125,18 @@ func TestUnpacedReachesLink(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testLine is the line for tests whose known answer needs every packet to reach
+// the emulator: DefaultLine, except that a -race build charges each packet four
+// times its per-packet cost, as the race detector slows the emulator's per-packet
+// work several times and DefaultLine is stated for an uninstrumented one.
+func testLine() *Line {
+	ln := DefaultLine
+	if raceEnabled {
+		ln.PerPacket *= 4
+	}
+	return &ln
 }
 
 // forceRcvbuf sets c's receive buffer past net.core.rmem_max (SO_RCVBUFFORCE: root).
