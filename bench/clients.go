@@ -23,7 +23,7 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpClients,
 		help:  "--clients concurrent clients: server sockets, file descriptors and kernel memory per client (TCP: one each; UDP: one for all)",
-		place: 30, run: runClients,
+		place: 30, run: runClients, requestResponse: true,
 		far: &FarHalf{OnePath: true, Listen: true, Serve: serveListen(true)}})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpClose,
 		help:  "the peer closes: a TCP reader sees EOF; a UDP reader sees nothing. Then the server closes its listening socket",
-		place: 20, run: runClose,
+		place: 20, run: runClose, requestResponse: true, summary: closeSummary,
 		far: &FarHalf{OnePath: true, Serve: serveEach(func(ctx context.Context, spec FarSpec, t transport.Transport) error {
 			// A connectionless transport's data socket (UDP) serves the one client and
 			// is the cell's listener too; a connected one's listener (TCP) closed when
@@ -291,4 +292,27 @@ func serveClose(ctx context.Context, t transport.Transport, size, batch int, lis
 		return cerr
 	}
 	return nil
+}
+
+// closeSummary says what the reader learned of its peer's close, and whether the
+// connected client was still answered once the listener closed.
+func closeSummary(r *report.Result) string {
+	o := r.Observed
+	var peer string
+	seen, _ := report.Get(o, report.ObsPeerCloseSeen)
+	switch res, _ := report.Get(o, report.ObsPeerCloseResult); {
+	case !seen:
+		peer = "peer close: nothing within " + obsDur(o, report.ObsPeerCloseWaitedNs)
+	case strings.Contains(res, "EOF"):
+		peer = "peer close: EOF after " + obsDur(o, report.ObsPeerCloseDetectNs)
+	default:
+		peer = "peer close: reset after " + obsDur(o, report.ObsPeerCloseDetectNs)
+	}
+	switch answered, ok := report.Get(o, report.ObsListenerClosedExistingAnswered); {
+	case ok && answered:
+		return peer + "; listener closed: client still answered"
+	case ok:
+		return peer + "; listener closed: client unanswered"
+	}
+	return peer
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // An experimentSpec is everything the runner knows of one experiment, in one
@@ -40,6 +42,15 @@ type experimentSpec struct {
 	// far is its server half as a far end runs it; every experiment that runs
 	// against a remote server (no notRemote) has one.
 	far *FarHalf
+	// labSection is where the default suite's short section across the emulated
+	// link runs it, lowest first (LabSection); 0: not there.
+	labSection int
+	// requestResponse: it sends requests and counts their replies, so a request
+	// with no reply is unanswered, not lost (RequestResponse).
+	requestResponse bool
+	// summary words a finished cell for progress lines (Summary); nil words it by
+	// kind: a request/response cell's round trips, else its counts.
+	summary func(r *report.Result) string
 }
 
 // experimentRegistry holds every registered experiment in the default suite's order.
@@ -85,6 +96,21 @@ func Experiments() []string {
 	out := make([]string, len(experimentRegistry))
 	for i, e := range experimentRegistry {
 		out[i] = e.name
+	}
+	return out
+}
+
+// LabSection lists the experiments the default suite runs in its short section
+// across the emulated link, in that section's order: those whose registry entry
+// gives a place there (the stream, and the experiments that need a link's loss or
+// rate).
+func LabSection() []string {
+	xs := slices.Clone(experimentRegistry)
+	xs = slices.DeleteFunc(xs, func(x experimentSpec) bool { return x.labSection == 0 })
+	slices.SortStableFunc(xs, func(a, b experimentSpec) int { return a.labSection - b.labSection })
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = x.name
 	}
 	return out
 }

@@ -18,7 +18,7 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpPingPong,
 		help:  "request/response: round-trip time percentiles; a request with no reply within --timeout counts as unanswered. Closed loop by default; --ping-rate N sends N requests/s on a timetable instead",
-		place: 100, run: runPingPongCell, measures: true, openLoop: true,
+		place: 100, run: runPingPongCell, measures: true, openLoop: true, requestResponse: true,
 		far: &FarHalf{Blocking: true, Serve: serveEcho}})
 }
 

@@ -17,7 +17,7 @@ import (
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpRefused,
 		help:  "talk to a port nobody listens on: TCP's dial fails at once with ECONNREFUSED; UDP's send succeeds and only ICMP tells, later",
-		place: 10, run: runRefused,
+		place: 10, run: runRefused, summary: refusedSummary,
 		far: &FarHalf{OnePath: true, Serve: serveRefused}})
 }
 
@@ -234,4 +234,28 @@ func ServeRefused(ctx context.Context, t transport.Transport, size int, port uin
 		return msg, false
 	})
 	return err
+}
+
+// refusedSummary says when and how the transport reported that nobody listens:
+// "refused at dial after 35.0 us", "ECONNREFUSED 120 us after the send", or
+// "no refusal within 1.00 s".
+func refusedSummary(r *report.Result) string {
+	o := r.Observed
+	d := obsDur(o, report.ObsDetectNs)
+	refused, _ := report.Get(o, report.ObsRefused)
+	switch at, _ := report.Get(o, report.ObsRefusedAt); at {
+	case "dial":
+		if refused {
+			return "refused at dial after " + d
+		}
+		return "dial failed after " + d
+	case "after send":
+		if refused {
+			return "dial succeeded; ECONNREFUSED " + d + " after the send"
+		}
+		return "dial succeeded; send error " + d + " after the send"
+	case "never":
+		return "dial and send succeeded; no refusal within " + obsDur(o, report.ObsWaitedNs)
+	}
+	return fmt.Sprintf("%d observations", len(o))
 }

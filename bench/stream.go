@@ -16,13 +16,14 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 	"github.com/tcpvsudp/tcpvsudp/bench/wire"
 	"github.com/tcpvsudp/tcpvsudp/internal/ctxwatch"
+	"github.com/tcpvsudp/tcpvsudp/internal/units"
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpStream,
 		help:  "one-way bulk transfer: goodput at the receiver, loss after a drain, reordering, duplicates, jitter, retransmits, CPU per GB",
-		place: 90, run: runStreamCell, measures: true,
+		place: 90, run: runStreamCell, measures: true, summary: streamSummary, labSection: 1,
 		streams: true, directions: true, ioModes: true,
 		far: &FarHalf{Stream: true, Serve: func(ctx context.Context, env ServerEnv, spec FarSpec, ts []transport.Transport) (FarResult, error) {
 			return ServeStream(ctx, spec, ts, env, env.ReportSent)
@@ -886,4 +887,14 @@ func (rx *streamRx) totals() rxTotals {
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
 	return rx.tot
+}
+
+// streamSummary is a stream cell's line: goodput, and what was sent and lost.
+func streamSummary(r *report.Result) string {
+	m := r.Metrics
+	lost := 0.0
+	if m.SentMsgs > 0 {
+		lost = 100 * float64(m.LostMsgs) / float64(m.SentMsgs)
+	}
+	return fmt.Sprintf("goodput %s (receiver), sent %d, lost %d (%.2f%%)", units.Bps(m.GoodputBps), m.SentMsgs, m.LostMsgs, lost)
 }

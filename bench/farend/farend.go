@@ -217,7 +217,7 @@ func describe(req remote.TestRequest, ts []transport.Transport) report.Sock {
 	s := bench.SocketsOf(ts, batchOf(req))
 	s.Verify = verifyOf(req).String()
 	s.Refused = bench.Refusals(netOptions(req.Sockets), req.Transport, s)
-	if x, _, ok := farHalf(req.Experiment); ok && report.RequestResponse(x) {
+	if x, _, ok := farHalf(req.Experiment); ok && bench.RequestResponse(x) {
 		s.NoteRx(x, bench.RecvModes(ts))
 	}
 	return s

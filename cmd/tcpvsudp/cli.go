@@ -703,12 +703,7 @@ func labSectionPlan(p bench.Plan) bench.Plan {
 	if p.Quick {
 		count = 1000
 	}
-	exps := []string{report.ExpStream}
-	for _, x := range []string{"hol", "bottleneck"} {
-		if slices.Contains(bench.Experiments(), x) {
-			exps = append(exps, x)
-		}
-	}
+	exps := bench.LabSection()
 	lp := bench.Plan{
 		Transports: p.Transports, Experiments: exps, Sizes: []int{1024}, Count: count, RateBps: 20e6,
 		Duration: min(p.PropertyDuration(), 2*time.Second), Seed: p.Seed, Warmup: bench.NoWarmup, Timeout: p.Timeout, Batch: p.Batch, Net: p.Net,

@@ -57,11 +57,11 @@ func TestProgressSummary(t *testing.T) {
 			"sent 100, received 790, lost 10; 1 observations"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := summary(&tc.res); got != tc.want {
+			if got := bench.Summary(&tc.res); got != tc.want {
 				t.Errorf("summary(%s %s, metrics %+v, observed %v) = %q, want %q", tc.res.Experiment, tc.res.Transport, tc.res.Metrics, tc.res.Observed, got, tc.want)
 			}
-			if report.RequestResponse(tc.res.Experiment) || tc.res.Experiment == report.ExpRefused {
-				if got := summary(&tc.res); strings.Contains(got, "lost") {
+			if bench.RequestResponse(tc.res.Experiment) || tc.res.Experiment == report.ExpRefused {
+				if got := bench.Summary(&tc.res); strings.Contains(got, "lost") {
 					t.Errorf("summary of a %s cell says lost: %q", tc.res.Experiment, got)
 				}
 			}
@@ -76,7 +76,7 @@ func TestProgressSummary(t *testing.T) {
 			if err := dec.Decode(&back); err != nil {
 				t.Fatal(err)
 			}
-			if got := summary(&back); got != tc.want {
+			if got := bench.Summary(&back); got != tc.want {
 				t.Errorf("read back from JSON: summary = %q, want %q", got, tc.want)
 			}
 		})
