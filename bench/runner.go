@@ -316,21 +316,6 @@ func (p Plan) cells() []cell {
 	return cs
 }
 
-// ExpectedDuration estimates how long the plan runs (without setup overheads).
-func (p Plan) ExpectedDuration() time.Duration {
-	p = p.WithDefaults()
-	if p.Count > 0 {
-		return 0
-	}
-	var d time.Duration
-	for _, c := range p.cells() {
-		if p.Far == nil || slices.Contains(FarExperiments, c.exp) { // a cell the far end cannot run is skipped at once
-			d += time.Duration(c.runs) * (c.duration() + p.warmup())
-		}
-	}
-	return d
-}
-
 // duration is how long one run of c measures (0 in count mode).
 func (c cell) duration() time.Duration {
 	return time.Duration(math.Round(c.params.DurationS * float64(time.Second)))
