@@ -478,7 +478,7 @@ type boundariesParams struct {
 const maxQuiet = 30 * time.Second
 
 // boundariesParamsOf is the wire form of spec's part (FarHalf.Params).
-func boundariesParamsOf(spec FarSpec) (json.RawMessage, error) {
+func boundariesParamsOf(spec FarSpec, _ *FarTest) (json.RawMessage, error) {
 	fb := spec.Boundaries
 	if fb == nil {
 		return nil, fmt.Errorf("bench: a %s cell without its part", spec.Experiment)
@@ -489,7 +489,7 @@ func boundariesParamsOf(spec FarSpec) (json.RawMessage, error) {
 // parseBoundaries checks a boundaries test's params and sets its part in spec
 // (FarHalf.Parse): a known part (raw over a byte stream only), a quiet time of 1
 // ms..maxQuiet.
-func parseBoundaries(raw json.RawMessage, spec *FarSpec) error {
+func parseBoundaries(raw json.RawMessage, _ FarTest, spec *FarSpec) error {
 	var bp boundariesParams
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

@@ -27,21 +27,44 @@ type FarHalf struct {
 	// Blocking: its endpoints receive blocking, outside Go's poller (unless
 	// --busy-poll), as closed-loop pingpong's echo servers do on one host.
 	Blocking bool
-	// Stream: its data flows one way per path, in the test's direction (forward,
-	// reverse, or bidir with two paths per stream), with a stream's parameters
-	// (FarSpec's receiver and sender fields); its UDP receivers take GRO. Otherwise
-	// the test's data path carries both ways (direction bidir).
-	Stream bool
 	// OnePath: its test opens one data path (streams 1, direction bidir).
 	OnePath bool
 	// Listen: its data path keeps taking new clients during the test (FarSpec.Listen).
 	Listen bool
 	// Params writes the parameters of its own that spec holds (the test's params, as
-	// JSON), and Parse checks them, naming the field, and sets them in spec, whose
-	// other fields are the test's. nil: it takes none.
-	Params func(spec FarSpec) (json.RawMessage, error)
-	Parse  func(raw json.RawMessage, spec *FarSpec) error
+	// JSON), and sets in t what its test asks of the data path beyond FarSpec's
+	// (direction, count, pacer rate, GRO); Parse checks them and t, naming the field,
+	// and sets them in spec, whose other fields are the test's. nil: it takes none,
+	// and its data path carries both ways (FarBidir).
+	Params func(spec FarSpec, t *FarTest) (json.RawMessage, error)
+	Parse  func(raw json.RawMessage, t FarTest, spec *FarSpec) error
 }
+
+// A FarTest is the part of a far test's request that an experiment's params codec
+// (FarHalf.Params, Parse) sets and checks beside its params: who sends, over how
+// many paths, how much, how fast. The far end (bench/farend) carries it in the
+// wire's request, field for field.
+type FarTest struct {
+	Name      string        // the test's experiment as the wire names it, for errors
+	Direction string        // who sends: FarForward, FarReverse or FarBidir
+	Streams   int           // data paths
+	Count     uint64        // messages per path the server's senders send; 0 = for Duration
+	RateBps   uint64        // the server's pacer, bits/s of what the wire carries; 0 = unpaced
+	Duration  time.Duration // the test's time, which bounds what the server sends
+	GRO       bool          // the data path's UDP receivers take GRO super-packets
+
+	// What the client's codec needs of the wire: the bytes it adds to each
+	// message on the test's transport, and the server's --max-rate (0 = unknown).
+	WireOverhead int
+	MaxRateBps   uint64
+}
+
+// The directions of a far test, as the wire spells them.
+const (
+	FarForward = "forward" // the client sends, the server receives
+	FarReverse = "reverse" // the server sends, the client receives
+	FarBidir   = "bidir"   // both send and receive at once
+)
 
 // FarHalfOf is the far half of the registered experiment called name; false when
 // it has none (it does not run against a remote server).

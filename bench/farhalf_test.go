@@ -47,19 +47,19 @@ func TestFarHalves(t *testing.T) {
 func TestBoundariesParams(t *testing.T) {
 	h, _ := FarHalfOf(report.ExpBoundaries)
 	want := FarBoundaries{Part: BoundariesRaw, Seed: -3, Quiet: 1500 * time.Millisecond}
-	raw, err := h.Params(FarSpec{Experiment: report.ExpBoundaries, Boundaries: &want})
+	raw, err := h.Params(FarSpec{Experiment: report.ExpBoundaries, Boundaries: &want}, &FarTest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := FarSpec{Experiment: report.ExpBoundaries, Transport: "tcp"}
-	if err := h.Parse(raw, &got); err != nil || got.Boundaries == nil || *got.Boundaries != want {
+	if err := h.Parse(raw, FarTest{}, &got); err != nil || got.Boundaries == nil || *got.Boundaries != want {
 		t.Fatalf("Parse(%s) = %+v, %v; want %+v", raw, got.Boundaries, err, want)
 	}
 	udp := FarSpec{Experiment: report.ExpBoundaries, Transport: "udp"}
-	if err := h.Parse(raw, &udp); err == nil {
+	if err := h.Parse(raw, FarTest{}, &udp); err == nil {
 		t.Errorf("Parse(%s) over udp accepted a raw part", raw)
 	}
-	if _, err := h.Params(FarSpec{Experiment: report.ExpBoundaries}); err == nil {
+	if _, err := h.Params(FarSpec{Experiment: report.ExpBoundaries}, &FarTest{}); err == nil {
 		t.Error("Params of a spec without its part: no error")
 	}
 }

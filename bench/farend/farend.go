@@ -16,10 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,90 +32,13 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/udp"
 )
 
-// streamParams are a bench.stream test's parameters (TestRequest.Params).
-type streamParams struct {
-	Run      string `json:"run"`                 // the run id every message carries, 16 hex digits
-	DrainMS  uint64 `json:"drain_ms"`            // the receiver's longest wait for stragglers, ms
-	WarmupMS uint64 `json:"warmup_ms,omitempty"` // reverse, bidir: the server's senders warm up this long first
-	SendMS   uint64 `json:"send_ms,omitempty"`   // reverse, bidir without a count: how long they send, ms
-	// PaceBps is the server's senders' pace (reverse, bidir), bits/s of messages as
-	// bench counts them. The request's rate_bps is what the wire carries, framing
-	// included, a little above: the server's own pacer is then a cap that the
-	// senders' exact timetable never meets. 0 = rate_bps.
-	PaceBps uint64 `json:"pace_bps,omitempty"`
-
-	slowParams // forward: a slow receiver (slow.go)
-}
-
-// wireRate is the rate to ask the server's pacer for, for senders that pace
-// size-byte messages at pace bits/s: what the wire carries per message (the UDP
-// path's token prefix, the TCP frame's length prefix), 2% above, so that the pacer,
-// whose steps are coarse, never holds a sender that keeps its own timetable. It is
-// capped at the server's --max-rate (maxRate; 0 = unknown), which then holds.
-func wireRate(pace float64, size int, transport string, maxRate uint64) uint64 {
-	over := tcp.FrameOverhead
+// wireOverhead is what a data path of transport adds to each message on the wire:
+// the UDP path's token prefix, the TCP frame's length prefix.
+func wireOverhead(transport string) int {
 	if transport == "udp" {
-		over = remote.UDPOverhead
+		return remote.UDPOverhead
 	}
-	r := uint64(math.Ceil(pace * float64(size+over) / float64(size) * 1.02))
-	if maxRate > 0 {
-		r = min(r, maxRate)
-	}
-	return max(r, uint64(pace))
-}
-
-// maxDrain bounds a stream receiver's drain.
-const maxDrain = 30 * time.Second
-
-// spec checks a stream's params and direction and sets them in spec, whose other
-// fields are req's (specOf).
-func (sp streamParams) spec(req remote.TestRequest, spec bench.FarSpec) (bench.FarSpec, error) {
-	if req.Direction != remote.Forward && req.Direction != remote.Reverse && req.Direction != remote.Bidir {
-		return bench.FarSpec{}, fmt.Errorf("direction: %s runs forward, reverse or bidir, got %s", req.Experiment, req.Direction)
-	}
-	run, err := strconv.ParseUint(sp.Run, 16, 64)
-	if err != nil || run == 0 || len(sp.Run) != 16 {
-		return bench.FarSpec{}, fmt.Errorf("params.run: want 16 hex digits, not all zero, got %q", sp.Run)
-	}
-	drain, err := bench.ParamMS("params.drain_ms", sp.DrainMS, 0, uint64(maxDrain.Milliseconds()))
-	if err != nil {
-		return bench.FarSpec{}, err
-	}
-	spec.Run, spec.Drain = run, drain
-	if req.Direction == remote.Bidir { // the first half of the streams is the client's to send on, the second the server's
-		if req.Streams%2 != 0 {
-			return bench.FarSpec{}, fmt.Errorf("streams: a bidir %s has two paths per stream, an even number; got %d", req.Experiment, req.Streams)
-		}
-		spec.Bidir, spec.Streams = true, req.Streams/2
-	}
-	if req.Direction.ServerSends() {
-		spec.Reverse = req.Direction == remote.Reverse
-		spec.Count, spec.RateBps = req.Count, float64(req.RateBps)
-		if sp.PaceBps > 0 {
-			if req.RateBps == 0 || sp.PaceBps > req.RateBps {
-				return bench.FarSpec{}, fmt.Errorf("params.pace_bps: at most the test's rate_bps (%d), got %d", req.RateBps, sp.PaceBps)
-			}
-			spec.RateBps = float64(sp.PaceBps)
-		}
-		// The test's duration bounds what the server sends, warm-up included:
-		// compared in ms, as the wire has them, before anything can wrap.
-		durMS := uint64(max(req.Duration, 0) / time.Millisecond)
-		if spec.Warmup, err = bench.ParamMS("params.warmup_ms", sp.WarmupMS, 0, durMS); err != nil {
-			return bench.FarSpec{}, err
-		}
-		if spec.SendFor, err = bench.ParamMS("params.send_ms", sp.SendMS, 0, durMS-sp.WarmupMS); err != nil {
-			return bench.FarSpec{}, fmt.Errorf("%w (warmup_ms %d + send_ms must fit in the test's duration_ms %d)", err, sp.WarmupMS, durMS)
-		}
-		if spec.Count == 0 && spec.SendFor <= 0 {
-			return bench.FarSpec{}, errors.New("params.send_ms: a reverse or bidir stream without a count needs a sending time")
-		}
-	} else if sp.WarmupMS != 0 || sp.SendMS != 0 {
-		return bench.FarSpec{}, errors.New("params: warmup_ms and send_ms belong to a reverse or bidir stream")
-	}
-	if err := sp.slowParams.apply(&spec, req); err != nil {
-		return bench.FarSpec{}, err
-	}
-	return spec, nil
+	return tcp.FrameOverhead
 }
 
 // transports makes d's data path into bench transports: TCP connections framed as
@@ -263,15 +184,6 @@ func specOf(req remote.TestRequest, x string, h bench.FarHalf) (bench.FarSpec, e
 	}
 	spec := bench.FarSpec{Experiment: x, Transport: req.Transport, Size: req.Size, Streams: req.Streams, Duration: req.Duration, Listen: req.Listen,
 		Net: netOptions(req.Sockets), Batch: batchOf(req), Verify: verifyOf(req)}
-	if h.Stream {
-		var sp streamParams
-		dec := json.NewDecoder(bytes.NewReader(req.Params))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&sp); err != nil {
-			return bench.FarSpec{}, fmt.Errorf("params: %s wants {\"run\", \"drain_ms\"}: %v", req.Experiment, err)
-		}
-		return sp.spec(req, spec)
-	}
 	switch {
 	case h.Listen && !req.Listen:
 		return bench.FarSpec{}, fmt.Errorf("listen: %s needs a data path that takes new clients (listen: true)", req.Experiment)
@@ -280,7 +192,9 @@ func specOf(req remote.TestRequest, x string, h bench.FarHalf) (bench.FarSpec, e
 	case h.OnePath && req.Direction != remote.Bidir:
 		return bench.FarSpec{}, fmt.Errorf("direction: %s runs bidir, got %s", req.Experiment, req.Direction)
 	case h.Parse != nil:
-		return spec, h.Parse(req.Params, &spec)
+		t := bench.FarTest{Name: req.Experiment, Direction: string(req.Direction), Streams: req.Streams, Count: req.Count,
+			RateBps: req.RateBps, Duration: req.Duration, GRO: req.Sockets.GRO}
+		return spec, h.Parse(req.Params, t, &spec)
 	case len(req.Params) > 0 && string(req.Params) != "{}":
 		return bench.FarSpec{}, fmt.Errorf("params: %s takes none, got %d bytes", req.Experiment, len(req.Params))
 	}
@@ -465,36 +379,18 @@ func (f *Far) Open(ctx context.Context, spec bench.FarSpec) (bench.FarCell, erro
 	if !ok || h.RunsAs != "" {
 		return nil, fmt.Errorf("farend: %s has no far half of its own", spec.Experiment)
 	}
-	if h.Stream {
-		// A UDP stream's receivers take GRO super-packets unless --no-gso (a server
-		// without remote.CapGRO keeps one datagram per packet: remote.Client.Run).
-		req.Sockets.GRO = spec.Transport == "udp" && !spec.Net.NoGSO
-		req.Direction = remote.Forward
-		sp := streamParams{Run: fmt.Sprintf("%016x", spec.Run), DrainMS: uint64(spec.Drain.Milliseconds())}
-		if spec.Reverse || spec.Bidir {
-			req.Direction, req.Count = remote.Reverse, spec.Count
-			if spec.RateBps > 0 {
-				sp.PaceBps = uint64(spec.RateBps)
-				req.RateBps = wireRate(spec.RateBps, spec.Size, spec.Transport, f.cl.Limits().MaxRateBps)
-			}
-			sp.WarmupMS, sp.SendMS = uint64(spec.Warmup.Milliseconds()), uint64(spec.SendFor.Milliseconds())
-		}
-		if spec.Bidir { // a path per stream each way: bench.ServeStream
-			req.Direction, req.Streams = remote.Bidir, 2*spec.Streams
-		}
-		sp.slowParams = slowParamsOf(spec)
-		p, err := json.Marshal(sp)
-		if err != nil {
-			return nil, err
-		}
-		req.Params = p
-	}
 	if h.Params != nil {
-		p, err := h.Params(spec)
+		// Its codec sets what its test asks of the data path beside its params. A
+		// server without remote.CapGRO keeps one datagram per packet whatever GRO
+		// says (remote.Client.Run).
+		t := bench.FarTest{Name: req.Experiment, Direction: string(req.Direction), Streams: req.Streams, Duration: req.Duration,
+			GRO: req.Sockets.GRO, WireOverhead: wireOverhead(spec.Transport), MaxRateBps: f.cl.Limits().MaxRateBps}
+		p, err := h.Params(spec, &t)
 		if err != nil {
 			return nil, err
 		}
 		req.Params = p
+		req.Direction, req.Streams, req.Count, req.RateBps, req.Sockets.GRO = remote.Direction(t.Direction), t.Streams, t.Count, t.RateBps, t.GRO
 	}
 	c := &cell{ready: make(chan []transport.Transport, 1), finish: make(chan struct{}), done: make(chan struct{}), far: f}
 	if err := f.br.expect(c); err != nil {

@@ -172,24 +172,6 @@ func TestRunnerCheckSlow(t *testing.T) {
 	}
 }
 
-// TestSlowParamsWire: what Far.Open puts on the wire is what the server's Check
-// reads back into the spec.
-func TestSlowParamsWire(t *testing.T) {
-	spec := bench.FarSpec{ReaderBps: 20e6, RecvBuffer: 65536, SeriesStep: 50 * time.Millisecond, Drain: time.Second}
-	sp := slowParamsOf(spec)
-	if sp != (slowParams{ReaderBps: 20000000, RcvBuf: 65536, SeriesMS: 50}) {
-		t.Fatalf("slowParamsOf(%+v) = %+v", spec, sp)
-	}
-	var got bench.FarSpec
-	got.Drain = spec.Drain
-	if err := sp.apply(&got, remote.TestRequest{Direction: remote.Forward, Duration: 3 * time.Second}); err != nil {
-		t.Fatal(err)
-	}
-	if got != spec {
-		t.Errorf("apply(%+v) = %+v, want %+v", sp, got, spec)
-	}
-}
-
 // BenchmarkFarSlowReceiver reports what TestFarSlowReceiver checks only within wide
 // bounds: the sender's steady rate and the goodput, each over the far reader's pace
 // (TCP's both about 1; UDP's sender far above it), and the fraction lost.

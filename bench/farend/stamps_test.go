@@ -73,25 +73,10 @@ func TestFarReversePace(t *testing.T) {
 	}
 }
 
-// TestWireRate: the rate a client asks the server's pacer for is the pace over the
-// messages scaled to what the wire carries per message (UDP's 17-byte token prefix,
-// TCP's 4-byte frame length), 2% above; capped at --max-rate, never below the pace.
-func TestWireRate(t *testing.T) {
-	for _, tc := range []struct {
-		pace      float64
-		size      int
-		transport string
-		maxRate   uint64
-		want      uint64
-	}{
-		{10e6, 256, "udp", 0, 10877344},    // ⌈10e6 × 273/256 × 1.02⌉
-		{10e6, 256, "tcp", 0, 10359375},    // ⌈10e6 × 260/256 × 1.02⌉
-		{10e6, 256, "udp", 10.5e6, 10.5e6}, // the cap holds
-		{10e6, 256, "udp", 9e6, 10e6},      // a cap below the pace: the pace (the server refuses it, naming --max-rate)
-		{1e9, 65490, "udp", 0, 1020264774}, // ⌈1e9 × 65507/65490 × 1.02⌉
-	} {
-		if got := wireRate(tc.pace, tc.size, tc.transport, tc.maxRate); got != tc.want {
-			t.Errorf("wireRate(%g, %d, %s, %d) = %d, want %d", tc.pace, tc.size, tc.transport, tc.maxRate, got, tc.want)
-		}
+// TestWireOverhead: what the far end tells a stream's codec the wire adds to each
+// message: UDP's 17-byte token and kind prefix, TCP's 4-byte frame length.
+func TestWireOverhead(t *testing.T) {
+	if u, c := wireOverhead("udp"), wireOverhead("tcp"); u != 17 || c != 4 {
+		t.Errorf("wireOverhead udp %d, tcp %d; want 17 and 4", u, c)
 	}
 }
