@@ -186,6 +186,15 @@ func startServer(ctx context.Context, e *runEnv, nw transport.Network, serve fun
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), e.address, err)
 	}
+	return serveListener(ctx, l, serve), nil
+}
+
+// serveListener serves every endpoint l accepts with serve, each on a goroutine of
+// its own, until stop: the one accept loop of every server half, whether its
+// listener is this process's (startServer) or a far end's new clients
+// (ListenEnv.Clients). An Accept that fails for another reason than the listener's
+// close or ctx's end is stop's error.
+func serveListener(ctx context.Context, l transport.Listener, serve func(ctx context.Context, t transport.Transport) error) *server {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &server{l: l, cancel: cancel, conns: make(map[transport.Transport]struct{})}
 	s.wg.Add(1)
@@ -194,6 +203,11 @@ func startServer(ctx context.Context, e *runEnv, nw transport.Network, serve fun
 		for {
 			t, err := l.Accept(ctx)
 			if err != nil {
+				if ctx.Err() == nil && !isClosed(err) {
+					s.mu.Lock()
+					s.errs = append(s.errs, fmt.Errorf("accept: %w", err))
+					s.mu.Unlock()
+				}
 				return // closed or cancelled: stop says why it stopped
 			}
 			s.mu.Lock()
@@ -217,7 +231,7 @@ func startServer(ctx context.Context, e *runEnv, nw transport.Network, serve fun
 			}()
 		}
 	}()
-	return s, nil
+	return s
 }
 
 // addr is the address clients dial.

@@ -96,11 +96,13 @@ type ServerEnv interface {
 // keeps taking new clients.
 type ListenEnv interface {
 	ServerEnv
-	// EchoClients returns every message of up to size bytes that a new client
-	// sends to its sender, until ctx ends. sockets is the endpoints the clients
-	// needed (TCP: a connection each; UDP: the one socket for all); warns is what
-	// the listener refused or dropped.
-	EchoClients(ctx context.Context, size int) (sockets int, warns []string, err error)
+	// Clients is the new clients as a listener (transport.Listener's contract: a
+	// TCP connection each, or the one UDP socket for all), which the server half
+	// serves through the one accept loop (serveListener).
+	Clients() transport.Listener
+	// ClientWarnings is what that listener refused or dropped, read once its
+	// clients are served.
+	ClientWarnings() []string
 }
 
 // A ServeFunc is a server half: it serves one cell's endpoints ts as spec asks,
@@ -170,10 +172,13 @@ func serveListen(footprint bool) ServeFunc {
 		for i, t := range ts {
 			wg.Go(func() { errs[i] = ServeEcho(ctx, t, spec.Size, farBatch(spec)) })
 		}
-		var res FarResult
-		var lerr error
-		res.ServerSockets, res.Warnings, lerr = le.EchoClients(ctx, spec.Size)
+		srv := serveListener(ctx, le.Clients(), func(ctx context.Context, t transport.Transport) error {
+			return ServeEcho(ctx, t, spec.Size, 1)
+		})
+		<-ctx.Done() // the client is done, or the test ends
+		lerr := srv.stop()
 		wg.Wait()
+		res := FarResult{ServerSockets: srv.acceptedCount(), Warnings: le.ClientWarnings()}
 		select {
 		case fp := <-fpc:
 			res.Footprint = &fp

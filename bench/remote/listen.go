@@ -273,6 +273,19 @@ func (d *Data) Accept(ctx context.Context) (net.Conn, error) {
 	return d.listenTCP.accept(ctx)
 }
 
+// ListenAddr is where a listen-mode test's new clients reach the server (server
+// side): its TCP listener's address, or its UDP listener's; nil when the test is not
+// in listen mode.
+func (d *Data) ListenAddr() net.Addr {
+	switch {
+	case d.listenTCP != nil:
+		return d.listenTCP.ln.Addr()
+	case d.Listener != nil:
+		return d.Listener.conn.LocalAddr()
+	}
+	return nil
+}
+
 // Accepted counts the connections Accept handed on.
 func (d *Data) Accepted() uint64 {
 	if d.listenTCP == nil {
