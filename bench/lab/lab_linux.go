@@ -296,12 +296,17 @@ func (l *Lab) read(side string, fd, evfd int, link *Link, out *writer, offload b
 		h, ok := decodeVnetHdr(buf[:n])
 		pkt := buf[min(vnetHdrLen, n):n]
 		// A super-packet none of whose packets can meet anything but a pass (no
-		// fate, no delay; TCP, or UDP without a classifier to count data) crosses
-		// whole.
-		if k, bytes, largest, proto, isSuper := gsoShape(h, pkt); isSuper && (proto == protoTCP || link.classify == nil) &&
-			link.inputWhole(k, bytes, largest, func() error { return out.super(buf[:n]) }) {
-			out.flush()
-			continue
+		// fate, no delay) crosses whole; a UDP one's datagrams are classified where
+		// they lie, to count the data among them.
+		if k, bytes, largest, proto, hdr, isSuper := gsoShape(h, pkt); isSuper {
+			var udp []byte
+			if proto == protoUDP {
+				udp = pkt[hdr:]
+			}
+			if link.inputWhole(k, bytes, largest, udp, int(h.gsoSize), func() error { return out.super(buf[:n]) }) {
+				out.flush()
+				continue
+			}
 		}
 		if !ok || splitGSO(h, pkt, seg, func(p []byte) { link.Input(p, now) }) != nil {
 			link.Input(pkt, now) // whole: the link counts what it cannot pass

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ func TestUnpacedReachesLink(t *testing.T) {
 		off  bool // Config.NoOffload
 	}{
 		{"clean", Impair{}, 0, false},
+		{"clean,gso", Impair{}, 50, false},
 		{"loss=5%", Impair{Loss: 0.05}, 0, false},
 		{"loss=5%,gso", Impair{Loss: 0.05}, 50, false},
 		{"loss=5%,gso,no-offload", Impair{Loss: 0.05}, 50, true},
@@ -222,4 +224,134 @@ func TestLine(t *testing.T) {
 	if _, err := New(context.Background(), Config{Line: &Line{RateBps: -1}}); err == nil || !strings.Contains(err.Error(), "Line") {
 		t.Errorf("New with a negative line rate: err %v, want one naming Line", err)
 	}
+}
+
+// BenchmarkLabUDPRatio measures one unpaced UDP flow with GSO (46 datagrams of 1400
+// bytes per send, each data to the lab's classifier) into a receiver with GRO,
+// across the lab's unimpaired link (its line: benchLine) and over
+// loopback (the client namespace's lo, same process, same moment), in alternating
+// rounds of 200 ms each, and reports the bytes received per second of each and
+// their ratio: what the emulator costs a datagram flow against the host's own path.
+func BenchmarkLabUDPRatio(b *testing.B) {
+	const (
+		size  = 1400
+		segs  = 46
+		round = 200 * time.Millisecond
+	)
+	l := newTestLab(b, Config{Line: benchLine(), Classify: classifyFake})
+	labC, labS := udpPair(b, l)
+	var loC, loS *net.UDPConn
+	if err := l.InClient(func() (err error) {
+		if loS, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+			return err
+		}
+		loC, err = net.DialUDP("udp4", nil, loS.LocalAddr().(*net.UDPAddr))
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { loC.Close(); loS.Close() })
+	for _, c := range []*net.UDPConn{labC, loC} {
+		setSegment(b, c, size)
+	}
+	for _, s := range []*net.UDPConn{labS, loS} {
+		setGRO(b, s)
+		forceRcvbuf(b, s, 4<<20)
+	}
+	var labBytes, loBytes int64
+	var labTime, loTime time.Duration
+	for b.Loop() {
+		n, d := datagramsFor(b, labC, labS, size*segs, size, round)
+		labBytes, labTime = labBytes+n, labTime+d
+		n, d = datagramsFor(b, loC, loS, size*segs, size, round)
+		loBytes, loTime = loBytes+n, loTime+d
+	}
+	labBps := float64(labBytes) * 8 / labTime.Seconds()
+	loBps := float64(loBytes) * 8 / loTime.Seconds()
+	b.ReportMetric(labBps/1e6, "lab-Mbit/s")
+	b.ReportMetric(loBps/1e6, "loopback-Mbit/s")
+	b.ReportMetric(labBps/loBps, "lab/loopback")
+}
+
+// setGRO has c's kernel hand it coalesced datagrams (UDP_GRO).
+func setGRO(tb testing.TB, c *net.UDPConn) {
+	tb.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	if serr != nil {
+		tb.Skipf("UDP_GRO: %v", serr)
+	}
+}
+
+// datagramsFor sends chunk-byte GSO writes of seg-byte datagrams, each marked as
+// data for classifyFake, from c to s for d while s reads them,
+// and returns the bytes s read from the first write until its reads go quiet (10 ms
+// with nothing) after the last, and that time less the quiet.
+func datagramsFor(tb testing.TB, c, s *net.UDPConn, chunk, seg int, d time.Duration) (int64, time.Duration) {
+	tb.Helper()
+	const quiet = 10 * time.Millisecond
+	var sending atomic.Bool
+	sending.Store(true)
+	type end struct {
+		got  int64
+		last time.Time
+	}
+	done := make(chan end, 1)
+	start := time.Now()
+	go func() {
+		rbuf := make([]byte, 64<<10)
+		var e end
+		for {
+			s.SetReadDeadline(time.Now().Add(quiet))
+			n, err := s.Read(rbuf)
+			if err == nil {
+				e.got += int64(n)
+				e.last = time.Now()
+				continue
+			}
+			if !sending.Load() {
+				done <- e
+				return
+			}
+		}
+	}()
+	buf := make([]byte, chunk)
+	for off := 0; off < chunk; off += seg {
+		buf[off] = fakeData // each datagram data of flow 1, for a classifying lab
+		binary.BigEndian.PutUint32(buf[off+1:], 1)
+	}
+	for time.Since(start) < d {
+		if _, err := c.Write(buf); err != nil && !errors.Is(err, unix.ENOBUFS) {
+			tb.Fatalf("write: %v", err)
+		}
+	}
+	sending.Store(false)
+	e := <-done
+	if e.got == 0 {
+		tb.Fatal("nothing received")
+	}
+	return e.got, e.last.Sub(start)
+}
+
+// benchLine is the lab benchmarks' line: DefaultLine, or with LAB_LINE=none no line
+// at all (what the emulator alone carries, drops at the device and all), or with
+// LAB_LINE=half DefaultLine at half its per-packet cost.
+func benchLine() *Line {
+	switch os.Getenv("LAB_LINE") {
+	case "none":
+		return &Line{}
+	case "half":
+		ln := DefaultLine
+		ln.PerPacket /= 2
+		return &ln
+	}
+	return nil
 }

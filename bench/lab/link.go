@@ -446,31 +446,82 @@ func (l *Link) Input(pkt []byte, now time.Time) {
 
 // inputWhole takes k packets of n bytes in all that cross as one super-packet, when
 // nothing could happen to any of them but passing at once: no random fate, no delay
-// or rate, none of them data (the caller says so) and none longer than the MTU
-// (largest, the longest of them). It counts them as Input would, k packets passed,
-// around one call of out, which hands the super-packet on; it returns false, having
-// done nothing, when the link would treat them one by one. The fast path of fast
-// paths: one read and one write for up to 64 KiB.
-func (l *Link) inputWhole(k, n, largest int, out func() error) bool {
+// or rate, and none longer than the MTU (largest, the longest of them). It counts
+// them as Input would, k packets passed, around one call of out, which hands the
+// super-packet on; it returns false, having done nothing, when the link would treat
+// them one by one. The fast path of fast paths: one read and one write for up to 64
+// KiB.
+//
+// udp is a UDP super-packet's payload (nil for TCP), size bytes of it per packet:
+// with a classifier the link reads each packet's payload there, in place, to count
+// the data packets and their flows as Input counts them, without cutting the
+// super-packet. A super-packet of more flows than flowsPerSuper goes one by one.
+func (l *Link) inputWhole(k, n, largest int, udp []byte, size int, out func() error) bool {
 	if l.random || l.queued || l.mixed || largest > l.mtu || k <= 0 {
 		return false
+	}
+	var flows [flowsPerSuper]flowCount
+	nf := 0
+	if l.classify != nil && udp != nil && size > 0 {
+		for off := 0; off < len(udp); off += size {
+			flow, data := l.classify(udp[off:min(off+size, len(udp))])
+			if !data {
+				continue
+			}
+			i := 0
+			for i < nf && flows[i].flow != flow {
+				i++
+			}
+			if i == nf {
+				if nf == len(flows) {
+					return false
+				}
+				flows[nf] = flowCount{flow: flow}
+				nf++
+			}
+			flows[i].n++
+		}
 	}
 	l.seq += uint64(k)
 	l.mu.Lock()
 	l.c.Packets += uint64(k)
 	l.c.Bytes += uint64(n)
 	l.c.Queued += uint64(k) // in flight while out runs, so every snapshot balances
+	for _, f := range flows[:nf] {
+		l.c.Data.Packets += f.n
+		fc := l.flowLocked(f.flow)
+		fc.Packets += f.n
+		addOutcome(&l.c.Data, outQueued, f.n)
+		addOutcome(fc, outQueued, f.n)
+	}
 	l.mu.Unlock()
 	err := out()
+	o := outPassed
+	if err != nil {
+		o = outOutErrors
+	}
 	l.mu.Lock()
 	l.c.Queued -= uint64(k)
-	if err != nil {
-		l.c.OutErrors += uint64(k)
-	} else {
-		l.c.Passed += uint64(k)
+	addTotal(&l.c, o, uint64(k))
+	for _, f := range flows[:nf] {
+		fc := l.flowLocked(f.flow)
+		addOutcome(&l.c.Data, outQueued, -f.n)
+		addOutcome(fc, outQueued, -f.n)
+		addOutcome(&l.c.Data, o, f.n)
+		addOutcome(fc, o, f.n)
 	}
 	l.mu.Unlock()
 	return true
+}
+
+// flowsPerSuper is the most data flows inputWhole counts in one super-packet: one
+// socket's send is one flow, so a super-packet of more is none the emulator sees.
+const flowsPerSuper = 4
+
+// A flowCount is how many data packets of one flow a super-packet holds.
+type flowCount struct {
+	flow uint32
+	n    uint64
 }
 
 // direct hands a packet to out from Input: the fast path.
@@ -672,27 +723,32 @@ func (l *Link) countLocked(data bool, flow uint32, o outcome, k uint64) {
 		addOutcome(&l.c.Data, o, k)
 		addOutcome(l.flowLocked(flow), o, k)
 	}
+	addTotal(&l.c, o, k)
+}
+
+// addTotal adds k to o's field of the totals c.
+func addTotal(c *Counts, o outcome, k uint64) {
 	switch o { // the totals mirror DataCounts field by field
 	case outPassed:
-		l.c.Passed += k
+		c.Passed += k
 	case outTooBig:
-		l.c.TooBig += k
+		c.TooBig += k
 	case outDropped:
-		l.c.Dropped += k
+		c.Dropped += k
 	case outQueueDropped:
-		l.c.QueueDropped += k
+		c.QueueDropped += k
 	case outCorrupted:
-		l.c.Corrupted += k
+		c.Corrupted += k
 	case outDuplicated:
-		l.c.Duplicated += k
+		c.Duplicated += k
 	case outReordered:
-		l.c.Reordered += k
+		c.Reordered += k
 	case outFlushed:
-		l.c.Flushed += k
+		c.Flushed += k
 	case outOutErrors:
-		l.c.OutErrors += k
+		c.OutErrors += k
 	case outQueued:
-		l.c.Queued += k
+		c.Queued += k
 	}
 }
 

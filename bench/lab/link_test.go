@@ -777,7 +777,7 @@ func TestInputWhole(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
 			l := NewLink(tc.im, 1, nil, func([]byte) error { return nil })
-			got := l.inputWhole(45, 45*52+65000, 1500, func() error { calls++; return nil })
+			got := l.inputWhole(45, 45*52+65000, 1500, nil, 0, func() error { calls++; return nil })
 			if got != tc.want {
 				t.Fatalf("inputWhole = %v, want %v", got, tc.want)
 			}
@@ -794,7 +794,55 @@ func TestInputWhole(t *testing.T) {
 		})
 	}
 	l := NewLink(Impair{MTU: 1280}, 1, nil, func([]byte) error { return nil })
-	if l.inputWhole(2, 3000, 1500, func() error { return nil }) {
+	if l.inputWhole(2, 3000, 1500, nil, 0, func() error { return nil }) {
 		t.Error("inputWhole took packets longer than the MTU")
+	}
+}
+
+// TestInputWholeClassifies: a UDP super-packet crosses whole on a clean link with a
+// classifier, its data packets and their flows counted where they lie, as Input
+// would count them one by one: 5 datagrams of 100 bytes (the last 40), 3 of flow 7,
+// 1 of flow 9, 1 not data. A super-packet of more flows than flowsPerSuper is left
+// to the one-by-one path, counting nothing.
+func TestInputWholeClassifies(t *testing.T) {
+	const size = 100
+	udp := make([]byte, 4*size+40)
+	for i, flow := range []uint32{7, 7, 0, 9, 7} {
+		seg := udp[i*size:]
+		if flow != 0 {
+			seg[0] = fakeData
+			binary.BigEndian.PutUint32(seg[1:], flow)
+		}
+	}
+	calls := 0
+	l := NewLink(Impair{}, 1, classifyFake, func([]byte) error { return nil })
+	if !l.inputWhole(5, 5*28+len(udp), 128, udp, size, func() error { calls++; return nil }) {
+		t.Fatal("inputWhole declined a UDP super-packet on a clean link")
+	}
+	c := l.Counts()
+	if calls != 1 || c.Packets != 5 || c.Passed != 5 || c.Queued != 0 {
+		t.Errorf("out called %d times, counts %+v; want 1 call, 5 packets passed", calls, c)
+	}
+	if d := c.Data; d.Packets != 4 || d.Passed != 4 || d.Queued != 0 {
+		t.Errorf("data %+v, want 4 packets, 4 passed, none queued", d)
+	}
+	if f := c.ByFlow[7]; f.Packets != 3 || f.Passed != 3 || f.Queued != 0 {
+		t.Errorf("flow 7 %+v, want 3 passed", f)
+	}
+	if f := c.ByFlow[9]; f.Packets != 1 || f.Passed != 1 {
+		t.Errorf("flow 9 %+v, want 1 passed", f)
+	}
+
+	many := make([]byte, (flowsPerSuper+1)*size)
+	for i := range flowsPerSuper + 1 {
+		many[i*size] = fakeData
+		binary.BigEndian.PutUint32(many[i*size+1:], uint32(i+1))
+	}
+	l = NewLink(Impair{}, 1, classifyFake, func([]byte) error { return nil })
+	if l.inputWhole(flowsPerSuper+1, len(many)+(flowsPerSuper+1)*28, 128, many, size, func() error { return nil }) {
+		t.Error("inputWhole took a super-packet of more flows than flowsPerSuper")
+	}
+	if c := l.Counts(); c.Packets != 0 || c.Data.Packets != 0 {
+		t.Errorf("declined, yet counted %+v", c)
 	}
 }

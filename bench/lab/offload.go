@@ -439,20 +439,21 @@ func (c *coalescer) flush() error {
 }
 
 // gsoShape returns how many packets the super-packet pkt (described by h) holds,
-// their bytes in all, the longest one's length and its transport protocol; ok is
-// false when pkt is no super-packet splitGSO would cut.
-func gsoShape(h vnetHdr, pkt []byte) (k, n, largest int, proto uint8, ok bool) {
+// their bytes in all, the longest one's length, its transport protocol and the
+// length of its headers (IP and TCP or UDP), after which its payload starts, cut
+// every h.gsoSize bytes; ok is false when pkt is no super-packet splitGSO would cut.
+func gsoShape(h vnetHdr, pkt []byte) (k, n, largest int, proto uint8, hdr int, ok bool) {
 	gso := h.gsoType &^ vnetGSOECN
 	if gso != vnetGSOTCPv4 && gso != vnetGSOTCPv6 && gso != vnetGSOUDPL4 || h.gsoSize == 0 {
-		return 0, 0, 0, 0, false
+		return 0, 0, 0, 0, 0, false
 	}
 	lo, ok := layout(pkt, int(h.csumStart))
 	if !ok || (lo.proto == protoTCP) != (gso != vnetGSOUDPL4) {
-		return 0, 0, 0, 0, false
+		return 0, 0, 0, 0, 0, false
 	}
 	size, payload := int(h.gsoSize), len(pkt)-lo.hdr
 	k = max(1, (payload+size-1)/size)
-	return k, k*lo.hdr + payload, lo.hdr + min(size, payload), lo.proto, true
+	return k, k*lo.hdr + payload, lo.hdr + min(size, payload), lo.proto, lo.hdr, true
 }
 
 // super writes the super-packet b (its vnet header, as read, and the packet) after
