@@ -504,12 +504,21 @@ func BenchmarkLabTCPRatio(b *testing.B) {
 	loC, loS := loopbackTCPPair(b, l)
 	const chunk = 128 << 10
 	const round = 200 * time.Millisecond
+	ratioRounds(b,
+		func() (int64, time.Duration) { return streamFor(b, labC, labS, chunk, round) },
+		func() (int64, time.Duration) { return streamFor(b, loC, loS, chunk, round) })
+}
+
+// ratioRounds runs a round across the lab and one over loopback per iteration, each
+// returning the bytes it carried and the time it took, and reports both rates and
+// their ratio.
+func ratioRounds(b *testing.B, lab, loopback func() (int64, time.Duration)) {
 	var labBytes, loBytes int64
 	var labTime, loTime time.Duration
 	for b.Loop() {
-		n, d := streamFor(b, labC, labS, chunk, round)
+		n, d := lab()
 		labBytes, labTime = labBytes+n, labTime+d
-		n, d = streamFor(b, loC, loS, chunk, round)
+		n, d = loopback()
 		loBytes, loTime = loBytes+n, loTime+d
 	}
 	labBps := float64(labBytes) * 8 / labTime.Seconds()

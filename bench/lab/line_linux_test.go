@@ -144,21 +144,12 @@ func testLine() *Line {
 // forceRcvbuf sets c's receive buffer past net.core.rmem_max (SO_RCVBUFFORCE: root).
 func forceRcvbuf(tb testing.TB, c *net.UDPConn, bytes int) {
 	tb.Helper()
-	rc, err := c.SyscallConn()
+	err := setsockopt(tb, c, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes)
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) {
+		tb.Skipf("lab: SO_RCVBUFFORCE needs CAP_NET_ADMIN: %v", err)
+	}
 	if err != nil {
-		tb.Fatal(err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes)
-	}); err != nil {
-		tb.Fatal(err)
-	}
-	if errors.Is(serr, os.ErrPermission) || errors.Is(serr, unix.EPERM) {
-		tb.Skipf("lab: SO_RCVBUFFORCE needs CAP_NET_ADMIN: %v", serr)
-	}
-	if serr != nil {
-		tb.Fatal(os.NewSyscallError("setsockopt SO_RCVBUFFORCE", serr))
+		tb.Fatal(os.NewSyscallError("setsockopt SO_RCVBUFFORCE", err))
 	}
 }
 
@@ -166,19 +157,32 @@ func forceRcvbuf(tb testing.TB, c *net.UDPConn, bytes int) {
 // leaves as datagrams of size bytes.
 func setSegment(tb testing.TB, c *net.UDPConn, size int) {
 	tb.Helper()
+	if err := setsockopt(tb, c, unix.IPPROTO_UDP, unix.UDP_SEGMENT, size); err != nil {
+		tb.Skipf("UDP_SEGMENT: %v", err)
+	}
+}
+
+// setGRO has c's kernel hand it coalesced datagrams (UDP_GRO).
+func setGRO(tb testing.TB, c *net.UDPConn) {
+	tb.Helper()
+	if err := setsockopt(tb, c, unix.IPPROTO_UDP, unix.UDP_GRO, 1); err != nil {
+		tb.Skipf("UDP_GRO: %v", err)
+	}
+}
+
+// setsockopt sets the integer option level/opt of c's socket to v and returns
+// what the kernel said; the test fails when the socket cannot be reached.
+func setsockopt(tb testing.TB, c *net.UDPConn, level, opt, v int) error {
+	tb.Helper()
 	rc, err := c.SyscallConn()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT, size)
-	}); err != nil {
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, v) }); err != nil {
 		tb.Fatal(err)
 	}
-	if serr != nil {
-		tb.Skipf("UDP_SEGMENT: %v", serr)
-	}
+	return serr
 }
 
 // TestLine: each device sits behind a tbf qdisc at the line's rate; a zero Line
@@ -258,37 +262,9 @@ func BenchmarkLabUDPRatio(b *testing.B) {
 		setGRO(b, s)
 		forceRcvbuf(b, s, 4<<20)
 	}
-	var labBytes, loBytes int64
-	var labTime, loTime time.Duration
-	for b.Loop() {
-		n, d := datagramsFor(b, labC, labS, size*segs, size, round)
-		labBytes, labTime = labBytes+n, labTime+d
-		n, d = datagramsFor(b, loC, loS, size*segs, size, round)
-		loBytes, loTime = loBytes+n, loTime+d
-	}
-	labBps := float64(labBytes) * 8 / labTime.Seconds()
-	loBps := float64(loBytes) * 8 / loTime.Seconds()
-	b.ReportMetric(labBps/1e6, "lab-Mbit/s")
-	b.ReportMetric(loBps/1e6, "loopback-Mbit/s")
-	b.ReportMetric(labBps/loBps, "lab/loopback")
-}
-
-// setGRO has c's kernel hand it coalesced datagrams (UDP_GRO).
-func setGRO(tb testing.TB, c *net.UDPConn) {
-	tb.Helper()
-	rc, err := c.SyscallConn()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
-	}); err != nil {
-		tb.Fatal(err)
-	}
-	if serr != nil {
-		tb.Skipf("UDP_GRO: %v", serr)
-	}
+	ratioRounds(b,
+		func() (int64, time.Duration) { return datagramsFor(b, labC, labS, size*segs, size, round) },
+		func() (int64, time.Duration) { return datagramsFor(b, loC, loS, size*segs, size, round) })
 }
 
 // datagramsFor sends chunk-byte GSO writes of seg-byte datagrams, each marked as
