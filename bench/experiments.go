@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // An experimentSpec is everything the runner knows of one experiment, in one
@@ -40,6 +42,11 @@ type experimentSpec struct {
 	// far is its server half as a far end runs it; every experiment that runs
 	// against a remote server (no notRemote) has one.
 	far *FarHalf
+	// section is how the renderers show its results (heading, layout, parameters,
+	// charts): the runner writes it into the report, so that no renderer names an
+	// experiment. Its Experiment is name; with no Layout it is a generic table
+	// headed by name (report.GenericSection).
+	section report.Section
 }
 
 // experimentRegistry holds every registered experiment in the default suite's order.
@@ -58,6 +65,10 @@ func registerExperiment(s experimentSpec) {
 	if s.notRemote == "" && (s.far == nil || (s.far.Serve == nil && s.far.RunsAs == "")) {
 		panic(fmt.Sprintf("bench: experiment %q runs against a remote server: it needs a far half", s.name))
 	}
+	if s.section.Layout == "" {
+		s.section = report.GenericSection(s.name)
+	}
+	s.section.Experiment = s.name
 	if _, dup := experimentByName(s.name); dup {
 		panic(fmt.Sprintf("bench: experiment %q registered twice", s.name))
 	}
@@ -87,6 +98,31 @@ func Experiments() []string {
 		out[i] = e.name
 	}
 	return out
+}
+
+// AddSections gives r, and its lab part, the report section of every registered
+// experiment its plan or results name that it has no section for, in the order
+// the plan names them: the runner's report gets them all, and a report written
+// before sections existed renders as the runner's would. An experiment not
+// registered here gets none: the renderers show it as a generic table.
+func AddSections(r *report.Report) {
+	if r == nil {
+		return
+	}
+	names := slices.Clone(r.Config.Experiments)
+	for _, res := range r.Results {
+		if !slices.Contains(names, res.Experiment) {
+			names = append(names, res.Experiment)
+		}
+	}
+	for _, name := range names {
+		x, ok := experimentByName(name)
+		if !ok || slices.ContainsFunc(r.Sections, func(s report.Section) bool { return s.Experiment == name }) {
+			continue
+		}
+		r.Sections = append(r.Sections, x.section)
+	}
+	AddSections(r.Lab)
 }
 
 // An ExperimentInfo describes a registered experiment for help texts.

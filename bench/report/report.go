@@ -38,6 +38,10 @@ type Report struct {
 	// it has the privileges: a report of its own (its env.link says what the link
 	// did). Its property rows also appear in Properties above.
 	Lab *Report `json:"lab,omitempty"`
+	// Sections say how to show each experiment the run ran, from its registration:
+	// its heading, layout, parameters and charts. Absent in reports that predate
+	// them, whose experiments render as generic tables (SectionOf).
+	Sections []Section `json:"sections,omitempty"`
 }
 
 // AttachLab adds the lab report to r and merges its property rows into r's table: a
