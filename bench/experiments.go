@@ -44,8 +44,8 @@ type experimentSpec struct {
 	far *FarHalf
 	// section is how the renderers show its results (heading, layout, parameters,
 	// charts): the runner writes it into the report, so that no renderer names an
-	// experiment. Its Experiment is name; with no Layout it is a generic table
-	// headed by name (report.GenericSection).
+	// experiment. Its Experiment is name; left empty it is report.GenericSection,
+	// and a section with no Title is headed by name, one with no Layout a table.
 	section report.Section
 }
 
@@ -65,10 +65,17 @@ func registerExperiment(s experimentSpec) {
 	if s.notRemote == "" && (s.far == nil || (s.far.Serve == nil && s.far.RunsAs == "")) {
 		panic(fmt.Sprintf("bench: experiment %q runs against a remote server: it needs a far half", s.name))
 	}
-	if s.section.Layout == "" {
-		s.section = report.GenericSection(s.name)
+	sec := &s.section
+	if sec.Title == "" && sec.Layout == "" && len(sec.Params) == 0 && len(sec.Charts) == 0 {
+		*sec = report.GenericSection(s.name)
 	}
-	s.section.Experiment = s.name
+	if sec.Title == "" {
+		sec.Title = s.name
+	}
+	if sec.Layout == "" {
+		sec.Layout = report.LayoutTable
+	}
+	sec.Experiment = s.name
 	if _, dup := experimentByName(s.name); dup {
 		panic(fmt.Sprintf("bench: experiment %q registered twice", s.name))
 	}
