@@ -1,7 +1,8 @@
 // Package report is the run's JSON document, the source of truth and the only
 // input of the renderers: plain data (Report and what it holds), the names of
-// experiments and cells as reports spell them, and the property rows derived from
-// a report's results (Properties). Nothing here measures.
+// experiments and cells as reports spell them, how to show each experiment
+// (Section, from its registration), and the property rows derived from a report's
+// results (Properties). Nothing here measures.
 package report
 
 import (

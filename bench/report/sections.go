@@ -1,5 +1,7 @@
 package report
 
+import "slices"
+
 // Section is how the renderers show one experiment's results: its heading, the
 // layout of its tables, the parameters it owns and its charts. Each experiment's
 // registration holds its section and the runner writes the sections of the
@@ -91,7 +93,7 @@ const (
 // name, laid out as a generic table, describing every experiment-specific
 // parameter (which of them it uses is not known).
 func GenericSection(exp string) Section {
-	return Section{Experiment: exp, Title: exp, Layout: LayoutTable, Params: OwnParams}
+	return Section{Experiment: exp, Title: exp, Layout: LayoutTable, Params: slices.Clone(OwnParams)}
 }
 
 // SectionOf is experiment exp's section in r, or its GenericSection when r has none
