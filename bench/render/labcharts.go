@@ -107,9 +107,10 @@ var flowStyle = map[string]struct {
 	report.FlowCompetitor: {2, func(tr string) string { return "competitor (" + tr + ", unresponsive)" }},
 }
 
-// timelineChart draws a panel per bottleneck cell: each flow's goodput over time,
-// from the start of its measured phase, and the link's rate. The phases ran one
-// after the other; they share the time axis to be compared. Axes are shared too.
+// timelineChart draws a panel per cell (a result with time lines): each flow's
+// goodput over time, from the start of its measured phase, and the link's rate,
+// headed by heading and the sampling interval. The phases ran one after the other;
+// they share the time axis to be compared. Axes are shared too.
 func timelineChart(rs []*report.Result, heading string) ([]byte, error) {
 	multi := false
 	for _, res := range rs {
