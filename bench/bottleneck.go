@@ -16,6 +16,9 @@ import (
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpBottleneck,
+		section: report.Section{Title: "A congested link (bottleneck)", Layout: report.LayoutTable,
+			Charts: []report.Chart{{Kind: report.ChartGoodputOverTime, File: "bottleneck_goodput.svg", Title: "Bottleneck: goodput over time",
+				Heading: "Bottleneck: goodput over time"}}},
 		help:  "a rate-limited link: each transport alone at 2x the link rate, then beside an unresponsive UDP flow: TCP backs off, UDP does not",
 		place: 70, run: runBottleneck, labOnly: true, labSection: 3,
 		expect:    func(p Plan) time.Duration { return 2 * (phaseTime(p, bottleneckMax) + competitorExtra + typicalDrain) },

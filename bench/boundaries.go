@@ -21,8 +21,9 @@ import (
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpBoundaries,
-		help:  "unframed writes: TCP reads coalesce and split them; UDP reads return each datagram whole; the largest datagram (65507 bytes)",
-		place: 40, run: runBoundaries,
+		section: report.Section{Title: "Message boundaries (boundaries)", Layout: report.LayoutTable},
+		help:    "unframed writes: TCP reads coalesce and split them; UDP reads return each datagram whole; the largest datagram (65507 bytes)",
+		place:   40, run: runBoundaries,
 		far: &FarHalf{OnePath: true, Serve: ServeBoundaries, Params: boundariesParamsOf, Parse: parseBoundaries}})
 }
 

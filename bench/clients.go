@@ -22,8 +22,9 @@ import (
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpClients,
-		help:  "--clients concurrent clients: server sockets, file descriptors and kernel memory per client (TCP: one each; UDP: one for all)",
-		place: 30, run: runClients, requestResponse: true,
+		section: report.Section{Title: "Many clients (clients)", Layout: report.LayoutTable, Params: []string{report.ParamClients}},
+		help:    "--clients concurrent clients: server sockets, file descriptors and kernel memory per client (TCP: one each; UDP: one for all)",
+		place:   30, run: runClients, requestResponse: true,
 		far: &FarHalf{OnePath: true, Listen: true, Serve: serveListen(true)}})
 }
 

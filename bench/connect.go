@@ -14,6 +14,10 @@ import (
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpConnect,
+		section: report.Section{Title: "Connection setup (connect)", Layout: report.LayoutSetup, Charts: []report.Chart{
+			{Kind: report.ChartLatencyCDF, File: "connect_cdf.svg", Title: "Time to first answer", Heading: "Time to first answer distribution",
+				Field: "rtt_ns", XLabel: "time to first answer (us)", YLabel: "fraction of answers slower"},
+		}},
 		help:  "time to first answer from a new client (TCP: handshake + request + reply; UDP: one request + reply) and transactions/s",
 		place: 110, run: metricsOnly(runConnect), measures: true, smallestSize: true, requestResponse: true,
 		summary: func(r *report.Result) string { return requestSummary(r, "first answer") },

@@ -51,6 +51,11 @@ type experimentSpec struct {
 	// summary words a finished cell for progress lines (Summary); nil words it by
 	// kind: a request/response cell's round trips, else its counts.
 	summary func(r *report.Result) string
+	// section is how the renderers show its results (heading, layout, parameters,
+	// charts): the runner writes it into the report, so that no renderer names an
+	// experiment. Its Experiment is name; left empty it is report.GenericSection,
+	// and a section with no Title is headed by name, one with no Layout a table.
+	section report.Section
 }
 
 // experimentRegistry holds every registered experiment in the default suite's order.
@@ -69,6 +74,17 @@ func registerExperiment(s experimentSpec) {
 	if s.notRemote == "" && (s.far == nil || (s.far.Serve == nil && s.far.RunsAs == "")) {
 		panic(fmt.Sprintf("bench: experiment %q runs against a remote server: it needs a far half", s.name))
 	}
+	sec := &s.section
+	if sec.Title == "" && sec.Layout == "" && len(sec.Params) == 0 && len(sec.Charts) == 0 {
+		*sec = report.GenericSection(s.name)
+	}
+	if sec.Title == "" {
+		sec.Title = s.name
+	}
+	if sec.Layout == "" {
+		sec.Layout = report.LayoutTable
+	}
+	sec.Experiment, sec.Replies = s.name, s.requestResponse
 	if _, dup := experimentByName(s.name); dup {
 		panic(fmt.Sprintf("bench: experiment %q registered twice", s.name))
 	}
@@ -113,6 +129,31 @@ func LabSection() []string {
 		out[i] = x.name
 	}
 	return out
+}
+
+// AddSections gives r, and its lab part, the report section of every registered
+// experiment its plan or results name that it has no section for, in the order
+// the plan names them: the runner's report gets them all, and a report written
+// before sections existed renders as the runner's would. An experiment not
+// registered here gets none: the renderers show it as a generic table.
+func AddSections(r *report.Report) {
+	if r == nil {
+		return
+	}
+	names := slices.Clone(r.Config.Experiments)
+	for _, res := range r.Results {
+		if !slices.Contains(names, res.Experiment) {
+			names = append(names, res.Experiment)
+		}
+	}
+	for _, name := range names {
+		x, ok := experimentByName(name)
+		if !ok || slices.ContainsFunc(r.Sections, func(s report.Section) bool { return s.Experiment == name }) {
+			continue
+		}
+		r.Sections = append(r.Sections, x.section)
+	}
+	AddSections(r.Lab)
 }
 
 // An ExperimentInfo describes a registered experiment for help texts.

@@ -20,8 +20,11 @@ type Experiment struct {
 	// Optional experiments run only when named (--experiments), never in the default
 	// suite; the others run after the built-in ones.
 	Optional bool
-	Client   func(ctx context.Context, c Cell) (Outcome, error)
-	Server   func(ctx context.Context, t transport.Transport, p report.Params) error
+	// Section is how the reports show its results (its Experiment is Name); nil for
+	// a generic table headed by Name (report.GenericSection).
+	Section *report.Section
+	Client  func(ctx context.Context, c Cell) (Outcome, error)
+	Server  func(ctx context.Context, t transport.Transport, p report.Params) error
 }
 
 // A Cell is what an Experiment's client half works with: the Network to dial, the
@@ -51,7 +54,11 @@ func RegisterExperiment(x Experiment) {
 	if x.Client == nil || x.Server == nil {
 		panic("bench: RegisterExperiment needs both halves")
 	}
-	registerExperiment(experimentSpec{name: x.Name, help: x.Help, place: externalPlace, measures: x.Measures,
+	var section report.Section
+	if x.Section != nil {
+		section = *x.Section
+	}
+	registerExperiment(experimentSpec{name: x.Name, section: section, help: x.Help, place: externalPlace, measures: x.Measures,
 		optional: x.Optional, notRemote: x.Name + " is registered from outside bench: it runs on one host",
 		run: func(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 			srv, err := startServer(ctx, e, nw, func(ctx context.Context, t transport.Transport) error { return x.Server(ctx, t, p) })

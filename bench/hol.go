@@ -11,6 +11,10 @@ import (
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpHOL,
+		section: report.Section{Title: "Head-of-line blocking (hol)", Layout: report.LayoutTable,
+			Charts: []report.Chart{{Kind: report.ChartLabLatencyCDF, File: "hol_latency_cdf.svg", Title: "One-way latency distribution",
+				Heading: "One-way latency distribution", Field: report.ObsLatency.Key(), XLabel: "one-way latency (ms)",
+				YLabel: "fraction of delivered messages slower"}}},
 		help:  "200-byte messages at 500/s across a lossy link: one-way delivery latency; TCP's tail grows (head-of-line blocking), UDP's does not",
 		place: 80, run: runHOL, size: holSize, labOnly: true, labSection: 2,
 		expect:    func(p Plan) time.Duration { return p.warmup() + phaseTime(p, holMax) + typicalDrain },

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tcpvsudp/tcpvsudp/bench"
+	"github.com/tcpvsudp/tcpvsudp/bench/render"
 	"github.com/tcpvsudp/tcpvsudp/bench/report"
 	"github.com/tcpvsudp/tcpvsudp/bench/transport"
 )
@@ -19,9 +22,17 @@ import (
 // messages one at a time and counts the echoes that come back intact.
 const echoCount = "echo-count"
 
+// echoPlain is echoCount again under another name, registered with no section: the
+// reports show it as a generic table headed by its name.
+const echoPlain = "echo-plain"
+
+// echoTitle heads echoCount's section in the reports, as its registration says.
+const echoTitle = "Echoes one at a time (echo-count)"
+
 func init() {
-	bench.RegisterExperiment(bench.Experiment{Name: echoCount, Optional: true, Measures: true,
-		Help: "a test's own: numbered messages one at a time, each echoed back",
+	x := bench.Experiment{Name: echoCount, Optional: true, Measures: true,
+		Help:    "a test's own: numbered messages one at a time, each echoed back",
+		Section: &report.Section{Title: echoTitle, Layout: report.LayoutTable},
 		Server: func(ctx context.Context, t transport.Transport, p report.Params) error {
 			bufs, sizes := [][]byte{make([]byte, p.Size)}, []int{0}
 			for ctx.Err() == nil {
@@ -64,12 +75,16 @@ func init() {
 			o.Observed = map[string]any{"echoed": o.Metrics.RecvMsgs}
 			return o, nil
 		},
-	})
+	}
+	bench.RegisterExperiment(x)
+	x.Name, x.Section = echoPlain, nil
+	bench.RegisterExperiment(x)
 }
 
 // TestNewExperiment: an experiment registered by a test, with no file of bench
 // changed, runs over both transports with a known count, reports what its halves
-// measured, and stays out of the default suite (it is optional).
+// measured, and stays out of the default suite (it is optional). The report holds
+// its section, and the text rendering heads its tables with the section's title.
 func TestNewExperiment(t *testing.T) {
 	if !slices.Contains(bench.Experiments(), echoCount) {
 		t.Fatalf("experiments %v: %s not registered", bench.Experiments(), echoCount)
@@ -93,5 +108,35 @@ func TestNewExperiment(t *testing.T) {
 	}
 	if !got["tcp"] || !got["udp"] {
 		t.Errorf("results for %v, want tcp and udp", got)
+	}
+	if s := rep.SectionOf(echoCount); len(rep.Sections) != 1 || s.Title != echoTitle || s.Layout != report.LayoutTable {
+		t.Errorf("sections %+v, want echo-count's, titled %q", rep.Sections, echoTitle)
+	}
+	var text bytes.Buffer
+	if err := render.Text(&text, rep, render.Verbose(true), render.Width(200)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "\n"+echoTitle+"\n") || !strings.Contains(text.String(), "echoed") {
+		t.Errorf("text: no section titled %q with its observations:\n%s", echoTitle, text.String())
+	}
+}
+
+// TestNewExperimentGenericSection: an experiment registered from outside with no
+// section gets a generic one, headed by its name, in the report and its rendering.
+func TestNewExperimentGenericSection(t *testing.T) {
+	rep, err := bench.Run(context.Background(), bench.Plan{Experiments: []string{echoPlain}, Sizes: []int{100}, Count: 10,
+		Transports: []string{"tcp"}, Warmup: bench.NoWarmup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := report.GenericSection(echoPlain); len(rep.Sections) != 1 || !reflect.DeepEqual(rep.Sections[0], want) {
+		t.Errorf("sections %+v, want %+v", rep.Sections, want)
+	}
+	var text bytes.Buffer
+	if err := render.Text(&text, rep, render.Verbose(true), render.Width(200)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "\n"+echoPlain+"\n") {
+		t.Errorf("text: no section headed %q:\n%s", echoPlain, text.String())
 	}
 }

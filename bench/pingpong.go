@@ -17,6 +17,10 @@ import (
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpPingPong,
+		section: report.Section{Title: "Round-trip time (pingpong)", Layout: report.LayoutLatency, Charts: []report.Chart{
+			{Kind: report.ChartLatencyCDF, File: "rtt_cdf.svg", Title: "RTT distribution", Heading: "Round-trip time distribution",
+				Field: "rtt_ns", XLabel: "RTT (us)", YLabel: "fraction of round trips slower"},
+		}},
 		help:  "request/response: round-trip time percentiles; a request with no reply within --timeout counts as unanswered. Closed loop by default; --ping-rate N sends N requests/s on a timetable instead",
 		place: 100, run: runPingPongCell, measures: true, openLoop: true, requestResponse: true,
 		far: &FarHalf{Blocking: true, Serve: serveEcho}})

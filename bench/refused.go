@@ -16,8 +16,9 @@ import (
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpRefused,
-		help:  "talk to a port nobody listens on: TCP's dial fails at once with ECONNREFUSED; UDP's send succeeds and only ICMP tells, later",
-		place: 10, run: runRefused, summary: refusedSummary,
+		section: report.Section{Title: "Refused connections (refused)", Layout: report.LayoutTable},
+		help:    "talk to a port nobody listens on: TCP's dial fails at once with ECONNREFUSED; UDP's send succeeds and only ICMP tells, later",
+		place:   10, run: runRefused, summary: refusedSummary,
 		far: &FarHalf{OnePath: true, Serve: serveRefused}})
 }
 

@@ -487,6 +487,7 @@ outer:
 	rep.Warnings = append(rep.Warnings, runWarnings(p)...)
 	rep.Warnings = append(rep.Warnings, jitterClockWarnings(rep.Results)...)
 	rep.Config.WallS = time.Since(started).Seconds()
+	AddSections(rep)
 	return rep, runErr
 }
 

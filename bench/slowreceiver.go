@@ -11,6 +11,9 @@ import (
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpSlowReceiver,
+		section: report.Section{Title: "Slow receiver (slow-receiver)", Layout: report.LayoutTable, Params: []string{report.ParamReaderRate},
+			Charts: []report.Chart{{Kind: report.ChartSeries, File: "slow_receiver.svg", Title: "Slow receiver: messages sent and delivered",
+				Heading: "Slow receiver: messages sent and delivered (cumulative)"}}},
 		help:  "a reader at --reader-rate: TCP holds the sender to it and loses nothing; UDP's sender runs on and the receive buffer drops the rest",
 		place: 50, run: runSlowReceiver, summary: streamSummary,
 		far:    &FarHalf{RunsAs: report.ExpStream}, // its cells run streams with a slow receiver

@@ -22,6 +22,14 @@ import (
 
 func init() {
 	registerExperiment(experimentSpec{name: report.ExpStream,
+		section: report.Section{Title: "Throughput (stream)", Layout: report.LayoutThroughput, Charts: []report.Chart{
+			{Kind: report.ChartBySize, File: "goodput_by_size.svg", Title: "Goodput by message size",
+				Heading: "Stream goodput at the receiver, by message size", Field: "goodput_bps", YLabel: "goodput (receiver)"},
+			{Kind: report.ChartBySize, File: "msgs_by_size.svg", Title: "Messages/s by message size",
+				Heading: "Stream messages/s at the receiver, by message size", Field: "msgs_per_s", YLabel: "messages/s (receiver)"},
+			// Most of the injected-vs-measured bars are stream cells': its section shows it too.
+			{Kind: report.ChartInjectedVsMeasured},
+		}},
 		help:  "one-way bulk transfer: goodput at the receiver, loss after a drain, reordering, duplicates, jitter, retransmits, CPU per GB",
 		place: 90, run: runStreamCell, measures: true, summary: streamSummary, labSection: 1,
 		streams: true, directions: true, ioModes: true,

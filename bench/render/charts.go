@@ -28,24 +28,25 @@ import (
 // deterministic: the same Report gives the same bytes (no timestamps, fonts named
 // and not embedded, fixed sizes, results in report and transport order).
 //
-// Charts, each only when the report holds its data:
+// The charts are those the report's sections name (report.Section.Charts), each
+// only when the report holds its data, named and titled as the section says. The
+// kinds drawn from a report's own results (sectionKinds):
 //
-//	rtt_cdf.svg          pingpong RTT as a percentile plot (log-log CCDF), a panel per size
-//	connect_cdf.svg      connect's time to first answer, likewise
-//	goodput_by_size.svg  stream goodput (receiver) against message size
-//	msgs_by_size.svg     stream messages/s (receiver) against message size
-//	slow_receiver.svg    slow-receiver: cumulative messages sent and delivered over time
+//	latency_cdf  a latency distribution as a percentile plot (log-log CCDF), a panel per size
+//	by_size      a figure at the receiver against message size, a line per transport
+//	series       cumulative messages sent and delivered over time, a panel per result
 //
 // and those of the emulated link (labcharts.go), for the report and for its lab part.
+// The charts come in the order of their kinds, then of the sections.
 
 // chart is one chart file: its name, the experiment section that shows it, and how
 // to draw it from the report.
 type chart struct {
-	name  string // file name, "rtt_cdf.svg"
-	title string // what the markdown image says: "RTT distribution"
-	exp   string // the experiment whose section embeds it
-	also  string // another section that embeds it too; "" for none
-	lab   bool   // drawn from the report's lab part: the section is the lab's
+	name  string   // file name, "rtt_cdf.svg"
+	title string   // what the markdown image says: "RTT distribution"
+	exp   string   // the experiment whose section embeds it
+	also  []string // other sections that embed it too
+	lab   bool     // drawn from the report's lab part: the section is the lab's
 	draw  func() ([]byte, error)
 }
 
@@ -78,32 +79,7 @@ func Charts(dir string, r *report.Report) ([]string, error) {
 
 // charts lists the charts r has data for.
 func charts(r *report.Report) []chart {
-	var out []chart
-	if panels := latencyPanels(r, report.ExpPingPong); len(panels) > 0 {
-		out = append(out, chart{name: "rtt_cdf.svg", title: "RTT distribution", exp: report.ExpPingPong, draw: func() ([]byte, error) {
-			return latencyChart(panels, "Round-trip time distribution", report.ExpPingPong, "RTT (us)", "fraction of round trips slower")
-		}})
-	}
-	if panels := latencyPanels(r, report.ExpConnect); len(panels) > 0 {
-		out = append(out, chart{name: "connect_cdf.svg", title: "Time to first answer", exp: report.ExpConnect, draw: func() ([]byte, error) {
-			return latencyChart(panels, "Time to first answer distribution", report.ExpConnect, "time to first answer (us)", "fraction of answers slower")
-		}})
-	}
-	if lines := sizeLines(r, func(m *report.Metrics) float64 { return m.GoodputBps }); len(lines) > 0 {
-		out = append(out, chart{name: "goodput_by_size.svg", title: "Goodput by message size", exp: report.ExpStream, draw: func() ([]byte, error) {
-			return sizeChart(lines, "Stream goodput at the receiver, by message size", "goodput (receiver)", tickBps, true)
-		}})
-	}
-	if lines := sizeLines(r, func(m *report.Metrics) float64 { return m.MsgsPerS }); len(lines) > 0 {
-		out = append(out, chart{name: "msgs_by_size.svg", title: "Messages/s by message size", exp: report.ExpStream, draw: func() ([]byte, error) {
-			return sizeChart(lines, "Stream messages/s at the receiver, by message size", "messages/s (receiver)", tickSI, false)
-		}})
-	}
-	if rs := seriesResults(r, report.ExpSlowReceiver); len(rs) > 0 {
-		out = append(out, chart{name: "slow_receiver.svg", title: "Slow receiver: messages sent and delivered", exp: report.ExpSlowReceiver, draw: func() ([]byte, error) {
-			return seriesChart(r, rs, "Slow receiver: messages sent and delivered (cumulative)")
-		}})
-	}
+	out := sectionCharts(r, "", sectionKinds)
 	out = append(out, labCharts(r, "")...)
 	if r.Lab != nil {
 		for _, c := range labCharts(r.Lab, labPrefix) {
@@ -155,20 +131,93 @@ type panel struct {
 	lines []series
 }
 
-// latencyPanels returns a panel per parameter set of exp with a latency
-// distribution, a line per transport: the RTT (rttOf). The line is the tail of the
-// distribution: (latency in us, fraction of samples slower), drawn through the CDF
-// points, or through the percentiles when the report has no CDF.
-func latencyPanels(r *report.Report, exp string) []panel { return distPanels(r, exp, rttOf, 1) }
+// sectionKinds are the kinds of chart drawn from a report's own results, in the
+// order the charts come.
+var sectionKinds = []string{report.ChartLatencyCDF, report.ChartBySize, report.ChartSeries}
 
-// rttOf is a result's RTT distribution.
-func rttOf(res *report.Result) *report.LatencyStats { return res.Metrics.RTT }
+// sectionCharts lists the charts of the given kinds that r's sections name and r
+// has data for, in the order of kinds, then of the experiments (experimentOrder),
+// then of each section's charts; prefix starts their file names.
+func sectionCharts(r *report.Report, prefix string, kinds []string) []chart {
+	var out []chart
+	for _, kind := range kinds {
+		for _, exp := range experimentOrder(r) {
+			for _, c := range r.SectionOf(exp).Charts {
+				if c.Kind != kind || c.File == "" {
+					continue
+				}
+				if draw := chartDraw(r, exp, c); draw != nil {
+					out = append(out, chart{name: prefix + c.File, title: c.Title, exp: exp, draw: draw})
+				}
+			}
+		}
+	}
+	return out
+}
 
-// distPanels is latencyPanels for the distribution stats returns, its latencies
-// divided by div (1: us; 1e3: ms).
+// chartDraw is how to draw chart c of experiment exp's section from r; nil when r
+// lacks its data or this renderer does not know its kind.
+func chartDraw(r *report.Report, exp string, c report.Chart) func() ([]byte, error) {
+	switch c.Kind {
+	case report.ChartLatencyCDF, report.ChartLabLatencyCDF:
+		div := 1.0 // microseconds
+		if c.Kind == report.ChartLabLatencyCDF {
+			div = 1e3 // milliseconds: across the emulated link latencies are long
+		}
+		if panels := distPanels(r, exp, latencyOf(c.Field), div); len(panels) > 0 {
+			return func() ([]byte, error) { return latencyChart(panels, c.Heading, exp, c.XLabel, c.YLabel) }
+		}
+	case report.ChartBySize:
+		if lines := sizeLines(r, exp, metricOf(c.Field)); len(lines) > 0 {
+			// A rate in bits/s gets bit-rate ticks and its legend on the left, where
+			// the lines of a bulk transfer's goodput leave room.
+			tick, legendLeft := tickSI, false
+			if strings.HasSuffix(c.Field, "_bps") {
+				tick, legendLeft = tickBps, true
+			}
+			return func() ([]byte, error) { return sizeChart(lines, c.Heading, c.YLabel, tick, legendLeft) }
+		}
+	case report.ChartSeries:
+		if rs := seriesResults(r, exp); len(rs) > 0 {
+			return func() ([]byte, error) { return seriesChart(r, rs, c.Heading) }
+		}
+	case report.ChartGoodputOverTime:
+		if rs := timelineResults(r, exp); len(rs) > 0 {
+			return func() ([]byte, error) { return timelineChart(rs, c.Heading) }
+		}
+	}
+	return nil
+}
+
+// latencyOf reads the latency distribution a chart's field names from a result:
+// "rtt_ns" is Metrics.RTT, any other field an observation holding one.
+func latencyOf(field string) func(*report.Result) *report.LatencyStats {
+	if field == "rtt_ns" {
+		return func(res *report.Result) *report.LatencyStats { return res.Metrics.RTT }
+	}
+	return func(res *report.Result) *report.LatencyStats { return observedLatency(res.Observed, field) }
+}
+
+// metricOf reads the figure a chart's field names (a Metrics JSON name) from a
+// result's metrics; 0 when it has none of that name.
+func metricOf(field string) func(*report.Metrics) float64 {
+	return func(m *report.Metrics) float64 {
+		for _, mv := range flatMetrics(m) {
+			if mv.key == field {
+				return mv.v
+			}
+		}
+		return 0
+	}
+}
+
+// distPanels returns a panel per parameter set of exp with a latency distribution
+// (stats), a line per transport. The line is the tail of the distribution: (latency
+// divided by div, 1 for us and 1e3 for ms; fraction of samples slower), drawn
+// through the CDF points, or through the percentiles when the report has no CDF.
 func distPanels(r *report.Report, exp string, stats func(*report.Result) *report.LatencyStats, div float64) []panel {
 	cells := paramRows(r, exp)
-	cols, _ := labelParams(exp, cells)
+	cols, _ := labelParams(r.SectionOf(exp), cells)
 	trs := transportOrder(r)
 	var out []panel
 	for _, c := range cells {
@@ -282,9 +331,9 @@ func latencyChart(panels []panel, title, exp, xlabel, ylabel string) ([]byte, er
 	return renderPanels(title, plots)
 }
 
-// sizeLines returns, for the stream results, a line per transport (and per setting
-// of the other parameters when they vary) of figure against message size.
-func sizeLines(r *report.Report, figure func(*report.Metrics) float64) []series {
+// sizeLines returns, for exp's results, a line per transport (and per setting of
+// the other parameters when they vary) of figure against message size.
+func sizeLines(r *report.Report, exp string, figure func(*report.Metrics) float64) []series {
 	type key struct {
 		tr string
 		p  report.Params // Size zeroed
@@ -292,7 +341,7 @@ func sizeLines(r *report.Report, figure func(*report.Metrics) float64) []series 
 	var keys []key
 	pts := map[key]plotter.XYs{}
 	for _, res := range r.Results {
-		if res.Experiment != report.ExpStream || res.Error != "" || res.Params.Size <= 0 {
+		if res.Experiment != exp || res.Error != "" || res.Params.Size <= 0 {
 			continue
 		}
 		v := figure(&res.Metrics)

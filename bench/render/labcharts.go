@@ -18,10 +18,15 @@ import (
 )
 
 // The emulated link's charts, drawn like the others from figures already in the
-// report, each only when the report holds its data:
+// report, each only when the report holds its data. The kinds its sections name
+// (labKinds):
 //
-//	hol_latency_cdf.svg           hol's one-way latency as a percentile plot (log-log CCDF)
-//	bottleneck_goodput.svg        bottleneck: each flow's goodput over time, a panel per cell
+//	lab_latency_cdf       a one-way latency as a percentile plot (log-log CCDF), in ms
+//	goodput_over_time     each flow's goodput over time, a panel per cell
+//
+// and this renderer's own, for the emulated-link section (injectedSection) and each
+// section that names its kind (report.ChartInjectedVsMeasured):
+//
 //	injected_vs_measured.svg      what the link did beside what the transports counted
 //
 // A report's lab part (Report.Lab) gets the same charts named with a "lab_" prefix,
@@ -30,44 +35,38 @@ import (
 // labPrefix starts the names of the charts drawn from a report's lab part.
 const labPrefix = "lab_"
 
+// labKinds are the kinds of chart of the emulated link that sections name, in the
+// order the charts come.
+var labKinds = []string{report.ChartLabLatencyCDF, report.ChartGoodputOverTime}
+
 // labCharts lists the emulated-link charts r has data for, their names prefixed.
 func labCharts(r *report.Report, prefix string) []chart {
-	var out []chart
-	if panels := holPanels(r); len(panels) > 0 {
-		out = append(out, chart{name: prefix + "hol_latency_cdf.svg", title: "One-way latency distribution", exp: report.ExpHOL, draw: func() ([]byte, error) {
-			return latencyChart(panels, "One-way latency distribution", report.ExpHOL, "one-way latency (ms)", "fraction of delivered messages slower")
-		}})
-	}
-	if rs := timelineResults(r); len(rs) > 0 {
-		out = append(out, chart{name: prefix + "bottleneck_goodput.svg", title: "Bottleneck: goodput over time", exp: report.ExpBottleneck, draw: func() ([]byte, error) {
-			return timelineChart(rs)
-		}})
-	}
+	out := sectionCharts(r, prefix, labKinds)
 	if bars := injectedBars(r); len(bars) > 0 {
-		// Most of its bars are the stream cells': the lab's stream section shows it too.
-		out = append(out, chart{name: prefix + "injected_vs_measured.svg", title: "Injected vs measured", exp: injectedExp, also: report.ExpStream, draw: func() ([]byte, error) {
+		// The sections that name it show it too (the stream cells', most of its bars).
+		var also []string
+		for _, exp := range experimentOrder(r) {
+			if slices.ContainsFunc(r.SectionOf(exp).Charts, func(c report.Chart) bool { return c.Kind == report.ChartInjectedVsMeasured }) {
+				also = append(also, exp)
+			}
+		}
+		out = append(out, chart{name: prefix + "injected_vs_measured.svg", title: "Injected vs measured", exp: injectedExp, also: also, draw: func() ([]byte, error) {
 			return injectedChart(bars)
 		}})
 	}
 	return out
 }
 
-// holPanels returns a panel per parameter set of hol with a one-way latency
-// distribution (its "latency" observation), a line per transport: (ms, fraction of
-// delivered messages slower), as latencyPanels draws RTTs.
-func holPanels(r *report.Report) []panel {
-	return distPanels(r, report.ExpHOL, func(res *report.Result) *report.LatencyStats { return observedLatency(res.Observed) }, 1e3)
-}
-
-// observedLatency is a result's "latency" observation: the value itself in a report
-// built in this process, a JSON object in one read back from a file; nil without it.
-func observedLatency(o map[string]any) *report.LatencyStats {
-	if st, ok := report.Get(o, report.ObsLatency); ok {
-		return st
-	}
-	raw, ok := o[report.ObsLatency.Key()]
+// observedLatency is a result's observation key holding a latency distribution:
+// the value itself in a report built in this process, a JSON object in one read
+// back from a file; nil without it.
+func observedLatency(o map[string]any, key string) *report.LatencyStats {
+	raw, ok := o[key]
 	if !ok {
 		return nil
+	}
+	if st, ok := raw.(*report.LatencyStats); ok {
+		return st
 	}
 	b, err := json.Marshal(raw)
 	if err != nil {
@@ -80,11 +79,11 @@ func observedLatency(o map[string]any) *report.LatencyStats {
 	return &st
 }
 
-// timelineResults returns bottleneck's measured results that have goodput time
-// lines with at least two points, in row and transport order.
-func timelineResults(r *report.Report) []*report.Result {
+// timelineResults returns exp's measured results that have goodput time lines with
+// at least two points, in row and transport order.
+func timelineResults(r *report.Report, exp string) []*report.Result {
 	var out []*report.Result
-	for _, c := range paramRows(r, report.ExpBottleneck) {
+	for _, c := range paramRows(r, exp) {
 		for _, tr := range transportOrder(r) {
 			res := c.res[tr]
 			if res == nil || res.Error != "" {
@@ -108,10 +107,11 @@ var flowStyle = map[string]struct {
 	report.FlowCompetitor: {2, func(tr string) string { return "competitor (" + tr + ", unresponsive)" }},
 }
 
-// timelineChart draws a panel per bottleneck cell: each flow's goodput over time,
-// from the start of its measured phase, and the link's rate. The phases ran one
-// after the other; they share the time axis to be compared. Axes are shared too.
-func timelineChart(rs []*report.Result) ([]byte, error) {
+// timelineChart draws a panel per cell (a result with time lines): each flow's
+// goodput over time, from the start of its measured phase, and the link's rate,
+// headed by heading and the sampling interval. The phases ran one after the other;
+// they share the time axis to be compared. Axes are shared too.
+func timelineChart(rs []*report.Result, heading string) ([]byte, error) {
 	multi := false
 	for _, res := range rs {
 		multi = multi || res.Params != rs[0].Params
@@ -168,7 +168,7 @@ func timelineChart(rs []*report.Result) ([]byte, error) {
 		p.Y.Tick.Marker = relabel{plot.DefaultTicks{}, tickBps}
 		plots = append(plots, p)
 	}
-	title := "Bottleneck: goodput over time, per " + timelineStep(rs)
+	title := heading + ", per " + timelineStep(rs)
 	if link > 0 {
 		title += " (link " + units.Bps(link) + ")"
 	}

@@ -51,7 +51,7 @@ func labReport() *report.Report {
 			Injected: &report.Injected{Up: report.LinkCounts{Packets: 20000, Dropped: 400, QueueDropped: 1800,
 				Data: report.DataCounts{Packets: 12000, Dropped: 250, QueueDropped: 1600}}}}
 	}
-	return &report.Report{
+	return withSections(&report.Report{
 		Schema: report.Schema,
 		Env:    report.Env{Link: report.Link{Kind: "lab", Impair: map[string]string{"up": "loss=2%,rate=50M", "down": "loss=2%,rate=50M", "seed": "1"}}},
 		Config: report.Config{Command: "tcpvsudp run -e stream,hol,bottleneck --impair loss=2%,rate=50M", Transports: []string{"tcp", "udp"},
@@ -71,7 +71,7 @@ func labReport() *report.Report {
 			bottleneck("tcp", 30),
 			bottleneck("udp", 25),
 		},
-	}
+	})
 }
 
 // withLab is chartReport with labReport as its lab section.

@@ -35,14 +35,14 @@ func Markdown(w io.Writer, r *report.Report) error {
 	for _, c := range charts(r) {
 		if c.lab {
 			labImages[c.exp] = append(labImages[c.exp], c)
-			if c.also != "" {
-				labImages[c.also] = append(labImages[c.also], c)
+			for _, x := range c.also {
+				labImages[x] = append(labImages[x], c)
 			}
 			continue
 		}
 		images[c.exp] = append(images[c.exp], c)
-		if c.also != "" {
-			images[c.also] = append(images[c.also], c)
+		for _, x := range c.also {
+			images[x] = append(images[x], c)
 		}
 	}
 	for _, s := range buildSections(r) {
@@ -311,7 +311,7 @@ func mdIntro(r *report.Report) string {
 		cell = append(cell, fmt.Sprintf("%d stream%s", c.Streams, plural(c.Streams)))
 	}
 	cell = append(cell, rateLabel(c.RateBps))
-	if c.TimeoutS > 0 && slices.ContainsFunc(r.Results, func(res report.Result) bool { return report.RequestResponse(res.Experiment) }) {
+	if c.TimeoutS > 0 && slices.ContainsFunc(r.Results, func(res report.Result) bool { return r.SectionOf(res.Experiment).Replies }) {
 		cell = append(cell, "request timeout "+units.Secs(c.TimeoutS))
 	}
 	if c.Repeat > 0 {

@@ -38,7 +38,7 @@ func testReport() *report.Report {
 	p := func(size int) report.Params { return report.Params{Size: size, Streams: 1, DurationS: 2} }
 	fewer := latencyStats(420, 21_000, 30_500, 41_200, 88_000, 0, 2_300_000)
 	fewer.P999 = nil // 420 samples cannot support p99.9 (needs 10,000)
-	return &report.Report{
+	return withSections(&report.Report{
 		Schema: report.Schema,
 		Tool:   "tcpvsudp v0.1.0",
 		Env: report.Env{
@@ -161,7 +161,7 @@ func testReport() *report.Report {
 				Evidence: map[string]any{"udp_reordered": 12, "tcp_reordered": 0, "link": "loopback | no impairment"}},
 		},
 		Warnings: []string{"--repeat 1: no confidence intervals for most cells"},
-	}
+	})
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -448,7 +448,7 @@ func TestRenderUnanswered(t *testing.T) {
 		return report.Result{Experiment: exp, Transport: tr, Params: report.Params{Size: 64, DurationS: 1, Clients: 100},
 			Metrics: report.Metrics{SentMsgs: sent, RecvMsgs: sent - timeouts, Timeouts: timeouts, LostMsgs: timeouts}}
 	}
-	r := &report.Report{Schema: report.Schema, Config: report.Config{Transports: []string{"tcp", "udp"}, TimeoutS: 0.2, DurationS: 1}}
+	r := withSections(&report.Report{Schema: report.Schema, Config: report.Config{Transports: []string{"tcp", "udp"}, TimeoutS: 0.2, DurationS: 1}})
 	r.Results = []report.Result{
 		rr(report.ExpPingPong, "tcp", 47090, 1), rr(report.ExpPingPong, "udp", 1000, 3),
 		rr(report.ExpConnect, "tcp", 47090, 1), rr(report.ExpConnect, "udp", 1000, 3),

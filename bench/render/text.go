@@ -506,6 +506,9 @@ func experimentOrder(r *report.Report) []string {
 type paramRow struct {
 	p   report.Params
 	res map[string]*report.Result
+	// replies: its experiment counts replies (report.Section.Replies), so its
+	// lost_msgs only repeats its timeouts.
+	replies bool
 }
 
 // paramRows groups an experiment's results by parameters, sorted by size, streams,
@@ -513,6 +516,7 @@ type paramRow struct {
 // opens another row rather than hiding the first.
 func paramRows(r *report.Report, exp string) []*paramRow {
 	var cells []*paramRow
+	replies := r.SectionOf(exp).Replies
 	for i := range r.Results {
 		res := &r.Results[i]
 		if res.Experiment != exp {
@@ -526,7 +530,7 @@ func paramRows(r *report.Report, exp string) []*paramRow {
 			}
 		}
 		if c == nil {
-			c = &paramRow{p: res.Params, res: map[string]*report.Result{}}
+			c = &paramRow{p: res.Params, res: map[string]*report.Result{}, replies: replies}
 			cells = append(cells, c)
 		}
 		c.res[res.Transport] = res
@@ -620,9 +624,9 @@ func rateLabel(v float64) string {
 
 // labelParams splits the parameters into those that label rows (size always, the
 // others when they vary between rows) and a description of those that do not vary.
-// Only stream has streams and a rate: the request/response experiments do not say
-// "1 stream, unpaced".
-func labelParams(exp string, cells []*paramRow) (cols []param, fixed string) {
+// Only a throughput section (Section.Layout) describes streams and a rate: the
+// others, request/response experiments among them, do not say "1 stream, unpaced".
+func labelParams(sec report.Section, cells []*paramRow) (cols []param, fixed string) {
 	var desc []string
 	for i, pr := range params {
 		varies := false
@@ -637,7 +641,7 @@ func labelParams(exp string, cells []*paramRow) (cols []param, fixed string) {
 			continue
 		}
 		p := cells[0].p
-		if exp != report.ExpStream && (pr.head == "streams" || pr.head == "rate") {
+		if sec.Layout != report.LayoutThroughput && (pr.head == "streams" || pr.head == "rate") {
 			continue
 		}
 		switch pr.head {
@@ -770,36 +774,54 @@ func ciNum(iv report.Interval, runs int) string {
 	return interval(iv, runs, []units.Unit{{Div: 1}}, false)
 }
 
-// alsoKeys are counters the experiment tables do not show; when non-zero they are
-// listed under the tables so no anomaly goes unseen.
+// alsoKeys are counters a layout's figure tables do not show; when non-zero they
+// are listed under the tables so no anomaly goes unseen.
 var alsoKeys = map[string][]string{
-	"stream":   {"corrupt_msgs", "malformed_msgs", "foreign_msgs", "drops_network"},
-	"pingpong": {"dup_msgs", "reordered_msgs", "corrupt_msgs", "malformed_msgs", "foreign_msgs", "late_msgs"},
-	"connect":  {"dup_msgs", "reordered_msgs", "corrupt_msgs", "malformed_msgs", "foreign_msgs", "late_msgs"},
+	report.LayoutThroughput: {"corrupt_msgs", "malformed_msgs", "foreign_msgs", "drops_network"},
+	report.LayoutLatency:    {"dup_msgs", "reordered_msgs", "corrupt_msgs", "malformed_msgs", "foreign_msgs", "late_msgs"},
+	report.LayoutSetup:      {"dup_msgs", "reordered_msgs", "corrupt_msgs", "malformed_msgs", "foreign_msgs", "late_msgs"},
 }
 
-// buildSections turns the results into one section per experiment.
+// figureLayout reports whether layout has figure tables of its own (throughput,
+// latency, setup); what its experiment observes beyond its metrics follows in an
+// extra table. Any other layout, one this renderer does not know among them, is a
+// generic table.
+func figureLayout(layout string) bool {
+	switch layout {
+	case report.LayoutThroughput, report.LayoutLatency, report.LayoutSetup:
+		return true
+	}
+	return false
+}
+
+// buildSections turns the results into one section per experiment, each laid out
+// as the report's section for it says (report.Report.SectionOf): a report without
+// sections, written before they existed, gets a generic table per experiment,
+// headed by its name.
 func buildSections(r *report.Report) []section {
 	trs := transportOrder(r)
 	var out []section
 	for _, exp := range experimentOrder(r) {
+		sec := r.SectionOf(exp)
 		cells := paramRows(r, exp)
-		cols, fixed := labelParams(exp, cells)
-		s := section{exp: exp}
+		cols, fixed := labelParams(sec, cells)
+		s := section{exp: exp, title: sec.Title}
+		if s.title == "" {
+			s.title = exp
+		}
 		switch {
 		case allSkipped(cells):
 			// Not run (a far end that cannot run it yet): the skipped table says why.
-			s.title, s.skipped = experimentTitle(exp), true
-			pcols, pfixed := observedParams(exp, cells)
+			s.skipped = true
+			pcols, pfixed := observedParams(sec, cells)
 			s.note = sentence(pfixed) + "Not run."
 			s.params = s.note
 			s.tables = []table{observedTable("", pcols, trs, cells, false)}
 			out = append(out, s)
 			continue
 		}
-		switch exp {
-		case "stream":
-			s.title = experimentTitle(exp)
+		switch sec.Layout {
+		case report.LayoutThroughput:
 			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + "Goodput and msgs/s are measured at the receiver and lead; sender rate is what the sender handed to the kernel. " +
 				"Lost = sent - unique received, after " + drainText(r) + "." + jitterClockText(cells, trs)
@@ -808,23 +830,20 @@ func buildSections(r *report.Report) []section {
 				figureTable("Loss, order and jitter", cols, trs, cells, streamDelivery),
 			}
 			s.compact = []table{compactTable(exp, cols, trs, cells, pickFigures(append(slices.Clone(streamRate), streamDelivery...), "goodput", "lost"))}
-		case "pingpong":
-			s.title = experimentTitle(exp)
+		case report.LayoutLatency:
 			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + rttMode(cells) + timeoutText(r, trs) + cpuText(r, cells, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, pingpongFigures)}
 			s.compact = []table{compactTable(exp, cols, trs, cells, pickFigures(pingpongFigures, "RTT p50", "RTT p99"))}
-		case "connect":
-			s.title = experimentTitle(exp)
+		case report.LayoutSetup:
 			s.params = strings.TrimSpace(sentence(fixed))
 			s.note = sentence(fixed) + "Answer = time to first answer" + answerText(trs) + ". " +
 				"Server sockets = endpoints the server needed." + timeoutText(r, trs)
 			s.tables = []table{figureTable("", cols, trs, cells, connectFigures)}
 			s.compact = []table{compactTable(exp, cols, trs, cells, pickFigures(connectFigures, "answer p50", "server sockets"))}
 		default:
-			s.title = experimentTitle(exp)
 			if hasObserved(cells) {
-				pcols, pfixed := observedParams(exp, cells)
+				pcols, pfixed := observedParams(sec, cells)
 				s.params = strings.TrimSpace(sentence(pfixed))
 				s.note = sentence(pfixed) + "What each transport showed (the JSON report has each row under its name in snake_case), then its non-zero counters."
 				s.tables = []table{observedTable("", pcols, trs, cells, true)}
@@ -834,11 +853,11 @@ func buildSections(r *report.Report) []section {
 			s.note = sentence(fixed) + "No dedicated table for this experiment: every non-zero metric (the JSON report has each under its name in snake_case)."
 			s.tables = []table{genericTable(cols, trs, cells)}
 		}
-		if dedicated[exp] && hasObserved(cells) {
-			pcols, _ := observedParams(exp, cells)
+		if figureLayout(sec.Layout) && hasObserved(cells) {
+			pcols, _ := observedParams(sec, cells)
 			s.tables = append(s.tables, observedTable("Observed", pcols, trs, cells, false))
 		}
-		if keys := alsoKeys[exp]; len(keys) > 0 {
+		if keys := alsoKeys[sec.Layout]; len(keys) > 0 {
 			s.also = alsoCounted(cols, trs, cells, keys)
 		}
 		s.notMeasured = notMeasured(trs, cells)
@@ -851,32 +870,6 @@ func buildSections(r *report.Report) []section {
 		out = append(out, s)
 	}
 	return out
-}
-
-// dedicated are the experiments with tables of their own; what they observe beyond
-// their metrics follows in an extra table.
-var dedicated = map[string]bool{report.ExpStream: true, report.ExpPingPong: true, report.ExpConnect: true}
-
-// experimentTitles name the experiments' sections.
-var experimentTitles = map[string]string{
-	report.ExpStream:       "Throughput (stream)",
-	report.ExpPingPong:     "Round-trip time (pingpong)",
-	report.ExpConnect:      "Connection setup (connect)",
-	report.ExpRefused:      "Refused connections (refused)",
-	report.ExpClose:        "Peer close (close)",
-	report.ExpClients:      "Many clients (clients)",
-	report.ExpBoundaries:   "Message boundaries (boundaries)",
-	report.ExpSlowReceiver: "Slow receiver (slow-receiver)",
-	report.ExpFanout:       "One sender, many receivers (fanout)",
-	report.ExpBottleneck:   "A congested link (bottleneck)",
-	report.ExpHOL:          "Head-of-line blocking (hol)",
-}
-
-func experimentTitle(exp string) string {
-	if t, ok := experimentTitles[exp]; ok {
-		return t
-	}
-	return exp
 }
 
 // sentence turns a run description into a sentence prefix ("1 stream, 10.0 s per run. ").
@@ -1177,16 +1170,9 @@ func genericTable(cols []param, trs []string, cells []*paramRow) table {
 }
 
 // requestRows reports whether the rows are a request/response experiment's, whose
-// lost_msgs only repeats its timeouts (RequestResponse).
+// lost_msgs only repeats its timeouts (report.Section.Replies).
 func requestRows(cells []*paramRow) bool {
-	for _, c := range cells {
-		for _, res := range c.res {
-			if report.RequestResponse(res.Experiment) {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(cells, func(c *paramRow) bool { return c.replies })
 }
 
 // alsoCounted lists the non-zero values of keys, one line per row and transport.
@@ -1392,22 +1378,29 @@ func hasObserved(cells []*paramRow) bool {
 	return false
 }
 
+// readerRate heads the column of the slow receiver's reading pace
+// (report.ParamReaderRate).
+const readerRate = "reader rate"
+
 // paramCols are the parameters an observations table can label rows by, beyond
-// those of params: the property experiments' own.
+// those of params: the experiment-specific ones (report.OwnParams), headed by
+// their names.
 var paramCols = append(slices.Clone(params),
-	param{"clients", func(p report.Params) string { return strconv.Itoa(p.Clients) }, func(p report.Params) float64 { return float64(p.Clients) }},
-	param{"receivers", func(p report.Params) string { return strconv.Itoa(p.Receivers) }, func(p report.Params) float64 { return float64(p.Receivers) }},
-	param{"reader rate", func(p report.Params) string { return rateLabel(p.ReaderBps) }, func(p report.Params) float64 { return p.ReaderBps }},
+	param{report.ParamClients, func(p report.Params) string { return strconv.Itoa(p.Clients) }, func(p report.Params) float64 { return float64(p.Clients) }},
+	param{report.ParamReceivers, func(p report.Params) string { return strconv.Itoa(p.Receivers) }, func(p report.Params) float64 { return float64(p.Receivers) }},
+	param{readerRate, func(p report.Params) string { return rateLabel(p.ReaderBps) }, func(p report.Params) float64 { return p.ReaderBps }},
 )
 
-// ownParam names the experiment a parameter of paramCols belongs to: the runner
-// hands every cell all of them, so the others would only mislead.
-var ownParam = map[string]string{"clients": report.ExpClients, "receivers": report.ExpFanout, "reader rate": report.ExpSlowReceiver}
+// ownParam names, by column head, the experiment-specific parameter
+// (report.OwnParams) a column of paramCols shows: the runner hands every property
+// cell all of them, so a section describes only those it owns (Section.Params);
+// the others would only mislead.
+var ownParam = map[string]string{report.ParamClients: report.ParamClients, report.ParamReceivers: report.ParamReceivers, readerRate: report.ParamReaderRate}
 
 // observedParams splits the parameters of an observations table into those that
 // vary between rows (a column each) and a description of the others that say
-// something about exp ("1024 B messages, 8 receivers").
-func observedParams(exp string, cells []*paramRow) (cols []param, fixed string) {
+// something about sec's experiment ("1024 B messages, 8 receivers").
+func observedParams(sec report.Section, cells []*paramRow) (cols []param, fixed string) {
 	if len(cells) == 0 {
 		return nil, ""
 	}
@@ -1422,7 +1415,7 @@ func observedParams(exp string, cells []*paramRow) (cols []param, fixed string) 
 			cols = append(cols, pr)
 			continue
 		}
-		if own, ok := ownParam[pr.head]; ok && own != exp && experimentTitles[exp] != "" && !dedicated[exp] {
+		if own, ok := ownParam[pr.head]; ok && !slices.Contains(sec.Params, own) {
 			continue
 		}
 		switch pr.head {
@@ -1438,15 +1431,15 @@ func observedParams(exp string, cells []*paramRow) (cols []param, fixed string) 
 			if p.RateBps > 0 {
 				desc = append(desc, "rate "+units.Bps(p.RateBps))
 			}
-		case "clients":
+		case report.ParamClients:
 			if p.Clients > 0 {
 				desc = append(desc, fmt.Sprintf("%d client%s", p.Clients, plural(p.Clients)))
 			}
-		case "receivers":
+		case report.ParamReceivers:
 			if p.Receivers > 0 {
 				desc = append(desc, fmt.Sprintf("%d receiver%s", p.Receivers, plural(p.Receivers)))
 			}
-		case "reader rate":
+		case readerRate:
 			if p.ReaderBps > 0 {
 				desc = append(desc, "reader at "+units.Bps(p.ReaderBps))
 			}
@@ -1550,7 +1543,7 @@ func observedTable(caption string, cols []param, trs []string, cells []*paramRow
 			}
 			addRow(k, func(res *report.Result) (string, bool) {
 				v, ok := vals[res.Transport][k]
-				if !ok && k == "timeouts" && report.RequestResponse(res.Experiment) && res.Measured() {
+				if !ok && k == "timeouts" && requestRows(cells) && res.Measured() {
 					return "0", true // omitted from the JSON when zero: every request was answered
 				}
 				if !ok {

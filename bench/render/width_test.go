@@ -18,7 +18,7 @@ func referenceReport(tb testing.TB) *report.Report {
 	if err != nil {
 		tb.Fatalf("reference report: %v", err)
 	}
-	return r
+	return withSections(r) // it predates sections
 }
 
 // TestTextFitsWidth: no line of the terminal rendering is wider than the width it

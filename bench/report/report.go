@@ -1,7 +1,8 @@
 // Package report is the run's JSON document, the source of truth and the only
 // input of the renderers: plain data (Report and what it holds), the names of
-// experiments and cells as reports spell them, and the property rows derived from
-// a report's results (Properties). Nothing here measures.
+// experiments and cells as reports spell them, how to show each experiment
+// (Section, from its registration), and the property rows derived from a report's
+// results (Properties). Nothing here measures.
 package report
 
 import (
@@ -38,6 +39,10 @@ type Report struct {
 	// it has the privileges: a report of its own (its env.link says what the link
 	// did). Its property rows also appear in Properties above.
 	Lab *Report `json:"lab,omitempty"`
+	// Sections say how to show each experiment the run ran, from its registration:
+	// its heading, layout, parameters and charts. Absent in reports that predate
+	// them, whose experiments render as generic tables (SectionOf).
+	Sections []Section `json:"sections,omitempty"`
 }
 
 // AttachLab adds the lab report to r and merges its property rows into r's table: a
@@ -390,7 +395,7 @@ type Metrics struct {
 	RTT           *LatencyStats `json:"rtt_ns,omitempty"`
 	JitterNs      *float64      `json:"jitter_ns,omitempty"` // RFC 3550 §6.4.1, final value
 	TransPerS     float64       `json:"transactions_per_s,omitempty"`
-	Timeouts      uint64        `json:"timeouts,omitempty"` // requests unanswered within the timeout (any transport; see RequestResponse)
+	Timeouts      uint64        `json:"timeouts,omitempty"` // requests unanswered within the timeout (any transport; see Section.Replies)
 	Retransmits   *uint64       `json:"retransmits,omitempty"`
 	CPUSecPerGB   *float64      `json:"cpu_s_per_gb,omitempty"` // user+sys, whole process (both ends on loopback)
 	CPUSec        float64       `json:"cpu_s"`

@@ -606,6 +606,9 @@ func doReport(path, format, mdOut string, mdSet, verbose bool, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	// A report written before sections existed gets its experiments' sections from
+	// the registry, so that it renders as it did; one that has them keeps its own.
+	bench.AddSections(rep)
 	if !mdSet {
 		mdOut = strings.TrimSuffix(path, filepath.Ext(path)) + ".md"
 	}
