@@ -18,8 +18,9 @@ func init() {
 	registerExperiment(experimentSpec{name: report.ExpBottleneck,
 		help:  "a rate-limited link: each transport alone at 2x the link rate, then beside an unresponsive UDP flow: TCP backs off, UDP does not",
 		place: 70, run: runBottleneck, labOnly: true,
-		expect:    func(p Plan) time.Duration { return 2 * (phaseTime(p, bottleneckMax) + competitorExtra + typicalDrain) },
-		notRemote: "bottleneck does not run against a remote server yet (it runs on one host)"})
+		properties: []report.Rule{report.RuleCongestion},
+		expect:     func(p Plan) time.Duration { return 2 * (phaseTime(p, bottleneckMax) + competitorExtra + typicalDrain) },
+		notRemote:  "bottleneck does not run against a remote server yet (it runs on one host)"})
 }
 
 // bottleneckMax bounds each phase of bottleneck, whatever --duration says.

@@ -24,7 +24,8 @@ func init() {
 	registerExperiment(experimentSpec{name: report.ExpClients,
 		help:  "--clients concurrent clients: server sockets, file descriptors and kernel memory per client (TCP: one each; UDP: one for all)",
 		place: 30, run: runClients,
-		far: &FarHalf{OnePath: true, Listen: true, Serve: serveListen(true)}})
+		properties: []report.Rule{report.RuleSockets},
+		far:        &FarHalf{OnePath: true, Listen: true, Serve: serveListen(true)}})
 }
 
 // clientsMaxS caps the traffic phase of clients in duration mode, in seconds: the

@@ -16,7 +16,8 @@ func init() {
 	registerExperiment(experimentSpec{name: report.ExpConnect,
 		help:  "time to first answer from a new client (TCP: handshake + request + reply; UDP: one request + reply) and transactions/s",
 		place: 110, run: metricsOnly(runConnect), measures: true, smallestSize: true,
-		far: &FarHalf{OnePath: true, Listen: true, Serve: serveListen(false)}})
+		properties: []report.Rule{report.RuleSetup, report.RuleSocketCount},
+		far:        &FarHalf{OnePath: true, Listen: true, Serve: serveListen(false)}})
 }
 
 // runConnect measures what it costs to get a first answer from a server nobody has

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/tcpvsudp/tcpvsudp/bench/report"
 )
 
 // An experimentSpec is everything the runner knows of one experiment, in one
@@ -40,6 +42,9 @@ type experimentSpec struct {
 	// far is its server half as a far end runs it; every experiment that runs
 	// against a remote server (no notRemote) has one.
 	far *FarHalf
+	// properties are the rows of the properties table it derives from its
+	// results, each a claim's rule; the table orders them by claim (report.Derive).
+	properties []report.Rule
 }
 
 // experimentRegistry holds every registered experiment in the default suite's order.
@@ -118,6 +123,18 @@ func (x experimentSpec) sizes(p Plan) []int {
 		return []int{slices.Min(p.Sizes)}
 	}
 	return p.Sizes
+}
+
+// propertyRules lists the property rules of every registered experiment, in the
+// registry's order: what report.Derive reads a run's results with.
+func propertyRules() []report.ExperimentRules {
+	var out []report.ExperimentRules
+	for _, x := range experimentRegistry {
+		if len(x.properties) > 0 {
+			out = append(out, report.ExperimentRules{Experiment: x.name, Rules: x.properties})
+		}
+	}
+	return out
 }
 
 // remoteWhy is why x does not run against a remote server ("" when it does).

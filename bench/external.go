@@ -22,6 +22,9 @@ type Experiment struct {
 	Optional bool
 	Client   func(ctx context.Context, c Cell) (Outcome, error)
 	Server   func(ctx context.Context, t transport.Transport, p report.Params) error
+	// Properties are the rows of the properties table it derives from its results:
+	// they follow the built-in rows.
+	Properties []report.Rule
 }
 
 // A Cell is what an Experiment's client half works with: the Network to dial, the
@@ -52,7 +55,7 @@ func RegisterExperiment(x Experiment) {
 		panic("bench: RegisterExperiment needs both halves")
 	}
 	registerExperiment(experimentSpec{name: x.Name, help: x.Help, place: externalPlace, measures: x.Measures,
-		optional: x.Optional, notRemote: x.Name + " is registered from outside bench: it runs on one host",
+		optional: x.Optional, properties: x.Properties, notRemote: x.Name + " is registered from outside bench: it runs on one host",
 		run: func(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 			srv, err := startServer(ctx, e, nw, func(ctx context.Context, t transport.Transport) error { return x.Server(ctx, t, p) })
 			if err != nil {

@@ -13,8 +13,9 @@ func init() {
 	registerExperiment(experimentSpec{name: report.ExpHOL,
 		help:  "200-byte messages at 500/s across a lossy link: one-way delivery latency; TCP's tail grows (head-of-line blocking), UDP's does not",
 		place: 80, run: runHOL, size: holSize, labOnly: true,
-		expect:    func(p Plan) time.Duration { return p.warmup() + phaseTime(p, holMax) + typicalDrain },
-		notRemote: "hol does not run against a remote server yet (it runs on one host)"})
+		properties: []report.Rule{report.RuleHOL},
+		expect:     func(p Plan) time.Duration { return p.warmup() + phaseTime(p, holMax) + typicalDrain },
+		notRemote:  "hol does not run against a remote server yet (it runs on one host)"})
 }
 
 // Head-of-line blocking's workload: small messages at a modest fixed rate, so the

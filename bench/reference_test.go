@@ -35,12 +35,27 @@ func TestPropertiesReference(t *testing.T) {
 	main := stored
 	main.Lab = nil
 	main.Properties = derivedProperties(&main)
+	t.Run("compat", func(t *testing.T) { // report.Properties repeats the registry's lines
+		sameProperties(t, report.Properties(&main), main.Properties)
+		sameProperties(t, report.Properties(&lab), lab.Properties)
+	})
 	main.AttachLab(&lab)
 	t.Run("main", func(t *testing.T) { sameProperties(t, main.Properties, stored.Properties) })
 }
 
-// derivedProperties derives r's properties table from its results, as a run does.
-func derivedProperties(r *report.Report) []report.Property { return report.Properties(r) }
+// derivedProperties derives r's properties table from its results, as a run does:
+// by the rules each registered experiment lists.
+func derivedProperties(r *report.Report) []report.Property { return report.Derive(r, propertyRules()) }
+
+// derivedRow is the row of claim id that r's results derive, if any.
+func derivedRow(r *report.Report, id string) (report.Property, bool) {
+	for _, p := range derivedProperties(r) {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return report.Property{}, false
+}
 
 // sameProperties compares two property tables field by field, as their JSON says
 // them: numbers are compared as written, whatever Go type held them.

@@ -18,7 +18,8 @@ func init() {
 	registerExperiment(experimentSpec{name: report.ExpRefused,
 		help:  "talk to a port nobody listens on: TCP's dial fails at once with ECONNREFUSED; UDP's send succeeds and only ICMP tells, later",
 		place: 10, run: runRefused,
-		far: &FarHalf{OnePath: true, Serve: serveRefused}})
+		properties: []report.Rule{report.RuleRefused},
+		far:        &FarHalf{OnePath: true, Serve: serveRefused}})
 }
 
 // refusedWait bounds how long a transport is given to report that nobody listens.
