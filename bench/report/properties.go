@@ -23,9 +23,9 @@ type Rule struct {
 	// claim: the experiment did not run, failed, or measured too little.
 	Derive func(in Input) (Property, bool)
 	// place is the row's place in the table, lowest first, which also decides
-	// which of a claim's rules is tried first (order). It is 0 for a rule made
-	// outside this package: its row follows every built-in one, in the order the
-	// experiments list their rules.
+	// which of a claim's rules is tried first (order). It is 0 for a rule that is
+	// not a built-in one (an experiment's own, made outside this package): its row
+	// follows every built-in one, in the order the experiments list their rules.
 	place int
 }
 
@@ -80,7 +80,7 @@ func Derive(r *Report, exps []ExperimentRules) []Property {
 	}
 	last := func(place int) int {
 		if place == 0 {
-			return math.MaxInt // made outside: after the built-in rules, in the listed order
+			return math.MaxInt // not a built-in rule: after them, in the listed order
 		}
 		return place
 	}
