@@ -21,8 +21,9 @@ func init() {
 				Heading: "Bottleneck: goodput over time"}}},
 		help:  "a rate-limited link: each transport alone at 2x the link rate, then beside an unresponsive UDP flow: TCP backs off, UDP does not",
 		place: 70, run: runBottleneck, labOnly: true, labSection: 3,
-		expect:    func(p Plan) time.Duration { return 2 * (phaseTime(p, bottleneckMax) + competitorExtra + typicalDrain) },
-		notRemote: "bottleneck does not run against a remote server yet (it runs on one host)"})
+		expect:     func(p Plan) time.Duration { return 2 * (phaseTime(p, bottleneckMax) + competitorExtra + typicalDrain) },
+		notRemote:  "bottleneck does not run against a remote server yet (it runs on one host)",
+		properties: []report.Rule{report.RuleCongestion}})
 }
 
 // bottleneckMax bounds each phase of bottleneck, whatever --duration says.

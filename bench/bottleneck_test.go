@@ -163,7 +163,7 @@ func TestPropCongestion(t *testing.T) {
 		{Experiment: report.ExpBottleneck, Transport: "tcp", Observed: tcp},
 		{Experiment: report.ExpBottleneck, Transport: "udp", Observed: obs(0.97, 0.55, 0.99, 4962, 9766)},
 	}}
-	p, ok := report.PropCongestion(rep)
+	p, ok := derivedRow(rep, "congestion")
 	if !ok {
 		t.Fatal("no congestion row")
 	}
@@ -176,7 +176,7 @@ func TestPropCongestion(t *testing.T) {
 		t.Errorf("evidence %v", p.Evidence)
 	}
 	rep.Results[1].Observed = map[string]any{"skipped": bottleneckSkip}
-	if p, ok := report.PropCongestion(rep); ok {
+	if p, ok := derivedRow(rep, "congestion"); ok {
 		t.Errorf("row %+v from a skipped cell", p)
 	}
 }

@@ -24,7 +24,8 @@ func init() {
 		section: report.Section{Title: "Message boundaries (boundaries)", Layout: report.LayoutTable},
 		help:    "unframed writes: TCP reads coalesce and split them; UDP reads return each datagram whole; the largest datagram (65507 bytes)",
 		place:   40, run: runBoundaries,
-		far: &FarHalf{OnePath: true, Serve: ServeBoundaries, Params: boundariesParamsOf, Parse: parseBoundaries}})
+		properties: []report.Rule{report.RuleBoundaries},
+		far:        &FarHalf{OnePath: true, Serve: ServeBoundaries, Params: boundariesParamsOf, Parse: parseBoundaries}})
 }
 
 // The burst of the boundaries experiment.

@@ -25,7 +25,8 @@ func init() {
 		section: report.Section{Title: "Many clients (clients)", Layout: report.LayoutTable, Params: []string{report.ParamClients}},
 		help:    "--clients concurrent clients: server sockets, file descriptors and kernel memory per client (TCP: one each; UDP: one for all)",
 		place:   30, run: runClients, requestResponse: true,
-		far: &FarHalf{OnePath: true, Listen: true, Serve: serveListen(true)}})
+		properties: []report.Rule{report.RuleSockets},
+		far:        &FarHalf{OnePath: true, Listen: true, Serve: serveListen(true)}})
 }
 
 // clientsMaxS caps the traffic phase of clients in duration mode, in seconds: the

@@ -19,6 +19,7 @@ func init() {
 		section: report.Section{Title: "Peer close (close)", Layout: report.LayoutTable},
 		help:    "the peer closes: a TCP reader sees EOF; a UDP reader sees nothing. Then the server closes its listening socket",
 		place:   20, run: runClose, requestResponse: true, summary: closeSummary,
+		properties: []report.Rule{report.RuleClose},
 		far: &FarHalf{OnePath: true, Serve: serveEach(func(ctx context.Context, spec FarSpec, t transport.Transport) error {
 			// A connectionless transport's data socket (UDP) serves the one client and
 			// is the cell's listener too; a connected one's listener (TCP) closed when

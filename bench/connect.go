@@ -20,8 +20,9 @@ func init() {
 		}},
 		help:  "time to first answer from a new client (TCP: handshake + request + reply; UDP: one request + reply) and transactions/s",
 		place: 110, run: metricsOnly(runConnect), measures: true, smallestSize: true, requestResponse: true,
-		summary: func(r *report.Result) string { return requestSummary(r, "first answer") },
-		far:     &FarHalf{OnePath: true, Listen: true, Serve: serveListen(false)}})
+		summary:    func(r *report.Result) string { return requestSummary(r, "first answer") },
+		properties: []report.Rule{report.RuleSetup, report.RuleSocketCount},
+		far:        &FarHalf{OnePath: true, Listen: true, Serve: serveListen(false)}})
 }
 
 // runConnect measures what it costs to get a first answer from a server nobody has

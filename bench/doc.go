@@ -16,7 +16,8 @@
 //     accepts or rejects a message;
 //   - bench/metrics: sequence accounting, RFC 3550 jitter, HDR latency histograms,
 //     CPU per GB;
-//   - bench/report: the report model and the properties table derived from it;
+//   - bench/report: the report model and the rules that derive the properties
+//     table from it (each experiment's registration lists the rows it derives);
 //   - bench/render: terminal, markdown, SVG (they read the report model only);
 //   - bench/transporttest: the suite every transport passes;
 //   - bench/lab: the emulated link; bench/remote and bench/farend: the two-host
@@ -27,8 +28,9 @@
 // One file each. Measurements, at every size: stream, pingpong, connect. Properties,
 // once each: refused, close, clients, boundaries, slow-receiver, fanout. Across an
 // emulated link (bench/lab, wired in by labnet.go): bottleneck and hol, and any of the
-// others. Property experiments register themselves from their file's init; what they
-// see that Metrics has no field for goes in Result.Observed.
+// others. Each registers itself from its file's init, with the property rows it
+// derives (experimentSpec.properties); what a property experiment sees that Metrics
+// has no field for goes in Result.Observed.
 //
 // # Invariants
 //

@@ -56,6 +56,9 @@ type experimentSpec struct {
 	// experiment. Its Experiment is name; left empty it is report.GenericSection,
 	// and a section with no Title is headed by name, one with no Layout a table.
 	section report.Section
+	// properties are the rows of the properties table it derives from its
+	// results, each a claim's rule; the table orders them by claim (report.Derive).
+	properties []report.Rule
 }
 
 // experimentRegistry holds every registered experiment in the default suite's order.
@@ -185,6 +188,18 @@ func (x experimentSpec) sizes(p Plan) []int {
 		return []int{slices.Min(p.Sizes)}
 	}
 	return p.Sizes
+}
+
+// propertyRules lists the property rules of every registered experiment, in the
+// registry's order: what report.Derive reads a run's results with.
+func propertyRules() []report.ExperimentRules {
+	var out []report.ExperimentRules
+	for _, x := range experimentRegistry {
+		if len(x.properties) > 0 {
+			out = append(out, report.ExperimentRules{Experiment: x.name, Rules: x.properties})
+		}
+	}
+	return out
 }
 
 // remoteWhy is why x does not run against a remote server ("" when it does).

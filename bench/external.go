@@ -25,6 +25,9 @@ type Experiment struct {
 	Section *report.Section
 	Client  func(ctx context.Context, c Cell) (Outcome, error)
 	Server  func(ctx context.Context, t transport.Transport, p report.Params) error
+	// Properties are the rows of the properties table it derives from its results:
+	// they follow the built-in rows.
+	Properties []report.Rule
 }
 
 // A Cell is what an Experiment's client half works with: the Network to dial, the
@@ -59,7 +62,7 @@ func RegisterExperiment(x Experiment) {
 		section = *x.Section
 	}
 	registerExperiment(experimentSpec{name: x.Name, section: section, help: x.Help, place: externalPlace, measures: x.Measures,
-		optional: x.Optional, notRemote: x.Name + " is registered from outside bench: it runs on one host",
+		optional: x.Optional, properties: x.Properties, notRemote: x.Name + " is registered from outside bench: it runs on one host",
 		run: func(ctx context.Context, e *runEnv, nw transport.Network, p report.Params) (outcome, error) {
 			srv, err := startServer(ctx, e, nw, func(ctx context.Context, t transport.Transport) error { return x.Server(ctx, t, p) })
 			if err != nil {

@@ -20,7 +20,7 @@ func init() {
 	registerExperiment(experimentSpec{name: report.ExpFanout,
 		section: report.Section{Title: "One sender, many receivers (fanout)", Layout: report.LayoutTable, Params: []string{report.ParamReceivers}},
 		help:    "one sender, --receivers receivers: one UDP multicast send reaches all; TCP needs a connection and a copy per receiver",
-		place:   60, run: runFanout, notRemote: "fanout does not run against a remote server: its one-to-many half is a multicast group, which the server's data paths (validated, one peer each) do not carry; run it on one host, or on a network whose multicast you control"})
+		place:   60, run: runFanout, properties: []report.Rule{report.RuleFanout}, notRemote: "fanout does not run against a remote server: its one-to-many half is a multicast group, which the server's data paths (validated, one peer each) do not carry; run it on one host, or on a network whose multicast you control"})
 }
 
 const (

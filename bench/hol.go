@@ -17,8 +17,9 @@ func init() {
 				YLabel: "fraction of delivered messages slower"}}},
 		help:  "200-byte messages at 500/s across a lossy link: one-way delivery latency; TCP's tail grows (head-of-line blocking), UDP's does not",
 		place: 80, run: runHOL, size: holSize, labOnly: true, labSection: 2,
-		expect:    func(p Plan) time.Duration { return p.warmup() + phaseTime(p, holMax) + typicalDrain },
-		notRemote: "hol does not run against a remote server yet (it runs on one host)"})
+		expect:     func(p Plan) time.Duration { return p.warmup() + phaseTime(p, holMax) + typicalDrain },
+		notRemote:  "hol does not run against a remote server yet (it runs on one host)",
+		properties: []report.Rule{report.RuleHOL}})
 }
 
 // Head-of-line blocking's workload: small messages at a modest fixed rate, so the

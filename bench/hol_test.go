@@ -106,7 +106,7 @@ func TestPropHOL(t *testing.T) {
 		{Experiment: report.ExpHOL, Transport: "udp", Observed: map[string]any{"latency_p50_ns": int64(10_100_000),
 			"latency_max_ns": int64(13_000_000), "late_fraction_over_2x_p50": 0.0, "delivered_fraction": 0.981}},
 	}}
-	p, ok := report.PropHOL(rep)
+	p, ok := derivedRow(rep, "head-of-line")
 	if !ok {
 		t.Fatal("no head-of-line row")
 	}
@@ -122,7 +122,7 @@ func TestPropHOL(t *testing.T) {
 		t.Errorf("evidence %v: udp has no p99", p.Evidence)
 	}
 	rep.Results = rep.Results[:1]
-	if p, ok := report.PropHOL(rep); ok {
+	if p, ok := derivedRow(rep, "head-of-line"); ok {
 		t.Errorf("row %+v from one transport", p)
 	}
 }

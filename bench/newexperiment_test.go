@@ -19,7 +19,8 @@ import (
 
 // echoCount is an experiment defined here, in a test, to show that a new experiment
 // is its two halves plus one registration: the client sends Params.Count numbered
-// messages one at a time and counts the echoes that come back intact.
+// messages one at a time and counts the echoes that come back intact. Its
+// registration lists the row of the properties table it derives (echoedRule).
 const echoCount = "echo-count"
 
 // echoPlain is echoCount again under another name, registered with no section: the
@@ -29,10 +30,27 @@ const echoPlain = "echo-plain"
 // echoTitle heads echoCount's section in the reports, as its registration says.
 const echoTitle = "Echoes one at a time (echo-count)"
 
+// echoedRule is echoCount's own property row: how many messages came back intact
+// over each transport.
+var echoedRule = report.Rule{ID: "echoed", Derive: func(in report.Input) (report.Property, bool) {
+	echoed := map[string]string{}
+	for _, r := range in.Results {
+		if r.Error == "" {
+			echoed[r.Transport] = fmt.Sprintf("%v of %d echoed", r.Observed["echoed"], r.Metrics.SentMsgs)
+		}
+	}
+	if echoed["tcp"] == "" || echoed["udp"] == "" {
+		return report.Property{}, false
+	}
+	return report.Property{Property: "echoes", Claim: "a message sent one at a time comes back", TCP: echoed["tcp"], UDP: echoed["udp"],
+		Evidence: map[string]any{"experiment": in.Experiment}}, true
+}}
+
 func init() {
 	x := bench.Experiment{Name: echoCount, Optional: true, Measures: true,
-		Help:    "a test's own: numbered messages one at a time, each echoed back",
-		Section: &report.Section{Title: echoTitle, Layout: report.LayoutTable},
+		Help:       "a test's own: numbered messages one at a time, each echoed back",
+		Section:    &report.Section{Title: echoTitle, Layout: report.LayoutTable},
+		Properties: []report.Rule{echoedRule},
 		Server: func(ctx context.Context, t transport.Transport, p report.Params) error {
 			bufs, sizes := [][]byte{make([]byte, p.Size)}, []int{0}
 			for ctx.Err() == nil {
@@ -77,14 +95,15 @@ func init() {
 		},
 	}
 	bench.RegisterExperiment(x)
-	x.Name, x.Section = echoPlain, nil
+	x.Name, x.Section, x.Properties = echoPlain, nil, nil
 	bench.RegisterExperiment(x)
 }
 
 // TestNewExperiment: an experiment registered by a test, with no file of bench
 // changed, runs over both transports with a known count, reports what its halves
-// measured, and stays out of the default suite (it is optional). The report holds
-// its section, and the text rendering heads its tables with the section's title.
+// measured and the property row its registration lists, and stays out of the
+// default suite (it is optional). The report holds its section, and the text
+// rendering heads its tables with the section's title.
 func TestNewExperiment(t *testing.T) {
 	if !slices.Contains(bench.Experiments(), echoCount) {
 		t.Fatalf("experiments %v: %s not registered", bench.Experiments(), echoCount)
@@ -108,6 +127,14 @@ func TestNewExperiment(t *testing.T) {
 	}
 	if !got["tcp"] || !got["udp"] {
 		t.Errorf("results for %v, want tcp and udp", got)
+	}
+	want := fmt.Sprintf("%d of %d echoed", count, count)
+	i := slices.IndexFunc(rep.Properties, func(p report.Property) bool { return p.ID == "echoed" })
+	if i < 0 {
+		t.Fatalf("no echoed row in %+v", rep.Properties)
+	}
+	if p := rep.Properties[i]; p.TCP != want || p.UDP != want || p.Evidence["experiment"] != echoCount || p.ByTransport["udp"] != want {
+		t.Errorf("echoed row %+v, want tcp and udp %q from %s", p, want, echoCount)
 	}
 	if s := rep.SectionOf(echoCount); len(rep.Sections) != 1 || s.Title != echoTitle || s.Layout != report.LayoutTable {
 		t.Errorf("sections %+v, want echo-count's, titled %q", rep.Sections, echoTitle)

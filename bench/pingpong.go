@@ -23,7 +23,8 @@ func init() {
 		}},
 		help:  "request/response: round-trip time percentiles; a request with no reply within --timeout counts as unanswered. Closed loop by default; --ping-rate N sends N requests/s on a timetable instead",
 		place: 100, run: runPingPongCell, measures: true, openLoop: true, requestResponse: true,
-		far: &FarHalf{Blocking: true, Serve: serveEcho}})
+		properties: []report.Rule{report.RuleRTT},
+		far:        &FarHalf{Blocking: true, Serve: serveEcho}})
 }
 
 // runPingPong is closed-loop request/response: one client sends a p.Size-byte

@@ -19,7 +19,8 @@ func init() {
 		section: report.Section{Title: "Refused connections (refused)", Layout: report.LayoutTable},
 		help:    "talk to a port nobody listens on: TCP's dial fails at once with ECONNREFUSED; UDP's send succeeds and only ICMP tells, later",
 		place:   10, run: runRefused, summary: refusedSummary,
-		far: &FarHalf{OnePath: true, Serve: serveRefused}})
+		properties: []report.Rule{report.RuleRefused},
+		far:        &FarHalf{OnePath: true, Serve: serveRefused}})
 }
 
 // refusedWait bounds how long a transport is given to report that nobody listens.

@@ -483,7 +483,7 @@ outer:
 	if rep.Incomplete != "" {
 		rep.Warnings = append(rep.Warnings, "incomplete: "+rep.Incomplete)
 	}
-	rep.Properties = report.Properties(rep)
+	rep.Properties = report.Derive(rep, propertyRules())
 	rep.Warnings = append(rep.Warnings, runWarnings(p)...)
 	rep.Warnings = append(rep.Warnings, jitterClockWarnings(rep.Results)...)
 	rep.Config.WallS = time.Since(started).Seconds()

@@ -16,8 +16,9 @@ func init() {
 				Heading: "Slow receiver: messages sent and delivered (cumulative)"}}},
 		help:  "a reader at --reader-rate: TCP holds the sender to it and loses nothing; UDP's sender runs on and the receive buffer drops the rest",
 		place: 50, run: runSlowReceiver, summary: streamSummary,
-		far:    &FarHalf{RunsAs: report.ExpStream}, // its cells run streams with a slow receiver
-		expect: func(p Plan) time.Duration { return phaseTime(p, slowReceiverMax) }})
+		properties: []report.Rule{report.RuleFlowControl},
+		far:        &FarHalf{RunsAs: report.ExpStream}, // its cells run streams with a slow receiver
+		expect:     func(p Plan) time.Duration { return phaseTime(p, slowReceiverMax) }})
 }
 
 // slowBuffer is the receive and send buffer the slow-receiver sockets ask for, in

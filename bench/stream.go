@@ -33,6 +33,8 @@ func init() {
 		help:  "one-way bulk transfer: goodput at the receiver, loss after a drain, reordering, duplicates, jitter, retransmits, CPU per GB",
 		place: 90, run: runStreamCell, measures: true, summary: streamSummary, labSection: 1,
 		streams: true, directions: true, ioModes: true,
+		properties: []report.Rule{report.RuleFlowRatio, report.RuleRetransmission, report.RuleLabOrdering, report.RuleDuplicates,
+			report.RuleChecksum, report.RuleReliability, report.RuleOrdering, report.RuleThroughput, report.RuleCost},
 		far: &FarHalf{Params: streamParamsOf, Parse: parseStream, Serve: func(ctx context.Context, env ServerEnv, spec FarSpec, ts []transport.Transport) (FarResult, error) {
 			return ServeStream(ctx, spec, ts, env, env.ReportSent)
 		}}})

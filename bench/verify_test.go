@@ -98,7 +98,7 @@ func TestPayloadsNotVerifiedShown(t *testing.T) {
 			{Experiment: report.ExpStream, Transport: "tcp", Params: report.Params{Size: 1024}, Metrics: report.Metrics{SentMsgs: 2000, RecvMsgs: 2000}, Injected: &report.Injected{Up: up}},
 			{Experiment: report.ExpStream, Transport: "udp", Params: report.Params{Size: 1024}, Metrics: report.Metrics{SentMsgs: 2000, RecvMsgs: 1989, LostMsgs: 11}, Injected: &report.Injected{Up: udpUp}},
 		}}
-		r.Properties = report.Properties(r)
+		r.Properties = derivedProperties(r)
 		return r
 	}
 	checksum := func(r *report.Report) report.Property {

@@ -48,7 +48,10 @@ func TestLabFiguresOneDefinition(t *testing.T) {
 		return ""
 	}
 	props := map[string]report.Property{}
-	for _, p := range report.Properties(rep) {
+	// The lab's rows that stream's results derive (its registry entry lists them).
+	rules := []report.ExperimentRules{{Experiment: report.ExpStream,
+		Rules: []report.Rule{report.RuleRetransmission, report.RuleLabOrdering, report.RuleDuplicates, report.RuleChecksum}}}
+	for _, p := range report.Derive(rep, rules) {
 		props[p.ID] = p
 	}
 	tests := []struct {

@@ -6,11 +6,11 @@ import (
 	"github.com/tcpvsudp/tcpvsudp/internal/units"
 )
 
-// The property rows of the lab experiments that measure more than counts: bottleneck
-// (congestion control) and hol (head-of-line blocking). Each row appears only when
-// both transports have the experiment's figures.
+// The property rows of the lab's claims that take more than counts: congestion
+// control and head-of-line blocking. Each row appears only when both transports
+// have the figures of the experiment that lists it.
 
-// congestionText tells what one transport did in bottleneck.
+// congestionText tells what one transport did on the rate-limited link.
 func congestionText(o map[string]any) string {
 	link, _ := ObsNum(o, ObsLinkRateBps)
 	alone, _ := ObsNum(o, ObsAloneShareOfLink)
@@ -29,8 +29,12 @@ func congestionText(o map[string]any) string {
 	return t
 }
 
-func PropCongestion(r *Report) (Property, bool) {
-	t, u, ok := both(r, ExpBottleneck)
+// RuleCongestion is the congestion-control row: each transport's share of a
+// rate-limited link, alone and beside a UDP flow at the link's rate.
+var RuleCongestion = Rule{ID: "congestion", Derive: propCongestion}
+
+func propCongestion(in Input) (Property, bool) {
+	t, u, ok := in.both()
 	if !ok {
 		return Property{}, false
 	}
@@ -40,12 +44,11 @@ func PropCongestion(r *Report) (Property, bool) {
 	if _, ok := ObsNum(u, ObsSharedShareOfLink); !ok {
 		return Property{}, false
 	}
-	ev := map[string]any{"experiment": ExpBottleneck}
+	ev := map[string]any{"experiment": in.Experiment}
 	keys := []ObsKey{ObsLinkRateBps, ObsAloneGoodputBps, ObsAloneShareOfLink, ObsAloneSentMsgs, ObsAloneLostMsgs, ObsAloneRetransmits, ObsSharedGoodputBps, ObsSharedShareOfLink, ObsCompetitorGoodputBps, ObsJainFairness}
 	pick3(ev, "tcp", t, keys...)
 	pick3(ev, "udp", u, keys...)
 	return Property{
-		ID:       "congestion",
 		Property: "congestion control",
 		Claim:    "TCP backs off to share a congested link; UDP does not, and takes what TCP gives up",
 		TCP:      congestionText(t),
@@ -54,7 +57,7 @@ func PropCongestion(r *Report) (Property, bool) {
 	}, true
 }
 
-// holText tells what one transport's messages met in hol.
+// holText tells what one transport's messages met on the lossy link.
 func holText(o map[string]any) string {
 	var t string
 	p50, ok50 := ObsNum(o, ObsLatencyP50Ns)
@@ -79,17 +82,20 @@ func holText(o map[string]any) string {
 	return t
 }
 
-func PropHOL(r *Report) (Property, bool) {
-	t, u, ok := both(r, ExpHOL)
+// RuleHOL is the head-of-line-blocking row: the latency each transport's messages
+// met on a lossy link, and how many came late or never.
+var RuleHOL = Rule{ID: "head-of-line", Derive: propHOL}
+
+func propHOL(in Input) (Property, bool) {
+	t, u, ok := in.both()
 	if !ok {
 		return Property{}, false
 	}
-	ev := map[string]any{"experiment": ExpHOL, "link": r.Env.Link.Kind}
+	ev := map[string]any{"experiment": in.Experiment, "link": in.Env.Link.Kind}
 	keys := []ObsKey{ObsMessageBytes, ObsRateBps, ObsLatencyP50Ns, ObsLatencyP99Ns, ObsLatencyP999Ns, ObsLatencyMaxNs, ObsLateFractionOver2xP50, ObsDeliveredFraction}
 	pick3(ev, "tcp", t, keys...)
 	pick3(ev, "udp", u, keys...)
 	return Property{
-		ID:       "head-of-line",
 		Property: "head-of-line blocking",
 		Claim:    "TCP's in-order delivery holds every message behind a lost one; UDP delivers each datagram as it comes (or never)",
 		TCP:      holText(t),

@@ -1,8 +1,9 @@
 // Package report is the run's JSON document, the source of truth and the only
 // input of the renderers: plain data (Report and what it holds), the names of
 // experiments and cells as reports spell them, how to show each experiment
-// (Section, from its registration), and the property rows derived from a report's
-// results (Properties). Nothing here measures.
+// (Section, from its registration), and the rules that derive the properties
+// table's rows from an experiment's results (Rule, Derive; each experiment's
+// registry entry in bench lists its own). Nothing here measures.
 package report
 
 import (
