@@ -48,6 +48,11 @@ type experimentSpec struct {
 	// requestResponse: it sends requests and counts their replies, so a request
 	// with no reply is unanswered, not lost (RequestResponse).
 	requestResponse bool
+	// cellWarnings and runWarnings are what its results say of themselves that a
+	// reader must know (an identity that does not hold, a clock that was not the
+	// kernel's): each cell's, and the run's over all its cells.
+	cellWarnings func(r report.Result) []string
+	runWarnings  func(rs []report.Result) []string
 	// summary words a finished cell for progress lines (Summary); nil words it by
 	// kind: a request/response cell's round trips, else its counts.
 	summary func(r *report.Result) string

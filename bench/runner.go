@@ -485,7 +485,7 @@ outer:
 	}
 	rep.Properties = report.Derive(rep, propertyRules())
 	rep.Warnings = append(rep.Warnings, runWarnings(p)...)
-	rep.Warnings = append(rep.Warnings, jitterClockWarnings(rep.Results)...)
+	rep.Warnings = append(rep.Warnings, experimentWarnings(rep.Results)...)
 	rep.Config.WallS = time.Since(started).Seconds()
 	AddSections(rep)
 	return rep, runErr
@@ -630,42 +630,25 @@ func runWarnings(p Plan) []string {
 	return w
 }
 
-// jitterClockWarnings flags the stream results whose jitter used arrival times read
-// in user space, for all or some messages (PITFALLS 8): kernel receive timestamps are
-// used wherever the transport has them (UDP on Linux); a byte stream (TCP) has none.
-func jitterClockWarnings(rs []report.Result) []string {
-	var user []string
-	streamUser := false // a transport with no datagrams (TCP) has no per-message arrival to stamp
-	for _, r := range rs {
-		m := r.Metrics
-		if r.Experiment != report.ExpStream || r.Error != "" || m.JitterNs == nil {
+// experimentWarnings is what each experiment's registry entry says of all its
+// results in the run (experimentSpec.runWarnings), in the registry's order.
+func experimentWarnings(rs []report.Result) []string {
+	var w []string
+	for _, x := range experimentRegistry {
+		if x.runWarnings == nil {
 			continue
 		}
-		var k uint64
-		if m.JitterKernelMsgs != nil {
-			k = *m.JitterKernelMsgs
+		var own []report.Result
+		for _, r := range rs {
+			if r.Experiment == x.name {
+				own = append(own, r)
+			}
 		}
-		if k >= m.RecvMsgs {
-			continue
+		if len(own) > 0 {
+			w = append(w, x.runWarnings(own)...)
 		}
-		what := r.Transport
-		if k > 0 {
-			what += fmt.Sprintf(" (size %d: %d of %d messages)", r.Params.Size, m.RecvMsgs-k, m.RecvMsgs)
-		}
-		if !slices.Contains(user, what) {
-			user = append(user, what)
-		}
-		streamUser = streamUser || !transport.CapsOf(r.Transport).Datagrams
 	}
-	if len(user) == 0 {
-		return nil
-	}
-	w := "jitter of stream over " + strings.Join(user, ", ") + ": arrival times are read in user space after each receive call, " +
-		"not taken from kernel timestamps (SO_TIMESTAMPNS), so jitter includes the receiver's scheduling delay"
-	if streamUser {
-		w += " (TCP cannot do better: a byte stream has no per-message arrival)"
-	}
-	return []string{w}
+	return w
 }
 
 // busyPollWarnings says when receivers spin (--busy-poll) but the kernel refused
@@ -702,9 +685,8 @@ func honesty(r report.Result, link report.Link) []string {
 			w = append(w, fmt.Sprintf("%d-byte datagrams exceed a 1500-byte MTU: on such a link each travels as %d IP fragments, and losing one loses the datagram", r.Params.Size, frags))
 		}
 	}
-	m := r.Metrics
-	if r.Error == "" && r.Experiment == report.ExpStream && m.RecvMsgs >= m.DupMsgs && m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
-		w = append(w, fmt.Sprintf("accounting does not add up: sent %d != received %d - duplicates %d + lost %d", m.SentMsgs, m.RecvMsgs, m.DupMsgs, m.LostMsgs))
+	if x, _ := experimentByName(r.Experiment); x.cellWarnings != nil {
+		w = append(w, x.cellWarnings(r)...)
 	}
 	return w
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,7 @@ func init() {
 		}},
 		help:  "one-way bulk transfer: goodput at the receiver, loss after a drain, reordering, duplicates, jitter, retransmits, CPU per GB",
 		place: 90, run: runStreamCell, measures: true, summary: streamSummary, labSection: 1,
+		cellWarnings: accountingWarnings, runWarnings: jitterClockWarnings,
 		streams: true, directions: true, ioModes: true,
 		properties: []report.Rule{report.RuleFlowRatio, report.RuleRetransmission, report.RuleLabOrdering, report.RuleDuplicates,
 			report.RuleChecksum, report.RuleReliability, report.RuleOrdering, report.RuleThroughput, report.RuleCost},
@@ -907,4 +910,52 @@ func streamSummary(r *report.Result) string {
 		lost = 100 * float64(m.LostMsgs) / float64(m.SentMsgs)
 	}
 	return fmt.Sprintf("goodput %s (receiver), sent %d, lost %d (%.2f%%)", units.Bps(m.GoodputBps), m.SentMsgs, m.LostMsgs, lost)
+}
+
+// jitterClockWarnings flags the stream results (rs, stream's) whose jitter used arrival times read
+// in user space, for all or some messages (PITFALLS 8): kernel receive timestamps are
+// used wherever the transport has them (UDP on Linux); a byte stream (TCP) has none.
+func jitterClockWarnings(rs []report.Result) []string {
+	var user []string
+	streamUser := false // a transport with no datagrams (TCP) has no per-message arrival to stamp
+	for _, r := range rs {
+		m := r.Metrics
+		if r.Error != "" || m.JitterNs == nil {
+			continue
+		}
+		var k uint64
+		if m.JitterKernelMsgs != nil {
+			k = *m.JitterKernelMsgs
+		}
+		if k >= m.RecvMsgs {
+			continue
+		}
+		what := r.Transport
+		if k > 0 {
+			what += fmt.Sprintf(" (size %d: %d of %d messages)", r.Params.Size, m.RecvMsgs-k, m.RecvMsgs)
+		}
+		if !slices.Contains(user, what) {
+			user = append(user, what)
+		}
+		streamUser = streamUser || !transport.CapsOf(r.Transport).Datagrams
+	}
+	if len(user) == 0 {
+		return nil
+	}
+	w := "jitter of stream over " + strings.Join(user, ", ") + ": arrival times are read in user space after each receive call, " +
+		"not taken from kernel timestamps (SO_TIMESTAMPNS), so jitter includes the receiver's scheduling delay"
+	if streamUser {
+		w += " (TCP cannot do better: a byte stream has no per-message arrival)"
+	}
+	return []string{w}
+}
+
+// accountingWarnings says when a stream cell's counts break the identity every
+// measured stream keeps: sent = received - duplicates + lost.
+func accountingWarnings(r report.Result) []string {
+	m := r.Metrics
+	if r.Error == "" && m.RecvMsgs >= m.DupMsgs && m.SentMsgs != m.RecvMsgs-m.DupMsgs+m.LostMsgs {
+		return []string{fmt.Sprintf("accounting does not add up: sent %d != received %d - duplicates %d + lost %d", m.SentMsgs, m.RecvMsgs, m.DupMsgs, m.LostMsgs)}
+	}
+	return nil
 }
