@@ -161,22 +161,30 @@ func runBottleneck(ctx context.Context, e *runEnv, nw transport.Network, p repor
 }
 
 // goodputTimeline turns a flow's time line of cumulative counts, sampled every
-// bottleneckStep, into its receiver's goodput interval by interval: the size-byte
-// messages delivered in each, in bits, over its length. It keeps at most
-// bottleneckPoints points.
+// bottleneckStep from its first data arrival, into its receiver's goodput interval by
+// interval: the size-byte messages delivered in each, in bits, over its length. The
+// first interval starts at 0, with nothing delivered, so that the points account for
+// every message the last sample counts, though the first sample may come late on a
+// busy host; a sample no later than the interval's start adds its count to the next.
+// It keeps at most bottleneckPoints points.
 func goodputTimeline(flow, transport string, size int, s []report.Sample) report.Timeline {
 	tl := report.Timeline{Flow: flow, Transport: transport, StepS: bottleneckStep.Seconds()}
-	for i := 1; i < len(s) && len(tl.Points) < bottleneckPoints; i++ {
-		dt := s[i].TS - s[i-1].TS
+	var last report.Sample // where the interval starts: the first arrival, nothing delivered
+	for _, cur := range s {
+		if len(tl.Points) >= bottleneckPoints {
+			break
+		}
+		dt := cur.TS - last.TS
 		if dt <= 0 {
 			continue
 		}
 		var n uint64
-		if s[i].RecvMsgs > s[i-1].RecvMsgs {
-			n = s[i].RecvMsgs - s[i-1].RecvMsgs
+		if cur.RecvMsgs > last.RecvMsgs {
+			n = cur.RecvMsgs - last.RecvMsgs
 		}
 		bps := float64(n) * float64(size) * 8 / dt
-		tl.Points = append(tl.Points, report.RatePoint{TS: s[i].TS, GoodputBps: math.Round(bps)})
+		tl.Points = append(tl.Points, report.RatePoint{TS: cur.TS, GoodputBps: math.Round(bps)})
+		last = cur
 	}
 	return tl
 }

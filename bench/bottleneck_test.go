@@ -138,6 +138,13 @@ func TestGoodputTimeline(t *testing.T) {
 	if tl.Flow != report.FlowAlone || tl.Transport != "tcp" || tl.StepS != 0.1 || !slices.Equal(tl.Points, want) {
 		t.Errorf("got %+v, want alone tcp every 0.1 s %v", tl, want)
 	}
+	// A first sample taken late (a busy host: 5 ms after the first arrival, 3
+	// delivered by then): the first interval starts at 0, and the points still
+	// account for all 50 messages.
+	late := goodputTimeline(report.FlowShared, "tcp", 1000, []report.Sample{{TS: 0.005, RecvMsgs: 3}, {TS: 0.105, RecvMsgs: 50}})
+	if want := []report.RatePoint{{TS: 0.005, GoodputBps: 4.8e6}, {TS: 0.105, GoodputBps: 3.76e6}}; !slices.Equal(late.Points, want) {
+		t.Errorf("late first sample: %v, want %v", late.Points, want)
+	}
 	long := make([]report.Sample, 2*bottleneckPoints)
 	for i := range long {
 		long[i] = report.Sample{TS: float64(i) / 10, RecvMsgs: uint64(i)}
