@@ -4,10 +4,12 @@
 // # What it holds
 //
 // Plan and Run (runner.go, repeat.go, estimate.go); the experiment registry
-// (experiments.go: one entry per experiment, with its help, parameters and far half);
-// the peers through which an experiment's client half reaches its server half, in
-// this process, in the lab's namespaces or on a remote serve (peer.go, far.go,
-// farhalf.go); and the experiments, one file each. Below it, each with one job:
+// (experiments.go: one entry per experiment, with its help, parameters, far half,
+// report section, property rules and progress line: summary.go); the peers through
+// which an experiment's client half reaches its server half, in this process, in the
+// lab's namespaces or on a remote serve (reqpeer.go, streampeer.go, far.go,
+// farhalf.go); and the experiments, one file each (stream's: stream*.go). Below it,
+// each with one job:
 //
 //   - bench/transport: the Transport, Listener and Network interfaces, the
 //     capabilities experiments ask for, the tcp and udp adapters and the registry
@@ -16,8 +18,9 @@
 //     accepts or rejects a message;
 //   - bench/metrics: sequence accounting, RFC 3550 jitter, HDR latency histograms,
 //     CPU per GB;
-//   - bench/report: the report model and the rules that derive the properties
-//     table from it (each experiment's registration lists the rows it derives);
+//   - bench/report: the report model, each experiment's section (how the
+//     renderers show it) and the rules that derive the properties table from it
+//     (each experiment's registration lists its section and the rows it derives);
 //   - bench/render: terminal, markdown, SVG (they read the report model only);
 //   - bench/transporttest: the suite every transport passes;
 //   - bench/lab: the emulated link; bench/remote and bench/farend: the two-host
