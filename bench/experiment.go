@@ -186,15 +186,17 @@ func startServer(ctx context.Context, e *runEnv, nw transport.Network, serve fun
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen on %s: %w", nw.Name(), e.address, err)
 	}
-	return serveListener(ctx, l, serve), nil
+	return serveListener(ctx, l, transport.CapsOf(nw.Name()).Connected, serve), nil
 }
 
 // serveListener serves every endpoint l accepts with serve, each on a goroutine of
 // its own, until stop: the one accept loop of every server half, whether its
 // listener is this process's (startServer) or a far end's new clients
-// (ListenEnv.Clients). An Accept that fails for another reason than the listener's
-// close or ctx's end is stop's error.
-func serveListener(ctx context.Context, l transport.Listener, serve func(ctx context.Context, t transport.Transport) error) *server {
+// (ListenEnv.Clients). A connectionless listener's (not connected) first endpoint
+// serves every client, so the loop ends there, as later Accepts would only wait. An
+// Accept that fails for another reason than the listener's close or ctx's end is
+// stop's error.
+func serveListener(ctx context.Context, l transport.Listener, connected bool, serve func(ctx context.Context, t transport.Transport) error) *server {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &server{l: l, cancel: cancel, conns: make(map[transport.Transport]struct{})}
 	s.wg.Add(1)
@@ -229,6 +231,9 @@ func serveListener(ctx context.Context, l transport.Listener, serve func(ctx con
 				}
 				s.mu.Unlock()
 			}()
+			if !connected {
+				return
+			}
 		}
 	}()
 	return s

@@ -172,7 +172,7 @@ func serveListen(footprint bool) ServeFunc {
 		for i, t := range ts {
 			wg.Go(func() { errs[i] = ServeEcho(ctx, t, spec.Size, farBatch(spec)) })
 		}
-		srv := serveListener(ctx, le.Clients(), func(ctx context.Context, t transport.Transport) error {
+		srv := serveListener(ctx, le.Clients(), transport.CapsOf(spec.Transport).Connected, func(ctx context.Context, t transport.Transport) error {
 			return ServeEcho(ctx, t, spec.Size, 1)
 		})
 		<-ctx.Done() // the client is done, or the test ends
