@@ -88,3 +88,40 @@ func TestWireRate(t *testing.T) {
 		}
 	}
 }
+
+// TestParseStreamRefuses: every stream params a far end must not serve is refused
+// with an error that names the field and what it takes.
+func TestParseStreamRefuses(t *testing.T) {
+	const run = `"run":"000000000000feed"`
+	fwd := FarTest{Name: "bench.stream", Direction: FarForward, Streams: 1, Duration: 3 * time.Second}
+	rev := FarTest{Name: "bench.stream", Direction: FarReverse, Streams: 1, Duration: 3 * time.Second, RateBps: 1e6}
+	bidir := rev
+	bidir.Direction, bidir.Streams = FarBidir, 3
+	for _, tc := range []struct {
+		params string
+		t      FarTest
+		want   string
+	}{
+		{`{` + run + `,"extra":1}`, fwd, `params: bench.stream wants {"run", "drain_ms"}`},
+		{`{"run":"xyz"}`, fwd, `params.run: want 16 hex digits, not all zero, got "xyz"`},
+		{`{"run":"0000000000000000"}`, fwd, `params.run: want 16 hex digits`},
+		{`{` + run + `,"drain_ms":30001}`, fwd, "params.drain_ms: must be 0..30000 ms, got 30001"},
+		{`{` + run + `,"send_ms":1000}`, bidir, "streams: a bidir bench.stream has two paths per stream, an even number; got 3"},
+		{`{` + run + `,"send_ms":1000,"pace_bps":2000000}`, rev, "params.pace_bps: at most the test's rate_bps (1000000), got 2000000"},
+		{`{` + run + `,"warmup_ms":4000}`, rev, "params.warmup_ms: must be 0..3000 ms, got 4000"},
+		{`{` + run + `,"warmup_ms":1000,"send_ms":2500}`, rev, "params.send_ms: must be 0..2000 ms, got 2500 (warmup_ms 1000 + send_ms must fit in the test's duration_ms 3000)"},
+		{`{` + run + `}`, rev, "params.send_ms: a reverse or bidir stream without a count needs a sending time"},
+		{`{` + run + `,"send_ms":1000}`, fwd, "params: warmup_ms and send_ms belong to a reverse or bidir stream"},
+		{`{` + run + `,"reader_bps":1000}`, fwd, "params.reader_bps: must be 0 or 8000..1000000000000 bits/s, got 1000"},
+		{`{` + run + `,"rcvbuf":-1}`, fwd, "params.rcvbuf: must be 0..67108864 bytes, got -1"},
+		{`{` + run + `,"series_ms":5}`, fwd, "params.series_ms: must be 0 or 10..30000 ms, got 5"},
+		{`{` + run + `,"series_ms":10,"drain_ms":30000}`, FarTest{Name: "bench.stream", Direction: FarForward, Streams: 1, Duration: 60 * time.Second},
+			"params.series_ms: 10 ms makes 9000 samples over duration_ms 60000 + drain_ms 30000, more than 2000: want at least 46 ms"},
+	} {
+		var spec FarSpec
+		err := parseStream([]byte(tc.params), tc.t, &spec)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseStream(%s, %s) = %v, want %q", tc.params, tc.t.Direction, err, tc.want)
+		}
+	}
+}
