@@ -2,6 +2,7 @@ package farend
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -78,5 +79,24 @@ func TestFarClients(t *testing.T) {
 			t.Errorf("clients %s: sent %d, answered %d, server sockets %d, footprint %v; want 1000 answered by %d server socket(s), the far end's footprint",
 				r.Transport, m.SentMsgs, m.RecvMsgs, m.ServerSockets, o["footprint_of"], want)
 		}
+	}
+}
+
+// TestClientsNotListening: the listener session.Clients makes of a data path that
+// is not in listen mode fails at once, naming why, instead of waiting; it has no
+// address, and closing it twice is no error.
+func TestClientsNotListening(t *testing.T) {
+	c := session{clientPeer{d: &remote.Data{}}}.Clients()
+	if _, err := c.Accept(context.Background()); !errors.Is(err, remote.ErrNotListening) {
+		t.Errorf("Accept = %v, want remote.ErrNotListening", err)
+	}
+	if a := c.Addr(); a != nil {
+		t.Errorf("Addr = %v, want none", a)
+	}
+	if err1, err2 := c.Close(), c.Close(); err1 != nil || err2 != nil {
+		t.Errorf("Close twice: %v, %v", err1, err2)
+	}
+	if w := (session{clientPeer{d: &remote.Data{}}}).ClientWarnings(); w != nil {
+		t.Errorf("ClientWarnings of a TCP data path = %q, want none", w)
 	}
 }
