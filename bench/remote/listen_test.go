@@ -25,10 +25,11 @@ type listenEcho struct {
 }
 
 type listenCounts struct {
-	Accepted uint64 `json:"accepted"`
-	Replies  uint64 `json:"replies"`
-	Refused  uint64 `json:"refused"`
-	Ignored  uint64 `json:"ignored"`
+	ListenPort int    `json:"listen_port"` // where the new clients reached the server (Data.ListenAddr)
+	Accepted   uint64 `json:"accepted"`
+	Replies    uint64 `json:"replies"`
+	Refused    uint64 `json:"refused"`
+	Ignored    uint64 `json:"ignored"`
 }
 
 func (listenEcho) Check(req TestRequest) error {
@@ -49,6 +50,12 @@ func (r listenEcho) Serve(ctx context.Context, d *Data) (Results, error) {
 		}
 	}()
 	var c listenCounts
+	switch a := d.ListenAddr().(type) {
+	case *net.TCPAddr:
+		c.ListenPort = a.Port
+	case *net.UDPAddr:
+		c.ListenPort = a.Port
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if d.Listener != nil {
@@ -167,6 +174,9 @@ func TestListen(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%d of %d clients answered; server %+v", drv.answered, n, sc)
+			if sc.ListenPort == 0 {
+				t.Errorf("the server's Data.ListenAddr has no %s port", tc.transport)
+			}
 			switch {
 			case tc.transport == "tcp":
 				if drv.answered != 40 || sc.Accepted != 40 {
