@@ -461,10 +461,7 @@ func seriesChart(r *report.Report, rs []*report.Result, title string) ([]byte, e
 	}
 	var plots []*plot.Plot
 	for _, res := range rs {
-		name := res.Transport
-		if multi {
-			name += ", " + paramsLabel(res.Params)
-		}
+		name := panelTitle(res, multi)
 		p := newPlot(name, "time (s)", "messages (cumulative)")
 		var sent, got plotter.XYs
 		var yhi float64
@@ -494,6 +491,15 @@ func seriesChart(r *report.Report, rs []*report.Result, title string) ([]byte, e
 		plots = append(plots, p)
 	}
 	return renderPanels(title, plots)
+}
+
+// panelTitle heads one result's panel: its transport, and its parameters when the
+// chart has panels of several (multi).
+func panelTitle(res *report.Result, multi bool) string {
+	if multi {
+		return res.Transport + ", " + paramsLabel(res.Params)
+	}
+	return res.Transport
 }
 
 // newPlot returns a plot with sans-serif text of fixed sizes.

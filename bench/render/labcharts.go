@@ -130,10 +130,7 @@ func timelineChart(rs []*report.Result, heading string) ([]byte, error) {
 	}
 	var plots []*plot.Plot
 	for _, res := range rs {
-		name := res.Transport
-		if multi {
-			name += ", " + paramsLabel(res.Params)
-		}
+		name := panelTitle(res, multi)
 		p := newPlot(name, "time since the flow started (s)", "goodput (receiver)")
 		p.Add(gridLines())
 		if v, ok := report.Get(res.Observed, report.ObsLinkRateBps); ok && v > 0 {

@@ -29,13 +29,7 @@ func TestPlanExplicitZero(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-			rf := &runFlags{}
-			addRunFlags(fs, rf)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			p, err := rf.plan(fs)
+			p, err := runPlan(t, tc.args)
 			if err != nil {
 				t.Fatalf("plan %q: %v", tc.args, err)
 			}
@@ -68,13 +62,7 @@ func TestPlanSpreadDefault(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-			rf := &runFlags{}
-			addRunFlags(fs, rf)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			p, err := rf.plan(fs)
+			p, err := runPlan(t, tc.args)
 			if err != nil {
 				t.Fatalf("plan %q: %v", tc.args, err)
 			}
@@ -85,14 +73,20 @@ func TestPlanSpreadDefault(t *testing.T) {
 		})
 	}
 	for _, args := range [][]string{{"--repeat", "0"}, {"--repeat", "101"}} {
-		fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-		rf := &runFlags{}
-		addRunFlags(fs, rf)
-		if err := fs.Parse(args); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rf.plan(fs); err == nil || !strings.HasPrefix(err.Error(), "--repeat: must be 1..100") {
+		if _, err := runPlan(t, args); err == nil || !strings.HasPrefix(err.Error(), "--repeat: must be 1..100") {
 			t.Errorf("plan %q: %v, want --repeat's range", args, err)
 		}
 	}
+}
+
+// runPlan is the plan 'run' makes of args (the flags parsed as run parses them).
+func runPlan(t *testing.T, args []string) (bench.Plan, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	rf := &runFlags{}
+	addRunFlags(fs, rf)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return rf.plan(fs)
 }
