@@ -26,7 +26,7 @@ func init() {
 		help:    "--clients concurrent clients: server sockets, file descriptors and kernel memory per client (TCP: one each; UDP: one for all)",
 		place:   30, run: runClients, requestResponse: true,
 		properties: []report.Rule{report.RuleSockets},
-		far:        &FarHalf{OnePath: true, Listen: true, Serve: serveListen(true)}})
+		far:        &FarHalf{OnePath: true, Listen: true, Serve: serveClients}})
 }
 
 // clientsMaxS caps the traffic phase of clients in duration mode, in seconds: the
@@ -40,10 +40,13 @@ const clientsMaxS = 1.0
 // unanswered within e.timeout counts as unanswered, never a stall) for min(p.DurationS, 1 s), or
 // p.Count round trips each.
 //
-// The footprint is read twice: before the server starts, and after the traffic with
-// every client still connected and idle. Between the two the process gained the
-// server's endpoints and the clients' sockets, one descriptor per client for every
-// transport, so the server's descriptors are the difference less one per client.
+// The server half (serveClients, the same here and at a far end) reads the footprint
+// twice: once its listener is open and before it takes a client, and after the
+// traffic with every client still connected and idle. Between the two the process
+// gained what the server needed for its clients (TCP: a socket each; UDP: nothing,
+// its one socket is the listener) and the clients' sockets, one descriptor per client
+// for every transport, so the server's descriptors are the difference less one per
+// client.
 // The other figures cover both ends, which share this process and this kernel: Go
 // heap; the namespace's sockets and socket buffer memory
 // (/proc/net/sockstat; near zero for idle sockets, and moved in per-CPU batches);

@@ -105,6 +105,10 @@ func StartFootprint(ctx context.Context) func() FootprintDelta {
 // keeps at most 1024 TCP connections of a test open).
 const maxFarClients = 1024
 
+// serveClients is clients' server half, here or at a far end: an echo for every new
+// client, the footprint read before the first and again with all connected.
+var serveClients = serveListen(true)
+
 // openClientsPeer starts the echo server half of a clients cell in listen mode, the
 // footprint's baseline read before it serves (at a far end, by the far end: it
 // answers on its own data path once it has, and the clients dial after).
@@ -116,9 +120,7 @@ func openClientsPeer(ctx context.Context, e *runEnv, nw transport.Network, p rep
 	if p.Count > 0 {
 		dur = 0
 	}
-	sh := echoHalf(e, p.Size)
-	sh.footprint = true
-	rp, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpClients, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur, Listen: true}, sh)
+	rp, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpClients, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur, Listen: true}, serverHalf{half: serveClients})
 	if err != nil {
 		return nil, err
 	}

@@ -22,8 +22,12 @@ func init() {
 		place: 110, run: metricsOnly(runConnect), measures: true, smallestSize: true, requestResponse: true,
 		summary:    func(r *report.Result) string { return requestSummary(r, "first answer") },
 		properties: []report.Rule{report.RuleSetup, report.RuleSocketCount},
-		far:        &FarHalf{OnePath: true, Listen: true, Serve: serveListen(false)}})
+		far:        &FarHalf{OnePath: true, Listen: true, Serve: serveConnect}})
 }
+
+// serveConnect is connect's server half, here or at a far end: an echo for every
+// new client.
+var serveConnect = serveListen(false)
 
 // runConnect measures what it costs to get a first answer from a server nobody has
 // talked to yet. One transaction: open a client endpoint (TCP: the three-way
@@ -39,7 +43,7 @@ func runConnect(ctx context.Context, e *runEnv, nw transport.Network, p report.P
 	if p.Count > 0 {
 		dur = 0 // unknown: the far end bounds it by its own limit
 	}
-	srv, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpConnect, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur, Listen: true}, echoHalf(e, p.Size))
+	srv, err := openReqPeer(ctx, e, nw, FarSpec{Experiment: report.ExpConnect, Transport: nw.Name(), Size: p.Size, Streams: 1, Duration: dur, Listen: true}, serverHalf{half: serveConnect})
 	if err != nil {
 		return report.Metrics{}, nil, err
 	}

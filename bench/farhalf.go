@@ -139,6 +139,11 @@ func echoHalf(e *runEnv, size int) serverHalf {
 	return serverHalf{serve: func(ctx context.Context, t transport.Transport) error { return ServeEcho(ctx, t, size, e.batch) }}
 }
 
+// A servingEnv is a ListenEnv that watches the server half's accept loop: a peer on
+// this host (localServer), whose client half reads what the loop accepted, and its
+// endpoints' drops, while it serves.
+type servingEnv interface{ serving(*server) }
+
 // serveListen is the server half of a listen-mode cell (connect, clients): it
 // echoes on its endpoints ts and on every new client its peer takes (env, a
 // ListenEnv), until the client is done or ctx ends. ServerSockets is the endpoints
@@ -175,6 +180,9 @@ func serveListen(footprint bool) ServeFunc {
 		srv := serveListener(ctx, le.Clients(), transport.CapsOf(spec.Transport).Connected, func(ctx context.Context, t transport.Transport) error {
 			return ServeEcho(ctx, t, spec.Size, 1)
 		})
+		if w, ok := env.(servingEnv); ok {
+			w.serving(srv)
+		}
 		<-ctx.Done() // the client is done, or the test ends
 		lerr := srv.stop()
 		wg.Wait()

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -146,16 +147,14 @@ type serverHalf struct {
 	serve func(ctx context.Context, t transport.Transport) error
 	// half, instead of serve, serves the client's one endpoint as a far end does,
 	// with this process as its ServerEnv: Finish says the client is done and waits
-	// for half's report, which is Finish's.
+	// for half's report, which is Finish's. In listen mode (FarSpec.Listen) half
+	// is the whole server half, as at a far end: it serves the listener's clients
+	// (ListenEnv.Clients) through the one accept loop, and no endpoint of its own.
 	half ServeFunc
 	// blocking: both ends receive blocking (blockingNet: a blocking recvmsg or read
 	// on the goroutine's OS thread, unless --busy-poll); a far end picks its own.
 	blocking bool
 	rx       bool // record both ends' receive modes (e.rx, env.sockets.*.rx)
-	// footprint: read the process's and kernel's footprint before the server half
-	// starts and again as it finishes, clients still connected (FarResult.Footprint),
-	// as a far end's clients half does (StartFootprint).
-	footprint bool
 	// oneClient: the listener closes once it accepted the client's endpoint, as
 	// remote mode's TCP data listener does once its path's connection arrived.
 	oneClient bool
@@ -164,20 +163,22 @@ type serverHalf struct {
 // localServer is a request/response cell's server half in this process: the peer of
 // a one-host run. Its listener accepts the client's endpoints (a UDP listener's one
 // socket serves every client) and sh.serve serves each; with FarSpec.Listen it takes
-// new clients (Dial) and has no endpoint of the client's own.
+// new clients (Dial), has no endpoint of the client's own, and sh.half serves the
+// listener as a far end's server half serves its new clients (a ListenEnv).
 type localServer struct {
-	e         *runEnv
-	nw        transport.Network
-	exp       string
-	sh        serverHalf
-	spec      FarSpec
-	done      chan struct{}   // closed by Finish: the client half is done (ServerEnv.Done)
-	sent      []uint64        // the client's flows' counts (SendersEnded); read after done closed
-	halfRes   chan halfResult // sh.half's report, from the first endpoint it served
-	srv       *server
-	addr      string                // where srv listens
-	ts        []transport.Transport // the client's endpoint, dialled at open; none in listen mode
-	footprint func() FootprintDelta // with sh.footprint: what was gained since before the server started
+	e       *runEnv
+	nw      transport.Network
+	exp     string
+	sh      serverHalf
+	spec    FarSpec
+	done    chan struct{}         // closed by Finish: the client half is done (ServerEnv.Done)
+	sent    []uint64              // the client's flows' counts (SendersEnded); read after done closed
+	halfRes chan halfResult       // sh.half's report, from the first endpoint it served (listen mode: from the listener)
+	srv     *server               // listen mode: the half's, from serving
+	addr    string                // where srv listens
+	ts      []transport.Transport // the client's endpoint, dialled at open; none in listen mode
+	clients transport.Listener    // listen mode: the listener the half serves (Clients)
+	ready   chan struct{}         // listen mode: closed by serving, the half takes clients
 }
 
 func openLocalServer(ctx context.Context, e *runEnv, nw transport.Network, spec FarSpec, sh serverHalf) (*localServer, error) {
@@ -185,13 +186,8 @@ func openLocalServer(ctx context.Context, e *runEnv, nw transport.Network, spec 
 		nw = transport.BlockingNet(nw)
 	}
 	c := &localServer{e: e, nw: nw, exp: spec.Experiment, sh: sh, spec: spec, done: make(chan struct{}), halfRes: make(chan halfResult, 1)}
-	if sh.footprint {
-		// The runtime's poller opens its own descriptors on first network use: open
-		// and close one endpoint first, so the baseline already has them.
-		if l, err := nw.Listen(ctx, e.address); err == nil {
-			l.Close()
-		}
-		c.footprint = StartFootprint(ctx)
+	if spec.Listen {
+		return c, c.listen(ctx)
 	}
 	serve, started := sh.serve, make(chan struct{})
 	if sh.half != nil {
@@ -217,15 +213,38 @@ func openLocalServer(ctx context.Context, e *runEnv, nw transport.Network, spec 
 	}
 	close(started)
 	c.addr = c.srv.addr()
-	if !spec.Listen {
-		t, err := c.Dial(ctx)
-		if err != nil {
-			c.srv.stop()
-			return nil, fmt.Errorf("dial %s: %w", c.addr, err)
-		}
-		c.ts = []transport.Transport{t}
+	t, err := c.Dial(ctx)
+	if err != nil {
+		c.srv.stop()
+		return nil, fmt.Errorf("dial %s: %w", c.addr, err)
 	}
+	c.ts = []transport.Transport{t}
 	return c, nil
+}
+
+// listen starts a listen-mode server half: a listener for the new clients, and
+// sh.half serving it until Finish. It returns once the half takes clients (so a
+// footprint it reads first has none of them) or has failed.
+func (c *localServer) listen(ctx context.Context) error {
+	if c.sh.half == nil {
+		return fmt.Errorf("bench: %s: a listen-mode server half is a ServeFunc (serverHalf.half)", c.exp)
+	}
+	l, err := c.nw.Listen(ctx, c.e.address)
+	if err != nil {
+		return fmt.Errorf("%s: listen on %s: %w", c.nw.Name(), c.e.address, err)
+	}
+	c.clients, c.addr, c.ready = l, l.Addr().String(), make(chan struct{})
+	go func() {
+		r, err := c.sh.half(ctx, c, c.spec, nil)
+		c.halfRes <- halfResult{r, err}
+	}()
+	select {
+	case <-c.ready:
+		return nil
+	case h := <-c.halfRes:
+		l.Close()
+		return cmp.Or(h.err, fmt.Errorf("bench: %s: the server half ended before it took a client", c.exp))
+	}
 }
 
 // Dial opens a new client's endpoint to the server half.
@@ -250,6 +269,20 @@ func (c *localServer) Done() <-chan struct{}   { return c.done }
 func (c *localServer) Sent() ([]uint64, error) { return c.sent, nil }
 func (c *localServer) ReportSent([]uint64)     {}
 
+// Clients is the listener of a listen-mode cell's new clients; nil otherwise.
+func (c *localServer) Clients() transport.Listener { return c.clients }
+
+// ClientWarnings is nothing: this process's listener refuses no client.
+func (c *localServer) ClientWarnings() []string { return nil }
+
+// serving is told the accept loop of the listen-mode server half (serveListen), so
+// that the client half can read what it accepted, and its endpoints' drops, while
+// it serves (reqPeer.accepted, drops). From then on the half takes clients.
+func (c *localServer) serving(s *server) {
+	c.srv = s
+	close(c.ready)
+}
+
 // ClosedPort is a port of this host that was just bound and released.
 func (c *localServer) ClosedPort() (uint16, error) {
 	addr, err := closedPort(context.Background(), c.e, c.nw)
@@ -266,25 +299,21 @@ type halfResult struct {
 	err error
 }
 
-// Finish reads the footprint, when asked for, and stops the server half: its
-// listener and every endpoint close, and its goroutines return. A serverHalf.half
-// is told the client is done first, and its report and error are Finish's, as a
-// far end's are; a serve's error is a warning, as that server half measured nothing.
+// Finish stops the server half: its listener and every endpoint close, and its
+// goroutines return. A serverHalf.half is told the client is done first, and its
+// report and error are Finish's, as a far end's are; a serve's error is a warning,
+// as that server half measured nothing.
 func (c *localServer) Finish(ctx context.Context) (FarResult, error) {
 	var fr FarResult
 	var herr error
 	close(c.done)
-	if c.sh.half != nil && !c.spec.Listen {
+	if c.sh.half != nil {
 		select {
 		case h := <-c.halfRes:
 			fr, herr = h.r, h.err
 		case <-ctx.Done():
 			herr = ctx.Err()
 		}
-	}
-	if c.footprint != nil {
-		fp := c.footprint()
-		fr.Footprint = &fp
 	}
 	if err := c.srv.stop(); err != nil && herr == nil {
 		fr.Warnings = append(fr.Warnings, fmt.Sprintf("server: %v", err))

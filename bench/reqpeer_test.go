@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -49,7 +50,7 @@ func TestLocalServer(t *testing.T) {
 			e := testEnv(t)
 			e.timeout = patience
 			ctx := context.Background()
-			rp, err := openReqPeer(ctx, e, mustNetwork(t, name, transport.NetOptions{}), FarSpec{Experiment: report.ExpConnect, Transport: name, Size: 64, Streams: 1, Listen: true}, echoHalf(e, 64))
+			rp, err := openReqPeer(ctx, e, mustNetwork(t, name, transport.NetOptions{}), FarSpec{Experiment: report.ExpConnect, Transport: name, Size: 64, Streams: 1, Listen: true}, serverHalf{half: serveConnect})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,6 +83,15 @@ func TestLocalServer(t *testing.T) {
 			}
 		})
 	}
+	t.Run("udp/listen-without-half", func(t *testing.T) {
+		// Listen mode's server half is the far end's one (a ServeFunc over the new
+		// clients): a per-endpoint serve is refused, and no listener is left open.
+		e := testEnv(t)
+		_, err := openReqPeer(context.Background(), e, mustNetwork(t, "udp", transport.NetOptions{}), FarSpec{Experiment: report.ExpConnect, Transport: "udp", Size: 64, Streams: 1, Listen: true}, echoHalf(e, 64))
+		if err == nil || !strings.Contains(err.Error(), "serverHalf.half") {
+			t.Errorf("open = %v; want the refusal naming serverHalf.half", err)
+		}
+	})
 	t.Run("tcp/one-client", func(t *testing.T) {
 		e := testEnv(t)
 		e.timeout = patience
