@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -173,5 +174,30 @@ func TestTextCompactNotMeasured(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^ 1024 B +not measured +[0-9.]+ us`).MatchString(out) {
 		t.Errorf("the pingpong table has no 1024 B row saying tcp was not measured:\n%s", out)
+	}
+}
+
+// TestLabWarningsShown: the emulated-link section's warnings, its own and its
+// cells', are listed once with -v and in the markdown report, marked as the lab's;
+// one the loopback run has too is not repeated. They were left out.
+func TestLabWarningsShown(t *testing.T) {
+	r := referenceReport(t)
+	r.Warnings = append(r.Warnings, "shared warning")
+	r.Lab.Warnings = append(r.Lab.Warnings, "shared warning", "the link's queue overflowed")
+	r.Lab.Results[0].Warnings = append(r.Lab.Results[0].Warnings, "a lab cell's warning")
+	var md bytes.Buffer
+	if err := Markdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(textLines(t, r, Width(100), Verbose(true)), "\n")
+	for name, out := range map[string]string{"-v": text, "markdown": md.String()} {
+		res := r.Lab.Results[0]
+		cell := fmt.Sprintf("lab %s %s, %s: a lab cell's warning", res.Experiment, res.Transport, paramsLabel(res.Params))
+		out = strings.Join(strings.Fields(out), " ") // -v wraps its lines
+		for _, want := range []string{"shared warning", "lab: the link's queue overflowed", cell} {
+			if n := strings.Count(out, want); n != 1 {
+				t.Errorf("%s: %q %d times, want once", name, want, n)
+			}
+		}
 	}
 }

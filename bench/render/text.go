@@ -434,13 +434,26 @@ func orDash(s string) string {
 	return s
 }
 
-// warnings lists run-wide warnings, then each result's, prefixed with the result.
+// warnings lists run-wide warnings, then each result's, prefixed with the result;
+// then the emulated-link section's, prefixed "lab" (its run-wide ones unless the
+// run has them too).
 func warnings(r *report.Report) []string {
 	out := slices.Clone(r.Warnings)
-	for _, res := range r.Results {
-		for _, w := range res.Warnings {
-			out = append(out, fmt.Sprintf("%s %s, %s: %s", res.Experiment, res.Transport, paramsLabel(res.Params), w))
+	of := func(rs []report.Result, lab string) {
+		for _, res := range rs {
+			for _, w := range res.Warnings {
+				out = append(out, fmt.Sprintf("%s%s %s, %s: %s", lab, res.Experiment, res.Transport, paramsLabel(res.Params), w))
+			}
 		}
+	}
+	of(r.Results, "")
+	if r.Lab != nil {
+		for _, w := range r.Lab.Warnings {
+			if !slices.Contains(r.Warnings, w) {
+				out = append(out, "lab: "+w)
+			}
+		}
+		of(r.Lab.Results, "lab ")
 	}
 	return out
 }

@@ -556,21 +556,40 @@ func countNotMeasured(rep *report.Report) int {
 	return n
 }
 
+// collectWarnings lists what stderr warns of: the run's warnings, then each
+// result's, prefixed with its cell, and the same of the emulated-link section,
+// prefixed "lab" (its run-wide warnings unless the run has them too). A line is
+// listed once: cells that differ only in what the prefix does not name (a stream
+// cell's UDP I/O) share their warnings.
 func collectWarnings(rep *report.Report) []string {
 	var out []string
-	out = append(out, rep.Warnings...)
-	results := rep.Results
-	if rep.Lab != nil {
-		results = append(append([]report.Result(nil), results...), rep.Lab.Results...)
+	add := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
 	}
-	for _, r := range results {
-		prefix := fmt.Sprintf("%s %s size=%d: ", r.Experiment, r.Transport, r.Params.Size)
-		if !r.Measured() {
-			out = append(out, prefix+"not measured: "+r.Error)
-		}
+	of := func(r *report.Report, lab string) {
 		for _, w := range r.Warnings {
-			out = append(out, prefix+w)
+			switch {
+			case lab == "":
+				add(w)
+			case !slices.Contains(rep.Warnings, w): // the lab's own, not the run's again
+				add("lab: " + w)
+			}
 		}
+		for _, res := range r.Results {
+			prefix := fmt.Sprintf("%s%s %s size=%d: ", lab, res.Experiment, res.Transport, res.Params.Size)
+			if !res.Measured() {
+				add(prefix + "not measured: " + res.Error)
+			}
+			for _, w := range res.Warnings {
+				add(prefix + w)
+			}
+		}
+	}
+	of(rep, "")
+	if rep.Lab != nil {
+		of(rep.Lab, "lab ")
 	}
 	return out
 }

@@ -141,17 +141,11 @@ func flagUsages(fs *pflag.FlagSet, width int) string {
 		if f.Hidden {
 			return
 		}
-		head := "      --" + f.Name
+		head := "      " + flagSignature(f)
 		if f.Shorthand != "" {
-			head = "  -" + f.Shorthand + ", --" + f.Name
+			head = "  " + flagSignature(f)
 		}
-		name, usage := pflag.UnquoteUsage(f)
-		if v := f.Annotations[varNameKey]; len(v) == 1 {
-			name = v[0]
-		}
-		if name != "" {
-			head += " " + name
-		}
+		_, usage := pflag.UnquoteUsage(f)
 		if d := flagDefault(f); d != "" {
 			usage += " (default " + d + ")"
 		}
@@ -172,6 +166,23 @@ func flagUsages(fs *pflag.FlagSet, width int) string {
 		b.WriteString(hangingIndent(head, r.usage, width, col))
 	}
 	return b.String()
+}
+
+// flagSignature is f as help's flag column names it: "-t, --transports LIST",
+// "--ping-rate RATE", "--no-lab".
+func flagSignature(f *pflag.Flag) string {
+	s := "--" + f.Name
+	if f.Shorthand != "" {
+		s = "-" + f.Shorthand + ", " + s
+	}
+	name, _ := pflag.UnquoteUsage(f)
+	if v := f.Annotations[varNameKey]; len(v) == 1 {
+		name = v[0]
+	}
+	if name != "" {
+		s += " " + name
+	}
+	return s
 }
 
 // varNameKey is the flag annotation holding the name help shows for a flag's value.

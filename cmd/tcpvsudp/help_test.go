@@ -208,4 +208,60 @@ func TestREADMEFlagTable(t *testing.T) {
 	for _, d := range diffs {
 		t.Errorf("README.md's flag table differs from 'tcpvsudp run --help': %s", d)
 	}
+	// Each flag's row says what help says: its signature, its default as help shows
+	// it, and its description word for word.
+	rows := readmeFlagRows(t)
+	commandFor(t, []string{"run"}).LocalFlags().VisitAll(func(f *pflag.Flag) {
+		if f.Hidden || f.Name == "help" {
+			return
+		}
+		got, ok := rows[f.Name]
+		if !ok {
+			return // listed above
+		}
+		_, usage := pflag.UnquoteUsage(f)
+		def := ""
+		if d := flagDefault(f); d != "" {
+			def = "`" + d + "`"
+		}
+		if want := [3]string{"`" + flagSignature(f) + "`", def, usage}; got != want {
+			t.Errorf("README.md's row of --%s differs from 'tcpvsudp run --help':\n got  %q\n want %q", f.Name, got, want)
+		}
+	})
+}
+
+// readmeFlagRows returns the cells of README.md's flag table (flag, default,
+// meaning), by the flag each row names; a row naming several flags is left out.
+func readmeFlagRows(t *testing.T) map[string][3]string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Skipf("README.md: %v", err)
+	}
+	name := regexp.MustCompile("--([a-z0-9-]+)")
+	rows := map[string][3]string{}
+	inTable := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "| flag |"):
+			inTable = true
+			continue
+		case inTable && !strings.HasPrefix(l, "|"):
+			return rows
+		case !inTable || strings.HasPrefix(l, "| ---"):
+			continue
+		}
+		cells := strings.Split(strings.TrimSuffix(strings.TrimPrefix(l, "|"), "|"), " | ")
+		if len(cells) != 3 {
+			t.Errorf("README.md's flag table: %d cells, want 3 (flag, default, meaning): %q", len(cells), l)
+			continue
+		}
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if ns := name.FindAllStringSubmatch(cells[0], -1); len(ns) == 1 {
+			rows[ns[0][1]] = [3]string(cells)
+		}
+	}
+	return rows
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,34 @@ func TestWarningsOnce(t *testing.T) {
 					inOut, inErr, out.String(), errb.String())
 			}
 		})
+	}
+}
+
+// TestCollectWarningsOnce: stderr's list names each warning once, the emulated-link
+// section's too. A stream cell's batched and textbook UDP I/O share a prefix: their
+// one MTU warning was listed twice, word for word.
+func TestCollectWarningsOnce(t *testing.T) {
+	const mtu = "8192-byte datagrams exceed a 1500-byte MTU"
+	const jitter = "jitter of stream over tcp: user-space arrival times"
+	udp := func(io string, ws ...string) report.Result {
+		return report.Result{Experiment: "stream", Transport: "udp", Params: report.Params{Size: 8192, IO: io}, Warnings: ws}
+	}
+	rep := &report.Report{
+		Warnings: []string{jitter},
+		Results:  []report.Result{udp(report.IOBatched, mtu), udp(report.IOTextbook, mtu)},
+		Lab: &report.Report{
+			Warnings: []string{jitter, "link queue full"},
+			Results:  []report.Result{udp(report.IOBatched, mtu), {Experiment: "hol", Transport: "tcp", Params: report.Params{Size: 200}, Error: "timed out"}},
+		},
+	}
+	want := []string{
+		jitter,
+		"stream udp size=8192: " + mtu,
+		"lab: link queue full",
+		"lab stream udp size=8192: " + mtu,
+		"lab hol tcp size=200: not measured: timed out",
+	}
+	if got := collectWarnings(rep); !slices.Equal(got, want) {
+		t.Errorf("collectWarnings =\n %q\nwant\n %q", got, want)
 	}
 }
