@@ -774,3 +774,25 @@ func TestServeUntilSignals(t *testing.T) {
 		waitLog(t, h.logs, regexp.MustCompile(`serve: stopped: 1 sessions, 1 tests run`), 0)
 	})
 }
+
+// TestServeRefusesPlain: 'tcpvsudp serve' runs bench's experiments only: a plain
+// client's "stream" is refused, naming it and what the server runs, and the session
+// goes on.
+func TestServeRefusesPlain(t *testing.T) {
+	sp := startServe(t, "--listen", "127.0.0.1:0")
+	c, err := dialCount(t.Context(), sp.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 2 {
+		_, err := c.Run(t.Context(), quickServeRequest("tcp", remote.Forward))
+		var re *remote.RefusedError
+		if !errors.As(err, &re) || re.ID == 0 || !strings.Contains(re.Reason, `experiment "stream": this server runs bench experiments, named bench.<name>`) {
+			t.Fatalf("a plain stream test: %v; want it refused saying the server runs bench experiments", err)
+		}
+		if c.Broken() != nil {
+			t.Fatalf("the session broke after the refusal: %v", c.Broken())
+		}
+	}
+}
