@@ -75,7 +75,7 @@ func transports(d *remote.Data, blocking bool) ([]transport.Transport, error) {
 
 // wirePrefix starts the experiment name of every bench cell on the wire
 // ("bench.pingpong"), so that bench's experiments never meet another runner's of the
-// same name (remote.StreamTest's "stream").
+// same name (a Fallback's "stream", say).
 const wirePrefix = "bench."
 
 // farHalf returns the bench experiment a test request names and its far half
@@ -146,16 +146,9 @@ func describe(req remote.TestRequest, ts []transport.Transport) report.Sock {
 
 // Runner is the remote.Runner of 'tcpvsudp serve': it runs the server half of
 // bench's far experiments (bench.FarExperiments, named "bench.<experiment>" on the
-// wire), and hands any other experiment to Fallback (remote.StreamTest{} when nil).
+// wire), and hands any other experiment to Fallback; without one it refuses them.
 type Runner struct {
 	Fallback remote.Runner
-}
-
-func (r Runner) fallback() remote.Runner {
-	if r.Fallback != nil {
-		return r.Fallback
-	}
-	return remote.StreamTest{}
 }
 
 // Check accepts bench's far experiments with a message size that holds bench's
@@ -163,10 +156,14 @@ func (r Runner) fallback() remote.Runner {
 func (r Runner) Check(req remote.TestRequest) error {
 	x, h, ok := farHalf(req.Experiment)
 	if !ok {
-		if strings.HasPrefix(req.Experiment, wirePrefix) {
-			return fmt.Errorf("experiment %q: this server runs %s%s", req.Experiment, wirePrefix, strings.Join(bench.FarExperiments, ", "+wirePrefix))
+		runs := wirePrefix + strings.Join(bench.FarExperiments, ", "+wirePrefix)
+		switch {
+		case strings.HasPrefix(req.Experiment, wirePrefix):
+			return fmt.Errorf("experiment %q: this server runs %s", req.Experiment, runs)
+		case r.Fallback == nil:
+			return fmt.Errorf("experiment %q: this server runs bench experiments, named %s<name> (%s)", req.Experiment, wirePrefix, runs)
 		}
-		return r.fallback().Check(req)
+		return r.Fallback.Check(req)
 	}
 	if req.Size < wire.HeaderLen {
 		return fmt.Errorf("size: %s needs at least %d bytes (its header), got %d", req.Experiment, wire.HeaderLen, req.Size)
@@ -206,7 +203,11 @@ func specOf(req remote.TestRequest, x string, h bench.FarHalf) (bench.FarSpec, e
 // --max-rate held its sending back (measured).
 func (r Runner) Serve(ctx context.Context, d *remote.Data) (remote.Results, error) {
 	if _, _, ok := farHalf(d.Request.Experiment); !ok {
-		return r.fallback().Serve(ctx, d)
+		if r.Fallback == nil { // cannot happen: Check refused the request
+			err := r.Check(d.Request)
+			return remote.Results{Error: err.Error()}, err
+		}
+		return r.Fallback.Serve(ctx, d)
 	}
 	return r.serve(ctx, d)
 }

@@ -2,6 +2,7 @@ package farend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -22,11 +23,17 @@ var testKey = []byte("farend test key, 32 bytes long!!")
 // it when the test ends.
 func startServer(t testing.TB, lim remote.Limits) string {
 	t.Helper()
+	return startServerWith(t, lim, Runner{})
+}
+
+// startServerWith is startServer with runner r.
+func startServerWith(t testing.TB, lim remote.Limits, r Runner) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &remote.Server{Key: testKey, Runner: Runner{}, Limits: lim}
+	s := &remote.Server{Key: testKey, Runner: r, Limits: lim}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -269,28 +276,54 @@ func TestFarRefused(t *testing.T) {
 	}
 }
 
+// plainRunner is a stand-in Fallback and its Driver: it runs only the experiment it
+// names, measuring nothing, and reports every test complete.
+type plainRunner string
+
+func (p plainRunner) Check(req remote.TestRequest) error {
+	if req.Experiment != string(p) {
+		return fmt.Errorf("experiment %q: the fallback runs only %q", req.Experiment, string(p))
+	}
+	return nil
+}
+
+func (plainRunner) Serve(context.Context, *remote.Data) (remote.Results, error) {
+	return remote.Results{Complete: true}, nil
+}
+
+func (plainRunner) Drive(context.Context, *remote.Data) (remote.Results, error) {
+	return remote.Results{Complete: true}, nil
+}
+
 // TestRunnerCheck: bench's experiments are named "bench.<name>" on the wire; an
 // unknown one of that family is refused naming what the server runs, and any other
-// name goes to the fallback runner (remote's own stream test).
+// name goes to the fallback runner, or, without one, is refused naming the
+// experiment and saying the server runs bench's.
 func TestRunnerCheck(t *testing.T) {
 	base := remote.TestRequest{Transport: "udp", Size: 64, Duration: time.Second, Streams: 1, Direction: remote.Bidir}
+	plain := Runner{Fallback: plainRunner("plain")}
 	for _, tc := range []struct {
+		r    Runner
 		exp  string
 		size int
 		want string // "" = accepted
 	}{
-		{"bench.pingpong", 64, ""},
-		{"bench.stream", 64, "params"}, // a stream needs its run id (below)
-		{"bench.pingpong", 40, "size"},
-		{"bench.teleport", 64, "bench.pingpong"},
-		{"pingpong", 64, "stream"}, // not ours: the fallback runs only "stream"
-		{remote.ExpStream, 64, ""},
+		{Runner{}, "bench.pingpong", 64, ""},
+		{Runner{}, "bench.stream", 64, "params"}, // a stream needs its run id (below)
+		{Runner{}, "bench.pingpong", 40, "size"},
+		{Runner{}, "bench.teleport", 64, "bench.pingpong"},
+		{plain, "bench.teleport", 64, "bench.pingpong"}, // bench's family never reaches the fallback
+		{plain, "bench.pingpong", 64, ""},
+		{plain, "pingpong", 64, `experiment "pingpong": the fallback runs only "plain"`},
+		{plain, "plain", 64, ""},
+		{Runner{}, "plain", 64, `experiment "plain": this server runs bench experiments, named bench.<name> (bench.`},
+		{Runner{}, "stream", 64, `experiment "stream": this server runs bench experiments, named bench.<name> (bench.`},
 	} {
 		req := base
 		req.Experiment, req.Size = tc.exp, tc.size
-		err := Runner{}.Check(req)
+		err := tc.r.Check(req)
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("Check(%s, %d B) = %v, want %q", tc.exp, tc.size, err, tc.want)
+			t.Errorf("Runner{Fallback: %v}.Check(%s, %d B) = %v, want %q", tc.r.Fallback, tc.exp, tc.size, err, tc.want)
 		}
 	}
 	bidir := base
@@ -458,5 +491,42 @@ func TestFarVerify(t *testing.T) {
 		if rep.Config.PayloadsVerified() != (tc.verify == wire.VerifyPayloadCRC) {
 			t.Errorf("verify %s: PayloadsVerified %v", want, rep.Config.PayloadsVerified())
 		}
+	}
+}
+
+// TestRunnerFallback: through a real server, an experiment not of bench's family
+// runs on the Fallback; without one the server refuses it, saying it runs bench's
+// experiments, and the session goes on.
+func TestRunnerFallback(t *testing.T) {
+	req := remote.TestRequest{Experiment: "plain", Transport: "tcp", Size: 64, Duration: time.Second, Streams: 1, Direction: remote.Forward}
+	for _, tc := range []struct {
+		name string
+		r    Runner
+		want string // "" = complete
+	}{
+		{"fallback", Runner{Fallback: plainRunner("plain")}, ""},
+		{"none", Runner{}, `experiment "plain": this server runs bench experiments, named bench.<name>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := startServerWith(t, remote.Limits{}, tc.r)
+			cl, err := (&remote.Dialer{Key: testKey, Timeout: 5 * time.Second, Driver: plainRunner("plain")}).Dial(t.Context(), addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			for range 2 { // the session goes on after either
+				res, err := cl.Run(t.Context(), req)
+				var re *remote.RefusedError
+				switch {
+				case tc.want == "" && (err != nil || !res.Complete):
+					t.Fatalf("Run(plain) = %v, complete %v; want it complete on the fallback", err, res.Complete)
+				case tc.want != "" && (!errors.As(err, &re) || re.ID == 0 || !strings.Contains(re.Reason, tc.want)):
+					t.Fatalf("Run(plain) = %v; want the test refused saying %q", err, tc.want)
+				}
+				if cl.Broken() != nil {
+					t.Fatalf("the session broke: %v", cl.Broken())
+				}
+			}
+		})
 	}
 }

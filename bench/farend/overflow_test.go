@@ -79,7 +79,7 @@ func TestParamsOverflow(t *testing.T) {
 func TestParamsOverflowRefused(t *testing.T) {
 	addr := startServer(t, remote.Limits{})
 	ctx := context.Background()
-	cl, err := (&remote.Dialer{Key: testKey, Timeout: 5 * time.Second}).Dial(ctx, addr)
+	cl, err := (&remote.Dialer{Key: testKey, Timeout: 5 * time.Second, Driver: plainRunner("")}).Dial(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

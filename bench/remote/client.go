@@ -23,18 +23,12 @@ var ErrServerLost = errors.New("remote: server lost")
 type Dialer struct {
 	Key      []byte        // pre-shared key (LoadKey); nil = none, only for a server that has none either
 	Timeout  time.Duration // bounds every control read, the handshake and the data path setup; default 10 s
-	Driver   Driver        // the client's half of tests; nil = StreamTest{}
+	Driver   Driver        // the client's half of tests; required
 	Software string        // sent in hello; informational
 }
 
 // defaultClientTimeout is Dialer.Timeout's default.
 const defaultClientTimeout = 10 * time.Second
-
-// Dial opens a session with the server at addr ("host:port"), authenticating with key
-// (nil for none).
-func Dial(ctx context.Context, addr string, key []byte) (*Client, error) {
-	return (&Dialer{Key: key}).Dial(ctx, addr)
-}
 
 // A Client is one session with a server; it runs tests one at a time.
 type Client struct {
@@ -59,6 +53,9 @@ type Client struct {
 // A client with a key refuses a server without one (it could be anyone), and the other
 // way round.
 func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
+	if dl.Driver == nil {
+		return nil, errors.New("remote: Dialer.Driver is required: it runs the client's half of the tests")
+	}
 	if err := checkKey(dl.Key); err != nil {
 		return nil, err
 	}
@@ -72,9 +69,6 @@ func (dl *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 		return nil, fmt.Errorf("remote: dial %s: %w", addr, err)
 	}
 	cl := &Client{cc: NewControlConn(c), timeout: to, driver: dl.Driver}
-	if cl.driver == nil {
-		cl.driver = StreamTest{}
-	}
 	cl.server = addrPort(c.RemoteAddr())
 	cl.serverIP = cl.server.Addr()
 	cl.cc.SetSessionDeadline(time.Now().Add(to))

@@ -14,7 +14,7 @@ import (
 // no ports to offer.
 func TestClosedPort(t *testing.T) {
 	r := freeRange(t, 3)
-	s := &Server{Key: testKey, Limits: Limits{MaxStreams: 3, DataPorts: r}}
+	s := &Server{Key: testKey, Runner: StreamTest{}, Limits: Limits{MaxStreams: 3, DataPorts: r}}
 	if err := s.init(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,8 @@
 // (a TCP listener, or UDP sockets) opened only after the request passed the server's
 // limits, matched to the session by a random token and the control peer's address,
 // and closed when the test ends. The measuring itself is done by a Runner (server
-// half) and a Driver (client half); StreamTest is the built-in one.
+// half) and a Driver (client half), which the program supplies: a Server needs its
+// Runner and a Dialer its Driver (bench/farend's run bench's experiments).
 //
 // # What it does not do
 //

@@ -22,8 +22,13 @@ func startServer(tb testing.TB, s *Server) string {
 	return startServerOn(tb, s, "127.0.0.1:0")
 }
 
+// startServerOn serves s on addr (startServer). A server that names no Runner runs
+// StreamTest, as most of this package's tests ask.
 func startServerOn(tb testing.TB, s *Server, addr string) string {
 	tb.Helper()
+	if s.Runner == nil {
+		s.Runner = StreamTest{}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
@@ -47,9 +52,9 @@ func startServerOn(tb testing.TB, s *Server, addr string) string {
 // dial opens a session, closed at cleanup.
 func dial(tb testing.TB, addr string, key []byte) *Client {
 	tb.Helper()
-	c, err := Dial(tb.Context(), addr, key)
+	c, err := dialStream(tb.Context(), addr, key)
 	if err != nil {
-		tb.Fatalf("Dial(%s): %v", addr, err)
+		tb.Fatalf("dialStream(%s): %v", addr, err)
 	}
 	tb.Cleanup(func() { c.Close() })
 	return c

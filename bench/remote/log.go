@@ -120,7 +120,7 @@ func describePorts(ports []uint16) string {
 	return "data ports " + strings.Join(s, ", ")
 }
 
-// countersSummary picks the figures a runner's counters share with StreamCounters
+// countersSummary picks the common figures of a runner's counters
 // (sent_bytes, recv_bytes, recv_bps), when it reports them: "; sent 1000 bytes,
 // received 900 bytes (7.2 Mbit/s)". Other counters stay out of the log.
 func countersSummary(raw json.RawMessage) string {

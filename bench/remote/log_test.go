@@ -91,7 +91,7 @@ func TestServerLog(t *testing.T) {
 	logs := &logLines{}
 	s := &Server{Key: testKey, Limits: Limits{MaxDuration: 2 * time.Second}, Logf: logs.logf}
 	addr := startServer(t, s)
-	c, err := (&Dialer{Key: testKey, Software: "log test 1.0"}).Dial(t.Context(), addr)
+	c, err := (&Dialer{Key: testKey, Software: "log test 1.0", Driver: StreamTest{}}).Dial(t.Context(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestServerLog(t *testing.T) {
 		t.Fatal("pingpong ran")
 	}
 	c.Close()
-	if _, err := Dial(t.Context(), addr, []byte("another-key-0123456789")); err == nil {
+	if _, err := dialStream(t.Context(), addr, []byte("another-key-0123456789")); err == nil {
 		t.Fatal("Dial with another key succeeded")
 	}
 	for _, re := range []string{

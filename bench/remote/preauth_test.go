@@ -98,7 +98,7 @@ func TestPreAuthSlowloris(t *testing.T) {
 	const share = slots / 4 // Limits.PreAuthShare
 	for i := range runs {
 		waitfor.True(t, 10*time.Second, "the handshake timer closed a generation of the attacker's connections", func() bool { return s.Stats().HandshakeFailed >= uint64(i)*share })
-		c, err := Dial(t.Context(), addr, testKey)
+		c, err := dialStream(t.Context(), addr, testKey)
 		if err != nil {
 			t.Fatalf("keyed client from 127.0.0.1, run %d of %d, during a slowloris of %d connections from 127.0.0.2 (--pre-auth-conns %d): %v",
 				i+1, runs, slots, slots, err)
@@ -149,7 +149,7 @@ func TestPreAuthBusy(t *testing.T) {
 			var err error
 			if tc.from == "127.0.0.1" {
 				var c *Client
-				if c, err = Dial(t.Context(), addr, testKey); err == nil {
+				if c, err = dialStream(t.Context(), addr, testKey); err == nil {
 					c.Close()
 				}
 			} else {

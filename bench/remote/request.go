@@ -96,7 +96,7 @@ func (m *Test) Request() TestRequest {
 type Results struct {
 	Complete bool            // the side measured the whole test
 	Error    string          // why not, when !Complete
-	Counters json.RawMessage // a JSON object, shaped by the Runner (e.g. StreamCounters)
+	Counters json.RawMessage // a JSON object, shaped by the Runner or Driver
 }
 
 // TestResults are both sides' measurements of one test, as Client.Run returns them.

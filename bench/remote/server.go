@@ -25,13 +25,14 @@ var ErrServerClosed = errors.New("remote: server closed")
 var errShutdown = errors.New("remote: server shutting down")
 
 // Server is the remote end of tcpvsudp: it serves control sessions, each running
-// tests one after another, under Limits. The zero value serves with the default
-// limits, no key (loopback peers only) and StreamTest. Set the fields before Serve.
+// tests one after another, under Limits. Runner is required; with the other fields
+// zero it serves with the default limits and no key (loopback peers only). Set the
+// fields before Serve.
 type Server struct {
 	Key                  []byte // pre-shared key (LoadKey); nil = none
 	AllowUnauthenticated bool   // without a key, accept any peer, not only loopback
 	Limits               Limits // zero fields take DefaultLimits
-	Runner               Runner // nil = StreamTest{}
+	Runner               Runner // the server's half of the tests; required
 	Software             string // sent in the challenge, e.g. "tcpvsudp 0.3"; informational
 	// Logf, when set, receives one line per event: a connection refused or failed
 	// before its session, a session started and ended, a test started, ended and
@@ -140,6 +141,9 @@ const (
 
 func (s *Server) init() error {
 	s.initOnce.Do(func() {
+		if s.Runner == nil {
+			s.initErr = errors.New("remote: Server.Runner is required: it runs the server's half of the tests")
+		}
 		s.limits = s.Limits.WithDefaults()
 		if err := s.limits.Validate(); err != nil {
 			s.initErr = fmt.Errorf("remote: %w", err)
@@ -148,9 +152,6 @@ func (s *Server) init() error {
 			s.initErr = err
 		}
 		s.runner = s.Runner
-		if s.runner == nil {
-			s.runner = StreamTest{}
-		}
 		s.ctx, s.cancel = context.WithCancelCause(context.Background())
 		s.sessions = make(chan struct{}, s.limits.MaxSessions)
 		s.turning = make(chan struct{}, maxTurningAway)

@@ -111,7 +111,7 @@ func TestAuthentication(t *testing.T) {
 		{"short key", keyedAddr, []byte("short"), "need at least 16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Dial(t.Context(), tc.addr, tc.key)
+			c, err := dialStream(t.Context(), tc.addr, tc.key)
 			if tc.errHas == "" {
 				if err != nil {
 					t.Fatalf("Dial: %v", err)
@@ -166,7 +166,7 @@ func TestServerProofChecked(t *testing.T) {
 		cc.WriteMsg(&AuthOK{MAC: ServerMAC([]byte("impostor-key-0123456789"), sn, a.Nonce)})
 		cc.ReadMsg(ctx, 5*time.Second) // until the client hangs up
 	}()
-	_, err = Dial(t.Context(), ln.Addr().String(), testKey)
+	_, err = dialStream(t.Context(), ln.Addr().String(), testKey)
 	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "server's proof is wrong") {
 		t.Errorf("Dial to an impostor: %v, want ErrAuth about the server's proof", err)
 	}
@@ -225,7 +225,7 @@ func TestUnauthenticatedPeer(t *testing.T) {
 		t.Run(fmt.Sprintf("allow=%v", allow), func(t *testing.T) {
 			s := &Server{AllowUnauthenticated: allow}
 			addr := startServerOn(t, s, netip.AddrPortFrom(ip, 0).String())
-			c, err := Dial(t.Context(), addr, nil)
+			c, err := dialStream(t.Context(), addr, nil)
 			if allow {
 				if err != nil {
 					t.Fatalf("Dial with --allow-unauthenticated: %v", err)
@@ -358,7 +358,7 @@ func TestPreAuthFlood(t *testing.T) {
 		t.Errorf("PreAuthRejected = %d, PreAuthOverShare = %d; want %d each", st.PreAuthRejected, st.PreAuthOverShare, flood-slots)
 	}
 	// While the slots are held, a newcomer is told the server is busy.
-	if c, err := Dial(t.Context(), addr, testKey); err == nil {
+	if c, err := dialStream(t.Context(), addr, testKey); err == nil {
 		c.Close()
 		if s.Stats().HandshakeFailed == 0 { // the held slots had not timed out yet
 			t.Errorf("Dial succeeded while %d unauthenticated connections held every slot", slots)
@@ -370,7 +370,7 @@ func TestPreAuthFlood(t *testing.T) {
 	var c *Client
 	waitfor.True(t, 30*time.Second, "a legitimate client got in", func() bool {
 		var err error
-		c, err = Dial(t.Context(), addr, testKey)
+		c, err = dialStream(t.Context(), addr, testKey)
 		return err == nil
 	})
 	defer c.Close()
@@ -428,11 +428,11 @@ func TestLimitsRefused(t *testing.T) {
 func TestMaxSessions(t *testing.T) {
 	s := &Server{Key: testKey, Limits: Limits{MaxSessions: 1}}
 	addr := startServer(t, s)
-	c1, err := Dial(t.Context(), addr, testKey)
+	c1, err := dialStream(t.Context(), addr, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Dial(t.Context(), addr, testKey)
+	_, err = dialStream(t.Context(), addr, testKey)
 	var re *RefusedError
 	if !errors.As(err, &re) || re.Limit != "max-sessions" {
 		t.Fatalf("second Dial with --max-sessions 1: %v, want a refusal naming it", err)
@@ -440,7 +440,7 @@ func TestMaxSessions(t *testing.T) {
 	c1.Close()
 	var c *Client
 	waitfor.True(t, 10*time.Second, "the session slot was freed", func() bool {
-		c, err = Dial(t.Context(), addr, testKey)
+		c, err = dialStream(t.Context(), addr, testKey)
 		return err == nil
 	})
 	runQuick(t, c, "tcp", Forward)
@@ -526,7 +526,7 @@ func TestShutdownActiveSession(t *testing.T) {
 	if o.res.Server.Counters == nil || o.res.Server.Complete {
 		t.Errorf("server results %+v: want its partial counters, marked incomplete", o.res.Server)
 	}
-	if _, err := Dial(t.Context(), addr, testKey); err == nil {
+	if _, err := dialStream(t.Context(), addr, testKey); err == nil {
 		t.Error("Dial after Shutdown succeeded")
 	}
 }
@@ -589,7 +589,7 @@ func TestServerLost(t *testing.T) {
 		cc.WriteMsg(&Start{ID: test.ID})
 		// Silence: no heartbeat, no results; the connection stays open.
 	}()
-	cl, err := (&Dialer{Timeout: time.Second}).Dial(t.Context(), ln.Addr().String())
+	cl, err := (&Dialer{Timeout: time.Second, Driver: StreamTest{}}).Dial(t.Context(), ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

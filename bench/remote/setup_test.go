@@ -125,7 +125,7 @@ func TestClientSetupFails(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, seen := startFakeSetup(t, tc.fake)
-			cl, err := (&Dialer{Timeout: tc.timeout}).Dial(t.Context(), addr)
+			cl, err := (&Dialer{Timeout: tc.timeout, Driver: StreamTest{}}).Dial(t.Context(), addr)
 			if err != nil {
 				t.Fatal(err)
 			}

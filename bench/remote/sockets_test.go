@@ -58,7 +58,7 @@ func serverWithCaps(t *testing.T, caps ...string) (addr string, got <-chan Msg) 
 // usable for a test without them.
 func TestSocketsNeedTheCapability(t *testing.T) {
 	addr, got := olderServer(t)
-	c, err := Dial(t.Context(), addr, nil)
+	c, err := dialStream(t.Context(), addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestVerifyNeedsTheCapability(t *testing.T) {
 	req := TestRequest{Experiment: "stream", Transport: "tcp", Size: 100, Duration: time.Second, Streams: 1, Direction: Forward}
 	t.Run("header refused", func(t *testing.T) {
 		addr, got := serverWithCaps(t, CapListen, CapSent, CapSockets)
-		c, err := Dial(t.Context(), addr, nil)
+		c, err := dialStream(t.Context(), addr, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func TestVerifyNeedsTheCapability(t *testing.T) {
 	})
 	t.Run("payload sent without the field", func(t *testing.T) {
 		addr, got := serverWithCaps(t, CapListen, CapSent, CapSockets)
-		c, err := Dial(t.Context(), addr, nil)
+		c, err := dialStream(t.Context(), addr, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func TestGROOnlyToAServerThatKnowsIt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, got := serverWithCaps(t, tc.caps...)
-			c, err := Dial(t.Context(), addr, nil)
+			c, err := dialStream(t.Context(), addr, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

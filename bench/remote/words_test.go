@@ -163,7 +163,7 @@ func TestClientRefusalWordsEscaped(t *testing.T) {
 				writeFrame(t, c, tc.body)
 				cc.ReadMsg(ctx, 5*time.Second) // until the client hangs up
 			})
-			cl, err := (&Dialer{Timeout: 5 * time.Second}).Dial(context.Background(), addr)
+			cl, err := (&Dialer{Timeout: 5 * time.Second, Driver: StreamTest{}}).Dial(context.Background(), addr)
 			if err == nil {
 				cl.Close()
 				t.Fatal("Dial succeeded; want the hostile refusal to fail it")

@@ -30,8 +30,7 @@ const defaultServePort = 5299
 
 // serveRunner is the Runner every test of 'tcpvsudp serve' runs: the one place it is
 // chosen. farend.Runner runs the server halves of bench's experiments for
-// 'run --server' (bench.FarExperiments), and remote's built-in stream test for a
-// bare remote.Client.
+// 'run --server' (bench.FarExperiments) and refuses any other; tests may set it.
 var serveRunner = func() remote.Runner { return farend.Runner{} }
 
 // serveGrace is how long running tests get to end after SIGINT or SIGTERM; then

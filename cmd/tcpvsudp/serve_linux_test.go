@@ -20,6 +20,10 @@ import (
 // one a line.
 const helperEnv = "TCPVSUDP_TEST_ARGS"
 
+// helperCountEnv, set, makes TestHelperProcess serve countServeRunner (as
+// useCountRunner does in this process).
+const helperCountEnv = "TCPVSUDP_TEST_COUNT"
+
 // TestHelperProcess is not a test: it is 'tcpvsudp' in a child process (this test
 // binary, run again), which helperCommand makes and a test starts inside a
 // namespace, so that every socket the child opens, on any thread, lives there. It
@@ -28,6 +32,9 @@ func TestHelperProcess(t *testing.T) {
 	args := os.Getenv(helperEnv)
 	if args == "" {
 		return
+	}
+	if os.Getenv(helperCountEnv) != "" {
+		serveRunner = countServeRunner
 	}
 	os.Args = append([]string{"tcpvsudp"}, strings.Split(args, "\n")...)
 	main()
@@ -60,8 +67,21 @@ type childServe struct {
 // namespace's thread does not run) could not do. The cleanup kills it if it still runs.
 func startServeIn(tb testing.TB, p *lab.Pair, args ...string) *childServe {
 	tb.Helper()
+	return startServeInEnv(tb, p, nil, args...)
+}
+
+// startCountServeIn is startServeIn whose serve runs countServeRunner.
+func startCountServeIn(tb testing.TB, p *lab.Pair, args ...string) *childServe {
+	tb.Helper()
+	return startServeInEnv(tb, p, []string{helperCountEnv + "=1"}, args...)
+}
+
+// startServeInEnv is startServeIn with env added to the child's environment.
+func startServeInEnv(tb testing.TB, p *lab.Pair, env []string, args ...string) *childServe {
+	tb.Helper()
 	cs := &childServe{logs: &syncBuffer{}, exited: make(chan error, 1)}
 	cs.cmd = helperCommand(append([]string{"serve"}, args...)...)
+	cs.cmd.Env = append(cs.cmd.Env, env...)
 	cs.cmd.Stderr = cs.logs
 	if err := p.InServer(cs.cmd.Start); err != nil {
 		tb.Fatalf("starting serve in the server namespace: %v", err)
@@ -141,7 +161,8 @@ func newServePair(t *testing.T) *lab.Pair {
 
 // runFrom opens a session with addr from inside one of p's namespaces (in names
 // which) and runs reqs one after another. Everything that opens a socket runs on the
-// namespace's thread; Dial's error, or the first Run's, ends it.
+// namespace's thread; Dial's error, or the first Run's, ends it. countTest drives
+// the tests.
 func runFrom(ctx context.Context, p *lab.Pair, which, addr string, key []byte, reqs ...remote.TestRequest) ([]remote.TestResults, error) {
 	in := p.InClient
 	if which == "server" {
@@ -149,7 +170,7 @@ func runFrom(ctx context.Context, p *lab.Pair, which, addr string, key []byte, r
 	}
 	var out []remote.TestResults
 	err := in(func() error {
-		c, err := remote.Dial(ctx, addr, key)
+		c, err := dialCount(ctx, addr, key)
 		if err != nil {
 			return err
 		}
@@ -177,7 +198,7 @@ func TestServeTwoHosts(t *testing.T) {
 
 	t.Run("key", func(t *testing.T) {
 		key := writeKey(t, testServeKey+"\n", 0o600)
-		cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key)
+		cs := startCountServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--key-file", key)
 		res, err := runFrom(t.Context(), p, "client", serverAddr(cs), []byte(testServeKey),
 			quickServeRequest("tcp", remote.Forward), quickServeRequest("udp", remote.Reverse), quickServeRequest("udp", remote.Forward))
 		if err != nil {
@@ -202,7 +223,7 @@ func TestServeTwoHosts(t *testing.T) {
 	})
 
 	t.Run("no key: loopback only", func(t *testing.T) {
-		cs := startServeIn(t, p, "--listen", ":0")
+		cs := startCountServeIn(t, p, "--listen", ":0")
 		_, err := runFrom(t.Context(), p, "client", serverAddr(cs), nil)
 		var re *remote.RefusedError
 		if !errors.As(err, &re) || !strings.Contains(err.Error(), "authentication required") ||
@@ -220,7 +241,7 @@ func TestServeTwoHosts(t *testing.T) {
 	})
 
 	t.Run("allow-unauthenticated", func(t *testing.T) {
-		cs := startServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--allow-unauthenticated")
+		cs := startCountServeIn(t, p, "--listen", lab.PairServerAddr+":0", "--allow-unauthenticated")
 		// The warning follows the listening line startServeIn waited for.
 		waitLog(t, cs.logs, regexp.MustCompile(`serve: authentication off and every peer accepted`), 10*time.Second)
 		res, err := runFrom(t.Context(), p, "client", serverAddr(cs), nil, quickServeRequest("udp", remote.Bidir))

@@ -305,35 +305,46 @@ func TestRateFlag(t *testing.T) {
 	}
 }
 
-// quickServeRequest is a short paced stream test.
+// quickServeRequest is a short paced countTest.
 func quickServeRequest(transport string, dir remote.Direction) remote.TestRequest {
-	return remote.TestRequest{Experiment: remote.ExpStream, Transport: transport, Size: 1000,
+	return remote.TestRequest{Experiment: countExp, Transport: transport, Size: 1000,
 		Duration: 300 * time.Millisecond, RateBps: 20e6, Streams: 2, Direction: dir}
 }
 
-// checkComplete fails unless res is complete and the receiving side got data.
+// checkComplete fails unless res, a countTest, is complete and each direction it ran
+// carried its known answer: countBytes sent, and as many received.
 func checkComplete(tb testing.TB, res remote.TestResults, err error) {
 	tb.Helper()
 	req := res.Request
 	if err != nil || !res.Complete {
 		tb.Fatalf("%s %s: %v, complete %v: %+v", req.Transport, req.Direction, err, res.Complete, res)
 	}
-	var c, s remote.StreamCounters
+	var c, s countCounters
 	if err := json.Unmarshal(res.Client.Counters, &c); err != nil {
 		tb.Fatalf("client counters %s: %v", res.Client.Counters, err)
 	}
 	if err := json.Unmarshal(res.Server.Counters, &s); err != nil {
 		tb.Fatalf("server counters %s: %v", res.Server.Counters, err)
 	}
-	sender, receiver := c, s
-	if req.Direction == remote.Reverse {
-		sender, receiver = s, c
+	want := countBytes(req)
+	for _, way := range []struct {
+		name             string
+		runs             bool
+		sender, receiver countCounters
+	}{
+		{"client to server", req.Direction.ClientSends(), c, s},
+		{"server to client", req.Direction.ServerSends(), s, c},
+	} {
+		if !way.runs {
+			continue
+		}
+		if way.sender.SentBytes != want || way.receiver.RecvBytes != want {
+			tb.Errorf("%s %s, %s: sender sent %d bytes, receiver got %d; want %d both", req.Transport, req.Direction, way.name,
+				way.sender.SentBytes, way.receiver.RecvBytes, want)
+		}
 	}
-	if sender.SentBytes == 0 || receiver.RecvBytes == 0 || receiver.RecvBytes > sender.SentBytes {
-		tb.Errorf("%s %s: sender sent %d bytes, receiver got %d; want data, no more than sent",
-			req.Transport, req.Direction, sender.SentBytes, receiver.RecvBytes)
-	}
-	tb.Logf("%s %s: sent %d bytes, received %d (%.1f Mbit/s)", req.Transport, req.Direction, sender.SentBytes, receiver.RecvBytes, receiver.RecvBps/1e6)
+	tb.Logf("%s %s: client sent %d bytes, received %d; server sent %d, received %d", req.Transport, req.Direction,
+		c.SentBytes, c.RecvBytes, s.SentBytes, s.RecvBytes)
 }
 
 // openFDCount counts this process's descriptors, or -1 where /proc is missing.
@@ -363,6 +374,7 @@ func TestServeInProcess(t *testing.T) {
 
 	key := writeKey(t, testServeKey+"\n", 0o600)
 	dataPorts := freePortRange(t, 8)
+	useCountRunner(t)
 	sp := startServe(t, "--listen", "127.0.0.1:0", "--key-file", key, "--max-duration", "2s", "--data-ports", dataPorts.String())
 	if !strings.Contains(sp.logs.String(), "authentication on") {
 		t.Errorf("the start lines do not say authentication is on:\n%s", sp.logs)
@@ -371,7 +383,7 @@ func TestServeInProcess(t *testing.T) {
 		t.Errorf("the listening line does not say %q:\n%s", want, sp.logs)
 	}
 	ctx := t.Context()
-	c, err := remote.Dial(ctx, sp.addr, []byte(testServeKey))
+	c, err := dialCount(ctx, sp.addr, []byte(testServeKey))
 	if err != nil {
 		t.Fatalf("Dial with the key: %v\n%s", err, sp.logs)
 	}
@@ -396,10 +408,10 @@ func TestServeInProcess(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 
-	if _, err := remote.Dial(ctx, sp.addr, []byte("another-key-0123456789abcdef")); err == nil || !strings.Contains(err.Error(), "wrong key") {
+	if _, err := dialCount(ctx, sp.addr, []byte("another-key-0123456789abcdef")); err == nil || !strings.Contains(err.Error(), "wrong key") {
 		t.Errorf("Dial with another key: %v; want a refusal saying the key is wrong", err)
 	}
-	if _, err := remote.Dial(ctx, sp.addr, nil); err == nil || !strings.Contains(err.Error(), "--key-file") {
+	if _, err := dialCount(ctx, sp.addr, nil); err == nil || !strings.Contains(err.Error(), "--key-file") {
 		t.Errorf("Dial without a key: %v; want an error asking for --key-file", err)
 	}
 
@@ -459,6 +471,7 @@ func freePortRange(tb testing.TB, n int) remote.PortRange {
 // dozen log lines, not one per connection, and the stop line counts them all.
 func TestServeFlood(t *testing.T) {
 	const flood = 300
+	useCountRunner(t)
 	sp := startServe(t, "--listen", "127.0.0.1:0", "--pre-auth-conns", "4")
 	for range flood {
 		c, err := net.Dial("tcp", sp.addr)
@@ -515,7 +528,7 @@ func dialAfterFlood(tb testing.TB, addr string) (*remote.Client, error) {
 	waitServerConnsClosed(tb, addr, floodWait)
 	tb.Logf("the flood was through %v after its last connection closed", time.Since(start))
 	time.Sleep(logRefill) // the experiment's clock, not an event: see above
-	return remote.Dial(tb.Context(), addr, nil)
+	return dialCount(tb.Context(), addr, nil)
 }
 
 // waitServerConnsClosed polls the kernel's TCP socket tables every 10 ms until no
@@ -569,11 +582,12 @@ func openServerConns(port uint16) (n int, ok bool) {
 
 // TestServeQuiet: --quiet keeps the start and stop lines and drops the rest.
 func TestServeQuiet(t *testing.T) {
+	useCountRunner(t)
 	sp := startServe(t, "--listen", "127.0.0.1:0", "--quiet")
 	if !strings.Contains(sp.logs.String(), "only loopback peers are accepted") {
 		t.Errorf("the start lines do not say only loopback peers are accepted:\n%s", sp.logs)
 	}
-	c, err := remote.Dial(t.Context(), sp.addr, nil)
+	c, err := dialCount(t.Context(), sp.addr, nil)
 	if err != nil {
 		t.Fatalf("Dial from loopback without a key: %v", err)
 	}
@@ -649,7 +663,7 @@ func (h *serveUntilHarness) wait(tb testing.TB, timeout time.Duration) (error, t
 // the channel, and the cleanup closes the session.
 func runInBackground(tb testing.TB, addr string, req remote.TestRequest) <-chan error {
 	tb.Helper()
-	c, err := remote.Dial(tb.Context(), addr, []byte(testServeKey))
+	c, err := dialCount(tb.Context(), addr, []byte(testServeKey))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -667,11 +681,11 @@ func runInBackground(tb testing.TB, addr string, req remote.TestRequest) <-chan 
 
 // TestServeUntilSignals: the shutdown path, driven through the signal channel.
 func TestServeUntilSignals(t *testing.T) {
-	long := remote.TestRequest{Experiment: remote.ExpStream, Transport: "udp", Size: 1000, Duration: 30 * time.Second,
+	long := remote.TestRequest{Experiment: countExp, Transport: "udp", Size: 1000, Duration: 30 * time.Second,
 		RateBps: 2e6, Streams: 1, Direction: remote.Reverse}
 
 	t.Run("one signal ends a running test and returns nil", func(t *testing.T) {
-		srv := &remote.Server{Key: []byte(testServeKey)}
+		srv := &remote.Server{Key: []byte(testServeKey), Runner: countServeRunner()}
 		h := startServeUntil(t, srv, 10*time.Second)
 		runErr := runInBackground(t, h.addr, long)
 		waitfor.True(t, 10*time.Second, "a test running once asked for", func() bool { return srv.Stats().TestsRun > 0 })
@@ -689,9 +703,9 @@ func TestServeUntilSignals(t *testing.T) {
 	})
 
 	t.Run("the signal that also cancelled the context is not a second one", func(t *testing.T) {
-		srv := &remote.Server{Key: []byte(testServeKey)}
+		srv := &remote.Server{Key: []byte(testServeKey), Runner: countServeRunner()}
 		h := startServeUntil(t, srv, 10*time.Second)
-		c, err := remote.Dial(t.Context(), h.addr, []byte(testServeKey)) // an idle session
+		c, err := dialCount(t.Context(), h.addr, []byte(testServeKey)) // an idle session
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -759,4 +773,26 @@ func TestServeUntilSignals(t *testing.T) {
 		}
 		waitLog(t, h.logs, regexp.MustCompile(`serve: stopped: 1 sessions, 1 tests run`), 0)
 	})
+}
+
+// TestServeRefusesPlain: 'tcpvsudp serve' runs bench's experiments only: a plain
+// client's "stream" is refused, naming it and what the server runs, and the session
+// goes on.
+func TestServeRefusesPlain(t *testing.T) {
+	sp := startServe(t, "--listen", "127.0.0.1:0")
+	c, err := dialCount(t.Context(), sp.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 2 {
+		_, err := c.Run(t.Context(), quickServeRequest("tcp", remote.Forward))
+		var re *remote.RefusedError
+		if !errors.As(err, &re) || re.ID == 0 || !strings.Contains(re.Reason, `experiment "stream": this server runs bench experiments, named bench.<name>`) {
+			t.Fatalf("a plain stream test: %v; want it refused saying the server runs bench experiments", err)
+		}
+		if c.Broken() != nil {
+			t.Fatalf("the session broke after the refusal: %v", c.Broken())
+		}
+	}
 }

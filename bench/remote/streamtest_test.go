@@ -17,12 +17,18 @@ import (
 // ExpStream is the experiment StreamTest runs.
 const ExpStream = "stream"
 
-// StreamTest is the built-in Runner and Driver: bulk data over the data path, in the
-// request's direction, for its duration (or Count messages per stream), paced to its
-// rate. Each side counts what it sent and received; the receiver's figures lead.
-// It measures what the path carried, nothing about ordering or loss (the bench
-// experiments do that, through the same hook).
+// StreamTest is the Runner and Driver of this package's tests: bulk data over the
+// data path, in the request's direction, for its duration (or Count messages per
+// stream), paced to its rate. Each side counts what it sent and received; the
+// receiver's figures lead. It measures what the path carried, nothing about ordering
+// or loss (bench's experiments do that, through the same hook, in bench/farend).
 type StreamTest struct{}
+
+// dialStream opens a session with the server at addr whose tests StreamTest drives,
+// authenticating with key (nil for none).
+func dialStream(ctx context.Context, addr string, key []byte) (*Client, error) {
+	return (&Dialer{Key: key, Driver: StreamTest{}}).Dial(ctx, addr)
+}
 
 // StreamCounters are one side's figures of a stream test (Results.Counters).
 type StreamCounters struct {
