@@ -189,3 +189,11 @@ func TestSockRx(t *testing.T) {
 		t.Errorf("merged Rx = %v, want %v", s.Rx, want)
 	}
 }
+
+// startEchoServer starts an echo server (ServeEcho on every endpoint it accepts)
+// whose endpoints receive as nw's do.
+func startEchoServer(ctx context.Context, e *runEnv, nw transport.Network, size int) (*server, error) {
+	return startServer(ctx, e, nw, func(ctx context.Context, t transport.Transport) error {
+		return ServeEcho(ctx, t, size, e.batch)
+	})
+}

@@ -293,15 +293,6 @@ func (s *server) shutdown() error {
 	return nil
 }
 
-// startEchoServer starts the server of the request/response experiments: every
-// endpoint it accepts echoes what it receives. The endpoints receive as nw's do:
-// pingpong passes a blocking Network (blockingNet).
-func startEchoServer(ctx context.Context, e *runEnv, nw transport.Network, size int) (*server, error) {
-	return startServer(ctx, e, nw, func(ctx context.Context, t transport.Transport) error {
-		return echo(ctx, t, e.batch, size)
-	})
-}
-
 // finishRequests fills in the figures pingpong and connect derive the same way from
 // their counts, the latency histogram and the measured interval.
 func finishRequests(m *report.Metrics, lat *metrics.Latency, size int, elapsed time.Duration) {
@@ -320,15 +311,7 @@ func finishRequests(m *report.Metrics, lat *metrics.Latency, size int, elapsed t
 	}
 }
 
-// echo answers every message with itself until t is closed or ctx is done. It is
-// the server of pingpong and connect: for TCP one runs per connection, for UDP one
-// serves every client through the shared socket.
-func echo(ctx context.Context, t transport.Transport, batch, size int) error {
-	_, err := serveMessages(ctx, t, batch, size, func(msg []byte) ([]byte, bool) { return msg, false })
-	return err
-}
-
-// serveMessages is the loop of every request/response server half (echo, and
+// serveMessages is the loop of every request/response server half (ServeEcho, and
 // close's and refused's far halves): it reads up to batch messages of at most size
 // bytes at a time from t (16 KiB of buffers at most: servers of many clients stay
 // lean) and hands each to handle, which returns the reply to send (nil: none; it

@@ -172,14 +172,16 @@ func MeasureServerHalf(serve func() (FarResult, error)) (FarResult, error) {
 	return r, err
 }
 
-// ServeEcho is the server half of pingpong: it returns every message it receives on
-// t to its sender, unchanged, until ctx ends or t is closed. size is the largest
-// message; batch the most messages per call.
+// ServeEcho is the echo server half (pingpong, connect, clients): it returns every
+// message it receives on t to its sender, unchanged, until ctx ends or t is closed.
+// For TCP one runs per connection; for UDP one serves every client through the
+// shared socket. size is the largest message; batch the most messages per call.
 func ServeEcho(ctx context.Context, t transport.Transport, size, batch int) error {
 	if size < wire.HeaderLen {
 		return fmt.Errorf("bench: ServeEcho: size must be at least %d bytes, got %d", wire.HeaderLen, size)
 	}
-	return echo(ctx, t, max(1, batch), size)
+	_, err := serveMessages(ctx, t, max(1, batch), size, func(msg []byte) ([]byte, bool) { return msg, false })
+	return err
 }
 
 // checkFar refuses a plan the far end cannot run, naming the flag.
