@@ -29,10 +29,7 @@
 // flipped. The writer joins consecutive packets that passed back into super-packets.
 // Config.NoOffload reads and writes one packet per call instead. The reader of each
 // device runs on a thread of its own at a raised priority, woken by the kernel
-// (poll(2)), since a device drops what its reader has not taken; it hands each read,
-// in order, through a few buffers to a second thread (the passer), which gives the
-// packets their fates and writes them to the other device, so that a direction's
-// reads and writes overlap on two cores.
+// (poll(2)), since a device drops what its reader has not taken.
 //
 // # Two hosts without an emulator
 //

@@ -103,12 +103,10 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		if err != nil {
 			return nil, err
 		}
-		p := newPipe(offload)
 		readers.Go(func() {
 			defer unix.Close(fd)
-			l.read(r.side, fd, evfd, p)
+			l.read(r.side, fd, evfd, r.link, r.out, offload)
 		})
-		readers.Go(func() { l.pass(p, r.link, r.out, offload) })
 	}
 	return l, nil
 }
@@ -231,75 +229,41 @@ func dupFd(f *os.File) (int, error) {
 	return fd, nil
 }
 
-// readerNice is the reader and passer threads' nice value. A device's ring drops
-// what its reader has not taken when it fills, and the reader stops taking when the
-// passer after it falls behind; on a busy machine neither must wait behind the
-// senders, receivers and everything else for its turn on a core.
+// readerNice is the reader threads' nice value. A device's ring drops what its
+// reader has not taken when it fills; on a busy machine the reader must not wait
+// behind the senders, receivers and everything else for its turn on a core.
 const readerNice = -10
 
-// pipeDepth is how many reads a pipe holds between a device's reader and its
-// passer: enough for the two threads to overlap (one reads while the other hands
-// on), few enough that a full pipe stops the reader, and the device's own ring, not
-// the pipe, takes a burst.
-const pipeDepth = 8
-
-// A pipe carries what a device's reader read to its passer, in order: a fixed set of
-// buffers goes round, full ones from the reader to the passer, empty ones back, so
-// nothing is allocated per read. The reader waits for an empty buffer when the
-// passer is pipeDepth reads behind; the passer ends when the reader closes full.
-type pipe struct {
-	full  chan frame
-	empty chan []byte
-}
-
-// A frame is one read: buf[:n], taken at now (when it reached the link).
-type frame struct {
-	buf []byte
-	n   int
-	now time.Time
-}
-
-func newPipe(offload bool) *pipe {
-	size := maxPacket
-	if offload {
-		size += vnetHdrLen
-	}
-	p := &pipe{full: make(chan frame, pipeDepth), empty: make(chan []byte, pipeDepth)}
-	for range pipeDepth {
-		p.empty <- make([]byte, size)
-	}
-	return p
-}
-
-// lockNice locks the calling goroutine to its thread and sets the thread's nice
-// value to readerNice where it may; the returned func puts the niceness back and
-// unlocks (or, if the niceness cannot be put back, leaves the thread to end with
-// the goroutine).
-func lockNice() (undo func()) {
+// read hands every packet the kernel sends out of the TUN device fd to link, until
+// evfd is signalled. It runs on a thread of its own, at readerNice where it may (the
+// thread's niceness is put back before it is released), and waits in poll(2), woken
+// by the kernel itself rather than through Go's poller. With offload, each read is a
+// vnet header and a packet or super-packet, which it cuts into packets (splitGSO);
+// after each read it flushes out, the writer of the link's far side.
+func (l *Lab) read(side string, fd, evfd int, link *Link, out *writer, offload bool) {
 	runtime.LockOSThread()
 	tid := unix.Gettid()
-	prev, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
-	if err != nil || unix.Setpriority(unix.PRIO_PROCESS, tid, readerNice) != nil {
-		return runtime.UnlockOSThread
-	}
-	return func() {
+	if prev, err := unix.Getpriority(unix.PRIO_PROCESS, tid); err == nil {
 		// Getpriority returns 20 - nice.
-		if unix.Setpriority(unix.PRIO_PROCESS, tid, 20-prev) == nil {
-			runtime.UnlockOSThread()
+		if unix.Setpriority(unix.PRIO_PROCESS, tid, readerNice) == nil {
+			defer func() {
+				if unix.Setpriority(unix.PRIO_PROCESS, tid, 20-prev) == nil {
+					runtime.UnlockOSThread()
+				} // else: the thread ends with this goroutine
+			}()
+		} else {
+			defer runtime.UnlockOSThread()
 		}
+	} else {
+		defer runtime.UnlockOSThread()
 	}
-}
 
-// read reads every packet the kernel sends out of the TUN device fd into p, until
-// evfd is signalled; then it closes p's full side. It runs on a thread of its own,
-// at readerNice where it may, and waits in poll(2), woken by the kernel itself
-// rather than through Go's poller. With offload, each read is a vnet header and a
-// packet or super-packet.
-func (l *Lab) read(side string, fd, evfd int, p *pipe) {
-	defer lockNice()()
-	defer close(p.full)
+	buf := make([]byte, vnetHdrLen+maxPacket)
+	var seg []byte
+	if offload {
+		seg = make([]byte, maxPacket)
+	}
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(evfd), Events: unix.POLLIN}}
-	buf := <-p.empty
 	for {
 		n, err := unix.Read(fd, buf)
 		if err == unix.EAGAIN || err == unix.EINTR {
@@ -324,52 +288,29 @@ func (l *Lab) read(side string, fd, evfd int, p *pipe) {
 			l.fail(fmt.Errorf("lab: reading the %s TUN device: %w", side, os.NewSyscallError("read", err)))
 			return
 		}
-		p.full <- frame{buf: buf, n: n, now: time.Now()}
-		buf = <-p.empty
-	}
-}
-
-// pass hands every read in p to link, in the order read, until the reader closes
-// p. It runs on a thread of its own beside the reader, at readerNice where it may,
-// so that one direction's reads and writes overlap. With offload, it cuts each
-// super-packet into packets (splitGSO) or passes it whole (inputWhole), and flushes
-// out, the writer of the link's far side, after each read.
-func (l *Lab) pass(p *pipe, link *Link, out *writer, offload bool) {
-	defer lockNice()()
-	var seg []byte
-	if offload {
-		seg = make([]byte, maxPacket)
-	}
-	for f := range p.full {
-		l.passOne(f.buf[:f.n], f.now, seg, link, out, offload)
-		p.empty <- f.buf
-	}
-}
-
-// passOne hands one read, b, taken at now, to link.
-func (l *Lab) passOne(b []byte, now time.Time, seg []byte, link *Link, out *writer, offload bool) {
-	if !offload {
-		link.Input(b, now)
-		return
-	}
-	n := len(b)
-	h, ok := decodeVnetHdr(b)
-	pkt := b[min(vnetHdrLen, n):]
-	// A super-packet none of whose packets can meet anything but a pass (no
-	// fate, no delay) crosses whole; a UDP one's datagrams are classified where
-	// they lie, to count the data among them.
-	if k, bytes, largest, proto, hdr, isSuper := gsoShape(h, pkt); isSuper {
-		var udp []byte
-		if proto == protoUDP {
-			udp = pkt[hdr:]
+		now := time.Now()
+		if !offload {
+			link.Input(buf[:n], now)
+			continue
 		}
-		if link.inputWhole(k, bytes, largest, udp, int(h.gsoSize), func() error { return out.super(b) }) {
-			out.flush()
-			return
+		h, ok := decodeVnetHdr(buf[:n])
+		pkt := buf[min(vnetHdrLen, n):n]
+		// A super-packet none of whose packets can meet anything but a pass (no
+		// fate, no delay) crosses whole; a UDP one's datagrams are classified where
+		// they lie, to count the data among them.
+		if k, bytes, largest, proto, hdr, isSuper := gsoShape(h, pkt); isSuper {
+			var udp []byte
+			if proto == protoUDP {
+				udp = pkt[hdr:]
+			}
+			if link.inputWhole(k, bytes, largest, udp, int(h.gsoSize), func() error { return out.super(buf[:n]) }) {
+				out.flush()
+				continue
+			}
 		}
+		if !ok || splitGSO(h, pkt, seg, func(p []byte) { link.Input(p, now) }) != nil {
+			link.Input(pkt, now) // whole: the link counts what it cannot pass
+		}
+		out.flush()
 	}
-	if !ok || splitGSO(h, pkt, seg, func(p []byte) { link.Input(p, now) }) != nil {
-		link.Input(pkt, now) // whole: the link counts what it cannot pass
-	}
-	out.flush()
 }
