@@ -30,8 +30,8 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if cfg.Line != nil {
 		line = *cfg.Line
 	}
-	if !(line.RateBps >= 0) || line.PerPacket < 0 {
-		return nil, fmt.Errorf("lab: Line: rate must be 0 (none) or above, per-packet cost 0 or above; got %v bit/s, %v", line.RateBps, line.PerPacket)
+	if err := line.check(); err != nil {
+		return nil, err
 	}
 
 	l := &Lab{}
