@@ -29,7 +29,10 @@
 // flipped. The writer joins consecutive packets that passed back into super-packets.
 // Config.NoOffload reads and writes one packet per call instead. The reader of each
 // device runs on a thread of its own at a raised priority, woken by the kernel
-// (poll(2)), since a device drops what its reader has not taken.
+// (poll(2)), since a device drops what its reader has not taken. Its system calls
+// are too short for Go's scheduler to lend its processor to other goroutines, so
+// while a lab is open GOMAXPROCS is raised by one per reader: the program's senders
+// and receivers keep the processors they had.
 //
 // # Two hosts without an emulator
 //

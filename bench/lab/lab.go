@@ -3,7 +3,9 @@ package lab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 )
@@ -43,17 +45,37 @@ type Config struct {
 // rate (Impair.RateBps), queue and tail drop come after it, in the emulator.
 type Line struct {
 	RateBps   float64       // bits/s of IP packets; 0 = no line (no qdisc)
-	PerPacket time.Duration // each packet's cost on top of its bytes at RateBps: what the emulator spends per packet
+	PerPacket time.Duration // each packet's cost on top of its bytes at RateBps
+	// MinCost is the least a packet costs, its bytes and PerPacket included: what
+	// the emulator spends on a read however little it carries. The kernel counts
+	// PerPacket and MinCost in bytes at RateBps, at most 65535 each.
+	MinCost time.Duration
 }
 
 // DefaultLine is the line a nil Config.Line means: about what this emulator carries
 // on a small machine shared with its senders and receivers (two busy cores), so that
 // the devices' queues do not overflow. With offloads a read carries a TCP or UDP
-// super-packet of up to 64 KiB, so the per-packet cost is per read: 24 us is what a
-// read, the packets' fates and a write cost there under load (about 40,000 single
-// packets/s), and 20 Gbit/s bounds the bytes (64 KiB super-packets at 10 Gbit/s).
-// It is stated, not measured per run, so that runs compare.
-var DefaultLine = Line{RateBps: 20e9, PerPacket: 24 * time.Microsecond}
+// super-packet of up to 64 KiB, so a packet's cost is a read's: its bytes at 20
+// Gbit/s (the copies in and out: 64 KiB super-packets at 20 Gbit/s), but no less
+// than 24 us, what a read, the packets' fates and a write cost there under load
+// however little they carry (about 40,000 single packets/s). A floor, not a cost
+// added to the bytes': added, it held 64 KiB super-packets to 10 Gbit/s, half what
+// the emulator carries. It is stated, not measured per run, so that runs compare.
+var DefaultLine = Line{RateBps: 20e9, MinCost: 24 * time.Microsecond}
+
+// check reports a line the kernel cannot set: a negative rate or cost, or a cost of
+// more than 65535 bytes at the rate.
+func (ln Line) check() error {
+	if !(ln.RateBps >= 0) || ln.PerPacket < 0 || ln.MinCost < 0 {
+		return fmt.Errorf("lab: Line: rate must be 0 (none) or above, per-packet and least costs 0 or above; got %v bit/s, %v, %v", ln.RateBps, ln.PerPacket, ln.MinCost)
+	}
+	for _, d := range []time.Duration{ln.PerPacket, ln.MinCost} {
+		if b := d.Seconds() * ln.RateBps / 8; math.Round(b) > math.MaxUint16 {
+			return fmt.Errorf("lab: Line: a packet's cost of %v is %.0f bytes at %v bit/s, more than the kernel's 65535", d, b, ln.RateBps)
+		}
+	}
+	return nil
+}
 
 // downSeedMix turns Config.Seed into the down direction's seed, so the two
 // directions make independent decisions from one seed.

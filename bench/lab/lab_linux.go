@@ -30,8 +30,8 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if cfg.Line != nil {
 		line = *cfg.Line
 	}
-	if !(line.RateBps >= 0) || line.PerPacket < 0 {
-		return nil, fmt.Errorf("lab: Line: rate must be 0 (none) or above, per-packet cost 0 or above; got %v bit/s, %v", line.RateBps, line.PerPacket)
+	if err := line.check(); err != nil {
+		return nil, err
 	}
 
 	l := &Lab{}
@@ -88,10 +88,12 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, fmt.Errorf("lab: %w", os.NewSyscallError("eventfd", err))
 	}
 	var readers sync.WaitGroup
+	releaseProcs := addProcs(readerThreads)
 	l.stopRead = func() {
 		unix.Write(evfd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 		readers.Wait()
 		unix.Close(evfd)
+		releaseProcs()
 	}
 	for _, r := range []struct {
 		side string
@@ -109,6 +111,53 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		})
 	}
 	return l, nil
+}
+
+// readerThreads is how many threads a lab's readers keep: one per device.
+const readerThreads = 2
+
+// procs counts the processors (GOMAXPROCS) the open labs have added to the
+// program's. A reader's thread spends nearly all its time in read(2) and write(2)
+// calls of a few microseconds each, too short for Go's scheduler to hand its
+// processor to another goroutine meanwhile: without one of its own, each reader
+// would take one of the program's processors away, and a program of two (a
+// two-core machine) would be left one for its senders and receivers, whose
+// goroutines then wait for it while their sockets' buffers overflow (UDP through
+// the lab at half the rate with GOMAXPROCS=2 than with 4, the rest lost in the
+// receiving socket).
+var procs struct {
+	mu    sync.Mutex
+	added int // by the open labs
+	base  int // GOMAXPROCS before the first of them opened
+}
+
+// addProcs raises GOMAXPROCS by n while the lab that asks is open; release puts
+// back what it added (once). When the last lab closes GOMAXPROCS is the program's
+// own again: its default, which follows the machine, if it was the default before.
+func addProcs(n int) (release func()) {
+	procs.mu.Lock()
+	defer procs.mu.Unlock()
+	if procs.added == 0 {
+		procs.base = runtime.GOMAXPROCS(0)
+	}
+	procs.added += n
+	runtime.GOMAXPROCS(procs.base + procs.added)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			procs.mu.Lock()
+			defer procs.mu.Unlock()
+			procs.added -= n
+			if procs.added > 0 {
+				runtime.GOMAXPROCS(procs.base + procs.added)
+				return
+			}
+			runtime.SetDefaultGOMAXPROCS()
+			if runtime.GOMAXPROCS(0) != procs.base {
+				runtime.GOMAXPROCS(procs.base) // the program had set its own
+			}
+		})
+	}
 }
 
 // linkMTU checks one direction's MTU; 0 means DefaultMTU.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -628,4 +629,39 @@ func settledCounts(t *testing.T, l *Lab) (up, down Counts) {
 		return up.Queued == 0 && down.Queued == 0
 	})
 	return up, down
+}
+
+// TestProcs: each open lab adds a processor per reader thread to GOMAXPROCS, and
+// the last Close gives the program back its own.
+func TestProcs(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	open := func() *Lab {
+		l, err := New(context.Background(), Config{})
+		if errors.Is(err, os.ErrPermission) {
+			t.Skipf("lab: needs CAP_NET_ADMIN: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	want := func(when string, n int) {
+		t.Helper()
+		if got := runtime.GOMAXPROCS(0); got != n {
+			t.Errorf("%s: GOMAXPROCS %d, want %d", when, got, n)
+		}
+	}
+	a := open()
+	want("one lab open", base+readerThreads)
+	b := open()
+	want("two labs open", base+2*readerThreads)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close() // twice: gives nothing back twice
+	want("one lab closed", base+readerThreads)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want("both closed", base)
 }

@@ -131,12 +131,15 @@ func TestUnpacedReachesLink(t *testing.T) {
 
 // testLine is the line for tests whose known answer needs every packet to reach
 // the emulator: DefaultLine, except that a -race build charges each packet four
-// times its per-packet cost, as the race detector slows the emulator's per-packet
-// work several times and DefaultLine is stated for an uninstrumented one.
+// times its cost (a quarter of the rate, four times the per-packet and least
+// costs), as the race detector slows the emulator's work several times and
+// DefaultLine is stated for an uninstrumented one.
 func testLine() *Line {
 	ln := DefaultLine
 	if raceEnabled {
+		ln.RateBps /= 4
 		ln.PerPacket *= 4
+		ln.MinCost *= 4
 	}
 	return &ln
 }
@@ -225,8 +228,34 @@ func TestLine(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(context.Background(), Config{Line: &Line{RateBps: -1}}); err == nil || !strings.Contains(err.Error(), "Line") {
-		t.Errorf("New with a negative line rate: err %v, want one naming Line", err)
+	for _, ln := range []Line{
+		{RateBps: -1},
+		{RateBps: 1e9, MinCost: -time.Microsecond},
+		{RateBps: 20e9, PerPacket: 27 * time.Microsecond}, // 67,500 bytes at the rate
+		{RateBps: 100e9, MinCost: 6 * time.Microsecond},   // 75,000
+	} {
+		if _, err := New(context.Background(), Config{Line: &ln}); err == nil || !strings.Contains(err.Error(), "Line") {
+			t.Errorf("New with line %+v: err %v, want one naming Line", ln, err)
+		}
+	}
+}
+
+// TestLineBytes: a line's costs as the kernel counts them, bytes at its rate.
+func TestLineBytes(t *testing.T) {
+	for _, tc := range []struct {
+		ln            Line
+		overhead, mpu uint16
+	}{
+		{DefaultLine, 0, 60000}, // 24 us at 2.5 GB/s
+		{Line{RateBps: 100e6, PerPacket: time.Microsecond}, 13, 0}, // 12.5 bytes, rounded
+		{Line{RateBps: 8e9, PerPacket: 2 * time.Microsecond, MinCost: 65535 * time.Nanosecond}, 2000, 65535},
+	} {
+		if err := tc.ln.check(); err != nil {
+			t.Errorf("%+v: %v", tc.ln, err)
+		}
+		if o, m := tc.ln.bytes(); o != tc.overhead || m != tc.mpu {
+			t.Errorf("%+v: overhead %d, mpu %d bytes; want %d, %d", tc.ln, o, m, tc.overhead, tc.mpu)
+		}
 	}
 }
 
@@ -319,7 +348,7 @@ func datagramsFor(tb testing.TB, c, s *net.UDPConn, chunk, seg int, d time.Durat
 
 // benchLine is the lab benchmarks' line: DefaultLine, or with LAB_LINE=none no line
 // at all (what the emulator alone carries, drops at the device and all), or with
-// LAB_LINE=half DefaultLine at half its per-packet cost.
+// LAB_LINE=half DefaultLine at half its per-packet and least costs.
 func benchLine() *Line {
 	switch os.Getenv("LAB_LINE") {
 	case "none":
@@ -327,6 +356,7 @@ func benchLine() *Line {
 	case "half":
 		ln := DefaultLine
 		ln.PerPacket /= 2
+		ln.MinCost /= 2
 		return &ln
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -27,7 +28,8 @@ const lineBurst = 256 << 10
 // network namespace: the device then takes packets at the line rate, and a sender
 // faster than that waits for its send buffer, as in front of a real NIC. Each packet
 // costs its bytes plus ln.PerPacket at the rate (the rate spec's per-packet overhead),
-// which models the emulator's per-packet work. A zero rate leaves dev without a qdisc.
+// and no less than ln.MinCost (its minimum packet unit, mpu), which model the
+// emulator's per-packet work. A zero rate leaves dev without a qdisc.
 //
 // With offload the bucket (lineBurst) holds a whole GSO super-packet, which pays the
 // per-packet cost once, as it costs the emulator one read. Without, the bucket holds
@@ -46,11 +48,12 @@ func setLine(dev string, ln Line, mtu int, offload bool) error {
 		return fmt.Errorf("lab: finding %s: %w", dev, err)
 	}
 	bytesPerSec := ln.RateBps / 8
-	overhead := min(math.Round(ln.PerPacket.Seconds()*bytesPerSec), math.MaxUint16)
+	overhead, mpu := ln.bytes()
 	var opt nl.TcTbfQopt
 	// Ethernet link layer: the kernel computes times itself, no rate table needed.
 	opt.Rate.Linklayer = 1 // TC_LINKLAYER_ETHERNET
-	opt.Rate.Overhead = uint16(overhead)
+	opt.Rate.Overhead = overhead
+	opt.Rate.Mpu = mpu
 	opt.Rate.Rate = uint32(min(bytesPerSec, math.MaxUint32))
 	opt.Limit = lineLimit
 
@@ -73,9 +76,16 @@ func setLine(dev string, ln Line, mtu int, offload bool) error {
 		if isMissingQdisc(err) {
 			return fmt.Errorf("lab: %s: the kernel has no tbf qdisc (CONFIG_NET_SCH_TBF); run with a zero line rate to go without one: %w", dev, err)
 		}
-		return fmt.Errorf("lab: setting %s's line rate (tbf, %.0f bit/s, %v a packet): %w", dev, ln.RateBps, ln.PerPacket, err)
+		return fmt.Errorf("lab: setting %s's line rate (tbf, %.0f bit/s, %v a packet, at least %v): %w", dev, ln.RateBps, ln.PerPacket, ln.MinCost, err)
 	}
 	return nil
+}
+
+// bytes returns ln's per-packet cost and its least cost in bytes at its rate, as
+// the kernel counts them (check has made sure they fit).
+func (ln Line) bytes() (overhead, mpu uint16) {
+	at := func(d time.Duration) uint16 { return uint16(math.Round(d.Seconds() * ln.RateBps / 8)) }
+	return at(ln.PerPacket), at(ln.MinCost)
 }
 
 func isMissingQdisc(err error) bool {
