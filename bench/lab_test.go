@@ -87,6 +87,10 @@ func TestLabKnownAnswers(t *testing.T) {
 			if rep.Env.Link.Kind != "lab" || rep.Env.Link.Impair["up"] == "" {
 				t.Errorf("env.link %+v: want kind lab with the impairment", rep.Env.Link)
 			}
+			// The lab (closed now) added a processor for each of its two readers.
+			if want := runtime.GOMAXPROCS(0) + 2; rep.Env.GOMAXPROCS != want {
+				t.Errorf("env.gomaxprocs %d, want %d (the program's and the lab readers' 2)", rep.Env.GOMAXPROCS, want)
+			}
 			// Without --rcvbuf, UDP's sockets asked for labRecvBuffer (the kernel
 			// grants twice a request) and TCP's kept the kernel's autotuning.
 			if u := rep.Env.Sockets["udp"].RecvBuffer; u < labRecvBuffer {

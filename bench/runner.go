@@ -366,6 +366,7 @@ func Run(ctx context.Context, p Plan) (*report.Report, error) {
 		e.linkRate = p.Lab.Up.RateBps
 		e.address = labAddress(strconv.Itoa(p.Port))
 		rep.Env.Link = labLink(p.Lab, p.Seed, e.address)
+		rep.Env.GOMAXPROCS = runtime.GOMAXPROCS(0) // what the cells run with: an open lab adds processors for its readers
 		// Requests and stragglers take the link's time: stretch the waits by it.
 		extra := linkTime(p.Lab.Up) + linkTime(p.Lab.Down)
 		e.timeout += 2 * extra
