@@ -26,11 +26,14 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	client, server := netip.MustParseAddr(ClientAddr), netip.MustParseAddr(ServerAddr)
-	line := DefaultLine
+	upLine, downLine := defaultLine(cfg.Up), defaultLine(cfg.Down)
 	if cfg.Line != nil {
-		line = *cfg.Line
+		upLine, downLine = *cfg.Line, *cfg.Line
 	}
-	if err := line.check(); err != nil {
+	if err := upLine.check(); err != nil {
+		return nil, err
+	}
+	if err := downLine.check(); err != nil {
 		return nil, err
 	}
 
@@ -44,7 +47,7 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	// server's the down link's.
 	var clientTUN, serverTUN *os.File
 	offload := !cfg.NoOffload
-	side := func(tun **os.File, local, peer netip.Addr, mtu int) func() error {
+	side := func(tun **os.File, local, peer netip.Addr, mtu int, line Line) func() error {
 		return func() error {
 			f, err := newSide(local, peer, mtu, line, offload)
 			if err == nil {
@@ -54,13 +57,13 @@ func newLab(ctx context.Context, cfg Config) (_ *Lab, err error) {
 			return err
 		}
 	}
-	if l.client, err = newNetns("client", side(&clientTUN, client, server, upMTU)); err != nil {
+	if l.client, err = newNetns("client", side(&clientTUN, client, server, upMTU, upLine)); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if l.server, err = newNetns("server", side(&serverTUN, server, client, downMTU)); err != nil {
+	if l.server, err = newNetns("server", side(&serverTUN, server, client, downMTU, downLine)); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

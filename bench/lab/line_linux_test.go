@@ -240,13 +240,36 @@ func TestLine(t *testing.T) {
 	}
 }
 
+// TestDefaultLine: without a Config.Line, an unimpaired direction's device gets
+// DefaultLine, an impaired one's (any impairment) DefaultImpairedLine.
+func TestDefaultLine(t *testing.T) {
+	for _, tc := range []struct {
+		im   Impair
+		want Line
+	}{
+		{Impair{}, DefaultLine},
+		{Impair{Loss: 0.05}, DefaultImpairedLine},
+		{Impair{Delay: time.Millisecond}, DefaultImpairedLine},
+		{Impair{RateBps: 50e6}, DefaultImpairedLine},
+		{Impair{MTU: 1400}, DefaultImpairedLine},
+	} {
+		if got := defaultLine(tc.im); got != tc.want {
+			t.Errorf("defaultLine(%v) = %+v, want %+v", tc.im, got, tc.want)
+		}
+	}
+	if DefaultLine.check() != nil || DefaultImpairedLine.check() != nil {
+		t.Errorf("a default line the kernel cannot set: %v, %v", DefaultLine.check(), DefaultImpairedLine.check())
+	}
+}
+
 // TestLineBytes: a line's costs as the kernel counts them, bytes at its rate.
 func TestLineBytes(t *testing.T) {
 	for _, tc := range []struct {
 		ln            Line
 		overhead, mpu uint16
 	}{
-		{DefaultLine, 0, 60000}, // 24 us at 2.5 GB/s
+		{DefaultLine, 0, 60000},                                    // 24 us at 2.5 GB/s
+		{DefaultImpairedLine, 60000, 0},                            // the same, on top of every packet's bytes
 		{Line{RateBps: 100e6, PerPacket: time.Microsecond}, 13, 0}, // 12.5 bytes, rounded
 		{Line{RateBps: 8e9, PerPacket: 2 * time.Microsecond, MinCost: 65535 * time.Nanosecond}, 2000, 65535},
 	} {
