@@ -283,7 +283,7 @@ func clientsText(o map[string]any) string {
 	n, _ := ObsNum(o, ObsClients)
 	sk, _ := ObsNum(o, ObsServerSockets)
 	fds, _ := ObsNum(o, ObsServerFDs)
-	t := fmt.Sprintf("%.0f clients: %s, %s", n, countNoun(sk, "server socket"), countNoun(fds, "server file descriptor"))
+	t := fmt.Sprintf("%.0f clients: %s, %s", n, countNoun(sk, "server socket"), countNoun(fds, "new server file descriptor"))
 	if slab, ok := ObsNum(o, ObsKernelSocketSlabBytesPerClient); ok && slab > 0 {
 		whose := "both ends"
 		if _, far := o[ObsFootprintOf.Key()]; far {
