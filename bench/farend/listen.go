@@ -80,7 +80,13 @@ func (c *clients) Accept(ctx context.Context) (transport.Transport, error) {
 		}
 		return nil, err
 	}
-	t, err := tcp.Frame(conn, tcpOptions(c.d.Request))
+	return frameClient(conn, c.d.Request)
+}
+
+// frameClient frames a new TCP client's connection of a listen-mode test as bench
+// frames it, closing it if that fails.
+func frameClient(conn net.Conn, req remote.TestRequest) (transport.Transport, error) {
+	t, err := tcp.Frame(conn, tcpOptions(req))
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -147,12 +153,7 @@ func (c *cell) Dial(ctx context.Context) (transport.Transport, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := tcp.Frame(conn, tcpOptions(c.data.Request))
-		if err != nil {
-			conn.Close()
-			return nil, err
-		}
-		return t, nil
+		return frameClient(conn, c.data.Request)
 	default:
 		return c.data.DialPath(ctx)
 	}
