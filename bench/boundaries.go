@@ -493,9 +493,7 @@ func boundariesParamsOf(spec FarSpec, _ *FarTest) (json.RawMessage, error) {
 // ms..maxQuiet.
 func parseBoundaries(raw json.RawMessage, _ FarTest, spec *FarSpec) error {
 	var bp boundariesParams
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&bp); err != nil {
+	if err := decodeStrict(raw, &bp); err != nil {
 		return fmt.Errorf("params: %s wants {\"part\", \"seed\", \"quiet_ms\"}: %v", spec.Experiment, err)
 	}
 	switch bp.Part {

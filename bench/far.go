@@ -262,18 +262,28 @@ func ParseSendersEnd(raw []byte, maxFlows int) ([]uint64, error) {
 		return nil, errors.New("no per-flow counts (a client older than end of stream on the control connection?)")
 	}
 	var se SendersEnd
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&se); err != nil {
+	if err := decodeStrict(raw, &se); err != nil {
 		return nil, fmt.Errorf("per-flow counts: want {\"sent\": [n, ...]}: %v", err)
-	}
-	if dec.More() {
-		return nil, errors.New("per-flow counts: want {\"sent\": [n, ...]}: more follows it")
 	}
 	if len(se.Sent) > maxFlows {
 		return nil, fmt.Errorf("per-flow counts: %d flows, at most %d", len(se.Sent), maxFlows)
 	}
 	return se.Sent, nil
+}
+
+// decodeStrict decodes raw, one JSON value, into v: a field v lacks, or anything
+// after the value ("more follows it"), is an error. The far halves' params and
+// counters come from a peer, so nothing in them passes unread.
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more follows it")
+	}
+	return nil
 }
 
 // openFar opens a cell's server half at the far end, with the run's socket flags.

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,9 +84,7 @@ func wireRate(pace float64, size, overhead int, maxRate uint64) uint64 {
 // and sets them in spec, whose other fields are the test's.
 func parseStream(raw json.RawMessage, t FarTest, spec *FarSpec) error {
 	var sp streamParams
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sp); err != nil {
+	if err := decodeStrict(raw, &sp); err != nil {
 		return fmt.Errorf("params: %s wants {\"run\", \"drain_ms\"}: %v", t.Name, err)
 	}
 	if t.Direction != FarForward && t.Direction != FarReverse && t.Direction != FarBidir {

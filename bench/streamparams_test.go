@@ -103,6 +103,7 @@ func TestParseStreamRefuses(t *testing.T) {
 		want   string
 	}{
 		{`{` + run + `,"extra":1}`, fwd, `params: bench.stream wants {"run", "drain_ms"}`},
+		{`{` + run + `} {}`, fwd, `params: bench.stream wants {"run", "drain_ms"}: more follows it`},
 		{`{"run":"xyz"}`, fwd, `params.run: want 16 hex digits, not all zero, got "xyz"`},
 		{`{"run":"0000000000000000"}`, fwd, `params.run: want 16 hex digits`},
 		{`{` + run + `,"drain_ms":30001}`, fwd, "params.drain_ms: must be 0..30000 ms, got 30001"},
